@@ -1,0 +1,679 @@
+//! The command line. Each command turns its arguments into validated inputs and calls the
+//! same domain operations the admin UI and the API call; output is plain text a person can
+//! read (and `--json` where a script wants it).
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use argh::FromArgs;
+
+use crate::config::Config;
+use crate::db::{self, devices, profiles};
+use crate::domain::account::{Account, UnknownDevices};
+use crate::domain::device::{DeviceInput, Line, VendorExtensions};
+use crate::domain::mac::Mac;
+use crate::domain::ops::{self, OwnAddresses};
+use crate::domain::profile::{Polling, ProfileFields};
+use crate::domain::provisioning::mask;
+use crate::domain::provstate::Reach;
+
+/// zerotouch: on-premise provisioning server for Polycom/Poly phones.
+#[derive(FromArgs, Debug)]
+pub struct Args {
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Serve(Serve),
+    CheckConfig(CheckConfig),
+    Account(AccountCmd),
+    Profile(ProfileCmd),
+    Device(DeviceCmd),
+    Render(Render),
+    Migrate(Migrate),
+}
+
+/// run the server (embedded default configuration unless --config is given)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "serve")]
+pub struct Serve {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// log at debug level
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+}
+
+/// check a configuration file and report every problem with its key path
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "check-config")]
+pub struct CheckConfig {
+    /// the file to check
+    #[argh(positional)]
+    pub file: PathBuf,
+}
+
+/// apply pending database migrations and exit
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "migrate")]
+pub struct Migrate {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// show and change the default account: device credentials, unknown-device policy
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "account")]
+pub struct AccountCmd {
+    #[argh(subcommand)]
+    pub action: AccountAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum AccountAction {
+    Show(AccountShow),
+    SetCredentials(SetCredentials),
+    SetPolicy(SetPolicy),
+}
+
+/// show the default account
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct AccountShow {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// also print the device password
+    #[argh(switch)]
+    pub secrets: bool,
+}
+
+/// set the device credentials phones use (starts a new credential generation)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "set-credentials")]
+pub struct SetCredentials {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name phones send
+    #[argh(option)]
+    pub user: String,
+    /// password (prefer --password-stdin: command lines are visible to other users)
+    #[argh(option)]
+    pub password: Option<String>,
+    /// read the password from the first line of standard input
+    #[argh(switch)]
+    pub password_stdin: bool,
+}
+
+/// set what happens to phones that are not associated: stage, ztp, default-profile, reject
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "set-policy")]
+pub struct SetPolicy {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the policy: stage, ztp, default-profile or reject
+    #[argh(option)]
+    pub unknown_devices: String,
+    /// profile for the default-profile policy
+    #[argh(option)]
+    pub default_profile: Option<String>,
+    /// confirm the ztp policy, which changes phones you may not own
+    #[argh(switch)]
+    pub yes: bool,
+}
+
+/// manage profiles
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "profile")]
+pub struct ProfileCmd {
+    #[argh(subcommand)]
+    pub action: ProfileAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum ProfileAction {
+    Add(ProfileAdd),
+    List(ProfileList),
+    Show(ProfileShow),
+    Delete(ProfileDelete),
+}
+
+/// create a profile
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct ProfileAdd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// profile name (2-50 letters, digits, _ and .)
+    #[argh(positional)]
+    pub name: String,
+    /// a configuration file (repeat for several, in CONFIG_FILES order)
+    #[argh(option)]
+    pub file: Vec<PathBuf>,
+    /// vendor model: Polycom_UCS_Device (default) or "Polycom Video Endpoint"
+    #[argh(option, default = "String::from(\"Polycom_UCS_Device\")")]
+    pub vendor_model: String,
+    /// provisioning server address (may embed user:pass@ and a port)
+    #[argh(option, default = "String::new()")]
+    pub prov_server: String,
+    /// provisioning server user
+    #[argh(option, default = "String::new()")]
+    pub prov_user: String,
+    /// provisioning server password
+    #[argh(option, default = "String::new()")]
+    pub prov_password: String,
+    /// polling: none (default), enable or disable
+    #[argh(option, default = "String::from(\"none\")")]
+    pub polling: String,
+    /// boot server DHCP option: Default, Custom, Static or CustomAndDefault
+    #[argh(option, default = "String::new()")]
+    pub boot_server_option: String,
+    /// DHCP option 60 type: ASCII or Binary
+    #[argh(option, default = "String::new()")]
+    pub option60_type: String,
+    /// quick setup: enable or disable
+    #[argh(option, default = "String::new()")]
+    pub quick_setup: String,
+    /// language, e.g. English_United_States
+    #[argh(option, default = "String::new()")]
+    pub language: String,
+    /// software version per model family, e.g. VVX=5.9.8.1234 (repeatable)
+    #[argh(option)]
+    pub software: Vec<String>,
+}
+
+/// list profiles
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct ProfileList {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// show a profile
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct ProfileShow {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// profile name
+    #[argh(positional)]
+    pub name: String,
+}
+
+/// delete a profile (refused while devices use it)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "delete")]
+pub struct ProfileDelete {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// profile name
+    #[argh(positional)]
+    pub name: String,
+}
+
+/// manage devices (associations)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "device")]
+pub struct DeviceCmd {
+    #[argh(subcommand)]
+    pub action: DeviceAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum DeviceAction {
+    Add(DeviceAdd),
+    List(DeviceList),
+    Show(DeviceShow),
+    Delete(DeviceDelete),
+}
+
+/// associate a device (MAC) with a profile
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct DeviceAdd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// MAC address (12 hex digits)
+    #[argh(positional)]
+    pub mac: String,
+    /// profile name
+    #[argh(option)]
+    pub profile: String,
+    /// serial number (default: the MAC in upper case)
+    #[argh(option, default = "String::new()")]
+    pub serial: String,
+    /// vendor model (default Polycom_UCS_Device)
+    #[argh(option, default = "String::new()")]
+    pub vendor_model: String,
+    /// SIP server address (vendor extension)
+    #[argh(option, default = "String::new()")]
+    pub sip_server: String,
+    /// outbound proxy address (vendor extension)
+    #[argh(option, default = "String::new()")]
+    pub outbound_proxy: String,
+    /// provisioning server address (vendor extension)
+    #[argh(option, default = "String::new()")]
+    pub prov_server: String,
+    /// provisioning server user (vendor extension)
+    #[argh(option, default = "String::new()")]
+    pub prov_user: String,
+    /// provisioning server password (vendor extension)
+    #[argh(option, default = "String::new()")]
+    pub prov_password: String,
+    /// provisioning polling: 1, 0 or empty (vendor extension)
+    #[argh(option, default = "String::new()")]
+    pub polling: String,
+    /// SIP authentication user ID of line 1
+    #[argh(option, default = "String::new()")]
+    pub sip_user: String,
+    /// SIP authentication password of line 1
+    #[argh(option, default = "String::new()")]
+    pub sip_password: String,
+    /// line label of line 1
+    #[argh(option, default = "String::new()")]
+    pub line_label: String,
+    /// SIP display name of line 1
+    #[argh(option, default = "String::new()")]
+    pub display_name: String,
+}
+
+/// list devices
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct DeviceList {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// only phones seen but not associated
+    #[argh(switch)]
+    pub unassociated: bool,
+}
+
+/// show a device, its activity and its last requests
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "show")]
+pub struct DeviceShow {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// MAC address
+    #[argh(positional)]
+    pub mac: String,
+}
+
+/// delete a device and what was recorded about it
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "delete")]
+pub struct DeviceDelete {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// MAC address
+    #[argh(positional)]
+    pub mac: String,
+}
+
+/// print the files a device would receive
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "render")]
+pub struct Render {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// MAC address
+    #[argh(positional)]
+    pub mac: String,
+    /// host (and port) the phone uses to reach the server, as in its Host header
+    #[argh(option, default = "String::from(\"zerotouch\")")]
+    pub host: String,
+    /// only this file (e.g. 0004f2aabbcc-device.cfg)
+    #[argh(option)]
+    pub file: Option<String>,
+    /// list each generated parameter with its value (secrets masked) and source
+    #[argh(switch)]
+    pub explain: bool,
+}
+
+/// Runs a command and returns the process exit code.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.version {
+        println!("zerotouch {}", crate::VERSION);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(command) = args.command else {
+        bail!("no command given; try `zerotouch serve` or `zerotouch --help`");
+    };
+    match command {
+        Command::Serve(s) => {
+            let config = load_config(s.config.as_deref())?;
+            init_logging(&config, s.verbose);
+            crate::server::run(config)?;
+        }
+        Command::CheckConfig(c) => return check_config(&c.file),
+        Command::Migrate(m) => {
+            let config = load_config(m.config.as_deref())?;
+            crate::server::prepare_data_dir(&config.data_dir)?;
+            let mut conn = db::open(&config.database_path(), std::time::Duration::from_secs(5))?;
+            let before = db::schema_version(&conn)?;
+            let n = db::migrate(&mut conn)?;
+            println!("schema version {before} -> {} ({n} migration(s) applied)", db::schema_version(&conn)?);
+        }
+        Command::Account(a) => account(a.action)?,
+        Command::Profile(p) => profile(p.action)?,
+        Command::Device(d) => device(d.action)?,
+        Command::Render(r) => render(r)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Ok(Config::load(p)?),
+        None => Ok(Config::default()),
+    }
+}
+
+fn init_logging(config: &Config, verbose: bool) {
+    let level = if verbose {
+        log::LevelFilter::Debug
+    } else {
+        config.log.level.parse().unwrap_or(log::LevelFilter::Info)
+    };
+    let cfg = simplelog::ConfigBuilder::new()
+        .set_time_format_rfc3339()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .build();
+    let _ = simplelog::TermLogger::init(level, cfg, simplelog::TerminalMode::Stderr, simplelog::ColorChoice::Never);
+}
+
+fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    match Config::parse(&text) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            for p in &problems {
+                println!("{}: {}: {}", file.display(), p.field, p.message);
+            }
+            println!("{} problem(s)", problems.len());
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+/// Opens the database of the configuration, creating the default account if needed.
+fn open(config: Option<&Path>) -> anyhow::Result<(Config, rusqlite::Connection, Account)> {
+    let config = load_config(config)?;
+    crate::server::prepare_data_dir(&config.data_dir)?;
+    let mut conn = db::open(&config.database_path(), std::time::Duration::from_millis(config.database.busy_timeout_ms))?;
+    db::migrate(&mut conn)?;
+    let account = ops::default_account(&conn)?;
+    Ok((config, conn, account))
+}
+
+fn account(action: AccountAction) -> anyhow::Result<()> {
+    match action {
+        AccountAction::Show(a) => {
+            let (config, _conn, acc) = open(a.config.as_deref())?;
+            let password = match (&acc.device_password, a.secrets) {
+                (Some(p), true) => p.clone(),
+                (Some(_), false) => "(set; --secrets shows it)".into(),
+                (None, _) => "(not set)".into(),
+            };
+            println!("account:          {} ({})", acc.name, acc.slug);
+            println!("service address:  {}", acc.service_path());
+            println!("provisioning:     {}", if acc.provisioning_enabled { "enabled" } else { "disabled" });
+            println!("device user:      {}", acc.device_user.as_deref().unwrap_or("(not set)"));
+            println!("device password:  {password}");
+            println!("credential gen.:  {}", acc.credential_generation);
+            println!("unknown devices:  {}", acc.unknown_devices);
+            if let Some(addr) = config.device_http_addr() {
+                println!("DHCP option 160:  http://<user>:<password>@<this-host>:{}/", addr.port());
+            }
+        }
+        AccountAction::SetCredentials(s) => {
+            let password = match (s.password, s.password_stdin) {
+                (Some(p), false) => p,
+                (None, true) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_to_string(&mut line)?;
+                    line.lines().next().unwrap_or("").to_string()
+                }
+                _ => bail!("give exactly one of --password and --password-stdin"),
+            };
+            let (_config, conn, acc) = open(s.config.as_deref())?;
+            let generation = ops::set_credentials(&conn, acc.id, &s.user, &password)?;
+            println!("device credentials set (generation {generation})");
+        }
+        AccountAction::SetPolicy(p) => {
+            let policy = UnknownDevices::parse(&p.unknown_devices)?;
+            if policy == UnknownDevices::Ztp && !p.yes {
+                bail!(
+                    "the ztp policy turns ZTP off and clears the server address on any phone that \
+                     asks, including phones you may not own; run again with --yes to confirm"
+                );
+            }
+            let (_config, mut conn, acc) = open(p.config.as_deref())?;
+            ops::set_unknown_devices(&mut conn, &acc, policy, p.default_profile.as_deref())?;
+            println!("unknown devices: {policy}");
+        }
+    }
+    Ok(())
+}
+
+fn profile(action: ProfileAction) -> anyhow::Result<()> {
+    match action {
+        ProfileAction::Add(a) => {
+            let (config, mut conn, acc) = open(a.config.as_deref())?;
+            let mut files = Vec::new();
+            for path in &a.file {
+                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                files.push((name, bytes));
+            }
+            let fields = ProfileFields {
+                name: a.name.clone(),
+                vendor_model: a.vendor_model,
+                prov_server: a.prov_server,
+                prov_user: a.prov_user,
+                prov_password: a.prov_password,
+                polling: Polling::parse(&a.polling)?,
+                boot_server_option: a.boot_server_option,
+                option60_type: a.option60_type,
+                quick_setup: a.quick_setup,
+                language: a.language,
+                software: ops::parse_software(&a.software)?,
+            };
+            ops::add_profile(&mut conn, &acc, &fields, files, &OwnAddresses::from_config(&config))?;
+            println!("profile `{}` created", a.name);
+        }
+        ProfileAction::List(l) => {
+            let (_c, conn, acc) = open(l.config.as_deref())?;
+            let rows = profiles::list_profiles(&conn, acc.id.0)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<30} {:<24} {:>5} {:>8}", "NAME", "VENDOR MODEL", "FILES", "DEVICES")?;
+            for r in rows {
+                writeln!(out, "{:<30} {:<24} {:>5} {:>8}", r.name, r.vendor_model, r.files, r.devices)?;
+            }
+        }
+        ProfileAction::Show(s) => {
+            let (_c, conn, acc) = open(s.config.as_deref())?;
+            let p = profiles::find_profile_by_name(&conn, acc.id.0, &s.name)?
+                .with_context(|| format!("no profile named `{}`", s.name))?;
+            let f = &p.fields;
+            println!("name:               {}", f.name);
+            println!("vendor model:       {}", f.vendor_model);
+            println!("prov. server:       {}", f.prov_server);
+            println!("prov. user:         {}", f.prov_user);
+            println!("prov. password:     {}", if f.prov_password.is_empty() { "" } else { "(set)" });
+            println!("polling:            {}", f.polling.as_str());
+            println!("boot server option: {}", f.boot_server_option);
+            println!("option 60 type:     {}", f.option60_type);
+            println!("quick setup:        {}", f.quick_setup);
+            println!("language:           {}", f.language);
+            for (family, version) in &f.software {
+                println!("software {family:<9} {version}");
+            }
+            for (i, file) in p.files.iter().enumerate() {
+                println!("file {}:             {} ({} bytes, sha256 {})", i + 1, file.file_name, file.content.len(), &file.sha256[..16]);
+            }
+            println!("devices:            {}", profiles::count_profile_devices(&conn, p.id)?);
+        }
+        ProfileAction::Delete(d) => {
+            let (_c, mut conn, acc) = open(d.config.as_deref())?;
+            ops::delete_profile(&mut conn, &acc, &d.name)?;
+            println!("profile `{}` deleted", d.name);
+        }
+    }
+    Ok(())
+}
+
+fn device(action: DeviceAction) -> anyhow::Result<()> {
+    match action {
+        DeviceAction::Add(a) => {
+            let (config, mut conn, acc) = open(a.config.as_deref())?;
+            let input = DeviceInput {
+                mac: a.mac.clone(),
+                serial: a.serial,
+                vendor_model: a.vendor_model,
+                profile: a.profile,
+                ext: VendorExtensions {
+                    sip_server: a.sip_server,
+                    outbound_proxy: a.outbound_proxy,
+                    prov_server: a.prov_server,
+                    prov_user: a.prov_user,
+                    prov_password: a.prov_password,
+                    polling: a.polling,
+                },
+                line1: Line { line: 1, auth_user_id: a.sip_user, auth_password: a.sip_password, label: a.line_label, display_name: a.display_name },
+            };
+            ops::add_device(&mut conn, &acc, &input, &OwnAddresses::from_config(&config))?;
+            println!("device {} associated", a.mac.to_ascii_lowercase());
+        }
+        DeviceAction::List(l) => {
+            let (_c, conn, acc) = open(l.config.as_deref())?;
+            let rows = devices::list_devices(&conn, acc.id.0, l.unassociated)?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{:<12}  {:<20} {:<14} {:<16} {:>6}  {:<20}", "MAC", "PROFILE", "MODEL", "FIRMWARE", "COUNT", "LAST ACCESS")?;
+            for r in rows {
+                writeln!(
+                    out,
+                    "{:<12}  {:<20} {:<14} {:<16} {:>6}  {:<20}",
+                    r.mac,
+                    r.profile.as_deref().unwrap_or("(unassociated)"),
+                    r.model,
+                    r.firmware,
+                    r.access_count,
+                    r.last_seen.map(format_time).unwrap_or_else(|| "--".into())
+                )?;
+            }
+        }
+        DeviceAction::Show(s) => {
+            let (_c, conn, _acc) = open(s.config.as_deref())?;
+            let mac: Mac = s.mac.parse()?;
+            let d = devices::find_device_by_mac(&conn, &mac)?.with_context(|| format!("no device {mac}"))?;
+            println!("mac:           {}", d.mac);
+            println!("serial:        {}", d.serial);
+            println!("vendor model:  {}", d.vendor_model);
+            println!("profile:       {}", d.profile_name.as_deref().unwrap_or("(not associated)"));
+            let e = &d.ext;
+            for (k, v) in [("sip server", &e.sip_server), ("outbound proxy", &e.outbound_proxy), ("prov. server", &e.prov_server), ("prov. user", &e.prov_user), ("polling", &e.polling)] {
+                if !v.is_empty() {
+                    println!("{:<14} {v}", format!("{k}:"));
+                }
+            }
+            for l in &d.lines {
+                println!("line {}:        user {} label {} display name {} password {}", l.line, l.auth_user_id, l.label, l.display_name, if l.auth_password.is_empty() { "(none)" } else { "(set)" });
+            }
+            match devices::find_activity(&conn, d.id)? {
+                Some(a) => {
+                    println!("last access:   {} from {}", format_time(a.last_seen), a.last_ip);
+                    println!("access count:  {}", a.access_count);
+                    println!("model:         {} {}", a.ua_family, a.ua_model);
+                    println!("firmware:      {}", a.firmware);
+                    println!("last sync:     {}", a.last_sync_at.map(format_time).unwrap_or_else(|| "--".into()));
+                }
+                None => println!("last access:   --"),
+            }
+            let log = db::access::list_access_for_mac(&conn, mac.as_str(), 20)?;
+            if !log.is_empty() {
+                println!("recent requests:");
+                for r in log {
+                    println!("  {}  {:<5} {:<45} {} {:>7}  {}", format_time(r.ts_ms / 1000), r.method, r.path, r.status, r.bytes, r.auth);
+                }
+            }
+        }
+        DeviceAction::Delete(d) => {
+            let (_c, mut conn, _acc) = open(d.config.as_deref())?;
+            let mac: Mac = d.mac.parse()?;
+            ops::delete_device(&mut conn, &mac)?;
+            println!("device {mac} deleted");
+        }
+    }
+    Ok(())
+}
+
+fn render(r: Render) -> anyhow::Result<()> {
+    let (_c, conn, acc) = open(r.config.as_deref())?;
+    let mac: Mac = r.mac.parse()?;
+    let reach = Reach { host: r.host.clone(), base_path: if acc.is_default { "/".into() } else { acc.service_path() }, secure: false };
+    if r.explain {
+        let params = ops::explain_device(&conn, &mac, &reach)?;
+        println!("{:<40} {:<30} SOURCE", "PARAMETER", "VALUE");
+        for p in params {
+            println!("{:<40} {:<30} {}", p.name, mask(&p.name, &p.value), p.source.label());
+        }
+        return Ok(());
+    }
+    let files = ops::render_device(&conn, &mac, &reach)?;
+    let mut out = std::io::stdout().lock();
+    let mut found = false;
+    for (name, bytes) in files {
+        if r.file.as_deref().is_some_and(|f| f != name) {
+            continue;
+        }
+        found = true;
+        if r.file.is_none() {
+            writeln!(out, "==> {name} <==")?;
+        }
+        out.write_all(&bytes)?;
+        if r.file.is_none() && !bytes.ends_with(b"\n") {
+            writeln!(out)?;
+        }
+    }
+    if !found {
+        bail!("device {mac} receives no file named `{}`", r.file.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// A Unix time as `YYYY-MM-DD HH:MM:SS UTC`.
+pub fn format_time(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    let s = httpdate::fmt_http_date(t);
+    s.trim_end_matches(" GMT").to_string() + " UTC"
+}

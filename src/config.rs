@@ -1,0 +1,462 @@
+//! Server configuration: the embedded default, the TOML file that overrides it, and the
+//! checks that turn raw values into a configuration the server can trust.
+//!
+//! Every field has a default, so an empty file (or none) is a working configuration. Unknown
+//! keys are refused (`deny_unknown_fields`): a misspelt key that silently does nothing is
+//! worse than an error. `check` reports every problem it can find, each with its key path,
+//! so an admin fixes a file in one pass. The `///` comments here are user documentation and
+//! are mirrored in `config.example.toml`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, FieldError, Result};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory holding the database, firmware, uploads, shared assets and TLS material.
+    /// Relative paths are relative to the working directory. Default `./zerotouch-data`.
+    pub data_dir: PathBuf,
+    pub log: LogConfig,
+    pub device: DeviceConfig,
+    pub admin: AdminConfig,
+    pub limits: LimitsConfig,
+    pub auth: AuthConfig,
+    pub recording: RecordingConfig,
+    pub database: DatabaseConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./zerotouch-data"),
+            log: LogConfig::default(),
+            device: DeviceConfig::default(),
+            admin: AdminConfig::default(),
+            limits: LimitsConfig::default(),
+            auth: AuthConfig::default(),
+            recording: RecordingConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// One of `error`, `warn`, `info`, `debug`, `trace`. Default `info`. `--verbose` raises it
+    /// to `debug`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+/// `[device]`: the listeners phones talk to.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeviceConfig {
+    /// Plain-HTTP listener for phones, as `IP:PORT`. Default `0.0.0.0:8080`. Empty string
+    /// turns device HTTP off.
+    pub http_listen: String,
+    /// Host names and IP addresses phones use to reach this server (as in DHCP option
+    /// 66/160). A profile or vendor extension whose provisioning server points at one of
+    /// these is refused, because rendering it into `device.prov.*` could lock phones out.
+    /// Default: empty (only loopback and this host's listen addresses are recognised).
+    pub public_names: Vec<String>,
+    /// Realm sent in the 401 challenge. Default `zerotouch`.
+    pub realm: String,
+    /// Offer MD5 Digest as well as Basic on plain HTTP (bootROM 4.2.0 and later can use it,
+    /// so the fleet password does not travel in clear). Default `true`.
+    pub digest: bool,
+    /// Most MACs kept as "unassociated" (seen but not associated). Further unknown MACs are
+    /// served the unknown-device master but not recorded. Default `10000`.
+    pub unassociated_cap: u32,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            http_listen: "0.0.0.0:8080".into(),
+            public_names: Vec::new(),
+            realm: "zerotouch".into(),
+            digest: true,
+            unassociated_cap: 10_000,
+        }
+    }
+}
+
+/// `[admin]`: the admin UI and API listener.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Admin listener, as `IP:PORT`. Default `127.0.0.1:8081` (loopback only). Empty string
+    /// turns it off.
+    pub listen: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { listen: "127.0.0.1:8081".into() }
+    }
+}
+
+/// `[limits]`: sizes and timeouts of the connection loop and uploads.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most connections open at once, over all listeners; further connections are closed at
+    /// once. Default `10000`.
+    pub max_connections: usize,
+    /// Largest request head (request line and headers) in bytes; larger gets 431.
+    /// Default `16384`.
+    pub head_bytes: usize,
+    /// Largest form or API body in bytes; larger gets 413. Default `1048576` (1 MiB).
+    pub body_bytes: usize,
+    /// Largest single file a device may upload (logs, overrides, contacts, call lists,
+    /// core dumps) in bytes; larger gets 413. Default `10485760` (10 MiB).
+    pub upload_bytes: u64,
+    /// Most bytes of uploads stored per device, over all its files; an upload that would
+    /// exceed it gets 507. Default `52428800` (50 MiB).
+    pub device_quota_bytes: u64,
+    /// Seconds allowed to receive a complete request head once its first byte arrived.
+    /// Default `10`.
+    pub head_timeout_secs: u64,
+    /// Seconds of silence allowed while receiving a body, and while sending a response.
+    /// Default `30`.
+    pub body_timeout_secs: u64,
+    /// Seconds a device keep-alive connection may stay idle between requests. Phones do not
+    /// need long keep-alive, and idle sockets should not pin threads. Default `5`.
+    pub device_idle_secs: u64,
+    /// Seconds an admin keep-alive connection may stay idle. Default `60`.
+    pub admin_idle_secs: u64,
+    /// Most bytes of request bodies held in memory at once over all connections; a request
+    /// that would exceed it gets 503 with Retry-After. Default `268435456` (256 MiB).
+    pub memory_body_budget: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 10_000,
+            head_bytes: 16 * 1024,
+            body_bytes: 1024 * 1024,
+            upload_bytes: 10 * 1024 * 1024,
+            device_quota_bytes: 50 * 1024 * 1024,
+            head_timeout_secs: 10,
+            body_timeout_secs: 30,
+            device_idle_secs: 5,
+            admin_idle_secs: 60,
+            memory_body_budget: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// `[auth]`: device authentication throttling.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Wrong device credentials tolerated from one IP address within `failure_window_secs`
+    /// before further wrong attempts get 429. Requests without credentials (the phone's
+    /// first, unauthenticated try) never count, and valid credentials are never throttled.
+    /// Default `20`.
+    pub failure_limit: u32,
+    /// Window, in seconds, over which wrong attempts are counted. Default `60`.
+    pub failure_window_secs: u64,
+    /// Seconds an IP stays throttled once over the limit (the Retry-After value).
+    /// Default `300`.
+    pub block_secs: u64,
+    /// Seconds a Digest nonce stays valid; older nonces get a fresh challenge with
+    /// `stale=true`. Default `300`.
+    pub nonce_lifetime_secs: u64,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            failure_limit: 20,
+            failure_window_secs: 60,
+            block_secs: 300,
+            nonce_lifetime_secs: 300,
+        }
+    }
+}
+
+/// `[recording]`: the access log and per-device activity.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecordingConfig {
+    /// Events queued for the writer thread; when full, events are dropped and counted
+    /// rather than slowing phones down. Default `65536`.
+    pub queue_capacity: usize,
+    /// Milliseconds between batched writes. Default `250`.
+    pub flush_interval_ms: u64,
+    /// Access-log rows kept per device (older rows are pruned). Default `500`.
+    pub access_log_per_device: u32,
+    /// Access-log rows kept for requests that name no device. Default `100000`.
+    pub access_log_anonymous: u32,
+}
+
+impl Default for RecordingConfig {
+    fn default() -> Self {
+        RecordingConfig {
+            queue_capacity: 65_536,
+            flush_interval_ms: 250,
+            access_log_per_device: 500,
+            access_log_anonymous: 100_000,
+        }
+    }
+}
+
+/// `[database]`
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// SQLite connections kept open for request handlers. Default `8`.
+    pub pool_size: usize,
+    /// Milliseconds a connection waits for a lock held by another writer. Default `5000`.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { pool_size: 8, busy_timeout_ms: 5000 }
+    }
+}
+
+/// The top-level sections and the keys they hold; used to report unknown keys by path.
+const SECTIONS: &[&str] =
+    &["data_dir", "log", "device", "admin", "limits", "auth", "recording", "database"];
+
+impl Config {
+    /// Reads and checks a configuration file. The error lists every problem found.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        Config::parse(&text).map_err(|problems| {
+            Error::Config(format!(
+                "{}: {}",
+                path.display(),
+                problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            ))
+        })
+    }
+
+    /// Parses TOML text and checks it, returning every problem found (key path and message).
+    pub fn parse(text: &str) -> std::result::Result<Config, Vec<FieldError>> {
+        let value: toml::Table = match text.parse() {
+            Ok(v) => v,
+            Err(e) => return Err(vec![toml_error("(file)", text, &e)]),
+        };
+        let mut problems = Vec::new();
+        // Deserialise section by section, so one bad section does not hide the others.
+        for key in value.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                problems.push(FieldError::new(
+                    key.clone(),
+                    format!("unknown key (expected one of: {})", SECTIONS.join(", ")),
+                ));
+            }
+        }
+        let mut config = Config::default();
+        macro_rules! section {
+            ($name:literal, $field:ident) => {
+                if let Some(v) = value.get($name) {
+                    match deserialize_at::<_>($name, v.clone()) {
+                        Ok(parsed) => config.$field = parsed,
+                        Err(e) => problems.push(e),
+                    }
+                }
+            };
+        }
+        section!("data_dir", data_dir);
+        section!("log", log);
+        section!("device", device);
+        section!("admin", admin);
+        section!("limits", limits);
+        section!("auth", auth);
+        section!("recording", recording);
+        section!("database", database);
+        problems.extend(config.validate());
+        if problems.is_empty() { Ok(config) } else { Err(problems) }
+    }
+
+    /// Semantic checks on a parsed configuration: every problem, each with its key path.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut p = Vec::new();
+        if self.data_dir.as_os_str().is_empty() {
+            p.push(FieldError::new("data_dir", "must not be empty"));
+        }
+        if !matches!(self.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
+            p.push(FieldError::new(
+                "log.level",
+                format!("`{}` is not one of error, warn, info, debug, trace", self.log.level),
+            ));
+        }
+        check_listen(&mut p, "device.http_listen", &self.device.http_listen);
+        check_listen(&mut p, "admin.listen", &self.admin.listen);
+        if !self.device.http_listen.is_empty() && self.device.http_listen == self.admin.listen {
+            p.push(FieldError::new("admin.listen", "must differ from device.http_listen"));
+        }
+        if self.device.realm.is_empty() || self.device.realm.contains('"') {
+            p.push(FieldError::new("device.realm", "must be non-empty and contain no `\"`"));
+        }
+        for (i, name) in self.device.public_names.iter().enumerate() {
+            if name.is_empty() || name.contains(['/', ' ', '@']) {
+                p.push(FieldError::new(
+                    format!("device.public_names[{i}]"),
+                    format!("`{name}` is not a host name or IP address"),
+                ));
+            }
+        }
+        let l = &self.limits;
+        positive(&mut p, "limits.max_connections", l.max_connections as u64);
+        at_least(&mut p, "limits.head_bytes", l.head_bytes as u64, 1024);
+        at_least(&mut p, "limits.body_bytes", l.body_bytes as u64, 1024);
+        at_least(&mut p, "limits.upload_bytes", l.upload_bytes, 1024);
+        if l.device_quota_bytes < l.upload_bytes {
+            p.push(FieldError::new(
+                "limits.device_quota_bytes",
+                "must be at least limits.upload_bytes",
+            ));
+        }
+        positive(&mut p, "limits.head_timeout_secs", l.head_timeout_secs);
+        positive(&mut p, "limits.body_timeout_secs", l.body_timeout_secs);
+        positive(&mut p, "limits.device_idle_secs", l.device_idle_secs);
+        positive(&mut p, "limits.admin_idle_secs", l.admin_idle_secs);
+        if l.memory_body_budget < l.body_bytes {
+            p.push(FieldError::new(
+                "limits.memory_body_budget",
+                "must be at least limits.body_bytes",
+            ));
+        }
+        positive(&mut p, "auth.failure_limit", self.auth.failure_limit.into());
+        positive(&mut p, "auth.failure_window_secs", self.auth.failure_window_secs);
+        positive(&mut p, "auth.block_secs", self.auth.block_secs);
+        positive(&mut p, "auth.nonce_lifetime_secs", self.auth.nonce_lifetime_secs);
+        positive(&mut p, "recording.queue_capacity", self.recording.queue_capacity as u64);
+        positive(&mut p, "recording.flush_interval_ms", self.recording.flush_interval_ms);
+        positive(
+            &mut p,
+            "recording.access_log_per_device",
+            self.recording.access_log_per_device.into(),
+        );
+        positive(&mut p, "database.pool_size", self.database.pool_size as u64);
+        p
+    }
+
+    /// The parsed device HTTP listen address, if device HTTP is on.
+    pub fn device_http_addr(&self) -> Option<SocketAddr> {
+        self.device.http_listen.parse().ok()
+    }
+
+    /// The parsed admin listen address, if the admin listener is on.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.listen.parse().ok()
+    }
+
+    /// Path of the SQLite database inside the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("zerotouch.db")
+    }
+}
+
+fn deserialize_at<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: toml::Value,
+) -> std::result::Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let inner = e.path().to_string();
+        let path = if inner == "." || inner.is_empty() { key.to_string() } else { format!("{key}.{inner}") };
+        FieldError::new(path, e.into_inner().to_string())
+    })
+}
+
+fn toml_error(field: &str, text: &str, e: &toml::de::Error) -> FieldError {
+    let location = e
+        .span()
+        .map(|span| {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            format!(" (line {line})")
+        })
+        .unwrap_or_default();
+    FieldError::new(field, format!("{}{location}", e.message()))
+}
+
+fn check_listen(p: &mut Vec<FieldError>, key: &str, value: &str) {
+    if value.is_empty() {
+        return;
+    }
+    if value.parse::<SocketAddr>().is_err() {
+        p.push(FieldError::new(
+            key,
+            format!("`{value}` is not IP:PORT (use an IP address, e.g. 0.0.0.0:8080 or [::]:8080)"),
+        ));
+    }
+}
+
+fn positive(p: &mut Vec<FieldError>, key: &str, value: u64) {
+    if value == 0 {
+        p.push(FieldError::new(key, "must be greater than 0"));
+    }
+}
+
+fn at_least(p: &mut Vec<FieldError>, key: &str, value: u64, min: u64) {
+    if value < min {
+        p.push(FieldError::new(key, format!("must be at least {min}")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_embedded_default() {
+        assert_eq!(Config::parse("").expect("parses"), Config::default());
+    }
+
+    #[test]
+    fn example_file_parses_and_matches_the_defaults() {
+        let text = include_str!("../config.example.toml");
+        let parsed = Config::parse(text).expect("config.example.toml must parse");
+        assert_eq!(parsed, Config::default(), "config.example.toml must show the defaults");
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key_path() {
+        let text = r#"
+            colour = "blue"
+            [log]
+            level = "loud"
+            [device]
+            http_listen = "localhost:80"
+            [limits]
+            head_bytes = "big"
+            [database]
+            pool_size = 0
+            nonsense = 1
+        "#;
+        let problems = Config::parse(text).expect_err("must fail");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"colour"), "{problems:?}");
+        assert!(fields.contains(&"log.level"), "{problems:?}");
+        assert!(fields.contains(&"device.http_listen"), "{problems:?}");
+        assert!(fields.contains(&"limits.head_bytes"), "{problems:?}");
+        assert!(fields.iter().any(|f| f.starts_with("database")), "{problems:?}");
+    }
+
+    #[test]
+    fn syntax_error_names_the_line() {
+        let problems = Config::parse("[log]\nlevel = \n").expect_err("must fail");
+        assert!(problems[0].message.contains("line 2"), "{problems:?}");
+    }
+}

@@ -1,0 +1,225 @@
+//! Queries on `access_log`, `device_activity` bookkeeping and `uploads`: the batched
+//! writes of the recorder and the reads of the device pages.
+
+use rusqlite::{Connection, params};
+
+use crate::error::Result;
+
+/// One device request, as the recorder stores it.
+#[derive(Debug, Clone, Default)]
+pub struct AccessRecord {
+    pub ts_ms: i64,
+    pub account_id: Option<i64>,
+    /// The MAC the request concerns (from the path, the User-Agent's serial tag, or the
+    /// last authenticated request from the same IP).
+    pub mac: Option<String>,
+    pub ip: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub bytes: u64,
+    pub duration_us: u64,
+    /// `none` (no credentials sent), `ok`, `bad`, `throttled`.
+    pub auth: &'static str,
+    pub secure: bool,
+    pub user_agent: String,
+    /// Parsed from the User-Agent.
+    pub ua_family: String,
+    pub ua_model: String,
+    /// Only from `Type/Application` requests.
+    pub firmware: Option<String>,
+    /// A 200 for `<mac>-device.cfg`: "last provisioning sync".
+    pub sync: bool,
+}
+
+/// Writes a batch of records in one transaction: access-log rows, then per-device activity.
+pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut log = tx.prepare_cached(
+            "INSERT INTO access_log (ts_ms, account_id, mac, ip, method, path, status, bytes,
+                                     duration_us, auth, secure, user_agent)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        let mut activity = tx.prepare_cached(
+            "INSERT INTO device_activity (device_id, first_seen, last_seen, access_count, last_ip,
+                    last_user_agent, ua_family, ua_model, firmware, last_sync_at, last_auth_ok_at,
+                    auth_failures)
+             SELECT id, ?2, ?2, 1, ?3, ?4, ?5, ?6, coalesce(?7, ''), ?8, ?9, ?10 FROM devices WHERE mac = ?1
+             ON CONFLICT (device_id) DO UPDATE SET
+                 last_seen = max(last_seen, excluded.last_seen),
+                 access_count = access_count + 1,
+                 last_ip = excluded.last_ip,
+                 last_user_agent = CASE WHEN excluded.last_user_agent = '' THEN last_user_agent
+                                        ELSE excluded.last_user_agent END,
+                 ua_family = CASE WHEN excluded.ua_family = '' THEN ua_family ELSE excluded.ua_family END,
+                 ua_model = CASE WHEN excluded.ua_model = '' THEN ua_model ELSE excluded.ua_model END,
+                 firmware = CASE WHEN ?7 IS NULL THEN firmware ELSE ?7 END,
+                 last_sync_at = coalesce(excluded.last_sync_at, last_sync_at),
+                 last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
+                 auth_failures = auth_failures + excluded.auth_failures",
+        )?;
+        for r in records {
+            log.execute(params![
+                r.ts_ms,
+                r.account_id,
+                r.mac,
+                r.ip,
+                r.method,
+                r.path,
+                r.status,
+                r.bytes as i64,
+                r.duration_us as i64,
+                r.auth,
+                r.secure,
+                r.user_agent
+            ])?;
+            if let Some(mac) = &r.mac {
+                let secs = r.ts_ms / 1000;
+                let ok = r.auth == "ok" && (200..300).contains(&r.status);
+                activity.execute(params![
+                    mac,
+                    secs,
+                    r.ip,
+                    r.user_agent,
+                    r.ua_family,
+                    r.ua_model,
+                    r.firmware,
+                    r.sync.then_some(secs),
+                    ok.then_some(secs),
+                    i64::from(r.auth == "bad"),
+                ])?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Keeps the newest `per_device` rows of each device and `anonymous` rows without a MAC.
+pub fn prune(conn: &Connection, per_device: u32, anonymous: u32) -> Result<usize> {
+    let mut n = conn.execute(
+        "DELETE FROM access_log WHERE mac IS NOT NULL AND id IN (
+             SELECT id FROM (
+                 SELECT id, row_number() OVER (PARTITION BY mac ORDER BY id DESC) AS rn
+                 FROM access_log WHERE mac IS NOT NULL)
+             WHERE rn > ?1)",
+        [per_device],
+    )?;
+    n += conn.execute(
+        "DELETE FROM access_log WHERE mac IS NULL AND id <= (
+             SELECT id FROM access_log WHERE mac IS NULL ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        [anonymous],
+    )?;
+    Ok(n)
+}
+
+/// A row of a device's request timeline.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AccessRow {
+    pub ts_ms: i64,
+    pub ip: String,
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub bytes: i64,
+    pub auth: String,
+    pub user_agent: String,
+}
+
+/// The newest `limit` requests of a device, newest first.
+pub fn list_access_for_mac(conn: &Connection, mac: &str, limit: u32) -> Result<Vec<AccessRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts_ms, ip, method, path, status, bytes, auth, user_agent FROM access_log
+         WHERE mac = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![mac, limit], |r| {
+        Ok(AccessRow {
+            ts_ms: r.get(0)?,
+            ip: r.get(1)?,
+            method: r.get(2)?,
+            path: r.get(3)?,
+            status: r.get(4)?,
+            bytes: r.get(5)?,
+            auth: r.get(6)?,
+            user_agent: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records a stored upload (replacing the row of an earlier version).
+pub fn upsert_upload(conn: &Connection, mac: &str, kind: &str, name: &str, size: u64, sha256: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO uploads (mac, kind, file_name, size, sha256, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (mac, kind, file_name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
+             updated_at = excluded.updated_at",
+        params![mac, kind, name, size as i64, sha256, super::now_secs()],
+    )?;
+    Ok(())
+}
+
+/// Bytes of uploads stored for a device, excluding one file (the one being replaced).
+pub fn upload_usage(conn: &Connection, mac: &str, except_kind: &str, except_name: &str) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT coalesce(sum(size), 0) FROM uploads WHERE mac = ?1 AND NOT (kind = ?2 AND file_name = ?3)",
+        params![mac, except_kind, except_name],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
+}
+
+/// A stored upload.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UploadRow {
+    pub kind: String,
+    pub file_name: String,
+    pub size: i64,
+    pub updated_at: i64,
+}
+
+pub fn list_uploads(conn: &Connection, mac: &str) -> Result<Vec<UploadRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, file_name, size, updated_at FROM uploads WHERE mac = ?1 ORDER BY kind, file_name",
+    )?;
+    let rows = stmt.query_map([mac], |r| {
+        Ok(UploadRow { kind: r.get(0)?, file_name: r.get(1)?, size: r.get(2)?, updated_at: r.get(3)? })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{accounts, devices, open_in_memory};
+    use crate::domain::mac::Mac;
+
+    #[test]
+    fn batches_update_activity_and_pruning_keeps_the_newest() {
+        let mut conn = open_in_memory().expect("db");
+        let (a, _) = accounts::ensure_default(&conn).expect("account");
+        let mac = Mac::from_bare("0004f2000001").expect("mac");
+        devices::insert_unassociated(&conn, a.id.0, &mac, 10).expect("seen");
+        let rec = |i: i64, fw: Option<&str>| AccessRecord {
+            ts_ms: 1_000_000 + i * 1000,
+            mac: Some(mac.to_string()),
+            ip: "10.0.0.9".into(),
+            method: "GET".into(),
+            path: format!("/{mac}.cfg"),
+            status: 200,
+            auth: "ok",
+            firmware: fw.map(String::from),
+            ..Default::default()
+        };
+        let batch: Vec<_> = (0..10).map(|i| rec(i, if i == 3 { Some("5.9.7") } else { None })).collect();
+        write_batch(&mut conn, &batch).expect("write");
+        let device = devices::find_device_by_mac(&conn, &mac).expect("find").expect("present");
+        let act = devices::find_activity(&conn, device.id).expect("activity").expect("row");
+        assert_eq!(act.access_count, 10);
+        assert_eq!(act.firmware, "5.9.7", "a later request without firmware keeps the known one");
+        prune(&conn, 4, 10).expect("prune");
+        let rows = list_access_for_mac(&conn, mac.as_str(), 100).expect("list");
+        assert_eq!(rows.len(), 4);
+        assert_eq!(rows[0].ts_ms, 1_009_000);
+    }
+}

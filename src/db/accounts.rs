@@ -1,0 +1,143 @@
+//! Queries on `accounts`.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::now_secs;
+use crate::domain::account::{Account, AccountId, UnknownDevices, random_token};
+use crate::error::{Error, Result};
+
+const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_enabled, device_user, \
+     device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
+    let unknown: String = r.get(10)?;
+    Ok(Account {
+        id: AccountId(r.get(0)?),
+        name: r.get(1)?,
+        slug: r.get(2)?,
+        service_key: r.get(3)?,
+        is_default: r.get(4)?,
+        provisioning_enabled: r.get(5)?,
+        device_user: r.get(6)?,
+        device_password: r.get(7)?,
+        credential_generation: r.get(8)?,
+        autosync_enabled: r.get(9)?,
+        // The CHECK constraint admits only the four values.
+        unknown_devices: UnknownDevices::parse(&unknown).unwrap_or(UnknownDevices::Stage),
+        default_profile_id: r.get(11)?,
+    })
+}
+
+/// The default account, if created.
+pub fn find_default(conn: &Connection) -> Result<Option<Account>> {
+    let sql = format!("SELECT {COLUMNS} FROM accounts WHERE is_default = 1");
+    Ok(conn.prepare_cached(&sql)?.query_row([], from_row).optional()?)
+}
+
+pub fn find_by_id(conn: &Connection, id: AccountId) -> Result<Option<Account>> {
+    let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([id.0], from_row).optional()?)
+}
+
+pub fn find_by_slug(conn: &Connection, slug: &str) -> Result<Option<Account>> {
+    let sql = format!("SELECT {COLUMNS} FROM accounts WHERE slug = ?1");
+    Ok(conn.prepare_cached(&sql)?.query_row([slug], from_row).optional()?)
+}
+
+pub fn list_accounts(conn: &Connection) -> Result<Vec<Account>> {
+    let sql = format!("SELECT {COLUMNS} FROM accounts ORDER BY id");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Creates the default account on first start, with generated device credentials.
+/// Returns the account and whether it was created now.
+pub fn ensure_default(conn: &Connection) -> Result<(Account, bool)> {
+    if let Some(a) = find_default(conn)? {
+        return Ok((a, false));
+    }
+    let now = now_secs();
+    conn.execute(
+        "INSERT INTO accounts (name, slug, service_key, is_default, device_user, device_password,
+                               created_at, updated_at)
+         VALUES ('Default', 'default', ?1, 1, 'provision', ?2, ?3, ?3)",
+        params![random_token(16), random_token(20), now],
+    )?;
+    let account = find_default(conn)?.ok_or_else(|| Error::Schema("default account vanished".into()))?;
+    Ok((account, true))
+}
+
+/// Sets an account's device credentials, starting a new credential generation.
+pub fn update_credentials(conn: &Connection, id: AccountId, user: &str, password: &str) -> Result<i64> {
+    let changed = conn.execute(
+        "UPDATE accounts SET device_user = ?2, device_password = ?3,
+                credential_generation = credential_generation + 1, updated_at = ?4
+         WHERE id = ?1",
+        params![id.0, user, password, now_secs()],
+    )?;
+    if changed == 0 {
+        return Err(Error::not_found(format!("account {}", id.0)));
+    }
+    Ok(conn.query_row("SELECT credential_generation FROM accounts WHERE id = ?1", [id.0], |r| r.get(0))?)
+}
+
+/// Sets what an account does with unknown phones.
+pub fn update_unknown_devices(
+    conn: &Connection,
+    id: AccountId,
+    policy: UnknownDevices,
+    default_profile_id: Option<i64>,
+) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET unknown_devices = ?2, default_profile_id = ?3, updated_at = ?4 WHERE id = ?1",
+        params![id.0, policy.as_str(), default_profile_id, now_secs()],
+    )?;
+    Ok(())
+}
+
+/// The configuration revision (bumped by triggers on every change to served data).
+pub fn config_revision(conn: &Connection) -> Result<i64> {
+    Ok(conn.prepare_cached("SELECT value FROM config_revision WHERE id = 1")?.query_row([], |r| r.get(0))?)
+}
+
+/// Reads a setting.
+pub fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+/// Reads a setting, creating it with `make()` if absent (first writer wins).
+pub fn get_or_create_setting(conn: &Connection, key: &str, make: impl FnOnce() -> String) -> Result<String> {
+    conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", params![key, make()])?;
+    get_setting(conn, key)?.ok_or_else(|| Error::Schema(format!("setting {key} vanished")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::open_in_memory;
+
+    #[test]
+    fn the_default_account_is_created_once_with_credentials() {
+        let conn = open_in_memory().expect("db");
+        let (a, created) = ensure_default(&conn).expect("create");
+        assert!(created);
+        assert!(a.is_default && a.device_user.is_some() && a.device_password.is_some());
+        let (b, created) = ensure_default(&conn).expect("again");
+        assert!(!created);
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn new_credentials_start_a_new_generation_and_bump_the_revision() {
+        let conn = open_in_memory().expect("db");
+        let (a, _) = ensure_default(&conn).expect("create");
+        let rev = config_revision(&conn).expect("rev");
+        let g = update_credentials(&conn, a.id, "phones", "averylongpassword").expect("update");
+        assert_eq!(g, a.credential_generation + 1);
+        assert!(config_revision(&conn).expect("rev") > rev);
+    }
+}

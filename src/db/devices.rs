@@ -1,0 +1,344 @@
+//! Queries on `devices`, `device_lines`, `device_prov_state` and `device_activity`.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::now_secs;
+use crate::domain::device::{Device, Line, NewDevice, VendorExtensions};
+use crate::domain::mac::Mac;
+use crate::domain::provstate::ParamState;
+use crate::error::{Error, Result};
+
+const COLUMNS: &str = "d.id, d.account_id, d.mac, d.serial, d.vendor_model, d.profile_id, p.name, \
+     d.sip_server, d.outbound_proxy, d.prov_server, d.prov_user, d.prov_password, d.polling, \
+     d.auto_associated";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
+    let mac: String = r.get(2)?;
+    Ok(Device {
+        id: r.get(0)?,
+        account_id: r.get(1)?,
+        // The CHECK constraint guarantees 12 lowercase characters; hex is checked on insert.
+        mac: Mac::from_bare(&mac).unwrap_or(crate::domain::mac::ZERO),
+        serial: r.get(3)?,
+        vendor_model: r.get(4)?,
+        profile_id: r.get(5)?,
+        profile_name: r.get(6)?,
+        ext: VendorExtensions {
+            sip_server: r.get(7)?,
+            outbound_proxy: r.get(8)?,
+            prov_server: r.get(9)?,
+            prov_user: r.get(10)?,
+            prov_password: r.get(11)?,
+            polling: r.get(12)?,
+        },
+        lines: Vec::new(),
+        auto_associated: r.get(13)?,
+    })
+}
+
+fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT line, auth_user_id, auth_password, label, display_name FROM device_lines
+         WHERE device_id = ?1 ORDER BY line",
+    )?;
+    d.lines = stmt
+        .query_map([d.id], |r| {
+            Ok(Line {
+                line: r.get(0)?,
+                auth_user_id: r.get(1)?,
+                auth_password: r.get(2)?,
+                label: r.get(3)?,
+                display_name: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(d)
+}
+
+/// The device with this MAC, in any account, with its lines.
+pub fn find_device_by_mac(conn: &Connection, mac: &Mac) -> Result<Option<Device>> {
+    let sql = format!("SELECT {COLUMNS} FROM devices d LEFT JOIN profiles p ON p.id = d.profile_id WHERE d.mac = ?1");
+    match conn.prepare_cached(&sql)?.query_row([mac.as_str()], from_row).optional()? {
+        Some(d) => Ok(Some(load_lines(conn, d)?)),
+        None => Ok(None),
+    }
+}
+
+/// Associates a validated device with a profile. A MAC only seen so far (unassociated, in
+/// the same account) becomes associated; a MAC associated already, or known to another
+/// account, is a conflict. Run inside a transaction.
+pub fn insert_device(conn: &Connection, account_id: i64, d: &NewDevice, profile_id: i64, auto: bool) -> Result<i64> {
+    let now = now_secs();
+    let existing: Option<(i64, i64, Option<i64>)> = conn
+        .query_row("SELECT id, account_id, profile_id FROM devices WHERE mac = ?1", [d.mac.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let id = match existing {
+        Some((_, other, _)) if other != account_id => {
+            return Err(Error::Conflict(format!("MAC {} belongs to another account", d.mac)));
+        }
+        Some((_, _, Some(_))) => {
+            return Err(Error::Conflict(format!("MAC {} is already associated", d.mac)));
+        }
+        Some((id, _, None)) => {
+            conn.execute(
+                "UPDATE devices SET serial = ?2, vendor_model = ?3, profile_id = ?4, sip_server = ?5,
+                        outbound_proxy = ?6, prov_server = ?7, prov_user = ?8, prov_password = ?9,
+                        polling = ?10, auto_associated = ?11, associated_at = ?12, updated_at = ?12
+                 WHERE id = ?1",
+                params![
+                    id,
+                    d.serial,
+                    d.vendor_model,
+                    profile_id,
+                    d.ext.sip_server,
+                    d.ext.outbound_proxy,
+                    d.ext.prov_server,
+                    d.ext.prov_user,
+                    d.ext.prov_password,
+                    d.ext.polling,
+                    auto,
+                    now
+                ],
+            )?;
+            id
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO devices (account_id, mac, serial, vendor_model, profile_id, sip_server,
+                        outbound_proxy, prov_server, prov_user, prov_password, polling, auto_associated,
+                        associated_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?13, ?13)",
+                params![
+                    account_id,
+                    d.mac.as_str(),
+                    d.serial,
+                    d.vendor_model,
+                    profile_id,
+                    d.ext.sip_server,
+                    d.ext.outbound_proxy,
+                    d.ext.prov_server,
+                    d.ext.prov_user,
+                    d.ext.prov_password,
+                    d.ext.polling,
+                    auto,
+                    now
+                ],
+            )?;
+            conn.last_insert_rowid()
+        }
+    };
+    conn.execute("DELETE FROM device_lines WHERE device_id = ?1", [id])?;
+    if !d.line1.is_empty() {
+        upsert_line(conn, id, &d.line1)?;
+    }
+    Ok(id)
+}
+
+/// Inserts or replaces one SIP line.
+pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
+    conn.execute(
+        "INSERT INTO device_lines (device_id, line, auth_user_id, auth_password, label, display_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (device_id, line) DO UPDATE SET auth_user_id = excluded.auth_user_id,
+             auth_password = excluded.auth_password, label = excluded.label,
+             display_name = excluded.display_name",
+        params![device_id, l.line, l.auth_user_id, l.auth_password, l.label, l.display_name],
+    )?;
+    Ok(())
+}
+
+/// Records a MAC seen but not associated (synchronously: it is a state change). Returns
+/// false when the cap of unassociated rows is reached or the MAC is already known.
+pub fn insert_unassociated(conn: &Connection, account_id: i64, mac: &Mac, cap: u32) -> Result<bool> {
+    let now = now_secs();
+    let n = conn.execute(
+        "INSERT INTO devices (account_id, mac, serial, created_at, updated_at)
+         SELECT ?1, ?2, ?3, ?4, ?4
+         WHERE (SELECT count(*) FROM devices WHERE profile_id IS NULL) < ?5
+         ON CONFLICT (mac) DO NOTHING",
+        params![account_id, mac.as_str(), mac.upper(), now, cap],
+    )?;
+    Ok(n == 1)
+}
+
+/// Deletes a device and everything recorded about it.
+pub fn delete_device(conn: &Connection, mac: &Mac) -> Result<()> {
+    let n = conn.execute("DELETE FROM devices WHERE mac = ?1", [mac.as_str()])?;
+    if n == 0 {
+        return Err(Error::not_found(format!("device {mac}")));
+    }
+    conn.execute("DELETE FROM uploads WHERE mac = ?1", [mac.as_str()])?;
+    Ok(())
+}
+
+/// A row of the device list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeviceSummary {
+    pub mac: String,
+    pub serial: String,
+    pub profile: Option<String>,
+    pub last_seen: Option<i64>,
+    pub access_count: i64,
+    pub model: String,
+    pub firmware: String,
+    pub last_ip: String,
+}
+
+/// Devices of an account, associated or only seen, by MAC.
+pub fn list_devices(conn: &Connection, account_id: i64, unassociated_only: bool) -> Result<Vec<DeviceSummary>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.mac, d.serial, p.name, a.last_seen, coalesce(a.access_count, 0),
+                coalesce(a.ua_model, ''), coalesce(a.firmware, ''), coalesce(a.last_ip, '')
+         FROM devices d
+         LEFT JOIN profiles p ON p.id = d.profile_id
+         LEFT JOIN device_activity a ON a.device_id = d.id
+         WHERE d.account_id = ?1 AND (?2 = 0 OR d.profile_id IS NULL)
+         ORDER BY d.mac",
+    )?;
+    let rows = stmt.query_map(params![account_id, unassociated_only], |r| {
+        Ok(DeviceSummary {
+            mac: r.get(0)?,
+            serial: r.get(1)?,
+            profile: r.get(2)?,
+            last_seen: r.get(3)?,
+            access_count: r.get(4)?,
+            model: r.get(5)?,
+            firmware: r.get(6)?,
+            last_ip: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What the server has observed about a device.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Activity {
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub access_count: i64,
+    pub last_ip: String,
+    pub last_user_agent: String,
+    pub ua_family: String,
+    pub ua_model: String,
+    pub firmware: String,
+    pub last_sync_at: Option<i64>,
+    pub last_auth_ok_at: Option<i64>,
+    pub auth_failures: i64,
+}
+
+pub fn find_activity(conn: &Connection, device_id: i64) -> Result<Option<Activity>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT first_seen, last_seen, access_count, last_ip, last_user_agent, ua_family, ua_model,
+                    firmware, last_sync_at, last_auth_ok_at, auth_failures
+             FROM device_activity WHERE device_id = ?1",
+        )?
+        .query_row([device_id], |r| {
+            Ok(Activity {
+                first_seen: r.get(0)?,
+                last_seen: r.get(1)?,
+                access_count: r.get(2)?,
+                last_ip: r.get(3)?,
+                last_user_agent: r.get(4)?,
+                ua_family: r.get(5)?,
+                ua_model: r.get(6)?,
+                firmware: r.get(7)?,
+                last_sync_at: r.get(8)?,
+                last_auth_ok_at: r.get(9)?,
+                auth_failures: r.get(10)?,
+            })
+        })
+        .optional()?)
+}
+
+/// The provisioning state of a device's platform parameters.
+pub fn load_prov_state(conn: &Connection, device_id: i64) -> Result<BTreeMap<String, ParamState>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT param, confirmed, delivered FROM device_prov_state WHERE device_id = ?1")?;
+    let rows = stmt.query_map([device_id], |r| {
+        Ok((r.get::<_, String>(0)?, ParamState { confirmed: r.get(1)?, delivered: r.get(2)? }))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records that pending values were delivered in a generated file.
+pub fn mark_delivered(conn: &Connection, device_id: i64, values: &[(String, String)]) -> Result<()> {
+    let now = now_secs();
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO device_prov_state (device_id, param, delivered, delivered_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (device_id, param) DO UPDATE SET delivered = excluded.delivered,
+             delivered_at = excluded.delivered_at",
+    )?;
+    for (param, value) in values {
+        stmt.execute(params![device_id, param, value, now])?;
+    }
+    Ok(())
+}
+
+/// Records values the device is now known to hold.
+pub fn confirm(conn: &Connection, device_id: i64, values: &[(String, String)]) -> Result<()> {
+    let now = now_secs();
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO device_prov_state (device_id, param, confirmed, confirmed_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (device_id, param) DO UPDATE SET confirmed = excluded.confirmed,
+             confirmed_at = excluded.confirmed_at",
+    )?;
+    for (param, value) in values {
+        stmt.execute(params![device_id, param, value, now])?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{accounts, open_in_memory, profiles};
+    use crate::domain::device::DeviceInput;
+    use crate::domain::profile::ProfileFields;
+
+    fn setup() -> (Connection, i64, i64) {
+        let conn = open_in_memory().expect("db");
+        let (a, _) = accounts::ensure_default(&conn).expect("account");
+        let f = ProfileFields { name: "profile1".into(), vendor_model: "Polycom_UCS_Device".into(), ..Default::default() };
+        let pid = profiles::insert_profile(&conn, a.id.0, &f, &[]).expect("profile");
+        (conn, a.id.0, pid)
+    }
+
+    fn new_device(mac: &str) -> NewDevice {
+        DeviceInput { mac: mac.into(), profile: "profile1".into(), ..Default::default() }.validate().expect("valid")
+    }
+
+    #[test]
+    fn an_unassociated_mac_becomes_associated_and_a_second_association_conflicts() {
+        let (conn, account, pid) = setup();
+        let mac = Mac::from_bare("0004f2000001").expect("mac");
+        assert!(insert_unassociated(&conn, account, &mac, 10).expect("seen"));
+        assert!(!insert_unassociated(&conn, account, &mac, 10).expect("seen twice"));
+        insert_device(&conn, account, &new_device("0004f2000001"), pid, false).expect("associate");
+        let d = find_device_by_mac(&conn, &mac).expect("find").expect("present");
+        assert_eq!(d.profile_name.as_deref(), Some("profile1"));
+        let err = insert_device(&conn, account, &new_device("0004f2000001"), pid, false).expect_err("dup");
+        assert!(matches!(err, Error::Conflict(_)));
+    }
+
+    #[test]
+    fn the_unassociated_cap_is_respected() {
+        let (conn, account, _) = setup();
+        for i in 0..3 {
+            let mac = Mac::from_bare(&format!("0004f200000{i}")).expect("mac");
+            assert_eq!(insert_unassociated(&conn, account, &mac, 2).expect("insert"), i < 2);
+        }
+    }
+
+    #[test]
+    fn a_used_profile_cannot_be_deleted() {
+        let (conn, account, pid) = setup();
+        insert_device(&conn, account, &new_device("0004f2000009"), pid, false).expect("associate");
+        let err = profiles::delete_profile(&conn, pid, "profile1").expect_err("in use");
+        assert!(err.to_string().contains("1 device"), "{err}");
+    }
+}

@@ -1,0 +1,265 @@
+//! The SQLite database: opening connections with the pragmas every connection needs,
+//! applying the numbered migrations, and a small pool of connections for handler threads.
+//!
+//! Migrations are append-only: a released migration is never edited, only followed by a
+//! new one. A database whose schema is newer than this binary is refused, because an older
+//! binary would misread it. Query functions live in one file per table group and take a
+//! `&Connection`, so callers choose the transaction.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+pub mod access;
+pub mod accounts;
+pub mod devices;
+pub mod profiles;
+
+/// The migrations, in order; the schema version is the number of migrations applied.
+const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
+
+/// The schema version this binary writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Milliseconds since the Unix epoch; the database stores times as integers.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> i64 {
+    now_ms() / 1000
+}
+
+/// Opens a connection and sets the pragmas every connection needs.
+pub fn open(path: &Path, busy_timeout: Duration) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| Error::Schema(format!("cannot open {}: {e}", path.display())))?;
+    configure(&conn, busy_timeout)?;
+    Ok(conn)
+}
+
+/// An in-memory database with migrations applied, for tests.
+pub fn open_in_memory() -> Result<Connection> {
+    let mut conn = Connection::open_in_memory()?;
+    configure(&conn, Duration::from_secs(5))?;
+    migrate(&mut conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &Connection, busy_timeout: Duration) -> Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    // journal_mode returns a row, so it is read rather than executed.
+    let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA temp_store = MEMORY;",
+    )?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(())
+}
+
+/// The schema version recorded in the database.
+pub fn schema_version(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+}
+
+/// Applies every migration the database lacks, each in its own transaction. Returns how
+/// many were applied. Refuses a database newer than this binary.
+pub fn migrate(conn: &mut Connection) -> Result<usize> {
+    let current = schema_version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::Schema(format!(
+            "the database has schema version {current}, but this zerotouch ({}) understands \
+             only up to {SCHEMA_VERSION}; it was written by a newer release. Install that \
+             release again, or restore a backup taken before the upgrade",
+            crate::VERSION
+        )));
+    }
+    let mut applied = 0;
+    for (index, (name, sql)) in MIGRATIONS.iter().enumerate() {
+        let version = index as i64 + 1;
+        if version <= current {
+            continue;
+        }
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql).map_err(|e| Error::Schema(format!("migration {name}: {e}")))?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        log::info!("database: applied migration {name}");
+        applied += 1;
+    }
+    Ok(applied)
+}
+
+/// Runs `f` inside one `BEGIN IMMEDIATE` transaction, committing on success.
+pub fn write_tx<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let value = f(&tx)?;
+    tx.commit()?;
+    Ok(value)
+}
+
+/// A small pool of connections. Handlers take one for the length of a request; a panic
+/// in a handler drops its connection rather than poisoning a shared one.
+#[derive(Clone)]
+pub struct Pool {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    path: PathBuf,
+    busy_timeout: Duration,
+    idle: Mutex<Vec<Connection>>,
+    available: Condvar,
+    size: usize,
+    open_count: Mutex<usize>,
+}
+
+impl Pool {
+    /// Opens the database at `path`, applies migrations, and returns a pool of up to `size`
+    /// connections.
+    pub fn open(path: &Path, size: usize, busy_timeout: Duration) -> Result<Pool> {
+        let mut first = open(path, busy_timeout)?;
+        migrate(&mut first)?;
+        let pool = Pool {
+            inner: Arc::new(PoolInner {
+                path: path.to_path_buf(),
+                busy_timeout,
+                idle: Mutex::new(vec![first]),
+                available: Condvar::new(),
+                size: size.max(1),
+                open_count: Mutex::new(1),
+            }),
+        };
+        Ok(pool)
+    }
+
+    /// Takes a connection, opening a new one if the pool is not full, else waiting.
+    pub fn get(&self) -> Result<PooledConn> {
+        let inner = &self.inner;
+        let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(conn) = idle.pop() {
+                return Ok(PooledConn { conn: Some(conn), pool: self.clone() });
+            }
+            {
+                let mut open = inner.open_count.lock().unwrap_or_else(|p| p.into_inner());
+                if *open < inner.size {
+                    *open += 1;
+                    drop(open);
+                    drop(idle);
+                    return match open_conn(inner) {
+                        Ok(conn) => Ok(PooledConn { conn: Some(conn), pool: self.clone() }),
+                        Err(e) => {
+                            *inner.open_count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+                            Err(e)
+                        }
+                    };
+                }
+            }
+            idle = inner.available.wait(idle).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+}
+
+fn open_conn(inner: &PoolInner) -> Result<Connection> {
+    open(&inner.path, inner.busy_timeout)
+}
+
+/// A connection on loan from the pool; returned when dropped.
+pub struct PooledConn {
+    conn: Option<Connection>,
+    pool: Pool,
+}
+
+impl std::ops::Deref for PooledConn {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl std::ops::DerefMut for PooledConn {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let inner = &self.pool.inner;
+        if std::thread::panicking() || !conn.is_autocommit() {
+            // A connection left inside a transaction by a panic is closed, not reused.
+            *inner.open_count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
+        } else {
+            inner.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+        }
+        inner.available.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_to_an_empty_database() {
+        let conn = open_in_memory().expect("open");
+        assert_eq!(schema_version(&conn).expect("version"), SCHEMA_VERSION);
+        let rev: i64 = conn
+            .query_row("SELECT value FROM config_revision", [], |r| r.get(0))
+            .expect("revision row");
+        assert_eq!(rev, 1);
+    }
+
+    #[test]
+    fn a_newer_database_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("z.db");
+        {
+            let conn = open(&path, Duration::from_secs(1)).expect("open");
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("set");
+        }
+        let err = Pool::open(&path, 2, Duration::from_secs(1)).err().expect("refused");
+        let text = err.to_string();
+        assert!(text.contains("newer release"), "{text}");
+    }
+
+    #[test]
+    fn pool_hands_out_connections_and_takes_them_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pool = Pool::open(&dir.path().join("z.db"), 2, Duration::from_secs(1)).expect("pool");
+        let a = pool.get().expect("a");
+        let b = pool.get().expect("b");
+        let pool2 = pool.clone();
+        let waiter = std::thread::spawn(move || pool2.get().map(|_| ()).is_ok());
+        std::thread::sleep(Duration::from_millis(50));
+        drop(a);
+        assert!(waiter.join().expect("join"));
+        drop(b);
+    }
+}

@@ -1,0 +1,214 @@
+//! Devices: a MAC associated with a profile (or only seen), its ZTP vendor extensions and
+//! its SIP lines.
+//!
+//! The ten vendor extensions of seed 000 keep their order (Table 2): SIP server, outbound
+//! proxy, provisioning server, user, password, polling, then line 1's SIP user ID, password,
+//! label and display name. Per-device values override the profile.
+
+use serde::Serialize;
+
+use super::mac::Mac;
+use super::polycom::models::UCS_VENDOR_MODEL;
+use super::profile::{check_extension_value, check_profile_name, check_vendor_model};
+use super::provserver::ServerUrl;
+use crate::error::{Error, FieldError, Result};
+
+/// The vendor extensions an admin may set per device.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct VendorExtensions {
+    pub sip_server: String,
+    pub outbound_proxy: String,
+    pub prov_server: String,
+    pub prov_user: String,
+    pub prov_password: String,
+    /// `1`, `0`, or empty for the phone's default.
+    pub polling: String,
+}
+
+/// One SIP line of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Line {
+    pub line: u32,
+    pub auth_user_id: String,
+    pub auth_password: String,
+    pub label: String,
+    pub display_name: String,
+}
+
+impl Line {
+    pub fn is_empty(&self) -> bool {
+        self.auth_user_id.is_empty()
+            && self.auth_password.is_empty()
+            && self.label.is_empty()
+            && self.display_name.is_empty()
+    }
+}
+
+/// What an admin supplies to associate a device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DeviceInput {
+    pub mac: String,
+    /// Empty means the MAC in upper case (seed 000, Table 2).
+    pub serial: String,
+    /// Empty means `Polycom_UCS_Device`.
+    pub vendor_model: String,
+    pub profile: String,
+    pub ext: VendorExtensions,
+    pub line1: Line,
+}
+
+/// A validated association, ready to store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    pub mac: Mac,
+    pub serial: String,
+    pub vendor_model: String,
+    pub profile: String,
+    pub ext: VendorExtensions,
+    pub line1: Line,
+}
+
+impl DeviceInput {
+    /// Checks every field; the error lists each problem with its field.
+    pub fn validate(&self) -> Result<NewDevice> {
+        let mut p = Vec::new();
+        let mac = match Mac::from_bare(self.mac.trim()) {
+            Some(m) if !m.is_zero() => Some(m),
+            Some(_) => {
+                p.push(FieldError::new("mac", "000000000000 names the default master file, not a device"));
+                None
+            }
+            None => {
+                p.push(FieldError::new(
+                    "mac",
+                    format!("`{}` is not a MAC address (12 hex digits, no separators)", self.mac),
+                ));
+                None
+            }
+        };
+        let serial = self.serial.trim();
+        if !serial.is_empty() {
+            check_serial(serial, &mut p);
+        }
+        let model = match self.vendor_model.trim() {
+            "" => UCS_VENDOR_MODEL,
+            m => m,
+        };
+        check_vendor_model("vendor_model", model, &mut p);
+        check_profile_name("profile", self.profile.trim(), &mut p);
+        let e = &self.ext;
+        for (field, value) in [
+            ("sip_server", &e.sip_server),
+            ("outbound_proxy", &e.outbound_proxy),
+            ("prov_server", &e.prov_server),
+            ("prov_user", &e.prov_user),
+            ("prov_password", &e.prov_password),
+            ("sip_auth_user_id", &self.line1.auth_user_id),
+            ("sip_auth_password", &self.line1.auth_password),
+            ("line_label", &self.line1.label),
+            ("display_name", &self.line1.display_name),
+        ] {
+            check_extension_value(field, value.trim(), &mut p);
+        }
+        if !e.prov_server.trim().is_empty()
+            && let Err(msg) = ServerUrl::parse(e.prov_server.trim())
+        {
+            p.push(FieldError::new("prov_server", msg));
+        }
+        if !matches!(e.polling.trim(), "" | "0" | "1") {
+            p.push(FieldError::new("polling", format!("`{}` must be 1, 0 or empty", e.polling)));
+        }
+        match mac {
+            Some(mac) if p.is_empty() => Ok(NewDevice {
+                mac,
+                serial: if serial.is_empty() { mac.upper() } else { serial.to_string() },
+                vendor_model: model.to_string(),
+                profile: self.profile.trim().to_string(),
+                ext: VendorExtensions {
+                    sip_server: e.sip_server.trim().to_string(),
+                    outbound_proxy: e.outbound_proxy.trim().to_string(),
+                    prov_server: e.prov_server.trim().to_string(),
+                    prov_user: e.prov_user.trim().to_string(),
+                    prov_password: e.prov_password.trim().to_string(),
+                    polling: e.polling.trim().to_string(),
+                },
+                line1: Line {
+                    line: 1,
+                    auth_user_id: self.line1.auth_user_id.trim().to_string(),
+                    auth_password: self.line1.auth_password.trim().to_string(),
+                    label: self.line1.label.trim().to_string(),
+                    display_name: self.line1.display_name.trim().to_string(),
+                },
+            }),
+            _ => Err(Error::Invalid(p)),
+        }
+    }
+}
+
+/// Serial numbers: `^[A-Za-z0-9_.-]{12,13}$` (seed 000's regex and description disagree;
+/// DESIGN §8 settles on this).
+pub fn check_serial(serial: &str, p: &mut Vec<FieldError>) {
+    let ok = (12..=13).contains(&serial.len())
+        && serial.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !ok {
+        p.push(FieldError::new(
+            "serial",
+            format!("`{serial}` must be 12 or 13 letters, digits, `_`, `.` or `-`"),
+        ));
+    }
+}
+
+/// A stored device, as the device endpoints and the CLI see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Device {
+    pub id: i64,
+    pub account_id: i64,
+    pub mac: Mac,
+    pub serial: String,
+    pub vendor_model: String,
+    pub profile_id: Option<i64>,
+    pub profile_name: Option<String>,
+    pub ext: VendorExtensions,
+    pub lines: Vec<Line>,
+    pub auto_associated: bool,
+}
+
+impl Device {
+    pub fn is_associated(&self) -> bool {
+        self.profile_id.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(mac: &str) -> DeviceInput {
+        DeviceInput { mac: mac.into(), profile: "profile1".into(), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_follow_table_2() {
+        let d = input("0000CAFEBABE").validate().expect("valid");
+        assert_eq!(d.mac.as_str(), "0000cafebabe");
+        assert_eq!(d.serial, "0000CAFEBABE");
+        assert_eq!(d.vendor_model, UCS_VENDOR_MODEL);
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let mut i = input("0000cafebab");
+        i.serial = "short".into();
+        i.ext.polling = "yes".into();
+        i.line1.auth_password = "a<b".into();
+        let text = i.validate().expect_err("invalid").to_string();
+        for f in ["mac:", "serial:", "polling:", "sip_auth_password:"] {
+            assert!(text.contains(f), "{f} missing: {text}");
+        }
+    }
+
+    #[test]
+    fn the_zero_mac_is_not_a_device() {
+        assert!(input("000000000000").validate().is_err());
+    }
+}

@@ -1,0 +1,29 @@
+//! Types and rules of provisioning, free of HTTP and HTML: MAC addresses, validation,
+//! templates, desired/confirmed device state, Polycom rendering, User-Agent parsing.
+//! Never imports rouille or maud.
+
+pub mod account;
+pub mod device;
+pub mod devicepath;
+pub mod mac;
+pub mod ops;
+pub mod polycom;
+pub mod profile;
+pub mod provisioning;
+pub mod provserver;
+pub mod provstate;
+pub mod template;
+pub mod useragent;
+pub mod xml;
+
+use sha2::{Digest, Sha256};
+
+/// Lowercase hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    let mut out = String::with_capacity(64);
+    for b in digest.iter() {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}

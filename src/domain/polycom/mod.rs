@@ -1,0 +1,6 @@
+//! Polycom/Poly specifics: device families and models, the parameter table with its secret
+//! flags, and the renderers of master and configuration files.
+
+pub mod models;
+pub mod params;
+pub mod render;

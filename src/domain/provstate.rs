@@ -1,0 +1,343 @@
+//! Desired and confirmed provisioning state (DESIGN §6): the one mechanism through which
+//! every `device.*` parameter reaches a phone.
+//!
+//! Per device we know the platform parameters we want it to hold (desired, computed from
+//! the profile, the vendor extensions and the address the phone uses) and those we have
+//! evidence it holds (confirmed, stored). Only the difference is rendered, with
+//! `device.set="1"`: a steady-state file carries no `device.set`, because platform changes
+//! reboot the phone. A change is confirmed only on evidence:
+//! - every change must first have been *delivered* (the phone fetched a generated file
+//!   carrying it);
+//! - then the phone asks for its master file again (it rebooted to apply it), and, for the
+//!   server address and type, that request arrives at the desired address over the desired
+//!   scheme, and for credentials, it authenticated with the desired ones;
+//! - `device.prov.tagSerialNo=1` is confirmed by a User-Agent carrying `(SN:<mac>)`.
+
+use std::collections::BTreeMap;
+
+use super::account::Account;
+use super::device::Device;
+use super::polycom::models::Family;
+use super::polycom::params::{self, Key};
+use super::profile::Profile;
+use super::provserver::ServerUrl;
+
+/// How the phone reached us on this request: used when a profile asks for boot server
+/// `Static` without naming a server (we then keep the phone on the address that worked).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reach {
+    /// `Host` header as sent (host and optional port).
+    pub host: String,
+    /// Base path of the account, `/` or `/<slug>-<key>/`.
+    pub base_path: String,
+    pub secure: bool,
+}
+
+impl Reach {
+    /// `device.prov.serverName` value for this address: host, port and base path.
+    pub fn server_name(&self) -> String {
+        let path = self.base_path.trim_end_matches('/');
+        format!("{}{}", self.host, path)
+    }
+
+    pub fn server_type(&self) -> &'static str {
+        if self.secure { "HTTPS" } else { "HTTP" }
+    }
+}
+
+/// Where a value comes from, in precedence order (highest first). Later issues add sites,
+/// groups and account policies between `Device` and `Profile`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum Source {
+    /// A pending provisioning change (credentials, server, trust, scheme).
+    Pending,
+    /// The device: its vendor extensions and lines.
+    Device,
+    /// The profile's fields.
+    Profile,
+    /// zerotouch's own defaults (e.g. `device.prov.tagSerialNo`).
+    Server,
+}
+
+impl Source {
+    pub fn label(self) -> &'static str {
+        match self {
+            Source::Pending => "pending change",
+            Source::Device => "device",
+            Source::Profile => "profile",
+            Source::Server => "zerotouch default",
+        }
+    }
+}
+
+/// A desired platform parameter value and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub value: String,
+    pub source: Source,
+}
+
+/// Stored knowledge about one platform parameter of one device.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ParamState {
+    pub confirmed: Option<String>,
+    pub delivered: Option<String>,
+}
+
+/// The desired `device.*` parameters of a device (UCS families; Poly OS devices are not yet
+/// sent platform changes).
+pub fn desired(account: &Account, device: &Device, profile: &Profile, reach: &Reach) -> BTreeMap<String, Desired> {
+    let family = Family::Vvx; // every UCS family shares one table
+    let mut out: BTreeMap<String, Desired> = BTreeMap::new();
+    let mut put = |key: Key, value: String, source: Source| {
+        if let Some(name) = params::name(family, key, 1) {
+            out.entry(name).or_insert(Desired { value, source });
+        }
+    };
+
+    // The provisioning server: vendor extension first, then the profile.
+    let ext = &device.ext;
+    let pf = &profile.fields;
+    let (server, server_source) = if !ext.prov_server.is_empty() {
+        (Some(&ext.prov_server), Source::Device)
+    } else if !pf.prov_server.is_empty() {
+        (Some(&pf.prov_server), Source::Profile)
+    } else {
+        (None, Source::Profile)
+    };
+    let parsed = server.and_then(|s| ServerUrl::parse(s).ok());
+    let user_override = [(&ext.prov_user, Source::Device), (&pf.prov_user, Source::Profile)]
+        .into_iter()
+        .find(|(v, _)| !v.is_empty());
+    let pass_override = [(&ext.prov_password, Source::Device), (&pf.prov_password, Source::Profile)]
+        .into_iter()
+        .find(|(v, _)| !v.is_empty());
+    if let Some(url) = &parsed {
+        put(Key::ProvServerName, url.server_name(), server_source);
+        if let Some(t) = url.server_type {
+            put(Key::ProvServerType, t.to_string(), server_source);
+        }
+        if !url.user.is_empty() {
+            put(Key::ProvUser, url.user.clone(), server_source);
+        }
+        if !url.password.is_empty() {
+            put(Key::ProvPassword, url.password.clone(), server_source);
+        }
+    }
+    if let Some((user, source)) = user_override {
+        put(Key::ProvUser, user.clone(), source);
+    }
+    if let Some((pass, source)) = pass_override {
+        put(Key::ProvPassword, pass.clone(), source);
+    }
+    // Static without a server would strand the phone: keep it on the address it used, with
+    // the credentials it authenticated with. Without a Host header that address is unknown,
+    // so the boot-server setting is not sent at all.
+    let static_unknown = pf.boot_server_option == "Static" && parsed.is_none() && reach.host.is_empty();
+    if !pf.boot_server_option.is_empty() && !static_unknown {
+        put(Key::DhcpBootSrvUseOpt, pf.boot_server_option.clone(), Source::Profile);
+        if pf.boot_server_option == "Static" && parsed.is_none() {
+            put(Key::ProvServerName, reach.server_name(), Source::Server);
+            put(Key::ProvServerType, reach.server_type().to_string(), Source::Server);
+            if let (Some(u), Some(p)) = (&account.device_user, &account.device_password) {
+                put(Key::ProvUser, u.clone(), Source::Server);
+                put(Key::ProvPassword, p.clone(), Source::Server);
+            }
+        }
+    }
+    if !pf.option60_type.is_empty() {
+        put(Key::DhcpOption60Type, pf.option60_type.clone(), Source::Profile);
+    }
+    // Requests that name no MAC (firmware) are attributed through the serial tag.
+    put(Key::ProvTagSerialNo, "1".into(), Source::Server);
+    out
+}
+
+/// The desired parameters the phone is not known to hold.
+pub fn pending<'a>(
+    desired: &'a BTreeMap<String, Desired>,
+    state: &BTreeMap<String, ParamState>,
+) -> BTreeMap<&'a str, &'a Desired> {
+    desired
+        .iter()
+        .filter(|(name, d)| state.get(*name).and_then(|s| s.confirmed.as_deref()) != Some(d.value.as_str()))
+        .map(|(n, d)| (n.as_str(), d))
+        .collect()
+}
+
+/// Evidence carried by one request of a device.
+#[derive(Debug, Clone)]
+pub struct Evidence<'a> {
+    /// The request is for the device's master file (`<mac>.cfg`).
+    pub master_fetch: bool,
+    pub reach: &'a Reach,
+    /// Credentials the request authenticated with.
+    pub auth: Option<(&'a str, &'a str)>,
+    /// The User-Agent carried `(SN:<this mac>)`.
+    pub serial_tag: bool,
+}
+
+/// Which pending parameters this request confirms, with the confirmed value.
+pub fn confirmations(
+    desired: &BTreeMap<String, Desired>,
+    state: &BTreeMap<String, ParamState>,
+    ev: &Evidence<'_>,
+) -> Vec<(String, String)> {
+    let name = |k| params::name(Family::Vvx, k, 1).unwrap_or_default();
+    let (server_name, server_type, user, password, tag) = (
+        name(Key::ProvServerName),
+        name(Key::ProvServerType),
+        name(Key::ProvUser),
+        name(Key::ProvPassword),
+        name(Key::ProvTagSerialNo),
+    );
+    let mut out = Vec::new();
+    for (param, d) in pending(desired, state) {
+        let delivered = state.get(param).and_then(|s| s.delivered.as_deref()) == Some(d.value.as_str());
+        let ok = if param == tag {
+            ev.serial_tag && d.value == "1"
+        } else if !(delivered && ev.master_fetch) {
+            false
+        } else if param == server_name {
+            d.value.eq_ignore_ascii_case(&ev.reach.server_name())
+        } else if param == server_type {
+            d.value.eq_ignore_ascii_case(ev.reach.server_type())
+        } else if param == user {
+            ev.auth.is_some_and(|(u, _)| u == d.value)
+        } else if param == password {
+            ev.auth.is_some_and(|(_, p)| p == d.value)
+        } else {
+            true
+        };
+        if ok {
+            out.push((param.to_string(), d.value.clone()));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::account::{AccountId, UnknownDevices};
+    use crate::domain::device::VendorExtensions;
+    use crate::domain::mac::Mac;
+    use crate::domain::profile::ProfileFields;
+
+    fn fixture() -> (Account, Device, Profile, Reach) {
+        let account = Account {
+            id: AccountId(1),
+            name: "Default".into(),
+            slug: "default".into(),
+            service_key: "k".into(),
+            is_default: true,
+            provisioning_enabled: true,
+            device_user: Some("prov".into()),
+            device_password: Some("secretsecret".into()),
+            credential_generation: 1,
+            autosync_enabled: true,
+            unknown_devices: UnknownDevices::Stage,
+            default_profile_id: None,
+        };
+        let device = Device {
+            id: 1,
+            account_id: 1,
+            mac: Mac::from_bare("0004f2aabbcc").expect("mac"),
+            serial: "0004F2AABBCC".into(),
+            vendor_model: "Polycom_UCS_Device".into(),
+            profile_id: Some(1),
+            profile_name: Some("p".into()),
+            ext: VendorExtensions::default(),
+            lines: vec![],
+            auto_associated: false,
+        };
+        let profile = Profile {
+            id: 1,
+            account_id: 1,
+            fields: ProfileFields { name: "p".into(), vendor_model: "Polycom_UCS_Device".into(), ..Default::default() },
+            files: vec![],
+        };
+        let reach = Reach { host: "10.0.0.5:8080".into(), base_path: "/".into(), secure: false };
+        (account, device, profile, reach)
+    }
+
+    #[test]
+    fn static_without_a_server_keeps_the_phone_where_it_is() {
+        let (a, d, mut p, r) = fixture();
+        p.fields.boot_server_option = "Static".into();
+        let want = desired(&a, &d, &p, &r);
+        assert_eq!(want["device.prov.serverName"].value, "10.0.0.5:8080");
+        assert_eq!(want["device.prov.serverType"].value, "HTTP");
+        assert_eq!(want["device.prov.user"].value, "prov");
+        assert_eq!(want["device.dhcp.bootSrvUseOpt"].value, "Static");
+    }
+
+    #[test]
+    fn static_is_not_sent_when_the_address_is_unknown() {
+        let (a, d, mut p, _) = fixture();
+        p.fields.boot_server_option = "Static".into();
+        let r = Reach { host: String::new(), base_path: "/".into(), secure: false };
+        let want = desired(&a, &d, &p, &r);
+        assert!(!want.contains_key("device.dhcp.bootSrvUseOpt"));
+        assert!(!want.contains_key("device.prov.serverName"));
+    }
+
+    #[test]
+    fn the_device_extension_beats_the_profile() {
+        let (a, mut d, mut p, r) = fixture();
+        p.fields.prov_server = "http://a:b@profile.example.com/".into();
+        d.ext.prov_server = "https://device.example.com:8443/x".into();
+        let want = desired(&a, &d, &p, &r);
+        assert_eq!(want["device.prov.serverName"].value, "device.example.com:8443/x");
+        assert_eq!(want["device.prov.serverName"].source, Source::Device);
+        assert_eq!(want["device.prov.serverType"].value, "HTTPS");
+        assert!(!want.contains_key("device.prov.user"), "the device URL carries no user");
+    }
+
+    #[test]
+    fn nothing_is_confirmed_before_delivery_and_a_reboot() {
+        let (a, d, mut p, r) = fixture();
+        p.fields.option60_type = "ASCII".into();
+        let want = desired(&a, &d, &p, &r);
+        let mut state = BTreeMap::new();
+        let ev = Evidence { master_fetch: true, reach: &r, auth: Some(("prov", "secretsecret")), serial_tag: false };
+        assert!(confirmations(&want, &state, &ev).is_empty());
+        state.insert(
+            "device.dhcp.option60Type".to_string(),
+            ParamState { confirmed: None, delivered: Some("ASCII".into()) },
+        );
+        let not_master = Evidence { master_fetch: false, ..ev.clone() };
+        assert!(confirmations(&want, &state, &not_master).is_empty());
+        let got = confirmations(&want, &state, &ev);
+        assert_eq!(got, vec![("device.dhcp.option60Type".to_string(), "ASCII".to_string())]);
+    }
+
+    #[test]
+    fn the_serial_tag_confirms_itself() {
+        let (a, d, p, r) = fixture();
+        let want = desired(&a, &d, &p, &r);
+        let ev = Evidence { master_fetch: false, reach: &r, auth: None, serial_tag: true };
+        let got = confirmations(&want, &BTreeMap::new(), &ev);
+        assert_eq!(got, vec![("device.prov.tagSerialNo".to_string(), "1".to_string())]);
+        let mut state = BTreeMap::new();
+        state.insert("device.prov.tagSerialNo".into(), ParamState { confirmed: Some("1".into()), delivered: None });
+        assert!(pending(&want, &state).is_empty());
+    }
+
+    #[test]
+    fn a_server_change_is_confirmed_only_at_the_new_address() {
+        let (a, mut d, p, r) = fixture();
+        d.ext.prov_server = "http://new.example.com".into();
+        let want = desired(&a, &d, &p, &r);
+        let mut state = BTreeMap::new();
+        state.insert(
+            "device.prov.serverName".into(),
+            ParamState { confirmed: None, delivered: Some("new.example.com".into()) },
+        );
+        let ev = Evidence { master_fetch: true, reach: &r, auth: None, serial_tag: false };
+        assert!(confirmations(&want, &state, &ev).iter().all(|(k, _)| k != "device.prov.serverName"));
+        let there = Reach { host: "new.example.com".into(), base_path: "/".into(), secure: false };
+        let ev = Evidence { reach: &there, ..ev };
+        assert!(confirmations(&want, &state, &ev).iter().any(|(k, _)| k == "device.prov.serverName"));
+    }
+}

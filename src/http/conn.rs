@@ -1,0 +1,785 @@
+//! One connection of the HTTP/1.1 loop: read a request head, decide how to receive the
+//! body, run the handler, write the response, and repeat while keep-alive allows.
+//!
+//! This is security code. It refuses what lets one request be read two ways (both
+//! Content-Length and Transfer-Encoding, repeated or malformed lengths, transfer codings
+//! other than chunked), bounds every size and every wait, and never lets a client set the
+//! internal `x-zerotouch-*` headers through which it tells handlers what it verified.
+//! Handlers are rouille handlers: they get a `rouille::Request` and return a
+//! `rouille::Response`; a panic in one becomes a 500 and the server goes on.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rouille::{Request, Response};
+
+/// Prefix of the headers the loop sets for handlers; client-sent copies are removed.
+pub const INTERNAL_PREFIX: &str = "x-zerotouch-";
+/// Internal header: path of the temporary file holding a streamed request body.
+pub const UPLOAD_HEADER: &str = "x-zerotouch-upload";
+/// Internal header: size in bytes of the streamed request body.
+pub const UPLOAD_SIZE_HEADER: &str = "x-zerotouch-upload-size";
+
+/// Bodies that are answered without being read, up to this size, are read and discarded so
+/// the connection can stay open (a phone's first, unauthenticated PUT); larger ones close it.
+const DRAIN_LIMIT: u64 = 64 * 1024;
+/// Responses up to this size are written together with their head, in one write.
+const COALESCE_LIMIT: usize = 32 * 1024;
+const MAX_HEADERS: usize = 100;
+
+/// Sizes and timeouts of one listener.
+#[derive(Debug, Clone)]
+pub struct LoopLimits {
+    pub head_bytes: usize,
+    pub body_bytes: usize,
+    pub head_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub method: String,
+    /// The request target as sent (origin form: path and query).
+    pub target: String,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Head {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The path part of the target, still percent-encoded.
+    pub fn raw_path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    fn count(&self, name: &str) -> usize {
+        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).count()
+    }
+}
+
+/// The other end of a connection, as the loop verified it.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub secure: bool,
+    /// Verified client-certificate identity (TLS with client authentication).
+    pub identity: Option<String>,
+}
+
+/// How to receive a request's body, decided by the service from the head alone.
+pub enum BodyPlan {
+    /// Read it into memory, refusing more than `limit` bytes with 413.
+    Memory { limit: usize },
+    /// Stream it into a temporary file in `dir` (same file system as its destination, so
+    /// the handler can rename it into place), refusing more than `limit` bytes with 413.
+    File { dir: PathBuf, limit: u64 },
+    /// Answer now without reading the body (authentication failed, bad name, …).
+    Respond(Response),
+}
+
+/// What a listener runs: a rouille handler plus the body decision.
+pub trait Service: Send + Sync {
+    /// Decides how to receive the body of a request with a body. The default keeps it in
+    /// memory under the listener's body limit.
+    fn plan(&self, _head: &Head, _peer: &Peer, limits: &LoopLimits) -> BodyPlan {
+        BodyPlan::Memory { limit: limits.body_bytes }
+    }
+
+    /// Handles a complete request.
+    fn handle(&self, request: &Request, peer: &Peer) -> Response;
+}
+
+/// A byte stream with its TCP socket (for timeouts): plain TCP, or TLS over TCP.
+pub trait Transport: Read + Write + Send {
+    fn tcp(&self) -> &TcpStream;
+    fn secure(&self) -> bool {
+        false
+    }
+    fn identity(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Transport for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// Shared state of all connections of a server.
+pub struct Shared {
+    /// Set when the server is stopping: finish the current request, then close.
+    pub stopping: AtomicBool,
+    /// Bytes of request bodies held in memory right now, over all connections.
+    pub memory_in_use: AtomicUsize,
+    pub memory_budget: usize,
+}
+
+/// Why a request could not be read; each maps to a status sent before closing.
+#[derive(Debug)]
+enum ReadError {
+    /// Peer closed or the connection broke: nothing to answer.
+    Gone,
+    Status(u16, &'static str),
+}
+
+impl From<io::Error> for ReadError {
+    fn from(_: io::Error) -> Self {
+        ReadError::Gone
+    }
+}
+
+/// Serves one connection until it closes.
+pub fn serve<T: Transport>(mut stream: T, service: &dyn Service, limits: &LoopLimits, shared: &Shared) {
+    let Ok(addr) = stream.tcp().peer_addr() else { return };
+    let peer = Peer { addr, secure: stream.secure(), identity: stream.identity() };
+    let _ = stream.tcp().set_write_timeout(Some(limits.body_timeout));
+    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        if shared.stopping.load(Ordering::Relaxed) && buf.is_empty() {
+            return;
+        }
+        let head = match read_head(&mut stream, &mut buf, limits) {
+            Ok(Some(h)) => h,
+            Ok(None) | Err(ReadError::Gone) => return,
+            Err(ReadError::Status(code, why)) => {
+                let _ = write_error(&mut stream, code, why);
+                return;
+            }
+        };
+        match serve_one(&mut stream, &mut buf, head, &peer, service, limits, shared) {
+            Ok(true) => continue,
+            Ok(false) | Err(_) => return,
+        }
+    }
+}
+
+/// Reads one head from `buf` + the stream. `Ok(None)`: the connection ended cleanly or sat
+/// idle past the timeout before a request began.
+fn read_head<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimits) -> Result<Option<Head>, ReadError> {
+    let idle_deadline = Instant::now() + limits.idle_timeout;
+    let mut head_deadline = if buf.is_empty() { None } else { Some(Instant::now() + limits.head_timeout) };
+    let mut chunk = [0u8; 8192];
+    loop {
+        if !buf.is_empty() {
+            // Tolerate empty lines before a request (RFC 9112 §2.2).
+            while buf.first().is_some_and(|b| *b == b'\r' || *b == b'\n') {
+                buf.remove(0);
+            }
+        }
+        if !buf.is_empty() {
+            if let Some((head, used)) = parse_head(buf, limits)? {
+                buf.drain(..used);
+                return Ok(Some(head));
+            }
+            if buf.len() > limits.head_bytes {
+                return Err(ReadError::Status(431, "request head too large"));
+            }
+        }
+        let deadline = head_deadline.unwrap_or(idle_deadline);
+        let now = Instant::now();
+        if now >= deadline {
+            return if head_deadline.is_some() { Err(ReadError::Status(408, "request head too slow")) } else { Ok(None) };
+        }
+        stream.tcp().set_read_timeout(Some(deadline - now)).map_err(|_| ReadError::Gone)?;
+        match stream.read(&mut chunk) {
+            Ok(0) => return if buf.is_empty() { Ok(None) } else { Err(ReadError::Gone) },
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if head_deadline.is_none() {
+                    head_deadline = Some(Instant::now() + limits.head_timeout);
+                }
+            }
+            Err(e) if is_timeout(&e) => {
+                if head_deadline.is_none() {
+                    return Ok(None);
+                }
+                return Err(ReadError::Status(408, "request head too slow"));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(ReadError::Gone),
+        }
+    }
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+/// Parses a complete head from the start of `buf`, or `None` when more bytes are needed.
+fn parse_head(buf: &[u8], limits: &LoopLimits) -> Result<Option<(Head, usize)>, ReadError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let used = match req.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => return Err(ReadError::Status(431, "too many headers")),
+        Err(httparse::Error::Version) => return Err(ReadError::Status(505, "HTTP version not supported")),
+        Err(_) => return Err(ReadError::Status(400, "malformed request")),
+    };
+    if used > limits.head_bytes {
+        return Err(ReadError::Status(431, "request head too large"));
+    }
+    let (Some(method), Some(target), Some(version)) = (req.method, req.path, req.version) else {
+        return Err(ReadError::Status(400, "malformed request line"));
+    };
+    let mut out = Vec::with_capacity(req.headers.len());
+    for h in req.headers.iter() {
+        let Ok(value) = std::str::from_utf8(h.value) else {
+            return Err(ReadError::Status(400, "header value is not UTF-8"));
+        };
+        out.push((h.name.to_string(), value.trim().to_string()));
+    }
+    Ok(Some((Head { method: method.to_string(), target: target.to_string(), version, headers: out }, used)))
+}
+
+/// What the head says about the body that follows.
+enum Framing {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+fn framing(head: &Head) -> Result<Framing, (u16, &'static str)> {
+    let te = head.count("transfer-encoding");
+    let cl = head.count("content-length");
+    if te > 0 && cl > 0 {
+        return Err((400, "both Content-Length and Transfer-Encoding"));
+    }
+    if te > 1 || cl > 1 {
+        return Err((400, "repeated Content-Length or Transfer-Encoding"));
+    }
+    if let Some(te) = head.header("transfer-encoding") {
+        if head.version == 0 {
+            return Err((400, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !te.eq_ignore_ascii_case("chunked") {
+            return Err((501, "only the chunked transfer coding is supported"));
+        }
+        return Ok(Framing::Chunked);
+    }
+    if let Some(cl) = head.header("content-length") {
+        if cl.is_empty() || cl.len() > 18 || !cl.bytes().all(|b| b.is_ascii_digit()) {
+            return Err((400, "malformed Content-Length"));
+        }
+        let n: u64 = cl.parse().map_err(|_| (400, "malformed Content-Length"))?;
+        return Ok(if n == 0 { Framing::None } else { Framing::Length(n) });
+    }
+    Ok(Framing::None)
+}
+
+fn check_head(head: &Head) -> Result<(), (u16, &'static str)> {
+    if !(head.target.starts_with('/') || (head.target == "*" && head.method == "OPTIONS")) {
+        return Err((400, "request target must be a path"));
+    }
+    if head.version == 1 && head.count("host") != 1 {
+        return Err((400, "HTTP/1.1 requests need exactly one Host header"));
+    }
+    if head.target.bytes().any(|b| b == b'\\' || b < 0x21) {
+        return Err((400, "invalid character in the request target"));
+    }
+    Ok(())
+}
+
+/// Whether the connection may carry another request after this one.
+fn wants_keep_alive(head: &Head) -> bool {
+    let connection = head.header("connection").unwrap_or("");
+    let has = |t: &str| connection.split(',').any(|x| x.trim().eq_ignore_ascii_case(t));
+    if head.version == 1 { !has("close") } else { has("keep-alive") }
+}
+
+/// A body being held in memory counts against the shared budget until dropped.
+struct BudgetGuard<'a> {
+    shared: &'a Shared,
+    bytes: usize,
+}
+
+impl Drop for BudgetGuard<'_> {
+    fn drop(&mut self) {
+        self.shared.memory_in_use.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+fn reserve(shared: &Shared, bytes: usize) -> Option<BudgetGuard<'_>> {
+    let before = shared.memory_in_use.fetch_add(bytes, Ordering::Relaxed);
+    let guard = BudgetGuard { shared, bytes };
+    if before + bytes > shared.memory_budget { None } else { Some(guard) }
+}
+
+/// A streamed body's temporary file, removed unless the handler moved it.
+struct TempUpload(PathBuf);
+
+impl Drop for TempUpload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Serves one request whose head has been read. Returns whether to keep the connection.
+fn serve_one<T: Transport>(
+    stream: &mut T,
+    buf: &mut Vec<u8>,
+    mut head: Head,
+    peer: &Peer,
+    service: &dyn Service,
+    limits: &LoopLimits,
+    shared: &Shared,
+) -> io::Result<bool> {
+    if let Err((code, why)) = check_head(&head) {
+        write_error(stream, code, why)?;
+        return Ok(false);
+    }
+    let framing = match framing(&head) {
+        Ok(f) => f,
+        Err((code, why)) => {
+            write_error(stream, code, why)?;
+            return Ok(false);
+        }
+    };
+    // Only the loop sets internal headers.
+    head.headers.retain(|(k, _)| !k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX));
+    let mut keep_alive = wants_keep_alive(&head);
+    let expect_continue = match head.header("expect") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("100-continue") => true,
+        Some(_) => {
+            write_error(stream, 417, "unsupported Expect")?;
+            return Ok(false);
+        }
+    };
+    let is_head_method = head.method == "HEAD";
+
+    let mut body = Vec::new();
+    let mut _budget = None;
+    let mut temp: Option<TempUpload> = None;
+    let mut early: Option<Response> = None;
+    if !matches!(framing, Framing::None) {
+        let plan = service.plan(&head, peer, limits);
+        let declared = match framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        match plan {
+            BodyPlan::Respond(resp) => {
+                // Keep the connection only if the unread body is small and already on its
+                // way (a client waiting for 100-continue will not send it).
+                if expect_continue {
+                    keep_alive = false;
+                } else if declared.is_some_and(|n| n <= DRAIN_LIMIT) {
+                    let mut sink = io::sink();
+                    if read_body(stream, buf, &framing, DRAIN_LIMIT, limits, &mut sink).is_err() {
+                        keep_alive = false;
+                    }
+                } else {
+                    keep_alive = false;
+                }
+                early = Some(resp);
+            }
+            BodyPlan::Memory { limit } => {
+                if declared.is_some_and(|n| n > limit as u64) {
+                    write_error(stream, 413, "request body too large")?;
+                    return Ok(false);
+                }
+                let want = declared.map(|n| n as usize).unwrap_or(limit.min(64 * 1024));
+                match reserve(shared, want) {
+                    Some(g) => _budget = Some(g),
+                    None => {
+                        write_status(stream, 503, "server busy; retry later", &[("Retry-After", "5")], false)?;
+                        return Ok(false);
+                    }
+                }
+                if expect_continue {
+                    stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                }
+                match read_body(stream, buf, &framing, limit as u64, limits, &mut body) {
+                    Ok(_) => {}
+                    Err(BodyError::TooLarge) => {
+                        write_error(stream, 413, "request body too large")?;
+                        return Ok(false);
+                    }
+                    Err(BodyError::Status(code, why)) => {
+                        let _ = write_error(stream, code, why);
+                        return Ok(false);
+                    }
+                    Err(BodyError::Io) => return Ok(false),
+                }
+            }
+            BodyPlan::File { dir, limit } => {
+                if declared.is_some_and(|n| n > limit) {
+                    write_error(stream, 413, "upload too large")?;
+                    return Ok(false);
+                }
+                let path = dir.join(format!(".incoming-{}", crate::domain::account::random_token(16)));
+                let file = match create_temp(&path) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        log::error!("cannot create upload file {}: {e}", path.display());
+                        write_status(stream, 507, "cannot store uploads right now", &[], false)?;
+                        return Ok(false);
+                    }
+                };
+                let guard = TempUpload(path.clone());
+                if expect_continue {
+                    stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+                }
+                let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
+                let result = read_body(stream, buf, &framing, limit, limits, &mut writer);
+                let flushed = writer.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_data());
+                match (result, flushed) {
+                    (Ok(size), Ok(())) => {
+                        head.headers.push((UPLOAD_HEADER.into(), path.to_string_lossy().into_owned()));
+                        head.headers.push((UPLOAD_SIZE_HEADER.into(), size.to_string()));
+                        temp = Some(guard);
+                    }
+                    (Err(BodyError::TooLarge), _) => {
+                        write_error(stream, 413, "upload too large")?;
+                        return Ok(false);
+                    }
+                    (Err(BodyError::Status(code, why)), _) => {
+                        let _ = write_error(stream, code, why);
+                        return Ok(false);
+                    }
+                    (Err(BodyError::Io), _) => return Ok(false),
+                    (Ok(_), Err(e)) => {
+                        log::error!("cannot write upload file {}: {e}", path.display());
+                        write_status(stream, 507, "cannot store the upload", &[], false)?;
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+    }
+
+    let response = match early {
+        Some(r) => r,
+        None => {
+            let request = if peer.secure {
+                Request::fake_https_from(peer.addr, head.method.clone(), head.target.clone(), head.headers, body)
+            } else {
+                Request::fake_http_from(peer.addr, head.method.clone(), head.target.clone(), head.headers, body)
+            };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.handle(&request, peer))) {
+                Ok(r) => r,
+                Err(_) => {
+                    log::error!("handler panicked on {} {}", head.method, head.target);
+                    keep_alive = false;
+                    Response::text("internal error").with_status_code(500)
+                }
+            }
+        }
+    };
+    drop(temp);
+    drop(_budget);
+    if shared.stopping.load(Ordering::Relaxed) {
+        keep_alive = false;
+    }
+    if response.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")) {
+        keep_alive = false;
+    }
+    write_response(stream, head.version, is_head_method, response, keep_alive)
+}
+
+fn create_temp(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+}
+
+enum BodyError {
+    TooLarge,
+    Status(u16, &'static str),
+    Io,
+}
+
+/// Reads a body framed as `framing` into `out`, refusing more than `limit` bytes. Bytes
+/// already in `buf` are used first; bytes after the body stay in `buf` (pipelining).
+fn read_body<T: Transport, W: Write>(
+    stream: &mut T,
+    buf: &mut Vec<u8>,
+    framing: &Framing,
+    limit: u64,
+    limits: &LoopLimits,
+    out: &mut W,
+) -> Result<u64, BodyError> {
+    match framing {
+        Framing::None => Ok(0),
+        Framing::Length(n) => {
+            if *n > limit {
+                return Err(BodyError::TooLarge);
+            }
+            copy_exact(stream, buf, *n, limits, out)?;
+            Ok(*n)
+        }
+        Framing::Chunked => {
+            let mut total = 0u64;
+            loop {
+                let size = loop {
+                    match httparse::parse_chunk_size(buf) {
+                        Ok(httparse::Status::Complete((used, size))) => {
+                            buf.drain(..used);
+                            break size;
+                        }
+                        Ok(httparse::Status::Partial) => {
+                            if buf.len() > 1024 {
+                                return Err(BodyError::Status(400, "malformed chunk size"));
+                            }
+                            fill(stream, buf, limits)?;
+                        }
+                        Err(_) => return Err(BodyError::Status(400, "malformed chunk size")),
+                    }
+                };
+                if size == 0 {
+                    // Trailers: skip header lines up to the empty line.
+                    loop {
+                        if let Some(pos) = buf.windows(2).position(|w| w == b"\r\n") {
+                            let empty = pos == 0;
+                            buf.drain(..pos + 2);
+                            if empty {
+                                return Ok(total);
+                            }
+                        } else {
+                            if buf.len() > 8192 {
+                                return Err(BodyError::Status(400, "trailers too large"));
+                            }
+                            fill(stream, buf, limits)?;
+                        }
+                    }
+                }
+                total = total.checked_add(size).ok_or(BodyError::TooLarge)?;
+                if total > limit {
+                    return Err(BodyError::TooLarge);
+                }
+                copy_exact(stream, buf, size, limits, out)?;
+                while buf.len() < 2 {
+                    fill(stream, buf, limits)?;
+                }
+                if &buf[..2] != b"\r\n" {
+                    return Err(BodyError::Status(400, "chunk not followed by CRLF"));
+                }
+                buf.drain(..2);
+            }
+        }
+    }
+}
+
+/// Moves exactly `n` bytes from `buf` then the stream into `out`.
+fn copy_exact<T: Transport, W: Write>(
+    stream: &mut T,
+    buf: &mut Vec<u8>,
+    mut n: u64,
+    limits: &LoopLimits,
+    out: &mut W,
+) -> Result<(), BodyError> {
+    let from_buf = (buf.len() as u64).min(n) as usize;
+    out.write_all(&buf[..from_buf]).map_err(|_| BodyError::Status(507, "cannot store the body"))?;
+    buf.drain(..from_buf);
+    n -= from_buf as u64;
+    let mut chunk = vec![0u8; 64 * 1024];
+    while n > 0 {
+        stream.tcp().set_read_timeout(Some(limits.body_timeout)).map_err(|_| BodyError::Io)?;
+        let want = (chunk.len() as u64).min(n) as usize;
+        match stream.read(&mut chunk[..want]) {
+            Ok(0) => return Err(BodyError::Io),
+            Ok(k) => {
+                out.write_all(&chunk[..k]).map_err(|_| BodyError::Status(507, "cannot store the body"))?;
+                n -= k as u64;
+            }
+            Err(e) if is_timeout(&e) => return Err(BodyError::Status(408, "request body too slow")),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(BodyError::Io),
+        }
+    }
+    Ok(())
+}
+
+/// Reads more bytes into `buf` (for chunk framing).
+fn fill<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimits) -> Result<(), BodyError> {
+    let mut chunk = [0u8; 8192];
+    stream.tcp().set_read_timeout(Some(limits.body_timeout)).map_err(|_| BodyError::Io)?;
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Err(BodyError::Io),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                return Ok(());
+            }
+            Err(e) if is_timeout(&e) => return Err(BodyError::Status(408, "request body too slow")),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(BodyError::Io),
+        }
+    }
+}
+
+/// Headers the loop owns; a handler's copies are ignored.
+fn is_framing_header(name: &str) -> bool {
+    ["connection", "content-length", "transfer-encoding", "keep-alive", "trailer", "upgrade", "date"]
+        .iter()
+        .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// Writes a response. Returns whether the connection stays open.
+fn write_response<T: Transport>(
+    stream: &mut T,
+    version: u8,
+    is_head: bool,
+    response: Response,
+    mut keep_alive: bool,
+) -> io::Result<bool> {
+    let status = response.status_code;
+    let (mut reader, size) = response.data.into_reader_and_size();
+    let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
+    // Without a known size, HTTP/1.1 uses chunked framing; HTTP/1.0 ends the body by closing.
+    let chunked = size.is_none() && !no_body && version == 1;
+    if size.is_none() && !no_body && version == 0 {
+        keep_alive = false;
+    }
+    let mut out = Vec::with_capacity(512);
+    write!(out, "HTTP/1.{version} {status} {}\r\n", reason(status))?;
+    write!(out, "Date: {}\r\n", http_date())?;
+    for (k, v) in &response.headers {
+        if is_framing_header(k) || k.contains(['\r', '\n']) || v.contains(['\r', '\n']) {
+            continue;
+        }
+        write!(out, "{k}: {v}\r\n")?;
+    }
+    if let Some(n) = size {
+        if status != 204 && !(100..200).contains(&status) {
+            write!(out, "Content-Length: {n}\r\n")?;
+        }
+    } else if chunked {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    }
+    if !keep_alive {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if version == 0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if no_body {
+        stream.write_all(&out)?;
+    } else if let Some(n) = size.filter(|n| *n <= COALESCE_LIMIT) {
+        // Head and body in one write: no small-packet stall, one syscall.
+        let start = out.len();
+        out.resize(start + n, 0);
+        reader.read_exact(&mut out[start..])?;
+        stream.write_all(&out)?;
+    } else if chunked {
+        stream.write_all(&out)?;
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let k = reader.read(&mut chunk)?;
+            if k == 0 {
+                break;
+            }
+            write!(stream, "{k:x}\r\n")?;
+            stream.write_all(&chunk[..k])?;
+            stream.write_all(b"\r\n")?;
+        }
+        stream.write_all(b"0\r\n\r\n")?;
+    } else {
+        stream.write_all(&out)?;
+        match size {
+            Some(n) => {
+                if io::copy(&mut reader.take(n as u64), stream)? != n as u64 {
+                    // The body source ended early (a file truncated underneath us): the
+                    // framing is now wrong, so the connection must end.
+                    return Ok(false);
+                }
+            }
+            // HTTP/1.0 without a length: the body ends when the connection closes.
+            None => {
+                io::copy(&mut reader, stream)?;
+            }
+        }
+    }
+    stream.flush()?;
+    Ok(keep_alive)
+}
+
+/// A plain-text error response, then the connection closes.
+fn write_error<T: Write>(stream: &mut T, code: u16, why: &str) -> io::Result<bool> {
+    write_status(stream, code, why, &[], false)
+}
+
+fn write_status<T: Write>(stream: &mut T, code: u16, why: &str, extra: &[(&str, &str)], keep: bool) -> io::Result<bool> {
+    let body = format!("{code} {}: {why}\n", reason(code));
+    let mut out = Vec::with_capacity(256);
+    write!(out, "HTTP/1.1 {code} {}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n", reason(code), http_date(), body.len())?;
+    for (k, v) in extra {
+        write!(out, "{k}: {v}\r\n")?;
+    }
+    if !keep {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body.as_bytes());
+    stream.write_all(&out)?;
+    stream.flush()?;
+    Ok(keep)
+}
+
+/// Writes a 503 to a connection refused at accept (over the connection cap).
+pub fn refuse_busy(stream: &mut TcpStream) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = write_status(stream, 503, "too many connections; retry later", &[("Retry-After", "10")], false);
+}
+
+/// The reason phrase of a status code.
+pub fn reason(code: u16) -> &'static str {
+    match code {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        507 => "Insufficient Storage",
+        _ => "Unknown",
+    }
+}
+
+/// The current time as an HTTP date, formatted at most once a second per thread.
+fn http_date() -> String {
+    thread_local! {
+        static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.0 != secs {
+            *c = (secs, httpdate::fmt_http_date(now));
+        }
+        c.1.clone()
+    })
+}

@@ -1,0 +1,605 @@
+//! The device endpoints: what phones call (DESIGN §4).
+//!
+//! Order of checks for every request: method, path (strictly decoded; traversal refused),
+//! account (by service address), file name, account enabled, credentials, then the file.
+//! Uploads are authenticated in `plan`, before their body is read, and arrive here as a
+//! temporary file the loop streamed to disk; they are moved into place with a rename, so a
+//! stored file is always complete. Every request is recorded without waiting.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use rouille::{Request, Response, ResponseBody};
+
+use super::auth::{DeviceAuth, Outcome};
+use super::conn::{self, BodyPlan, Head, LoopLimits, Peer, Service};
+use crate::db::access::AccessRecord;
+use crate::domain::account::{Account, UnknownDevices};
+use crate::domain::devicepath::{self, DeviceFile, UploadKind};
+use crate::domain::mac::Mac;
+use crate::domain::polycom::render;
+use crate::domain::provisioning::{FileKind, Lookup, Provisioner, Rendered};
+use crate::domain::provstate::{Evidence, Reach};
+use crate::domain::useragent::{self, UserAgent};
+use crate::recorder::Recorder;
+
+/// How long a MAC stays bound to the IP of its last authenticated request, for recording
+/// requests that name no MAC (firmware, shared assets).
+const IP_BINDING: Duration = Duration::from_secs(300);
+/// Most bytes of body accepted on a request that is not an upload.
+const NON_UPLOAD_BODY: usize = 64 * 1024;
+
+/// Directories of the data dir the device endpoints use.
+#[derive(Debug, Clone)]
+pub struct DataDirs {
+    pub firmware: PathBuf,
+    pub uploads: PathBuf,
+    pub assets: PathBuf,
+    /// Where uploads are streamed before being moved into place (same file system).
+    pub incoming: PathBuf,
+}
+
+impl DataDirs {
+    pub fn under(data_dir: &Path) -> DataDirs {
+        DataDirs {
+            firmware: data_dir.join("firmware"),
+            uploads: data_dir.join("uploads"),
+            assets: data_dir.join("assets"),
+            incoming: data_dir.join("uploads").join(".incoming"),
+        }
+    }
+
+    /// Where a device's upload is stored.
+    pub fn upload_path(&self, mac: &Mac, kind: UploadKind, name: &str) -> PathBuf {
+        self.uploads.join(mac.as_str()).join(kind.dir()).join(name)
+    }
+}
+
+/// The device listener's service.
+pub struct DeviceService {
+    pub prov: Arc<Provisioner>,
+    pub auth: Arc<DeviceAuth>,
+    pub recorder: Recorder,
+    pub dirs: DataDirs,
+    pub upload_bytes: u64,
+    pub device_quota: u64,
+    ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
+}
+
+/// What a handled request contributes to its access-log row.
+#[derive(Default)]
+struct Meta {
+    account_id: Option<i64>,
+    mac: Option<Mac>,
+    auth: &'static str,
+    bytes: u64,
+    sync: bool,
+}
+
+/// The parts of a request every branch needs.
+struct Ctx<'a> {
+    method: &'a str,
+    account: Account,
+    reach: Reach,
+    ua: Option<UserAgent>,
+    auth: Outcome,
+    if_none_match: Option<&'a str>,
+}
+
+impl DeviceService {
+    pub fn new(
+        prov: Arc<Provisioner>,
+        auth: Arc<DeviceAuth>,
+        recorder: Recorder,
+        dirs: DataDirs,
+        upload_bytes: u64,
+        device_quota: u64,
+    ) -> DeviceService {
+        DeviceService { prov, auth, recorder, dirs, upload_bytes, device_quota, ip_macs: Mutex::new(HashMap::new()) }
+    }
+
+    /// Decodes the path and finds the account and the file it names.
+    fn resolve(&self, raw_path: &str) -> Result<(Account, String, DeviceFile), Response> {
+        let mut segs = devicepath::segments(raw_path).map_err(|devicepath::PathError::Invalid(why)| text(400, why))?;
+        let routed = self.prov.route(&mut segs).map_err(|e| internal(&e))?;
+        let Some((account, base)) = routed else { return Err(text(404, "no such account")) };
+        let file = devicepath::classify(&segs).ok_or_else(|| text(404, "not found"))?;
+        Ok((account, base, file))
+    }
+
+    fn challenge(&self, secure: bool, stale: bool) -> Response {
+        let mut r = text(401, "authentication required");
+        for c in self.auth.challenges(secure, stale) {
+            r.headers.push(("WWW-Authenticate".into(), c.into()));
+        }
+        r
+    }
+
+    /// The response for a request whose credentials are not valid, if any.
+    fn auth_failure(&self, outcome: &Outcome, secure: bool) -> Option<Response> {
+        match outcome {
+            Outcome::Ok { .. } => None,
+            Outcome::Missing | Outcome::Bad => Some(self.challenge(secure, false)),
+            Outcome::Stale => Some(self.challenge(secure, true)),
+            Outcome::Throttled(secs) => {
+                let mut r = text(429, "too many wrong credentials from this address");
+                r.headers.push(("Retry-After".into(), secs.to_string().into()));
+                Some(r)
+            }
+        }
+    }
+
+    fn bind_ip(&self, ip: IpAddr, mac: Mac) {
+        let mut m = self.ip_macs.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 50_000 {
+            m.retain(|_, (_, t)| t.elapsed() < IP_BINDING);
+        }
+        m.insert(ip, (mac, Instant::now()));
+    }
+
+    fn bound_mac(&self, ip: IpAddr) -> Option<Mac> {
+        let m = self.ip_macs.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&ip).filter(|(_, t)| t.elapsed() < IP_BINDING).map(|(mac, _)| *mac)
+    }
+
+    fn dispatch(&self, req: &Request, peer: &Peer, meta: &mut Meta) -> Response {
+        let method = req.method();
+        if !matches!(method, "GET" | "HEAD" | "PUT") {
+            let mut r = text(405, "method not allowed");
+            r.headers.push(("Allow".into(), "GET, HEAD, PUT".into()));
+            return r;
+        }
+        let raw_path = req.raw_url().split('?').next().unwrap_or("");
+        let (account, base_path, file) = match self.resolve(raw_path) {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        meta.account_id = Some(account.id.0);
+        meta.mac = file.mac();
+        if !account.provisioning_enabled {
+            // Never a master with content for a disabled account.
+            return match file {
+                DeviceFile::Master(_) | DeviceFile::DefaultMaster => text(404, "provisioning is disabled"),
+                _ => text(403, "provisioning is disabled"),
+            };
+        }
+        let outcome = self.auth.check(req.header("Authorization"), method, req.raw_url(), peer.addr.ip(), &account);
+        meta.auth = outcome.label();
+        if let Some(r) = self.auth_failure(&outcome, peer.secure) {
+            return r;
+        }
+        let ua = req.header("User-Agent").and_then(useragent::parse);
+        if meta.mac.is_none() {
+            meta.mac = ua.as_ref().and_then(|u| u.serial_mac).or_else(|| self.bound_mac(peer.addr.ip()));
+        } else if let Some(mac) = meta.mac {
+            self.bind_ip(peer.addr.ip(), mac);
+        }
+        let ctx = Ctx {
+            method,
+            reach: Reach { host: req.header("Host").unwrap_or("").to_string(), base_path, secure: peer.secure },
+            account,
+            ua,
+            auth: outcome,
+            if_none_match: req.header("If-None-Match"),
+        };
+        if method == "PUT" {
+            return match file {
+                DeviceFile::Upload(kind, mac, name) => self.store_upload(req, &ctx, kind, &mac, &name),
+                _ => text(405, "this file cannot be uploaded"),
+            };
+        }
+        let result = match &file {
+            DeviceFile::Master(mac) => self.master(&ctx, mac),
+            DeviceFile::DefaultMaster => Ok(match ctx.account.unknown_devices {
+                UnknownDevices::Stage => xml(&ctx, &Rendered::new(render::stage_master())),
+                UnknownDevices::Ztp => xml(&ctx, &Rendered::new(render::ztp_master())),
+                UnknownDevices::DefaultProfile | UnknownDevices::Reject => text(404, "not found"),
+            }),
+            DeviceFile::Stage(_) => Ok(match ctx.account.unknown_devices {
+                UnknownDevices::Stage => xml(&ctx, &Rendered::new(render::stage_file())),
+                UnknownDevices::Reject => text(403, "unknown device"),
+                _ => text(404, "not found"),
+            }),
+            DeviceFile::Ztp(_) => Ok(match ctx.account.unknown_devices {
+                UnknownDevices::Ztp => xml(&ctx, &Rendered::new(render::ztp_file())),
+                UnknownDevices::Reject => text(403, "unknown device"),
+                _ => text(404, "not found"),
+            }),
+            DeviceFile::Generated(mac) => {
+                let r = self.device_file(&ctx, mac, FileKind::Generated);
+                meta.sync = r.as_ref().is_ok_and(|r| r.status_code == 200);
+                r
+            }
+            DeviceFile::Profile(mac, i) => self.device_file(&ctx, mac, FileKind::Profile(*i)),
+            DeviceFile::Upload(kind, mac, name) => self.read_upload(req, &ctx, *kind, mac, name),
+            DeviceFile::Firmware { version, file } => {
+                Ok(serve_file(req, &self.dirs.firmware.join(version).join(file), "application/octet-stream"))
+            }
+            DeviceFile::Asset(segs) => Ok(self.asset(req, segs)),
+        };
+        result.unwrap_or_else(|e| internal(&e))
+    }
+
+    /// `<mac>.cfg`.
+    fn master(&self, ctx: &Ctx<'_>, mac: &Mac) -> crate::Result<Response> {
+        let mut lookup = self.prov.lookup(mac)?;
+        if matches!(lookup, Lookup::Unknown | Lookup::Seen(_)) {
+            let mine = match &lookup {
+                Lookup::Seen(e) => e.device.account_id == ctx.account.id.0,
+                _ => true,
+            };
+            match ctx.account.unknown_devices {
+                UnknownDevices::Stage if matches!(lookup, Lookup::Unknown) => {
+                    self.prov.record_unassociated(&ctx.account, mac)?;
+                }
+                UnknownDevices::DefaultProfile if mine && self.prov.auto_associate(&ctx.account, mac)? => {
+                    lookup = self.prov.lookup(mac)?;
+                }
+                _ => {}
+            }
+        }
+        let Lookup::Associated(entry) = lookup else { return Ok(text(404, "not associated")) };
+        if entry.device.account_id != ctx.account.id.0 {
+            return Ok(text(404, "not associated"));
+        }
+        let entry = self.prov.observe(&ctx.account, entry, &self.evidence(ctx, mac, true))?;
+        match self.prov.render(&ctx.account, &entry, FileKind::Master, &ctx.reach)? {
+            Some(r) => Ok(xml(ctx, &r)),
+            None => Ok(text(404, "not found")),
+        }
+    }
+
+    fn evidence<'a>(&self, ctx: &'a Ctx<'_>, mac: &Mac, master_fetch: bool) -> Evidence<'a> {
+        Evidence {
+            master_fetch,
+            reach: &ctx.reach,
+            auth: match &ctx.auth {
+                Outcome::Ok { user, password } => Some((user.as_str(), password.as_str())),
+                _ => None,
+            },
+            serial_tag: ctx.ua.as_ref().and_then(|u| u.serial_mac).is_some_and(|m| m == *mac),
+        }
+    }
+
+    /// `<mac>-device.cfg` and the profile's files.
+    fn device_file(&self, ctx: &Ctx<'_>, mac: &Mac, kind: FileKind) -> crate::Result<Response> {
+        let entry = match self.prov.lookup(mac)? {
+            Lookup::Associated(e) if e.device.account_id == ctx.account.id.0 => e,
+            _ if ctx.account.unknown_devices == UnknownDevices::Reject => return Ok(text(403, "unknown device")),
+            _ => return Ok(text(404, "not associated")),
+        };
+        let entry = self.prov.observe(&ctx.account, entry, &self.evidence(ctx, mac, false))?;
+        match self.prov.render(&ctx.account, &entry, kind, &ctx.reach)? {
+            Some(r) => Ok(xml(ctx, &r)),
+            None => Ok(text(404, "not found")),
+        }
+    }
+
+    /// Whether `mac` is a device of this account that may upload and read its files.
+    fn owns(&self, ctx: &Ctx<'_>, mac: &Mac) -> crate::Result<bool> {
+        Ok(match self.prov.lookup(mac)? {
+            Lookup::Associated(e) | Lookup::Seen(e) => e.device.account_id == ctx.account.id.0,
+            Lookup::Unknown => false,
+        })
+    }
+
+    fn read_upload(&self, req: &Request, ctx: &Ctx<'_>, kind: UploadKind, mac: &Mac, name: &str) -> crate::Result<Response> {
+        if !self.owns(ctx, mac)? {
+            return Ok(if ctx.account.unknown_devices == UnknownDevices::Reject {
+                text(403, "unknown device")
+            } else {
+                text(404, "not found")
+            });
+        }
+        let content_type =
+            if name.ends_with(".xml") || name.ends_with(".cfg") { "application/xml" } else { "text/plain; charset=utf-8" };
+        Ok(serve_file(req, &self.dirs.upload_path(mac, kind, name), content_type)
+            .with_additional_header("X-Content-Type-Options", "nosniff")
+            .with_additional_header("Cache-Control", "no-store"))
+    }
+
+    /// Moves a streamed upload into place.
+    fn store_upload(&self, req: &Request, ctx: &Ctx<'_>, kind: UploadKind, mac: &Mac, name: &str) -> Response {
+        let Some(temp) = req.header(conn::UPLOAD_HEADER).map(PathBuf::from) else {
+            // A PUT without a body (Content-Length: 0): store an empty file.
+            let path = self.dirs.incoming.join(format!(".incoming-{}", crate::domain::account::random_token(16)));
+            if let Err(e) = File::create(&path) {
+                log::error!("cannot create {}: {e}", path.display());
+                return text(507, "cannot store uploads right now");
+            }
+            return self.commit_upload(ctx, kind, mac, name, &path, 0);
+        };
+        let size: u64 = req.header(conn::UPLOAD_SIZE_HEADER).and_then(|s| s.parse().ok()).unwrap_or(0);
+        self.commit_upload(ctx, kind, mac, name, &temp, size)
+    }
+
+    fn commit_upload(&self, ctx: &Ctx<'_>, kind: UploadKind, mac: &Mac, name: &str, temp: &Path, size: u64) -> Response {
+        let result = (|| -> crate::Result<Response> {
+            if !self.owns(ctx, mac)? {
+                let _ = std::fs::remove_file(temp);
+                return Ok(if ctx.account.unknown_devices == UnknownDevices::Reject {
+                    text(403, "unknown device")
+                } else {
+                    text(404, "unknown device")
+                });
+            }
+            let conn = self.prov.pool().get()?;
+            let used = crate::db::access::upload_usage(&conn, mac.as_str(), kind.dir(), name)?;
+            if used + size > self.device_quota {
+                let _ = std::fs::remove_file(temp);
+                return Ok(text(507, "this device's upload quota is used up"));
+            }
+            let dest = self.dirs.upload_path(mac, kind, name);
+            let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
+            std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
+            let existed = dest.exists();
+            if existed && kind == UploadKind::Log {
+                // Keep the previous upload of a log: phones may send only what is new.
+                let _ = std::fs::rename(&dest, dest.with_file_name(format!("{name}.1")));
+            }
+            std::fs::rename(temp, &dest).map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
+            if let Ok(d) = File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            let sha = file_sha256(&dest).unwrap_or_default();
+            crate::db::access::upsert_upload(&conn, mac.as_str(), kind.dir(), name, size, &sha)?;
+            Ok(if existed { Response::empty_204() } else { text(201, "stored") })
+        })();
+        result.unwrap_or_else(|e| {
+            let _ = std::fs::remove_file(temp);
+            internal(&e)
+        })
+    }
+
+    fn asset(&self, req: &Request, segs: &[String]) -> Response {
+        let mut path = self.dirs.assets.clone();
+        for s in segs {
+            path.push(s);
+        }
+        // Symlinks inside the assets directory must not lead outside it.
+        let (Ok(root), Ok(real)) = (self.dirs.assets.canonicalize(), path.canonicalize()) else {
+            return text(404, "not found");
+        };
+        if !real.starts_with(&root) || !real.is_file() {
+            return text(404, "not found");
+        }
+        let ct = match real.extension().and_then(|e| e.to_str()) {
+            Some("cfg" | "xml") => "application/xml",
+            Some("jpg" | "jpeg") => "image/jpeg",
+            Some("png") => "image/png",
+            Some("bmp") => "image/bmp",
+            Some("wav") => "audio/wav",
+            Some("txt") => "text/plain; charset=utf-8",
+            _ => "application/octet-stream",
+        };
+        serve_file(req, &real, ct)
+    }
+}
+
+impl Service for DeviceService {
+    fn plan(&self, head: &Head, peer: &Peer, _limits: &LoopLimits) -> BodyPlan {
+        if head.method != "PUT" {
+            return BodyPlan::Memory { limit: NON_UPLOAD_BODY };
+        }
+        let (account, _, file) = match self.resolve(head.raw_path()) {
+            Ok(x) => x,
+            Err(r) => return BodyPlan::Respond(r),
+        };
+        let DeviceFile::Upload(..) = file else { return BodyPlan::Respond(text(405, "this file cannot be uploaded")) };
+        if !account.provisioning_enabled {
+            return BodyPlan::Respond(text(403, "provisioning is disabled"));
+        }
+        let outcome = self.auth.check(head.header("Authorization"), &head.method, &head.target, peer.addr.ip(), &account);
+        if let Some(r) = self.auth_failure(&outcome, peer.secure) {
+            return BodyPlan::Respond(r);
+        }
+        if let Err(e) = std::fs::create_dir_all(&self.dirs.incoming) {
+            log::error!("cannot create {}: {e}", self.dirs.incoming.display());
+            return BodyPlan::Respond(text(507, "cannot store uploads right now"));
+        }
+        BodyPlan::File { dir: self.dirs.incoming.clone(), limit: self.upload_bytes }
+    }
+
+    fn handle(&self, req: &Request, peer: &Peer) -> Response {
+        let started = Instant::now();
+        let mut meta = Meta { auth: "none", ..Default::default() };
+        let mut response = self.dispatch(req, peer, &mut meta);
+        let ua = req.header("User-Agent").unwrap_or("");
+        let parsed = useragent::parse(ua);
+        // Rendered bodies carry their size in a header the loop does not send.
+        if let Some(pos) = response.headers.iter().position(|(k, _)| k == BODY_SIZE) {
+            meta.bytes = response.headers[pos].1.parse().unwrap_or(0);
+            response.headers.remove(pos);
+        }
+        self.recorder.record(AccessRecord {
+            ts_ms: crate::db::now_ms(),
+            account_id: meta.account_id,
+            mac: meta.mac.map(|m| m.to_string()),
+            ip: peer.addr.ip().to_string(),
+            method: req.method().to_string(),
+            path: req.raw_url().chars().take(512).collect(),
+            status: response.status_code,
+            bytes: meta.bytes,
+            duration_us: started.elapsed().as_micros() as u64,
+            auth: meta.auth,
+            secure: peer.secure,
+            user_agent: ua.chars().take(256).collect(),
+            ua_family: parsed.as_ref().map(|u| u.family_name()).unwrap_or_default(),
+            ua_model: parsed.as_ref().map(|u| u.model.clone()).unwrap_or_default(),
+            firmware: parsed.as_ref().and_then(|u| u.firmware().map(String::from)),
+            sync: meta.sync,
+        });
+        response
+    }
+}
+
+/// Internal header carrying a body's size from the branch that built it to the recorder.
+const BODY_SIZE: &str = "x-zerotouch-body-size";
+
+fn text(status: u16, message: &str) -> Response {
+    Response::text(format!("{message}\n")).with_status_code(status)
+}
+
+fn internal(e: &crate::Error) -> Response {
+    log::error!("device request failed: {e}");
+    text(500, "internal error")
+}
+
+/// A rendered XML file, or 304 when the phone already has these bytes.
+fn xml(ctx: &Ctx<'_>, r: &Rendered) -> Response {
+    let etag = r.etag.to_string();
+    if ctx.if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response { status_code: 304, headers: vec![("ETag".into(), etag.into())], data: ResponseBody::empty(), upgrade: None };
+    }
+    let len = r.bytes.len();
+    let body = if ctx.method == "HEAD" { ResponseBody::from_reader_and_size(std::io::empty(), len) } else {
+        ResponseBody::from_reader_and_size(std::io::Cursor::new(ArcBytes(r.bytes.clone())), len)
+    };
+    Response {
+        status_code: 200,
+        headers: vec![
+            ("Content-Type".into(), "application/xml".into()),
+            ("ETag".into(), etag.into()),
+            ("Cache-Control".into(), "no-cache".into()),
+            (BODY_SIZE.into(), len.to_string().into()),
+        ],
+        data: body,
+        upgrade: None,
+    }
+}
+
+/// Shares rendered bytes without copying them per request.
+struct ArcBytes(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for ArcBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Serves a file with ETag, Last-Modified, conditional GET and a single byte range.
+pub fn serve_file(req: &Request, path: &Path, content_type: &'static str) -> Response {
+    let Ok(mut file) = File::open(path) else { return text(404, "not found") };
+    let Ok(meta) = file.metadata() else { return text(404, "not found") };
+    if !meta.is_file() {
+        return text(404, "not found");
+    }
+    let len = meta.len();
+    let mtime = meta.modified().ok();
+    let mtime_ns = mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+    let etag = format!("\"{len:x}-{mtime_ns:x}\"");
+    let mut headers: Vec<(std::borrow::Cow<'static, str>, std::borrow::Cow<'static, str>)> = vec![
+        ("Content-Type".into(), content_type.into()),
+        ("ETag".into(), etag.clone().into()),
+        ("Accept-Ranges".into(), "bytes".into()),
+    ];
+    if let Some(t) = mtime {
+        headers.push(("Last-Modified".into(), httpdate::fmt_http_date(t).into()));
+    }
+    if req.header("If-None-Match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
+        return Response { status_code: 304, headers, data: ResponseBody::empty(), upgrade: None };
+    }
+    let range = req.header("Range").filter(|_| {
+        // If-Range with a different validator means: send the whole file.
+        req.header("If-Range").is_none_or(|v| v.trim() == etag)
+    });
+    let (status, start, count) = match range.map(|r| parse_range(r, len)) {
+        None | Some(RangeSpec::Ignore) => (200, 0, len),
+        Some(RangeSpec::Satisfiable(a, b)) => {
+            headers.push(("Content-Range".into(), format!("bytes {a}-{b}/{len}").into()));
+            (206, a, b - a + 1)
+        }
+        Some(RangeSpec::Unsatisfiable) => {
+            headers.push(("Content-Range".into(), format!("bytes */{len}").into()));
+            return Response { status_code: 416, headers, data: ResponseBody::empty(), upgrade: None };
+        }
+    };
+    headers.push((BODY_SIZE.into(), count.to_string().into()));
+    if req.method() == "HEAD" {
+        return Response { status_code: status, headers, data: ResponseBody::from_reader_and_size(std::io::empty(), count as usize), upgrade: None };
+    }
+    if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
+        return text(500, "cannot read the file");
+    }
+    Response {
+        status_code: status,
+        headers,
+        data: ResponseBody::from_reader_and_size(file.take(count), count as usize),
+        upgrade: None,
+    }
+}
+
+enum RangeSpec {
+    Satisfiable(u64, u64),
+    Unsatisfiable,
+    /// Malformed or multiple ranges: serve the whole file (allowed by RFC 9110).
+    Ignore,
+}
+
+fn parse_range(header: &str, len: u64) -> RangeSpec {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeSpec::Ignore };
+    if spec.contains(',') {
+        return RangeSpec::Ignore;
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else { return RangeSpec::Ignore };
+    let (a, b) = (a.trim(), b.trim());
+    let parse = |s: &str| s.parse::<u64>().ok();
+    match (a.is_empty(), b.is_empty()) {
+        (true, false) => match parse(b) {
+            Some(0) => RangeSpec::Unsatisfiable,
+            Some(n) if len > 0 => RangeSpec::Satisfiable(len.saturating_sub(n), len - 1),
+            Some(_) => RangeSpec::Unsatisfiable,
+            None => RangeSpec::Ignore,
+        },
+        (false, _) => {
+            let Some(start) = parse(a) else { return RangeSpec::Ignore };
+            let end = if b.is_empty() { Some(u64::MAX) } else { parse(b) };
+            let Some(end) = end else { return RangeSpec::Ignore };
+            if end < start {
+                return RangeSpec::Ignore;
+            }
+            if start >= len {
+                return RangeSpec::Unsatisfiable;
+            }
+            RangeSpec::Satisfiable(start, end.min(len - 1))
+        }
+        (true, true) => RangeSpec::Ignore,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert!(matches!(parse_range("bytes=0-99", 1000), RangeSpec::Satisfiable(0, 99)));
+        assert!(matches!(parse_range("bytes=900-", 1000), RangeSpec::Satisfiable(900, 999)));
+        assert!(matches!(parse_range("bytes=-100", 1000), RangeSpec::Satisfiable(900, 999)));
+        assert!(matches!(parse_range("bytes=990-2000", 1000), RangeSpec::Satisfiable(990, 999)));
+        assert!(matches!(parse_range("bytes=1000-", 1000), RangeSpec::Unsatisfiable));
+        assert!(matches!(parse_range("bytes=0-1,5-6", 1000), RangeSpec::Ignore));
+        assert!(matches!(parse_range("items=0-1", 1000), RangeSpec::Ignore));
+        assert!(matches!(parse_range("bytes=5-1", 1000), RangeSpec::Ignore));
+    }
+}
