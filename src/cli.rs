@@ -377,7 +377,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let mut conn = db::open(&config.database_path(), std::time::Duration::from_secs(5))?;
             let before = db::schema_version(&conn)?;
             let n = db::migrate(&mut conn)?;
-            println!("schema version {before} -> {} ({n} migration(s) applied)", db::schema_version(&conn)?);
+            println!(
+                "schema version {before} -> {} ({n} migration(s) applied)",
+                db::schema_version(&conn)?
+            );
         }
         Command::Account(a) => account(a.action)?,
         Command::Profile(p) => profile(p.action)?,
@@ -405,11 +408,17 @@ fn init_logging(config: &Config, verbose: bool) {
         .set_target_level(log::LevelFilter::Off)
         .set_thread_level(log::LevelFilter::Off)
         .build();
-    let _ = simplelog::TermLogger::init(level, cfg, simplelog::TerminalMode::Stderr, simplelog::ColorChoice::Never);
+    let _ = simplelog::TermLogger::init(
+        level,
+        cfg,
+        simplelog::TerminalMode::Stderr,
+        simplelog::ColorChoice::Never,
+    );
 }
 
 fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     match Config::parse(&text) {
         Ok(_) => {
             println!("{}: ok", file.display());
@@ -429,7 +438,10 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
 fn open(config: Option<&Path>) -> anyhow::Result<(Config, rusqlite::Connection, Account)> {
     let config = load_config(config)?;
     crate::server::prepare_data_dir(&config.data_dir)?;
-    let mut conn = db::open(&config.database_path(), std::time::Duration::from_millis(config.database.busy_timeout_ms))?;
+    let mut conn = db::open(
+        &config.database_path(),
+        std::time::Duration::from_millis(config.database.busy_timeout_ms),
+    )?;
     db::migrate(&mut conn)?;
     let account = ops::default_account(&conn)?;
     Ok((config, conn, account))
@@ -446,13 +458,26 @@ fn account(action: AccountAction) -> anyhow::Result<()> {
             };
             println!("account:          {} ({})", acc.name, acc.slug);
             println!("service address:  {}", acc.service_path());
-            println!("provisioning:     {}", if acc.provisioning_enabled { "enabled" } else { "disabled" });
-            println!("device user:      {}", acc.device_user.as_deref().unwrap_or("(not set)"));
+            println!(
+                "provisioning:     {}",
+                if acc.provisioning_enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                }
+            );
+            println!(
+                "device user:      {}",
+                acc.device_user.as_deref().unwrap_or("(not set)")
+            );
             println!("device password:  {password}");
             println!("credential gen.:  {}", acc.credential_generation);
             println!("unknown devices:  {}", acc.unknown_devices);
             if let Some(addr) = config.device_http_addr() {
-                println!("DHCP option 160:  http://<user>:<password>@<this-host>:{}/", addr.port());
+                println!(
+                    "DHCP option 160:  http://<user>:<password>@<this-host>:{}/",
+                    addr.port()
+                );
             }
         }
         AccountAction::SetCredentials(s) => {
@@ -491,8 +516,12 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
             let (config, mut conn, acc) = open(a.config.as_deref())?;
             let mut files = Vec::new();
             for path in &a.file {
-                let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let bytes =
+                    std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 files.push((name, bytes));
             }
             let fields = ProfileFields {
@@ -508,16 +537,30 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
                 language: a.language,
                 software: ops::parse_software(&a.software)?,
             };
-            ops::add_profile(&mut conn, &acc, &fields, files, &OwnAddresses::from_config(&config))?;
+            ops::add_profile(
+                &mut conn,
+                &acc,
+                &fields,
+                files,
+                &OwnAddresses::from_config(&config),
+            )?;
             println!("profile `{}` created", a.name);
         }
         ProfileAction::List(l) => {
             let (_c, conn, acc) = open(l.config.as_deref())?;
             let rows = profiles::list_profiles(&conn, acc.id.0)?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<30} {:<24} {:>5} {:>8}", "NAME", "VENDOR MODEL", "FILES", "DEVICES")?;
+            writeln!(
+                out,
+                "{:<30} {:<24} {:>5} {:>8}",
+                "NAME", "VENDOR MODEL", "FILES", "DEVICES"
+            )?;
             for r in rows {
-                writeln!(out, "{:<30} {:<24} {:>5} {:>8}", r.name, r.vendor_model, r.files, r.devices)?;
+                writeln!(
+                    out,
+                    "{:<30} {:<24} {:>5} {:>8}",
+                    r.name, r.vendor_model, r.files, r.devices
+                )?;
             }
         }
         ProfileAction::Show(s) => {
@@ -529,7 +572,14 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
             println!("vendor model:       {}", f.vendor_model);
             println!("prov. server:       {}", f.prov_server);
             println!("prov. user:         {}", f.prov_user);
-            println!("prov. password:     {}", if f.prov_password.is_empty() { "" } else { "(set)" });
+            println!(
+                "prov. password:     {}",
+                if f.prov_password.is_empty() {
+                    ""
+                } else {
+                    "(set)"
+                }
+            );
             println!("polling:            {}", f.polling.as_str());
             println!("boot server option: {}", f.boot_server_option);
             println!("option 60 type:     {}", f.option60_type);
@@ -539,9 +589,18 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
                 println!("software {family:<9} {version}");
             }
             for (i, file) in p.files.iter().enumerate() {
-                println!("file {}:             {} ({} bytes, sha256 {})", i + 1, file.file_name, file.content.len(), &file.sha256[..16]);
+                println!(
+                    "file {}:             {} ({} bytes, sha256 {})",
+                    i + 1,
+                    file.file_name,
+                    file.content.len(),
+                    &file.sha256[..16]
+                );
             }
-            println!("devices:            {}", profiles::count_profile_devices(&conn, p.id)?);
+            println!(
+                "devices:            {}",
+                profiles::count_profile_devices(&conn, p.id)?
+            );
         }
         ProfileAction::Delete(d) => {
             let (_c, mut conn, acc) = open(d.config.as_deref())?;
@@ -569,7 +628,13 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
                     prov_password: a.prov_password,
                     polling: a.polling,
                 },
-                line1: Line { line: 1, auth_user_id: a.sip_user, auth_password: a.sip_password, label: a.line_label, display_name: a.display_name },
+                line1: Line {
+                    line: 1,
+                    auth_user_id: a.sip_user,
+                    auth_password: a.sip_password,
+                    label: a.line_label,
+                    display_name: a.display_name,
+                },
             };
             ops::add_device(&mut conn, &acc, &input, &OwnAddresses::from_config(&config))?;
             println!("device {} associated", a.mac.to_ascii_lowercase());
@@ -578,7 +643,11 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
             let (_c, conn, acc) = open(l.config.as_deref())?;
             let rows = devices::list_devices(&conn, acc.id.0, l.unassociated)?;
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{:<12}  {:<20} {:<14} {:<16} {:>6}  {:<20}", "MAC", "PROFILE", "MODEL", "FIRMWARE", "COUNT", "LAST ACCESS")?;
+            writeln!(
+                out,
+                "{:<12}  {:<20} {:<14} {:<16} {:>6}  {:<20}",
+                "MAC", "PROFILE", "MODEL", "FIRMWARE", "COUNT", "LAST ACCESS"
+            )?;
             for r in rows {
                 writeln!(
                     out,
@@ -595,27 +664,57 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
         DeviceAction::Show(s) => {
             let (_c, conn, _acc) = open(s.config.as_deref())?;
             let mac: Mac = s.mac.parse()?;
-            let d = devices::find_device_by_mac(&conn, &mac)?.with_context(|| format!("no device {mac}"))?;
+            let d = devices::find_device_by_mac(&conn, &mac)?
+                .with_context(|| format!("no device {mac}"))?;
             println!("mac:           {}", d.mac);
             println!("serial:        {}", d.serial);
             println!("vendor model:  {}", d.vendor_model);
-            println!("profile:       {}", d.profile_name.as_deref().unwrap_or("(not associated)"));
+            println!(
+                "profile:       {}",
+                d.profile_name.as_deref().unwrap_or("(not associated)")
+            );
             let e = &d.ext;
-            for (k, v) in [("sip server", &e.sip_server), ("outbound proxy", &e.outbound_proxy), ("prov. server", &e.prov_server), ("prov. user", &e.prov_user), ("polling", &e.polling)] {
+            for (k, v) in [
+                ("sip server", &e.sip_server),
+                ("outbound proxy", &e.outbound_proxy),
+                ("prov. server", &e.prov_server),
+                ("prov. user", &e.prov_user),
+                ("polling", &e.polling),
+            ] {
                 if !v.is_empty() {
                     println!("{:<14} {v}", format!("{k}:"));
                 }
             }
             for l in &d.lines {
-                println!("line {}:        user {} label {} display name {} password {}", l.line, l.auth_user_id, l.label, l.display_name, if l.auth_password.is_empty() { "(none)" } else { "(set)" });
+                println!(
+                    "line {}:        user {} label {} display name {} password {}",
+                    l.line,
+                    l.auth_user_id,
+                    l.label,
+                    l.display_name,
+                    if l.auth_password.is_empty() {
+                        "(none)"
+                    } else {
+                        "(set)"
+                    }
+                );
             }
             match devices::find_activity(&conn, d.id)? {
                 Some(a) => {
-                    println!("last access:   {} from {}", format_time(a.last_seen), a.last_ip);
+                    println!(
+                        "last access:   {} from {}",
+                        format_time(a.last_seen),
+                        a.last_ip
+                    );
                     println!("access count:  {}", a.access_count);
                     println!("model:         {} {}", a.ua_family, a.ua_model);
                     println!("firmware:      {}", a.firmware);
-                    println!("last sync:     {}", a.last_sync_at.map(format_time).unwrap_or_else(|| "--".into()));
+                    println!(
+                        "last sync:     {}",
+                        a.last_sync_at
+                            .map(format_time)
+                            .unwrap_or_else(|| "--".into())
+                    );
                 }
                 None => println!("last access:   --"),
             }
@@ -623,7 +722,15 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
             if !log.is_empty() {
                 println!("recent requests:");
                 for r in log {
-                    println!("  {}  {:<5} {:<45} {} {:>7}  {}", format_time(r.ts_ms / 1000), r.method, r.path, r.status, r.bytes, r.auth);
+                    println!(
+                        "  {}  {:<5} {:<45} {} {:>7}  {}",
+                        format_time(r.ts_ms / 1000),
+                        r.method,
+                        r.path,
+                        r.status,
+                        r.bytes,
+                        r.auth
+                    );
                 }
             }
         }
@@ -640,12 +747,25 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
 fn render(r: Render) -> anyhow::Result<()> {
     let (_c, conn, acc) = open(r.config.as_deref())?;
     let mac: Mac = r.mac.parse()?;
-    let reach = Reach { host: r.host.clone(), base_path: if acc.is_default { "/".into() } else { acc.service_path() }, secure: false };
+    let reach = Reach {
+        host: r.host.clone(),
+        base_path: if acc.is_default {
+            "/".into()
+        } else {
+            acc.service_path()
+        },
+        secure: false,
+    };
     if r.explain {
         let params = ops::explain_device(&conn, &mac, &reach)?;
         println!("{:<40} {:<30} SOURCE", "PARAMETER", "VALUE");
         for p in params {
-            println!("{:<40} {:<30} {}", p.name, mask(&p.name, &p.value), p.source.label());
+            println!(
+                "{:<40} {:<30} {}",
+                p.name,
+                mask(&p.name, &p.value),
+                p.source.label()
+            );
         }
         return Ok(());
     }
@@ -666,7 +786,10 @@ fn render(r: Render) -> anyhow::Result<()> {
         }
     }
     if !found {
-        bail!("device {mac} receives no file named `{}`", r.file.unwrap_or_default());
+        bail!(
+            "device {mac} receives no file named `{}`",
+            r.file.unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -56,7 +56,9 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into() }
+        LogConfig {
+            level: "info".into(),
+        }
     }
 }
 
@@ -105,7 +107,9 @@ pub struct AdminConfig {
 
 impl Default for AdminConfig {
     fn default() -> Self {
-        AdminConfig { listen: "127.0.0.1:8081".into() }
+        AdminConfig {
+            listen: "127.0.0.1:8081".into(),
+        }
     }
 }
 
@@ -228,13 +232,24 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig { pool_size: 8, busy_timeout_ms: 5000 }
+        DatabaseConfig {
+            pool_size: 8,
+            busy_timeout_ms: 5000,
+        }
     }
 }
 
 /// The top-level sections and the keys they hold; used to report unknown keys by path.
-const SECTIONS: &[&str] =
-    &["data_dir", "log", "device", "admin", "limits", "auth", "recording", "database"];
+const SECTIONS: &[&str] = &[
+    "data_dir",
+    "log",
+    "device",
+    "admin",
+    "limits",
+    "auth",
+    "recording",
+    "database",
+];
 
 impl Config {
     /// Reads and checks a configuration file. The error lists every problem found.
@@ -245,7 +260,11 @@ impl Config {
             Error::Config(format!(
                 "{}: {}",
                 path.display(),
-                problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ))
         })
     }
@@ -286,7 +305,11 @@ impl Config {
         section!("recording", recording);
         section!("database", database);
         problems.extend(config.validate());
-        if problems.is_empty() { Ok(config) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(problems)
+        }
     }
 
     /// Semantic checks on a parsed configuration: every problem, each with its key path.
@@ -295,19 +318,34 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             p.push(FieldError::new("data_dir", "must not be empty"));
         }
-        if !matches!(self.log.level.as_str(), "error" | "warn" | "info" | "debug" | "trace") {
+        if !matches!(
+            self.log.level.as_str(),
+            "error" | "warn" | "info" | "debug" | "trace"
+        ) {
             p.push(FieldError::new(
                 "log.level",
-                format!("`{}` is not one of error, warn, info, debug, trace", self.log.level),
+                format!(
+                    "`{}` is not one of error, warn, info, debug, trace",
+                    self.log.level
+                ),
             ));
         }
         check_listen(&mut p, "device.http_listen", &self.device.http_listen);
         check_listen(&mut p, "admin.listen", &self.admin.listen);
-        if !self.device.http_listen.is_empty() && self.device.http_listen == self.admin.listen {
-            p.push(FieldError::new("admin.listen", "must differ from device.http_listen"));
+        if !self.device.http_listen.is_empty()
+            && self.device.http_listen == self.admin.listen
+            && !self.admin.listen.ends_with(":0")
+        {
+            p.push(FieldError::new(
+                "admin.listen",
+                "must differ from device.http_listen",
+            ));
         }
         if self.device.realm.is_empty() || self.device.realm.contains('"') {
-            p.push(FieldError::new("device.realm", "must be non-empty and contain no `\"`"));
+            p.push(FieldError::new(
+                "device.realm",
+                "must be non-empty and contain no `\"`",
+            ));
         }
         for (i, name) in self.device.public_names.iter().enumerate() {
             if name.is_empty() || name.contains(['/', ' ', '@']) {
@@ -339,11 +377,27 @@ impl Config {
             ));
         }
         positive(&mut p, "auth.failure_limit", self.auth.failure_limit.into());
-        positive(&mut p, "auth.failure_window_secs", self.auth.failure_window_secs);
+        positive(
+            &mut p,
+            "auth.failure_window_secs",
+            self.auth.failure_window_secs,
+        );
         positive(&mut p, "auth.block_secs", self.auth.block_secs);
-        positive(&mut p, "auth.nonce_lifetime_secs", self.auth.nonce_lifetime_secs);
-        positive(&mut p, "recording.queue_capacity", self.recording.queue_capacity as u64);
-        positive(&mut p, "recording.flush_interval_ms", self.recording.flush_interval_ms);
+        positive(
+            &mut p,
+            "auth.nonce_lifetime_secs",
+            self.auth.nonce_lifetime_secs,
+        );
+        positive(
+            &mut p,
+            "recording.queue_capacity",
+            self.recording.queue_capacity as u64,
+        );
+        positive(
+            &mut p,
+            "recording.flush_interval_ms",
+            self.recording.flush_interval_ms,
+        );
         positive(
             &mut p,
             "recording.access_log_per_device",
@@ -375,7 +429,11 @@ fn deserialize_at<T: serde::de::DeserializeOwned>(
 ) -> std::result::Result<T, FieldError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let inner = e.path().to_string();
-        let path = if inner == "." || inner.is_empty() { key.to_string() } else { format!("{key}.{inner}") };
+        let path = if inner == "." || inner.is_empty() {
+            key.to_string()
+        } else {
+            format!("{key}.{inner}")
+        };
         FieldError::new(path, e.into_inner().to_string())
     })
 }
@@ -428,7 +486,11 @@ mod tests {
     fn example_file_parses_and_matches_the_defaults() {
         let text = include_str!("../config.example.toml");
         let parsed = Config::parse(text).expect("config.example.toml must parse");
-        assert_eq!(parsed, Config::default(), "config.example.toml must show the defaults");
+        assert_eq!(
+            parsed,
+            Config::default(),
+            "config.example.toml must show the defaults"
+        );
     }
 
     #[test]
@@ -451,7 +513,10 @@ mod tests {
         assert!(fields.contains(&"log.level"), "{problems:?}");
         assert!(fields.contains(&"device.http_listen"), "{problems:?}");
         assert!(fields.contains(&"limits.head_bytes"), "{problems:?}");
-        assert!(fields.iter().any(|f| f.starts_with("database")), "{problems:?}");
+        assert!(
+            fields.iter().any(|f| f.starts_with("database")),
+            "{problems:?}"
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ pub struct RecorderThread {
 
 impl Recorder {
     /// Starts the writer thread on its own connection to the database at `path`.
-    pub fn start(path: &Path, busy_timeout: Duration, config: &RecordingConfig) -> Result<(Recorder, RecorderThread)> {
+    pub fn start(
+        path: &Path,
+        busy_timeout: Duration,
+        config: &RecordingConfig,
+    ) -> Result<(Recorder, RecorderThread)> {
         let conn = db::open(path, busy_timeout)?;
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let stats = Arc::new(RecorderStats::default());
@@ -63,7 +67,12 @@ impl Recorder {
             .name("recorder".into())
             .spawn(move || writer(conn, rx, &cfg, &s))
             .map_err(|e| crate::Error::io("starting the recorder thread", e))?;
-        Ok((Recorder { tx, stats }, RecorderThread { handle: Some(handle) }))
+        Ok((
+            Recorder { tx, stats },
+            RecorderThread {
+                handle: Some(handle),
+            },
+        ))
     }
 
     /// Queues a record; drops it (and counts) if the queue is full.
@@ -90,7 +99,9 @@ impl Recorder {
     /// Events waiting to be written.
     pub fn depth(&self) -> u64 {
         let s = &self.stats;
-        s.queued.load(Ordering::Relaxed).saturating_sub(s.written.load(Ordering::Relaxed) + s.failed.load(Ordering::Relaxed))
+        s.queued
+            .load(Ordering::Relaxed)
+            .saturating_sub(s.written.load(Ordering::Relaxed) + s.failed.load(Ordering::Relaxed))
     }
 }
 
@@ -104,7 +115,12 @@ impl RecorderThread {
     }
 }
 
-fn writer(mut conn: rusqlite::Connection, rx: Receiver<Msg>, cfg: &RecordingConfig, stats: &RecorderStats) {
+fn writer(
+    mut conn: rusqlite::Connection,
+    rx: Receiver<Msg>,
+    cfg: &RecordingConfig,
+    stats: &RecorderStats,
+) {
     let interval = Duration::from_millis(cfg.flush_interval_ms);
     let mut batch: Vec<AccessRecord> = Vec::with_capacity(BATCH_MAX);
     let mut waiters: Vec<SyncSender<()>> = Vec::new();
@@ -147,7 +163,9 @@ fn writer(mut conn: rusqlite::Connection, rx: Receiver<Msg>, cfg: &RecordingConf
             let _ = w.try_send(());
         }
         if last_prune.elapsed() >= PRUNE_EVERY || !open {
-            if let Err(e) = db::access::prune(&conn, cfg.access_log_per_device, cfg.access_log_anonymous) {
+            if let Err(e) =
+                db::access::prune(&conn, cfg.access_log_per_device, cfg.access_log_anonymous)
+            {
                 log::warn!("recorder: pruning the access log failed: {e}");
             }
             last_prune = Instant::now();

@@ -26,12 +26,26 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// read-only or mistyped path is a clear error at start rather than a failing upload later.
 pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
     let dirs = DataDirs::under(data_dir);
-    for d in [data_dir, &dirs.firmware, &dirs.uploads, &dirs.assets, &dirs.incoming, &data_dir.join("tls")] {
-        std::fs::create_dir_all(d).map_err(|e| Error::io(format!("creating data directory {}", d.display()), e))?;
+    for d in [
+        data_dir,
+        &dirs.firmware,
+        &dirs.uploads,
+        &dirs.assets,
+        &dirs.incoming,
+        &data_dir.join("tls"),
+    ] {
+        std::fs::create_dir_all(d)
+            .map_err(|e| Error::io(format!("creating data directory {}", d.display()), e))?;
     }
     let probe = data_dir.join(".write-test");
     std::fs::write(&probe, b"ok").map_err(|e| {
-        Error::io(format!("data directory {} is not writable (check its owner and permissions)", data_dir.display()), e)
+        Error::io(
+            format!(
+                "data directory {} is not writable (check its owner and permissions)",
+                data_dir.display()
+            ),
+            e,
+        )
     })?;
     let _ = std::fs::remove_file(probe);
     // Stale partial uploads from a crash.
@@ -55,8 +69,12 @@ pub fn open_pool(config: &Config) -> Result<Pool> {
 fn bind(what: &str, addr: &str) -> Result<TcpListener> {
     TcpListener::bind(addr).map_err(|e| {
         let hint = match e.kind() {
-            std::io::ErrorKind::AddrInUse => " (another program listens there; change the port in the config)",
-            std::io::ErrorKind::PermissionDenied => " (ports below 1024 need root or CAP_NET_BIND_SERVICE)",
+            std::io::ErrorKind::AddrInUse => {
+                " (another program listens there; change the port in the config)"
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            }
             _ => "",
         };
         Error::io(format!("{what}: cannot listen on {addr}{hint}"), e)
@@ -90,8 +108,16 @@ pub fn run(config: Config) -> Result<()> {
         Duration::from_millis(config.database.busy_timeout_ms),
         &config.recording,
     )?;
-    let auth = Arc::new(DeviceAuth::new(&config.device.realm, config.device.digest, secret.as_bytes(), &config.auth));
-    let prov = Arc::new(Provisioner::new(pool.clone(), config.device.unassociated_cap));
+    let auth = Arc::new(DeviceAuth::new(
+        &config.device.realm,
+        config.device.digest,
+        secret.as_bytes(),
+        &config.auth,
+    ));
+    let prov = Arc::new(Provisioner::new(
+        pool.clone(),
+        config.device.unassociated_cap,
+    ));
     let l = &config.limits;
     let limits = |idle: u64| LoopLimits {
         head_bytes: l.head_bytes,
@@ -104,12 +130,28 @@ pub fn run(config: Config) -> Result<()> {
     let dirs = DataDirs::under(&config.data_dir);
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
-        let service = DeviceService::new(prov.clone(), auth.clone(), recorder.clone(), dirs, l.upload_bytes, l.device_quota_bytes);
+        let service = DeviceService::new(
+            prov.clone(),
+            auth.clone(),
+            recorder.clone(),
+            dirs,
+            l.upload_bytes,
+            l.device_quota_bytes,
+        );
         let addr = server
-            .add("device-http", listener, Arc::new(service), Arc::new(PlainAcceptor), limits(l.device_idle_secs))
+            .add(
+                "device-http",
+                listener,
+                Arc::new(service),
+                Arc::new(PlainAcceptor),
+                limits(l.device_idle_secs),
+            )
             .map_err(|e| Error::io("starting the device listener", e))?;
         println!("zerotouch: device HTTP listening on http://{addr}/");
-        println!("zerotouch: DHCP option 160 for the default account: http://<this-host>:{}/", addr.port());
+        println!(
+            "zerotouch: DHCP option 160 for the default account: http://<this-host>:{}/",
+            addr.port()
+        );
     }
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
@@ -121,12 +163,23 @@ pub fn run(config: Config) -> Result<()> {
             started,
         };
         let addr = server
-            .add("admin", listener, Arc::new(service), Arc::new(PlainAcceptor), limits(l.admin_idle_secs))
+            .add(
+                "admin",
+                listener,
+                Arc::new(service),
+                Arc::new(PlainAcceptor),
+                limits(l.admin_idle_secs),
+            )
             .map_err(|e| Error::io("starting the admin listener", e))?;
         println!("zerotouch: admin listening on http://{addr}/");
     }
     let _ = std::io::stdout().flush();
-    log::info!("zerotouch {} started in {} ms (account `{}`)", crate::VERSION, started.elapsed().as_millis(), account.slug);
+    log::info!(
+        "zerotouch {} started in {} ms (account `{}`)",
+        crate::VERSION,
+        started.elapsed().as_millis(),
+        account.slug
+    );
 
     wait_for_signal()?;
     log::info!("stopping: draining connections");
@@ -146,7 +199,8 @@ fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {
 fn wait_for_signal() -> Result<()> {
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(sig, term.clone()).map_err(|e| Error::io("installing signal handlers", e))?;
+        signal_hook::flag::register(sig, term.clone())
+            .map_err(|e| Error::io("installing signal handlers", e))?;
     }
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));

@@ -149,7 +149,14 @@ pub fn list_access_for_mac(conn: &Connection, mac: &str, limit: u32) -> Result<V
 }
 
 /// Records a stored upload (replacing the row of an earlier version).
-pub fn upsert_upload(conn: &Connection, mac: &str, kind: &str, name: &str, size: u64, sha256: &str) -> Result<()> {
+pub fn upsert_upload(
+    conn: &Connection,
+    mac: &str,
+    kind: &str,
+    name: &str,
+    size: u64,
+    sha256: &str,
+) -> Result<()> {
     conn.execute(
         "INSERT INTO uploads (mac, kind, file_name, size, sha256, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (mac, kind, file_name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
@@ -160,7 +167,12 @@ pub fn upsert_upload(conn: &Connection, mac: &str, kind: &str, name: &str, size:
 }
 
 /// Bytes of uploads stored for a device, excluding one file (the one being replaced).
-pub fn upload_usage(conn: &Connection, mac: &str, except_kind: &str, except_name: &str) -> Result<u64> {
+pub fn upload_usage(
+    conn: &Connection,
+    mac: &str,
+    except_kind: &str,
+    except_name: &str,
+) -> Result<u64> {
     let n: i64 = conn.query_row(
         "SELECT coalesce(sum(size), 0) FROM uploads WHERE mac = ?1 AND NOT (kind = ?2 AND file_name = ?3)",
         params![mac, except_kind, except_name],
@@ -183,7 +195,12 @@ pub fn list_uploads(conn: &Connection, mac: &str) -> Result<Vec<UploadRow>> {
         "SELECT kind, file_name, size, updated_at FROM uploads WHERE mac = ?1 ORDER BY kind, file_name",
     )?;
     let rows = stmt.query_map([mac], |r| {
-        Ok(UploadRow { kind: r.get(0)?, file_name: r.get(1)?, size: r.get(2)?, updated_at: r.get(3)? })
+        Ok(UploadRow {
+            kind: r.get(0)?,
+            file_name: r.get(1)?,
+            size: r.get(2)?,
+            updated_at: r.get(3)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
@@ -211,12 +228,21 @@ mod tests {
             firmware: fw.map(String::from),
             ..Default::default()
         };
-        let batch: Vec<_> = (0..10).map(|i| rec(i, if i == 3 { Some("5.9.7") } else { None })).collect();
+        let batch: Vec<_> = (0..10)
+            .map(|i| rec(i, if i == 3 { Some("5.9.7") } else { None }))
+            .collect();
         write_batch(&mut conn, &batch).expect("write");
-        let device = devices::find_device_by_mac(&conn, &mac).expect("find").expect("present");
-        let act = devices::find_activity(&conn, device.id).expect("activity").expect("row");
+        let device = devices::find_device_by_mac(&conn, &mac)
+            .expect("find")
+            .expect("present");
+        let act = devices::find_activity(&conn, device.id)
+            .expect("activity")
+            .expect("row");
         assert_eq!(act.access_count, 10);
-        assert_eq!(act.firmware, "5.9.7", "a later request without firmware keeps the known one");
+        assert_eq!(
+            act.firmware, "5.9.7",
+            "a later request without firmware keeps the known one"
+        );
         prune(&conn, 4, 10).expect("prune");
         let rows = list_access_for_mac(&conn, mac.as_str(), 100).expect("list");
         assert_eq!(rows.len(), 4);

@@ -31,17 +31,26 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
 /// The default account, if created.
 pub fn find_default(conn: &Connection) -> Result<Option<Account>> {
     let sql = format!("SELECT {COLUMNS} FROM accounts WHERE is_default = 1");
-    Ok(conn.prepare_cached(&sql)?.query_row([], from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([], from_row)
+        .optional()?)
 }
 
 pub fn find_by_id(conn: &Connection, id: AccountId) -> Result<Option<Account>> {
     let sql = format!("SELECT {COLUMNS} FROM accounts WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([id.0], from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([id.0], from_row)
+        .optional()?)
 }
 
 pub fn find_by_slug(conn: &Connection, slug: &str) -> Result<Option<Account>> {
     let sql = format!("SELECT {COLUMNS} FROM accounts WHERE slug = ?1");
-    Ok(conn.prepare_cached(&sql)?.query_row([slug], from_row).optional()?)
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([slug], from_row)
+        .optional()?)
 }
 
 pub fn list_accounts(conn: &Connection) -> Result<Vec<Account>> {
@@ -64,12 +73,18 @@ pub fn ensure_default(conn: &Connection) -> Result<(Account, bool)> {
          VALUES ('Default', 'default', ?1, 1, 'provision', ?2, ?3, ?3)",
         params![random_token(16), random_token(20), now],
     )?;
-    let account = find_default(conn)?.ok_or_else(|| Error::Schema("default account vanished".into()))?;
+    let account =
+        find_default(conn)?.ok_or_else(|| Error::Schema("default account vanished".into()))?;
     Ok((account, true))
 }
 
 /// Sets an account's device credentials, starting a new credential generation.
-pub fn update_credentials(conn: &Connection, id: AccountId, user: &str, password: &str) -> Result<i64> {
+pub fn update_credentials(
+    conn: &Connection,
+    id: AccountId,
+    user: &str,
+    password: &str,
+) -> Result<i64> {
     let changed = conn.execute(
         "UPDATE accounts SET device_user = ?2, device_password = ?3,
                 credential_generation = credential_generation + 1, updated_at = ?4
@@ -79,7 +94,11 @@ pub fn update_credentials(conn: &Connection, id: AccountId, user: &str, password
     if changed == 0 {
         return Err(Error::not_found(format!("account {}", id.0)));
     }
-    Ok(conn.query_row("SELECT credential_generation FROM accounts WHERE id = ?1", [id.0], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT credential_generation FROM accounts WHERE id = ?1",
+        [id.0],
+        |r| r.get(0),
+    )?)
 }
 
 /// Sets what an account does with unknown phones.
@@ -98,7 +117,9 @@ pub fn update_unknown_devices(
 
 /// The configuration revision (bumped by triggers on every change to served data).
 pub fn config_revision(conn: &Connection) -> Result<i64> {
-    Ok(conn.prepare_cached("SELECT value FROM config_revision WHERE id = 1")?.query_row([], |r| r.get(0))?)
+    Ok(conn
+        .prepare_cached("SELECT value FROM config_revision WHERE id = 1")?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// Reads a setting.
@@ -110,8 +131,15 @@ pub fn get_setting(conn: &Connection, key: &str) -> Result<Option<String>> {
 }
 
 /// Reads a setting, creating it with `make()` if absent (first writer wins).
-pub fn get_or_create_setting(conn: &Connection, key: &str, make: impl FnOnce() -> String) -> Result<String> {
-    conn.execute("INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)", params![key, make()])?;
+pub fn get_or_create_setting(
+    conn: &Connection,
+    key: &str,
+    make: impl FnOnce() -> String,
+) -> Result<String> {
+    conn.execute(
+        "INSERT OR IGNORE INTO settings (key, value) VALUES (?1, ?2)",
+        params![key, make()],
+    )?;
     get_setting(conn, key)?.ok_or_else(|| Error::Schema(format!("setting {key} vanished")))
 }
 

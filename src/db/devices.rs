@@ -59,8 +59,14 @@ fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
 
 /// The device with this MAC, in any account, with its lines.
 pub fn find_device_by_mac(conn: &Connection, mac: &Mac) -> Result<Option<Device>> {
-    let sql = format!("SELECT {COLUMNS} FROM devices d LEFT JOIN profiles p ON p.id = d.profile_id WHERE d.mac = ?1");
-    match conn.prepare_cached(&sql)?.query_row([mac.as_str()], from_row).optional()? {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM devices d LEFT JOIN profiles p ON p.id = d.profile_id WHERE d.mac = ?1"
+    );
+    match conn
+        .prepare_cached(&sql)?
+        .query_row([mac.as_str()], from_row)
+        .optional()?
+    {
         Some(d) => Ok(Some(load_lines(conn, d)?)),
         None => Ok(None),
     }
@@ -69,19 +75,33 @@ pub fn find_device_by_mac(conn: &Connection, mac: &Mac) -> Result<Option<Device>
 /// Associates a validated device with a profile. A MAC only seen so far (unassociated, in
 /// the same account) becomes associated; a MAC associated already, or known to another
 /// account, is a conflict. Run inside a transaction.
-pub fn insert_device(conn: &Connection, account_id: i64, d: &NewDevice, profile_id: i64, auto: bool) -> Result<i64> {
+pub fn insert_device(
+    conn: &Connection,
+    account_id: i64,
+    d: &NewDevice,
+    profile_id: i64,
+    auto: bool,
+) -> Result<i64> {
     let now = now_secs();
     let existing: Option<(i64, i64, Option<i64>)> = conn
-        .query_row("SELECT id, account_id, profile_id FROM devices WHERE mac = ?1", [d.mac.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+        .query_row(
+            "SELECT id, account_id, profile_id FROM devices WHERE mac = ?1",
+            [d.mac.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     let id = match existing {
         Some((_, other, _)) if other != account_id => {
-            return Err(Error::Conflict(format!("MAC {} belongs to another account", d.mac)));
+            return Err(Error::Conflict(format!(
+                "MAC {} belongs to another account",
+                d.mac
+            )));
         }
         Some((_, _, Some(_))) => {
-            return Err(Error::Conflict(format!("MAC {} is already associated", d.mac)));
+            return Err(Error::Conflict(format!(
+                "MAC {} is already associated",
+                d.mac
+            )));
         }
         Some((id, _, None)) => {
             conn.execute(
@@ -153,7 +173,12 @@ pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
 
 /// Records a MAC seen but not associated (synchronously: it is a state change). Returns
 /// false when the cap of unassociated rows is reached or the MAC is already known.
-pub fn insert_unassociated(conn: &Connection, account_id: i64, mac: &Mac, cap: u32) -> Result<bool> {
+pub fn insert_unassociated(
+    conn: &Connection,
+    account_id: i64,
+    mac: &Mac,
+    cap: u32,
+) -> Result<bool> {
     let now = now_secs();
     let n = conn.execute(
         "INSERT INTO devices (account_id, mac, serial, created_at, updated_at)
@@ -189,7 +214,11 @@ pub struct DeviceSummary {
 }
 
 /// Devices of an account, associated or only seen, by MAC.
-pub fn list_devices(conn: &Connection, account_id: i64, unassociated_only: bool) -> Result<Vec<DeviceSummary>> {
+pub fn list_devices(
+    conn: &Connection,
+    account_id: i64,
+    unassociated_only: bool,
+) -> Result<Vec<DeviceSummary>> {
     let mut stmt = conn.prepare_cached(
         "SELECT d.mac, d.serial, p.name, a.last_seen, coalesce(a.access_count, 0),
                 coalesce(a.ua_model, ''), coalesce(a.firmware, ''), coalesce(a.last_ip, '')
@@ -257,16 +286,27 @@ pub fn find_activity(conn: &Connection, device_id: i64) -> Result<Option<Activit
 
 /// The provisioning state of a device's platform parameters.
 pub fn load_prov_state(conn: &Connection, device_id: i64) -> Result<BTreeMap<String, ParamState>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT param, confirmed, delivered FROM device_prov_state WHERE device_id = ?1")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT param, confirmed, delivered FROM device_prov_state WHERE device_id = ?1",
+    )?;
     let rows = stmt.query_map([device_id], |r| {
-        Ok((r.get::<_, String>(0)?, ParamState { confirmed: r.get(1)?, delivered: r.get(2)? }))
+        Ok((
+            r.get::<_, String>(0)?,
+            ParamState {
+                confirmed: r.get(1)?,
+                delivered: r.get(2)?,
+            },
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Records that pending values were delivered in a generated file.
-pub fn mark_delivered(conn: &Connection, device_id: i64, values: &[(String, String)]) -> Result<()> {
+pub fn mark_delivered(
+    conn: &Connection,
+    device_id: i64,
+    values: &[(String, String)],
+) -> Result<()> {
     let now = now_secs();
     let mut stmt = conn.prepare_cached(
         "INSERT INTO device_prov_state (device_id, param, delivered, delivered_at) VALUES (?1, ?2, ?3, ?4)
@@ -303,13 +343,23 @@ mod tests {
     fn setup() -> (Connection, i64, i64) {
         let conn = open_in_memory().expect("db");
         let (a, _) = accounts::ensure_default(&conn).expect("account");
-        let f = ProfileFields { name: "profile1".into(), vendor_model: "Polycom_UCS_Device".into(), ..Default::default() };
+        let f = ProfileFields {
+            name: "profile1".into(),
+            vendor_model: "Polycom_UCS_Device".into(),
+            ..Default::default()
+        };
         let pid = profiles::insert_profile(&conn, a.id.0, &f, &[]).expect("profile");
         (conn, a.id.0, pid)
     }
 
     fn new_device(mac: &str) -> NewDevice {
-        DeviceInput { mac: mac.into(), profile: "profile1".into(), ..Default::default() }.validate().expect("valid")
+        DeviceInput {
+            mac: mac.into(),
+            profile: "profile1".into(),
+            ..Default::default()
+        }
+        .validate()
+        .expect("valid")
     }
 
     #[test]
@@ -319,9 +369,12 @@ mod tests {
         assert!(insert_unassociated(&conn, account, &mac, 10).expect("seen"));
         assert!(!insert_unassociated(&conn, account, &mac, 10).expect("seen twice"));
         insert_device(&conn, account, &new_device("0004f2000001"), pid, false).expect("associate");
-        let d = find_device_by_mac(&conn, &mac).expect("find").expect("present");
+        let d = find_device_by_mac(&conn, &mac)
+            .expect("find")
+            .expect("present");
         assert_eq!(d.profile_name.as_deref(), Some("profile1"));
-        let err = insert_device(&conn, account, &new_device("0004f2000001"), pid, false).expect_err("dup");
+        let err = insert_device(&conn, account, &new_device("0004f2000001"), pid, false)
+            .expect_err("dup");
         assert!(matches!(err, Error::Conflict(_)));
     }
 
@@ -330,7 +383,10 @@ mod tests {
         let (conn, account, _) = setup();
         for i in 0..3 {
             let mac = Mac::from_bare(&format!("0004f200000{i}")).expect("mac");
-            assert_eq!(insert_unassociated(&conn, account, &mac, 2).expect("insert"), i < 2);
+            assert_eq!(
+                insert_unassociated(&conn, account, &mac, 2).expect("insert"),
+                i < 2
+            );
         }
     }
 

@@ -20,7 +20,8 @@ pub mod devices;
 pub mod profiles;
 
 /// The migrations, in order; the schema version is the number of migrations applied.
-const MIGRATIONS: &[(&str, &str)] = &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] =
+    &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -97,7 +98,8 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
             continue;
         }
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql).map_err(|e| Error::Schema(format!("migration {name}: {e}")))?;
+        tx.execute_batch(sql)
+            .map_err(|e| Error::Schema(format!("migration {name}: {e}")))?;
         tx.pragma_update(None, "user_version", version)?;
         tx.commit()?;
         log::info!("database: applied migration {name}");
@@ -158,7 +160,10 @@ impl Pool {
         let mut idle = inner.idle.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             if let Some(conn) = idle.pop() {
-                return Ok(PooledConn { conn: Some(conn), pool: self.clone() });
+                return Ok(PooledConn {
+                    conn: Some(conn),
+                    pool: self.clone(),
+                });
             }
             {
                 let mut open = inner.open_count.lock().unwrap_or_else(|p| p.into_inner());
@@ -167,7 +172,10 @@ impl Pool {
                     drop(open);
                     drop(idle);
                     return match open_conn(inner) {
-                        Ok(conn) => Ok(PooledConn { conn: Some(conn), pool: self.clone() }),
+                        Ok(conn) => Ok(PooledConn {
+                            conn: Some(conn),
+                            pool: self.clone(),
+                        }),
                         Err(e) => {
                             *inner.open_count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
                             Err(e)
@@ -175,7 +183,10 @@ impl Pool {
                     };
                 }
             }
-            idle = inner.available.wait(idle).unwrap_or_else(|p| p.into_inner());
+            idle = inner
+                .available
+                .wait(idle)
+                .unwrap_or_else(|p| p.into_inner());
         }
     }
 
@@ -216,7 +227,11 @@ impl Drop for PooledConn {
             // A connection left inside a transaction by a panic is closed, not reused.
             *inner.open_count.lock().unwrap_or_else(|p| p.into_inner()) -= 1;
         } else {
-            inner.idle.lock().unwrap_or_else(|p| p.into_inner()).push(conn);
+            inner
+                .idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(conn);
         }
         inner.available.notify_one();
     }
@@ -242,9 +257,12 @@ mod tests {
         let path = dir.path().join("z.db");
         {
             let conn = open(&path, Duration::from_secs(1)).expect("open");
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("set");
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .expect("set");
         }
-        let err = Pool::open(&path, 2, Duration::from_secs(1)).err().expect("refused");
+        let err = Pool::open(&path, 2, Duration::from_secs(1))
+            .err()
+            .expect("refused");
         let text = err.to_string();
         assert!(text.contains("newer release"), "{text}");
     }

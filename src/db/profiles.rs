@@ -39,10 +39,19 @@ fn load_children(conn: &Connection, mut p: Profile) -> Result<Profile> {
         "SELECT file_name, content, sha256 FROM profile_files WHERE profile_id = ?1 ORDER BY position",
     )?;
     p.files = stmt
-        .query_map([p.id], |r| Ok(ProfileFile { file_name: r.get(0)?, content: r.get(1)?, sha256: r.get(2)? }))?
+        .query_map([p.id], |r| {
+            Ok(ProfileFile {
+                file_name: r.get(0)?,
+                content: r.get(1)?,
+                sha256: r.get(2)?,
+            })
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut stmt = conn.prepare_cached("SELECT family, version FROM profile_firmware WHERE profile_id = ?1")?;
-    let rows = stmt.query_map([p.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT family, version FROM profile_firmware WHERE profile_id = ?1")?;
+    let rows = stmt.query_map([p.id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
     for row in rows {
         let (family, version) = row?;
         if let Some(f) = Family::from_name(&family) {
@@ -54,15 +63,27 @@ fn load_children(conn: &Connection, mut p: Profile) -> Result<Profile> {
 
 pub fn find_profile_by_id(conn: &Connection, id: i64) -> Result<Option<Profile>> {
     let sql = format!("SELECT {COLUMNS} FROM profiles WHERE id = ?1");
-    match conn.prepare_cached(&sql)?.query_row([id], from_row).optional()? {
+    match conn
+        .prepare_cached(&sql)?
+        .query_row([id], from_row)
+        .optional()?
+    {
         Some(p) => Ok(Some(load_children(conn, p)?)),
         None => Ok(None),
     }
 }
 
-pub fn find_profile_by_name(conn: &Connection, account_id: i64, name: &str) -> Result<Option<Profile>> {
+pub fn find_profile_by_name(
+    conn: &Connection,
+    account_id: i64,
+    name: &str,
+) -> Result<Option<Profile>> {
     let sql = format!("SELECT {COLUMNS} FROM profiles WHERE account_id = ?1 AND name = ?2");
-    match conn.prepare_cached(&sql)?.query_row(params![account_id, name], from_row).optional()? {
+    match conn
+        .prepare_cached(&sql)?
+        .query_row(params![account_id, name], from_row)
+        .optional()?
+    {
         Some(p) => Ok(Some(load_children(conn, p)?)),
         None => Ok(None),
     }
@@ -86,15 +107,29 @@ pub fn list_profiles(conn: &Connection, account_id: i64) -> Result<Vec<ProfileSu
          FROM profiles p WHERE p.account_id = ?1 ORDER BY p.name",
     )?;
     let rows = stmt.query_map([account_id], |r| {
-        Ok(ProfileSummary { id: r.get(0)?, name: r.get(1)?, vendor_model: r.get(2)?, files: r.get(3)?, devices: r.get(4)? })
+        Ok(ProfileSummary {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            vendor_model: r.get(2)?,
+            files: r.get(3)?,
+            devices: r.get(4)?,
+        })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 /// Inserts a profile with its files. Run inside a transaction.
-pub fn insert_profile(conn: &Connection, account_id: i64, f: &ProfileFields, files: &[ProfileFile]) -> Result<i64> {
+pub fn insert_profile(
+    conn: &Connection,
+    account_id: i64,
+    f: &ProfileFields,
+    files: &[ProfileFile],
+) -> Result<i64> {
     if find_profile_by_name(conn, account_id, &f.name)?.is_some() {
-        return Err(Error::Conflict(format!("a profile named `{}` already exists", f.name)));
+        return Err(Error::Conflict(format!(
+            "a profile named `{}` already exists",
+            f.name
+        )));
     }
     let now = now_secs();
     conn.execute(
@@ -124,7 +159,12 @@ pub fn insert_profile(conn: &Connection, account_id: i64, f: &ProfileFields, fil
 
 /// Updates a profile's fields; `files`, when given, replaces its files. Run inside a
 /// transaction.
-pub fn update_profile(conn: &Connection, id: i64, f: &ProfileFields, files: Option<&[ProfileFile]>) -> Result<()> {
+pub fn update_profile(
+    conn: &Connection,
+    id: i64,
+    f: &ProfileFields,
+    files: Option<&[ProfileFile]>,
+) -> Result<()> {
     let changed = conn.execute(
         "UPDATE profiles SET name = ?2, vendor_model = ?3, prov_server = ?4, prov_user = ?5,
                 prov_password = ?6, polling = ?7, boot_server_option = ?8, option60_type = ?9,
@@ -151,7 +191,12 @@ pub fn update_profile(conn: &Connection, id: i64, f: &ProfileFields, files: Opti
     replace_children(conn, id, f, files)
 }
 
-fn replace_children(conn: &Connection, id: i64, f: &ProfileFields, files: Option<&[ProfileFile]>) -> Result<()> {
+fn replace_children(
+    conn: &Connection,
+    id: i64,
+    f: &ProfileFields,
+    files: Option<&[ProfileFile]>,
+) -> Result<()> {
     conn.execute("DELETE FROM profile_firmware WHERE profile_id = ?1", [id])?;
     for (family, version) in &f.software {
         conn.execute(
@@ -174,7 +219,11 @@ fn replace_children(conn: &Connection, id: i64, f: &ProfileFields, files: Option
 
 /// How many devices use a profile.
 pub fn count_profile_devices(conn: &Connection, id: i64) -> Result<i64> {
-    Ok(conn.query_row("SELECT count(*) FROM devices WHERE profile_id = ?1", [id], |r| r.get(0))?)
+    Ok(conn.query_row(
+        "SELECT count(*) FROM devices WHERE profile_id = ?1",
+        [id],
+        |r| r.get(0),
+    )?)
 }
 
 /// Deletes a profile; refused while devices use it, saying how many.
@@ -186,7 +235,10 @@ pub fn delete_profile(conn: &Connection, id: i64, name: &str) -> Result<()> {
             if n == 1 { "" } else { "s" }
         )));
     }
-    conn.execute("UPDATE accounts SET default_profile_id = NULL WHERE default_profile_id = ?1", [id])?;
+    conn.execute(
+        "UPDATE accounts SET default_profile_id = NULL WHERE default_profile_id = ?1",
+        [id],
+    )?;
     conn.execute("DELETE FROM profiles WHERE id = ?1", [id])?;
     Ok(())
 }

@@ -47,12 +47,15 @@ impl UnknownDevices {
     }
 
     pub fn parse(s: &str) -> Result<UnknownDevices> {
-        UnknownDevices::ALL.into_iter().find(|u| u.as_str() == s).ok_or_else(|| {
-            Error::invalid(
-                "unknown_devices",
-                format!("`{s}` is not one of stage, ztp, default-profile, reject"),
-            )
-        })
+        UnknownDevices::ALL
+            .into_iter()
+            .find(|u| u.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "unknown_devices",
+                    format!("`{s}` is not one of stage, ztp, default-profile, reject"),
+                )
+            })
     }
 }
 
@@ -98,30 +101,48 @@ pub fn validate_credentials(user: &str, password: &str) -> Result<()> {
     let mut problems = Vec::new();
     if user.is_empty() || user.len() > 64 {
         problems.push(FieldError::new("user", "must be 1 to 64 characters"));
-    } else if !user.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-        problems.push(FieldError::new("user", "may contain only letters, digits, `.`, `_` and `-`"));
+    } else if !user
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        problems.push(FieldError::new(
+            "user",
+            "may contain only letters, digits, `.`, `_` and `-`",
+        ));
     }
     if password.len() < 8 || password.len() > 128 {
         problems.push(FieldError::new("password", "must be 8 to 128 characters"));
-    } else if !password.chars().all(|c| c.is_ascii_graphic() && !"@:/\\%#?&<>\"',".contains(c)) {
+    } else if !password
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !"@:/\\%#?&<>\"',".contains(c))
+    {
         problems.push(FieldError::new(
             "password",
             "may contain printable ASCII except @ : / \\ % # ? & < > \" ' and , (it travels in \
              URLs, HTTP headers and DHCP options)",
         ));
     }
-    if problems.is_empty() { Ok(()) } else { Err(Error::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(problems))
+    }
 }
 
 /// Checks an account slug: lowercase letters, digits and `-`, 2 to 32 characters.
 pub fn validate_slug(slug: &str) -> Result<()> {
     let ok = (2..=32).contains(&slug.len())
-        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !slug.starts_with('-');
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid("slug", "must be 2 to 32 lowercase letters, digits or `-`"))
+        Err(Error::invalid(
+            "slug",
+            "must be 2 to 32 lowercase letters, digits or `-`",
+        ))
     }
 }
 
@@ -133,7 +154,10 @@ pub fn random_token(len: usize) -> String {
     if getrandom::fill(&mut bytes).is_err() {
         panic!("the operating system's random number generator is unavailable");
     }
-    bytes.iter().map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
+    bytes
+        .iter()
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect()
 }
 
 #[cfg(test)]
@@ -145,7 +169,10 @@ mod tests {
         assert!(validate_credentials("provision", "s3cretpassword").is_ok());
         let err = validate_credentials("a:b", "short").expect_err("bad");
         let text = err.to_string();
-        assert!(text.contains("user:") && text.contains("password:"), "{text}");
+        assert!(
+            text.contains("user:") && text.contains("password:"),
+            "{text}"
+        );
         assert!(validate_credentials("p", "has@sign99").is_err());
     }
 

@@ -75,13 +75,19 @@ impl DeviceInput {
         let mac = match Mac::from_bare(self.mac.trim()) {
             Some(m) if !m.is_zero() => Some(m),
             Some(_) => {
-                p.push(FieldError::new("mac", "000000000000 names the default master file, not a device"));
+                p.push(FieldError::new(
+                    "mac",
+                    "000000000000 names the default master file, not a device",
+                ));
                 None
             }
             None => {
                 p.push(FieldError::new(
                     "mac",
-                    format!("`{}` is not a MAC address (12 hex digits, no separators)", self.mac),
+                    format!(
+                        "`{}` is not a MAC address (12 hex digits, no separators)",
+                        self.mac
+                    ),
                 ));
                 None
             }
@@ -116,12 +122,19 @@ impl DeviceInput {
             p.push(FieldError::new("prov_server", msg));
         }
         if !matches!(e.polling.trim(), "" | "0" | "1") {
-            p.push(FieldError::new("polling", format!("`{}` must be 1, 0 or empty", e.polling)));
+            p.push(FieldError::new(
+                "polling",
+                format!("`{}` must be 1, 0 or empty", e.polling),
+            ));
         }
         match mac {
             Some(mac) if p.is_empty() => Ok(NewDevice {
                 mac,
-                serial: if serial.is_empty() { mac.upper() } else { serial.to_string() },
+                serial: if serial.is_empty() {
+                    mac.upper()
+                } else {
+                    serial.to_string()
+                },
                 vendor_model: model.to_string(),
                 profile: self.profile.trim().to_string(),
                 ext: VendorExtensions {
@@ -149,7 +162,9 @@ impl DeviceInput {
 /// DESIGN §8 settles on this).
 pub fn check_serial(serial: &str, p: &mut Vec<FieldError>) {
     let ok = (12..=13).contains(&serial.len())
-        && serial.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && serial
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if !ok {
         p.push(FieldError::new(
             "serial",
@@ -184,7 +199,11 @@ mod tests {
     use super::*;
 
     fn input(mac: &str) -> DeviceInput {
-        DeviceInput { mac: mac.into(), profile: "profile1".into(), ..Default::default() }
+        DeviceInput {
+            mac: mac.into(),
+            profile: "profile1".into(),
+            ..Default::default()
+        }
     }
 
     #[test]

@@ -45,7 +45,9 @@ impl UploadKind {
     }
 
     pub fn from_dir(d: &str) -> Option<UploadKind> {
-        UploadKind::ALL.into_iter().find(|k| k.dir() == d && *k != UploadKind::Other)
+        UploadKind::ALL
+            .into_iter()
+            .find(|k| k.dir() == d && *k != UploadKind::Other)
     }
 }
 
@@ -99,7 +101,11 @@ pub fn segments(raw_path: &str) -> Result<Vec<String>, PathError> {
     let decoded = percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| PathError::Invalid("path is not UTF-8"))?;
-    if decoded.contains('%') && percent_decode_str(&decoded).decode_utf8().is_ok_and(|d| d != decoded) {
+    if decoded.contains('%')
+        && percent_decode_str(&decoded)
+            .decode_utf8()
+            .is_ok_and(|d| d != decoded)
+    {
         // Double encoding (`%252e%252e`): never decoded twice, never meaningful to a phone.
         return Err(PathError::Invalid("path is encoded twice"));
     }
@@ -127,7 +133,8 @@ pub fn is_plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && !s.starts_with('.')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-+ ".contains(c))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-+ ".contains(c))
 }
 
 /// Splits `<12 hex>-rest` into the MAC and `rest`.
@@ -149,8 +156,14 @@ fn upload(dir: Option<UploadKind>, name: &str) -> Option<DeviceFile> {
         "-directory.xml" => UploadKind::Contacts,
         "-calls.xml" => UploadKind::CallList,
         "-upload-CallServer.cfg" => UploadKind::Other,
-        r if dir == Some(UploadKind::CoreDump) && r.starts_with('-') && is_plain_name(r) => UploadKind::CoreDump,
-        r if dir == Some(UploadKind::Log) && r.ends_with(".log") && r.starts_with('-') && is_plain_name(r) => {
+        r if dir == Some(UploadKind::CoreDump) && r.starts_with('-') && is_plain_name(r) => {
+            UploadKind::CoreDump
+        }
+        r if dir == Some(UploadKind::Log)
+            && r.ends_with(".log")
+            && r.starts_with('-')
+            && is_plain_name(r) =>
+        {
             UploadKind::Log
         }
         _ => return None,
@@ -177,17 +190,22 @@ pub fn classify(segs: &[String]) -> Option<DeviceFile> {
             }
             asset(segs)
         }
-        [fw, version, file] if fw == "firmware" => {
-            (is_plain_name(version) && is_plain_name(file))
-                .then(|| DeviceFile::Firmware { version: version.clone(), file: file.clone() })
-        }
+        [fw, version, file] if fw == "firmware" => (is_plain_name(version) && is_plain_name(file))
+            .then(|| DeviceFile::Firmware {
+                version: version.clone(),
+                file: file.clone(),
+            }),
         _ => asset(segs),
     }
 }
 
 fn classify_base(name: &str) -> Option<DeviceFile> {
     if let Some(m) = name.strip_suffix(".cfg").and_then(Mac::from_bare) {
-        return Some(if m.is_zero() { DeviceFile::DefaultMaster } else { DeviceFile::Master(m) });
+        return Some(if m.is_zero() {
+            DeviceFile::DefaultMaster
+        } else {
+            DeviceFile::Master(m)
+        });
     }
     if let Some((mac, rest)) = mac_prefixed(name)
         && !mac.is_zero()
@@ -199,7 +217,9 @@ fn classify_base(name: &str) -> Option<DeviceFile> {
             "-ztp.cfg" => return Some(DeviceFile::Ztp(mac)),
             _ => {}
         }
-        if let Some(n) = rest.strip_prefix("-profile-").and_then(|r| r.strip_suffix(".cfg"))
+        if let Some(n) = rest
+            .strip_prefix("-profile-")
+            .and_then(|r| r.strip_suffix(".cfg"))
             && let Ok(n) = n.parse::<usize>()
             && (2..=64).contains(&n)
             && !n.to_string().starts_with('0')
@@ -211,7 +231,8 @@ fn classify_base(name: &str) -> Option<DeviceFile> {
 }
 
 fn asset(segs: &[String]) -> Option<DeviceFile> {
-    (segs.len() <= 4 && segs.iter().all(|s| is_plain_name(s))).then(|| DeviceFile::Asset(segs.to_vec()))
+    (segs.len() <= 4 && segs.iter().all(|s| is_plain_name(s)))
+        .then(|| DeviceFile::Asset(segs.to_vec()))
 }
 
 #[cfg(test)]
@@ -231,33 +252,66 @@ mod tests {
         assert_eq!(c("/0004f2aabbcc.cfg"), Some(DeviceFile::Master(mac())));
         assert_eq!(c("/0004F2AABBCC.cfg"), Some(DeviceFile::Master(mac())));
         assert_eq!(c("/000000000000.cfg"), Some(DeviceFile::DefaultMaster));
-        assert_eq!(c("/0004f2aabbcc-device.cfg"), Some(DeviceFile::Generated(mac())));
-        assert_eq!(c("/0004f2aabbcc-profile.cfg"), Some(DeviceFile::Profile(mac(), 0)));
-        assert_eq!(c("/0004f2aabbcc-profile-3.cfg"), Some(DeviceFile::Profile(mac(), 2)));
+        assert_eq!(
+            c("/0004f2aabbcc-device.cfg"),
+            Some(DeviceFile::Generated(mac()))
+        );
+        assert_eq!(
+            c("/0004f2aabbcc-profile.cfg"),
+            Some(DeviceFile::Profile(mac(), 0))
+        );
+        assert_eq!(
+            c("/0004f2aabbcc-profile-3.cfg"),
+            Some(DeviceFile::Profile(mac(), 2))
+        );
         assert_eq!(c("/0004f2aabbcc-stage.cfg"), Some(DeviceFile::Stage(mac())));
         assert_eq!(
             c("/logs/0004f2aabbcc-app.log"),
-            Some(DeviceFile::Upload(UploadKind::Log, mac(), "0004f2aabbcc-app.log".into()))
+            Some(DeviceFile::Upload(
+                UploadKind::Log,
+                mac(),
+                "0004f2aabbcc-app.log".into()
+            ))
         );
         assert_eq!(
             c("/0004f2aabbcc-boot.log"),
-            Some(DeviceFile::Upload(UploadKind::Log, mac(), "0004f2aabbcc-boot.log".into()))
+            Some(DeviceFile::Upload(
+                UploadKind::Log,
+                mac(),
+                "0004f2aabbcc-boot.log".into()
+            ))
         );
         assert_eq!(
             c("/overrides/0004f2aabbcc-phone.cfg"),
-            Some(DeviceFile::Upload(UploadKind::Override, mac(), "0004f2aabbcc-phone.cfg".into()))
+            Some(DeviceFile::Upload(
+                UploadKind::Override,
+                mac(),
+                "0004f2aabbcc-phone.cfg".into()
+            ))
         );
         assert_eq!(
             c("/firmware/5.9.8/3111-46162-001.sip.ld"),
-            Some(DeviceFile::Firmware { version: "5.9.8".into(), file: "3111-46162-001.sip.ld".into() })
+            Some(DeviceFile::Firmware {
+                version: "5.9.8".into(),
+                file: "3111-46162-001.sip.ld".into()
+            })
         );
-        assert_eq!(c("/000000000000-directory.xml"), Some(DeviceFile::Asset(vec!["000000000000-directory.xml".into()])));
+        assert_eq!(
+            c("/000000000000-directory.xml"),
+            Some(DeviceFile::Asset(vec!["000000000000-directory.xml".into()]))
+        );
     }
 
     #[test]
     fn files_in_the_wrong_directory_are_not_uploads() {
-        assert!(!matches!(c("/logs/0004f2aabbcc-phone.cfg"), Some(DeviceFile::Upload(..))));
-        assert!(!matches!(c("/overrides/0004f2aabbcc-app.log"), Some(DeviceFile::Upload(..))));
+        assert!(!matches!(
+            c("/logs/0004f2aabbcc-phone.cfg"),
+            Some(DeviceFile::Upload(..))
+        ));
+        assert!(!matches!(
+            c("/overrides/0004f2aabbcc-app.log"),
+            Some(DeviceFile::Upload(..))
+        ));
     }
 
     #[test]
@@ -283,7 +337,12 @@ mod tests {
     #[test]
     fn unknown_names_are_assets_or_nothing() {
         assert_eq!(c("/.hidden"), None);
-        assert_eq!(c("/0004f2aabbcc-profile-01.cfg"), Some(DeviceFile::Asset(vec!["0004f2aabbcc-profile-01.cfg".into()])));
+        assert_eq!(
+            c("/0004f2aabbcc-profile-01.cfg"),
+            Some(DeviceFile::Asset(vec![
+                "0004f2aabbcc-profile-01.cfg".into()
+            ]))
+        );
         assert_eq!(c("/a/b/c/d/e"), None);
     }
 }

@@ -71,7 +71,10 @@ impl FromStr for Mac {
     type Err = Error;
     fn from_str(s: &str) -> Result<Mac, Error> {
         Mac::parse_lenient(s).ok_or_else(|| {
-            Error::invalid("mac", format!("`{s}` is not a MAC address (12 hex digits, e.g. 0004f2aabbcc)"))
+            Error::invalid(
+                "mac",
+                format!("`{s}` is not a MAC address (12 hex digits, e.g. 0004f2aabbcc)"),
+            )
         })
     }
 }
@@ -88,14 +91,25 @@ mod tests {
 
     #[test]
     fn either_case_is_accepted_and_stored_lowercase() {
-        assert_eq!(Mac::from_bare("0004F2AABBCC").map(|m| m.to_string()).as_deref(), Some("0004f2aabbcc"));
+        assert_eq!(
+            Mac::from_bare("0004F2AABBCC")
+                .map(|m| m.to_string())
+                .as_deref(),
+            Some("0004f2aabbcc")
+        );
     }
 
     #[test]
     fn separators_only_in_lenient_form() {
         assert!(Mac::from_bare("00:04:f2:aa:bb:cc").is_none());
-        assert_eq!(Mac::parse_lenient("00:04:f2:aa:bb:cc"), Mac::from_bare("0004f2aabbcc"));
-        assert_eq!(Mac::parse_lenient("0004.f2aa.bbcc"), Mac::from_bare("0004f2aabbcc"));
+        assert_eq!(
+            Mac::parse_lenient("00:04:f2:aa:bb:cc"),
+            Mac::from_bare("0004f2aabbcc")
+        );
+        assert_eq!(
+            Mac::parse_lenient("0004.f2aa.bbcc"),
+            Mac::from_bare("0004f2aabbcc")
+        );
         assert!(Mac::parse_lenient("0004f2aabbc").is_none());
         assert!(Mac::parse_lenient("0004f2aabbcg").is_none());
         assert!(Mac::parse_lenient("00:04:f2:aa:bbcc").is_none());

@@ -30,7 +30,12 @@ pub struct OwnAddresses {
 impl OwnAddresses {
     /// From the configuration: public names, the listen addresses, loopback and the host name.
     pub fn from_config(config: &crate::config::Config) -> OwnAddresses {
-        let mut hosts: Vec<String> = config.device.public_names.iter().map(|h| h.to_ascii_lowercase()).collect();
+        let mut hosts: Vec<String> = config
+            .device
+            .public_names
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect();
         hosts.extend(["localhost", "127.0.0.1", "::1"].map(String::from));
         if let Ok(name) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
             let name = name.trim().to_ascii_lowercase();
@@ -87,21 +92,36 @@ pub fn default_account(conn: &Connection) -> Result<Account> {
 }
 
 /// Sets an account's device credentials (a new credential generation).
-pub fn set_credentials(conn: &Connection, id: AccountId, user: &str, password: &str) -> Result<i64> {
+pub fn set_credentials(
+    conn: &Connection,
+    id: AccountId,
+    user: &str,
+    password: &str,
+) -> Result<i64> {
     account::validate_credentials(user, password)?;
     accounts::update_credentials(conn, id, user, password)
 }
 
 /// Sets what an account does with unknown phones.
-pub fn set_unknown_devices(conn: &mut Connection, account: &Account, policy: UnknownDevices, default_profile: Option<&str>) -> Result<()> {
+pub fn set_unknown_devices(
+    conn: &mut Connection,
+    account: &Account,
+    policy: UnknownDevices,
+    default_profile: Option<&str>,
+) -> Result<()> {
     db::write_tx(conn, |tx| {
         let profile_id = match (policy, default_profile) {
             (UnknownDevices::DefaultProfile, None) => {
-                return Err(Error::invalid("default_profile", "the default-profile policy needs a profile"));
+                return Err(Error::invalid(
+                    "default_profile",
+                    "the default-profile policy needs a profile",
+                ));
             }
             (_, Some(name)) => Some(
                 profiles::find_profile_by_name(tx, account.id.0, name)?
-                    .ok_or_else(|| Error::invalid("default_profile", format!("no profile named `{name}`")))?
+                    .ok_or_else(|| {
+                        Error::invalid("default_profile", format!("no profile named `{name}`"))
+                    })?
                     .id,
             ),
             (_, None) => account.default_profile_id,
@@ -122,7 +142,11 @@ pub fn check_files(files: Vec<(String, Vec<u8>)>) -> Result<Vec<ProfileFile>> {
             Err(e) => return Err(e),
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(Error::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::Invalid(problems))
+    }
 }
 
 /// Creates a profile with its files.
@@ -140,7 +164,10 @@ pub fn add_profile(
     };
     own.check("prov_server", &fields.prov_server, &mut problems);
     if fields.vendor_model == super::polycom::models::VIDEO_VENDOR_MODEL && !files.is_empty() {
-        problems.push(FieldError::new("file", "Polycom Video Endpoint profiles take no configuration file"));
+        problems.push(FieldError::new(
+            "file",
+            "Polycom Video Endpoint profiles take no configuration file",
+        ));
     }
     let files = match check_files(files) {
         Ok(f) => f,
@@ -153,7 +180,9 @@ pub fn add_profile(
     if !problems.is_empty() {
         return Err(Error::Invalid(problems));
     }
-    db::write_tx(conn, |tx| profiles::insert_profile(tx, account.id.0, fields, &files))
+    db::write_tx(conn, |tx| {
+        profiles::insert_profile(tx, account.id.0, fields, &files)
+    })
 }
 
 /// Deletes a profile by name (refused while devices use it).
@@ -166,7 +195,12 @@ pub fn delete_profile(conn: &mut Connection, account: &Account, name: &str) -> R
 }
 
 /// Validates an association (fields, profile, addresses) without writing.
-pub fn check_device(conn: &Connection, account: &Account, input: &DeviceInput, own: &OwnAddresses) -> Result<(NewDevice, i64)> {
+pub fn check_device(
+    conn: &Connection,
+    account: &Account,
+    input: &DeviceInput,
+    own: &OwnAddresses,
+) -> Result<(NewDevice, i64)> {
     let (new, mut problems) = match input.validate() {
         Ok(d) => (Some(d), Vec::new()),
         Err(Error::Invalid(p)) => (None, p),
@@ -175,7 +209,10 @@ pub fn check_device(conn: &Connection, account: &Account, input: &DeviceInput, o
     own.check("prov_server", input.ext.prov_server.trim(), &mut problems);
     let profile = profiles::find_profile_by_name(conn, account.id.0, input.profile.trim())?;
     if profile.is_none() && !problems.iter().any(|p| p.field == "profile") {
-        problems.push(FieldError::new("profile", format!("no profile named `{}`", input.profile.trim())));
+        problems.push(FieldError::new(
+            "profile",
+            format!("no profile named `{}`", input.profile.trim()),
+        ));
     }
     match (new, profile) {
         (Some(d), Some(p)) if problems.is_empty() => Ok((d, p.id)),
@@ -184,7 +221,12 @@ pub fn check_device(conn: &Connection, account: &Account, input: &DeviceInput, o
 }
 
 /// Associates a device with a profile.
-pub fn add_device(conn: &mut Connection, account: &Account, input: &DeviceInput, own: &OwnAddresses) -> Result<i64> {
+pub fn add_device(
+    conn: &mut Connection,
+    account: &Account,
+    input: &DeviceInput,
+    own: &OwnAddresses,
+) -> Result<i64> {
     db::write_tx(conn, |tx| {
         let (new, profile_id) = check_device(tx, account, input, own)?;
         devices::insert_device(tx, account.id.0, &new, profile_id, false)
@@ -197,16 +239,34 @@ pub fn delete_device(conn: &mut Connection, mac: &Mac) -> Result<()> {
 }
 
 /// The files a device receives, by name, as it would receive them at `reach`.
-pub fn render_device(conn: &Connection, mac: &Mac, reach: &Reach) -> Result<Vec<(String, Vec<u8>)>> {
-    let device = devices::find_device_by_mac(conn, mac)?.ok_or_else(|| Error::not_found(format!("device {mac}")))?;
+pub fn render_device(
+    conn: &Connection,
+    mac: &Mac,
+    reach: &Reach,
+) -> Result<Vec<(String, Vec<u8>)>> {
+    let device = devices::find_device_by_mac(conn, mac)?
+        .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
     let Some(profile_id) = device.profile_id else {
-        return Err(Error::Conflict(format!("device {mac} has been seen but is not associated with a profile")));
+        return Err(Error::Conflict(format!(
+            "device {mac} has been seen but is not associated with a profile"
+        )));
     };
-    let profile = profiles::find_profile_by_id(conn, profile_id)?.ok_or_else(|| Error::not_found("profile"))?;
-    let account = accounts::find_by_id(conn, AccountId(device.account_id))?.ok_or_else(|| Error::not_found("account"))?;
+    let profile = profiles::find_profile_by_id(conn, profile_id)?
+        .ok_or_else(|| Error::not_found("profile"))?;
+    let account = accounts::find_by_id(conn, AccountId(device.account_id))?
+        .ok_or_else(|| Error::not_found("account"))?;
     let state = devices::load_prov_state(conn, device.id)?;
-    let view = DeviceView { account: &account, device: &device, profile: &profile, state: &state, reach };
-    let mut out = vec![(format!("{mac}.cfg"), view.master_file()), (format!("{mac}-device.cfg"), view.device_file().0)];
+    let view = DeviceView {
+        account: &account,
+        device: &device,
+        profile: &profile,
+        state: &state,
+        reach,
+    };
+    let mut out = vec![
+        (format!("{mac}.cfg"), view.master_file()),
+        (format!("{mac}-device.cfg"), view.device_file().0),
+    ];
     if !profile.is_video_endpoint() {
         for i in 0..profile.files.len() {
             if let Some(bytes) = view.profile_file(i) {
@@ -218,26 +278,52 @@ pub fn render_device(conn: &Connection, mac: &Mac, reach: &Reach) -> Result<Vec<
 }
 
 /// The effective parameters of a device's generated file, with their sources.
-pub fn explain_device(conn: &Connection, mac: &Mac, reach: &Reach) -> Result<Vec<super::polycom::render::EffectiveParam>> {
-    let device = devices::find_device_by_mac(conn, mac)?.ok_or_else(|| Error::not_found(format!("device {mac}")))?;
-    let profile_id = device.profile_id.ok_or_else(|| Error::Conflict(format!("device {mac} is not associated")))?;
-    let profile = profiles::find_profile_by_id(conn, profile_id)?.ok_or_else(|| Error::not_found("profile"))?;
-    let account = accounts::find_by_id(conn, AccountId(device.account_id))?.ok_or_else(|| Error::not_found("account"))?;
+pub fn explain_device(
+    conn: &Connection,
+    mac: &Mac,
+    reach: &Reach,
+) -> Result<Vec<super::polycom::render::EffectiveParam>> {
+    let device = devices::find_device_by_mac(conn, mac)?
+        .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
+    let profile_id = device
+        .profile_id
+        .ok_or_else(|| Error::Conflict(format!("device {mac} is not associated")))?;
+    let profile = profiles::find_profile_by_id(conn, profile_id)?
+        .ok_or_else(|| Error::not_found("profile"))?;
+    let account = accounts::find_by_id(conn, AccountId(device.account_id))?
+        .ok_or_else(|| Error::not_found("account"))?;
     let state = devices::load_prov_state(conn, device.id)?;
-    let view = DeviceView { account: &account, device: &device, profile: &profile, state: &state, reach };
+    let view = DeviceView {
+        account: &account,
+        device: &device,
+        profile: &profile,
+        state: &state,
+        reach,
+    };
     Ok(view.effective())
 }
 
 /// Parses `FAMILY=VERSION` pairs for a profile's software versions.
-pub fn parse_software(pairs: &[String]) -> Result<BTreeMap<super::polycom::models::Family, String>> {
+pub fn parse_software(
+    pairs: &[String],
+) -> Result<BTreeMap<super::polycom::models::Family, String>> {
     let mut out = BTreeMap::new();
     for pair in pairs {
         let Some((family, version)) = pair.split_once('=') else {
-            return Err(Error::invalid("software", format!("`{pair}` is not FAMILY=VERSION (e.g. VVX=5.9.8.1234)")));
+            return Err(Error::invalid(
+                "software",
+                format!("`{pair}` is not FAMILY=VERSION (e.g. VVX=5.9.8.1234)"),
+            ));
         };
         let f = super::polycom::models::Family::from_name(family.trim()).ok_or_else(|| {
-            let names: Vec<&str> = super::polycom::models::Family::ALL.iter().map(|f| f.name()).collect();
-            Error::invalid("software", format!("`{family}` is not a model family ({})", names.join(", ")))
+            let names: Vec<&str> = super::polycom::models::Family::ALL
+                .iter()
+                .map(|f| f.name())
+                .collect();
+            Error::invalid(
+                "software",
+                format!("`{family}` is not a model family ({})", names.join(", ")),
+            )
         })?;
         out.insert(f, version.trim().to_string());
     }
@@ -250,7 +336,10 @@ mod tests {
     use crate::domain::polycom::models::UCS_VENDOR_MODEL;
 
     fn own() -> OwnAddresses {
-        OwnAddresses { hosts: vec!["prov.example.com".into(), "10.0.0.5".into()], ports: vec![80] }
+        OwnAddresses {
+            hosts: vec!["prov.example.com".into(), "10.0.0.5".into()],
+            ports: vec![80],
+        }
     }
 
     #[test]
@@ -265,27 +354,49 @@ mod tests {
         };
         let err = add_profile(&mut conn, &account, &fields, vec![], &own()).expect_err("refused");
         assert!(err.to_string().starts_with("prov_server:"), "{err}");
-        let elsewhere = ProfileFields { prov_server: "http://other.example.com/".into(), ..fields };
-        add_profile(&mut conn, &account, &elsewhere, vec![], &own()).expect("another server is fine");
+        let elsewhere = ProfileFields {
+            prov_server: "http://other.example.com/".into(),
+            ..fields
+        };
+        add_profile(&mut conn, &account, &elsewhere, vec![], &own())
+            .expect("another server is fine");
     }
 
     #[test]
     fn a_refused_profile_leaves_nothing_behind() {
         let mut conn = db::open_in_memory().expect("db");
         let account = default_account(&conn).expect("account");
-        let fields = ProfileFields { name: "p1".into(), vendor_model: UCS_VENDOR_MODEL.into(), ..Default::default() };
-        let files = vec![("good.cfg".to_string(), b"<a x.y=\"1\"/>".to_vec()), ("bad.cfg".to_string(), b"<a>".to_vec())];
+        let fields = ProfileFields {
+            name: "p1".into(),
+            vendor_model: UCS_VENDOR_MODEL.into(),
+            ..Default::default()
+        };
+        let files = vec![
+            ("good.cfg".to_string(), b"<a x.y=\"1\"/>".to_vec()),
+            ("bad.cfg".to_string(), b"<a>".to_vec()),
+        ];
         let err = add_profile(&mut conn, &account, &fields, files, &own()).expect_err("bad file");
         assert!(err.to_string().contains("bad.cfg"), "{err}");
-        assert!(profiles::list_profiles(&conn, account.id.0).expect("list").is_empty());
+        assert!(
+            profiles::list_profiles(&conn, account.id.0)
+                .expect("list")
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_device_with_an_unknown_profile_names_the_field() {
         let mut conn = db::open_in_memory().expect("db");
         let account = default_account(&conn).expect("account");
-        let input = DeviceInput { mac: "0004f2000001".into(), profile: "nope".into(), ..Default::default() };
+        let input = DeviceInput {
+            mac: "0004f2000001".into(),
+            profile: "nope".into(),
+            ..Default::default()
+        };
         let err = add_device(&mut conn, &account, &input, &own()).expect_err("unknown profile");
-        assert!(err.to_string().contains("profile: no profile named `nope`"), "{err}");
+        assert!(
+            err.to_string().contains("profile: no profile named `nope`"),
+            "{err}"
+        );
     }
 }

@@ -37,7 +37,10 @@ impl Polling {
             "none" | "" => Ok(Polling::None),
             "enable" | "1" => Ok(Polling::Enable),
             "disable" | "0" => Ok(Polling::Disable),
-            _ => Err(Error::invalid("polling", format!("`{s}` is not none, enable or disable"))),
+            _ => Err(Error::invalid(
+                "polling",
+                format!("`{s}` is not none, enable or disable"),
+            )),
         }
     }
 }
@@ -100,8 +103,14 @@ pub fn check_profile_name(field: &str, name: &str, problems: &mut Vec<FieldError
     let len = name.chars().count();
     if !(2..=50).contains(&len) {
         problems.push(FieldError::new(field, "must be 2 to 50 characters"));
-    } else if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.') {
-        problems.push(FieldError::new(field, format!("`{name}`: only letters, digits, `_` and `.` are allowed")));
+    } else if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        problems.push(FieldError::new(
+            field,
+            format!("`{name}`: only letters, digits, `_` and `.` are allowed"),
+        ));
     }
 }
 
@@ -112,7 +121,9 @@ pub fn check_vendor_model(field: &str, model: &str, problems: &mut Vec<FieldErro
         return;
     }
     let ok = (1..=50).contains(&model.len())
-        && model.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        && model
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
     if !ok {
         problems.push(FieldError::new(
             field,
@@ -126,10 +137,16 @@ pub fn check_vendor_model(field: &str, model: &str, problems: &mut Vec<FieldErro
 
 /// Seed 000: vendor-extension values allow every character except `, & < > ' "`.
 pub fn check_extension_value(field: &str, value: &str, problems: &mut Vec<FieldError>) {
-    if let Some(c) = value.chars().find(|c| ",&<>'\"".contains(*c) || c.is_control()) {
+    if let Some(c) = value
+        .chars()
+        .find(|c| ",&<>'\"".contains(*c) || c.is_control())
+    {
         problems.push(FieldError::new(
             field,
-            format!("contains `{}`, which is not allowed (no , & < > ' \" or control characters)", c.escape_default()),
+            format!(
+                "contains `{}`, which is not allowed (no , & < > ' \" or control characters)",
+                c.escape_default()
+            ),
         ));
     } else if value.len() > 255 {
         problems.push(FieldError::new(field, "is longer than 255 characters"));
@@ -139,10 +156,15 @@ pub fn check_extension_value(field: &str, value: &str, problems: &mut Vec<FieldE
 /// Checks a software version string.
 pub fn check_version(field: &str, version: &str, problems: &mut Vec<FieldError>) {
     let ok = (1..=40).contains(&version.len())
-        && version.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && version
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !version.starts_with('.');
     if !ok {
-        problems.push(FieldError::new(field, format!("`{version}` is not a software version (e.g. 5.9.8.1234)")));
+        problems.push(FieldError::new(
+            field,
+            format!("`{version}` is not a software version (e.g. 5.9.8.1234)"),
+        ));
     }
 }
 
@@ -165,23 +187,40 @@ impl ProfileFields {
         {
             p.push(FieldError::new(
                 "boot_server_option",
-                format!("`{}` is not one of {}", self.boot_server_option, BOOT_SERVER_OPTIONS.join(", ")),
+                format!(
+                    "`{}` is not one of {}",
+                    self.boot_server_option,
+                    BOOT_SERVER_OPTIONS.join(", ")
+                ),
             ));
         }
-        if !self.option60_type.is_empty() && !OPTION60_TYPES.contains(&self.option60_type.as_str()) {
+        if !self.option60_type.is_empty() && !OPTION60_TYPES.contains(&self.option60_type.as_str())
+        {
             p.push(FieldError::new(
                 "option60_type",
-                format!("`{}` is not one of {}", self.option60_type, OPTION60_TYPES.join(", ")),
+                format!(
+                    "`{}` is not one of {}",
+                    self.option60_type,
+                    OPTION60_TYPES.join(", ")
+                ),
             ));
         }
         if !matches!(self.quick_setup.as_str(), "" | "enable" | "disable") {
-            p.push(FieldError::new("quick_setup", "must be enable, disable or empty"));
+            p.push(FieldError::new(
+                "quick_setup",
+                "must be enable, disable or empty",
+            ));
         }
-        if !self.language.is_empty()
-            && !(self.language.len() <= 64
-                && self.language.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        {
-            p.push(FieldError::new("language", "must be a UC Software language name such as English_United_States"));
+        let language_ok = self.language.len() <= 64
+            && self
+                .language
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !language_ok {
+            p.push(FieldError::new(
+                "language",
+                "must be a UC Software language name such as English_United_States",
+            ));
         }
         for (family, version) in &self.software {
             check_version(&format!("software.{family}"), version, &mut p);
@@ -192,7 +231,11 @@ impl ProfileFields {
                 "does not apply to Polycom Video Endpoint (RealPresence Group) profiles",
             ));
         }
-        if p.is_empty() { Ok(()) } else { Err(Error::Invalid(p)) }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(p))
+        }
     }
 }
 
@@ -200,7 +243,9 @@ impl ProfileFields {
 /// variables. Returns the file ready to store.
 pub fn check_file(file_name: &str, content: Vec<u8>, vars: &template::Vars) -> Result<ProfileFile> {
     let ok_name = (1..=100).contains(&file_name.len())
-        && file_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && file_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         && !file_name.starts_with('.');
     if !ok_name {
         return Err(Error::invalid(
@@ -215,7 +260,11 @@ pub fn check_file(file_name: &str, content: Vec<u8>, vars: &template::Vars) -> R
         template::check(file_name, &text, vars)?;
     }
     let sha256 = super::sha256_hex(&content);
-    Ok(ProfileFile { file_name: file_name.to_string(), content, sha256 })
+    Ok(ProfileFile {
+        file_name: file_name.to_string(),
+        content,
+        sha256,
+    })
 }
 
 #[cfg(test)]
@@ -244,7 +293,13 @@ mod tests {
         f.prov_user = "a,b".into();
         f.software.insert(Family::Vvx, "../5.9".into());
         let text = f.validate().expect_err("invalid").to_string();
-        for field in ["name:", "vendor_model:", "boot_server_option:", "prov_user:", "software.VVX:"] {
+        for field in [
+            "name:",
+            "vendor_model:",
+            "boot_server_option:",
+            "prov_user:",
+            "software.VVX:",
+        ] {
             assert!(text.contains(field), "{field} missing in {text}");
         }
     }
@@ -258,8 +313,12 @@ mod tests {
 
     #[test]
     fn broken_files_are_refused_by_name() {
-        let err = check_file("site.cfg", b"<a><b></a>".to_vec(), &template::Vars::default())
-            .expect_err("broken");
+        let err = check_file(
+            "site.cfg",
+            b"<a><b></a>".to_vec(),
+            &template::Vars::default(),
+        )
+        .expect_err("broken");
         assert!(err.to_string().starts_with("site.cfg:"), "{err}");
         let err = check_file("../x.cfg", b"<a/>".to_vec(), &template::Vars::default())
             .expect_err("bad name");

@@ -34,7 +34,10 @@ pub struct Rendered {
 impl Rendered {
     pub fn new(bytes: Vec<u8>) -> Rendered {
         let etag = format!("\"{}\"", &sha256_hex(&bytes)[..32]);
-        Rendered { bytes: Arc::new(bytes), etag: etag.into() }
+        Rendered {
+            bytes: Arc::new(bytes),
+            etag: etag.into(),
+        }
     }
 }
 
@@ -51,12 +54,21 @@ pub struct DeviceEntry {
     pub device: Device,
     pub profile: Option<Profile>,
     pub state: BTreeMap<String, ParamState>,
-    rendered: Mutex<HashMap<(FileKind, Reach), (Rendered, Vec<(String, String)>)>>,
+    rendered: Mutex<HashMap<(FileKind, Reach), RenderedFile>>,
 }
+
+/// Rendered bytes plus the pending platform values they deliver.
+type RenderedFile = (Rendered, Vec<(String, String)>);
 
 impl DeviceEntry {
     fn view<'a>(&'a self, account: &'a Account, reach: &'a Reach) -> Option<DeviceView<'a>> {
-        Some(DeviceView { account, device: &self.device, profile: self.profile.as_ref()?, state: &self.state, reach })
+        Some(DeviceView {
+            account,
+            device: &self.device,
+            profile: self.profile.as_ref()?,
+            state: &self.state,
+            reach,
+        })
     }
 }
 
@@ -86,7 +98,11 @@ impl Provisioner {
     pub fn new(pool: Pool, unassociated_cap: u32) -> Provisioner {
         Provisioner {
             pool,
-            cache: RwLock::new(Cache { revision: -1, accounts: Arc::new(Vec::new()), devices: HashMap::new() }),
+            cache: RwLock::new(Cache {
+                revision: -1,
+                accounts: Arc::new(Vec::new()),
+                devices: HashMap::new(),
+            }),
             unassociated_cap,
         }
     }
@@ -125,14 +141,23 @@ impl Provisioner {
             segments.remove(0);
             return Ok(Some((a.clone(), a.service_path())));
         }
-        Ok(accounts.iter().find(|a| a.is_default).map(|a| (a.clone(), "/".to_string())))
+        Ok(accounts
+            .iter()
+            .find(|a| a.is_default)
+            .map(|a| (a.clone(), "/".to_string())))
     }
 
     /// Looks a MAC up, from the cache or the database.
     pub fn lookup(&self, mac: &Mac) -> Result<Lookup> {
         // Make sure the cache is at the current revision first.
         self.accounts()?;
-        let cached = self.cache.read().unwrap_or_else(|p| p.into_inner()).devices.get(mac).cloned();
+        let cached = self
+            .cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .devices
+            .get(mac)
+            .cloned();
         let entry = match cached {
             Some(e) => e,
             None => {
@@ -154,24 +179,42 @@ impl Provisioner {
 
     fn load(&self, mac: &Mac) -> Result<Option<Arc<DeviceEntry>>> {
         let conn = self.pool.get()?;
-        let Some(device) = devices::find_device_by_mac(&conn, mac)? else { return Ok(None) };
+        let Some(device) = devices::find_device_by_mac(&conn, mac)? else {
+            return Ok(None);
+        };
         let profile = match device.profile_id {
             Some(id) => profiles::find_profile_by_id(&conn, id)?,
             None => None,
         };
         let state = devices::load_prov_state(&conn, device.id)?;
-        Ok(Some(Arc::new(DeviceEntry { device, profile, state, rendered: Mutex::new(HashMap::new()) })))
+        Ok(Some(Arc::new(DeviceEntry {
+            device,
+            profile,
+            state,
+            rendered: Mutex::new(HashMap::new()),
+        })))
     }
 
     /// Drops one device's cached entry (after this process changed its state).
     pub fn forget(&self, mac: &Mac) {
-        self.cache.write().unwrap_or_else(|p| p.into_inner()).devices.remove(mac);
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .devices
+            .remove(mac);
     }
 
     /// Applies the evidence a request carries (DESIGN §6), writing confirmations at once.
     /// Returns the entry to serve from (reloaded if something was confirmed).
-    pub fn observe(&self, account: &Account, entry: Arc<DeviceEntry>, ev: &Evidence<'_>) -> Result<Arc<DeviceEntry>> {
-        let Some(view) = entry.view(account, ev.reach) else { return Ok(entry) };
+    pub fn observe(
+        &self,
+        account: &Account,
+        entry: Arc<DeviceEntry>,
+        ev: &Evidence<'_>,
+    ) -> Result<Arc<DeviceEntry>> {
+        let Some(view) = entry.view(account, ev.reach) else {
+            return Ok(entry);
+        };
         let desired = view.desired();
         let confirmed = provstate::confirmations(&desired, &entry.state, ev);
         if confirmed.is_empty() {
@@ -184,7 +227,11 @@ impl Provisioner {
         log::info!(
             "{}: confirmed {}",
             entry.device.mac,
-            confirmed.iter().map(|(k, v)| format!("{k}={}", mask(k, v))).collect::<Vec<_>>().join(", ")
+            confirmed
+                .iter()
+                .map(|(k, v)| format!("{k}={}", mask(k, v)))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         self.forget(&entry.device.mac);
         match self.lookup(&entry.device.mac)? {
@@ -195,13 +242,26 @@ impl Provisioner {
 
     /// Renders one of an associated device's files (cached). For the generated file, the
     /// pending platform values it carries are recorded as delivered.
-    pub fn render(&self, account: &Account, entry: &Arc<DeviceEntry>, kind: FileKind, reach: &Reach) -> Result<Option<Rendered>> {
+    pub fn render(
+        &self,
+        account: &Account,
+        entry: &Arc<DeviceEntry>,
+        kind: FileKind,
+        reach: &Reach,
+    ) -> Result<Option<Rendered>> {
         let key = (kind, reach.clone());
-        let hit = entry.rendered.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let hit = entry
+            .rendered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            .cloned();
         let (rendered, delivered) = match hit {
             Some(r) => r,
             None => {
-                let Some(view) = entry.view(account, reach) else { return Ok(None) };
+                let Some(view) = entry.view(account, reach) else {
+                    return Ok(None);
+                };
                 let (bytes, delivered) = match kind {
                     FileKind::Master => (view.master_file(), Vec::new()),
                     FileKind::Generated => view.device_file(),
@@ -211,7 +271,11 @@ impl Provisioner {
                     },
                 };
                 let value = (Rendered::new(bytes), delivered);
-                entry.rendered.lock().unwrap_or_else(|p| p.into_inner()).insert(key, value.clone());
+                entry
+                    .rendered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key, value.clone());
                 value
             }
         };
@@ -219,7 +283,9 @@ impl Provisioner {
         // costs no writes.
         let new: Vec<(String, String)> = delivered
             .into_iter()
-            .filter(|(k, v)| entry.state.get(k).and_then(|s| s.delivered.as_deref()) != Some(v.as_str()))
+            .filter(|(k, v)| {
+                entry.state.get(k).and_then(|s| s.delivered.as_deref()) != Some(v.as_str())
+            })
             .collect();
         if !new.is_empty() {
             let conn = self.pool.get()?;
@@ -238,7 +304,10 @@ impl Provisioner {
         drop(conn);
         if added {
             self.forget(mac);
-            log::info!("{mac}: first seen, not associated (account {})", account.slug);
+            log::info!(
+                "{mac}: first seen, not associated (account {})",
+                account.slug
+            );
         }
         Ok(added)
     }
@@ -249,10 +318,14 @@ impl Provisioner {
         if account.unknown_devices != UnknownDevices::DefaultProfile {
             return Ok(false);
         }
-        let Some(profile_id) = account.default_profile_id else { return Ok(false) };
+        let Some(profile_id) = account.default_profile_id else {
+            return Ok(false);
+        };
         let mut conn = self.pool.get()?;
         let done = db::write_tx(&mut conn, |tx| {
-            let Some(profile) = profiles::find_profile_by_id(tx, profile_id)? else { return Ok(false) };
+            let Some(profile) = profiles::find_profile_by_id(tx, profile_id)? else {
+                return Ok(false);
+            };
             let input = super::device::DeviceInput {
                 mac: mac.to_string(),
                 profile: profile.fields.name.clone(),
@@ -267,7 +340,10 @@ impl Provisioner {
         })?;
         drop(conn);
         if done {
-            log::info!("{mac}: associated automatically with the default profile (account {})", account.slug);
+            log::info!(
+                "{mac}: associated automatically with the default profile (account {})",
+                account.slug
+            );
             self.forget(mac);
         }
         Ok(done)
@@ -276,5 +352,9 @@ impl Provisioner {
 
 /// Masks secret values for logs and pages.
 pub fn mask(param: &str, value: &str) -> String {
-    if super::polycom::params::is_secret(param) && !value.is_empty() { "********".into() } else { value.to_string() }
+    if super::polycom::params::is_secret(param) && !value.is_empty() {
+        "********".into()
+    } else {
+        value.to_string()
+    }
 }

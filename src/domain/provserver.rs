@@ -26,8 +26,13 @@ impl ServerUrl {
         if text.is_empty() {
             return Err("is empty".into());
         }
-        let with_scheme = if text.contains("://") { text.to_string() } else { format!("http://{text}") };
-        let url = url::Url::parse(&with_scheme).map_err(|e| format!("`{text}` is not a server address: {e}"))?;
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("http://{text}")
+        };
+        let url = url::Url::parse(&with_scheme)
+            .map_err(|e| format!("`{text}` is not a server address: {e}"))?;
         let server_type = if text.contains("://") {
             Some(match url.scheme() {
                 "http" => "HTTP",
@@ -35,12 +40,19 @@ impl ServerUrl {
                 "ftp" => "FTP",
                 "ftps" => "FTPS",
                 "tftp" => "TFTP",
-                other => return Err(format!("scheme `{other}` is not one of http, https, ftp, ftps, tftp")),
+                other => {
+                    return Err(format!(
+                        "scheme `{other}` is not one of http, https, ftp, ftps, tftp"
+                    ));
+                }
             })
         } else {
             None
         };
-        let host = url.host_str().filter(|h| !h.is_empty()).ok_or_else(|| format!("`{text}` has no host"))?;
+        let host = url
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{text}` has no host"))?;
         if url.query().is_some() || url.fragment().is_some() {
             return Err(format!("`{text}` must not contain `?` or `#`"));
         }
@@ -68,7 +80,10 @@ impl ServerUrl {
 
     /// The host without IPv6 brackets, lowercased, for comparisons.
     pub fn host_key(&self) -> String {
-        self.host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()
+        self.host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase()
     }
 }
 
@@ -78,10 +93,15 @@ mod tests {
 
     #[test]
     fn the_seed_example_parses() {
-        let u = ServerUrl::parse("http://alice:myvoiceismypassword@provisioning.example.ca:8080/Polycom/")
-            .expect("parse");
+        let u = ServerUrl::parse(
+            "http://alice:myvoiceismypassword@provisioning.example.ca:8080/Polycom/",
+        )
+        .expect("parse");
         assert_eq!(u.server_type, Some("HTTP"));
-        assert_eq!((u.user.as_str(), u.password.as_str()), ("alice", "myvoiceismypassword"));
+        assert_eq!(
+            (u.user.as_str(), u.password.as_str()),
+            ("alice", "myvoiceismypassword")
+        );
         assert_eq!(u.server_name(), "provisioning.example.ca:8080/Polycom");
     }
 
@@ -90,7 +110,12 @@ mod tests {
         let u = ServerUrl::parse("192.168.1.178").expect("parse");
         assert_eq!(u.server_type, None);
         assert_eq!(u.server_name(), "192.168.1.178");
-        assert_eq!(ServerUrl::parse("prov.example.com/phones").expect("p").server_name(), "prov.example.com/phones");
+        assert_eq!(
+            ServerUrl::parse("prov.example.com/phones")
+                .expect("p")
+                .server_name(),
+            "prov.example.com/phones"
+        );
     }
 
     #[test]

@@ -86,7 +86,12 @@ pub struct ParamState {
 
 /// The desired `device.*` parameters of a device (UCS families; Poly OS devices are not yet
 /// sent platform changes).
-pub fn desired(account: &Account, device: &Device, profile: &Profile, reach: &Reach) -> BTreeMap<String, Desired> {
+pub fn desired(
+    account: &Account,
+    device: &Device,
+    profile: &Profile,
+    reach: &Reach,
+) -> BTreeMap<String, Desired> {
     let family = Family::Vvx; // every UCS family shares one table
     let mut out: BTreeMap<String, Desired> = BTreeMap::new();
     let mut put = |key: Key, value: String, source: Source| {
@@ -106,12 +111,18 @@ pub fn desired(account: &Account, device: &Device, profile: &Profile, reach: &Re
         (None, Source::Profile)
     };
     let parsed = server.and_then(|s| ServerUrl::parse(s).ok());
-    let user_override = [(&ext.prov_user, Source::Device), (&pf.prov_user, Source::Profile)]
-        .into_iter()
-        .find(|(v, _)| !v.is_empty());
-    let pass_override = [(&ext.prov_password, Source::Device), (&pf.prov_password, Source::Profile)]
-        .into_iter()
-        .find(|(v, _)| !v.is_empty());
+    let user_override = [
+        (&ext.prov_user, Source::Device),
+        (&pf.prov_user, Source::Profile),
+    ]
+    .into_iter()
+    .find(|(v, _)| !v.is_empty());
+    let pass_override = [
+        (&ext.prov_password, Source::Device),
+        (&pf.prov_password, Source::Profile),
+    ]
+    .into_iter()
+    .find(|(v, _)| !v.is_empty());
     if let Some(url) = &parsed {
         put(Key::ProvServerName, url.server_name(), server_source);
         if let Some(t) = url.server_type {
@@ -133,12 +144,21 @@ pub fn desired(account: &Account, device: &Device, profile: &Profile, reach: &Re
     // Static without a server would strand the phone: keep it on the address it used, with
     // the credentials it authenticated with. Without a Host header that address is unknown,
     // so the boot-server setting is not sent at all.
-    let static_unknown = pf.boot_server_option == "Static" && parsed.is_none() && reach.host.is_empty();
+    let static_unknown =
+        pf.boot_server_option == "Static" && parsed.is_none() && reach.host.is_empty();
     if !pf.boot_server_option.is_empty() && !static_unknown {
-        put(Key::DhcpBootSrvUseOpt, pf.boot_server_option.clone(), Source::Profile);
+        put(
+            Key::DhcpBootSrvUseOpt,
+            pf.boot_server_option.clone(),
+            Source::Profile,
+        );
         if pf.boot_server_option == "Static" && parsed.is_none() {
             put(Key::ProvServerName, reach.server_name(), Source::Server);
-            put(Key::ProvServerType, reach.server_type().to_string(), Source::Server);
+            put(
+                Key::ProvServerType,
+                reach.server_type().to_string(),
+                Source::Server,
+            );
             if let (Some(u), Some(p)) = (&account.device_user, &account.device_password) {
                 put(Key::ProvUser, u.clone(), Source::Server);
                 put(Key::ProvPassword, p.clone(), Source::Server);
@@ -146,7 +166,11 @@ pub fn desired(account: &Account, device: &Device, profile: &Profile, reach: &Re
         }
     }
     if !pf.option60_type.is_empty() {
-        put(Key::DhcpOption60Type, pf.option60_type.clone(), Source::Profile);
+        put(
+            Key::DhcpOption60Type,
+            pf.option60_type.clone(),
+            Source::Profile,
+        );
     }
     // Requests that name no MAC (firmware) are attributed through the serial tag.
     put(Key::ProvTagSerialNo, "1".into(), Source::Server);
@@ -160,7 +184,9 @@ pub fn pending<'a>(
 ) -> BTreeMap<&'a str, &'a Desired> {
     desired
         .iter()
-        .filter(|(name, d)| state.get(*name).and_then(|s| s.confirmed.as_deref()) != Some(d.value.as_str()))
+        .filter(|(name, d)| {
+            state.get(*name).and_then(|s| s.confirmed.as_deref()) != Some(d.value.as_str())
+        })
         .map(|(n, d)| (n.as_str(), d))
         .collect()
 }
@@ -193,7 +219,8 @@ pub fn confirmations(
     );
     let mut out = Vec::new();
     for (param, d) in pending(desired, state) {
-        let delivered = state.get(param).and_then(|s| s.delivered.as_deref()) == Some(d.value.as_str());
+        let delivered =
+            state.get(param).and_then(|s| s.delivered.as_deref()) == Some(d.value.as_str());
         let ok = if param == tag {
             ev.serial_tag && d.value == "1"
         } else if !(delivered && ev.master_fetch) {
@@ -254,10 +281,18 @@ mod tests {
         let profile = Profile {
             id: 1,
             account_id: 1,
-            fields: ProfileFields { name: "p".into(), vendor_model: "Polycom_UCS_Device".into(), ..Default::default() },
+            fields: ProfileFields {
+                name: "p".into(),
+                vendor_model: "Polycom_UCS_Device".into(),
+                ..Default::default()
+            },
             files: vec![],
         };
-        let reach = Reach { host: "10.0.0.5:8080".into(), base_path: "/".into(), secure: false };
+        let reach = Reach {
+            host: "10.0.0.5:8080".into(),
+            base_path: "/".into(),
+            secure: false,
+        };
         (account, device, profile, reach)
     }
 
@@ -276,7 +311,11 @@ mod tests {
     fn static_is_not_sent_when_the_address_is_unknown() {
         let (a, d, mut p, _) = fixture();
         p.fields.boot_server_option = "Static".into();
-        let r = Reach { host: String::new(), base_path: "/".into(), secure: false };
+        let r = Reach {
+            host: String::new(),
+            base_path: "/".into(),
+            secure: false,
+        };
         let want = desired(&a, &d, &p, &r);
         assert!(!want.contains_key("device.dhcp.bootSrvUseOpt"));
         assert!(!want.contains_key("device.prov.serverName"));
@@ -288,10 +327,16 @@ mod tests {
         p.fields.prov_server = "http://a:b@profile.example.com/".into();
         d.ext.prov_server = "https://device.example.com:8443/x".into();
         let want = desired(&a, &d, &p, &r);
-        assert_eq!(want["device.prov.serverName"].value, "device.example.com:8443/x");
+        assert_eq!(
+            want["device.prov.serverName"].value,
+            "device.example.com:8443/x"
+        );
         assert_eq!(want["device.prov.serverName"].source, Source::Device);
         assert_eq!(want["device.prov.serverType"].value, "HTTPS");
-        assert!(!want.contains_key("device.prov.user"), "the device URL carries no user");
+        assert!(
+            !want.contains_key("device.prov.user"),
+            "the device URL carries no user"
+        );
     }
 
     #[test]
@@ -300,27 +345,55 @@ mod tests {
         p.fields.option60_type = "ASCII".into();
         let want = desired(&a, &d, &p, &r);
         let mut state = BTreeMap::new();
-        let ev = Evidence { master_fetch: true, reach: &r, auth: Some(("prov", "secretsecret")), serial_tag: false };
+        let ev = Evidence {
+            master_fetch: true,
+            reach: &r,
+            auth: Some(("prov", "secretsecret")),
+            serial_tag: false,
+        };
         assert!(confirmations(&want, &state, &ev).is_empty());
         state.insert(
             "device.dhcp.option60Type".to_string(),
-            ParamState { confirmed: None, delivered: Some("ASCII".into()) },
+            ParamState {
+                confirmed: None,
+                delivered: Some("ASCII".into()),
+            },
         );
-        let not_master = Evidence { master_fetch: false, ..ev.clone() };
+        let not_master = Evidence {
+            master_fetch: false,
+            ..ev.clone()
+        };
         assert!(confirmations(&want, &state, &not_master).is_empty());
         let got = confirmations(&want, &state, &ev);
-        assert_eq!(got, vec![("device.dhcp.option60Type".to_string(), "ASCII".to_string())]);
+        assert_eq!(
+            got,
+            vec![("device.dhcp.option60Type".to_string(), "ASCII".to_string())]
+        );
     }
 
     #[test]
     fn the_serial_tag_confirms_itself() {
         let (a, d, p, r) = fixture();
         let want = desired(&a, &d, &p, &r);
-        let ev = Evidence { master_fetch: false, reach: &r, auth: None, serial_tag: true };
+        let ev = Evidence {
+            master_fetch: false,
+            reach: &r,
+            auth: None,
+            serial_tag: true,
+        };
         let got = confirmations(&want, &BTreeMap::new(), &ev);
-        assert_eq!(got, vec![("device.prov.tagSerialNo".to_string(), "1".to_string())]);
+        assert_eq!(
+            got,
+            vec![("device.prov.tagSerialNo".to_string(), "1".to_string())]
+        );
         let mut state = BTreeMap::new();
-        state.insert("device.prov.tagSerialNo".into(), ParamState { confirmed: Some("1".into()), delivered: None });
+        state.insert(
+            "device.prov.tagSerialNo".into(),
+            ParamState {
+                confirmed: Some("1".into()),
+                delivered: None,
+            },
+        );
         assert!(pending(&want, &state).is_empty());
     }
 
@@ -332,12 +405,35 @@ mod tests {
         let mut state = BTreeMap::new();
         state.insert(
             "device.prov.serverName".into(),
-            ParamState { confirmed: None, delivered: Some("new.example.com".into()) },
+            ParamState {
+                confirmed: None,
+                delivered: Some("new.example.com".into()),
+            },
         );
-        let ev = Evidence { master_fetch: true, reach: &r, auth: None, serial_tag: false };
-        assert!(confirmations(&want, &state, &ev).iter().all(|(k, _)| k != "device.prov.serverName"));
-        let there = Reach { host: "new.example.com".into(), base_path: "/".into(), secure: false };
-        let ev = Evidence { reach: &there, ..ev };
-        assert!(confirmations(&want, &state, &ev).iter().any(|(k, _)| k == "device.prov.serverName"));
+        let ev = Evidence {
+            master_fetch: true,
+            reach: &r,
+            auth: None,
+            serial_tag: false,
+        };
+        assert!(
+            confirmations(&want, &state, &ev)
+                .iter()
+                .all(|(k, _)| k != "device.prov.serverName")
+        );
+        let there = Reach {
+            host: "new.example.com".into(),
+            base_path: "/".into(),
+            secure: false,
+        };
+        let ev = Evidence {
+            reach: &there,
+            ..ev
+        };
+        assert!(
+            confirmations(&want, &state, &ev)
+                .iter()
+                .any(|(k, _)| k == "device.prov.serverName")
+        );
     }
 }

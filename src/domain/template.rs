@@ -114,7 +114,11 @@ fn pieces<'a>(file: &str, text: &'a str) -> Result<Vec<Piece<'a>>, FieldError> {
     while let Some(pos) = rest.find("${") {
         // `$${` is a literal `${`.
         let escaped = pos > 0 && rest.as_bytes()[pos - 1] == b'$';
-        let before = if escaped { &rest[..pos - 1] } else { &rest[..pos] };
+        let before = if escaped {
+            &rest[..pos - 1]
+        } else {
+            &rest[..pos]
+        };
         line += before.matches('\n').count() as u32;
         if !before.is_empty() {
             out.push(Piece::Text(before));
@@ -126,7 +130,10 @@ fn pieces<'a>(file: &str, text: &'a str) -> Result<Vec<Piece<'a>>, FieldError> {
         }
         let after = &rest[pos + 2..];
         let Some(end) = after.find('}') else {
-            return Err(FieldError::new(file, format!("line {line}: `${{` without a closing `}}`")));
+            return Err(FieldError::new(
+                file,
+                format!("line {line}: `${{` without a closing `}}`"),
+            ));
         };
         let name = &after[..end];
         if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
@@ -159,7 +166,11 @@ pub fn check(file: &str, text: &str, vars: &Vars) -> Result<(), Error> {
             _ => None,
         })
         .collect();
-    if problems.is_empty() { Ok(()) } else { Err(Error::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(problems))
+    }
 }
 
 /// Whether a file needs expansion at all (most do not, and are then served as stored).
@@ -212,11 +223,21 @@ mod tests {
 
     #[test]
     fn unknown_variables_are_reported_with_their_lines() {
-        let err = check("p.cfg", "<a\n x.y=\"${NOPE}\"\n z.w=\"${MAC}${ALSO_NOPE}\"/>", &Vars::default())
-            .expect_err("unknown");
+        let err = check(
+            "p.cfg",
+            "<a\n x.y=\"${NOPE}\"\n z.w=\"${MAC}${ALSO_NOPE}\"/>",
+            &Vars::default(),
+        )
+        .expect_err("unknown");
         let text = err.to_string();
-        assert!(text.contains("line 2: unknown variable `${NOPE}`"), "{text}");
-        assert!(text.contains("line 3: unknown variable `${ALSO_NOPE}`"), "{text}");
+        assert!(
+            text.contains("line 2: unknown variable `${NOPE}`"),
+            "{text}"
+        );
+        assert!(
+            text.contains("line 3: unknown variable `${ALSO_NOPE}`"),
+            "{text}"
+        );
     }
 
     #[test]

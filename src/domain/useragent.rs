@@ -42,7 +42,9 @@ impl UserAgent {
 
     /// A family name for display: the known family, else the product as sent.
     pub fn family_name(&self) -> String {
-        self.family.map(|f| f.name().to_string()).unwrap_or_else(|| self.product.clone())
+        self.family
+            .map(|f| f.name().to_string())
+            .unwrap_or_else(|| self.product.clone())
     }
 }
 
@@ -79,7 +81,10 @@ pub fn parse(ua: &str) -> Option<UserAgent> {
 
 /// `VVX_410` → `VVX410`; `Edge_E450` → `EdgeE450`; `PolyStudioX30` → `StudioX30`.
 fn model_token(_product: &str, model: &str) -> String {
-    let m = model.strip_prefix("Poly").filter(|r| !r.is_empty()).unwrap_or(model);
+    let m = model
+        .strip_prefix("Poly")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(model);
     m.replace('_', "")
 }
 
@@ -93,27 +98,51 @@ mod tests {
 
     #[test]
     fn documented_user_agents_parse() {
-        let ua = p("FileTransport PolycomSoundPointIP-SPIP_550-UA/4.0.15.1047 (SN:0004a11a1a1a) Type/Application");
+        let ua = p(
+            "FileTransport PolycomSoundPointIP-SPIP_550-UA/4.0.15.1047 (SN:0004a11a1a1a) Type/Application",
+        );
         assert_eq!(ua.model_token, "SPIP550");
         assert_eq!(ua.family, Some(Family::SoundPoint));
         assert_eq!(ua.firmware(), Some("4.0.15.1047"));
-        assert_eq!(ua.serial_mac.map(|m| m.to_string()).as_deref(), Some("0004a11a1a1a"));
+        assert_eq!(
+            ua.serial_mac.map(|m| m.to_string()).as_deref(),
+            Some("0004a11a1a1a")
+        );
 
         let ua = p("FileTransport PolycomSoundStationIP-SSIP_6000-UA/5.0.3.1667 Type/Updater");
         assert_eq!(ua.family, Some(Family::SoundStation));
-        assert_eq!(ua.firmware(), None, "the updater's version is not the firmware");
+        assert_eq!(
+            ua.firmware(),
+            None,
+            "the updater's version is not the firmware"
+        );
 
         let ua = p("FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614 Type/Application");
-        assert_eq!((ua.model_token.as_str(), ua.family), ("VVX410", Some(Family::Vvx)));
+        assert_eq!(
+            (ua.model_token.as_str(), ua.family),
+            ("VVX410", Some(Family::Vvx))
+        );
 
-        let ua = p("FileTransport PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1094 (SN:0004f2aabbcc) Type/Application");
-        assert_eq!((ua.model_token.as_str(), ua.family), ("Trio8800", Some(Family::Trio)));
+        let ua = p(
+            "FileTransport PolycomRealPresenceTrio-Trio_8800-UA/7.2.2.1094 (SN:0004f2aabbcc) Type/Application",
+        );
+        assert_eq!(
+            (ua.model_token.as_str(), ua.family),
+            ("Trio8800", Some(Family::Trio))
+        );
 
         let ua = p("FileTransport PolyEdge-Edge_E450-UA/8.0.0.15602 Type/Application");
-        assert_eq!((ua.model_token.as_str(), ua.family), ("EdgeE450", Some(Family::Edge)));
+        assert_eq!(
+            (ua.model_token.as_str(), ua.family),
+            ("EdgeE450", Some(Family::Edge))
+        );
 
-        let ua = p("FileTransport PolyCCX-CCX_600-UA/8.0.2.3267 (SN:482567b5313f) Type/Application");
-        assert_eq!((ua.model_token.as_str(), ua.family), ("CCX600", Some(Family::Ccx)));
+        let ua =
+            p("FileTransport PolyCCX-CCX_600-UA/8.0.2.3267 (SN:482567b5313f) Type/Application");
+        assert_eq!(
+            (ua.model_token.as_str(), ua.family),
+            ("CCX600", Some(Family::Ccx))
+        );
 
         let ua = p("FileTransport G_SERIES-PolyStudioX30-UA/3.10.0_362035 Type/Application");
         assert_eq!(ua.family, Some(Family::PolyOs));

@@ -45,16 +45,25 @@ pub fn parse_params(file: &str, bytes: &[u8]) -> Result<Vec<FoundParam>, Error> 
     let text = std::str::from_utf8(bytes).map_err(|e| {
         Error::Invalid(vec![FieldError::new(
             file,
-            format!("not UTF-8 text (invalid byte at offset {})", e.valid_up_to()),
+            format!(
+                "not UTF-8 text (invalid byte at offset {})",
+                e.valid_up_to()
+            ),
         )])
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let options = roxmltree::ParsingOptions { allow_dtd: false, ..Default::default() };
+    let options = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        ..Default::default()
+    };
     let doc = roxmltree::Document::parse_with_options(text, options).map_err(|e| {
         let pos = e.pos();
         Error::Invalid(vec![FieldError::new(
             file,
-            format!("not well-formed XML at line {}, column {}: {e}", pos.row, pos.col),
+            format!(
+                "not well-formed XML at line {}, column {}: {e}",
+                pos.row, pos.col
+            ),
         )])
     })?;
     let mut out = Vec::new();
@@ -96,10 +105,14 @@ mod tests {
 
     #[test]
     fn parameters_are_found_anywhere_with_their_lines() {
-        let doc = b"<polycomConfig>\n <reg\n  reg.1.address=\"100\"\n  other=\"x\"/>\n</polycomConfig>";
+        let doc =
+            b"<polycomConfig>\n <reg\n  reg.1.address=\"100\"\n  other=\"x\"/>\n</polycomConfig>";
         let params = parse_params("x", doc).expect("parse");
         assert_eq!(params.len(), 1);
-        assert_eq!((params[0].name.as_str(), params[0].line), ("reg.1.address", 3));
+        assert_eq!(
+            (params[0].name.as_str(), params[0].line),
+            ("reg.1.address", 3)
+        );
     }
 
     #[test]

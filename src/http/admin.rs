@@ -19,7 +19,10 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
-    ("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    ),
     ("Cache-Control", "no-store"),
 ];
 
@@ -51,7 +54,10 @@ struct Health {
 impl AdminService {
     fn health(&self) -> Health {
         let counts = self.pool.get().and_then(|c| {
-            let q = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).map_err(crate::Error::from);
+            let q = |sql: &str| {
+                c.query_row(sql, [], |r| r.get::<_, i64>(0))
+                    .map_err(crate::Error::from)
+            };
             Ok((
                 q("SELECT count(*) FROM accounts")?,
                 q("SELECT count(*) FROM devices WHERE profile_id IS NOT NULL")?,
@@ -153,5 +159,8 @@ fn health_page(h: &Health) -> Markup {
 }
 
 fn not_found_page() -> Markup {
-    page("Not found", html! { h1 { "Not found" } p { a href="/" { "Back to the health page" } } })
+    page(
+        "Not found",
+        html! { h1 { "Not found" } p { a href="/" { "Back to the health page" } } },
+    )
 }

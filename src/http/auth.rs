@@ -91,11 +91,21 @@ impl DeviceAuth {
     }
 
     /// Checks the `Authorization` header of a request against an account's credentials.
-    pub fn check(&self, authorization: Option<&str>, method: &str, uri: &str, ip: IpAddr, account: &Account) -> Outcome {
+    pub fn check(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        uri: &str,
+        ip: IpAddr,
+        account: &Account,
+    ) -> Outcome {
         let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
             return Outcome::Missing;
         };
-        let (Some(user), Some(password)) = (account.device_user.as_deref(), account.device_password.as_deref()) else {
+        let (Some(user), Some(password)) = (
+            account.device_user.as_deref(),
+            account.device_password.as_deref(),
+        ) else {
             return self.failed(ip);
         };
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
@@ -107,40 +117,70 @@ impl DeviceAuth {
             Verdict::Bad
         };
         match verdict {
-            Verdict::Good => Outcome::Ok { user: user.to_string(), password: password.to_string() },
+            Verdict::Good => Outcome::Ok {
+                user: user.to_string(),
+                password: password.to_string(),
+            },
             Verdict::Stale => Outcome::Stale,
             Verdict::Bad => self.failed(ip),
         }
     }
 
     fn check_basic(&self, token: &str, user: &str, password: &str) -> Verdict {
-        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else { return Verdict::Bad };
-        let expected = format!("{user}:{password}");
-        if ct_eq(&decoded, expected.as_bytes()) { Verdict::Good } else { Verdict::Bad }
-    }
-
-    fn check_digest(&self, params: &str, method: &str, uri: &str, user: &str, password: &str) -> Verdict {
-        let p = parse_digest(params);
-        let get = |k: &str| p.get(k).map(String::as_str);
-        let (Some(username), Some(realm), Some(nonce), Some(duri), Some(response)) =
-            (get("username"), get("realm"), get("nonce"), get("uri"), get("response"))
-        else {
+        let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(token) else {
             return Verdict::Bad;
         };
-        if !get("algorithm").is_none_or(|a| a.eq_ignore_ascii_case("MD5")) || realm != self.realm || duri != uri {
+        let expected = format!("{user}:{password}");
+        if ct_eq(&decoded, expected.as_bytes()) {
+            Verdict::Good
+        } else {
+            Verdict::Bad
+        }
+    }
+
+    fn check_digest(
+        &self,
+        params: &str,
+        method: &str,
+        uri: &str,
+        user: &str,
+        password: &str,
+    ) -> Verdict {
+        let p = parse_digest(params);
+        let get = |k: &str| p.get(k).map(String::as_str);
+        let (Some(username), Some(realm), Some(nonce), Some(duri), Some(response)) = (
+            get("username"),
+            get("realm"),
+            get("nonce"),
+            get("uri"),
+            get("response"),
+        ) else {
+            return Verdict::Bad;
+        };
+        if !get("algorithm").is_none_or(|a| a.eq_ignore_ascii_case("MD5"))
+            || realm != self.realm
+            || duri != uri
+        {
             return Verdict::Bad;
         }
         let ha1 = md5_hex(&format!("{user}:{}:{password}", self.realm));
         let ha2 = md5_hex(&format!("{method}:{duri}"));
         let expected = match get("qop") {
             Some("auth") => {
-                let (Some(nc), Some(cnonce)) = (get("nc"), get("cnonce")) else { return Verdict::Bad };
+                let (Some(nc), Some(cnonce)) = (get("nc"), get("cnonce")) else {
+                    return Verdict::Bad;
+                };
                 md5_hex(&format!("{ha1}:{nonce}:{nc}:{cnonce}:auth:{ha2}"))
             }
             None => md5_hex(&format!("{ha1}:{nonce}:{ha2}")),
             Some(_) => return Verdict::Bad,
         };
-        if !(ct_eq(username.as_bytes(), user.as_bytes()) && ct_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes())) {
+        if !(ct_eq(username.as_bytes(), user.as_bytes())
+            && ct_eq(
+                expected.as_bytes(),
+                response.to_ascii_lowercase().as_bytes(),
+            ))
+        {
             return Verdict::Bad;
         }
         match self.nonce_age(nonce) {
@@ -159,7 +199,8 @@ impl DeviceAuth {
 
     fn sign(&self, ts: &str) -> String {
         // HMAC accepts keys of any length.
-        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.secret)
+            .expect("HMAC takes any key length");
         mac.update(ts.as_bytes());
         hex(&mac.finalize().into_bytes()[..16])
     }
@@ -195,9 +236,15 @@ impl DeviceAuth {
         let block = Duration::from_secs(self.config.block_secs);
         let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() > 100_000 {
-            map.retain(|_, a| a.blocked_until.is_some_and(|b| b > now) || now - a.window_start < window);
+            map.retain(|_, a| {
+                a.blocked_until.is_some_and(|b| b > now) || now - a.window_start < window
+            });
         }
-        let a = map.entry(ip).or_insert(Attempts { window_start: now, failures: 0, blocked_until: None });
+        let a = map.entry(ip).or_insert(Attempts {
+            window_start: now,
+            failures: 0,
+            blocked_until: None,
+        });
         if let Some(until) = a.blocked_until {
             if until > now {
                 return Outcome::Throttled((until - now).as_secs().max(1));
@@ -213,7 +260,11 @@ impl DeviceAuth {
         a.failures += 1;
         if a.failures > self.config.failure_limit {
             a.blocked_until = Some(now + block);
-            log::warn!("device auth: {ip} sent {} wrong credentials; throttled for {}s", a.failures, block.as_secs());
+            log::warn!(
+                "device auth: {ip} sent {} wrong credentials; throttled for {}s",
+                a.failures,
+                block.as_secs()
+            );
             return Outcome::Throttled(block.as_secs());
         }
         Outcome::Bad
@@ -222,7 +273,12 @@ impl DeviceAuth {
     /// IPs currently throttled (for the health page and metrics).
     pub fn throttled_ips(&self) -> usize {
         let now = Instant::now();
-        self.attempts.lock().unwrap_or_else(|p| p.into_inner()).values().filter(|a| a.blocked_until.is_some_and(|b| b > now)).count()
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|a| a.blocked_until.is_some_and(|b| b > now))
+            .count()
     }
 }
 
@@ -295,11 +351,22 @@ mod tests {
     }
 
     fn auth(limit: u32) -> DeviceAuth {
-        DeviceAuth::new("zerotouch", true, b"secret", &AuthConfig { failure_limit: limit, ..Default::default() })
+        DeviceAuth::new(
+            "zerotouch",
+            true,
+            b"secret",
+            &AuthConfig {
+                failure_limit: limit,
+                ..Default::default()
+            },
+        )
     }
 
     fn basic(u: &str, p: &str) -> String {
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
     }
 
     #[test]
@@ -309,7 +376,16 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(a.check(None, "GET", "/x", ip, &account()), Outcome::Missing);
         }
-        assert_eq!(a.check(Some(&basic("PlcmSpIp", "wrong")), "GET", "/x", ip, &account()), Outcome::Bad);
+        assert_eq!(
+            a.check(
+                Some(&basic("PlcmSpIp", "wrong")),
+                "GET",
+                "/x",
+                ip,
+                &account()
+            ),
+            Outcome::Bad
+        );
     }
 
     #[test]
@@ -318,12 +394,30 @@ mod tests {
         let ip: IpAddr = "10.0.0.2".parse().expect("ip");
         let acc = account();
         for _ in 0..3 {
-            assert_eq!(a.check(Some(&basic("x", "y")), "GET", "/", ip, &acc), Outcome::Bad);
+            assert_eq!(
+                a.check(Some(&basic("x", "y")), "GET", "/", ip, &acc),
+                Outcome::Bad
+            );
         }
-        assert!(matches!(a.check(Some(&basic("x", "y")), "GET", "/", ip, &acc), Outcome::Throttled(_)));
-        assert!(matches!(a.check(Some(&basic("PlcmSpIp", "PlcmSpIpSecret")), "GET", "/", ip, &acc), Outcome::Ok { .. }));
+        assert!(matches!(
+            a.check(Some(&basic("x", "y")), "GET", "/", ip, &acc),
+            Outcome::Throttled(_)
+        ));
+        assert!(matches!(
+            a.check(
+                Some(&basic("PlcmSpIp", "PlcmSpIpSecret")),
+                "GET",
+                "/",
+                ip,
+                &acc
+            ),
+            Outcome::Ok { .. }
+        ));
         let other: IpAddr = "10.0.0.3".parse().expect("ip");
-        assert_eq!(a.check(Some(&basic("x", "y")), "GET", "/", other, &acc), Outcome::Bad);
+        assert_eq!(
+            a.check(Some(&basic("x", "y")), "GET", "/", other, &acc),
+            Outcome::Bad
+        );
     }
 
     #[test]
@@ -338,9 +432,15 @@ mod tests {
              qop=auth, nc=00000001, cnonce=\"abc\", response=\"{response}\", algorithm=MD5"
         );
         let ip: IpAddr = "10.0.0.4".parse().expect("ip");
-        assert!(matches!(a.check(Some(&header), "GET", "/0004f2aabbcc.cfg", ip, &account()), Outcome::Ok { .. }));
+        assert!(matches!(
+            a.check(Some(&header), "GET", "/0004f2aabbcc.cfg", ip, &account()),
+            Outcome::Ok { .. }
+        ));
         // The same response for another URI is refused.
-        assert_eq!(a.check(Some(&header), "GET", "/other.cfg", ip, &account()), Outcome::Bad);
+        assert_eq!(
+            a.check(Some(&header), "GET", "/other.cfg", ip, &account()),
+            Outcome::Bad
+        );
     }
 
     #[test]

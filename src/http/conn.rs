@@ -53,7 +53,10 @@ pub struct Head {
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The path part of the target, still percent-encoded.
@@ -62,7 +65,10 @@ impl Head {
     }
 
     fn count(&self, name: &str) -> usize {
-        self.headers.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name)).count()
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
     }
 }
 
@@ -91,7 +97,9 @@ pub trait Service: Send + Sync {
     /// Decides how to receive the body of a request with a body. The default keeps it in
     /// memory under the listener's body limit.
     fn plan(&self, _head: &Head, _peer: &Peer, limits: &LoopLimits) -> BodyPlan {
-        BodyPlan::Memory { limit: limits.body_bytes }
+        BodyPlan::Memory {
+            limit: limits.body_bytes,
+        }
     }
 
     /// Handles a complete request.
@@ -139,9 +147,20 @@ impl From<io::Error> for ReadError {
 }
 
 /// Serves one connection until it closes.
-pub fn serve<T: Transport>(mut stream: T, service: &dyn Service, limits: &LoopLimits, shared: &Shared) {
-    let Ok(addr) = stream.tcp().peer_addr() else { return };
-    let peer = Peer { addr, secure: stream.secure(), identity: stream.identity() };
+pub fn serve<T: Transport>(
+    mut stream: T,
+    service: &dyn Service,
+    limits: &LoopLimits,
+    shared: &Shared,
+) {
+    let Ok(addr) = stream.tcp().peer_addr() else {
+        return;
+    };
+    let peer = Peer {
+        addr,
+        secure: stream.secure(),
+        identity: stream.identity(),
+    };
     let _ = stream.tcp().set_write_timeout(Some(limits.body_timeout));
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     loop {
@@ -165,9 +184,17 @@ pub fn serve<T: Transport>(mut stream: T, service: &dyn Service, limits: &LoopLi
 
 /// Reads one head from `buf` + the stream. `Ok(None)`: the connection ended cleanly or sat
 /// idle past the timeout before a request began.
-fn read_head<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimits) -> Result<Option<Head>, ReadError> {
+fn read_head<T: Transport>(
+    stream: &mut T,
+    buf: &mut Vec<u8>,
+    limits: &LoopLimits,
+) -> Result<Option<Head>, ReadError> {
     let idle_deadline = Instant::now() + limits.idle_timeout;
-    let mut head_deadline = if buf.is_empty() { None } else { Some(Instant::now() + limits.head_timeout) };
+    let mut head_deadline = if buf.is_empty() {
+        None
+    } else {
+        Some(Instant::now() + limits.head_timeout)
+    };
     let mut chunk = [0u8; 8192];
     loop {
         if !buf.is_empty() {
@@ -188,11 +215,24 @@ fn read_head<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimit
         let deadline = head_deadline.unwrap_or(idle_deadline);
         let now = Instant::now();
         if now >= deadline {
-            return if head_deadline.is_some() { Err(ReadError::Status(408, "request head too slow")) } else { Ok(None) };
+            return if head_deadline.is_some() {
+                Err(ReadError::Status(408, "request head too slow"))
+            } else {
+                Ok(None)
+            };
         }
-        stream.tcp().set_read_timeout(Some(deadline - now)).map_err(|_| ReadError::Gone)?;
+        stream
+            .tcp()
+            .set_read_timeout(Some(deadline - now))
+            .map_err(|_| ReadError::Gone)?;
         match stream.read(&mut chunk) {
-            Ok(0) => return if buf.is_empty() { Ok(None) } else { Err(ReadError::Gone) },
+            Ok(0) => {
+                return if buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ReadError::Gone)
+                };
+            }
             Ok(n) => {
                 buf.extend_from_slice(&chunk[..n]);
                 if head_deadline.is_none() {
@@ -212,7 +252,10 @@ fn read_head<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimit
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Parses a complete head from the start of `buf`, or `None` when more bytes are needed.
@@ -222,8 +265,12 @@ fn parse_head(buf: &[u8], limits: &LoopLimits) -> Result<Option<(Head, usize)>, 
     let used = match req.parse(buf) {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
-        Err(httparse::Error::TooManyHeaders) => return Err(ReadError::Status(431, "too many headers")),
-        Err(httparse::Error::Version) => return Err(ReadError::Status(505, "HTTP version not supported")),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(ReadError::Status(431, "too many headers"));
+        }
+        Err(httparse::Error::Version) => {
+            return Err(ReadError::Status(505, "HTTP version not supported"));
+        }
         Err(_) => return Err(ReadError::Status(400, "malformed request")),
     };
     if used > limits.head_bytes {
@@ -239,7 +286,15 @@ fn parse_head(buf: &[u8], limits: &LoopLimits) -> Result<Option<(Head, usize)>, 
         };
         out.push((h.name.to_string(), value.trim().to_string()));
     }
-    Ok(Some((Head { method: method.to_string(), target: target.to_string(), version, headers: out }, used)))
+    Ok(Some((
+        Head {
+            method: method.to_string(),
+            target: target.to_string(),
+            version,
+            headers: out,
+        },
+        used,
+    )))
 }
 
 /// What the head says about the body that follows.
@@ -272,7 +327,11 @@ fn framing(head: &Head) -> Result<Framing, (u16, &'static str)> {
             return Err((400, "malformed Content-Length"));
         }
         let n: u64 = cl.parse().map_err(|_| (400, "malformed Content-Length"))?;
-        return Ok(if n == 0 { Framing::None } else { Framing::Length(n) });
+        return Ok(if n == 0 {
+            Framing::None
+        } else {
+            Framing::Length(n)
+        });
     }
     Ok(Framing::None)
 }
@@ -293,8 +352,16 @@ fn check_head(head: &Head) -> Result<(), (u16, &'static str)> {
 /// Whether the connection may carry another request after this one.
 fn wants_keep_alive(head: &Head) -> bool {
     let connection = head.header("connection").unwrap_or("");
-    let has = |t: &str| connection.split(',').any(|x| x.trim().eq_ignore_ascii_case(t));
-    if head.version == 1 { !has("close") } else { has("keep-alive") }
+    let has = |t: &str| {
+        connection
+            .split(',')
+            .any(|x| x.trim().eq_ignore_ascii_case(t))
+    };
+    if head.version == 1 {
+        !has("close")
+    } else {
+        has("keep-alive")
+    }
 }
 
 /// A body being held in memory counts against the shared budget until dropped.
@@ -305,14 +372,20 @@ struct BudgetGuard<'a> {
 
 impl Drop for BudgetGuard<'_> {
     fn drop(&mut self) {
-        self.shared.memory_in_use.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.shared
+            .memory_in_use
+            .fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
 fn reserve(shared: &Shared, bytes: usize) -> Option<BudgetGuard<'_>> {
     let before = shared.memory_in_use.fetch_add(bytes, Ordering::Relaxed);
     let guard = BudgetGuard { shared, bytes };
-    if before + bytes > shared.memory_budget { None } else { Some(guard) }
+    if before + bytes > shared.memory_budget {
+        None
+    } else {
+        Some(guard)
+    }
 }
 
 /// A streamed body's temporary file, removed unless the handler moved it.
@@ -346,7 +419,8 @@ fn serve_one<T: Transport>(
         }
     };
     // Only the loop sets internal headers.
-    head.headers.retain(|(k, _)| !k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX));
+    head.headers
+        .retain(|(k, _)| !k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX));
     let mut keep_alive = wants_keep_alive(&head);
     let expect_continue = match head.header("expect") {
         None => false,
@@ -393,7 +467,13 @@ fn serve_one<T: Transport>(
                 match reserve(shared, want) {
                     Some(g) => _budget = Some(g),
                     None => {
-                        write_status(stream, 503, "server busy; retry later", &[("Retry-After", "5")], false)?;
+                        write_status(
+                            stream,
+                            503,
+                            "server busy; retry later",
+                            &[("Retry-After", "5")],
+                            false,
+                        )?;
                         return Ok(false);
                     }
                 }
@@ -418,7 +498,10 @@ fn serve_one<T: Transport>(
                     write_error(stream, 413, "upload too large")?;
                     return Ok(false);
                 }
-                let path = dir.join(format!(".incoming-{}", crate::domain::account::random_token(16)));
+                let path = dir.join(format!(
+                    ".incoming-{}",
+                    crate::domain::account::random_token(16)
+                ));
                 let file = match create_temp(&path) {
                     Ok(f) => f,
                     Err(e) => {
@@ -433,11 +516,16 @@ fn serve_one<T: Transport>(
                 }
                 let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
                 let result = read_body(stream, buf, &framing, limit, limits, &mut writer);
-                let flushed = writer.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_data());
+                let flushed = writer
+                    .into_inner()
+                    .map_err(|e| e.into_error())
+                    .and_then(|f| f.sync_data());
                 match (result, flushed) {
                     (Ok(size), Ok(())) => {
-                        head.headers.push((UPLOAD_HEADER.into(), path.to_string_lossy().into_owned()));
-                        head.headers.push((UPLOAD_SIZE_HEADER.into(), size.to_string()));
+                        head.headers
+                            .push((UPLOAD_HEADER.into(), path.to_string_lossy().into_owned()));
+                        head.headers
+                            .push((UPLOAD_SIZE_HEADER.into(), size.to_string()));
                         temp = Some(guard);
                     }
                     (Err(BodyError::TooLarge), _) => {
@@ -463,11 +551,25 @@ fn serve_one<T: Transport>(
         Some(r) => r,
         None => {
             let request = if peer.secure {
-                Request::fake_https_from(peer.addr, head.method.clone(), head.target.clone(), head.headers, body)
+                Request::fake_https_from(
+                    peer.addr,
+                    head.method.clone(),
+                    head.target.clone(),
+                    head.headers,
+                    body,
+                )
             } else {
-                Request::fake_http_from(peer.addr, head.method.clone(), head.target.clone(), head.headers, body)
+                Request::fake_http_from(
+                    peer.addr,
+                    head.method.clone(),
+                    head.target.clone(),
+                    head.headers,
+                    body,
+                )
             };
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| service.handle(&request, peer))) {
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                service.handle(&request, peer)
+            })) {
                 Ok(r) => r,
                 Err(_) => {
                     log::error!("handler panicked on {} {}", head.method, head.target);
@@ -482,14 +584,21 @@ fn serve_one<T: Transport>(
     if shared.stopping.load(Ordering::Relaxed) {
         keep_alive = false;
     }
-    if response.headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")) {
+    if response
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
+    {
         keep_alive = false;
     }
     write_response(stream, head.version, is_head_method, response, keep_alive)
 }
 
 fn create_temp(path: &Path) -> io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 enum BodyError {
@@ -578,20 +687,27 @@ fn copy_exact<T: Transport, W: Write>(
     out: &mut W,
 ) -> Result<(), BodyError> {
     let from_buf = (buf.len() as u64).min(n) as usize;
-    out.write_all(&buf[..from_buf]).map_err(|_| BodyError::Status(507, "cannot store the body"))?;
+    out.write_all(&buf[..from_buf])
+        .map_err(|_| BodyError::Status(507, "cannot store the body"))?;
     buf.drain(..from_buf);
     n -= from_buf as u64;
     let mut chunk = vec![0u8; 64 * 1024];
     while n > 0 {
-        stream.tcp().set_read_timeout(Some(limits.body_timeout)).map_err(|_| BodyError::Io)?;
+        stream
+            .tcp()
+            .set_read_timeout(Some(limits.body_timeout))
+            .map_err(|_| BodyError::Io)?;
         let want = (chunk.len() as u64).min(n) as usize;
         match stream.read(&mut chunk[..want]) {
             Ok(0) => return Err(BodyError::Io),
             Ok(k) => {
-                out.write_all(&chunk[..k]).map_err(|_| BodyError::Status(507, "cannot store the body"))?;
+                out.write_all(&chunk[..k])
+                    .map_err(|_| BodyError::Status(507, "cannot store the body"))?;
                 n -= k as u64;
             }
-            Err(e) if is_timeout(&e) => return Err(BodyError::Status(408, "request body too slow")),
+            Err(e) if is_timeout(&e) => {
+                return Err(BodyError::Status(408, "request body too slow"));
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err(BodyError::Io),
         }
@@ -600,9 +716,16 @@ fn copy_exact<T: Transport, W: Write>(
 }
 
 /// Reads more bytes into `buf` (for chunk framing).
-fn fill<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimits) -> Result<(), BodyError> {
+fn fill<T: Transport>(
+    stream: &mut T,
+    buf: &mut Vec<u8>,
+    limits: &LoopLimits,
+) -> Result<(), BodyError> {
     let mut chunk = [0u8; 8192];
-    stream.tcp().set_read_timeout(Some(limits.body_timeout)).map_err(|_| BodyError::Io)?;
+    stream
+        .tcp()
+        .set_read_timeout(Some(limits.body_timeout))
+        .map_err(|_| BodyError::Io)?;
     loop {
         match stream.read(&mut chunk) {
             Ok(0) => return Err(BodyError::Io),
@@ -610,7 +733,9 @@ fn fill<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimits) ->
                 buf.extend_from_slice(&chunk[..n]);
                 return Ok(());
             }
-            Err(e) if is_timeout(&e) => return Err(BodyError::Status(408, "request body too slow")),
+            Err(e) if is_timeout(&e) => {
+                return Err(BodyError::Status(408, "request body too slow"));
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err(BodyError::Io),
         }
@@ -619,9 +744,17 @@ fn fill<T: Transport>(stream: &mut T, buf: &mut Vec<u8>, limits: &LoopLimits) ->
 
 /// Headers the loop owns; a handler's copies are ignored.
 fn is_framing_header(name: &str) -> bool {
-    ["connection", "content-length", "transfer-encoding", "keep-alive", "trailer", "upgrade", "date"]
-        .iter()
-        .any(|h| name.eq_ignore_ascii_case(h))
+    [
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "trailer",
+        "upgrade",
+        "date",
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
 }
 
 /// Writes a response. Returns whether the connection stays open.
@@ -708,10 +841,22 @@ fn write_error<T: Write>(stream: &mut T, code: u16, why: &str) -> io::Result<boo
     write_status(stream, code, why, &[], false)
 }
 
-fn write_status<T: Write>(stream: &mut T, code: u16, why: &str, extra: &[(&str, &str)], keep: bool) -> io::Result<bool> {
+fn write_status<T: Write>(
+    stream: &mut T,
+    code: u16,
+    why: &str,
+    extra: &[(&str, &str)],
+    keep: bool,
+) -> io::Result<bool> {
     let body = format!("{code} {}: {why}\n", reason(code));
     let mut out = Vec::with_capacity(256);
-    write!(out, "HTTP/1.1 {code} {}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n", reason(code), http_date(), body.len())?;
+    write!(
+        out,
+        "HTTP/1.1 {code} {}\r\nDate: {}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n",
+        reason(code),
+        http_date(),
+        body.len()
+    )?;
     for (k, v) in extra {
         write!(out, "{k}: {v}\r\n")?;
     }
@@ -728,7 +873,13 @@ fn write_status<T: Write>(stream: &mut T, code: u16, why: &str, extra: &[(&str, 
 /// Writes a 503 to a connection refused at accept (over the connection cap).
 pub fn refuse_busy(stream: &mut TcpStream) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = write_status(stream, 503, "too many connections; retry later", &[("Retry-After", "10")], false);
+    let _ = write_status(
+        stream,
+        503,
+        "too many connections; retry later",
+        &[("Retry-After", "10")],
+        false,
+    );
 }
 
 /// The reason phrase of a status code.
@@ -774,7 +925,10 @@ fn http_date() -> String {
         static CACHE: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((0, String::new())) };
     }
     let now = std::time::SystemTime::now();
-    let secs = now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
         if c.0 != secs {

@@ -100,14 +100,25 @@ impl DeviceService {
         upload_bytes: u64,
         device_quota: u64,
     ) -> DeviceService {
-        DeviceService { prov, auth, recorder, dirs, upload_bytes, device_quota, ip_macs: Mutex::new(HashMap::new()) }
+        DeviceService {
+            prov,
+            auth,
+            recorder,
+            dirs,
+            upload_bytes,
+            device_quota,
+            ip_macs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Decodes the path and finds the account and the file it names.
     fn resolve(&self, raw_path: &str) -> Result<(Account, String, DeviceFile), Response> {
-        let mut segs = devicepath::segments(raw_path).map_err(|devicepath::PathError::Invalid(why)| text(400, why))?;
+        let mut segs = devicepath::segments(raw_path)
+            .map_err(|devicepath::PathError::Invalid(why)| text(400, why))?;
         let routed = self.prov.route(&mut segs).map_err(|e| internal(&e))?;
-        let Some((account, base)) = routed else { return Err(text(404, "no such account")) };
+        let Some((account, base)) = routed else {
+            return Err(text(404, "no such account"));
+        };
         let file = devicepath::classify(&segs).ok_or_else(|| text(404, "not found"))?;
         Ok((account, base, file))
     }
@@ -128,7 +139,8 @@ impl DeviceService {
             Outcome::Stale => Some(self.challenge(secure, true)),
             Outcome::Throttled(secs) => {
                 let mut r = text(429, "too many wrong credentials from this address");
-                r.headers.push(("Retry-After".into(), secs.to_string().into()));
+                r.headers
+                    .push(("Retry-After".into(), secs.to_string().into()));
                 Some(r)
             }
         }
@@ -144,7 +156,9 @@ impl DeviceService {
 
     fn bound_mac(&self, ip: IpAddr) -> Option<Mac> {
         let m = self.ip_macs.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(&ip).filter(|(_, t)| t.elapsed() < IP_BINDING).map(|(mac, _)| *mac)
+        m.get(&ip)
+            .filter(|(_, t)| t.elapsed() < IP_BINDING)
+            .map(|(mac, _)| *mac)
     }
 
     fn dispatch(&self, req: &Request, peer: &Peer, meta: &mut Meta) -> Response {
@@ -164,24 +178,39 @@ impl DeviceService {
         if !account.provisioning_enabled {
             // Never a master with content for a disabled account.
             return match file {
-                DeviceFile::Master(_) | DeviceFile::DefaultMaster => text(404, "provisioning is disabled"),
+                DeviceFile::Master(_) | DeviceFile::DefaultMaster => {
+                    text(404, "provisioning is disabled")
+                }
                 _ => text(403, "provisioning is disabled"),
             };
         }
-        let outcome = self.auth.check(req.header("Authorization"), method, req.raw_url(), peer.addr.ip(), &account);
+        let outcome = self.auth.check(
+            req.header("Authorization"),
+            method,
+            req.raw_url(),
+            peer.addr.ip(),
+            &account,
+        );
         meta.auth = outcome.label();
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return r;
         }
         let ua = req.header("User-Agent").and_then(useragent::parse);
         if meta.mac.is_none() {
-            meta.mac = ua.as_ref().and_then(|u| u.serial_mac).or_else(|| self.bound_mac(peer.addr.ip()));
+            meta.mac = ua
+                .as_ref()
+                .and_then(|u| u.serial_mac)
+                .or_else(|| self.bound_mac(peer.addr.ip()));
         } else if let Some(mac) = meta.mac {
             self.bind_ip(peer.addr.ip(), mac);
         }
         let ctx = Ctx {
             method,
-            reach: Reach { host: req.header("Host").unwrap_or("").to_string(), base_path, secure: peer.secure },
+            reach: Reach {
+                host: req.header("Host").unwrap_or("").to_string(),
+                base_path,
+                secure: peer.secure,
+            },
             account,
             ua,
             auth: outcome,
@@ -189,7 +218,9 @@ impl DeviceService {
         };
         if method == "PUT" {
             return match file {
-                DeviceFile::Upload(kind, mac, name) => self.store_upload(req, &ctx, kind, &mac, &name),
+                DeviceFile::Upload(kind, mac, name) => {
+                    self.store_upload(req, &ctx, kind, &mac, &name)
+                }
                 _ => text(405, "this file cannot be uploaded"),
             };
         }
@@ -217,9 +248,11 @@ impl DeviceService {
             }
             DeviceFile::Profile(mac, i) => self.device_file(&ctx, mac, FileKind::Profile(*i)),
             DeviceFile::Upload(kind, mac, name) => self.read_upload(req, &ctx, *kind, mac, name),
-            DeviceFile::Firmware { version, file } => {
-                Ok(serve_file(req, &self.dirs.firmware.join(version).join(file), "application/octet-stream"))
-            }
+            DeviceFile::Firmware { version, file } => Ok(serve_file(
+                req,
+                &self.dirs.firmware.join(version).join(file),
+                "application/octet-stream",
+            )),
             DeviceFile::Asset(segs) => Ok(self.asset(req, segs)),
         };
         result.unwrap_or_else(|e| internal(&e))
@@ -237,18 +270,27 @@ impl DeviceService {
                 UnknownDevices::Stage if matches!(lookup, Lookup::Unknown) => {
                     self.prov.record_unassociated(&ctx.account, mac)?;
                 }
-                UnknownDevices::DefaultProfile if mine && self.prov.auto_associate(&ctx.account, mac)? => {
+                UnknownDevices::DefaultProfile
+                    if mine && self.prov.auto_associate(&ctx.account, mac)? =>
+                {
                     lookup = self.prov.lookup(mac)?;
                 }
                 _ => {}
             }
         }
-        let Lookup::Associated(entry) = lookup else { return Ok(text(404, "not associated")) };
+        let Lookup::Associated(entry) = lookup else {
+            return Ok(text(404, "not associated"));
+        };
         if entry.device.account_id != ctx.account.id.0 {
             return Ok(text(404, "not associated"));
         }
-        let entry = self.prov.observe(&ctx.account, entry, &self.evidence(ctx, mac, true))?;
-        match self.prov.render(&ctx.account, &entry, FileKind::Master, &ctx.reach)? {
+        let entry = self
+            .prov
+            .observe(&ctx.account, entry, &self.evidence(ctx, mac, true))?;
+        match self
+            .prov
+            .render(&ctx.account, &entry, FileKind::Master, &ctx.reach)?
+        {
             Some(r) => Ok(xml(ctx, &r)),
             None => Ok(text(404, "not found")),
         }
@@ -262,7 +304,11 @@ impl DeviceService {
                 Outcome::Ok { user, password } => Some((user.as_str(), password.as_str())),
                 _ => None,
             },
-            serial_tag: ctx.ua.as_ref().and_then(|u| u.serial_mac).is_some_and(|m| m == *mac),
+            serial_tag: ctx
+                .ua
+                .as_ref()
+                .and_then(|u| u.serial_mac)
+                .is_some_and(|m| m == *mac),
         }
     }
 
@@ -270,10 +316,14 @@ impl DeviceService {
     fn device_file(&self, ctx: &Ctx<'_>, mac: &Mac, kind: FileKind) -> crate::Result<Response> {
         let entry = match self.prov.lookup(mac)? {
             Lookup::Associated(e) if e.device.account_id == ctx.account.id.0 => e,
-            _ if ctx.account.unknown_devices == UnknownDevices::Reject => return Ok(text(403, "unknown device")),
+            _ if ctx.account.unknown_devices == UnknownDevices::Reject => {
+                return Ok(text(403, "unknown device"));
+            }
             _ => return Ok(text(404, "not associated")),
         };
-        let entry = self.prov.observe(&ctx.account, entry, &self.evidence(ctx, mac, false))?;
+        let entry = self
+            .prov
+            .observe(&ctx.account, entry, &self.evidence(ctx, mac, false))?;
         match self.prov.render(&ctx.account, &entry, kind, &ctx.reach)? {
             Some(r) => Ok(xml(ctx, &r)),
             None => Ok(text(404, "not found")),
@@ -288,7 +338,14 @@ impl DeviceService {
         })
     }
 
-    fn read_upload(&self, req: &Request, ctx: &Ctx<'_>, kind: UploadKind, mac: &Mac, name: &str) -> crate::Result<Response> {
+    fn read_upload(
+        &self,
+        req: &Request,
+        ctx: &Ctx<'_>,
+        kind: UploadKind,
+        mac: &Mac,
+        name: &str,
+    ) -> crate::Result<Response> {
         if !self.owns(ctx, mac)? {
             return Ok(if ctx.account.unknown_devices == UnknownDevices::Reject {
                 text(403, "unknown device")
@@ -296,29 +353,55 @@ impl DeviceService {
                 text(404, "not found")
             });
         }
-        let content_type =
-            if name.ends_with(".xml") || name.ends_with(".cfg") { "application/xml" } else { "text/plain; charset=utf-8" };
-        Ok(serve_file(req, &self.dirs.upload_path(mac, kind, name), content_type)
-            .with_additional_header("X-Content-Type-Options", "nosniff")
-            .with_additional_header("Cache-Control", "no-store"))
+        let content_type = if name.ends_with(".xml") || name.ends_with(".cfg") {
+            "application/xml"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        Ok(
+            serve_file(req, &self.dirs.upload_path(mac, kind, name), content_type)
+                .with_additional_header("X-Content-Type-Options", "nosniff")
+                .with_additional_header("Cache-Control", "no-store"),
+        )
     }
 
     /// Moves a streamed upload into place.
-    fn store_upload(&self, req: &Request, ctx: &Ctx<'_>, kind: UploadKind, mac: &Mac, name: &str) -> Response {
+    fn store_upload(
+        &self,
+        req: &Request,
+        ctx: &Ctx<'_>,
+        kind: UploadKind,
+        mac: &Mac,
+        name: &str,
+    ) -> Response {
         let Some(temp) = req.header(conn::UPLOAD_HEADER).map(PathBuf::from) else {
             // A PUT without a body (Content-Length: 0): store an empty file.
-            let path = self.dirs.incoming.join(format!(".incoming-{}", crate::domain::account::random_token(16)));
+            let path = self.dirs.incoming.join(format!(
+                ".incoming-{}",
+                crate::domain::account::random_token(16)
+            ));
             if let Err(e) = File::create(&path) {
                 log::error!("cannot create {}: {e}", path.display());
                 return text(507, "cannot store uploads right now");
             }
             return self.commit_upload(ctx, kind, mac, name, &path, 0);
         };
-        let size: u64 = req.header(conn::UPLOAD_SIZE_HEADER).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let size: u64 = req
+            .header(conn::UPLOAD_SIZE_HEADER)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         self.commit_upload(ctx, kind, mac, name, &temp, size)
     }
 
-    fn commit_upload(&self, ctx: &Ctx<'_>, kind: UploadKind, mac: &Mac, name: &str, temp: &Path, size: u64) -> Response {
+    fn commit_upload(
+        &self,
+        ctx: &Ctx<'_>,
+        kind: UploadKind,
+        mac: &Mac,
+        name: &str,
+        temp: &Path,
+        size: u64,
+    ) -> Response {
         let result = (|| -> crate::Result<Response> {
             if !self.owns(ctx, mac)? {
                 let _ = std::fs::remove_file(temp);
@@ -336,19 +419,25 @@ impl DeviceService {
             }
             let dest = self.dirs.upload_path(mac, kind, name);
             let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-            std::fs::create_dir_all(&dir).map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
             let existed = dest.exists();
             if existed && kind == UploadKind::Log {
                 // Keep the previous upload of a log: phones may send only what is new.
                 let _ = std::fs::rename(&dest, dest.with_file_name(format!("{name}.1")));
             }
-            std::fs::rename(temp, &dest).map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
+            std::fs::rename(temp, &dest)
+                .map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
             if let Ok(d) = File::open(&dir) {
                 let _ = d.sync_all();
             }
             let sha = file_sha256(&dest).unwrap_or_default();
             crate::db::access::upsert_upload(&conn, mac.as_str(), kind.dir(), name, size, &sha)?;
-            Ok(if existed { Response::empty_204() } else { text(201, "stored") })
+            Ok(if existed {
+                Response::empty_204()
+            } else {
+                text(201, "stored")
+            })
         })();
         result.unwrap_or_else(|e| {
             let _ = std::fs::remove_file(temp);
@@ -384,17 +473,27 @@ impl DeviceService {
 impl Service for DeviceService {
     fn plan(&self, head: &Head, peer: &Peer, _limits: &LoopLimits) -> BodyPlan {
         if head.method != "PUT" {
-            return BodyPlan::Memory { limit: NON_UPLOAD_BODY };
+            return BodyPlan::Memory {
+                limit: NON_UPLOAD_BODY,
+            };
         }
         let (account, _, file) = match self.resolve(head.raw_path()) {
             Ok(x) => x,
             Err(r) => return BodyPlan::Respond(r),
         };
-        let DeviceFile::Upload(..) = file else { return BodyPlan::Respond(text(405, "this file cannot be uploaded")) };
+        let DeviceFile::Upload(..) = file else {
+            return BodyPlan::Respond(text(405, "this file cannot be uploaded"));
+        };
         if !account.provisioning_enabled {
             return BodyPlan::Respond(text(403, "provisioning is disabled"));
         }
-        let outcome = self.auth.check(head.header("Authorization"), &head.method, &head.target, peer.addr.ip(), &account);
+        let outcome = self.auth.check(
+            head.header("Authorization"),
+            &head.method,
+            &head.target,
+            peer.addr.ip(),
+            &account,
+        );
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return BodyPlan::Respond(r);
         }
@@ -402,12 +501,18 @@ impl Service for DeviceService {
             log::error!("cannot create {}: {e}", self.dirs.incoming.display());
             return BodyPlan::Respond(text(507, "cannot store uploads right now"));
         }
-        BodyPlan::File { dir: self.dirs.incoming.clone(), limit: self.upload_bytes }
+        BodyPlan::File {
+            dir: self.dirs.incoming.clone(),
+            limit: self.upload_bytes,
+        }
     }
 
     fn handle(&self, req: &Request, peer: &Peer) -> Response {
         let started = Instant::now();
-        let mut meta = Meta { auth: "none", ..Default::default() };
+        let mut meta = Meta {
+            auth: "none",
+            ..Default::default()
+        };
         let mut response = self.dispatch(req, peer, &mut meta);
         let ua = req.header("User-Agent").unwrap_or("");
         let parsed = useragent::parse(ua);
@@ -453,11 +558,21 @@ fn internal(e: &crate::Error) -> Response {
 /// A rendered XML file, or 304 when the phone already has these bytes.
 fn xml(ctx: &Ctx<'_>, r: &Rendered) -> Response {
     let etag = r.etag.to_string();
-    if ctx.if_none_match.is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Response { status_code: 304, headers: vec![("ETag".into(), etag.into())], data: ResponseBody::empty(), upgrade: None };
+    if ctx
+        .if_none_match
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Response {
+            status_code: 304,
+            headers: vec![("ETag".into(), etag.into())],
+            data: ResponseBody::empty(),
+            upgrade: None,
+        };
     }
     let len = r.bytes.len();
-    let body = if ctx.method == "HEAD" { ResponseBody::from_reader_and_size(std::io::empty(), len) } else {
+    let body = if ctx.method == "HEAD" {
+        ResponseBody::from_reader_and_size(std::io::empty(), len)
+    } else {
         ResponseBody::from_reader_and_size(std::io::Cursor::new(ArcBytes(r.bytes.clone())), len)
     };
     Response {
@@ -499,16 +614,26 @@ fn file_sha256(path: &Path) -> std::io::Result<String> {
 
 /// Serves a file with ETag, Last-Modified, conditional GET and a single byte range.
 pub fn serve_file(req: &Request, path: &Path, content_type: &'static str) -> Response {
-    let Ok(mut file) = File::open(path) else { return text(404, "not found") };
-    let Ok(meta) = file.metadata() else { return text(404, "not found") };
+    let Ok(mut file) = File::open(path) else {
+        return text(404, "not found");
+    };
+    let Ok(meta) = file.metadata() else {
+        return text(404, "not found");
+    };
     if !meta.is_file() {
         return text(404, "not found");
     }
     let len = meta.len();
     let mtime = meta.modified().ok();
-    let mtime_ns = mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_nanos()).unwrap_or(0);
+    let mtime_ns = mtime
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     let etag = format!("\"{len:x}-{mtime_ns:x}\"");
-    let mut headers: Vec<(std::borrow::Cow<'static, str>, std::borrow::Cow<'static, str>)> = vec![
+    let mut headers: Vec<(
+        std::borrow::Cow<'static, str>,
+        std::borrow::Cow<'static, str>,
+    )> = vec![
         ("Content-Type".into(), content_type.into()),
         ("ETag".into(), etag.clone().into()),
         ("Accept-Ranges".into(), "bytes".into()),
@@ -516,8 +641,16 @@ pub fn serve_file(req: &Request, path: &Path, content_type: &'static str) -> Res
     if let Some(t) = mtime {
         headers.push(("Last-Modified".into(), httpdate::fmt_http_date(t).into()));
     }
-    if req.header("If-None-Match").is_some_and(|v| v.split(',').any(|t| t.trim() == etag)) {
-        return Response { status_code: 304, headers, data: ResponseBody::empty(), upgrade: None };
+    if req
+        .header("If-None-Match")
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        return Response {
+            status_code: 304,
+            headers,
+            data: ResponseBody::empty(),
+            upgrade: None,
+        };
     }
     let range = req.header("Range").filter(|_| {
         // If-Range with a different validator means: send the whole file.
@@ -526,17 +659,30 @@ pub fn serve_file(req: &Request, path: &Path, content_type: &'static str) -> Res
     let (status, start, count) = match range.map(|r| parse_range(r, len)) {
         None | Some(RangeSpec::Ignore) => (200, 0, len),
         Some(RangeSpec::Satisfiable(a, b)) => {
-            headers.push(("Content-Range".into(), format!("bytes {a}-{b}/{len}").into()));
+            headers.push((
+                "Content-Range".into(),
+                format!("bytes {a}-{b}/{len}").into(),
+            ));
             (206, a, b - a + 1)
         }
         Some(RangeSpec::Unsatisfiable) => {
             headers.push(("Content-Range".into(), format!("bytes */{len}").into()));
-            return Response { status_code: 416, headers, data: ResponseBody::empty(), upgrade: None };
+            return Response {
+                status_code: 416,
+                headers,
+                data: ResponseBody::empty(),
+                upgrade: None,
+            };
         }
     };
     headers.push((BODY_SIZE.into(), count.to_string().into()));
     if req.method() == "HEAD" {
-        return Response { status_code: status, headers, data: ResponseBody::from_reader_and_size(std::io::empty(), count as usize), upgrade: None };
+        return Response {
+            status_code: status,
+            headers,
+            data: ResponseBody::from_reader_and_size(std::io::empty(), count as usize),
+            upgrade: None,
+        };
     }
     if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
         return text(500, "cannot read the file");
@@ -557,11 +703,15 @@ enum RangeSpec {
 }
 
 fn parse_range(header: &str, len: u64) -> RangeSpec {
-    let Some(spec) = header.trim().strip_prefix("bytes=") else { return RangeSpec::Ignore };
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return RangeSpec::Ignore;
+    };
     if spec.contains(',') {
         return RangeSpec::Ignore;
     }
-    let Some((a, b)) = spec.trim().split_once('-') else { return RangeSpec::Ignore };
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return RangeSpec::Ignore;
+    };
     let (a, b) = (a.trim(), b.trim());
     let parse = |s: &str| s.parse::<u64>().ok();
     match (a.is_empty(), b.is_empty()) {
@@ -572,9 +722,17 @@ fn parse_range(header: &str, len: u64) -> RangeSpec {
             None => RangeSpec::Ignore,
         },
         (false, _) => {
-            let Some(start) = parse(a) else { return RangeSpec::Ignore };
-            let end = if b.is_empty() { Some(u64::MAX) } else { parse(b) };
-            let Some(end) = end else { return RangeSpec::Ignore };
+            let Some(start) = parse(a) else {
+                return RangeSpec::Ignore;
+            };
+            let end = if b.is_empty() {
+                Some(u64::MAX)
+            } else {
+                parse(b)
+            };
+            let Some(end) = end else {
+                return RangeSpec::Ignore;
+            };
             if end < start {
                 return RangeSpec::Ignore;
             }
@@ -593,12 +751,30 @@ mod tests {
 
     #[test]
     fn ranges_follow_rfc_9110() {
-        assert!(matches!(parse_range("bytes=0-99", 1000), RangeSpec::Satisfiable(0, 99)));
-        assert!(matches!(parse_range("bytes=900-", 1000), RangeSpec::Satisfiable(900, 999)));
-        assert!(matches!(parse_range("bytes=-100", 1000), RangeSpec::Satisfiable(900, 999)));
-        assert!(matches!(parse_range("bytes=990-2000", 1000), RangeSpec::Satisfiable(990, 999)));
-        assert!(matches!(parse_range("bytes=1000-", 1000), RangeSpec::Unsatisfiable));
-        assert!(matches!(parse_range("bytes=0-1,5-6", 1000), RangeSpec::Ignore));
+        assert!(matches!(
+            parse_range("bytes=0-99", 1000),
+            RangeSpec::Satisfiable(0, 99)
+        ));
+        assert!(matches!(
+            parse_range("bytes=900-", 1000),
+            RangeSpec::Satisfiable(900, 999)
+        ));
+        assert!(matches!(
+            parse_range("bytes=-100", 1000),
+            RangeSpec::Satisfiable(900, 999)
+        ));
+        assert!(matches!(
+            parse_range("bytes=990-2000", 1000),
+            RangeSpec::Satisfiable(990, 999)
+        ));
+        assert!(matches!(
+            parse_range("bytes=1000-", 1000),
+            RangeSpec::Unsatisfiable
+        ));
+        assert!(matches!(
+            parse_range("bytes=0-1,5-6", 1000),
+            RangeSpec::Ignore
+        ));
         assert!(matches!(parse_range("items=0-1", 1000), RangeSpec::Ignore));
         assert!(matches!(parse_range("bytes=5-1", 1000), RangeSpec::Ignore));
     }

@@ -27,7 +27,13 @@ pub trait Acceptor: Send + Sync {
 pub struct PlainAcceptor;
 
 impl Acceptor for PlainAcceptor {
-    fn serve(&self, stream: TcpStream, service: &dyn Service, limits: &LoopLimits, shared: &Shared) {
+    fn serve(
+        &self,
+        stream: TcpStream,
+        service: &dyn Service,
+        limits: &LoopLimits,
+        shared: &Shared,
+    ) {
         conn::serve(stream, service, limits, shared);
     }
 }
@@ -63,7 +69,11 @@ impl Server {
                 memory_in_use: AtomicUsize::new(0),
                 memory_budget,
             }),
-            connections: Arc::new(Connections { open: AtomicUsize::new(0), max: max_connections, refused: AtomicUsize::new(0) }),
+            connections: Arc::new(Connections {
+                open: AtomicUsize::new(0),
+                max: max_connections,
+                refused: AtomicUsize::new(0),
+            }),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -81,10 +91,16 @@ impl Server {
         let shared = self.shared.clone();
         let conns = self.connections.clone();
         let stop = self.stop.clone();
-        let thread = std::thread::Builder::new().name(format!("accept-{name}")).spawn(move || {
-            accept_loop(listener, service, acceptor, limits, shared, conns, stop);
-        })?;
-        self.listeners.push(Listener { name, addr, thread: Some(thread) });
+        let thread = std::thread::Builder::new()
+            .name(format!("accept-{name}"))
+            .spawn(move || {
+                accept_loop(listener, service, acceptor, limits, shared, conns, stop);
+            })?;
+        self.listeners.push(Listener {
+            name,
+            addr,
+            thread: Some(thread),
+        });
         Ok(addr)
     }
 
@@ -166,10 +182,13 @@ fn accept_loop(
         let acceptor = acceptor.clone();
         let limits = limits.clone();
         let shared = shared.clone();
-        let spawned = std::thread::Builder::new().name("conn".into()).stack_size(CONN_STACK).spawn(move || {
-            let _slot = slot;
-            acceptor.serve(stream, service.as_ref(), &limits, &shared);
-        });
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONN_STACK)
+            .spawn(move || {
+                let _slot = slot;
+                acceptor.serve(stream, service.as_ref(), &limits, &shared);
+            });
         if let Err(e) = spawned {
             log::warn!("cannot start a connection thread: {e}");
         }

@@ -47,7 +47,9 @@ impl Family {
     }
 
     pub fn from_name(s: &str) -> Option<Family> {
-        Family::ALL.into_iter().find(|f| f.name().eq_ignore_ascii_case(s))
+        Family::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
     }
 
     /// UC Software families (one parameter table); Poly OS has its own.
@@ -68,11 +70,17 @@ impl Family {
                 "VVX350", "VVX400", "VVX401", "VVX410", "VVX411", "VVX450", "VVX500", "VVX501",
                 "VVX600", "VVX601", "VVX1500", "VVXD230",
             ],
-            Family::Trio => &["Trio8300", "Trio8500", "Trio8800", "TrioC60", "TrioVisualPlus"],
+            Family::Trio => &[
+                "Trio8300",
+                "Trio8500",
+                "Trio8800",
+                "TrioC60",
+                "TrioVisualPlus",
+            ],
             Family::Ccx => &["CCX400", "CCX500", "CCX505", "CCX600", "CCX700"],
             Family::Edge => &[
-                "EdgeE100", "EdgeE220", "EdgeE300", "EdgeE320", "EdgeE350", "EdgeE400",
-                "EdgeE450", "EdgeE500", "EdgeE550",
+                "EdgeE100", "EdgeE220", "EdgeE300", "EdgeE320", "EdgeE350", "EdgeE400", "EdgeE450",
+                "EdgeE500", "EdgeE550",
             ],
             Family::PolyOs => &[],
         }

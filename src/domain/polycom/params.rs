@@ -48,39 +48,147 @@ pub struct ParamDef {
 }
 
 const UCS: &[ParamDef] = &[
-    ParamDef { key: Key::DeviceSet, name: "device.set", secret: false },
-    ParamDef { key: Key::ProvServerName, name: "device.prov.serverName", secret: false },
-    ParamDef { key: Key::ProvServerType, name: "device.prov.serverType", secret: false },
-    ParamDef { key: Key::ProvUser, name: "device.prov.user", secret: false },
-    ParamDef { key: Key::ProvPassword, name: "device.prov.password", secret: true },
-    ParamDef { key: Key::ProvZtpEnabled, name: "device.prov.ztpEnabled", secret: false },
-    ParamDef { key: Key::ProvTagSerialNo, name: "device.prov.tagSerialNo", secret: false },
-    ParamDef { key: Key::DhcpBootSrvUseOpt, name: "device.dhcp.bootSrvUseOpt", secret: false },
-    ParamDef { key: Key::DhcpBootSrvOpt, name: "device.dhcp.bootSrvOpt", secret: false },
-    ParamDef { key: Key::DhcpOption60Type, name: "device.dhcp.option60Type", secret: false },
-    ParamDef { key: Key::PollingEnabled, name: "prov.polling.enabled", secret: false },
-    ParamDef { key: Key::PollingMode, name: "prov.polling.mode", secret: false },
-    ParamDef { key: Key::PollingPeriod, name: "prov.polling.period", secret: false },
-    ParamDef { key: Key::QuickSetup, name: "prov.quickSetup.enabled", secret: false },
-    ParamDef { key: Key::Language, name: "lcl.ml.lang", secret: false },
-    ParamDef { key: Key::RegAddress, name: "reg.N.address", secret: false },
-    ParamDef { key: Key::RegAuthUserId, name: "reg.N.auth.userId", secret: false },
-    ParamDef { key: Key::RegAuthPassword, name: "reg.N.auth.password", secret: true },
-    ParamDef { key: Key::RegLabel, name: "reg.N.label", secret: false },
-    ParamDef { key: Key::RegDisplayName, name: "reg.N.displayName", secret: false },
-    ParamDef { key: Key::RegServerAddress, name: "reg.N.server.1.address", secret: false },
+    ParamDef {
+        key: Key::DeviceSet,
+        name: "device.set",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvServerName,
+        name: "device.prov.serverName",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvServerType,
+        name: "device.prov.serverType",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvUser,
+        name: "device.prov.user",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvPassword,
+        name: "device.prov.password",
+        secret: true,
+    },
+    ParamDef {
+        key: Key::ProvZtpEnabled,
+        name: "device.prov.ztpEnabled",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvTagSerialNo,
+        name: "device.prov.tagSerialNo",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::DhcpBootSrvUseOpt,
+        name: "device.dhcp.bootSrvUseOpt",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::DhcpBootSrvOpt,
+        name: "device.dhcp.bootSrvOpt",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::DhcpOption60Type,
+        name: "device.dhcp.option60Type",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::PollingEnabled,
+        name: "prov.polling.enabled",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::PollingMode,
+        name: "prov.polling.mode",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::PollingPeriod,
+        name: "prov.polling.period",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::QuickSetup,
+        name: "prov.quickSetup.enabled",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::Language,
+        name: "lcl.ml.lang",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::RegAddress,
+        name: "reg.N.address",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::RegAuthUserId,
+        name: "reg.N.auth.userId",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::RegAuthPassword,
+        name: "reg.N.auth.password",
+        secret: true,
+    },
+    ParamDef {
+        key: Key::RegLabel,
+        name: "reg.N.label",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::RegDisplayName,
+        name: "reg.N.displayName",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::RegServerAddress,
+        name: "reg.N.server.1.address",
+        secret: false,
+    },
     // (verify) the outbound-proxy name is not confirmed on a device.
-    ParamDef { key: Key::RegOutboundProxy, name: "reg.N.outboundProxy.address", secret: false },
+    ParamDef {
+        key: Key::RegOutboundProxy,
+        name: "reg.N.outboundProxy.address",
+        secret: false,
+    },
     // (verify) platform trust list used for provisioning, not sec.TLS.customCaCert.N (SIP).
-    ParamDef { key: Key::PlatformCaCert, name: "device.sec.TLS.customCaCert1", secret: false },
+    ParamDef {
+        key: Key::PlatformCaCert,
+        name: "device.sec.TLS.customCaCert1",
+        secret: false,
+    },
 ];
 
 /// Poly OS (VideoOS) names seen in a Studio X30 export (verify on a device).
 const POLY_OS: &[ParamDef] = &[
-    ParamDef { key: Key::ProvServerName, name: "device.prov.serverName", secret: false },
-    ParamDef { key: Key::ProvUser, name: "device.prov.user", secret: false },
-    ParamDef { key: Key::ProvPassword, name: "device.prov.password", secret: true },
-    ParamDef { key: Key::PollingPeriod, name: "prov.polling.period", secret: false },
+    ParamDef {
+        key: Key::ProvServerName,
+        name: "device.prov.serverName",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvUser,
+        name: "device.prov.user",
+        secret: false,
+    },
+    ParamDef {
+        key: Key::ProvPassword,
+        name: "device.prov.password",
+        secret: true,
+    },
+    ParamDef {
+        key: Key::PollingPeriod,
+        name: "prov.polling.period",
+        secret: false,
+    },
 ];
 
 /// The table of a family.
@@ -109,9 +217,9 @@ pub fn is_secret(param: &str) -> bool {
         || lower == "secret"
         || lower == "passphrase"
         || lower == "key" && param.contains(".tls.")
-        || [UCS, POLY_OS].iter().any(|t| {
-            t.iter().any(|d| d.secret && d.name == param)
-        })
+        || [UCS, POLY_OS]
+            .iter()
+            .any(|t| t.iter().any(|d| d.secret && d.name == param))
 }
 
 /// Whether a parameter is a platform (`device.*`) parameter, which a phone applies only with
@@ -126,8 +234,14 @@ mod tests {
 
     #[test]
     fn line_parameters_take_the_line_number() {
-        assert_eq!(name(Family::Vvx, Key::RegAuthPassword, 2).as_deref(), Some("reg.2.auth.password"));
-        assert_eq!(name(Family::Vvx, Key::RegServerAddress, 1).as_deref(), Some("reg.1.server.1.address"));
+        assert_eq!(
+            name(Family::Vvx, Key::RegAuthPassword, 2).as_deref(),
+            Some("reg.2.auth.password")
+        );
+        assert_eq!(
+            name(Family::Vvx, Key::RegServerAddress, 1).as_deref(),
+            Some("reg.1.server.1.address")
+        );
         assert_eq!(name(Family::PolyOs, Key::RegLabel, 1), None);
     }
 

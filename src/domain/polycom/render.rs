@@ -73,7 +73,8 @@ impl DeviceView<'_> {
                 return;
             }
             if let Some(name) = params::name(family, key, line) {
-                map.entry(name).or_insert_with(|| (value.to_string(), source));
+                map.entry(name)
+                    .or_insert_with(|| (value.to_string(), source));
             }
         };
         let d = self.device;
@@ -81,7 +82,10 @@ impl DeviceView<'_> {
         // device's line table.
         let mut lines = d.lines.clone();
         if lines.is_empty() && (!d.ext.sip_server.is_empty() || !d.ext.outbound_proxy.is_empty()) {
-            lines.push(crate::domain::device::Line { line: 1, ..Default::default() });
+            lines.push(crate::domain::device::Line {
+                line: 1,
+                ..Default::default()
+            });
         }
         for line in &lines {
             let n = line.line;
@@ -91,7 +95,12 @@ impl DeviceView<'_> {
             put(Key::RegLabel, n, &line.label, Source::Device);
             put(Key::RegDisplayName, n, &line.display_name, Source::Device);
             put(Key::RegServerAddress, n, &d.ext.sip_server, Source::Device);
-            put(Key::RegOutboundProxy, n, &d.ext.outbound_proxy, Source::Device);
+            put(
+                Key::RegOutboundProxy,
+                n,
+                &d.ext.outbound_proxy,
+                Source::Device,
+            );
         }
         put(Key::PollingEnabled, 0, &d.ext.polling, Source::Device);
         let pf = &self.profile.fields;
@@ -109,7 +118,12 @@ impl DeviceView<'_> {
         map.into_iter()
             .map(|(name, (value, source))| {
                 let secret = params::is_secret(&name);
-                EffectiveParam { name, value, source, secret }
+                EffectiveParam {
+                    name,
+                    value,
+                    source,
+                    secret,
+                }
             })
             .collect()
     }
@@ -140,7 +154,9 @@ impl DeviceView<'_> {
     /// Names of the profile's files as this device requests them: `<mac>-profile.cfg`,
     /// `<mac>-profile-2.cfg`, …
     pub fn profile_file_names(&self) -> Vec<String> {
-        (0..self.profile.files.len()).map(|i| profile_file_name(&self.device.mac.to_string(), i)).collect()
+        (0..self.profile.files.len())
+            .map(|i| profile_file_name(&self.device.mac.to_string(), i))
+            .collect()
     }
 
     /// The master file `<mac>.cfg`.
@@ -177,7 +193,14 @@ impl DeviceView<'_> {
         if !d.ext.sip_server.is_empty() {
             v.set("REG_SERVER", d.ext.sip_server.clone());
             v.set("SERVER", d.ext.sip_server.clone());
-            v.set("PROXY_SERVER", if d.ext.outbound_proxy.is_empty() { d.ext.sip_server.clone() } else { d.ext.outbound_proxy.clone() });
+            v.set(
+                "PROXY_SERVER",
+                if d.ext.outbound_proxy.is_empty() {
+                    d.ext.sip_server.clone()
+                } else {
+                    d.ext.outbound_proxy.clone()
+                },
+            );
         }
         if let Some(line) = d.lines.iter().find(|l| l.line == 1) {
             v.set("LINE", "1");
@@ -215,7 +238,11 @@ impl DeviceView<'_> {
 
 /// `<mac>-profile.cfg` for the first file, `<mac>-profile-N.cfg` for the N-th.
 pub fn profile_file_name(mac: &str, index: usize) -> String {
-    if index == 0 { format!("{mac}-profile.cfg") } else { format!("{mac}-profile-{}.cfg", index + 1) }
+    if index == 0 {
+        format!("{mac}-profile.cfg")
+    } else {
+        format!("{mac}-profile-{}.cfg", index + 1)
+    }
 }
 
 /// A master file. `directories` names the upload directories (associated devices only).
@@ -254,7 +281,9 @@ pub fn stage_master() -> Vec<u8> {
 /// No secrets, no software.
 pub fn stage_file() -> Vec<u8> {
     let mut out = String::from(XML_DECL);
-    out.push_str("<!-- zerotouch: this phone is not associated yet; it polls for its configuration -->\n");
+    out.push_str(
+        "<!-- zerotouch: this phone is not associated yet; it polls for its configuration -->\n",
+    );
     out.push_str(&format!(
         "<polycomConfig\n  prov.polling.enabled=\"1\"\n  prov.polling.mode=\"rel\"\n  prov.polling.period=\"{STAGE_POLL_PERIOD_SECS}\"\n/>\n"
     ));
@@ -293,12 +322,22 @@ mod tests {
             xml::check_well_formed(name, &bytes).expect(name);
         }
         let params = xml::parse_params("ztp", &ztp_file()).expect("parse");
-        assert!(params.iter().any(|p| p.name == "device.prov.ztpEnabled" && p.value == "0"));
+        assert!(
+            params
+                .iter()
+                .any(|p| p.name == "device.prov.ztpEnabled" && p.value == "0")
+        );
     }
 
     #[test]
     fn profile_file_names_count_from_two() {
-        assert_eq!(profile_file_name("0004f2aabbcc", 0), "0004f2aabbcc-profile.cfg");
-        assert_eq!(profile_file_name("0004f2aabbcc", 1), "0004f2aabbcc-profile-2.cfg");
+        assert_eq!(
+            profile_file_name("0004f2aabbcc", 0),
+            "0004f2aabbcc-profile.cfg"
+        );
+        assert_eq!(
+            profile_file_name("0004f2aabbcc", 1),
+            "0004f2aabbcc-profile-2.cfg"
+        );
     }
 }
