@@ -18,7 +18,7 @@ use crate::db::{self, access::AccessRecord};
 use crate::error::Result;
 
 /// Largest batch written in one transaction.
-const BATCH_MAX: usize = 2000;
+const BATCH_MAX: usize = 10_000;
 /// How often old access-log rows are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 

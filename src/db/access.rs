@@ -32,32 +32,65 @@ pub struct AccessRecord {
     pub sync: bool,
 }
 
-/// Writes a batch of records in one transaction: access-log rows, then per-device activity.
+/// Per-device activity accumulated over one batch, so a phone's burst of requests costs one
+/// upsert rather than one per request.
+#[derive(Default)]
+struct ActivityDelta<'a> {
+    first_secs: i64,
+    last_secs: i64,
+    count: i64,
+    ip: &'a str,
+    user_agent: &'a str,
+    ua_family: &'a str,
+    ua_model: &'a str,
+    firmware: Option<&'a str>,
+    sync: Option<i64>,
+    auth_ok: Option<i64>,
+    auth_bad: i64,
+}
+
+/// Writes a batch of records in one transaction: access-log rows, then per-device activity
+/// (one upsert per device of the batch).
 pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()> {
+    let mut deltas: std::collections::HashMap<&str, ActivityDelta<'_>> =
+        std::collections::HashMap::new();
+    for r in records {
+        let Some(mac) = r.mac.as_deref() else {
+            continue;
+        };
+        let secs = r.ts_ms / 1000;
+        let d = deltas.entry(mac).or_insert_with(|| ActivityDelta {
+            first_secs: secs,
+            ..Default::default()
+        });
+        d.first_secs = d.first_secs.min(secs);
+        d.last_secs = d.last_secs.max(secs);
+        d.count += 1;
+        d.ip = &r.ip;
+        if !r.user_agent.is_empty() {
+            d.user_agent = &r.user_agent;
+        }
+        if !r.ua_family.is_empty() {
+            d.ua_family = &r.ua_family;
+            d.ua_model = &r.ua_model;
+        }
+        if let Some(fw) = r.firmware.as_deref() {
+            d.firmware = Some(fw);
+        }
+        if r.sync {
+            d.sync = Some(secs);
+        }
+        if r.auth == "ok" && (200..300).contains(&r.status) {
+            d.auth_ok = Some(secs);
+        }
+        d.auth_bad += i64::from(r.auth == "bad");
+    }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
         let mut log = tx.prepare_cached(
             "INSERT INTO access_log (ts_ms, account_id, mac, ip, method, path, status, bytes,
                                      duration_us, auth, secure, user_agent)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )?;
-        let mut activity = tx.prepare_cached(
-            "INSERT INTO device_activity (device_id, first_seen, last_seen, access_count, last_ip,
-                    last_user_agent, ua_family, ua_model, firmware, last_sync_at, last_auth_ok_at,
-                    auth_failures)
-             SELECT id, ?2, ?2, 1, ?3, ?4, ?5, ?6, coalesce(?7, ''), ?8, ?9, ?10 FROM devices WHERE mac = ?1
-             ON CONFLICT (device_id) DO UPDATE SET
-                 last_seen = max(last_seen, excluded.last_seen),
-                 access_count = access_count + 1,
-                 last_ip = excluded.last_ip,
-                 last_user_agent = CASE WHEN excluded.last_user_agent = '' THEN last_user_agent
-                                        ELSE excluded.last_user_agent END,
-                 ua_family = CASE WHEN excluded.ua_family = '' THEN ua_family ELSE excluded.ua_family END,
-                 ua_model = CASE WHEN excluded.ua_model = '' THEN ua_model ELSE excluded.ua_model END,
-                 firmware = CASE WHEN ?7 IS NULL THEN firmware ELSE ?7 END,
-                 last_sync_at = coalesce(excluded.last_sync_at, last_sync_at),
-                 last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
-                 auth_failures = auth_failures + excluded.auth_failures",
         )?;
         for r in records {
             log.execute(params![
@@ -74,22 +107,40 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                 r.secure,
                 r.user_agent
             ])?;
-            if let Some(mac) = &r.mac {
-                let secs = r.ts_ms / 1000;
-                let ok = r.auth == "ok" && (200..300).contains(&r.status);
-                activity.execute(params![
-                    mac,
-                    secs,
-                    r.ip,
-                    r.user_agent,
-                    r.ua_family,
-                    r.ua_model,
-                    r.firmware,
-                    r.sync.then_some(secs),
-                    ok.then_some(secs),
-                    i64::from(r.auth == "bad"),
-                ])?;
-            }
+        }
+        let mut activity = tx.prepare_cached(
+            "INSERT INTO device_activity (device_id, first_seen, last_seen, access_count, last_ip,
+                    last_user_agent, ua_family, ua_model, firmware, last_sync_at, last_auth_ok_at,
+                    auth_failures)
+             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12 FROM devices WHERE mac = ?1
+             ON CONFLICT (device_id) DO UPDATE SET
+                 last_seen = max(last_seen, excluded.last_seen),
+                 access_count = access_count + excluded.access_count,
+                 last_ip = excluded.last_ip,
+                 last_user_agent = CASE WHEN excluded.last_user_agent = '' THEN last_user_agent
+                                        ELSE excluded.last_user_agent END,
+                 ua_family = CASE WHEN excluded.ua_family = '' THEN ua_family ELSE excluded.ua_family END,
+                 ua_model = CASE WHEN excluded.ua_model = '' THEN ua_model ELSE excluded.ua_model END,
+                 firmware = CASE WHEN ?9 IS NULL THEN firmware ELSE ?9 END,
+                 last_sync_at = coalesce(excluded.last_sync_at, last_sync_at),
+                 last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
+                 auth_failures = auth_failures + excluded.auth_failures",
+        )?;
+        for (mac, d) in &deltas {
+            activity.execute(params![
+                mac,
+                d.first_secs,
+                d.last_secs,
+                d.count,
+                d.ip,
+                d.user_agent,
+                d.ua_family,
+                d.ua_model,
+                d.firmware,
+                d.sync,
+                d.auth_ok,
+                d.auth_bad,
+            ])?;
         }
     }
     tx.commit()?;

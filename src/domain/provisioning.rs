@@ -54,7 +54,12 @@ pub struct DeviceEntry {
     pub device: Device,
     pub profile: Option<Profile>,
     pub state: BTreeMap<String, ParamState>,
-    rendered: Mutex<HashMap<(FileKind, Reach), RenderedFile>>,
+    /// Files rendered so far, per file and address (a phone uses one address, so the list
+    /// stays short and is searched without cloning the key).
+    rendered: Mutex<Vec<(FileKind, Reach, RenderedFile)>>,
+    /// Per address: whether any platform change is pending (if not, requests carry no
+    /// evidence worth evaluating).
+    pending: Mutex<Vec<(Reach, bool)>>,
 }
 
 /// Rendered bytes plus the pending platform values they deliver.
@@ -82,7 +87,15 @@ struct Cache {
 pub struct Provisioner {
     pool: Pool,
     cache: RwLock<Cache>,
+    watcher: Mutex<Watcher>,
     unassociated_cap: u32,
+}
+
+/// A connection kept only to notice commits by other connections (`PRAGMA data_version`).
+struct Watcher {
+    conn: Option<rusqlite::Connection>,
+    data_version: Option<i64>,
+    revision: i64,
 }
 
 /// The outcome of looking up a MAC.
@@ -103,6 +116,11 @@ impl Provisioner {
                 accounts: Arc::new(Vec::new()),
                 devices: HashMap::new(),
             }),
+            watcher: Mutex::new(Watcher {
+                conn: None,
+                data_version: None,
+                revision: -1,
+            }),
             unassociated_cap,
         }
     }
@@ -112,16 +130,39 @@ impl Provisioner {
     }
 
     /// Brings the cache up to the database's revision and returns the accounts.
+    ///
+    /// The revision is read only when SQLite's `data_version` on a dedicated connection says
+    /// another connection committed something since the last check: exact (no window in which
+    /// a committed change is not served) and cheap on the hot path.
     pub fn accounts(&self) -> Result<Arc<Vec<Account>>> {
-        let conn = self.pool.get()?;
-        let revision = accounts::config_revision(&conn)?;
+        let revision = {
+            let mut w = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+            if w.conn.is_none() {
+                w.conn = Some(db::open(
+                    self.pool.path(),
+                    std::time::Duration::from_secs(5),
+                )?);
+            }
+            let conn = w.conn.as_ref().expect("opened above");
+            let version: i64 = conn
+                .prepare_cached("PRAGMA data_version")?
+                .query_row([], |r| r.get(0))?;
+            if w.data_version != Some(version) {
+                w.revision = accounts::config_revision(conn)?;
+                w.data_version = Some(version);
+            }
+            w.revision
+        };
         {
             let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
             if c.revision == revision {
                 return Ok(c.accounts.clone());
             }
         }
-        let list = Arc::new(accounts::list_accounts(&conn)?);
+        let list = {
+            let conn = self.pool.get()?;
+            Arc::new(accounts::list_accounts(&conn)?)
+        };
         let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if c.revision != revision {
             c.revision = revision;
@@ -147,10 +188,9 @@ impl Provisioner {
             .map(|a| (a.clone(), "/".to_string())))
     }
 
-    /// Looks a MAC up, from the cache or the database.
+    /// Looks a MAC up, from the cache or the database. The cache is as fresh as the last
+    /// `accounts()`/`route()` call, which every request makes first.
     pub fn lookup(&self, mac: &Mac) -> Result<Lookup> {
-        // Make sure the cache is at the current revision first.
-        self.accounts()?;
         let cached = self
             .cache
             .read()
@@ -191,7 +231,8 @@ impl Provisioner {
             device,
             profile,
             state,
-            rendered: Mutex::new(HashMap::new()),
+            rendered: Mutex::new(Vec::new()),
+            pending: Mutex::new(Vec::new()),
         })))
     }
 
@@ -215,7 +256,28 @@ impl Provisioner {
         let Some(view) = entry.view(account, ev.reach) else {
             return Ok(entry);
         };
+        let known = entry
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(r, _)| r == ev.reach)
+            .map(|(_, p)| *p);
+        if known == Some(false) {
+            return Ok(entry);
+        }
         let desired = view.desired();
+        if known.is_none() {
+            let any = !provstate::pending(&desired, &entry.state).is_empty();
+            entry
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((ev.reach.clone(), any));
+            if !any {
+                return Ok(entry);
+            }
+        }
         let confirmed = provstate::confirmations(&desired, &entry.state, ev);
         if confirmed.is_empty() {
             return Ok(entry);
@@ -249,13 +311,13 @@ impl Provisioner {
         kind: FileKind,
         reach: &Reach,
     ) -> Result<Option<Rendered>> {
-        let key = (kind, reach.clone());
         let hit = entry
             .rendered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
-            .cloned();
+            .iter()
+            .find(|(k, r, _)| *k == kind && r == reach)
+            .map(|(_, _, f)| f.clone());
         let (rendered, delivered) = match hit {
             Some(r) => r,
             None => {
@@ -275,7 +337,7 @@ impl Provisioner {
                     .rendered
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .insert(key, value.clone());
+                    .push((kind, reach.clone(), value.clone()));
                 value
             }
         };

@@ -86,7 +86,7 @@ struct Ctx<'a> {
     method: &'a str,
     account: Account,
     reach: Reach,
-    ua: Option<UserAgent>,
+    ua: Option<&'a UserAgent>,
     auth: Outcome,
     if_none_match: Option<&'a str>,
 }
@@ -161,7 +161,13 @@ impl DeviceService {
             .map(|(mac, _)| *mac)
     }
 
-    fn dispatch(&self, req: &Request, peer: &Peer, meta: &mut Meta) -> Response {
+    fn dispatch(
+        &self,
+        req: &Request,
+        peer: &Peer,
+        ua: Option<&UserAgent>,
+        meta: &mut Meta,
+    ) -> Response {
         let method = req.method();
         if !matches!(method, "GET" | "HEAD" | "PUT") {
             let mut r = text(405, "method not allowed");
@@ -195,10 +201,8 @@ impl DeviceService {
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return r;
         }
-        let ua = req.header("User-Agent").and_then(useragent::parse);
         if meta.mac.is_none() {
             meta.mac = ua
-                .as_ref()
                 .and_then(|u| u.serial_mac)
                 .or_else(|| self.bound_mac(peer.addr.ip()));
         } else if let Some(mac) = meta.mac {
@@ -513,9 +517,9 @@ impl Service for DeviceService {
             auth: "none",
             ..Default::default()
         };
-        let mut response = self.dispatch(req, peer, &mut meta);
         let ua = req.header("User-Agent").unwrap_or("");
         let parsed = useragent::parse(ua);
+        let mut response = self.dispatch(req, peer, parsed.as_ref(), &mut meta);
         // Rendered bodies carry their size in a header the loop does not send.
         if let Some(pos) = response.headers.iter().position(|(k, _)| k == BODY_SIZE) {
             meta.bytes = response.headers[pos].1.parse().unwrap_or(0);

@@ -194,3 +194,99 @@ fn accept_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use rouille::{Request, Response};
+
+    use super::*;
+    use crate::http::conn::Peer;
+
+    struct Panicky;
+
+    impl Service for Panicky {
+        fn handle(&self, request: &Request, _peer: &Peer) -> Response {
+            if request.url() == "/panic" {
+                panic!("handler bug");
+            }
+            Response::text("fine")
+        }
+    }
+
+    fn limits() -> LoopLimits {
+        LoopLimits {
+            head_bytes: 8192,
+            body_bytes: 1024,
+            head_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_secs(2),
+            idle_timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn get(addr: SocketAddr, path: &str) -> String {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .expect("write");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    #[test]
+    fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
+        let mut server = Server::new(16, 1 << 20);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = server
+            .add(
+                "test",
+                listener,
+                Arc::new(Panicky),
+                Arc::new(PlainAcceptor),
+                limits(),
+            )
+            .expect("add");
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let crashed = get(addr, "/panic");
+        std::panic::set_hook(prev);
+        assert!(crashed.starts_with("HTTP/1.1 500"), "{crashed}");
+        for _ in 0..3 {
+            assert!(get(addr, "/ok").starts_with("HTTP/1.1 200"));
+        }
+        server.shutdown(Duration::from_secs(2));
+        assert_eq!(server.connections.open.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn shutdown_stops_accepting_and_drains() {
+        let mut server = Server::new(16, 1 << 20);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = server
+            .add(
+                "test",
+                listener,
+                Arc::new(Panicky),
+                Arc::new(PlainAcceptor),
+                limits(),
+            )
+            .expect("add");
+        assert!(get(addr, "/ok").contains("fine"));
+        server.shutdown(Duration::from_secs(2));
+        assert!(
+            TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .map(|mut s| {
+                    let _ = write!(s, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let mut b = [0u8; 1];
+                    matches!(s.read(&mut b), Ok(0) | Err(_))
+                })
+                .unwrap_or(true)
+        );
+    }
+}
