@@ -39,6 +39,33 @@ pub enum Command {
     Device(DeviceCmd),
     Render(Render),
     Migrate(Migrate),
+    Backup(Backup),
+    Restore(Restore),
+}
+
+/// write a complete backup (database, TLS keys, secrets key, uploads, assets, firmware)
+/// while the server runs
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "backup")]
+pub struct Backup {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the archive to write (.tar.gz)
+    #[argh(positional)]
+    pub file: PathBuf,
+}
+
+/// restore a backup (the server must be stopped); what it replaces is kept aside
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "restore")]
+pub struct Restore {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the archive to restore
+    #[argh(positional)]
+    pub file: PathBuf,
 }
 
 /// run the server (embedded default configuration unless --config is given)
@@ -374,6 +401,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Migrate(m) => {
             let config = load_config(m.config.as_deref())?;
             crate::server::prepare_data_dir(&config.data_dir)?;
+            let _lock = crate::backup::lock_data_dir(&config.data_dir)?;
+            if let Some(copy) = crate::backup::before_migration(&config)? {
+                println!("copied the database to {} first", copy.display());
+            }
             let mut conn = db::open(&config.database_path(), std::time::Duration::from_secs(5))?;
             let before = db::schema_version(&conn)?;
             let n = db::migrate(&mut conn)?;
@@ -386,6 +417,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Profile(p) => profile(p.action)?,
         Command::Device(d) => device(d.action)?,
         Command::Render(r) => render(r)?,
+        Command::Backup(b) => {
+            let config = load_config(b.config.as_deref())?;
+            let started = std::time::Instant::now();
+            let report = crate::backup::backup(&config, &b.file)?;
+            println!(
+                "backup written to {}: {} files, {} bytes, {} devices, in {:.1} s",
+                b.file.display(),
+                report.files,
+                report.bytes,
+                report.devices,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Command::Restore(r) => {
+            let config = load_config(r.config.as_deref())?;
+            let report = crate::backup::restore(&config, &r.file)?;
+            println!(
+                "restored {} files ({} bytes, {} devices) into {}",
+                report.files,
+                report.bytes,
+                report.devices,
+                config.data_dir.display()
+            );
+            if let Some(kept) = report.kept {
+                println!("what was there before is kept in {}", kept.display());
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

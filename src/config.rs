@@ -21,6 +21,11 @@ pub struct Config {
     /// Directory holding the database, firmware, uploads, shared assets and TLS material.
     /// Relative paths are relative to the working directory. Default `./zerotouch-data`.
     pub data_dir: PathBuf,
+    /// File holding the installation's secrets key (32 random bytes, base64), created on
+    /// first start with mode 0600 if missing. It signs Digest nonces and encrypts secrets
+    /// at rest; backups carry it. Empty means `<data_dir>/secret.key`; the Debian package
+    /// keeps it in `/etc/zerotouch/secret.key`.
+    pub secrets_key_file: PathBuf,
     pub log: LogConfig,
     pub device: DeviceConfig,
     pub admin: AdminConfig,
@@ -34,6 +39,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: PathBuf::from("./zerotouch-data"),
+            secrets_key_file: PathBuf::new(),
             log: LogConfig::default(),
             device: DeviceConfig::default(),
             admin: AdminConfig::default(),
@@ -242,6 +248,7 @@ impl Default for DatabaseConfig {
 /// The top-level sections and the keys they hold; used to report unknown keys by path.
 const SECTIONS: &[&str] = &[
     "data_dir",
+    "secrets_key_file",
     "log",
     "device",
     "admin",
@@ -297,6 +304,7 @@ impl Config {
             };
         }
         section!("data_dir", data_dir);
+        section!("secrets_key_file", secrets_key_file);
         section!("log", log);
         section!("device", device);
         section!("admin", admin);

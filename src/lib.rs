@@ -4,12 +4,14 @@
 //! one implementation. Dependencies point one way: `http` → `domain` → `db`, and `cli` →
 //! `domain`; nothing below `http` knows about rouille or maud.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod recorder;
 pub mod server;
 

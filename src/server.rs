@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::net::TcpListener;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,13 +49,17 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
         )
     })?;
     let _ = std::fs::remove_file(probe);
-    // Stale partial uploads from a crash.
-    if let Ok(entries) = std::fs::read_dir(&dirs.incoming) {
+    Ok(())
+}
+
+/// Removes partial uploads a crash left behind. Only the server, holding the data lock,
+/// may do this: the files may belong to uploads in flight.
+fn remove_stale_uploads(data_dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(DataDirs::under(data_dir).incoming) {
         for e in entries.flatten() {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    Ok(())
 }
 
 /// Opens the database of a configuration (creating and migrating it).
@@ -81,12 +86,70 @@ fn bind(what: &str, addr: &str) -> Result<TcpListener> {
     })
 }
 
+/// Reads the installation's secrets key, creating it (mode 0600) on first start.
+pub fn secrets_key(config: &Config) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let path = crate::backup::key_path(config);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .ok()
+            .filter(|k| k.len() >= 32)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "{} is not a zerotouch secrets key (32 bytes, base64)",
+                    path.display()
+                ))
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = vec![0u8; 32];
+            getrandom::fill(&mut key)
+                .map_err(|e| Error::Config(format!("no random numbers: {e}")))?;
+            let text = base64::engine::general_purpose::STANDARD.encode(&key);
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| {
+                    Error::io(format!("creating the secrets key {}", path.display()), e)
+                })?;
+            file.write_all(format!("{text}\n").as_bytes())
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io(format!("writing the secrets key {}", path.display()), e))?;
+            log::info!("created the secrets key {}", path.display());
+            Ok(key)
+        }
+        Err(e) => Err(Error::io(
+            format!("reading the secrets key {}", path.display()),
+            e,
+        )),
+    }
+}
+
+/// Raises the open-file limit to its hard maximum: every connection is a descriptor, and the
+/// usual soft limit (1024) is far below the connection cap.
+fn raise_fd_limit(wanted: u64) {
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(n) if n < wanted => log::warn!(
+            "open files are limited to {n}, fewer than limits.max_connections + 64 ({wanted}); raise LimitNOFILE"
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT.
 pub fn run(config: Config) -> Result<()> {
     let started = Instant::now();
     prepare_data_dir(&config.data_dir)?;
+    let _lock = crate::backup::lock_data_dir(&config.data_dir)?;
+    remove_stale_uploads(&config.data_dir);
+    raise_fd_limit(config.limits.max_connections as u64 + 64);
+    let key = secrets_key(&config)?;
+    crate::backup::before_migration(&config)?;
     let pool = open_pool(&config)?;
-    let (account, secret) = {
+    let account = {
         let conn = pool.get()?;
         let (account, created) = accounts::ensure_default(&conn)?;
         if created {
@@ -98,10 +161,7 @@ pub fn run(config: Config) -> Result<()> {
                 account.device_user.as_deref().unwrap_or("")
             );
         }
-        let secret = accounts::get_or_create_setting(&conn, "nonce_secret", || {
-            crate::domain::account::random_token(48)
-        })?;
-        (account, secret)
+        account
     };
     let (recorder, recorder_thread) = crate::recorder::Recorder::start(
         &config.database_path(),
@@ -111,7 +171,7 @@ pub fn run(config: Config) -> Result<()> {
     let auth = Arc::new(DeviceAuth::new(
         &config.device.realm,
         config.device.digest,
-        secret.as_bytes(),
+        &key,
         &config.auth,
     ));
     let prov = Arc::new(Provisioner::new(
@@ -127,6 +187,7 @@ pub fn run(config: Config) -> Result<()> {
         idle_timeout: Duration::from_secs(idle),
     };
     let mut server = Server::new(l.max_connections, l.memory_body_budget);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
     let dirs = DataDirs::under(&config.data_dir);
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
@@ -137,6 +198,7 @@ pub fn run(config: Config) -> Result<()> {
             dirs,
             l.upload_bytes,
             l.device_quota_bytes,
+            metrics.clone(),
         );
         let addr = server
             .add(
@@ -160,6 +222,8 @@ pub fn run(config: Config) -> Result<()> {
             recorder: recorder.clone(),
             connections: server.connections.clone(),
             auth: auth.clone(),
+            metrics: metrics.clone(),
+            shared: server.shared.clone(),
             started,
         };
         let addr = server
@@ -194,6 +258,13 @@ fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {
         log::warn!("the recorder did not flush in time; some access-log rows may be lost");
     }
     thread.stop(&recorder);
+    let s = &recorder.stats;
+    log::info!(
+        "access log: {} written, {} dropped, {} failed",
+        s.written.load(Ordering::Relaxed),
+        s.dropped.load(Ordering::Relaxed),
+        s.failed.load(Ordering::Relaxed)
+    );
 }
 
 fn wait_for_signal() -> Result<()> {

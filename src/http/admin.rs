@@ -9,9 +9,10 @@ use maud::{DOCTYPE, Markup, html};
 use rouille::{Request, Response, router};
 
 use super::auth::DeviceAuth;
-use super::conn::{Peer, Service};
+use super::conn::{Peer, Service, Shared};
 use super::server::Connections;
 use crate::db::Pool;
+use crate::metrics::{self, Metrics};
 use crate::recorder::Recorder;
 
 /// Security headers sent with every admin response.
@@ -31,6 +32,8 @@ pub struct AdminService {
     pub recorder: Recorder,
     pub connections: Arc<Connections>,
     pub auth: Arc<DeviceAuth>,
+    pub metrics: Arc<Metrics>,
+    pub shared: Arc<Shared>,
     pub started: Instant,
 }
 
@@ -85,6 +88,114 @@ impl AdminService {
         }
     }
 
+    /// The Prometheus exposition of `/metrics`.
+    fn render_metrics(&self) -> String {
+        let mut out = String::new();
+        let h = self.health();
+        metrics::labelled(
+            &mut out,
+            "zerotouch_build_info",
+            "gauge",
+            "Version of the running server.",
+            "version",
+            &[(crate::VERSION.to_string(), 1)],
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_uptime_seconds",
+            "gauge",
+            "Seconds since the server started.",
+            h.uptime_secs,
+        );
+        self.metrics.render(&mut out);
+        let states = self.device_states().unwrap_or_default();
+        metrics::labelled(
+            &mut out,
+            "zerotouch_devices",
+            "gauge",
+            "Devices by state.",
+            "state",
+            &states,
+        );
+        let s = &self.recorder.stats;
+        metrics::single(
+            &mut out,
+            "zerotouch_recorder_queue_depth",
+            "gauge",
+            "Access-log events waiting to be written.",
+            self.recorder.depth(),
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_recorder_written_total",
+            "counter",
+            "Access-log events written.",
+            s.written.load(Ordering::Relaxed),
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_recorder_dropped_total",
+            "counter",
+            "Access-log events dropped because the queue was full.",
+            s.dropped.load(Ordering::Relaxed),
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_recorder_failed_total",
+            "counter",
+            "Access-log events lost to write errors.",
+            s.failed.load(Ordering::Relaxed),
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_connections_open",
+            "gauge",
+            "Open connections over all listeners.",
+            h.open_connections,
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_connections_refused_total",
+            "counter",
+            "Connections refused at the connection cap.",
+            h.refused_connections,
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_auth_throttled_ips",
+            "gauge",
+            "IP addresses throttled for wrong device credentials.",
+            h.throttled_ips,
+        );
+        out
+    }
+
+    /// Devices by inventory state (DESIGN §7).
+    fn device_states(&self) -> crate::Result<Vec<(String, i64)>> {
+        let conn = self.pool.get()?;
+        let day_ago = crate::db::now_secs() - 86_400;
+        let row = conn.query_row(
+            "SELECT
+               sum(d.profile_id IS NULL),
+               sum(d.profile_id IS NOT NULL AND a.device_id IS NULL),
+               sum(d.profile_id IS NOT NULL AND a.last_auth_ok_at >= ?1),
+               sum(d.profile_id IS NOT NULL AND a.device_id IS NOT NULL AND coalesce(a.last_auth_ok_at, 0) < ?1)
+             FROM devices d LEFT JOIN device_activity a ON a.device_id = d.id",
+            [day_ago],
+            |r| Ok([r.get::<_, Option<i64>>(0)?, r.get(1)?, r.get(2)?, r.get(3)?]),
+        )?;
+        Ok([
+            "unassociated",
+            "staged",
+            "provisioned-active",
+            "provisioned",
+        ]
+        .iter()
+        .zip(row)
+        .map(|(k, v)| (k.to_string(), v.unwrap_or(0)))
+        .collect())
+    }
+
     fn route(&self, request: &Request) -> Response {
         router!(request,
             (GET) (/) => { Response::html(health_page(&self.health()).into_string()) },
@@ -92,6 +203,19 @@ impl AdminService {
                 if name != "admin.css" { return Response::empty_404(); }
                 Response::from_data("text/css; charset=utf-8", include_str!("../../assets/admin.css"))
                     .with_additional_header("Cache-Control", "max-age=3600")
+            },
+            (GET) (/readyz) => {
+                // Ready: the database answers and the server is not draining.
+                let db_ok = self.pool.get().and_then(|c| Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).is_ok();
+                let stopping = self.shared.stopping.load(Ordering::Relaxed);
+                match (db_ok, stopping) {
+                    (true, false) => Response::text("ready\n"),
+                    (false, _) => Response::text("database unavailable\n").with_status_code(503),
+                    (_, true) => Response::text("stopping\n").with_status_code(503),
+                }
+            },
+            (GET) (/metrics) => {
+                Response::from_data("text/plain; version=0.0.4; charset=utf-8", self.render_metrics())
             },
             (GET) (/healthz) => {
                 let h = self.health();

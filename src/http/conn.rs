@@ -29,6 +29,8 @@ const DRAIN_LIMIT: u64 = 64 * 1024;
 /// Responses up to this size are written together with their head, in one write.
 const COALESCE_LIMIT: usize = 32 * 1024;
 const MAX_HEADERS: usize = 100;
+/// How often an idle keep-alive connection wakes to notice that the server is stopping.
+const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// Sizes and timeouts of one listener.
 #[derive(Debug, Clone)]
@@ -167,7 +169,7 @@ pub fn serve<T: Transport>(
         if shared.stopping.load(Ordering::Relaxed) && buf.is_empty() {
             return;
         }
-        let head = match read_head(&mut stream, &mut buf, limits) {
+        let head = match read_head(&mut stream, &mut buf, limits, &shared.stopping) {
             Ok(Some(h)) => h,
             Ok(None) | Err(ReadError::Gone) => return,
             Err(ReadError::Status(code, why)) => {
@@ -188,6 +190,7 @@ fn read_head<T: Transport>(
     stream: &mut T,
     buf: &mut Vec<u8>,
     limits: &LoopLimits,
+    stopping: &AtomicBool,
 ) -> Result<Option<Head>, ReadError> {
     let idle_deadline = Instant::now() + limits.idle_timeout;
     let mut head_deadline = if buf.is_empty() {
@@ -221,9 +224,15 @@ fn read_head<T: Transport>(
                 Ok(None)
             };
         }
+        // An idle connection wakes every second to notice a shutdown.
+        let wait = if head_deadline.is_none() {
+            (deadline - now).min(IDLE_POLL)
+        } else {
+            deadline - now
+        };
         stream
             .tcp()
-            .set_read_timeout(Some(deadline - now))
+            .set_read_timeout(Some(wait))
             .map_err(|_| ReadError::Gone)?;
         match stream.read(&mut chunk) {
             Ok(0) => {
@@ -240,10 +249,12 @@ fn read_head<T: Transport>(
                 }
             }
             Err(e) if is_timeout(&e) => {
-                if head_deadline.is_none() {
+                if head_deadline.is_some() {
+                    return Err(ReadError::Status(408, "request head too slow"));
+                }
+                if stopping.load(Ordering::Relaxed) || Instant::now() >= idle_deadline {
                     return Ok(None);
                 }
-                return Err(ReadError::Status(408, "request head too slow"));
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(_) => return Err(ReadError::Gone),

@@ -26,6 +26,7 @@ use crate::domain::polycom::render;
 use crate::domain::provisioning::{FileKind, Lookup, Provisioner, Rendered};
 use crate::domain::provstate::{Evidence, Reach};
 use crate::domain::useragent::{self, UserAgent};
+use crate::metrics::{Metrics, Route};
 use crate::recorder::Recorder;
 
 /// How long a MAC stays bound to the IP of its last authenticated request, for recording
@@ -68,6 +69,7 @@ pub struct DeviceService {
     pub dirs: DataDirs,
     pub upload_bytes: u64,
     pub device_quota: u64,
+    pub metrics: Arc<Metrics>,
     ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
 }
 
@@ -79,6 +81,7 @@ struct Meta {
     auth: &'static str,
     bytes: u64,
     sync: bool,
+    route: Option<Route>,
 }
 
 /// The parts of a request every branch needs.
@@ -99,6 +102,7 @@ impl DeviceService {
         dirs: DataDirs,
         upload_bytes: u64,
         device_quota: u64,
+        metrics: Arc<Metrics>,
     ) -> DeviceService {
         DeviceService {
             prov,
@@ -107,6 +111,7 @@ impl DeviceService {
             dirs,
             upload_bytes,
             device_quota,
+            metrics,
             ip_macs: Mutex::new(HashMap::new()),
         }
     }
@@ -181,6 +186,7 @@ impl DeviceService {
         };
         meta.account_id = Some(account.id.0);
         meta.mac = file.mac();
+        meta.route = Some(route_of(&file, method));
         if !account.provisioning_enabled {
             // Never a master with content for a disabled account.
             return match file {
@@ -525,6 +531,12 @@ impl Service for DeviceService {
             meta.bytes = response.headers[pos].1.parse().unwrap_or(0);
             response.headers.remove(pos);
         }
+        let micros = started.elapsed().as_micros() as u64;
+        self.metrics.observe(
+            meta.route.unwrap_or(Route::Other),
+            response.status_code,
+            micros,
+        );
         self.recorder.record(AccessRecord {
             ts_ms: crate::db::now_ms(),
             account_id: meta.account_id,
@@ -534,7 +546,7 @@ impl Service for DeviceService {
             path: req.raw_url().chars().take(512).collect(),
             status: response.status_code,
             bytes: meta.bytes,
-            duration_us: started.elapsed().as_micros() as u64,
+            duration_us: micros,
             auth: meta.auth,
             secure: peer.secure,
             user_agent: ua.chars().take(256).collect(),
@@ -544,6 +556,22 @@ impl Service for DeviceService {
             sync: meta.sync,
         });
         response
+    }
+}
+
+/// The metrics label of a request.
+fn route_of(file: &DeviceFile, method: &str) -> Route {
+    match file {
+        DeviceFile::Master(_) => Route::Master,
+        DeviceFile::DefaultMaster => Route::DefaultMaster,
+        DeviceFile::Generated(_) => Route::Generated,
+        DeviceFile::Profile(..) => Route::Profile,
+        DeviceFile::Stage(_) => Route::Stage,
+        DeviceFile::Ztp(_) => Route::Ztp,
+        DeviceFile::Upload(..) if method == "PUT" => Route::UploadPut,
+        DeviceFile::Upload(..) => Route::UploadGet,
+        DeviceFile::Firmware { .. } => Route::Firmware,
+        DeviceFile::Asset(_) => Route::Asset,
     }
 }
 

@@ -230,6 +230,14 @@ impl ZServer {
         std::mem::replace(&mut self.dir, dir)
     }
 
+    /// Stops the server (SIGTERM) and returns its data directory and everything it printed.
+    pub fn stop_with_output(mut self) -> (tempfile::TempDir, String) {
+        self.terminate();
+        let out = self.output.lock().expect("lock").clone();
+        let dir = tempfile::tempdir().expect("placeholder");
+        (std::mem::replace(&mut self.dir, dir), out)
+    }
+
     /// Stops the server and returns its data directory, to restart on it.
     pub fn stop_keep(mut self) -> tempfile::TempDir {
         self.terminate();

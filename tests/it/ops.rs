@@ -1,0 +1,316 @@
+//! Operations: backups while serving, restores, SIGTERM draining, health, readiness and
+//! metrics.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+
+use crate::common::*;
+
+const DEVICES: usize = 30;
+
+fn populate(server: &ZServer) -> String {
+    let (user, pass) = server.set_credentials();
+    server.cli_ok(&["profile", "add", "p1"]);
+    for i in 0..DEVICES {
+        server.cli_ok(&[
+            "device",
+            "add",
+            &format!("0004f2{i:06x}"),
+            "--profile",
+            "p1",
+            "--sip-user",
+            &format!("{}", 100 + i),
+        ]);
+    }
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// Outcome counters of a load generator.
+#[derive(Default)]
+struct Load {
+    complete: AtomicU64,
+    /// Responses whose bytes stopped before Content-Length: must never happen.
+    cut: AtomicU64,
+}
+
+/// One request on a fresh or kept connection; classifies the outcome.
+fn one(
+    stream: &mut Option<TcpStream>,
+    addr: SocketAddr,
+    path: &str,
+    auth: &str,
+    load: &Load,
+) -> bool {
+    if stream.is_none() {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(s) => {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+                *stream = Some(s);
+            }
+            Err(_) => return false,
+        }
+    }
+    let s = stream.as_mut().expect("stream");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nUser-Agent: {UA_VVX500_APP}\r\n\r\n"
+    );
+    if s.write_all(req.as_bytes()).is_err() {
+        *stream = None;
+        return true;
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + len {
+                load.complete.fetch_add(1, Ordering::Relaxed);
+                if head.contains("connection: close") {
+                    *stream = None;
+                }
+                return true;
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => {
+                if !buf.is_empty() {
+                    load.cut.fetch_add(1, Ordering::Relaxed);
+                }
+                *stream = None;
+                return true;
+            }
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+fn start_load(
+    addr: SocketAddr,
+    auth: String,
+    threads: usize,
+) -> (Arc<Load>, Arc<AtomicBool>, Vec<std::thread::JoinHandle<()>>) {
+    let load = Arc::new(Load::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let handles = (0..threads)
+        .map(|t| {
+            let (load, stop, auth) = (load.clone(), stop.clone(), auth.clone());
+            std::thread::spawn(move || {
+                let mut stream = None;
+                let mut i = t;
+                let mut refused = 0;
+                while !stop.load(Ordering::Relaxed) && refused < 20 {
+                    let mac = format!("0004f2{:06x}", i % DEVICES);
+                    let file = ["", "-device", "-profile"][i % 3];
+                    if one(
+                        &mut stream,
+                        addr,
+                        &format!("/{mac}{file}.cfg"),
+                        &auth,
+                        &load,
+                    ) {
+                        refused = 0;
+                    } else {
+                        refused += 1;
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    i += 7;
+                }
+            })
+        })
+        .collect();
+    (load, stop, handles)
+}
+
+#[test]
+fn a_backup_taken_under_load_restores_every_association() {
+    let server = ZServer::start();
+    let auth = populate(&server);
+    let (load, stop, handles) = start_load(server.device, auth, 6);
+    std::thread::sleep(Duration::from_millis(300));
+    let archive = server.dir.path().join("backup.tar.gz");
+    let out = server.cli_ok(&["backup", archive.to_str().expect("path")]);
+    assert!(out.contains(&format!("{DEVICES} devices")), "{out}");
+    let refused = server.cli(&["restore", archive.to_str().expect("path")]);
+    assert!(
+        !refused.status.success(),
+        "a restore must refuse while the server runs"
+    );
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("running"));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("load thread");
+    }
+    assert!(load.complete.load(Ordering::Relaxed) > 100, "the load ran");
+
+    // Restore into a brand-new installation.
+    let fresh = tempfile::tempdir().expect("tempdir");
+    let config = write_file(
+        fresh.path(),
+        "c.toml",
+        format!(
+            "data_dir = {:?}\n",
+            fresh.path().join("data").to_string_lossy()
+        )
+        .as_bytes(),
+    );
+    let out = cli_with_config(&config, &["restore", archive.to_str().expect("path")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let db = rusqlite::Connection::open(fresh.path().join("data/zerotouch.db")).expect("open");
+    let check: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("check");
+    assert_eq!(check, "ok");
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM devices WHERE profile_id IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(n as usize, DEVICES);
+    assert!(
+        fresh.path().join("data/secret.key").exists(),
+        "the secrets key comes back too"
+    );
+    let listed =
+        String::from_utf8_lossy(&cli_with_config(&config, &["device", "list"]).stdout).into_owned();
+    assert!(
+        listed.contains("0004f2000000") && listed.contains(&format!("0004f2{:06x}", DEVICES - 1)),
+        "{listed}"
+    );
+}
+
+#[test]
+fn sigterm_under_load_finishes_every_response_and_flushes_the_access_log() {
+    let server = ZServer::start_with("recording.access_log_per_device = 1000000");
+    let auth = populate(&server);
+    let (load, stop, handles) = start_load(server.device, auth, 8);
+    std::thread::sleep(Duration::from_millis(800));
+    let db_path = server.data_dir().join("zerotouch.db");
+    let started = std::time::Instant::now();
+    let (_dir, output) = server.stop_with_output();
+    let took = started.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("load thread");
+    }
+    assert!(took < Duration::from_secs(12), "drained in {took:?}");
+    assert_eq!(
+        load.cut.load(Ordering::Relaxed),
+        0,
+        "no response cut mid-way"
+    );
+    let complete = load.complete.load(Ordering::Relaxed);
+    assert!(complete > 100, "the load ran ({complete})");
+    let line = output
+        .lines()
+        .find(|l| l.contains("access log:"))
+        .unwrap_or_else(|| panic!("no flush report:\n{output}"));
+    let dropped: u64 = line
+        .split(", ")
+        .find_map(|p| p.strip_suffix(" dropped"))
+        .and_then(|n| n.parse().ok())
+        .expect("dropped");
+    let written: u64 = line
+        .split(": ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("written");
+    assert_eq!(
+        written + dropped,
+        complete,
+        "every answered request was recorded or counted as dropped: {line}"
+    );
+    let db = rusqlite::Connection::open(&db_path).expect("open");
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM access_log", [], |r| r.get(0))
+        .expect("rows");
+    assert_eq!(
+        rows as u64, written,
+        "what the recorder wrote is in the database"
+    );
+}
+
+#[test]
+fn health_readiness_and_metrics_are_served() {
+    let server = ZServer::start();
+    let auth = populate(&server);
+    let mut conn = Conn::open(server.device);
+    for path in ["/0004f2000000.cfg", "/0004f2000000-device.cfg", "/nope.cfg"] {
+        conn.request("GET", path, &[("Authorization", &auth)], b"");
+    }
+    let mut admin = Conn::open(server.admin);
+    assert_eq!(admin.request("GET", "/readyz", &[], b"").status, 200);
+    let health = admin.request("GET", "/healthz", &[], b"");
+    assert!(
+        health
+            .text()
+            .contains(&format!("\"version\":\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "{}",
+        health.text()
+    );
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let m = admin.request("GET", "/metrics", &[], b"").text();
+            m.contains("zerotouch_device_requests_total{route=\"master\",status=\"200\"} 1")
+                && m.contains(
+                    "zerotouch_device_requests_total{route=\"generated\",status=\"200\"} 1",
+                )
+                && m.contains("zerotouch_devices{state=\"provisioned-active\"} 1")
+                && m.contains(&format!(
+                    "zerotouch_devices{{state=\"staged\"}} {}",
+                    DEVICES - 1
+                ))
+                && m.contains("zerotouch_recorder_dropped_total 0")
+        }),
+        "{}",
+        admin.request("GET", "/metrics", &[], b"").text()
+    );
+    let page = admin.request("GET", "/", &[], b"").text();
+    assert!(
+        page.contains(env!("CARGO_PKG_VERSION")),
+        "the UI footer shows the version"
+    );
+    let out = std::process::Command::new(bin())
+        .arg("--version")
+        .output()
+        .expect("run");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("zerotouch {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let server = ZServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_file(dir.path(), "c.toml", format!("data_dir = {:?}\ndevice.http_listen = \"127.0.0.1:0\"\nadmin.listen = \"127.0.0.1:0\"\n", server.data_dir().to_string_lossy()).as_bytes());
+    let out = std::process::Command::new(bin())
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is running"));
+}
