@@ -502,6 +502,26 @@ mod tests {
     }
 
     #[test]
+    fn the_packaged_config_is_the_example_with_debian_paths() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let expected = std::process::Command::new("sed")
+            .arg("-f")
+            .arg(root.join("packaging/config.sed"))
+            .arg(root.join("config.example.toml"))
+            .output()
+            .expect("sed");
+        let packaged = std::fs::read_to_string(root.join("packaging/config.toml")).expect("read");
+        assert_eq!(
+            String::from_utf8_lossy(&expected.stdout),
+            packaged,
+            "regenerate: sed -f packaging/config.sed config.example.toml > packaging/config.toml"
+        );
+        let parsed = Config::parse(&packaged).expect("the packaged config parses");
+        assert_eq!(parsed.data_dir, PathBuf::from("/var/lib/zerotouch"));
+        assert_eq!(parsed.device.http_listen, "0.0.0.0:80");
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key_path() {
         let text = r#"
             colour = "blue"

@@ -72,7 +72,11 @@ pub fn open_pool(config: &Config) -> Result<Pool> {
 }
 
 fn bind(what: &str, addr: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr).map_err(|e| {
+    // Parsed, never resolved: no name lookups (and no NSS) in a static binary.
+    let parsed: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|_| Error::Config(format!("{what}: `{addr}` is not IP:PORT")))?;
+    TcpListener::bind(parsed).map_err(|e| {
         let hint = match e.kind() {
             std::io::ErrorKind::AddrInUse => {
                 " (another program listens there; change the port in the config)"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Packaging test (run by .ci/run, as root): builds the .deb, checks that the binary is static
+# and runs in an empty chroot, installs the package, checks files, user, permissions and the
+# systemd units, runs the installed binary the way the unit would and provisions one phone,
+# upgrades to a rebuilt package with a bumped version (data kept), then purges.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIPPED: scripts/test-deb.sh needs root (dpkg -i, a system user, chroot)"
+  exit 0
+fi
+command -v cargo-deb >/dev/null || cargo install cargo-deb --locked
+fail() { echo "FAIL: $*" >&2; exit 1; }
+step() { echo "== $*"; }
+
+WORK=$(mktemp -d)
+cleanup() {
+  [ -n "${ZPID:-}" ] && kill "$ZPID" 2>/dev/null || true
+  dpkg --purge zerotouch >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+step "build the package"
+cargo deb --target x86_64-unknown-linux-gnu --fast --output "$WORK/zerotouch_1.deb" >/dev/null
+BIN=target/x86_64-unknown-linux-gnu/release/zerotouch
+
+step "the binary is static"
+ldd "$BIN" 2>&1 | grep -Eq "statically linked|not a dynamic executable" || fail "ldd: $(ldd "$BIN" 2>&1)"
+
+step "it runs in an empty chroot (listen addresses as IPs, no NSS)"
+mkdir -p "$WORK/chroot"
+cp "$BIN" "$WORK/chroot/zerotouch"
+printf 'data_dir = "/data"\ndevice.http_listen = "127.0.0.1:0"\nadmin.listen = "127.0.0.1:0"\n' > "$WORK/chroot/c.toml"
+chroot "$WORK/chroot" /zerotouch serve --config /c.toml > "$WORK/chroot.log" 2>&1 &
+CPID=$!
+for _ in $(seq 50); do grep -qs "admin listening" "$WORK/chroot.log" && break; sleep 0.1; done
+ADMIN=$(sed -n 's|.*admin listening on http://\(.*\)/|\1|p' "$WORK/chroot.log")
+[ -n "$ADMIN" ] || fail "no start in chroot: $(cat "$WORK/chroot.log")"
+curl -sf "http://$ADMIN/healthz" | grep -q '"status":"ok"' || fail "chroot server unhealthy"
+kill "$CPID"; wait "$CPID" 2>/dev/null || true
+
+step "install"
+dpkg -i "$WORK/zerotouch_1.deb" >/dev/null
+[ -x /usr/bin/zerotouch ] || fail "no /usr/bin/zerotouch"
+/usr/bin/zerotouch --version | grep -q "zerotouch $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)" || fail "version"
+grep -q '^/etc/zerotouch/config.toml$' /var/lib/dpkg/info/zerotouch.conffiles || fail "config is not a conffile"
+getent passwd zerotouch >/dev/null || fail "no zerotouch user"
+[ "$(getent passwd zerotouch | cut -d: -f7)" = /usr/sbin/nologin ] || fail "the zerotouch user has a login shell"
+[ "$(stat -c '%U %a' /var/lib/zerotouch)" = "zerotouch 750" ] || fail "/var/lib/zerotouch: $(stat -c '%U %a' /var/lib/zerotouch)"
+[ "$(stat -c '%U:%G %a' /etc/zerotouch/config.toml)" = "root:zerotouch 640" ] || fail "config.toml: $(stat -c '%U:%G %a' /etc/zerotouch/config.toml)"
+[ "$(stat -c '%U:%G %a' /etc/zerotouch/secret.key)" = "root:zerotouch 640" ] || fail "secret.key: $(stat -c '%U:%G %a' /etc/zerotouch/secret.key)"
+/usr/bin/zerotouch check-config /etc/zerotouch/config.toml >/dev/null || fail "the packaged config does not check"
+UNIT=/usr/lib/systemd/system/zerotouch.service
+[ -f "$UNIT" ] || UNIT=/lib/systemd/system/zerotouch.service
+for want in "ProtectSystem=strict" "ReadWritePaths=/var/lib/zerotouch" "NoNewPrivileges=yes" \
+            "AmbientCapabilities=CAP_NET_BIND_SERVICE" "PrivateTmp=yes" "Restart=on-failure"; do
+  grep -qx "$want" "$UNIT" || fail "unit lacks $want"
+done
+if command -v systemd-analyze >/dev/null; then
+  systemd-analyze verify "$UNIT" "$(dirname "$UNIT")/zerotouch-dhcp-probe.service" 2>&1 | tee "$WORK/verify.log"
+  ! grep -Eiq "error|failed|unknown" "$WORK/verify.log" || fail "systemd-analyze verify"
+fi
+
+step "run the installed binary the way the unit does (user zerotouch, the unit's config, port 80)"
+ZT() { setpriv --reuid=zerotouch --regid=zerotouch --init-groups /usr/bin/zerotouch "$@" --config /etc/zerotouch/config.toml; }
+ZT account set-credentials --user phones --password Deb-Test-Passw0rd >/dev/null
+printf '<polycomConfig up.welcomeSoundEnabled="0"/>\n' > "$WORK/site.cfg"; chmod 644 "$WORK/site.cfg"; chmod 755 "$WORK"
+ZT profile add office --file "$WORK/site.cfg" >/dev/null
+ZT device add 0004f2a1b2c3 --profile office --sip-user 1001 >/dev/null
+(cd /var/lib/zerotouch && setpriv --reuid=zerotouch --regid=zerotouch --init-groups \
+   --inh-caps=+net_bind_service --ambient-caps=+net_bind_service \
+   /usr/bin/zerotouch serve --config /etc/zerotouch/config.toml > "$WORK/serve.log" 2>&1) &
+ZPID=$!
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:80/ && break; sleep 0.1; done
+UA='FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614 Type/Application'
+[ "$(curl -s -o /dev/null -w '%{http_code}' -A "$UA" http://127.0.0.1/0004f2a1b2c3.cfg)" = 401 ] || fail "no challenge"
+curl -sf -A "$UA" -u phones:Deb-Test-Passw0rd http://127.0.0.1/0004f2a1b2c3.cfg | grep -q "0004f2a1b2c3-device.cfg" || fail "master file"
+curl -sf -A "$UA" -u phones:Deb-Test-Passw0rd http://127.0.0.1/0004f2a1b2c3-device.cfg | grep -q 'reg.1.auth.userId="1001"' || fail "device file"
+pkill -TERM -f "zerotouch serve --config /etc/zerotouch/config.toml" || true
+wait "$ZPID" 2>/dev/null || true; ZPID=
+[ "$(stat -c '%U' /var/lib/zerotouch/zerotouch.db)" = zerotouch ] || fail "database owner"
+
+step "upgrade to a rebuilt package with a bumped version: data and config kept"
+echo "# local edit" >> /etc/zerotouch/config.toml
+cargo deb --target x86_64-unknown-linux-gnu --fast --no-build --deb-revision 2 --output "$WORK/zerotouch_2.deb" >/dev/null
+dpkg -i --force-confold "$WORK/zerotouch_2.deb" >/dev/null
+dpkg -s zerotouch | grep -q '^Version: .*-2$' || fail "not upgraded"
+grep -q "# local edit" /etc/zerotouch/config.toml || fail "config edit lost on upgrade"
+ZT device list | grep -q 0004f2a1b2c3 || fail "device lost on upgrade"
+
+step "purge removes data and configuration"
+dpkg --purge zerotouch >/dev/null
+[ ! -e /var/lib/zerotouch ] || fail "/var/lib/zerotouch left behind"
+[ ! -e /etc/zerotouch ] || fail "/etc/zerotouch left behind"
+[ ! -e /usr/bin/zerotouch ] || fail "binary left behind"
+echo "packaging test passed"
