@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod recorder;
 pub mod server;
+pub mod tls;
 
 pub use error::{Error, Result};
 

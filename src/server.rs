@@ -16,11 +16,15 @@ use crate::http::admin::AdminService;
 use crate::http::auth::DeviceAuth;
 use crate::http::conn::LoopLimits;
 use crate::http::device::{DataDirs, DeviceService};
-use crate::http::server::{PlainAcceptor, Server};
+use crate::http::server::{Acceptor, PlainAcceptor, Server};
+use crate::http::tls::TlsAcceptor;
 use crate::recorder::Recorder;
+use crate::tls::Tls;
 
 /// How long SIGTERM waits for open requests to finish.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How often the generated server certificate is checked for renewal.
+const RENEWAL_CHECK: Duration = Duration::from_secs(24 * 3600);
 
 /// Creates the data directory and its subdirectories, and proves it is writable, so a
 /// read-only or mistyped path is a clear error at start rather than a failing upload later.
@@ -128,21 +132,32 @@ pub fn run(config: Config) -> Result<()> {
     };
     let mut server = Server::new(l.max_connections, l.memory_body_budget);
     let dirs = DataDirs::under(&config.data_dir);
+    let tls = if !config.device.https_listen.is_empty() || config.admin.tls {
+        Some(Arc::new(Tls::start(&config)?))
+    } else {
+        None
+    };
+    let tls_acceptor = |shared: &Arc<crate::tls::SharedConfig>| -> Arc<dyn Acceptor> {
+        Arc::new(TlsAcceptor {
+            config: shared.clone(),
+            handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs),
+        })
+    };
+    let device_service = Arc::new(DeviceService::new(
+        prov.clone(),
+        auth.clone(),
+        recorder.clone(),
+        dirs,
+        l.upload_bytes,
+        l.device_quota_bytes,
+    ));
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
-        let service = DeviceService::new(
-            prov.clone(),
-            auth.clone(),
-            recorder.clone(),
-            dirs,
-            l.upload_bytes,
-            l.device_quota_bytes,
-        );
         let addr = server
             .add(
                 "device-http",
                 listener,
-                Arc::new(service),
+                device_service.clone(),
                 Arc::new(PlainAcceptor),
                 limits(l.device_idle_secs),
             )
@@ -153,6 +168,19 @@ pub fn run(config: Config) -> Result<()> {
             addr.port()
         );
     }
+    if let (Some(tls), false) = (&tls, config.device.https_listen.is_empty()) {
+        let listener = bind("device HTTPS", &config.device.https_listen)?;
+        let addr = server
+            .add(
+                "device-https",
+                listener,
+                device_service.clone(),
+                tls_acceptor(&tls.device),
+                limits(l.device_idle_secs),
+            )
+            .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
+        println!("zerotouch: device HTTPS listening on https://{addr}/");
+    }
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let service = AdminService {
@@ -161,17 +189,22 @@ pub fn run(config: Config) -> Result<()> {
             connections: server.connections.clone(),
             auth: auth.clone(),
             started,
+            tls: tls.clone(),
+        };
+        let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (&tls, config.admin.tls) {
+            (Some(tls), true) => (tls_acceptor(&tls.admin), "https"),
+            _ => (Arc::new(PlainAcceptor), "http"),
         };
         let addr = server
             .add(
                 "admin",
                 listener,
                 Arc::new(service),
-                Arc::new(PlainAcceptor),
+                acceptor,
                 limits(l.admin_idle_secs),
             )
             .map_err(|e| Error::io("starting the admin listener", e))?;
-        println!("zerotouch: admin listening on http://{addr}/");
+        println!("zerotouch: admin listening on {scheme}://{addr}/");
     }
     let _ = std::io::stdout().flush();
     log::info!(
@@ -181,7 +214,7 @@ pub fn run(config: Config) -> Result<()> {
         account.slug
     );
 
-    wait_for_signal()?;
+    wait_for_signal(tls.as_deref())?;
     log::info!("stopping: draining connections");
     server.shutdown(DRAIN);
     stop_recorder(recorder, recorder_thread);
@@ -196,14 +229,39 @@ fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {
     thread.stop(&recorder);
 }
 
-fn wait_for_signal() -> Result<()> {
+/// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP reloads the TLS material, and the
+/// generated server certificate is checked for renewal once a day.
+fn wait_for_signal(tls: Option<&Tls>) -> Result<()> {
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, term.clone())
             .map_err(|e| Error::io("installing signal handlers", e))?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let mut last_check = Instant::now();
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        let Some(tls) = tls else { continue };
+        if hup.swap(false, Ordering::Relaxed) {
+            match tls.reload() {
+                Ok(s) => {
+                    log::info!("SIGHUP: TLS reloaded: {s}");
+                    println!("zerotouch: TLS reloaded: {s}");
+                    let _ = std::io::stdout().flush();
+                }
+                Err(e) => log::error!(
+                    "SIGHUP: TLS not reloaded, still serving the previous certificate: {e}"
+                ),
+            }
+        }
+        if last_check.elapsed() >= RENEWAL_CHECK {
+            last_check = Instant::now();
+            if let Err(e) = tls.renew_if_due() {
+                log::error!("tls: renewal failed, still serving the previous certificate: {e}");
+            }
+        }
     }
     Ok(())
 }

@@ -32,6 +32,8 @@ pub struct AdminService {
     pub connections: Arc<Connections>,
     pub auth: Arc<DeviceAuth>,
     pub started: Instant,
+    /// TLS material, when HTTPS is on: the local CA is offered for download.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What the health page and `/healthz` show.
@@ -85,6 +87,20 @@ impl AdminService {
         }
     }
 
+    /// The local CA, for admins to install on phones or in browsers by hand.
+    fn ca_pem(&self) -> Response {
+        match self.tls.as_ref().and_then(|t| t.status().local_ca_pem) {
+            Some(pem) => Response::from_data("application/x-pem-file", pem).with_additional_header(
+                "Content-Disposition",
+                "attachment; filename=\"zerotouch-ca.pem\"",
+            ),
+            None => Response::text(
+                "no local CA: HTTPS is off or serves an admin-supplied certificate\n",
+            )
+            .with_status_code(404),
+        }
+    }
+
     fn route(&self, request: &Request) -> Response {
         router!(request,
             (GET) (/) => { Response::html(health_page(&self.health()).into_string()) },
@@ -92,6 +108,10 @@ impl AdminService {
                 if name != "admin.css" { return Response::empty_404(); }
                 Response::from_data("text/css; charset=utf-8", include_str!("../../assets/admin.css"))
                     .with_additional_header("Cache-Control", "max-age=3600")
+            },
+            (GET) (/tls/{name: String}) => {
+                if name != "ca.pem" { return Response::empty_404(); }
+                self.ca_pem()
             },
             (GET) (/healthz) => {
                 let h = self.health();
