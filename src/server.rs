@@ -118,10 +118,31 @@ pub fn run(config: Config) -> Result<()> {
         secret.as_bytes(),
         &config.auth,
     ));
-    let prov = Arc::new(Provisioner::new(
-        pool.clone(),
-        config.device.unassociated_cap,
-    ));
+    check_stranding(&config, &pool)?;
+    let tls = if !config.device.https_listen.is_empty() || config.admin.tls {
+        Some(Arc::new(Tls::start(&config)?))
+    } else {
+        None
+    };
+    // Bound early: the CA delivered to phones names the HTTPS port in its probe URL.
+    let https_listener = match (&tls, config.device.https_listen.as_str()) {
+        (Some(_), listen) if !listen.is_empty() => Some(bind("device HTTPS", listen)?),
+        _ => None,
+    };
+    let https_port = https_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
+    let trust = crate::tls::phone_trust(&config, https_port);
+    if config.tls.deliver_ca_to_phones && trust.is_none() {
+        return Err(Error::Config(
+            "tls.deliver_ca_to_phones: there is no local CA to deliver (tls.cert_file serves \
+             an admin-supplied certificate); turn delivery off or remove tls.cert_file"
+                .into(),
+        ));
+    }
+    let prov =
+        Arc::new(Provisioner::new(pool.clone(), config.device.unassociated_cap).with_trust(trust));
     let l = &config.limits;
     let limits = |idle: u64| LoopLimits {
         head_bytes: l.head_bytes,
@@ -132,25 +153,23 @@ pub fn run(config: Config) -> Result<()> {
     };
     let mut server = Server::new(l.max_connections, l.memory_body_budget);
     let dirs = DataDirs::under(&config.data_dir);
-    let tls = if !config.device.https_listen.is_empty() || config.admin.tls {
-        Some(Arc::new(Tls::start(&config)?))
-    } else {
-        None
-    };
     let tls_acceptor = |shared: &Arc<crate::tls::SharedConfig>| -> Arc<dyn Acceptor> {
         Arc::new(TlsAcceptor {
             config: shared.clone(),
             handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs),
         })
     };
-    let device_service = Arc::new(DeviceService::new(
-        prov.clone(),
-        auth.clone(),
-        recorder.clone(),
-        dirs,
-        l.upload_bytes,
-        l.device_quota_bytes,
-    ));
+    let device_service = Arc::new(
+        DeviceService::new(
+            prov.clone(),
+            auth.clone(),
+            recorder.clone(),
+            dirs,
+            l.upload_bytes,
+            l.device_quota_bytes,
+        )
+        .with_http_mode(config.device.http_mode),
+    );
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
         let addr = server
@@ -168,8 +187,7 @@ pub fn run(config: Config) -> Result<()> {
             addr.port()
         );
     }
-    if let (Some(tls), false) = (&tls, config.device.https_listen.is_empty()) {
-        let listener = bind("device HTTPS", &config.device.https_listen)?;
+    if let (Some(tls), Some(listener)) = (&tls, https_listener) {
         let addr = server
             .add(
                 "device-https",
@@ -220,6 +238,32 @@ pub fn run(config: Config) -> Result<()> {
     stop_recorder(recorder, recorder_thread);
     log::info!("stopped");
     Ok(())
+}
+
+/// Refuses to start when limiting device HTTP would strand devices: associated devices
+/// seen only over plain HTTP would stop getting (part of) their configuration.
+fn check_stranding(config: &Config, pool: &Pool) -> Result<()> {
+    let off = config.device.http_listen.is_empty();
+    let limited = config.device.http_mode == crate::config::HttpMode::NoSecrets;
+    if !(off || limited) || config.device.allow_stranding {
+        return Ok(());
+    }
+    let conn = pool.get()?;
+    let n = crate::db::devices::count_http_only_devices(&conn)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let what = if off {
+        "device.http_listen: device HTTP is off"
+    } else {
+        "device.http_mode: plain HTTP serves no secrets"
+    };
+    Err(Error::Config(format!(
+        "{what}, but {n} associated device(s) have only been seen over plain HTTP and would be \
+         stranded (`zerotouch tls status` lists them). Move them to HTTPS first (deliver the CA \
+         with tls.deliver_ca_to_phones and point them at https://), or set \
+         device.allow_stranding = true to start anyway"
+    )))
 }
 
 fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {

@@ -25,6 +25,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 
 use crate::config::{ClientAuth, Config};
+use crate::domain::provstate::PhoneTrust;
 use crate::error::{Error, Result};
 use inspect::CertInfo;
 
@@ -100,6 +101,26 @@ pub fn local_ca_pem(config: &Config) -> Option<String> {
     std::fs::read_to_string(path)
         .ok()
         .filter(|t| !pem_certs(t).is_empty())
+}
+
+/// The CA to deliver to phones, when `tls.deliver_ca_to_phones` is on and a local CA
+/// exists. `https_port`: the bound HTTPS port (default: the configured one).
+pub fn phone_trust(config: &Config, https_port: Option<u16>) -> Option<PhoneTrust> {
+    if !config.tls.deliver_ca_to_phones {
+        return None;
+    }
+    let port = https_port.or_else(|| {
+        config
+            .device
+            .https_listen
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|a| a.port())
+    })?;
+    Some(PhoneTrust {
+        ca_pem: local_ca_pem(config)?,
+        https_port: port,
+    })
 }
 
 /// Reads a certificate chain (leaf first).
