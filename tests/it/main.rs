@@ -6,3 +6,4 @@ mod boot;
 mod cli;
 mod common;
 mod http_loop;
+mod tls;
