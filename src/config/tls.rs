@@ -67,6 +67,9 @@ pub struct TlsConfig {
     /// Seconds allowed for a TLS handshake; a client that stalls is disconnected and its
     /// thread freed. Default `10`.
     pub handshake_timeout_secs: u64,
+    /// Let clients resume TLS sessions (session IDs and tickets, TLS 1.2 and 1.3), which
+    /// spares phones that reconnect a full handshake. Default `true`.
+    pub session_resumption: bool,
     /// Client certificates on device HTTPS: `off` (default), `optional` (verified when
     /// sent) or `required` (connections without a valid one are refused). A certificate
     /// that names a MAC may only fetch that MAC's files.
@@ -91,6 +94,7 @@ impl Default for TlsConfig {
             leaf_validity_days: 825,
             renew_before_days: 60,
             handshake_timeout_secs: 10,
+            session_resumption: true,
             client_auth: ClientAuth::Off,
             client_ca_file: PathBuf::new(),
             deliver_ca_to_phones: false,

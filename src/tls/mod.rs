@@ -283,8 +283,13 @@ fn build(config: &Config, m: &Material) -> Result<(Arc<ServerConfig>, Arc<Server
             .with_single_cert(m.chain.clone(), m.key.clone_key())
             .map_err(tls)?;
         c.alpn_protocols = vec![b"http/1.1".to_vec()];
-        c.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
-        c.ticketer = rustls::crypto::ring::Ticketer::new().map_err(tls)?;
+        if config.tls.session_resumption {
+            c.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE);
+            c.ticketer = rustls::crypto::ring::Ticketer::new().map_err(tls)?;
+        } else {
+            c.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+            c.send_tls13_tickets = 0;
+        }
         Ok::<_, Error>(Arc::new(c))
     };
     Ok((finish(device)?, finish(admin)?))
