@@ -335,3 +335,92 @@ pub fn ensure(config: &Config) -> Result<Option<String>> {
     }
     Ok((!done.is_empty()).then(|| done.join("; ")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> Config {
+        let mut c = Config::default();
+        c.data_dir = dir.to_path_buf();
+        c.device.http_listen = "127.0.0.1:0".into();
+        c.device.https_listen = "127.0.0.1:0".into();
+        c.admin.listen = "127.0.0.1:0".into();
+        c.tls.key_type = KeyType::EcdsaP256;
+        c
+    }
+
+    #[test]
+    fn first_start_generates_a_ca_and_a_server_certificate_it_signs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = config(dir.path());
+        c.device.public_names = vec!["prov.example.com".into(), "10.1.2.3".into()];
+        let done = ensure(&c)
+            .expect("ensure")
+            .expect("something was generated");
+        assert!(done.contains("local CA"), "{done}");
+        let p = Paths::under(&c.tls_dir());
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read");
+        let ca = super::super::pem_certs(&read(&p.ca_cert)).remove(0);
+        let leaf = super::super::pem_certs(&read(&p.cert));
+        assert!(super::super::issued_by(&leaf, &ca).is_ok());
+        let info = inspect::info(&leaf[0]).expect("info");
+        for name in ["prov.example.com", "10.1.2.3", "127.0.0.1", "localhost"] {
+            assert!(info.names(name), "{name}: {:?}", info.sans);
+        }
+        assert!(
+            info.subject.contains("CN=prov.example.com"),
+            "{}",
+            info.subject
+        );
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        assert!(info.not_before <= now - 86_000, "back-dated a day");
+        assert_eq!(info.days_left(now), 825);
+        let ca_info = inspect::info(&ca).expect("ca");
+        assert!(ca_info.is_ca && ca_info.days_left(now) > 20 * 365 - 2);
+        for key in [&p.ca_key, &p.key] {
+            let mode = std::os::unix::fs::PermissionsExt::mode(
+                &std::fs::metadata(key).expect("meta").permissions(),
+            );
+            assert_eq!(mode & 0o777, 0o600, "{}", key.display());
+        }
+        assert_eq!(
+            ensure(&c).expect("ensure"),
+            None,
+            "nothing to do the second time"
+        );
+    }
+
+    #[test]
+    fn the_server_certificate_is_reissued_for_new_names_and_before_expiry_never_the_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = config(dir.path());
+        ensure(&c).expect("ensure");
+        let p = Paths::under(&c.tls_dir());
+        let ca_before = std::fs::read(&p.ca_cert).expect("ca");
+        c.device.public_names = vec!["new.example.com".into()];
+        let done = ensure(&c).expect("ensure").expect("reissued");
+        assert!(done.contains("does not name new.example.com"), "{done}");
+        c.tls.leaf_validity_days = 900;
+        c.tls.renew_before_days = 825;
+        // 825 days left is not fewer than 825: still fine; one more day of margin renews.
+        assert_eq!(ensure(&c).expect("ensure"), None);
+        c.tls.renew_before_days = 826;
+        let done = ensure(&c).expect("ensure").expect("renewed");
+        assert!(done.contains("expires in"), "{done}");
+        assert_eq!(
+            std::fs::read(&p.ca_cert).expect("ca"),
+            ca_before,
+            "the CA stays"
+        );
+        std::fs::remove_file(&p.ca_key).expect("rm");
+        let err = ensure(&c).expect_err("a lost CA key is an error");
+        assert!(err.to_string().contains("ca.key"), "{err}");
+    }
+
+    #[test]
+    fn rsa_keys_are_generated_for_old_firmware() {
+        let key = new_key(KeyType::Rsa2048).expect("rsa");
+        assert!(key.is_compatible(&rcgen::PKCS_RSA_SHA256));
+    }
+}
