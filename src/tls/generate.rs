@@ -341,8 +341,10 @@ mod tests {
     use super::*;
 
     fn config(dir: &Path) -> Config {
-        let mut c = Config::default();
-        c.data_dir = dir.to_path_buf();
+        let mut c = Config {
+            data_dir: dir.to_path_buf(),
+            ..Default::default()
+        };
         c.device.http_listen = "127.0.0.1:0".into();
         c.device.https_listen = "127.0.0.1:0".into();
         c.admin.listen = "127.0.0.1:0".into();
