@@ -7,3 +7,4 @@ mod cli;
 mod common;
 mod http_loop;
 mod tls;
+mod tls_files;
