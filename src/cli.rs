@@ -19,6 +19,8 @@ use crate::domain::profile::{Polling, ProfileFields};
 use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
+mod tls;
+
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
 #[derive(FromArgs, Debug)]
 pub struct Args {
@@ -39,6 +41,7 @@ pub enum Command {
     Device(DeviceCmd),
     Render(Render),
     Migrate(Migrate),
+    Tls(tls::TlsCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -444,6 +447,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("what was there before is kept in {}", kept.display());
             }
         }
+        Command::Tls(t) => tls::run(t)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -803,8 +807,9 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
 }
 
 fn render(r: Render) -> anyhow::Result<()> {
-    let (_c, conn, acc) = open(r.config.as_deref())?;
+    let (config, conn, acc) = open(r.config.as_deref())?;
     let mac: Mac = r.mac.parse()?;
+    let trust = crate::tls::phone_trust(&config, None);
     let reach = Reach {
         host: r.host.clone(),
         base_path: if acc.is_default {
@@ -815,19 +820,19 @@ fn render(r: Render) -> anyhow::Result<()> {
         secure: false,
     };
     if r.explain {
-        let params = ops::explain_device(&conn, &mac, &reach)?;
+        let params = ops::explain_device(&conn, &mac, &reach, trust.as_ref())?;
         println!("{:<40} {:<30} SOURCE", "PARAMETER", "VALUE");
         for p in params {
-            println!(
-                "{:<40} {:<30} {}",
-                p.name,
-                mask(&p.name, &p.value),
-                p.source.label()
-            );
+            let value = if p.value.contains("BEGIN CERTIFICATE") {
+                format!("(CA certificate, {} bytes)", p.value.len())
+            } else {
+                mask(&p.name, &p.value)
+            };
+            println!("{:<40} {:<30} {}", p.name, value, p.source.label());
         }
         return Ok(());
     }
-    let files = ops::render_device(&conn, &mac, &reach)?;
+    let files = ops::render_device(&conn, &mac, &reach, trust.as_ref())?;
     let mut out = std::io::stdout().lock();
     let mut found = false;
     for (name, bytes) in files {

@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::error::{Error, FieldError, Result};
 
+mod tls;
+pub use tls::{ClientAuth, HttpMode, KeyType, TlsConfig};
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -29,6 +32,7 @@ pub struct Config {
     pub log: LogConfig,
     pub device: DeviceConfig,
     pub admin: AdminConfig,
+    pub tls: TlsConfig,
     pub limits: LimitsConfig,
     pub auth: AuthConfig,
     pub recording: RecordingConfig,
@@ -43,6 +47,7 @@ impl Default for Config {
             log: LogConfig::default(),
             device: DeviceConfig::default(),
             admin: AdminConfig::default(),
+            tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             auth: AuthConfig::default(),
             recording: RecordingConfig::default(),
@@ -75,6 +80,19 @@ pub struct DeviceConfig {
     /// Plain-HTTP listener for phones, as `IP:PORT`. Default `0.0.0.0:8080`. Empty string
     /// turns device HTTP off.
     pub http_listen: String,
+    /// HTTPS listener for phones, as `IP:PORT`, serving the same endpoints as
+    /// `http_listen` with the certificate of `[tls]`. Default `0.0.0.0:8443`. Empty string
+    /// turns device HTTPS off.
+    pub https_listen: String,
+    /// What plain HTTP may serve: `full` (everything) or `no-secrets` (a generated or
+    /// profile file that carries a secret — SIP or provisioning passwords — and uploaded
+    /// override files are refused with 403; they are served over HTTPS only). Default `full`.
+    pub http_mode: HttpMode,
+    /// Start even though associated devices have never been seen over HTTPS while
+    /// `http_mode = "no-secrets"` or device HTTP is off: those devices are stranded (they
+    /// stop getting their configuration). Without it, such a start is refused with the count.
+    /// Default `false`.
+    pub allow_stranding: bool,
     /// Host names and IP addresses phones use to reach this server (as in DHCP option
     /// 66/160). A profile or vendor extension whose provisioning server points at one of
     /// these is refused, because rendering it into `device.prov.*` could lock phones out.
@@ -94,6 +112,9 @@ impl Default for DeviceConfig {
     fn default() -> Self {
         DeviceConfig {
             http_listen: "0.0.0.0:8080".into(),
+            https_listen: "0.0.0.0:8443".into(),
+            http_mode: HttpMode::Full,
+            allow_stranding: false,
             public_names: Vec::new(),
             realm: "zerotouch".into(),
             digest: true,
@@ -109,12 +130,16 @@ pub struct AdminConfig {
     /// Admin listener, as `IP:PORT`. Default `127.0.0.1:8081` (loopback only). Empty string
     /// turns it off.
     pub listen: String,
+    /// Serve the admin listener over HTTPS, with the certificate of `[tls]` (no client
+    /// certificates). Default `false`.
+    pub tls: bool,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         AdminConfig {
             listen: "127.0.0.1:8081".into(),
+            tls: false,
         }
     }
 }
@@ -252,6 +277,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "device",
     "admin",
+    "tls",
     "limits",
     "auth",
     "recording",
@@ -308,6 +334,7 @@ impl Config {
         section!("log", log);
         section!("device", device);
         section!("admin", admin);
+        section!("tls", tls);
         section!("limits", limits);
         section!("auth", auth);
         section!("recording", recording);
@@ -339,16 +366,21 @@ impl Config {
             ));
         }
         check_listen(&mut p, "device.http_listen", &self.device.http_listen);
+        check_listen(&mut p, "device.https_listen", &self.device.https_listen);
         check_listen(&mut p, "admin.listen", &self.admin.listen);
-        if !self.device.http_listen.is_empty()
-            && self.device.http_listen == self.admin.listen
-            && !self.admin.listen.ends_with(":0")
-        {
-            p.push(FieldError::new(
-                "admin.listen",
-                "must differ from device.http_listen",
-            ));
+        let listens = [
+            ("device.http_listen", &self.device.http_listen),
+            ("device.https_listen", &self.device.https_listen),
+            ("admin.listen", &self.admin.listen),
+        ];
+        for (i, (key, value)) in listens.iter().enumerate() {
+            for (other, earlier) in &listens[..i] {
+                if !value.is_empty() && value == earlier && !value.ends_with(":0") {
+                    p.push(FieldError::new(*key, format!("must differ from {other}")));
+                }
+            }
         }
+        tls::validate(self, &mut p);
         if self.device.realm.is_empty() || self.device.realm.contains('"') {
             p.push(FieldError::new(
                 "device.realm",
@@ -415,6 +447,16 @@ impl Config {
         p
     }
 
+    /// Whether the configuration serves its own generated certificate (no `tls.cert_file`).
+    pub fn tls_generated(&self) -> bool {
+        self.tls.cert_file.as_os_str().is_empty()
+    }
+
+    /// Directory of TLS material inside the data directory.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.data_dir.join("tls")
+    }
+
     /// The parsed device HTTP listen address, if device HTTP is on.
     pub fn device_http_addr(&self) -> Option<SocketAddr> {
         self.device.http_listen.parse().ok()
@@ -469,13 +511,13 @@ fn check_listen(p: &mut Vec<FieldError>, key: &str, value: &str) {
     }
 }
 
-fn positive(p: &mut Vec<FieldError>, key: &str, value: u64) {
+pub(crate) fn positive(p: &mut Vec<FieldError>, key: &str, value: u64) {
     if value == 0 {
         p.push(FieldError::new(key, "must be greater than 0"));
     }
 }
 
-fn at_least(p: &mut Vec<FieldError>, key: &str, value: u64, min: u64) {
+pub(crate) fn at_least(p: &mut Vec<FieldError>, key: &str, value: u64, min: u64) {
     if value < min {
         p.push(FieldError::new(key, format!("must be at least {min}")));
     }

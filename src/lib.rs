@@ -14,6 +14,7 @@ pub mod http;
 pub mod metrics;
 pub mod recorder;
 pub mod server;
+pub mod tls;
 
 pub use error::{Error, Result};
 

@@ -20,12 +20,14 @@ pub enum Route {
     UploadGet,
     Firmware,
     Asset,
+    /// `<mac>-tls-probe.cfg`: a phone proving it trusts the CA.
+    TlsProbe,
     /// Refused before the file was known (bad path, method, unknown account).
     Other,
 }
 
 impl Route {
-    const ALL: [Route; 11] = [
+    const ALL: [Route; 12] = [
         Route::Master,
         Route::DefaultMaster,
         Route::Generated,
@@ -36,6 +38,7 @@ impl Route {
         Route::UploadGet,
         Route::Firmware,
         Route::Asset,
+        Route::TlsProbe,
         Route::Other,
     ];
 
@@ -51,6 +54,7 @@ impl Route {
             Route::UploadGet => "upload_get",
             Route::Firmware => "firmware",
             Route::Asset => "asset",
+            Route::TlsProbe => "tls_probe",
             Route::Other => "other",
         }
     }

@@ -17,11 +17,15 @@ use crate::http::admin::AdminService;
 use crate::http::auth::DeviceAuth;
 use crate::http::conn::LoopLimits;
 use crate::http::device::{DataDirs, DeviceService};
-use crate::http::server::{PlainAcceptor, Server};
+use crate::http::server::{Acceptor, PlainAcceptor, Server};
+use crate::http::tls::TlsAcceptor;
 use crate::recorder::Recorder;
+use crate::tls::Tls;
 
 /// How long SIGTERM waits for open requests to finish.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How often the generated server certificate is checked for renewal.
+const RENEWAL_CHECK: Duration = Duration::from_secs(24 * 3600);
 
 /// Creates the data directory and its subdirectories, and proves it is writable, so a
 /// read-only or mistyped path is a clear error at start rather than a failing upload later.
@@ -178,10 +182,31 @@ pub fn run(config: Config) -> Result<()> {
         &key,
         &config.auth,
     ));
-    let prov = Arc::new(Provisioner::new(
-        pool.clone(),
-        config.device.unassociated_cap,
-    ));
+    check_stranding(&config, &pool)?;
+    let tls = if !config.device.https_listen.is_empty() || config.admin.tls {
+        Some(Arc::new(Tls::start(&config)?))
+    } else {
+        None
+    };
+    // Bound early: the CA delivered to phones names the HTTPS port in its probe URL.
+    let https_listener = match (&tls, config.device.https_listen.as_str()) {
+        (Some(_), listen) if !listen.is_empty() => Some(bind("device HTTPS", listen)?),
+        _ => None,
+    };
+    let https_port = https_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.port());
+    let trust = crate::tls::phone_trust(&config, https_port);
+    if config.tls.deliver_ca_to_phones && trust.is_none() {
+        return Err(Error::Config(
+            "tls.deliver_ca_to_phones: there is no local CA to deliver (tls.cert_file serves \
+             an admin-supplied certificate); turn delivery off or remove tls.cert_file"
+                .into(),
+        ));
+    }
+    let prov =
+        Arc::new(Provisioner::new(pool.clone(), config.device.unassociated_cap).with_trust(trust));
     let l = &config.limits;
     let limits = |idle: u64| LoopLimits {
         head_bytes: l.head_bytes,
@@ -193,9 +218,14 @@ pub fn run(config: Config) -> Result<()> {
     let mut server = Server::new(l.max_connections, l.memory_body_budget);
     let metrics = Arc::new(crate::metrics::Metrics::default());
     let dirs = DataDirs::under(&config.data_dir);
-    if !config.device.http_listen.is_empty() {
-        let listener = bind("device HTTP", &config.device.http_listen)?;
-        let service = DeviceService::new(
+    let tls_acceptor = |shared: &Arc<crate::tls::SharedConfig>| -> Arc<dyn Acceptor> {
+        Arc::new(TlsAcceptor {
+            config: shared.clone(),
+            handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs),
+        })
+    };
+    let device_service = Arc::new(
+        DeviceService::new(
             prov.clone(),
             auth.clone(),
             recorder.clone(),
@@ -203,12 +233,16 @@ pub fn run(config: Config) -> Result<()> {
             l.upload_bytes,
             l.device_quota_bytes,
             metrics.clone(),
-        );
+        )
+        .with_http_mode(config.device.http_mode),
+    );
+    if !config.device.http_listen.is_empty() {
+        let listener = bind("device HTTP", &config.device.http_listen)?;
         let addr = server
             .add(
                 "device-http",
                 listener,
-                Arc::new(service),
+                device_service.clone(),
                 Arc::new(PlainAcceptor),
                 limits(l.device_idle_secs),
             )
@@ -218,6 +252,18 @@ pub fn run(config: Config) -> Result<()> {
             "zerotouch: DHCP option 160 for the default account: http://<this-host>:{}/",
             addr.port()
         );
+    }
+    if let (Some(tls), Some(listener)) = (&tls, https_listener) {
+        let addr = server
+            .add(
+                "device-https",
+                listener,
+                device_service.clone(),
+                tls_acceptor(&tls.device),
+                limits(l.device_idle_secs),
+            )
+            .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
+        println!("zerotouch: device HTTPS listening on https://{addr}/");
     }
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
@@ -229,17 +275,22 @@ pub fn run(config: Config) -> Result<()> {
             metrics: metrics.clone(),
             shared: server.shared.clone(),
             started,
+            tls: tls.clone(),
+        };
+        let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (&tls, config.admin.tls) {
+            (Some(tls), true) => (tls_acceptor(&tls.admin), "https"),
+            _ => (Arc::new(PlainAcceptor), "http"),
         };
         let addr = server
             .add(
                 "admin",
                 listener,
                 Arc::new(service),
-                Arc::new(PlainAcceptor),
+                acceptor,
                 limits(l.admin_idle_secs),
             )
             .map_err(|e| Error::io("starting the admin listener", e))?;
-        println!("zerotouch: admin listening on http://{addr}/");
+        println!("zerotouch: admin listening on {scheme}://{addr}/");
     }
     let _ = std::io::stdout().flush();
     log::info!(
@@ -249,12 +300,38 @@ pub fn run(config: Config) -> Result<()> {
         account.slug
     );
 
-    wait_for_signal()?;
+    wait_for_signal(tls.as_deref())?;
     log::info!("stopping: draining connections");
     server.shutdown(DRAIN);
     stop_recorder(recorder, recorder_thread);
     log::info!("stopped");
     Ok(())
+}
+
+/// Refuses to start when limiting device HTTP would strand devices: associated devices
+/// seen only over plain HTTP would stop getting (part of) their configuration.
+fn check_stranding(config: &Config, pool: &Pool) -> Result<()> {
+    let off = config.device.http_listen.is_empty();
+    let limited = config.device.http_mode == crate::config::HttpMode::NoSecrets;
+    if !(off || limited) || config.device.allow_stranding {
+        return Ok(());
+    }
+    let conn = pool.get()?;
+    let n = crate::db::devices::count_http_only_devices(&conn)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let what = if off {
+        "device.http_listen: device HTTP is off"
+    } else {
+        "device.http_mode: plain HTTP serves no secrets"
+    };
+    Err(Error::Config(format!(
+        "{what}, but {n} associated device(s) have only been seen over plain HTTP and would be \
+         stranded (`zerotouch tls status` lists them). Move them to HTTPS first (deliver the CA \
+         with tls.deliver_ca_to_phones and point them at https://), or set \
+         device.allow_stranding = true to start anyway"
+    )))
 }
 
 fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {
@@ -271,14 +348,39 @@ fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {
     );
 }
 
-fn wait_for_signal() -> Result<()> {
+/// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP reloads the TLS material, and the
+/// generated server certificate is checked for renewal once a day.
+fn wait_for_signal(tls: Option<&Tls>) -> Result<()> {
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, term.clone())
             .map_err(|e| Error::io("installing signal handlers", e))?;
     }
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| Error::io("installing signal handlers", e))?;
+    let mut last_check = Instant::now();
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        let Some(tls) = tls else { continue };
+        if hup.swap(false, Ordering::Relaxed) {
+            match tls.reload() {
+                Ok(s) => {
+                    log::info!("SIGHUP: TLS reloaded: {s}");
+                    println!("zerotouch: TLS reloaded: {s}");
+                    let _ = std::io::stdout().flush();
+                }
+                Err(e) => log::error!(
+                    "SIGHUP: TLS not reloaded, still serving the previous certificate: {e}"
+                ),
+            }
+        }
+        if last_check.elapsed() >= RENEWAL_CHECK {
+            last_check = Instant::now();
+            if let Err(e) = tls.renew_if_due() {
+                log::error!("tls: renewal failed, still serving the previous certificate: {e}");
+            }
+        }
     }
     Ok(())
 }

@@ -284,6 +284,27 @@ pub fn find_activity(conn: &Connection, device_id: i64) -> Result<Option<Activit
         .optional()?)
 }
 
+/// SQL for associated devices that were seen, but never got a successful answer over
+/// HTTPS within their kept access log.
+const HTTP_ONLY: &str = "FROM devices d JOIN device_activity a ON a.device_id = d.id
+     WHERE d.profile_id IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM access_log l
+                       WHERE l.mac = d.mac AND l.secure = 1 AND l.status < 400)";
+
+/// How many associated devices have only been seen over plain HTTP.
+pub fn count_http_only_devices(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row(&format!("SELECT count(*) {HTTP_ONLY}"), [], |r| r.get(0))?)
+}
+
+/// MACs and last-seen times of the associated devices only seen over plain HTTP.
+pub fn list_http_only_devices(conn: &Connection, limit: u32) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT d.mac, a.last_seen {HTTP_ONLY} ORDER BY d.mac LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The provisioning state of a device's platform parameters.
 pub fn load_prov_state(conn: &Connection, device_id: i64) -> Result<BTreeMap<String, ParamState>> {
     let mut stmt = conn.prepare_cached(

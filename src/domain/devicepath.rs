@@ -66,6 +66,8 @@ pub enum DeviceFile {
     Stage(Mac),
     /// `<mac>-ztp.cfg`
     Ztp(Mac),
+    /// `<mac>-tls-probe.cfg`: fetched over HTTPS, it confirms the phone trusts our CA.
+    TlsProbe(Mac),
     /// A file a phone uploads (and may read back): kind, owner, file name.
     Upload(UploadKind, Mac, String),
     /// `firmware/<version>/<file>`
@@ -83,6 +85,7 @@ impl DeviceFile {
             | DeviceFile::Profile(m, _)
             | DeviceFile::Stage(m)
             | DeviceFile::Ztp(m)
+            | DeviceFile::TlsProbe(m)
             | DeviceFile::Upload(_, m, _) => Some(*m),
             _ => None,
         }
@@ -215,6 +218,7 @@ fn classify_base(name: &str) -> Option<DeviceFile> {
             "-profile.cfg" => return Some(DeviceFile::Profile(mac, 0)),
             "-stage.cfg" => return Some(DeviceFile::Stage(mac)),
             "-ztp.cfg" => return Some(DeviceFile::Ztp(mac)),
+            "-tls-probe.cfg" => return Some(DeviceFile::TlsProbe(mac)),
             _ => {}
         }
         if let Some(n) = rest
@@ -265,6 +269,10 @@ mod tests {
             Some(DeviceFile::Profile(mac(), 2))
         );
         assert_eq!(c("/0004f2aabbcc-stage.cfg"), Some(DeviceFile::Stage(mac())));
+        assert_eq!(
+            c("/0004f2aabbcc-tls-probe.cfg"),
+            Some(DeviceFile::TlsProbe(mac()))
+        );
         assert_eq!(
             c("/logs/0004f2aabbcc-app.log"),
             Some(DeviceFile::Upload(

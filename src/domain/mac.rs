@@ -46,6 +46,30 @@ impl Mac {
         Mac::from_bare(&groups.concat())
     }
 
+    /// Finds the MAC a certificate name (subject CN or a SAN) stands for, in the forms
+    /// device certificates use: `0004f2aabbcc`, `00:04:f2:aa:bb:cc`, `00-04-F2-AA-BB-CC`,
+    /// `0004.f2aa.bbcc`, `SEP0004F2AABBCC` (optionally `SEP` followed by a separator), and
+    /// any of these as the first label of a DNS name (`0004f2aabbcc.phones.example`).
+    /// The all-zero MAC is never an identity.
+    pub fn from_cert_name(name: &str) -> Option<Mac> {
+        let name = name.trim();
+        let stripped = match name.get(..3) {
+            Some(p) if p.eq_ignore_ascii_case("SEP") => {
+                name[3..].trim_start_matches([':', '-', '_'])
+            }
+            _ => name,
+        };
+        Mac::parse_lenient(stripped)
+            .or_else(|| {
+                let first = stripped
+                    .split('.')
+                    .next()
+                    .filter(|f| f.len() < stripped.len())?;
+                Mac::parse_lenient(first)
+            })
+            .filter(|m| !m.is_zero())
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("000000000000")
@@ -113,6 +137,31 @@ mod tests {
         assert!(Mac::parse_lenient("0004f2aabbc").is_none());
         assert!(Mac::parse_lenient("0004f2aabbcg").is_none());
         assert!(Mac::parse_lenient("00:04:f2:aa:bbcc").is_none());
+    }
+
+    #[test]
+    fn certificate_names_in_common_forms_name_a_mac() {
+        let want = Mac::from_bare("0004f2aabbcc");
+        for name in [
+            "0004f2aabbcc",
+            "00:04:f2:aa:bb:cc",
+            "00-04-F2-AA-BB-CC",
+            "0004.f2aa.bbcc",
+            "SEP0004F2AABBCC",
+            "sep-0004f2aabbcc",
+            "0004f2aabbcc.phones.example.com",
+        ] {
+            assert_eq!(Mac::from_cert_name(name), want, "{name}");
+        }
+        for name in [
+            "phone.example.com",
+            "000000000000",
+            "SEP",
+            "0004f2aabbc",
+            "",
+        ] {
+            assert_eq!(Mac::from_cert_name(name), None, "{name}");
+        }
     }
 
     #[test]

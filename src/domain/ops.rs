@@ -12,7 +12,7 @@ use super::mac::Mac;
 use super::polycom::render::{DeviceView, profile_file_name};
 use super::profile::{self, ProfileFields, ProfileFile};
 use super::provserver::ServerUrl;
-use super::provstate::Reach;
+use super::provstate::{PhoneTrust, Reach};
 use super::template::Vars;
 use crate::db::{self, accounts, devices, profiles};
 use crate::error::{Error, FieldError, Result};
@@ -243,6 +243,7 @@ pub fn render_device(
     conn: &Connection,
     mac: &Mac,
     reach: &Reach,
+    trust: Option<&PhoneTrust>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
     let device = devices::find_device_by_mac(conn, mac)?
         .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
@@ -262,6 +263,7 @@ pub fn render_device(
         profile: &profile,
         state: &state,
         reach,
+        trust,
     };
     let mut out = vec![
         (format!("{mac}.cfg"), view.master_file()),
@@ -282,6 +284,7 @@ pub fn explain_device(
     conn: &Connection,
     mac: &Mac,
     reach: &Reach,
+    trust: Option<&PhoneTrust>,
 ) -> Result<Vec<super::polycom::render::EffectiveParam>> {
     let device = devices::find_device_by_mac(conn, mac)?
         .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
@@ -299,6 +302,7 @@ pub fn explain_device(
         profile: &profile,
         state: &state,
         reach,
+        trust,
     };
     Ok(view.effective())
 }

@@ -15,7 +15,7 @@ use super::device::Device;
 use super::mac::Mac;
 use super::polycom::render::DeviceView;
 use super::profile::Profile;
-use super::provstate::{self, Evidence, ParamState, Reach};
+use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
 use super::sha256_hex;
 use crate::db::{self, Pool, accounts, devices, profiles};
 use crate::error::Result;
@@ -66,13 +66,19 @@ pub struct DeviceEntry {
 type RenderedFile = (Rendered, Vec<(String, String)>);
 
 impl DeviceEntry {
-    fn view<'a>(&'a self, account: &'a Account, reach: &'a Reach) -> Option<DeviceView<'a>> {
+    fn view<'a>(
+        &'a self,
+        account: &'a Account,
+        reach: &'a Reach,
+        trust: Option<&'a PhoneTrust>,
+    ) -> Option<DeviceView<'a>> {
         Some(DeviceView {
             account,
             device: &self.device,
             profile: self.profile.as_ref()?,
             state: &self.state,
             reach,
+            trust,
         })
     }
 }
@@ -89,6 +95,7 @@ pub struct Provisioner {
     cache: RwLock<Cache>,
     watcher: Mutex<Watcher>,
     unassociated_cap: u32,
+    trust: Option<PhoneTrust>,
 }
 
 /// A connection kept only to notice commits by other connections (`PRAGMA data_version`).
@@ -122,7 +129,19 @@ impl Provisioner {
                 revision: -1,
             }),
             unassociated_cap,
+            trust: None,
         }
+    }
+
+    /// Delivers `trust` (the local CA) to phones through the desired/confirmed mechanism.
+    pub fn with_trust(mut self, trust: Option<PhoneTrust>) -> Provisioner {
+        self.trust = trust;
+        self
+    }
+
+    /// The CA delivered to phones, if delivery is on.
+    pub fn trust(&self) -> Option<&PhoneTrust> {
+        self.trust.as_ref()
     }
 
     pub fn pool(&self) -> &Pool {
@@ -253,7 +272,7 @@ impl Provisioner {
         entry: Arc<DeviceEntry>,
         ev: &Evidence<'_>,
     ) -> Result<Arc<DeviceEntry>> {
-        let Some(view) = entry.view(account, ev.reach) else {
+        let Some(view) = entry.view(account, ev.reach, self.trust.as_ref()) else {
             return Ok(entry);
         };
         let known = entry
@@ -321,7 +340,7 @@ impl Provisioner {
         let (rendered, delivered) = match hit {
             Some(r) => r,
             None => {
-                let Some(view) = entry.view(account, reach) else {
+                let Some(view) = entry.view(account, reach, self.trust.as_ref()) else {
                     return Ok(None);
                 };
                 let (bytes, delivered) = match kind {

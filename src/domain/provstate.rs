@@ -11,7 +11,11 @@
 //! - then the phone asks for its master file again (it rebooted to apply it), and, for the
 //!   server address and type, that request arrives at the desired address over the desired
 //!   scheme, and for credentials, it authenticated with the desired ones;
-//! - `device.prov.tagSerialNo=1` is confirmed by a User-Agent carrying `(SN:<mac>)`.
+//! - `device.prov.tagSerialNo=1` is confirmed by a User-Agent carrying `(SN:<mac>)`;
+//! - the platform CA (and the TLS profile settings that make provisioning use it) is
+//!   confirmed when the phone fetches its TLS probe file over HTTPS: the master lists the
+//!   probe as an absolute `https://` URL while the CA is pending, and a phone can fetch it
+//!   only once it trusts our certificate.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +47,48 @@ impl Reach {
     pub fn server_type(&self) -> &'static str {
         if self.secure { "HTTPS" } else { "HTTP" }
     }
+}
+
+/// The CA zerotouch wants phones to trust for provisioning, and where they prove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneTrust {
+    /// The CA certificate, PEM.
+    pub ca_pem: String,
+    /// Port of the device HTTPS listener, for the probe URL.
+    pub https_port: u16,
+}
+
+impl PhoneTrust {
+    /// The absolute URL of a device's TLS probe, on the host the phone used.
+    pub fn probe_url(&self, reach: &Reach, mac: &str) -> String {
+        let host = &reach.host;
+        // Strip the port: `[v6]:port`, `v4:port`, `name:port`.
+        let bare = if let Some(end) = host.find(']') {
+            &host[..=end]
+        } else {
+            host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+        };
+        format!(
+            "https://{bare}:{}{}{mac}-tls-probe.cfg",
+            self.https_port, reach.base_path
+        )
+    }
+}
+
+/// The `device.*` names of the trust parameters.
+fn trust_names() -> [String; 3] {
+    [
+        Key::PlatformCaCert,
+        Key::PlatformCaList,
+        Key::ProvTlsProfile,
+    ]
+    .map(|k| params::name(Family::Vvx, k, 1).unwrap_or_default())
+}
+
+/// Whether a trust change (the CA) is pending among `pending` parameter names.
+pub fn trust_pending<'a>(mut pending: impl Iterator<Item = &'a str>) -> bool {
+    let names = trust_names();
+    pending.any(|p| names.iter().any(|n| n == p))
 }
 
 /// Where a value comes from, in precedence order (highest first). Later issues add sites,
@@ -91,6 +137,7 @@ pub fn desired(
     device: &Device,
     profile: &Profile,
     reach: &Reach,
+    trust: Option<&PhoneTrust>,
 ) -> BTreeMap<String, Desired> {
     let family = Family::Vvx; // every UCS family shares one table
     let mut out: BTreeMap<String, Desired> = BTreeMap::new();
@@ -174,6 +221,19 @@ pub fn desired(
     }
     // Requests that name no MAC (firmware) are attributed through the serial tag.
     put(Key::ProvTagSerialNo, "1".into(), Source::Server);
+    if let Some(t) = trust {
+        put(Key::PlatformCaCert, t.ca_pem.clone(), Source::Server);
+        put(
+            Key::PlatformCaList,
+            params::PLATFORM_CA_LIST.into(),
+            Source::Server,
+        );
+        put(
+            Key::ProvTlsProfile,
+            params::PROV_TLS_PROFILE.into(),
+            Source::Server,
+        );
+    }
     out
 }
 
@@ -201,6 +261,8 @@ pub struct Evidence<'a> {
     pub auth: Option<(&'a str, &'a str)>,
     /// The User-Agent carried `(SN:<this mac>)`.
     pub serial_tag: bool,
+    /// The request fetched the device's TLS probe file over HTTPS.
+    pub tls_probe: bool,
 }
 
 /// Which pending parameters this request confirms, with the confirmed value.
@@ -217,12 +279,16 @@ pub fn confirmations(
         name(Key::ProvPassword),
         name(Key::ProvTagSerialNo),
     );
+    let trust = trust_names();
     let mut out = Vec::new();
     for (param, d) in pending(desired, state) {
         let delivered =
             state.get(param).and_then(|s| s.delivered.as_deref()) == Some(d.value.as_str());
         let ok = if param == tag {
             ev.serial_tag && d.value == "1"
+        } else if trust.iter().any(|t| t == param) {
+            // Only a phone that trusts our certificate can fetch the probe over HTTPS.
+            delivered && ev.tls_probe
         } else if !(delivered && ev.master_fetch) {
             false
         } else if param == server_name {
@@ -300,7 +366,7 @@ mod tests {
     fn static_without_a_server_keeps_the_phone_where_it_is() {
         let (a, d, mut p, r) = fixture();
         p.fields.boot_server_option = "Static".into();
-        let want = desired(&a, &d, &p, &r);
+        let want = desired(&a, &d, &p, &r, None);
         assert_eq!(want["device.prov.serverName"].value, "10.0.0.5:8080");
         assert_eq!(want["device.prov.serverType"].value, "HTTP");
         assert_eq!(want["device.prov.user"].value, "prov");
@@ -316,7 +382,7 @@ mod tests {
             base_path: "/".into(),
             secure: false,
         };
-        let want = desired(&a, &d, &p, &r);
+        let want = desired(&a, &d, &p, &r, None);
         assert!(!want.contains_key("device.dhcp.bootSrvUseOpt"));
         assert!(!want.contains_key("device.prov.serverName"));
     }
@@ -326,7 +392,7 @@ mod tests {
         let (a, mut d, mut p, r) = fixture();
         p.fields.prov_server = "http://a:b@profile.example.com/".into();
         d.ext.prov_server = "https://device.example.com:8443/x".into();
-        let want = desired(&a, &d, &p, &r);
+        let want = desired(&a, &d, &p, &r, None);
         assert_eq!(
             want["device.prov.serverName"].value,
             "device.example.com:8443/x"
@@ -343,13 +409,14 @@ mod tests {
     fn nothing_is_confirmed_before_delivery_and_a_reboot() {
         let (a, d, mut p, r) = fixture();
         p.fields.option60_type = "ASCII".into();
-        let want = desired(&a, &d, &p, &r);
+        let want = desired(&a, &d, &p, &r, None);
         let mut state = BTreeMap::new();
         let ev = Evidence {
             master_fetch: true,
             reach: &r,
             auth: Some(("prov", "secretsecret")),
             serial_tag: false,
+            tls_probe: false,
         };
         assert!(confirmations(&want, &state, &ev).is_empty());
         state.insert(
@@ -374,12 +441,13 @@ mod tests {
     #[test]
     fn the_serial_tag_confirms_itself() {
         let (a, d, p, r) = fixture();
-        let want = desired(&a, &d, &p, &r);
+        let want = desired(&a, &d, &p, &r, None);
         let ev = Evidence {
             master_fetch: false,
             reach: &r,
             auth: None,
             serial_tag: true,
+            tls_probe: false,
         };
         let got = confirmations(&want, &BTreeMap::new(), &ev);
         assert_eq!(
@@ -398,10 +466,64 @@ mod tests {
     }
 
     #[test]
+    fn the_ca_is_confirmed_only_by_the_probe_after_delivery() {
+        let (a, d, p, r) = fixture();
+        let trust = PhoneTrust {
+            ca_pem: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into(),
+            https_port: 8443,
+        };
+        let want = desired(&a, &d, &p, &r, Some(&trust));
+        let ca = "device.sec.TLS.customCaCert1";
+        assert_eq!(want[ca].value, trust.ca_pem);
+        assert!(trust_pending(pending(&want, &BTreeMap::new()).into_keys()));
+        assert_eq!(
+            trust.probe_url(&r, "0004f2aabbcc"),
+            "https://10.0.0.5:8443/0004f2aabbcc-tls-probe.cfg"
+        );
+        let mut state = BTreeMap::new();
+        let master = Evidence {
+            master_fetch: true,
+            reach: &r,
+            auth: None,
+            serial_tag: false,
+            tls_probe: false,
+        };
+        let probe = Evidence {
+            master_fetch: false,
+            tls_probe: true,
+            ..master.clone()
+        };
+        assert!(
+            confirmations(&want, &state, &probe).is_empty(),
+            "not delivered yet"
+        );
+        for name in trust_names() {
+            state.insert(
+                name.clone(),
+                ParamState {
+                    confirmed: None,
+                    delivered: Some(want[&name].value.clone()),
+                },
+            );
+        }
+        assert!(
+            confirmations(&want, &state, &master)
+                .iter()
+                .all(|(k, _)| !trust_names().contains(k)),
+            "a master fetch over HTTP proves nothing about trust"
+        );
+        let got: Vec<String> = confirmations(&want, &state, &probe)
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(got.len(), 3, "{got:?}");
+    }
+
+    #[test]
     fn a_server_change_is_confirmed_only_at_the_new_address() {
         let (a, mut d, p, r) = fixture();
         d.ext.prov_server = "http://new.example.com".into();
-        let want = desired(&a, &d, &p, &r);
+        let want = desired(&a, &d, &p, &r, None);
         let mut state = BTreeMap::new();
         state.insert(
             "device.prov.serverName".into(),
@@ -415,6 +537,7 @@ mod tests {
             reach: &r,
             auth: None,
             serial_tag: false,
+            tls_probe: false,
         };
         assert!(
             confirmations(&want, &state, &ev)

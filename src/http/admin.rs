@@ -35,6 +35,8 @@ pub struct AdminService {
     pub metrics: Arc<Metrics>,
     pub shared: Arc<Shared>,
     pub started: Instant,
+    /// TLS material, when HTTPS is on: the local CA is offered for download.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What the health page and `/healthz` show.
@@ -196,6 +198,20 @@ impl AdminService {
         .collect())
     }
 
+    /// The local CA, for admins to install on phones or in browsers by hand.
+    fn ca_pem(&self) -> Response {
+        match self.tls.as_ref().and_then(|t| t.status().local_ca_pem) {
+            Some(pem) => Response::from_data("application/x-pem-file", pem).with_additional_header(
+                "Content-Disposition",
+                "attachment; filename=\"zerotouch-ca.pem\"",
+            ),
+            None => Response::text(
+                "no local CA: HTTPS is off or serves an admin-supplied certificate\n",
+            )
+            .with_status_code(404),
+        }
+    }
+
     fn route(&self, request: &Request) -> Response {
         router!(request,
             (GET) (/) => { Response::html(health_page(&self.health()).into_string()) },
@@ -216,6 +232,10 @@ impl AdminService {
             },
             (GET) (/metrics) => {
                 Response::from_data("text/plain; version=0.0.4; charset=utf-8", self.render_metrics())
+            },
+            (GET) (/tls/{name: String}) => {
+                if name != "ca.pem" { return Response::empty_404(); }
+                self.ca_pem()
             },
             (GET) (/healthz) => {
                 let h = self.health();

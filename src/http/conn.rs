@@ -432,6 +432,10 @@ fn serve_one<T: Transport>(
     // Only the loop sets internal headers.
     head.headers
         .retain(|(k, _)| !k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX));
+    if let Some(id) = &peer.identity {
+        head.headers
+            .push((crate::tls::inspect::CLIENT_CERT_HEADER.into(), id.clone()));
+    }
     let mut keep_alive = wants_keep_alive(&head);
     let expect_continue = match head.header("expect") {
         None => false,

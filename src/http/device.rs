@@ -1,7 +1,10 @@
 //! The device endpoints: what phones call (DESIGN §4).
 //!
 //! Order of checks for every request: method, path (strictly decoded; traversal refused),
-//! account (by service address), file name, account enabled, credentials, then the file.
+//! account (by service address), file name, client certificate (a verified device
+//! certificate that names a MAC may only fetch that MAC's files: 403 and a warning
+//! otherwise), account enabled, credentials, then the file. Over plain HTTP in
+//! `no-secrets` mode, files that carry secrets are refused with 403.
 //! Uploads are authenticated in `plan`, before their body is read, and arrive here as a
 //! temporary file the loop streamed to disk; they are moved into place with a rename, so a
 //! stored file is always complete. Every request is recorded without waiting.
@@ -11,6 +14,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -18,6 +22,7 @@ use rouille::{Request, Response, ResponseBody};
 
 use super::auth::{DeviceAuth, Outcome};
 use super::conn::{self, BodyPlan, Head, LoopLimits, Peer, Service};
+use crate::config::HttpMode;
 use crate::db::access::AccessRecord;
 use crate::domain::account::{Account, UnknownDevices};
 use crate::domain::devicepath::{self, DeviceFile, UploadKind};
@@ -28,6 +33,7 @@ use crate::domain::provstate::{Evidence, Reach};
 use crate::domain::useragent::{self, UserAgent};
 use crate::metrics::{Metrics, Route};
 use crate::recorder::Recorder;
+use crate::tls::inspect::{CLIENT_CERT_HEADER, ClientIdentity, MacClaim};
 
 /// How long a MAC stays bound to the IP of its last authenticated request, for recording
 /// requests that name no MAC (firmware, shared assets).
@@ -70,6 +76,10 @@ pub struct DeviceService {
     pub upload_bytes: u64,
     pub device_quota: u64,
     pub metrics: Arc<Metrics>,
+    /// What plain HTTP may serve.
+    pub http_mode: HttpMode,
+    /// Requests refused because a device certificate named another MAC.
+    pub cert_mismatches: AtomicU64,
     ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
 }
 
@@ -112,8 +122,45 @@ impl DeviceService {
             upload_bytes,
             device_quota,
             metrics,
+            http_mode: HttpMode::Full,
+            cert_mismatches: AtomicU64::new(0),
             ip_macs: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Sets what plain HTTP may serve.
+    pub fn with_http_mode(mut self, mode: HttpMode) -> DeviceService {
+        self.http_mode = mode;
+        self
+    }
+
+    /// The MAC a verified client certificate binds the connection to, and whether it
+    /// allows a request for `mac`'s files (`None`: no certificate, or one without a MAC).
+    /// Refusals are counted and logged.
+    fn cert_refuses(&self, identity: Option<&str>, mac: Option<Mac>, ip: IpAddr) -> bool {
+        let Some(id) = identity.and_then(ClientIdentity::from_header) else {
+            return false;
+        };
+        let refused = match (id.mac, mac) {
+            (MacClaim::None, _) | (_, None) => false,
+            (MacClaim::One(own), Some(m)) => own != m,
+            (MacClaim::Ambiguous, Some(_)) => true,
+        };
+        if refused {
+            self.cert_mismatches.fetch_add(1, Ordering::Relaxed);
+            log::warn!(
+                "{ip}: client certificate `{}` (SHA-256 {}) asked for the files of {}: refused",
+                id.subject,
+                id.sha256,
+                mac.map(|m| m.to_string()).unwrap_or_default()
+            );
+        }
+        refused
+    }
+
+    /// Whether plain HTTP must not carry this response body (no-secrets mode).
+    fn withheld_over_http(&self, ctx: &Ctx<'_>, bytes: &[u8]) -> bool {
+        !ctx.reach.secure && self.http_mode == HttpMode::NoSecrets && carries_secrets(bytes)
     }
 
     /// Decodes the path and finds the account and the file it names.
@@ -187,6 +234,14 @@ impl DeviceService {
         meta.account_id = Some(account.id.0);
         meta.mac = file.mac();
         meta.route = Some(route_of(&file, method));
+        let identity = req.header(CLIENT_CERT_HEADER);
+        if self.cert_refuses(identity, meta.mac, peer.addr.ip()) {
+            meta.auth = "cert-mismatch";
+            return text(
+                403,
+                "your client certificate belongs to another device; it may fetch only its own files",
+            );
+        }
         if !account.provisioning_enabled {
             // Never a master with content for a disabled account.
             return match file {
@@ -208,8 +263,14 @@ impl DeviceService {
             return r;
         }
         if meta.mac.is_none() {
-            meta.mac = ua
-                .and_then(|u| u.serial_mac)
+            let cert_mac = identity
+                .and_then(ClientIdentity::from_header)
+                .and_then(|id| match id.mac {
+                    MacClaim::One(m) => Some(m),
+                    _ => None,
+                });
+            meta.mac = cert_mac
+                .or_else(|| ua.and_then(|u| u.serial_mac))
                 .or_else(|| self.bound_mac(peer.addr.ip()));
         } else if let Some(mac) = meta.mac {
             self.bind_ip(peer.addr.ip(), mac);
@@ -251,6 +312,7 @@ impl DeviceService {
                 UnknownDevices::Reject => text(403, "unknown device"),
                 _ => text(404, "not found"),
             }),
+            DeviceFile::TlsProbe(mac) => self.tls_probe(&ctx, mac),
             DeviceFile::Generated(mac) => {
                 let r = self.device_file(&ctx, mac, FileKind::Generated);
                 meta.sync = r.as_ref().is_ok_and(|r| r.status_code == 200);
@@ -294,9 +356,9 @@ impl DeviceService {
         if entry.device.account_id != ctx.account.id.0 {
             return Ok(text(404, "not associated"));
         }
-        let entry = self
-            .prov
-            .observe(&ctx.account, entry, &self.evidence(ctx, mac, true))?;
+        let entry =
+            self.prov
+                .observe(&ctx.account, entry, &self.evidence(ctx, mac, true, false))?;
         match self
             .prov
             .render(&ctx.account, &entry, FileKind::Master, &ctx.reach)?
@@ -306,9 +368,16 @@ impl DeviceService {
         }
     }
 
-    fn evidence<'a>(&self, ctx: &'a Ctx<'_>, mac: &Mac, master_fetch: bool) -> Evidence<'a> {
+    fn evidence<'a>(
+        &self,
+        ctx: &'a Ctx<'_>,
+        mac: &Mac,
+        master_fetch: bool,
+        tls_probe: bool,
+    ) -> Evidence<'a> {
         Evidence {
             master_fetch,
+            tls_probe: tls_probe && ctx.reach.secure,
             reach: &ctx.reach,
             auth: match &ctx.auth {
                 Outcome::Ok { user, password } => Some((user.as_str(), password.as_str())),
@@ -331,13 +400,31 @@ impl DeviceService {
             }
             _ => return Ok(text(404, "not associated")),
         };
-        let entry = self
-            .prov
-            .observe(&ctx.account, entry, &self.evidence(ctx, mac, false))?;
+        let entry =
+            self.prov
+                .observe(&ctx.account, entry, &self.evidence(ctx, mac, false, false))?;
         match self.prov.render(&ctx.account, &entry, kind, &ctx.reach)? {
+            Some(r) if self.withheld_over_http(ctx, &r.bytes) => Ok(text(
+                403,
+                "this file carries secrets and is served over HTTPS only (device.http_mode = no-secrets)",
+            )),
             Some(r) => Ok(xml(ctx, &r)),
             None => Ok(text(404, "not found")),
         }
+    }
+
+    /// `<mac>-tls-probe.cfg`: over HTTPS, the evidence that the phone trusts our CA.
+    fn tls_probe(&self, ctx: &Ctx<'_>, mac: &Mac) -> crate::Result<Response> {
+        if !ctx.reach.secure {
+            return Ok(text(404, "the TLS probe is served over HTTPS only"));
+        }
+        let entry = match self.prov.lookup(mac)? {
+            Lookup::Associated(e) if e.device.account_id == ctx.account.id.0 => e,
+            _ => return Ok(text(404, "not associated")),
+        };
+        self.prov
+            .observe(&ctx.account, entry, &self.evidence(ctx, mac, false, true))?;
+        Ok(xml(ctx, &Rendered::new(render::tls_probe_file())))
     }
 
     /// Whether `mac` is a device of this account that may upload and read its files.
@@ -362,6 +449,16 @@ impl DeviceService {
             } else {
                 text(404, "not found")
             });
+        }
+        if kind == UploadKind::Override
+            && !ctx.reach.secure
+            && self.http_mode == HttpMode::NoSecrets
+        {
+            // Settings made on the phone may include passwords.
+            return Ok(text(
+                403,
+                "override files are served over HTTPS only (device.http_mode = no-secrets)",
+            ));
         }
         let content_type = if name.ends_with(".xml") || name.ends_with(".cfg") {
             "application/xml"
@@ -494,6 +591,12 @@ impl Service for DeviceService {
         let DeviceFile::Upload(..) = file else {
             return BodyPlan::Respond(text(405, "this file cannot be uploaded"));
         };
+        if self.cert_refuses(peer.identity.as_deref(), file.mac(), peer.addr.ip()) {
+            return BodyPlan::Respond(text(
+                403,
+                "your client certificate belongs to another device; it may store only its own files",
+            ));
+        }
         if !account.provisioning_enabled {
             return BodyPlan::Respond(text(403, "provisioning is disabled"));
         }
@@ -572,6 +675,18 @@ fn route_of(file: &DeviceFile, method: &str) -> Route {
         DeviceFile::Upload(..) => Route::UploadGet,
         DeviceFile::Firmware { .. } => Route::Firmware,
         DeviceFile::Asset(_) => Route::Asset,
+        DeviceFile::TlsProbe(_) => Route::TlsProbe,
+    }
+}
+
+/// Whether a configuration file sets a secret parameter to a non-empty value. A file that
+/// cannot be parsed counts as carrying secrets (it is not known not to).
+fn carries_secrets(bytes: &[u8]) -> bool {
+    match crate::domain::xml::parse_params("file", bytes) {
+        Ok(params) => params
+            .iter()
+            .any(|p| !p.value.is_empty() && crate::domain::polycom::params::is_secret(&p.name)),
+        Err(_) => true,
     }
 }
 

@@ -1,4 +1,4 @@
-//! HTTP: our own connection loop (`conn`, `server`), the device endpoints phones call
+//! HTTP: our own connection loop (`conn`, `server`, `tls`), the device endpoints phones call
 //! (`device`), device authentication (`auth`) and the admin listener (`admin`).
 //! Only this module knows about rouille and maud.
 
@@ -7,6 +7,7 @@ pub mod auth;
 pub mod conn;
 pub mod device;
 pub mod server;
+pub mod tls;
 
 use crate::error::Error;
 

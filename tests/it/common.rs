@@ -54,6 +54,8 @@ pub struct ZServer {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
     pub device: SocketAddr,
+    /// The device HTTPS listener, when on.
+    pub https: Option<SocketAddr>,
     pub admin: SocketAddr,
     /// Everything the server printed on stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
@@ -73,15 +75,25 @@ impl ZServer {
         ZServer::start_in(dir, extra)
     }
 
-    /// Starts the server on an existing data directory (e.g. to restart it).
+    /// Starts the server on an existing data directory (e.g. to restart it). Listeners
+    /// default to loopback port 0; `extra` may set any of them itself (e.g. to "" to turn
+    /// one off), in which case the default line is left out.
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> ZServer {
         let config = dir.path().join("config.toml");
         let data = dir.path().join("data");
-        let text = format!(
-            "data_dir = {:?}\ndevice.http_listen = \"127.0.0.1:0\"\nadmin.listen = \"127.0.0.1:0\"\n\
-             recording.flush_interval_ms = 50\n{extra}\n",
-            data.to_string_lossy()
-        );
+        let mut text = format!("data_dir = {:?}\n", data.to_string_lossy());
+        for (key, value) in [
+            ("device.http_listen", "\"127.0.0.1:0\""),
+            ("device.https_listen", "\"127.0.0.1:0\""),
+            ("admin.listen", "\"127.0.0.1:0\""),
+            ("recording.flush_interval_ms", "50"),
+        ] {
+            if !extra.contains(key) {
+                text.push_str(&format!("{key} = {value}\n"));
+            }
+        }
+        text.push_str(extra);
+        text.push('\n');
         std::fs::write(&config, text).expect("write config");
         ZServer::spawn(dir, config)
     }
@@ -110,9 +122,10 @@ impl ZServer {
             });
         }
         drop(tx);
-        let (mut device, mut admin) = (None, None);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while device.is_none() || admin.is_none() {
+        let (mut device, mut https, mut admin) = (None, None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The admin line comes last of the listener lines.
+        while admin.is_none() {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -125,11 +138,13 @@ impl ZServer {
                 }
             };
             let addr = |l: &str| -> Option<SocketAddr> {
-                let rest = l.split("http://").nth(1)?;
+                let rest = l.split("://").nth(1)?;
                 rest.trim_end_matches('/').parse().ok()
             };
             if line.contains("device HTTP listening on") {
                 device = addr(&line);
+            } else if line.contains("device HTTPS listening on") {
+                https = addr(&line);
             } else if line.contains("admin listening on") {
                 admin = addr(&line);
             }
@@ -138,10 +153,18 @@ impl ZServer {
             child: Some(child),
             dir,
             config,
-            device: device.expect("device addr"),
+            // With device HTTP off, tests that talk to `device` get the HTTPS port (and a
+            // TLS error if they speak plain HTTP to it).
+            device: device.or(https).expect("device addr"),
+            https,
             admin: admin.expect("admin addr"),
             output,
         }
+    }
+
+    /// The server's process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
     }
 
     pub fn data_dir(&self) -> PathBuf {

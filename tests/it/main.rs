@@ -7,3 +7,5 @@ mod cli;
 mod common;
 mod http_loop;
 mod ops;
+mod tls;
+mod tls_files;

@@ -33,9 +33,19 @@ pub enum Key {
     RegDisplayName,
     RegServerAddress,
     RegOutboundProxy,
-    /// Platform CA used for provisioning over HTTPS *(verify)*.
+    /// Platform CA used for provisioning over HTTPS *(verify)*. Slot 1 only: slot 2 stays
+    /// free for a CA rollover.
     PlatformCaCert,
+    /// Which CAs platform TLS profile 1 trusts *(verify)*.
+    PlatformCaList,
+    /// Which platform TLS profile provisioning uses *(verify)*.
+    ProvTlsProfile,
 }
+
+/// Value of `Key::PlatformCaList`: the built-in CAs plus platform CA 1 *(verify)*.
+pub const PLATFORM_CA_LIST: &str = "BuiltinAndPlatform1";
+/// Value of `Key::ProvTlsProfile`: platform profile 1 *(verify)*.
+pub const PROV_TLS_PROFILE: &str = "PlatformProfile1";
 
 /// One entry of a family's table: the name (with `N` standing for the line number), whether
 /// its value is a secret, and whether it is a `device.*` parameter (needs `.set` and
@@ -163,6 +173,19 @@ const UCS: &[ParamDef] = &[
     ParamDef {
         key: Key::PlatformCaCert,
         name: "device.sec.TLS.customCaCert1",
+        secret: false,
+    },
+    // (verify) CA list of platform profile 1; documents name the values Builtin,
+    // BuiltinAndPlatform1, BuiltinAndPlatform2, All, Platform1, Platform2, Platform1AndPlatform2.
+    ParamDef {
+        key: Key::PlatformCaList,
+        name: "device.sec.TLS.profile.caCertList1",
+        secret: false,
+    },
+    // (verify) profile selection for provisioning (device.sec.TLS.profileSelection.*).
+    ParamDef {
+        key: Key::ProvTlsProfile,
+        name: "device.sec.TLS.profileSelection.provisioning",
         secret: false,
     },
 ];

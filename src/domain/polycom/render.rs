@@ -13,7 +13,7 @@ use super::params::{self, Key};
 use crate::domain::account::Account;
 use crate::domain::device::Device;
 use crate::domain::profile::{Polling, Profile};
-use crate::domain::provstate::{self, Desired, ParamState, Reach, Source};
+use crate::domain::provstate::{self, Desired, ParamState, PhoneTrust, Reach, Source};
 use crate::domain::template::{self, Vars};
 use crate::domain::xml::escape_attr;
 
@@ -46,12 +46,20 @@ pub struct DeviceView<'a> {
     pub profile: &'a Profile,
     pub state: &'a BTreeMap<String, ParamState>,
     pub reach: &'a Reach,
+    /// The CA to deliver as the platform trust anchor, when delivery is on.
+    pub trust: Option<&'a PhoneTrust>,
 }
 
 impl DeviceView<'_> {
     /// Desired platform parameters (see `provstate`).
     pub fn desired(&self) -> BTreeMap<String, Desired> {
-        provstate::desired(self.account, self.device, self.profile, self.reach)
+        provstate::desired(
+            self.account,
+            self.device,
+            self.profile,
+            self.reach,
+            self.trust,
+        )
     }
 
     /// The effective parameters of the generated file, first source wins: pending platform
@@ -166,6 +174,15 @@ impl DeviceView<'_> {
         if !self.profile.is_video_endpoint() {
             files.extend(self.profile_file_names());
         }
+        // While the CA is pending, the probe comes last: a phone that cannot fetch it yet
+        // (it does not trust us yet) still gets every other file first (verify that a
+        // failing entry does not stop the boot).
+        if let Some(t) = self.trust {
+            let desired = self.desired();
+            if provstate::trust_pending(provstate::pending(&desired, self.state).into_keys()) {
+                files.push(t.probe_url(self.reach, &mac));
+            }
+        }
         let mut per_model = String::new();
         for (family, version) in &self.profile.fields.software {
             for model in family.models() {
@@ -272,6 +289,15 @@ fn master(config_files: &str, directories: bool, children: &str) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// `<mac>-tls-probe.cfg`: carries nothing; fetching it over HTTPS is the evidence.
+pub fn tls_probe_file() -> Vec<u8> {
+    let mut out = String::from(XML_DECL);
+    out.push_str(
+        "<!-- zerotouch: TLS probe; fetching this over HTTPS shows the phone trusts the server -->\n<polycomConfig/>\n",
+    );
+    out.into_bytes()
+}
+
 /// `000000000000.cfg` under the `stage` policy: the phone fetches its own staging file.
 pub fn stage_master() -> Vec<u8> {
     master("[PHONE_MAC_ADDRESS]-stage.cfg", false, "")
@@ -318,6 +344,7 @@ mod tests {
             ("stage", stage_file()),
             ("ztp master", ztp_master()),
             ("ztp", ztp_file()),
+            ("probe", tls_probe_file()),
         ] {
             xml::check_well_formed(name, &bytes).expect(name);
         }
