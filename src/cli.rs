@@ -19,6 +19,8 @@ use crate::domain::profile::{Polling, ProfileFields};
 use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
+mod diag;
+
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
 #[derive(FromArgs, Debug)]
 pub struct Args {
@@ -39,6 +41,8 @@ pub enum Command {
     Device(DeviceCmd),
     Render(Render),
     Migrate(Migrate),
+    Diagnose(diag::DiagnoseCmd),
+    Lint(diag::LintCmd),
 }
 
 /// run the server (embedded default configuration unless --config is given)
@@ -386,6 +390,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Profile(p) => profile(p.action)?,
         Command::Device(d) => device(d.action)?,
         Command::Render(r) => render(r)?,
+        Command::Diagnose(d) => return diag::diagnose(d.action),
+        Command::Lint(l) => return diag::lint_cmd(l),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -537,14 +543,23 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
                 language: a.language,
                 software: ops::parse_software(&a.software)?,
             };
-            ops::add_profile(
+            let transport = if config.device_http_addr().is_some() {
+                crate::diag::lint::Transport::PlainHttp
+            } else {
+                crate::diag::lint::Transport::HttpsOnly
+            };
+            let (_, warnings) = ops::add_profile_checked(
                 &mut conn,
                 &acc,
                 &fields,
                 files,
                 &OwnAddresses::from_config(&config),
+                transport,
             )?;
             println!("profile `{}` created", a.name);
+            for w in warnings {
+                println!("lint: {w}");
+            }
         }
         ProfileAction::List(l) => {
             let (_c, conn, acc) = open(l.config.as_deref())?;

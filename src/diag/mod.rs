@@ -17,6 +17,7 @@ pub mod dns;
 pub mod findings;
 pub mod lint;
 pub mod options;
+pub mod runs;
 pub mod snippets;
 
 use serde::{Deserialize, Serialize};
