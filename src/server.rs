@@ -161,6 +161,7 @@ pub fn run(config: Config) -> Result<()> {
             connections: server.connections.clone(),
             auth: auth.clone(),
             started,
+            diagnostics: Arc::new(crate::http::diagnostics::Diagnostics::new(&config)),
         };
         let addr = server
             .add(

@@ -393,7 +393,7 @@ pub fn lint_cmd(l: LintCmd) -> anyhow::Result<ExitCode> {
         serde_json::to_writer_pretty(&mut out, &findings)?;
         writeln!(out)?;
     } else {
-        if let Some(list) = order {
+        if let Some(list) = order.filter(|l| !l.is_empty()) {
             writeln!(
                 out,
                 "CONFIG_FILES order from the master file: {}",

@@ -127,3 +127,72 @@ pub fn hex(bytes: &[u8]) -> String {
     }
     out
 }
+
+/// A plain explanation of a kind of finding, for people who do not live in DHCP and DNS
+/// (shown on the Diagnostics page next to each finding).
+pub fn explain(code: &str) -> &'static str {
+    match code {
+        "dhcp.points-elsewhere" => {
+            "When a phone starts, the network's DHCP server can tell it which provisioning \
+             server to use (option 66, or 160/161 for Polycom). This one names another server, \
+             so phones that follow it never come here."
+        }
+        "dhcp.points-here" => "The DHCP option sends phones to this server. That is what you want.",
+        "dhcp.stale-credentials" => {
+            "The DHCP option carries a user name and password for this server, but not the \
+             current ones. Phones that take them from DHCP (new or reset phones) will be \
+             refused until the option is updated."
+        }
+        "dhcp.unreadable-server" => {
+            "The option is set, but not to anything a phone can use as a server address."
+        }
+        "dhcp.option43-lync" => {
+            "Option 43 tells phones in Microsoft Lync/Skype mode where to fetch a certificate. \
+             It does not send phones to another provisioning server."
+        }
+        "dhcp.option150" => {
+            "Option 150 is a Cisco setting. Polycom phones are not known to use it."
+        }
+        "dhcp.no-answer" => "Nothing answered the probe, so it could not see what phones are told.",
+        "dhcp.no-boot-server" => {
+            "No DHCP server names a provisioning server, so phones use an address typed on \
+             the phone, or ask Polycom's cloud (ZTP)."
+        }
+        "dhcp.failover-pair" => {
+            "More than one DHCP server answers, but they say the same thing (a normal redundant pair)."
+        }
+        "dhcp.servers-differ" => {
+            "More than one DHCP server answers and they disagree. Each phone believes \
+             whichever answers first, so phones may end up on different servers."
+        }
+        "dhcp-config.vendor-class" => {
+            "Part of the DHCP configuration applies only to devices that identify themselves in a certain way (for example as Polycom phones)."
+        }
+        "dhcp-config.note" => {
+            "Part of a file could not be read or understood, so it was not checked."
+        }
+        "dhcp-config.no-options" => "The DHCP configuration does not name any provisioning server.",
+        "dns.rtcconfig" | "dns.cmaconfig" => {
+            "Video systems look up this DNS record to find their provisioning server. While it \
+             exists they go where it points and never reach Polycom's zero-touch service."
+        }
+        "dns.lync" => {
+            "These records are for Microsoft Lync/Skype sign-in. They do not affect provisioning."
+        }
+        "dns.ntp" => {
+            "This record tells devices which time server to use; a correct clock matters for HTTPS."
+        }
+        "dns.no-answer" | "dns.partial" => {
+            "The DNS server did not answer every question, so some records may be missing from this view."
+        }
+        "access.bad-credentials" => {
+            "This phone keeps asking with a user name or password that is no longer valid, \
+             usually one it got before the credentials were changed."
+        }
+        "overrides.server" | "overrides.registration" => {
+            "Someone changed this setting on the phone itself. Settings made on the phone win \
+             over what this server sends, so the phone keeps using its own value."
+        }
+        _ => "",
+    }
+}

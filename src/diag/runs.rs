@@ -61,6 +61,17 @@ pub fn store_failure(conn: &Connection, kind: &str, subject: &str, error: &str) 
     Ok(id)
 }
 
+/// Completes a run started with `db::diag::insert_run` (the admin UI starts the DHCP probe
+/// as a separate process and completes the run when it ends).
+pub fn complete<T: Serialize>(
+    conn: &Connection,
+    id: i64,
+    result: &T,
+    findings: &[Finding],
+) -> Result<()> {
+    q::finish_run(conn, id, None, &to_value(result).to_string(), findings)
+}
+
 /// Findings of a DHCP probe's answers, stored as a run.
 pub fn finish_dhcp(
     conn: &Connection,

@@ -32,6 +32,8 @@ pub struct AdminService {
     pub connections: Arc<Connections>,
     pub auth: Arc<DeviceAuth>,
     pub started: Instant,
+    /// The Diagnostics page (`/diagnostics`), mounted as a whole.
+    pub diagnostics: Arc<super::diagnostics::Diagnostics>,
 }
 
 /// What the health page and `/healthz` show.
@@ -86,6 +88,9 @@ impl AdminService {
     }
 
     fn route(&self, request: &Request) -> Response {
+        if let Some(r) = self.diagnostics.route(request, &self.pool) {
+            return r;
+        }
         router!(request,
             (GET) (/) => { Response::html(health_page(&self.health()).into_string()) },
             (GET) (/assets/{name: String}) => {
@@ -152,6 +157,7 @@ fn health_page(h: &Health) -> Markup {
                 (row("Recorder events dropped", h.recorder_dropped.to_string()))
                 (row("IPs throttled for wrong credentials", h.throttled_ips.to_string()))
             }
+            p { a href="/diagnostics" { "Diagnostics" } ": DHCP options and DNS records that send phones elsewhere." }
             p.muted { "The console (profiles, associations, Find) is not part of this release yet; use the "
                 code { "zerotouch" } " command line." }
         },
