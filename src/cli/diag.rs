@@ -129,6 +129,9 @@ pub struct DiagSnippets {
     /// device.public_names, else this host's name)
     #[argh(option)]
     pub host: Option<String>,
+    /// port phones use (default: the port of device.http_listen; 80 is left out)
+    #[argh(option)]
+    pub port: Option<u16>,
     /// embed the accounts' current device credentials in the URLs
     #[argh(switch)]
     pub with_credentials: bool,
@@ -273,7 +276,10 @@ fn snippets_cmd(s: DiagSnippets) -> anyhow::Result<()> {
     let (config, conn, _acc) = super::open(s.config.as_deref())?;
     let accounts = crate::db::accounts::list_accounts(&conn)?;
     let host = s.host.unwrap_or_else(|| default_host(&config));
-    let port = config.device_http_addr().map(|a| a.port());
+    let port = s
+        .port
+        .or_else(|| config.device_http_addr().map(|a| a.port()))
+        .filter(|p| *p != 0);
     let list = snippets::snippets(&accounts, &host, port, s.with_credentials);
     let mut out = std::io::stdout().lock();
     if s.json {

@@ -328,7 +328,7 @@ pub fn master_config_files(bytes: &[u8]) -> Option<Vec<String>> {
 
 /// Puts files in the order a master file among them names in CONFIG_FILES (files it does
 /// not name keep their order, after those it names). Returns the master's list, if any.
-pub fn order_by_master(files: &mut Vec<(String, Vec<u8>)>) -> Option<Vec<String>> {
+pub fn order_by_master(files: &mut [(String, Vec<u8>)]) -> Option<Vec<String>> {
     let list = files.iter().find_map(|(_, b)| master_config_files(b))?;
     let base = |n: &str| n.rsplit('/').next().unwrap_or(n).to_string();
     let rank = |name: &str| {

@@ -239,7 +239,7 @@ fn ipv4(d: &[u8]) -> Option<Ipv4Addr> {
 }
 
 fn ipv4_list(d: &[u8]) -> Option<Vec<Ipv4Addr>> {
-    if d.is_empty() || d.len() % 4 != 0 {
+    if d.is_empty() || !d.len().is_multiple_of(4) {
         return None;
     }
     Some(d.chunks_exact(4).filter_map(ipv4).collect())

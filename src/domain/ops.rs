@@ -48,7 +48,10 @@ impl OwnAddresses {
             if !addr.ip().is_unspecified() {
                 hosts.push(addr.ip().to_string());
             }
-            ports.push(addr.port());
+            // Port 0 is chosen at start and not known here: then any port of ours matches.
+            if addr.port() != 0 {
+                ports.push(addr.port());
+            }
         }
         OwnAddresses { hosts, ports }
     }

@@ -5,4 +5,5 @@ mod bad_input;
 mod boot;
 mod cli;
 mod common;
+mod diag;
 mod http_loop;

@@ -157,10 +157,8 @@ fn option(
         } else if let Some(n) = it.strip_prefix("option:") {
             code = named_code(n);
             name = it.clone();
-            if code.is_none() {
-                // A name we do not report (router, dns-server, ...).
-                return None;
-            }
+            // A name we do not report (router, dns-server, ...) ends here.
+            code?;
             break;
         } else if let Ok(c) = it.parse::<u8>() {
             code = Some(c);

@@ -163,14 +163,35 @@ fn mentions_vendor_class(tokens: &[(Tok, u32)]) -> bool {
     })
 }
 
-/// Parses one file; returns the includes it names.
+/// What one file tells the files it includes (and later files): option declarations,
+/// vendor option spaces, classes that match on the vendor class.
+#[derive(Debug, Default)]
+pub struct State {
+    declared: HashMap<String, u8>,
+    vendor_spaces: Vec<String>,
+    vendor_class_matchers: Vec<String>,
+}
+
+/// Parses one file on its own; returns the includes it names.
 pub fn parse(file: &str, text: &str, report: &mut ConfReport) -> Vec<Include> {
+    parse_with(file, text, report, &mut State::default())
+}
+
+/// Parses one file with what earlier files declared; returns the includes it names.
+pub fn parse_with(
+    file: &str,
+    text: &str,
+    report: &mut ConfReport,
+    state: &mut State,
+) -> Vec<Include> {
     let tokens = tokenize(text);
     let mut includes = Vec::new();
     let mut scopes: Vec<String> = Vec::new();
-    let mut declared: HashMap<String, u8> = HashMap::new();
-    let mut vendor_spaces: Vec<String> = Vec::new();
-    let mut vendor_class_matchers: Vec<String> = Vec::new();
+    let State {
+        declared,
+        vendor_spaces,
+        vendor_class_matchers,
+    } = state;
     // Options in a non-dhcp space, decided once every `vendor-option-space` is known.
     let mut space_options: Vec<(ConfOption, String)> = Vec::new();
     let mut start = 0;
@@ -186,7 +207,7 @@ pub fn parse(file: &str, text: &str, report: &mut ConfReport) -> Vec<Include> {
         match tokens[i].0 {
             Tok::Open => {
                 let label = scope_label(stmt);
-                if let Some(opt) = subclass_match(file, stmt, &vendor_class_matchers) {
+                if let Some(opt) = subclass_match(file, stmt, vendor_class_matchers) {
                     report.options.push(opt);
                 }
                 if stmt.first().map(|t| &t.0) == Some(&Tok::Word("if".into()))
@@ -231,7 +252,7 @@ pub fn parse(file: &str, text: &str, report: &mut ConfReport) -> Vec<Include> {
                         }
                     }
                     "subclass" => {
-                        if let Some(opt) = subclass_match(file, stmt, &vendor_class_matchers) {
+                        if let Some(opt) = subclass_match(file, stmt, vendor_class_matchers) {
                             report.options.push(opt);
                         }
                     }

@@ -147,6 +147,7 @@ pub fn analyze(paths: &[PathBuf]) -> ConfReport {
     let mut reader = Reader {
         report: ConfReport::default(),
         seen: Vec::new(),
+        isc: isc::State::default(),
     };
     for p in paths {
         reader.read(p, None, 0);
@@ -159,6 +160,7 @@ pub fn analyze_text(file: &str, text: &str, dialect: Dialect) -> ConfReport {
     let mut reader = Reader {
         report: ConfReport::default(),
         seen: Vec::new(),
+        isc: isc::State::default(),
     };
     reader.parse(file, Path::new("."), text, dialect, 0);
     reader.report
@@ -168,6 +170,8 @@ pub fn analyze_text(file: &str, text: &str, dialect: Dialect) -> ConfReport {
 pub(crate) struct Reader {
     report: ConfReport,
     seen: Vec<PathBuf>,
+    /// ISC declarations hold across includes.
+    isc: isc::State,
 }
 
 const MAX_DEPTH: usize = 8;
@@ -201,7 +205,7 @@ impl Reader {
     fn parse(&mut self, file: &str, dir: &Path, text: &str, dialect: Dialect, depth: usize) {
         self.report.files.push((file.to_string(), dialect));
         let includes = match dialect {
-            Dialect::Isc => isc::parse(file, text, &mut self.report),
+            Dialect::Isc => isc::parse_with(file, text, &mut self.report, &mut self.isc),
             Dialect::Kea => {
                 kea::parse_in(file, dir, text, &mut self.report);
                 Vec::new()
@@ -295,7 +299,7 @@ pub fn parse_hex(text: &str) -> Option<Vec<u8>> {
             .map(|p| u8::from_str_radix(p, 16).ok())
             .collect();
     }
-    if t.is_empty() || t.len() % 2 != 0 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if t.is_empty() || !t.len().is_multiple_of(2) || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..t.len())
