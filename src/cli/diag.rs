@@ -17,7 +17,7 @@ use crate::diag::dns::DnsProbe;
 use crate::diag::findings::ServerContext;
 use crate::diag::lint::{self, Transport};
 use crate::diag::runs::{self, Report};
-use crate::diag::{Severity, snippets, write_findings};
+use crate::diag::{Severity, mask_url, snippets, write_findings};
 use crate::domain::ops::OwnAddresses;
 
 /// find the DHCP options and DNS records that send phones elsewhere
@@ -206,7 +206,7 @@ pub fn diagnose(action: DiagnoseAction) -> anyhow::Result<ExitCode> {
                             o.scope,
                             o.code,
                             o.name,
-                            o.value
+                            mask_url(&o.value)
                         )?;
                     }
                     Ok(())
@@ -363,7 +363,7 @@ fn dhcp(d: DiagDhcp) -> anyhow::Result<()> {
                     a.message_type, a.server, a.source, a.your_ip
                 )?;
                 for o in &a.options {
-                    writeln!(out, "  {:>3} {:<34} {}", o.code, o.name, o.value)?;
+                    writeln!(out, "  {:>3} {:<34} {}", o.code, o.name, mask_url(&o.value))?;
                 }
             }
             Ok(())

@@ -11,6 +11,7 @@
 //! renders HTML; the probes run as short-lived CLI processes, so the server itself needs
 //! no raw-socket capability.
 
+pub mod decode;
 pub mod dhcp;
 pub mod dhcpconf;
 pub mod dns;
@@ -128,6 +129,23 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// `user:***@` instead of `user:password@` in the first URL of a text, for what the CLI
+/// prints and the page shows (the stored JSON keeps what the server sent).
+pub fn mask_url(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_string();
+    };
+    let rest = &value[scheme_end + 3..];
+    let Some(at) = rest.find('@') else {
+        return value.to_string();
+    };
+    let userinfo = &rest[..at];
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{}{user}:***{}", &value[..scheme_end + 3], &rest[at..]),
+        None => value.to_string(),
+    }
+}
+
 /// A plain explanation of a kind of finding, for people who do not live in DHCP and DNS
 /// (shown on the Diagnostics page next to each finding).
 pub fn explain(code: &str) -> &'static str {
@@ -194,5 +212,23 @@ pub fn explain(code: &str) -> &'static str {
              over what this server sends, so the phone keeps using its own value."
         }
         _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_in_urls_are_masked() {
+        assert_eq!(
+            mask_url("http://u:secret@h:8080/p"),
+            "http://u:***@h:8080/p"
+        );
+        assert_eq!(
+            mask_url("option 160 = http://u:s@h/"),
+            "option 160 = http://u:***@h/"
+        );
+        assert_eq!(mask_url("http://h/"), "http://h/");
     }
 }
