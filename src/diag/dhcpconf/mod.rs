@@ -356,6 +356,35 @@ mod tests {
         assert!(!looks_like_colon_hex("10.0.0.1"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_in_any_dialect_never_panics(text in "\\PC{0,400}") {
+            for d in [Dialect::Isc, Dialect::Kea, Dialect::Dnsmasq, Dialect::Windows] {
+                let _ = analyze_text("fuzz.conf", &text, d);
+            }
+        }
+
+        #[test]
+        fn config_like_text_never_panics(
+            lines in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "option tftp-server-name \"x\";", "subnet 10.0.0.0 netmask 255.255.255.0 {",
+                    "}", "{", "\"", "#", "dhcp-option=tag:a,160,\"h\"", "dhcp-option=66,aa:bb",
+                    "Dhcp Server \\\\x Scope 10.0.0.0 set optionvalue 43 BINARY 0102",
+                    "{ \"Dhcp4\": { \"option-data\": [ { \"code\": 66, \"data\": \"x\" } ] } }",
+                    "<?include \"nope\"?>", "class \"c\" { match if option vendor-class-identifier = \"P\";",
+                    "option x code 160 = text;", "/*", "*/", ",", ";",
+                ]),
+                0..40,
+            ),
+        ) {
+            let text = lines.join("\n");
+            for d in [Dialect::Isc, Dialect::Kea, Dialect::Dnsmasq, Dialect::Windows] {
+                let _ = analyze_text("fuzz.conf", &text, d);
+            }
+        }
+    }
+
     #[test]
     fn utf16_dumps_are_read() {
         let mut bytes = vec![0xff, 0xfe];
