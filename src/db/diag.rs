@@ -182,6 +182,7 @@ mod tests {
     use super::*;
     use crate::db::access::{AccessRecord, write_batch};
     use crate::db::open_in_memory;
+    use rusqlite::Connection;
 
     #[test]
     fn runs_keep_their_findings_and_old_runs_go() {
@@ -211,6 +212,25 @@ mod tests {
             .query_row("SELECT count(*) FROM diag_findings", [], |r| r.get(0))
             .expect("count");
         assert_eq!(orphans, 0, "findings go with their run");
+    }
+
+    #[test]
+    fn a_populated_database_of_the_first_schema_upgrades() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch(crate::db::MIGRATIONS[0].1)
+            .expect("0001");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        let (account, _) = crate::db::accounts::ensure_default(&conn).expect("account");
+        let applied = crate::db::migrate(&mut conn).expect("migrate");
+        assert_eq!(applied as i64, crate::db::SCHEMA_VERSION - 1);
+        assert_eq!(
+            crate::db::accounts::find_default(&conn).expect("find"),
+            Some(account),
+            "existing rows survive"
+        );
+        let id = insert_run(&conn, "phones", "x").expect("the new tables exist");
+        assert!(id > 0);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::hex;
 /// Polycom's IANA enterprise number, in the vendor class (option 60) phones send.
 pub const POLYCOM_ENTERPRISE: u32 = 13885;
 
+/// A sub-option of an encapsulated option (43) or of a vendor class (60).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubOption {
     pub code: u8,

@@ -152,8 +152,6 @@ pub fn parse_options_into(mut bytes: &[u8], out: &mut Vec<RawOption>) {
     }
 }
 
-/// A sub-option of an encapsulated option (43) or of a vendor class (60).
-
 #[cfg(test)]
 mod tests {
     use super::*;

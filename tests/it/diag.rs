@@ -540,6 +540,48 @@ fn dhcp_probe_names_a_missing_interface() {
     assert!(err.contains("no interface `zt-nosuch0`"), "{err}");
 }
 
+#[test]
+fn dhcp_probe_without_privileges_names_the_capabilities() {
+    let unprivileged_ports =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1024);
+    if unprivileged_ports <= 68 {
+        eprintln!("SKIPPED: this kernel lets anyone bind port 68 (ip_unprivileged_port_start)");
+        return;
+    }
+    let args = [
+        "diagnose",
+        "dhcp",
+        "--interface",
+        "lo",
+        "--seconds",
+        "1",
+        "--raw",
+    ];
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let out = if root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin())
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux)")
+    } else {
+        Command::new(bin()).args(args).output().expect("run")
+    };
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("CAP_NET_BIND_SERVICE") && err.contains("root"),
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // DHCP configuration files
 
