@@ -19,6 +19,7 @@ use crate::domain::profile::{Polling, ProfileFields};
 use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
+mod diag;
 mod tls;
 
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
@@ -41,6 +42,8 @@ pub enum Command {
     Device(DeviceCmd),
     Render(Render),
     Migrate(Migrate),
+    Diagnose(diag::DiagnoseCmd),
+    Lint(diag::LintCmd),
     Tls(tls::TlsCmd),
     Backup(Backup),
     Restore(Restore),
@@ -448,6 +451,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tls(t) => tls::run(t)?,
+        Command::Diagnose(d) => return diag::diagnose(d.action),
+        Command::Lint(l) => return diag::lint_cmd(l),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -599,14 +604,23 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
                 language: a.language,
                 software: ops::parse_software(&a.software)?,
             };
-            ops::add_profile(
+            let transport = if config.device_http_addr().is_some() {
+                crate::diag::lint::Transport::PlainHttp
+            } else {
+                crate::diag::lint::Transport::HttpsOnly
+            };
+            let (_, warnings) = ops::add_profile_checked(
                 &mut conn,
                 &acc,
                 &fields,
                 files,
                 &OwnAddresses::from_config(&config),
+                transport,
             )?;
             println!("profile `{}` created", a.name);
+            for w in warnings {
+                println!("lint: {w}");
+            }
         }
         ProfileAction::List(l) => {
             let (_c, conn, acc) = open(l.config.as_deref())?;

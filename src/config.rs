@@ -37,6 +37,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub recording: RecordingConfig,
     pub database: DatabaseConfig,
+    pub diagnostics: DiagnosticsConfig,
 }
 
 impl Default for Config {
@@ -52,6 +53,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             recording: RecordingConfig::default(),
             database: DatabaseConfig::default(),
+            diagnostics: DiagnosticsConfig::default(),
         }
     }
 }
@@ -270,6 +272,33 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// `[diagnostics]`: defaults of the probes started from the admin UI and the CLI.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiagnosticsConfig {
+    /// Interface the DHCP probe sends on when none is given: the phones' network, often a
+    /// voice VLAN such as `eth0.20`. Default empty (the admin UI then asks for one).
+    pub dhcp_interface: String,
+    /// Seconds the DHCP probe collects answers. Default `5`.
+    pub dhcp_seconds: u64,
+    /// Domain the DNS probe checks when none is given (the phones' DNS domain). Default
+    /// empty (the admin UI then asks for one).
+    pub dns_domain: String,
+    /// Days of access log searched for phones that send wrong credentials. Default `7`.
+    pub access_log_days: u32,
+}
+
+impl Default for DiagnosticsConfig {
+    fn default() -> Self {
+        DiagnosticsConfig {
+            dhcp_interface: String::new(),
+            dhcp_seconds: 5,
+            dns_domain: String::new(),
+            access_log_days: 7,
+        }
+    }
+}
+
 /// The top-level sections and the keys they hold; used to report unknown keys by path.
 const SECTIONS: &[&str] = &[
     "data_dir",
@@ -282,6 +311,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "recording",
     "database",
+    "diagnostics",
 ];
 
 impl Config {
@@ -339,6 +369,7 @@ impl Config {
         section!("auth", auth);
         section!("recording", recording);
         section!("database", database);
+        section!("diagnostics", diagnostics);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -444,6 +475,18 @@ impl Config {
             self.recording.access_log_per_device.into(),
         );
         positive(&mut p, "database.pool_size", self.database.pool_size as u64);
+        let d = &self.diagnostics;
+        if !(1..=60).contains(&d.dhcp_seconds) {
+            p.push(FieldError::new(
+                "diagnostics.dhcp_seconds",
+                "must be 1 to 60",
+            ));
+        }
+        positive(
+            &mut p,
+            "diagnostics.access_log_days",
+            d.access_log_days.into(),
+        );
         p
     }
 

@@ -275,6 +275,7 @@ pub fn run(config: Config) -> Result<()> {
             metrics: metrics.clone(),
             shared: server.shared.clone(),
             started,
+            diagnostics: Arc::new(crate::http::diagnostics::Diagnostics::new(&config)),
             tls: tls.clone(),
         };
         let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (&tls, config.admin.tls) {

@@ -17,11 +17,17 @@ use crate::error::{Error, Result};
 pub mod access;
 pub mod accounts;
 pub mod devices;
+pub mod diag;
 pub mod profiles;
 
 /// The migrations, in order; the schema version is the number of migrations applied.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("migrations/0001_initial.sql")),
+    (
+        "0002_diagnostics",
+        include_str!("migrations/0002_diagnostics.sql"),
+    ),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

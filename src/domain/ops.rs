@@ -48,7 +48,10 @@ impl OwnAddresses {
             if !addr.ip().is_unspecified() {
                 hosts.push(addr.ip().to_string());
             }
-            ports.push(addr.port());
+            // Port 0 is chosen at start and not known here: then any port of ours matches.
+            if addr.port() != 0 {
+                ports.push(addr.port());
+            }
         }
         OwnAddresses { hosts, ports }
     }
@@ -183,6 +186,30 @@ pub fn add_profile(
     db::write_tx(conn, |tx| {
         profiles::insert_profile(tx, account.id.0, fields, &files)
     })
+}
+
+/// Lints a profile's files in CONFIG_FILES order (`diag::lint`): warnings that never refuse
+/// a profile. `transport` says whether phones fetch them over plain HTTP (secrets check).
+pub fn lint_profile_files(
+    files: &[(String, Vec<u8>)],
+    transport: crate::diag::lint::Transport,
+) -> Vec<crate::diag::lint::LintFinding> {
+    crate::diag::lint::lint_files(files, transport, &Vars::default())
+}
+
+/// Creates a profile like `add_profile` and returns, with its id, the lint findings of its
+/// files, for the caller to show as warnings.
+pub fn add_profile_checked(
+    conn: &mut Connection,
+    account: &Account,
+    fields: &ProfileFields,
+    files: Vec<(String, Vec<u8>)>,
+    own: &OwnAddresses,
+    transport: crate::diag::lint::Transport,
+) -> Result<(i64, Vec<crate::diag::lint::LintFinding>)> {
+    let lint = lint_profile_files(&files, transport);
+    let id = add_profile(conn, account, fields, files, own)?;
+    Ok((id, lint))
 }
 
 /// Deletes a profile by name (refused while devices use it).
@@ -386,6 +413,33 @@ mod tests {
                 .expect("list")
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn lint_warnings_come_back_without_refusing_the_profile() {
+        let mut conn = db::open_in_memory().expect("db");
+        let account = default_account(&conn).expect("account");
+        let fields = ProfileFields {
+            name: "p1".into(),
+            vendor_model: UCS_VENDOR_MODEL.into(),
+            ..Default::default()
+        };
+        let files = vec![(
+            "site.cfg".to_string(),
+            b"<a device.set=\"1\" device.prov.serverName=\"x\"/>".to_vec(),
+        )];
+        let (_, lint) = add_profile_checked(
+            &mut conn,
+            &account,
+            &fields,
+            files,
+            &own(),
+            crate::diag::lint::Transport::PlainHttp,
+        )
+        .expect("stored despite warnings");
+        let codes: Vec<&str> = lint.iter().map(|f| f.code.as_str()).collect();
+        assert!(codes.contains(&"lint.device-set-left-on"), "{codes:?}");
+        assert!(codes.contains(&"lint.device-without-set"), "{codes:?}");
     }
 
     #[test]

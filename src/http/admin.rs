@@ -37,6 +37,8 @@ pub struct AdminService {
     pub started: Instant,
     /// TLS material, when HTTPS is on: the local CA is offered for download.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The Diagnostics page (`/diagnostics`), mounted as a whole.
+    pub diagnostics: Arc<super::diagnostics::Diagnostics>,
 }
 
 /// What the health page and `/healthz` show.
@@ -213,6 +215,9 @@ impl AdminService {
     }
 
     fn route(&self, request: &Request) -> Response {
+        if let Some(r) = self.diagnostics.route(request, &self.pool) {
+            return r;
+        }
         router!(request,
             (GET) (/) => { Response::html(health_page(&self.health()).into_string()) },
             (GET) (/assets/{name: String}) => {
@@ -296,6 +301,7 @@ fn health_page(h: &Health) -> Markup {
                 (row("Recorder events dropped", h.recorder_dropped.to_string()))
                 (row("IPs throttled for wrong credentials", h.throttled_ips.to_string()))
             }
+            p { a href="/diagnostics" { "Diagnostics" } ": DHCP options and DNS records that send phones elsewhere." }
             p.muted { "The console (profiles, associations, Find) is not part of this release yet; use the "
                 code { "zerotouch" } " command line." }
         },

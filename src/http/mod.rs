@@ -6,6 +6,7 @@ pub mod admin;
 pub mod auth;
 pub mod conn;
 pub mod device;
+pub mod diagnostics;
 pub mod server;
 pub mod tls;
 

@@ -5,6 +5,7 @@ mod bad_input;
 mod boot;
 mod cli;
 mod common;
+mod diag;
 mod http_loop;
 mod ops;
 mod tls;

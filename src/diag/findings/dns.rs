@@ -1,0 +1,130 @@
+//! Findings of the DNS probe: `_rtcconfig`/`_cmaconfig` records that keep video endpoints
+//! from ZTP (seed 000), Lync/Skype discovery records, NTP, and questions left unanswered.
+
+use super::ServerContext;
+use crate::diag::dns::DnsProbe;
+use crate::diag::{Finding, Severity, sort_findings};
+
+/// Findings of a DNS probe.
+pub fn dns_findings(probe: &DnsProbe, ctx: &ServerContext) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let answered: Vec<_> = probe.answers.iter().filter(|a| a.error.is_none()).collect();
+    if answered.is_empty() {
+        let why = probe
+            .answers
+            .first()
+            .and_then(|a| a.error.clone())
+            .unwrap_or_default();
+        out.push(Finding::new(
+            Severity::Warning,
+            "dns.no-answer",
+            format!("The DNS server {} did not answer", probe.server),
+            why,
+            "Check the server address (--server IP:PORT) and that it is reachable over UDP.",
+        ));
+        return out;
+    }
+    let records = |prefix: &str| -> Vec<String> {
+        probe
+            .answers
+            .iter()
+            .filter(|a| a.name.starts_with(prefix))
+            .flat_map(|a| a.records.iter())
+            .map(|r| format!("{} {} {}", r.name, r.rtype, r.data))
+            .collect()
+    };
+    let srv_targets = |prefix: &str| -> Vec<(String, u16)> {
+        probe
+            .answers
+            .iter()
+            .filter(|a| a.name.starts_with(prefix))
+            .flat_map(|a| a.records.iter())
+            .filter_map(|r| Some((r.target.clone()?, r.port?)))
+            .collect()
+    };
+    for (prefix, code, what) in [
+        (
+            "_rtcconfig._tcp.",
+            "dns.rtcconfig",
+            "Polycom video endpoints",
+        ),
+        (
+            "_cmaconfig._tcp.",
+            "dns.cmaconfig",
+            "RealPresence Resource Manager discovery (unconfirmed)",
+        ),
+    ] {
+        let found = records(prefix);
+        if found.is_empty() {
+            continue;
+        }
+        let here = srv_targets(prefix)
+            .iter()
+            .all(|(host, _)| ctx.own.hosts.contains(&host.to_ascii_lowercase()));
+        out.push(Finding::new(
+            if here {
+                Severity::Info
+            } else {
+                Severity::Warning
+            },
+            code,
+            format!(
+                "An SRV record {}{} exists: {what} use it instead of ZTP",
+                prefix, probe.domain
+            ),
+            found.join("; "),
+            "Video endpoints that find it never reach Polycom's ZTP (seed 000). Remove the \
+             record if they should use ZTP, or point it at the server they should use.",
+        ));
+    }
+    let lync: Vec<String> = [
+        "_sipinternaltls._tcp.",
+        "_sip._tls.",
+        "lyncdiscoverinternal.",
+        "lyncdiscover.",
+        "ucupdates-r2.",
+    ]
+    .iter()
+    .flat_map(|p| records(p))
+    .collect();
+    if !lync.is_empty() {
+        out.push(Finding::new(
+            Severity::Info,
+            "dns.lync",
+            "Lync/Skype for Business discovery records exist",
+            lync.join("; "),
+            "Phones in the Lync base profile sign in with these (seed 002); nothing to change \
+             for provisioning.",
+        ));
+    }
+    let ntp = records("_ntp._udp.");
+    if !ntp.is_empty() {
+        out.push(Finding::new(
+            Severity::Info,
+            "dns.ntp",
+            "An NTP SRV record exists",
+            ntp.join("; "),
+            "Phones need a correct clock to accept HTTPS certificates (seed 000).",
+        ));
+    }
+    let failed: Vec<String> = probe
+        .answers
+        .iter()
+        .filter_map(|a| {
+            a.error
+                .as_ref()
+                .map(|e| format!("{} {}: {e}", a.name, a.rtype))
+        })
+        .collect();
+    if !failed.is_empty() {
+        out.push(Finding::new(
+            Severity::Info,
+            "dns.partial",
+            "Some questions got no answer",
+            failed.join("; "),
+            "Run the probe again; a server that drops some queries can hide records.",
+        ));
+    }
+    sort_findings(&mut out);
+    out
+}

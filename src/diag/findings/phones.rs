@@ -1,0 +1,96 @@
+//! Findings from what phones did: requests with wrong credentials in the access log
+//! (phones that still hold credentials from before a rotation), and override files stored
+//! from phones that redirect their provisioning server or their SIP registration.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::db::diag as q;
+use crate::diag::{Finding, Severity, sort_findings};
+use crate::error::Result;
+
+/// Findings from what phones did: wrong credentials in the access log over the last
+/// `days`, and stored overrides that redirect a phone's server or registration.
+pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let since = crate::db::now_ms() - i64::from(days) * 86_400_000;
+    for b in q::list_bad_auth(conn, since)? {
+        let who = match &b.mac {
+            Some(m) => format!("phone {m} at {}", b.ip),
+            None => format!("a client at {}", b.ip),
+        };
+        let recovered = b.last_ok_ms.is_some_and(|ok| ok > b.last_bad_ms);
+        out.push(Finding::new(
+            if recovered {
+                Severity::Info
+            } else {
+                Severity::Warning
+            },
+            "access.bad-credentials",
+            if recovered {
+                format!("{who} sent wrong credentials, then right ones")
+            } else {
+                format!("{who} still sends wrong credentials")
+            },
+            format!(
+                "{} request(s) with wrong credentials in the last {days} day(s), the last at {}{}",
+                b.count,
+                crate::cli::format_time(b.last_bad_ms / 1000),
+                if b.user_agent.is_empty() {
+                    String::new()
+                } else {
+                    format!("; User-Agent `{}`", b.user_agent)
+                }
+            ),
+            "The phone holds credentials from before a rotation: from DHCP option 160, a \
+             profile, or set by hand. Fix the source (see the DHCP findings), or set the \
+             credentials on the phone.",
+        ));
+    }
+    for (mac, file) in q::list_override_uploads(conn)? {
+        let path = data_dir
+            .join("uploads")
+            .join(&mac)
+            .join("overrides")
+            .join(&file);
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let Ok(params) = crate::domain::xml::parse_params(&file, &bytes) else {
+            continue;
+        };
+        for p in params {
+            let server = p.name == "device.prov.serverName";
+            let registration = (p.name.starts_with("reg.")
+                && (p.name.contains(".server.") || p.name.contains(".outboundProxy.")))
+                || p.name.starts_with("voIpProt.server.")
+                || p.name.starts_with("voIpProt.SIP.outboundProxy.");
+            if !(server || registration) || p.value.is_empty() {
+                continue;
+            }
+            out.push(Finding::new(
+                Severity::Warning,
+                if server {
+                    "overrides.server"
+                } else {
+                    "overrides.registration"
+                },
+                format!(
+                    "Phone {mac} keeps a local setting that redirects its {}",
+                    if server {
+                        "provisioning server"
+                    } else {
+                        "registration"
+                    }
+                ),
+                format!("{file} line {}: {}=\"{}\"", p.line, p.name, p.value),
+                "Settings made on the phone or its web UI win over the files this server \
+                 serves. Reset the phone's local configuration, or change the setting on the \
+                 phone.",
+            ));
+        }
+    }
+    sort_findings(&mut out);
+    Ok(out)
+}

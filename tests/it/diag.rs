@@ -1,0 +1,943 @@
+//! Diagnostics against real servers: DNS records served by a real dnsmasq on a loopback
+//! port; DHCP answers from real dnsmasq servers inside network namespaces joined by veth
+//! pairs that each test creates and removes (never the host's network); DHCP
+//! configuration files, lint (on the shared Polycom fixtures and crafted files), the
+//! phone checks, and the Diagnostics page.
+//!
+//! DHCP tests need root (namespaces, port 67/68); where the kernel refuses namespaces they
+//! are skipped with a loud `SKIPPED:` line. dnsmasq and iproute2 come from Debian
+//! (`.ci/run` installs them).
+
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+fn dnsmasq_bin() -> PathBuf {
+    for p in ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq", "/sbin/dnsmasq"] {
+        if Path::new(p).exists() {
+            return PathBuf::from(p);
+        }
+    }
+    panic!("dnsmasq is not installed: apt-get install dnsmasq-base (see .ci/run)");
+}
+
+/// A dnsmasq process, killed when dropped.
+struct Dnsmasq {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq (optionally inside a namespace) and waits until its log shows `ready`.
+    fn start(netns: Option<&str>, args: &[String], log: PathBuf, ready: &str) -> Dnsmasq {
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(dnsmasq_bin());
+                c
+            }
+            None => Command::new(dnsmasq_bin()),
+        };
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+        ])
+        .arg(format!("--log-facility={}", log.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd.spawn().expect("start dnsmasq");
+        let d = Dnsmasq { child, log };
+        let ok = eventually(Duration::from_secs(10), || {
+            std::fs::read_to_string(&d.log).is_ok_and(|l| l.contains(ready))
+        });
+        assert!(ok, "dnsmasq did not start: {}", d.log_text());
+        d
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port free for both UDP and TCP (DNS uses both).
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port");
+}
+
+fn json(out: &std::process::Output) -> Value {
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "command failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+/// `(code, severity)` of every finding of a report.
+fn findings(report: &Value) -> Vec<(String, String)> {
+    report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap_or("").to_string(),
+                f["severity"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn has(report: &Value, code: &str, severity: &str) -> bool {
+    findings(report)
+        .iter()
+        .any(|(c, s)| c == code && s == severity)
+}
+
+#[test]
+fn dns_probe_reads_srv_and_a_records_from_a_real_dnsmasq() {
+    let server = ZServer::start();
+    let port = free_port();
+    let mut args: Vec<String> = vec![
+        format!("--port={port}"),
+        "--listen-address=127.0.0.1".into(),
+        "--bind-interfaces".into(),
+        format!("--pid-file={}", server.dir.path().join("dns.pid").display()),
+        "--srv-host=_rtcconfig._tcp.example.test,video-prov.other.test,443,0,10".into(),
+        "--srv-host=_cmaconfig._tcp.example.test,rprm.other.test,443".into(),
+        "--srv-host=_sipinternaltls._tcp.example.test,pool.example.test,5061".into(),
+        "--srv-host=_ntp._udp.example.test,ntp.example.test,123".into(),
+        "--host-record=lyncdiscoverinternal.example.test,127.0.0.20".into(),
+    ];
+    // Enough addresses for one name that the UDP answer is truncated and TCP is needed.
+    for i in 1..=60 {
+        args.push(format!(
+            "--host-record=ucupdates-r2.example.test,127.0.1.{i}"
+        ));
+    }
+    let _dns = Dnsmasq::start(None, &args, server.dir.path().join("dns.log"), "started");
+    let out = server.cli(&[
+        "diagnose",
+        "dns",
+        "--domain",
+        "example.test",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+        "--timeout-ms",
+        "2000",
+        "--json",
+    ]);
+    let report = json(&out);
+    let answers = report["result"]["answers"].as_array().expect("answers");
+    let answer = |name: &str, t: &str| {
+        answers
+            .iter()
+            .find(|a| a["name"] == name && a["rtype"] == t)
+            .unwrap_or_else(|| panic!("no answer for {name} {t}: {report:#}"))
+    };
+    let rtc = answer("_rtcconfig._tcp.example.test", "SRV");
+    assert_eq!(rtc["records"][0]["target"], "video-prov.other.test");
+    assert_eq!(rtc["records"][0]["port"], 443);
+    let lync = answer("lyncdiscoverinternal.example.test", "A");
+    assert_eq!(lync["records"][0]["data"], "127.0.0.20");
+    let many = answer("ucupdates-r2.example.test", "A");
+    assert_eq!(
+        many["records"].as_array().map(Vec::len),
+        Some(60),
+        "{many:#}"
+    );
+    assert_eq!(
+        many["tcp"], true,
+        "a truncated UDP answer is asked again over TCP"
+    );
+    assert!(has(&report, "dns.rtcconfig", "warning"), "{report:#}");
+    assert!(has(&report, "dns.cmaconfig", "warning"), "{report:#}");
+    assert!(has(&report, "dns.lync", "info"), "{report:#}");
+    assert!(has(&report, "dns.ntp", "info"), "{report:#}");
+    assert!(report["run_id"].as_i64().is_some(), "the run is stored");
+
+    // The text output shows the records too.
+    let text = server.cli_ok(&[
+        "diagnose",
+        "dns",
+        "--domain",
+        "example.test",
+        "--server",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert!(text.contains("video-prov.other.test"), "{text}");
+    assert!(text.contains("[dns.rtcconfig]"), "{text}");
+}
+
+#[test]
+fn dns_probe_against_a_silent_port_says_no_answer() {
+    let server = ZServer::start();
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let report = json(&server.cli(&[
+        "diagnose",
+        "dns",
+        "--domain",
+        "example.test",
+        "--server",
+        &addr,
+        "--timeout-ms",
+        "100",
+        "--json",
+    ]));
+    assert!(has(&report, "dns.no-answer", "warning"), "{report:#}");
+}
+
+// ---------------------------------------------------------------------------------------
+// DHCP in network namespaces
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// Network namespaces and the dnsmasq servers inside them; everything is removed on drop,
+/// also when the test fails.
+struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    servers: Vec<Dnsmasq>,
+}
+
+impl Lab {
+    /// A lab with a unique prefix, or `None` (with a loud message) when the kernel refuses
+    /// namespaces.
+    fn new() -> Option<Lab> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("zt{}{n}", std::process::id() % 100_000);
+        let mut lab = Lab {
+            prefix,
+            namespaces: Vec::new(),
+            servers: Vec::new(),
+        };
+        let probe = lab.name("chk");
+        let out = Command::new("ip")
+            .args(["netns", "add", &probe])
+            .output()
+            .expect("run ip (apt-get install iproute2)");
+        if !out.status.success() {
+            eprintln!(
+                "SKIPPED: the kernel refuses network namespaces here ({}); DHCP probe tests need root",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        lab.namespaces.push(probe);
+        Some(lab)
+    }
+
+    fn name(&self, tag: &str) -> String {
+        format!("{}{tag}", self.prefix)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = Command::new("ip").args(args).output().expect("run ip");
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn netns(&mut self, tag: &str) -> String {
+        let ns = self.name(tag);
+        self.ip(&["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        self.ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// A veth pair from `a` (address `a_addr`, or none) to `b`; returns the two names.
+    fn veth(&self, tag: &str, a: &str, a_addr: Option<&str>, b: &str) -> (String, String) {
+        let (x, y) = (self.name(&format!("{tag}a")), self.name(&format!("{tag}b")));
+        self.ip(&["link", "add", &x, "type", "veth", "peer", "name", &y]);
+        self.ip(&["link", "set", &x, "netns", a]);
+        self.ip(&["link", "set", &y, "netns", b]);
+        if let Some(addr) = a_addr {
+            self.ip(&["-n", a, "addr", "add", addr, "dev", &x]);
+        }
+        self.ip(&["-n", a, "link", "set", &x, "up"]);
+        self.ip(&["-n", b, "link", "set", &y, "up"]);
+        (x, y)
+    }
+
+    fn dnsmasq(&mut self, ns: &str, interface: &str, dir: &Path, extra: &[String]) -> &Dnsmasq {
+        // A new name per start: a restarted server must not find its predecessor's log.
+        let tag = format!(
+            "{ns}-{interface}-{}",
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut args = vec![
+            "--port=0".to_string(),
+            "--no-ping".into(),
+            format!("--interface={interface}"),
+            "--bind-interfaces".into(),
+            format!(
+                "--dhcp-leasefile={}",
+                dir.join(format!("{tag}.leases")).display()
+            ),
+            format!("--pid-file={}", dir.join(format!("{tag}.pid")).display()),
+            "--log-dhcp".into(),
+        ];
+        args.extend_from_slice(extra);
+        let log = dir.join(format!("{tag}.log"));
+        self.servers
+            .push(Dnsmasq::start(Some(ns), &args, log, "DHCP, IP range"));
+        self.servers.last().expect("just pushed")
+    }
+
+    /// Runs `zerotouch diagnose dhcp` inside `ns`.
+    fn probe(&self, ns: &str, interface: &str, config: &Path) -> Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .arg(bin())
+            .args([
+                "diagnose",
+                "dhcp",
+                "--interface",
+                interface,
+                "--seconds",
+                "3",
+                "--json",
+                "--config",
+            ])
+            .arg(config)
+            .output()
+            .expect("run the probe");
+        json(&out)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        // dnsmasq first: a namespace with a process in it lingers.
+        self.servers.clear();
+        for ns in &self.namespaces {
+            // Deleting a namespace removes the veth ends inside it, and so their peers.
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn option(answer: &Value, code: u64) -> Option<&Value> {
+    answer["options"]
+        .as_array()?
+        .iter()
+        .find(|o| o["code"].as_u64() == Some(code))
+}
+
+#[test]
+fn dhcp_probe_sees_options_66_160_and_150_and_finds_stale_credentials() {
+    let Some(mut lab) = Lab::new() else { return };
+    let server = ZServer::start_with("device.public_names = [\"10.77.0.1\"]");
+    let (user, _password) = server.set_credentials();
+    let port = server.device.port();
+    let srv = lab.netns("s");
+    let cli = lab.netns("c");
+    let (s_if, c_if) = lab.veth("v", &srv, Some("10.77.0.1/24"), &cli);
+    // The client has an address, so the INFORM is sent and answered too.
+    lab.ip(&["-n", &cli, "addr", "add", "10.77.0.9/24", "dev", &c_if]);
+    let stale = format!("http://{user}:Old-Passw0rd@10.77.0.1:{port}/");
+    let dir = server.dir.path().to_path_buf();
+    lab.dnsmasq(
+        &srv,
+        &s_if,
+        &dir,
+        &[
+            "--dhcp-range=10.77.0.100,10.77.0.150,12h".into(),
+            "--dhcp-option=66,http://old-prov.example.com/".into(),
+            // No shell here, so no quotes: dnsmasq would keep them.
+            format!("--dhcp-option=160,{stale}"),
+            "--dhcp-option=150,10.77.0.5,10.77.0.6".into(),
+        ],
+    );
+    let report = lab.probe(&cli, &c_if, &server.config);
+    let answers = report["result"]["answers"].as_array().expect("answers");
+    let types: Vec<&str> = answers
+        .iter()
+        .filter_map(|a| a["message_type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"OFFER") && types.contains(&"ACK"),
+        "DISCOVER and INFORM both answered: {report:#}"
+    );
+    let offer = answers
+        .iter()
+        .find(|a| a["message_type"] == "OFFER")
+        .expect("offer");
+    assert_eq!(offer["server"], "10.77.0.1");
+    assert_eq!(
+        option(offer, 150).expect("150")["addresses"],
+        serde_json::json!(["10.77.0.5", "10.77.0.6"]),
+        "both addresses of option 150, and the options after it"
+    );
+    assert_eq!(option(offer, 160).expect("160")["text"], stale.as_str());
+    assert_eq!(
+        option(offer, 66).expect("66")["text"],
+        "http://old-prov.example.com/"
+    );
+    assert!(
+        has(&report, "dhcp.stale-credentials", "error"),
+        "{report:#}"
+    );
+    assert!(
+        has(&report, "dhcp.points-elsewhere", "warning"),
+        "{report:#}"
+    );
+    assert!(has(&report, "dhcp.option150", "info"), "{report:#}");
+    assert!(
+        !findings(&report)
+            .iter()
+            .any(|(c, _)| c == "dhcp.servers-differ"),
+        "one server"
+    );
+    let evidence = report["findings"].to_string();
+    assert!(
+        !evidence.contains("Old-Passw0rd"),
+        "findings never show the password: {evidence}"
+    );
+    // Never a REQUEST, so never a lease.
+    for entry in std::fs::read_dir(&dir).expect("dir").filter_map(Result::ok) {
+        if entry.path().extension().is_some_and(|x| x == "leases") {
+            let leases = std::fs::read_to_string(entry.path()).unwrap_or_default();
+            assert!(leases.trim().is_empty(), "a lease was taken: {leases}");
+        }
+    }
+
+    // With the current credentials in option 160, the staleness finding goes away.
+    lab.servers.clear();
+    let (user, password) = server.credentials();
+    let current = format!("http://{user}:{password}@10.77.0.1:{port}/");
+    lab.dnsmasq(
+        &srv,
+        &s_if,
+        &dir,
+        &[
+            "--dhcp-range=10.77.0.100,10.77.0.150,12h".into(),
+            format!("--dhcp-option=160,{current}"),
+        ],
+    );
+    let report = lab.probe(&cli, &c_if, &server.config);
+    assert!(has(&report, "dhcp.points-here", "info"), "{report:#}");
+    assert!(
+        !findings(&report)
+            .iter()
+            .any(|(c, _)| c == "dhcp.stale-credentials"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn two_dhcp_servers_that_disagree_are_a_finding_and_a_pair_that_agrees_is_not() {
+    let Some(mut lab) = Lab::new() else { return };
+    let server = ZServer::start();
+    let dir = server.dir.path().to_path_buf();
+    let cli = lab.netns("c");
+    let bridge = lab.name("br");
+    lab.ip(&["-n", &cli, "link", "add", &bridge, "type", "bridge"]);
+    lab.ip(&["-n", &cli, "link", "set", &bridge, "up"]);
+    let mut servers = Vec::new();
+    for i in 1..=2 {
+        let ns = lab.netns(&format!("s{i}"));
+        let addr = format!("10.78.0.{i}/24");
+        let (s_if, c_if) = lab.veth(&format!("v{i}"), &ns, Some(&addr), &cli);
+        lab.ip(&["-n", &cli, "link", "set", &c_if, "master", &bridge]);
+        servers.push((ns, s_if));
+    }
+    let start = |lab: &mut Lab, same: bool| {
+        lab.servers.clear();
+        for (i, (ns, s_if)) in servers.iter().enumerate() {
+            let n = i + 1;
+            let option66 = if same {
+                "http://prov.example.com/".to_string()
+            } else {
+                format!("http://server{n}.example.com/")
+            };
+            lab.dnsmasq(
+                ns,
+                s_if,
+                &dir,
+                &[
+                    format!("--dhcp-range=10.78.0.{}0,10.78.0.{}9,12h", n + 1, n + 1),
+                    format!("--dhcp-option=66,{option66}"),
+                ],
+            );
+        }
+    };
+    start(&mut lab, false);
+    let report = lab.probe(&cli, &bridge, &server.config);
+    let servers_seen: std::collections::BTreeSet<&str> = report["result"]["answers"]
+        .as_array()
+        .expect("answers")
+        .iter()
+        .filter_map(|a| a["server"].as_str())
+        .collect();
+    assert_eq!(servers_seen.len(), 2, "{report:#}");
+    assert!(has(&report, "dhcp.servers-differ", "warning"), "{report:#}");
+    let differ = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "dhcp.servers-differ")
+        .expect("finding");
+    let evidence = differ["evidence"].as_str().unwrap_or("");
+    assert!(
+        evidence.contains("server1.example.com") && evidence.contains("server2.example.com"),
+        "{evidence}"
+    );
+
+    start(&mut lab, true);
+    let report = lab.probe(&cli, &bridge, &server.config);
+    assert!(has(&report, "dhcp.failover-pair", "info"), "{report:#}");
+    assert!(
+        !findings(&report)
+            .iter()
+            .any(|(c, _)| c == "dhcp.servers-differ"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn dhcp_probe_names_a_missing_interface() {
+    let server = ZServer::start();
+    let out = server.cli(&[
+        "diagnose",
+        "dhcp",
+        "--interface",
+        "zt-nosuch0",
+        "--seconds",
+        "1",
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no interface `zt-nosuch0`"), "{err}");
+}
+
+#[test]
+fn dhcp_probe_without_privileges_names_the_capabilities() {
+    let unprivileged_ports =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1024);
+    if unprivileged_ports <= 68 {
+        eprintln!("SKIPPED: this kernel lets anyone bind port 68 (ip_unprivileged_port_start)");
+        return;
+    }
+    let args = [
+        "diagnose",
+        "dhcp",
+        "--interface",
+        "lo",
+        "--seconds",
+        "1",
+        "--raw",
+    ];
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let out = if root {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin())
+            .args(args)
+            .output()
+            .expect("setpriv (util-linux)")
+    } else {
+        Command::new(bin()).args(args).output().expect("run")
+    };
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("CAP_NET_RAW") && err.contains("CAP_NET_BIND_SERVICE") && err.contains("root"),
+        "{err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// DHCP configuration files
+
+#[test]
+fn dhcp_config_lists_options_per_scope_with_file_and_line() {
+    let server = ZServer::start_with("device.public_names = [\"prov.example.com\"]");
+    let dir = server.dir.path();
+    write_file(
+        dir,
+        "phones.conf",
+        b"subnet 10.0.20.0 netmask 255.255.255.0 {\n  option polycom-prov \"http://old.example.com/\";\n}\n",
+    );
+    let main = write_file(
+        dir,
+        "dhcpd.conf",
+        b"# option tftp-server-name \"commented.example.com\";\noption polycom-prov code 160 = text;\ninclude \"phones.conf\";\n",
+    );
+    let kea = write_file(
+        dir,
+        "kea-dhcp4.conf",
+        br#"{ "Dhcp4": { "subnet4": [ { "id": 1, "subnet": "10.0.30.0/24",
+  "option-data": [ { "code": 66, "data": "http://other.example.com/" } ] } ] } }"#,
+    );
+    let report = json(&server.cli(&[
+        "diagnose",
+        "dhcp-config",
+        "--json",
+        main.to_str().expect("path"),
+        kea.to_str().expect("path"),
+    ]));
+    let options = report["result"]["options"].as_array().expect("options");
+    assert_eq!(options.len(), 2, "{report:#}");
+    assert!(
+        options[0]["file"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("phones.conf")
+    );
+    assert_eq!(options[0]["line"], 2);
+    assert_eq!(options[0]["scope"], "subnet 10.0.20.0/24");
+    assert_eq!(options[1]["dialect"], "kea");
+    let elsewhere = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == "dhcp.points-elsewhere")
+        .count();
+    assert_eq!(elsewhere, 2, "{report:#}");
+    let text = server.cli_ok(&["diagnose", "dhcp-config", main.to_str().expect("path")]);
+    assert!(text.contains("phones.conf:2"), "{text}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Lint
+
+#[test]
+fn lint_reads_every_shared_fixture_and_flags_device_set_in_the_shared_file() {
+    let Some(fixtures) = shared_fixtures() else {
+        return;
+    };
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .expect("fixtures")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cfg"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 6, "{names:?}");
+    for path in &names {
+        let out = Command::new(bin())
+            .args(["lint", "--json"])
+            .arg(path)
+            .output()
+            .expect("lint");
+        assert!(
+            out.status.success(),
+            "{}: no errors expected",
+            path.display()
+        );
+        let f: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let codes: Vec<&str> = f
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter_map(|x| x["code"].as_str())
+            .collect();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name == "device_semenko_shared.cfg" {
+            let set = f
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|x| x["code"] == "lint.device-set-left-on")
+                .expect("device.set=1 kept for good");
+            assert_eq!(
+                (set["line"].as_u64(), set["param"].as_str()),
+                (Some(16), Some("device.set"))
+            );
+            let secret = f
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|x| x["code"] == "lint.secret-over-http")
+                .expect("the local admin password");
+            assert_eq!(secret["param"], "device.auth.localAdminPassword");
+            assert!(
+                !codes.contains(&"lint.device-without-set"),
+                "every device.* there has its .set: {f:#}"
+            );
+        } else {
+            assert!(
+                codes.iter().all(|c| *c != "lint.not-well-formed"),
+                "{name}: {f:#}"
+            );
+        }
+    }
+    // The wazo master orders its site file; with a config that serves plain HTTP, secrets
+    // become warnings.
+    let server = ZServer::start();
+    let text = server.cli_ok(&[
+        "lint",
+        fixtures
+            .join("site_wazo_v5_9_2_common.cfg")
+            .to_str()
+            .expect("p"),
+        fixtures
+            .join("master_wazo_v5_9_2_000000000000.cfg")
+            .to_str()
+            .expect("p"),
+        fixtures
+            .join("device_semenko_shared.cfg")
+            .to_str()
+            .expect("p"),
+    ]);
+    assert!(
+        text.contains(
+            "CONFIG_FILES order from the master file: [PHONE_MAC_ADDRESS]-user.cfg, common.cfg"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("device_semenko_shared.cfg:20: warning: device.auth.localAdminPassword"),
+        "{text}"
+    );
+}
+
+#[test]
+fn lint_reports_each_crafted_problem_with_file_line_and_parameter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let first = write_file(
+        d,
+        "first.cfg",
+        b"<polycomConfig\n  reg.1.address=\"100\"\n  device.prov.serverName=\"prov.example.com\"\n  reg.1.auth.password=\"secret\"/>\n",
+    );
+    let second = write_file(
+        d,
+        "second.cfg",
+        b"<c>\n<a reg.1.address=\"200\"/>\n<b up.x=\"1\"/>\n<b up.x=\"2\"/>\n<d feature.label=\"${NO_SUCH}\" device.set=\"1\"/>\n</c>\n",
+    );
+    let broken = write_file(d, "broken.cfg", b"<a>\n<b x.y=\"1\">\n</a>\n");
+    let run = |files: &[&Path]| {
+        let mut cmd = Command::new(bin());
+        cmd.arg("lint");
+        for f in files {
+            cmd.arg(f);
+        }
+        cmd.output().expect("lint")
+    };
+    let out = run(&[&first, &second]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "the unknown variable is an error: {text}"
+    );
+    for expected in [
+        "first.cfg:3: warning: device.prov.serverName: ignored by the phone",
+        "first.cfg:4: info: reg.1.auth.password: a secret",
+        "second.cfg:2: warning: reg.1.address: never takes effect: ",
+        "second.cfg:4: warning: up.x: set twice in this file (also line 3",
+        "second.cfg:5: error: feature.label: line 5: unknown variable `${NO_SUCH}`",
+        "second.cfg:5: warning: device.set: device.set=\"1\" kept",
+    ] {
+        assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+    }
+    let out = run(&[&broken]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text.contains("broken.cfg:3: error: not well-formed XML at line 3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn profile_add_prints_lint_warnings_but_keeps_the_profile() {
+    let server = ZServer::start();
+    let file = write_file(
+        server.dir.path(),
+        "site.cfg",
+        b"<c device.set=\"1\" device.prov.serverName=\"x.example.com\" device.prov.serverName.set=\"1\"/>",
+    );
+    let out = server.cli_ok(&[
+        "profile",
+        "add",
+        "linted",
+        "--file",
+        file.to_str().expect("p"),
+    ]);
+    assert!(out.contains("profile `linted` created"), "{out}");
+    assert!(
+        out.contains("lint: ") && out.contains("lint.device-set-left-on"),
+        "{out}"
+    );
+    assert!(server.cli_ok(&["profile", "list"]).contains("linted"));
+}
+
+// ---------------------------------------------------------------------------------------
+// Phones, snippets, the page
+
+const MAC: &str = "0004f2d1a9e7";
+
+#[test]
+fn phones_with_wrong_credentials_and_redirecting_overrides_are_found() {
+    let server = ZServer::start();
+    let (user, password) = server.set_credentials();
+    let site = write_file(server.dir.path(), "site.cfg", b"<c up.x=\"1\"/>");
+    server.cli_ok(&[
+        "profile",
+        "add",
+        "office",
+        "--file",
+        site.to_str().expect("p"),
+    ]);
+    server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
+    let mut good = Phone::new(server.device, MAC, UA_VVX500_APP, &user, &password);
+    let ovr = br#"<PHONE_CONFIG><OVERRIDES device.prov.serverName="rogue.example.com" reg.1.server.1.address="sip.rogue.example.com"/></PHONE_CONFIG>"#;
+    assert_eq!(good.get(&format!("/{MAC}.cfg")).status, 200);
+    assert_eq!(
+        good.request("PUT", &format!("/overrides/{MAC}-phone.cfg"), ovr)
+            .status,
+        201
+    );
+    let mut stale = Phone::new(server.device, MAC, UA_VVX500_APP, &user, "Old-Passw0rd-1");
+    assert_eq!(stale.get(&format!("/{MAC}.cfg")).status, 401);
+    let report = eventually(Duration::from_secs(10), || {
+        let r = json(&server.cli(&["diagnose", "phones", "--json"]));
+        has(&r, "access.bad-credentials", "warning")
+    });
+    assert!(report, "the wrong credentials show up");
+    let r = json(&server.cli(&["diagnose", "phones", "--json"]));
+    assert!(has(&r, "overrides.server", "warning"), "{r:#}");
+    assert!(has(&r, "overrides.registration", "warning"), "{r:#}");
+    assert!(r["findings"].to_string().contains(MAC), "{r:#}");
+}
+
+#[test]
+fn snippets_point_at_the_service_addresses_with_and_without_credentials() {
+    let server = ZServer::start_with("device.public_names = [\"prov.example.com\"]");
+    let (user, password) = server.set_credentials();
+    let port = server.device.port();
+    let port_arg = port.to_string();
+    let plain = server.cli_ok(&["diagnose", "snippets", "--port", &port_arg]);
+    assert!(
+        plain.contains(&format!(
+            "dhcp-option=160,\"http://prov.example.com:{port}/\""
+        )),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("Set-DhcpServerv4OptionValue -OptionId 160"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("option polycom-prov code 160 = text;"),
+        "{plain}"
+    );
+    assert!(plain.contains("\"name\": \"polycom-prov\""), "{plain}");
+    assert!(!plain.contains(&password));
+    let with = server.cli_ok(&[
+        "diagnose",
+        "snippets",
+        "--with-credentials",
+        "--host",
+        "10.1.2.3",
+        "--port",
+        &port_arg,
+    ]);
+    assert!(
+        with.contains(&format!("http://{user}:{password}@10.1.2.3:{port}/")),
+        "{with}"
+    );
+    assert!(
+        with.contains("/default-"),
+        "the service address of the account: {with}"
+    );
+}
+
+#[test]
+fn the_diagnostics_page_shows_the_last_runs_and_starts_checks() {
+    let server = ZServer::start();
+    let mut conn = Conn::open(server.admin);
+    let page = conn.request("GET", "/diagnostics", &[], b"");
+    assert_eq!(page.status, 200);
+    let text = page.text();
+    assert!(
+        text.contains("DHCP probe") && text.contains("Not run yet"),
+        "{text}"
+    );
+    assert!(text.contains("action=\"/diagnostics/dhcp\""), "{text}");
+
+    // A check run from the CLI shows up on the page with its explanation.
+    server.cli_ok(&["diagnose", "phones"]);
+    let r = conn.request(
+        "POST",
+        "/diagnostics/phones",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"",
+    );
+    assert_eq!(r.status, 303);
+    let text = conn.request("GET", "/diagnostics", &[], b"").text();
+    assert!(text.contains("last 7 day(s)"), "{text}");
+
+    // A cross-site POST is refused.
+    let r = conn.request(
+        "POST",
+        "/diagnostics/phones",
+        &[("Origin", "http://evil.example")],
+        b"",
+    );
+    assert_eq!(r.status, 403);
+
+    // The DHCP probe runs as a separate process; a bad interface ends as a failed run.
+    let r = conn.request(
+        "POST",
+        "/diagnostics/dhcp",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"interface=zt-nosuch0&seconds=1",
+    );
+    assert_eq!(r.status, 303);
+    let done = eventually(Duration::from_secs(20), || {
+        let t = conn.request("GET", "/diagnostics", &[], b"").text();
+        t.contains("no interface `zt-nosuch0`")
+    });
+    let started = Instant::now();
+    assert!(
+        done,
+        "the failed probe is shown ({} ms): {}",
+        started.elapsed().as_millis(),
+        conn.request("GET", "/diagnostics", &[], b"").text()
+    );
+    let r = conn.request(
+        "POST",
+        "/diagnostics/dhcp",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        b"interface=..%2Fetc&seconds=1",
+    );
+    assert_eq!(r.status, 422);
+}
