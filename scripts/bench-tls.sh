@@ -33,7 +33,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 
 echo "building release binary..."
 (cd "$TOP" && cargo build --release --quiet)
-Z="$TOP/target/release/zerotouch"
+Z="$TOP/target/x86_64-unknown-linux-gnu/release/zerotouch"   # .cargo/config.toml sets the target
 WORK=$(mktemp -d)
 chmod 755 "$WORK"   # nginx workers run as an unprivileged user
 stop_zt() { [ -n "${ZPID:-}" ] && kill "$ZPID" 2>/dev/null && wait "$ZPID" 2>/dev/null; ZPID=; }

@@ -267,7 +267,7 @@ mod tests {
         let mut conn = open_in_memory().expect("db");
         let (a, _) = accounts::ensure_default(&conn).expect("account");
         let mac = Mac::from_bare("0004f2000001").expect("mac");
-        devices::insert_unassociated(&conn, a.id.0, &mac, 10).expect("seen");
+        devices::insert_unassociated(&conn, a.id.0, &mac).expect("seen");
         let rec = |i: i64, fw: Option<&str>| AccessRecord {
             ts_ms: 1_000_000 + i * 1000,
             mac: Some(mac.to_string()),

@@ -172,22 +172,28 @@ pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
 }
 
 /// Records a MAC seen but not associated (synchronously: it is a state change). Returns
-/// false when the cap of unassociated rows is reached or the MAC is already known.
-pub fn insert_unassociated(
-    conn: &Connection,
-    account_id: i64,
-    mac: &Mac,
-    cap: u32,
-) -> Result<bool> {
+/// false when the MAC is already known. The cap on such rows is the caller's to enforce
+/// (`count_unassociated` once, then a counter): counting here would make every first
+/// sighting cost a scan of all the others.
+pub fn insert_unassociated(conn: &Connection, account_id: i64, mac: &Mac) -> Result<bool> {
     let now = now_secs();
     let n = conn.execute(
         "INSERT INTO devices (account_id, mac, serial, created_at, updated_at)
-         SELECT ?1, ?2, ?3, ?4, ?4
-         WHERE (SELECT count(*) FROM devices WHERE profile_id IS NULL) < ?5
+         VALUES (?1, ?2, ?3, ?4, ?4)
          ON CONFLICT (mac) DO NOTHING",
-        params![account_id, mac.as_str(), mac.upper(), now, cap],
+        params![account_id, mac.as_str(), mac.upper(), now],
     )?;
     Ok(n == 1)
+}
+
+/// How many MACs are known but not associated.
+pub fn count_unassociated(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn.query_row(
+        "SELECT count(*) FROM devices WHERE profile_id IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(n.max(0) as u64)
 }
 
 /// Deletes a device and everything recorded about it.
@@ -387,8 +393,8 @@ mod tests {
     fn an_unassociated_mac_becomes_associated_and_a_second_association_conflicts() {
         let (conn, account, pid) = setup();
         let mac = Mac::from_bare("0004f2000001").expect("mac");
-        assert!(insert_unassociated(&conn, account, &mac, 10).expect("seen"));
-        assert!(!insert_unassociated(&conn, account, &mac, 10).expect("seen twice"));
+        assert!(insert_unassociated(&conn, account, &mac).expect("seen"));
+        assert!(!insert_unassociated(&conn, account, &mac).expect("seen twice"));
         insert_device(&conn, account, &new_device("0004f2000001"), pid, false).expect("associate");
         let d = find_device_by_mac(&conn, &mac)
             .expect("find")
@@ -400,15 +406,13 @@ mod tests {
     }
 
     #[test]
-    fn the_unassociated_cap_is_respected() {
+    fn unassociated_macs_are_counted() {
         let (conn, account, _) = setup();
         for i in 0..3 {
             let mac = Mac::from_bare(&format!("0004f200000{i}")).expect("mac");
-            assert_eq!(
-                insert_unassociated(&conn, account, &mac, 2).expect("insert"),
-                i < 2
-            );
+            assert!(insert_unassociated(&conn, account, &mac).expect("insert"));
         }
+        assert_eq!(count_unassociated(&conn).expect("count"), 3);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! deliveries, first sightings) drop only the entry of the device concerned.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::account::{Account, UnknownDevices};
@@ -95,6 +96,9 @@ pub struct Provisioner {
     cache: RwLock<Cache>,
     watcher: Mutex<Watcher>,
     unassociated_cap: u32,
+    /// MACs recorded as unassociated (`u64::MAX` until first counted; recounted when the
+    /// configuration changes, e.g. after associations).
+    unassociated: AtomicU64,
     trust: Option<PhoneTrust>,
 }
 
@@ -129,6 +133,7 @@ impl Provisioner {
                 revision: -1,
             }),
             unassociated_cap,
+            unassociated: AtomicU64::new(u64::MAX),
             trust: None,
         }
     }
@@ -187,6 +192,7 @@ impl Provisioner {
             c.revision = revision;
             c.accounts = list;
             c.devices.clear();
+            self.unassociated.store(u64::MAX, Ordering::Relaxed);
         }
         Ok(c.accounts.clone())
     }
@@ -381,9 +387,23 @@ impl Provisioner {
     /// change. Returns whether it was recorded.
     pub fn record_unassociated(&self, account: &Account, mac: &Mac) -> Result<bool> {
         let conn = self.pool.get()?;
-        let added = devices::insert_unassociated(&conn, account.id.0, mac, self.unassociated_cap)?;
+        // The count is read once, then kept here; associations made elsewhere only lower the
+        // real count, so the cap is never exceeded.
+        let known = match self.unassociated.load(Ordering::Relaxed) {
+            u64::MAX => {
+                let n = devices::count_unassociated(&conn)?;
+                self.unassociated.store(n, Ordering::Relaxed);
+                n
+            }
+            n => n,
+        };
+        if known >= u64::from(self.unassociated_cap) {
+            return Ok(false);
+        }
+        let added = devices::insert_unassociated(&conn, account.id.0, mac)?;
         drop(conn);
         if added {
+            self.unassociated.fetch_add(1, Ordering::Relaxed);
             self.forget(mac);
             log::info!(
                 "{mac}: first seen, not associated (account {})",

@@ -22,6 +22,43 @@ pub const INTERNAL_PREFIX: &str = "x-zerotouch-";
 pub const UPLOAD_HEADER: &str = "x-zerotouch-upload";
 /// Internal header: size in bytes of the streamed request body.
 pub const UPLOAD_SIZE_HEADER: &str = "x-zerotouch-upload-size";
+/// Internal header: SHA-256 (hex) of the streamed request body, computed while it arrived.
+pub const UPLOAD_SHA256_HEADER: &str = "x-zerotouch-upload-sha256";
+/// Internal response header: the body is the file handed over with `file_body`.
+const FILE_BODY_HEADER: &str = "x-zerotouch-file-body";
+
+thread_local! {
+    /// A file a handler on this connection's thread gave as its response body.
+    static FILE_BODY: std::cell::RefCell<Option<std::fs::File>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes `file`, positioned at its first byte to send, the body of `response`, `len` bytes
+/// long. On plain connections the loop then lets the kernel copy file to socket (sendfile),
+/// which is what serving firmware images to hundreds of phones at once needs.
+pub fn file_body(mut response: Response, file: std::fs::File, len: u64) -> Response {
+    FILE_BODY.with(|f| *f.borrow_mut() = Some(file));
+    response.data = rouille::ResponseBody::from_reader_and_size(io::empty(), len as usize);
+    response.headers.push((FILE_BODY_HEADER.into(), "1".into()));
+    response
+}
+
+/// Hashes what passes through on its way to a file.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hash: sha2::Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.hash, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Bodies that are answered without being read, up to this size, are read and discarded so
 /// the connection can stay open (a phone's first, unauthenticated PUT); larger ones close it.
@@ -529,18 +566,28 @@ fn serve_one<T: Transport>(
                 if expect_continue {
                     stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
                 }
-                let mut writer = io::BufWriter::with_capacity(64 * 1024, file);
+                let mut writer = HashingWriter {
+                    inner: io::BufWriter::with_capacity(64 * 1024, file),
+                    hash: <sha2::Sha256 as sha2::Digest>::new(),
+                };
                 let result = read_body(stream, buf, &framing, limit, limits, &mut writer);
+                let sha256: String = sha2::Digest::finalize(writer.hash)
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect();
+                // Flushed, not synced: the handler decides what must survive a power cut.
                 let flushed = writer
+                    .inner
                     .into_inner()
-                    .map_err(|e| e.into_error())
-                    .and_then(|f| f.sync_data());
+                    .map(drop)
+                    .map_err(|e| e.into_error());
                 match (result, flushed) {
                     (Ok(size), Ok(())) => {
                         head.headers
                             .push((UPLOAD_HEADER.into(), path.to_string_lossy().into_owned()));
                         head.headers
                             .push((UPLOAD_SIZE_HEADER.into(), size.to_string()));
+                        head.headers.push((UPLOAD_SHA256_HEADER.into(), sha256));
                         temp = Some(guard);
                     }
                     (Err(BodyError::TooLarge), _) => {
@@ -781,6 +828,9 @@ fn write_response<T: Transport>(
     mut keep_alive: bool,
 ) -> io::Result<bool> {
     let status = response.status_code;
+    // Always taken, so a file left by a handler never leaks into a later response.
+    let file = FILE_BODY.with(|f| f.borrow_mut().take());
+    let file = file.filter(|_| response.headers.iter().any(|(k, _)| k == FILE_BODY_HEADER));
     let (mut reader, size) = response.data.into_reader_and_size();
     let no_body = is_head || status == 204 || status == 304 || (100..200).contains(&status);
     // Without a known size, HTTP/1.1 uses chunked framing; HTTP/1.0 ends the body by closing.
@@ -792,7 +842,11 @@ fn write_response<T: Transport>(
     write!(out, "HTTP/1.{version} {status} {}\r\n", reason(status))?;
     write!(out, "Date: {}\r\n", http_date())?;
     for (k, v) in &response.headers {
-        if is_framing_header(k) || k.contains(['\r', '\n']) || v.contains(['\r', '\n']) {
+        if is_framing_header(k)
+            || k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX)
+            || k.contains(['\r', '\n'])
+            || v.contains(['\r', '\n'])
+        {
             continue;
         }
         write!(out, "{k}: {v}\r\n")?;
@@ -812,6 +866,19 @@ fn write_response<T: Transport>(
     out.extend_from_slice(b"\r\n");
     if no_body {
         stream.write_all(&out)?;
+    } else if let (Some(mut file), Some(n)) = (file, size) {
+        stream.write_all(&out)?;
+        stream.flush()?;
+        let n = n as u64;
+        let sent = if stream.secure() {
+            io::copy(&mut (&mut file).take(n), stream)?
+        } else {
+            // File to socket in the kernel (sendfile/splice): no copies through user space.
+            io::copy(&mut (&mut file).take(n), &mut stream.tcp())?
+        };
+        if sent != n {
+            return Ok(false);
+        }
     } else if let Some(n) = size.filter(|n| *n <= COALESCE_LIMIT) {
         // Head and body in one write: no small-packet stall, one syscall.
         let start = out.len();

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -491,13 +491,26 @@ impl DeviceService {
                 log::error!("cannot create {}: {e}", path.display());
                 return text(507, "cannot store uploads right now");
             }
-            return self.commit_upload(ctx, kind, mac, name, &path, 0);
+            // SHA-256 of nothing.
+            const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+            let body = Incoming {
+                temp: &path,
+                size: 0,
+                sha256: EMPTY,
+            };
+            return self.commit_upload(ctx, kind, mac, name, body);
         };
         let size: u64 = req
             .header(conn::UPLOAD_SIZE_HEADER)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        self.commit_upload(ctx, kind, mac, name, &temp, size)
+        let sha256 = req.header(conn::UPLOAD_SHA256_HEADER).unwrap_or("");
+        let body = Incoming {
+            temp: &temp,
+            size,
+            sha256,
+        };
+        self.commit_upload(ctx, kind, mac, name, body)
     }
 
     fn commit_upload(
@@ -506,9 +519,9 @@ impl DeviceService {
         kind: UploadKind,
         mac: &Mac,
         name: &str,
-        temp: &Path,
-        size: u64,
+        body: Incoming<'_>,
     ) -> Response {
+        let Incoming { temp, size, sha256 } = body;
         let result = (|| -> crate::Result<Response> {
             if !self.owns(ctx, mac)? {
                 let _ = std::fs::remove_file(temp);
@@ -529,17 +542,24 @@ impl DeviceService {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
             let existed = dest.exists();
+            // What a phone made or set (overrides, contacts, call lists) must survive a power
+            // cut; logs and core dumps are diagnostics and are not worth a disk flush each.
+            let durable = !matches!(kind, UploadKind::Log | UploadKind::CoreDump);
+            if durable {
+                File::open(temp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
+            }
             if existed && kind == UploadKind::Log {
                 // Keep the previous upload of a log: phones may send only what is new.
                 let _ = std::fs::rename(&dest, dest.with_file_name(format!("{name}.1")));
             }
             std::fs::rename(temp, &dest)
                 .map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
-            if let Ok(d) = File::open(&dir) {
+            if durable && let Ok(d) = File::open(&dir) {
                 let _ = d.sync_all();
             }
-            let sha = file_sha256(&dest).unwrap_or_default();
-            crate::db::access::upsert_upload(&conn, mac.as_str(), kind.dir(), name, size, &sha)?;
+            crate::db::access::upsert_upload(&conn, mac.as_str(), kind.dir(), name, size, sha256)?;
             Ok(if existed {
                 Response::empty_204()
             } else {
@@ -662,6 +682,13 @@ impl Service for DeviceService {
     }
 }
 
+/// A request body the loop streamed to a temporary file.
+struct Incoming<'a> {
+    temp: &'a Path,
+    size: u64,
+    sha256: &'a str,
+}
+
 /// The metrics label of a request.
 fn route_of(file: &DeviceFile, method: &str) -> Route {
     match file {
@@ -744,21 +771,6 @@ impl AsRef<[u8]> for ArcBytes {
     }
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut f = File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
-}
-
 /// Serves a file with ETag, Last-Modified, conditional GET and a single byte range.
 pub fn serve_file(req: &Request, path: &Path, content_type: &'static str) -> Response {
     let Ok(mut file) = File::open(path) else {
@@ -834,12 +846,13 @@ pub fn serve_file(req: &Request, path: &Path, content_type: &'static str) -> Res
     if start > 0 && file.seek(SeekFrom::Start(start)).is_err() {
         return text(500, "cannot read the file");
     }
-    Response {
+    let response = Response {
         status_code: status,
         headers,
-        data: ResponseBody::from_reader_and_size(file.take(count), count as usize),
+        data: ResponseBody::empty(),
         upgrade: None,
-    }
+    };
+    conn::file_body(response, file, count)
 }
 
 enum RangeSpec {
