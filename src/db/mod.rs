@@ -16,12 +16,19 @@ use crate::error::{Error, Result};
 
 pub mod access;
 pub mod accounts;
+pub mod assoc;
 pub mod devices;
+pub mod find;
+pub mod jobs;
 pub mod profiles;
+pub mod subscribers;
+pub mod users;
 
 /// The migrations, in order; the schema version is the number of migrations applied.
-const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_initial", include_str!("migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_initial", include_str!("migrations/0001_initial.sql")),
+    ("0002_console", include_str!("migrations/0002_console.sql")),
+];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
