@@ -42,6 +42,9 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed attempts; retry after this many seconds.
+    #[error("too many failed attempts; try again in {0} seconds")]
+    TooManyAttempts(u64),
     #[error("{context}: {source}")]
     Io {
         context: String,
