@@ -2,6 +2,8 @@
 //! same domain operations the admin UI and the API call; output is plain text a person can
 //! read (and `--json` where a script wants it).
 
+mod console;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -39,6 +41,10 @@ pub enum Command {
     Device(DeviceCmd),
     Render(Render),
     Migrate(Migrate),
+    User(console::UserCmd),
+    Import(console::Import),
+    Find(console::Find),
+    Export(console::Export),
 }
 
 /// run the server (embedded default configuration unless --config is given)
@@ -386,6 +392,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Profile(p) => profile(p.action)?,
         Command::Device(d) => device(d.action)?,
         Command::Render(r) => render(r)?,
+        Command::User(u) => console::user(u.action)?,
+        Command::Import(i) => return console::import(i),
+        Command::Find(f) => console::find(f)?,
+        Command::Export(e) => console::export(e)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -483,6 +483,70 @@ pub fn all_subscribers(
     Ok(rows)
 }
 
+/// The device view as CSV.
+pub fn devices_csv(rows: &[DeviceHit]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "mac",
+        "serial",
+        "vendor_model",
+        "profile",
+        "reference_id",
+        "first_name",
+        "last_name",
+        "status",
+        "last_access",
+        "access_count",
+    ]);
+    for r in rows {
+        let _ = w.write_record([
+            r.mac.as_str(),
+            &r.serial,
+            &r.vendor_model,
+            r.profile.as_deref().unwrap_or(""),
+            r.reference_id.as_deref().unwrap_or(""),
+            &r.first_name,
+            &r.last_name,
+            r.status.as_deref().unwrap_or(""),
+            &r.last_access
+                .map(|t| crate::cli::format_time(t))
+                .unwrap_or_else(|| "--".into()),
+            &r.access_count.to_string(),
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// The reference-ID view as CSV.
+pub fn subscribers_csv(rows: &[SubscriberHit]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "reference_id",
+        "company",
+        "first_name",
+        "last_name",
+        "phone",
+        "email",
+        "city",
+        "status",
+        "devices",
+    ]);
+    for r in rows {
+        let _ = w.write_record([
+            r.reference_id.as_str(),
+            &r.company,
+            &r.first_name,
+            &r.last_name,
+            &r.phone,
+            &r.email,
+            &r.city,
+            &r.status,
+            &r.devices.to_string(),
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ pub fn status_for(e: &Error) -> u16 {
         Error::Unauthorized => 401,
         Error::Forbidden(_) => 403,
         Error::TooManyAttempts(_) => 429,
+        Error::MethodNotAllowed(_) => 405,
         Error::Io { .. } | Error::Db(_) | Error::Schema(_) | Error::Config(_) => 500,
     }
 }

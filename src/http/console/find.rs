@@ -124,9 +124,9 @@ pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
             .unwrap_or(usize::MAX)
             .min(c.config.console.find_csv_max_entries);
         let body = if s.query.view == View::Device {
-            devices_csv(&find::all_devices(&conn, &s.query, &scope, max)?)
+            find::devices_csv(&find::all_devices(&conn, &s.query, &scope, max)?)
         } else {
-            subscribers_csv(&find::all_subscribers(&conn, &s.query, &scope, max)?)
+            find::subscribers_csv(&find::all_subscribers(&conn, &s.query, &scope, max)?)
         };
         return Ok(
             Response::from_data("text/csv; charset=utf-8", body).with_additional_header(
@@ -271,66 +271,61 @@ fn subscribers_table(s: &Search, rows: &[find::SubscriberHit]) -> Markup {
     }
 }
 
-/// The device view as CSV.
-pub fn devices_csv(rows: &[find::DeviceHit]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "mac",
-        "serial",
-        "vendor_model",
-        "profile",
-        "reference_id",
-        "first_name",
-        "last_name",
-        "status",
-        "last_access",
-        "access_count",
-    ]);
-    for r in rows {
-        let _ = w.write_record([
-            r.mac.as_str(),
-            &r.serial,
-            &r.vendor_model,
-            r.profile.as_deref().unwrap_or(""),
-            r.reference_id.as_deref().unwrap_or(""),
-            &r.first_name,
-            &r.last_name,
-            r.status.as_deref().unwrap_or(""),
-            &r.last_access
-                .map(|t| crate::cli::format_time(t))
-                .unwrap_or_else(|| "--".into()),
-            &r.access_count.to_string(),
-        ]);
+/// A search from the API's query string; unknown views and sorts are refused by name.
+pub fn search_of(req: &Request) -> Result<Search> {
+    let mut problems = Vec::new();
+    if let Some(v) = req.get_param("view")
+        && !matches!(v.as_str(), "device" | "reference" | "")
+    {
+        problems.push(crate::error::FieldError::new(
+            "view",
+            "must be device or reference",
+        ));
     }
-    w.into_inner().unwrap_or_default()
+    if let Some(s) = req.get_param("sort")
+        && !s.is_empty()
+        && Sort::parse(&s).is_none()
+    {
+        let names: Vec<&str> = Sort::NAMES.iter().map(|(n, _)| *n).collect();
+        problems.push(crate::error::FieldError::new(
+            "sort",
+            format!("must be one of {}", names.join(", ")),
+        ));
+    }
+    for key in ["page", "per_page", "max_entries"] {
+        if let Some(v) = req.get_param(key)
+            && !v.is_empty()
+            && v.parse::<usize>().is_err()
+        {
+            problems.push(crate::error::FieldError::new(
+                key,
+                "must be a positive whole number",
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(crate::error::Error::Invalid(problems));
+    }
+    Ok(search_from(&|k| req.get_param(k)))
 }
 
-/// The reference-ID view as CSV.
-pub fn subscribers_csv(rows: &[find::SubscriberHit]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record([
-        "reference_id",
-        "company",
-        "first_name",
-        "last_name",
-        "phone",
-        "email",
-        "city",
-        "status",
-        "devices",
-    ]);
-    for r in rows {
-        let _ = w.write_record([
-            r.reference_id.as_str(),
-            &r.company,
-            &r.first_name,
-            &r.last_name,
-            &r.phone,
-            &r.email,
-            &r.city,
-            &r.status,
-            &r.devices.to_string(),
-        ]);
-    }
-    w.into_inner().unwrap_or_default()
+/// One page of a search as JSON.
+pub fn page_json(
+    conn: &rusqlite::Connection,
+    s: &Search,
+    scope: &crate::domain::users::Scope,
+) -> Result<serde_json::Value> {
+    let offset = (s.page - 1) * s.per_page;
+    let (rows, total, more) = if s.query.view == View::Device {
+        let p = find::find_devices(conn, &s.query, scope, offset, s.per_page)?;
+        (serde_json::to_value(&p.rows), p.total, p.more)
+    } else {
+        let p = find::find_subscribers(conn, &s.query, scope, offset, s.per_page)?;
+        (serde_json::to_value(&p.rows), p.total, p.more)
+    };
+    Ok(serde_json::json!({
+        "view": if s.query.view == View::Device { "device" } else { "reference" },
+        "page": s.page, "per_page": s.per_page, "total": total, "more": more,
+        "rows": rows.unwrap_or_default(),
+    }))
 }

@@ -10,8 +10,8 @@
 //! `domain` actions; nothing here decides a rule of provisioning.
 
 mod assoc;
-mod devices;
-mod find;
+pub mod devices;
+pub mod find;
 mod form;
 mod profiles;
 mod users;
