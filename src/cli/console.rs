@@ -31,6 +31,22 @@ pub enum UserAction {
     Passwd(UserPasswd),
     List(UserList),
     Delete(UserDelete),
+    Token(UserToken),
+}
+
+/// create an API token for a user (printed once; revoke it on the console's API Tokens page)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "token")]
+pub struct UserToken {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+    /// what the token is for
+    #[argh(option)]
+    pub name: String,
 }
 
 /// add a user (prints a one-time password unless --password-stdin)
@@ -254,6 +270,12 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
                     }
                 );
             }
+        }
+        UserAction::Token(t) => {
+            let (_c, conn, _acc) = super::open(t.config.as_deref())?;
+            let user = uq::find_user_by_name(&conn, &t.username)?
+                .with_context(|| format!("no user `{}`", t.username))?;
+            println!("{}", signin::create_token(&conn, &user, &t.name)?);
         }
         UserAction::Delete(d) => {
             let (_c, mut conn, _acc) = super::open(d.config.as_deref())?;

@@ -566,3 +566,70 @@ pub fn write_file(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
     std::fs::write(&p, content).expect("write file");
     p
 }
+
+/// The one-time password the first start printed for `admin`.
+pub fn admin_password(server: &ZServer) -> String {
+    let out = server.output.lock().expect("lock").clone();
+    out.lines()
+        .find_map(|l| l.split("one-time password: ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(String::from)
+        .unwrap_or_else(|| panic!("no one-time password in the output:\n{out}"))
+}
+
+/// Creates a user (with a known password) and an API token for it; returns the token.
+pub fn user_with_token(server: &ZServer, name: &str, role: &str, company: &str) -> String {
+    let out = std::process::Command::new(bin())
+        .args([
+            "user",
+            "add",
+            name,
+            "--role",
+            role,
+            "--company",
+            company,
+            "--password-stdin",
+            "--config",
+        ])
+        .arg(&server.config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(b"a-long-test-password\n")?;
+            c.wait_with_output()
+        })
+        .expect("user add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    server
+        .cli_ok(&["user", "token", name, "--name", "test"])
+        .trim()
+        .to_string()
+}
+
+/// One API request; `token` becomes a bearer token.
+pub fn api(server: &ZServer, method: &str, path: &str, token: Option<&str>, body: &str) -> Resp {
+    let mut conn = Conn::open(server.admin);
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![
+        ("Content-Type", "application/json"),
+        ("Connection", "close"),
+    ];
+    if let Some(a) = &auth {
+        headers.push(("Authorization", a.as_str()));
+    }
+    conn.request(method, &format!("/api/v1{path}"), &headers, body.as_bytes())
+}
+
+/// The parsed JSON body of a response.
+pub fn json(r: &Resp) -> serde_json::Value {
+    serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", r.text()))
+}

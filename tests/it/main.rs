@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on loopback ports, driven the way phones and admins
 //! drive it. One test binary with shared helpers (`common`).
 
+mod api;
 mod bad_input;
 mod boot;
 mod cli;
