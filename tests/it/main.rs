@@ -4,6 +4,7 @@
 mod api;
 mod bad_input;
 mod boot;
+mod browser;
 mod cli;
 mod common;
 mod http_loop;

@@ -185,7 +185,7 @@ impl Console {
             ("POST", ["logout"]) => Ok(self.logout(ctx)),
             ("GET", ["password"]) => Ok(html_page(200, users::password_page(ctx, &[], None))),
             ("POST", ["password"]) => users::post_password(self, ctx, f),
-            ("GET", [""]) => self.home(ctx),
+            ("GET", [""]) => self.home(ctx, req),
             ("GET", ["users"]) => users::list(self, ctx, req),
             ("POST", ["users"]) => users::create(self, ctx, f),
             ("POST", ["users", name, "reset"]) => users::reset(self, ctx, name),
@@ -196,7 +196,7 @@ impl Console {
             ("GET", ["profiles"]) => profiles::list(self, ctx, req),
             ("GET", ["profiles", "new"]) => profiles::new(self, ctx),
             ("POST", ["profiles"]) => profiles::create(self, ctx, f),
-            ("GET", ["profiles", name]) => profiles::edit(self, ctx, name),
+            ("GET", ["profiles", name]) => profiles::edit(self, ctx, name, req),
             ("POST", ["profiles", name]) => profiles::update(self, ctx, name, f),
             ("GET", ["profiles", name, "delete"]) => profiles::confirm_delete(self, ctx, name),
             ("POST", ["profiles", name, "delete"]) => profiles::delete(self, ctx, name),
@@ -330,7 +330,7 @@ impl Console {
         )
     }
 
-    fn home(&self, ctx: &Ctx) -> Result<Response> {
+    fn home(&self, ctx: &Ctx, req: &Request) -> Result<Response> {
         let conn = self.conn()?;
         let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
         let (profiles, associated, unassociated, subscribers, partial) = (
@@ -347,6 +347,7 @@ impl Console {
                 &ctx.nav(""),
                 html! {
                     h1 { "ZTP console" }
+                    (views::notice(notice_of(req)))
                     div.cards {
                         a.card href="/find" { strong { (associated) } span { "associated devices" } }
                         a.card href="/find?status=complete" { strong { (subscribers) } span { "reference IDs" } }
@@ -394,7 +395,8 @@ pub fn html_page(status: u16, markup: Markup) -> Response {
 /// A redirect after a successful POST, with a notice key the target page shows.
 pub fn done(location: &str, notice: &str) -> Response {
     let sep = if location.contains('?') { '&' } else { '?' };
-    Response::redirect_303(format!("{location}{sep}done={}", percent_encode(notice)))
+    // Notice keys are plain words with dashes: nothing to encode.
+    Response::redirect_303(format!("{location}{sep}done={notice}"))
 }
 
 /// The notice of a `done` redirect, limited to a fixed vocabulary so a link cannot put

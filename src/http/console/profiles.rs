@@ -57,10 +57,13 @@ pub fn new(_c: &Console, ctx: &Ctx) -> Result<Response> {
         vendor_model: UCS_VENDOR_MODEL.into(),
         ..Default::default()
     };
-    Ok(html_page(200, editor(ctx, None, &fields, &[], &[], false)))
+    Ok(html_page(
+        200,
+        editor(ctx, None, &fields, &[], &[], false, None),
+    ))
 }
 
-pub fn edit(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
+pub fn edit(c: &Console, ctx: &Ctx, name: &str, req: &Request) -> Result<Response> {
     let conn = c.conn()?;
     let actor = c.actor(&ctx.user, &ctx.account);
     let (p, _) = profile_ops::profile(&conn, &actor, name)?;
@@ -74,7 +77,15 @@ pub fn edit(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     fields.prov_password.clear();
     Ok(html_page(
         200,
-        editor(ctx, Some(name), &fields, &files, &[], has_password),
+        editor(
+            ctx,
+            Some(name),
+            &fields,
+            &files,
+            &[],
+            has_password,
+            notice_of(req),
+        ),
     ))
 }
 
@@ -124,7 +135,7 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         Err(p) => {
             return Ok(html_page(
                 422,
-                editor(ctx, None, &ProfileFields::default(), &[], &p, false),
+                editor(ctx, None, &ProfileFields::default(), &[], &p, false, None),
             ));
         }
     };
@@ -132,7 +143,10 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     let actor = c.actor(&ctx.user, &ctx.account);
     match profile_ops::create_profile(&mut conn, &actor, &fields, uploads(f)) {
         Ok(_) => Ok(done("/profiles", "profile-created")),
-        Err(Error::Invalid(p)) => Ok(html_page(422, editor(ctx, None, &fields, &[], &p, false))),
+        Err(Error::Invalid(p)) => Ok(html_page(
+            422,
+            editor(ctx, None, &fields, &[], &p, false, None),
+        )),
         Err(Error::Conflict(m)) => Ok(html_page(
             409,
             editor(
@@ -142,6 +156,7 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
                 &[],
                 &[FieldError::new("name", m)],
                 false,
+                None,
             ),
         )),
         Err(e) => Err(e),
@@ -154,7 +169,15 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
         Err(p) => {
             return Ok(html_page(
                 422,
-                editor(ctx, Some(name), &ProfileFields::default(), &[], &p, false),
+                editor(
+                    ctx,
+                    Some(name),
+                    &ProfileFields::default(),
+                    &[],
+                    &p,
+                    false,
+                    None,
+                ),
             ));
         }
     };
@@ -176,7 +199,7 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
         )),
         Err(Error::Invalid(p)) => Ok(html_page(
             422,
-            editor(ctx, Some(name), &fields, &[], &p, false),
+            editor(ctx, Some(name), &fields, &[], &p, false, None),
         )),
         Err(Error::Conflict(m)) => Ok(html_page(
             409,
@@ -187,6 +210,7 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
                 &[],
                 &[FieldError::new("name", m)],
                 false,
+                None,
             ),
         )),
         Err(e) => Err(e),
@@ -237,6 +261,7 @@ fn editor(
     files: &[String],
     problems: &[FieldError],
     has_password: bool,
+    notice: Option<&str>,
 ) -> Markup {
     let title = match name {
         Some(n) => format!("Modify profile {n}"),
@@ -258,6 +283,7 @@ fn editor(
         &ctx.nav("profiles"),
         html! {
             h1 { (title) }
+            (views::notice(notice))
             (views::problems(problems))
             form.editor method="post" action=(action) enctype="multipart/form-data" {
                 (csrf_field(&ctx.csrf))
