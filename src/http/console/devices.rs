@@ -111,14 +111,18 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             tr { th { "Provisioning password" } td { (set(&e.prov_password)) } }
                             tr { th { "Polling" } td { (match e.polling.as_str() { "1" => "Enable", "0" => "Disable", _ => "None" }) } }
                             @for l in &d.lines {
-                                tr { th { "Line " (l.line) } td { (l.auth_user_id) " · " (l.label) " · " (l.display_name) " · password " (if l.auth_password.is_empty() { "(none)" } else { "(set)" }) } }
-                            }
+                        tr { th { "Line " (l.line) } td {
+                            "SIP user ID " (dash(&l.auth_user_id)) ", label " (dash(&l.label)) ", display name " (dash(&l.display_name))
+                            ", password " (if l.auth_password.is_empty() { "(none)" } else { "(set)" })
+                        } }
+                    }
                         }
                     }
                     section {
                         h2 { "Device ZTP access status" }
                         table.kv {
-                            tr { th { "Last access" } td { (when(activity.as_ref().map(|a| a.last_seen))) } }
+                            tr { th { "State" } td { strong { (state(&d, activity.as_ref())) } } }
+                    tr { th { "Last access" } td { (when(activity.as_ref().map(|a| a.last_seen))) } }
                             tr { th { "Access count" } td { (activity.as_ref().map(|a| a.access_count.to_string()).unwrap_or_else(|| "--".into())) } }
                             tr { th { "First seen" } td { (when(activity.as_ref().map(|a| a.first_seen))) } }
                             tr { th { "Last provisioning sync" } td { (when(activity.as_ref().and_then(|a| a.last_sync_at))) } }
@@ -152,6 +156,20 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             },
         ),
     ))
+}
+
+fn dash(s: &str) -> &str {
+    if s.is_empty() { "--" } else { s }
+}
+
+/// The device state of DESIGN §7, from what was observed.
+fn state(d: &Device, a: Option<&dq::Activity>) -> &'static str {
+    match (d.is_associated(), a.and_then(|a| a.last_auth_ok_at)) {
+        (false, _) => "unassociated",
+        (true, None) => "staged",
+        (true, Some(t)) if crate::db::now_secs() - t < 24 * 3600 => "provisioned-active",
+        (true, Some(_)) => "provisioned",
+    }
 }
 
 fn edit_page(

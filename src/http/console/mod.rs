@@ -350,7 +350,7 @@ impl Console {
                     (views::notice(notice_of(req)))
                     div.cards {
                         a.card href="/find" { strong { (associated) } span { "associated devices" } }
-                        a.card href="/find?status=complete" { strong { (subscribers) } span { "reference IDs" } }
+                        a.card href="/find" { strong { (subscribers) } span { "reference IDs" } }
                         a.card href="/find?status=partial" { strong { (partial) } span { "partial associations" } }
                         a.card href="/unassociated" { strong { (unassociated) } span { "seen, not associated" } }
                         a.card href="/profiles" { strong { (profiles) } span { "profiles" } }

@@ -28,8 +28,8 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("find", "/find", "Find Operations"),
     ("associate", "/associations/new", "Profile Association"),
     ("import", "/import", "Bulk Association"),
-    ("profiles", "/profiles", "Profile Management"),
-    ("unassociated", "/unassociated", "Unassociated Devices"),
+    ("profiles", "/profiles", "Profiles"),
+    ("unassociated", "/unassociated", "Unassociated"),
     ("tokens", "/tokens", "API Tokens"),
 ];
 
