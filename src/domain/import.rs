@@ -358,4 +358,79 @@ mod tests {
             errors[0].reason
         );
     }
+
+    #[test]
+    fn a_failure_while_applying_leaves_nothing_half_written() {
+        let (mut conn, account) = setup();
+        conn.execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON devices WHEN NEW.mac = '0004f2000003'
+             BEGIN SELECT RAISE(ABORT, 'disk on fire'); END;",
+        )
+        .expect("trigger");
+        let csv = "0004f2000001,,,profile1\n0004f2000002,,,profile1\n0004f2000003,,,profile1\n";
+        let (job, _) = run(&mut conn, &admin(), &account, csv, false);
+        assert_eq!(job.status, "Failed");
+        assert!(
+            job.message.contains("nothing was applied"),
+            "{}",
+            job.message
+        );
+        assert_eq!(
+            count(&conn),
+            0,
+            "the lines before the failure were rolled back too"
+        );
+        let lines: i64 = conn
+            .query_row("SELECT count(*) FROM device_lines", [], |r| r.get(0))
+            .expect("lines");
+        assert_eq!(lines, 0);
+    }
+
+    #[test]
+    fn a_reference_id_links_every_line_and_completes_it() {
+        let (mut conn, account) = setup();
+        let own = OwnAddresses::default();
+        let user = admin();
+        let actor = Actor {
+            user: &user,
+            account: &account,
+            own: &own,
+            partial_expiry_secs: 3600,
+        };
+        let s = crate::domain::subscriber::SubscriberInput {
+            reference_id: "REF001".into(),
+            ..Default::default()
+        };
+        crate::domain::assoc::create_subscriber(&mut conn, &actor, &s).expect("subscriber");
+        let req = ImportRequest {
+            file_name: "t.csv".into(),
+            reference_id: Some("REF001".into()),
+            dry_run: false,
+            max_rows: 10,
+        };
+        let id = create_job(&conn, &actor, &req).expect("job");
+        run_job(
+            &mut conn,
+            &actor,
+            id,
+            &req,
+            b"0004f2000001,,,profile1\n0004f2000002,,,profile1\n",
+        )
+        .expect("run");
+        let sub = crate::db::subscribers::find_subscriber(&conn, "REF001")
+            .expect("find")
+            .expect("present");
+        assert_eq!(
+            (sub.status.as_str(), sub.devices, sub.expires_at),
+            ("complete", 2, None)
+        );
+        let missing = ImportRequest {
+            reference_id: Some("NOPE1".into()),
+            ..req
+        };
+        assert!(matches!(
+            create_job(&conn, &actor, &missing),
+            Err(Error::NotFound { .. })
+        ));
+    }
 }

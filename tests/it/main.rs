@@ -7,4 +7,5 @@ mod boot;
 mod browser;
 mod cli;
 mod common;
+mod console;
 mod http_loop;
