@@ -509,7 +509,7 @@ pub fn devices_csv(rows: &[DeviceHit]) -> Vec<u8> {
             &r.last_name,
             r.status.as_deref().unwrap_or(""),
             &r.last_access
-                .map(|t| crate::cli::format_time(t))
+                .map(crate::cli::format_time)
                 .unwrap_or_else(|| "--".into()),
             &r.access_count.to_string(),
         ]);

@@ -128,13 +128,11 @@ pub fn find_session(
     idle_secs: i64,
 ) -> Result<Option<(User, String)>> {
     let now = now_secs();
-    let sql = format!(
-        "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token
+    let sql = "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token
          FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3"
-    );
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3";
     let found = conn
-        .prepare_cached(&sql)?
+        .prepare_cached(sql)?
         .query_row(params![token_hash, now, idle_secs], |r| {
             Ok((from_row(r)?, r.get(5)?))
         })

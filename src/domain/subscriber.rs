@@ -123,8 +123,8 @@ impl SubscriberInput {
             }
         }
         if !self.country_code.is_empty()
-            && !(self.country_code.len() >= 2
-                && self.country_code.chars().all(|c| c.is_ascii_alphanumeric()))
+            && (self.country_code.len() < 2
+                || !self.country_code.chars().all(|c| c.is_ascii_alphanumeric()))
         {
             p.push(FieldError::new(
                 "country_code",

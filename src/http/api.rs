@@ -313,6 +313,9 @@ fn job_for(c: &Console, user: &User, id: &str) -> Result<jobs::Job> {
     }
 }
 
+/// Uploaded files as (name, bytes).
+type NamedFiles = Vec<(String, Vec<u8>)>;
+
 /// A profile as the API writes it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -352,7 +355,7 @@ struct FileBody {
 }
 
 impl ProfileBody {
-    fn into_parts(self) -> Result<(ProfileFields, Option<Vec<(String, Vec<u8>)>>)> {
+    fn into_parts(self) -> Result<(ProfileFields, Option<NamedFiles>)> {
         let polling = Polling::parse(self.polling.as_deref().unwrap_or("none"))?;
         let software = ops::parse_software(
             &self
