@@ -66,7 +66,8 @@ fn bench_import(dir: &std::path::Path) {
     let mut csv = String::with_capacity(rows * 120);
     for i in 0..rows {
         csv.push_str(&format!(
-            "00{i:010x},,Polycom_UCS_Device,office,sip.example.com,proxy.example.com,,,,1,{},Secret-{i},Line {i},User {i}\n",
+            "{:012x},,Polycom_UCS_Device,office,sip.example.com,proxy.example.com,,,,1,{},Secret-{i},Line {i},User {i}\n",
+            0x0004_f200_0000u64 + i as u64,
             1000 + i
         ));
     }
@@ -76,6 +77,24 @@ fn bench_import(dir: &std::path::Path) {
         dry_run: false,
         max_rows: rows,
     };
+    let start = Instant::now();
+    let parsed = zerotouch::domain::csvimport::parse(csv.as_bytes(), rows).expect("parse");
+    println!(
+        "  parsing and checking {} lines alone: {:.2} s",
+        parsed.rows.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let dry = ImportRequest {
+        dry_run: true,
+        ..req.clone()
+    };
+    let start = Instant::now();
+    let id = import::create_job(&conn, &actor, &dry).expect("job");
+    import::run_job(&mut conn, &actor, id, &dry, csv.as_bytes()).expect("dry run");
+    println!(
+        "  dry run (parse and every database check, no writes): {:.2} s",
+        start.elapsed().as_secs_f64()
+    );
     let start = Instant::now();
     let id = import::create_job(&conn, &actor, &req).expect("job");
     let job = import::run_job(&mut conn, &actor, id, &req, csv.as_bytes()).expect("run");
@@ -137,6 +156,20 @@ fn time_find(conn: &rusqlite::Connection, label: &str, q: &FindQuery, runs: usiz
         total = page.0;
     }
     times.sort();
+    if std::env::var_os("ZT_BENCH_PLAN").is_some() {
+        let (sql, values) = q.id_sql(&Scope::All);
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(values), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("plan")
+            .map(|r| r.expect("row"))
+            .collect();
+        println!("  plan: {plan:?}");
+    }
     println!(
         "find {label}: {total} match(es); p50 {} p95 {} max {} over {runs} runs ({target})",
         ms(percentile(&times, 0.5)),
@@ -200,6 +233,31 @@ fn bench_find(dir: &std::path::Path) {
         &conn,
         "device view, serial `%4242%`",
         &serial,
+        20,
+        "target p95 < 300 ms",
+    );
+    let contains = FindQuery {
+        last_name: "%00424%".into(),
+        ignore_case: true,
+        ..Default::default()
+    };
+    time_find(
+        &conn,
+        "reference view, last name `%00424%`",
+        &contains,
+        20,
+        "target p95 < 300 ms",
+    );
+    let both = FindQuery {
+        last_name: "%00424%".into(),
+        view: View::Device,
+        ignore_case: true,
+        ..Default::default()
+    };
+    time_find(
+        &conn,
+        "device view, last name `%00424%`",
+        &both,
         20,
         "target p95 < 300 ms",
     );

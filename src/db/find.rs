@@ -227,6 +227,27 @@ impl Sql {
 }
 
 impl FindQuery {
+    /// Whether no filled-in pattern has a fixed prefix an index could seek to, and the
+    /// device view is in MAC order (so the covering MAC-order index serves the scan).
+    fn scan_only(&self) -> bool {
+        let patterns = [
+            &self.first_name,
+            &self.last_name,
+            &self.reference_id,
+            &self.phone,
+            &self.email,
+            &self.city,
+            &self.serial,
+            &self.model,
+            &self.mac,
+            &self.profile,
+        ];
+        matches!(self.sort, Sort::Default | Sort::Mac)
+            && patterns
+                .iter()
+                .all(|p| p.trim().is_empty() || p.trim().starts_with('%'))
+    }
+
     fn has_device_fields(&self) -> bool {
         [&self.serial, &self.model, &self.mac, &self.profile]
             .iter()
@@ -294,13 +315,43 @@ impl FindQuery {
             View::Device => {
                 sql.wheres.push("d.profile_id IS NOT NULL".into());
                 self.device_filters(&mut sql);
-                self.subscriber_filters(&mut sql);
+                // Customer fields filter through the reference IDs they match: SQLite
+                // builds that set once, instead of joining a subscriber for every device.
+                let mut inner = Sql {
+                    wheres: Vec::new(),
+                    values: std::mem::take(&mut sql.values),
+                };
+                self.subscriber_filters(&mut inner);
+                sql.values = inner.values;
+                let by_subscriber = !inner.wheres.is_empty();
+                if by_subscriber {
+                    sql.wheres.push(format!(
+                        "d.subscriber_id IN (SELECT s.id FROM subscribers s WHERE {})",
+                        inner.wheres.join(" AND ")
+                    ));
+                }
                 sql.scope(scope, true);
+                let order = self.order();
+                // Join only what the sort and the filters use: a join the planner cannot
+                // drop costs a lookup per scanned row.
+                let mut from = String::from("devices d");
+                if self.scan_only() && !by_subscriber {
+                    // Every pattern starts with `%`: a scan is unavoidable, and the covering
+                    // index in MAC order makes it one pass over the index alone.
+                    from.push_str(" INDEXED BY devices_find");
+                }
+                if order.contains("s.") {
+                    from.push_str(" LEFT JOIN subscribers s ON s.id = d.subscriber_id");
+                }
+                if order.contains("p.")
+                    || !self.profile.trim().is_empty()
+                    || matches!(scope, Scope::Provider(_))
+                {
+                    from.push_str(" LEFT JOIN profiles p ON p.id = d.profile_id");
+                }
                 format!(
-                    "SELECT d.id FROM devices d LEFT JOIN subscribers s ON s.id = d.subscriber_id \
-                     LEFT JOIN profiles p ON p.id = d.profile_id{} ORDER BY {}",
-                    sql.where_clause(),
-                    self.order()
+                    "SELECT d.id FROM {from}{} ORDER BY {order}",
+                    sql.where_clause()
                 )
             }
             View::Reference => {

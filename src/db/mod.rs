@@ -115,6 +115,12 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
     Ok(applied)
 }
 
+/// Sets this connection's page cache size in KiB (bulk work that touches many pages).
+pub fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
+    conn.pragma_update(None, "cache_size", -kib)?;
+    Ok(())
+}
+
 /// Runs `f` inside one `BEGIN IMMEDIATE` transaction, committing on success.
 pub fn write_tx<T>(
     conn: &mut Connection,

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use super::device::{DeviceInput, Line, VendorExtensions};
+use super::device::{DeviceInput, Line, NewDevice, VendorExtensions};
 use crate::error::{Error, FieldError, Result};
 
 /// Columns of a line, in order, as Table 2 names them.
@@ -58,6 +58,8 @@ pub struct Row {
     /// The line as uploaded.
     pub content: String,
     pub input: DeviceInput,
+    /// The validated association.
+    pub device: NewDevice,
 }
 
 /// A rejected line: number, content as uploaded, and why.
@@ -103,19 +105,11 @@ pub fn reason_for(problems: &[FieldError]) -> String {
 /// one that is not a CSV file at all, is refused whole (nothing is applied).
 pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    // Lines are split here and each is parsed on its own: without quoting a record is one
-    // line, and the line numbers (which the csv crate miscounts after CRLF, comments and
-    // blank lines) are exact.
-    let mut builder = csv::ReaderBuilder::new();
-    builder
-        .has_headers(false)
-        .flexible(true)
-        .quoting(false)
-        .comment(Some(b'#'))
-        .buffer_capacity(1024);
-    let mut out = Parsed::default();
-    let mut seen: HashMap<String, u64> = HashMap::new();
-    let mut record = csv::ByteRecord::new();
+    // Lines are split here, blank lines and comments dropped, and the rest parsed by one
+    // reader: without quoting a record is exactly one line, so the line numbers kept here
+    // stay exact (the csv crate's own positions miscount after CRLF, comments and blank
+    // lines).
+    let mut kept: Vec<(u64, &[u8])> = Vec::new();
     for (index, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
         let line = index as u64 + 1;
@@ -130,10 +124,25 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
                 ),
             ));
         }
-        let mut reader = builder.from_reader(raw);
+        kept.push((line, raw));
+    }
+    let mut joined = Vec::with_capacity(bytes.len() + kept.len());
+    for (_, raw) in &kept {
+        joined.extend_from_slice(raw);
+        joined.push(b'\n');
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .quoting(false)
+        .from_reader(&joined[..]);
+    let mut out = Parsed::default();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut record = csv::ByteRecord::new();
+    for (line, raw) in kept {
         match reader.read_byte_record(&mut record) {
             Ok(true) => {}
-            Ok(false) => continue,
+            Ok(false) => break,
             Err(e) => {
                 return Err(Error::invalid(
                     "file",
@@ -163,8 +172,8 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
                 content,
                 reason,
             }),
-            Ok(input) => {
-                let mac = input.mac.trim().to_ascii_lowercase();
+            Ok((input, device)) => {
+                let mac = device.mac.to_string();
                 if let Some(first) = seen.get(&mac) {
                     out.rejected.push(Rejected {
                         line,
@@ -177,6 +186,7 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
                         line,
                         content,
                         input,
+                        device,
                     });
                 }
             }
@@ -194,7 +204,7 @@ fn is_header(record: &csv::ByteRecord) -> bool {
 }
 
 /// Checks one line's fields and builds the association input.
-fn check_record(record: &csv::ByteRecord) -> std::result::Result<DeviceInput, String> {
+fn check_record(record: &csv::ByteRecord) -> std::result::Result<(DeviceInput, NewDevice), String> {
     if record.len() > COLUMNS.len() {
         return Err(format!(
             "has {} columns; at most {} are allowed (MAC, serial, vendor model, profile and ten \
@@ -251,7 +261,7 @@ fn check_record(record: &csv::ByteRecord) -> std::result::Result<DeviceInput, St
         },
     };
     match input.validate() {
-        Ok(_) => Ok(input),
+        Ok(device) => Ok((input, device)),
         Err(Error::Invalid(p)) => Err(reason_for(&p)),
         Err(e) => Err(e.to_string()),
     }
