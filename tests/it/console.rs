@@ -221,7 +221,7 @@ fn the_session_cookie_is_http_only_and_strict_and_pages_need_it() {
 #[test]
 fn wrong_passwords_are_rate_limited_but_the_right_one_works_after_the_pause() {
     let server =
-        ZServer::start_with("console.login_failures_per_user = 3\nconsole.login_block_secs = 1\n");
+        ZServer::start_with("console.login_failures_per_user = 3\nconsole.login_block_secs = 2\n");
     let pw = admin_password(&server);
     for _ in 0..3 {
         let r = post_raw(
@@ -241,7 +241,7 @@ fn wrong_passwords_are_rate_limited_but_the_right_one_works_after_the_pause() {
     );
     assert_eq!(blocked.status, 429);
     assert!(blocked.header("Retry-After").is_some());
-    std::thread::sleep(std::time::Duration::from_millis(1100));
+    std::thread::sleep(std::time::Duration::from_millis(2100));
     let ok = post_raw(
         server.admin,
         "/login",
