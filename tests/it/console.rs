@@ -464,3 +464,133 @@ fn an_oversize_file_is_refused_whole_and_nothing_is_written() {
         "nothing written"
     );
 }
+
+#[test]
+fn every_console_form_does_what_it_says() {
+    let server = ZServer::start();
+    server.set_credentials();
+    server.cli_ok(&["profile", "add", "office"]);
+    let s = Session::admin(&server);
+    // A phone that asks before it is associated is listed and associated in one step.
+    let mut phone = server.phone("0004f2000077", UA_VVX500_APP);
+    assert_eq!(phone.get("/0004f2000077.cfg").status, 404);
+    assert!(eventually(std::time::Duration::from_secs(5), || s
+        .get("/unassociated")
+        .text()
+        .contains("0004f2000077")));
+    let r = s.post(
+        "/unassociated",
+        &[("mac", "0004f2000077"), ("profile", "office")],
+    );
+    assert_eq!(
+        r.header("Location"),
+        Some("/devices/0004f2000077?done=devices-added")
+    );
+    assert!(s.get("/devices/0004f2000077").text().contains("office"));
+    // Contact: save, refuse a bad email naming it, delete when empty.
+    assert_eq!(
+        s.post(
+            "/associations",
+            &[("reference_id", "REF002"), ("mode", "manual")]
+        )
+        .status,
+        303
+    );
+    let bad = s.post(
+        "/subscribers/REF002",
+        &[("reference_id", "REF002"), ("email", "nobody")],
+    );
+    assert_eq!(bad.status, 422);
+    assert!(bad.text().contains("is not an email address"));
+    assert_eq!(
+        s.post(
+            "/subscribers/REF002",
+            &[("reference_id", "REF002"), ("city", "Graz")]
+        )
+        .status,
+        303
+    );
+    assert!(s.get("/subscribers/REF002").text().contains("Graz"));
+    let dup = s.post("/associations", &[("reference_id", "ref002")]);
+    assert_eq!(dup.status, 409, "reference IDs are unique ignoring case");
+    // Modify, copy and delete a device.
+    let r = s.post(
+        "/devices/0004f2000077/edit",
+        &[
+            ("devices[0].profile", "office"),
+            ("devices[0].sip_server", "sip.example.com"),
+            ("devices[0].display_name", "Ann"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let bad = s.post(
+        "/devices/0004f2000077/edit",
+        &[
+            ("devices[0].profile", "office"),
+            ("devices[0].polling", "maybe"),
+        ],
+    );
+    assert_eq!(bad.status, 422);
+    let r = s.post("/devices/0004f2000077/copy", &[("new_mac", "0004f2000078")]);
+    assert_eq!(
+        r.header("Location"),
+        Some("/devices/0004f2000078?done=device-copied")
+    );
+    let copy = s.get("/devices/0004f2000078").text();
+    assert!(
+        copy.contains("sip.example.com") && !copy.contains("Ann"),
+        "display name is not copied"
+    );
+    assert_eq!(
+        s.post("/devices/0004f2000078/copy", &[("new_mac", "0004f2000077")])
+            .status,
+        422,
+        "already associated"
+    );
+    assert_eq!(s.post("/devices/0004f2000078/delete", &[]).status, 303);
+    assert_eq!(s.get("/devices/0004f2000078").status, 404);
+    assert_eq!(s.post("/subscribers/REF002/delete", &[]).status, 303);
+    assert_eq!(s.get("/subscribers/REF002").status, 404);
+    // Users and tokens.
+    let r = s.post(
+        "/users",
+        &[
+            ("username", "kim"),
+            ("role", "installer"),
+            ("company", "acme"),
+        ],
+    );
+    assert!(r.text().contains("One-time password"), "{}", r.text());
+    assert!(
+        s.post("/users/kim/reset", &[])
+            .text()
+            .contains("One-time password")
+    );
+    assert_eq!(s.post("/users/kim/delete", &[]).status, 303);
+    let r = s.post("/tokens", &[("name", "script")]);
+    let token = r
+        .text()
+        .split("code class=\"secret\">")
+        .nth(1)
+        .and_then(|t| t.split('<').next())
+        .expect("token shown once")
+        .to_string();
+    assert_eq!(
+        api(&server, "GET", "/profiles", Some(&token), "").status,
+        200
+    );
+    let id = s
+        .get("/tokens")
+        .text()
+        .split("/tokens/")
+        .nth(1)
+        .and_then(|t| t.split('/').next())
+        .expect("token id")
+        .to_string();
+    assert_eq!(s.post(&format!("/tokens/{id}/delete"), &[]).status, 303);
+    assert_eq!(
+        api(&server, "GET", "/profiles", Some(&token), "").status,
+        401,
+        "revoked"
+    );
+}
