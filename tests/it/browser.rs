@@ -104,6 +104,16 @@ impl Browser {
             .expect("WebDriver session");
         let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/screenshots");
         std::fs::create_dir_all(&shots).expect("screenshot dir");
+        // Screenshots of an earlier run of this test would mislead whoever looks at them.
+        for entry in std::fs::read_dir(&shots).expect("screenshots").flatten() {
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{name}-"))
+            {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Some(Browser {
             driver,
             client,
@@ -452,6 +462,7 @@ fn associations_bulk_upload_find_and_replace_in_a_browser() {
         b.fill("devices[0].sip_server", "sip.example.com").await;
         b.fill("devices[0].sip_auth_user_id", "1001").await;
         b.fill("devices[0].display_name", "Karl Kraus").await;
+        b.fill("devices[0].sip_auth_password", "line-secret-9").await;
         b.shot("manual-device").await;
         b.click("button[value=finish]").await;
         assert!(b.text().await.contains("Devices associated"), "{}", b.text().await);
@@ -520,9 +531,32 @@ fn associations_bulk_upload_find_and_replace_in_a_browser() {
         assert_eq!(csv.lines().count(), 4, "header and 3 entries: {csv}");
         assert!(csv.starts_with("mac,serial"), "{csv}");
 
-        // Replace a faulty device: the new MAC keeps the association and starts staged.
+        // The device page: its requests, and the files it receives with secrets masked.
+        server.set_credentials();
+        let mut phone = server.phone("0004f2aabb01", UA_VVX500_APP);
+        assert_eq!(phone.get("/0004f2aabb01.cfg").status, 200);
+        assert_eq!(phone.get("/0004f2aabb01-device.cfg").status, 200);
         b.goto("/devices/0004f2aabb01").await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !b.text().await.contains("0004f2aabb01-device.cfg 200") {
+            assert!(Instant::now() < deadline, "no timeline: {}", b.text().await);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            b.goto("/devices/0004f2aabb01").await;
+        }
         b.shot("device-page").await;
+        for e in b.client.find_all(Locator::Css("details.file summary")).await.expect("files") {
+            e.click().await.expect("open");
+        }
+        b.client
+            .execute("document.querySelectorAll('details.file')[1].scrollIntoView();", vec![])
+            .await
+            .expect("scroll");
+        let text = b.text().await;
+        assert!(text.contains("reg.1.auth.userId=\"1001\"") || text.contains("1001"), "{text}");
+        assert!(!text.contains("line-secret-9") && text.contains("********"), "secrets masked: {text}");
+        b.shot("device-files").await;
+
+        // Replace a faulty device: the new MAC keeps the association and starts staged.
         b.click_link("Change (replace device)").await;
         b.fill("new_mac", "0004f2aabb99").await;
         b.shot("replace-form").await;

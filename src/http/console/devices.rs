@@ -39,16 +39,20 @@ fn input_of(d: &Device) -> DeviceInput {
     }
 }
 
-/// The address phones use, for rendering what a device receives.
+/// The address phones use, for rendering what a device receives: the first public name,
+/// else the device listener (this host's name when it listens on every address).
 fn reach(c: &Console) -> Reach {
-    let host = c
-        .config
-        .device
-        .public_names
-        .first()
-        .cloned()
-        .or_else(|| c.config.device_http_addr().map(|a| a.to_string()))
-        .unwrap_or_else(|| "zerotouch".into());
+    let listen = c.config.device_http_addr();
+    let host = match (c.config.device.public_names.first(), listen) {
+        (Some(name), Some(a)) if a.port() != 80 => format!("{name}:{}", a.port()),
+        (Some(name), _) => name.clone(),
+        (None, Some(a)) if a.ip().is_unspecified() => {
+            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+            format!("{}:{}", name.trim(), a.port())
+        }
+        (None, Some(a)) => a.to_string(),
+        (None, None) => "zerotouch".into(),
+    };
     Reach {
         host,
         base_path: "/".into(),
