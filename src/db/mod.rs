@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod assoc;
 pub mod devices;
 pub mod find;
+pub mod findrows;
 pub mod jobs;
 pub mod profiles;
 pub mod subscribers;

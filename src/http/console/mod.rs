@@ -13,6 +13,7 @@ mod assoc;
 pub mod devices;
 pub mod find;
 mod form;
+mod import;
 mod profiles;
 mod users;
 
@@ -211,10 +212,10 @@ impl Console {
             ("POST", ["subscribers", r, "devices"]) => assoc::create_devices(self, ctx, Some(r), f),
             ("GET", ["devices", "new"]) => assoc::new_devices(self, ctx, None, req),
             ("POST", ["devices"]) => assoc::create_devices(self, ctx, None, f),
-            ("GET", ["import"]) => assoc::import_form(self, ctx, req),
-            ("POST", ["import"]) => assoc::post_import(self, ctx, f),
-            ("GET", ["import", id]) => assoc::job(self, ctx, id),
-            ("GET", ["import", id, "rejected.csv"]) => assoc::job_errors(self, ctx, id),
+            ("GET", ["import"]) => import::import_form(self, ctx, req),
+            ("POST", ["import"]) => import::post_import(self, ctx, f),
+            ("GET", ["import", id]) => import::job(self, ctx, id),
+            ("GET", ["import", id, "rejected.csv"]) => import::job_errors(self, ctx, id),
             ("GET", ["find"]) => find::find(self, ctx, req),
             ("GET", ["unassociated"]) => devices::unassociated(self, ctx, req),
             ("POST", ["unassociated"]) => devices::associate_seen(self, ctx, f),
@@ -371,11 +372,7 @@ impl Console {
             views::page(
                 "Error",
                 &nav,
-                views::error_body(
-                    status,
-                    &super::public_message(e),
-                    "javascript:history.back()",
-                ),
+                views::error_body(status, &super::public_message(e), "/"),
             ),
         );
         match e {

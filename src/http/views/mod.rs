@@ -207,6 +207,6 @@ pub fn error_body(status: u16, message: &str, back: &str) -> Markup {
     html! {
         h1 { (status) " · " (crate::http::conn::reason(status)) }
         p.errors { (message) }
-        p { a href=(back) { "Back" } }
+        p { a href=(back) { "Home" } " · use your browser's Back button to return to the form" }
     }
 }
