@@ -116,7 +116,6 @@ fn base_query(s: &Search) -> String {
 pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     let s = search_from(&|k| req.get_param(k));
     let conn = c.conn()?;
-    crate::db::subscribers::expire_partial(&conn, crate::db::now_secs())?;
     let scope = ctx.user.scope();
     if s.download {
         let max = s
