@@ -2,6 +2,8 @@
 //! same domain operations the admin UI and the API call; output is plain text a person can
 //! read (and `--json` where a script wants it).
 
+mod console;
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -42,6 +44,10 @@ pub enum Command {
     Device(DeviceCmd),
     Render(Render),
     Migrate(Migrate),
+    User(console::UserCmd),
+    Import(console::Import),
+    Find(console::Find),
+    Export(console::Export),
     Diagnose(diag::DiagnoseCmd),
     Lint(diag::LintCmd),
     Tls(tls::TlsCmd),
@@ -453,6 +459,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Tls(t) => tls::run(t)?,
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
+        Command::User(u) => console::user(u.action)?,
+        Command::Import(i) => return console::import(i),
+        Command::Find(f) => console::find(f)?,
+        Command::Export(e) => console::export(e)?,
     }
     Ok(ExitCode::SUCCESS)
 }

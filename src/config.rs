@@ -38,6 +38,7 @@ pub struct Config {
     pub recording: RecordingConfig,
     pub database: DatabaseConfig,
     pub diagnostics: DiagnosticsConfig,
+    pub console: ConsoleConfig,
 }
 
 impl Default for Config {
@@ -54,6 +55,7 @@ impl Default for Config {
             recording: RecordingConfig::default(),
             database: DatabaseConfig::default(),
             diagnostics: DiagnosticsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -178,6 +180,9 @@ pub struct LimitsConfig {
     /// Most bytes of request bodies held in memory at once over all connections; a request
     /// that would exceed it gets 503 with Retry-After. Default `268435456` (256 MiB).
     pub memory_body_budget: usize,
+    /// Largest bulk association CSV upload (console and API) in bytes; larger gets 413.
+    /// Default `8388608` (8 MiB).
+    pub csv_upload_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -193,6 +198,7 @@ impl Default for LimitsConfig {
             device_idle_secs: 5,
             admin_idle_secs: 60,
             memory_body_budget: 256 * 1024 * 1024,
+            csv_upload_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -299,6 +305,52 @@ impl Default for DiagnosticsConfig {
     }
 }
 
+/// `[console]`: the admin web UI, its JSON API and the console commands.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Hours a reference ID without devices (a partial association) is kept before it is
+    /// deleted. Default `4`.
+    pub partial_expiry_hours: u64,
+    /// Most device lines in one bulk association CSV file; a longer file is refused whole.
+    /// Default `1000` (as Polycom's ZTP).
+    pub csv_max_rows: usize,
+    /// Most rows in a Find Operations CSV download (the "Max Number of Entries" field can
+    /// ask for fewer). Default `100000`.
+    pub find_csv_max_entries: usize,
+    /// Minutes a console session may stay unused before it ends. Default `480` (8 hours).
+    pub session_idle_minutes: u64,
+    /// Hours a console session lasts at most. Default `24`.
+    pub session_max_hours: u64,
+    /// Wrong passwords for one user name within `login_window_secs` before sign-in for that
+    /// name pauses for `login_block_secs`. Default `5`.
+    pub login_failures_per_user: u32,
+    /// Wrong passwords from one IP address within `login_window_secs` before sign-in from
+    /// it pauses for `login_block_secs`. Default `20`.
+    pub login_failures_per_ip: u32,
+    /// Window, in seconds, over which wrong passwords are counted. Default `300`.
+    pub login_window_secs: u64,
+    /// Seconds sign-in pauses once over a limit; never longer, so the right password is
+    /// never locked out for good. Default `60`.
+    pub login_block_secs: u64,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            partial_expiry_hours: 4,
+            csv_max_rows: 1000,
+            find_csv_max_entries: 100_000,
+            session_idle_minutes: 480,
+            session_max_hours: 24,
+            login_failures_per_user: 5,
+            login_failures_per_ip: 20,
+            login_window_secs: 300,
+            login_block_secs: 60,
+        }
+    }
+}
+
 /// The top-level sections and the keys they hold; used to report unknown keys by path.
 const SECTIONS: &[&str] = &[
     "data_dir",
@@ -312,6 +364,7 @@ const SECTIONS: &[&str] = &[
     "recording",
     "database",
     "diagnostics",
+    "console",
 ];
 
 impl Config {
@@ -370,6 +423,7 @@ impl Config {
         section!("recording", recording);
         section!("database", database);
         section!("diagnostics", diagnostics);
+        section!("console", console);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -487,6 +541,42 @@ impl Config {
             "diagnostics.access_log_days",
             d.access_log_days.into(),
         );
+        at_least(
+            &mut p,
+            "limits.csv_upload_bytes",
+            l.csv_upload_bytes as u64,
+            1024,
+        );
+        let c = &self.console;
+        positive(
+            &mut p,
+            "console.partial_expiry_hours",
+            c.partial_expiry_hours,
+        );
+        positive(&mut p, "console.csv_max_rows", c.csv_max_rows as u64);
+        positive(
+            &mut p,
+            "console.find_csv_max_entries",
+            c.find_csv_max_entries as u64,
+        );
+        positive(
+            &mut p,
+            "console.session_idle_minutes",
+            c.session_idle_minutes,
+        );
+        positive(&mut p, "console.session_max_hours", c.session_max_hours);
+        positive(
+            &mut p,
+            "console.login_failures_per_user",
+            c.login_failures_per_user.into(),
+        );
+        positive(
+            &mut p,
+            "console.login_failures_per_ip",
+            c.login_failures_per_ip.into(),
+        );
+        positive(&mut p, "console.login_window_secs", c.login_window_secs);
+        positive(&mut p, "console.login_block_secs", c.login_block_secs);
         p
     }
 

@@ -42,6 +42,12 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// Too many failed attempts; retry after this many seconds.
+    #[error("too many failed attempts; try again in {0} seconds")]
+    TooManyAttempts(u64),
+    /// The resource exists but not with this method.
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

@@ -14,8 +14,10 @@ use crate::db::{Pool, accounts};
 use crate::domain::provisioning::Provisioner;
 use crate::error::{Error, Result};
 use crate::http::admin::AdminService;
+use crate::http::api::Api;
 use crate::http::auth::DeviceAuth;
 use crate::http::conn::LoopLimits;
+use crate::http::console::Console;
 use crate::http::device::{DataDirs, DeviceService};
 use crate::http::server::{Acceptor, PlainAcceptor, Server};
 use crate::http::tls::TlsAcceptor;
@@ -169,6 +171,18 @@ pub fn run(config: Config) -> Result<()> {
                 account.device_user.as_deref().unwrap_or("")
             );
         }
+        if let Some(password) = crate::domain::signin::bootstrap_admin(&conn)? {
+            println!(
+                "zerotouch: admin user \"admin\" created; one-time password: {password} \
+                 (change it at first sign-in)"
+            );
+        }
+        let failed = crate::db::jobs::fail_interrupted(&conn)?;
+        if failed > 0 {
+            log::warn!(
+                "{failed} bulk import job(s) were interrupted by a stop; nothing of them was applied"
+            );
+        }
         account
     };
     let (recorder, recorder_thread) = crate::recorder::Recorder::start(
@@ -205,8 +219,9 @@ pub fn run(config: Config) -> Result<()> {
                 .into(),
         ));
     }
-    let prov =
-        Arc::new(Provisioner::new(pool.clone(), config.device.unassociated_cap).with_trust(trust));
+    let prov = Arc::new(
+        Provisioner::new(pool.clone(), config.device.unassociated_cap).with_trust(trust.clone()),
+    );
     let l = &config.limits;
     let limits = |idle: u64| LoopLimits {
         head_bytes: l.head_bytes,
@@ -267,7 +282,14 @@ pub fn run(config: Config) -> Result<()> {
     }
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
+        let console = Arc::new(
+            Console::new(pool.clone(), Arc::new(config.clone())).with_trust(trust.clone()),
+        );
+        start_housekeeping(pool.clone());
         let service = AdminService {
+            console: console.clone(),
+            api: Api { console },
+            upload_bytes: l.csv_upload_bytes,
             pool: pool.clone(),
             recorder: recorder.clone(),
             connections: server.connections.clone(),
@@ -275,7 +297,6 @@ pub fn run(config: Config) -> Result<()> {
             metrics: metrics.clone(),
             shared: server.shared.clone(),
             started,
-            diagnostics: Arc::new(crate::http::diagnostics::Diagnostics::new(&config)),
             tls: tls.clone(),
         };
         let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (&tls, config.admin.tls) {
@@ -333,6 +354,31 @@ fn check_stranding(config: &Config, pool: &Pool) -> Result<()> {
          with tls.deliver_ca_to_phones and point them at https://), or set \
          device.allow_stranding = true to start anyway"
     )))
+}
+
+/// Once a minute: delete expired partial associations and expired console sessions.
+fn start_housekeeping(pool: Pool) {
+    let spawned = std::thread::Builder::new()
+        .name("housekeeping".into())
+        .spawn(move || {
+            loop {
+                if let Ok(conn) = pool.get() {
+                    let now = crate::db::now_secs();
+                    match crate::db::subscribers::expire_partial(&conn, now) {
+                        Ok(n) if n > 0 => log::info!("deleted {n} expired partial association(s)"),
+                        Ok(_) => {}
+                        Err(e) => log::warn!("expiring partial associations: {e}"),
+                    }
+                    if let Err(e) = crate::db::users::prune_sessions(&conn) {
+                        log::warn!("pruning sessions: {e}");
+                    }
+                }
+                std::thread::sleep(Duration::from_secs(60));
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the housekeeping thread: {e}");
+    }
 }
 
 fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {

@@ -160,14 +160,22 @@ pub fn insert_device(
 
 /// Inserts or replaces one SIP line.
 pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
-    conn.execute(
+    // Cached: bulk imports call this once per line.
+    conn.prepare_cached(
         "INSERT INTO device_lines (device_id, line, auth_user_id, auth_password, label, display_name)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (device_id, line) DO UPDATE SET auth_user_id = excluded.auth_user_id,
              auth_password = excluded.auth_password, label = excluded.label,
              display_name = excluded.display_name",
-        params![device_id, l.line, l.auth_user_id, l.auth_password, l.label, l.display_name],
-    )?;
+    )?
+    .execute(params![
+        device_id,
+        l.line,
+        l.auth_user_id,
+        l.auth_password,
+        l.label,
+        l.display_name
+    ])?;
     Ok(())
 }
 

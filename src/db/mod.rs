@@ -16,9 +16,15 @@ use crate::error::{Error, Result};
 
 pub mod access;
 pub mod accounts;
+pub mod assoc;
 pub mod devices;
 pub mod diag;
+pub mod find;
+pub mod findrows;
+pub mod jobs;
 pub mod profiles;
+pub mod subscribers;
+pub mod users;
 
 /// The migrations, in order; the schema version is the number of migrations applied.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -27,6 +33,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0002_diagnostics",
         include_str!("migrations/0002_diagnostics.sql"),
     ),
+    ("0003_console", include_str!("migrations/0003_console.sql")),
 ];
 
 /// The schema version this binary writes.
@@ -112,6 +119,12 @@ pub fn migrate(conn: &mut Connection) -> Result<usize> {
         applied += 1;
     }
     Ok(applied)
+}
+
+/// Sets this connection's page cache size in KiB (bulk work that touches many pages).
+pub fn set_cache_kib(conn: &Connection, kib: i64) -> Result<()> {
+    conn.pragma_update(None, "cache_size", -kib)?;
+    Ok(())
 }
 
 /// Runs `f` inside one `BEGIN IMMEDIATE` transaction, committing on success.
@@ -285,5 +298,35 @@ mod tests {
         drop(a);
         assert!(waiter.join().expect("join"));
         drop(b);
+    }
+
+    #[test]
+    fn the_console_migration_upgrades_a_populated_database() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        configure(&conn, Duration::from_secs(1)).expect("pragmas");
+        conn.execute_batch(MIGRATIONS[0].1).expect("0001");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute_batch(
+            "INSERT INTO accounts (name, slug, service_key, is_default, created_at, updated_at)
+                 VALUES ('Default', 'default', 'k', 1, 0, 0);
+             INSERT INTO profiles (account_id, name, created_at, updated_at) VALUES (1, 'office', 0, 0);
+             INSERT INTO subscribers (account_id, reference_id, last_name, created_at) VALUES (1, 'REF001', 'Kraus', 0);
+             INSERT INTO devices (account_id, mac, profile_id, subscriber_id, created_at, updated_at)
+                 VALUES (1, '0004f2000001', 1, 1, 0, 0);",
+        )
+        .expect("rows");
+        assert_eq!(migrate(&mut conn).expect("migrate"), MIGRATIONS.len() - 1);
+        let q = crate::db::find::FindQuery {
+            last_name: "kr%".into(),
+            ignore_case: true,
+            view: crate::db::find::View::Device,
+            ..Default::default()
+        };
+        let page =
+            crate::db::find::find_devices(&conn, &q, &crate::domain::users::Scope::All, 0, 10)
+                .expect("find");
+        assert_eq!(page.rows[0].mac, "0004f2000001");
+        assert_eq!(crate::db::users::count_users(&conn).expect("users"), 0);
     }
 }

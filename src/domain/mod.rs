@@ -3,17 +3,25 @@
 //! Never imports rouille or maud.
 
 pub mod account;
+pub mod assoc;
+pub mod csvimport;
 pub mod device;
 pub mod devicepath;
+pub mod import;
 pub mod mac;
 pub mod ops;
 pub mod polycom;
 pub mod profile;
+pub mod profile_ops;
 pub mod provisioning;
 pub mod provserver;
 pub mod provstate;
+pub mod signin;
+pub mod subscriber;
 pub mod template;
+pub mod throttle;
 pub mod useragent;
+pub mod users;
 pub mod xml;
 
 use sha2::{Digest, Sha256};

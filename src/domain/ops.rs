@@ -70,6 +70,11 @@ impl OwnAddresses {
         self.ports.is_empty() || self.ports.contains(&port)
     }
 
+    /// Adds a problem for `field` when `value` points at this server.
+    pub fn check_field(&self, field: &str, value: &str, problems: &mut Vec<FieldError>) {
+        self.check(field, value, problems)
+    }
+
     fn check(&self, field: &str, value: &str, problems: &mut Vec<FieldError>) {
         if value.is_empty() {
             return;

@@ -451,6 +451,30 @@ impl Provisioner {
     }
 }
 
+/// A rendered file as text with the values of secret parameters masked, for pages that
+/// show what a device receives. Not XML (or not UTF-8): shown as it is, since the renderer
+/// writes only XML and profile files were checked for well-formed XML when stored.
+pub fn mask_file(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    let Ok(doc) = roxmltree::Document::parse(&text) else {
+        return text;
+    };
+    let mut ranges: Vec<std::ops::Range<usize>> = doc
+        .descendants()
+        .flat_map(|n| n.attributes())
+        .filter(|a| super::polycom::params::is_secret(a.name()) && !a.value().is_empty())
+        .map(|a| a.range_value())
+        .collect();
+    ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
+    let mut out = text.clone();
+    for r in ranges {
+        if r.start <= r.end && r.end <= out.len() {
+            out.replace_range(r, "********");
+        }
+    }
+    out
+}
+
 /// Masks secret values for logs and pages.
 pub fn mask(param: &str, value: &str) -> String {
     if super::polycom::params::is_secret(param) && !value.is_empty() {

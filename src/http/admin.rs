@@ -1,15 +1,18 @@
-//! The admin listener. For now: a health page for people and `/healthz` for monitors. The
-//! console (sign-in, profiles, associations, Find) builds on this listener.
+//! The admin listener: `/healthz` for monitors, the health page, the stylesheet, the JSON
+//! API under `/api/v1` (`api`), and the ZTP console pages (`console`) for everything else.
+//! Security headers are added to every response here, once.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{Markup, html};
 use rouille::{Request, Response, router};
 
+use super::api::Api;
 use super::auth::DeviceAuth;
-use super::conn::{Peer, Service, Shared};
+use super::conn::{BodyPlan, Head, LoopLimits, Peer, Service, Shared};
+use super::console::Console;
 use super::server::Connections;
 use crate::db::Pool;
 use crate::metrics::{self, Metrics};
@@ -37,8 +40,10 @@ pub struct AdminService {
     pub started: Instant,
     /// TLS material, when HTTPS is on: the local CA is offered for download.
     pub tls: Option<Arc<crate::tls::Tls>>,
-    /// The Diagnostics page (`/diagnostics`), mounted as a whole.
-    pub diagnostics: Arc<super::diagnostics::Diagnostics>,
+    pub console: Arc<Console>,
+    pub api: Api,
+    /// Largest CSV or profile-file upload (`limits.csv_upload_bytes`).
+    pub upload_bytes: usize,
 }
 
 /// What the health page and `/healthz` show.
@@ -214,12 +219,13 @@ impl AdminService {
         }
     }
 
-    fn route(&self, request: &Request) -> Response {
-        if let Some(r) = self.diagnostics.route(request, &self.pool) {
-            return r;
+    fn route(&self, request: &Request, peer: &Peer) -> Response {
+        let url = request.url();
+        if url == "/api/v1" || url.starts_with("/api/v1/") {
+            return self.api.handle(request, peer);
         }
         router!(request,
-            (GET) (/) => { Response::html(health_page(&self.health()).into_string()) },
+            (GET) (/health) => { Response::html(health_page(&self.health()).into_string()) },
             (GET) (/assets/{name: String}) => {
                 if name != "admin.css" { return Response::empty_404(); }
                 Response::from_data("text/css; charset=utf-8", include_str!("../../assets/admin.css"))
@@ -247,14 +253,31 @@ impl AdminService {
                 let status = if h.status == "ok" { 200 } else { 503 };
                 Response::json(&h).with_status_code(status)
             },
-            _ => Response::html(not_found_page().into_string()).with_status_code(404)
+            _ => self.console.handle(request, peer)
         )
     }
 }
 
 impl Service for AdminService {
-    fn handle(&self, request: &Request, _peer: &Peer) -> Response {
-        let mut r = self.route(request);
+    /// Uploads (bulk CSV, profile files) may be larger than ordinary forms.
+    fn plan(&self, head: &Head, _peer: &Peer, limits: &LoopLimits) -> BodyPlan {
+        let path = head.raw_path();
+        let upload = head.method == "POST"
+            && (path == "/import"
+                || path.starts_with("/profiles")
+                || path.starts_with("/api/v1/imports")
+                || path.starts_with("/api/v1/profiles"));
+        BodyPlan::Memory {
+            limit: if upload {
+                self.upload_bytes.max(limits.body_bytes)
+            } else {
+                limits.body_bytes
+            },
+        }
+    }
+
+    fn handle(&self, request: &Request, peer: &Peer) -> Response {
+        let mut r = self.route(request, peer);
         for (k, v) in SECURITY_HEADERS {
             r.headers.push(((*k).into(), (*v).into()));
         }
@@ -262,24 +285,9 @@ impl Service for AdminService {
     }
 }
 
-/// The page layout shared by admin pages.
+/// The page layout for pages outside the console's navigation (the health page).
 pub fn page(title: &str, body: Markup) -> Markup {
-    html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · zerotouch" }
-                link rel="stylesheet" href="/assets/admin.css";
-            }
-            body {
-                header { strong { "zerotouch" } " " span.muted { "provisioning server" } }
-                main { (body) }
-                footer.muted { "zerotouch " (crate::VERSION) }
-            }
-        }
-    }
+    super::views::page(title, &super::views::Nav::default(), body)
 }
 
 fn health_page(h: &Health) -> Markup {
@@ -301,16 +309,7 @@ fn health_page(h: &Health) -> Markup {
                 (row("Recorder events dropped", h.recorder_dropped.to_string()))
                 (row("IPs throttled for wrong credentials", h.throttled_ips.to_string()))
             }
-            p { a href="/diagnostics" { "Diagnostics" } ": DHCP options and DNS records that send phones elsewhere." }
-            p.muted { "The console (profiles, associations, Find) is not part of this release yet; use the "
-                code { "zerotouch" } " command line." }
+            p { a href="/" { "Go to the console" } " · " a href="/diagnostics" { "Diagnostics" } }
         },
-    )
-}
-
-fn not_found_page() -> Markup {
-    page(
-        "Not found",
-        html! { h1 { "Not found" } p { a href="/" { "Back to the health page" } } },
     )
 }

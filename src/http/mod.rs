@@ -3,12 +3,14 @@
 //! Only this module knows about rouille and maud.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod conn;
+pub mod console;
 pub mod device;
-pub mod diagnostics;
 pub mod server;
 pub mod tls;
+pub mod views;
 
 use crate::error::Error;
 
@@ -20,6 +22,8 @@ pub fn status_for(e: &Error) -> u16 {
         Error::Invalid(_) => 422,
         Error::Unauthorized => 401,
         Error::Forbidden(_) => 403,
+        Error::TooManyAttempts(_) => 429,
+        Error::MethodNotAllowed(_) => 405,
         Error::Io { .. } | Error::Db(_) | Error::Schema(_) | Error::Config(_) => 500,
     }
 }

@@ -883,8 +883,19 @@ fn snippets_point_at_the_service_addresses_with_and_without_credentials() {
 #[test]
 fn the_diagnostics_page_shows_the_last_runs_and_starts_checks() {
     let server = ZServer::start();
-    let mut conn = Conn::open(server.admin);
-    let page = conn.request("GET", "/diagnostics", &[], b"");
+    // Signed out: no page, no check.
+    let mut anonymous = Conn::open(server.admin);
+    assert_eq!(
+        anonymous.request("GET", "/diagnostics", &[], b"").status,
+        303
+    );
+    assert_ne!(
+        post_raw(server.admin, "/diagnostics/phones", "", "").status,
+        303
+    );
+
+    let admin = Session::admin(&server);
+    let page = admin.get("/diagnostics");
     assert_eq!(page.status, 200);
     let text = page.text();
     assert!(
@@ -895,49 +906,42 @@ fn the_diagnostics_page_shows_the_last_runs_and_starts_checks() {
 
     // A check run from the CLI shows up on the page with its explanation.
     server.cli_ok(&["diagnose", "phones"]);
-    let r = conn.request(
-        "POST",
-        "/diagnostics/phones",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"",
-    );
-    assert_eq!(r.status, 303);
-    let text = conn.request("GET", "/diagnostics", &[], b"").text();
+    let r = admin.post("/diagnostics/phones", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    let text = admin.get("/diagnostics").text();
     assert!(text.contains("last 7 day(s)"), "{text}");
 
-    // A cross-site POST is refused.
-    let r = conn.request(
-        "POST",
-        "/diagnostics/phones",
-        &[("Origin", "http://evil.example")],
-        b"",
-    );
+    // A POST without the session's CSRF token (another site's form) is refused.
+    let r = post_raw(server.admin, "/diagnostics/phones", &admin.cookie, "");
     assert_eq!(r.status, 403);
 
+    // Only admins see diagnostics.
+    user_with_token(&server, "viewer1", "viewer", "");
+    let viewer = Session::sign_in(&server, "viewer1", "a-long-test-password");
+    assert_eq!(viewer.get("/diagnostics").status, 403);
+
     // The DHCP probe runs as a separate process; a bad interface ends as a failed run.
-    let r = conn.request(
-        "POST",
+    let r = admin.post(
         "/diagnostics/dhcp",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"interface=zt-nosuch0&seconds=1",
+        &[("interface", "zt-nosuch0"), ("seconds", "1")],
     );
-    assert_eq!(r.status, 303);
-    let done = eventually(Duration::from_secs(20), || {
-        let t = conn.request("GET", "/diagnostics", &[], b"").text();
-        t.contains("no interface `zt-nosuch0`")
-    });
+    assert_eq!(r.status, 303, "{}", r.text());
     let started = Instant::now();
+    let done = eventually(Duration::from_secs(20), || {
+        admin
+            .get("/diagnostics")
+            .text()
+            .contains("no interface `zt-nosuch0`")
+    });
     assert!(
         done,
         "the failed probe is shown ({} ms): {}",
         started.elapsed().as_millis(),
-        conn.request("GET", "/diagnostics", &[], b"").text()
+        admin.get("/diagnostics").text()
     );
-    let r = conn.request(
-        "POST",
+    let r = admin.post(
         "/diagnostics/dhcp",
-        &[("Content-Type", "application/x-www-form-urlencoded")],
-        b"interface=..%2Fetc&seconds=1",
+        &[("interface", "../etc"), ("seconds", "1")],
     );
     assert_eq!(r.status, 422);
 }

@@ -27,7 +27,7 @@ fn pipelined_requests_are_answered_in_order() {
     let mut conn = Conn::open(server.admin);
     let host = server.admin.to_string();
     let mut batch = String::new();
-    for path in ["/healthz", "/nope", "/healthz", "/"] {
+    for path in ["/healthz", "/assets/nope.css", "/healthz", "/health"] {
         batch.push_str(&format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n"));
     }
     conn.send(batch.as_bytes());

@@ -1,10 +1,13 @@
 //! Integration tests: the real binary on loopback ports, driven the way phones and admins
 //! drive it. One test binary with shared helpers (`common`).
 
+mod api;
 mod bad_input;
 mod boot;
+mod browser;
 mod cli;
 mod common;
+mod console;
 mod diag;
 mod http_loop;
 mod ops;

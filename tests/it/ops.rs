@@ -286,7 +286,7 @@ fn health_readiness_and_metrics_are_served() {
         "{}",
         admin.request("GET", "/metrics", &[], b"").text()
     );
-    let page = admin.request("GET", "/", &[], b"").text();
+    let page = admin.request("GET", "/health", &[], b"").text();
     assert!(
         page.contains(env!("CARGO_PKG_VERSION")),
         "the UI footer shows the version"

@@ -1,0 +1,475 @@
+//! Console commands: `user add|passwd|list|delete`, `import FILE`, `find ...` and `export`.
+//! They act as an administrator of the machine (whoever may run them can read the database
+//! anyway) through the same `domain` actions as the web console and the API.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use argh::FromArgs;
+
+use crate::db::find::{self, FindQuery, Sort, View};
+use crate::db::users as uq;
+use crate::domain::assoc::Actor;
+use crate::domain::import::{self, ImportRequest};
+use crate::domain::ops::OwnAddresses;
+use crate::domain::signin;
+use crate::domain::users::{Role, Scope, User};
+
+/// manage console users
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "user")]
+pub struct UserCmd {
+    #[argh(subcommand)]
+    pub action: UserAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum UserAction {
+    Add(UserAdd),
+    Passwd(UserPasswd),
+    List(UserList),
+    Delete(UserDelete),
+    Token(UserToken),
+}
+
+/// create an API token for a user (printed once; revoke it on the console's API Tokens page)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "token")]
+pub struct UserToken {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+    /// what the token is for
+    #[argh(option)]
+    pub name: String,
+}
+
+/// add a user (prints a one-time password unless --password-stdin)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "add")]
+pub struct UserAdd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+    /// role: admin, provider, installer or viewer
+    #[argh(option)]
+    pub role: String,
+    /// company (installers see only their company's devices)
+    #[argh(option, default = "String::new()")]
+    pub company: String,
+    /// read the password from the first line of standard input
+    #[argh(switch)]
+    pub password_stdin: bool,
+}
+
+/// set a new password (a one-time password unless --password-stdin)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "passwd")]
+pub struct UserPasswd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+    /// read the password from the first line of standard input
+    #[argh(switch)]
+    pub password_stdin: bool,
+}
+
+/// list users
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "list")]
+pub struct UserList {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// delete a user (not the last admin)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "delete")]
+pub struct UserDelete {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+}
+
+/// associate devices from a bulk association CSV file (seed 000 Tables 2 and 3)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "import")]
+pub struct Import {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the CSV file
+    #[argh(positional)]
+    pub file: PathBuf,
+    /// check every line and report, without writing anything
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// link every device of the file to this reference ID
+    #[argh(option)]
+    pub reference_id: Option<String>,
+    /// write the rejected lines (with reasons, re-uploadable) to this file
+    #[argh(option)]
+    pub rejected: Option<PathBuf>,
+}
+
+/// Find Operations: search associations (% is a wildcard)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "find")]
+pub struct Find {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// first name
+    #[argh(option, default = "String::new()")]
+    pub first_name: String,
+    /// last name
+    #[argh(option, default = "String::new()")]
+    pub last_name: String,
+    /// reference ID
+    #[argh(option, default = "String::new()")]
+    pub reference_id: String,
+    /// phone number
+    #[argh(option, default = "String::new()")]
+    pub phone: String,
+    /// email
+    #[argh(option, default = "String::new()")]
+    pub email: String,
+    /// city
+    #[argh(option, default = "String::new()")]
+    pub city: String,
+    /// serial number
+    #[argh(option, default = "String::new()")]
+    pub serial: String,
+    /// vendor model
+    #[argh(option, default = "String::new()")]
+    pub model: String,
+    /// MAC address
+    #[argh(option, default = "String::new()")]
+    pub mac: String,
+    /// configuration profile
+    #[argh(option, default = "String::new()")]
+    pub profile: String,
+    /// subscriber status: complete or partial
+    #[argh(option, default = "String::new()")]
+    pub status: String,
+    /// one row per device instead of per reference ID
+    #[argh(switch)]
+    pub device_view: bool,
+    /// match capitals exactly (the default ignores case)
+    #[argh(switch)]
+    pub case_sensitive: bool,
+    /// sort column: mac, serial, profile, reference_id, name, company, status, last_access
+    #[argh(option, default = "String::new()")]
+    pub sort: String,
+    /// sort descending
+    #[argh(switch)]
+    pub desc: bool,
+    /// most rows printed (default 1000)
+    #[argh(option, default = "1000")]
+    pub limit: usize,
+    /// print CSV instead of a table
+    #[argh(switch)]
+    pub csv: bool,
+}
+
+/// export every association as a bulk association CSV (secrets left out unless asked)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "export")]
+pub struct Export {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// include provisioning and SIP passwords
+    #[argh(switch)]
+    pub include_secrets: bool,
+    /// write to this file instead of standard output
+    #[argh(option)]
+    pub output: Option<PathBuf>,
+}
+
+/// The user the command line acts as.
+fn cli_user() -> User {
+    User {
+        id: 0,
+        username: "cli".into(),
+        role: Role::Admin,
+        company: String::new(),
+        must_change_password: false,
+    }
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+pub fn user(action: UserAction) -> anyhow::Result<()> {
+    match action {
+        UserAction::Add(a) => {
+            let (_c, conn, _acc) = super::open(a.config.as_deref())?;
+            let role = Role::parse(&a.role)?;
+            let password = if a.password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            let (_, one_time) =
+                signin::create_user(&conn, &a.username, role, &a.company, password.as_deref())?;
+            match one_time {
+                Some(pw) => println!(
+                    "user `{}` ({role}) created; one-time password: {pw} (change it at first sign-in)",
+                    a.username
+                ),
+                None => println!("user `{}` ({role}) created", a.username),
+            }
+        }
+        UserAction::Passwd(p) => {
+            let (_c, mut conn, _acc) = super::open(p.config.as_deref())?;
+            let password = if p.password_stdin {
+                Some(read_password()?)
+            } else {
+                None
+            };
+            match signin::reset_password(&mut conn, &p.username, password.as_deref())? {
+                Some(pw) => println!(
+                    "one-time password for `{}`: {pw} (change it at first sign-in)",
+                    p.username
+                ),
+                None => println!("password of `{}` changed", p.username),
+            }
+        }
+        UserAction::List(l) => {
+            let (_c, conn, _acc) = super::open(l.config.as_deref())?;
+            println!("{:<24} {:<10} {:<24} PASSWORD", "USER", "ROLE", "COMPANY");
+            for u in uq::list_users(&conn)? {
+                println!(
+                    "{:<24} {:<10} {:<24} {}",
+                    u.username,
+                    u.role,
+                    u.company,
+                    if u.must_change_password {
+                        "one-time"
+                    } else {
+                        "set"
+                    }
+                );
+            }
+        }
+        UserAction::Token(t) => {
+            let (_c, conn, _acc) = super::open(t.config.as_deref())?;
+            let user = uq::find_user_by_name(&conn, &t.username)?
+                .with_context(|| format!("no user `{}`", t.username))?;
+            println!("{}", signin::create_token(&conn, &user, &t.name)?);
+        }
+        UserAction::Delete(d) => {
+            let (_c, mut conn, _acc) = super::open(d.config.as_deref())?;
+            signin::delete_user(&mut conn, &d.username)?;
+            println!("user `{}` deleted", d.username);
+        }
+    }
+    Ok(())
+}
+
+pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
+    let (config, mut conn, account) = super::open(a.config.as_deref())?;
+    let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
+    let own = OwnAddresses::from_config(&config);
+    let user = cli_user();
+    let actor = Actor {
+        user: &user,
+        account: &account,
+        own: &own,
+        partial_expiry_secs: (config.console.partial_expiry_hours * 3600) as i64,
+    };
+    let req = ImportRequest {
+        file_name: a
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        reference_id: a.reference_id.clone(),
+        dry_run: a.dry_run,
+        max_rows: config.console.csv_max_rows,
+    };
+    let id = import::create_job(&conn, &actor, &req)?;
+    let job = import::run_job(&mut conn, &actor, id, &req, &bytes)?;
+    let rejected = crate::db::jobs::list_job_errors(&conn, id)?;
+    for r in &rejected {
+        eprintln!("{}:{}: {}", a.file.display(), r.line, r.reason);
+    }
+    if let Some(path) = &a.rejected {
+        std::fs::write(path, crate::domain::csvimport::rejected_file(id, &rejected))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "job {id}: {} ({} line(s), {} {}, {} rejected){}",
+        job.status,
+        job.total_rows,
+        job.applied_rows,
+        if a.dry_run {
+            "would be applied"
+        } else {
+            "applied"
+        },
+        job.rejected_rows,
+        if job.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", job.message)
+        }
+    );
+    Ok(match job.status.as_str() {
+        "Completed" => std::process::ExitCode::SUCCESS,
+        "Failed" => std::process::ExitCode::from(1),
+        _ => std::process::ExitCode::from(2),
+    })
+}
+
+pub fn find(f: Find) -> anyhow::Result<()> {
+    let (_c, conn, _acc) = super::open(f.config.as_deref())?;
+    let sort = if f.sort.is_empty() {
+        Sort::Default
+    } else {
+        Sort::parse(&f.sort).with_context(|| format!("--sort `{}` is not a column", f.sort))?
+    };
+    let q = FindQuery {
+        first_name: f.first_name,
+        last_name: f.last_name,
+        reference_id: f.reference_id,
+        phone: f.phone,
+        email: f.email,
+        city: f.city,
+        serial: f.serial,
+        model: f.model,
+        mac: f.mac,
+        profile: f.profile,
+        status: f.status,
+        ignore_case: !f.case_sensitive,
+        view: if f.device_view {
+            View::Device
+        } else {
+            View::Reference
+        },
+        sort,
+        descending: f.desc,
+    };
+    let mut out = std::io::stdout().lock();
+    if f.device_view {
+        let rows = find::all_devices(&conn, &q, &Scope::All, f.limit)?;
+        if f.csv {
+            out.write_all(&find::devices_csv(&rows))?;
+        } else {
+            writeln!(
+                out,
+                "{:<12}  {:<14} {:<20} {:<20} {:<24} LAST ACCESS",
+                "MAC", "SERIAL", "PROFILE", "REFERENCE ID", "NAME"
+            )?;
+            for r in rows {
+                writeln!(
+                    out,
+                    "{:<12}  {:<14} {:<20} {:<20} {:<24} {}",
+                    r.mac,
+                    r.serial,
+                    r.profile.unwrap_or_default(),
+                    r.reference_id.unwrap_or_else(|| "--".into()),
+                    format!("{} {}", r.first_name, r.last_name).trim(),
+                    r.last_access
+                        .map(super::format_time)
+                        .unwrap_or_else(|| "--".into())
+                )?;
+            }
+        }
+    } else {
+        let rows = find::all_subscribers(&conn, &q, &Scope::All, f.limit)?;
+        if f.csv {
+            out.write_all(&find::subscribers_csv(&rows))?;
+        } else {
+            writeln!(
+                out,
+                "{:<20} {:<24} {:<20} {:<16} {:<9} DEVICES",
+                "REFERENCE ID", "NAME", "COMPANY", "CITY", "STATUS"
+            )?;
+            for r in rows {
+                writeln!(
+                    out,
+                    "{:<20} {:<24} {:<20} {:<16} {:<9} {}",
+                    r.reference_id,
+                    format!("{} {}", r.first_name, r.last_name).trim(),
+                    r.company,
+                    r.city,
+                    r.status,
+                    r.devices
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn export(e: Export) -> anyhow::Result<()> {
+    let (_c, conn, _acc) = super::open(e.config.as_deref())?;
+    let mut stmt = conn.prepare(
+        "SELECT d.mac, d.serial, d.vendor_model, p.name, d.sip_server, d.outbound_proxy, d.prov_server,
+                d.prov_user, d.prov_password, d.polling, coalesce(l.auth_user_id, ''),
+                coalesce(l.auth_password, ''), coalesce(l.label, ''), coalesce(l.display_name, '')
+         FROM devices d JOIN profiles p ON p.id = d.profile_id
+         LEFT JOIN device_lines l ON l.device_id = d.id AND l.line = 1
+         ORDER BY d.mac",
+    )?;
+    let mut text = String::new();
+    let mut n = 0;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        let mut fields: Vec<String> = (0..14)
+            .map(|i| r.get::<_, String>(i))
+            .collect::<Result<_, _>>()?;
+        if !e.include_secrets {
+            fields[8].clear();
+            fields[11].clear();
+        }
+        if fields.iter().any(|f| f.contains(',')) {
+            bail!(
+                "device {} has a comma in a value, which the bulk format cannot hold",
+                fields[0]
+            );
+        }
+        while fields.len() > 4 && fields.last().is_some_and(String::is_empty) {
+            fields.pop();
+        }
+        text.push_str(&fields.join(","));
+        text.push('\n');
+        n += 1;
+    }
+    match &e.output {
+        Some(path) => {
+            std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!(
+                "{n} association(s) written to {}{}",
+                path.display(),
+                if e.include_secrets {
+                    ""
+                } else {
+                    " (without passwords)"
+                }
+            );
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}

@@ -1,0 +1,287 @@
+//! Queries on `users`, `sessions` and `api_tokens`. Tokens arrive here already hashed:
+//! nothing in this file ever sees a session cookie or an API token in clear.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::now_secs;
+use crate::domain::users::{Role, User};
+use crate::error::{Error, Result};
+
+const COLUMNS: &str = "id, username, role, company, must_change_password";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        // The CHECK constraint admits only the four roles.
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        company: r.get(3)?,
+        must_change_password: r.get(4)?,
+    })
+}
+
+pub fn count_users(conn: &Connection) -> Result<i64> {
+    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+}
+
+pub fn list_users(conn: &Connection) -> Result<Vec<User>> {
+    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY username");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], from_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub fn find_user_by_name(conn: &Connection, username: &str) -> Result<Option<User>> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([username], from_row)
+        .optional()?)
+}
+
+/// The user and their password hash, for signing in.
+pub fn find_login(conn: &Connection, username: &str) -> Result<Option<(User, String)>> {
+    let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE username = ?1");
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([username], |r| Ok((from_row(r)?, r.get(5)?)))
+        .optional()?)
+}
+
+/// Inserts a user; a taken name is a conflict.
+pub fn insert_user(
+    conn: &Connection,
+    username: &str,
+    hash: &str,
+    role: Role,
+    company: &str,
+    must_change: bool,
+) -> Result<i64> {
+    if find_user_by_name(conn, username)?.is_some() {
+        return Err(Error::Conflict(format!("user `{username}` already exists")));
+    }
+    let now = now_secs();
+    conn.execute(
+        "INSERT INTO users (username, password_hash, role, company, must_change_password,
+                            created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![username, hash, role.as_str(), company, must_change, now],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Sets a password hash. `must_change` marks it one-time. Signs the user out everywhere.
+pub fn update_password(
+    conn: &Connection,
+    user_id: i64,
+    hash: &str,
+    must_change: bool,
+) -> Result<()> {
+    let n = conn.execute(
+        "UPDATE users SET password_hash = ?2, must_change_password = ?3, updated_at = ?4 WHERE id = ?1",
+        params![user_id, hash, must_change, now_secs()],
+    )?;
+    if n == 0 {
+        return Err(Error::not_found(format!("user {user_id}")));
+    }
+    Ok(())
+}
+
+pub fn delete_user(conn: &Connection, username: &str) -> Result<()> {
+    let n = conn.execute("DELETE FROM users WHERE username = ?1", [username])?;
+    if n == 0 {
+        return Err(Error::not_found(format!("user `{username}`")));
+    }
+    Ok(())
+}
+
+pub fn count_admins(conn: &Connection) -> Result<i64> {
+    Ok(
+        conn.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
+
+/// Stores a new session.
+pub fn insert_session(
+    conn: &Connection,
+    token_hash: &str,
+    user_id: i64,
+    csrf: &str,
+    lifetime_secs: i64,
+) -> Result<()> {
+    let now = now_secs();
+    conn.execute(
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        params![token_hash, user_id, csrf, now, now + lifetime_secs],
+    )?;
+    Ok(())
+}
+
+/// The user and CSRF token of a live session, sliding its idle expiry forward.
+pub fn find_session(
+    conn: &Connection,
+    token_hash: &str,
+    idle_secs: i64,
+) -> Result<Option<(User, String)>> {
+    let now = now_secs();
+    let sql = "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3";
+    let found = conn
+        .prepare_cached(sql)?
+        .query_row(params![token_hash, now, idle_secs], |r| {
+            Ok((from_row(r)?, r.get(5)?))
+        })
+        .optional()?;
+    if found.is_some() {
+        // One write per minute at most, not per request.
+        conn.execute(
+            "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1 AND last_seen < ?2 - 60",
+            params![token_hash, now],
+        )?;
+    }
+    Ok(found)
+}
+
+pub fn delete_session(conn: &Connection, token_hash: &str) -> Result<()> {
+    conn.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+    Ok(())
+}
+
+/// Signs a user out everywhere (after a password change), except `keep`.
+pub fn delete_user_sessions(conn: &Connection, user_id: i64, keep: Option<&str>) -> Result<()> {
+    conn.execute(
+        "DELETE FROM sessions WHERE user_id = ?1 AND token_hash IS NOT ?2",
+        params![user_id, keep],
+    )?;
+    Ok(())
+}
+
+/// Removes expired sessions.
+pub fn prune_sessions(conn: &Connection) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now_secs()])?)
+}
+
+/// An API token as listed (never the token itself).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenRow {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+pub fn insert_token(
+    conn: &Connection,
+    user_id: i64,
+    name: &str,
+    token_hash: &str,
+    prefix: &str,
+) -> Result<i64> {
+    conn.execute(
+        "INSERT INTO api_tokens (user_id, name, token_hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![user_id, name, token_hash, prefix, now_secs()],
+    )?;
+    Ok(conn.last_insert_rowid())
+}
+
+/// Tokens of one user, or of everyone (`None`).
+pub fn list_tokens(conn: &Connection, user_id: Option<i64>) -> Result<Vec<TokenRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT t.id, u.username, t.name, t.prefix, t.created_at, t.last_used_at
+         FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE ?1 IS NULL OR t.user_id = ?1 ORDER BY t.id",
+    )?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok(TokenRow {
+            id: r.get(0)?,
+            username: r.get(1)?,
+            name: r.get(2)?,
+            prefix: r.get(3)?,
+            created_at: r.get(4)?,
+            last_used_at: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Revokes a token; `user_id` limits it to that user's tokens.
+pub fn delete_token(conn: &Connection, id: i64, user_id: Option<i64>) -> Result<()> {
+    let n = conn.execute(
+        "DELETE FROM api_tokens WHERE id = ?1 AND (?2 IS NULL OR user_id = ?2)",
+        params![id, user_id],
+    )?;
+    if n == 0 {
+        return Err(Error::not_found(format!("API token {id}")));
+    }
+    Ok(())
+}
+
+/// The user of an API token, noting its use (at most once a minute).
+pub fn find_token_user(conn: &Connection, token_hash: &str) -> Result<Option<User>> {
+    let sql = "SELECT u.id, u.username, u.role, u.company, u.must_change_password
+               FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1";
+    let user = conn
+        .prepare_cached(sql)?
+        .query_row([token_hash], from_row)
+        .optional()?;
+    if user.is_some() {
+        let now = now_secs();
+        conn.execute(
+            "UPDATE api_tokens SET last_used_at = ?2 WHERE token_hash = ?1
+             AND (last_used_at IS NULL OR last_used_at < ?2 - 60)",
+            params![token_hash, now],
+        )?;
+    }
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::open_in_memory;
+
+    #[test]
+    fn sessions_expire_and_follow_their_user() {
+        let conn = open_in_memory().expect("db");
+        let id = insert_user(&conn, "alice", "h", Role::Admin, "", false).expect("user");
+        assert!(
+            insert_user(&conn, "ALICE", "h", Role::Admin, "", false).is_err(),
+            "names ignore case"
+        );
+        insert_session(&conn, "tok", id, "csrf", 3600).expect("session");
+        let (u, csrf) = find_session(&conn, "tok", 600)
+            .expect("find")
+            .expect("live");
+        assert_eq!((u.username.as_str(), csrf.as_str()), ("alice", "csrf"));
+        insert_session(&conn, "old", id, "c", -1).expect("expired");
+        assert!(find_session(&conn, "old", 600).expect("find").is_none());
+        delete_user(&conn, "alice").expect("delete");
+        assert!(find_session(&conn, "tok", 600).expect("find").is_none());
+    }
+
+    #[test]
+    fn tokens_are_found_by_hash_and_revoked() {
+        let conn = open_in_memory().expect("db");
+        let id = insert_user(&conn, "bot", "h", Role::Installer, "acme", false).expect("user");
+        let t = insert_token(&conn, id, "ci", "hash1", "zt_ab").expect("token");
+        assert_eq!(
+            find_token_user(&conn, "hash1")
+                .expect("find")
+                .map(|u| u.company),
+            Some("acme".into())
+        );
+        assert!(
+            delete_token(&conn, t, Some(id + 1)).is_err(),
+            "not another user's"
+        );
+        delete_token(&conn, t, Some(id)).expect("revoke");
+        assert!(find_token_user(&conn, "hash1").expect("find").is_none());
+    }
+}

@@ -1,0 +1,365 @@
+//! Console actions on associations, shared by the admin UI, the JSON API and the CLI:
+//! reference IDs (subscribers), manual association of one or more devices, modify, copy,
+//! replace and delete a device, all under the acting user's scope.
+//!
+//! Each action validates everything first and then writes in one transaction, so a refused
+//! input leaves nothing half-written. Seed 000's confidentiality rule is applied here, not
+//! in the pages: a device associated by another company is `Forbidden` to view or change,
+//! and associating a MAC another company or account holds is a `Conflict` naming why.
+
+use rusqlite::Connection;
+
+use super::account::Account;
+use super::device::{Device, DeviceInput, NewDevice};
+use super::mac::Mac;
+use super::ops::{self, OwnAddresses};
+use super::subscriber::{Subscriber, SubscriberInput};
+use super::users::{Scope, User};
+use crate::db::{self, assoc, devices, subscribers};
+use crate::error::{Error, FieldError, Result};
+
+/// Who acts, on which account, and the settings actions need.
+pub struct Actor<'a> {
+    pub user: &'a User,
+    pub account: &'a Account,
+    pub own: &'a OwnAddresses,
+    /// Seconds a reference ID without devices (a partial association) is kept.
+    pub partial_expiry_secs: i64,
+}
+
+impl Actor<'_> {
+    fn expires_at(&self) -> i64 {
+        db::now_secs() + self.partial_expiry_secs
+    }
+}
+
+/// Whether a scope may see a stored association.
+pub fn visible(scope: &Scope, owner: &assoc::Owner) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Company(c) => owner.owner_company == *c,
+        Scope::Provider(c) => owner.owner_company == *c || owner.profile_created_by == *c,
+    }
+}
+
+fn subscriber_visible(scope: &Scope, s: &Subscriber) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Company(c) | Scope::Provider(c) => s.owner_company == *c,
+    }
+}
+
+/// The subscriber with this reference ID, if the actor may see it.
+pub fn subscriber(conn: &Connection, actor: &Actor<'_>, reference_id: &str) -> Result<Subscriber> {
+    let s = subscribers::find_subscriber(conn, reference_id)?
+        .ok_or_else(|| Error::not_found(format!("reference ID `{reference_id}`")))?;
+    if !subscriber_visible(&actor.user.scope(), &s) {
+        return Err(Error::Forbidden(format!(
+            "reference ID `{reference_id}` was created by another company"
+        )));
+    }
+    Ok(s)
+}
+
+/// Creates a reference ID with its contact; without devices it is a partial association.
+pub fn create_subscriber(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    input: &SubscriberInput,
+) -> Result<i64> {
+    let input = input.trimmed();
+    input.validate()?;
+    db::write_tx(conn, |tx| {
+        subscribers::insert_subscriber(
+            tx,
+            actor.account.id.0,
+            &input,
+            actor.user.owner_company(),
+            actor.expires_at(),
+        )
+    })
+}
+
+/// Changes the contact fields of a reference ID.
+pub fn update_subscriber(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    reference_id: &str,
+    input: &SubscriberInput,
+) -> Result<()> {
+    let input = input.trimmed();
+    input.validate()?;
+    db::write_tx(conn, |tx| {
+        let s = subscriber(tx, actor, reference_id)?;
+        subscribers::update_subscriber(tx, s.id, &input)
+    })
+}
+
+/// Deletes a reference ID that has no devices left.
+pub fn delete_subscriber(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    reference_id: &str,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let s = subscriber(tx, actor, reference_id)?;
+        subscribers::delete_subscriber(tx, s.id)
+    })
+}
+
+/// Refuses a MAC the actor may not associate: held by another account or company, or
+/// associated already.
+pub fn check_mac_free(conn: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result<()> {
+    let Some(owner) = assoc::find_owner(conn, mac.as_str())? else {
+        return Ok(());
+    };
+    if owner.account_id != actor.account.id.0 {
+        return Err(Error::Conflict(format!(
+            "MAC {mac} belongs to another account"
+        )));
+    }
+    if owner.associated && !visible(&actor.user.scope(), &owner) {
+        return Err(Error::Conflict(format!(
+            "MAC {mac} belongs to another company"
+        )));
+    }
+    if owner.associated {
+        return Err(Error::Conflict(match owner.reference_id {
+            Some(r) => {
+                format!("MAC {mac} is already associated (reference ID {r}); modify it instead")
+            }
+            None => format!("MAC {mac} is already associated; modify it instead"),
+        }));
+    }
+    Ok(())
+}
+
+/// Validates one association for the actor without writing.
+pub fn check_association(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    input: &DeviceInput,
+) -> Result<(NewDevice, i64)> {
+    let (new, profile_id) = ops::check_device(conn, actor.account, input, actor.own)?;
+    check_mac_free(conn, actor, &new.mac)?;
+    Ok((new, profile_id))
+}
+
+/// Associates one or more devices, linked to a reference ID if given. All or nothing:
+/// the error names every problem as `devices[i].field`.
+pub fn associate(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    reference_id: Option<&str>,
+    inputs: &[DeviceInput],
+) -> Result<Vec<Mac>> {
+    if inputs.is_empty() {
+        return Err(Error::invalid("devices", "give at least one device"));
+    }
+    db::write_tx(conn, |tx| {
+        let sub = match reference_id {
+            Some(r) if !r.trim().is_empty() => Some(subscriber(tx, actor, r.trim())?),
+            _ => None,
+        };
+        let mut checked = Vec::new();
+        let mut problems = Vec::new();
+        let mut conflict = None;
+        let mut seen = std::collections::HashSet::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let prefix = |f: &str| {
+                if inputs.len() == 1 {
+                    f.to_string()
+                } else {
+                    format!("devices[{i}].{f}")
+                }
+            };
+            match check_association(tx, actor, input) {
+                Ok((new, pid)) => {
+                    if !seen.insert(new.mac) {
+                        problems.push(FieldError::new(
+                            prefix("mac"),
+                            format!("{} is given twice", new.mac),
+                        ));
+                    }
+                    checked.push((new, pid));
+                }
+                Err(Error::Invalid(p)) => problems.extend(
+                    p.into_iter()
+                        .map(|e| FieldError::new(prefix(&e.field), e.message)),
+                ),
+                Err(Error::Conflict(m)) => conflict = Some(m),
+                Err(e) => return Err(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(problems));
+        }
+        if let Some(m) = conflict {
+            return Err(Error::Conflict(m));
+        }
+        let mut macs = Vec::new();
+        for (new, pid) in &checked {
+            assoc::insert_association(
+                tx,
+                actor.account.id.0,
+                new,
+                *pid,
+                sub.as_ref().map(|s| s.id),
+                actor.user.owner_company(),
+            )?;
+            macs.push(new.mac);
+        }
+        if let Some(s) = &sub {
+            subscribers::refresh_status(tx, s.id, actor.expires_at())?;
+        }
+        Ok(macs)
+    })
+}
+
+/// The device with this MAC, if the actor may see it.
+pub fn device(conn: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result<Device> {
+    let owner = assoc::find_owner(conn, mac.as_str())?
+        .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
+    if owner.associated && !visible(&actor.user.scope(), &owner) {
+        return Err(Error::Forbidden(format!(
+            "device {mac} was associated by another company"
+        )));
+    }
+    // Phones seen but not associated belong to no company yet: any role may claim them.
+    devices::find_device_by_mac(conn, mac)?.ok_or_else(|| Error::not_found(format!("device {mac}")))
+}
+
+/// The reference ID a device is linked to, if any.
+pub fn device_subscriber(conn: &Connection, mac: &Mac) -> Result<Option<String>> {
+    Ok(assoc::find_owner(conn, mac.as_str())?.and_then(|o| o.reference_id))
+}
+
+/// Modifies an association: serial, vendor model, profile, extensions and line 1.
+pub fn modify_device(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    mac: &Mac,
+    input: &DeviceInput,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let d = device(tx, actor, mac)?;
+        let mut input = input.clone();
+        input.mac = mac.to_string();
+        let (new, pid) = ops::check_device(tx, actor.account, &input, actor.own)?;
+        if d.profile_id.is_none() {
+            return Err(Error::Conflict(format!(
+                "device {mac} is not associated; associate it first"
+            )));
+        }
+        assoc::update_association(tx, d.id, &new, pid)
+    })
+}
+
+/// Copies an association to another MAC: profile, reference ID and vendor extensions, but
+/// not line 1's SIP user ID, password, label or display name (they belong to one phone).
+pub fn copy_device(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    from: &Mac,
+    to: &str,
+    serial: &str,
+) -> Result<Mac> {
+    db::write_tx(conn, |tx| {
+        let d = device(tx, actor, from)?;
+        let profile = d.profile_name.clone().ok_or_else(|| {
+            Error::Conflict(format!(
+                "device {from} is not associated; there is nothing to copy"
+            ))
+        })?;
+        let input = DeviceInput {
+            mac: to.trim().to_string(),
+            serial: serial.trim().to_string(),
+            vendor_model: d.vendor_model.clone(),
+            profile,
+            ext: d.ext.clone(),
+            line1: Default::default(),
+        };
+        let (new, pid) = check_association(tx, actor, &input)?;
+        let sub = assoc::find_owner(tx, from.as_str())?.and_then(|o| o.reference_id);
+        let sub_id = match sub {
+            Some(r) => subscribers::find_subscriber(tx, &r)?.map(|s| s.id),
+            None => None,
+        };
+        assoc::insert_association(
+            tx,
+            actor.account.id.0,
+            &new,
+            pid,
+            sub_id,
+            actor.user.owner_company(),
+        )?;
+        Ok(new.mac)
+    })
+}
+
+/// Replaces a faulty device: the association (profile, extensions, lines, reference ID)
+/// moves to the new MAC, which starts `staged`; the old phone's overrides and logs are
+/// dropped, its contacts and call lists move along (rows here, files by the caller).
+pub fn replace_device(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    old: &Mac,
+    new_mac: &str,
+    serial: &str,
+) -> Result<(Mac, Vec<(String, String)>)> {
+    let new: Mac = match Mac::from_bare(new_mac.trim()).or_else(|| Mac::parse_lenient(new_mac)) {
+        Some(m) if !m.is_zero() => m,
+        _ => {
+            return Err(Error::invalid(
+                "new_mac",
+                format!("`{new_mac}` is not a MAC address (12 hex digits)"),
+            ));
+        }
+    };
+    let serial = serial.trim();
+    let mut p = Vec::new();
+    if !serial.is_empty() {
+        super::device::check_serial(serial, &mut p);
+    }
+    if new == *old {
+        p.push(FieldError::new("new_mac", "is the MAC being replaced"));
+    }
+    if !p.is_empty() {
+        return Err(Error::Invalid(p));
+    }
+    db::write_tx(conn, |tx| {
+        let d = device(tx, actor, old)?;
+        if d.profile_id.is_none() {
+            return Err(Error::Conflict(format!("device {old} is not associated")));
+        }
+        check_mac_free(tx, actor, &new)?;
+        // A new phone seen before (unassociated) gives way to the association.
+        if let Some(o) = assoc::find_owner(tx, new.as_str())? {
+            tx.execute("DELETE FROM devices WHERE id = ?1", [o.device_id])?;
+        }
+        let serial = if serial.is_empty() {
+            new.upper()
+        } else {
+            serial.to_string()
+        };
+        assoc::change_mac(tx, d.id, &new, &serial)?;
+        let moved = assoc::move_uploads(tx, old, &new, &["contacts", "calllists"])?;
+        Ok((new, moved))
+    })
+}
+
+/// Deletes a device (and what was recorded about it); its reference ID becomes partial if
+/// it was the last one.
+pub fn delete_device(conn: &mut Connection, actor: &Actor<'_>, mac: &Mac) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        device(tx, actor, mac)?;
+        let sub = assoc::find_owner(tx, mac.as_str())?.and_then(|o| o.reference_id);
+        devices::delete_device(tx, mac)?;
+        if let Some(r) = sub
+            && let Some(s) = subscribers::find_subscriber(tx, &r)?
+        {
+            subscribers::refresh_status(tx, s.id, actor.expires_at())?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,323 @@
+//! Signing in and out of the console, sessions, API tokens and user management: the
+//! actions behind the sign-in page, the API's bearer tokens and `zerotouch user`.
+//!
+//! Session cookies and API tokens are random; only their SHA-256 hashes are stored, so a
+//! copy of the database signs nobody in. Passwords are argon2 hashes. The first start
+//! creates an `admin` user with a one-time password that must be changed at first sign-in.
+
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::throttle::LoginThrottle;
+use super::users::{self, Role, User};
+use crate::db::{self, users as q};
+use crate::error::{Error, FieldError, Result};
+
+/// Prefix of API tokens, so they are recognisable in logs and secret scanners.
+pub const TOKEN_PREFIX: &str = "zt_";
+
+/// A new session: the cookie value (shown once) and its CSRF token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub user: User,
+    pub token: String,
+    pub csrf: String,
+}
+
+/// Hash under which a token is stored.
+pub fn token_hash(token: &str) -> String {
+    super::sha256_hex(token.as_bytes())
+}
+
+/// Creates the first admin when there are no users; returns its one-time password.
+pub fn bootstrap_admin(conn: &Connection) -> Result<Option<String>> {
+    if q::count_users(conn)? > 0 {
+        return Ok(None);
+    }
+    let password = users::one_time_password();
+    q::insert_user(
+        conn,
+        "admin",
+        &users::hash_password(&password)?,
+        Role::Admin,
+        "",
+        true,
+    )?;
+    Ok(Some(password))
+}
+
+/// Checks a user name and password under the rate limit and opens a session.
+pub fn sign_in(
+    conn: &Connection,
+    throttle: &LoginThrottle,
+    ip: &str,
+    username: &str,
+    password: &str,
+    lifetime_secs: i64,
+) -> Result<NewSession> {
+    let username = username.trim();
+    let now = Instant::now();
+    if let Some(wait) = throttle.blocked(ip, username, now) {
+        return Err(Error::TooManyAttempts(wait));
+    }
+    let found = q::find_login(conn, username)?;
+    let hash = found
+        .as_ref()
+        .map(|(_, h)| h.as_str())
+        .unwrap_or(users::dummy_hash());
+    let ok = users::verify_password(password, hash);
+    match found {
+        Some((user, _)) if ok => {
+            throttle.success(username);
+            let token = super::account::random_token(40);
+            let csrf = super::account::random_token(32);
+            q::insert_session(conn, &token_hash(&token), user.id, &csrf, lifetime_secs)?;
+            Ok(NewSession { user, token, csrf })
+        }
+        _ => {
+            throttle.failure(ip, username, now);
+            Err(Error::Unauthorized)
+        }
+    }
+}
+
+/// The user and CSRF token of a session cookie, if it is live.
+pub fn session(conn: &Connection, token: &str, idle_secs: i64) -> Result<Option<(User, String)>> {
+    if token.is_empty() || token.len() > 100 {
+        return Ok(None);
+    }
+    q::find_session(conn, &token_hash(token), idle_secs)
+}
+
+pub fn sign_out(conn: &Connection, token: &str) -> Result<()> {
+    q::delete_session(conn, &token_hash(token))
+}
+
+/// Changes the signed-in user's own password (the current one is needed), ends their
+/// other sessions, and clears a one-time password's flag.
+pub fn change_password(
+    conn: &mut Connection,
+    user: &User,
+    current: &str,
+    new: &str,
+    repeat: &str,
+    keep_session: Option<&str>,
+) -> Result<()> {
+    let mut p = Vec::new();
+    users::check_password("new_password", new, &mut p);
+    if new != repeat {
+        p.push(FieldError::new(
+            "repeat_password",
+            "does not match the new password",
+        ));
+    }
+    if new == current {
+        p.push(FieldError::new(
+            "new_password",
+            "must differ from the current password",
+        ));
+    }
+    let (_, hash) = q::find_login(conn, &user.username)?.ok_or_else(|| Error::not_found("user"))?;
+    if !users::verify_password(current, &hash) {
+        p.insert(
+            0,
+            FieldError::new("current_password", "is not your current password"),
+        );
+    }
+    if !p.is_empty() {
+        return Err(Error::Invalid(p));
+    }
+    let new_hash = users::hash_password(new)?;
+    let keep = keep_session.map(token_hash);
+    db::write_tx(conn, |tx| {
+        q::update_password(tx, user.id, &new_hash, false)?;
+        q::delete_user_sessions(tx, user.id, keep.as_deref())
+    })
+}
+
+/// Creates a user. Without a password, a one-time password is generated and returned.
+pub fn create_user(
+    conn: &Connection,
+    username: &str,
+    role: Role,
+    company: &str,
+    password: Option<&str>,
+) -> Result<(i64, Option<String>)> {
+    let mut p = Vec::new();
+    users::check_username(username, &mut p);
+    users::check_company(role, company, &mut p);
+    if let Some(pw) = password {
+        users::check_password("password", pw, &mut p);
+    }
+    if !p.is_empty() {
+        return Err(Error::Invalid(p));
+    }
+    let (pw, one_time) = match password {
+        Some(pw) => (pw.to_string(), None),
+        None => {
+            let pw = users::one_time_password();
+            (pw.clone(), Some(pw))
+        }
+    };
+    let id = q::insert_user(
+        conn,
+        username,
+        &users::hash_password(&pw)?,
+        role,
+        company.trim(),
+        one_time.is_some(),
+    )?;
+    Ok((id, one_time))
+}
+
+/// Sets a new one-time password for a user (or the given one), signing them out.
+pub fn reset_password(
+    conn: &mut Connection,
+    username: &str,
+    password: Option<&str>,
+) -> Result<Option<String>> {
+    let user = q::find_user_by_name(conn, username)?
+        .ok_or_else(|| Error::not_found(format!("user `{username}`")))?;
+    if let Some(pw) = password {
+        let mut p = Vec::new();
+        users::check_password("password", pw, &mut p);
+        if !p.is_empty() {
+            return Err(Error::Invalid(p));
+        }
+    }
+    let (pw, one_time) = match password {
+        Some(pw) => (pw.to_string(), None),
+        None => {
+            let pw = users::one_time_password();
+            (pw.clone(), Some(pw))
+        }
+    };
+    let hash = users::hash_password(&pw)?;
+    db::write_tx(conn, |tx| {
+        q::update_password(tx, user.id, &hash, one_time.is_some())?;
+        q::delete_user_sessions(tx, user.id, None)
+    })?;
+    Ok(one_time)
+}
+
+/// Deletes a user; the last admin cannot be deleted.
+pub fn delete_user(conn: &mut Connection, username: &str) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let user = q::find_user_by_name(tx, username)?
+            .ok_or_else(|| Error::not_found(format!("user `{username}`")))?;
+        if user.role == Role::Admin && q::count_admins(tx)? <= 1 {
+            return Err(Error::Conflict(format!(
+                "`{username}` is the last admin; create another admin first"
+            )));
+        }
+        q::delete_user(tx, username)
+    })
+}
+
+/// Creates an API token for a user; the token is returned once and stored hashed.
+pub fn create_token(conn: &Connection, user: &User, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+        return Err(Error::invalid(
+            "name",
+            "must be 1 to 64 printable characters",
+        ));
+    }
+    let token = format!("{TOKEN_PREFIX}{}", super::account::random_token(40));
+    q::insert_token(conn, user.id, name, &token_hash(&token), &token[..8])?;
+    Ok(token)
+}
+
+/// The user of a bearer token.
+pub fn token_user(conn: &Connection, token: &str) -> Result<Option<User>> {
+    if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
+        return Ok(None);
+    }
+    q::find_token_user(conn, &token_hash(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::throttle::ThrottleLimits;
+    use std::time::Duration;
+
+    fn throttle() -> LoginThrottle {
+        LoginThrottle::new(ThrottleLimits {
+            per_user: 3,
+            per_ip: 10,
+            window: Duration::from_secs(60),
+            block: Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn the_first_admin_signs_in_with_the_one_time_password_and_must_change_it() {
+        let mut conn = db::open_in_memory().expect("db");
+        let pw = bootstrap_admin(&conn).expect("bootstrap").expect("created");
+        assert!(
+            bootstrap_admin(&conn).expect("again").is_none(),
+            "only once"
+        );
+        let t = throttle();
+        let s = sign_in(&conn, &t, "127.0.0.1", "admin", &pw, 3600).expect("sign in");
+        assert!(s.user.must_change_password);
+        let err = change_password(
+            &mut conn,
+            &s.user,
+            "wrong",
+            "a-new-password-1",
+            "a-new-password-1",
+            None,
+        )
+        .expect_err("wrong");
+        assert!(err.to_string().contains("current_password"), "{err}");
+        change_password(
+            &mut conn,
+            &s.user,
+            &pw,
+            "a-new-password-1",
+            "a-new-password-1",
+            Some(&s.token),
+        )
+        .expect("change");
+        let (u, _) = session(&conn, &s.token, 600)
+            .expect("session")
+            .expect("kept");
+        assert!(!u.must_change_password);
+    }
+
+    #[test]
+    fn wrong_passwords_are_throttled_but_not_forever() {
+        let conn = db::open_in_memory().expect("db");
+        create_user(&conn, "kim", Role::Viewer, "", Some("kims-password-1")).expect("user");
+        let t = throttle();
+        for _ in 0..3 {
+            assert!(matches!(
+                sign_in(&conn, &t, "10.0.0.1", "kim", "nope", 60),
+                Err(Error::Unauthorized)
+            ));
+        }
+        assert!(matches!(
+            sign_in(&conn, &t, "10.0.0.1", "kim", "kims-password-1", 60),
+            Err(Error::TooManyAttempts(_))
+        ));
+    }
+
+    #[test]
+    fn tokens_work_until_revoked_and_the_last_admin_stays() {
+        let mut conn = db::open_in_memory().expect("db");
+        bootstrap_admin(&conn).expect("admin");
+        let admin = q::find_user_by_name(&conn, "admin")
+            .expect("find")
+            .expect("admin");
+        let token = create_token(&conn, &admin, "ci").expect("token");
+        assert_eq!(
+            token_user(&conn, &token).expect("lookup").map(|u| u.id),
+            Some(admin.id)
+        );
+        assert!(token_user(&conn, "zt_wrong").expect("lookup").is_none());
+        assert!(delete_user(&mut conn, "admin").is_err());
+    }
+}

@@ -1,0 +1,273 @@
+//! Console users: roles, what each role may do, which devices it may see, and password
+//! handling (argon2 hashes, one-time passwords, rules for new passwords).
+//!
+//! Seed 000's confidentiality rule is expressed once, as a `Scope`: installers see and change
+//! only devices associated by their own company; providers see devices associated with
+//! profiles their company created (and their own associations). Every query of the console,
+//! the API and the CLI takes the scope, so no page can forget it.
+
+use std::fmt;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use serde::Serialize;
+
+use crate::error::{Error, FieldError, Result};
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, including users and API tokens of others.
+    Admin,
+    /// Profiles and associations (ZTP's "service provider").
+    Provider,
+    /// Associations and Find only, limited to their own company's devices (ZTP's "reseller").
+    Installer,
+    /// Reads everything, changes nothing.
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Provider, Role::Installer, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Provider => "provider",
+            Role::Installer => "installer",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "role",
+                    format!("`{s}` is not one of admin, provider, installer, viewer"),
+                )
+            })
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Things a user may ask to do; `User::require` decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Find, device pages, profile list.
+    Read,
+    /// Create, modify, delete profiles.
+    ManageProfiles,
+    /// Associate, modify, copy, replace, delete devices; subscribers; bulk import.
+    Associate,
+    /// Users of the console.
+    ManageUsers,
+    /// The Diagnostics page: its findings name phones, servers and stale credentials.
+    Diagnose,
+}
+
+/// A signed-in user (passwords never leave `db::users`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    pub company: String,
+    pub must_change_password: bool,
+}
+
+/// Which associations a user may see and change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// Devices whose `owner_company` is this company.
+    Company(String),
+    /// Devices whose profile was created by this company, or associated by it.
+    Provider(String),
+}
+
+impl User {
+    /// Refuses an action the role does not allow, saying which role would.
+    pub fn require(&self, action: Action) -> Result<()> {
+        let ok = match action {
+            Action::Read => true,
+            Action::ManageProfiles => matches!(self.role, Role::Admin | Role::Provider),
+            Action::Associate => {
+                matches!(self.role, Role::Admin | Role::Provider | Role::Installer)
+            }
+            Action::ManageUsers | Action::Diagnose => self.role == Role::Admin,
+        };
+        if ok {
+            Ok(())
+        } else {
+            let what = match action {
+                Action::Read => "read",
+                Action::ManageProfiles => "manage profiles (admin or provider role needed)",
+                Action::Associate => {
+                    "change associations (admin, provider or installer role needed)"
+                }
+                Action::ManageUsers => "manage users (admin role needed)",
+                Action::Diagnose => "run and read diagnostics (admin role needed)",
+            };
+            Err(Error::Forbidden(format!(
+                "user `{}` ({}) may not {what}",
+                self.username, self.role
+            )))
+        }
+    }
+
+    pub fn scope(&self) -> Scope {
+        match self.role {
+            Role::Admin | Role::Viewer => Scope::All,
+            Role::Installer => Scope::Company(self.company.clone()),
+            Role::Provider if self.company.is_empty() => Scope::All,
+            Role::Provider => Scope::Provider(self.company.clone()),
+        }
+    }
+
+    /// The company recorded on what this user associates.
+    pub fn owner_company(&self) -> &str {
+        &self.company
+    }
+}
+
+/// Checks a user name: 2 to 64 letters, digits, `.`, `_`, `-` or `@`.
+pub fn check_username(name: &str, p: &mut Vec<FieldError>) {
+    let ok = (2..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b));
+    if !ok {
+        p.push(FieldError::new(
+            "username",
+            "must be 2 to 64 letters, digits, `.`, `_`, `-` or `@`",
+        ));
+    }
+}
+
+/// Checks a new password: 10 to 128 characters, not only one kind of character.
+pub fn check_password(field: &str, password: &str, p: &mut Vec<FieldError>) {
+    let n = password.chars().count();
+    if !(10..=128).contains(&n) {
+        p.push(FieldError::new(field, "must be 10 to 128 characters"));
+    } else if password
+        .chars()
+        .all(|c| c == password.chars().next().unwrap_or(c))
+    {
+        p.push(FieldError::new(field, "must not repeat one character"));
+    }
+}
+
+/// Checks the company of a role: installers need one (their scope is their company).
+pub fn check_company(role: Role, company: &str, p: &mut Vec<FieldError>) {
+    if company.len() > 100 || company.chars().any(|c| c.is_control()) {
+        p.push(FieldError::new(
+            "company",
+            "must be at most 100 printable characters",
+        ));
+    } else if role == Role::Installer && company.trim().is_empty() {
+        p.push(FieldError::new(
+            "company",
+            "installers need a company: they see only devices their company associated",
+        ));
+    }
+}
+
+/// Hashes a password with argon2id and a random salt (PHC string).
+pub fn hash_password(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt)
+        .map_err(|e| Error::io("random salt", std::io::Error::other(e.to_string())))?;
+    let salt = SaltString::encode_b64(&salt)
+        .map_err(|e| Error::io("random salt", std::io::Error::other(e.to_string())))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Error::io("hashing a password", std::io::Error::other(e.to_string())))
+}
+
+/// Whether `password` matches a stored hash (constant time inside argon2).
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash that matches no known password, verified when a user name is unknown so that
+/// the answer takes as long as for a known user (no user-name probing by timing).
+pub fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password(&one_time_password()).unwrap_or_default())
+}
+
+/// A one-time password: 16 characters from an alphabet without look-alikes.
+pub fn one_time_password() -> String {
+    super::account::random_token(16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(role: Role, company: &str) -> User {
+        User {
+            id: 1,
+            username: "u".into(),
+            role,
+            company: company.into(),
+            must_change_password: false,
+        }
+    }
+
+    #[test]
+    fn hashes_verify_only_the_right_password() {
+        let h = hash_password("correct horse battery").expect("hash");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", dummy_hash()));
+        assert!(!verify_password("x", "not a hash"));
+    }
+
+    #[test]
+    fn roles_allow_what_the_seed_says() {
+        let installer = user(Role::Installer, "acme");
+        assert!(installer.require(Action::Associate).is_ok());
+        assert!(installer.require(Action::ManageProfiles).is_err());
+        assert_eq!(installer.scope(), Scope::Company("acme".into()));
+        let viewer = user(Role::Viewer, "");
+        assert!(viewer.require(Action::Associate).is_err());
+        assert!(viewer.require(Action::Read).is_ok());
+        assert!(
+            user(Role::Provider, "")
+                .require(Action::ManageProfiles)
+                .is_ok()
+        );
+        assert!(
+            user(Role::Provider, "")
+                .require(Action::ManageUsers)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn passwords_and_names_are_checked() {
+        let mut p = Vec::new();
+        check_password("password", "short", &mut p);
+        check_password("password", "aaaaaaaaaaaa", &mut p);
+        check_username("a b", &mut p);
+        check_company(Role::Installer, "", &mut p);
+        assert_eq!(p.len(), 4, "{p:?}");
+    }
+}
