@@ -11,6 +11,8 @@
 #   configs-only   master + generated + profile file per phone (the peers' 1,400 req/s)
 #
 # Usage: scripts/bench-bootstorm.sh [PHONES] [CONCURRENCY]
+# Env:   PHASES="known-http unknown ..." runs only those phases (default: all);
+#        BENCH_PERF=DIR records a CPU profile of zerotouch per phase (perf record).
 # Needs: nginx (with the dav module, as Debian's nginx-light), python3, curl, openssl.
 set -euo pipefail
 PHONES=${1:-10000}
@@ -92,7 +94,16 @@ storm() {
 # the master PID is passed (RSS is then not comparable; zerotouch's is the figure that counts).
 both() {
   local phase=$1; shift
+  if [ -n "${PHASES:-}" ] && ! grep -qw -- "$phase" <<< "$PHASES"; then return; fi
+  local perf_pid=
+  if [ -n "${BENCH_PERF:-}" ]; then
+    mkdir -p "$BENCH_PERF"
+    perf record -F 499 -g -o "$BENCH_PERF/$phase.data" -p "$ZPID" >"$BENCH_PERF/$phase.log" 2>&1 &
+    perf_pid=$!
+    sleep 1   # let perf attach before the storm starts
+  fi
   storm "$phase" zerotouch "$ZPORT" "$ZSPORT" "$ZPID" "$@"
+  if [ -n "$perf_pid" ]; then kill -TERM "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true; fi
   storm "$phase" nginx "$NPORT" "$NSPORT" "$NGINX_MASTER" "$@"
 }
 echo

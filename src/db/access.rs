@@ -208,12 +208,12 @@ pub fn upsert_upload(
     size: u64,
     sha256: &str,
 ) -> Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO uploads (mac, kind, file_name, size, sha256, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (mac, kind, file_name) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256,
              updated_at = excluded.updated_at",
-        params![mac, kind, name, size as i64, sha256, super::now_secs()],
-    )?;
+    )?
+    .execute(params![mac, kind, name, size as i64, sha256, super::now_secs()])?;
     Ok(())
 }
 
@@ -224,11 +224,11 @@ pub fn upload_usage(
     except_kind: &str,
     except_name: &str,
 ) -> Result<u64> {
-    let n: i64 = conn.query_row(
-        "SELECT coalesce(sum(size), 0) FROM uploads WHERE mac = ?1 AND NOT (kind = ?2 AND file_name = ?3)",
-        params![mac, except_kind, except_name],
-        |r| r.get(0),
-    )?;
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT coalesce(sum(size), 0) FROM uploads WHERE mac = ?1 AND NOT (kind = ?2 AND file_name = ?3)",
+        )?
+        .query_row(params![mac, except_kind, except_name], |r| r.get(0))?;
     Ok(n.max(0) as u64)
 }
 

@@ -185,12 +185,13 @@ pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
 /// sighting cost a scan of all the others.
 pub fn insert_unassociated(conn: &Connection, account_id: i64, mac: &Mac) -> Result<bool> {
     let now = now_secs();
-    let n = conn.execute(
-        "INSERT INTO devices (account_id, mac, serial, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?4)
-         ON CONFLICT (mac) DO NOTHING",
-        params![account_id, mac.as_str(), mac.upper(), now],
-    )?;
+    let n = conn
+        .prepare_cached(
+            "INSERT INTO devices (account_id, mac, serial, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)
+             ON CONFLICT (mac) DO NOTHING",
+        )?
+        .execute(params![account_id, mac.as_str(), mac.upper(), now])?;
     Ok(n == 1)
 }
 

@@ -528,6 +528,8 @@ mod tests {
             ),
         ] {
             let (sql, values) = query.id_sql(&Scope::All);
+            // As `findrows::matching_ids` runs it.
+            let _plans = crate::db::BoundValuePlans::new(&conn).expect("plans");
             let mut stmt = conn
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
                 .expect("explain");

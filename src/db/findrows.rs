@@ -53,6 +53,8 @@ fn matching_ids(conn: &Connection, q: &FindQuery, scope: &Scope, limit: usize) -
     let (text, mut values) = q.id_sql(scope);
     values.push(Value::Integer(limit as i64));
     let text = format!("{text} LIMIT ?{}", values.len());
+    // LIKE/GLOB prefix searches use the indexes only when the planner sees the pattern.
+    let _plans = super::BoundValuePlans::new(conn)?;
     let mut stmt = conn.prepare_cached(&text)?;
     let ids = stmt.query_map(rusqlite::params_from_iter(values), |r| r.get(0))?;
     Ok(ids.collect::<rusqlite::Result<_>>()?)

@@ -144,6 +144,38 @@ impl Drop for ConnSlot {
     }
 }
 
+/// How long a connection thread waits for another connection after its last one closed,
+/// before it ends. Phones arrive in bursts (a boot storm, a polling hour): reusing threads
+/// spares a thread creation per connection, which measured as the largest single cost of
+/// serving a phone that makes a few requests on a new connection.
+const WORKER_IDLE: Duration = Duration::from_secs(30);
+
+/// What the accept thread hands to a connection thread.
+type Accepted = (TcpStream, ConnSlot);
+
+/// Everything a connection thread needs to serve connections of one listener.
+#[derive(Clone)]
+struct Worker {
+    service: Arc<dyn Service>,
+    acceptor: Arc<dyn Acceptor>,
+    limits: LoopLimits,
+    shared: Arc<Shared>,
+    next: crossbeam_channel::Receiver<Accepted>,
+}
+
+impl Worker {
+    /// Serves `first`, then further connections handed over while idle threads are wanted.
+    fn run(self, first: Accepted) {
+        let mut current = Some(first);
+        while let Some((stream, slot)) = current.take() {
+            self.acceptor
+                .serve(stream, self.service.as_ref(), &self.limits, &self.shared);
+            drop(slot);
+            current = self.next.recv_timeout(WORKER_IDLE).ok();
+        }
+    }
+}
+
 fn accept_loop(
     listener: TcpListener,
     service: Arc<dyn Service>,
@@ -153,6 +185,16 @@ fn accept_loop(
     conns: Arc<Connections>,
     stop: Arc<AtomicBool>,
 ) {
+    // A zero-capacity channel: a hand-over succeeds only when a thread is idle and waiting,
+    // so every open connection still has a thread of its own.
+    let (handoff, next) = crossbeam_channel::bounded::<Accepted>(0);
+    let worker = Worker {
+        service,
+        acceptor,
+        limits,
+        shared,
+        next,
+    };
     loop {
         let (mut stream, _) = match listener.accept() {
             Ok(s) => s,
@@ -178,17 +220,16 @@ fn accept_loop(
             drop(slot);
             continue;
         }
-        let service = service.clone();
-        let acceptor = acceptor.clone();
-        let limits = limits.clone();
-        let shared = shared.clone();
+        let accepted = match handoff.try_send((stream, slot)) {
+            Ok(()) => continue,
+            Err(crossbeam_channel::TrySendError::Full(a))
+            | Err(crossbeam_channel::TrySendError::Disconnected(a)) => a,
+        };
+        let w = worker.clone();
         let spawned = std::thread::Builder::new()
             .name("conn".into())
             .stack_size(CONN_STACK)
-            .spawn(move || {
-                let _slot = slot;
-                acceptor.serve(stream, service.as_ref(), &limits, &shared);
-            });
+            .spawn(move || w.run(accepted));
         if let Err(e) = spawned {
             log::warn!("cannot start a connection thread: {e}");
         }
