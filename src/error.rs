@@ -42,6 +42,10 @@ pub enum Error {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// The action would lock devices out: it needs an explicit confirmation (CLI `--yes`;
+    /// a UI shows `message` and asks). Nothing was changed.
+    #[error("{message}")]
+    NeedsConfirmation { devices: usize, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
