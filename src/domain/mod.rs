@@ -3,16 +3,23 @@
 //! Never imports rouille or maud.
 
 pub mod account;
+pub mod accounts;
+pub mod audit;
+pub mod autosync;
+pub mod chart;
 pub mod device;
 pub mod devicepath;
+pub mod inventory;
 pub mod mac;
 pub mod ops;
+pub mod policy;
 pub mod polycom;
 pub mod profile;
 pub mod provisioning;
 pub mod provserver;
 pub mod provstate;
 pub mod template;
+pub mod transfer;
 pub mod useragent;
 pub mod xml;
 
