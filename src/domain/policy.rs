@@ -489,6 +489,9 @@ pub fn device_policies(conn: &Connection, device: &Device) -> Result<Vec<PolicyV
 }
 
 #[cfg(test)]
+mod precedence_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
