@@ -1,6 +1,8 @@
 //! Integration tests: the real binary on loopback ports, driven the way phones and admins
 //! drive it. One test binary with shared helpers (`common`).
 
+mod accounts;
+mod autosync;
 mod bad_input;
 mod boot;
 mod cli;
@@ -8,5 +10,7 @@ mod common;
 mod diag;
 mod http_loop;
 mod ops;
+mod policies;
+mod sim;
 mod tls;
 mod tls_files;
