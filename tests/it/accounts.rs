@@ -27,15 +27,33 @@ fn each_account_answers_only_at_its_own_service_address_with_its_own_credentials
     let server = ZServer::start();
     server.set_credentials();
     server.cli_ok(&[
-        "account", "add", "branch", "--name", "Branch office", "--user", "branchphones",
-        "--password", "Branch-Passw0rd",
+        "account",
+        "add",
+        "branch",
+        "--name",
+        "Branch office",
+        "--user",
+        "branchphones",
+        "--password",
+        "Branch-Passw0rd",
     ]);
     let list = json(&server, &["account", "list", "--json"]);
     assert_eq!(list.as_array().expect("list").len(), 2);
     server.cli_ok(&["profile", "add", "office", "--account", "branch"]);
-    server.cli_ok(&["device", "add", MAC_A, "--profile", "office", "--account", "branch"]);
+    server.cli_ok(&[
+        "device",
+        "add",
+        MAC_A,
+        "--profile",
+        "office",
+        "--account",
+        "branch",
+    ]);
     let base = address(&server, "branch");
-    assert!(base.starts_with("/branch-") && base.ends_with('/'), "{base}");
+    assert!(
+        base.starts_with("/branch-") && base.ends_with('/'),
+        "{base}"
+    );
     let show = server.cli_ok(&["account", "show", "--account", "branch"]);
     // The configured port (0 in tests: chosen at start, unknown to the CLI) and the path.
     let dhcp = show
@@ -49,13 +67,21 @@ fn each_account_answers_only_at_its_own_service_address_with_its_own_credentials
     let server_name = format!("{}{}", server.device, base.trim_end_matches('/'));
     let mut phone = SimPhone::new(MAC_A, &server_name, "branchphones", "Branch-Passw0rd");
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
-    assert_eq!(phone.held(sim::SERVER_NAME), server_name, "kept at its account's address");
+    assert_eq!(
+        phone.held(sim::SERVER_NAME),
+        server_name,
+        "kept at its account's address"
+    );
     // The default account's credentials do not open the branch, and the branch's device is
     // not served at the default account's address.
     let mut wrong = SimPhone::new(MAC_A, &server_name, "phones", "Test-Passw0rd-42");
     assert!(matches!(wrong.boot(), Boot::Refused { status: 401, .. }));
-    let mut elsewhere =
-        SimPhone::new(MAC_A, &server.device.to_string(), "phones", "Test-Passw0rd-42");
+    let mut elsewhere = SimPhone::new(
+        MAC_A,
+        &server.device.to_string(),
+        "phones",
+        "Test-Passw0rd-42",
+    );
     elsewhere.boot();
     let master = elsewhere
         .requests
@@ -63,18 +89,36 @@ fn each_account_answers_only_at_its_own_service_address_with_its_own_credentials
         .find(|r| r.url.ends_with(&format!("/{MAC_A}.cfg")))
         .expect("asked for its master");
     assert_eq!(master.status, 404, "another account's device");
-    assert_eq!(elsewhere.held(sim::SERVER_NAME), server.device.to_string(), "nothing adopted");
+    assert_eq!(
+        elsewhere.held(sim::SERVER_NAME),
+        server.device.to_string(),
+        "nothing adopted"
+    );
 }
 
 #[test]
 fn a_new_service_address_keeps_the_old_one_until_every_phone_has_moved() {
     let server = ZServer::start();
     server.cli_ok(&[
-        "account", "add", "branch", "--user", "branchphones", "--password", "Branch-Passw0rd",
+        "account",
+        "add",
+        "branch",
+        "--user",
+        "branchphones",
+        "--password",
+        "Branch-Passw0rd",
     ]);
     server.cli_ok(&["profile", "add", "office", "--account", "branch"]);
     for mac in [MAC_A, MAC_B] {
-        server.cli_ok(&["device", "add", mac, "--profile", "office", "--account", "branch"]);
+        server.cli_ok(&[
+            "device",
+            "add",
+            mac,
+            "--profile",
+            "office",
+            "--account",
+            "branch",
+        ]);
     }
     let old = address(&server, "branch");
     let at = |base: &str| format!("{}{}", server.device, base.trim_end_matches('/'));
@@ -98,7 +142,10 @@ fn a_new_service_address_keeps_the_old_one_until_every_phone_has_moved() {
     assert_eq!(phones[0].boot(), Boot::Configured);
     assert_eq!(phones[0].held(sim::SERVER_NAME), at(&new));
     let aliases = server.cli_ok(&["account", "aliases", "--account", "branch"]);
-    assert!(aliases.contains(&old) && aliases.contains("answered"), "{aliases}");
+    assert!(
+        aliases.contains(&old) && aliases.contains("answered"),
+        "{aliases}"
+    );
     let err = server.cli_err(&["account", "retire-alias", &old, "--account", "branch"]);
     assert!(err.contains("1 device(s) will be locked out"), "{err}");
     // The second one moves too: the alias is retired by itself.
@@ -109,9 +156,21 @@ fn a_new_service_address_keeps_the_old_one_until_every_phone_has_moved() {
     // The retired address is no account's any more: the default account refuses it.
     let mut late = SimPhone::new(MAC_A, &at(&old), "branchphones", "Branch-Passw0rd");
     let r = late.boot();
-    assert!(matches!(r, Boot::Refused { status: 401 | 404, .. }), "{r:?}");
+    assert!(
+        matches!(
+            r,
+            Boot::Refused {
+                status: 401 | 404,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
     let audit = server.cli_ok(&["audit"]);
-    assert!(audit.contains("system:zerotouch  account.retire-alias"), "{audit}");
+    assert!(
+        audit.contains("system:zerotouch  account.retire-alias"),
+        "{audit}"
+    );
 }
 
 #[test]
@@ -120,10 +179,23 @@ fn cli_changes_are_audited_as_the_os_user_without_secrets() {
     server.set_credentials();
     server.cli_ok(&["profile", "add", "office"]);
     server.cli_ok(&[
-        "device", "add", MAC_A, "--profile", "office", "--sip-user", "1001", "--sip-password",
+        "device",
+        "add",
+        MAC_A,
+        "--profile",
+        "office",
+        "--sip-user",
+        "1001",
+        "--sip-password",
         "Line-Secret-1",
     ]);
-    server.cli_ok(&["policy", "set", "account", "reg.1.auth.password", "Policy-Secret-2"]);
+    server.cli_ok(&[
+        "policy",
+        "set",
+        "account",
+        "reg.1.auth.password",
+        "Policy-Secret-2",
+    ]);
     server.cli_ok(&["site", "add", "hq"]);
     let out = server.cli_ok(&["audit", "--json"]);
     for secret in ["Test-Passw0rd-42", "Line-Secret-1", "Policy-Secret-2"] {
@@ -136,7 +208,13 @@ fn cli_changes_are_audited_as_the_os_user_without_secrets() {
         .iter()
         .map(|e| e["action"].as_str().expect("action"))
         .collect();
-    for want in ["account.set-credentials", "profile.add", "device.add", "policy.set", "site.add"] {
+    for want in [
+        "account.set-credentials",
+        "profile.add",
+        "device.add",
+        "policy.set",
+        "site.add",
+    ] {
         assert!(actions.contains(&want), "{want} missing: {actions:?}");
     }
     let user = std::env::var("USER").unwrap_or_default();

@@ -60,7 +60,14 @@ fn flagged(server: &ZServer, flag: &str) -> Vec<String> {
 fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
     let started = std::time::Instant::now();
     let server = ZServer::start_with_clock("");
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", FIRST]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        FIRST,
+    ]);
     associate(&server, PHONES);
     let addr = server.device.to_string();
     let mut phones: Vec<SimPhone> = (0..PHONES)
@@ -74,16 +81,30 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
         assert_eq!(p.reboots, 1, "{}", p.mac);
         assert_eq!(p.held(sim::BOOT_SERVER), "Static");
         assert_eq!(p.held(sim::SERVER_NAME), addr);
-        assert_eq!(p.held(sim::SERVER_TYPE), "HTTP", "no CA confirmed: no HTTPS");
+        assert_eq!(
+            p.held(sim::SERVER_TYPE),
+            "HTTP",
+            "no CA confirmed: no HTTPS"
+        );
         assert_eq!(p.held(sim::TAG_SERIAL), "1");
-        assert_eq!(p.config.get("prov.polling.enabled").map(String::as_str), Some("1"));
+        assert_eq!(
+            p.config.get("prov.polling.enabled").map(String::as_str),
+            Some("1")
+        );
     }
     assert_eq!(status(&server), (PHONES as u64, 0, 0));
 
     // A day later the credentials change. Auto-Sync is on and every phone was seen
     // recently: nobody is locked out, so no confirmation is needed.
     server.advance_days(1);
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", SECOND]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        SECOND,
+    ]);
     assert_eq!(status(&server), (0, PHONES, 0));
     assert_eq!(flagged(&server, "credentials-pending").len(), PHONES);
 
@@ -142,7 +163,10 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
     assert_eq!(phones[0].password(), SECOND);
     // A locked-out phone is refused.
     let refused = phones[back].boot();
-    assert!(matches!(refused, Boot::Refused { status: 401, .. }), "{refused:?}");
+    assert!(
+        matches!(refused, Boot::Refused { status: 401, .. }),
+        "{refused:?}"
+    );
 
     // Re-admitting one recovers it (Auto-Sync stays off).
     server.cli_ok(&["autosync", "readmit", &mac(back)]);
@@ -156,7 +180,8 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
     server.cli_ok(&["account", "disable", "--yes"]);
     let shown = server.cli_ok(&["account", "show"]);
     assert!(
-        shown.contains("provisioning:     disabled") && shown.contains("auto-sync:        disabled"),
+        shown.contains("provisioning:     disabled")
+            && shown.contains("auto-sync:        disabled"),
         "{shown}"
     );
     for p in &mut phones {
@@ -168,7 +193,14 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
     let mut direct = Phone::new(server.device, &mac(0), UA_VVX500_APP, "phones", SECOND);
     assert_eq!(direct.get(&format!("/{}-device.cfg", mac(0))).status, 403);
     assert_eq!(direct.get("/000000000000.cfg").status, 404);
-    let err = server.cli_err(&["account", "set-credentials", "--user", "x1", "--password", "Third-Passw0rd"]);
+    let err = server.cli_err(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "x1",
+        "--password",
+        "Third-Passw0rd",
+    ]);
     assert!(err.contains("enable it"), "{err}");
     eprintln!("{PHONES} phones in {:?}", started.elapsed());
 }
@@ -176,7 +208,14 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
 #[test]
 fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
     let server = ZServer::start_with_clock("");
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", FIRST]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        FIRST,
+    ]);
     associate(&server, 3);
     let addr = server.device.to_string();
     let mut phones: Vec<SimPhone> = (0..3)
@@ -186,9 +225,20 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
         assert_eq!(p.boot_until_stable(4), Boot::Configured);
     }
     server.cli_ok(&["autosync", "set", "--grace-days", "3"]);
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", SECOND]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        SECOND,
+    ]);
     server.advance_days(2);
-    assert_eq!(phones[0].boot_until_stable(4), Boot::Configured, "within the window");
+    assert_eq!(
+        phones[0].boot_until_stable(4),
+        Boot::Configured,
+        "within the window"
+    );
     server.advance_days(2);
     let r = phones[1].boot();
     assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
@@ -196,7 +246,12 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
     let rows = report.as_array().expect("rows");
     assert_eq!(rows.len(), 2, "{report}");
     assert!(rows.iter().all(|r| r["state"] == "locked-out"));
-    assert!(rows[0]["why"].as_str().expect("why").contains("grace window"));
+    assert!(
+        rows[0]["why"]
+            .as_str()
+            .expect("why")
+            .contains("grace window")
+    );
     // Re-admitting every locked-out phone at once lets them sync.
     let out = server.cli_ok(&["autosync", "readmit", "--all-locked-out"]);
     assert!(out.contains("2 device(s) re-admitted"), "{out}");
@@ -212,11 +267,24 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
     // A compromised rotation has no window: it needs confirmation, then the old
     // credentials stop working at once.
     let err = server.cli_err(&[
-        "account", "set-credentials", "--user", "phones", "--password", "Third-Passw0rd", "--compromised",
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        "Third-Passw0rd",
+        "--compromised",
     ]);
     assert!(err.contains("3 device(s) will be locked out"), "{err}");
     server.cli_ok(&[
-        "account", "set-credentials", "--user", "phones", "--password", "Third-Passw0rd", "--compromised", "--yes",
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        "Third-Passw0rd",
+        "--compromised",
+        "--yes",
     ]);
     let r = phones[0].boot();
     assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
@@ -225,13 +293,27 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
 #[test]
 fn a_phone_not_seen_for_n_days_gets_no_old_credentials() {
     let server = ZServer::start_with_clock("");
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", FIRST]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        FIRST,
+    ]);
     associate(&server, 1);
     let mut phone = SimPhone::new(&mac(0), &server.device.to_string(), "phones", FIRST);
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
     server.cli_ok(&["autosync", "set", "--seen-days", "5", "--grace-days", "30"]);
     server.advance_days(4);
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", SECOND]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        SECOND,
+    ]);
     server.advance_days(2);
     let r = phone.boot();
     assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
@@ -248,18 +330,108 @@ fn a_phone_not_seen_for_n_days_gets_no_old_credentials() {
 #[test]
 fn an_automatically_associated_phone_gets_no_auto_sync_until_confirmed() {
     let server = ZServer::start_with_clock("");
-    server.cli_ok(&["account", "set-credentials", "--user", "phones", "--password", FIRST]);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        FIRST,
+    ]);
     server.cli_ok(&["profile", "add", "office"]);
     server.cli_ok(&[
-        "account", "set-policy", "--unknown-devices", "default-profile", "--default-profile", "office",
+        "account",
+        "set-policy",
+        "--unknown-devices",
+        "default-profile",
+        "--default-profile",
+        "office",
     ]);
     let mut phone = SimPhone::new(&mac(7), &server.device.to_string(), "phones", FIRST);
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
-    assert_eq!(phone.held(sim::BOOT_SERVER), "Default", "no Auto-Sync values");
-    assert_eq!(phone.held(sim::TAG_SERIAL), "1", "zerotouch's own values still come");
+    assert_eq!(
+        phone.held(sim::BOOT_SERVER),
+        "Default",
+        "no Auto-Sync values"
+    );
+    assert_eq!(
+        phone.held(sim::TAG_SERIAL),
+        "1",
+        "zerotouch's own values still come"
+    );
     let reboots = phone.reboots;
     server.cli_ok(&["device", "confirm", &mac(7)]);
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
-    assert_eq!(phone.held(sim::BOOT_SERVER), "Static", "confirmed: Auto-Sync applies");
+    assert_eq!(
+        phone.held(sim::BOOT_SERVER),
+        "Static",
+        "confirmed: Auto-Sync applies"
+    );
     assert_eq!(phone.reboots, reboots + 1);
+}
+
+#[test]
+fn a_phone_moves_to_https_only_after_it_proves_it_trusts_the_ca() {
+    let server =
+        ZServer::start_with("tls.deliver_ca_to_phones = true\ntls.key_type = \"ecdsa-p256\"");
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        FIRST,
+    ]);
+    associate(&server, 1);
+    let https = server.https.expect("device HTTPS listener");
+    let mut phone = SimPhone::new(&mac(0), &server.device.to_string(), "phones", FIRST);
+    // First boot: the CA, the serial tag and Auto-Sync's values arrive together; the TLS
+    // probe cannot be fetched yet (the phone does not trust us), so HTTPS is not asked for.
+    let Boot::Rebooted(adopted) = phone.boot() else {
+        panic!("the first boot delivers changes")
+    };
+    assert!(adopted.contains(&sim::CA_CERT.to_string()), "{adopted:?}");
+    assert_eq!(phone.held(sim::SERVER_TYPE), "HTTP");
+    let probe = format!(
+        "https://127.0.0.1:{}/{}-tls-probe.cfg",
+        https.port(),
+        mac(0)
+    );
+    assert!(
+        phone.requests.iter().all(|r| r.url != probe),
+        "no TLS without a trusted CA: {:?}",
+        phone.requests
+    );
+    // It now trusts the CA and fetches the probe, which confirms the CA; still over HTTP.
+    assert_eq!(phone.boot_until_stable(6), Boot::Configured);
+    assert!(
+        phone
+            .requests
+            .iter()
+            .any(|r| r.url == probe && r.status == 200)
+    );
+    assert_eq!(phone.held(sim::SERVER_TYPE), "HTTP");
+    // Only now, at its next poll, is it sent server type HTTPS and the HTTPS address.
+    assert_eq!(
+        phone.boot(),
+        Boot::Rebooted(vec![
+            sim::SERVER_NAME.to_string(),
+            sim::SERVER_TYPE.to_string()
+        ])
+    );
+    assert_eq!(phone.held(sim::SERVER_TYPE), "HTTPS");
+    assert_eq!(
+        phone.held(sim::SERVER_NAME),
+        format!("127.0.0.1:{}", https.port())
+    );
+    // It boots over HTTPS now, and there everything is confirmed: nothing more is pending.
+    assert_eq!(phone.boot(), Boot::Configured);
+    let last = phone.requests.last().expect("requests");
+    assert!(last.url.starts_with("https://"), "{last:?}");
+    let inv = json(&server, &["inventory", "--json"]);
+    assert_eq!(
+        inv["devices"][0]["awaiting"],
+        serde_json::json!([]),
+        "{inv}"
+    );
 }

@@ -93,7 +93,10 @@ impl ZServer {
         let dir = tempfile::tempdir().expect("tempdir");
         let clock = dir.path().join("clock");
         std::fs::write(&clock, "0").expect("clock");
-        let env = vec![(TEST_CLOCK_VAR.to_string(), clock.to_string_lossy().into_owned())];
+        let env = vec![(
+            TEST_CLOCK_VAR.to_string(),
+            clock.to_string_lossy().into_owned(),
+        )];
         ZServer::start_in_env(dir, extra, env)
     }
 

@@ -152,10 +152,7 @@ impl SimPhone {
             "http"
         };
         let name = self.held(SERVER_NAME);
-        let name = name
-            .split_once("://")
-            .map(|(_, rest)| rest)
-            .unwrap_or(name);
+        let name = name.split_once("://").map(|(_, rest)| rest).unwrap_or(name);
         let (host, path) = name.split_once('/').unwrap_or((name, ""));
         let path = path.trim_matches('/');
         let base = if path.is_empty() {
@@ -276,19 +273,27 @@ impl SimPhone {
             self.user_agent()
         );
         if auth {
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("{}:{}", self.user(), self.password()));
+            let token = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                self.user(),
+                self.password()
+            ));
             head.push_str(&format!("Authorization: Basic {token}\r\n"));
         }
         head.push_str("\r\n");
         let conn = self.conn.as_mut().ok_or("no connection")?;
-        let sent = conn.stream.write_all(head.as_bytes()).and_then(|()| conn.stream.flush());
-        match sent.map_err(|e| e.to_string()).and_then(|()| read_response(conn)) {
+        let sent = conn
+            .stream
+            .write_all(head.as_bytes())
+            .and_then(|()| conn.stream.flush());
+        match sent
+            .map_err(|e| e.to_string())
+            .and_then(|()| read_response(conn))
+        {
             Ok(r) => {
-                if r.headers
-                    .iter()
-                    .any(|(k, v)| k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close"))
-                {
+                if r.headers.iter().any(|(k, v)| {
+                    k.eq_ignore_ascii_case("connection") && v.eq_ignore_ascii_case("close")
+                }) {
                     self.conn = None;
                 }
                 Ok(r)
@@ -300,7 +305,9 @@ impl SimPhone {
                     let (s, h) = c.key.split_once("://").unwrap_or(("http", ""));
                     (s.to_string(), h.to_string())
                 };
-                let mut fresh = self.connect(&scheme, &key).map_err(|e2| format!("{e}; {e2}"))?;
+                let mut fresh = self
+                    .connect(&scheme, &key)
+                    .map_err(|e2| format!("{e}; {e2}"))?;
                 fresh.authed = auth;
                 fresh
                     .stream
@@ -354,9 +361,11 @@ impl SimPhone {
         .with_root_certificates(roots)
         .with_no_client_auth();
         let bare = host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host);
-        let name = rustls_pki_types::ServerName::try_from(bare.trim_matches(['[', ']']).to_string())
-            .map_err(|e| e.to_string())?;
-        let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+        let name =
+            rustls_pki_types::ServerName::try_from(bare.trim_matches(['[', ']']).to_string())
+                .map_err(|e| e.to_string())?;
+        let conn =
+            rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
         // Finish the handshake now, so a phone that does not trust us fails here.
         while s.conn.is_handshaking() {

@@ -78,8 +78,15 @@ fn with_levels(levels: &[Level]) -> (Connection, Account) {
     } else {
         vec![("site.cfg".to_string(), b"<c up.x=\"1\"/>".to_vec())]
     };
-    ops::add_profile(&mut conn, &actor(), &a, &fields, files, &OwnAddresses::default())
-        .expect("profile");
+    ops::add_profile(
+        &mut conn,
+        &actor(),
+        &a,
+        &fields,
+        files,
+        &OwnAddresses::default(),
+    )
+    .expect("profile");
     let input = DeviceInput {
         mac: MAC.into(),
         profile: "office".into(),
@@ -123,7 +130,11 @@ fn every_level_alone_reaches_the_device_with_its_source() {
     for level in LEVELS {
         let (conn, _) = with_levels(&[level]);
         let got = effective(&conn, PARAM).expect("set");
-        assert_eq!((got.value, got.source), (level.value(), level.source()), "{level:?}");
+        assert_eq!(
+            (got.value, got.source),
+            (level.value(), level.source()),
+            "{level:?}"
+        );
     }
 }
 
@@ -161,7 +172,10 @@ fn the_generated_file_carries_the_winner_before_the_profile_file() {
     let master = String::from_utf8(view.master_file()).expect("utf-8");
     let device_at = master.find("-device.cfg").expect("generated listed");
     let profile_at = master.find("-profile.cfg").expect("profile listed");
-    assert!(device_at < profile_at, "the generated file comes first: {master}");
+    assert!(
+        device_at < profile_at,
+        "the generated file comes first: {master}"
+    );
 }
 
 #[test]
@@ -171,8 +185,15 @@ fn of_two_groups_the_higher_priority_wins_and_equal_priorities_go_to_the_older_g
     for (name, priority) in [("low", 1), ("high", 5)] {
         add_group(&mut conn, &actor(), &a, name, priority, "").expect("group");
         set_membership(&mut conn, &actor(), &a, name, &[mac], true).expect("member");
-        set_policy(&mut conn, &actor(), &a, &Target::Group(name.into()), PARAM, name)
-            .expect("policy");
+        set_policy(
+            &mut conn,
+            &actor(),
+            &a,
+            &Target::Group(name.into()),
+            PARAM,
+            name,
+        )
+        .expect("policy");
     }
     let got = effective(&conn, PARAM).expect("set");
     assert_eq!(got.value, "high");
@@ -182,7 +203,15 @@ fn of_two_groups_the_higher_priority_wins_and_equal_priorities_go_to_the_older_g
     let got = effective(&conn, PARAM).expect("set");
     assert_eq!(got.value, "low", "`low` was created first");
     // A group beats the site even at a lower priority.
-    set_policy(&mut conn, &actor(), &a, &Target::Site("hq".into()), PARAM, "site").expect("site");
+    set_policy(
+        &mut conn,
+        &actor(),
+        &a,
+        &Target::Site("hq".into()),
+        PARAM,
+        "site",
+    )
+    .expect("site");
     assert_eq!(effective(&conn, PARAM).expect("set").source, Source::Group);
 }
 
@@ -197,10 +226,20 @@ fn within_the_device_its_vendor_extensions_come_before_its_policy() {
         polling: "1".into(),
         ..Default::default()
     };
-    conn.execute("UPDATE devices SET polling = ?2 WHERE id = ?1", rusqlite::params![id, ext.polling])
-        .expect("polling");
-    set_policy(&mut conn, &actor(), &a, &Target::Device(mac), "prov.polling.enabled", "0")
-        .expect("policy");
+    conn.execute(
+        "UPDATE devices SET polling = ?2 WHERE id = ?1",
+        rusqlite::params![id, ext.polling],
+    )
+    .expect("polling");
+    set_policy(
+        &mut conn,
+        &actor(),
+        &a,
+        &Target::Device(mac),
+        "prov.polling.enabled",
+        "0",
+    )
+    .expect("policy");
     let got = effective(&conn, "prov.polling.enabled").expect("set");
     assert_eq!((got.value.as_str(), got.source), ("1", Source::Device));
     assert_eq!(got.detail, "", "the vendor extension, not the policy");
@@ -209,11 +248,21 @@ fn within_the_device_its_vendor_extensions_come_before_its_policy() {
 #[test]
 fn a_secret_policy_is_masked_in_provenance_but_served_in_clear() {
     let (mut conn, a) = with_levels(&[]);
-    set_policy(&mut conn, &actor(), &a, &Target::Account, "reg.1.auth.password", "s3cret")
-        .expect("policy");
+    set_policy(
+        &mut conn,
+        &actor(),
+        &a,
+        &Target::Account,
+        "reg.1.auth.password",
+        "s3cret",
+    )
+    .expect("policy");
     let got = effective(&conn, "reg.1.auth.password").expect("set");
     assert!(got.secret);
-    assert_eq!(crate::domain::provisioning::mask(&got.name, &got.value), "********");
+    assert_eq!(
+        crate::domain::provisioning::mask(&got.name, &got.value),
+        "********"
+    );
     let entries = crate::domain::audit::list(&conn, None, 1).expect("audit");
     assert!(!format!("{:?}", entries[0].after).contains("s3cret"));
 }
