@@ -21,6 +21,7 @@ use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
 mod accounts;
+mod autosync;
 mod diag;
 mod inventory;
 mod policy;
@@ -43,7 +44,7 @@ pub enum Command {
     Serve(Serve),
     CheckConfig(CheckConfig),
     Account(accounts::AccountCmd),
-    Autosync(accounts::AutosyncCmd),
+    Autosync(autosync::AutosyncCmd),
     Profile(ProfileCmd),
     Device(DeviceCmd),
     Site(policy::SiteCmd),
@@ -407,7 +408,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
         Command::Account(a) => accounts::account(a.action)?,
-        Command::Autosync(a) => accounts::autosync(a.action)?,
+        Command::Autosync(a) => autosync::autosync(a.action)?,
         Command::Profile(p) => profile(p.action)?,
         Command::Device(d) => device(d.action)?,
         Command::Site(c) => policy::site(c.action)?,
