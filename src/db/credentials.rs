@@ -288,3 +288,50 @@ pub fn bump_revision(conn: &Connection) -> Result<()> {
     conn.execute("UPDATE config_revision SET value = value + 1", [])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database of schema 2 with an account, a device that authenticated through the
+    /// account's service address, and one that never did.
+    #[test]
+    fn a_populated_schema_2_database_upgrades_with_generations_and_what_devices_hold() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        for (_, sql) in &crate::db::MIGRATIONS[..2] {
+            conn.execute_batch(sql).expect("old migration");
+        }
+        conn.pragma_update(None, "user_version", 2).expect("version");
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, slug, service_key, is_default, device_user,
+                                   device_password, credential_generation, created_at, updated_at)
+             VALUES (1, 'Default', 'default', 'KEY', 1, 'phones', 'old-password', 3, 100, 200);
+             INSERT INTO devices (id, account_id, mac, created_at, updated_at)
+             VALUES (1, 1, '0004f2000001', 100, 100), (2, 1, '0004f2000002', 100, 100);
+             INSERT INTO device_activity (device_id, first_seen, last_seen, last_auth_ok_at)
+             VALUES (1, 150, 190, 190);
+             INSERT INTO access_log (ts_ms, account_id, mac, ip, method, path, status, bytes,
+                                     duration_us, auth)
+             VALUES (190000, 1, '0004f2000001', '10.0.0.1', 'GET', '/default-KEY/0004f2000001.cfg',
+                     200, 10, 10, 'ok');",
+        )
+        .expect("populate");
+        crate::db::migrate(&mut conn).expect("migrate");
+        let id = AccountId(1);
+        let history = load_history(&conn, id).expect("history");
+        assert_eq!(history.current(), 3);
+        assert_eq!(history.generations[0].password, "old-password");
+        let settings = load_settings(&conn, id).expect("settings");
+        assert!(!settings.enabled, "Auto-Sync is off for accounts that existed before it");
+        assert_eq!((settings.grace_days, settings.seen_days), (14, 30));
+        let seen = find_sync(&conn, 1).expect("sync").expect("seeded");
+        assert_eq!(seen.generation, Some(3));
+        assert_eq!(seen.base_segment, "default-KEY");
+        assert_eq!(find_sync(&conn, 2).expect("sync"), None, "never authenticated");
+        // A new account after the upgrade gets its first generation from the trigger.
+        let b = crate::db::accounts::insert_account(&conn, "B", "branch", false, "u", "password1")
+            .expect("account");
+        assert_eq!(load_history(&conn, b.id).expect("history").current(), 1);
+        assert!(load_settings(&conn, b.id).expect("settings").enabled);
+    }
+}

@@ -3,8 +3,9 @@
 //!
 //! Pure rules, no database: callers load the account's settings and credential history and
 //! the device's facts, and ask. The same functions decide a request (`accept_old`), the
-//! inventory flags (`state`), and how many devices an action would lock out
-//! (`locked_out_by`), so what the confirmation says is what then happens.
+//! inventory flags (`state`), and how many devices an action would lock out (`state`
+//! before and after the change, `locked_out_by`), so what the confirmation says is what
+//! then happens.
 //!
 //! An older generation `g` is accepted only when every rule holds:
 //! 1. Auto-Sync is on (turning it off never rolls back; it only stops serving old

@@ -382,10 +382,8 @@ impl Provisioner {
         let old = &entry.sync;
         let segment = ev.reach.base_path.trim_matches('/').to_string();
         let generation = ev.generation.or(old.generation);
-        let current = self
-            .account_sync(account.id)
-            .map(|s| s.history.current())
-            .unwrap_or(account.credential_generation);
+        // The account row carries the current generation (kept with the history).
+        let current = account.credential_generation;
         let new = DeviceSync {
             generation,
             generation_at: if generation != old.generation {
