@@ -301,7 +301,8 @@ mod tests {
         for (_, sql) in &crate::db::MIGRATIONS[..2] {
             conn.execute_batch(sql).expect("old migration");
         }
-        conn.pragma_update(None, "user_version", 2).expect("version");
+        conn.pragma_update(None, "user_version", 2)
+            .expect("version");
         conn.execute_batch(
             "INSERT INTO accounts (id, name, slug, service_key, is_default, device_user,
                                    device_password, credential_generation, created_at, updated_at)
@@ -322,12 +323,19 @@ mod tests {
         assert_eq!(history.current(), 3);
         assert_eq!(history.generations[0].password, "old-password");
         let settings = load_settings(&conn, id).expect("settings");
-        assert!(!settings.enabled, "Auto-Sync is off for accounts that existed before it");
+        assert!(
+            !settings.enabled,
+            "Auto-Sync is off for accounts that existed before it"
+        );
         assert_eq!((settings.grace_days, settings.seen_days), (14, 30));
         let seen = find_sync(&conn, 1).expect("sync").expect("seeded");
         assert_eq!(seen.generation, Some(3));
         assert_eq!(seen.base_segment, "default-KEY");
-        assert_eq!(find_sync(&conn, 2).expect("sync"), None, "never authenticated");
+        assert_eq!(
+            find_sync(&conn, 2).expect("sync"),
+            None,
+            "never authenticated"
+        );
         // A new account after the upgrade gets its first generation from the trigger.
         let b = crate::db::accounts::insert_account(&conn, "B", "branch", false, "u", "password1")
             .expect("account");

@@ -256,6 +256,28 @@ pub struct CheckIns {
     pub daily: Vec<u32>,
 }
 
+impl CheckIns {
+    /// The last 24 hours as an SVG bar chart (hours in UTC).
+    pub fn hourly_svg(&self) -> String {
+        let labels: Vec<String> = (0..self.hourly.len() as i64)
+            .map(|i| format!("{:02}:00", ((self.hours_from + i * 3600) / 3600) % 24))
+            .collect();
+        super::chart::bars_svg("Check-ins per hour, last 24 h (UTC)", &self.hourly, &labels)
+    }
+
+    /// The last 7 days as an SVG bar chart (UTC dates).
+    pub fn daily_svg(&self) -> String {
+        let labels: Vec<String> = (0..self.daily.len() as i64)
+            .map(|i| {
+                time::OffsetDateTime::from_unix_timestamp(self.days_from + i * autosync::DAY)
+                    .map(|t| format!("{:02}-{:02}", u8::from(t.month()), t.day()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        super::chart::bars_svg("Check-ins per day, last 7 days (UTC)", &self.daily, &labels)
+    }
+}
+
 /// Check-ins of an account's devices.
 pub fn checkins(conn: &Connection, account: &Account) -> Result<CheckIns> {
     let now = db::now_secs();
@@ -291,6 +313,19 @@ mod tests {
             Ordering::Equal
         );
         assert_eq!(compare_versions("5.9", "5.9.0"), Ordering::Less);
+    }
+
+    #[test]
+    fn check_ins_draw_with_hour_and_date_labels() {
+        let c = CheckIns {
+            hours_from: 22 * 3600,
+            hourly: vec![1; 24],
+            days_from: 0,
+            daily: vec![0, 0, 0, 0, 0, 0, 3],
+        };
+        let h = c.hourly_svg();
+        assert!(h.contains("22:00: 1") && h.contains("23:00: 1") && h.contains("00:00: 1"));
+        assert!(c.daily_svg().contains("01-07: 3"), "{}", c.daily_svg());
     }
 
     #[test]
