@@ -42,7 +42,15 @@ fn open(dir: &std::path::Path, name: &str) -> (rusqlite::Connection, Account) {
         vendor_model: "Polycom_UCS_Device".into(),
         ..Default::default()
     };
-    ops::add_profile(&mut conn, &account, &f, vec![], &OwnAddresses::default()).expect("profile");
+    ops::add_profile(
+        &mut conn,
+        &zerotouch::domain::audit::Actor::system(),
+        &account,
+        &f,
+        vec![],
+        &OwnAddresses::default(),
+    )
+    .expect("profile");
     (conn, account)
 }
 
@@ -62,6 +70,7 @@ fn bench_import(dir: &std::path::Path) {
         account: &account,
         own: &own,
         partial_expiry_secs: 3600,
+        who: zerotouch::domain::audit::Actor::system(),
     };
     let mut csv = String::with_capacity(rows * 120);
     for i in 0..rows {

@@ -4,7 +4,7 @@
 
 mod console;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,7 +13,8 @@ use argh::FromArgs;
 
 use crate::config::Config;
 use crate::db::{self, devices, profiles};
-use crate::domain::account::{Account, UnknownDevices};
+use crate::domain::account::Account;
+use crate::domain::audit::Actor;
 use crate::domain::device::{DeviceInput, Line, VendorExtensions};
 use crate::domain::mac::Mac;
 use crate::domain::ops::{self, OwnAddresses};
@@ -21,8 +22,13 @@ use crate::domain::profile::{Polling, ProfileFields};
 use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
+mod accounts;
+mod autosync;
 mod diag;
+mod inventory;
+mod policy;
 mod tls;
+mod transfer;
 
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
 #[derive(FromArgs, Debug)]
@@ -39,9 +45,16 @@ pub struct Args {
 pub enum Command {
     Serve(Serve),
     CheckConfig(CheckConfig),
-    Account(AccountCmd),
+    Account(accounts::AccountCmd),
+    Autosync(autosync::AutosyncCmd),
     Profile(ProfileCmd),
     Device(DeviceCmd),
+    Site(policy::SiteCmd),
+    Group(policy::GroupCmd),
+    Policy(policy::PolicyCmd),
+    Inventory(inventory::InventoryCmd),
+    Audit(inventory::AuditCmd),
+    Transfer(transfer::TransferCmd),
     Render(Render),
     Migrate(Migrate),
     User(console::UserCmd),
@@ -110,70 +123,6 @@ pub struct Migrate {
     pub config: Option<PathBuf>,
 }
 
-/// show and change the default account: device credentials, unknown-device policy
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "account")]
-pub struct AccountCmd {
-    #[argh(subcommand)]
-    pub action: AccountAction,
-}
-
-#[derive(FromArgs, Debug)]
-#[argh(subcommand)]
-pub enum AccountAction {
-    Show(AccountShow),
-    SetCredentials(SetCredentials),
-    SetPolicy(SetPolicy),
-}
-
-/// show the default account
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "show")]
-pub struct AccountShow {
-    /// configuration file (TOML)
-    #[argh(option)]
-    pub config: Option<PathBuf>,
-    /// also print the device password
-    #[argh(switch)]
-    pub secrets: bool,
-}
-
-/// set the device credentials phones use (starts a new credential generation)
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "set-credentials")]
-pub struct SetCredentials {
-    /// configuration file (TOML)
-    #[argh(option)]
-    pub config: Option<PathBuf>,
-    /// user name phones send
-    #[argh(option)]
-    pub user: String,
-    /// password (prefer --password-stdin: command lines are visible to other users)
-    #[argh(option)]
-    pub password: Option<String>,
-    /// read the password from the first line of standard input
-    #[argh(switch)]
-    pub password_stdin: bool,
-}
-
-/// set what happens to phones that are not associated: stage, ztp, default-profile, reject
-#[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "set-policy")]
-pub struct SetPolicy {
-    /// configuration file (TOML)
-    #[argh(option)]
-    pub config: Option<PathBuf>,
-    /// the policy: stage, ztp, default-profile or reject
-    #[argh(option)]
-    pub unknown_devices: String,
-    /// profile for the default-profile policy
-    #[argh(option)]
-    pub default_profile: Option<String>,
-    /// confirm the ztp policy, which changes phones you may not own
-    #[argh(switch)]
-    pub yes: bool,
-}
-
 /// manage profiles
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "profile")]
@@ -198,6 +147,9 @@ pub struct ProfileAdd {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// profile name (2-50 letters, digits, _ and .)
     #[argh(positional)]
     pub name: String,
@@ -243,6 +195,9 @@ pub struct ProfileList {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// show a profile
@@ -252,6 +207,9 @@ pub struct ProfileShow {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// profile name
     #[argh(positional)]
     pub name: String,
@@ -264,6 +222,9 @@ pub struct ProfileDelete {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// profile name
     #[argh(positional)]
     pub name: String,
@@ -284,6 +245,23 @@ pub enum DeviceAction {
     List(DeviceList),
     Show(DeviceShow),
     Delete(DeviceDelete),
+    Confirm(DeviceConfirm),
+}
+
+/// confirm a device the default-profile policy associated automatically (Auto-Sync then
+/// applies to it)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "confirm")]
+pub struct DeviceConfirm {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// MAC address
+    #[argh(positional)]
+    pub mac: String,
 }
 
 /// associate a device (MAC) with a profile
@@ -293,6 +271,9 @@ pub struct DeviceAdd {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// MAC address (12 hex digits)
     #[argh(positional)]
     pub mac: String,
@@ -344,6 +325,9 @@ pub struct DeviceList {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// only phones seen but not associated
     #[argh(switch)]
     pub unassociated: bool,
@@ -389,9 +373,12 @@ pub struct Render {
     /// only this file (e.g. 0004f2aabbcc-device.cfg)
     #[argh(option)]
     pub file: Option<String>,
-    /// list each generated parameter with its value (secrets masked) and source
+    /// list every parameter the device gets with its value (secrets masked) and source
     #[argh(switch)]
     pub explain: bool,
+    /// with --explain: print JSON
+    #[argh(switch)]
+    pub json: bool,
 }
 
 /// Runs a command and returns the process exit code.
@@ -425,9 +412,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 db::schema_version(&conn)?
             );
         }
-        Command::Account(a) => account(a.action)?,
+        Command::Account(a) => accounts::account(a.action)?,
+        Command::Autosync(a) => autosync::autosync(a.action)?,
         Command::Profile(p) => profile(p.action)?,
         Command::Device(d) => device(d.action)?,
+        Command::Site(c) => policy::site(c.action)?,
+        Command::Group(c) => policy::group(c.action)?,
+        Command::Policy(c) => policy::policy_cmd(c.action)?,
+        Command::Inventory(c) => inventory::inventory_cmd(c)?,
+        Command::Audit(c) => inventory::audit_cmd(c)?,
+        Command::Transfer(c) => transfer::run(c)?,
         Command::Render(r) => render(r)?,
         Command::Backup(b) => {
             let config = load_config(b.config.as_deref())?;
@@ -513,6 +507,15 @@ fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
 
 /// Opens the database of the configuration, creating the default account if needed.
 fn open(config: Option<&Path>) -> anyhow::Result<(Config, rusqlite::Connection, Account)> {
+    open_account(config, None)
+}
+
+/// Opens the database and finds the account `--account` names (default: the default
+/// account, created if needed).
+fn open_account(
+    config: Option<&Path>,
+    account: Option<&str>,
+) -> anyhow::Result<(Config, rusqlite::Connection, Account)> {
     let config = load_config(config)?;
     crate::server::prepare_data_dir(&config.data_dir)?;
     let mut conn = db::open(
@@ -520,77 +523,33 @@ fn open(config: Option<&Path>) -> anyhow::Result<(Config, rusqlite::Connection, 
         std::time::Duration::from_millis(config.database.busy_timeout_ms),
     )?;
     db::migrate(&mut conn)?;
-    let account = ops::default_account(&conn)?;
+    ops::default_account(&conn)?;
+    let account = crate::domain::accounts::find_account(&conn, account)?;
     Ok((config, conn, account))
 }
 
-fn account(action: AccountAction) -> anyhow::Result<()> {
-    match action {
-        AccountAction::Show(a) => {
-            let (config, _conn, acc) = open(a.config.as_deref())?;
-            let password = match (&acc.device_password, a.secrets) {
-                (Some(p), true) => p.clone(),
-                (Some(_), false) => "(set; --secrets shows it)".into(),
-                (None, _) => "(not set)".into(),
-            };
-            println!("account:          {} ({})", acc.name, acc.slug);
-            println!("service address:  {}", acc.service_path());
-            println!(
-                "provisioning:     {}",
-                if acc.provisioning_enabled {
-                    "enabled"
-                } else {
-                    "disabled"
-                }
-            );
-            println!(
-                "device user:      {}",
-                acc.device_user.as_deref().unwrap_or("(not set)")
-            );
-            println!("device password:  {password}");
-            println!("credential gen.:  {}", acc.credential_generation);
-            println!("unknown devices:  {}", acc.unknown_devices);
-            if let Some(addr) = config.device_http_addr() {
-                println!(
-                    "DHCP option 160:  http://<user>:<password>@<this-host>:{}/",
-                    addr.port()
-                );
-            }
+/// Turns a "needs confirmation" refusal into an error that says how to confirm.
+fn confirmed<T>(result: crate::Result<T>) -> anyhow::Result<T> {
+    result.map_err(|e| match e {
+        crate::Error::NeedsConfirmation { message, .. } => {
+            anyhow::anyhow!("{message}: run again with --yes")
         }
-        AccountAction::SetCredentials(s) => {
-            let password = match (s.password, s.password_stdin) {
-                (Some(p), false) => p,
-                (None, true) => {
-                    let mut line = String::new();
-                    std::io::stdin().read_to_string(&mut line)?;
-                    line.lines().next().unwrap_or("").to_string()
-                }
-                _ => bail!("give exactly one of --password and --password-stdin"),
-            };
-            let (_config, conn, acc) = open(s.config.as_deref())?;
-            let generation = ops::set_credentials(&conn, acc.id, &s.user, &password)?;
-            println!("device credentials set (generation {generation})");
-        }
-        AccountAction::SetPolicy(p) => {
-            let policy = UnknownDevices::parse(&p.unknown_devices)?;
-            if policy == UnknownDevices::Ztp && !p.yes {
-                bail!(
-                    "the ztp policy turns ZTP off and clears the server address on any phone that \
-                     asks, including phones you may not own; run again with --yes to confirm"
-                );
-            }
-            let (_config, mut conn, acc) = open(p.config.as_deref())?;
-            ops::set_unknown_devices(&mut conn, &acc, policy, p.default_profile.as_deref())?;
-            println!("unknown devices: {policy}");
-        }
-    }
+        other => other.into(),
+    })
+}
+
+/// Prints a value as pretty JSON.
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
     Ok(())
 }
 
 fn profile(action: ProfileAction) -> anyhow::Result<()> {
     match action {
         ProfileAction::Add(a) => {
-            let (config, mut conn, acc) = open(a.config.as_deref())?;
+            let (config, mut conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let mut files = Vec::new();
             for path in &a.file {
                 let bytes =
@@ -621,6 +580,7 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
             };
             let (_, warnings) = ops::add_profile_checked(
                 &mut conn,
+                &Actor::os_user(),
                 &acc,
                 &fields,
                 files,
@@ -633,7 +593,7 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
             }
         }
         ProfileAction::List(l) => {
-            let (_c, conn, acc) = open(l.config.as_deref())?;
+            let (_c, conn, acc) = open_account(l.config.as_deref(), l.account.as_deref())?;
             let rows = profiles::list_profiles(&conn, acc.id.0)?;
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -650,7 +610,7 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
             }
         }
         ProfileAction::Show(s) => {
-            let (_c, conn, acc) = open(s.config.as_deref())?;
+            let (_c, conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
             let p = profiles::find_profile_by_name(&conn, acc.id.0, &s.name)?
                 .with_context(|| format!("no profile named `{}`", s.name))?;
             let f = &p.fields;
@@ -689,8 +649,8 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
             );
         }
         ProfileAction::Delete(d) => {
-            let (_c, mut conn, acc) = open(d.config.as_deref())?;
-            ops::delete_profile(&mut conn, &acc, &d.name)?;
+            let (_c, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
+            ops::delete_profile(&mut conn, &Actor::os_user(), &acc, &d.name)?;
             println!("profile `{}` deleted", d.name);
         }
     }
@@ -700,7 +660,7 @@ fn profile(action: ProfileAction) -> anyhow::Result<()> {
 fn device(action: DeviceAction) -> anyhow::Result<()> {
     match action {
         DeviceAction::Add(a) => {
-            let (config, mut conn, acc) = open(a.config.as_deref())?;
+            let (config, mut conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let input = DeviceInput {
                 mac: a.mac.clone(),
                 serial: a.serial,
@@ -722,11 +682,17 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
                     display_name: a.display_name,
                 },
             };
-            ops::add_device(&mut conn, &acc, &input, &OwnAddresses::from_config(&config))?;
+            ops::add_device(
+                &mut conn,
+                &Actor::os_user(),
+                &acc,
+                &input,
+                &OwnAddresses::from_config(&config),
+            )?;
             println!("device {} associated", a.mac.to_ascii_lowercase());
         }
         DeviceAction::List(l) => {
-            let (_c, conn, acc) = open(l.config.as_deref())?;
+            let (_c, conn, acc) = open_account(l.config.as_deref(), l.account.as_deref())?;
             let rows = devices::list_devices(&conn, acc.id.0, l.unassociated)?;
             let mut out = std::io::stdout().lock();
             writeln!(
@@ -823,16 +789,27 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
         DeviceAction::Delete(d) => {
             let (_c, mut conn, _acc) = open(d.config.as_deref())?;
             let mac: Mac = d.mac.parse()?;
-            ops::delete_device(&mut conn, &mac)?;
+            ops::delete_device(&mut conn, &Actor::os_user(), &mac)?;
             println!("device {mac} deleted");
+        }
+        DeviceAction::Confirm(c) => {
+            let (_c, mut conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
+            let mac: Mac = c.mac.parse()?;
+            crate::domain::accounts::confirm_device(&mut conn, &Actor::os_user(), &acc, &mac)?;
+            println!("device {mac} confirmed: Auto-Sync applies to it");
         }
     }
     Ok(())
 }
 
 fn render(r: Render) -> anyhow::Result<()> {
-    let (config, conn, acc) = open(r.config.as_deref())?;
+    let (config, conn, _default) = open(r.config.as_deref())?;
     let mac: Mac = r.mac.parse()?;
+    let device =
+        devices::find_device_by_mac(&conn, &mac)?.with_context(|| format!("no device {mac}"))?;
+    let acc =
+        db::accounts::find_by_id(&conn, crate::domain::account::AccountId(device.account_id))?
+            .with_context(|| format!("the account of {mac} is gone"))?;
     let trust = crate::tls::phone_trust(&config, None);
     let reach = Reach {
         host: r.host.clone(),
@@ -844,15 +821,25 @@ fn render(r: Render) -> anyhow::Result<()> {
         secure: false,
     };
     if r.explain {
-        let params = ops::explain_device(&conn, &mac, &reach, trust.as_ref())?;
-        println!("{:<40} {:<30} SOURCE", "PARAMETER", "VALUE");
-        for p in params {
-            let value = if p.value.contains("BEGIN CERTIFICATE") {
+        let mut params = ops::explain_device(&conn, &mac, &reach, trust.as_ref())?;
+        for p in &mut params {
+            p.value = if p.value.contains("BEGIN CERTIFICATE") {
                 format!("(CA certificate, {} bytes)", p.value.len())
             } else {
                 mask(&p.name, &p.value)
             };
-            println!("{:<40} {:<30} {}", p.name, value, p.source.label());
+        }
+        if r.json {
+            return print_json(&params);
+        }
+        println!("{:<40} {:<30} SOURCE", "PARAMETER", "VALUE");
+        for p in params {
+            let source = if p.detail.is_empty() {
+                p.source.label().to_string()
+            } else {
+                format!("{} ({})", p.source.label(), p.detail)
+            };
+            println!("{:<40} {:<30} {source}", p.name, p.value);
         }
         return Ok(());
     }

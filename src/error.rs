@@ -48,6 +48,10 @@ pub enum Error {
     /// The resource exists but not with this method.
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
+    /// The action would lock devices out: it needs an explicit confirmation (CLI `--yes`;
+    /// a UI shows `message` and asks). Nothing was changed.
+    #[error("{message}")]
+    NeedsConfirmation { devices: usize, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,

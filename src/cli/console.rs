@@ -296,6 +296,7 @@ pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
         account: &account,
         own: &own,
         partial_expiry_secs: (config.console.partial_expiry_hours * 3600) as i64,
+        who: crate::domain::audit::Actor::os_user(),
     };
     let req = ImportRequest {
         file_name: a

@@ -66,39 +66,80 @@ pub fn ensure_default(conn: &Connection) -> Result<(Account, bool)> {
     if let Some(a) = find_default(conn)? {
         return Ok((a, false));
     }
-    let now = now_secs();
-    conn.execute(
-        "INSERT INTO accounts (name, slug, service_key, is_default, device_user, device_password,
-                               created_at, updated_at)
-         VALUES ('Default', 'default', ?1, 1, 'provision', ?2, ?3, ?3)",
-        params![random_token(16), random_token(20), now],
+    let account = insert_account(
+        conn,
+        "Default",
+        "default",
+        true,
+        "provision",
+        &random_token(20),
     )?;
-    let account =
-        find_default(conn)?.ok_or_else(|| Error::Schema("default account vanished".into()))?;
     Ok((account, true))
 }
 
-/// Sets an account's device credentials, starting a new credential generation.
+/// Creates an account with a fresh service key; a trigger stores its credentials as the
+/// first generation.
+pub fn insert_account(
+    conn: &Connection,
+    name: &str,
+    slug: &str,
+    is_default: bool,
+    user: &str,
+    password: &str,
+) -> Result<Account> {
+    let now = now_secs();
+    let inserted = conn.execute(
+        "INSERT INTO accounts (name, slug, service_key, is_default, device_user, device_password,
+                               created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+        params![
+            name,
+            slug,
+            random_token(16),
+            is_default,
+            user,
+            password,
+            now
+        ],
+    );
+    match inserted {
+        Err(rusqlite::Error::SqliteFailure(e, _))
+            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+        {
+            return Err(Error::Conflict(format!(
+                "an account with the slug `{slug}` exists already"
+            )));
+        }
+        other => other?,
+    };
+    let id = AccountId(conn.last_insert_rowid());
+    find_by_id(conn, id)?.ok_or_else(|| Error::Schema("new account vanished".into()))
+}
+
+/// Sets an account's device credentials, starting a new credential generation with the
+/// default grace window for the old one. Returns the new generation. Actions go through
+/// `domain::accounts::set_credentials`, which also checks, confirms and audits; this is the
+/// bare write, for tests and fixtures.
 pub fn update_credentials(
     conn: &Connection,
     id: AccountId,
     user: &str,
     password: &str,
 ) -> Result<i64> {
-    let changed = conn.execute(
-        "UPDATE accounts SET device_user = ?2, device_password = ?3,
-                credential_generation = credential_generation + 1, updated_at = ?4
-         WHERE id = ?1",
-        params![id.0, user, password, now_secs()],
+    let history = super::credentials::load_history(conn, id)?;
+    let grace = super::credentials::load_settings(conn, id)?.grace_days;
+    let next = history.rotated(now_secs(), user, password, grace, false);
+    super::credentials::store_history(conn, id, &next)?;
+    Ok(next.current())
+}
+
+/// Renames an account (its display name; the slug stays).
+pub fn update_name(conn: &Connection, id: AccountId, name: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET name = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.0, name, now_secs()],
     )?;
-    if changed == 0 {
-        return Err(Error::not_found(format!("account {}", id.0)));
-    }
-    Ok(conn.query_row(
-        "SELECT credential_generation FROM accounts WHERE id = ?1",
-        [id.0],
-        |r| r.get(0),
-    )?)
+    Ok(())
 }
 
 /// Sets what an account does with unknown phones.
@@ -164,8 +205,21 @@ mod tests {
         let conn = open_in_memory().expect("db");
         let (a, _) = ensure_default(&conn).expect("create");
         let rev = config_revision(&conn).expect("rev");
-        let g = update_credentials(&conn, a.id, "phones", "averylongpassword").expect("update");
-        assert_eq!(g, a.credential_generation + 1);
+        let history = crate::db::credentials::load_history(&conn, a.id).expect("history");
+        assert_eq!(history.current(), 1, "the first generation is stored");
+        let next = history.rotated(now_secs(), "phones", "averylongpassword", 14, false);
+        crate::db::credentials::store_history(&conn, a.id, &next).expect("store");
+        let b = find_by_id(&conn, a.id).expect("find").expect("account");
+        assert_eq!(b.credential_generation, a.credential_generation + 1);
+        assert_eq!(b.device_user.as_deref(), Some("phones"));
         assert!(config_revision(&conn).expect("rev") > rev);
+    }
+
+    #[test]
+    fn a_slug_is_unique() {
+        let conn = open_in_memory().expect("db");
+        insert_account(&conn, "A", "branch", false, "u1", "password1").expect("first");
+        let err = insert_account(&conn, "B", "branch", false, "u1", "password1").expect_err("dup");
+        assert!(matches!(err, Error::Conflict(_)), "{err}");
     }
 }

@@ -158,6 +158,40 @@ pub fn insert_device(
     Ok(id)
 }
 
+/// Updates an associated device's fields, extensions and profile (import). Lines are
+/// replaced separately (`replace_lines`). Run inside a transaction.
+pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE devices SET serial = ?2, vendor_model = ?3, profile_id = ?4, sip_server = ?5,
+                outbound_proxy = ?6, prov_server = ?7, prov_user = ?8, prov_password = ?9,
+                polling = ?10, updated_at = ?11
+         WHERE id = ?1",
+        params![
+            id,
+            d.serial,
+            d.vendor_model,
+            profile_id,
+            d.ext.sip_server,
+            d.ext.outbound_proxy,
+            d.ext.prov_server,
+            d.ext.prov_user,
+            d.ext.prov_password,
+            d.ext.polling,
+            now_secs()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Replaces every SIP line of a device.
+pub fn replace_lines(conn: &Connection, device_id: i64, lines: &[Line]) -> Result<()> {
+    conn.execute("DELETE FROM device_lines WHERE device_id = ?1", [device_id])?;
+    for l in lines.iter().filter(|l| !l.is_empty()) {
+        upsert_line(conn, device_id, l)?;
+    }
+    Ok(())
+}
+
 /// Inserts or replaces one SIP line.
 pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
     // Cached: bulk imports call this once per line.

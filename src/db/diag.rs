@@ -224,9 +224,13 @@ mod tests {
         let (account, _) = crate::db::accounts::ensure_default(&conn).expect("account");
         let applied = crate::db::migrate(&mut conn).expect("migrate");
         assert_eq!(applied as i64, crate::db::SCHEMA_VERSION - 1);
+        // 0003 turns Auto-Sync off on accounts that existed before it (seed 004).
         assert_eq!(
             crate::db::accounts::find_default(&conn).expect("find"),
-            Some(account),
+            Some(crate::domain::account::Account {
+                autosync_enabled: false,
+                ..account
+            }),
             "existing rows survive"
         );
         let id = insert_run(&conn, "phones", "x").expect("the new tables exist");

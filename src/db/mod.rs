@@ -18,11 +18,15 @@ use crate::error::{Error, Result};
 pub mod access;
 pub mod accounts;
 pub mod assoc;
+pub mod audit;
+pub mod credentials;
 pub mod devices;
 pub mod diag;
 pub mod find;
 pub mod findrows;
+pub mod inventory;
 pub mod jobs;
+pub mod policies;
 pub mod profiles;
 pub mod subscribers;
 pub mod users;
@@ -35,6 +39,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0002_diagnostics.sql"),
     ),
     ("0003_console", include_str!("migrations/0003_console.sql")),
+    (
+        "0004_accounts",
+        include_str!("migrations/0004_accounts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.
@@ -46,6 +54,34 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+        + test_clock::offset_ms()
+}
+
+/// Simulated time for tests: in debug builds only, `ZEROTOUCH_TEST_CLOCK_FILE` names a file
+/// holding a number of seconds added to the clock, read on every call, so an integration test
+/// moves the server and the CLI days ahead (grace windows, "seen in the last N days") without
+/// sleeping. Release builds ignore the variable.
+mod test_clock {
+    /// The environment variable naming the offset file.
+    #[cfg(debug_assertions)]
+    const VAR: &str = "ZEROTOUCH_TEST_CLOCK_FILE";
+
+    #[cfg(debug_assertions)]
+    pub fn offset_ms() -> i64 {
+        static FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+        let Some(path) = FILE.get_or_init(|| std::env::var_os(VAR).map(Into::into)) else {
+            return 0;
+        };
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .map_or(0, |secs| secs.saturating_mul(1000))
+    }
+
+    #[cfg(not(debug_assertions))]
+    pub fn offset_ms() -> i64 {
+        0
+    }
 }
 
 /// Seconds since the Unix epoch.

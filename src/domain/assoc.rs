@@ -25,6 +25,8 @@ pub struct Actor<'a> {
     pub own: &'a OwnAddresses,
     /// Seconds a reference ID without devices (a partial association) is kept.
     pub partial_expiry_secs: i64,
+    /// Who the audit log names: the signed-in person, or the API token.
+    pub who: crate::domain::audit::Actor,
 }
 
 impl Actor<'_> {

@@ -228,8 +228,15 @@ mod tests {
             vendor_model: "Polycom_UCS_Device".into(),
             ..Default::default()
         };
-        ops::add_profile(&mut conn, &account, &f, vec![], &OwnAddresses::default())
-            .expect("profile");
+        ops::add_profile(
+            &mut conn,
+            &crate::domain::audit::Actor::system(),
+            &account,
+            &f,
+            vec![],
+            &OwnAddresses::default(),
+        )
+        .expect("profile");
         (conn, account)
     }
 
@@ -246,6 +253,7 @@ mod tests {
             account,
             own: &own,
             partial_expiry_secs: 3600,
+            who: crate::domain::audit::Actor::system(),
         };
         let req = ImportRequest {
             file_name: "t.csv".into(),
@@ -396,6 +404,7 @@ mod tests {
             account: &account,
             own: &own,
             partial_expiry_secs: 3600,
+            who: crate::domain::audit::Actor::system(),
         };
         let s = crate::domain::subscriber::SubscriberInput {
             reference_id: "REF001".into(),

@@ -3,13 +3,19 @@
 //! Never imports rouille or maud.
 
 pub mod account;
+pub mod accounts;
 pub mod assoc;
+pub mod audit;
+pub mod autosync;
+pub mod chart;
 pub mod csvimport;
 pub mod device;
 pub mod devicepath;
 pub mod import;
+pub mod inventory;
 pub mod mac;
 pub mod ops;
+pub mod policy;
 pub mod polycom;
 pub mod profile;
 pub mod profile_ops;
@@ -20,6 +26,7 @@ pub mod signin;
 pub mod subscriber;
 pub mod template;
 pub mod throttle;
+pub mod transfer;
 pub mod useragent;
 pub mod users;
 pub mod xml;

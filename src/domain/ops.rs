@@ -1,12 +1,14 @@
-//! Actions on accounts, profiles and devices, shared by the command line, the admin UI and
-//! the API: validate everything first, then write in one transaction, so a refused input
-//! leaves nothing half-written.
+//! Actions on profiles and devices, shared by the command line, the admin UI and the API:
+//! validate everything first, then write in one transaction with its audit entry, so a
+//! refused input leaves nothing half-written. (Account actions: `domain::accounts`.)
 
 use std::collections::BTreeMap;
 
 use rusqlite::Connection;
+use serde_json::json;
 
-use super::account::{self, Account, AccountId, UnknownDevices};
+use super::account::{Account, AccountId, UnknownDevices};
+use super::audit::{self, Actor, Change};
 use super::device::{DeviceInput, NewDevice};
 use super::mac::Mac;
 use super::polycom::render::{DeviceView, profile_file_name};
@@ -99,20 +101,10 @@ pub fn default_account(conn: &Connection) -> Result<Account> {
     Ok(accounts::ensure_default(conn)?.0)
 }
 
-/// Sets an account's device credentials (a new credential generation).
-pub fn set_credentials(
-    conn: &Connection,
-    id: AccountId,
-    user: &str,
-    password: &str,
-) -> Result<i64> {
-    account::validate_credentials(user, password)?;
-    accounts::update_credentials(conn, id, user, password)
-}
-
 /// Sets what an account does with unknown phones.
 pub fn set_unknown_devices(
     conn: &mut Connection,
+    actor: &Actor,
     account: &Account,
     policy: UnknownDevices,
     default_profile: Option<&str>,
@@ -134,7 +126,18 @@ pub fn set_unknown_devices(
             ),
             (_, None) => account.default_profile_id,
         };
-        accounts::update_unknown_devices(tx, account.id, policy, profile_id)
+        accounts::update_unknown_devices(tx, account.id, policy, profile_id)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-unknown-devices",
+                account.slug.clone(),
+            )
+            .before(json!({"unknown_devices": account.unknown_devices.as_str()}))
+            .after(json!({"unknown_devices": policy.as_str(), "default_profile": default_profile})),
+        )
     })
 }
 
@@ -160,6 +163,7 @@ pub fn check_files(files: Vec<(String, Vec<u8>)>) -> Result<Vec<ProfileFile>> {
 /// Creates a profile with its files.
 pub fn add_profile(
     conn: &mut Connection,
+    actor: &Actor,
     account: &Account,
     fields: &ProfileFields,
     files: Vec<(String, Vec<u8>)>,
@@ -189,7 +193,16 @@ pub fn add_profile(
         return Err(Error::Invalid(problems));
     }
     db::write_tx(conn, |tx| {
-        profiles::insert_profile(tx, account.id.0, fields, &files)
+        let id = profiles::insert_profile(tx, account.id.0, fields, &files)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "profile.add", fields.name.clone()).after(json!({
+                "fields": fields,
+                "files": files.iter().map(|f| json!({"name": f.file_name, "sha256": f.sha256})).collect::<Vec<_>>(),
+            })),
+        )?;
+        Ok(id)
     })
 }
 
@@ -206,6 +219,7 @@ pub fn lint_profile_files(
 /// files, for the caller to show as warnings.
 pub fn add_profile_checked(
     conn: &mut Connection,
+    actor: &Actor,
     account: &Account,
     fields: &ProfileFields,
     files: Vec<(String, Vec<u8>)>,
@@ -213,16 +227,27 @@ pub fn add_profile_checked(
     transport: crate::diag::lint::Transport,
 ) -> Result<(i64, Vec<crate::diag::lint::LintFinding>)> {
     let lint = lint_profile_files(&files, transport);
-    let id = add_profile(conn, account, fields, files, own)?;
+    let id = add_profile(conn, actor, account, fields, files, own)?;
     Ok((id, lint))
 }
 
 /// Deletes a profile by name (refused while devices use it).
-pub fn delete_profile(conn: &mut Connection, account: &Account, name: &str) -> Result<()> {
+pub fn delete_profile(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    name: &str,
+) -> Result<()> {
     db::write_tx(conn, |tx| {
         let p = profiles::find_profile_by_name(tx, account.id.0, name)?
             .ok_or_else(|| Error::not_found(format!("profile `{name}`")))?;
-        profiles::delete_profile(tx, p.id, name)
+        profiles::delete_profile(tx, p.id, name)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "profile.delete", name)
+                .before(json!({"fields": p.fields})),
+        )
     })
 }
 
@@ -252,22 +277,113 @@ pub fn check_device(
     }
 }
 
+/// The audit view of a device: its fields, extensions and lines (secrets are masked when
+/// recorded).
+pub fn device_json(d: &super::device::Device) -> serde_json::Value {
+    json!({
+        "mac": d.mac.as_str(), "serial": d.serial, "vendor_model": d.vendor_model,
+        "profile": d.profile_name, "ext": d.ext, "lines": d.lines,
+    })
+}
+
 /// Associates a device with a profile.
 pub fn add_device(
     conn: &mut Connection,
+    actor: &Actor,
     account: &Account,
     input: &DeviceInput,
     own: &OwnAddresses,
 ) -> Result<i64> {
     db::write_tx(conn, |tx| {
         let (new, profile_id) = check_device(tx, account, input, own)?;
-        devices::insert_device(tx, account.id.0, &new, profile_id, false)
+        let id = devices::insert_device(tx, account.id.0, &new, profile_id, false)?;
+        if let Some(d) = devices::find_device_by_mac(tx, &new.mac)? {
+            audit::record(
+                tx,
+                actor,
+                Change::new(Some(account.id.0), "device.add", new.mac.as_str())
+                    .after(device_json(&d)),
+            )?;
+        }
+        Ok(id)
     })
 }
 
 /// Deletes a device.
-pub fn delete_device(conn: &mut Connection, mac: &Mac) -> Result<()> {
-    db::write_tx(conn, |tx| devices::delete_device(tx, mac))
+pub fn delete_device(conn: &mut Connection, actor: &Actor, mac: &Mac) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let before = devices::find_device_by_mac(tx, mac)?;
+        devices::delete_device(tx, mac)?;
+        if let Some(d) = before {
+            audit::record(
+                tx,
+                actor,
+                Change::new(Some(d.account_id), "device.delete", mac.as_str())
+                    .before(device_json(&d)),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// Everything a device's files are rendered from, read from the database.
+pub struct ViewParts {
+    pub account: Account,
+    pub device: super::device::Device,
+    pub profile: super::profile::Profile,
+    pub state: BTreeMap<String, super::provstate::ParamState>,
+    pub layers: super::policy::Layers,
+}
+
+impl ViewParts {
+    /// Loads an associated device and what applies to it.
+    pub fn load(conn: &Connection, mac: &Mac) -> Result<ViewParts> {
+        let device = devices::find_device_by_mac(conn, mac)?
+            .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
+        let Some(profile_id) = device.profile_id else {
+            return Err(Error::Conflict(format!(
+                "device {mac} has been seen but is not associated with a profile"
+            )));
+        };
+        let profile = profiles::find_profile_by_id(conn, profile_id)?
+            .ok_or_else(|| Error::not_found("profile"))?;
+        let account = accounts::find_by_id(conn, AccountId(device.account_id))?
+            .ok_or_else(|| Error::not_found("account"))?;
+        let state = devices::load_prov_state(conn, device.id)?;
+        let settings = crate::db::credentials::load_settings(conn, account.id)?;
+        let sync = crate::db::credentials::find_sync(conn, device.id)?.unwrap_or_default();
+        let layers = super::policy::Layers {
+            sync: super::accounts::sync_target(
+                &account,
+                &settings,
+                &device,
+                Some(&profile),
+                &sync,
+                db::now_secs(),
+            ),
+            policies: super::policy::device_policies(conn, &device)?,
+        };
+        Ok(ViewParts {
+            account,
+            device,
+            profile,
+            state,
+            layers,
+        })
+    }
+
+    /// The view of these parts as the phone reaches the server at `reach`.
+    pub fn view<'a>(&'a self, reach: &'a Reach, trust: Option<&'a PhoneTrust>) -> DeviceView<'a> {
+        DeviceView {
+            account: &self.account,
+            device: &self.device,
+            profile: &self.profile,
+            state: &self.state,
+            reach,
+            trust,
+            layers: &self.layers,
+        }
+    }
 }
 
 /// The files a device receives, by name, as it would receive them at `reach`.
@@ -277,32 +393,14 @@ pub fn render_device(
     reach: &Reach,
     trust: Option<&PhoneTrust>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let device = devices::find_device_by_mac(conn, mac)?
-        .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
-    let Some(profile_id) = device.profile_id else {
-        return Err(Error::Conflict(format!(
-            "device {mac} has been seen but is not associated with a profile"
-        )));
-    };
-    let profile = profiles::find_profile_by_id(conn, profile_id)?
-        .ok_or_else(|| Error::not_found("profile"))?;
-    let account = accounts::find_by_id(conn, AccountId(device.account_id))?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let state = devices::load_prov_state(conn, device.id)?;
-    let view = DeviceView {
-        account: &account,
-        device: &device,
-        profile: &profile,
-        state: &state,
-        reach,
-        trust,
-    };
+    let parts = ViewParts::load(conn, mac)?;
+    let view = parts.view(reach, trust);
     let mut out = vec![
         (format!("{mac}.cfg"), view.master_file()),
         (format!("{mac}-device.cfg"), view.device_file().0),
     ];
-    if !profile.is_video_endpoint() {
-        for i in 0..profile.files.len() {
+    if !parts.profile.is_video_endpoint() {
+        for i in 0..parts.profile.files.len() {
             if let Some(bytes) = view.profile_file(i) {
                 out.push((profile_file_name(mac.as_str(), i), bytes));
             }
@@ -311,32 +409,17 @@ pub fn render_device(
     Ok(out)
 }
 
-/// The effective parameters of a device's generated file, with their sources.
+/// A device's effective settings with provenance (Lens "My Settings"; `render --explain`):
+/// every parameter it gets from this server as the phone reads its files (first file
+/// wins), the value (the caller masks secrets: `EffectiveParam::secret`), and its source.
 pub fn explain_device(
     conn: &Connection,
     mac: &Mac,
     reach: &Reach,
     trust: Option<&PhoneTrust>,
 ) -> Result<Vec<super::polycom::render::EffectiveParam>> {
-    let device = devices::find_device_by_mac(conn, mac)?
-        .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
-    let profile_id = device
-        .profile_id
-        .ok_or_else(|| Error::Conflict(format!("device {mac} is not associated")))?;
-    let profile = profiles::find_profile_by_id(conn, profile_id)?
-        .ok_or_else(|| Error::not_found("profile"))?;
-    let account = accounts::find_by_id(conn, AccountId(device.account_id))?
-        .ok_or_else(|| Error::not_found("account"))?;
-    let state = devices::load_prov_state(conn, device.id)?;
-    let view = DeviceView {
-        account: &account,
-        device: &device,
-        profile: &profile,
-        state: &state,
-        reach,
-        trust,
-    };
-    Ok(view.effective())
+    let parts = ViewParts::load(conn, mac)?;
+    Ok(parts.view(reach, trust).effective_settings())
 }
 
 /// Parses `FAMILY=VERSION` pairs for a profile's software versions.
@@ -388,14 +471,29 @@ mod tests {
             prov_server: "http://u:p@prov.example.com/".into(),
             ..Default::default()
         };
-        let err = add_profile(&mut conn, &account, &fields, vec![], &own()).expect_err("refused");
+        let err = add_profile(
+            &mut conn,
+            &Actor::system(),
+            &account,
+            &fields,
+            vec![],
+            &own(),
+        )
+        .expect_err("refused");
         assert!(err.to_string().starts_with("prov_server:"), "{err}");
         let elsewhere = ProfileFields {
             prov_server: "http://other.example.com/".into(),
             ..fields
         };
-        add_profile(&mut conn, &account, &elsewhere, vec![], &own())
-            .expect("another server is fine");
+        add_profile(
+            &mut conn,
+            &Actor::system(),
+            &account,
+            &elsewhere,
+            vec![],
+            &own(),
+        )
+        .expect("another server is fine");
     }
 
     #[test]
@@ -411,7 +509,15 @@ mod tests {
             ("good.cfg".to_string(), b"<a x.y=\"1\"/>".to_vec()),
             ("bad.cfg".to_string(), b"<a>".to_vec()),
         ];
-        let err = add_profile(&mut conn, &account, &fields, files, &own()).expect_err("bad file");
+        let err = add_profile(
+            &mut conn,
+            &Actor::system(),
+            &account,
+            &fields,
+            files,
+            &own(),
+        )
+        .expect_err("bad file");
         assert!(err.to_string().contains("bad.cfg"), "{err}");
         assert!(
             profiles::list_profiles(&conn, account.id.0)
@@ -435,6 +541,7 @@ mod tests {
         )];
         let (_, lint) = add_profile_checked(
             &mut conn,
+            &Actor::system(),
             &account,
             &fields,
             files,
@@ -456,7 +563,8 @@ mod tests {
             profile: "nope".into(),
             ..Default::default()
         };
-        let err = add_device(&mut conn, &account, &input, &own()).expect_err("unknown profile");
+        let err = add_device(&mut conn, &Actor::system(), &account, &input, &own())
+            .expect_err("unknown profile");
         assert!(
             err.to_string().contains("profile: no profile named `nope`"),
             "{err}"

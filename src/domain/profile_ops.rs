@@ -48,7 +48,7 @@ pub fn create_profile(
     files: Vec<(String, Vec<u8>)>,
 ) -> Result<i64> {
     actor.user.require(Action::ManageProfiles)?;
-    let id = ops::add_profile(conn, actor.account, fields, files, actor.own)?;
+    let id = ops::add_profile(conn, &actor.who, actor.account, fields, files, actor.own)?;
     conn.execute(
         "UPDATE profiles SET created_by = ?2 WHERE id = ?1",
         rusqlite::params![id, actor.user.company],
@@ -122,7 +122,7 @@ pub fn update_profile(
 pub fn delete_profile(conn: &mut Connection, actor: &Actor<'_>, name: &str) -> Result<()> {
     let (_, created_by) = profile(conn, actor, name)?;
     may_manage(actor, &created_by)?;
-    ops::delete_profile(conn, actor.account, name)
+    ops::delete_profile(conn, &actor.who, actor.account, name)
 }
 
 #[cfg(test)]
@@ -148,6 +148,7 @@ mod tests {
             account: &account,
             own: &own,
             partial_expiry_secs: 60,
+            who: crate::domain::audit::Actor::system(),
         };
         let mut f = ProfileFields {
             name: "office".into(),

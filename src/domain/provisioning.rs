@@ -6,18 +6,30 @@
 //! triggers on every change to served data, by any process), so a change made from the CLI
 //! is served on the very next request. State changes this process makes (confirmations,
 //! deliveries, first sightings) drop only the entry of the device concerned.
+//!
+//! Auto-Sync: the cache also holds each account's settings and credential history and its
+//! service-address aliases. Which older credential generation a device may use is decided
+//! by `autosync::accept_old` on facts read fresh from the database (that path runs only for
+//! credentials that are not the current ones). What a device authenticated with, the address
+//! it used and its family are written synchronously when they change: they are the evidence
+//! that a credential or address change reached it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::account::{Account, UnknownDevices};
+use super::account::{Account, AccountId, UnknownDevices};
+use super::accounts::{self as account_actions, AccountSync};
+use super::audit::{self, Actor, Change};
+use super::autosync;
 use super::device::Device;
 use super::mac::Mac;
+use super::policy::{self, Layers};
 use super::polycom::render::DeviceView;
 use super::profile::Profile;
 use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
 use super::sha256_hex;
+use crate::db::credentials::{self, DeviceSync};
 use crate::db::{self, Pool, accounts, devices, profiles};
 use crate::error::Result;
 
@@ -55,6 +67,10 @@ pub struct DeviceEntry {
     pub device: Device,
     pub profile: Option<Profile>,
     pub state: BTreeMap<String, ParamState>,
+    /// What the device is known to hold (credential generation, address, family).
+    pub sync: DeviceSync,
+    /// Auto-Sync and the policies that apply to the device.
+    pub layers: Layers,
     /// Files rendered so far, per file and address (a phone uses one address, so the list
     /// stays short and is searched without cloning the key).
     rendered: Mutex<Vec<(FileKind, Reach, RenderedFile)>>,
@@ -80,6 +96,7 @@ impl DeviceEntry {
             state: &self.state,
             reach,
             trust,
+            layers: &self.layers,
         })
     }
 }
@@ -87,6 +104,10 @@ impl DeviceEntry {
 struct Cache {
     revision: i64,
     accounts: Arc<Vec<Account>>,
+    /// Former service-address segments still answered, and their account.
+    aliases: Arc<Vec<(String, AccountId)>>,
+    /// Auto-Sync settings and credential history per account.
+    sync: Arc<HashMap<AccountId, AccountSync>>,
     devices: HashMap<Mac, Option<Arc<DeviceEntry>>>,
 }
 
@@ -125,6 +146,8 @@ impl Provisioner {
             cache: RwLock::new(Cache {
                 revision: -1,
                 accounts: Arc::new(Vec::new()),
+                aliases: Arc::new(Vec::new()),
+                sync: Arc::new(HashMap::new()),
                 devices: HashMap::new(),
             }),
             watcher: Mutex::new(Watcher {
@@ -183,34 +206,95 @@ impl Provisioner {
                 return Ok(c.accounts.clone());
             }
         }
-        let list = {
+        let (list, aliases, sync) = {
             let conn = self.pool.get()?;
-            Arc::new(accounts::list_accounts(&conn)?)
+            let list = accounts::list_accounts(&conn)?;
+            let aliases = credentials::list_aliases(&conn, None)?
+                .into_iter()
+                .filter(|a| a.retired_at.is_none())
+                .map(|a| (a.segment, AccountId(a.account_id)))
+                .collect();
+            let sync = account_actions::load_sync(&conn)?;
+            (Arc::new(list), Arc::new(aliases), Arc::new(sync))
         };
         let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if c.revision != revision {
             c.revision = revision;
             c.accounts = list;
+            c.aliases = aliases;
+            c.sync = sync;
             c.devices.clear();
             self.unassociated.store(u64::MAX, Ordering::Relaxed);
         }
         Ok(c.accounts.clone())
     }
 
+    /// An account's Auto-Sync settings and credential history, as cached.
+    pub fn account_sync(&self, account: AccountId) -> Option<AccountSync> {
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .sync
+            .get(&account)
+            .cloned()
+    }
+
     /// Finds the account a path is for: a first segment naming an account's service
-    /// address selects it (and is removed); otherwise the default account.
+    /// address, or a former one still kept as an alias, selects it (and is removed);
+    /// otherwise the default account. Returns the account and the base path used.
     pub fn route(&self, segments: &mut Vec<String>) -> Result<Option<(Account, String)>> {
         let accounts = self.accounts()?;
-        if let Some(first) = segments.first()
-            && let Some(a) = accounts.iter().find(|a| a.service_segment() == *first)
-        {
-            segments.remove(0);
-            return Ok(Some((a.clone(), a.service_path())));
+        if let Some(first) = segments.first() {
+            if let Some(a) = accounts.iter().find(|a| a.service_segment() == *first) {
+                segments.remove(0);
+                return Ok(Some((a.clone(), a.service_path())));
+            }
+            let aliases = self
+                .cache
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .aliases
+                .clone();
+            if let Some((segment, id)) = aliases.iter().find(|(s, _)| s == first)
+                && let Some(a) = accounts.iter().find(|a| a.id == *id)
+            {
+                let base = format!("/{segment}/");
+                segments.remove(0);
+                return Ok(Some((a.clone(), base)));
+            }
         }
         Ok(accounts
             .iter()
             .find(|a| a.is_default)
             .map(|a| (a.clone(), "/".to_string())))
+    }
+
+    /// The older credential generations the device `mac` of `account` may authenticate
+    /// with now (DESIGN §6), newest first: `(generation, user, password)`. Read fresh from the
+    /// database; empty for devices of other accounts and accounts never rotated.
+    pub fn old_credentials(
+        &self,
+        account: &Account,
+        mac: &Mac,
+    ) -> Result<Vec<(i64, String, String)>> {
+        let Some(sync) = self.account_sync(account.id) else {
+            return Ok(Vec::new());
+        };
+        if sync.history.generations.len() < 2 {
+            return Ok(Vec::new());
+        }
+        let conn = self.pool.get()?;
+        let Some(facts) = account_actions::device_facts(&conn, account, &sync.settings, mac)?
+        else {
+            return Ok(Vec::new());
+        };
+        let now = db::now_secs();
+        Ok(
+            autosync::acceptable(&sync.settings, &sync.history, &facts, now)
+                .into_iter()
+                .map(|g| (g.generation, g.user.clone(), g.password.clone()))
+                .collect(),
+        )
     }
 
     /// Looks a MAC up, from the cache or the database. The cache is as fresh as the last
@@ -252,13 +336,126 @@ impl Provisioner {
             None => None,
         };
         let state = devices::load_prov_state(&conn, device.id)?;
+        let sync = credentials::find_sync(&conn, device.id)?.unwrap_or_default();
+        let (account, settings) = {
+            let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            let id = AccountId(device.account_id);
+            (
+                c.accounts.iter().find(|a| a.id == id).cloned(),
+                c.sync.get(&id).map(|s| s.settings),
+            )
+        };
+        let layers = Layers {
+            sync: match (account, settings) {
+                (Some(a), Some(s)) => account_actions::sync_target(
+                    &a,
+                    &s,
+                    &device,
+                    profile.as_ref(),
+                    &sync,
+                    db::now_secs(),
+                ),
+                _ => None,
+            },
+            policies: if profile.is_some() {
+                policy::device_policies(&conn, &device)?
+            } else {
+                Vec::new()
+            },
+        };
         Ok(Some(Arc::new(DeviceEntry {
             device,
             profile,
             state,
+            sync,
+            layers,
             rendered: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
         })))
+    }
+
+    /// Records what a request shows the device holds — the credential generation it
+    /// authenticated with, the service address it used, its family — when that changed
+    /// (synchronously: Auto-Sync and alias retirement depend on it). A device that moved
+    /// off an alias retires the alias when it was the last one there. Returns the entry to
+    /// serve from.
+    fn note_sync(
+        &self,
+        account: &Account,
+        entry: Arc<DeviceEntry>,
+        ev: &Evidence<'_>,
+    ) -> Result<Arc<DeviceEntry>> {
+        let old = &entry.sync;
+        let segment = ev.reach.base_path.trim_matches('/').to_string();
+        let generation = ev.generation.or(old.generation);
+        // The account row carries the current generation (kept with the history).
+        let current = account.credential_generation;
+        let new = DeviceSync {
+            generation,
+            generation_at: if generation != old.generation {
+                Some(db::now_secs())
+            } else {
+                old.generation_at
+            },
+            base_segment: segment,
+            family: ev.family.or(old.family),
+            readmit: if generation == Some(current) {
+                None
+            } else {
+                old.readmit
+            },
+        };
+        if new == *old {
+            return Ok(entry);
+        }
+        let mut conn = self.pool.get()?;
+        let left = (old.base_segment != new.base_segment && !old.base_segment.is_empty())
+            .then(|| old.base_segment.clone());
+        let retired = db::write_tx(&mut conn, |tx| {
+            credentials::store_sync(tx, entry.device.id, &new)?;
+            if new.readmit.is_none() && old.readmit.is_some() {
+                // A re-admission ends with the sync: other processes must see it.
+                credentials::bump_revision(tx)?;
+            }
+            let Some(segment) = &left else {
+                return Ok(None);
+            };
+            let is_alias = credentials::list_aliases(tx, Some(account.id))?
+                .iter()
+                .any(|a| &a.segment == segment && a.retired_at.is_none());
+            if !is_alias || credentials::count_segment_holders(tx, segment)? > 0 {
+                return Ok(None);
+            }
+            credentials::retire_alias(tx, segment)?;
+            audit::record(
+                tx,
+                &Actor::system(),
+                Change::new(Some(account.id.0), "account.retire-alias", segment.clone())
+                    .before(serde_json::json!({"alias": segment}))
+                    .after(serde_json::json!({"reason": "the last device using it moved to the current service address"})),
+            )?;
+            Ok(Some(segment.clone()))
+        })?;
+        drop(conn);
+        if new.generation != old.generation {
+            log::info!(
+                "{}: authenticated with credential generation {} (was {})",
+                entry.device.mac,
+                new.generation.unwrap_or(0),
+                old.generation.map_or("none".into(), |g| g.to_string())
+            );
+        }
+        if let Some(segment) = retired {
+            log::info!(
+                "account {}: alias /{segment}/ retired: no device uses it any more",
+                account.slug
+            );
+        }
+        self.forget(&entry.device.mac);
+        match self.lookup(&entry.device.mac)? {
+            Lookup::Associated(e) | Lookup::Seen(e) => Ok(e),
+            Lookup::Unknown => Ok(entry),
+        }
     }
 
     /// Drops one device's cached entry (after this process changed its state).
@@ -278,6 +475,11 @@ impl Provisioner {
         entry: Arc<DeviceEntry>,
         ev: &Evidence<'_>,
     ) -> Result<Arc<DeviceEntry>> {
+        let entry = if entry.device.account_id == account.id.0 && ev.auth.is_some() {
+            self.note_sync(account, entry, ev)?
+        } else {
+            entry
+        };
         let Some(view) = entry.view(account, ev.reach, self.trust.as_ref()) else {
             return Ok(entry);
         };

@@ -16,11 +16,18 @@
 //!   confirmed when the phone fetches its TLS probe file over HTTPS: the master lists the
 //!   probe as an absolute `https://` URL while the CA is pending, and a phone can fetch it
 //!   only once it trusts our certificate.
+//!
+//! Auto-Sync (`domain::autosync`) adds the account's credentials and service address to the
+//! desired state of every device it may sync (`Layers::sync`): server type (HTTPS only once
+//! the device is confirmed to trust our CA, or already reaches us over HTTPS), boot server
+//! `Static`, server address, user and password. Policies on `device.*` parameters come in at
+//! their level of DESIGN §5.
 
 use std::collections::BTreeMap;
 
 use super::account::Account;
 use super::device::Device;
+use super::policy::Layers;
 use super::polycom::models::Family;
 use super::polycom::params::{self, Key};
 use super::profile::Profile;
@@ -44,6 +51,36 @@ impl Reach {
         format!("{}{}", self.host, path)
     }
 
+    /// The host without its port (`[v6]` keeps its brackets).
+    pub fn bare_host(&self) -> &str {
+        let host = &self.host;
+        if let Some(end) = host.find(']') {
+            &host[..=end]
+        } else {
+            host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
+        }
+    }
+
+    /// The address a device of `account` should keep: this host, and the account's current
+    /// service address when the phone came through a service address or one of its aliases
+    /// (the default account's `/` stays `/`). With `https_port`, the host moves to that
+    /// port (the switch from HTTP to HTTPS).
+    pub fn canonical_server_name(&self, account: &Account, https_port: Option<u16>) -> String {
+        let path = if self.base_path == "/" {
+            String::new()
+        } else {
+            account.service_path().trim_end_matches('/').to_string()
+        };
+        let host = match https_port {
+            Some(port) if !self.secure => match port {
+                443 => self.bare_host().to_string(),
+                p => format!("{}:{p}", self.bare_host()),
+            },
+            _ => self.host.clone(),
+        };
+        format!("{host}{path}")
+    }
+
     pub fn server_type(&self) -> &'static str {
         if self.secure { "HTTPS" } else { "HTTP" }
     }
@@ -61,13 +98,7 @@ pub struct PhoneTrust {
 impl PhoneTrust {
     /// The absolute URL of a device's TLS probe, on the host the phone used.
     pub fn probe_url(&self, reach: &Reach, mac: &str) -> String {
-        let host = &reach.host;
-        // Strip the port: `[v6]:port`, `v4:port`, `name:port`.
-        let bare = if let Some(end) = host.find(']') {
-            &host[..=end]
-        } else {
-            host.rsplit_once(':').map(|(h, _)| h).unwrap_or(host)
-        };
+        let bare = reach.bare_host();
         format!(
             "https://{bare}:{}{}{mac}-tls-probe.cfg",
             self.https_port, reach.base_path
@@ -91,16 +122,27 @@ pub fn trust_pending<'a>(mut pending: impl Iterator<Item = &'a str>) -> bool {
     pending.any(|p| names.iter().any(|n| n == p))
 }
 
-/// Where a value comes from, in precedence order (highest first). Later issues add sites,
-/// groups and account policies between `Device` and `Profile`.
+/// Where a value comes from, in precedence order (highest first, DESIGN §5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Source {
     /// A pending provisioning change (credentials, server, trust, scheme).
     Pending,
-    /// The device: its vendor extensions and lines.
+    /// Auto-Sync: the account's credentials and service address (a desired value; rendered
+    /// as `Pending` while the device does not hold it).
+    AutoSync,
+    /// The device: its vendor extensions, lines and device-level policy.
     Device,
+    /// A device group's policy (higher priority first; equal priorities oldest first).
+    Group,
+    /// The device's site's policy.
+    Site,
+    /// The account policy.
+    Account,
     /// The profile's fields.
     Profile,
+    /// One of the profile's files (served after the generated file).
+    ProfileFile,
     /// zerotouch's own defaults (e.g. `device.prov.tagSerialNo`).
     Server,
 }
@@ -109,8 +151,13 @@ impl Source {
     pub fn label(self) -> &'static str {
         match self {
             Source::Pending => "pending change",
+            Source::AutoSync => "Auto-Sync",
             Source::Device => "device",
+            Source::Group => "group",
+            Source::Site => "site",
+            Source::Account => "account policy",
             Source::Profile => "profile",
+            Source::ProfileFile => "profile file",
             Source::Server => "zerotouch default",
         }
     }
@@ -130,17 +177,77 @@ pub struct ParamState {
     pub delivered: Option<String>,
 }
 
-/// The desired `device.*` parameters of a device (UCS families; Poly OS devices are not yet
-/// sent platform changes).
+/// Whether the device is known to trust the CA delivered to phones.
+pub fn ca_confirmed(state: &BTreeMap<String, ParamState>, trust: Option<&PhoneTrust>) -> bool {
+    let Some(t) = trust else { return false };
+    let name = params::name(Family::Vvx, Key::PlatformCaCert, 1).unwrap_or_default();
+    state.get(&name).and_then(|s| s.confirmed.as_deref()) == Some(t.ca_pem.as_str())
+}
+
+/// The Auto-Sync values of a device (DESIGN §6, seed 004), first among the desired values.
+/// UCS: server type (HTTPS once the device trusts our CA or already reaches us over HTTPS),
+/// boot server `Static`, server address, user, password. Poly OS: server address, user,
+/// password (names from the Poly OS table; *verify*).
+fn autosync_values(
+    account: &Account,
+    reach: &Reach,
+    state: &BTreeMap<String, ParamState>,
+    trust: Option<&PhoneTrust>,
+    layers: &Layers,
+    out: &mut BTreeMap<String, Desired>,
+) {
+    let Some(sync) = &layers.sync else { return };
+    let family = sync.family;
+    let mut put = |key: Key, value: String| {
+        if let Some(name) = params::name(family, key, 1) {
+            out.entry(name).or_insert(Desired {
+                value,
+                source: Source::AutoSync,
+            });
+        }
+    };
+    // Without a Host header the address is unknown: send the credentials only, since
+    // Static without a server would strand the phone.
+    if !reach.host.is_empty() {
+        let switch = if reach.secure {
+            None
+        } else {
+            trust
+                .filter(|_| ca_confirmed(state, trust))
+                .map(|t| t.https_port)
+        };
+        let https = reach.secure || switch.is_some();
+        if family.is_ucs() {
+            put(
+                Key::ProvServerType,
+                if https { "HTTPS" } else { "HTTP" }.to_string(),
+            );
+            put(Key::DhcpBootSrvUseOpt, "Static".to_string());
+        }
+        put(
+            Key::ProvServerName,
+            reach.canonical_server_name(account, switch),
+        );
+    }
+    put(Key::ProvUser, sync.user.clone());
+    put(Key::ProvPassword, sync.password.clone());
+}
+
+/// The desired `device.*` parameters of a device: Auto-Sync first, then the device's vendor
+/// extensions, device-level policies on `device.*`, group, site and account policies, the
+/// profile's fields, and zerotouch's own (the serial tag, the CA).
 pub fn desired(
     account: &Account,
     device: &Device,
     profile: &Profile,
     reach: &Reach,
     trust: Option<&PhoneTrust>,
+    state: &BTreeMap<String, ParamState>,
+    layers: &Layers,
 ) -> BTreeMap<String, Desired> {
     let family = Family::Vvx; // every UCS family shares one table
     let mut out: BTreeMap<String, Desired> = BTreeMap::new();
+    autosync_values(account, reach, state, trust, layers, &mut out);
     let mut put = |key: Key, value: String, source: Source| {
         if let Some(name) = params::name(family, key, 1) {
             out.entry(name).or_insert(Desired { value, source });
@@ -188,6 +295,23 @@ pub fn desired(
     if let Some((pass, source)) = pass_override {
         put(Key::ProvPassword, pass.clone(), source);
     }
+    // Policies on other platform parameters, in precedence order (their parameters never
+    // overlap the provisioning server fields above: `policy` refuses those).
+    for p in layers
+        .policies
+        .iter()
+        .filter(|p| params::is_device_param(&p.parameter))
+    {
+        out.entry(p.parameter.clone()).or_insert(Desired {
+            value: p.value.clone(),
+            source: p.source,
+        });
+    }
+    let mut put = |key: Key, value: String, source: Source| {
+        if let Some(name) = params::name(family, key, 1) {
+            out.entry(name).or_insert(Desired { value, source });
+        }
+    };
     // Static without a server would strand the phone: keep it on the address it used, with
     // the credentials it authenticated with. Without a Host header that address is unknown,
     // so the boot-server setting is not sent at all.
@@ -200,7 +324,11 @@ pub fn desired(
             Source::Profile,
         );
         if pf.boot_server_option == "Static" && parsed.is_none() {
-            put(Key::ProvServerName, reach.server_name(), Source::Server);
+            put(
+                Key::ProvServerName,
+                reach.canonical_server_name(account, None),
+                Source::Server,
+            );
             put(
                 Key::ProvServerType,
                 reach.server_type().to_string(),
@@ -263,6 +391,10 @@ pub struct Evidence<'a> {
     pub serial_tag: bool,
     /// The request fetched the device's TLS probe file over HTTPS.
     pub tls_probe: bool,
+    /// The credential generation the request authenticated with (Auto-Sync's evidence).
+    pub generation: Option<i64>,
+    /// The family the User-Agent names.
+    pub family: Option<Family>,
 }
 
 /// Which pending parameters this request confirms, with the confirmed value.
@@ -366,7 +498,7 @@ mod tests {
     fn static_without_a_server_keeps_the_phone_where_it_is() {
         let (a, d, mut p, r) = fixture();
         p.fields.boot_server_option = "Static".into();
-        let want = desired(&a, &d, &p, &r, None);
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
         assert_eq!(want["device.prov.serverName"].value, "10.0.0.5:8080");
         assert_eq!(want["device.prov.serverType"].value, "HTTP");
         assert_eq!(want["device.prov.user"].value, "prov");
@@ -382,7 +514,7 @@ mod tests {
             base_path: "/".into(),
             secure: false,
         };
-        let want = desired(&a, &d, &p, &r, None);
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
         assert!(!want.contains_key("device.dhcp.bootSrvUseOpt"));
         assert!(!want.contains_key("device.prov.serverName"));
     }
@@ -392,7 +524,7 @@ mod tests {
         let (a, mut d, mut p, r) = fixture();
         p.fields.prov_server = "http://a:b@profile.example.com/".into();
         d.ext.prov_server = "https://device.example.com:8443/x".into();
-        let want = desired(&a, &d, &p, &r, None);
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
         assert_eq!(
             want["device.prov.serverName"].value,
             "device.example.com:8443/x"
@@ -409,7 +541,7 @@ mod tests {
     fn nothing_is_confirmed_before_delivery_and_a_reboot() {
         let (a, d, mut p, r) = fixture();
         p.fields.option60_type = "ASCII".into();
-        let want = desired(&a, &d, &p, &r, None);
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
         let mut state = BTreeMap::new();
         let ev = Evidence {
             master_fetch: true,
@@ -417,6 +549,8 @@ mod tests {
             auth: Some(("prov", "secretsecret")),
             serial_tag: false,
             tls_probe: false,
+            generation: None,
+            family: None,
         };
         assert!(confirmations(&want, &state, &ev).is_empty());
         state.insert(
@@ -441,13 +575,15 @@ mod tests {
     #[test]
     fn the_serial_tag_confirms_itself() {
         let (a, d, p, r) = fixture();
-        let want = desired(&a, &d, &p, &r, None);
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
         let ev = Evidence {
             master_fetch: false,
             reach: &r,
             auth: None,
             serial_tag: true,
             tls_probe: false,
+            generation: None,
+            family: None,
         };
         let got = confirmations(&want, &BTreeMap::new(), &ev);
         assert_eq!(
@@ -472,7 +608,15 @@ mod tests {
             ca_pem: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into(),
             https_port: 8443,
         };
-        let want = desired(&a, &d, &p, &r, Some(&trust));
+        let want = desired(
+            &a,
+            &d,
+            &p,
+            &r,
+            Some(&trust),
+            &BTreeMap::new(),
+            &Layers::default(),
+        );
         let ca = "device.sec.TLS.customCaCert1";
         assert_eq!(want[ca].value, trust.ca_pem);
         assert!(trust_pending(pending(&want, &BTreeMap::new()).into_keys()));
@@ -487,6 +631,8 @@ mod tests {
             auth: None,
             serial_tag: false,
             tls_probe: false,
+            generation: None,
+            family: None,
         };
         let probe = Evidence {
             master_fetch: false,
@@ -523,7 +669,7 @@ mod tests {
     fn a_server_change_is_confirmed_only_at_the_new_address() {
         let (a, mut d, p, r) = fixture();
         d.ext.prov_server = "http://new.example.com".into();
-        let want = desired(&a, &d, &p, &r, None);
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
         let mut state = BTreeMap::new();
         state.insert(
             "device.prov.serverName".into(),
@@ -538,6 +684,8 @@ mod tests {
             auth: None,
             serial_tag: false,
             tls_probe: false,
+            generation: None,
+            family: None,
         };
         assert!(
             confirmations(&want, &state, &ev)
@@ -558,5 +706,112 @@ mod tests {
                 .iter()
                 .any(|(k, _)| k == "device.prov.serverName")
         );
+    }
+    fn synced() -> Layers {
+        Layers {
+            sync: Some(crate::domain::policy::SyncTarget {
+                user: "prov".into(),
+                password: "secretsecret".into(),
+                family: Family::Vvx,
+            }),
+            policies: vec![],
+        }
+    }
+
+    #[test]
+    fn auto_sync_sets_static_the_address_and_the_credentials() {
+        let (a, d, p, r) = fixture();
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &synced());
+        let value = |k: &str| want[k].value.as_str();
+        assert_eq!(value("device.prov.serverType"), "HTTP");
+        assert_eq!(value("device.dhcp.bootSrvUseOpt"), "Static");
+        assert_eq!(value("device.prov.serverName"), "10.0.0.5:8080");
+        assert_eq!(value("device.prov.user"), "prov");
+        assert_eq!(value("device.prov.password"), "secretsecret");
+        assert_eq!(want["device.prov.user"].source, Source::AutoSync);
+        // Through an alias of another account, the current service address is desired.
+        let mut other = a.clone();
+        other.is_default = false;
+        let alias = Reach {
+            base_path: "/branch-oldkey/".into(),
+            ..r.clone()
+        };
+        let want = desired(&other, &d, &p, &alias, None, &BTreeMap::new(), &synced());
+        assert_eq!(
+            want["device.prov.serverName"].value,
+            format!(
+                "10.0.0.5:8080{}",
+                other.service_path().trim_end_matches('/')
+            )
+        );
+    }
+
+    #[test]
+    fn auto_sync_switches_to_https_only_once_the_ca_is_confirmed() {
+        let (a, d, p, r) = fixture();
+        let trust = PhoneTrust {
+            ca_pem: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into(),
+            https_port: 8443,
+        };
+        let mut state = BTreeMap::new();
+        let want = desired(&a, &d, &p, &r, Some(&trust), &state, &synced());
+        assert_eq!(
+            want["device.prov.serverType"].value, "HTTP",
+            "CA not confirmed"
+        );
+        state.insert(
+            "device.sec.TLS.customCaCert1".to_string(),
+            ParamState {
+                confirmed: Some(trust.ca_pem.clone()),
+                delivered: Some(trust.ca_pem.clone()),
+            },
+        );
+        let want = desired(&a, &d, &p, &r, Some(&trust), &state, &synced());
+        assert_eq!(want["device.prov.serverType"].value, "HTTPS");
+        assert_eq!(want["device.prov.serverName"].value, "10.0.0.5:8443");
+        // A phone that already reaches us over HTTPS keeps its address.
+        let secure = Reach {
+            host: "prov.example.com".into(),
+            secure: true,
+            ..r
+        };
+        let want = desired(&a, &d, &p, &secure, None, &BTreeMap::new(), &synced());
+        assert_eq!(want["device.prov.serverType"].value, "HTTPS");
+        assert_eq!(want["device.prov.serverName"].value, "prov.example.com");
+    }
+
+    #[test]
+    fn poly_os_gets_only_the_names_of_its_table() {
+        let (a, d, p, r) = fixture();
+        let mut layers = synced();
+        if let Some(s) = layers.sync.as_mut() {
+            s.family = Family::PolyOs;
+        }
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
+        assert_eq!(want["device.prov.user"].source, Source::AutoSync);
+        assert!(!want.contains_key("device.dhcp.bootSrvUseOpt"));
+        assert_eq!(
+            want.get("device.prov.serverType").map(|d| d.source),
+            None,
+            "Poly OS has no server type parameter in its table"
+        );
+    }
+
+    #[test]
+    fn a_device_policy_on_a_platform_parameter_is_desired_at_its_level() {
+        let (a, d, mut p, r) = fixture();
+        p.fields.option60_type = "ASCII".into();
+        let layers = Layers {
+            sync: None,
+            policies: vec![crate::domain::policy::PolicyValue {
+                parameter: "device.dhcp.option60Type".into(),
+                value: "Binary".into(),
+                source: Source::Site,
+                detail: "site hq".into(),
+            }],
+        };
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
+        assert_eq!(want["device.dhcp.option60Type"].value, "Binary");
+        assert_eq!(want["device.dhcp.option60Type"].source, Source::Site);
     }
 }

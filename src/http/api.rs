@@ -114,7 +114,9 @@ impl Api {
 
     fn route(&self, req: &Request, user: &User, account: &Account) -> Result<Response> {
         let c = &self.console;
-        let actor = c.actor(user, account);
+        let mut actor = c.actor(user, account);
+        // Changes made with a token are audited as the token's owner, through the API.
+        actor.who = crate::domain::audit::Actor::token(format!("{} (API token)", user.username));
         let segs: Vec<String> = req
             .url()
             .trim_start_matches("/api/v1")

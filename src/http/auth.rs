@@ -5,6 +5,12 @@
 //! failure. Only wrong credentials count, per source IP (never per MAC, which would let
 //! anyone lock a victim phone out), and valid credentials are never throttled. Digest nonces
 //! are stateless: a timestamp signed with the installation's secret.
+//!
+//! Credentials are checked against the account's current generation first. Only when those
+//! do not match does the caller supply the older generations Auto-Sync still accepts for the
+//! one device the request names (`check_generations`); a request is counted as a failure
+//! only when none matches. The outcome says which generation matched: that is the evidence
+//! that confirms a credential change.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,8 +28,12 @@ use crate::domain::account::Account;
 /// The result of checking a request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Valid credentials; the user and password the phone used.
-    Ok { user: String, password: String },
+    /// Valid credentials; the user and password the phone used, and their generation.
+    Ok {
+        user: String,
+        password: String,
+        generation: i64,
+    },
     /// No credentials: answer with a challenge.
     Missing,
     /// Wrong credentials (counted).
@@ -90,7 +100,8 @@ impl DeviceAuth {
         }
     }
 
-    /// Checks the `Authorization` header of a request against an account's credentials.
+    /// Checks the `Authorization` header of a request against an account's current
+    /// credentials.
     pub fn check(
         &self,
         authorization: Option<&str>,
@@ -99,30 +110,66 @@ impl DeviceAuth {
         ip: IpAddr,
         account: &Account,
     ) -> Outcome {
+        self.check_generations(authorization, method, uri, ip, account, Vec::new)
+    }
+
+    /// Checks the `Authorization` header against the account's current credentials, then,
+    /// only if they do not match, against `older()`: the `(generation, user, password)`
+    /// triples Auto-Sync accepts for the device the request names (called lazily, since it
+    /// reads the database). Wrong credentials count once, after every candidate failed.
+    pub fn check_generations(
+        &self,
+        authorization: Option<&str>,
+        method: &str,
+        uri: &str,
+        ip: IpAddr,
+        account: &Account,
+        older: impl FnOnce() -> Vec<(i64, String, String)>,
+    ) -> Outcome {
         let Some(header) = authorization.map(str::trim).filter(|h| !h.is_empty()) else {
             return Outcome::Missing;
         };
-        let (Some(user), Some(password)) = (
+        if let (Some(user), Some(password)) = (
             account.device_user.as_deref(),
             account.device_password.as_deref(),
-        ) else {
-            return self.failed(ip);
-        };
+        ) {
+            match self.verify(header, method, uri, user, password) {
+                Verdict::Good => {
+                    return Outcome::Ok {
+                        user: user.to_string(),
+                        password: password.to_string(),
+                        generation: account.credential_generation,
+                    };
+                }
+                Verdict::Stale => return Outcome::Stale,
+                Verdict::Bad => {}
+            }
+        }
+        for (generation, user, password) in older() {
+            match self.verify(header, method, uri, &user, &password) {
+                Verdict::Good => {
+                    return Outcome::Ok {
+                        user,
+                        password,
+                        generation,
+                    };
+                }
+                Verdict::Stale => return Outcome::Stale,
+                Verdict::Bad => {}
+            }
+        }
+        self.failed(ip)
+    }
+
+    /// Checks one credential pair without counting anything.
+    fn verify(&self, header: &str, method: &str, uri: &str, user: &str, password: &str) -> Verdict {
         let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
-        let verdict = if scheme.eq_ignore_ascii_case("basic") {
+        if scheme.eq_ignore_ascii_case("basic") {
             self.check_basic(rest.trim(), user, password)
         } else if scheme.eq_ignore_ascii_case("digest") {
             self.check_digest(rest, method, uri, user, password)
         } else {
             Verdict::Bad
-        };
-        match verdict {
-            Verdict::Good => Outcome::Ok {
-                user: user.to_string(),
-                password: password.to_string(),
-            },
-            Verdict::Stale => Outcome::Stale,
-            Verdict::Bad => self.failed(ip),
         }
     }
 
@@ -441,6 +488,49 @@ mod tests {
             a.check(Some(&header), "GET", "/other.cfg", ip, &account()),
             Outcome::Bad
         );
+    }
+
+    #[test]
+    fn older_generations_are_tried_only_after_the_current_one_and_counted_once() {
+        let a = auth(1);
+        let ip: IpAddr = "10.0.0.5".parse().expect("ip");
+        let acc = account();
+        let mut asked = 0;
+        let ok = a.check_generations(
+            Some(&basic("PlcmSpIp", "PlcmSpIpSecret")),
+            "GET",
+            "/",
+            ip,
+            &acc,
+            || {
+                asked += 1;
+                Vec::new()
+            },
+        );
+        assert!(matches!(ok, Outcome::Ok { generation: 1, .. }));
+        assert_eq!(asked, 0, "the current generation needs no lookup");
+        let old = || vec![(0, "old".to_string(), "old-password".to_string())];
+        assert!(matches!(
+            a.check_generations(
+                Some(&basic("old", "old-password")),
+                "GET",
+                "/",
+                ip,
+                &acc,
+                old
+            ),
+            Outcome::Ok { generation: 0, .. }
+        ));
+        // Two wrong attempts with a limit of one: the second is throttled, not the first,
+        // so trying the older generation did not count as a failure of its own.
+        assert_eq!(
+            a.check_generations(Some(&basic("x", "y")), "GET", "/", ip, &acc, old),
+            Outcome::Bad
+        );
+        assert!(matches!(
+            a.check_generations(Some(&basic("x", "y")), "GET", "/", ip, &acc, old),
+            Outcome::Throttled(_)
+        ));
     }
 
     #[test]

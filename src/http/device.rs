@@ -198,6 +198,18 @@ impl DeviceService {
         }
     }
 
+    /// The older credential generations Auto-Sync accepts for the device a request names
+    /// (its path's MAC, else the User-Agent's serial tag); none for requests naming none.
+    fn older_credentials(&self, account: &Account, mac: Option<Mac>) -> Vec<(i64, String, String)> {
+        let Some(mac) = mac else { return Vec::new() };
+        self.prov
+            .old_credentials(account, &mac)
+            .unwrap_or_else(|e| {
+                log::error!("{mac}: cannot read its Auto-Sync state: {e}");
+                Vec::new()
+            })
+    }
+
     fn bind_ip(&self, ip: IpAddr, mac: Mac) {
         let mut m = self.ip_macs.lock().unwrap_or_else(|p| p.into_inner());
         if m.len() > 50_000 {
@@ -251,12 +263,14 @@ impl DeviceService {
                 _ => text(403, "provisioning is disabled"),
             };
         }
-        let outcome = self.auth.check(
+        let named = meta.mac.or_else(|| ua.and_then(|u| u.serial_mac));
+        let outcome = self.auth.check_generations(
             req.header("Authorization"),
             method,
             req.raw_url(),
             peer.addr.ip(),
             &account,
+            || self.older_credentials(&account, named),
         );
         meta.auth = outcome.label();
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
@@ -380,9 +394,14 @@ impl DeviceService {
             tls_probe: tls_probe && ctx.reach.secure,
             reach: &ctx.reach,
             auth: match &ctx.auth {
-                Outcome::Ok { user, password } => Some((user.as_str(), password.as_str())),
+                Outcome::Ok { user, password, .. } => Some((user.as_str(), password.as_str())),
                 _ => None,
             },
+            generation: match &ctx.auth {
+                Outcome::Ok { generation, .. } => Some(*generation),
+                _ => None,
+            },
+            family: ctx.ua.and_then(|u| u.family),
             serial_tag: ctx
                 .ua
                 .as_ref()
@@ -620,12 +639,18 @@ impl Service for DeviceService {
         if !account.provisioning_enabled {
             return BodyPlan::Respond(text(403, "provisioning is disabled"));
         }
-        let outcome = self.auth.check(
+        let named = file.mac().or_else(|| {
+            head.header("User-Agent")
+                .and_then(useragent::parse)
+                .and_then(|u| u.serial_mac)
+        });
+        let outcome = self.auth.check_generations(
             head.header("Authorization"),
             &head.method,
             &head.target,
             peer.addr.ip(),
             &account,
+            || self.older_credentials(&account, named),
         );
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return BodyPlan::Respond(r);

@@ -18,7 +18,7 @@ use crate::error::Error;
 pub fn status_for(e: &Error) -> u16 {
     match e {
         Error::NotFound { .. } => 404,
-        Error::Conflict(_) => 409,
+        Error::Conflict(_) | Error::NeedsConfirmation { .. } => 409,
         Error::Invalid(_) => 422,
         Error::Unauthorized => 401,
         Error::Forbidden(_) => 403,

@@ -59,7 +59,12 @@ pub struct ZServer {
     pub admin: SocketAddr,
     /// Everything the server printed on stdout and stderr so far.
     pub output: Arc<Mutex<String>>,
+    /// Environment of the server and of `cli` commands (e.g. the test clock).
+    pub env: Vec<(String, String)>,
 }
+
+/// The variable debug builds read the clock offset from (seconds, in a file).
+pub const TEST_CLOCK_VAR: &str = "ZEROTOUCH_TEST_CLOCK_FILE";
 
 impl ZServer {
     /// Starts the server with the default test configuration.
@@ -79,6 +84,39 @@ impl ZServer {
     /// default to loopback port 0; `extra` may set any of them itself (e.g. to "" to turn
     /// one off), in which case the default line is left out.
     pub fn start_in(dir: tempfile::TempDir, extra: &str) -> ZServer {
+        ZServer::start_in_env(dir, extra, Vec::new())
+    }
+
+    /// Starts the server with a simulated clock: the server and every `cli` command add
+    /// the offset `set_clock`/`advance` write (debug builds only).
+    pub fn start_with_clock(extra: &str) -> ZServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let clock = dir.path().join("clock");
+        std::fs::write(&clock, "0").expect("clock");
+        let env = vec![(
+            TEST_CLOCK_VAR.to_string(),
+            clock.to_string_lossy().into_owned(),
+        )];
+        ZServer::start_in_env(dir, extra, env)
+    }
+
+    /// Moves the simulated clock by `secs` (servers started with `start_with_clock`).
+    pub fn advance(&self, secs: i64) {
+        let clock = self.dir.path().join("clock");
+        let now: i64 = std::fs::read_to_string(&clock)
+            .expect("a server started with start_with_clock")
+            .trim()
+            .parse()
+            .expect("offset");
+        std::fs::write(&clock, (now + secs).to_string()).expect("clock");
+    }
+
+    /// Moves the simulated clock by whole days.
+    pub fn advance_days(&self, days: i64) {
+        self.advance(days * 86_400);
+    }
+
+    fn start_in_env(dir: tempfile::TempDir, extra: &str, env: Vec<(String, String)>) -> ZServer {
         let config = dir.path().join("config.toml");
         let data = dir.path().join("data");
         let mut text = format!("data_dir = {:?}\n", data.to_string_lossy());
@@ -95,13 +133,14 @@ impl ZServer {
         text.push_str(extra);
         text.push('\n');
         std::fs::write(&config, text).expect("write config");
-        ZServer::spawn(dir, config)
+        ZServer::spawn(dir, config, env)
     }
 
-    fn spawn(dir: tempfile::TempDir, config: PathBuf) -> ZServer {
+    fn spawn(dir: tempfile::TempDir, config: PathBuf, env: Vec<(String, String)>) -> ZServer {
         let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -159,6 +198,7 @@ impl ZServer {
             https,
             admin: admin.expect("admin addr"),
             output,
+            env,
         }
     }
 
@@ -173,7 +213,24 @@ impl ZServer {
 
     /// Runs `zerotouch <args> --config <this server's config>` and returns its output.
     pub fn cli(&self, args: &[&str]) -> Output {
-        cli_with_config(&self.config, args)
+        Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .expect("run zerotouch")
+    }
+
+    /// Runs a CLI command that must fail; returns its standard error.
+    pub fn cli_err(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            !out.status.success(),
+            "zerotouch {args:?} should have failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
     }
 
     /// Like `cli`, but panics unless the command succeeds; returns stdout.

@@ -1,7 +1,9 @@
 //! Integration tests: the real binary on loopback ports, driven the way phones and admins
 //! drive it. One test binary with shared helpers (`common`).
 
+mod accounts;
 mod api;
+mod autosync;
 mod bad_input;
 mod boot;
 mod browser;
@@ -11,5 +13,7 @@ mod console;
 mod diag;
 mod http_loop;
 mod ops;
+mod policies;
+mod sim;
 mod tls;
 mod tls_files;

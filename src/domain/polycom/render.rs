@@ -12,6 +12,7 @@ use super::models::Family;
 use super::params::{self, Key};
 use crate::domain::account::Account;
 use crate::domain::device::Device;
+use crate::domain::policy::Layers;
 use crate::domain::profile::{Polling, Profile};
 use crate::domain::provstate::{self, Desired, ParamState, PhoneTrust, Reach, Source};
 use crate::domain::template::{self, Vars};
@@ -37,6 +38,9 @@ pub struct EffectiveParam {
     pub value: String,
     pub source: Source,
     pub secret: bool,
+    /// Which site, group, file or mechanism: `group lobby (priority 10)`, `site hq`,
+    /// `Auto-Sync`, `site.cfg`; empty when the source says it all.
+    pub detail: String,
 }
 
 /// Everything the renderers need about one device.
@@ -48,6 +52,8 @@ pub struct DeviceView<'a> {
     pub reach: &'a Reach,
     /// The CA to deliver as the platform trust anchor, when delivery is on.
     pub trust: Option<&'a PhoneTrust>,
+    /// Auto-Sync and the policies of the device's groups, site and account.
+    pub layers: &'a Layers,
 }
 
 impl DeviceView<'_> {
@@ -59,20 +65,30 @@ impl DeviceView<'_> {
             self.profile,
             self.reach,
             self.trust,
+            self.state,
+            self.layers,
         )
     }
 
     /// The effective parameters of the generated file, first source wins: pending platform
-    /// changes, then the device, then the profile's fields.
+    /// changes, then the device (vendor extensions, lines, device policy), its groups, its
+    /// site, the account policy, then the profile's fields.
     pub fn effective(&self) -> Vec<EffectiveParam> {
-        let mut map: BTreeMap<String, (String, Source)> = BTreeMap::new();
+        let mut map: BTreeMap<String, (String, Source, String)> = BTreeMap::new();
         let desired = self.desired();
         let pending = provstate::pending(&desired, self.state);
         if !pending.is_empty() {
-            map.insert("device.set".into(), ("1".into(), Source::Pending));
+            map.insert(
+                "device.set".into(),
+                ("1".into(), Source::Pending, String::new()),
+            );
             for (name, d) in &pending {
-                map.insert((*name).to_string(), (d.value.clone(), Source::Pending));
-                map.insert(format!("{name}.set"), ("1".into(), Source::Pending));
+                let detail = d.source.label().to_string();
+                map.insert(
+                    (*name).to_string(),
+                    (d.value.clone(), Source::Pending, detail.clone()),
+                );
+                map.insert(format!("{name}.set"), ("1".into(), Source::Pending, detail));
             }
         }
         let family = Family::Vvx;
@@ -82,7 +98,7 @@ impl DeviceView<'_> {
             }
             if let Some(name) = params::name(family, key, line) {
                 map.entry(name)
-                    .or_insert_with(|| (value.to_string(), source));
+                    .or_insert_with(|| (value.to_string(), source, String::new()));
             }
         };
         let d = self.device;
@@ -111,6 +127,24 @@ impl DeviceView<'_> {
             );
         }
         put(Key::PollingEnabled, 0, &d.ext.polling, Source::Device);
+        // Policies: device, groups, site, account (already in precedence order). Platform
+        // parameters went through the desired state above.
+        for p in &self.layers.policies {
+            if params::is_device_param(&p.parameter) {
+                continue;
+            }
+            map.entry(p.parameter.clone())
+                .or_insert_with(|| (p.value.clone(), p.source, p.detail.clone()));
+        }
+        let mut put = |key: Key, line: u32, value: &str, source: Source| {
+            if value.is_empty() {
+                return;
+            }
+            if let Some(name) = params::name(family, key, line) {
+                map.entry(name)
+                    .or_insert_with(|| (value.to_string(), source, String::new()));
+            }
+        };
         let pf = &self.profile.fields;
         match pf.polling {
             Polling::Enable => put(Key::PollingEnabled, 0, "1", Source::Profile),
@@ -124,16 +158,50 @@ impl DeviceView<'_> {
         }
         put(Key::Language, 0, &pf.language, Source::Profile);
         map.into_iter()
-            .map(|(name, (value, source))| {
+            .map(|(name, (value, source, detail))| {
                 let secret = params::is_secret(&name);
                 EffectiveParam {
                     name,
                     value,
                     source,
                     secret,
+                    detail,
                 }
             })
             .collect()
+    }
+
+    /// Everything the device ends up with from this server, as the phone reads it (first
+    /// file wins): the generated file's parameters, then those of the profile's files that
+    /// nothing earlier set (`Source::ProfileFile`, with the file's name). Lens "My Settings".
+    pub fn effective_settings(&self) -> Vec<EffectiveParam> {
+        let mut out = self.effective();
+        if self.profile.is_video_endpoint() {
+            return out;
+        }
+        let mut seen: std::collections::BTreeSet<String> =
+            out.iter().map(|p| p.name.clone()).collect();
+        for (i, file) in self.profile.files.iter().enumerate() {
+            let Some(bytes) = self.profile_file(i) else {
+                continue;
+            };
+            let Ok(found) = crate::domain::xml::parse_params(&file.file_name, &bytes) else {
+                continue;
+            };
+            for p in found {
+                if seen.insert(p.name.clone()) {
+                    out.push(EffectiveParam {
+                        secret: params::is_secret(&p.name),
+                        name: p.name,
+                        value: p.value,
+                        source: Source::ProfileFile,
+                        detail: file.file_name.clone(),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
     }
 
     /// The generated `<mac>-device.cfg`, and the pending platform values it carries (which

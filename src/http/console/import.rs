@@ -145,6 +145,7 @@ pub fn spawn_job(c: &Console, ctx: &Ctx, id: i64, req: ImportRequest, bytes: Vec
                 account: &account,
                 own: &own,
                 partial_expiry_secs: expiry,
+                who: crate::domain::audit::Actor::person(&user.username),
             };
             match pool.get() {
                 Ok(mut conn) => {

@@ -109,6 +109,7 @@ impl Console {
             account,
             own: &self.own,
             partial_expiry_secs: (self.config.console.partial_expiry_hours * 3600) as i64,
+            who: crate::domain::audit::Actor::person(&user.username),
         }
     }
 

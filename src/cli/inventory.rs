@@ -1,0 +1,154 @@
+//! `zerotouch inventory` and `zerotouch audit`: the device inventory with states, flags,
+//! filters and counts (and check-ins as data), and the audit log.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use super::{format_time, open, open_account, print_json};
+use crate::domain::audit;
+use crate::domain::autosync::SyncState;
+use crate::domain::inventory::{self, Filter, Flag, State};
+
+/// the device inventory: state, flags, last sync, model, firmware, site, groups
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "inventory")]
+pub struct InventoryCmd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// only this state: staged, provisioned-active, provisioned, unassociated
+    #[argh(option)]
+    pub state: Option<String>,
+    /// only devices with this flag: auth-failing, credentials-pending, locked-out,
+    /// firmware-behind
+    #[argh(option)]
+    pub flag: Option<String>,
+    /// only devices at this site
+    #[argh(option)]
+    pub site: Option<String>,
+    /// only devices in this group
+    #[argh(option)]
+    pub group: Option<String>,
+    /// print JSON (rows, counts, and check-ins per hour and per day)
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// the audit log: who changed what, when (secrets masked)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "audit")]
+pub struct AuditCmd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// only this account's entries (slug)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// how many entries, newest first (default 100)
+    #[argh(option, default = "100")]
+    pub limit: u32,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
+    let filter = Filter {
+        state: c.state.as_deref().map(State::parse).transpose()?,
+        flag: c.flag.as_deref().map(Flag::parse).transpose()?,
+        site: c.site,
+        group: c.group,
+    };
+    let (_cfg, conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
+    let inv = inventory::inventory(&conn, &acc, &filter)?;
+    if c.json {
+        let checkins = inventory::checkins(&conn, &acc)?;
+        return print_json(&serde_json::json!({
+            "account": acc.slug,
+            "total": inv.total,
+            "by_state": inv.by_state,
+            "by_flag": inv.by_flag,
+            "devices": inv.rows,
+            "checkins": checkins,
+        }));
+    }
+    println!(
+        "{:<12}  {:<18} {:<16} {:<14} {:<14} {:<12} {:<20} {:<6} {:<24} FLAGS",
+        "MAC", "STATE", "PROFILE", "MODEL", "FIRMWARE", "SITE", "GROUPS", "GEN", "LAST SYNC"
+    );
+    for r in &inv.rows {
+        let generation = match r.credentials {
+            Some(SyncState::Synced { generation }) => generation.to_string(),
+            Some(SyncState::Pending { generation })
+            | Some(SyncState::LockedOut { generation, .. }) => {
+                format!("{generation}*")
+            }
+            None => "-".into(),
+        };
+        println!(
+            "{:<12}  {:<18} {:<16} {:<14} {:<14} {:<12} {:<20} {:<6} {:<24} {}",
+            r.mac,
+            r.state.as_str(),
+            r.profile.as_deref().unwrap_or("-"),
+            r.model,
+            r.firmware,
+            r.site.as_deref().unwrap_or("-"),
+            r.groups.join(","),
+            generation,
+            r.last_sync.map(format_time).unwrap_or_else(|| "--".into()),
+            r.flags
+                .iter()
+                .map(|f| f.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+    }
+    println!("\n{} of {} device(s) shown.", inv.rows.len(), inv.total);
+    let counts = |m: &std::collections::BTreeMap<&str, usize>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("states: {}", counts(&inv.by_state));
+    println!("flags:  {}", counts(&inv.by_flag));
+    Ok(())
+}
+
+pub fn audit_cmd(c: AuditCmd) -> anyhow::Result<()> {
+    let (_cfg, conn, _default) = open(c.config.as_deref())?;
+    let account = match &c.account {
+        Some(slug) => Some(
+            crate::domain::accounts::find_account(&conn, Some(slug))?
+                .id
+                .0,
+        ),
+        None => None,
+    };
+    let entries = audit::list(&conn, account, c.limit)?;
+    if c.json {
+        return print_json(&entries);
+    }
+    for e in entries {
+        let show = |v: &Option<serde_json::Value>| {
+            v.as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "-".into())
+        };
+        println!(
+            "{}  {}:{}  {}  {}  before {}  after {}",
+            format_time(e.ts),
+            e.actor_kind.as_str(),
+            e.actor,
+            e.action,
+            e.target,
+            show(&e.before),
+            show(&e.after)
+        );
+    }
+    Ok(())
+}

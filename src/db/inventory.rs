@@ -1,0 +1,152 @@
+//! Bulk reads for the inventory, Auto-Sync progress and lock-out counts: one row per device
+//! of an account with everything the rules need, and check-ins per time bucket.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+use super::credentials::DeviceSync;
+use crate::domain::autosync::Readmit;
+use crate::domain::polycom::models::Family;
+use crate::error::Result;
+
+/// One device of an account with its profile, sync state and activity.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeviceRow {
+    pub id: i64,
+    pub mac: String,
+    pub serial: String,
+    pub vendor_model: String,
+    pub profile: Option<String>,
+    pub profile_vendor_model: String,
+    /// The profile's or the device's provisioning server (another server), if any.
+    pub external_server: bool,
+    pub auto_associated: bool,
+    pub associated_at: Option<i64>,
+    pub sync: DeviceSync,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub last_auth_ok_at: Option<i64>,
+    pub last_sync_at: Option<i64>,
+    pub ua_model: String,
+    pub firmware: String,
+    /// The newest access-log time (ms) of a request with wrong credentials.
+    pub last_bad_auth_ms: Option<i64>,
+    pub site: Option<String>,
+    /// Groups in precedence order.
+    pub groups: Vec<String>,
+    /// The profile's software version for the device's family, if it names one.
+    pub profile_firmware: Option<String>,
+}
+
+/// Every device of an account (associated or only seen), by MAC.
+pub fn list_device_rows(conn: &Connection, account_id: i64) -> Result<Vec<DeviceRow>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.id, d.mac, d.serial, d.vendor_model, p.name, coalesce(p.vendor_model, ''),
+                (d.prov_server <> '' OR coalesce(p.prov_server, '') <> ''), d.auto_associated,
+                d.associated_at,
+                s.generation, s.generation_at, coalesce(s.base_segment, ''), coalesce(s.family, ''),
+                s.readmit_generation, s.readmit_until,
+                a.first_seen, a.last_seen, a.last_auth_ok_at, a.last_sync_at,
+                coalesce(a.ua_model, ''), coalesce(a.firmware, ''),
+                (SELECT max(l.ts_ms) FROM access_log l WHERE l.mac = d.mac AND l.auth = 'bad'),
+                (SELECT st.name FROM device_sites ds JOIN sites st ON st.id = ds.site_id
+                 WHERE ds.device_id = d.id),
+                d.profile_id
+         FROM devices d
+         LEFT JOIN profiles p ON p.id = d.profile_id
+         LEFT JOIN device_sync s ON s.device_id = d.id
+         LEFT JOIN device_activity a ON a.device_id = d.id
+         WHERE d.account_id = ?1
+         ORDER BY d.mac",
+    )?;
+    let rows = stmt.query_map([account_id], |r| {
+        let family: String = r.get(12)?;
+        let readmit = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
+            (Some(generation), Some(until)) => Some(Readmit { generation, until }),
+            _ => None,
+        };
+        Ok((
+            DeviceRow {
+                id: r.get(0)?,
+                mac: r.get(1)?,
+                serial: r.get(2)?,
+                vendor_model: r.get(3)?,
+                profile: r.get(4)?,
+                profile_vendor_model: r.get(5)?,
+                external_server: r.get(6)?,
+                auto_associated: r.get(7)?,
+                associated_at: r.get(8)?,
+                sync: DeviceSync {
+                    generation: r.get(9)?,
+                    generation_at: r.get(10)?,
+                    base_segment: r.get(11)?,
+                    family: Family::from_name(&family),
+                    readmit,
+                },
+                first_seen: r.get(15)?,
+                last_seen: r.get(16)?,
+                last_auth_ok_at: r.get(17)?,
+                last_sync_at: r.get(18)?,
+                ua_model: r.get(19)?,
+                firmware: r.get(20)?,
+                last_bad_auth_ms: r.get(21)?,
+                site: r.get(22)?,
+                groups: Vec::new(),
+                profile_firmware: None,
+            },
+            r.get::<_, Option<i64>>(23)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    let mut groups = conn.prepare_cached(
+        "SELECT g.name FROM device_group_members m JOIN device_groups g ON g.id = m.group_id
+         WHERE m.device_id = ?1 ORDER BY g.priority DESC, g.id",
+    )?;
+    let mut firmware = conn.prepare_cached(
+        "SELECT version FROM profile_firmware WHERE profile_id = ?1 AND family = ?2",
+    )?;
+    for row in rows {
+        let (mut d, profile_id) = row?;
+        d.groups = groups
+            .query_map([d.id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        let family = d.sync.family.or_else(|| Family::of_model(&d.ua_model));
+        if let (Some(pid), Some(f)) = (profile_id, family) {
+            d.profile_firmware = firmware
+                .query_map(params![pid, f.name()], |r| r.get(0))?
+                .next()
+                .transpose()?;
+        }
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Distinct devices of an account with a successful request, per bucket of `bucket_ms`
+/// from `start_ms`, `buckets` buckets.
+pub fn checkins(
+    conn: &Connection,
+    account_id: i64,
+    start_ms: i64,
+    bucket_ms: i64,
+    buckets: usize,
+) -> Result<Vec<u32>> {
+    let end = start_ms + bucket_ms * buckets as i64;
+    let mut stmt = conn.prepare_cached(
+        "SELECT (ts_ms - ?2) / ?3 AS bucket, count(DISTINCT mac) FROM access_log
+         WHERE account_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?4 AND mac IS NOT NULL
+               AND status BETWEEN 200 AND 299
+         GROUP BY bucket",
+    )?;
+    let mut out = vec![0u32; buckets];
+    let rows = stmt.query_map(params![account_id, start_ms, bucket_ms, end], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?))
+    })?;
+    for row in rows {
+        let (bucket, n) = row?;
+        if let Some(slot) = usize::try_from(bucket).ok().and_then(|b| out.get_mut(b)) {
+            *slot = n;
+        }
+    }
+    Ok(out)
+}

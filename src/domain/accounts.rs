@@ -1,0 +1,580 @@
+//! Actions on accounts (Lens "Device Provisioning", seeds 001 and 004), shared by the CLI,
+//! the admin UI and the API: several accounts per installation, each with its service
+//! address, provisioning on/off, device credentials in generations, Auto-Sync and its
+//! settings, service-address regeneration with aliases, and re-admission of devices.
+//!
+//! Every action validates first, then writes in one `BEGIN IMMEDIATE` transaction together
+//! with its audit entry. An action that would lock devices out computes how many with the
+//! same rules that then decide requests (`autosync`), and without `confirm` returns
+//! `Error::NeedsConfirmation` with that number; the `impact_*` functions give the count
+//! without acting, for a UI to show before asking.
+
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use serde::Serialize;
+use serde_json::json;
+
+use super::account::{self, Account, AccountId};
+use super::audit::{self, Actor, Change};
+use super::autosync::{self, DeviceFacts, History, Settings};
+use super::device::Device;
+use super::mac::Mac;
+use super::policy::SyncTarget;
+use super::polycom::models::{Family, VIDEO_VENDOR_MODEL};
+use super::profile::Profile;
+use crate::db::credentials::{self, DeviceSync};
+use crate::db::inventory::{self, DeviceRow};
+use crate::db::{self, accounts, devices, profiles};
+use crate::error::{Error, Result};
+
+/// An account's Auto-Sync settings and credential history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSync {
+    pub settings: Settings,
+    pub history: History,
+}
+
+/// Every account's Auto-Sync settings and history (for the serving cache).
+pub fn load_sync(conn: &Connection) -> Result<HashMap<AccountId, AccountSync>> {
+    let mut histories = credentials::load_histories(conn)?;
+    Ok(credentials::load_all_settings(conn)?
+        .into_iter()
+        .map(|(id, settings)| {
+            let history = histories.remove(&id).unwrap_or_default();
+            (id, AccountSync { settings, history })
+        })
+        .collect())
+}
+
+/// The account named by `slug`, or the default account (created on first use).
+pub fn find_account(conn: &Connection, slug: Option<&str>) -> Result<Account> {
+    match slug {
+        None => Ok(accounts::ensure_default(conn)?.0),
+        Some(s) => accounts::find_by_slug(conn, s)?
+            .ok_or_else(|| Error::not_found(format!("account `{s}`"))),
+    }
+}
+
+/// Whether a device may be synced, from the facts of a device row.
+fn row_eligibility(row: &DeviceRow, settings: &Settings) -> Result<(), autosync::Ineligible> {
+    autosync::eligibility(
+        row.profile.is_some(),
+        row.auto_associated,
+        row.external_server,
+        row.profile_vendor_model == VIDEO_VENDOR_MODEL || row.vendor_model == VIDEO_VENDOR_MODEL,
+        row.sync.family,
+        settings,
+    )
+}
+
+/// The Auto-Sync facts of a device row.
+pub fn facts_of(row: &DeviceRow, settings: &Settings) -> DeviceFacts {
+    DeviceFacts {
+        held: row.sync.generation,
+        held_at: row.sync.generation_at,
+        last_seen: row.last_seen,
+        associated_at: row.associated_at,
+        eligible: row_eligibility(row, settings),
+        readmit: row.sync.readmit,
+    }
+}
+
+/// The Auto-Sync facts of one device of `account`, read fresh; `None` when the MAC is not
+/// an associated device of the account.
+pub fn device_facts(
+    conn: &Connection,
+    account: &Account,
+    settings: &Settings,
+    mac: &Mac,
+) -> Result<Option<DeviceFacts>> {
+    let Some(device) = devices::find_device_by_mac(conn, mac)?
+        .filter(|d| d.account_id == account.id.0 && d.is_associated())
+    else {
+        return Ok(None);
+    };
+    let profile = match device.profile_id {
+        Some(id) => profiles::find_profile_by_id(conn, id)?,
+        None => None,
+    };
+    let sync = credentials::find_sync(conn, device.id)?.unwrap_or_default();
+    let activity = devices::find_activity(conn, device.id)?;
+    let associated_at: Option<i64> = conn.query_row(
+        "SELECT associated_at FROM devices WHERE id = ?1",
+        [device.id],
+        |r| r.get(0),
+    )?;
+    Ok(Some(DeviceFacts {
+        held: sync.generation,
+        held_at: sync.generation_at,
+        last_seen: activity.map(|a| a.last_seen),
+        associated_at,
+        eligible: eligibility(&device, profile.as_ref(), &sync, settings),
+        readmit: sync.readmit,
+    }))
+}
+
+fn eligibility(
+    device: &Device,
+    profile: Option<&Profile>,
+    sync: &DeviceSync,
+    settings: &Settings,
+) -> Result<(), autosync::Ineligible> {
+    autosync::eligibility(
+        profile.is_some(),
+        device.auto_associated,
+        !device.ext.prov_server.is_empty()
+            || profile.is_some_and(|p| !p.fields.prov_server.is_empty()),
+        profile.is_some_and(Profile::is_video_endpoint)
+            || device.vendor_model == VIDEO_VENDOR_MODEL,
+        sync.family,
+        settings,
+    )
+}
+
+/// What Auto-Sync (or a re-admission) sends a device: the account's current credentials,
+/// when provisioning and Auto-Sync are on and the device may be synced, or when an admin
+/// re-admitted it.
+pub fn sync_target(
+    account: &Account,
+    settings: &Settings,
+    device: &Device,
+    profile: Option<&Profile>,
+    sync: &DeviceSync,
+    now: i64,
+) -> Option<SyncTarget> {
+    let (Some(user), Some(password)) = (&account.device_user, &account.device_password) else {
+        return None;
+    };
+    let on = settings.provisioning_enabled
+        && settings.enabled
+        && eligibility(device, profile, sync, settings).is_ok();
+    let readmitted = settings.provisioning_enabled
+        && profile.is_some()
+        && sync.readmit.is_some_and(|r| now < r.until);
+    (on || readmitted).then(|| SyncTarget {
+        user: user.clone(),
+        password: password.clone(),
+        family: match sync.family {
+            Some(Family::PolyOs) => Family::PolyOs,
+            _ => Family::Vvx,
+        },
+    })
+}
+
+/// How many devices an action would lock out, and which (for a UI to show before asking).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Impact {
+    pub locked_out: usize,
+    pub macs: Vec<String>,
+}
+
+impl Impact {
+    /// `Ok` when nothing is locked out or the admin confirmed; else the error to show.
+    fn require(&self, confirm: bool, what: &str) -> Result<()> {
+        if self.locked_out == 0 || confirm {
+            return Ok(());
+        }
+        let shown: Vec<&str> = self.macs.iter().take(10).map(String::as_str).collect();
+        let more = if self.macs.len() > shown.len() {
+            format!(" and {} more", self.macs.len() - shown.len())
+        } else {
+            String::new()
+        };
+        Err(Error::NeedsConfirmation {
+            devices: self.locked_out,
+            message: format!(
+                "{what}: {} device(s) will be locked out ({}{more}); confirm to go ahead",
+                self.locked_out,
+                shown.join(", ")
+            ),
+        })
+    }
+}
+
+/// Associated devices locked out after a change of settings or history but not before.
+fn lockouts(
+    rows: &[DeviceRow],
+    before: (&Settings, &History),
+    after: (&Settings, &History),
+    now: i64,
+) -> Impact {
+    let macs: Vec<String> = rows
+        .iter()
+        .filter(|r| r.profile.is_some())
+        .filter(|r| {
+            // Eligibility depends on the settings (Poly OS), so the facts are taken twice.
+            !autosync::state(before.0, before.1, &facts_of(r, before.0), now).is_locked_out()
+                && autosync::state(after.0, after.1, &facts_of(r, after.0), now).is_locked_out()
+        })
+        .map(|r| r.mac.clone())
+        .collect();
+    Impact {
+        locked_out: macs.len(),
+        macs,
+    }
+}
+
+fn load(conn: &Connection, account: &Account) -> Result<(Settings, History, Vec<DeviceRow>)> {
+    Ok((
+        credentials::load_settings(conn, account.id)?,
+        credentials::load_history(conn, account.id)?,
+        inventory::list_device_rows(conn, account.id.0)?,
+    ))
+}
+
+/// A new account.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    pub name: String,
+    pub slug: String,
+    pub user: String,
+    pub password: String,
+}
+
+/// Creates an account (provisioning and Auto-Sync on, as Lens does for new accounts).
+pub fn add_account(conn: &mut Connection, actor: &Actor, input: &NewAccount) -> Result<Account> {
+    let mut problems = Vec::new();
+    let name = input.name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        problems.push(crate::error::FieldError::new(
+            "name",
+            "must be 1 to 64 characters without control characters",
+        ));
+    }
+    for r in [
+        account::validate_slug(&input.slug),
+        account::validate_credentials(&input.user, &input.password),
+    ] {
+        if let Err(Error::Invalid(p)) = r {
+            problems.extend(p);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
+    db::write_tx(conn, |tx| {
+        let a =
+            accounts::insert_account(tx, name, &input.slug, false, &input.user, &input.password)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(Some(a.id.0), "account.add", a.slug.clone()).after(json!({
+                "name": a.name, "slug": a.slug, "user": input.user, "password": input.password,
+                "service_address": a.service_path(),
+            })),
+        )?;
+        Ok(a)
+    })
+}
+
+/// An account with its settings, for lists and the account page.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccountSummary {
+    pub id: i64,
+    pub name: String,
+    pub slug: String,
+    pub is_default: bool,
+    /// `/<slug>-<key>/`
+    pub service_address: String,
+    pub settings: Settings,
+    pub device_user: Option<String>,
+    pub credential_generation: i64,
+    pub devices: i64,
+    /// Former service addresses still answered.
+    pub aliases: Vec<String>,
+}
+
+pub fn summarize(conn: &Connection, a: &Account) -> Result<AccountSummary> {
+    Ok(AccountSummary {
+        id: a.id.0,
+        name: a.name.clone(),
+        slug: a.slug.clone(),
+        is_default: a.is_default,
+        service_address: a.service_path(),
+        settings: credentials::load_settings(conn, a.id)?,
+        device_user: a.device_user.clone(),
+        credential_generation: a.credential_generation,
+        devices: conn.query_row(
+            "SELECT count(*) FROM devices WHERE account_id = ?1 AND profile_id IS NOT NULL",
+            [a.id.0],
+            |r| r.get(0),
+        )?,
+        aliases: credentials::list_aliases(conn, Some(a.id))?
+            .into_iter()
+            .filter(|al| al.retired_at.is_none())
+            .map(|al| format!("/{}/", al.segment))
+            .collect(),
+    })
+}
+
+/// Every account with its settings.
+pub fn list_accounts(conn: &Connection) -> Result<Vec<AccountSummary>> {
+    accounts::list_accounts(conn)?
+        .iter()
+        .map(|a| summarize(conn, a))
+        .collect()
+}
+
+/// How a credential change is made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rotation {
+    /// Grace window for the old credentials; `None`: the account's setting.
+    pub grace_days: Option<u32>,
+    /// The old credentials leaked: no grace window at all.
+    pub compromised: bool,
+}
+
+fn require_enabled(settings: &Settings, what: &str) -> Result<()> {
+    if settings.provisioning_enabled {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "provisioning is disabled on this account: enable it before {what}"
+        )))
+    }
+}
+
+/// How many devices new credentials would lock out now.
+pub fn impact_set_credentials(
+    conn: &Connection,
+    account: &Account,
+    rotation: Rotation,
+) -> Result<Impact> {
+    let (settings, history, rows) = load(conn, account)?;
+    let now = db::now_secs();
+    let grace = rotation.grace_days.unwrap_or(settings.grace_days);
+    let next = history.rotated(now, "-", "-", grace, rotation.compromised);
+    Ok(lockouts(
+        &rows,
+        (&settings, &history),
+        (&settings, &next),
+        now,
+    ))
+}
+
+/// Sets an account's device credentials: a new generation (seed 001: only while
+/// provisioning is enabled). With Auto-Sync on, devices holding the old generation keep
+/// being served (and are sent the new one) within the grace window. Returns the new
+/// generation.
+pub fn set_credentials(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    user: &str,
+    password: &str,
+    rotation: Rotation,
+    confirm: bool,
+) -> Result<i64> {
+    account::validate_credentials(user, password)?;
+    if rotation.grace_days.is_some_and(|d| d > 365) {
+        return Err(Error::invalid("grace_days", "must be 0 to 365"));
+    }
+    db::write_tx(conn, |tx| {
+        let (settings, history, rows) = load(tx, account)?;
+        require_enabled(&settings, "editing the server credentials")?;
+        let now = db::now_secs();
+        let grace = rotation.grace_days.unwrap_or(settings.grace_days);
+        let next = history.rotated(now, user, password, grace, rotation.compromised);
+        lockouts(&rows, (&settings, &history), (&settings, &next), now)
+            .require(confirm, "changing the credentials")?;
+        credentials::store_history(tx, account.id, &next)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-credentials",
+                account.slug.clone(),
+            )
+            .before(json!({"user": account.device_user, "generation": history.current()}))
+            .after(json!({
+                "user": user, "password": password, "generation": next.current(),
+                "grace_days": if rotation.compromised { 0 } else { grace },
+                "compromised": rotation.compromised,
+            })),
+        )?;
+        Ok(next.current())
+    })
+}
+
+/// How many devices turning provisioning on or off would lock out (off: every associated
+/// device stops getting its configuration).
+pub fn impact_provisioning(conn: &Connection, account: &Account, enabled: bool) -> Result<Impact> {
+    if enabled {
+        return Ok(Impact::default());
+    }
+    let macs: Vec<String> = inventory::list_device_rows(conn, account.id.0)?
+        .into_iter()
+        .filter(|r| r.profile.is_some())
+        .map(|r| r.mac)
+        .collect();
+    Ok(Impact {
+        locked_out: macs.len(),
+        macs,
+    })
+}
+
+/// Turns Device Provisioning on or off. Off: every device endpoint of the account refuses
+/// service, and Auto-Sync is turned off with it (seeds 001, 004); turning it on again leaves
+/// Auto-Sync off until an admin turns it on.
+pub fn set_provisioning(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    enabled: bool,
+    confirm: bool,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let before = credentials::load_settings(tx, account.id)?;
+        if before.provisioning_enabled == enabled {
+            return Ok(());
+        }
+        impact_provisioning(tx, account, enabled)?.require(confirm, "disabling provisioning")?;
+        let after = Settings {
+            provisioning_enabled: enabled,
+            enabled: before.enabled && enabled,
+            ..before
+        };
+        credentials::store_settings(tx, account.id, &after)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                if enabled {
+                    "account.enable"
+                } else {
+                    "account.disable"
+                },
+                account.slug.clone(),
+            )
+            .before(
+                json!({"provisioning": before.provisioning_enabled, "autosync": before.enabled}),
+            )
+            .after(json!({"provisioning": after.provisioning_enabled, "autosync": after.enabled})),
+        )
+    })
+}
+
+/// How many devices turning Auto-Sync on or off would lock out (off: the pending ones).
+pub fn impact_autosync(conn: &Connection, account: &Account, enabled: bool) -> Result<Impact> {
+    let (settings, history, rows) = load(conn, account)?;
+    let after = Settings {
+        enabled,
+        ..settings
+    };
+    Ok(lockouts(
+        &rows,
+        (&settings, &history),
+        (&after, &history),
+        db::now_secs(),
+    ))
+}
+
+/// Turns Auto-Sync on or off. Off: no rollback; devices still pending are no longer served
+/// their old credentials (they are locked out: confirm). On: devices whose window is still
+/// open resume.
+pub fn set_autosync(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    enabled: bool,
+    confirm: bool,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let (settings, history, rows) = load(tx, account)?;
+        if settings.enabled == enabled {
+            return Ok(());
+        }
+        if enabled {
+            require_enabled(&settings, "turning Auto-Sync on")?;
+        }
+        let after = Settings {
+            enabled,
+            ..settings
+        };
+        lockouts(
+            &rows,
+            (&settings, &history),
+            (&after, &history),
+            db::now_secs(),
+        )
+        .require(confirm, "turning Auto-Sync off")?;
+        credentials::store_settings(tx, account.id, &after)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-autosync",
+                account.slug.clone(),
+            )
+            .before(json!({"autosync": settings.enabled}))
+            .after(json!({"autosync": enabled})),
+        )
+    })
+}
+
+/// Auto-Sync options; `None` leaves a value as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AutoSyncOptions {
+    pub grace_days: Option<u32>,
+    pub seen_days: Option<u32>,
+    pub poly_os: Option<bool>,
+}
+
+/// Changes Auto-Sync options. Shorter "seen" periods and turning Poly OS off can lock
+/// devices out (confirm); the grace window applies to the next rotation.
+pub fn set_autosync_options(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    options: AutoSyncOptions,
+    confirm: bool,
+) -> Result<()> {
+    if options.grace_days.is_some_and(|d| d > 365) {
+        return Err(Error::invalid("grace_days", "must be 0 to 365"));
+    }
+    if options.seen_days.is_some_and(|d| !(1..=3650).contains(&d)) {
+        return Err(Error::invalid("seen_days", "must be 1 to 3650"));
+    }
+    db::write_tx(conn, |tx| {
+        let (settings, history, rows) = load(tx, account)?;
+        let after = Settings {
+            grace_days: options.grace_days.unwrap_or(settings.grace_days),
+            seen_days: options.seen_days.unwrap_or(settings.seen_days),
+            poly_os: options.poly_os.unwrap_or(settings.poly_os),
+            ..settings
+        };
+        lockouts(
+            &rows,
+            (&settings, &history),
+            (&after, &history),
+            db::now_secs(),
+        )
+        .require(confirm, "changing the Auto-Sync options")?;
+        credentials::store_settings(tx, account.id, &after)?;
+        audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "account.set-autosync-options", account.slug.clone())
+                .before(json!({"grace_days": settings.grace_days, "seen_days": settings.seen_days, "poly_os": settings.poly_os}))
+                .after(json!({"grace_days": after.grace_days, "seen_days": after.seen_days, "poly_os": after.poly_os})),
+        )
+    })
+}
+
+mod address;
+mod recovery;
+
+pub use address::{
+    AliasState, Regenerated, impact_regenerate_address, list_aliases, regenerate_address,
+    retire_alias,
+};
+pub use recovery::{
+    DeviceSyncRow, NotBack, Progress, Readmission, confirm_device, progress, readmit, report,
+};
+
+#[cfg(test)]
+mod tests;
