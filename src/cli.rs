@@ -710,6 +710,7 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
                     auth_password: a.sip_password,
                     label: a.line_label,
                     display_name: a.display_name,
+                    ..Default::default()
                 },
             };
             ops::add_device(&mut conn, &acc, &input, &OwnAddresses::from_config(&config))?;

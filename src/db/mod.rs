@@ -19,6 +19,7 @@ pub mod accounts;
 pub mod devices;
 pub mod diag;
 pub mod profiles;
+pub mod templates;
 
 /// The migrations, in order; the schema version is the number of migrations applied.
 const MIGRATIONS: &[(&str, &str)] = &[
@@ -26,6 +27,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_diagnostics",
         include_str!("migrations/0002_diagnostics.sql"),
+    ),
+    (
+        "0003_templates",
+        include_str!("migrations/0003_templates.sql"),
     ),
 ];
 

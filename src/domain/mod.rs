@@ -5,6 +5,7 @@
 pub mod account;
 pub mod device;
 pub mod devicepath;
+pub mod devicevars;
 pub mod mac;
 pub mod ops;
 pub mod polycom;
@@ -12,8 +13,10 @@ pub mod profile;
 pub mod provisioning;
 pub mod provserver;
 pub mod provstate;
+pub mod settings;
 pub mod template;
 pub mod useragent;
+pub mod variables;
 pub mod xml;
 
 use sha2::{Digest, Sha256};
