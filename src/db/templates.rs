@@ -57,6 +57,29 @@ pub fn delete_custom_variable(conn: &Connection, name: &str) -> Result<bool> {
     Ok(conn.execute("DELETE FROM custom_variables WHERE name = ?1", [name])? == 1)
 }
 
+/// Profile files whose content contains `needle`: (profile name, file name, content).
+pub fn list_files_mentioning(
+    conn: &Connection,
+    needle: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.name, f.file_name, f.content FROM profile_files f
+         JOIN profiles p ON p.id = f.profile_id
+         WHERE instr(f.content, CAST(?1 AS BLOB)) > 0
+         ORDER BY p.name, f.position",
+    )?;
+    let rows = stmt.query_map([needle], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// MACs of the associated devices, for External mode's generation.
+pub fn list_associated_macs(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT mac FROM devices WHERE profile_id IS NOT NULL ORDER BY mac")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ pub mod provserver;
 pub mod provstate;
 pub mod settings;
 pub mod template;
+pub mod templating;
 pub mod useragent;
 pub mod variables;
 pub mod xml;

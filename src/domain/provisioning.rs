@@ -17,6 +17,7 @@ use super::polycom::render::DeviceView;
 use super::profile::Profile;
 use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
 use super::sha256_hex;
+use super::variables::{self, Context, Subject};
 use crate::db::{self, Pool, accounts, devices, profiles};
 use crate::error::Result;
 
@@ -54,6 +55,9 @@ pub struct DeviceEntry {
     pub device: Device,
     pub profile: Option<Profile>,
     pub state: BTreeMap<String, ParamState>,
+    /// The model the device reported when the entry was loaded (for `${FIRMWARE}`), or
+    /// empty.
+    pub model: String,
     /// Files rendered so far, per file and address (a phone uses one address, so the list
     /// stays short and is searched without cloning the key).
     rendered: Mutex<Vec<(FileKind, Reach, RenderedFile)>>,
@@ -86,6 +90,8 @@ impl DeviceEntry {
 struct Cache {
     revision: i64,
     accounts: Arc<Vec<Account>>,
+    /// Provisioning settings and custom variables, loaded with the accounts.
+    context: Arc<Context>,
     devices: HashMap<Mac, Option<Arc<DeviceEntry>>>,
 }
 
@@ -121,6 +127,7 @@ impl Provisioner {
             cache: RwLock::new(Cache {
                 revision: -1,
                 accounts: Arc::new(Vec::new()),
+                context: Arc::new(Context::default()),
                 devices: HashMap::new(),
             }),
             watcher: Mutex::new(Watcher {
@@ -178,17 +185,30 @@ impl Provisioner {
                 return Ok(c.accounts.clone());
             }
         }
-        let list = {
+        let (list, context) = {
             let conn = self.pool.get()?;
-            Arc::new(accounts::list_accounts(&conn)?)
+            (
+                Arc::new(accounts::list_accounts(&conn)?),
+                Arc::new(super::templating::load_context(&conn)?),
+            )
         };
         let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if c.revision != revision {
             c.revision = revision;
             c.accounts = list;
+            c.context = context;
             c.devices.clear();
         }
         Ok(c.accounts.clone())
+    }
+
+    /// The provisioning settings and custom variables, as fresh as the last `accounts()`.
+    pub fn context(&self) -> Arc<Context> {
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .context
+            .clone()
     }
 
     /// Finds the account a path is for: a first segment naming an account's service
@@ -246,10 +266,14 @@ impl Provisioner {
             None => None,
         };
         let state = devices::load_prov_state(&conn, device.id)?;
+        let model = devices::find_activity(&conn, device.id)?
+            .map(|a| a.ua_model)
+            .unwrap_or_default();
         Ok(Some(Arc::new(DeviceEntry {
             device,
             profile,
             state,
+            model,
             rendered: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
         })))
@@ -346,10 +370,23 @@ impl Provisioner {
                 let (bytes, delivered) = match kind {
                     FileKind::Master => (view.master_file(), Vec::new()),
                     FileKind::Generated => view.device_file(),
-                    FileKind::Profile(i) => match view.profile_file(i) {
-                        Some(b) if !view.profile.is_video_endpoint() => (b, Vec::new()),
-                        _ => return Ok(None),
-                    },
+                    FileKind::Profile(i) => {
+                        let context = self.context();
+                        let vars = variables::for_device(
+                            &context,
+                            &Subject {
+                                account,
+                                device: &entry.device,
+                                profile: view.profile,
+                                reach,
+                                model: &entry.model,
+                            },
+                        );
+                        match view.profile_file_with(i, &vars) {
+                            Some(b) if !view.profile.is_video_endpoint() => (b, Vec::new()),
+                            _ => return Ok(None),
+                        }
+                    }
                 };
                 let value = (Rendered::new(bytes), delivered);
                 entry
