@@ -20,6 +20,7 @@ use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
 mod diag;
+mod templates;
 mod tls;
 
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
@@ -41,6 +42,10 @@ pub enum Command {
     Profile(ProfileCmd),
     Device(DeviceCmd),
     Render(Render),
+    Preview(templates::Preview),
+    Settings(templates::SettingsCmd),
+    Variable(templates::VariableCmd),
+    Export(templates::Export),
     Migrate(Migrate),
     Diagnose(diag::DiagnoseCmd),
     Lint(diag::LintCmd),
@@ -278,6 +283,9 @@ pub enum DeviceAction {
     List(DeviceList),
     Show(DeviceShow),
     Delete(DeviceDelete),
+    SetVars(templates::DeviceSetVars),
+    SetLine(templates::DeviceSetLine),
+    DeleteLine(templates::DeviceDeleteLine),
 }
 
 /// associate a device (MAC) with a profile
@@ -423,6 +431,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Profile(p) => profile(p.action)?,
         Command::Device(d) => device(d.action)?,
         Command::Render(r) => render(r)?,
+        Command::Preview(p) => templates::preview(p)?,
+        Command::Settings(s) => templates::settings(s.action)?,
+        Command::Variable(v) => templates::variable(v.action)?,
+        Command::Export(e) => return templates::export(e),
         Command::Backup(b) => {
             let config = load_config(b.config.as_deref())?;
             let started = std::time::Instant::now();
@@ -775,6 +787,29 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
                         "(set)"
                     }
                 );
+                if !(l.extension.is_empty() && l.first_name.is_empty() && l.last_name.is_empty()) {
+                    println!(
+                        "               extension {} name {} {}",
+                        l.extension, l.first_name, l.last_name
+                    );
+                }
+            }
+            let v = &d.vars;
+            for (k, val) in [
+                ("label", &v.label),
+                ("timezone", &v.tl_timezone),
+                ("timezone name", &v.tl_timezone_name),
+                ("park ext.", &v.default_parkext),
+            ] {
+                if !val.is_empty() {
+                    println!("{:<14} {val}", format!("{k}:"));
+                }
+            }
+            if !v.override_attrs.is_empty() {
+                println!(
+                    "override:      {} attribute(s) (zerotouch preview shows them)",
+                    v.override_attrs.matches('=').count()
+                );
             }
             match devices::find_activity(&conn, d.id)? {
                 Some(a) => {
@@ -817,6 +852,9 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
             ops::delete_device(&mut conn, &mac)?;
             println!("device {mac} deleted");
         }
+        DeviceAction::SetVars(a) => templates::set_vars(a)?,
+        DeviceAction::SetLine(a) => templates::set_line(a)?,
+        DeviceAction::DeleteLine(a) => templates::delete_line(a)?,
     }
     Ok(())
 }

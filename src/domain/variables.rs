@@ -166,7 +166,7 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
     } else {
         (
             strip_port(&s.reach.host).to_string(),
-            "the host phones use (no server_address)",
+            "the host phones use; no server_address",
         )
     };
 
