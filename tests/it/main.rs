@@ -8,5 +8,7 @@ mod common;
 mod diag;
 mod http_loop;
 mod ops;
+mod templates;
 mod tls;
 mod tls_files;
+mod transport;
