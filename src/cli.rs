@@ -27,6 +27,7 @@ mod autosync;
 mod diag;
 mod inventory;
 mod policy;
+mod templates;
 mod tls;
 mod transfer;
 
@@ -56,6 +57,10 @@ pub enum Command {
     Audit(inventory::AuditCmd),
     Transfer(transfer::TransferCmd),
     Render(Render),
+    Preview(templates::Preview),
+    Settings(templates::SettingsCmd),
+    Variable(templates::VariableCmd),
+    Generate(templates::Export),
     Migrate(Migrate),
     User(console::UserCmd),
     Import(console::Import),
@@ -245,6 +250,9 @@ pub enum DeviceAction {
     List(DeviceList),
     Show(DeviceShow),
     Delete(DeviceDelete),
+    SetVars(templates::DeviceSetVars),
+    SetLine(templates::DeviceSetLine),
+    DeleteLine(templates::DeviceDeleteLine),
     Confirm(DeviceConfirm),
 }
 
@@ -423,6 +431,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => inventory::audit_cmd(c)?,
         Command::Transfer(c) => transfer::run(c)?,
         Command::Render(r) => render(r)?,
+        Command::Preview(p) => templates::preview(p)?,
+        Command::Settings(s) => templates::settings(s.action)?,
+        Command::Variable(v) => templates::variable(v.action)?,
+        Command::Generate(e) => return templates::export(e),
         Command::Backup(b) => {
             let config = load_config(b.config.as_deref())?;
             let started = std::time::Instant::now();
@@ -680,6 +692,7 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
                     auth_password: a.sip_password,
                     label: a.line_label,
                     display_name: a.display_name,
+                    ..Default::default()
                 },
             };
             ops::add_device(
@@ -750,6 +763,29 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
                         "(set)"
                     }
                 );
+                if !(l.extension.is_empty() && l.first_name.is_empty() && l.last_name.is_empty()) {
+                    println!(
+                        "               extension {} name {} {}",
+                        l.extension, l.first_name, l.last_name
+                    );
+                }
+            }
+            let v = &d.vars;
+            for (k, val) in [
+                ("label", &v.label),
+                ("timezone", &v.tl_timezone),
+                ("timezone name", &v.tl_timezone_name),
+                ("park ext.", &v.default_parkext),
+            ] {
+                if !val.is_empty() {
+                    println!("{:<14} {val}", format!("{k}:"));
+                }
+            }
+            if !v.override_attrs.is_empty() {
+                println!(
+                    "override:      {} attribute(s) (zerotouch preview shows them)",
+                    v.override_attrs.matches('=').count()
+                );
             }
             match devices::find_activity(&conn, d.id)? {
                 Some(a) => {
@@ -798,6 +834,9 @@ fn device(action: DeviceAction) -> anyhow::Result<()> {
             crate::domain::accounts::confirm_device(&mut conn, &Actor::os_user(), &acc, &mac)?;
             println!("device {mac} confirmed: Auto-Sync applies to it");
         }
+        DeviceAction::SetVars(a) => templates::set_vars(a)?,
+        DeviceAction::SetLine(a) => templates::set_line(a)?,
+        DeviceAction::DeleteLine(a) => templates::delete_line(a)?,
     }
     Ok(())
 }

@@ -39,6 +39,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub diagnostics: DiagnosticsConfig,
     pub console: ConsoleConfig,
+    pub external: ExternalConfig,
 }
 
 impl Default for Config {
@@ -56,6 +57,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             diagnostics: DiagnosticsConfig::default(),
             console: ConsoleConfig::default(),
+            external: ExternalConfig::default(),
         }
     }
 }
@@ -351,6 +353,41 @@ impl Default for ConsoleConfig {
     }
 }
 
+/// `[external]`: generating files for an external device management system (External
+/// mode of the provisioning settings, `zerotouch settings set mode=external`) and pushing
+/// them with the file transport. The mode, the servers and the transport itself are
+/// provisioning settings stored in the database; these are the mechanics.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExternalConfig {
+    /// Milliseconds between checks for changed configuration (a cheap check; files are
+    /// rendered again only after a change). Default `500`.
+    pub scan_interval_ms: u64,
+    /// Milliseconds a device's files must stay unchanged before they are pushed (changes in
+    /// a burst are pushed once). A device that keeps changing is pushed at least every ten
+    /// times this. Default `2000`.
+    pub debounce_ms: u64,
+    /// Pushes (script runs or uploads) at once, over all devices. Default `2`.
+    pub workers: usize,
+    /// Seconds between checks of the shared assets and firmware to sync to S3 (only files
+    /// that changed are uploaded). Default `300`.
+    pub asset_sync_secs: u64,
+    /// Seconds one S3 request may take, connection included. Default `30`.
+    pub upload_timeout_secs: u64,
+}
+
+impl Default for ExternalConfig {
+    fn default() -> Self {
+        ExternalConfig {
+            scan_interval_ms: 500,
+            debounce_ms: 2000,
+            workers: 2,
+            asset_sync_secs: 300,
+            upload_timeout_secs: 30,
+        }
+    }
+}
+
 /// The top-level sections and the keys they hold; used to report unknown keys by path.
 const SECTIONS: &[&str] = &[
     "data_dir",
@@ -365,6 +402,7 @@ const SECTIONS: &[&str] = &[
     "database",
     "diagnostics",
     "console",
+    "external",
 ];
 
 impl Config {
@@ -424,6 +462,7 @@ impl Config {
         section!("database", database);
         section!("diagnostics", diagnostics);
         section!("console", console);
+        section!("external", external);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -577,7 +616,21 @@ impl Config {
         );
         positive(&mut p, "console.login_window_secs", c.login_window_secs);
         positive(&mut p, "console.login_block_secs", c.login_block_secs);
+        let e = &self.external;
+        at_least(&mut p, "external.scan_interval_ms", e.scan_interval_ms, 50);
+        positive(&mut p, "external.workers", e.workers as u64);
+        positive(&mut p, "external.asset_sync_secs", e.asset_sync_secs);
+        positive(
+            &mut p,
+            "external.upload_timeout_secs",
+            e.upload_timeout_secs,
+        );
         p
+    }
+
+    /// Where External mode generates configuration files.
+    pub fn external_dir(&self) -> PathBuf {
+        self.data_dir.join("external")
     }
 
     /// Whether the configuration serves its own generated certificate (no `tls.cert_file`).

@@ -11,6 +11,7 @@ pub mod db;
 pub mod diag;
 pub mod domain;
 pub mod error;
+pub mod external;
 pub mod http;
 pub mod metrics;
 pub mod recorder;

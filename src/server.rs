@@ -322,8 +322,17 @@ pub fn run(config: Config) -> Result<()> {
         account.slug
     );
 
+    // External mode: generated files and the file transport, on threads of their own.
+    let external = crate::external::worker::Worker::start(
+        config.database_path(),
+        Duration::from_millis(config.database.busy_timeout_ms),
+        config.data_dir.clone(),
+        config.external.clone(),
+    );
+
     wait_for_signal(tls.as_deref())?;
     log::info!("stopping: draining connections");
+    external.stop();
     server.shutdown(DRAIN);
     stop_recorder(recorder, recorder_thread);
     log::info!("stopped");

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::now_secs;
-use crate::domain::device::{Device, Line, NewDevice, VendorExtensions};
+use crate::domain::device::{Device, DeviceVars, Line, NewDevice, VendorExtensions};
 use crate::domain::mac::Mac;
 use crate::domain::provstate::ParamState;
 use crate::error::{Error, Result};
@@ -35,13 +35,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         },
         lines: Vec::new(),
         auto_associated: r.get(13)?,
+        vars: DeviceVars::default(),
     })
 }
 
 fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
     let mut stmt = conn.prepare_cached(
-        "SELECT line, auth_user_id, auth_password, label, display_name FROM device_lines
-         WHERE device_id = ?1 ORDER BY line",
+        "SELECT line, auth_user_id, auth_password, label, display_name, extension, first_name,
+                last_name
+         FROM device_lines WHERE device_id = ?1 ORDER BY line",
     )?;
     d.lines = stmt
         .query_map([d.id], |r| {
@@ -51,10 +53,68 @@ fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
                 auth_password: r.get(2)?,
                 label: r.get(3)?,
                 display_name: r.get(4)?,
+                extension: r.get(5)?,
+                first_name: r.get(6)?,
+                last_name: r.get(7)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
+    d.vars = find_device_vars(conn, d.id)?.unwrap_or_default();
     Ok(d)
+}
+
+/// A device's template values, if any were set.
+pub fn find_device_vars(conn: &Connection, device_id: i64) -> Result<Option<DeviceVars>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT label, tl_timezone, tl_timezone_name, default_parkext, override_attrs
+             FROM device_vars WHERE device_id = ?1",
+        )?
+        .query_row([device_id], |r| {
+            Ok(DeviceVars {
+                label: r.get(0)?,
+                tl_timezone: r.get(1)?,
+                tl_timezone_name: r.get(2)?,
+                default_parkext: r.get(3)?,
+                override_attrs: r.get(4)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Stores a device's template values (validated by the caller); all empty removes the row.
+pub fn upsert_device_vars(conn: &Connection, device_id: i64, v: &DeviceVars) -> Result<()> {
+    if *v == DeviceVars::default() {
+        conn.execute("DELETE FROM device_vars WHERE device_id = ?1", [device_id])?;
+        return Ok(());
+    }
+    conn.execute(
+        "INSERT INTO device_vars (device_id, label, tl_timezone, tl_timezone_name, default_parkext,
+                                  override_attrs, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (device_id) DO UPDATE SET label = excluded.label,
+             tl_timezone = excluded.tl_timezone, tl_timezone_name = excluded.tl_timezone_name,
+             default_parkext = excluded.default_parkext, override_attrs = excluded.override_attrs,
+             updated_at = excluded.updated_at",
+        params![
+            device_id,
+            v.label,
+            v.tl_timezone,
+            v.tl_timezone_name,
+            v.default_parkext,
+            v.override_attrs,
+            now_secs()
+        ],
+    )?;
+    Ok(())
+}
+
+/// Removes one SIP line; returns whether it existed.
+pub fn delete_line(conn: &Connection, device_id: i64, line: u32) -> Result<bool> {
+    Ok(conn.execute(
+        "DELETE FROM device_lines WHERE device_id = ?1 AND line = ?2",
+        params![device_id, line],
+    )? == 1)
 }
 
 /// The device with this MAC, in any account, with its lines.
@@ -196,19 +256,24 @@ pub fn replace_lines(conn: &Connection, device_id: i64, lines: &[Line]) -> Resul
 pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
     // Cached: bulk imports call this once per line.
     conn.prepare_cached(
-        "INSERT INTO device_lines (device_id, line, auth_user_id, auth_password, label, display_name)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+        "INSERT INTO device_lines (device_id, line, auth_user_id, auth_password, label, display_name,
+                                   extension, first_name, last_name)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (device_id, line) DO UPDATE SET auth_user_id = excluded.auth_user_id,
              auth_password = excluded.auth_password, label = excluded.label,
-             display_name = excluded.display_name",
+             display_name = excluded.display_name, extension = excluded.extension,
+             first_name = excluded.first_name, last_name = excluded.last_name",
     )?
     .execute(params![
-        device_id,
-        l.line,
-        l.auth_user_id,
-        l.auth_password,
-        l.label,
-        l.display_name
+            device_id,
+            l.line,
+            l.auth_user_id,
+            l.auth_password,
+            l.label,
+            l.display_name,
+            l.extension,
+            l.first_name,
+            l.last_name
     ])?;
     Ok(())
 }

@@ -29,6 +29,7 @@ pub mod jobs;
 pub mod policies;
 pub mod profiles;
 pub mod subscribers;
+pub mod templates;
 pub mod users;
 
 /// The migrations, in order; the schema version is the number of migrations applied.
@@ -42,6 +43,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0004_accounts",
         include_str!("migrations/0004_accounts.sql"),
+    ),
+    (
+        "0005_templates",
+        include_str!("migrations/0005_templates.sql"),
     ),
 ];
 

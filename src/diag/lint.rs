@@ -98,7 +98,18 @@ pub fn lint_files(
     let mut out = Vec::new();
     let mut parsed: Vec<(&str, Vec<FoundParam>)> = Vec::new();
     for (name, bytes) in files {
-        match xml::parse_params(name, bytes) {
+        // Templates are parsed with sample values (variables in names, `${OVERRIDE}` in
+        // tags); line numbers stay those of the file.
+        let sample;
+        let xml_bytes: &[u8] = if template::has_variables(bytes)
+            && let Ok(text) = std::str::from_utf8(bytes)
+        {
+            sample = template::check_form(text);
+            sample.as_bytes()
+        } else {
+            bytes
+        };
+        match xml::parse_params(name, xml_bytes) {
             Ok(params) => {
                 if params.is_empty() && is_master(bytes) {
                     continue;
@@ -110,7 +121,7 @@ pub fn lint_files(
                     for p in problems {
                         let param = params
                             .iter()
-                            .find(|fp| fp.line == line_in(&p.message) && fp.value.contains("${"))
+                            .find(|fp| fp.line == line_in(&p.message))
                             .map(|fp| fp.name.clone())
                             .unwrap_or_default();
                         out.push(finding(

@@ -258,6 +258,7 @@ fn check_record(record: &csv::ByteRecord) -> std::result::Result<(DeviceInput, N
             auth_password: next(),
             label: next(),
             display_name: next(),
+            ..Default::default()
         },
     };
     match input.validate() {

@@ -33,6 +33,11 @@ pub struct Line {
     pub auth_password: String,
     pub label: String,
     pub display_name: String,
+    /// The user's extension (`${EXTENSION}`); empty means the SIP user ID.
+    pub extension: String,
+    /// `${FIRST_NAME}`, `${LAST_NAME}`.
+    pub first_name: String,
+    pub last_name: String,
 }
 
 impl Line {
@@ -41,7 +46,27 @@ impl Line {
             && self.auth_password.is_empty()
             && self.label.is_empty()
             && self.display_name.is_empty()
+            && self.extension.is_empty()
+            && self.first_name.is_empty()
+            && self.last_name.is_empty()
     }
+}
+
+/// Device-level template values (`device_vars`): `${LABEL}`, `${TL_TIMEZONE}`,
+/// `${TL_TIMEZONE_NAME}`, `${DEFAULT_PARKEXT}` and `${OVERRIDE}`. Validated by
+/// `domain::devicevars`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct DeviceVars {
+    /// Device description.
+    pub label: String,
+    /// The phone's time zone value (e.g. the GMT offset its templates expect).
+    pub tl_timezone: String,
+    /// The time zone's display name.
+    pub tl_timezone_name: String,
+    /// Default call park extension.
+    pub default_parkext: String,
+    /// A fragment of `name="value"` attributes inserted as written by `${OVERRIDE}`.
+    pub override_attrs: String,
 }
 
 /// What an admin supplies to associate a device.
@@ -151,6 +176,7 @@ impl DeviceInput {
                     auth_password: self.line1.auth_password.trim().to_string(),
                     label: self.line1.label.trim().to_string(),
                     display_name: self.line1.display_name.trim().to_string(),
+                    ..Default::default()
                 },
             }),
             _ => Err(Error::Invalid(p)),
@@ -186,6 +212,8 @@ pub struct Device {
     pub ext: VendorExtensions,
     pub lines: Vec<Line>,
     pub auto_associated: bool,
+    /// Device-level template values (empty when never set).
+    pub vars: DeviceVars,
 }
 
 impl Device {

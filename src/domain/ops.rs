@@ -11,7 +11,7 @@ use super::account::{Account, AccountId, UnknownDevices};
 use super::audit::{self, Actor, Change};
 use super::device::{DeviceInput, NewDevice};
 use super::mac::Mac;
-use super::polycom::render::{DeviceView, profile_file_name};
+use super::polycom::render::DeviceView;
 use super::profile::{self, ProfileFields, ProfileFile};
 use super::provserver::ServerUrl;
 use super::provstate::{PhoneTrust, Reach};
@@ -141,13 +141,19 @@ pub fn set_unknown_devices(
     })
 }
 
-/// Validates and checks a profile's files; the errors name each file.
+/// Validates and checks a profile's files against the built-in variables; the errors name
+/// each file.
 pub fn check_files(files: Vec<(String, Vec<u8>)>) -> Result<Vec<ProfileFile>> {
+    check_files_with(files, &Vars::default())
+}
+
+/// Validates and checks a profile's files; `vars` says which variables exist besides the
+/// built-ins (`templating::check_vars`: the custom variables).
+pub fn check_files_with(files: Vec<(String, Vec<u8>)>, vars: &Vars) -> Result<Vec<ProfileFile>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
-    let vars = Vars::default();
     for (name, content) in files {
-        match profile::check_file(&name, content, &vars) {
+        match profile::check_file(&name, content, vars) {
             Ok(f) => out.push(f),
             Err(Error::Invalid(p)) => problems.extend(p),
             Err(e) => return Err(e),
@@ -181,7 +187,8 @@ pub fn add_profile(
             "Polycom Video Endpoint profiles take no configuration file",
         ));
     }
-    let files = match check_files(files) {
+    let vars = super::templating::check_vars(conn)?;
+    let files = match check_files_with(files, &vars) {
         Ok(f) => f,
         Err(Error::Invalid(p)) => {
             problems.extend(p);
@@ -215,6 +222,16 @@ pub fn lint_profile_files(
     crate::diag::lint::lint_files(files, transport, &Vars::default())
 }
 
+/// Like `lint_profile_files`, with the custom variables of `conn` known.
+pub fn lint_profile_files_in(
+    conn: &Connection,
+    files: &[(String, Vec<u8>)],
+    transport: crate::diag::lint::Transport,
+) -> Result<Vec<crate::diag::lint::LintFinding>> {
+    let vars = super::templating::check_vars(conn)?;
+    Ok(crate::diag::lint::lint_files(files, transport, &vars))
+}
+
 /// Creates a profile like `add_profile` and returns, with its id, the lint findings of its
 /// files, for the caller to show as warnings.
 pub fn add_profile_checked(
@@ -226,7 +243,7 @@ pub fn add_profile_checked(
     own: &OwnAddresses,
     transport: crate::diag::lint::Transport,
 ) -> Result<(i64, Vec<crate::diag::lint::LintFinding>)> {
-    let lint = lint_profile_files(&files, transport);
+    let lint = lint_profile_files_in(conn, &files, transport)?;
     let id = add_profile(conn, actor, account, fields, files, own)?;
     Ok((id, lint))
 }
@@ -386,27 +403,17 @@ impl ViewParts {
     }
 }
 
-/// The files a device receives, by name, as it would receive them at `reach`.
+/// The files a device receives, by name, as it would receive them at `reach` (Local
+/// mode), or as they are generated to disk (External mode).
 pub fn render_device(
     conn: &Connection,
     mac: &Mac,
     reach: &Reach,
     trust: Option<&PhoneTrust>,
 ) -> Result<Vec<(String, Vec<u8>)>> {
-    let parts = ViewParts::load(conn, mac)?;
-    let view = parts.view(reach, trust);
-    let mut out = vec![
-        (format!("{mac}.cfg"), view.master_file()),
-        (format!("{mac}-device.cfg"), view.device_file().0),
-    ];
-    if !parts.profile.is_video_endpoint() {
-        for i in 0..parts.profile.files.len() {
-            if let Some(bytes) = view.profile_file(i) {
-                out.push((profile_file_name(mac.as_str(), i), bytes));
-            }
-        }
-    }
-    Ok(out)
+    let loaded = super::templating::load_device(conn, mac)?;
+    let ctx = super::templating::load_context(conn)?;
+    Ok(loaded.files(&ctx, reach, trust).files)
 }
 
 /// A device's effective settings with provenance (Lens "My Settings"; `render --explain`):

@@ -253,11 +253,17 @@ pub fn check_file(file_name: &str, content: Vec<u8>, vars: &template::Vars) -> R
             format!("`{file_name}` is not a plain file name (letters, digits, `.`, `_`, `-`)"),
         ));
     }
-    xml::check_well_formed(file_name, &content)?;
     if template::has_variables(&content) {
-        // UTF-8 was proven by the XML check.
-        let text = String::from_utf8_lossy(&content);
-        template::check(file_name, &text, vars)?;
+        let Ok(text) = std::str::from_utf8(&content) else {
+            // The XML check names the offending byte.
+            return xml::check_well_formed(file_name, &content).map(|_| unreachable_file());
+        };
+        template::check(file_name, text, vars)?;
+        // Variables may sit in attribute names (`reg.${LINE}.address`) and `${OVERRIDE}`
+        // inside a tag: the XML check sees the file with sample values.
+        xml::check_well_formed(file_name, template::check_form(text).as_bytes())?;
+    } else {
+        xml::check_well_formed(file_name, &content)?;
     }
     let sha256 = super::sha256_hex(&content);
     Ok(ProfileFile {
@@ -265,6 +271,15 @@ pub fn check_file(file_name: &str, content: Vec<u8>, vars: &template::Vars) -> R
         content,
         sha256,
     })
+}
+
+/// Never built: `check_well_formed` refuses text that is not UTF-8.
+fn unreachable_file() -> ProfileFile {
+    ProfileFile {
+        file_name: String::new(),
+        content: Vec::new(),
+        sha256: String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -309,6 +324,26 @@ mod tests {
         let mut f = fields();
         f.vendor_model = VIDEO_VENDOR_MODEL.into();
         f.validate().expect("valid");
+    }
+
+    #[test]
+    fn templates_with_variables_in_names_and_line_blocks_are_accepted() {
+        let text = "<polycomConfig ${OVERRIDE}>\n<!-- zerotouch:lines -->\n\
+                    <reg reg.${LINE}.address=\"${USERID}\"/>\n<!-- zerotouch:end-lines -->\n\
+                    </polycomConfig>";
+        check_file(
+            "lines.cfg",
+            text.as_bytes().to_vec(),
+            &template::Vars::default(),
+        )
+        .expect("accepted");
+        let err = check_file(
+            "lines.cfg",
+            b"<a x.y=\"${MAC}\">\n<b></a>".to_vec(),
+            &template::Vars::default(),
+        )
+        .expect_err("broken XML");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ use super::polycom::render::DeviceView;
 use super::profile::Profile;
 use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
 use super::sha256_hex;
+use super::variables::{self, Context, Subject};
 use crate::db::credentials::{self, DeviceSync};
 use crate::db::{self, Pool, accounts, devices, profiles};
 use crate::error::Result;
@@ -71,6 +72,9 @@ pub struct DeviceEntry {
     pub sync: DeviceSync,
     /// Auto-Sync and the policies that apply to the device.
     pub layers: Layers,
+    /// The model the device reported when the entry was loaded (for `${FIRMWARE}`), or
+    /// empty.
+    pub model: String,
     /// Files rendered so far, per file and address (a phone uses one address, so the list
     /// stays short and is searched without cloning the key).
     rendered: Mutex<Vec<(FileKind, Reach, RenderedFile)>>,
@@ -108,6 +112,8 @@ struct Cache {
     aliases: Arc<Vec<(String, AccountId)>>,
     /// Auto-Sync settings and credential history per account.
     sync: Arc<HashMap<AccountId, AccountSync>>,
+    /// Provisioning settings and custom variables, loaded with the accounts.
+    context: Arc<Context>,
     devices: HashMap<Mac, Option<Arc<DeviceEntry>>>,
 }
 
@@ -148,6 +154,7 @@ impl Provisioner {
                 accounts: Arc::new(Vec::new()),
                 aliases: Arc::new(Vec::new()),
                 sync: Arc::new(HashMap::new()),
+                context: Arc::new(Context::default()),
                 devices: HashMap::new(),
             }),
             watcher: Mutex::new(Watcher {
@@ -206,7 +213,7 @@ impl Provisioner {
                 return Ok(c.accounts.clone());
             }
         }
-        let (list, aliases, sync) = {
+        let (list, aliases, sync, context) = {
             let conn = self.pool.get()?;
             let list = accounts::list_accounts(&conn)?;
             let aliases = credentials::list_aliases(&conn, None)?
@@ -215,7 +222,13 @@ impl Provisioner {
                 .map(|a| (a.segment, AccountId(a.account_id)))
                 .collect();
             let sync = account_actions::load_sync(&conn)?;
-            (Arc::new(list), Arc::new(aliases), Arc::new(sync))
+            let context = super::templating::load_context(&conn)?;
+            (
+                Arc::new(list),
+                Arc::new(aliases),
+                Arc::new(sync),
+                Arc::new(context),
+            )
         };
         let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if c.revision != revision {
@@ -223,6 +236,7 @@ impl Provisioner {
             c.accounts = list;
             c.aliases = aliases;
             c.sync = sync;
+            c.context = context;
             c.devices.clear();
             self.unassociated.store(u64::MAX, Ordering::Relaxed);
         }
@@ -237,6 +251,15 @@ impl Provisioner {
             .sync
             .get(&account)
             .cloned()
+    }
+
+    /// The provisioning settings and custom variables, as fresh as the last `accounts()`.
+    pub fn context(&self) -> Arc<Context> {
+        self.cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .context
+            .clone()
     }
 
     /// Finds the account a path is for: a first segment naming an account's service
@@ -363,12 +386,16 @@ impl Provisioner {
                 Vec::new()
             },
         };
+        let model = devices::find_activity(&conn, device.id)?
+            .map(|a| a.ua_model)
+            .unwrap_or_default();
         Ok(Some(Arc::new(DeviceEntry {
             device,
             profile,
             state,
             sync,
             layers,
+            model,
             rendered: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
         })))
@@ -554,10 +581,23 @@ impl Provisioner {
                 let (bytes, delivered) = match kind {
                     FileKind::Master => (view.master_file(), Vec::new()),
                     FileKind::Generated => view.device_file(),
-                    FileKind::Profile(i) => match view.profile_file(i) {
-                        Some(b) if !view.profile.is_video_endpoint() => (b, Vec::new()),
-                        _ => return Ok(None),
-                    },
+                    FileKind::Profile(i) => {
+                        let context = self.context();
+                        let vars = variables::for_device(
+                            &context,
+                            &Subject {
+                                account,
+                                device: &entry.device,
+                                profile: view.profile,
+                                reach,
+                                model: &entry.model,
+                            },
+                        );
+                        match view.profile_file_with(i, &vars) {
+                            Some(b) if !view.profile.is_video_endpoint() => (b, Vec::new()),
+                            _ => return Ok(None),
+                        }
+                    }
                 };
                 let value = (Rendered::new(bytes), delivered);
                 entry

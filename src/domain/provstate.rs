@@ -475,6 +475,7 @@ mod tests {
             ext: VendorExtensions::default(),
             lines: vec![],
             auto_associated: false,
+            vars: Default::default(),
         };
         let profile = Profile {
             id: 1,

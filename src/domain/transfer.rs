@@ -127,6 +127,12 @@ pub struct LineRec {
     pub label: String,
     #[serde(default)]
     pub display_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub extension: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub first_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub last_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +227,9 @@ pub fn export(conn: &Connection, account: &Account, include_secrets: bool) -> Re
                     auth_password: secret(&l.auth_password),
                     label: l.label.clone(),
                     display_name: l.display_name.clone(),
+                    extension: l.extension.clone(),
+                    first_name: l.first_name.clone(),
+                    last_name: l.last_name.clone(),
                 })
                 .collect(),
             at: String::new(),
@@ -411,6 +420,9 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
                 ("auth_password", l.auth_password.as_deref().unwrap_or("")),
                 ("label", l.label.as_str()),
                 ("display_name", l.display_name.as_str()),
+                ("extension", l.extension.as_str()),
+                ("first_name", l.first_name.as_str()),
+                ("last_name", l.last_name.as_str()),
             ] {
                 super::profile::check_extension_value(field, value, &mut lp);
             }
@@ -566,6 +578,9 @@ pub fn import(
                     auth_password: l.auth_password.clone().or(kept).unwrap_or_default(),
                     label: l.label.clone(),
                     display_name: l.display_name.clone(),
+                    extension: l.extension.clone(),
+                    first_name: l.first_name.clone(),
+                    last_name: l.last_name.clone(),
                 }
             })
             .collect();

@@ -477,6 +477,7 @@ impl DeviceBody {
                 auth_password: self.sip_auth_password,
                 label: self.line_label,
                 display_name: self.display_name,
+                ..Default::default()
             },
         }
     }

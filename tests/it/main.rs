@@ -15,5 +15,7 @@ mod http_loop;
 mod ops;
 mod policies;
 mod sim;
+mod templates;
 mod tls;
 mod tls_files;
+mod transport;

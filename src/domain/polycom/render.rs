@@ -16,6 +16,7 @@ use crate::domain::policy::Layers;
 use crate::domain::profile::{Polling, Profile};
 use crate::domain::provstate::{self, Desired, ParamState, PhoneTrust, Reach, Source};
 use crate::domain::template::{self, Vars};
+use crate::domain::variables::{self, Context, DeviceVarSet, Subject};
 use crate::domain::xml::escape_attr;
 
 const XML_DECL: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n";
@@ -237,6 +238,12 @@ impl DeviceView<'_> {
 
     /// The master file `<mac>.cfg`.
     pub fn master_file(&self) -> Vec<u8> {
+        self.master_file_at("firmware/")
+    }
+
+    /// The master file with firmware under `firmware_base` (relative to the master, or an
+    /// absolute URL ending with `/` when firmware lives elsewhere, as in External mode).
+    pub fn master_file_at(&self, firmware_base: &str) -> Vec<u8> {
         let mac = self.device.mac.to_string();
         let mut files = vec![format!("{mac}-device.cfg")];
         if !self.profile.is_video_endpoint() {
@@ -255,7 +262,8 @@ impl DeviceView<'_> {
         for (family, version) in &self.profile.fields.software {
             for model in family.models() {
                 per_model.push_str(&format!(
-                    "  <APPLICATION_{model} APP_FILE_PATH_{model}=\"firmware/{}/sip.ld\"/>\n",
+                    "  <APPLICATION_{model} APP_FILE_PATH_{model}=\"{}{}/sip.ld\"/>\n",
+                    escape_attr(firmware_base),
                     escape_attr(version)
                 ));
             }
@@ -263,61 +271,56 @@ impl DeviceView<'_> {
         master(&files.join(", "), true, &per_model)
     }
 
-    /// Variables for expanding the profile's files for this device.
+    /// Variables for expanding the profile's files with the default settings and no custom
+    /// variables (`domain::variables::for_device` with a `Context` is the full form).
     pub fn vars(&self) -> Vars {
-        let mut v = Vars::default();
-        let d = self.device;
-        v.set("MAC", d.mac.upper());
-        v.set("mac", d.mac.to_string());
-        v.set("TENANT", self.account.name.clone());
-        v.set("TENANT_ID", self.account.id.0.to_string());
-        v.set("PROV_PATH", self.reach.base_path.clone());
-        v.set("PROV_SERVER", self.reach.host.clone());
-        v.set("PROTO", if self.reach.secure { "https" } else { "http" });
-        v.set("FIRMWARE_SERVER", self.reach.host.clone());
-        if !d.ext.sip_server.is_empty() {
-            v.set("REG_SERVER", d.ext.sip_server.clone());
-            v.set("SERVER", d.ext.sip_server.clone());
-            v.set(
-                "PROXY_SERVER",
-                if d.ext.outbound_proxy.is_empty() {
-                    d.ext.sip_server.clone()
-                } else {
-                    d.ext.outbound_proxy.clone()
-                },
-            );
-        }
-        if let Some(line) = d.lines.iter().find(|l| l.line == 1) {
-            v.set("LINE", "1");
-            v.set("LINE_ZERO_BASED", "0");
-            v.set("USERID", line.auth_user_id.clone());
-            v.set("EXTENSION", line.auth_user_id.clone());
-            v.set("PASSWORD", line.auth_password.clone());
-            v.set("DISPLAY_NAME", line.display_name.clone());
-            v.set("LINE_LABEL", line.label.clone());
-            v.set("LABEL", line.label.clone());
-        }
-        v
+        self.default_var_set().device
     }
 
-    /// The profile's file at `index`, variables expanded. Files without variables are served
-    /// exactly as stored.
+    fn default_var_set(&self) -> DeviceVarSet {
+        variables::for_device(
+            &Context::default(),
+            &Subject {
+                account: self.account,
+                device: self.device,
+                profile: self.profile,
+                reach: self.reach,
+                model: "",
+            },
+        )
+    }
+
+    /// The profile's file at `index`, variables expanded with the default settings.
     pub fn profile_file(&self, index: usize) -> Option<Vec<u8>> {
+        if !self
+            .profile
+            .files
+            .get(index)
+            .is_some_and(|f| template::has_variables(&f.content))
+        {
+            return self.profile.files.get(index).map(|f| f.content.clone());
+        }
+        self.profile_file_with(index, &self.default_var_set())
+    }
+
+    /// The profile's file at `index`, variables expanded with `vars` (line blocks once per
+    /// device line). Files without variables are served exactly as stored.
+    pub fn profile_file_with(&self, index: usize, vars: &DeviceVarSet) -> Option<Vec<u8>> {
         let file = self.profile.files.get(index)?;
         if !template::has_variables(&file.content) {
             return Some(file.content.clone());
         }
         let text = String::from_utf8_lossy(&file.content);
-        let (out, unknown) = template::expand(&text, &self.vars());
-        if !unknown.is_empty() {
+        let e = template::render(&text, &vars.device, &vars.lines);
+        if !e.unknown.is_empty() {
             log::warn!(
                 "profile {} file {}: unknown variables {:?} expanded to nothing",
                 self.profile.fields.name,
                 file.file_name,
-                unknown
+                e.unknown
             );
         }
-        Some(out.into_bytes())
+        Some(e.text.into_bytes())
     }
 }
 

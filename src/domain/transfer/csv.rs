@@ -75,6 +75,15 @@ pub fn to_csv(e: &Export) -> Result<String> {
                 &format!("line.{n}.display_name"),
                 &l.display_name,
             )?;
+            for (field, value) in [
+                ("extension", &l.extension),
+                ("first_name", &l.first_name),
+                ("last_name", &l.last_name),
+            ] {
+                if !value.is_empty() {
+                    row("device", m, &format!("line.{n}.{field}"), value)?;
+                }
+            }
         }
     }
     for p in &e.policies {
@@ -270,9 +279,13 @@ fn set_device_field(
                 "auth_password" => line.auth_password = Some(v),
                 "label" => line.label = v,
                 "display_name" => line.display_name = v,
+                "extension" => line.extension = v,
+                "first_name" => line.first_name = v,
+                "last_name" => line.last_name = v,
                 other => {
                     return Err(format!(
-                        "unknown line field `{other}` (auth_user_id, auth_password, label, display_name)"
+                        "unknown line field `{other}` (auth_user_id, auth_password, label, \
+                         display_name, extension, first_name, last_name)"
                     ));
                 }
             }

@@ -62,6 +62,7 @@ fn populated() -> (Connection, Account) {
                 auth_password: format!("sip-secret-{i}"),
                 label: format!("Line {i}"),
                 display_name: format!("Desk {i}"),
+                ..Default::default()
             },
             ..Default::default()
         };
@@ -85,6 +86,10 @@ fn populated() -> (Connection, Account) {
             auth_password: "line-2-secret".into(),
             label: "second".into(),
             display_name: String::new(),
+            // The template variables' per-line fields travel too.
+            extension: "2002".into(),
+            first_name: "Ada".into(),
+            last_name: "Lovelace".into(),
         },
     )
     .expect("line 2");

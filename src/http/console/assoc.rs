@@ -351,6 +351,7 @@ pub fn device_from(f: &Form, i: usize) -> DeviceInput {
             auth_password: g("sip_auth_password"),
             label: g("line_label"),
             display_name: g("display_name"),
+            ..Default::default()
         },
     }
 }

@@ -1,0 +1,121 @@
+//! Queries on `prov_settings` (the provisioning settings, one row per field) and
+//! `custom_variables`. Values are validated by the domain before they reach these functions.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, params};
+
+use super::now_secs;
+use crate::error::Result;
+
+/// Every stored provisioning setting, by field name.
+pub fn load_prov_settings(conn: &Connection) -> Result<BTreeMap<String, String>> {
+    let mut stmt = conn.prepare_cached("SELECT key, value FROM prov_settings")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Replaces the stored settings with `fields` (fields equal to their default are left out
+/// by the caller). Run inside a transaction, so readers see the old or the new set, never a
+/// mixture.
+pub fn replace_prov_settings(conn: &Connection, fields: &BTreeMap<String, String>) -> Result<()> {
+    let stored = load_prov_settings(conn)?;
+    for key in stored.keys().filter(|k| !fields.contains_key(*k)) {
+        conn.execute("DELETE FROM prov_settings WHERE key = ?1", [key])?;
+    }
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO prov_settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
+    )?;
+    for (key, value) in fields {
+        if stored.get(key) != Some(value) {
+            stmt.execute(params![key, value])?;
+        }
+    }
+    Ok(())
+}
+
+/// Custom variables by name.
+pub fn list_custom_variables(conn: &Connection) -> Result<BTreeMap<String, String>> {
+    let mut stmt = conn.prepare_cached("SELECT name, value FROM custom_variables ORDER BY name")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Creates or changes a custom variable.
+pub fn upsert_custom_variable(conn: &Connection, name: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO custom_variables (name, value, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        params![name, value, now_secs()],
+    )?;
+    Ok(())
+}
+
+/// Deletes a custom variable; returns whether it existed.
+pub fn delete_custom_variable(conn: &Connection, name: &str) -> Result<bool> {
+    Ok(conn.execute("DELETE FROM custom_variables WHERE name = ?1", [name])? == 1)
+}
+
+/// Profile files whose content contains `needle`: (profile name, file name, content).
+pub fn list_files_mentioning(
+    conn: &Connection,
+    needle: &str,
+) -> Result<Vec<(String, String, Vec<u8>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.name, f.file_name, f.content FROM profile_files f
+         JOIN profiles p ON p.id = f.profile_id
+         WHERE instr(f.content, CAST(?1 AS BLOB)) > 0
+         ORDER BY p.name, f.position",
+    )?;
+    let rows = stmt.query_map([needle], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// MACs of the associated devices, for External mode's generation.
+pub fn list_associated_macs(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT mac FROM devices WHERE profile_id IS NOT NULL ORDER BY mac")?;
+    let rows = stmt.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{accounts::config_revision, open_in_memory};
+
+    #[test]
+    fn settings_are_replaced_as_a_whole_and_bump_the_revision() {
+        let conn = open_in_memory().expect("db");
+        let rev = config_revision(&conn).expect("rev");
+        let mut f = BTreeMap::new();
+        f.insert("mode".to_string(), "external".to_string());
+        f.insert("registrar".to_string(), "sip.example.com".to_string());
+        replace_prov_settings(&conn, &f).expect("save");
+        assert!(config_revision(&conn).expect("rev") > rev);
+        f.remove("registrar");
+        replace_prov_settings(&conn, &f).expect("save");
+        assert_eq!(load_prov_settings(&conn).expect("load"), f);
+        let rev = config_revision(&conn).expect("rev");
+        replace_prov_settings(&conn, &f).expect("unchanged");
+        assert_eq!(
+            config_revision(&conn).expect("rev"),
+            rev,
+            "no change, no bump"
+        );
+    }
+
+    #[test]
+    fn custom_variable_names_are_checked_by_the_schema_too() {
+        let conn = open_in_memory().expect("db");
+        upsert_custom_variable(&conn, "SYSLOG_SERVER", "10.0.0.9").expect("ok");
+        assert!(upsert_custom_variable(&conn, "lower", "x").is_err());
+        assert_eq!(
+            list_custom_variables(&conn).expect("list")["SYSLOG_SERVER"],
+            "10.0.0.9"
+        );
+        assert!(delete_custom_variable(&conn, "SYSLOG_SERVER").expect("delete"));
+        assert!(!delete_custom_variable(&conn, "SYSLOG_SERVER").expect("again"));
+    }
+}
