@@ -21,6 +21,7 @@ pub mod devices;
 pub mod diag;
 pub mod find;
 pub mod findrows;
+pub mod firmware;
 pub mod jobs;
 pub mod profiles;
 pub mod subscribers;
@@ -34,6 +35,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0002_diagnostics.sql"),
     ),
     ("0003_console", include_str!("migrations/0003_console.sql")),
+    (
+        "0004_firmware",
+        include_str!("migrations/0004_firmware.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -7,6 +7,7 @@ pub mod assoc;
 pub mod csvimport;
 pub mod device;
 pub mod devicepath;
+pub mod firmware;
 pub mod import;
 pub mod mac;
 pub mod ops;
