@@ -22,6 +22,7 @@ use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
 mod diag;
+mod firmware;
 mod tls;
 
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
@@ -51,6 +52,7 @@ pub enum Command {
     Diagnose(diag::DiagnoseCmd),
     Lint(diag::LintCmd),
     Tls(tls::TlsCmd),
+    Firmware(firmware::FirmwareCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -457,6 +459,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tls(t) => tls::run(t)?,
+        Command::Firmware(f) => return firmware::run(f),
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
         Command::User(u) => console::user(u.action)?,

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: profiles, subscribers (reference IDs), devices, bulk import
-//! jobs and Find, for scripts. Bearer tokens created in the console (stored hashed) act
+//! jobs, Find, the firmware catalogue, shared phone assets and phone overrides, for
+//! scripts. Bearer tokens created in the console (stored hashed) act
 //! with their user's role and company, through the same `domain` actions as the pages.
 //!
 //! Every error has one shape, `{"error": {"status", "message", "fields": [{"field",
@@ -25,7 +26,7 @@ use crate::domain::mac::Mac;
 use crate::domain::profile::{Polling, Profile, ProfileFields};
 use crate::domain::subscriber::SubscriberInput;
 use crate::domain::users::{Action, User};
-use crate::domain::{csvimport, ops, profile_ops, signin};
+use crate::domain::{csvimport, firmware, ops, profile_ops, signin};
 use crate::error::{Error, Result};
 
 /// The OpenAPI 3 document of this API.
@@ -279,6 +280,60 @@ impl Api {
                 let s = search_of(req)?;
                 Ok(Response::json(&page_json(&*c.conn()?, &s, &user.scope())?))
             }
+            ("GET", ["firmware"]) => {
+                let conn = c.conn()?;
+                let mut releases = Vec::new();
+                for r in firmware::list(&conn)? {
+                    releases.push(release_json(&conn, &r)?);
+                }
+                let families: serde_json::Map<String, Value> = firmware::versions_by_family(&conn)?
+                    .into_iter()
+                    .map(|(f, v)| (f.name().to_string(), json!(v)))
+                    .collect();
+                Ok(Response::json(
+                    &json!({ "families": families, "releases": releases }),
+                ))
+            }
+            ("POST", ["firmware"]) => {
+                user.require(Action::ManageAssets)?;
+                let temp = req.header(super::conn::UPLOAD_HEADER).ok_or_else(|| {
+                    Error::invalid("body", "send the release zip as the request body")
+                })?;
+                let param = |k: &str| req.get_param(k).filter(|v| !v.trim().is_empty());
+                let opts = firmware::import::ImportOptions {
+                    families: firmware::import::parse_families(
+                        &param("family").into_iter().collect::<Vec<_>>(),
+                    )?,
+                    version: param("version"),
+                    source: param("file_name").unwrap_or_else(|| "api.zip".into()),
+                    imported_by: user.username.clone(),
+                    max_bytes: c.config.limits.firmware_upload_bytes,
+                };
+                let mut conn = c.conn()?;
+                let dir = super::device::DataDirs::under(&c.config.data_dir).firmware;
+                let r = firmware::import::import_zip(
+                    &mut conn,
+                    &dir,
+                    std::path::Path::new(temp),
+                    &opts,
+                )?;
+                Ok(Response::json(&release_json(&conn, &r)?).with_status_code(201))
+            }
+            ("GET", ["firmware", "rollout"]) => {
+                let rows = firmware::rollout::rollout(&*c.conn()?)?;
+                Ok(Response::json(&json!({ "models": rows })))
+            }
+            ("GET", ["firmware", v]) => {
+                let conn = c.conn()?;
+                let r = firmware::release(&conn, v)?;
+                Ok(Response::json(&release_json(&conn, &r)?))
+            }
+            ("DELETE", ["firmware", v]) => {
+                user.require(Action::ManageAssets)?;
+                let dir = super::device::DataDirs::under(&c.config.data_dir).firmware;
+                firmware::delete(&mut *c.conn()?, &dir, v)?;
+                Ok(Response::empty_204())
+            }
             (
                 _,
                 ["profiles"]
@@ -291,11 +346,32 @@ impl Api {
                 | ["imports"]
                 | ["imports", _]
                 | ["imports", _, "rejected"]
-                | ["find"],
+                | ["find"]
+                | ["firmware"]
+                | ["firmware", _],
             ) => Ok(error_response(&Error::MethodNotAllowed(m.to_string()))),
             _ => Err(Error::not_found(format!("API route {}", req.url()))),
         }
     }
+}
+
+/// A release as the API shows it, with the profiles that use it.
+fn release_json(conn: &rusqlite::Connection, r: &firmware::Release) -> Result<Value> {
+    let used = crate::db::firmware::list_profiles_using(conn, &r.version)?;
+    Ok(json!({
+        "version": r.version,
+        "families": r.families.iter().map(|f| f.name()).collect::<Vec<_>>(),
+        "layout": r.layout.as_str(),
+        "source": r.source,
+        "imported_by": r.imported_by,
+        "imported_at": r.imported_at,
+        "models": r.models().into_iter().map(|(f, m)| (f.name().to_string(), json!(m))).collect::<serde_json::Map<_, _>>(),
+        "unknown_parts": r.unknown_parts(),
+        "combined_image": r.has_combined_image(),
+        "bytes": r.bytes(),
+        "files": r.files,
+        "profiles": used.iter().map(|(p, f)| json!({"profile": p, "family": f})).collect::<Vec<_>>(),
+    }))
 }
 
 fn job_for(c: &Console, user: &User, id: &str) -> Result<jobs::Job> {

@@ -300,6 +300,7 @@ fn runtime() -> tokio::runtime::Runtime {
 fn sign_in_csrf_and_profile_management_in_a_browser() {
     let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
     let server = ZServer::start();
+    import_release(&server, "6.4.3.1234", &["3111-48500-001.sip.ld"], &[]);
     runtime().block_on(async {
         let Some(mut b) = Browser::start(&server, "signin-profiles").await else {
             return;
@@ -372,7 +373,7 @@ fn sign_in_csrf_and_profile_management_in_a_browser() {
         b.click_link("Create a profile").await;
         b.fill("name", "office").await;
         b.choose("polling", "enable").await;
-        b.fill("software.VVX", "6.4.3.1234").await;
+        b.choose("software.VVX", "6.4.3.1234").await;
         b.fill("prov_password", "prov-secret-1").await;
         b.client
             .find(Locator::Css("input[name=files]"))
@@ -389,7 +390,7 @@ fn sign_in_csrf_and_profile_management_in_a_browser() {
         );
         b.shot("profile-bad-file").await;
         b.fill("name", "office").await;
-        b.fill("software.VVX", "6.4.3.1234").await;
+        b.choose("software.VVX", "6.4.3.1234").await;
         b.client
             .find(Locator::Css("input[name=files]"))
             .await

@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod console;
 mod diag;
+mod firmware;
 mod http_loop;
 mod ops;
 mod tls;

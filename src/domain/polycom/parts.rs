@@ -110,16 +110,16 @@ pub fn find_in_text(text: &str) -> Vec<String> {
     while i + 14 <= b.len() {
         let before_ok = i == 0 || !b[i - 1].is_ascii_alphanumeric();
         let after_ok = b.get(i + 14).is_none_or(|c| !c.is_ascii_digit());
-        if before_ok && after_ok {
-            if let Ok(s) = std::str::from_utf8(&b[i..i + 14])
-                && is_part_number(s)
-            {
-                if !out.iter().any(|o| o == s) {
-                    out.push(s.to_string());
-                }
-                i += 14;
-                continue;
+        if before_ok
+            && after_ok
+            && let Ok(s) = std::str::from_utf8(&b[i..i + 14])
+            && is_part_number(s)
+        {
+            if !out.iter().any(|o| o == s) {
+                out.push(s.to_string());
             }
+            i += 14;
+            continue;
         }
         i += 1;
     }
