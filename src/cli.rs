@@ -21,6 +21,7 @@ use crate::domain::profile::{Polling, ProfileFields};
 use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
+mod assets;
 mod diag;
 mod firmware;
 mod tls;
@@ -53,6 +54,7 @@ pub enum Command {
     Lint(diag::LintCmd),
     Tls(tls::TlsCmd),
     Firmware(firmware::FirmwareCmd),
+    Assets(assets::AssetsCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -460,6 +462,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Tls(t) => tls::run(t)?,
         Command::Firmware(f) => return firmware::run(f),
+        Command::Assets(a) => assets::run(a)?,
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
         Command::User(u) => console::user(u.action)?,

@@ -3,10 +3,12 @@
 //! Never imports rouille or maud.
 
 pub mod account;
+pub mod assets;
 pub mod assoc;
 pub mod csvimport;
 pub mod device;
 pub mod devicepath;
+pub mod directory;
 pub mod firmware;
 pub mod import;
 pub mod mac;

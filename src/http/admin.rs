@@ -281,7 +281,7 @@ impl Service for AdminService {
             };
         }
         let asset = matches!(head.method.as_str(), "POST" | "PUT")
-            && (path.starts_with("/assets") || path.starts_with("/api/v1/assets"));
+            && (path.starts_with("/files") || path.starts_with("/api/v1/assets"));
         let upload = head.method == "POST"
             && (path == "/import"
                 || path.starts_with("/profiles")

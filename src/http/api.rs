@@ -26,7 +26,7 @@ use crate::domain::mac::Mac;
 use crate::domain::profile::{Polling, Profile, ProfileFields};
 use crate::domain::subscriber::SubscriberInput;
 use crate::domain::users::{Action, User};
-use crate::domain::{csvimport, firmware, ops, profile_ops, signin};
+use crate::domain::{assets, csvimport, directory, firmware, ops, profile_ops, signin};
 use crate::error::{Error, Result};
 
 /// The OpenAPI 3 document of this API.
@@ -280,6 +280,61 @@ impl Api {
                 let s = search_of(req)?;
                 Ok(Response::json(&page_json(&*c.conn()?, &s, &user.scope())?))
             }
+            ("GET", ["assets"]) => {
+                let dir = assets_dir(c);
+                let files = assets::list(&dir)?;
+                let contacts = assets::read_directory(&dir)?.len();
+                Ok(Response::json(
+                    &json!({ "files": files, "directory_contacts": contacts }),
+                ))
+            }
+            ("GET", ["assets", "directory"]) => Ok(Response::json(
+                &json!({ "contacts": assets::read_directory(&assets_dir(c))? }),
+            )),
+            ("PUT", ["assets", "directory"]) => {
+                user.require(Action::ManageAssets)?;
+                let body: DirectoryBody = parse_body(req)?;
+                assets::write_directory(&assets_dir(c), &body.contacts, |i| {
+                    format!("contacts[{i}]")
+                })?;
+                Ok(Response::json(&json!({ "contacts": body.contacts })))
+            }
+            ("GET", ["assets", "directory.csv"]) => Ok(Response::from_data(
+                "text/csv; charset=utf-8",
+                directory::to_csv(&assets::read_directory(&assets_dir(c))?),
+            )),
+            ("PUT", ["assets", "directory.csv"]) => {
+                user.require(Action::ManageAssets)?;
+                let contacts = directory::from_csv(&raw_body(req)?)?;
+                assets::write_directory(&assets_dir(c), &contacts, |i| format!("line {}", i + 2))?;
+                Ok(Response::json(&json!({ "contacts": contacts })))
+            }
+            ("PUT", ["assets", "files", name]) => {
+                user.require(Action::ManageAssets)?;
+                let f = assets::put(&assets_dir(c), name, &raw_body(req)?)?;
+                Ok(Response::json(&f))
+            }
+            ("DELETE", ["assets", "files", name]) => {
+                user.require(Action::ManageAssets)?;
+                assets::classify(name)?;
+                assets::delete(&assets_dir(c), name)?;
+                Ok(Response::empty_204())
+            }
+            ("PUT", ["assets", "languages", folder, language, file]) => {
+                user.require(Action::ManageAssets)?;
+                let f =
+                    assets::put_language(&assets_dir(c), folder, language, file, &raw_body(req)?)?;
+                Ok(Response::json(&f))
+            }
+            ("DELETE", ["assets", "languages", folder]) => {
+                user.require(Action::ManageAssets)?;
+                assets::language_path(folder, "x", "x.xml")?;
+                if !assets_dir(c).join(folder).is_dir() {
+                    return Err(Error::not_found(format!("language folder `{folder}`")));
+                }
+                assets::delete(&assets_dir(c), folder)?;
+                Ok(Response::empty_204())
+            }
             ("GET", ["firmware"]) => {
                 let conn = c.conn()?;
                 let mut releases = Vec::new();
@@ -348,11 +403,38 @@ impl Api {
                 | ["imports", _, "rejected"]
                 | ["find"]
                 | ["firmware"]
-                | ["firmware", _],
+                | ["firmware", _]
+                | ["assets"]
+                | ["assets", "directory" | "directory.csv"]
+                | ["assets", "files", _]
+                | ["assets", "languages", _]
+                | ["assets", "languages", _, _, _],
             ) => Ok(error_response(&Error::MethodNotAllowed(m.to_string()))),
             _ => Err(Error::not_found(format!("API route {}", req.url()))),
         }
     }
+}
+
+fn assets_dir(c: &Console) -> std::path::PathBuf {
+    super::device::DataDirs::under(&c.config.data_dir).assets
+}
+
+/// A request body as bytes (the loop has bounded its size).
+fn raw_body(req: &Request) -> Result<Vec<u8>> {
+    let mut data = req
+        .data()
+        .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut data, &mut bytes)
+        .map_err(|e| Error::invalid("body", e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The site directory as the API writes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirectoryBody {
+    contacts: Vec<directory::Contact>,
 }
 
 /// A release as the API shows it, with the profiles that use it.

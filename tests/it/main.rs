@@ -2,6 +2,7 @@
 //! drive it. One test binary with shared helpers (`common`).
 
 mod api;
+mod assets;
 mod bad_input;
 mod boot;
 mod browser;

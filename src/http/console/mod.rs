@@ -12,6 +12,7 @@
 mod assoc;
 pub mod devices;
 pub mod diagnostics;
+mod files;
 pub mod find;
 mod firmware;
 mod form;
@@ -242,6 +243,14 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac),
+            ("GET", ["files"]) => files::page(self, ctx, req),
+            ("POST", ["files"]) => files::upload(self, ctx, f),
+            ("POST", ["files", "languages"]) => files::upload_languages(self, ctx, f),
+            ("POST", ["files", "delete"]) => files::delete(self, ctx, f),
+            ("GET", ["files", "directory"]) => files::directory_page(self, ctx, req),
+            ("POST", ["files", "directory"]) => files::save_directory(self, ctx, f),
+            ("GET", ["files", "directory.csv"]) => files::directory_csv(self),
+            ("POST", ["files", "directory", "import"]) => files::import_directory(self, ctx, f),
             ("GET", ["firmware"]) => firmware::page(self, ctx, req),
             ("POST", ["firmware"]) => firmware::upload(self, ctx, f),
             ("GET", ["firmware", "rollout"]) => firmware::rollout_page(self, ctx),

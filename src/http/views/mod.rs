@@ -31,7 +31,7 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("profiles", "/profiles", "Profiles"),
     ("unassociated", "/unassociated", "Unassociated"),
     ("firmware", "/firmware", "Firmware"),
-    ("assets", "/assets", "Phone Files"),
+    ("files", "/files", "Phone Files"),
     ("tokens", "/tokens", "API Tokens"),
 ];
 
