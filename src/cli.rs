@@ -24,6 +24,7 @@ use crate::domain::provstate::Reach;
 mod assets;
 mod diag;
 mod firmware;
+mod overrides;
 mod tls;
 
 /// zerotouch: on-premise provisioning server for Polycom/Poly phones.
@@ -55,6 +56,7 @@ pub enum Command {
     Tls(tls::TlsCmd),
     Firmware(firmware::FirmwareCmd),
     Assets(assets::AssetsCmd),
+    Overrides(overrides::OverridesCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -463,6 +465,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Tls(t) => tls::run(t)?,
         Command::Firmware(f) => return firmware::run(f),
         Command::Assets(a) => assets::run(a)?,
+        Command::Overrides(o) => overrides::run(o)?,
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
         Command::User(u) => console::user(u.action)?,

@@ -13,6 +13,7 @@ pub mod firmware;
 pub mod import;
 pub mod mac;
 pub mod ops;
+pub mod overrides;
 pub mod polycom;
 pub mod profile;
 pub mod profile_ops;

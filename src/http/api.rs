@@ -26,7 +26,7 @@ use crate::domain::mac::Mac;
 use crate::domain::profile::{Polling, Profile, ProfileFields};
 use crate::domain::subscriber::SubscriberInput;
 use crate::domain::users::{Action, User};
-use crate::domain::{assets, csvimport, directory, firmware, ops, profile_ops, signin};
+use crate::domain::{assets, csvimport, directory, firmware, ops, overrides, profile_ops, signin};
 use crate::error::{Error, Result};
 
 /// The OpenAPI 3 document of this API.
@@ -280,6 +280,39 @@ impl Api {
                 let s = search_of(req)?;
                 Ok(Response::json(&page_json(&*c.conn()?, &s, &user.scope())?))
             }
+            ("GET", ["devices", mac, "overrides"]) => {
+                let mac = mac_param(mac)?;
+                let conn = c.conn()?;
+                assoc::device(&conn, &actor, &mac)?;
+                Ok(Response::json(&overrides_json(c, &conn, &mac)?))
+            }
+            ("DELETE", ["devices", mac, "overrides"]) => {
+                user.require(Action::ManageAssets)?;
+                let mac = mac_param(mac)?;
+                let conn = c.conn()?;
+                assoc::device(&conn, &actor, &mac)?;
+                let cleared = overrides::clear(&conn, &uploads_dir(c), &mac)?;
+                Ok(Response::json(&json!({ "cleared": cleared })))
+            }
+            ("POST", ["overrides", "clear"]) => {
+                user.require(Action::ManageAssets)?;
+                let body: MacList = parse_body(req)?;
+                let conn = c.conn()?;
+                let mut macs = Vec::new();
+                for (i, m) in body.macs.iter().enumerate() {
+                    let mac: Mac = m.parse().map_err(|_| {
+                        Error::invalid(format!("macs[{i}]"), format!("`{m}` is not a MAC address"))
+                    })?;
+                    assoc::device(&conn, &actor, &mac)?;
+                    macs.push(mac);
+                }
+                let mut cleared = serde_json::Map::new();
+                for mac in &macs {
+                    let files = overrides::clear(&conn, &uploads_dir(c), mac)?;
+                    cleared.insert(mac.to_string(), json!(files));
+                }
+                Ok(Response::json(&json!({ "cleared": cleared })))
+            }
             ("GET", ["assets"]) => {
                 let dir = assets_dir(c);
                 let files = assets::list(&dir)?;
@@ -397,7 +430,8 @@ impl Api {
                 | ["subscribers", _]
                 | ["devices"]
                 | ["devices", _]
-                | ["devices", _, "copy" | "replace"]
+                | ["devices", _, "copy" | "replace" | "overrides"]
+                | ["overrides", "clear"]
                 | ["imports"]
                 | ["imports", _]
                 | ["imports", _, "rejected"]
@@ -413,6 +447,40 @@ impl Api {
             _ => Err(Error::not_found(format!("API route {}", req.url()))),
         }
     }
+}
+
+fn uploads_dir(c: &Console) -> std::path::PathBuf {
+    super::device::DataDirs::under(&c.config.data_dir).uploads
+}
+
+/// A device's overrides with the server values they hide and the redirect findings.
+fn overrides_json(c: &Console, conn: &rusqlite::Connection, mac: &Mac) -> Result<Value> {
+    let reach = super::console::devices::reach(c);
+    let found = overrides::device_overrides(conn, &uploads_dir(c), mac, &reach, c.trust.as_ref())?;
+    let mut findings = Vec::new();
+    for f in &found.files {
+        if let Ok(params) = overrides::read_params(&uploads_dir(c), mac, &f.file) {
+            let server = |name: &str| found.server_value(name).map(|s| s.value.clone());
+            findings.extend(crate::diag::findings::override_findings(
+                mac.as_str(),
+                &f.file,
+                &params,
+                &server,
+            ));
+        }
+    }
+    Ok(json!({
+        "files": found.files,
+        "hides_server_values": found.hides_server_values(),
+        "findings": findings,
+    }))
+}
+
+/// MACs to act on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MacList {
+    macs: Vec<String>,
 }
 
 fn assets_dir(c: &Console) -> std::path::PathBuf {

@@ -13,5 +13,6 @@ mod diag;
 mod firmware;
 mod http_loop;
 mod ops;
+mod overrides;
 mod tls;
 mod tls_files;

@@ -56,6 +56,7 @@ fn files_page(
             (views::notice(notice))
             (views::problems(problems))
             p.muted { "Files every phone may read at the server's base path. Phones pick changes up at their next poll or reboot; only admins change them." }
+            @if can { p { a href="/overrides" { "Devices with overrides made on the phone" } } }
             h2 { "Site directory" }
             p {
                 code { (assets::DIRECTORY) } ": "

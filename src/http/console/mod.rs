@@ -17,6 +17,7 @@ pub mod find;
 mod firmware;
 mod form;
 mod import;
+mod overrides;
 mod profiles;
 mod users;
 
@@ -243,6 +244,11 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac),
+            ("POST", ["devices", mac, "overrides", "clear"]) => {
+                overrides::clear_device(self, ctx, mac)
+            }
+            ("GET", ["overrides"]) => overrides::list(self, ctx, req),
+            ("POST", ["overrides", "clear"]) => overrides::clear_many(self, ctx, f),
             ("GET", ["files"]) => files::page(self, ctx, req),
             ("POST", ["files"]) => files::upload(self, ctx, f),
             ("POST", ["files", "languages"]) => files::upload_languages(self, ctx, f),
