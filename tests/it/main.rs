@@ -6,6 +6,7 @@ mod assets;
 mod bad_input;
 mod boot;
 mod browser;
+mod browser_files;
 mod cli;
 mod common;
 mod console;

@@ -275,6 +275,35 @@ pub fn import_directory(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     }
 }
 
+/// `c[3]` → `row 4`, wherever it appears in a problem (field names stay for highlighting).
+fn row_names(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("c[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let parsed = after
+            .find(']')
+            .and_then(|end| Some((end, after[..end].parse::<usize>().ok()?)));
+        match parsed {
+            Some((end, n)) => {
+                out.push_str(&format!("row {}", n + 1));
+                rest = &after[end + 1..];
+                if let Some(r) = rest.strip_prefix('.') {
+                    out.push_str(", ");
+                    rest = r;
+                }
+            }
+            None => {
+                out.push_str("c[");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The directory as an editable table.
 fn editor(
     ctx: &Ctx,
@@ -282,6 +311,10 @@ fn editor(
     problems: &[FieldError],
     notice: Option<&str>,
 ) -> Markup {
+    let shown: Vec<FieldError> = problems
+        .iter()
+        .map(|p| FieldError::new(row_names(&p.field), row_names(&p.message)))
+        .collect();
     let can = ctx.user.require(Action::ManageAssets).is_ok();
     let rows = contacts.len() + if can { NEW_ROWS } else { 0 };
     let blank = Contact::default();
@@ -292,7 +325,7 @@ fn editor(
         html! {
             h1 { "Site directory " code { (assets::DIRECTORY) } }
             (views::notice(notice))
-            (views::problems(problems))
+            (views::problems(&shown))
             p.muted { "The contacts every phone loads as its shared directory. A contact needs a number or SIP address; speed dials are unique. Empty rows are ignored." }
             form method="post" action="/files/directory" {
                 (csrf_field(&ctx.csrf))
@@ -303,16 +336,18 @@ fn editor(
                         @for r in 0..rows {
                             @let c = contacts.get(r).unwrap_or(&blank);
                             tr {
-                                td.num { (r + 1) }
-                                @for (col, label) in SHOWN {
-                                    @let name = COLUMNS[col].0;
-                                    td.field.invalid[bad(r, name)] {
-                                        input name=(format!("c[{r}].{name}")) value=(c.get(col)) aria-label=(format!("{label} {}", r + 1)) readonly[!can] autocomplete="off";
+                                td.num {
+                                    (r + 1)
+                                    @for (col, (name, _)) in COLUMNS.iter().enumerate() {
+                                        @if !SHOWN.iter().any(|(s, _)| *s == col) {
+                                            input type="hidden" name=(format!("c[{r}].{name}")) value=(c.get(col));
+                                        }
                                     }
                                 }
-                                @for (col, (name, _)) in COLUMNS.iter().enumerate() {
-                                    @if !SHOWN.iter().any(|(s, _)| *s == col) {
-                                        input type="hidden" name=(format!("c[{r}].{name}")) value=(c.get(col));
+                                @for (col, label) in SHOWN {
+                                    @let name = COLUMNS[col].0;
+                                    td.invalid[bad(r, name)] {
+                                        input name=(format!("c[{r}].{name}")) value=(c.get(col)) aria-label=(format!("{label} {}", r + 1)) readonly[!can] autocomplete="off";
                                     }
                                 }
                                 @if can { td { @if r < contacts.len() { input type="checkbox" name=(format!("c[{r}].delete")) aria-label=(format!("Delete {}", r + 1)); } } }
@@ -342,4 +377,19 @@ fn editor(
             p { a href="/files/directory.csv" { "Download as CSV" } " · " a href="/files" { "Back to phone files" } }
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::row_names;
+
+    #[test]
+    fn rows_are_named_for_people() {
+        assert_eq!(row_names("c[1].contact"), "row 2, contact");
+        assert_eq!(
+            row_names("7 is already the speed dial of c[0]"),
+            "7 is already the speed dial of row 1"
+        );
+        assert_eq!(row_names("csv"), "csv");
+    }
 }

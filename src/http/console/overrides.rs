@@ -88,7 +88,7 @@ pub fn device_section(c: &Console, ctx: &Ctx, mac: &Mac) -> Result<Markup> {
                         " " span.hint { "The phone then gets an empty override file from this server." }
                     }
                 }
-                details.reset open[found.count() > 0] {
+                details.reset open {
                     summary { "What must also be reset on the phone" }
                     p { (RESET_ON_PHONE[0]) }
                     ul { @for step in &RESET_ON_PHONE[1..] { li { (step) } } }
