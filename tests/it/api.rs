@@ -53,6 +53,17 @@ fn the_api_needs_a_token_and_serves_its_openapi_document() {
         "/imports/{id}",
         "/imports/{id}/rejected",
         "/find",
+        "/firmware",
+        "/firmware/rollout",
+        "/firmware/{version}",
+        "/assets",
+        "/assets/directory",
+        "/assets/directory.csv",
+        "/assets/files/{name}",
+        "/assets/languages/{folder}",
+        "/assets/languages/{folder}/{language}/{file}",
+        "/devices/{mac}/overrides",
+        "/overrides/clear",
     ] {
         assert!(v["paths"].get(path).is_some(), "{path} undocumented");
     }

@@ -112,6 +112,34 @@ fn the_directory_is_edited_as_contacts_and_phones_read_it() {
     );
     let exported = server.cli_ok(&["assets", "directory", "export"]);
     assert_eq!(exported, csv);
+    let api_csv = api(&server, "GET", "/assets/directory.csv", Some(&token), "");
+    assert_eq!(api_csv.text(), csv);
+
+    // CSV through the API: a bad line is named, a good file replaces the directory.
+    let mut c = Conn::open(server.admin);
+    let auth = format!("Bearer {token}");
+    let put_csv = |c: &mut Conn, body: &str| {
+        c.request(
+            "PUT",
+            "/api/v1/assets/directory.csv",
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "text/csv"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let r = put_csv(&mut c, "contact,speed_dial\n100,1\n101,1\n");
+    assert_eq!(r.status, 422);
+    assert!(
+        r.text()
+            .contains("line 3.speed_dial: 1 is already the speed dial of line 2"),
+        "{}",
+        r.text()
+    );
+    let r = put_csv(&mut c, "contact,label\n100,Front\n");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["contacts"][0]["label"], "Front");
 
     // Phones read shared files but never write them.
     let r = phone.request("PUT", "/000000000000-directory.xml", b"<directory/>");

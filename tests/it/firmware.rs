@@ -42,7 +42,7 @@ fn api_upload(server: &ZServer, token: &str, query: &str, body: &[u8]) -> Resp {
         &format!("/api/v1/firmware{query}"),
         &[
             ("Authorization", auth.as_str()),
-            ("Content-Type", "application/zip"),
+            ("Content-Type", "application/octet-stream"),
             ("Connection", "close"),
         ],
         body,
@@ -411,4 +411,42 @@ fn a_file_changed_on_disk_is_reported_at_start_and_not_served() {
     let out = server.cli(&["firmware", "verify"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("checksum mismatch"));
+}
+
+#[test]
+fn oversize_releases_are_refused_on_upload_and_when_they_unpack_too_large() {
+    let server = ZServer::start_with("limits.firmware_upload_bytes = 131072");
+    let token = user_with_token(&server, "bot", "admin", "");
+    // Larger than the limit on the wire: 413 before anything is stored.
+    let big = vec![7u8; 200_000];
+    let r = api_upload(&server, &token, "?file_name=big.zip", &big);
+    assert_eq!(r.status, 413, "{}", r.text());
+    // Small on the wire, large unpacked (it compresses well): refused while unpacking.
+    let zip = release_zip(server.dir.path(), "5.9.8.1234", &["3111-46162-001.sip.ld"]);
+    let bomb = {
+        let path = server.dir.path().join("bomb.zip");
+        let f = std::fs::File::create(&path).expect("create");
+        let mut w = zip::ZipWriter::new(f);
+        let o = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        w.start_file("sip.ver", o).expect("start");
+        std::io::Write::write_all(&mut w, b"5.9.8.1234").expect("write");
+        w.start_file("3111-46162-001.sip.ld", o).expect("start");
+        std::io::Write::write_all(&mut w, &vec![0u8; 1_000_000]).expect("write");
+        w.finish().expect("finish");
+        std::fs::read(path).expect("read")
+    };
+    assert!(bomb.len() < 131072, "{}", bomb.len());
+    let r = api_upload(&server, &token, "?file_name=bomb.zip", &bomb);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(
+        r.text().contains("limits.firmware_upload_bytes"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(firmware_dir_names(&server), vec![".incoming"]);
+    assert!(incoming_is_empty(&server));
+    // A release within the limit goes in.
+    let r = api_upload(&server, &token, "", &std::fs::read(zip).expect("zip"));
+    assert_eq!(r.status, 201, "{}", r.text());
 }

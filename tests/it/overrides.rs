@@ -184,6 +184,18 @@ fn overrides_of_many_devices_are_cleared_together_and_only_by_admins() {
         server.cli_ok(&["overrides", "list"]).contains(MAC),
         "nothing was cleared"
     );
+    let r = api(
+        &server,
+        "DELETE",
+        &format!("/devices/{OTHER}/overrides"),
+        Some(&token),
+        "",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        json(&r)["cleared"],
+        serde_json::json!([format!("{OTHER}-web.cfg")])
+    );
     let r = s.post("/overrides/clear", &[("mac", MAC), ("mac", OTHER)]);
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(
