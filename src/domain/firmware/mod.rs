@@ -9,6 +9,7 @@
 //! its profile names lives in `rollout`.
 
 pub mod import;
+mod package;
 pub mod rollout;
 
 use std::collections::BTreeMap;
