@@ -3,14 +3,14 @@
 //! release zip (streamed to disk by the connection loop), a release's files with their
 //! checksums, deletion (refused while profiles use the version), and the rollout view:
 //! how many devices of each model run which version.
+//!
+//! Versions appear in URLs unencoded: they hold only letters, digits, `.`, `_` and `-`
+//! (`profile::check_version`, enforced at import).
 
 use maud::{Markup, html};
 use rouille::{Request, Response};
 
 use super::{Console, Ctx, Form, done, html_page, notice_of, percent_encode};
-
-// Versions in URLs need no encoding: they hold only letters, digits, `.`, `_` and `-`
-// (`profile::check_version`, enforced at import).
 use crate::db::firmware as fq;
 use crate::domain::firmware::{self, Release, import, rollout};
 use crate::domain::polycom::models::Family;
