@@ -45,9 +45,11 @@ device_idle_secs = 120
 [log]
 level = "warn"
 TOML
+# The 50 MB image goes into the catalogue with the release populate imports.
+mkdir -p "$WORK/release-5.9.8.1234"
+head -c 50000000 /dev/urandom > "$WORK/release-5.9.8.1234/3111-48500-001.sip.ld"
 populate "$WORK/zt.toml" "$PHONES"
-mkdir -p "$WORK/data/firmware/5.9.8.1234" "$WORK/data/assets"
-head -c 50000000 /dev/urandom > "$WORK/data/firmware/5.9.8.1234/3111-48500-001.sip.ld"
+mkdir -p "$WORK/data/assets"
 printf '<directory><item_list><item><fn>Reception</fn><ct>100</ct></item></item_list></directory>\n' > "$WORK/data/assets/000000000000-directory.xml"
 "$Z" serve --config "$WORK/zt.toml" > "$WORK/zt.log" 2>&1 &
 ZPID=$!

@@ -49,6 +49,11 @@ cat > "$WORK/site.cfg" <<'XML'
   feature.enhancedFeatureKeys.enabled="1" dialplan.digitmap="[0123456789*#].T" lcl.datetime.time.24HourClock="1"
   prov.autoConfigUpload.enabled="1" voice.volume.persist.handset="1" up.mwiVisible="1" phoneLock.enabled="0"/>
 XML
+# The profile's version must be in the firmware catalogue.
+mkdir -p "$WORK/release"
+printf '5.9.8.1234\n' > "$WORK/release/sip.ver"
+printf 'placeholder image\n' > "$WORK/release/3111-48500-001.sip.ld"
+"$Z" firmware import --config "$WORK/zt.toml" "$WORK/release" >/dev/null
 "$Z" profile add --config "$WORK/zt.toml" bench --file "$WORK/site.cfg" --software VVX=5.9.8.1234 --polling enable >/dev/null
 PROFILE_ID=$(python3 -c "import sqlite3;print(sqlite3.connect('$WORK/data/zerotouch.db').execute(\"select id from profiles where name='bench'\").fetchone()[0])")
 python3 "$HERE/bench/populate.py" "$WORK/data/zerotouch.db" "$DEVICES" "$PROFILE_ID"

@@ -158,8 +158,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let name = e.file_name();
-        // Partial uploads in flight are not data.
-        if name == ".incoming" {
+        // Partial uploads, firmware imports and deletions, and temporary files of atomic
+        // writes in flight are not data.
+        let n = name.to_string_lossy();
+        if n == ".incoming"
+            || [".staging-", ".deleting-", ".tmp-", ".clear-"]
+                .iter()
+                .any(|p| n.starts_with(p))
+        {
             continue;
         }
         let ft = e.file_type()?;

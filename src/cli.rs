@@ -23,9 +23,12 @@ use crate::domain::provisioning::mask;
 use crate::domain::provstate::Reach;
 
 mod accounts;
+mod assets;
 mod autosync;
 mod diag;
+mod firmware;
 mod inventory;
+mod overrides;
 mod policy;
 mod templates;
 mod tls;
@@ -69,6 +72,9 @@ pub enum Command {
     Diagnose(diag::DiagnoseCmd),
     Lint(diag::LintCmd),
     Tls(tls::TlsCmd),
+    Firmware(firmware::FirmwareCmd),
+    Assets(assets::AssetsCmd),
+    Overrides(overrides::OverridesCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -463,6 +469,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tls(t) => tls::run(t)?,
+        Command::Firmware(f) => return firmware::run(f),
+        Command::Assets(a) => assets::run(a)?,
+        Command::Overrides(o) => overrides::run(o)?,
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
         Command::User(u) => console::user(u.action)?,

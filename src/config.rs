@@ -185,6 +185,13 @@ pub struct LimitsConfig {
     /// Largest bulk association CSV upload (console and API) in bytes; larger gets 413.
     /// Default `8388608` (8 MiB).
     pub csv_upload_bytes: usize,
+    /// Largest UC Software release upload (console and API) in bytes, and the most a
+    /// release may take once unpacked; larger gets 413 (or is refused at import). Uploads
+    /// are streamed to disk, never held in memory. Default `2147483648` (2 GiB).
+    pub firmware_upload_bytes: u64,
+    /// Largest shared-asset upload (directory, licence, wallpaper, ring tone, language
+    /// file) in bytes; larger gets 413. Default `16777216` (16 MiB).
+    pub asset_upload_bytes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -201,6 +208,8 @@ impl Default for LimitsConfig {
             admin_idle_secs: 60,
             memory_body_budget: 256 * 1024 * 1024,
             csv_upload_bytes: 8 * 1024 * 1024,
+            firmware_upload_bytes: 2 * 1024 * 1024 * 1024,
+            asset_upload_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -584,6 +593,18 @@ impl Config {
             &mut p,
             "limits.csv_upload_bytes",
             l.csv_upload_bytes as u64,
+            1024,
+        );
+        at_least(
+            &mut p,
+            "limits.firmware_upload_bytes",
+            l.firmware_upload_bytes,
+            1024,
+        );
+        at_least(
+            &mut p,
+            "limits.asset_upload_bytes",
+            l.asset_upload_bytes as u64,
             1024,
         );
         let c = &self.console;

@@ -39,6 +39,7 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
         &dirs.uploads,
         &dirs.assets,
         &dirs.incoming,
+        &dirs.firmware_incoming,
         &data_dir.join("tls"),
     ] {
         std::fs::create_dir_all(d)
@@ -58,13 +59,71 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes partial uploads a crash left behind. Only the server, holding the data lock,
-/// may do this: the files may belong to uploads in flight.
+/// Removes partial uploads a crash left behind, and firmware imports or deletions it
+/// interrupted (`firmware/.staging-*`, `.deleting-*`). Only the server, holding the data
+/// lock, may do this: the files may belong to uploads in flight.
 fn remove_stale_uploads(data_dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(DataDirs::under(data_dir).incoming) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
+    let dirs = DataDirs::under(data_dir);
+    for dir in [&dirs.incoming, &dirs.firmware_incoming] {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
+    }
+    if let Ok(entries) = std::fs::read_dir(&dirs.firmware) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(".staging-") || name.starts_with(".deleting-") {
+                log::warn!(
+                    "removing {}, left by an interrupted firmware import or deletion",
+                    e.path().display()
+                );
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+/// Checks every catalogued firmware file against its checksum, in the background (a large
+/// catalogue takes a while to hash), and says what it found; damaged files are no longer
+/// served.
+fn start_firmware_check(pool: Pool, firmware_dir: std::path::PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("firmware-check".into())
+        .spawn(move || {
+            let started = Instant::now();
+            let report = pool
+                .get()
+                .and_then(|conn| crate::domain::firmware::verify(&conn, &firmware_dir));
+            match report {
+                Ok(r) if r.problems.is_empty() => {
+                    if r.files > 0 {
+                        println!(
+                            "zerotouch: firmware check: {} file(s), {} bytes, all match their checksums ({} ms)",
+                            r.files,
+                            r.bytes,
+                            started.elapsed().as_millis()
+                        );
+                    }
+                }
+                Ok(r) => {
+                    for p in &r.problems {
+                        log::error!("firmware check: {p}");
+                        println!("zerotouch: firmware check: {p}; not served");
+                    }
+                    println!(
+                        "zerotouch: firmware check: {} of {} file(s) damaged or missing",
+                        r.problems.len(),
+                        r.files
+                    );
+                }
+                Err(e) => log::error!("firmware check failed: {e}"),
+            }
+            let _ = std::io::stdout().flush();
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the firmware check: {e}");
     }
 }
 
@@ -185,6 +244,7 @@ pub fn run(config: Config) -> Result<()> {
         }
         account
     };
+    start_firmware_check(pool.clone(), DataDirs::under(&config.data_dir).firmware);
     let (recorder, recorder_thread) = crate::recorder::Recorder::start(
         &config.database_path(),
         Duration::from_millis(config.database.busy_timeout_ms),

@@ -42,6 +42,13 @@ populate() {
   feature.enhancedFeatureKeys.enabled="1" dialplan.digitmap="[0123456789*#].T" lcl.datetime.time.24HourClock="1"
   prov.autoConfigUpload.enabled="1" voice.volume.persist.handset="1" up.mwiVisible="1" phoneLock.enabled="0"/>
 XML
+  # The profile's version must be in the firmware catalogue: import a release folder (an
+  # image already put in $WORK/release-5.9.8.1234/ by the caller is kept, else a placeholder).
+  local release="$WORK/release-5.9.8.1234"
+  mkdir -p "$release"
+  printf '5.9.8.1234\n' > "$release/sip.ver"
+  [ -f "$release/3111-48500-001.sip.ld" ] || printf 'placeholder image\n' > "$release/3111-48500-001.sip.ld"
+  "$Z" firmware import --config "$config" "$release" >/dev/null
   "$Z" profile add --config "$config" bench --file "$WORK/site.cfg" --software VVX=5.9.8.1234 --polling enable >/dev/null
   local profile_id
   profile_id=$(python3 -c "import sqlite3;print(sqlite3.connect('$data/zerotouch.db').execute(\"select id from profiles where name='bench'\").fetchone()[0])")

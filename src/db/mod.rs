@@ -24,6 +24,7 @@ pub mod devices;
 pub mod diag;
 pub mod find;
 pub mod findrows;
+pub mod firmware;
 pub mod inventory;
 pub mod jobs;
 pub mod policies;
@@ -47,6 +48,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0005_templates",
         include_str!("migrations/0005_templates.sql"),
+    ),
+    (
+        "0006_firmware",
+        include_str!("migrations/0006_firmware.sql"),
     ),
 ];
 

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod accounts;
+pub mod assets;
 pub mod assoc;
 pub mod audit;
 pub mod autosync;
@@ -12,10 +13,13 @@ pub mod csvimport;
 pub mod device;
 pub mod devicepath;
 pub mod devicevars;
+pub mod directory;
+pub mod firmware;
 pub mod import;
 pub mod inventory;
 pub mod mac;
 pub mod ops;
+pub mod overrides;
 pub mod policy;
 pub mod polycom;
 pub mod profile;

@@ -181,6 +181,7 @@ pub fn add_profile(
         Err(e) => return Err(e),
     };
     own.check("prov_server", &fields.prov_server, &mut problems);
+    super::firmware::check_software(conn, &fields.software, &mut problems)?;
     if fields.vendor_model == super::polycom::models::VIDEO_VENDOR_MODEL && !files.is_empty() {
         problems.push(FieldError::new(
             "file",

@@ -80,6 +80,7 @@ pub fn update_profile(
     actor
         .own
         .check_field("prov_server", &fields.prov_server, &mut problems);
+    super::firmware::check_software(conn, &fields.software, &mut problems)?;
     let checked = match files {
         Some(f) => match ops::check_files(f) {
             Ok(f) => Some(f),

@@ -80,7 +80,7 @@ pub fn parse(ua: &str) -> Option<UserAgent> {
 }
 
 /// `VVX_410` → `VVX410`; `Edge_E450` → `EdgeE450`; `PolyStudioX30` → `StudioX30`.
-fn model_token(_product: &str, model: &str) -> String {
+pub fn model_token(_product: &str, model: &str) -> String {
     let m = model
         .strip_prefix("Poly")
         .filter(|r| !r.is_empty())

@@ -262,13 +262,35 @@ impl Service for AdminService {
     /// Uploads (bulk CSV, profile files) may be larger than ordinary forms.
     fn plan(&self, head: &Head, _peer: &Peer, limits: &LoopLimits) -> BodyPlan {
         let path = head.raw_path();
+        let config = &self.console.config;
+        // Firmware releases are streamed to disk, and only for a user who may import them.
+        if head.method == "POST" && (path == "/firmware" || path == "/api/v1/firmware") {
+            if let Some(r) = self.console.upload_refusal(head, path.starts_with("/api/")) {
+                return BodyPlan::Respond(r);
+            }
+            let dir = super::device::DataDirs::under(&config.data_dir).firmware_incoming;
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                log::error!("cannot create {}: {e}", dir.display());
+                return BodyPlan::Respond(
+                    Response::text("cannot store uploads right now\n").with_status_code(507),
+                );
+            }
+            return BodyPlan::File {
+                dir,
+                limit: config.limits.firmware_upload_bytes,
+            };
+        }
+        let asset = matches!(head.method.as_str(), "POST" | "PUT")
+            && (path.starts_with("/files") || path.starts_with("/api/v1/assets"));
         let upload = head.method == "POST"
             && (path == "/import"
                 || path.starts_with("/profiles")
                 || path.starts_with("/api/v1/imports")
                 || path.starts_with("/api/v1/profiles"));
         BodyPlan::Memory {
-            limit: if upload {
+            limit: if asset {
+                config.limits.asset_upload_bytes.max(limits.body_bytes)
+            } else if upload {
                 self.upload_bytes.max(limits.body_bytes)
             } else {
                 limits.body_bytes

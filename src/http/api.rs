@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: profiles, subscribers (reference IDs), devices, bulk import
-//! jobs and Find, for scripts. Bearer tokens created in the console (stored hashed) act
-//! with their user's role and company, through the same `domain` actions as the pages.
+//! jobs and Find, for scripts (the firmware catalogue, shared phone files and overrides are
+//! in `api_files`). Bearer tokens created in the console (stored hashed) act with their
+//! user's role and company, through the same `domain` actions as the pages.
 //!
 //! Every error has one shape, `{"error": {"status", "message", "fields": [{"field",
 //! "message"}]}}`, with the status of `http::status_for`. `openapi.json` (served at
@@ -58,7 +59,7 @@ pub fn error_response(e: &Error) -> Response {
     r
 }
 
-fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
     let mut data = req
         .data()
         .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
@@ -80,7 +81,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
     })
 }
 
-fn mac_param(s: &str) -> Result<Mac> {
+pub(super) fn mac_param(s: &str) -> Result<Mac> {
     s.parse::<Mac>()
         .map_err(|_| Error::not_found(format!("device `{s}`")))
 }
@@ -126,6 +127,9 @@ impl Api {
             .collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let m = req.method();
+        if let Some(r) = super::api_files::route(c, req, user, &actor, segs.as_slice()) {
+            return r;
+        }
         match (m, segs.as_slice()) {
             ("GET", ["profiles"]) => {
                 let rows = pq::list_profiles(&*c.conn()?, account.id.0)?;

@@ -26,6 +26,7 @@ use crate::config::HttpMode;
 use crate::db::access::AccessRecord;
 use crate::domain::account::{Account, UnknownDevices};
 use crate::domain::devicepath::{self, DeviceFile, UploadKind};
+use crate::domain::firmware::{self, Image};
 use crate::domain::mac::Mac;
 use crate::domain::polycom::render;
 use crate::domain::provisioning::{FileKind, Lookup, Provisioner, Rendered};
@@ -49,6 +50,8 @@ pub struct DataDirs {
     pub assets: PathBuf,
     /// Where uploads are streamed before being moved into place (same file system).
     pub incoming: PathBuf,
+    /// Where firmware uploads to the admin listener are streamed before being unpacked.
+    pub firmware_incoming: PathBuf,
 }
 
 impl DataDirs {
@@ -58,6 +61,7 @@ impl DataDirs {
             uploads: data_dir.join("uploads"),
             assets: data_dir.join("assets"),
             incoming: data_dir.join("uploads").join(".incoming"),
+            firmware_incoming: data_dir.join("firmware").join(".incoming"),
         }
     }
 
@@ -334,11 +338,7 @@ impl DeviceService {
             }
             DeviceFile::Profile(mac, i) => self.device_file(&ctx, mac, FileKind::Profile(*i)),
             DeviceFile::Upload(kind, mac, name) => self.read_upload(req, &ctx, *kind, mac, name),
-            DeviceFile::Firmware { version, file } => Ok(serve_file(
-                req,
-                &self.dirs.firmware.join(version).join(file),
-                "application/octet-stream",
-            )),
+            DeviceFile::Firmware { version, file } => self.firmware(req, version, file, ua),
             DeviceFile::Asset(segs) => Ok(self.asset(req, segs)),
         };
         result.unwrap_or_else(|e| internal(&e))
@@ -408,6 +408,30 @@ impl DeviceService {
                 .and_then(|u| u.serial_mac)
                 .is_some_and(|m| m == *mac),
         }
+    }
+
+    /// `firmware/<version>/<file>`, also under the part-number-prefixed name phones ask for
+    /// (`domain::firmware::locate`). A file that failed its checksum check is not served.
+    fn firmware(
+        &self,
+        req: &Request,
+        version: &str,
+        file: &str,
+        ua: Option<&UserAgent>,
+    ) -> crate::Result<Response> {
+        let model = ua.map(|u| u.model_token.as_str()).filter(|m| !m.is_empty());
+        let found = {
+            let conn = self.prov.pool().get()?;
+            firmware::locate(&conn, &self.dirs.firmware, version, file, model)?
+        };
+        Ok(match found {
+            Image::File(path) => serve_file(req, &path, "application/octet-stream"),
+            Image::Damaged(why) => {
+                log::error!("{why}");
+                text(404, "not found")
+            }
+            Image::NotFound => text(404, "not found"),
+        })
     }
 
     /// `<mac>-device.cfg` and the profile's files.

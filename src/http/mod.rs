@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod api;
+mod api_files;
 pub mod auth;
 pub mod conn;
 pub mod console;

@@ -53,6 +53,17 @@ fn the_api_needs_a_token_and_serves_its_openapi_document() {
         "/imports/{id}",
         "/imports/{id}/rejected",
         "/find",
+        "/firmware",
+        "/firmware/rollout",
+        "/firmware/{version}",
+        "/assets",
+        "/assets/directory",
+        "/assets/directory.csv",
+        "/assets/files/{name}",
+        "/assets/languages/{folder}",
+        "/assets/languages/{folder}/{language}/{file}",
+        "/devices/{mac}/overrides",
+        "/overrides/clear",
     ] {
         assert!(v["paths"].get(path).is_some(), "{path} undocumented");
     }
@@ -66,6 +77,7 @@ fn the_api_needs_a_token_and_serves_its_openapi_document() {
 #[test]
 fn profiles_are_created_read_modified_and_deleted() {
     let server = ZServer::start();
+    import_release(&server, "6.4.3.1234", &["3111-48500-001.sip.ld"], &[]);
     let t = user_with_token(&server, "bot", "provider", "");
     let r = api(&server, "POST", "/profiles", Some(&t), PROFILE);
     assert_eq!(r.status, 201, "{}", r.text());
@@ -147,6 +159,7 @@ fn profiles_are_created_read_modified_and_deleted() {
 #[test]
 fn subscribers_and_device_operations() {
     let server = ZServer::start();
+    import_release(&server, "6.4.3.1234", &["3111-48500-001.sip.ld"], &[]);
     let t = user_with_token(&server, "bot", "admin", "");
     assert_eq!(
         api(&server, "POST", "/profiles", Some(&t), PROFILE).status,
@@ -307,6 +320,7 @@ fn subscribers_and_device_operations() {
 #[test]
 fn installers_see_and_change_only_their_company_devices() {
     let server = ZServer::start();
+    import_release(&server, "6.4.3.1234", &["3111-48500-001.sip.ld"], &[]);
     let admin = user_with_token(&server, "root", "admin", "");
     assert_eq!(
         api(&server, "POST", "/profiles", Some(&admin), PROFILE).status,

@@ -816,3 +816,52 @@ pub fn csrf_of(html: &str) -> String {
         .expect("csrf field")
         .to_string()
 }
+
+/// A UC Software release zip in the layout Polycom ships, with test bytes for images:
+/// `sip.ver`, the images (`<part>.sip.ld` for a split release, `sip.ld` for a combined
+/// one), `000000000000.cfg`, configuration templates and a localization folder.
+pub fn release_zip(dir: &Path, version: &str, images: &[&str]) -> PathBuf {
+    let path = dir.join(format!("release-{version}-{}.zip", images.len()));
+    let file = std::fs::File::create(&path).expect("create zip");
+    let mut w = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    let mut entries: Vec<(String, Vec<u8>)> = vec![
+        ("sip.ver".into(), format!("{version}\r\n").into_bytes()),
+        (
+            "000000000000.cfg".into(),
+            b"<APPLICATION APP_FILE_PATH=\"sip.ld\" CONFIG_FILES=\"\"/>".to_vec(),
+        ),
+        (
+            "Config/site.cfg".into(),
+            b"<polycomConfig tcpIpApp.sntp.address=\"\"/>".to_vec(),
+        ),
+        (
+            "VVXLocalization/German_Germany/VVX-dictionary.xml".into(),
+            b"<dictionary/>".to_vec(),
+        ),
+    ];
+    for image in images {
+        // Test bytes: the image's name repeated, so each file differs.
+        entries.push((
+            image.to_string(),
+            format!("{image} {version} ").repeat(2000).into_bytes(),
+        ));
+    }
+    for (name, bytes) in &entries {
+        w.start_file(name.as_str(), opts).expect("start");
+        w.write_all(bytes).expect("write");
+    }
+    w.finish().expect("finish");
+    path
+}
+
+/// Imports a release through the CLI (`families` for combined images).
+pub fn import_release(server: &ZServer, version: &str, images: &[&str], families: &[&str]) {
+    let zip = release_zip(server.dir.path(), version, images);
+    let mut args = vec!["firmware", "import", zip.to_str().expect("path")];
+    for f in families {
+        args.extend(["--family", f]);
+    }
+    server.cli_ok(&args);
+}

@@ -8,6 +8,7 @@ use crate::common::*;
 #[test]
 fn every_console_page_answers_with_security_headers() {
     let server = ZServer::start();
+    import_release(&server, "5.9.8.1234", &["3111-46162-001.sip.ld"], &[]);
     server.cli_ok(&["profile", "add", "office"]);
     server.cli_ok(&["device", "add", "0004f2000001", "--profile", "office"]);
     let s = Session::admin(&server);
@@ -56,6 +57,14 @@ fn every_console_page_answers_with_security_headers() {
         "/devices/0004f2000001/copy",
         "/devices/0004f2000001/replace",
         "/devices/0004f2000001/delete",
+        "/firmware",
+        "/firmware/rollout",
+        "/firmware/5.9.8.1234",
+        "/firmware/5.9.8.1234/delete",
+        "/files",
+        "/files/directory",
+        "/files/directory.csv",
+        "/overrides",
     ] {
         let r = s.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());

@@ -3,16 +3,20 @@
 
 mod accounts;
 mod api;
+mod assets;
 mod autosync;
 mod bad_input;
 mod boot;
 mod browser;
+mod browser_files;
 mod cli;
 mod common;
 mod console;
 mod diag;
+mod firmware;
 mod http_loop;
 mod ops;
+mod overrides;
 mod policies;
 mod sim;
 mod templates;

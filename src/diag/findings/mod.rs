@@ -17,7 +17,7 @@ mod phones;
 
 pub use dhcp::{conf_findings, dhcp_findings};
 pub use dns::dns_findings;
-pub use phones::phone_findings;
+pub use phones::{override_findings, phone_findings};
 
 use rusqlite::Connection;
 

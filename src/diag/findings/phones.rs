@@ -7,7 +7,9 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::db::diag as q;
-use crate::diag::{Finding, Severity, sort_findings};
+use crate::diag::{Finding, Severity, mask_url, sort_findings};
+use crate::domain::overrides::{self, Redirect};
+use crate::domain::xml::FoundParam;
 use crate::error::Result;
 
 /// Findings from what phones did: wrong credentials in the access log over the last
@@ -48,49 +50,68 @@ pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<V
              credentials on the phone.",
         ));
     }
+    let uploads = data_dir.join("uploads");
     for (mac, file) in q::list_override_uploads(conn)? {
-        let path = data_dir
-            .join("uploads")
-            .join(&mac)
-            .join("overrides")
-            .join(&file);
-        let Ok(bytes) = std::fs::read(&path) else {
+        let Ok(mac) = mac.parse::<crate::domain::mac::Mac>() else {
             continue;
         };
-        let Ok(params) = crate::domain::xml::parse_params(&file, &bytes) else {
+        let Ok(params) = overrides::read_params(&uploads, &mac, &file) else {
             continue;
         };
-        for p in params {
-            let server = p.name == "device.prov.serverName";
-            let registration = (p.name.starts_with("reg.")
-                && (p.name.contains(".server.") || p.name.contains(".outboundProxy.")))
-                || p.name.starts_with("voIpProt.server.")
-                || p.name.starts_with("voIpProt.SIP.outboundProxy.");
-            if !(server || registration) || p.value.is_empty() {
-                continue;
-            }
-            out.push(Finding::new(
-                Severity::Warning,
-                if server {
-                    "overrides.server"
-                } else {
-                    "overrides.registration"
-                },
-                format!(
-                    "Phone {mac} keeps a local setting that redirects its {}",
-                    if server {
-                        "provisioning server"
-                    } else {
-                        "registration"
-                    }
-                ),
-                format!("{file} line {}: {}=\"{}\"", p.line, p.name, p.value),
-                "Settings made on the phone or its web UI win over the files this server \
-                 serves. Reset the phone's local configuration, or change the setting on the \
-                 phone.",
-            ));
-        }
+        out.extend(override_findings(&mac.to_string(), &file, &params, &|_| {
+            None
+        }));
     }
     sort_findings(&mut out);
     Ok(out)
+}
+
+/// Findings for the parameters of one stored override file that redirect the phone's
+/// provisioning server or its SIP registration (`overrides::redirect_kind`).
+/// `server_value` gives, when known, the value the server sets for a parameter, which the
+/// override hides.
+pub fn override_findings(
+    mac: &str,
+    file: &str,
+    params: &[FoundParam],
+    server_value: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for p in params {
+        let Some(kind) = overrides::redirect_kind(&p.name).filter(|_| !p.value.is_empty()) else {
+            continue;
+        };
+        let server = kind == Redirect::Server;
+        let hidden = match server_value(&p.name) {
+            Some(v) if v != p.value => format!("; it hides the server's `{}`", mask_url(&v)),
+            Some(_) => "; the server sets the same value".to_string(),
+            None => String::new(),
+        };
+        out.push(Finding::new(
+            Severity::Warning,
+            if server {
+                "overrides.server"
+            } else {
+                "overrides.registration"
+            },
+            format!(
+                "Phone {mac} keeps a local setting that redirects its {}",
+                if server {
+                    "provisioning server"
+                } else {
+                    "registration"
+                }
+            ),
+            format!(
+                "{file} line {}: {}=\"{}\"{hidden}",
+                p.line,
+                p.name,
+                mask_url(&p.value)
+            ),
+            "Settings made on the phone or its web UI win over the files this server \
+             serves. Clear the device's overrides and reset the phone's local configuration, \
+             or change the setting on the phone.",
+        ));
+    }
+    out
 }

@@ -1,6 +1,8 @@
-//! Polycom/Poly specifics: device families and models, the parameter table with its secret
-//! flags, and the renderers of master and configuration files.
+//! Polycom/Poly specifics: device families and models, the part numbers of firmware images,
+//! the parameter table with its secret flags, and the renderers of master and configuration
+//! files.
 
 pub mod models;
 pub mod params;
+pub mod parts;
 pub mod render;

@@ -41,7 +41,7 @@ fn input_of(d: &Device) -> DeviceInput {
 
 /// The address phones use, for rendering what a device receives: the first public name,
 /// else the device listener (this host's name when it listens on every address).
-fn reach(c: &Console) -> Reach {
+pub fn reach(c: &Console) -> Reach {
     let listen = c.config.device_http_addr();
     let host = match (c.config.device.public_names.first(), listen) {
         (Some(name), Some(a)) if a.port() != 80 => format!("{name}:{}", a.port()),
@@ -78,6 +78,11 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
         Vec::new()
     };
     let can = ctx.user.require(Action::Associate).is_ok();
+    let overridden = super::overrides::device_section(c, ctx, &mac)?;
+    let firmware =
+        crate::domain::firmware::rollout::list_device_firmware(&conn, Some(mac.as_str()))?
+            .into_iter()
+            .next();
     let e = &d.ext;
     let set = |v: &str| if v.is_empty() { "" } else { "(set)" };
     Ok(html_page(
@@ -132,10 +137,21 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             tr { th { "Last provisioning sync" } td { (when(activity.as_ref().and_then(|a| a.last_sync_at))) } }
                             tr { th { "Last IP" } td { (activity.as_ref().map(|a| a.last_ip.as_str()).unwrap_or("--")) } }
                             tr { th { "Model / firmware" } td { (activity.as_ref().map(|a| format!("{} {}", a.ua_model, a.firmware)).unwrap_or_else(|| "--".into())) } }
+                            @if let Some(fw) = firmware.as_ref().filter(|f| f.target.is_some()) {
+                                tr { th { "Profile's firmware" } td {
+                                    (fw.target.as_deref().unwrap_or("")) " "
+                                    @match fw.state() {
+                                        crate::domain::firmware::rollout::FirmwareState::Current => span.badge.complete { "current" },
+                                        crate::domain::firmware::rollout::FirmwareState::Unknown => span.badge { "not reported yet" },
+                                        s => span.badge.partial { "firmware-behind (" (s.as_str()) ")" },
+                                    }
+                                } }
+                            }
                             tr { th { "Wrong credentials" } td { (activity.as_ref().map(|a| a.auth_failures).unwrap_or(0)) } }
                         }
                     }
                 }
+                (overridden)
                 h2 { "Request timeline" }
                 @if log.is_empty() { p.muted { "No requests recorded." } } @else {
                     table.list {

@@ -12,9 +12,12 @@
 mod assoc;
 pub mod devices;
 pub mod diagnostics;
+mod files;
 pub mod find;
+mod firmware;
 mod form;
 mod import;
+mod overrides;
 mod profiles;
 mod users;
 
@@ -242,11 +245,77 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac),
+            ("POST", ["devices", mac, "overrides", "clear"]) => {
+                overrides::clear_device(self, ctx, mac)
+            }
+            ("GET", ["overrides"]) => overrides::list(self, ctx, req),
+            ("POST", ["overrides", "clear"]) => overrides::clear_many(self, ctx, f),
+            ("GET", ["files"]) => files::page(self, ctx, req),
+            ("POST", ["files"]) => files::upload(self, ctx, f),
+            ("POST", ["files", "languages"]) => files::upload_languages(self, ctx, f),
+            ("POST", ["files", "delete"]) => files::delete(self, ctx, f),
+            ("GET", ["files", "directory"]) => files::directory_page(self, ctx, req),
+            ("POST", ["files", "directory"]) => files::save_directory(self, ctx, f),
+            ("GET", ["files", "directory.csv"]) => files::directory_csv(self),
+            ("POST", ["files", "directory", "import"]) => files::import_directory(self, ctx, f),
+            ("GET", ["firmware"]) => firmware::page(self, ctx, req),
+            ("POST", ["firmware"]) => firmware::upload(self, ctx, f),
+            ("GET", ["firmware", "rollout"]) => firmware::rollout_page(self, ctx),
+            ("GET", ["firmware", v]) => firmware::show(self, ctx, v, req),
+            ("GET", ["firmware", v, "delete"]) => firmware::confirm_delete(self, ctx, v),
+            ("POST", ["firmware", v, "delete"]) => firmware::delete(self, ctx, v),
             ("GET", ["diagnostics"]) => diagnostics::page(self, ctx),
             ("POST", ["diagnostics", "dhcp"]) => diagnostics::run_dhcp(self, ctx, f),
             ("POST", ["diagnostics", "dns"]) => diagnostics::run_dns(self, ctx, f),
             ("POST", ["diagnostics", "phones"]) => diagnostics::run_phones(self, ctx),
             _ => Err(Error::not_found(format!("page {path}"))),
+        }
+    }
+
+    /// Decides, from the request head alone, whether a large upload (a firmware release)
+    /// may be streamed to disk: only for a signed-in session (cookie) or an API token of a
+    /// user allowed to manage assets. Anyone else is answered before the body is read.
+    pub fn upload_refusal(&self, head: &super::conn::Head, api: bool) -> Option<Response> {
+        let refuse = |e: Error| {
+            if api {
+                super::api::error_response(&e)
+            } else {
+                self.error(None, &e)
+            }
+        };
+        let conn = match self.conn() {
+            Ok(c) => c,
+            Err(e) => return Some(refuse(e)),
+        };
+        let user = if api {
+            let token = head
+                .header("Authorization")
+                .and_then(|h| {
+                    h.strip_prefix("Bearer ")
+                        .or_else(|| h.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .unwrap_or("");
+            signin::token_user(&conn, token)
+        } else {
+            let token = head
+                .header("Cookie")
+                .unwrap_or("")
+                .split(';')
+                .filter_map(|c| c.trim().split_once('='))
+                .find(|(k, _)| *k == COOKIE)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default();
+            let (idle, _) = self.session_secs();
+            signin::session(&conn, &token, idle).map(|s| s.map(|(u, _)| u))
+        };
+        match user {
+            Ok(Some(u)) => u
+                .require(crate::domain::users::Action::ManageAssets)
+                .err()
+                .map(refuse),
+            Ok(None) => Some(refuse(Error::Unauthorized)),
+            Err(e) => Some(refuse(e)),
         }
     }
 
@@ -443,6 +512,18 @@ const NOTICES: &[(&str, &str)] = &[
     ("user-deleted", "User deleted."),
     ("token-revoked", "API token revoked."),
     ("password-changed", "Password changed."),
+    ("firmware-imported", "Release imported."),
+    ("firmware-deleted", "Release deleted."),
+    ("directory-saved", "Directory saved."),
+    (
+        "asset-stored",
+        "File stored; phones fetch it at their next poll or reboot.",
+    ),
+    ("asset-deleted", "File deleted."),
+    (
+        "overrides-cleared",
+        "Overrides cleared: the phone now gets an empty override file. Reset its local settings too (see below).",
+    ),
 ];
 
 fn cookie(req: &Request, name: &str) -> Option<String> {

@@ -51,7 +51,7 @@ pub fn list(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ))
 }
 
-pub fn new(_c: &Console, ctx: &Ctx) -> Result<Response> {
+pub fn new(c: &Console, ctx: &Ctx) -> Result<Response> {
     ctx.user.require(Action::ManageProfiles)?;
     let fields = ProfileFields {
         vendor_model: UCS_VENDOR_MODEL.into(),
@@ -59,7 +59,7 @@ pub fn new(_c: &Console, ctx: &Ctx) -> Result<Response> {
     };
     Ok(html_page(
         200,
-        editor(ctx, None, &fields, &[], &[], false, None),
+        editor(&Page::of(c, ctx)?, None, &fields, &[], &[], false, None),
     ))
 }
 
@@ -78,7 +78,7 @@ pub fn edit(c: &Console, ctx: &Ctx, name: &str, req: &Request) -> Result<Respons
     Ok(html_page(
         200,
         editor(
-            ctx,
+            &Page::of(c, ctx)?,
             Some(name),
             &fields,
             &files,
@@ -135,7 +135,15 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         Err(p) => {
             return Ok(html_page(
                 422,
-                editor(ctx, None, &ProfileFields::default(), &[], &p, false, None),
+                editor(
+                    &Page::of(c, ctx)?,
+                    None,
+                    &ProfileFields::default(),
+                    &[],
+                    &p,
+                    false,
+                    None,
+                ),
             ));
         }
     };
@@ -145,12 +153,12 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         Ok(_) => Ok(done("/profiles", "profile-created")),
         Err(Error::Invalid(p)) => Ok(html_page(
             422,
-            editor(ctx, None, &fields, &[], &p, false, None),
+            editor(&Page::of(c, ctx)?, None, &fields, &[], &p, false, None),
         )),
         Err(Error::Conflict(m)) => Ok(html_page(
             409,
             editor(
-                ctx,
+                &Page::of(c, ctx)?,
                 None,
                 &fields,
                 &[],
@@ -170,7 +178,7 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
             return Ok(html_page(
                 422,
                 editor(
-                    ctx,
+                    &Page::of(c, ctx)?,
                     Some(name),
                     &ProfileFields::default(),
                     &[],
@@ -199,12 +207,20 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
         )),
         Err(Error::Invalid(p)) => Ok(html_page(
             422,
-            editor(ctx, Some(name), &fields, &[], &p, false, None),
+            editor(
+                &Page::of(c, ctx)?,
+                Some(name),
+                &fields,
+                &[],
+                &p,
+                false,
+                None,
+            ),
         )),
         Err(Error::Conflict(m)) => Ok(html_page(
             409,
             editor(
-                ctx,
+                &Page::of(c, ctx)?,
                 Some(name),
                 &fields,
                 &[],
@@ -253,9 +269,51 @@ pub fn delete(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     Ok(done("/profiles", "profile-deleted"))
 }
 
+/// Versions in the firmware catalogue, per family, newest first.
+type Catalogue = std::collections::BTreeMap<Family, Vec<String>>;
+
+/// What the editor shows besides the profile: the user's session and the catalogue.
+struct Page<'a> {
+    ctx: &'a Ctx,
+    catalogue: Catalogue,
+}
+
+impl<'a> Page<'a> {
+    fn of(c: &Console, ctx: &'a Ctx) -> Result<Page<'a>> {
+        Ok(Page {
+            ctx,
+            catalogue: crate::domain::firmware::versions_by_family(&*c.conn()?)?,
+        })
+    }
+}
+
+/// The software version of one family: a choice from the catalogue's releases for it.
+fn software_select(
+    fam: Family,
+    current: &str,
+    versions: &[String],
+    problems: &[FieldError],
+) -> Markup {
+    let name = format!("software.{}", fam.name());
+    let error = problems.iter().find(|p| p.field == name);
+    let known = current.is_empty() || versions.iter().any(|v| v == current);
+    html! {
+        div.field.invalid[error.is_some()] {
+            label for=(name) { (fam.name()) }
+            select id=(name) name=(name) {
+                option value="" selected[current.is_empty()] { "(no software update)" }
+                @for v in versions { option value=(v) selected[v == current] { (v) } }
+                @if !known { option value=(current) selected { (current) " (not in the catalogue)" } }
+            }
+            @if let Some(e) = error { span.error { (e.message) } }
+            @if versions.is_empty() { span.hint { "No " (fam.name()) " release in the catalogue." } }
+        }
+    }
+}
+
 /// The Profile Editor.
 fn editor(
-    ctx: &Ctx,
+    page: &Page<'_>,
     name: Option<&str>,
     f: &ProfileFields,
     files: &[String],
@@ -263,6 +321,7 @@ fn editor(
     has_password: bool,
     notice: Option<&str>,
 ) -> Markup {
+    let (ctx, catalogue) = (page.ctx, &page.catalogue);
     let title = match name {
         Some(n) => format!("Modify profile {n}"),
         None => "Create a profile".into(),
@@ -310,10 +369,10 @@ fn editor(
                 }
                 fieldset {
                     legend { "Software version per model family" }
-                    p.hint { "The version phones of each family update to (a firmware catalogue comes later). Not for RealPresence Group or Debut." }
+                    p.hint { "The version phones of each family update to (and downgrade to), from the " a href="/firmware" { "firmware catalogue" } ". Not for RealPresence Group or Debut." }
                     div.grid {
                         @for fam in Family::ALL {
-                            (Field::text(fam.name(), &format!("software.{}", fam.name()), &software(fam), problems).hint("e.g. 5.9.8.1234"))
+                            (software_select(fam, &software(fam), catalogue.get(&fam).map(Vec::as_slice).unwrap_or(&[]), problems))
                         }
                     }
                 }

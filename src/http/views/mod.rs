@@ -30,6 +30,8 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("import", "/import", "Bulk Association"),
     ("profiles", "/profiles", "Profiles"),
     ("unassociated", "/unassociated", "Unassociated"),
+    ("firmware", "/firmware", "Firmware"),
+    ("files", "/files", "Phone Files"),
     ("tokens", "/tokens", "API Tokens"),
 ];
 
