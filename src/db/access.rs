@@ -30,6 +30,18 @@ pub struct AccessRecord {
     pub firmware: Option<String>,
     /// A 200 for `<mac>-device.cfg`: "last provisioning sync".
     pub sync: bool,
+    /// A log or core dump stored by this request: its `uploads` row is written with the
+    /// batch (what phones set — overrides, contacts — is recorded at once instead).
+    pub upload: Option<UploadNote>,
+}
+
+/// The `uploads` row of a stored file.
+#[derive(Debug, Clone, Default)]
+pub struct UploadNote {
+    pub kind: &'static str,
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// Per-device activity accumulated over one batch, so a phone's burst of requests costs one
@@ -126,6 +138,11 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                  last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
                  auth_failures = auth_failures + excluded.auth_failures",
         )?;
+        for r in records {
+            if let (Some(mac), Some(u)) = (&r.mac, &r.upload) {
+                upsert_upload(&tx, mac, u.kind, &u.file_name, u.size, &u.sha256)?;
+            }
+        }
         for (mac, d) in &deltas {
             activity.execute(params![
                 mac,

@@ -34,6 +34,7 @@ pub mod template;
 pub mod templating;
 pub mod throttle;
 pub mod transfer;
+pub mod uploads;
 pub mod useragent;
 pub mod users;
 pub mod variables;

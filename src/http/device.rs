@@ -23,7 +23,7 @@ use rouille::{Request, Response, ResponseBody};
 use super::auth::{DeviceAuth, Outcome};
 use super::conn::{self, BodyPlan, Head, LoopLimits, Peer, Service};
 use crate::config::HttpMode;
-use crate::db::access::AccessRecord;
+use crate::db::access::{AccessRecord, UploadNote};
 use crate::domain::account::{Account, UnknownDevices};
 use crate::domain::devicepath::{self, DeviceFile, UploadKind};
 use crate::domain::firmware::{self, Image};
@@ -31,6 +31,7 @@ use crate::domain::mac::Mac;
 use crate::domain::polycom::render;
 use crate::domain::provisioning::{FileKind, Lookup, Provisioner, Rendered};
 use crate::domain::provstate::{Evidence, Reach};
+use crate::domain::uploads::UploadLedger;
 use crate::domain::useragent::{self, UserAgent};
 use crate::metrics::{Metrics, Route};
 use crate::recorder::Recorder;
@@ -79,6 +80,7 @@ pub struct DeviceService {
     pub dirs: DataDirs,
     pub upload_bytes: u64,
     pub device_quota: u64,
+    ledger: UploadLedger,
     pub metrics: Arc<Metrics>,
     /// What plain HTTP may serve.
     pub http_mode: HttpMode,
@@ -96,6 +98,7 @@ struct Meta {
     bytes: u64,
     sync: bool,
     route: Option<Route>,
+    upload: Option<UploadNote>,
 }
 
 /// The parts of a request every branch needs.
@@ -129,6 +132,7 @@ impl DeviceService {
             http_mode: HttpMode::Full,
             cert_mismatches: AtomicU64::new(0),
             ip_macs: Mutex::new(HashMap::new()),
+            ledger: UploadLedger::default(),
         }
     }
 
@@ -308,7 +312,9 @@ impl DeviceService {
         if method == "PUT" {
             return match file {
                 DeviceFile::Upload(kind, mac, name) => {
-                    self.store_upload(req, &ctx, kind, &mac, &name)
+                    let (response, note) = self.store_upload(req, &ctx, kind, &mac, &name);
+                    meta.upload = note;
+                    response
                 }
                 _ => text(405, "this file cannot be uploaded"),
             };
@@ -523,7 +529,7 @@ impl DeviceService {
         kind: UploadKind,
         mac: &Mac,
         name: &str,
-    ) -> Response {
+    ) -> (Response, Option<UploadNote>) {
         let Some(temp) = req.header(conn::UPLOAD_HEADER).map(PathBuf::from) else {
             // A PUT without a body (Content-Length: 0): store an empty file.
             let path = self.dirs.incoming.join(format!(
@@ -532,7 +538,7 @@ impl DeviceService {
             ));
             if let Err(e) = File::create(&path) {
                 log::error!("cannot create {}: {e}", path.display());
-                return text(507, "cannot store uploads right now");
+                return (text(507, "cannot store uploads right now"), None);
             }
             // SHA-256 of nothing.
             const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -563,28 +569,27 @@ impl DeviceService {
         mac: &Mac,
         name: &str,
         body: Incoming<'_>,
-    ) -> Response {
+    ) -> (Response, Option<UploadNote>) {
         let Incoming { temp, size, sha256 } = body;
-        let result = (|| -> crate::Result<Response> {
+        let result = (|| -> crate::Result<(Response, Option<UploadNote>)> {
             if !self.owns(ctx, mac)? {
                 let _ = std::fs::remove_file(temp);
-                return Ok(if ctx.account.unknown_devices == UnknownDevices::Reject {
-                    text(403, "unknown device")
+                let status = if ctx.account.unknown_devices == UnknownDevices::Reject {
+                    403
                 } else {
-                    text(404, "unknown device")
-                });
+                    404
+                };
+                return Ok((text(status, "unknown device"), None));
             }
-            let conn = self.prov.pool().get()?;
-            let used = crate::db::access::upload_usage(&conn, mac.as_str(), kind.dir(), name)?;
-            if used + size > self.device_quota {
+            if !self
+                .ledger
+                .admit(self.prov.pool(), mac, kind, name, size, self.device_quota)?
+            {
                 let _ = std::fs::remove_file(temp);
-                return Ok(text(507, "this device's upload quota is used up"));
+                return Ok((text(507, "this device's upload quota is used up"), None));
             }
             let dest = self.dirs.upload_path(mac, kind, name);
             let dir = dest.parent().map(Path::to_path_buf).unwrap_or_default();
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
-            let existed = dest.exists();
             // What a phone made or set (overrides, contacts, call lists) must survive a power
             // cut; logs and core dumps are diagnostics and are not worth a disk flush each.
             let durable = !matches!(kind, UploadKind::Log | UploadKind::CoreDump);
@@ -593,25 +598,44 @@ impl DeviceService {
                     .and_then(|f| f.sync_all())
                     .map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
             }
+            let existed = dest.exists();
             if existed && kind == UploadKind::Log {
                 // Keep the previous upload of a log: phones may send only what is new.
                 let _ = std::fs::rename(&dest, dest.with_file_name(format!("{name}.1")));
             }
-            std::fs::rename(temp, &dest)
-                .map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
-            if durable && let Ok(d) = File::open(&dir) {
-                let _ = d.sync_all();
-            }
-            crate::db::access::upsert_upload(&conn, mac.as_str(), kind.dir(), name, size, sha256)?;
-            Ok(if existed {
+            // The device's directory is made on its first upload only.
+            let moved = std::fs::rename(temp, &dest).or_else(|e| {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(e);
+                }
+                std::fs::create_dir_all(&dir)?;
+                std::fs::rename(temp, &dest)
+            });
+            moved.map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
+            let response = if existed {
                 Response::empty_204()
             } else {
                 text(201, "stored")
-            })
+            };
+            if !durable {
+                let note = UploadNote {
+                    kind: kind.dir(),
+                    file_name: name.to_string(),
+                    size,
+                    sha256: sha256.to_string(),
+                };
+                return Ok((response, Some(note)));
+            }
+            if let Ok(d) = File::open(&dir) {
+                let _ = d.sync_all();
+            }
+            let conn = self.prov.pool().get()?;
+            crate::db::access::upsert_upload(&conn, mac.as_str(), kind.dir(), name, size, sha256)?;
+            Ok((response, None))
         })();
         result.unwrap_or_else(|e| {
             let _ = std::fs::remove_file(temp);
-            internal(&e)
+            (internal(&e), None)
         })
     }
 
@@ -679,10 +703,6 @@ impl Service for DeviceService {
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return BodyPlan::Respond(r);
         }
-        if let Err(e) = std::fs::create_dir_all(&self.dirs.incoming) {
-            log::error!("cannot create {}: {e}", self.dirs.incoming.display());
-            return BodyPlan::Respond(text(507, "cannot store uploads right now"));
-        }
         BodyPlan::File {
             dir: self.dirs.incoming.clone(),
             limit: self.upload_bytes,
@@ -726,6 +746,7 @@ impl Service for DeviceService {
             ua_model: parsed.as_ref().map(|u| u.model.clone()).unwrap_or_default(),
             firmware: parsed.as_ref().and_then(|u| u.firmware().map(String::from)),
             sync: meta.sync,
+            upload: meta.upload.take(),
         });
         response
     }

@@ -304,6 +304,7 @@ fn a_phone_not_seen_for_n_days_gets_no_old_credentials() {
     associate(&server, 1);
     let mut phone = SimPhone::new(&mac(0), &server.device.to_string(), "phones", FIRST);
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
+    server.wait_recorded(&mac(0));
     server.cli_ok(&["autosync", "set", "--seen-days", "5", "--grace-days", "30"]);
     server.advance_days(4);
     server.cli_ok(&[

@@ -277,6 +277,18 @@ impl ZServer {
         Phone::new(self.device, mac, ua, &user, &password)
     }
 
+    /// Waits until the recorder has written requests of `mac` (its writes are batched, so
+    /// a test that reads activity right after a request must wait for them).
+    pub fn wait_recorded(&self, mac: &str) {
+        let recorded = eventually(Duration::from_secs(10), || {
+            let out = self.cli(&["device", "show", mac]);
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l.starts_with("access count:") && !l.trim_end().ends_with(" 0"))
+        });
+        assert!(recorded, "no recorded request of {mac}");
+    }
+
     /// Sends SIGTERM and waits for the process to exit; returns its output.
     pub fn stop(mut self) -> String {
         self.terminate();
