@@ -41,7 +41,7 @@ fn input_of(d: &Device) -> DeviceInput {
 
 /// The address phones use, for rendering what a device receives: the first public name,
 /// else the device listener (this host's name when it listens on every address).
-fn reach(c: &Console) -> Reach {
+pub(super) fn reach(c: &Console) -> Reach {
     let listen = c.config.device_http_addr();
     let host = match (c.config.device.public_names.first(), listen) {
         (Some(name), Some(a)) if a.port() != 80 => format!("{name}:{}", a.port()),
@@ -88,6 +88,9 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             html! {
                 h1 { "Device " code { (mac) } }
                 (views::notice(notice_of(req)))
+                @if d.is_associated() {
+                    p { a href=(format!("/devices/{mac}/settings")) { "Effective settings" } " — every parameter it gets, its value and where it comes from" }
+                }
                 @if can {
                     p.ops {
                         @if d.is_associated() {

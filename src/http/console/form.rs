@@ -77,6 +77,15 @@ impl Form {
             .unwrap_or("")
     }
 
+    /// Every value of a repeated field (checkboxes of one name), in order.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.fields
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
     /// Whether a checkbox was ticked.
     pub fn checked(&self, name: &str) -> bool {
         matches!(self.get(name), "on" | "1" | "true" | "yes")
