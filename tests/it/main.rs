@@ -12,6 +12,7 @@ mod common;
 mod console;
 mod diag;
 mod http_loop;
+mod lens;
 mod ops;
 mod policies;
 mod sim;
