@@ -13,6 +13,7 @@ mod console;
 mod diag;
 mod http_loop;
 mod lens;
+mod lens_api;
 mod ops;
 mod policies;
 mod sim;
