@@ -19,11 +19,11 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use crate::common::*;
 
 /// One browser at a time: two cores are shared with the rest of the suite.
-static ONE_BROWSER: Mutex<()> = Mutex::new(());
+pub(crate) static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
-struct Browser {
+pub(crate) struct Browser {
     driver: Child,
-    client: Client,
+    pub(crate) client: Client,
     base: String,
     shots: PathBuf,
     name: &'static str,
@@ -45,7 +45,7 @@ fn find_binary(names: &[&str]) -> Option<PathBuf> {
 }
 
 impl Browser {
-    async fn start(server: &ZServer, name: &'static str) -> Option<Browser> {
+    pub(crate) async fn start(server: &ZServer, name: &'static str) -> Option<Browser> {
         let (Some(chromium), Some(driver)) = (
             find_binary(&["chromium", "chromium-browser"]),
             find_binary(&["chromedriver"]),
@@ -125,14 +125,14 @@ impl Browser {
         })
     }
 
-    async fn goto(&self, path: &str) {
+    pub(crate) async fn goto(&self, path: &str) {
         self.client
             .goto(&format!("{}{path}", self.base))
             .await
             .expect("goto");
     }
 
-    async fn path(&self) -> String {
+    pub(crate) async fn path(&self) -> String {
         let _ = self.text().await;
         let url = self.client.current_url().await.expect("url");
         match url.query() {
@@ -143,7 +143,7 @@ impl Browser {
 
     /// The text of the page's `main`, once the page has loaded (a click may still be
     /// navigating: elements of the old page go stale, so this retries).
-    async fn text(&self) -> String {
+    pub(crate) async fn text(&self) -> String {
         for _ in 0..50 {
             let ready = self
                 .client
@@ -163,7 +163,7 @@ impl Browser {
         panic!("the page did not load")
     }
 
-    async fn fill(&self, name: &str, value: &str) {
+    pub(crate) async fn fill(&self, name: &str, value: &str) {
         let e = self
             .client
             .find(Locator::Css(&format!("[name=\"{name}\"]")))
@@ -173,7 +173,7 @@ impl Browser {
         e.send_keys(value).await.expect("type");
     }
 
-    async fn choose(&self, name: &str, value: &str) {
+    pub(crate) async fn choose(&self, name: &str, value: &str) {
         let e = self
             .client
             .find(Locator::Css(&format!("select[name=\"{name}\"]")))
@@ -183,7 +183,7 @@ impl Browser {
     }
 
     /// Clicks something that loads a new page, and waits for that page.
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.mark().await;
         self.client
             .find(Locator::Css(css))
@@ -195,7 +195,7 @@ impl Browser {
         self.wait_new_page().await;
     }
 
-    async fn click_link(&self, text: &str) {
+    pub(crate) async fn click_link(&self, text: &str) {
         self.mark().await;
         self.client
             .find(Locator::LinkText(text))
@@ -208,7 +208,7 @@ impl Browser {
     }
 
     /// Clicks something that stays on the page (a checkbox, a `details` summary).
-    async fn toggle(&self, css: &str) {
+    pub(crate) async fn toggle(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -218,14 +218,14 @@ impl Browser {
             .expect("click");
     }
 
-    async fn mark(&self) {
+    pub(crate) async fn mark(&self) {
         self.client
             .execute("window.__zt_old_page = true;", vec![])
             .await
             .expect("mark");
     }
 
-    async fn wait_new_page(&self) {
+    pub(crate) async fn wait_new_page(&self) {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let v = self
@@ -241,7 +241,7 @@ impl Browser {
     }
 
     /// Saves a screenshot named after the test and step.
-    async fn shot(&mut self, what: &str) {
+    pub(crate) async fn shot(&mut self, what: &str) {
         self.step += 1;
         let png = self.client.screenshot().await.expect("screenshot");
         let file = self
@@ -251,7 +251,7 @@ impl Browser {
     }
 
     /// Fetches a URL from inside the page (same origin, with the session cookie).
-    async fn fetch(&self, path: &str) -> String {
+    pub(crate) async fn fetch(&self, path: &str) -> String {
         let v = self
             .client
             .execute_async(
@@ -264,7 +264,7 @@ impl Browser {
     }
 
     /// Signs in as `admin` with the one-time password and sets a new one.
-    async fn first_sign_in(&mut self, server: &ZServer) {
+    pub(crate) async fn first_sign_in(&mut self, server: &ZServer) {
         self.goto("/").await;
         assert_eq!(self.path().await, "/login");
         self.fill("username", "admin").await;
@@ -282,14 +282,14 @@ impl Browser {
         );
     }
 
-    async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.client.close().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub(crate) fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

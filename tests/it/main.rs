@@ -7,6 +7,7 @@ mod autosync;
 mod bad_input;
 mod boot;
 mod browser;
+mod browser_lens;
 mod cli;
 mod common;
 mod console;

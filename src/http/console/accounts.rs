@@ -260,7 +260,7 @@ pub fn account_page(
         h1 { "Device Provisioning · " (a.name) }
         (views::notice(notice))
         div.cards {
-            div.card { strong { (on_off(s.provisioning_enabled, "Enabled", "Disabled")) } span { "Device Provisioning" } }
+            div.card { strong { (badge(if s.provisioning_enabled { "on" } else { "bad" }, if s.provisioning_enabled { "Enabled" } else { "Disabled" })) } span { "Device Provisioning" } }
             div.card { strong { (on_off(s.enabled, "On", "Off")) } span { "Auto-Sync credentials" } }
             a.card href=(format!("{base}/inventory")) { strong { (v.devices) } span { "associated devices" } }
             a.card href=(format!("{base}/autosync")) { strong { (v.synced) " · " (v.pending) " · " (v.locked_out) } span { "synced · pending · locked out" } }

@@ -26,13 +26,16 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
     let can = ctx.user.require(Action::ManageAccounts).is_ok();
     let base = format!("/accounts/{}", a.slug);
     let total: usize = p.by_generation.iter().map(|(_, n)| n).sum();
-    let rows = |list: &[DeviceSyncRow], select: bool| {
+    // Locked-out rows carry why, a checkbox and a re-admit button; pending ones sync anyway.
+    let rows = |list: &[DeviceSyncRow], locked: bool| {
+        let select = locked && can;
         html! {
             table.list {
                 thead { tr {
                     @if select { th { span.sr { "Select" } } }
-                    th { "MAC" } th.num { "Generation held" } th { "Last seen" } th { "Why" }
-                    @if can { th {} }
+                    th { "MAC" } th.num { "Generation held" } th { "Last seen" }
+                    @if locked { th { "Why" } }
+                    @if select { th {} }
                 } }
                 tbody {
                     @for d in list {
@@ -41,8 +44,8 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
                             td { a href=(format!("/devices/{}", d.mac)) { code { (d.mac) } } }
                             td.num { (d.generation) }
                             td { (when(d.last_seen)) }
-                            td { (d.why) }
-                            @if can {
+                            @if locked { td { (d.why) } }
+                            @if select {
                                 td.ops {
                                     form.inline method="post" action=(format!("{base}/readmit")) {
                                         (csrf_field(&ctx.csrf))
@@ -91,7 +94,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
         h2 { "Locked out" }
         @if p.locked_out.is_empty() { p.muted { "No device is locked out." } } @else {
             p.hint { "Re-admitting lets a device use the credentials it holds once more (until it syncs, at most the grace window) and sends it the current ones." }
-            (rows(&p.locked_out, can))
+            (rows(&p.locked_out, true))
             @if can {
                 div.actions {
                     form.inline #readmit-selected method="post" action=(format!("{base}/readmit")) {

@@ -78,11 +78,20 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
         h1 { "Inventory · " (a.name) }
         div.cards.counts {
             a.card href=(format!("/accounts/{}/inventory", a.slug)) { strong { (inv.total) } span { "devices" } }
-            @for (k, n) in &inv.by_state { a class=(format!("card state-{k}")) href=(link(a, "state", k)) { strong { (n) } span { (k) } } }
+            @for st in State::ALL {
+                @let k = st.as_str();
+                a class=(format!("card state-{k}{}", if filter.state == Some(st) { " active" } else { "" })) href=(link(a, "state", k)) {
+                    strong { (inv.by_state.get(k).copied().unwrap_or(0)) } span { (k) }
+                }
+            }
         }
         p.flags {
             "Flags: "
-            @for (k, n) in &inv.by_flag { a class=(if *n > 0 { "badge warn" } else { "badge muted" }) href=(link(a, "flag", k)) { (k) " " (n) } " " }
+            @for fl in Flag::ALL {
+                @let k = fl.as_str();
+                @let n = inv.by_flag.get(k).copied().unwrap_or(0);
+                a class=(format!("badge {}{}", if n > 0 { "warn" } else { "muted" }, if filter.flag == Some(fl) { " active" } else { "" })) href=(link(a, "flag", k)) { (k) " " (n) } " "
+            }
         }
         div.charts {
             figure { (PreEscaped(checkins.hourly_svg())) }
