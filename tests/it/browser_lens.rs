@@ -317,6 +317,16 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
             "{text}"
         );
         b.shot("inventory-active").await;
+
+        // Export/import and the audit log of what this test changed (secrets masked).
+        b.click_link("Export / import").await;
+        assert!(b.text().await.contains("Include secrets"));
+        b.shot("export-import").await;
+        b.click_link("Audit Log").await;
+        let text = b.text().await;
+        assert!(text.contains("policy.set") && text.contains("group.add-member"), "{text}");
+        assert!(!text.contains("Sip-Secret-42") && text.contains("********"), "{text}");
+        b.shot("audit-log").await;
         b.close().await;
     });
 }

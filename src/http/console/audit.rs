@@ -5,7 +5,7 @@
 //! Entries come from `domain::audit::list`; the page resolves account ids to their names
 //! and shows the values as compact JSON.
 
-use maud::html;
+use maud::{Markup, html};
 use rouille::{Request, Response};
 
 use super::{Console, Ctx, html_page, percent_encode};
@@ -47,8 +47,23 @@ pub fn entries(c: &Console, q: &AuditQuery) -> Result<Vec<Entry>> {
     audit::list(&*c.conn()?, q.account.as_ref().map(|a| a.0), q.limit)
 }
 
-fn compact(v: &Option<serde_json::Value>) -> String {
-    v.as_ref().map(|v| v.to_string()).unwrap_or_default()
+/// A recorded value as `key: value` lines (strings unquoted, nested values as JSON).
+fn fields(v: &Option<serde_json::Value>) -> Markup {
+    use serde_json::Value;
+    let show = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "--".into(),
+        other => other.to_string(),
+    };
+    html! {
+        @match v {
+            Some(Value::Object(map)) => {
+                @for (k, v) in map { span.kv { span.muted { (k) ": " } code { (show(v)) } } }
+            }
+            Some(other) => { code { (show(other)) } }
+            None => {}
+        }
+    }
 }
 
 pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
@@ -89,8 +104,8 @@ pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
                             td { (name_of(e.account_id)) }
                             td { code { (e.action) } }
                             td { (e.target) }
-                            td.json { code { (compact(&e.before)) } }
-                            td.json { code { (compact(&e.after)) } }
+                            td.json { (fields(&e.before)) }
+                            td.json { (fields(&e.after)) }
                         }
                     }
                 }
