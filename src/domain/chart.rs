@@ -87,8 +87,7 @@ mod tests {
         assert!(bars_svg("empty", &[], &[]).ends_with("</svg>"));
         let last = doc
             .descendants()
-            .filter(|n| n.has_tag_name("text"))
-            .last()
+            .rfind(|n| n.has_tag_name("text"))
             .expect("last label");
         assert_eq!(
             last.attribute("text-anchor"),
