@@ -15,6 +15,8 @@ mod diag;
 mod http_loop;
 mod lens;
 mod lens_api;
+mod lens_api_records;
+mod lens_records;
 mod ops;
 mod policies;
 mod sim;
