@@ -7,9 +7,9 @@
 //!
 //! Every error has one shape, `{"error": {"status", "message", "fields": [{"field",
 //! "message"}]}}`, with the status of `http::status_for`; a 409 for an action that would
-//! lock devices out adds `"devices": N` (send `"confirm": true` to go ahead). `openapi.json` (served at
-//! `/api/v1/openapi.json`) describes exactly these routes; a test checks it against the
-//! live server.
+//! lock devices out adds `"devices": N` (send `"confirm": true` to go ahead).
+//! `openapi.json` (served at `/api/v1/openapi.json`) describes exactly these routes; a test
+//! checks it against the live server.
 
 mod accounts;
 mod inventory;
