@@ -222,15 +222,21 @@ fn read_password() -> anyhow::Result<String> {
 pub fn user(action: UserAction) -> anyhow::Result<()> {
     match action {
         UserAction::Add(a) => {
-            let (_c, conn, _acc) = super::open(a.config.as_deref())?;
+            let (_c, mut conn, _acc) = super::open(a.config.as_deref())?;
             let role = Role::parse(&a.role)?;
             let password = if a.password_stdin {
                 Some(read_password()?)
             } else {
                 None
             };
-            let (_, one_time) =
-                signin::create_user(&conn, &a.username, role, &a.company, password.as_deref())?;
+            let (_, one_time) = signin::create_user(
+                &mut conn,
+                &crate::domain::audit::Actor::os_user(),
+                &a.username,
+                role,
+                &a.company,
+                password.as_deref(),
+            )?;
             match one_time {
                 Some(pw) => println!(
                     "user `{}` ({role}) created; one-time password: {pw} (change it at first sign-in)",
@@ -246,7 +252,8 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
             } else {
                 None
             };
-            match signin::reset_password(&mut conn, &p.username, password.as_deref())? {
+            let who = crate::domain::audit::Actor::os_user();
+            match signin::reset_password(&mut conn, &who, &p.username, password.as_deref())? {
                 Some(pw) => println!(
                     "one-time password for `{}`: {pw} (change it at first sign-in)",
                     p.username
@@ -272,14 +279,19 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
             }
         }
         UserAction::Token(t) => {
-            let (_c, conn, _acc) = super::open(t.config.as_deref())?;
+            let (_c, mut conn, _acc) = super::open(t.config.as_deref())?;
             let user = uq::find_user_by_name(&conn, &t.username)?
                 .with_context(|| format!("no user `{}`", t.username))?;
-            println!("{}", signin::create_token(&conn, &user, &t.name)?);
+            let who = crate::domain::audit::Actor::os_user();
+            println!("{}", signin::create_token(&mut conn, &who, &user, &t.name)?);
         }
         UserAction::Delete(d) => {
             let (_c, mut conn, _acc) = super::open(d.config.as_deref())?;
-            signin::delete_user(&mut conn, &d.username)?;
+            signin::delete_user(
+                &mut conn,
+                &crate::domain::audit::Actor::os_user(),
+                &d.username,
+            )?;
             println!("user `{}` deleted", d.username);
         }
     }

@@ -73,7 +73,9 @@ pub fn facts_of(row: &DeviceRow, settings: &Settings) -> DeviceFacts {
     DeviceFacts {
         held: row.sync.generation,
         held_at: row.sync.generation_at,
-        last_seen: row.last_seen,
+        // Seen = authenticated: a request with wrong credentials proves nothing about the
+        // device (anyone can send one with its MAC to keep it "seen").
+        last_seen: row.last_auth_ok_at,
         associated_at: row.associated_at,
         eligible: row_eligibility(row, settings),
         readmit: row.sync.readmit,
@@ -107,7 +109,7 @@ pub fn device_facts(
     Ok(Some(DeviceFacts {
         held: sync.generation,
         held_at: sync.generation_at,
-        last_seen: activity.map(|a| a.last_seen),
+        last_seen: activity.and_then(|a| a.last_auth_ok_at),
         associated_at,
         eligible: eligibility(&device, profile.as_ref(), &sync, settings),
         readmit: sync.readmit,

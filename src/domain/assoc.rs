@@ -6,10 +6,13 @@
 //! input leaves nothing half-written. Seed 000's confidentiality rule is applied here, not
 //! in the pages: a device associated by another company is `Forbidden` to view or change,
 //! and associating a MAC another company or account holds is a `Conflict` naming why.
+//! Every change is audited in its own transaction as `actor.who` (secrets masked there).
 
 use rusqlite::Connection;
+use serde_json::json;
 
 use super::account::Account;
+use super::audit::{self, Change};
 use super::device::{Device, DeviceInput, NewDevice};
 use super::mac::Mac;
 use super::ops::{self, OwnAddresses};
@@ -33,6 +36,23 @@ impl Actor<'_> {
     fn expires_at(&self) -> i64 {
         db::now_secs() + self.partial_expiry_secs
     }
+
+    /// A change of this actor's account, for the audit log.
+    fn change(&self, action: &str, target: &str) -> Change {
+        Change::new(Some(self.account.id.0), action, target)
+    }
+
+    /// Records a change in the audit log, in the caller's transaction.
+    fn record(&self, tx: &Connection, change: Change) -> Result<()> {
+        audit::record(tx, &self.who, change)
+    }
+}
+
+/// The audit view of a stored device, read in `tx`.
+fn device_state(tx: &Connection, mac: &Mac) -> Result<serde_json::Value> {
+    Ok(devices::find_device_by_mac(tx, mac)?
+        .map(|d| ops::device_json(&d))
+        .unwrap_or(serde_json::Value::Null))
 }
 
 /// Whether a scope may see a stored association.
@@ -72,13 +92,20 @@ pub fn create_subscriber(
     let input = input.trimmed();
     input.validate()?;
     db::write_tx(conn, |tx| {
-        subscribers::insert_subscriber(
+        let id = subscribers::insert_subscriber(
             tx,
             actor.account.id.0,
             &input,
             actor.user.owner_company(),
             actor.expires_at(),
-        )
+        )?;
+        actor.record(
+            tx,
+            actor
+                .change("subscriber.add", &input.reference_id)
+                .after(json!(input)),
+        )?;
+        Ok(id)
     })
 }
 
@@ -93,7 +120,14 @@ pub fn update_subscriber(
     input.validate()?;
     db::write_tx(conn, |tx| {
         let s = subscriber(tx, actor, reference_id)?;
-        subscribers::update_subscriber(tx, s.id, &input)
+        subscribers::update_subscriber(tx, s.id, &input)?;
+        actor.record(
+            tx,
+            actor
+                .change("subscriber.modify", reference_id)
+                .before(json!(s.fields))
+                .after(json!(input)),
+        )
     })
 }
 
@@ -105,7 +139,13 @@ pub fn delete_subscriber(
 ) -> Result<()> {
     db::write_tx(conn, |tx| {
         let s = subscriber(tx, actor, reference_id)?;
-        subscribers::delete_subscriber(tx, s.id)
+        subscribers::delete_subscriber(tx, s.id)?;
+        actor.record(
+            tx,
+            actor
+                .change("subscriber.delete", reference_id)
+                .before(json!(s.fields)),
+        )
     })
 }
 
@@ -209,6 +249,15 @@ pub fn associate(
                 sub.as_ref().map(|s| s.id),
                 actor.user.owner_company(),
             )?;
+            actor.record(
+                tx,
+                actor
+                    .change("device.associate", new.mac.as_str())
+                    .after(json!({
+                        "reference_id": sub.as_ref().map(|s| s.fields.reference_id.clone()),
+                        "device": device_state(tx, &new.mac)?,
+                    })),
+            )?;
             macs.push(new.mac);
         }
         if let Some(s) = &sub {
@@ -253,7 +302,14 @@ pub fn modify_device(
                 "device {mac} is not associated; associate it first"
             )));
         }
-        assoc::update_association(tx, d.id, &new, pid)
+        assoc::update_association(tx, d.id, &new, pid)?;
+        actor.record(
+            tx,
+            actor
+                .change("device.modify", mac.as_str())
+                .before(ops::device_json(&d))
+                .after(device_state(tx, mac)?),
+        )
     })
 }
 
@@ -294,6 +350,12 @@ pub fn copy_device(
             pid,
             sub_id,
             actor.user.owner_company(),
+        )?;
+        actor.record(
+            tx,
+            actor
+                .change("device.copy", new.mac.as_str())
+                .after(json!({"from": from.as_str(), "device": device_state(tx, &new.mac)?})),
         )?;
         Ok(new.mac)
     })
@@ -346,6 +408,13 @@ pub fn replace_device(
         };
         assoc::change_mac(tx, d.id, &new, &serial)?;
         let moved = assoc::move_uploads(tx, old, &new, &["contacts", "calllists"])?;
+        actor.record(
+            tx,
+            actor
+                .change("device.replace", old.as_str())
+                .before(json!({"mac": old.as_str()}))
+                .after(json!({"mac": new.as_str(), "serial": serial})),
+        )?;
         Ok((new, moved))
     })
 }
@@ -354,9 +423,15 @@ pub fn replace_device(
 /// it was the last one.
 pub fn delete_device(conn: &mut Connection, actor: &Actor<'_>, mac: &Mac) -> Result<()> {
     db::write_tx(conn, |tx| {
-        device(tx, actor, mac)?;
+        let d = device(tx, actor, mac)?;
         let sub = assoc::find_owner(tx, mac.as_str())?.and_then(|o| o.reference_id);
         devices::delete_device(tx, mac)?;
+        actor.record(
+            tx,
+            actor
+                .change("device.delete", mac.as_str())
+                .before(json!({"reference_id": sub, "device": ops::device_json(&d)})),
+        )?;
         if let Some(r) = sub
             && let Some(s) = subscribers::find_subscriber(tx, &r)?
         {

@@ -15,7 +15,8 @@
 //! 3. it has not synced yet (it never authenticated with the current generation);
 //! 4. it is known to hold `g`: it last authenticated with `g`, or, never having
 //!    authenticated, `g` is no older than the generation current when it was associated;
-//! 5. it was seen in the last N days (`seen_days`), unless it was never seen;
+//! 5. it was seen — authenticated successfully — in the last N days (`seen_days`), unless
+//!    it was never seen;
 //! 6. `g`'s grace window is open (it closes `grace_days` after the rotation that retired
 //!    `g`, at once for a "compromised" rotation).
 //!

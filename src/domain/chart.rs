@@ -34,12 +34,19 @@ pub fn bars_svg(title: &str, values: &[u32], labels: &[String]) -> String {
             escape_attr(label)
         ));
     }
+    // The first label starts at its bar, the middle one is centred on it and the last one
+    // ends with it, so none runs past the edges of the chart.
     let last = values.len().saturating_sub(1);
-    for i in [0, last / 2, last] {
+    for (i, anchor) in [(0, "start"), (last / 2, "middle"), (last, "end")] {
         if let Some(label) = labels.get(i) {
-            let x = i as u32 * slot + 1;
+            let left = i as u32 * slot + 1;
+            let x = match anchor {
+                "start" => left,
+                "middle" => left + bar / 2,
+                _ => left + bar,
+            };
             out.push_str(&format!(
-                "<text x=\"{x}\" y=\"{}\" font-size=\"10\">{}</text>",
+                "<text x=\"{x}\" y=\"{}\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>",
                 HEIGHT - 3,
                 escape_attr(label)
             ));
@@ -78,5 +85,16 @@ mod tests {
         assert!(svg.contains("05:00: 10"));
         assert!(svg.contains("Check-ins &lt;24 h&gt;"));
         assert!(bars_svg("empty", &[], &[]).ends_with("</svg>"));
+        let last = doc
+            .descendants()
+            .rfind(|n| n.has_tag_name("text"))
+            .expect("last label");
+        assert_eq!(
+            last.attribute("text-anchor"),
+            Some("end"),
+            "ends inside the chart"
+        );
+        let x: u32 = last.attribute("x").and_then(|x| x.parse().ok()).expect("x");
+        assert!(x <= WIDTH, "{x}");
     }
 }

@@ -6,13 +6,16 @@
 //!
 //! Checks run outside the write transaction so other writers and the status page are not
 //! held up; a MAC that someone associates in between is caught again while applying and
-//! rejected on its own line. Progress is written every `PROGRESS_EVERY` lines.
+//! rejected on its own line. Progress is written every `PROGRESS_EVERY` lines. A job that
+//! applies lines records one audit entry with its counts, in the same transaction.
 
 use std::collections::HashMap;
 
 use rusqlite::Connection;
+use serde_json::json;
 
 use super::assoc::{self, Actor};
+use super::audit::{self, Change};
 use super::csvimport::{self, Rejected};
 use super::device::NewDevice;
 use crate::db::{self, jobs, profiles, subscribers};
@@ -197,6 +200,20 @@ fn process(
         if let Some(s) = &sub {
             subscribers::refresh_status(tx, s.id, db::now_secs() + actor.partial_expiry_secs)?;
         }
+        // One entry per job, with its counts: the devices themselves are in the job.
+        audit::record(
+            tx,
+            &actor.who,
+            Change::new(
+                Some(actor.account.id.0),
+                "import.job",
+                format!("job {job_id}"),
+            )
+            .after(json!({
+                "file": req.file_name, "reference_id": req.reference_id,
+                "total": total, "applied": applied, "rejected": rejected.len(),
+            })),
+        )?;
         Ok(applied)
     })?;
     rejected.sort_by_key(|r| r.line);
@@ -295,6 +312,17 @@ mod tests {
             (4, "duplicate of line 1")
         );
         assert_eq!(count(&conn), 2);
+        let log: Vec<_> = crate::domain::audit::list(&conn, None, 10)
+            .expect("audit")
+            .into_iter()
+            .filter(|e| e.action == "import.job")
+            .collect();
+        assert_eq!(log.len(), 1, "one entry per job: {log:?}");
+        let after = log[0].after.as_ref().expect("after");
+        assert_eq!(
+            (after["applied"].as_u64(), after["rejected"].as_u64()),
+            (Some(2), Some(2))
+        );
         // Re-uploading only the corrected line works.
         let (job, _) = run(
             &mut conn,

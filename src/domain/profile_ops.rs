@@ -3,11 +3,14 @@
 //!
 //! Providers of a company manage the profiles their company created; admins manage all.
 //! Files are checked (well-formed XML, known variables) before anything is written, and
-//! a profile in use cannot be deleted (the error says by how many devices).
+//! a profile in use cannot be deleted (the error says by how many devices). Every change
+//! is audited (passwords masked).
 
 use rusqlite::Connection;
+use serde_json::json;
 
 use super::assoc::Actor;
+use super::audit::{self, Change};
 use super::ops;
 use super::profile::{Profile, ProfileFields};
 use super::users::{Action, Role};
@@ -115,7 +118,23 @@ pub fn update_profile(
                 fields.name
             )));
         }
-        profiles::update_profile(tx, current.id, &fields, checked.as_deref())
+        profiles::update_profile(tx, current.id, &fields, checked.as_deref())?;
+        let names = |files: &[super::profile::ProfileFile]| -> Vec<serde_json::Value> {
+            files
+                .iter()
+                .map(|f| json!({"name": f.file_name, "sha256": f.sha256}))
+                .collect()
+        };
+        audit::record(
+            tx,
+            &actor.who,
+            Change::new(Some(actor.account.id.0), "profile.modify", name)
+                .before(json!({"fields": current.fields, "files": names(&current.files)}))
+                .after(json!({
+                    "fields": fields,
+                    "files": checked.as_deref().map_or_else(|| names(&current.files), names),
+                })),
+        )
     })
 }
 

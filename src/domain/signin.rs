@@ -4,11 +4,14 @@
 //! Session cookies and API tokens are random; only their SHA-256 hashes are stored, so a
 //! copy of the database signs nobody in. Passwords are argon2 hashes. The first start
 //! creates an `admin` user with a one-time password that must be changed at first sign-in.
+//! Every change to users and tokens is audited (never a password or a token's secret).
 
 use std::time::Instant;
 
 use rusqlite::Connection;
+use serde_json::json;
 
+use super::audit::{self, Actor, Change};
 use super::throttle::LoginThrottle;
 use super::users::{self, Role, User};
 use crate::db::{self, users as q};
@@ -132,13 +135,19 @@ pub fn change_password(
     let keep = keep_session.map(token_hash);
     db::write_tx(conn, |tx| {
         q::update_password(tx, user.id, &new_hash, false)?;
-        q::delete_user_sessions(tx, user.id, keep.as_deref())
+        q::delete_user_sessions(tx, user.id, keep.as_deref())?;
+        audit::record(
+            tx,
+            &Actor::person(&user.username),
+            Change::new(None, "user.change-password", user.username.clone()),
+        )
     })
 }
 
 /// Creates a user. Without a password, a one-time password is generated and returned.
 pub fn create_user(
-    conn: &Connection,
+    conn: &mut Connection,
+    who: &Actor,
     username: &str,
     role: Role,
     company: &str,
@@ -160,20 +169,33 @@ pub fn create_user(
             (pw.clone(), Some(pw))
         }
     };
-    let id = q::insert_user(
-        conn,
-        username,
-        &users::hash_password(&pw)?,
-        role,
-        company.trim(),
-        one_time.is_some(),
-    )?;
+    let hash = users::hash_password(&pw)?;
+    let id = db::write_tx(conn, |tx| {
+        let id = q::insert_user(
+            tx,
+            username,
+            &hash,
+            role,
+            company.trim(),
+            one_time.is_some(),
+        )?;
+        audit::record(
+            tx,
+            who,
+            Change::new(None, "user.add", username).after(json!({
+                "username": username, "role": role.as_str(), "company": company.trim(),
+                "one_time_password": one_time.is_some(),
+            })),
+        )?;
+        Ok(id)
+    })?;
     Ok((id, one_time))
 }
 
 /// Sets a new one-time password for a user (or the given one), signing them out.
 pub fn reset_password(
     conn: &mut Connection,
+    who: &Actor,
     username: &str,
     password: Option<&str>,
 ) -> Result<Option<String>> {
@@ -196,13 +218,19 @@ pub fn reset_password(
     let hash = users::hash_password(&pw)?;
     db::write_tx(conn, |tx| {
         q::update_password(tx, user.id, &hash, one_time.is_some())?;
-        q::delete_user_sessions(tx, user.id, None)
+        q::delete_user_sessions(tx, user.id, None)?;
+        audit::record(
+            tx,
+            who,
+            Change::new(None, "user.reset-password", username)
+                .after(json!({"one_time_password": one_time.is_some()})),
+        )
     })?;
     Ok(one_time)
 }
 
 /// Deletes a user; the last admin cannot be deleted.
-pub fn delete_user(conn: &mut Connection, username: &str) -> Result<()> {
+pub fn delete_user(conn: &mut Connection, who: &Actor, username: &str) -> Result<()> {
     db::write_tx(conn, |tx| {
         let user = q::find_user_by_name(tx, username)?
             .ok_or_else(|| Error::not_found(format!("user `{username}`")))?;
@@ -211,12 +239,19 @@ pub fn delete_user(conn: &mut Connection, username: &str) -> Result<()> {
                 "`{username}` is the last admin; create another admin first"
             )));
         }
-        q::delete_user(tx, username)
+        q::delete_user(tx, username)?;
+        audit::record(
+            tx,
+            who,
+            Change::new(None, "user.delete", username).before(json!({
+                "username": user.username, "role": user.role.as_str(), "company": user.company,
+            })),
+        )
     })
 }
 
 /// Creates an API token for a user; the token is returned once and stored hashed.
-pub fn create_token(conn: &Connection, user: &User, name: &str) -> Result<String> {
+pub fn create_token(conn: &mut Connection, who: &Actor, user: &User, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
         return Err(Error::invalid(
@@ -225,8 +260,46 @@ pub fn create_token(conn: &Connection, user: &User, name: &str) -> Result<String
         ));
     }
     let token = format!("{TOKEN_PREFIX}{}", super::account::random_token(40));
-    q::insert_token(conn, user.id, name, &token_hash(&token), &token[..8])?;
+    db::write_tx(conn, |tx| {
+        q::insert_token(tx, user.id, name, &token_hash(&token), &token[..8])?;
+        audit::record(
+            tx,
+            who,
+            Change::new(
+                None,
+                "token.create",
+                format!("{} ({})", name, user.username),
+            )
+            .after(json!({"name": name, "user": user.username, "prefix": &token[..8]})),
+        )
+    })?;
     Ok(token)
+}
+
+/// Revokes an API token; `only_of` limits it to that user's tokens.
+pub fn revoke_token(
+    conn: &mut Connection,
+    who: &Actor,
+    id: i64,
+    only_of: Option<i64>,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let row = q::list_tokens(tx, only_of)?
+            .into_iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| Error::not_found(format!("API token {id}")))?;
+        q::delete_token(tx, id, only_of)?;
+        audit::record(
+            tx,
+            who,
+            Change::new(
+                None,
+                "token.revoke",
+                format!("{} ({})", row.name, row.username),
+            )
+            .before(json!({"name": row.name, "user": row.username, "prefix": row.prefix})),
+        )
+    })
 }
 
 /// The user of a bearer token.
@@ -290,8 +363,16 @@ mod tests {
 
     #[test]
     fn wrong_passwords_are_throttled_but_not_forever() {
-        let conn = db::open_in_memory().expect("db");
-        create_user(&conn, "kim", Role::Viewer, "", Some("kims-password-1")).expect("user");
+        let mut conn = db::open_in_memory().expect("db");
+        create_user(
+            &mut conn,
+            &Actor::system(),
+            "kim",
+            Role::Viewer,
+            "",
+            Some("kims-password-1"),
+        )
+        .expect("user");
         let t = throttle();
         for _ in 0..3 {
             assert!(matches!(
@@ -312,12 +393,24 @@ mod tests {
         let admin = q::find_user_by_name(&conn, "admin")
             .expect("find")
             .expect("admin");
-        let token = create_token(&conn, &admin, "ci").expect("token");
+        let who = Actor::person("admin");
+        let token = create_token(&mut conn, &who, &admin, "ci").expect("token");
         assert_eq!(
             token_user(&conn, &token).expect("lookup").map(|u| u.id),
             Some(admin.id)
         );
         assert!(token_user(&conn, "zt_wrong").expect("lookup").is_none());
-        assert!(delete_user(&mut conn, "admin").is_err());
+        assert!(delete_user(&mut conn, &who, "admin").is_err());
+        let id = q::list_tokens(&conn, None).expect("tokens")[0].id;
+        revoke_token(&mut conn, &who, id, None).expect("revoke");
+        assert!(token_user(&conn, &token).expect("lookup").is_none());
+        let log = audit::list(&conn, None, 10).expect("audit");
+        let actions: Vec<&str> = log.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["token.revoke", "token.create"]);
+        let text = format!("{:?}", log);
+        assert!(
+            !text.contains(&token[8..]),
+            "the token's secret is never logged: {text}"
+        );
     }
 }

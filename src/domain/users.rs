@@ -75,6 +75,15 @@ pub enum Action {
     /// The firmware catalogue, shared phone assets (directory, licences, language files,
     /// wallpapers, ring tones) and clearing overrides made on phones.
     ManageAssets,
+    /// Accounts, the inventory, Auto-Sync progress, exports without secrets and the audit
+    /// log: they cover every device of an account, so only roles that see every device.
+    ReadAccounts,
+    /// Sites, device groups, memberships and policies: values that reach every device of
+    /// a scope (admins, and providers that are not limited to one company).
+    ManagePolicies,
+    /// Device Provisioning, credentials, Auto-Sync, service addresses, re-admission,
+    /// imports and exports with secrets.
+    ManageAccounts,
 }
 
 /// A signed-in user (passwords never leave `db::users`).
@@ -106,8 +115,13 @@ impl User {
             Action::Associate => {
                 matches!(self.role, Role::Admin | Role::Provider | Role::Installer)
             }
-            Action::ManageUsers | Action::Diagnose | Action::ManageAssets => {
-                self.role == Role::Admin
+            Action::ManageUsers
+            | Action::Diagnose
+            | Action::ManageAssets
+            | Action::ManageAccounts => self.role == Role::Admin,
+            Action::ReadAccounts => self.scope() == Scope::All,
+            Action::ManagePolicies => {
+                self.role == Role::Admin || (self.role == Role::Provider && self.company.is_empty())
             }
         };
         if ok {
@@ -123,6 +137,17 @@ impl User {
                 Action::Diagnose => "run and read diagnostics (admin role needed)",
                 Action::ManageAssets => {
                     "change firmware, shared phone files or phone overrides (admin role needed)"
+                }
+                Action::ReadAccounts => {
+                    "read accounts, the inventory or the audit log (a role that sees every \
+                     device needed: admin, viewer, or provider without a company)"
+                }
+                Action::ManagePolicies => {
+                    "manage sites, groups and policies (admin, or provider without a company, \
+                     needed)"
+                }
+                Action::ManageAccounts => {
+                    "manage Device Provisioning, credentials and Auto-Sync (admin role needed)"
                 }
             };
             Err(Error::Forbidden(format!(
@@ -266,6 +291,46 @@ mod tests {
             user(Role::Provider, "")
                 .require(Action::ManageUsers)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn accounts_and_policies_need_a_role_that_sees_every_device() {
+        assert!(user(Role::Viewer, "").require(Action::ReadAccounts).is_ok());
+        assert!(
+            user(Role::Viewer, "")
+                .require(Action::ManagePolicies)
+                .is_err()
+        );
+        assert!(
+            user(Role::Installer, "acme")
+                .require(Action::ReadAccounts)
+                .is_err()
+        );
+        assert!(
+            user(Role::Provider, "acme")
+                .require(Action::ReadAccounts)
+                .is_err()
+        );
+        assert!(
+            user(Role::Provider, "")
+                .require(Action::ManagePolicies)
+                .is_ok()
+        );
+        assert!(
+            user(Role::Provider, "acme")
+                .require(Action::ManagePolicies)
+                .is_err()
+        );
+        assert!(
+            user(Role::Provider, "")
+                .require(Action::ManageAccounts)
+                .is_err()
+        );
+        assert!(
+            user(Role::Admin, "")
+                .require(Action::ManageAccounts)
+                .is_ok()
         );
     }
 

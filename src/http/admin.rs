@@ -227,9 +227,12 @@ impl AdminService {
         router!(request,
             (GET) (/health) => { Response::html(health_page(&self.health()).into_string()) },
             (GET) (/assets/{name: String}) => {
-                if name != "admin.css" { return Response::empty_404(); }
-                Response::from_data("text/css; charset=utf-8", include_str!("../../assets/admin.css"))
-                    .with_additional_header("Cache-Control", "max-age=3600")
+                let (kind, body) = match name.as_str() {
+                    "admin.css" => ("text/css; charset=utf-8", include_str!("../../assets/admin.css")),
+                    "copy.js" => ("text/javascript; charset=utf-8", include_str!("../../assets/copy.js")),
+                    _ => return Response::empty_404(),
+                };
+                Response::from_data(kind, body).with_additional_header("Cache-Control", "max-age=3600")
             },
             (GET) (/readyz) => {
                 // Ready: the database answers and the server is not draining.
@@ -286,7 +289,9 @@ impl Service for AdminService {
             && (path == "/import"
                 || path.starts_with("/profiles")
                 || path.starts_with("/api/v1/imports")
-                || path.starts_with("/api/v1/profiles"));
+                || path.starts_with("/api/v1/profiles")
+                || (path.starts_with("/accounts/") && path.ends_with("/import"))
+                || (path.starts_with("/api/v1/accounts/") && path.ends_with("/import")));
         BodyPlan::Memory {
             limit: if asset {
                 config.limits.asset_upload_bytes.max(limits.body_bytes)

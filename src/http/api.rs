@@ -1,12 +1,20 @@
 //! The JSON API under `/api/v1`: profiles, subscribers (reference IDs), devices, bulk import
-//! jobs and Find, for scripts (the firmware catalogue, shared phone files and overrides are
-//! in `api_files`). Bearer tokens created in the console (stored hashed) act with their
-//! user's role and company, through the same `domain` actions as the pages.
+//! jobs and Find, for scripts; the firmware catalogue, shared phone files and overrides are
+//! in `api_files`; accounts, Auto-Sync, sites, groups, policies, inventory, effective
+//! settings, export/import and the audit log in the modules below (`accounts`, `policies`,
+//! `inventory`, `transfer`). Bearer tokens created in the console (stored hashed) act with
+//! their user's role and company, through the same `domain` actions as the pages.
 //!
 //! Every error has one shape, `{"error": {"status", "message", "fields": [{"field",
-//! "message"}]}}`, with the status of `http::status_for`. `openapi.json` (served at
-//! `/api/v1/openapi.json`) describes exactly these routes; a test checks it against the
-//! live server.
+//! "message"}]}}`, with the status of `http::status_for`; a 409 for an action that would
+//! lock devices out adds `"devices": N` (send `"confirm": true` to go ahead).
+//! `openapi.json` (served at `/api/v1/openapi.json`) describes exactly these routes; a test
+//! checks it against the live server.
+
+mod accounts;
+mod inventory;
+mod policies;
+mod transfer;
 
 use std::sync::Arc;
 
@@ -47,8 +55,12 @@ pub fn error_response(e: &Error) -> Response {
             .collect(),
         _ => Vec::new(),
     };
-    let mut r = Response::json(&json!({"error": {"status": status, "message": super::public_message(e), "fields": fields}}))
-        .with_status_code(status);
+    let mut body =
+        json!({"error": {"status": status, "message": super::public_message(e), "fields": fields}});
+    if let Error::NeedsConfirmation { devices, .. } = e {
+        body["error"]["devices"] = json!(devices);
+    }
+    let mut r = Response::json(&body).with_status_code(status);
     match e {
         Error::Unauthorized => {
             r = r.with_additional_header("WWW-Authenticate", "Bearer realm=\"zerotouch\"")
@@ -285,6 +297,12 @@ impl Api {
                 let s = search_of(req)?;
                 Ok(Response::json(&page_json(&*c.conn()?, &s, &user.scope())?))
             }
+            // Lens: accounts (and what lives under them), effective settings, audit log.
+            (_, ["accounts", rest @ ..]) => accounts::route(self, req, &actor, rest),
+            (_, ["devices", mac, "effective-settings"]) => {
+                inventory::effective(self, req, user, mac)
+            }
+            (_, ["audit"]) => transfer::audit_log(self, req, &actor),
             (
                 _,
                 ["profiles"]

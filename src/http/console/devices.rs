@@ -93,6 +93,9 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             html! {
                 h1 { "Device " code { (mac) } }
                 (views::notice(notice_of(req)))
+                @if d.is_associated() {
+                    p { a href=(format!("/devices/{mac}/settings")) { "Effective settings" } " — every parameter it gets, its value and where it comes from" }
+                }
                 @if can {
                     p.ops {
                         @if d.is_associated() {

@@ -1,6 +1,7 @@
 //! The ZTP console on the admin listener: sign-in, sessions, CSRF, and the routing of the
 //! pages in the sibling modules (profiles, associations and bulk import, Find, devices,
-//! users and API tokens).
+//! users and API tokens; and the Lens pages: accounts with Device Provisioning and Auto-Sync,
+//! sites, groups and policies, effective settings, inventory, export/import, audit log).
 //!
 //! Every page but the sign-in page needs a session: a random cookie (`HttpOnly;
 //! SameSite=Strict; Path=/`, `Secure` over TLS) whose hash names a row of `sessions`. Every
@@ -9,16 +10,24 @@
 //! password page until they choose their own. Handlers build display-ready values and call
 //! `domain` actions; nothing here decides a rule of provisioning.
 
+mod accounts;
 mod assoc;
+pub mod audit;
+mod autosync;
 pub mod devices;
 pub mod diagnostics;
+pub mod effective;
 mod files;
 pub mod find;
 mod firmware;
 mod form;
 mod import;
+pub mod inventory;
 mod overrides;
+mod policies;
 mod profiles;
+mod provisioning;
+mod transfer;
 mod users;
 
 use std::sync::Arc;
@@ -69,6 +78,10 @@ impl Ctx {
             csrf: self.csrf.clone(),
             section,
             admin: self.user.role == crate::domain::users::Role::Admin,
+            lens: self
+                .user
+                .require(crate::domain::users::Action::ReadAccounts)
+                .is_ok(),
             refresh: None,
         }
     }
@@ -268,6 +281,15 @@ impl Console {
             ("POST", ["diagnostics", "dhcp"]) => diagnostics::run_dhcp(self, ctx, f),
             ("POST", ["diagnostics", "dns"]) => diagnostics::run_dns(self, ctx, f),
             ("POST", ["diagnostics", "phones"]) => diagnostics::run_phones(self, ctx),
+            // Lens pages: accounts and everything under them, inventory, audit, settings.
+            (_, ["accounts", rest @ ..]) => accounts::route(self, ctx, req, f, rest),
+            ("GET", ["inventory"]) => inventory::default_inventory(self, req),
+            ("GET", ["audit"]) => audit::page(self, ctx, req),
+            ("GET", ["audit.csv"]) => audit::download(self, ctx, req, true),
+            ("GET", ["audit.json"]) => audit::download(self, ctx, req, false),
+            ("GET", ["devices", mac, "settings"]) => {
+                effective::page(self, ctx, mac, notice_of(req), &[], 200)
+            }
             _ => Err(Error::not_found(format!("page {path}"))),
         }
     }
@@ -524,6 +546,46 @@ const NOTICES: &[(&str, &str)] = &[
         "overrides-cleared",
         "Overrides cleared: the phone now gets an empty override file. Reset its local settings too (see below).",
     ),
+    (
+        "account-created",
+        "Account created: provisioning and Auto-Sync are on.",
+    ),
+    (
+        "provisioning-enabled",
+        "Provisioning enabled. Auto-Sync stays as it was.",
+    ),
+    (
+        "provisioning-disabled",
+        "Provisioning disabled: the account's phones are refused and Auto-Sync is off.",
+    ),
+    (
+        "credentials-saved",
+        "Server credentials updated: a new credential generation.",
+    ),
+    ("autosync-on", "Auto-Sync is on."),
+    (
+        "autosync-off",
+        "Auto-Sync is off. No rollback: phones keep what they have.",
+    ),
+    ("autosync-options-saved", "Auto-Sync options saved."),
+    (
+        "address-regenerated",
+        "New service address. The old one stays an alias while phones still use it.",
+    ),
+    ("alias-retired", "Alias retired."),
+    (
+        "readmitted",
+        "Re-admitted: each device may use the credentials it holds once more and is sent the current ones.",
+    ),
+    ("site-added", "Site added."),
+    ("site-deleted", "Site deleted."),
+    ("site-assigned", "Site assignment saved."),
+    ("group-added", "Group added."),
+    ("group-saved", "Group saved."),
+    ("group-deleted", "Group deleted."),
+    ("members-saved", "Group membership saved."),
+    ("policy-set", "Policy value set."),
+    ("policy-removed", "Policy value removed."),
 ];
 
 fn cookie(req: &Request, name: &str) -> Option<String> {

@@ -7,6 +7,7 @@ use rouille::{Request, Response};
 
 use super::{Console, Ctx, Form, done, html_page, notice_of, percent_encode};
 use crate::db::users as q;
+use crate::domain::audit::Actor;
 use crate::domain::signin;
 use crate::domain::users::{Action, Role};
 use crate::error::{Error, FieldError, Result};
@@ -120,10 +121,11 @@ fn users_page(
 
 pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
-    let conn = c.conn()?;
+    let mut conn = c.conn()?;
     let role = Role::parse(f.get("role"))?;
     let name = f.get("username").trim().to_string();
-    match signin::create_user(&conn, &name, role, f.get("company"), None) {
+    let who = Actor::person(&ctx.user.username);
+    match signin::create_user(&mut conn, &who, &name, role, f.get("company"), None) {
         Ok((_, pw)) => {
             let users = q::list_users(&conn)?;
             Ok(html_page(
@@ -158,7 +160,7 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
 pub fn reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
     let mut conn = c.conn()?;
-    let pw = signin::reset_password(&mut conn, name, None)?;
+    let pw = signin::reset_password(&mut conn, &Actor::person(&ctx.user.username), name, None)?;
     let users = q::list_users(&conn)?;
     Ok(html_page(
         200,
@@ -174,7 +176,7 @@ pub fn reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
 
 pub fn delete(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
-    signin::delete_user(&mut *c.conn()?, name)?;
+    signin::delete_user(&mut *c.conn()?, &Actor::person(&ctx.user.username), name)?;
     Ok(done("/users", "user-deleted"))
 }
 
@@ -219,7 +221,8 @@ pub fn tokens(c: &Console, ctx: &Ctx, created: Option<&str>) -> Result<Response>
 }
 
 pub fn create_token(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    let token = signin::create_token(&*c.conn()?, &ctx.user, f.get("name"))?;
+    let who = Actor::person(&ctx.user.username);
+    let token = signin::create_token(&mut *c.conn()?, &who, &ctx.user, f.get("name"))?;
     tokens(c, ctx, Some(&token))
 }
 
@@ -232,6 +235,11 @@ pub fn revoke_token(c: &Console, ctx: &Ctx, id: &str) -> Result<Response> {
     } else {
         Some(ctx.user.id)
     };
-    q::delete_token(&*c.conn()?, id, only)?;
+    signin::revoke_token(
+        &mut *c.conn()?,
+        &Actor::person(&ctx.user.username),
+        id,
+        only,
+    )?;
     Ok(done("/tokens", "token-revoked"))
 }

@@ -3,7 +3,10 @@
 //! return `Markup` from display-ready values; they never query anything.
 //!
 //! No inline scripts or styles (the CSP is `default-src 'self'`): the look lives in
-//! `assets/admin.css`, and every page works without JavaScript.
+//! `assets/admin.css`, and every page works without JavaScript (`assets/copy.js` only adds
+//! copy buttons). The widgets of the account, policy and inventory pages are in `widgets`.
+
+pub mod widgets;
 
 use maud::{DOCTYPE, Markup, PreEscaped, Render, html};
 
@@ -20,6 +23,9 @@ pub struct Nav {
     pub section: &'static str,
     /// Whether to show sections only admins use.
     pub admin: bool,
+    /// Whether to show accounts, the inventory and the audit log (roles that see every
+    /// device).
+    pub lens: bool,
     /// Seconds after which the page reloads itself (progress pages).
     pub refresh: Option<u32>,
 }
@@ -35,6 +41,13 @@ const SECTIONS: &[(&str, &str, &str)] = &[
     ("tokens", "/tokens", "API Tokens"),
 ];
 
+/// Sections of roles that see every device (`Action::ReadAccounts`).
+const LENS_SECTIONS: &[(&str, &str, &str)] = &[
+    ("accounts", "/accounts", "Accounts"),
+    ("inventory", "/inventory", "Inventory"),
+    ("audit", "/audit", "Audit Log"),
+];
+
 /// The page layout shared by every console page.
 pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
     html! {
@@ -48,6 +61,7 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                 }
                 title { (title) " · zerotouch" }
                 link rel="stylesheet" href="/assets/admin.css";
+                script src="/assets/copy.js" defer {}
             }
             body {
                 header.top {
@@ -56,6 +70,11 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                         nav.sections {
                             @for (key, href, label) in SECTIONS {
                                 a href=(href) class=@if *key == nav.section { "active" } { (label) }
+                            }
+                            @if nav.lens {
+                                @for (key, href, label) in LENS_SECTIONS {
+                                    a href=(href) class=@if *key == nav.section { "active" } { (label) }
+                                }
                             }
                             @if nav.admin {
                                 a href="/diagnostics" class=@if nav.section == "diagnostics" { "active" } { "Diagnostics" }
