@@ -72,6 +72,9 @@ pub enum Action {
     ManageUsers,
     /// The Diagnostics page: its findings name phones, servers and stale credentials.
     Diagnose,
+    /// Provisioning settings, custom variables, External mode's push, and secrets in the
+    /// preview.
+    ManageSettings,
 }
 
 /// A signed-in user (passwords never leave `db::users`).
@@ -103,7 +106,9 @@ impl User {
             Action::Associate => {
                 matches!(self.role, Role::Admin | Role::Provider | Role::Installer)
             }
-            Action::ManageUsers | Action::Diagnose => self.role == Role::Admin,
+            Action::ManageUsers | Action::Diagnose | Action::ManageSettings => {
+                self.role == Role::Admin
+            }
         };
         if ok {
             Ok(())
@@ -116,6 +121,9 @@ impl User {
                 }
                 Action::ManageUsers => "manage users (admin role needed)",
                 Action::Diagnose => "run and read diagnostics (admin role needed)",
+                Action::ManageSettings => {
+                    "manage provisioning settings and variables (admin role needed)"
+                }
             };
             Err(Error::Forbidden(format!(
                 "user `{}` ({}) may not {what}",
