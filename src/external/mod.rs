@@ -24,6 +24,7 @@ use crate::domain::templating;
 use crate::domain::variables::Context;
 use crate::error::{Error, Result};
 
+pub mod manual;
 mod resolve;
 pub mod s3;
 pub mod script;
