@@ -41,7 +41,7 @@ fn input_of(d: &Device) -> DeviceInput {
 
 /// The address phones use, for rendering what a device receives: the first public name,
 /// else the device listener (this host's name when it listens on every address).
-fn reach(c: &Console) -> Reach {
+pub fn reach(c: &Console) -> Reach {
     let listen = c.config.device_http_addr();
     let host = match (c.config.device.public_names.first(), listen) {
         (Some(name), Some(a)) if a.port() != 80 => format!("{name}:{}", a.port()),
@@ -94,6 +94,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             a.button href=(format!("/devices/{mac}/edit")) { "Modify" } " "
                             a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
                             a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
+                            a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
                         } @else {
                             a.button href=(format!("/devices/new?mac={mac}")) { "Associate" } " "
                         }
@@ -152,6 +153,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                 }
                 @if !files.is_empty() {
                     h2 { "Files the device receives" }
+                    p { a href=(format!("/preview?mac={mac}")) { "Preview its profile files" } " with the value and source of every variable." }
                     p.hint { "Exactly as served (secrets masked), for a phone reaching this server at " code { (reach(c).host) } "." }
                     @for (name, text) in &files {
                         details.file { summary { code { (name) } } pre { (text) } }

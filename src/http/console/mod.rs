@@ -1,6 +1,7 @@
 //! The ZTP console on the admin listener: sign-in, sessions, CSRF, and the routing of the
 //! pages in the sibling modules (profiles, associations and bulk import, Find, devices,
-//! users and API tokens).
+//! users and API tokens, provisioning settings, template variables, device template values
+//! and the preview).
 //!
 //! Every page but the sign-in page needs a session: a random cookie (`HttpOnly;
 //! SameSite=Strict; Path=/`, `Secure` over TLS) whose hash names a row of `sessions`. Every
@@ -11,12 +12,16 @@
 
 mod assoc;
 pub mod devices;
+mod devicevals;
 pub mod diagnostics;
 pub mod find;
 mod form;
 mod import;
+mod preview;
 mod profiles;
+mod settings;
 mod users;
+mod variables;
 
 use std::sync::Arc;
 
@@ -49,6 +54,8 @@ pub struct Console {
     /// The CA delivered to phones, if delivery is on: device pages show what phones get.
     pub trust: Option<crate::domain::provstate::PhoneTrust>,
     pub diagnostics: diagnostics::Diagnostics,
+    /// External mode's "generate and push now" (one run at a time).
+    pub push: crate::external::manual::ManualPush,
 }
 
 /// A signed-in request.
@@ -89,6 +96,7 @@ impl Console {
             throttle,
             trust: None,
             diagnostics,
+            push: Default::default(),
         }
     }
 
@@ -242,6 +250,23 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac),
+            ("GET", ["devices", mac, "values"]) => devicevals::page(self, ctx, mac),
+            ("POST", ["devices", mac, "values"]) => devicevals::save_vars(self, ctx, mac, f),
+            ("POST", ["devices", mac, "lines"]) => devicevals::save_line(self, ctx, mac, None, f),
+            ("POST", ["devices", mac, "lines", n]) => {
+                devicevals::save_line(self, ctx, mac, Some(n), f)
+            }
+            ("POST", ["devices", mac, "lines", n, "delete"]) => {
+                devicevals::delete_line(self, ctx, mac, n)
+            }
+            ("GET", ["settings"]) => settings::page(self, ctx, req),
+            ("POST", ["settings"]) => settings::save(self, ctx, f),
+            ("POST", ["settings", "push"]) => settings::push(self, ctx),
+            ("GET", ["variables"]) => variables::page(self, ctx, req),
+            ("POST", ["variables"]) => variables::save(self, ctx, f),
+            ("POST", ["variables", name, "delete"]) => variables::delete(self, ctx, name),
+            ("GET", ["preview"]) => preview::page(self, ctx, req),
+            ("POST", ["preview"]) => preview::reveal(self, ctx, f),
             ("GET", ["diagnostics"]) => diagnostics::page(self, ctx),
             ("POST", ["diagnostics", "dhcp"]) => diagnostics::run_dhcp(self, ctx, f),
             ("POST", ["diagnostics", "dns"]) => diagnostics::run_dns(self, ctx, f),
@@ -443,6 +468,20 @@ const NOTICES: &[(&str, &str)] = &[
     ("user-deleted", "User deleted."),
     ("token-revoked", "API token revoked."),
     ("password-changed", "Password changed."),
+    ("settings-saved", "Provisioning settings saved."),
+    (
+        "push-started",
+        "Files generated; every device is being pushed now (this page shows the progress).",
+    ),
+    ("variable-saved", "Custom variable saved."),
+    (
+        "variable-kept",
+        "Nothing changed: the secret's stored value was kept (type a new value to replace it).",
+    ),
+    ("variable-deleted", "Custom variable deleted."),
+    ("values-saved", "Template values saved."),
+    ("line-saved", "Line saved."),
+    ("line-removed", "Line removed."),
 ];
 
 fn cookie(req: &Request, name: &str) -> Option<String> {
