@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: profiles, subscribers (reference IDs), devices, bulk import
-//! jobs and Find, for scripts. Bearer tokens created in the console (stored hashed) act
+//! jobs and Find, for scripts; provisioning settings, template variables, device template
+//! values and the preview live in `settings`. Bearer tokens created in the console (stored hashed) act
 //! with their user's role and company, through the same `domain` actions as the pages.
 //!
 //! Every error has one shape, `{"error": {"status", "message", "fields": [{"field",
@@ -27,6 +28,8 @@ use crate::domain::subscriber::SubscriberInput;
 use crate::domain::users::{Action, User};
 use crate::domain::{csvimport, ops, profile_ops, signin};
 use crate::error::{Error, Result};
+
+mod settings;
 
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -126,6 +129,9 @@ impl Api {
             .collect();
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         let m = req.method();
+        if settings::handles(&segs) {
+            return settings::route(c, req, user, &actor, &segs);
+        }
         match (m, segs.as_slice()) {
             ("GET", ["profiles"]) => {
                 let rows = pq::list_profiles(&*c.conn()?, account.id.0)?;
