@@ -14,6 +14,8 @@ mod diag;
 mod http_loop;
 mod ops;
 mod policies;
+mod settings_api;
+mod settings_pages;
 mod sim;
 mod templates;
 mod tls;
