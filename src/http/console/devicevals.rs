@@ -7,9 +7,9 @@
 //! removes it). Same role and scope rules as modifying the device.
 
 use maud::{Markup, html};
-use rouille::Response;
+use rouille::{Request, Response};
 
-use super::{Console, Ctx, Form, done, html_page};
+use super::{Console, Ctx, Form, done, html_page, notice_of};
 use crate::domain::assoc;
 use crate::domain::device::{Device, DeviceVars, Line};
 use crate::domain::mac::Mac;
@@ -23,10 +23,12 @@ fn mac_of(s: &str) -> Result<Mac> {
         .map_err(|_| Error::not_found(format!("device `{s}`")))
 }
 
-/// Which form a problem list belongs to: `vars`, `l<n>` or `new`.
+/// Which form a problem list belongs to (`vars`, `l<n>` or `new`), or the notice of the
+/// action that just succeeded.
 struct Sent<'a> {
     form: String,
     problems: &'a [FieldError],
+    notice: Option<&'static str>,
 }
 
 impl Sent<'_> {
@@ -82,6 +84,7 @@ fn values_page(
             &ctx.nav("find"),
             html! {
                 h1 { "Template values of device " a href=(format!("/devices/{mac}")) { code { (mac) } } }
+                (views::notice(sent.notice))
                 p.ops { a.button.secondary href=(format!("/preview?mac={mac}")) { "Preview its files" } }
                 h2 { "Device" }
                 (views::problems(p))
@@ -147,12 +150,13 @@ fn next_line(d: &Device) -> Line {
 }
 
 /// `GET /devices/MAC/values`
-pub fn page(c: &Console, ctx: &Ctx, mac: &str) -> Result<Response> {
+pub fn page(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response> {
     ctx.user.require(Action::Associate)?;
     let d = device(c, ctx, &mac_of(mac)?)?;
     let sent = Sent {
         form: String::new(),
         problems: &[],
+        notice: notice_of(req),
     };
     // Secret parameters in the override are never sent to the browser.
     let shown = DeviceVars {
@@ -195,6 +199,7 @@ pub fn save_vars(c: &Console, ctx: &Ctx, mac: &str, f: &Form) -> Result<Response
             let sent = Sent {
                 form: "vars".into(),
                 problems: &p,
+                notice: None,
             };
             Ok(values_page(
                 ctx,
@@ -273,6 +278,7 @@ pub fn save_line(
             let sent = Sent {
                 form: key,
                 problems: &p,
+                notice: None,
             };
             Ok(values_page(ctx, &d, &d.vars, &lines, &new_line, &sent))
         }

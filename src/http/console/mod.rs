@@ -250,7 +250,7 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac),
-            ("GET", ["devices", mac, "values"]) => devicevals::page(self, ctx, mac),
+            ("GET", ["devices", mac, "values"]) => devicevals::page(self, ctx, mac, req),
             ("POST", ["devices", mac, "values"]) => devicevals::save_vars(self, ctx, mac, f),
             ("POST", ["devices", mac, "lines"]) => devicevals::save_line(self, ctx, mac, None, f),
             ("POST", ["devices", mac, "lines", n]) => {

@@ -81,12 +81,25 @@ fn label(name: &str) -> &'static str {
     }
 }
 
+/// The help text of `FIELDS` without what the form already says: the section ("external
+/// mode: ", "S3 transport: ") and the field's own label.
 fn help(name: &str) -> &'static str {
-    FIELDS
+    let text = FIELDS
         .iter()
         .find(|f| f.name == name)
         .map(|f| f.help)
-        .unwrap_or("")
+        .unwrap_or("");
+    let text = ["external mode: ", "script transport: ", "S3 transport: "]
+        .iter()
+        .find_map(|p| text.strip_prefix(p))
+        .unwrap_or(text);
+    let label = label(name);
+    match text.get(..label.len()) {
+        Some(head) if head.eq_ignore_ascii_case(label) => {
+            text[label.len()..].trim_start_matches(';').trim_start()
+        }
+        _ => text,
+    }
 }
 
 /// A text field of the form; a secret one is never filled in.
@@ -147,8 +160,10 @@ fn settings_page(
     c: &Console,
     ctx: &Ctx,
     s: &ProvSettings,
+    stored: &ProvSettings,
     problems: &[FieldError],
     notice: Option<&str>,
+    retype: bool,
 ) -> Response {
     let dir = c.config.external_dir();
     let modes = [
@@ -171,8 +186,11 @@ fn settings_page(
                 (subnav("settings"))
                 h1 { "Provisioning settings" }
                 (views::notice(notice))
-                @if s.mode == Mode::External { (external_note(s, &dir)) }
+                @if stored.mode == Mode::External { (external_note(stored, &dir)) }
                 (views::problems(problems))
+                @if retype {
+                    div.warning role="note" { "Nothing was saved. Passwords and keys you typed are never sent back to the browser: type them again." }
+                }
                 form.settings method="post" action="/settings" {
                     (csrf_field(&ctx.csrf))
                     fieldset {
@@ -206,17 +224,17 @@ fn settings_page(
                     }
                     div.actions { button type="submit" { "Save settings" } }
                 }
-                @if s.mode == Mode::External {
+                @if stored.mode == Mode::External {
                     h2 { "Generate and push now" }
                     p { "Files are generated and pushed by themselves after every change. This regenerates every device's files and pushes all of them through the "
-                        strong { (s.transport.as_str()) } " transport, changed or not." }
+                        strong { (stored.transport.as_str()) } " transport, changed or not." }
                     form method="post" action="/settings/push" {
                         (csrf_field(&ctx.csrf))
                         button type="submit" { "Generate and push now" }
                     }
                 }
                 @if let Some(run) = &last {
-                    h3 { "Last push started here" }
+                    h3 { "Last generate-and-push run" }
                     (push_status(run))
                 }
             },
@@ -228,7 +246,7 @@ fn settings_page(
 pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::ManageSettings)?;
     let s = templating::load_settings(&*c.conn()?)?;
-    Ok(settings_page(c, ctx, &s, &[], notice_of(req)))
+    Ok(settings_page(c, ctx, &s, &s, &[], notice_of(req), false))
 }
 
 /// The changes a submitted form asks for: every plain field as typed; a secret only when
@@ -262,14 +280,27 @@ pub fn save(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     match templating::update_settings(&mut conn, &who, &changes, &check) {
         Ok(_) => Ok(done("/settings", "settings-saved")),
         Err(Error::Invalid(problems)) => {
-            // Show what was typed (never a secret), with every problem at its field.
-            let mut shown = templating::load_settings(&conn)?;
+            // Show what was typed (never a secret), with every problem at its field; what is
+            // in force (the note, the push button) stays what is stored.
+            let stored = templating::load_settings(&conn)?;
+            let mut shown = stored.clone();
             for (name, value) in &changes {
                 if !crate::domain::settings::is_secret_field(name) {
                     let _ = shown.set(name, value);
                 }
             }
-            Ok(settings_page(c, ctx, &shown, &problems, None))
+            let typed_secret = changes
+                .iter()
+                .any(|(n, v)| crate::domain::settings::is_secret_field(n) && !v.is_empty());
+            Ok(settings_page(
+                c,
+                ctx,
+                &shown,
+                &stored,
+                &problems,
+                None,
+                typed_secret,
+            ))
         }
         Err(e) => Err(e),
     }
