@@ -118,7 +118,9 @@ fn settings_external_mode_push_variables_and_preview_in_a_browser() {
             "typed secrets are asked for again"
         );
         assert!(
-            !b.text().await.contains("External mode. Configuration files"),
+            !b.text()
+                .await
+                .contains("External mode. Configuration files"),
             "the mode in force is still Local"
         );
         b.shot("settings-bad-value-top").await;
