@@ -219,6 +219,13 @@ fn settings_external_mode_push_variables_and_preview_in_a_browser() {
         b.click("form[action$=\"/lines\"] button[type=submit]")
             .await;
         assert!(b.text().await.contains("Line saved."), "{}", b.text().await);
+        b.client
+            .execute(
+                "document.querySelector('fieldset.line').scrollIntoView();",
+                vec![],
+            )
+            .await
+            .expect("scroll");
         b.shot("device-values").await;
 
         // The preview: secrets masked, then shown to the admin (and audited).
