@@ -383,6 +383,9 @@ pub struct ExternalConfig {
     pub asset_sync_secs: u64,
     /// Seconds one S3 request may take, connection included. Default `30`.
     pub upload_timeout_secs: u64,
+    /// Seconds the S3 connectivity check may take when the provisioning settings are saved
+    /// (the console, the API and `settings set` wait for it). Default `10`.
+    pub check_timeout_secs: u64,
 }
 
 impl Default for ExternalConfig {
@@ -393,6 +396,7 @@ impl Default for ExternalConfig {
             workers: 2,
             asset_sync_secs: 300,
             upload_timeout_secs: 30,
+            check_timeout_secs: 10,
         }
     }
 }
@@ -646,6 +650,7 @@ impl Config {
             "external.upload_timeout_secs",
             e.upload_timeout_secs,
         );
+        positive(&mut p, "external.check_timeout_secs", e.check_timeout_secs);
         p
     }
 

@@ -11,6 +11,7 @@ use anyhow::{Context as _, bail};
 use argh::FromArgs;
 
 use super::{load_config, open};
+use crate::domain::audit::Actor;
 use crate::domain::device::Line;
 use crate::domain::mac::Mac;
 use crate::domain::provstate::Reach;
@@ -286,9 +287,9 @@ pub fn settings(action: SettingsAction) -> anyhow::Result<()> {
                 changes.push((k.trim().to_string(), v.to_string()));
             }
             let (config, mut conn, _) = open(s.config.as_deref())?;
-            let timeout = upload_timeout(&config);
+            let timeout = Duration::from_secs(config.external.check_timeout_secs);
             let check = |s: &ProvSettings| external::check_settings(s, timeout);
-            let new = templating::update_settings(&mut conn, &changes, &check)?;
+            let new = templating::update_settings(&mut conn, &Actor::os_user(), &changes, &check)?;
             let names: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
             println!("provisioning settings saved: {}", names.join(", "));
             if new.transport == TransportKind::S3 {
@@ -347,12 +348,12 @@ pub fn variable(action: VariableAction) -> anyhow::Result<()> {
         }
         VariableAction::Set(s) => {
             let (_c, mut conn, _) = open(s.config.as_deref())?;
-            templating::set_custom_variable(&mut conn, &s.name, &s.value)?;
+            templating::set_custom_variable(&mut conn, &Actor::os_user(), &s.name, &s.value)?;
             println!("custom variable {} set", s.name);
         }
         VariableAction::Delete(d) => {
             let (_c, mut conn, _) = open(d.config.as_deref())?;
-            templating::delete_custom_variable(&mut conn, &d.name)?;
+            templating::delete_custom_variable(&mut conn, &Actor::os_user(), &d.name)?;
             println!("custom variable {} deleted", d.name);
         }
     }
@@ -369,7 +370,7 @@ pub fn set_vars(a: DeviceSetVars) -> anyhow::Result<()> {
         default_parkext: a.park_ext,
         override_attrs: a.override_attrs,
     };
-    let v = templating::set_device_vars(&mut conn, &mac, &change)?;
+    let v = templating::set_device_vars(&mut conn, &Actor::os_user(), &mac, &change)?;
     println!("device {mac}: template values saved");
     for (k, val) in [
         ("label", &v.label),
@@ -426,7 +427,7 @@ pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
     set(&mut line.extension, a.extension);
     set(&mut line.first_name, a.first_name);
     set(&mut line.last_name, a.last_name);
-    templating::set_device_line(&mut conn, &mac, &line)?;
+    templating::set_device_line(&mut conn, &Actor::os_user(), &mac, &line)?;
     println!("device {mac}: line {} saved", line.line);
     Ok(())
 }
@@ -434,7 +435,7 @@ pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
 pub fn delete_line(a: DeviceDeleteLine) -> anyhow::Result<()> {
     let (_c, mut conn, _) = open(a.config.as_deref())?;
     let mac: Mac = a.mac.parse()?;
-    templating::delete_device_line(&mut conn, &mac, a.line)?;
+    templating::delete_device_line(&mut conn, &Actor::os_user(), &mac, a.line)?;
     println!("device {mac}: line {} removed", a.line);
     Ok(())
 }

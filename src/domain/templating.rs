@@ -4,25 +4,36 @@
 //!
 //! Like `ops`, every action validates everything first and then writes in one
 //! transaction, so a refused input leaves nothing half-written. Network checks (the S3
-//! connectivity check) run before the transaction, never inside it.
+//! connectivity check) run before the transaction, never inside it. Every change is
+//! recorded in the audit log in the same transaction, secrets masked (`masked_settings`,
+//! `preview::mask_override`, secret-named custom variables).
 
 use std::collections::BTreeMap;
 
 use rusqlite::Connection;
-use serde::Serialize;
+use serde_json::{Map, Value, json};
 
 use super::account::{Account, AccountId};
+use super::audit::{self, Actor, Change};
 use super::device::{Device, DeviceVars, Line};
 use super::mac::Mac;
 use super::policy::Layers;
 use super::polycom::render::{DeviceView, profile_file_name};
 use super::profile::Profile;
 use super::provstate::{ParamState, PhoneTrust, Reach};
-use super::settings::ProvSettings;
+use super::settings::{self, ProvSettings};
 use super::variables::{self, Context, DeviceVarSet, FIRMWARE_DIR, Subject};
 use super::{devicevars, template, xml};
+
+mod catalog;
+mod preview;
+
 use crate::db::{self, accounts, devices, profiles, templates};
 use crate::error::{Error, FieldError, Result};
+pub use catalog::{VarRow, VarTable, variable_table};
+pub use preview::{
+    MASK, Preview, PreviewFile, PreviewVar, mask_override, preview_device, reveal_preview,
+};
 
 /// The stored provisioning settings.
 pub fn load_settings(conn: &Connection) -> Result<ProvSettings> {
@@ -53,6 +64,7 @@ pub fn check_vars(conn: &Connection) -> Result<template::Vars> {
 /// check); only then is anything written, in one transaction. Returns the new settings.
 pub fn update_settings(
     conn: &mut Connection,
+    who: &Actor,
     changes: &[(String, String)],
     check: &dyn Fn(&ProvSettings) -> Result<()>,
 ) -> Result<ProvSettings> {
@@ -73,16 +85,72 @@ pub fn update_settings(
     }
     check(&settings)?;
     db::write_tx(conn, |tx| {
-        templates::replace_prov_settings(tx, &settings.to_stored())
+        let stored = ProvSettings::from_stored(&templates::load_prov_settings(tx)?);
+        templates::replace_prov_settings(tx, &settings.to_stored())?;
+        let (before, after) = masked_settings(&stored, &settings);
+        if after.is_empty() {
+            return Ok(());
+        }
+        audit::record(
+            tx,
+            who,
+            Change::new(None, "settings.set", "provisioning settings")
+                .before(Value::Object(before))
+                .after(Value::Object(after)),
+        )
     })?;
     Ok(settings)
 }
 
+/// The fields that differ between two settings, before and after, for the audit log:
+/// secrets show as `MASK` when set and `""` when empty, never their value.
+fn masked_settings(
+    old: &ProvSettings,
+    new: &ProvSettings,
+) -> (Map<String, Value>, Map<String, Value>) {
+    let shown = |s: &ProvSettings, name: &str| -> Value {
+        let v = s.get(name).unwrap_or_default();
+        if settings::is_secret_field(name) && !v.is_empty() {
+            Value::String(MASK.into())
+        } else {
+            Value::String(v)
+        }
+    };
+    let (mut before, mut after) = (Map::new(), Map::new());
+    for f in settings::FIELDS {
+        if old.get(f.name) != new.get(f.name) {
+            before.insert(f.name.into(), shown(old, f.name));
+            after.insert(f.name.into(), shown(new, f.name));
+        }
+    }
+    (before, after)
+}
+
+/// A custom variable's value as the audit log keeps it.
+fn logged_value(name: &str, value: &str) -> Value {
+    if template::is_secret_name(name) && !value.is_empty() {
+        json!({ "value": MASK })
+    } else {
+        json!({ "value": value })
+    }
+}
+
 /// Creates or changes a custom variable.
-pub fn set_custom_variable(conn: &mut Connection, name: &str, value: &str) -> Result<()> {
+pub fn set_custom_variable(
+    conn: &mut Connection,
+    who: &Actor,
+    name: &str,
+    value: &str,
+) -> Result<()> {
     devicevars::validate_custom_variable(name, value)?;
     db::write_tx(conn, |tx| {
-        templates::upsert_custom_variable(tx, name, value)
+        let old = templates::list_custom_variables(tx)?.remove(name);
+        templates::upsert_custom_variable(tx, name, value)?;
+        let mut change = Change::new(None, "variable.set", name).after(logged_value(name, value));
+        if let Some(old) = old {
+            change = change.before(logged_value(name, &old));
+        }
+        audit::record(tx, who, change)
     })
 }
 
@@ -107,7 +175,7 @@ fn uses_of(conn: &Connection, name: &str) -> Result<Vec<String>> {
 
 /// Deletes a custom variable; refused while a stored profile file uses it (the file would
 /// then name an unknown variable).
-pub fn delete_custom_variable(conn: &mut Connection, name: &str) -> Result<()> {
+pub fn delete_custom_variable(conn: &mut Connection, who: &Actor, name: &str) -> Result<()> {
     db::write_tx(conn, |tx| {
         let uses = uses_of(tx, name)?;
         if !uses.is_empty() {
@@ -116,10 +184,15 @@ pub fn delete_custom_variable(conn: &mut Connection, name: &str) -> Result<()> {
                 uses.join(", ")
             )));
         }
-        if !templates::delete_custom_variable(tx, name)? {
+        let Some(old) = templates::list_custom_variables(tx)?.remove(name) else {
             return Err(Error::not_found(format!("custom variable {name}")));
-        }
-        Ok(())
+        };
+        templates::delete_custom_variable(tx, name)?;
+        audit::record(
+            tx,
+            who,
+            Change::new(None, "variable.delete", name).before(logged_value(name, &old)),
+        )
     })
 }
 
@@ -136,14 +209,19 @@ pub struct DeviceVarsChange {
 
 /// Sets a device's template values. An override is also tried in every profile file of
 /// the device that uses `${OVERRIDE}`: one that would make a file ill-formed (e.g. an
-/// attribute the file already sets in that element) is refused, naming the file.
+/// attribute the file already sets in that element) is refused, naming the file. An
+/// override equal to the stored one as `mask_override` shows it (secrets masked) keeps
+/// the stored one: pages and the API never show the secrets, so sending back what they
+/// showed changes nothing.
 pub fn set_device_vars(
     conn: &mut Connection,
+    who: &Actor,
     mac: &Mac,
     change: &DeviceVarsChange,
 ) -> Result<DeviceVars> {
     db::write_tx(conn, |tx| {
         let mut device = find_device(tx, mac)?;
+        let device_before = device.vars.clone();
         let mut v = device.vars.clone();
         let apply = |field: &mut String, new: &Option<String>| {
             if let Some(n) = new {
@@ -154,7 +232,10 @@ pub fn set_device_vars(
         apply(&mut v.tl_timezone, &change.tl_timezone);
         apply(&mut v.tl_timezone_name, &change.tl_timezone_name);
         apply(&mut v.default_parkext, &change.default_parkext);
-        apply(&mut v.override_attrs, &change.override_attrs);
+        let shown = mask_override(&device.vars.override_attrs);
+        if change.override_attrs.as_deref().map(str::trim) != Some(shown.as_str()) {
+            apply(&mut v.override_attrs, &change.override_attrs);
+        }
         let v = devicevars::validate_device_vars(&v)?;
         if !v.override_attrs.is_empty()
             && let Some(profile_id) = device.profile_id
@@ -164,7 +245,29 @@ pub fn set_device_vars(
             check_override_fits(tx, &device, &profile)?;
         }
         devices::upsert_device_vars(tx, device.id, &v)?;
+        let old = &device_before;
+        if *old != v {
+            audit::record(
+                tx,
+                who,
+                Change::new(Some(device.account_id), "device.set-vars", mac.to_string())
+                    .before(logged_vars(old))
+                    .after(logged_vars(&v)),
+            )?;
+        }
         Ok(v)
+    })
+}
+
+/// A device's template values as the audit log keeps them: secret parameters inside the
+/// override masked.
+fn logged_vars(v: &DeviceVars) -> Value {
+    json!({
+        "label": v.label,
+        "tl_timezone": v.tl_timezone,
+        "tl_timezone_name": v.tl_timezone_name,
+        "default_parkext": v.default_parkext,
+        "override": preview::mask_override(&v.override_attrs),
     })
 }
 
@@ -207,22 +310,56 @@ fn check_override_fits(conn: &Connection, device: &Device, profile: &Profile) ->
 }
 
 /// Creates or replaces one SIP line of a device.
-pub fn set_device_line(conn: &mut Connection, mac: &Mac, line: &Line) -> Result<()> {
+pub fn set_device_line(conn: &mut Connection, who: &Actor, mac: &Mac, line: &Line) -> Result<()> {
     devicevars::validate_line(line)?;
     db::write_tx(conn, |tx| {
         let device = find_device(tx, mac)?;
-        devices::upsert_line(tx, device.id, line)
+        let old = device.lines.iter().find(|l| l.line == line.line);
+        devices::upsert_line(tx, device.id, line)?;
+        // `auth_password` is masked by name (`audit::mask`).
+        let mut change = Change::new(
+            Some(device.account_id),
+            "device.set-line",
+            format!("{mac} line {}", line.line),
+        )
+        .after(json!(line));
+        if let Some(old) = old {
+            change = change.before(json!(old));
+        }
+        audit::record(tx, who, change)
     })
 }
 
 /// Removes one SIP line of a device.
-pub fn delete_device_line(conn: &mut Connection, mac: &Mac, line: u32) -> Result<()> {
+pub fn delete_device_line(conn: &mut Connection, who: &Actor, mac: &Mac, line: u32) -> Result<()> {
     db::write_tx(conn, |tx| {
         let device = find_device(tx, mac)?;
-        if !devices::delete_line(tx, device.id, line)? {
+        let Some(old) = device.lines.iter().find(|l| l.line == line) else {
             return Err(Error::not_found(format!("line {line} of device {mac}")));
-        }
-        Ok(())
+        };
+        devices::delete_line(tx, device.id, line)?;
+        audit::record(
+            tx,
+            who,
+            Change::new(
+                Some(device.account_id),
+                "device.delete-line",
+                format!("{mac} line {line}"),
+            )
+            .before(json!(old)),
+        )
+    })
+}
+
+/// Records that someone generated External mode's files and pushed every device now
+/// (from the console or the API), with how many devices.
+pub fn note_push(conn: &mut Connection, who: &Actor, devices: usize) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        audit::record(
+            tx,
+            who,
+            Change::new(None, "external.push", "every device").after(json!({ "devices": devices })),
+        )
     })
 }
 
@@ -428,160 +565,6 @@ impl Loaded {
             files,
         }
     }
-}
-
-/// One variable a file used, for the preview.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PreviewVar {
-    pub name: String,
-    /// The value, or a mask for secrets unless asked for.
-    pub value: String,
-    pub source: String,
-    /// Lines of the profile file that use it.
-    pub template_lines: Vec<u32>,
-    /// Inside a line block: the device line it was rendered for.
-    pub device_line: Option<u32>,
-    pub secret: bool,
-}
-
-/// One profile file rendered for a device.
-#[derive(Debug, Clone, Serialize)]
-pub struct PreviewFile {
-    /// As the device requests it (`<mac>-profile.cfg`).
-    pub name: String,
-    /// As uploaded to the profile.
-    pub profile_file: String,
-    /// The rendered text (secrets masked unless asked for).
-    pub text: String,
-    pub vars: Vec<PreviewVar>,
-    /// Whether the rendered file is well-formed XML (it should always be).
-    pub well_formed: bool,
-}
-
-/// A device's profile files rendered, with the value and source of every variable used.
-#[derive(Debug, Clone, Serialize)]
-pub struct Preview {
-    pub mac: String,
-    pub mode: &'static str,
-    pub model: String,
-    /// External mode: where the files are generated, relative to `<data_dir>/external/`.
-    pub segment: String,
-    pub files: Vec<PreviewFile>,
-}
-
-/// The mask shown instead of a secret.
-pub const MASK: &str = "********";
-
-/// Masks secret attributes inside an `${OVERRIDE}` fragment (it may carry passwords).
-fn mask_override(fragment: &str) -> String {
-    let doc = format!("<x {fragment}/>");
-    let Ok(parsed) = roxmltree::Document::parse(&doc) else {
-        return MASK.into();
-    };
-    parsed
-        .root_element()
-        .attributes()
-        .map(|a| {
-            let value = if super::polycom::params::is_secret(a.name()) && !a.value().is_empty() {
-                MASK.to_string()
-            } else {
-                xml::escape_attr(a.value())
-            };
-            format!("{}=\"{value}\"", a.name())
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn masked(mut set: DeviceVarSet) -> DeviceVarSet {
-    let mask_vars = |v: &mut template::Vars| {
-        let names: Vec<&'static str> = template::BUILTINS
-            .iter()
-            .copied()
-            .filter(|n| template::is_secret_name(n))
-            .collect();
-        for name in names {
-            let value = v.get(name).unwrap_or_default().to_string();
-            let source = v.source(name).unwrap_or_default();
-            if !value.is_empty() {
-                v.set_from(name, MASK, source);
-            }
-        }
-        let source = v.source("OVERRIDE").unwrap_or_default();
-        let over = mask_override(v.get("OVERRIDE").unwrap_or_default());
-        v.set_from("OVERRIDE", over, source);
-        let custom: Vec<(String, String)> = v
-            .custom_names()
-            .filter(|n| template::is_secret_name(n))
-            .map(|n| (n.to_string(), v.get(n).unwrap_or_default().to_string()))
-            .collect();
-        for (name, value) in custom {
-            if !value.is_empty() {
-                v.set_custom(name, MASK);
-            }
-        }
-    };
-    mask_vars(&mut set.device);
-    for (_, v) in &mut set.lines {
-        mask_vars(v);
-    }
-    set
-}
-
-/// Renders each profile file of a device with the value and source of every variable it
-/// uses. Secrets (passwords, `PROTO_URL`, secret parameters in `${OVERRIDE}`, custom
-/// variables named like secrets) are masked in values and text unless `secrets`.
-pub fn preview_device(
-    conn: &Connection,
-    mac: &Mac,
-    local: &Reach,
-    secrets: bool,
-) -> Result<Preview> {
-    let loaded = load_device(conn, mac)?;
-    let ctx = load_context(conn)?;
-    let vars = loaded.vars(&ctx, local);
-    let vars = if secrets { vars } else { masked(vars) };
-    let mut files = Vec::new();
-    for (i, file) in loaded.profile.files.iter().enumerate() {
-        let text = String::from_utf8_lossy(&file.content);
-        let e = template::render(&text, &vars.device, &vars.lines);
-        let mut used: Vec<PreviewVar> = Vec::new();
-        for u in e.used {
-            match used
-                .iter_mut()
-                .find(|p| p.name == u.name && p.device_line == u.device_line)
-            {
-                Some(p) => {
-                    if !p.template_lines.contains(&u.line) {
-                        p.template_lines.push(u.line);
-                    }
-                }
-                None => used.push(PreviewVar {
-                    secret: template::is_secret_name(&u.name),
-                    name: u.name,
-                    value: u.value,
-                    source: u.source,
-                    template_lines: vec![u.line],
-                    device_line: u.device_line,
-                }),
-            }
-        }
-        let well_formed = xml::check_well_formed(&file.file_name, e.text.as_bytes()).is_ok();
-        files.push(PreviewFile {
-            name: profile_file_name(mac.as_str(), i),
-            profile_file: file.file_name.clone(),
-            text: e.text,
-            vars: used,
-            well_formed,
-        });
-    }
-    Ok(Preview {
-        mac: mac.to_string(),
-        mode: ctx.settings.mode.as_str(),
-        model: loaded.model.clone(),
-        segment: loaded.segment(&ctx),
-        files,
-    })
 }
 
 #[cfg(test)]

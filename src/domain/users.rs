@@ -84,6 +84,9 @@ pub enum Action {
     /// Device Provisioning, credentials, Auto-Sync, service addresses, re-admission,
     /// imports and exports with secrets.
     ManageAccounts,
+    /// Provisioning settings, custom variables, External mode's push, and secrets in the
+    /// preview.
+    ManageSettings,
 }
 
 /// A signed-in user (passwords never leave `db::users`).
@@ -118,7 +121,8 @@ impl User {
             Action::ManageUsers
             | Action::Diagnose
             | Action::ManageAssets
-            | Action::ManageAccounts => self.role == Role::Admin,
+            | Action::ManageAccounts
+            | Action::ManageSettings => self.role == Role::Admin,
             Action::ReadAccounts => self.scope() == Scope::All,
             Action::ManagePolicies => {
                 self.role == Role::Admin || (self.role == Role::Provider && self.company.is_empty())
@@ -148,6 +152,9 @@ impl User {
                 }
                 Action::ManageAccounts => {
                     "manage Device Provisioning, credentials and Auto-Sync (admin role needed)"
+                }
+                Action::ManageSettings => {
+                    "manage provisioning settings and variables (admin role needed)"
                 }
             };
             Err(Error::Forbidden(format!(

@@ -8,7 +8,7 @@
 //! in the server after every configuration change and hands changed devices to the file
 //! transport (`script`, `s3`), debounced per device, with bounded concurrency, on threads of
 //! its own: a slow or failing transport never delays a phone. Files stay on disk whatever the
-//! transport does.
+//! transport does. `manual` is the console's and the API's "generate and push now".
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -24,6 +24,7 @@ use crate::domain::templating;
 use crate::domain::variables::Context;
 use crate::error::{Error, Result};
 
+pub mod manual;
 mod resolve;
 pub mod s3;
 pub mod script;

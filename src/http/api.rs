@@ -2,8 +2,10 @@
 //! jobs and Find, for scripts; the firmware catalogue, shared phone files and overrides are
 //! in `api_files`; accounts, Auto-Sync, sites, groups, policies, inventory, effective
 //! settings, export/import and the audit log in the modules below (`accounts`, `policies`,
-//! `inventory`, `transfer`). Bearer tokens created in the console (stored hashed) act with
-//! their user's role and company, through the same `domain` actions as the pages.
+//! `inventory`, `transfer`); provisioning settings, template variables, device template
+//! values and the preview in `settings`. Bearer tokens created in the console (stored
+//! hashed) act with their user's role and company, through the same `domain` actions as the
+//! pages.
 //!
 //! Every error has one shape, `{"error": {"status", "message", "fields": [{"field",
 //! "message"}]}}`, with the status of `http::status_for`; a 409 for an action that would
@@ -36,6 +38,8 @@ use crate::domain::subscriber::SubscriberInput;
 use crate::domain::users::{Action, User};
 use crate::domain::{csvimport, ops, profile_ops, signin};
 use crate::error::{Error, Result};
+
+mod settings;
 
 /// The OpenAPI 3 document of this API.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -141,6 +145,9 @@ impl Api {
         let m = req.method();
         if let Some(r) = super::api_files::route(c, req, user, &actor, segs.as_slice()) {
             return r;
+        }
+        if settings::handles(&segs) {
+            return settings::route(c, req, user, &actor, &segs);
         }
         match (m, segs.as_slice()) {
             ("GET", ["profiles"]) => {

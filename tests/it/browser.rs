@@ -18,6 +18,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::common::*;
 
+mod settings;
+
 /// One browser at a time: two cores are shared with the rest of the suite.
 pub(crate) static ONE_BROWSER: Mutex<()> = Mutex::new(());
 

@@ -23,6 +23,8 @@ mod lens_records;
 mod ops;
 mod overrides;
 mod policies;
+mod settings_api;
+mod settings_pages;
 mod sim;
 mod templates;
 mod tls;

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::{UA_VVX500_APP, ZServer, eventually, write_file};
 
+mod console_s3;
+
 const MAC: &str = "0004f2aabbcc";
 const SEGMENT: &str = "Polycom_UCS_Device";
 /// Fast scans and a short debounce, so tests do not wait.

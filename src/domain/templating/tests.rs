@@ -6,6 +6,10 @@ use crate::domain::ops::{self, OwnAddresses};
 use crate::domain::polycom::models::UCS_VENDOR_MODEL;
 use crate::domain::profile::ProfileFields;
 
+fn sys() -> crate::domain::audit::Actor {
+    crate::domain::audit::Actor::system()
+}
+
 const MAC: &str = "0004f2aabbcc";
 
 fn setup(files: &[(&str, &str)]) -> Connection {
@@ -73,6 +77,7 @@ fn a_refused_settings_change_names_every_field_and_writes_nothing() {
     let mut conn = setup(&[]);
     let err = update_settings(
         &mut conn,
+        &sys(),
         &changes(&[
             ("mode", "external"),
             ("registrar", "not a host"),
@@ -100,11 +105,17 @@ fn a_failed_connectivity_check_writes_nothing() {
     let mut conn = setup(&[]);
     let refuse =
         |_: &ProvSettings| -> Result<()> { Err(Error::invalid("s3_endpoint", "cannot reach it")) };
-    let err = update_settings(&mut conn, &changes(&[("registrar", "sip1")]), &refuse)
-        .expect_err("refused");
+    let err = update_settings(
+        &mut conn,
+        &sys(),
+        &changes(&[("registrar", "sip1")]),
+        &refuse,
+    )
+    .expect_err("refused");
     assert!(err.to_string().starts_with("s3_endpoint:"), "{err}");
     assert_eq!(load_settings(&conn).expect("load").registrar, "");
-    let s = update_settings(&mut conn, &changes(&[("registrar", "sip1")]), &ok).expect("saved");
+    let s =
+        update_settings(&mut conn, &sys(), &changes(&[("registrar", "sip1")]), &ok).expect("saved");
     assert_eq!(s.registrar, "sip1");
     assert_eq!(load_settings(&conn).expect("load").registrar, "sip1");
 }
@@ -136,7 +147,7 @@ fn custom_variables_are_known_to_uploads_and_cannot_vanish_while_used() {
             .contains("site.cfg: line 2: unknown variable `${SYSLOG_SERVER}`"),
         "{err}"
     );
-    set_custom_variable(&mut conn, "SYSLOG_SERVER", "10.0.0.9").expect("set");
+    set_custom_variable(&mut conn, &sys(), "SYSLOG_SERVER", "10.0.0.9").expect("set");
     ops::add_profile(
         &mut conn,
         &crate::domain::audit::Actor::system(),
@@ -146,16 +157,16 @@ fn custom_variables_are_known_to_uploads_and_cannot_vanish_while_used() {
         &OwnAddresses::default(),
     )
     .expect("now known");
-    let err = delete_custom_variable(&mut conn, "SYSLOG_SERVER").expect_err("in use");
+    let err = delete_custom_variable(&mut conn, &sys(), "SYSLOG_SERVER").expect_err("in use");
     assert!(
         err.to_string()
             .contains("used by profile p1 file site.cfg line 2"),
         "{err}"
     );
     // A literal `$${NAME}` is not a use.
-    set_custom_variable(&mut conn, "LITERAL", "x").expect("set");
-    delete_custom_variable(&mut conn, "LITERAL").expect("not used");
-    let err = set_custom_variable(&mut conn, "MAC", "x").expect_err("built-in");
+    set_custom_variable(&mut conn, &sys(), "LITERAL", "x").expect("set");
+    delete_custom_variable(&mut conn, &sys(), "LITERAL").expect("not used");
+    let err = set_custom_variable(&mut conn, &sys(), "MAC", "x").expect_err("built-in");
     assert!(err.to_string().starts_with("name:"), "{err}");
 }
 
@@ -166,7 +177,7 @@ fn an_override_that_breaks_a_file_is_refused_naming_the_file() {
         override_attrs: Some(r#"a.b="2""#.into()),
         ..Default::default()
     };
-    let err = set_device_vars(&mut conn, &mac(), &change).expect_err("duplicate attribute");
+    let err = set_device_vars(&mut conn, &sys(), &mac(), &change).expect_err("duplicate attribute");
     let text = err.to_string();
     assert!(
         text.starts_with("override: makes profile p1 file site.cfg ill-formed"),
@@ -185,7 +196,7 @@ fn an_override_that_breaks_a_file_is_refused_naming_the_file() {
         override_attrs: Some(r#"c.d="2""#.into()),
         ..Default::default()
     };
-    set_device_vars(&mut conn, &mac(), &change).expect("fits");
+    set_device_vars(&mut conn, &sys(), &mac(), &change).expect("fits");
     let files = ops::render_device(&conn, &mac(), &reach(), None).expect("render");
     let profile = &files[2].1;
     assert_eq!(String::from_utf8_lossy(profile), "<c a.b=\"1\" c.d=\"2\"/>");
@@ -207,10 +218,11 @@ fn the_preview_lists_values_and_sources_and_masks_secrets() {
             label: label.into(),
             ..Default::default()
         };
-        set_device_line(&mut conn, &mac(), &line).expect("line");
+        set_device_line(&mut conn, &sys(), &mac(), &line).expect("line");
     }
     update_settings(
         &mut conn,
+        &sys(),
         &changes(&[("registrar", "sip.example.com")]),
         &ok,
     )
@@ -317,6 +329,7 @@ fn external_mode_files_carry_no_device_changes_and_absolute_firmware() {
     assert!(String::from_utf8_lossy(&local[1].1).contains("device.set"));
     update_settings(
         &mut conn,
+        &sys(),
         &changes(&[
             ("mode", "external"),
             ("server_address", "pbx.example.com"),
@@ -361,16 +374,207 @@ fn lines_are_set_and_removed() {
         last_name: "Doe".into(),
         ..Default::default()
     };
-    set_device_line(&mut conn, &mac(), &line).expect("set");
+    set_device_line(&mut conn, &sys(), &mac(), &line).expect("set");
     let d = devices::find_device_by_mac(&conn, &mac())
         .expect("find")
         .expect("present");
     assert_eq!(d.lines, vec![line]);
-    delete_device_line(&mut conn, &mac(), 3).expect("delete");
-    assert!(delete_device_line(&mut conn, &mac(), 3).is_err());
+    delete_device_line(&mut conn, &sys(), &mac(), 3).expect("delete");
+    assert!(delete_device_line(&mut conn, &sys(), &mac(), 3).is_err());
     let bad = Line {
         line: 0,
         ..Default::default()
     };
-    assert!(set_device_line(&mut conn, &mac(), &bad).is_err());
+    assert!(set_device_line(&mut conn, &sys(), &mac(), &bad).is_err());
+}
+
+/// Every audit entry, oldest first, as text (before and after included).
+fn audit_text(conn: &Connection) -> Vec<String> {
+    let mut rows = crate::domain::audit::list(conn, None, 100).expect("audit");
+    rows.reverse();
+    rows.iter()
+        .map(|e| format!("{} {} {:?} {:?}", e.action, e.target, e.before, e.after))
+        .collect()
+}
+
+#[test]
+fn every_change_is_audited_with_its_fields_and_no_secret() {
+    let mut conn = setup(&[("site.cfg", "<c ${OVERRIDE}/>")]);
+    let who = crate::domain::audit::Actor::person("alice");
+    update_settings(
+        &mut conn,
+        &who,
+        &changes(&[
+            ("registrar", "sip.example.com"),
+            ("http_user", "phones"),
+            ("http_password", "settings-secret-1"),
+        ]),
+        &ok,
+    )
+    .expect("settings");
+    // Saving the same values again changes nothing and records nothing.
+    update_settings(
+        &mut conn,
+        &who,
+        &changes(&[("registrar", "sip.example.com")]),
+        &ok,
+    )
+    .expect("same");
+    set_custom_variable(&mut conn, &who, "SYSLOG_SERVER", "10.0.0.9").expect("var");
+    set_custom_variable(&mut conn, &who, "API_SECRET", "custom-secret-2").expect("var");
+    delete_custom_variable(&mut conn, &who, "API_SECRET").expect("delete");
+    let change = DeviceVarsChange {
+        label: Some("Lobby".into()),
+        override_attrs: Some(r#"reg.1.auth.password="override-secret-3""#.into()),
+        ..Default::default()
+    };
+    set_device_vars(&mut conn, &who, &mac(), &change).expect("vars");
+    let line = Line {
+        line: 2,
+        auth_user_id: "102".into(),
+        auth_password: "line-secret-4".into(),
+        first_name: "Ann".into(),
+        ..Default::default()
+    };
+    set_device_line(&mut conn, &who, &mac(), &line).expect("line");
+    delete_device_line(&mut conn, &who, &mac(), 2).expect("line gone");
+    reveal_preview(&mut conn, &who, &mac(), &reach()).expect("preview");
+    note_push(&mut conn, &who, 3).expect("push");
+
+    // What `setup` did is not this test's.
+    let mut entries = audit_text(&conn);
+    entries.retain(|e| !e.starts_with("profile.add") && !e.starts_with("device.add"));
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e.split(' ').next().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "settings.set",
+            "variable.set",
+            "variable.set",
+            "variable.delete",
+            "device.set-vars",
+            "device.set-line",
+            "device.delete-line",
+            "device.preview-secrets",
+            "external.push",
+        ],
+        "{entries:#?}"
+    );
+    let all = entries.join("\n");
+    for secret in [
+        "settings-secret-1",
+        "custom-secret-2",
+        "override-secret-3",
+        "line-secret-4",
+    ] {
+        assert!(!all.contains(secret), "{secret} in the audit log:\n{all}");
+    }
+    for kept in [
+        "sip.example.com",
+        "http_password",
+        "10.0.0.9",
+        "Lobby",
+        "Ann",
+        "0004f2aabbcc",
+    ] {
+        assert!(all.contains(kept), "{kept} missing:\n{all}");
+    }
+    let rows = crate::domain::audit::list(&conn, None, 100).expect("audit");
+    assert!(
+        rows.iter()
+            .filter(|r| !r.action.ends_with(".add"))
+            .all(|r| r.actor == "alice")
+    );
+}
+
+#[test]
+fn an_override_sent_back_masked_keeps_its_secret() {
+    let mut conn = setup(&[("site.cfg", "<c ${OVERRIDE}/>")]);
+    let secret = r#"reg.1.auth.password="s3cret" a.b="1""#;
+    let change = DeviceVarsChange {
+        override_attrs: Some(secret.into()),
+        ..Default::default()
+    };
+    set_device_vars(&mut conn, &sys(), &mac(), &change).expect("set");
+    let shown = mask_override(secret);
+    assert_eq!(shown, r#"reg.1.auth.password="********" a.b="1""#);
+    let back = DeviceVarsChange {
+        label: Some("Desk".into()),
+        override_attrs: Some(shown),
+        ..Default::default()
+    };
+    let v = set_device_vars(&mut conn, &sys(), &mac(), &back).expect("kept");
+    assert_eq!(
+        (v.label.as_str(), v.override_attrs.as_str()),
+        ("Desk", secret)
+    );
+    let cleared = DeviceVarsChange {
+        override_attrs: Some(String::new()),
+        ..Default::default()
+    };
+    let v = set_device_vars(&mut conn, &sys(), &mac(), &cleared).expect("cleared");
+    assert_eq!(v.override_attrs, "");
+}
+
+#[test]
+fn the_variable_table_shows_every_builtin_with_its_source_and_masks_secrets() {
+    let mut conn = setup(&[]);
+    update_settings(
+        &mut conn,
+        &sys(),
+        &changes(&[
+            ("ntp_server", "ntp.example.com"),
+            ("http_user", "u"),
+            ("http_password", "table-secret"),
+        ]),
+        &ok,
+    )
+    .expect("settings");
+    set_custom_variable(&mut conn, &sys(), "SYSLOG_SERVER", "10.0.0.9").expect("var");
+    set_custom_variable(&mut conn, &sys(), "DB_PASSWORD", "custom-secret").expect("var");
+    let example = variable_table(&conn, &reach(), None).expect("example");
+    assert_eq!(example.mac, None);
+    assert_eq!(example.builtin.len(), template::BUILTINS.len());
+    let row = |t: &VarTable, name: &str| {
+        t.builtin
+            .iter()
+            .chain(&t.custom)
+            .find(|r| r.name == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let ntp = row(&example, "NTP_SERVER");
+    assert_eq!(
+        (ntp.value.as_str(), ntp.source.as_str()),
+        ("ntp.example.com", "settings.ntp_server")
+    );
+    assert_eq!(
+        row(&example, "REG_SERVER").value,
+        "10.0.0.5",
+        "the host phones use, no port"
+    );
+    assert_eq!(row(&example, "HTTP_PASSWORD").value, MASK);
+    assert!(row(&example, "PROTO_URL").secret);
+    assert!(row(&example, "EXTENSION").per_line);
+    assert_eq!(row(&example, "DB_PASSWORD").value, MASK);
+    assert_eq!(row(&example, "SYSLOG_SERVER").value, "10.0.0.9");
+    let text = format!("{example:?}");
+    assert!(
+        !text.contains("table-secret") && !text.contains("custom-secret"),
+        "{text}"
+    );
+
+    let line = Line {
+        line: 1,
+        auth_user_id: "101".into(),
+        ..Default::default()
+    };
+    set_device_line(&mut conn, &sys(), &mac(), &line).expect("line");
+    let device = variable_table(&conn, &reach(), Some(&mac())).expect("device");
+    assert_eq!(device.mac.as_deref(), Some(MAC));
+    assert_eq!(row(&device, "MAC").value, "0004F2AABBCC");
+    assert_eq!(row(&device, "EXTENSION").value, "101");
 }

@@ -102,6 +102,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             a.button href=(format!("/devices/{mac}/edit")) { "Modify" } " "
                             a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
                             a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
+                            a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
                         } @else {
                             a.button href=(format!("/devices/new?mac={mac}")) { "Associate" } " "
                         }
@@ -171,6 +172,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                 }
                 @if !files.is_empty() {
                     h2 { "Files the device receives" }
+                    p { a href=(format!("/preview?mac={mac}")) { "Preview its profile files" } " with the value and source of every variable." }
                     p.hint { "Exactly as served (secrets masked), for a phone reaching this server at " code { (reach(c).host) } "." }
                     @for (name, text) in &files {
                         details.file { summary { code { (name) } } pre { (text) } }

@@ -1,7 +1,8 @@
 //! The ZTP console on the admin listener: sign-in, sessions, CSRF, and the routing of the
 //! pages in the sibling modules (profiles, associations and bulk import, Find, devices,
-//! users and API tokens; and the Lens pages: accounts with Device Provisioning and Auto-Sync,
-//! sites, groups and policies, effective settings, inventory, export/import, audit log).
+//! users and API tokens; the Lens pages: accounts with Device Provisioning and Auto-Sync,
+//! sites, groups and policies, effective settings, inventory, export/import, audit log;
+//! provisioning settings, template variables, device template values and the preview).
 //!
 //! Every page but the sign-in page needs a session: a random cookie (`HttpOnly;
 //! SameSite=Strict; Path=/`, `Secure` over TLS) whose hash names a row of `sessions`. Every
@@ -15,6 +16,7 @@ mod assoc;
 pub mod audit;
 mod autosync;
 pub mod devices;
+mod devicevals;
 pub mod diagnostics;
 pub mod effective;
 mod files;
@@ -25,10 +27,13 @@ mod import;
 pub mod inventory;
 mod overrides;
 mod policies;
+mod preview;
 mod profiles;
 mod provisioning;
+mod settings;
 mod transfer;
 mod users;
+mod variables;
 
 use std::sync::Arc;
 
@@ -61,6 +66,8 @@ pub struct Console {
     /// The CA delivered to phones, if delivery is on: device pages show what phones get.
     pub trust: Option<crate::domain::provstate::PhoneTrust>,
     pub diagnostics: diagnostics::Diagnostics,
+    /// External mode's "generate and push now" (one run at a time).
+    pub push: crate::external::manual::ManualPush,
 }
 
 /// A signed-in request.
@@ -105,6 +112,7 @@ impl Console {
             throttle,
             trust: None,
             diagnostics,
+            push: Default::default(),
         }
     }
 
@@ -277,6 +285,23 @@ impl Console {
             ("GET", ["firmware", v]) => firmware::show(self, ctx, v, req),
             ("GET", ["firmware", v, "delete"]) => firmware::confirm_delete(self, ctx, v),
             ("POST", ["firmware", v, "delete"]) => firmware::delete(self, ctx, v),
+            ("GET", ["devices", mac, "values"]) => devicevals::page(self, ctx, mac, req),
+            ("POST", ["devices", mac, "values"]) => devicevals::save_vars(self, ctx, mac, f),
+            ("POST", ["devices", mac, "lines"]) => devicevals::save_line(self, ctx, mac, None, f),
+            ("POST", ["devices", mac, "lines", n]) => {
+                devicevals::save_line(self, ctx, mac, Some(n), f)
+            }
+            ("POST", ["devices", mac, "lines", n, "delete"]) => {
+                devicevals::delete_line(self, ctx, mac, n)
+            }
+            ("GET", ["settings"]) => settings::page(self, ctx, req),
+            ("POST", ["settings"]) => settings::save(self, ctx, f),
+            ("POST", ["settings", "push"]) => settings::push(self, ctx),
+            ("GET", ["variables"]) => variables::page(self, ctx, req),
+            ("POST", ["variables"]) => variables::save(self, ctx, f),
+            ("POST", ["variables", name, "delete"]) => variables::delete(self, ctx, name),
+            ("GET", ["preview"]) => preview::page(self, ctx, req),
+            ("POST", ["preview"]) => preview::reveal(self, ctx, f),
             ("GET", ["diagnostics"]) => diagnostics::page(self, ctx),
             ("POST", ["diagnostics", "dhcp"]) => diagnostics::run_dhcp(self, ctx, f),
             ("POST", ["diagnostics", "dns"]) => diagnostics::run_dns(self, ctx, f),
@@ -586,6 +611,20 @@ const NOTICES: &[(&str, &str)] = &[
     ("members-saved", "Group membership saved."),
     ("policy-set", "Policy value set."),
     ("policy-removed", "Policy value removed."),
+    ("settings-saved", "Provisioning settings saved."),
+    (
+        "push-started",
+        "Files generated; every device is being pushed now (this page shows the progress).",
+    ),
+    ("variable-saved", "Custom variable saved."),
+    (
+        "variable-kept",
+        "Nothing changed: the secret's stored value was kept (type a new value to replace it).",
+    ),
+    ("variable-deleted", "Custom variable deleted."),
+    ("values-saved", "Template values saved."),
+    ("line-saved", "Line saved."),
+    ("line-removed", "Line removed."),
 ];
 
 fn cookie(req: &Request, name: &str) -> Option<String> {

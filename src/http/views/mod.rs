@@ -77,6 +77,7 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                                 }
                             }
                             @if nav.admin {
+                                a href="/settings" class=@if nav.section == "settings" { "active" } { "Settings" }
                                 a href="/diagnostics" class=@if nav.section == "diagnostics" { "active" } { "Diagnostics" }
                                 a href="/users" class=@if nav.section == "users" { "active" } { "Users" }
                             }
