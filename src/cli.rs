@@ -25,6 +25,7 @@ use crate::domain::provstate::Reach;
 mod accounts;
 mod autosync;
 mod diag;
+mod enrol;
 mod inventory;
 mod policy;
 mod templates;
@@ -69,6 +70,8 @@ pub enum Command {
     Diagnose(diag::DiagnoseCmd),
     Lint(diag::LintCmd),
     Tls(tls::TlsCmd),
+    Enrol(enrol::EnrolCmd),
+    Secrets(enrol::SecretsCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -463,6 +466,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Tls(t) => tls::run(t)?,
+        Command::Enrol(e) => enrol::enrol(e.action)?,
+        Command::Secrets(s) => enrol::secrets(s.action)?,
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
         Command::User(u) => console::user(u.action)?,
@@ -535,6 +540,11 @@ fn open_account(
         std::time::Duration::from_millis(config.database.busy_timeout_ms),
     )?;
     db::migrate(&mut conn)?;
+    // Device secrets are sealed with the key file: every command reads and writes them
+    // the way the server does.
+    let key = crate::server::secrets_key(&config)?;
+    let key = crate::server::finish_key_rotation(&config, &conn)?.unwrap_or(key);
+    crate::db::secrets::install(&key);
     ops::default_account(&conn)?;
     let account = crate::domain::accounts::find_account(&conn, account)?;
     Ok((config, conn, account))

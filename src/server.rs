@@ -96,6 +96,44 @@ fn bind(what: &str, addr: &str) -> Result<TcpListener> {
     })
 }
 
+/// The limits shown in `/metrics` (`zerotouch_limit{name=…}`): every abuse-resistance limit
+/// of the configuration.
+pub fn limit_gauges(config: &Config) -> Vec<(String, i64)> {
+    let l = &config.limits;
+    let a = &config.auth;
+    let c = &config.console;
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        ("limits.max_connections", n(l.max_connections as u64)),
+        ("limits.max_connections_per_ip", n(l.max_connections_per_ip as u64)),
+        ("limits.nat_allowlist_entries", n(l.nat_allowlist.len() as u64)),
+        ("limits.head_bytes", n(l.head_bytes as u64)),
+        ("limits.body_bytes", n(l.body_bytes as u64)),
+        ("limits.upload_bytes", n(l.upload_bytes)),
+        ("limits.device_quota_bytes", n(l.device_quota_bytes)),
+        ("limits.head_timeout_secs", n(l.head_timeout_secs)),
+        ("limits.body_timeout_secs", n(l.body_timeout_secs)),
+        ("limits.device_idle_secs", n(l.device_idle_secs)),
+        ("limits.admin_idle_secs", n(l.admin_idle_secs)),
+        ("limits.memory_body_budget", n(l.memory_body_budget as u64)),
+        ("limits.csv_upload_bytes", n(l.csv_upload_bytes as u64)),
+        ("auth.failure_limit", n(u64::from(a.failure_limit))),
+        ("auth.account_failure_limit", n(u64::from(a.account_failure_limit))),
+        ("auth.failure_window_secs", n(a.failure_window_secs)),
+        ("auth.block_secs", n(a.block_secs)),
+        ("auth.macs_per_ip", n(u64::from(a.macs_per_ip))),
+        ("auth.mac_window_secs", n(a.mac_window_secs)),
+        ("console.login_failures_per_user", n(u64::from(c.login_failures_per_user))),
+        ("console.login_failures_per_ip", n(u64::from(c.login_failures_per_ip))),
+        ("console.login_window_secs", n(c.login_window_secs)),
+        ("console.login_block_secs", n(c.login_block_secs)),
+        ("recording.flush_interval_ms", n(config.recording.flush_interval_ms)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// Reads the installation's secrets key, creating it (mode 0600) on first start.
 pub fn secrets_key(config: &Config) -> Result<Vec<u8>> {
     use base64::Engine;
@@ -137,6 +175,96 @@ pub fn secrets_key(config: &Config) -> Result<Vec<u8>> {
     }
 }
 
+fn new_key_path(config: &Config) -> std::path::PathBuf {
+    let path = crate::backup::key_path(config);
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".new");
+    path.with_file_name(name)
+}
+
+/// Finishes or undoes a key rotation a crash interrupted: when `<key file>.new` exists, the
+/// database's check value says which key it was written with. Returns the key to use when
+/// it changed.
+pub fn finish_key_rotation(config: &Config, conn: &rusqlite::Connection) -> Result<Option<Vec<u8>>> {
+    use base64::Engine;
+    use crate::db::secrets::{SecretKey, check_matches};
+    let new_path = new_key_path(config);
+    let Ok(text) = std::fs::read_to_string(&new_path) else {
+        return Ok(None);
+    };
+    let new = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .filter(|k| k.len() >= 32);
+    match new {
+        Some(new) if check_matches(conn, &SecretKey::derive(&new))? == Some(true) => {
+            let path = crate::backup::key_path(config);
+            std::fs::rename(&new_path, &path)
+                .map_err(|e| Error::io(format!("installing the new secrets key {}", path.display()), e))?;
+            log::warn!("finished an interrupted secrets key rotation: {} is the new key", path.display());
+            Ok(Some(new))
+        }
+        _ => {
+            let _ = std::fs::remove_file(&new_path);
+            log::warn!("undid an interrupted secrets key rotation: the database still uses the old key");
+            Ok(None)
+        }
+    }
+}
+
+/// `zerotouch secrets rotate-key`: a new key file; every device secret re-encrypted under it
+/// in one transaction; then the key file swapped atomically (rename). The server must be
+/// stopped (the data directory lock is taken). Returns how many values were re-encrypted.
+pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
+    use base64::Engine;
+    use crate::db::secrets::{self, SecretKey};
+    prepare_data_dir(&config.data_dir)?;
+    let _lock = crate::backup::lock_data_dir(&config.data_dir)?;
+    let old = secrets_key(config)?;
+    let mut conn = crate::db::open(
+        &config.database_path(),
+        Duration::from_millis(config.database.busy_timeout_ms),
+    )?;
+    crate::db::migrate(&mut conn)?;
+    let old = finish_key_rotation(config, &conn)?.unwrap_or(old);
+    // Values still in plaintext are sealed under the old key first, so one pass moves all.
+    secrets::install(&old);
+    secrets::seal_plaintext(&mut conn)?;
+    let mut new = vec![0u8; 32];
+    getrandom::fill(&mut new).map_err(|e| Error::Config(format!("no random numbers: {e}")))?;
+    let new_path = new_key_path(config);
+    let text = base64::engine::general_purpose::STANDARD.encode(&new);
+    let _ = std::fs::remove_file(&new_path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&new_path)
+        .map_err(|e| Error::io(format!("creating {}", new_path.display()), e))?;
+    file.write_all(format!("{text}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io(format!("writing {}", new_path.display()), e))?;
+    let n = match secrets::rotate(&mut conn, &SecretKey::derive(&old), &SecretKey::derive(&new)) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&new_path);
+            return Err(e);
+        }
+    };
+    // Committed: the new key is the one. A crash before this rename is finished at the next
+    // start (the check value in the database opens only with the new key).
+    let path = crate::backup::key_path(config);
+    std::fs::rename(&new_path, &path)
+        .map_err(|e| Error::io(format!("installing the new secrets key {}", path.display()), e))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    secrets::install(&new);
+    Ok(n)
+}
+
 /// Raises the open-file limit to its hard maximum: every connection is a descriptor, and the
 /// usual soft limit (1024) is far below the connection cap.
 fn raise_fd_limit(wanted: u64) {
@@ -159,8 +287,17 @@ pub fn run(config: Config) -> Result<()> {
     let key = secrets_key(&config)?;
     crate::backup::before_migration(&config)?;
     let pool = open_pool(&config)?;
-    let account = {
+    let key = {
         let conn = pool.get()?;
+        finish_key_rotation(&config, &conn)?.unwrap_or(key)
+    };
+    crate::db::secrets::install(&key);
+    let account = {
+        let mut conn = pool.get()?;
+        let sealed = crate::db::secrets::seal_plaintext(&mut conn)?;
+        if sealed > 0 {
+            log::info!("sealed {sealed} stored secret(s) with the secrets key");
+        }
         let (account, created) = accounts::ensure_default(&conn)?;
         if created {
             // The password itself stays out of logs: `account show --secrets` prints it.
@@ -230,8 +367,10 @@ pub fn run(config: Config) -> Result<()> {
         body_timeout: Duration::from_secs(l.body_timeout_secs),
         idle_timeout: Duration::from_secs(idle),
     };
-    let mut server = Server::new(l.max_connections, l.memory_body_budget);
+    let mut server = Server::new(l.max_connections, l.memory_body_budget)
+        .with_per_ip_cap(l.max_connections_per_ip, l.allowlist());
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    metrics.set_limits(limit_gauges(&config));
     let dirs = DataDirs::under(&config.data_dir);
     let tls_acceptor = |shared: &Arc<crate::tls::SharedConfig>| -> Arc<dyn Acceptor> {
         Arc::new(TlsAcceptor {
@@ -249,7 +388,12 @@ pub fn run(config: Config) -> Result<()> {
             l.device_quota_bytes,
             metrics.clone(),
         )
-        .with_http_mode(config.device.http_mode),
+        .with_http_mode(config.device.http_mode)
+        .with_mac_readers(crate::http::readers::MacReaders::new(
+            config.auth.macs_per_ip,
+            Duration::from_secs(config.auth.mac_window_secs),
+            l.allowlist(),
+        )),
     );
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;

@@ -80,7 +80,8 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         if r.sync {
             d.sync = Some(secs);
         }
-        if r.auth == "ok" && (200..300).contains(&r.status) {
+        // Enrolling and withheld requests authenticated too (with the account credential).
+        if matches!(r.auth, "ok" | "enrol" | "withheld") && (200..300).contains(&r.status) {
             d.auth_ok = Some(secs);
         }
         d.auth_bad += i64::from(r.auth == "bad");

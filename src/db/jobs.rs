@@ -131,6 +131,7 @@ pub fn finish_job(
     rejected: &[Rejected],
     message: &str,
 ) -> Result<()> {
+    super::atomic(conn, |conn| {
     conn.execute("DELETE FROM import_job_errors WHERE job_id = ?1", [id])?;
     let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO import_job_errors (job_id, line, content, reason) VALUES (?1, ?2, ?3, ?4)",
@@ -152,6 +153,7 @@ pub fn finish_job(
         ],
     )?;
     Ok(())
+    })
 }
 
 /// The rejected lines of a job, by line number.
@@ -169,12 +171,16 @@ pub fn list_job_errors(conn: &Connection, id: i64) -> Result<Vec<Rejected>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Marks jobs left running by a stopped server as failed (nothing of them was applied:
-/// rows are applied in one transaction at the end).
+/// The message of a job a stop interrupted (its status is `Failed`).
+pub const INTERRUPTED: &str =
+    "interrupted: the server stopped before the job finished; nothing was applied, upload the file again";
+
+/// Marks jobs left running by a stopped server (or a crash) as interrupted: nothing of them
+/// was applied, since the lines and the job's outcome commit in one transaction at the end.
 pub fn fail_interrupted(conn: &Connection) -> Result<usize> {
     Ok(conn.execute(
         "UPDATE import_jobs SET status = 'Failed', finished_at = ?1,
-                message = 'the server stopped before the job finished; nothing was applied, upload the file again'
+                message = 'interrupted: the server stopped before the job finished; nothing was applied, upload the file again'
          WHERE finished_at IS NULL",
         [now_secs()],
     )?)

@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use super::account::Account;
 use super::device::Device;
-use super::policy::Layers;
+use super::policy::{CredentialLayer, Layers};
 use super::polycom::models::Family;
 use super::polycom::params::{self, Key};
 use super::profile::Profile;
@@ -145,6 +145,8 @@ pub enum Source {
     ProfileFile,
     /// zerotouch's own defaults (e.g. `device.prov.tagSerialNo`).
     Server,
+    /// The device's own credential (per-device credentials, DESIGN §6).
+    DeviceCredential,
 }
 
 impl Source {
@@ -159,6 +161,7 @@ impl Source {
             Source::Profile => "profile",
             Source::ProfileFile => "profile file",
             Source::Server => "zerotouch default",
+            Source::DeviceCredential => "per-device credential",
         }
     }
 }
@@ -247,6 +250,19 @@ pub fn desired(
 ) -> BTreeMap<String, Desired> {
     let family = Family::Vvx; // every UCS family shares one table
     let mut out: BTreeMap<String, Desired> = BTreeMap::new();
+    if let CredentialLayer::Device { user, password } = &layers.credentials {
+        for (key, value) in [(Key::ProvUser, user), (Key::ProvPassword, password)] {
+            if let Some(name) = params::name(family, key, 1) {
+                out.insert(
+                    name,
+                    Desired {
+                        value: value.clone(),
+                        source: Source::DeviceCredential,
+                    },
+                );
+            }
+        }
+    }
     autosync_values(account, reach, state, trust, layers, &mut out);
     let mut put = |key: Key, value: String, source: Source| {
         if let Some(name) = params::name(family, key, 1) {
@@ -362,6 +378,13 @@ pub fn desired(
             Source::Server,
         );
     }
+    if layers.credentials == CredentialLayer::Withheld {
+        for key in [Key::ProvUser, Key::ProvPassword] {
+            if let Some(name) = params::name(family, key, 1) {
+                out.remove(&name);
+            }
+        }
+    }
     out
 }
 
@@ -463,6 +486,7 @@ mod tests {
             autosync_enabled: true,
             unknown_devices: UnknownDevices::Stage,
             default_profile_id: None,
+            device_secrets: false,
         };
         let device = Device {
             id: 1,
@@ -716,6 +740,7 @@ mod tests {
                 family: Family::Vvx,
             }),
             policies: vec![],
+            ..Default::default()
         }
     }
 
@@ -810,6 +835,7 @@ mod tests {
                 source: Source::Site,
                 detail: "site hq".into(),
             }],
+            ..Default::default()
         };
         let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
         assert_eq!(want["device.dhcp.option60Type"].value, "Binary");

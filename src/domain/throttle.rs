@@ -52,6 +52,16 @@ impl LoginThrottle {
             .max()
     }
 
+    /// Keys (addresses and user names) blocked now, for metrics.
+    pub fn blocked_count(&self, now: Instant) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|e| e.blocked_until.is_some_and(|u| u > now))
+            .count()
+    }
+
     /// Counts a wrong attempt for the IP and the user name.
     pub fn failure(&self, ip: &str, user: &str, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
