@@ -187,9 +187,9 @@ pub fn close_windows(
     })
 }
 
-/// Re-enrols a replaced or factory-reset device in one action: its credential is
-/// forgotten and a window of `minutes` opens for its MAC, so the next phone to present the
-/// account credential for it enrols again.
+/// Re-enrols a replaced or factory-reset device in one action: its credential and what it
+/// was known to hold are forgotten and a window of `minutes` opens for its MAC, so the next
+/// phone to present the account credential for it enrols again.
 pub fn reset(
     conn: &mut Connection,
     actor: &Actor,
@@ -203,6 +203,12 @@ pub fn reset(
     let closes = now + (minutes * 60) as i64;
     db::write_tx(conn, |tx| {
         let had = q::delete_device_credential(tx, device.id)?;
+        // A replaced or factory-reset phone holds none of the platform values it had
+        // confirmed: every one is delivered again.
+        tx.execute(
+            "DELETE FROM device_prov_state WHERE device_id = ?1",
+            [device.id],
+        )?;
         let id = q::insert_window(tx, account.id.0, Some(mac.as_str()), now, closes, &actor.name)?;
         audit::record(
             tx,
