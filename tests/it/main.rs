@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod common;
 mod console;
+mod crash;
 mod device_secrets;
 mod diag;
 mod http_loop;

@@ -1,0 +1,240 @@
+//! Crash safety: the server killed with SIGKILL at random points, 20 times, during bulk
+//! imports (the API job, which runs inside the server) and during a request storm (phones
+//! fetching files, the recorder writing, devices associated one by one). After each
+//! restart the database passes `PRAGMA integrity_check`, every association acknowledged
+//! before the kill is there, and every import job is whole or absent: all its lines and
+//! "Completed", or none and shown as interrupted.
+//!
+//! Scaled for the test suite: imports of `LINES` lines (the full 100,000-line run is
+//! `scripts/crash-import.sh`). The kill points are random; the seed is printed.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// Lines of each import in the test (the script runs 100,000).
+const LINES: usize = 4_000;
+const KILLS: usize = 20;
+const CONFIG: &str = "console.csv_max_rows = 200000\nlimits.csv_upload_bytes = 16777216";
+
+/// A small deterministic generator (the kill points; the seed is printed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below.max(1)
+    }
+}
+
+fn mac(batch: usize, i: usize) -> String {
+    format!("0a{batch:04x}{i:06x}")
+}
+
+fn csv(batch: usize) -> String {
+    let mut s = String::with_capacity(LINES * 32);
+    for i in 0..LINES {
+        s.push_str(&mac(batch, i));
+        s.push_str(",,,profile1\n");
+    }
+    s
+}
+
+/// What the database holds after a restart.
+fn check(server: &ZServer, acknowledged: &BTreeSet<String>, batches: &[usize]) {
+    let db = rusqlite::Connection::open_with_flags(
+        server.data_dir().join("zerotouch.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("db");
+    let ok: String = db
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity");
+    assert_eq!(ok, "ok");
+    let present: BTreeSet<String> = {
+        let mut stmt = db.prepare("SELECT mac FROM devices").expect("stmt");
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("macs")
+    };
+    let missing: Vec<&String> = acknowledged.difference(&present).take(5).collect();
+    assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
+    // Every import is whole or absent, and its job says which.
+    for b in batches {
+        let n = (0..LINES).filter(|i| present.contains(&mac(*b, *i))).count();
+        assert!(n == 0 || n == LINES, "batch {b}: {n} of {LINES} lines applied");
+    }
+    let mut stmt = db
+        .prepare("SELECT id, status, applied_rows, message, finished_at FROM import_jobs")
+        .expect("jobs");
+    let jobs: Vec<(i64, String, i64, String, Option<i64>)> = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("jobs");
+    for (id, status, applied, message, finished) in jobs {
+        assert!(finished.is_some(), "job {id} still shown as running");
+        match status.as_str() {
+            "Completed" => assert_eq!(applied as usize, LINES, "job {id}"),
+            "Failed" => {
+                assert!(message.starts_with("interrupted"), "job {id}: {message}");
+                assert_eq!(applied, 0, "job {id}");
+            }
+            other => panic!("job {id}: unexpected status {other}"),
+        }
+    }
+    let completed: i64 = db
+        .query_row(
+            "SELECT count(*) FROM import_jobs WHERE status = 'Completed'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    let whole = batches
+        .iter()
+        .filter(|b| present.contains(&mac(**b, 0)))
+        .count();
+    assert_eq!(completed as usize, whole, "completed jobs and applied imports");
+}
+
+#[test]
+fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
+    let started = Instant::now();
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    println!("crash test seed {seed}");
+    let mut rng = Lcg(seed);
+    let mut server = ZServer::start_with(CONFIG);
+    server.set_credentials();
+    server.cli_ok(&["profile", "add", "profile1"]);
+    let token = user_with_token(&server, "importer", "admin", "");
+    let acknowledged: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let mut batches = Vec::new();
+    // How long one import takes here: the kill points spread over it.
+    let t = Instant::now();
+    let r = api(&server, "POST", "/imports", Some(&token), &csv(0));
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(json(&r)["status"], "Completed");
+    let import_ms = t.elapsed().as_millis() as u64;
+    batches.push(0);
+    for i in 0..LINES {
+        acknowledged.lock().expect("lock").insert(mac(0, i));
+    }
+
+    for round in 0..KILLS {
+        let storm = round % 2 == 1;
+        let batch = round + 1;
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::new();
+        // The import (every round: a kill may land before, during or after its commit).
+        {
+            let admin = server.admin;
+            let token = token.clone();
+            let body = csv(batch);
+            let ack = acknowledged.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut conn = Conn::open(admin);
+                let auth = format!("Bearer {token}");
+                conn.send(
+                    format!(
+                        "POST /api/v1/imports HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+                         Content-Type: text/csv\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                );
+                conn.send(body.as_bytes());
+                if let Some(r) = conn.read_response(false)
+                    && r.status == 201
+                {
+                    let mut a = ack.lock().expect("lock");
+                    for i in 0..LINES {
+                        a.insert(mac(batch, i));
+                    }
+                }
+            }));
+        }
+        batches.push(batch);
+        if storm {
+            // Phones fetching their files (the recorder writes the access log) and devices
+            // associated one at a time, each acknowledged only on 201.
+            for p in 0..3 {
+                let device = server.device;
+                let stop = stop.clone();
+                threads.push(std::thread::spawn(move || {
+                    let (user, pass) = ("phones", "Test-Passw0rd-42");
+                    let mut n = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let m = mac(0, (p * 997 + n) % LINES);
+                        let ua = "FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Application";
+                        let mut phone = Phone::new(device, &m, ua, user, pass);
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            phone.get(&format!("/{m}.cfg"));
+                            phone.get(&format!("/{m}-device.cfg"));
+                        }));
+                        n += 1;
+                    }
+                }));
+            }
+            let admin_token = token.clone();
+            let admin = server.admin;
+            let stop2 = stop.clone();
+            let ack = acknowledged.clone();
+            threads.push(std::thread::spawn(move || {
+                let mut n = 0usize;
+                while !stop2.load(Ordering::Relaxed) {
+                    let m = format!("0b{round:04x}{n:06x}");
+                    let body = format!(r#"{{"id": "{m}", "profile": "profile1"}}"#);
+                    let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        let mut conn = Conn::open(admin);
+                        let auth = format!("Bearer {admin_token}");
+                        conn.request(
+                            "POST",
+                            "/api/v1/devices",
+                            &[
+                                ("Authorization", auth.as_str()),
+                                ("Content-Type", "application/json"),
+                                ("Connection", "close"),
+                            ],
+                            body.as_bytes(),
+                        )
+                        .status
+                    }));
+                    if matches!(ok, Ok(201)) {
+                        ack.lock().expect("lock").insert(m);
+                    }
+                    n += 1;
+                }
+            }));
+        }
+        let wait = rng.next(import_ms * 3 / 2 + 50);
+        std::thread::sleep(Duration::from_millis(wait));
+        let dir = server.kill();
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+        server = ZServer::start_in(dir, CONFIG);
+        check(&server, &acknowledged.lock().expect("lock"), &batches);
+        println!(
+            "round {round}: killed after {wait} ms ({}), {} acknowledged associations intact",
+            if storm { "storm and import" } else { "import" },
+            acknowledged.lock().expect("lock").len()
+        );
+    }
+    println!(
+        "{KILLS} kills, one import of {LINES} lines took {import_ms} ms, all in {:?}",
+        started.elapsed()
+    );
+}
