@@ -168,6 +168,44 @@ pub fn list_bad_auth(conn: &Connection, since_ms: i64) -> Result<Vec<BadAuth>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// A client address refused for reading too many devices' files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManyMacs {
+    pub ip: String,
+    /// Requests refused (`mac-limit` in the access log).
+    pub refused: i64,
+    /// Distinct MACs it asked for over the same period (refused or not).
+    pub macs: i64,
+    pub last_ms: i64,
+    pub user_agent: String,
+}
+
+/// Every address refused for reading too many MACs since `since_ms`, the most recent first.
+pub fn list_many_macs(conn: &Connection, since_ms: i64) -> Result<Vec<ManyMacs>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.ip, count(*), max(b.ts_ms),
+                (SELECT count(DISTINCT o.mac) FROM access_log o
+                  WHERE o.ip = b.ip AND o.ts_ms >= ?1 AND o.mac IS NOT NULL),
+                (SELECT u.user_agent FROM access_log u
+                  WHERE u.auth = 'mac-limit' AND u.ip = b.ip ORDER BY u.id DESC LIMIT 1)
+         FROM access_log b
+         WHERE b.auth = 'mac-limit' AND b.ts_ms >= ?1
+         GROUP BY b.ip
+         ORDER BY max(b.ts_ms) DESC
+         LIMIT 100",
+    )?;
+    let rows = stmt.query_map([since_ms], |r| {
+        Ok(ManyMacs {
+            ip: r.get(0)?,
+            refused: r.get(1)?,
+            last_ms: r.get(2)?,
+            macs: r.get(3)?,
+            user_agent: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Stored override files (`<mac>-phone.cfg`, `-web.cfg`, `-system.cfg`): `(mac, file)`.
 pub fn list_override_uploads(conn: &Connection) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(

@@ -23,6 +23,8 @@ const MAX_TRACKED: usize = 100_000;
 struct Seen {
     window_start: Instant,
     macs: HashSet<Mac>,
+    /// Logged in this window already.
+    warned: bool,
 }
 
 /// The per-address MAC counter.
@@ -68,10 +70,12 @@ impl MacReaders {
         let s = map.entry(ip).or_insert_with(|| Seen {
             window_start: now,
             macs: HashSet::new(),
+            warned: false,
         });
         if now - s.window_start >= self.window {
             s.window_start = now;
             s.macs.clear();
+            s.warned = false;
         }
         if s.macs.contains(&mac) {
             return Ok(());
@@ -79,14 +83,13 @@ impl MacReaders {
         if s.macs.len() >= self.limit as usize {
             self.refused.fetch_add(1, Ordering::Relaxed);
             let left = self.window.saturating_sub(now - s.window_start);
-            if s.macs.len() == self.limit as usize {
+            if !s.warned {
+                s.warned = true;
                 log::warn!(
                     "{ip} read the files of {} devices within {}s without proving it is any of them; further devices refused",
                     self.limit,
                     self.window.as_secs()
                 );
-                // Logged once per window: the next MAC makes the set larger than the limit.
-                s.macs.insert(mac);
             }
             return Err(left.as_secs().max(1));
         }
@@ -112,11 +115,12 @@ mod tests {
         }
         assert!(r.admit(ip, mac(9)).is_err());
         assert!(r.admit(ip, mac(10)).is_err());
+        assert!(r.admit(ip, mac(9)).is_err(), "a refused MAC stays refused");
         // MACs it already read stay readable (a phone behind the same address).
         assert!(r.admit(ip, mac(1)).is_ok());
         // Another address is not affected.
         assert!(r.admit("10.0.0.6".parse().expect("ip"), mac(9)).is_ok());
-        assert_eq!(r.refused.load(Ordering::Relaxed), 2);
+        assert_eq!(r.refused.load(Ordering::Relaxed), 3);
     }
 
     #[test]

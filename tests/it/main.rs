@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on loopback ports, driven the way phones and admins
 //! drive it. One test binary with shared helpers (`common`).
 
+mod abuse;
 mod accounts;
 mod api;
 mod autosync;
