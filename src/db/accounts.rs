@@ -20,7 +20,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         is_default: r.get(4)?,
         provisioning_enabled: r.get(5)?,
         device_user: r.get(6)?,
-        device_password: r.get(7)?,
+        device_password: r
+            .get::<_, Option<String>>(7)?
+            .map(super::secrets::open_sql)
+            .transpose()?,
         credential_generation: r.get(8)?,
         autosync_enabled: r.get(9)?,
         // The CHECK constraint admits only the four values.
@@ -103,7 +106,7 @@ pub fn insert_account(
             random_token(16),
             is_default,
             user,
-            password,
+            super::secrets::seal(password),
             now
         ],
     );

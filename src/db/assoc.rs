@@ -94,7 +94,7 @@ pub fn insert_association(
                 d.ext.outbound_proxy,
                 d.ext.prov_server,
                 d.ext.prov_user,
-                d.ext.prov_password,
+                super::secrets::seal(&d.ext.prov_password),
                 d.ext.polling,
                 owner_company,
                 now
@@ -144,7 +144,7 @@ fn insert_row(
         d.ext.outbound_proxy,
         d.ext.prov_server,
         d.ext.prov_user,
-        d.ext.prov_password,
+        super::secrets::seal(&d.ext.prov_password),
         d.ext.polling,
         owner_company,
         now
@@ -173,7 +173,7 @@ pub fn update_association(
             d.ext.outbound_proxy,
             d.ext.prov_server,
             d.ext.prov_user,
-            d.ext.prov_password,
+            super::secrets::seal(&d.ext.prov_password),
             d.ext.polling,
             now_secs()
         ],

@@ -22,7 +22,7 @@ fn gen_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, Generation)> {
         Generation {
             generation: r.get(1)?,
             user: r.get(2)?,
-            password: r.get(3)?,
+            password: super::secrets::open_sql(r.get(3)?)?,
             created_at: r.get(4)?,
             retired_at: r.get(5)?,
             accept_until: r.get(6)?,
@@ -81,7 +81,7 @@ pub fn store_history(conn: &Connection, account: AccountId, history: &History) -
             account.0,
             g.generation,
             g.user,
-            g.password,
+            super::secrets::seal(&g.password),
             g.created_at,
             g.retired_at,
             g.accept_until,
@@ -95,7 +95,7 @@ pub fn store_history(conn: &Connection, account: AccountId, history: &History) -
         params![
             account.0,
             current.user,
-            current.password,
+            super::secrets::seal(&current.password),
             current.generation,
             now_secs()
         ],

@@ -30,7 +30,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
             outbound_proxy: r.get(8)?,
             prov_server: r.get(9)?,
             prov_user: r.get(10)?,
-            prov_password: r.get(11)?,
+            prov_password: super::secrets::open_sql(r.get(11)?)?,
             polling: r.get(12)?,
         },
         lines: Vec::new(),
@@ -50,7 +50,7 @@ fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
             Ok(Line {
                 line: r.get(0)?,
                 auth_user_id: r.get(1)?,
-                auth_password: r.get(2)?,
+                auth_password: super::secrets::open_sql(r.get(2)?)?,
                 label: r.get(3)?,
                 display_name: r.get(4)?,
                 extension: r.get(5)?,
@@ -178,7 +178,7 @@ pub fn insert_device(
                     d.ext.outbound_proxy,
                     d.ext.prov_server,
                     d.ext.prov_user,
-                    d.ext.prov_password,
+                    super::secrets::seal(&d.ext.prov_password),
                     d.ext.polling,
                     auto,
                     now
@@ -202,7 +202,7 @@ pub fn insert_device(
                     d.ext.outbound_proxy,
                     d.ext.prov_server,
                     d.ext.prov_user,
-                    d.ext.prov_password,
+                    super::secrets::seal(&d.ext.prov_password),
                     d.ext.polling,
                     auto,
                     now
@@ -235,7 +235,7 @@ pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64)
             d.ext.outbound_proxy,
             d.ext.prov_server,
             d.ext.prov_user,
-            d.ext.prov_password,
+            super::secrets::seal(&d.ext.prov_password),
             d.ext.polling,
             now_secs()
         ],
@@ -268,7 +268,7 @@ pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
             device_id,
             l.line,
             l.auth_user_id,
-            l.auth_password,
+            super::secrets::seal(&l.auth_password),
             l.label,
             l.display_name,
             l.extension,

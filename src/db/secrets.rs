@@ -138,10 +138,31 @@ pub fn open_sql(stored: String) -> rusqlite::Result<String> {
     })
 }
 
-/// The columns that hold device secrets: `(table, key column, secret column)`. Every value
-/// in them is sealed on start (`seal_all`) and re-sealed by a key rotation.
-pub const SECRET_COLUMNS: &[(&str, &str, &str)] = &[("device_credentials", "device_id", "password"),
-    ("device_credentials", "device_id", "previous")];
+/// The provisioning settings (`prov_settings` keys) that are secrets; a unit test in
+/// `domain::settings` keeps this list equal to the fields it marks secret.
+pub const SECRET_SETTINGS: &[&str] = &[
+    "http_password",
+    "ftp_password",
+    "external_password",
+    "s3_secret_key",
+];
+
+/// The columns that hold device secrets: `(table, column, which rows)`. Every value in them
+/// is sealed on start (`seal_plaintext`) and re-sealed by a key rotation.
+pub const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
+    ("accounts", "device_password", "1"),
+    ("account_credentials", "password", "1"),
+    ("profiles", "prov_password", "1"),
+    ("devices", "prov_password", "1"),
+    ("device_lines", "auth_password", "1"),
+    ("device_credentials", "password", "1"),
+    ("device_credentials", "previous", "1"),
+    (
+        "prov_settings",
+        "value",
+        "key IN ('http_password', 'ftp_password', 'external_password', 's3_secret_key')",
+    ),
+];
 
 /// Re-seals every secret column: values sealed under `from` (or plaintext) are written
 /// sealed under `to`. Runs inside the caller's transaction. Returns how many values changed.
@@ -151,15 +172,16 @@ pub fn reseal_all(
     to: &SecretKey,
 ) -> Result<usize> {
     let mut changed = 0;
-    for (table, key, column) in SECRET_COLUMNS {
+    for (table, column, filter) in SECRET_COLUMNS {
         let rows: Vec<(i64, String)> = {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {key}, {column} FROM {table} WHERE {column} IS NOT NULL AND {column} <> ''"
+                "SELECT rowid, {column} FROM {table}
+                 WHERE {column} IS NOT NULL AND {column} <> '' AND ({filter})"
             ))?;
             stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?
         };
-        for (id, stored) in rows {
+        for (rowid, stored) in rows {
             let plain = if stored.starts_with(PREFIX) {
                 match from {
                     Some(k) => k.open(&stored)?,
@@ -170,8 +192,8 @@ pub fn reseal_all(
                 stored.clone()
             };
             conn.execute(
-                &format!("UPDATE {table} SET {column} = ?2 WHERE {key} = ?1"),
-                rusqlite::params![id, to.seal(&plain)],
+                &format!("UPDATE {table} SET {column} = ?2 WHERE rowid = ?1"),
+                rusqlite::params![rowid, to.seal(&plain)],
             )?;
             changed += 1;
         }
@@ -258,6 +280,48 @@ mod tests {
         t.pop();
         t.push(if sealed.ends_with('A') { 'B' } else { 'A' });
         assert!(k.open(&t).is_err());
+    }
+
+    #[test]
+    fn every_secret_column_is_sealed_and_nothing_else() {
+        let conn = crate::db::open_in_memory().expect("db");
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, slug, service_key, is_default, device_user,
+                                   device_password, created_at, updated_at)
+                 VALUES (9, 'A', 'a', 'k', 0, 'user-a', 'acct-pw', 1, 1);
+             INSERT INTO profiles (id, account_id, name, prov_password, created_at, updated_at)
+                 VALUES (3, 9, 'p', 'prof-pw', 1, 1);
+             INSERT INTO devices (id, account_id, mac, serial, prov_password, created_at, updated_at)
+                 VALUES (1, 9, '0004f2000001', '0004F2000001', 'dev-pw', 1, 1);
+             INSERT INTO device_lines (device_id, line, auth_user_id, auth_password)
+                 VALUES (1, 1, '1001', 'line-pw');
+             INSERT INTO prov_settings (key, value) VALUES ('s3_secret_key', 's3-pw'),
+                                                           ('syslog_server', 'not-secret');",
+        )
+        .expect("rows");
+        let k = SecretKey::derive(b"one-key-of-at-least-32-bytes-xxx");
+        // accounts (the trigger copied its first generation), profile, device, line, S3.
+        assert_eq!(reseal_all(&conn, None, &k).expect("seal"), 6);
+        let one = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
+        for (sql, plain) in [
+            ("SELECT device_password FROM accounts", "acct-pw"),
+            ("SELECT password FROM account_credentials", "acct-pw"),
+            ("SELECT prov_password FROM profiles", "prof-pw"),
+            ("SELECT prov_password FROM devices", "dev-pw"),
+            ("SELECT auth_password FROM device_lines", "line-pw"),
+            ("SELECT value FROM prov_settings WHERE key = 's3_secret_key'", "s3-pw"),
+        ] {
+            let stored = one(sql);
+            assert!(stored.starts_with(PREFIX), "{sql}: {stored}");
+            assert_eq!(k.open(&stored).expect("open"), plain);
+        }
+        assert_eq!(
+            one("SELECT value FROM prov_settings WHERE key = 'syslog_server'"),
+            "not-secret"
+        );
+        assert_eq!(one("SELECT device_user FROM accounts"), "user-a");
+        // A second pass changes nothing.
+        assert_eq!(reseal_all(&conn, None, &k).expect("again"), 0);
     }
 
     #[test]

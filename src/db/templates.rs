@@ -11,7 +11,16 @@ use crate::error::Result;
 /// Every stored provisioning setting, by field name.
 pub fn load_prov_settings(conn: &Connection) -> Result<BTreeMap<String, String>> {
     let mut stmt = conn.prepare_cached("SELECT key, value FROM prov_settings")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        let key: String = r.get(0)?;
+        let value: String = r.get(1)?;
+        let value = if super::secrets::SECRET_SETTINGS.contains(&key.as_str()) {
+            super::secrets::open_sql(value)?
+        } else {
+            value
+        };
+        Ok((key, value))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -29,6 +38,11 @@ pub fn replace_prov_settings(conn: &Connection, fields: &BTreeMap<String, String
     )?;
     for (key, value) in fields {
         if stored.get(key) != Some(value) {
+            let value = if super::secrets::SECRET_SETTINGS.contains(&key.as_str()) {
+                super::secrets::seal(value)
+            } else {
+                value.clone()
+            };
             stmt.execute(params![key, value])?;
         }
     }

@@ -227,3 +227,54 @@ fn new_accounts_withhold_secrets_and_existing_ones_keep_serving_them() {
     let err = server.cli_err(&["enrol", "mode", "maybe"]);
     assert!(err.contains("mode"), "{err}");
 }
+
+#[test]
+fn secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
+    let server = ZServer::start();
+    let (user, pass) = withholding_server(&server);
+    server.cli_ok(&["enrol", "mode", "off"]);
+    let db_path = server.data_dir().join("zerotouch.db");
+    let column = |sql: &str| -> Vec<String> {
+        let db = rusqlite::Connection::open(&db_path).expect("db");
+        let mut stmt = db.prepare(sql).expect("sql");
+        stmt.query_map([], |r| r.get::<_, String>(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("values")
+    };
+    let sealed = |sql: &str| {
+        let values = column(sql);
+        assert!(!values.is_empty(), "{sql}");
+        for v in values {
+            assert!(v.starts_with("enc:v1:"), "{sql}: {v}");
+            no_secret_in(&v);
+            assert!(!v.contains(&pass), "{v}");
+        }
+    };
+    sealed("SELECT auth_password FROM device_lines");
+    sealed("SELECT device_password FROM accounts");
+    sealed("SELECT password FROM account_credentials");
+    let key_file = server.data_dir().join("secret.key");
+    let old_key = std::fs::read_to_string(&key_file).expect("key");
+    let before = column("SELECT auth_password FROM device_lines");
+
+    // Rotation needs the server stopped (the data directory lock).
+    let err = server.cli_err(&["secrets", "rotate-key"]);
+    assert!(err.contains("lock") || err.contains("running"), "{err}");
+    let config = server.config.clone();
+    let dir = server.stop_keep();
+    let out = cli_with_config(&config, &["secrets", "rotate-key"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let new_key = std::fs::read_to_string(dir.path().join("data/secret.key")).expect("key");
+    assert_ne!(old_key, new_key);
+    let server = ZServer::start_in(dir, "");
+    let after = column("SELECT auth_password FROM device_lines");
+    assert_ne!(before, after, "re-encrypted under the new key");
+    // Served as before.
+    let mut phone = SimPhone::new(PHONE, &server.device.to_string(), &user, &pass);
+    assert_eq!(phone.boot_until_stable(4), Boot::Configured);
+    assert_eq!(
+        phone.config.get("reg.1.auth.password").map(String::as_str),
+        Some(LINE_SECRET)
+    );
+}
