@@ -827,6 +827,31 @@ mod tests {
     }
 
     #[test]
+    fn abuse_limits_are_checked_by_field() {
+        let c = Config {
+            limits: LimitsConfig {
+                max_connections_per_ip: 0,
+                nat_allowlist: vec!["10.0.0.0/8".into(), "nat-gateway".into()],
+                ..LimitsConfig::default()
+            },
+            auth: AuthConfig {
+                macs_per_ip: 0,
+                ..AuthConfig::default()
+            },
+            ..Config::default()
+        };
+        let keys: Vec<String> = c.validate().into_iter().map(|p| p.field).collect();
+        for k in [
+            "limits.max_connections_per_ip",
+            "limits.nat_allowlist[1]",
+            "auth.macs_per_ip",
+        ] {
+            assert!(keys.iter().any(|f| f == k), "{k} not in {keys:?}");
+        }
+        assert!(!keys.iter().any(|f| f == "limits.nat_allowlist[0]"));
+    }
+
+    #[test]
     fn syntax_error_names_the_line() {
         let problems = Config::parse("[log]\nlevel = \n").expect_err("must fail");
         assert!(problems[0].message.contains("line 2"), "{problems:?}");
