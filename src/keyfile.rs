@@ -64,9 +64,12 @@ fn new_key_path(config: &Config) -> std::path::PathBuf {
 /// Finishes or undoes a key rotation a crash interrupted: when `<key file>.new` exists, the
 /// database's check value says which key it was written with. Returns the key to use when
 /// it changed.
-pub fn finish_key_rotation(config: &Config, conn: &rusqlite::Connection) -> Result<Option<Vec<u8>>> {
-    use base64::Engine;
+pub fn finish_key_rotation(
+    config: &Config,
+    conn: &rusqlite::Connection,
+) -> Result<Option<Vec<u8>>> {
     use crate::db::secrets::{SecretKey, check_matches};
+    use base64::Engine;
     let new_path = new_key_path(config);
     let Ok(text) = std::fs::read_to_string(&new_path) else {
         return Ok(None);
@@ -78,14 +81,23 @@ pub fn finish_key_rotation(config: &Config, conn: &rusqlite::Connection) -> Resu
     match new {
         Some(new) if check_matches(conn, &SecretKey::derive(&new))? == Some(true) => {
             let path = crate::backup::key_path(config);
-            std::fs::rename(&new_path, &path)
-                .map_err(|e| Error::io(format!("installing the new secrets key {}", path.display()), e))?;
-            log::warn!("finished an interrupted secrets key rotation: {} is the new key", path.display());
+            std::fs::rename(&new_path, &path).map_err(|e| {
+                Error::io(
+                    format!("installing the new secrets key {}", path.display()),
+                    e,
+                )
+            })?;
+            log::warn!(
+                "finished an interrupted secrets key rotation: {} is the new key",
+                path.display()
+            );
             Ok(Some(new))
         }
         _ => {
             let _ = std::fs::remove_file(&new_path);
-            log::warn!("undid an interrupted secrets key rotation: the database still uses the old key");
+            log::warn!(
+                "undid an interrupted secrets key rotation: the database still uses the old key"
+            );
             Ok(None)
         }
     }
@@ -95,8 +107,8 @@ pub fn finish_key_rotation(config: &Config, conn: &rusqlite::Connection) -> Resu
 /// in one transaction; then the key file swapped atomically (rename). The server must be
 /// stopped (the data directory lock is taken). Returns how many values were re-encrypted.
 pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
-    use base64::Engine;
     use crate::db::secrets::{self, SecretKey};
+    use base64::Engine;
     prepare_data_dir(&config.data_dir)?;
     let _lock = crate::backup::lock_data_dir(&config.data_dir)?;
     let old = secrets_key(config)?;
@@ -123,7 +135,11 @@ pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
     file.write_all(format!("{text}\n").as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| Error::io(format!("writing {}", new_path.display()), e))?;
-    let n = match secrets::rotate(&mut conn, &SecretKey::derive(&old), &SecretKey::derive(&new)) {
+    let n = match secrets::rotate(
+        &mut conn,
+        &SecretKey::derive(&old),
+        &SecretKey::derive(&new),
+    ) {
         Ok(n) => n,
         Err(e) => {
             let _ = std::fs::remove_file(&new_path);
@@ -133,8 +149,12 @@ pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
     // Committed: the new key is the one. A crash before this rename is finished at the next
     // start (the check value in the database opens only with the new key).
     let path = crate::backup::key_path(config);
-    std::fs::rename(&new_path, &path)
-        .map_err(|e| Error::io(format!("installing the new secrets key {}", path.display()), e))?;
+    std::fs::rename(&new_path, &path).map_err(|e| {
+        Error::io(
+            format!("installing the new secrets key {}", path.display()),
+            e,
+        )
+    })?;
     if let Some(dir) = path.parent()
         && let Ok(d) = std::fs::File::open(dir)
     {
@@ -192,8 +212,14 @@ mod tests {
         // Crashed after the commit, before the rename: the new key is installed.
         write_new();
         store_check(&conn, &SecretKey::derive(&new)).expect("check");
-        assert_eq!(finish_key_rotation(&c, &conn).expect("finish"), Some(new.to_vec()));
+        assert_eq!(
+            finish_key_rotation(&c, &conn).expect("finish"),
+            Some(new.to_vec())
+        );
         assert_eq!(secrets_key(&c).expect("key"), new.to_vec());
-        assert_eq!(check_matches(&conn, &SecretKey::derive(&new)).expect("q"), Some(true));
+        assert_eq!(
+            check_matches(&conn, &SecretKey::derive(&new)).expect("q"),
+            Some(true)
+        );
     }
 }

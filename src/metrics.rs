@@ -167,7 +167,11 @@ impl Metrics {
             "Device requests refused because their address read the files of too many devices.",
             self.mac_limit_refused.load(Ordering::Relaxed),
         );
-        let limits = self.limits.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let limits = self
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         labelled(
             out,
             "zerotouch_limit",

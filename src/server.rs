@@ -104,8 +104,14 @@ pub fn limit_gauges(config: &Config) -> Vec<(String, i64)> {
     let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
     [
         ("limits.max_connections", n(l.max_connections as u64)),
-        ("limits.max_connections_per_ip", n(l.max_connections_per_ip as u64)),
-        ("limits.nat_allowlist_entries", n(l.nat_allowlist.len() as u64)),
+        (
+            "limits.max_connections_per_ip",
+            n(l.max_connections_per_ip as u64),
+        ),
+        (
+            "limits.nat_allowlist_entries",
+            n(l.nat_allowlist.len() as u64),
+        ),
         ("limits.head_bytes", n(l.head_bytes as u64)),
         ("limits.body_bytes", n(l.body_bytes as u64)),
         ("limits.upload_bytes", n(l.upload_bytes)),
@@ -117,16 +123,28 @@ pub fn limit_gauges(config: &Config) -> Vec<(String, i64)> {
         ("limits.memory_body_budget", n(l.memory_body_budget as u64)),
         ("limits.csv_upload_bytes", n(l.csv_upload_bytes as u64)),
         ("auth.failure_limit", n(u64::from(a.failure_limit))),
-        ("auth.account_failure_limit", n(u64::from(a.account_failure_limit))),
+        (
+            "auth.account_failure_limit",
+            n(u64::from(a.account_failure_limit)),
+        ),
         ("auth.failure_window_secs", n(a.failure_window_secs)),
         ("auth.block_secs", n(a.block_secs)),
         ("auth.macs_per_ip", n(u64::from(a.macs_per_ip))),
         ("auth.mac_window_secs", n(a.mac_window_secs)),
-        ("console.login_failures_per_user", n(u64::from(c.login_failures_per_user))),
-        ("console.login_failures_per_ip", n(u64::from(c.login_failures_per_ip))),
+        (
+            "console.login_failures_per_user",
+            n(u64::from(c.login_failures_per_user)),
+        ),
+        (
+            "console.login_failures_per_ip",
+            n(u64::from(c.login_failures_per_ip)),
+        ),
         ("console.login_window_secs", n(c.login_window_secs)),
         ("console.login_block_secs", n(c.login_block_secs)),
-        ("recording.flush_interval_ms", n(config.recording.flush_interval_ms)),
+        (
+            "recording.flush_interval_ms",
+            n(config.recording.flush_interval_ms),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))

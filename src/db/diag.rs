@@ -26,17 +26,20 @@ pub struct RunRow {
 
 /// Starts a run (status `running`) and returns its id.
 pub fn insert_run(conn: &Connection, kind: &str, subject: &str) -> Result<i64> {
-    conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        conn.execute(
         "INSERT INTO diag_runs (kind, subject, started_at, status) VALUES (?1, ?2, ?3, 'running')",
         params![kind, subject, now_secs()],
     )?;
-    let id = conn.last_insert_rowid();
-    conn.execute(
-        "DELETE FROM diag_runs WHERE kind = ?1 AND id NOT IN (
+        let id = conn.last_insert_rowid();
+        conn.execute(
+            "DELETE FROM diag_runs WHERE kind = ?1 AND id NOT IN (
              SELECT id FROM diag_runs WHERE kind = ?1 ORDER BY id DESC LIMIT ?2)",
-        params![kind, RUNS_KEPT],
-    )?;
-    Ok(id)
+            params![kind, RUNS_KEPT],
+        )?;
+        Ok(id)
+    })
 }
 
 /// Finishes a run: its outcome, what it saw (JSON) and its findings.
@@ -47,7 +50,9 @@ pub fn finish_run(
     result_json: &str,
     findings: &[Finding],
 ) -> Result<()> {
-    conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        conn.execute(
         "UPDATE diag_runs SET finished_at = ?2, status = ?3, error = ?4, result = ?5 WHERE id = ?1",
         params![
             id,
@@ -57,23 +62,24 @@ pub fn finish_run(
             result_json
         ],
     )?;
-    conn.execute("DELETE FROM diag_findings WHERE run_id = ?1", [id])?;
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO diag_findings (run_id, position, severity, code, title, evidence, fix)
+        conn.execute("DELETE FROM diag_findings WHERE run_id = ?1", [id])?;
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO diag_findings (run_id, position, severity, code, title, evidence, fix)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for (i, f) in findings.iter().enumerate() {
-        stmt.execute(params![
-            id,
-            i as i64,
-            f.severity.as_str(),
-            f.code,
-            f.title,
-            f.evidence,
-            f.fix
-        ])?;
-    }
-    Ok(())
+        )?;
+        for (i, f) in findings.iter().enumerate() {
+            stmt.execute(params![
+                id,
+                i as i64,
+                f.severity.as_str(),
+                f.code,
+                f.title,
+                f.evidence,
+                f.fix
+            ])?;
+        }
+        Ok(())
+    })
 }
 
 const RUN_COLUMNS: &str = "id, kind, subject, started_at, finished_at, status, error, result";

@@ -30,7 +30,10 @@ pub struct Window {
     pub opened_by: String,
 }
 
-pub fn find_device_credential(conn: &Connection, device_id: i64) -> Result<Option<DeviceCredential>> {
+pub fn find_device_credential(
+    conn: &Connection,
+    device_id: i64,
+) -> Result<Option<DeviceCredential>> {
     let row = conn
         .prepare_cached(
             "SELECT device_id, password, previous, created_at, confirmed_at
@@ -109,7 +112,12 @@ pub fn insert_window(
 }
 
 /// Closes every open window of an account (or only those for one MAC). Returns how many.
-pub fn close_windows(conn: &Connection, account_id: i64, mac: Option<&str>, now: i64) -> Result<usize> {
+pub fn close_windows(
+    conn: &Connection,
+    account_id: i64,
+    mac: Option<&str>,
+    now: i64,
+) -> Result<usize> {
     Ok(conn.execute(
         "UPDATE enrolment_windows SET closes_at = ?3
          WHERE account_id = ?1 AND closes_at > ?3 AND (?2 IS NULL OR mac = ?2)",

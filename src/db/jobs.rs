@@ -132,14 +132,14 @@ pub fn finish_job(
     message: &str,
 ) -> Result<()> {
     super::atomic(conn, |conn| {
-    conn.execute("DELETE FROM import_job_errors WHERE job_id = ?1", [id])?;
-    let mut stmt = conn.prepare_cached(
+        conn.execute("DELETE FROM import_job_errors WHERE job_id = ?1", [id])?;
+        let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO import_job_errors (job_id, line, content, reason) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for r in rejected {
-        stmt.execute(params![id, r.line as i64, r.content, r.reason])?;
-    }
-    conn.execute(
+        for r in rejected {
+            stmt.execute(params![id, r.line as i64, r.content, r.reason])?;
+        }
+        conn.execute(
         "UPDATE import_jobs SET status = ?2, applied_rows = ?3, rejected_rows = ?4, message = ?5,
                 processed_rows = total_rows, finished_at = ?6
          WHERE id = ?1",
@@ -152,7 +152,7 @@ pub fn finish_job(
             now_secs()
         ],
     )?;
-    Ok(())
+        Ok(())
     })
 }
 
@@ -172,8 +172,7 @@ pub fn list_job_errors(conn: &Connection, id: i64) -> Result<Vec<Rejected>> {
 }
 
 /// The message of a job a stop interrupted (its status is `Failed`).
-pub const INTERRUPTED: &str =
-    "interrupted: the server stopped before the job finished; nothing was applied, upload the file again";
+pub const INTERRUPTED: &str = "interrupted: the server stopped before the job finished; nothing was applied, upload the file again";
 
 /// Marks jobs left running by a stopped server (or a crash) as interrupted: nothing of them
 /// was applied, since the lines and the job's outcome commit in one transaction at the end.

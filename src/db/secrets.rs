@@ -268,7 +268,11 @@ mod tests {
         let sealed = k.seal("hunter2-line-password");
         assert!(sealed.starts_with(PREFIX));
         assert!(!sealed.contains("hunter2"));
-        assert_ne!(sealed, k.seal("hunter2-line-password"), "random nonce per value");
+        assert_ne!(
+            sealed,
+            k.seal("hunter2-line-password"),
+            "random nonce per value"
+        );
         assert_eq!(k.open(&sealed).expect("open"), "hunter2-line-password");
         let other = SecretKey::derive(&[8u8; 32]);
         let err = other.open(&sealed).expect_err("wrong key");
@@ -309,7 +313,10 @@ mod tests {
             ("SELECT prov_password FROM profiles", "prof-pw"),
             ("SELECT prov_password FROM devices", "dev-pw"),
             ("SELECT auth_password FROM device_lines", "line-pw"),
-            ("SELECT value FROM prov_settings WHERE key = 's3_secret_key'", "s3-pw"),
+            (
+                "SELECT value FROM prov_settings WHERE key = 's3_secret_key'",
+                "s3-pw",
+            ),
         ] {
             let stored = one(sql);
             assert!(stored.starts_with(PREFIX), "{sql}: {stored}");

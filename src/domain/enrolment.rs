@@ -116,7 +116,11 @@ fn check_minutes(minutes: u64) -> Result<()> {
 }
 
 /// Finds a device of the account by MAC, or a "not found" naming it.
-fn device_of(conn: &Connection, account: &Account, mac: &Mac) -> Result<crate::domain::device::Device> {
+fn device_of(
+    conn: &Connection,
+    account: &Account,
+    mac: &Mac,
+) -> Result<crate::domain::device::Device> {
     devices::find_device_by_mac(conn, mac)?
         .filter(|d| d.account_id == account.id.0)
         .ok_or_else(|| Error::not_found(format!("device {mac} in account {}", account.slug)))
@@ -209,7 +213,14 @@ pub fn reset(
             "DELETE FROM device_prov_state WHERE device_id = ?1",
             [device.id],
         )?;
-        let id = q::insert_window(tx, account.id.0, Some(mac.as_str()), now, closes, &actor.name)?;
+        let id = q::insert_window(
+            tx,
+            account.id.0,
+            Some(mac.as_str()),
+            now,
+            closes,
+            &actor.name,
+        )?;
         audit::record(
             tx,
             actor,
@@ -261,15 +272,24 @@ pub fn rotate(conn: &mut Connection, actor: &Actor, account: &Account, mac: &Mac
 }
 
 /// Turns withholding on or off for an account.
-pub fn set_device_secrets(conn: &mut Connection, actor: &Actor, account: &Account, on: bool) -> Result<()> {
+pub fn set_device_secrets(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    on: bool,
+) -> Result<()> {
     db::write_tx(conn, |tx| {
         q::set_device_secrets(tx, account.id.0, on)?;
         audit::record(
             tx,
             actor,
-            Change::new(Some(account.id.0), "account.device-secrets", account.slug.clone())
-                .before(serde_json::json!({"device_secrets": account.device_secrets}))
-                .after(serde_json::json!({"device_secrets": on})),
+            Change::new(
+                Some(account.id.0),
+                "account.device-secrets",
+                account.slug.clone(),
+            )
+            .before(serde_json::json!({"device_secrets": account.device_secrets}))
+            .after(serde_json::json!({"device_secrets": on})),
         )?;
         Ok(())
     })
@@ -343,8 +363,9 @@ mod tests {
     #[test]
     fn windows_reset_and_rotation_keep_the_old_password_until_the_new_one_is_used() {
         let mut conn = crate::db::open_in_memory().expect("db");
-        let acc = crate::db::accounts::insert_account(&conn, "B", "branch", false, "u1", "password1")
-            .expect("account");
+        let acc =
+            crate::db::accounts::insert_account(&conn, "B", "branch", false, "u1", "password1")
+                .expect("account");
         assert!(acc.device_secrets, "new accounts withhold secrets");
         let mac: Mac = "0004f2000001".parse().expect("mac");
         let actor = Actor::person("admin");
@@ -354,7 +375,10 @@ mod tests {
         assert_eq!(w.mac.as_deref(), Some("0004f2000001"));
         assert!(q::window_open_for(&conn, acc.id.0, "0004f2000001", db::now_secs()).expect("q"));
         assert!(!q::window_open_for(&conn, acc.id.0, "0004f2000002", db::now_secs()).expect("q"));
-        assert_eq!(close_windows(&mut conn, &actor, &acc, None).expect("close"), 1);
+        assert_eq!(
+            close_windows(&mut conn, &actor, &acc, None).expect("close"),
+            1
+        );
         assert!(!q::window_open_for(&conn, acc.id.0, "0004f2000001", db::now_secs()).expect("q"));
 
         conn.execute(
@@ -369,12 +393,16 @@ mod tests {
         assert_eq!(ensure_credential(&conn, 7).expect("same"), first);
         q::confirm_device_credential(&conn, 7, 5).expect("confirm");
         rotate(&mut conn, &actor, &acc, &mac).expect("rotate");
-        let rotated = q::find_device_credential(&conn, 7).expect("q").expect("row");
+        let rotated = q::find_device_credential(&conn, 7)
+            .expect("q")
+            .expect("row");
         assert_ne!(rotated.password, first.password);
         assert_eq!(rotated.previous.as_deref(), Some(first.password.as_str()));
         assert!(rotated.confirmed_at.is_none());
         q::confirm_device_credential(&conn, 7, 6).expect("confirm");
-        let done = q::find_device_credential(&conn, 7).expect("q").expect("row");
+        let done = q::find_device_credential(&conn, 7)
+            .expect("q")
+            .expect("row");
         assert!(done.previous.is_none() && done.confirmed_at == Some(6));
 
         reset(&mut conn, &actor, &acc, &mac, 15).expect("reset");

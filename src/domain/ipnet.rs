@@ -20,11 +20,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -81,7 +85,12 @@ mod tests {
         let v6: IpNet = "2001:db8::/32".parse().expect("v6");
         assert!(v6.contains("2001:db8:1::5".parse().expect("ip")));
         assert!(!v6.contains("10.0.0.1".parse().expect("ip")));
-        assert!("10.0.0.0/33".parse::<IpNet>().unwrap_err().contains("prefix"));
+        assert!(
+            "10.0.0.0/33"
+                .parse::<IpNet>()
+                .unwrap_err()
+                .contains("prefix")
+        );
         assert!("nat-box".parse::<IpNet>().unwrap_err().contains("nat-box"));
     }
 }

@@ -24,8 +24,8 @@ use super::accounts::{self as account_actions, AccountSync};
 use super::audit::{self, Actor, Change};
 use super::autosync;
 use super::device::Device;
-use super::mac::Mac;
 use super::enrolment::Access;
+use super::mac::Mac;
 use super::policy::{self, CredentialLayer, Layers};
 use super::polycom::render::DeviceView;
 use super::profile::Profile;
@@ -845,7 +845,9 @@ pub fn withhold_secrets(bytes: &[u8], own_password: Option<&str>) -> Vec<u8> {
     for r in ranges {
         if r.start <= r.end && r.end <= out.len() {
             // The whitespace before the attribute goes with it.
-            let start = out[..r.start].trim_end_matches([' ', '\t', '\r', '\n']).len();
+            let start = out[..r.start]
+                .trim_end_matches([' ', '\t', '\r', '\n'])
+                .len();
             out.replace_range(start..r.end, "");
         }
     }
@@ -853,7 +855,8 @@ pub fn withhold_secrets(bytes: &[u8], own_password: Option<&str>) -> Vec<u8> {
 }
 
 /// What a phone gets instead of a file whose secrets cannot be filtered.
-const EMPTY_CONFIG: &[u8] = b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<PHONE_CONFIG/>\n";
+const EMPTY_CONFIG: &[u8] =
+    b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<PHONE_CONFIG/>\n";
 
 /// Masks secret values for logs and pages.
 pub fn mask(param: &str, value: &str) -> String {

@@ -371,7 +371,9 @@ fn count_failure<K: std::hash::Hash + Eq>(
 ) -> Option<u64> {
     let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
     if map.len() > 100_000 {
-        map.retain(|_, a| a.blocked_until.is_some_and(|b| b > now) || now - a.window_start < window);
+        map.retain(|_, a| {
+            a.blocked_until.is_some_and(|b| b > now) || now - a.window_start < window
+        });
     }
     let a = map.entry(key).or_insert(Attempts {
         window_start: now,

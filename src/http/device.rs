@@ -21,15 +21,15 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use rouille::{Request, Response, ResponseBody};
 
 use super::auth::{DEVICE_CREDENTIAL, DeviceAuth, Outcome};
-use super::readers::MacReaders;
 use super::conn::{self, BodyPlan, Head, LoopLimits, Peer, Service};
+use super::readers::MacReaders;
 use crate::config::HttpMode;
 use crate::db::access::AccessRecord;
 use crate::domain::account::{Account, UnknownDevices};
 use crate::domain::devicepath::{self, DeviceFile, UploadKind};
+use crate::domain::enrolment::{self, Access, Proof};
 use crate::domain::mac::Mac;
 use crate::domain::polycom::render;
-use crate::domain::enrolment::{self, Access, Proof};
 use crate::domain::provisioning::{DeviceEntry, FileKind, Lookup, Provisioner, Rendered};
 use crate::domain::provstate::{Evidence, Reach};
 use crate::domain::useragent::{self, UserAgent};
@@ -252,10 +252,14 @@ impl DeviceService {
                 Err(e) => log::error!("{mac}: cannot read its credential: {e}"),
             }
         }
-        out.extend(self.prov.old_credentials(account, &mac).unwrap_or_else(|e| {
-            log::error!("{mac}: cannot read its Auto-Sync state: {e}");
-            Vec::new()
-        }));
+        out.extend(
+            self.prov
+                .old_credentials(account, &mac)
+                .unwrap_or_else(|e| {
+                    log::error!("{mac}: cannot read its Auto-Sync state: {e}");
+                    Vec::new()
+                }),
+        );
         out
     }
 
@@ -299,7 +303,9 @@ impl DeviceService {
             entry = self.prov.confirm_device_credential(&entry)?;
         }
         if access.withholds() {
-            self.metrics.secrets_withheld.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .secrets_withheld
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok((access, entry))
     }
@@ -381,7 +387,9 @@ impl DeviceService {
             let proven = outcome.is_device_credential() || cert_mac == Some(mac);
             if !proven && let Err(secs) = self.readers.admit(peer.addr.ip(), mac) {
                 meta.auth = "mac-limit";
-                self.metrics.mac_limit_refused.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .mac_limit_refused
+                    .fetch_add(1, Ordering::Relaxed);
                 let mut r = text(
                     429,
                     "this address has read the files of too many devices; try again later",
@@ -442,9 +450,7 @@ impl DeviceService {
                 meta.sync = r.as_ref().is_ok_and(|r| r.status_code == 200);
                 r
             }
-            DeviceFile::Profile(mac, i) => {
-                self.device_file(&ctx, mac, FileKind::Profile(*i), meta)
-            }
+            DeviceFile::Profile(mac, i) => self.device_file(&ctx, mac, FileKind::Profile(*i), meta),
             DeviceFile::Upload(kind, mac, name) => {
                 self.read_upload(req, &ctx, *kind, mac, name, meta)
             }
@@ -552,7 +558,10 @@ impl DeviceService {
             &self.evidence(ctx, mac, false, false),
             access,
         )?;
-        match self.prov.render(&ctx.account, &entry, kind, &ctx.reach, access)? {
+        match self
+            .prov
+            .render(&ctx.account, &entry, kind, &ctx.reach, access)?
+        {
             Some(r) if self.withheld_over_http(ctx, &r.bytes) => Ok(text(
                 403,
                 "this file carries secrets and is served over HTTPS only (device.http_mode = no-secrets)",
@@ -614,7 +623,9 @@ impl DeviceService {
         if !self.may_use_device_files(&ctx.account, &ctx.proof(mac)) {
             // Per-device files (overrides, contacts, call lists, logs) belong to the device:
             // a phone without its own stored file boots on the server's configuration.
-            self.metrics.secrets_withheld.fetch_add(1, Ordering::Relaxed);
+            self.metrics
+                .secrets_withheld
+                .fetch_add(1, Ordering::Relaxed);
             note_access(meta, Access::Withheld);
             return Ok(text(
                 404,
@@ -822,7 +833,9 @@ impl Service for DeviceService {
                 certificate: cert_mac == Some(mac),
             };
             if !self.may_use_device_files(&account, &proof) {
-                self.metrics.secrets_withheld.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .secrets_withheld
+                    .fetch_add(1, Ordering::Relaxed);
                 return BodyPlan::Respond(text(
                     403,
                     "per-device files are stored only from the device itself (its own credential or certificate)",

@@ -71,7 +71,9 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
     server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
     let mut phone = Phone::new(server.device, MAC, UA, &user, &pass);
     boot(&mut phone);
-    let baseline: Vec<Duration> = (0..40).map(|_| boot(&mut Phone::new(server.device, MAC, UA, &user, &pass))).collect();
+    let baseline: Vec<Duration> = (0..40)
+        .map(|_| boot(&mut Phone::new(server.device, MAC, UA, &user, &pass)))
+        .collect();
 
     let stop = Arc::new(AtomicBool::new(false));
     let reconnects = Arc::new(AtomicUsize::new(0));
@@ -91,7 +93,10 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
                 .flat_map(|a| std::iter::repeat_n(*a, PER_ADDR))
                 .map(|a| (a, connect_from(a, to)))
                 .collect();
-            held.fetch_add(socks.iter().filter(|s| s.1.is_some()).count(), Ordering::Relaxed);
+            held.fetch_add(
+                socks.iter().filter(|s| s.1.is_some()).count(),
+                Ordering::Relaxed,
+            );
             let request = b"GET /0004f2a1b2c3.cfg HTTP/1.1\r\nHost: x\r\n";
             let mut round = 0usize;
             while !stop.load(Ordering::Relaxed) {
@@ -137,8 +142,14 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
     }
     drop(over);
     let refused_per_ip = metric(&server, "zerotouch_connections_refused_per_ip_total");
-    let (b50, b95) = (percentile(baseline.clone(), 0.5), percentile(baseline, 0.95));
-    let (d50, d95) = (percentile(during.clone(), 0.5), percentile(during.clone(), 0.95));
+    let (b50, b95) = (
+        percentile(baseline.clone(), 0.5),
+        percentile(baseline, 0.95),
+    );
+    let (d50, d95) = (
+        percentile(during.clone(), 0.5),
+        percentile(during.clone(), 0.95),
+    );
     println!(
         "slowloris: {} slow connections held, {} reconnects after head timeouts, {open_during} \
          open on the server at most, {refused_per_ip} refused over the per-address cap; phone boots \
@@ -148,7 +159,10 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
         reconnects.load(Ordering::Relaxed),
         during.len(),
     );
-    assert!(held.load(Ordering::Relaxed) >= 2_000, "the attack was not mounted");
+    assert!(
+        held.load(Ordering::Relaxed) >= 2_000,
+        "the attack was not mounted"
+    );
     // Slow heads occupy the server only until their head timeout: open connections
     // churn below what the attacker holds, yet thousands were accepted.
     assert!(open_during >= 1_000, "{open_during}");

@@ -126,8 +126,14 @@ fn check(server: &ZServer, acknowledged: &BTreeSet<String>, batches: &[usize]) {
     assert!(missing.is_empty(), "acknowledged but lost: {missing:?}");
     // Every import is whole or absent, and its job says which.
     for b in batches {
-        let n = (0..lines()).filter(|i| present.contains(&mac(*b, *i))).count();
-        assert!(n == 0 || n == lines(), "batch {b}: {n} of {} lines applied", lines());
+        let n = (0..lines())
+            .filter(|i| present.contains(&mac(*b, *i)))
+            .count();
+        assert!(
+            n == 0 || n == lines(),
+            "batch {b}: {n} of {} lines applied",
+            lines()
+        );
     }
     let mut stmt = db
         .prepare("SELECT id, status, applied_rows, message, finished_at FROM import_jobs")
@@ -161,7 +167,10 @@ fn check(server: &ZServer, acknowledged: &BTreeSet<String>, batches: &[usize]) {
         .iter()
         .filter(|b| present.contains(&mac(**b, 0)))
         .count();
-    assert_eq!(completed as usize, whole, "completed jobs and applied imports");
+    assert_eq!(
+        completed as usize, whole,
+        "completed jobs and applied imports"
+    );
 }
 
 #[test]
@@ -228,8 +237,8 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
                 let stop = stop.clone();
                 let answered = answered.clone();
                 threads.push(std::thread::spawn(move || {
-                    let basic = base64::engine::general_purpose::STANDARD
-                        .encode("phones:Test-Passw0rd-42");
+                    let basic =
+                        base64::engine::general_purpose::STANDARD.encode("phones:Test-Passw0rd-42");
                     let mut n = 0usize;
                     while !stop.load(Ordering::Relaxed) {
                         let m = mac(0, (p * 997 + n) % lines());
@@ -301,8 +310,8 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
                 .iter()
                 .filter(|t| **t <= cutoff)
                 .count() as i64;
-            let db = rusqlite::Connection::open(server.data_dir().join("zerotouch.db"))
-                .expect("db");
+            let db =
+                rusqlite::Connection::open(server.data_dir().join("zerotouch.db")).expect("db");
             let logged: i64 = db
                 .query_row(
                     "SELECT count(*) FROM access_log WHERE ts_ms >= ?1 AND ts_ms <= ?2
@@ -322,7 +331,11 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
         println!(
             "round {round}: killed after {wait} ms ({}): import {}, {} acknowledged associations intact",
             if storm { "storm and import" } else { "import" },
-            if applied { "applied whole" } else { "absent (interrupted or not started)" },
+            if applied {
+                "applied whole"
+            } else {
+                "absent (interrupted or not started)"
+            },
             acknowledged.lock().expect("lock").len()
         );
     }

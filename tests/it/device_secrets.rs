@@ -97,7 +97,11 @@ fn a_stranger_gets_no_secret_and_the_phone_gets_its_own_after_adopting_its_crede
     let mut sim_stranger = SimPhone::new(VICTIM, &addr, &user, &pass);
     let boot = sim_stranger.boot_until_stable(4);
     assert_eq!(boot, Boot::Configured);
-    assert_eq!(sim_stranger.user(), user, "no credential of its own delivered");
+    assert_eq!(
+        sim_stranger.user(),
+        user,
+        "no credential of its own delivered"
+    );
     for v in sim_stranger.config.values() {
         no_secret_in(v);
     }
@@ -154,7 +158,10 @@ fn a_stranger_gets_no_secret_and_the_phone_gets_its_own_after_adopting_its_crede
     let stored: String = db
         .query_row("SELECT password FROM device_credentials", [], |r| r.get(0))
         .expect("row");
-    assert!(stored.starts_with("enc:v1:") && !stored.contains(&own), "{stored}");
+    assert!(
+        stored.starts_with("enc:v1:") && !stored.contains(&own),
+        "{stored}"
+    );
 
     // Rotation: delivered to the phone (it proves itself with the current one), the old
     // one accepted until the phone uses the new one.
@@ -178,7 +185,10 @@ fn a_stranger_gets_no_secret_and_the_phone_gets_its_own_after_adopting_its_crede
     assert_ne!(replaced.password(), rotated);
     assert_eq!(replaced.boot_until_stable(4), Boot::Configured);
     assert_eq!(
-        replaced.config.get("reg.1.auth.password").map(String::as_str),
+        replaced
+            .config
+            .get("reg.1.auth.password")
+            .map(String::as_str),
         Some(LINE_SECRET)
     );
 
@@ -264,7 +274,11 @@ fn secrets_are_sealed_at_rest_and_survive_a_key_rotation() {
     let config = server.config.clone();
     let dir = server.stop_keep();
     let out = cli_with_config(&config, &["secrets", "rotate-key"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let new_key = std::fs::read_to_string(dir.path().join("data/secret.key")).expect("key");
     assert_ne!(old_key, new_key);
     let server = ZServer::start_in(dir, "");

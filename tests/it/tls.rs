@@ -618,9 +618,15 @@ fn a_device_certificate_proves_the_device_and_gets_its_secrets() {
     let auth = format!("{user}:{pass}");
     let base = format!("https://127.0.0.1:{}", https(&server).port());
     let cafile = ca_file(&server);
-    let cert = ca.client(pki.path(), "phone", &format!("SEP{}", PHONE.to_uppercase()), false);
+    let cert = ca.client(
+        pki.path(),
+        "phone",
+        &format!("SEP{}", PHONE.to_uppercase()),
+        false,
+    );
     let get = |with_cert: bool, path: &str| {
-        let mut args: Vec<String> = vec!["--cacert".into(), cafile.clone(), "-u".into(), auth.clone()];
+        let mut args: Vec<String> =
+            vec!["--cacert".into(), cafile.clone(), "-u".into(), auth.clone()];
         if with_cert {
             args.extend([
                 "--cert".into(),

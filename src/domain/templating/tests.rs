@@ -34,7 +34,14 @@ fn setup(files: &[(&str, &str)]) -> Connection {
         profile: "p1".into(),
         ..Default::default()
     };
-    ops::add_device(&mut conn, &crate::domain::audit::Actor::system(), &account, &input, &OwnAddresses::default()).expect("device");
+    ops::add_device(
+        &mut conn,
+        &crate::domain::audit::Actor::system(),
+        &account,
+        &input,
+        &OwnAddresses::default(),
+    )
+    .expect("device");
     conn
 }
 
@@ -133,8 +140,12 @@ fn custom_variables_are_known_to_uploads_and_cannot_vanish_while_used() {
     ops::add_profile(
         &mut conn,
         &crate::domain::audit::Actor::system(),
-        &account, &fields, file, &OwnAddresses::default())
-        .expect("now known");
+        &account,
+        &fields,
+        file,
+        &OwnAddresses::default(),
+    )
+    .expect("now known");
     let err = delete_custom_variable(&mut conn, "SYSLOG_SERVER").expect_err("in use");
     assert!(
         err.to_string()
@@ -281,7 +292,14 @@ fn external_mode_files_carry_no_device_changes_and_absolute_firmware() {
         profile: "p2".into(),
         ..Default::default()
     };
-    ops::add_device(&mut conn, &crate::domain::audit::Actor::system(), &account, &input, &OwnAddresses::default()).expect("device");
+    ops::add_device(
+        &mut conn,
+        &crate::domain::audit::Actor::system(),
+        &account,
+        &input,
+        &OwnAddresses::default(),
+    )
+    .expect("device");
     let local = ops::render_device(
         &conn,
         &Mac::from_bare("0004f2000002").expect("mac"),
