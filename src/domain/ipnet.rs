@@ -88,9 +88,14 @@ mod tests {
         assert!(
             "10.0.0.0/33"
                 .parse::<IpNet>()
-                .unwrap_err()
+                .expect_err("refused")
                 .contains("prefix")
         );
-        assert!("nat-box".parse::<IpNet>().unwrap_err().contains("nat-box"));
+        assert!(
+            "nat-box"
+                .parse::<IpNet>()
+                .expect_err("refused")
+                .contains("nat-box")
+        );
     }
 }

@@ -613,7 +613,6 @@ impl Provisioner {
             }
         }
         let confirmed = provstate::confirmations(&desired, &entry.state, ev);
-        drop(view);
         drop(layers);
         if confirmed.is_empty() {
             return Ok(entry);

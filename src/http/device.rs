@@ -91,6 +91,9 @@ pub struct DeviceService {
     pub cert_mismatches: AtomicU64,
     /// Clients reading many MACs' files.
     pub readers: MacReaders,
+    /// Held while an upload is checked against its device's quota and moved into place, so
+    /// two uploads at once cannot both pass the check.
+    upload_commit: Mutex<()>,
     ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
 }
 
@@ -149,6 +152,7 @@ impl DeviceService {
             http_mode: HttpMode::Full,
             cert_mismatches: AtomicU64::new(0),
             readers: MacReaders::new(u32::MAX, Duration::from_secs(600), Vec::new()),
+            upload_commit: Mutex::new(()),
             ip_macs: Mutex::new(HashMap::new()),
         }
     }
@@ -714,6 +718,7 @@ impl DeviceService {
                 });
             }
             let conn = self.prov.pool().get()?;
+            let _one_at_a_time = self.upload_commit.lock().unwrap_or_else(|p| p.into_inner());
             let used = crate::db::access::upload_usage(&conn, mac.as_str(), kind.dir(), name)?;
             if used + size > self.device_quota {
                 let _ = std::fs::remove_file(temp);
