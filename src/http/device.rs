@@ -237,25 +237,35 @@ impl DeviceService {
     /// User-Agent's serial tag): its own credential (current, then the one before a
     /// rotation) in accounts that withhold secrets, then the older generations Auto-Sync
     /// accepts. None for requests naming no device.
-    fn older_credentials(&self, account: &Account, mac: Option<Mac>) -> Vec<(i64, String, String)> {
-        let Some(mac) = mac else { return Vec::new() };
+    fn older_credentials(
+        &self,
+        account: &Account,
+        mac: Option<Mac>,
+        ip: IpAddr,
+    ) -> Vec<(i64, String, String)> {
         let mut out = Vec::new();
-        if account.device_secrets {
-            match self.prov.lookup(&mac) {
+        // A request naming no device (firmware without the serial tag) may still come from
+        // a device that proved itself at this address a moment ago.
+        let own = mac.or_else(|| self.bound_mac(ip));
+        if account.device_secrets
+            && let Some(own) = own
+        {
+            match self.prov.lookup(&own) {
                 Ok(Lookup::Associated(e) | Lookup::Seen(e))
                     if e.device.account_id == account.id.0 =>
                 {
                     if let Some(c) = &e.credential {
-                        out.push((DEVICE_CREDENTIAL, mac.to_string(), c.password.clone()));
+                        out.push((DEVICE_CREDENTIAL, own.to_string(), c.password.clone()));
                         if let Some(p) = &c.previous {
-                            out.push((DEVICE_CREDENTIAL, mac.to_string(), p.clone()));
+                            out.push((DEVICE_CREDENTIAL, own.to_string(), p.clone()));
                         }
                     }
                 }
                 Ok(_) => {}
-                Err(e) => log::error!("{mac}: cannot read its credential: {e}"),
+                Err(e) => log::error!("{own}: cannot read its credential: {e}"),
             }
         }
+        let Some(mac) = mac else { return out };
         out.extend(
             self.prov
                 .old_credentials(account, &mac)
@@ -374,7 +384,7 @@ impl DeviceService {
             req.raw_url(),
             peer.addr.ip(),
             &account,
-            || self.older_credentials(&account, named),
+            || self.older_credentials(&account, named, peer.addr.ip()),
         );
         meta.auth = outcome.label();
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
@@ -818,7 +828,7 @@ impl Service for DeviceService {
             &head.target,
             peer.addr.ip(),
             &account,
-            || self.older_credentials(&account, named),
+            || self.older_credentials(&account, named, peer.addr.ip()),
         );
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return BodyPlan::Respond(r);

@@ -144,6 +144,15 @@ fn a_stranger_gets_no_secret_and_the_phone_gets_its_own_after_adopting_its_crede
             .status,
         200
     );
+    // A request naming no device (firmware, no serial tag in this User-Agent) from the
+    // address the device just used is accepted with its own credential.
+    let fw = own_conn.get("/firmware/5.9.7/sip.ld");
+    assert_eq!(
+        fw.status,
+        404,
+        "authenticated, then not found: {}",
+        fw.text()
+    );
 
     // Once enrolled, the account credential never hands its credential out again, even
     // inside the window, and gets no secrets for it.
