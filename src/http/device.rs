@@ -536,8 +536,12 @@ impl DeviceService {
                 Outcome::Ok { user, password, .. } => Some((user.as_str(), password.as_str())),
                 _ => None,
             },
+            // A device's own credential is no account credential generation: Auto-Sync's
+            // record of what the device holds stays as it was.
             generation: match &ctx.auth {
-                Outcome::Ok { generation, .. } => Some(*generation),
+                Outcome::Ok { generation, .. } if *generation != DEVICE_CREDENTIAL => {
+                    Some(*generation)
+                }
                 _ => None,
             },
             family: ctx.ua.and_then(|u| u.family),

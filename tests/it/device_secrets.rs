@@ -171,6 +171,18 @@ fn a_stranger_gets_no_secret_and_the_phone_gets_its_own_after_adopting_its_crede
         stored.starts_with("enc:v1:") && !stored.contains(&own),
         "{stored}"
     );
+    // Its own credential is not an account credential generation (Auto-Sync's records).
+    let generations: Vec<Option<i64>> = db
+        .prepare("SELECT generation FROM device_sync")
+        .expect("sql")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("values");
+    assert!(
+        generations.iter().all(|g| g.is_none_or(|g| g > 0)),
+        "{generations:?}"
+    );
 
     // Rotation: delivered to the phone (it proves itself with the current one), the old
     // one accepted until the phone uses the new one.
