@@ -296,3 +296,20 @@ fn wrong_credentials_from_many_addresses_throttle_the_account_but_never_valid_on
     }
     assert!(text.contains("zerotouch_limit{name=\"auth.account_failure_limit\"} 10"));
 }
+
+/// Regression (fuzzing): a User-Agent whose model has multi-byte characters made the
+/// handler panic (a 500 for that request).
+#[test]
+fn a_user_agent_with_multibyte_characters_is_served() {
+    let server = ZServer::start();
+    let (user, pass) = server.set_credentials();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
+    for ua in [
+        "FileTransport Polycom\u{e9}\u{e9}-\u{e9}\u{e9}X-UA/5.9 Type/Application",
+        "FileTransport PolycomVVX-\u{1f4de}-UA/5.9.7 Type/Application",
+    ] {
+        let mut phone = Phone::new(server.device, MAC, ua, &user, &pass);
+        assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200, "{ua}");
+    }
+}
