@@ -35,6 +35,7 @@ pub mod transfer;
 pub mod useragent;
 pub mod users;
 pub mod variables;
+pub mod withhold;
 pub mod xml;
 
 use sha2::{Digest, Sha256};

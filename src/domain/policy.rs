@@ -64,8 +64,13 @@ pub enum CredentialLayer {
     /// Today's rules: Auto-Sync's account credentials, profile and vendor-extension values.
     #[default]
     Account,
-    /// The device's own credential (user = its MAC), above every other source.
-    Device { user: String, password: String },
+    /// The device's own credential (user = its MAC), above every other source, under the
+    /// parameter names of the device's family (UCS, or Poly OS).
+    Device {
+        user: String,
+        password: String,
+        family: Family,
+    },
     /// None at all: the request has not proved it is the device, so no credential change
     /// is delivered (a user without its password would lock the phone out).
     Withheld,

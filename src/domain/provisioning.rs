@@ -27,6 +27,7 @@ use super::device::Device;
 use super::enrolment::Access;
 use super::mac::Mac;
 use super::policy::{self, CredentialLayer, Layers};
+use super::polycom::models::Family;
 use super::polycom::render::DeviceView;
 use super::profile::Profile;
 use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
@@ -126,6 +127,7 @@ impl DeviceEntry {
             (_, Some(c)) if account.device_secrets => CredentialLayer::Device {
                 user: self.device.mac.to_string(),
                 password: c.password.clone(),
+                family: self.sync.family.unwrap_or(Family::Vvx),
             },
             (Access::Enrol, None) => CredentialLayer::Withheld,
             _ => return Cow::Borrowed(&self.layers),
@@ -689,7 +691,7 @@ impl Provisioner {
                         CredentialLayer::Device { password, .. } => Some(password.as_str()),
                         _ => None,
                     };
-                    withhold_secrets(&bytes, own)
+                    super::withhold::withhold_secrets(&bytes, own)
                 } else {
                     bytes
                 };
@@ -810,52 +812,6 @@ pub fn mask_file(bytes: &[u8]) -> String {
     }
     out
 }
-
-/// A rendered file with every secret parameter (`params::is_secret`) left out: the
-/// attribute is removed, so the phone keeps what it has rather than being handed an empty
-/// password. `own_password` — the device's own credential while it enrols — stays. A file
-/// that is not well-formed XML cannot be filtered and is replaced by an empty configuration.
-pub fn withhold_secrets(bytes: &[u8], own_password: Option<&str>) -> Vec<u8> {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return EMPTY_CONFIG.to_vec();
-    };
-    let Ok(doc) = roxmltree::Document::parse(text) else {
-        return EMPTY_CONFIG.to_vec();
-    };
-    let own = super::polycom::params::name(
-        super::polycom::models::Family::Vvx,
-        super::polycom::params::Key::ProvPassword,
-        1,
-    );
-    let mut ranges: Vec<std::ops::Range<usize>> = doc
-        .descendants()
-        .flat_map(|n| n.attributes())
-        .filter(|a| super::polycom::params::is_secret(a.name()))
-        .filter(|a| {
-            !(own.as_deref() == Some(a.name()) && own_password.is_some_and(|p| p == a.value()))
-        })
-        .map(|a| a.range())
-        .collect();
-    if ranges.is_empty() {
-        return bytes.to_vec();
-    }
-    ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
-    let mut out = text.to_string();
-    for r in ranges {
-        if r.start <= r.end && r.end <= out.len() {
-            // The whitespace before the attribute goes with it.
-            let start = out[..r.start]
-                .trim_end_matches([' ', '\t', '\r', '\n'])
-                .len();
-            out.replace_range(start..r.end, "");
-        }
-    }
-    out.into_bytes()
-}
-
-/// What a phone gets instead of a file whose secrets cannot be filtered.
-const EMPTY_CONFIG: &[u8] =
-    b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<PHONE_CONFIG/>\n";
 
 /// Masks secret values for logs and pages.
 pub fn mask(param: &str, value: &str) -> String {

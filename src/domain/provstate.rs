@@ -250,9 +250,19 @@ pub fn desired(
 ) -> BTreeMap<String, Desired> {
     let family = Family::Vvx; // every UCS family shares one table
     let mut out: BTreeMap<String, Desired> = BTreeMap::new();
-    if let CredentialLayer::Device { user, password } = &layers.credentials {
+    if let CredentialLayer::Device {
+        user,
+        password,
+        family: own_family,
+    } = &layers.credentials
+    {
+        let own_family = if own_family.is_ucs() {
+            family
+        } else {
+            *own_family
+        };
         for (key, value) in [(Key::ProvUser, user), (Key::ProvPassword, password)] {
-            if let Some(name) = params::name(family, key, 1) {
+            if let Some(name) = params::name(own_family, key, 1) {
                 out.insert(
                     name,
                     Desired {
@@ -804,6 +814,27 @@ mod tests {
         let want = desired(&a, &d, &p, &secure, None, &BTreeMap::new(), &synced());
         assert_eq!(want["device.prov.serverType"].value, "HTTPS");
         assert_eq!(want["device.prov.serverName"].value, "prov.example.com");
+    }
+
+    #[test]
+    fn the_devices_own_credential_comes_first_and_withheld_means_no_credential_at_all() {
+        let (a, d, p, r) = fixture();
+        let mut layers = synced();
+        layers.credentials = CredentialLayer::Device {
+            user: "0004f2000001".into(),
+            password: "own-password".into(),
+            family: Family::Vvx,
+        };
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
+        assert_eq!(want["device.prov.user"].value, "0004f2000001");
+        assert_eq!(want["device.prov.password"].value, "own-password");
+        assert_eq!(want["device.prov.password"].source, Source::DeviceCredential);
+        // Auto-Sync's address still applies.
+        assert!(want.contains_key("device.prov.serverName"));
+        layers.credentials = CredentialLayer::Withheld;
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
+        assert!(!want.contains_key("device.prov.user"), "{want:?}");
+        assert!(!want.contains_key("device.prov.password"), "{want:?}");
     }
 
     #[test]
