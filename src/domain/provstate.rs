@@ -828,7 +828,10 @@ mod tests {
         let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
         assert_eq!(want["device.prov.user"].value, "0004f2000001");
         assert_eq!(want["device.prov.password"].value, "own-password");
-        assert_eq!(want["device.prov.password"].source, Source::DeviceCredential);
+        assert_eq!(
+            want["device.prov.password"].source,
+            Source::DeviceCredential
+        );
         // Auto-Sync's address still applies.
         assert!(want.contains_key("device.prov.serverName"));
         layers.credentials = CredentialLayer::Withheld;
