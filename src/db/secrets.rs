@@ -356,4 +356,25 @@ mod tests {
         assert!(k1.open(&stored).is_err());
         assert_eq!(k2.open(&stored).expect("open"), "pw1");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+        /// Any value round-trips under its key, never under another, and never shows in
+        /// the sealed form.
+        #[test]
+        fn any_value_round_trips_only_under_its_key(value in "\\PC{1,64}", k1 in proptest::prelude::any::<[u8; 32]>()) {
+            let key = SecretKey::derive(&k1);
+            let sealed = key.seal(&value);
+            if value.starts_with(PREFIX) {
+                proptest::prop_assert_eq!(&sealed, &value);
+            } else {
+                proptest::prop_assert!(sealed.starts_with(PREFIX));
+                proptest::prop_assert!(value.len() < 4 || !sealed.contains(&value));
+                proptest::prop_assert_eq!(key.open(&sealed).expect("open"), value.clone());
+                let mut other = k1;
+                other[0] ^= 1;
+                proptest::prop_assert!(SecretKey::derive(&other).open(&sealed).is_err());
+            }
+        }
+    }
 }

@@ -96,4 +96,74 @@ mod tests {
         let clean = b"<c a=\"1\"/>";
         assert_eq!(withhold_secrets(clean, None), clean.to_vec());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Whatever the attributes and values, no secret value survives and every other
+        /// attribute does.
+        #[test]
+        fn no_secret_value_survives(
+            attrs in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::strategy::Just("reg.1.auth.password".to_string()),
+                        proptest::strategy::Just("device.prov.password".to_string()),
+                        proptest::strategy::Just("voice.x.Password".to_string()),
+                        "[a-z]{1,8}\\.[a-z]{1,8}",
+                    ],
+                    "[A-Za-z0-9 &<>'\"]{0,12}",
+                ),
+                0..8,
+            )
+        ) {
+            let mut xml = String::from("<polycomConfig");
+            let mut seen = std::collections::BTreeSet::new();
+            for (i, (name, value)) in attrs.iter().enumerate() {
+                // Unique names (XML requires it), the secret suffix kept.
+                let name = format!("x{i}.{name}");
+                if !seen.insert(name.clone()) {
+                    continue;
+                }
+                let escaped = value
+                    .replace('&', "&amp;")
+                    .replace('<', "&lt;")
+                    .replace('>', "&gt;")
+                    .replace('"', "&quot;");
+                xml.push_str(&format!(" {name}=\"S{i}{escaped}\""));
+            }
+            xml.push_str("/>");
+            let out = String::from_utf8(withhold_secrets(xml.as_bytes(), None)).expect("utf8");
+            let doc = roxmltree::Document::parse(&out).expect("still XML");
+            let kept: Vec<(String, String)> = doc
+                .root_element()
+                .attributes()
+                .map(|a| (a.name().to_string(), a.value().to_string()))
+                .collect();
+            for (name, _) in &kept {
+                proptest::prop_assert!(!params::is_secret(name), "{name} kept in {out}");
+            }
+            if attrs.iter().any(|(n, _)| n.ends_with("assword")) {
+                proptest::prop_assert!(secret_count(&xml) > 0, "{xml}");
+            }
+            let expected = xml_attr_count(&xml) - secret_count(&xml);
+            proptest::prop_assert_eq!(kept.len(), expected);
+        }
+    }
+
+    fn xml_attr_count(xml: &str) -> usize {
+        roxmltree::Document::parse(xml)
+            .map(|d| d.root_element().attributes().count())
+            .unwrap_or(0)
+    }
+
+    fn secret_count(xml: &str) -> usize {
+        roxmltree::Document::parse(xml)
+            .map(|d| {
+                d.root_element()
+                    .attributes()
+                    .filter(|a| params::is_secret(a.name()))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
 }
