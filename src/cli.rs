@@ -26,6 +26,7 @@ mod accounts;
 mod assets;
 mod autosync;
 mod diag;
+mod enrol;
 mod firmware;
 mod inventory;
 mod overrides;
@@ -75,6 +76,8 @@ pub enum Command {
     Firmware(firmware::FirmwareCmd),
     Assets(assets::AssetsCmd),
     Overrides(overrides::OverridesCmd),
+    Enrol(enrol::EnrolCmd),
+    Secrets(enrol::SecretsCmd),
     Backup(Backup),
     Restore(Restore),
 }
@@ -472,6 +475,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Firmware(f) => return firmware::run(f),
         Command::Assets(a) => assets::run(a)?,
         Command::Overrides(o) => overrides::run(o)?,
+        Command::Enrol(e) => enrol::enrol(e.action)?,
+        Command::Secrets(s) => enrol::secrets(s.action)?,
         Command::Diagnose(d) => return diag::diagnose(d.action),
         Command::Lint(l) => return diag::lint_cmd(l),
         Command::User(u) => console::user(u.action)?,
@@ -544,6 +549,11 @@ fn open_account(
         std::time::Duration::from_millis(config.database.busy_timeout_ms),
     )?;
     db::migrate(&mut conn)?;
+    // Device secrets are sealed with the key file: every command reads and writes them
+    // the way the server does.
+    let key = crate::server::secrets_key(&config)?;
+    let key = crate::server::finish_key_rotation(&config, &conn)?.unwrap_or(key);
+    crate::db::secrets::install(&key);
     ops::default_account(&conn)?;
     let account = crate::domain::accounts::find_account(&conn, account)?;
     Ok((config, conn, account))

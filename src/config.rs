@@ -192,6 +192,24 @@ pub struct LimitsConfig {
     /// Largest shared-asset upload (directory, licence, wallpaper, ring tone, language
     /// file) in bytes; larger gets 413. Default `16777216` (16 MiB).
     pub asset_upload_bytes: usize,
+    /// Most connections open at once from one client address, over all listeners; further
+    /// ones from it are closed at once (slow or idle clients cannot take every slot).
+    /// Default `256`.
+    pub max_connections_per_ip: usize,
+    /// Addresses or networks (`10.1.0.0/16`, `192.0.2.7`, `2001:db8::/32`) exempt from
+    /// `max_connections_per_ip` and `auth.macs_per_ip`: sites whose phones reach the server
+    /// through one NAT address. Default empty.
+    pub nat_allowlist: Vec<String>,
+}
+
+impl LimitsConfig {
+    /// `nat_allowlist` parsed (entries were checked by `validate`).
+    pub fn allowlist(&self) -> Vec<crate::domain::ipnet::IpNet> {
+        self.nat_allowlist
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    }
 }
 
 impl Default for LimitsConfig {
@@ -210,6 +228,8 @@ impl Default for LimitsConfig {
             csv_upload_bytes: 8 * 1024 * 1024,
             firmware_upload_bytes: 2 * 1024 * 1024 * 1024,
             asset_upload_bytes: 16 * 1024 * 1024,
+            max_connections_per_ip: 256,
+            nat_allowlist: Vec::new(),
         }
     }
 }
@@ -231,6 +251,17 @@ pub struct AuthConfig {
     /// Seconds a Digest nonce stays valid; older nonces get a fresh challenge with
     /// `stale=true`. Default `300`.
     pub nonce_lifetime_secs: u64,
+    /// Wrong device credentials tolerated for one account within `failure_window_secs`,
+    /// from all addresses together (a guess spread over many addresses), before further
+    /// wrong attempts for it get 429. Valid credentials are never throttled. Default `200`.
+    pub account_failure_limit: u32,
+    /// Distinct MACs whose files one client address may read within `mac_window_secs`
+    /// without proving it is the device (per-device credential or device certificate);
+    /// past it, requests for further MACs get 429 and the address is reported as a
+    /// diagnostics finding. Addresses in `limits.nat_allowlist` are exempt. Default `50`.
+    pub macs_per_ip: u32,
+    /// Window, in seconds, over which `macs_per_ip` counts. Default `600`.
+    pub mac_window_secs: u64,
 }
 
 impl Default for AuthConfig {
@@ -240,6 +271,9 @@ impl Default for AuthConfig {
             failure_window_secs: 60,
             block_secs: 300,
             nonce_lifetime_secs: 300,
+            account_failure_limit: 200,
+            macs_per_ip: 50,
+            mac_window_secs: 600,
         }
     }
 }
@@ -534,6 +568,23 @@ impl Config {
         }
         let l = &self.limits;
         positive(&mut p, "limits.max_connections", l.max_connections as u64);
+        positive(
+            &mut p,
+            "limits.max_connections_per_ip",
+            l.max_connections_per_ip as u64,
+        );
+        for (i, net) in l.nat_allowlist.iter().enumerate() {
+            if let Err(why) = net.parse::<crate::domain::ipnet::IpNet>() {
+                p.push(FieldError::new(format!("limits.nat_allowlist[{i}]"), why));
+            }
+        }
+        positive(&mut p, "auth.macs_per_ip", u64::from(self.auth.macs_per_ip));
+        positive(&mut p, "auth.mac_window_secs", self.auth.mac_window_secs);
+        positive(
+            &mut p,
+            "auth.account_failure_limit",
+            u64::from(self.auth.account_failure_limit),
+        );
         at_least(&mut p, "limits.head_bytes", l.head_bytes as u64, 1024);
         at_least(&mut p, "limits.body_bytes", l.body_bytes as u64, 1024);
         at_least(&mut p, "limits.upload_bytes", l.upload_bytes, 1024);
@@ -799,6 +850,31 @@ mod tests {
             fields.iter().any(|f| f.starts_with("database")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn abuse_limits_are_checked_by_field() {
+        let c = Config {
+            limits: LimitsConfig {
+                max_connections_per_ip: 0,
+                nat_allowlist: vec!["10.0.0.0/8".into(), "nat-gateway".into()],
+                ..LimitsConfig::default()
+            },
+            auth: AuthConfig {
+                macs_per_ip: 0,
+                ..AuthConfig::default()
+            },
+            ..Config::default()
+        };
+        let keys: Vec<String> = c.validate().into_iter().map(|p| p.field).collect();
+        for k in [
+            "limits.max_connections_per_ip",
+            "limits.nat_allowlist[1]",
+            "auth.macs_per_ip",
+        ] {
+            assert!(keys.iter().any(|f| f == k), "{k} not in {keys:?}");
+        }
+        assert!(!keys.iter().any(|f| f == "limits.nat_allowlist[0]"));
     }
 
     #[test]

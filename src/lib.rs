@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod external;
 pub mod http;
+pub mod keyfile;
 pub mod metrics;
 pub mod recorder;
 pub mod server;

@@ -100,12 +100,25 @@ impl RouteStats {
 /// Device-request metrics.
 pub struct Metrics {
     routes: Vec<RouteStats>,
+    /// Requests served without secrets, or refused per-device files, because the requester
+    /// did not prove it is the device (per-device secrets).
+    pub secrets_withheld: AtomicU64,
+    /// Devices that enrolled (their own credential was created for delivery).
+    pub enrolments: AtomicU64,
+    /// Requests refused because their address read too many MACs' files.
+    pub mac_limit_refused: AtomicU64,
+    /// The abuse limits in force, `(name, value)`, shown as `zerotouch_limit{name=…}`.
+    limits: std::sync::Mutex<Vec<(String, i64)>>,
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             routes: Route::ALL.iter().map(|_| RouteStats::new()).collect(),
+            secrets_withheld: AtomicU64::new(0),
+            enrolments: AtomicU64::new(0),
+            mac_limit_refused: AtomicU64::new(0),
+            limits: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -126,6 +139,49 @@ fn status_label(slot: usize) -> String {
 }
 
 impl Metrics {
+    /// Records the limits in force, for `/metrics`.
+    pub fn set_limits(&self, limits: Vec<(String, i64)>) {
+        *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// Appends the abuse-resistance counters and the limits in force.
+    pub fn render_security(&self, out: &mut String) {
+        single(
+            out,
+            "zerotouch_secrets_withheld_total",
+            "counter",
+            "Device requests served without secrets (or refused per-device files): the requester did not prove it is the device.",
+            self.secrets_withheld.load(Ordering::Relaxed),
+        );
+        single(
+            out,
+            "zerotouch_enrolments_total",
+            "counter",
+            "Devices that enrolled: their own credential was created for delivery.",
+            self.enrolments.load(Ordering::Relaxed),
+        );
+        single(
+            out,
+            "zerotouch_mac_limit_refused_total",
+            "counter",
+            "Device requests refused because their address read the files of too many devices.",
+            self.mac_limit_refused.load(Ordering::Relaxed),
+        );
+        let limits = self
+            .limits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        labelled(
+            out,
+            "zerotouch_limit",
+            "gauge",
+            "Configured limits (sizes in bytes, times in seconds, counts).",
+            "name",
+            &limits,
+        );
+    }
+
     /// Counts one request.
     pub fn observe(&self, route: Route, status: u16, micros: u64) {
         let r = &self.routes[route.index()];

@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::net::TcpListener;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,46 +154,63 @@ fn bind(what: &str, addr: &str) -> Result<TcpListener> {
     })
 }
 
-/// Reads the installation's secrets key, creating it (mode 0600) on first start.
-pub fn secrets_key(config: &Config) -> Result<Vec<u8>> {
-    use base64::Engine;
-    let path = crate::backup::key_path(config);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => base64::engine::general_purpose::STANDARD
-            .decode(text.trim())
-            .ok()
-            .filter(|k| k.len() >= 32)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "{} is not a zerotouch secrets key (32 bytes, base64)",
-                    path.display()
-                ))
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key)
-                .map_err(|e| Error::Config(format!("no random numbers: {e}")))?;
-            let text = base64::engine::general_purpose::STANDARD.encode(&key);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| {
-                    Error::io(format!("creating the secrets key {}", path.display()), e)
-                })?;
-            file.write_all(format!("{text}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io(format!("writing the secrets key {}", path.display()), e))?;
-            log::info!("created the secrets key {}", path.display());
-            Ok(key)
-        }
-        Err(e) => Err(Error::io(
-            format!("reading the secrets key {}", path.display()),
-            e,
-        )),
-    }
+/// The limits shown in `/metrics` (`zerotouch_limit{name=…}`): every abuse-resistance limit
+/// of the configuration.
+pub fn limit_gauges(config: &Config) -> Vec<(String, i64)> {
+    let l = &config.limits;
+    let a = &config.auth;
+    let c = &config.console;
+    let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+    [
+        ("limits.max_connections", n(l.max_connections as u64)),
+        (
+            "limits.max_connections_per_ip",
+            n(l.max_connections_per_ip as u64),
+        ),
+        (
+            "limits.nat_allowlist_entries",
+            n(l.nat_allowlist.len() as u64),
+        ),
+        ("limits.head_bytes", n(l.head_bytes as u64)),
+        ("limits.body_bytes", n(l.body_bytes as u64)),
+        ("limits.upload_bytes", n(l.upload_bytes)),
+        ("limits.device_quota_bytes", n(l.device_quota_bytes)),
+        ("limits.head_timeout_secs", n(l.head_timeout_secs)),
+        ("limits.body_timeout_secs", n(l.body_timeout_secs)),
+        ("limits.device_idle_secs", n(l.device_idle_secs)),
+        ("limits.admin_idle_secs", n(l.admin_idle_secs)),
+        ("limits.memory_body_budget", n(l.memory_body_budget as u64)),
+        ("limits.csv_upload_bytes", n(l.csv_upload_bytes as u64)),
+        ("auth.failure_limit", n(u64::from(a.failure_limit))),
+        (
+            "auth.account_failure_limit",
+            n(u64::from(a.account_failure_limit)),
+        ),
+        ("auth.failure_window_secs", n(a.failure_window_secs)),
+        ("auth.block_secs", n(a.block_secs)),
+        ("auth.macs_per_ip", n(u64::from(a.macs_per_ip))),
+        ("auth.mac_window_secs", n(a.mac_window_secs)),
+        (
+            "console.login_failures_per_user",
+            n(u64::from(c.login_failures_per_user)),
+        ),
+        (
+            "console.login_failures_per_ip",
+            n(u64::from(c.login_failures_per_ip)),
+        ),
+        ("console.login_window_secs", n(c.login_window_secs)),
+        ("console.login_block_secs", n(c.login_block_secs)),
+        (
+            "recording.flush_interval_ms",
+            n(config.recording.flush_interval_ms),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
+
+pub use crate::keyfile::{finish_key_rotation, rotate_secrets_key, secrets_key};
 
 /// Raises the open-file limit to its hard maximum: every connection is a descriptor, and the
 /// usual soft limit (1024) is far below the connection cap.
@@ -218,8 +234,17 @@ pub fn run(config: Config) -> Result<()> {
     let key = secrets_key(&config)?;
     crate::backup::before_migration(&config)?;
     let pool = open_pool(&config)?;
-    let account = {
+    let key = {
         let conn = pool.get()?;
+        finish_key_rotation(&config, &conn)?.unwrap_or(key)
+    };
+    crate::db::secrets::install(&key);
+    let account = {
+        let mut conn = pool.get()?;
+        let sealed = crate::db::secrets::seal_plaintext(&mut conn)?;
+        if sealed > 0 {
+            log::info!("sealed {sealed} stored secret(s) with the secrets key");
+        }
         let (account, created) = accounts::ensure_default(&conn)?;
         if created {
             // The password itself stays out of logs: `account show --secrets` prints it.
@@ -290,8 +315,10 @@ pub fn run(config: Config) -> Result<()> {
         body_timeout: Duration::from_secs(l.body_timeout_secs),
         idle_timeout: Duration::from_secs(idle),
     };
-    let mut server = Server::new(l.max_connections, l.memory_body_budget);
+    let mut server = Server::new(l.max_connections, l.memory_body_budget)
+        .with_per_ip_cap(l.max_connections_per_ip, l.allowlist());
     let metrics = Arc::new(crate::metrics::Metrics::default());
+    metrics.set_limits(limit_gauges(&config));
     let dirs = DataDirs::under(&config.data_dir);
     let tls_acceptor = |shared: &Arc<crate::tls::SharedConfig>| -> Arc<dyn Acceptor> {
         Arc::new(TlsAcceptor {
@@ -309,7 +336,12 @@ pub fn run(config: Config) -> Result<()> {
             l.device_quota_bytes,
             metrics.clone(),
         )
-        .with_http_mode(config.device.http_mode),
+        .with_http_mode(config.device.http_mode)
+        .with_mac_readers(crate::http::readers::MacReaders::new(
+            config.auth.macs_per_ip,
+            Duration::from_secs(config.auth.mac_window_secs),
+            l.allowlist(),
+        )),
     );
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;

@@ -452,7 +452,12 @@ pub fn export(e: Export) -> anyhow::Result<()> {
         let mut fields: Vec<String> = (0..14)
             .map(|i| r.get::<_, String>(i))
             .collect::<Result<_, _>>()?;
-        if !e.include_secrets {
+        if e.include_secrets {
+            // Stored sealed: the export carries the passwords themselves.
+            for i in [8, 11] {
+                fields[i] = crate::db::secrets::open(&fields[i])?;
+            }
+        } else {
             fields[8].clear();
             fields[11].clear();
         }

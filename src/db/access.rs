@@ -92,7 +92,8 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         if r.sync {
             d.sync = Some(secs);
         }
-        if r.auth == "ok" && (200..300).contains(&r.status) {
+        // Enrolling and withheld requests authenticated too (with the account credential).
+        if matches!(r.auth, "ok" | "enrol" | "withheld") && (200..300).contains(&r.status) {
             d.auth_ok = Some(secs);
         }
         d.auth_bad += i64::from(r.auth == "bad");
@@ -166,20 +167,23 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
 
 /// Keeps the newest `per_device` rows of each device and `anonymous` rows without a MAC.
 pub fn prune(conn: &Connection, per_device: u32, anonymous: u32) -> Result<usize> {
-    let mut n = conn.execute(
-        "DELETE FROM access_log WHERE mac IS NOT NULL AND id IN (
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let mut n = conn.execute(
+            "DELETE FROM access_log WHERE mac IS NOT NULL AND id IN (
              SELECT id FROM (
                  SELECT id, row_number() OVER (PARTITION BY mac ORDER BY id DESC) AS rn
                  FROM access_log WHERE mac IS NOT NULL)
              WHERE rn > ?1)",
-        [per_device],
-    )?;
-    n += conn.execute(
-        "DELETE FROM access_log WHERE mac IS NULL AND id <= (
+            [per_device],
+        )?;
+        n += conn.execute(
+            "DELETE FROM access_log WHERE mac IS NULL AND id <= (
              SELECT id FROM access_log WHERE mac IS NULL ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-        [anonymous],
-    )?;
-    Ok(n)
+            [anonymous],
+        )?;
+        Ok(n)
+    })
 }
 
 /// A row of a device's request timeline.

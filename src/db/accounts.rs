@@ -7,7 +7,8 @@ use crate::domain::account::{Account, AccountId, UnknownDevices, random_token};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_enabled, device_user, \
-     device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id";
+     device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id, \
+     device_secrets";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let unknown: String = r.get(10)?;
@@ -19,12 +20,16 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         is_default: r.get(4)?,
         provisioning_enabled: r.get(5)?,
         device_user: r.get(6)?,
-        device_password: r.get(7)?,
+        device_password: r
+            .get::<_, Option<String>>(7)?
+            .map(super::secrets::open_sql)
+            .transpose()?,
         credential_generation: r.get(8)?,
         autosync_enabled: r.get(9)?,
         // The CHECK constraint admits only the four values.
         unknown_devices: UnknownDevices::parse(&unknown).unwrap_or(UnknownDevices::Stage),
         default_profile_id: r.get(11)?,
+        device_secrets: r.get(12)?,
     })
 }
 
@@ -89,16 +94,19 @@ pub fn insert_account(
 ) -> Result<Account> {
     let now = now_secs();
     let inserted = conn.execute(
+        // New accounts withhold secrets until a device proves itself (DESIGN §6); the
+        // default account, which answers at `/` for installations that predate accounts,
+        // keeps serving as before until an admin turns it on.
         "INSERT INTO accounts (name, slug, service_key, is_default, device_user, device_password,
-                               created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                               created_at, updated_at, device_secrets)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NOT ?4)",
         params![
             name,
             slug,
             random_token(16),
             is_default,
             user,
-            password,
+            super::secrets::seal(password),
             now
         ],
     );

@@ -94,7 +94,7 @@ pub fn insert_association(
                 d.ext.outbound_proxy,
                 d.ext.prov_server,
                 d.ext.prov_user,
-                d.ext.prov_password,
+                super::secrets::seal(&d.ext.prov_password),
                 d.ext.polling,
                 owner_company,
                 now
@@ -144,7 +144,7 @@ fn insert_row(
         d.ext.outbound_proxy,
         d.ext.prov_server,
         d.ext.prov_user,
-        d.ext.prov_password,
+        super::secrets::seal(&d.ext.prov_password),
         d.ext.polling,
         owner_company,
         now
@@ -159,55 +159,61 @@ pub fn update_association(
     d: &NewDevice,
     profile_id: i64,
 ) -> Result<()> {
-    let n = conn.execute(
-        "UPDATE devices SET serial = ?2, vendor_model = ?3, profile_id = ?4, sip_server = ?5,
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let n = conn.execute(
+            "UPDATE devices SET serial = ?2, vendor_model = ?3, profile_id = ?4, sip_server = ?5,
                 outbound_proxy = ?6, prov_server = ?7, prov_user = ?8, prov_password = ?9,
                 polling = ?10, updated_at = ?11
          WHERE id = ?1",
-        params![
-            device_id,
-            d.serial,
-            d.vendor_model,
-            profile_id,
-            d.ext.sip_server,
-            d.ext.outbound_proxy,
-            d.ext.prov_server,
-            d.ext.prov_user,
-            d.ext.prov_password,
-            d.ext.polling,
-            now_secs()
-        ],
-    )?;
-    if n == 0 {
-        return Err(Error::not_found(format!("device {}", d.mac)));
-    }
-    conn.execute(
-        "DELETE FROM device_lines WHERE device_id = ?1 AND line = 1",
-        [device_id],
-    )?;
-    if !d.line1.is_empty() {
-        super::devices::upsert_line(conn, device_id, &d.line1)?;
-    }
-    Ok(())
+            params![
+                device_id,
+                d.serial,
+                d.vendor_model,
+                profile_id,
+                d.ext.sip_server,
+                d.ext.outbound_proxy,
+                d.ext.prov_server,
+                d.ext.prov_user,
+                super::secrets::seal(&d.ext.prov_password),
+                d.ext.polling,
+                now_secs()
+            ],
+        )?;
+        if n == 0 {
+            return Err(Error::not_found(format!("device {}", d.mac)));
+        }
+        conn.execute(
+            "DELETE FROM device_lines WHERE device_id = ?1 AND line = 1",
+            [device_id],
+        )?;
+        if !d.line1.is_empty() {
+            super::devices::upsert_line(conn, device_id, &d.line1)?;
+        }
+        Ok(())
+    })
 }
 
 /// Moves an association to a new MAC: the row keeps profile, subscriber, extensions and
 /// lines; what the old phone did (activity, confirmed state) is forgotten, so the new MAC
 /// starts `staged`.
 pub fn change_mac(conn: &Connection, device_id: i64, new_mac: &Mac, serial: &str) -> Result<()> {
-    conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        conn.execute(
         "UPDATE devices SET mac = ?2, serial = ?3, associated_at = ?4, updated_at = ?4 WHERE id = ?1",
         params![device_id, new_mac.as_str(), serial, now_secs()],
     )?;
-    conn.execute(
-        "DELETE FROM device_activity WHERE device_id = ?1",
-        [device_id],
-    )?;
-    conn.execute(
-        "DELETE FROM device_prov_state WHERE device_id = ?1",
-        [device_id],
-    )?;
-    Ok(())
+        conn.execute(
+            "DELETE FROM device_activity WHERE device_id = ?1",
+            [device_id],
+        )?;
+        conn.execute(
+            "DELETE FROM device_prov_state WHERE device_id = ?1",
+            [device_id],
+        )?;
+        Ok(())
+    })
 }
 
 /// Moves the upload rows of some kinds from one MAC to another and deletes the others.
@@ -217,27 +223,30 @@ pub fn move_uploads(
     new: &Mac,
     keep_kinds: &[&str],
 ) -> Result<Vec<(String, String)>> {
-    let mut stmt = conn.prepare("SELECT kind, file_name FROM uploads WHERE mac = ?1")?;
-    let rows: Vec<(String, String)> = stmt
-        .query_map([old.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut moved = Vec::new();
-    for (kind, name) in rows {
-        if keep_kinds.contains(&kind.as_str()) {
-            let new_name = name.replace(old.as_str(), new.as_str());
-            conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let mut stmt = conn.prepare("SELECT kind, file_name FROM uploads WHERE mac = ?1")?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map([old.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut moved = Vec::new();
+        for (kind, name) in rows {
+            if keep_kinds.contains(&kind.as_str()) {
+                let new_name = name.replace(old.as_str(), new.as_str());
+                conn.execute(
                 "UPDATE OR REPLACE uploads SET mac = ?3, file_name = ?4 WHERE mac = ?1 AND kind = ?2 AND file_name = ?5",
                 params![old.as_str(), kind, new.as_str(), new_name, name],
             )?;
-            moved.push((kind, name));
-        } else {
-            conn.execute(
-                "DELETE FROM uploads WHERE mac = ?1 AND kind = ?2 AND file_name = ?3",
-                params![old.as_str(), kind, name],
-            )?;
+                moved.push((kind, name));
+            } else {
+                conn.execute(
+                    "DELETE FROM uploads WHERE mac = ?1 AND kind = ?2 AND file_name = ?3",
+                    params![old.as_str(), kind, name],
+                )?;
+            }
         }
-    }
-    Ok(moved)
+        Ok(moved)
+    })
 }
 
 /// A device of a reference ID, or of the unassociated list.

@@ -22,7 +22,7 @@ fn gen_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, Generation)> {
         Generation {
             generation: r.get(1)?,
             user: r.get(2)?,
-            password: r.get(3)?,
+            password: super::secrets::open_sql(r.get(3)?)?,
             created_at: r.get(4)?,
             retired_at: r.get(5)?,
             accept_until: r.get(6)?,
@@ -64,46 +64,49 @@ pub fn load_history(conn: &Connection, account: AccountId) -> Result<History> {
 /// windows of existing generations, inserts new ones, and makes the last one the account's
 /// current credentials. Run inside a transaction.
 pub fn store_history(conn: &Connection, account: AccountId, history: &History) -> Result<()> {
-    let current = history
-        .generations
-        .last()
-        .ok_or_else(|| Error::invalid("credentials", "no credential generation to store"))?;
-    let mut upsert = conn.prepare_cached(
-        "INSERT INTO account_credentials (account_id, generation, user, password, created_at,
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let current = history
+            .generations
+            .last()
+            .ok_or_else(|| Error::invalid("credentials", "no credential generation to store"))?;
+        let mut upsert = conn.prepare_cached(
+            "INSERT INTO account_credentials (account_id, generation, user, password, created_at,
                                           retired_at, accept_until, compromised)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (account_id, generation) DO UPDATE SET retired_at = excluded.retired_at,
              accept_until = excluded.accept_until
          WHERE retired_at IS NOT excluded.retired_at OR accept_until IS NOT excluded.accept_until",
-    )?;
-    for g in &history.generations {
-        upsert.execute(params![
-            account.0,
-            g.generation,
-            g.user,
-            g.password,
-            g.created_at,
-            g.retired_at,
-            g.accept_until,
-            g.compromised
-        ])?;
-    }
-    let n = conn.execute(
+        )?;
+        for g in &history.generations {
+            upsert.execute(params![
+                account.0,
+                g.generation,
+                g.user,
+                super::secrets::seal(&g.password),
+                g.created_at,
+                g.retired_at,
+                g.accept_until,
+                g.compromised
+            ])?;
+        }
+        let n = conn.execute(
         "UPDATE accounts SET device_user = ?2, device_password = ?3, credential_generation = ?4,
                 updated_at = ?5
          WHERE id = ?1",
         params![
             account.0,
             current.user,
-            current.password,
+            super::secrets::seal(&current.password),
             current.generation,
             now_secs()
         ],
     )?;
-    if n == 0 {
-        return Err(Error::not_found(format!("account {}", account.0)));
-    }
-    Ok(())
+        if n == 0 {
+            return Err(Error::not_found(format!("account {}", account.0)));
+        }
+        Ok(())
+    })
 }
 
 const SETTINGS_COLUMNS: &str = "id, provisioning_enabled, autosync_enabled, autosync_grace_days, \

@@ -30,7 +30,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
             outbound_proxy: r.get(8)?,
             prov_server: r.get(9)?,
             prov_user: r.get(10)?,
-            prov_password: r.get(11)?,
+            prov_password: super::secrets::open_sql(r.get(11)?)?,
             polling: r.get(12)?,
         },
         lines: Vec::new(),
@@ -50,7 +50,7 @@ fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
             Ok(Line {
                 line: r.get(0)?,
                 auth_user_id: r.get(1)?,
-                auth_password: r.get(2)?,
+                auth_password: super::secrets::open_sql(r.get(2)?)?,
                 label: r.get(3)?,
                 display_name: r.get(4)?,
                 extension: r.get(5)?,
@@ -84,11 +84,13 @@ pub fn find_device_vars(conn: &Connection, device_id: i64) -> Result<Option<Devi
 
 /// Stores a device's template values (validated by the caller); all empty removes the row.
 pub fn upsert_device_vars(conn: &Connection, device_id: i64, v: &DeviceVars) -> Result<()> {
-    if *v == DeviceVars::default() {
-        conn.execute("DELETE FROM device_vars WHERE device_id = ?1", [device_id])?;
-        return Ok(());
-    }
-    conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        if *v == DeviceVars::default() {
+            conn.execute("DELETE FROM device_vars WHERE device_id = ?1", [device_id])?;
+            return Ok(());
+        }
+        conn.execute(
         "INSERT INTO device_vars (device_id, label, tl_timezone, tl_timezone_name, default_parkext,
                                   override_attrs, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -106,7 +108,8 @@ pub fn upsert_device_vars(conn: &Connection, device_id: i64, v: &DeviceVars) -> 
             now_secs()
         ],
     )?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// Removes one SIP line; returns whether it existed.
@@ -178,7 +181,7 @@ pub fn insert_device(
                     d.ext.outbound_proxy,
                     d.ext.prov_server,
                     d.ext.prov_user,
-                    d.ext.prov_password,
+                    super::secrets::seal(&d.ext.prov_password),
                     d.ext.polling,
                     auto,
                     now
@@ -202,7 +205,7 @@ pub fn insert_device(
                     d.ext.outbound_proxy,
                     d.ext.prov_server,
                     d.ext.prov_user,
-                    d.ext.prov_password,
+                    super::secrets::seal(&d.ext.prov_password),
                     d.ext.polling,
                     auto,
                     now
@@ -235,7 +238,7 @@ pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64)
             d.ext.outbound_proxy,
             d.ext.prov_server,
             d.ext.prov_user,
-            d.ext.prov_password,
+            super::secrets::seal(&d.ext.prov_password),
             d.ext.polling,
             now_secs()
         ],
@@ -268,7 +271,7 @@ pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
             device_id,
             l.line,
             l.auth_user_id,
-            l.auth_password,
+            super::secrets::seal(&l.auth_password),
             l.label,
             l.display_name,
             l.extension,
@@ -306,12 +309,15 @@ pub fn count_unassociated(conn: &Connection) -> Result<u64> {
 
 /// Deletes a device and everything recorded about it.
 pub fn delete_device(conn: &Connection, mac: &Mac) -> Result<()> {
-    let n = conn.execute("DELETE FROM devices WHERE mac = ?1", [mac.as_str()])?;
-    if n == 0 {
-        return Err(Error::not_found(format!("device {mac}")));
-    }
-    conn.execute("DELETE FROM uploads WHERE mac = ?1", [mac.as_str()])?;
-    Ok(())
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let n = conn.execute("DELETE FROM devices WHERE mac = ?1", [mac.as_str()])?;
+        if n == 0 {
+            return Err(Error::not_found(format!("device {mac}")));
+        }
+        conn.execute("DELETE FROM uploads WHERE mac = ?1", [mac.as_str()])?;
+        Ok(())
+    })
 }
 
 /// A row of the device list.
@@ -442,30 +448,36 @@ pub fn mark_delivered(
     device_id: i64,
     values: &[(String, String)],
 ) -> Result<()> {
-    let now = now_secs();
-    let mut stmt = conn.prepare_cached(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let now = now_secs();
+        let mut stmt = conn.prepare_cached(
         "INSERT INTO device_prov_state (device_id, param, delivered, delivered_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (device_id, param) DO UPDATE SET delivered = excluded.delivered,
              delivered_at = excluded.delivered_at",
     )?;
-    for (param, value) in values {
-        stmt.execute(params![device_id, param, value, now])?;
-    }
-    Ok(())
+        for (param, value) in values {
+            stmt.execute(params![device_id, param, value, now])?;
+        }
+        Ok(())
+    })
 }
 
 /// Records values the device is now known to hold.
 pub fn confirm(conn: &Connection, device_id: i64, values: &[(String, String)]) -> Result<()> {
-    let now = now_secs();
-    let mut stmt = conn.prepare_cached(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let now = now_secs();
+        let mut stmt = conn.prepare_cached(
         "INSERT INTO device_prov_state (device_id, param, confirmed, confirmed_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (device_id, param) DO UPDATE SET confirmed = excluded.confirmed,
              confirmed_at = excluded.confirmed_at",
     )?;
-    for (param, value) in values {
-        stmt.execute(params![device_id, param, value, now])?;
-    }
-    Ok(())
+        for (param, value) in values {
+            stmt.execute(params![device_id, param, value, now])?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -26,17 +26,20 @@ pub struct RunRow {
 
 /// Starts a run (status `running`) and returns its id.
 pub fn insert_run(conn: &Connection, kind: &str, subject: &str) -> Result<i64> {
-    conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        conn.execute(
         "INSERT INTO diag_runs (kind, subject, started_at, status) VALUES (?1, ?2, ?3, 'running')",
         params![kind, subject, now_secs()],
     )?;
-    let id = conn.last_insert_rowid();
-    conn.execute(
-        "DELETE FROM diag_runs WHERE kind = ?1 AND id NOT IN (
+        let id = conn.last_insert_rowid();
+        conn.execute(
+            "DELETE FROM diag_runs WHERE kind = ?1 AND id NOT IN (
              SELECT id FROM diag_runs WHERE kind = ?1 ORDER BY id DESC LIMIT ?2)",
-        params![kind, RUNS_KEPT],
-    )?;
-    Ok(id)
+            params![kind, RUNS_KEPT],
+        )?;
+        Ok(id)
+    })
 }
 
 /// Finishes a run: its outcome, what it saw (JSON) and its findings.
@@ -47,7 +50,9 @@ pub fn finish_run(
     result_json: &str,
     findings: &[Finding],
 ) -> Result<()> {
-    conn.execute(
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        conn.execute(
         "UPDATE diag_runs SET finished_at = ?2, status = ?3, error = ?4, result = ?5 WHERE id = ?1",
         params![
             id,
@@ -57,23 +62,24 @@ pub fn finish_run(
             result_json
         ],
     )?;
-    conn.execute("DELETE FROM diag_findings WHERE run_id = ?1", [id])?;
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO diag_findings (run_id, position, severity, code, title, evidence, fix)
+        conn.execute("DELETE FROM diag_findings WHERE run_id = ?1", [id])?;
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO diag_findings (run_id, position, severity, code, title, evidence, fix)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    for (i, f) in findings.iter().enumerate() {
-        stmt.execute(params![
-            id,
-            i as i64,
-            f.severity.as_str(),
-            f.code,
-            f.title,
-            f.evidence,
-            f.fix
-        ])?;
-    }
-    Ok(())
+        )?;
+        for (i, f) in findings.iter().enumerate() {
+            stmt.execute(params![
+                id,
+                i as i64,
+                f.severity.as_str(),
+                f.code,
+                f.title,
+                f.evidence,
+                f.fix
+            ])?;
+        }
+        Ok(())
+    })
 }
 
 const RUN_COLUMNS: &str = "id, kind, subject, started_at, finished_at, status, error, result";
@@ -146,7 +152,7 @@ pub fn list_bad_auth(conn: &Connection, since_ms: i64) -> Result<Vec<BadAuth>> {
     let mut stmt = conn.prepare_cached(
         "SELECT b.mac, b.ip, count(*), max(b.ts_ms),
                 (SELECT max(o.ts_ms) FROM access_log o
-                  WHERE o.auth = 'ok' AND o.ip = b.ip AND o.mac IS b.mac),
+                  WHERE o.auth IN ('ok', 'enrol', 'withheld') AND o.ip = b.ip AND o.mac IS b.mac),
                 (SELECT u.user_agent FROM access_log u
                   WHERE u.auth = 'bad' AND u.ip = b.ip AND u.mac IS b.mac ORDER BY u.id DESC LIMIT 1)
          FROM access_log b
@@ -163,6 +169,44 @@ pub fn list_bad_auth(conn: &Connection, since_ms: i64) -> Result<Vec<BadAuth>> {
             last_bad_ms: r.get(3)?,
             last_ok_ms: r.get(4)?,
             user_agent: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A client address refused for reading too many devices' files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManyMacs {
+    pub ip: String,
+    /// Requests refused (`mac-limit` in the access log).
+    pub refused: i64,
+    /// Distinct MACs it asked for over the same period (refused or not).
+    pub macs: i64,
+    pub last_ms: i64,
+    pub user_agent: String,
+}
+
+/// Every address refused for reading too many MACs since `since_ms`, the most recent first.
+pub fn list_many_macs(conn: &Connection, since_ms: i64) -> Result<Vec<ManyMacs>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT b.ip, count(*), max(b.ts_ms),
+                (SELECT count(DISTINCT o.mac) FROM access_log o
+                  WHERE o.ip = b.ip AND o.ts_ms >= ?1 AND o.mac IS NOT NULL),
+                (SELECT u.user_agent FROM access_log u
+                  WHERE u.auth = 'mac-limit' AND u.ip = b.ip ORDER BY u.id DESC LIMIT 1)
+         FROM access_log b
+         WHERE b.auth = 'mac-limit' AND b.ts_ms >= ?1
+         GROUP BY b.ip
+         ORDER BY max(b.ts_ms) DESC
+         LIMIT 100",
+    )?;
+    let rows = stmt.query_map([since_ms], |r| {
+        Ok(ManyMacs {
+            ip: r.get(0)?,
+            refused: r.get(1)?,
+            last_ms: r.get(2)?,
+            macs: r.get(3)?,
+            user_agent: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -221,18 +265,27 @@ mod tests {
             .expect("0001");
         conn.pragma_update(None, "user_version", 1)
             .expect("version");
-        let (account, _) = crate::db::accounts::ensure_default(&conn).expect("account");
+        // A row as the first release wrote it (the queries of today name later columns).
+        conn.execute_batch(
+            "INSERT INTO accounts (name, slug, service_key, is_default, device_user,
+                                   device_password, created_at, updated_at)
+             VALUES ('Default', 'default', 'KEY', 1, 'PlcmSpIp', 'secret-one', 1, 1);",
+        )
+        .expect("account");
         let applied = crate::db::migrate(&mut conn).expect("migrate");
         assert_eq!(applied as i64, crate::db::SCHEMA_VERSION - 1);
-        // 0003 turns Auto-Sync off on accounts that existed before it (seed 004).
+        let account = crate::db::accounts::find_default(&conn)
+            .expect("find")
+            .expect("existing rows survive");
         assert_eq!(
-            crate::db::accounts::find_default(&conn).expect("find"),
-            Some(crate::domain::account::Account {
-                autosync_enabled: false,
-                ..account
-            }),
-            "existing rows survive"
+            (account.slug.as_str(), account.device_user.as_deref()),
+            ("default", Some("PlcmSpIp"))
         );
+        assert_eq!(account.device_password.as_deref(), Some("secret-one"));
+        // 0003 turns Auto-Sync off on accounts that existed before it (seed 004); 0006
+        // keeps today's behaviour for them (secrets are not withheld).
+        assert!(!account.autosync_enabled);
+        assert!(!account.device_secrets);
         let id = insert_run(&conn, "phones", "x").expect("the new tables exist");
         assert!(id > 0);
     }

@@ -131,14 +131,15 @@ pub fn finish_job(
     rejected: &[Rejected],
     message: &str,
 ) -> Result<()> {
-    conn.execute("DELETE FROM import_job_errors WHERE job_id = ?1", [id])?;
-    let mut stmt = conn.prepare_cached(
+    super::atomic(conn, |conn| {
+        conn.execute("DELETE FROM import_job_errors WHERE job_id = ?1", [id])?;
+        let mut stmt = conn.prepare_cached(
         "INSERT OR REPLACE INTO import_job_errors (job_id, line, content, reason) VALUES (?1, ?2, ?3, ?4)",
     )?;
-    for r in rejected {
-        stmt.execute(params![id, r.line as i64, r.content, r.reason])?;
-    }
-    conn.execute(
+        for r in rejected {
+            stmt.execute(params![id, r.line as i64, r.content, r.reason])?;
+        }
+        conn.execute(
         "UPDATE import_jobs SET status = ?2, applied_rows = ?3, rejected_rows = ?4, message = ?5,
                 processed_rows = total_rows, finished_at = ?6
          WHERE id = ?1",
@@ -151,7 +152,8 @@ pub fn finish_job(
             now_secs()
         ],
     )?;
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The rejected lines of a job, by line number.
@@ -169,12 +171,15 @@ pub fn list_job_errors(conn: &Connection, id: i64) -> Result<Vec<Rejected>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Marks jobs left running by a stopped server as failed (nothing of them was applied:
-/// rows are applied in one transaction at the end).
+/// The message of a job a stop interrupted (its status is `Failed`).
+pub const INTERRUPTED: &str = "interrupted: the server stopped before the job finished; nothing was applied, upload the file again";
+
+/// Marks jobs left running by a stopped server (or a crash) as interrupted: nothing of them
+/// was applied, since the lines and the job's outcome commit in one transaction at the end.
 pub fn fail_interrupted(conn: &Connection) -> Result<usize> {
     Ok(conn.execute(
         "UPDATE import_jobs SET status = 'Failed', finished_at = ?1,
-                message = 'the server stopped before the job finished; nothing was applied, upload the file again'
+                message = 'interrupted: the server stopped before the job finished; nothing was applied, upload the file again'
          WHERE finished_at IS NULL",
         [now_secs()],
     )?)

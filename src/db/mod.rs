@@ -22,6 +22,7 @@ pub mod audit;
 pub mod credentials;
 pub mod devices;
 pub mod diag;
+pub mod enrolment;
 pub mod find;
 pub mod findrows;
 pub mod firmware;
@@ -29,6 +30,7 @@ pub mod inventory;
 pub mod jobs;
 pub mod policies;
 pub mod profiles;
+pub mod secrets;
 pub mod subscribers;
 pub mod templates;
 pub mod users;
@@ -52,6 +54,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0006_firmware",
         include_str!("migrations/0006_firmware.sql"),
+    ),
+    (
+        "0007_hardening",
+        include_str!("migrations/0007_hardening.sql"),
     ),
 ];
 
@@ -234,6 +240,23 @@ pub fn write_tx<T>(
     let value = f(&tx)?;
     tx.commit()?;
     Ok(value)
+}
+
+/// Runs `f` inside a savepoint: all of its statements or none. Unlike `write_tx` it works on
+/// a shared connection and nests inside a transaction the caller may already hold (then it
+/// commits with that transaction).
+pub fn atomic<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    conn.execute_batch("SAVEPOINT zt_atomic")?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE zt_atomic")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK TO zt_atomic; RELEASE zt_atomic");
+            Err(e)
+        }
+    }
 }
 
 /// A small pool of connections. Handlers take one for the length of a request; a panic

@@ -196,16 +196,19 @@ pub fn delete_group(conn: &Connection, id: i64) -> Result<()> {
 
 /// Sets (or clears) a device's site.
 pub fn set_device_site(conn: &Connection, device_id: i64, site_id: Option<i64>) -> Result<()> {
-    match site_id {
-        Some(site) => conn.execute(
-            "INSERT INTO device_sites (device_id, site_id) VALUES (?1, ?2)
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        match site_id {
+            Some(site) => conn.execute(
+                "INSERT INTO device_sites (device_id, site_id) VALUES (?1, ?2)
              ON CONFLICT (device_id) DO UPDATE SET site_id = excluded.site_id
              WHERE site_id IS NOT excluded.site_id",
-            params![device_id, site],
-        )?,
-        None => conn.execute("DELETE FROM device_sites WHERE device_id = ?1", [device_id])?,
-    };
-    Ok(())
+                params![device_id, site],
+            )?,
+            None => conn.execute("DELETE FROM device_sites WHERE device_id = ?1", [device_id])?,
+        };
+        Ok(())
+    })
 }
 
 /// A device's site.

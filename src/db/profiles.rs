@@ -22,7 +22,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Profile> {
             vendor_model: r.get(3)?,
             prov_server: r.get(4)?,
             prov_user: r.get(5)?,
-            prov_password: r.get(6)?,
+            prov_password: super::secrets::open_sql(r.get(6)?)?,
             polling: Polling::parse(&polling).unwrap_or_default(),
             boot_server_option: r.get(8)?,
             option60_type: r.get(9)?,
@@ -143,7 +143,7 @@ pub fn insert_profile(
             f.vendor_model,
             f.prov_server,
             f.prov_user,
-            f.prov_password,
+            super::secrets::seal(&f.prov_password),
             f.polling.as_str(),
             f.boot_server_option,
             f.option60_type,
@@ -176,7 +176,7 @@ pub fn update_profile(
             f.vendor_model,
             f.prov_server,
             f.prov_user,
-            f.prov_password,
+            super::secrets::seal(&f.prov_password),
             f.polling.as_str(),
             f.boot_server_option,
             f.option60_type,
@@ -197,24 +197,27 @@ fn replace_children(
     f: &ProfileFields,
     files: Option<&[ProfileFile]>,
 ) -> Result<()> {
-    conn.execute("DELETE FROM profile_firmware WHERE profile_id = ?1", [id])?;
-    for (family, version) in &f.software {
-        conn.execute(
-            "INSERT INTO profile_firmware (profile_id, family, version) VALUES (?1, ?2, ?3)",
-            params![id, family.name(), version],
-        )?;
-    }
-    if let Some(files) = files {
-        conn.execute("DELETE FROM profile_files WHERE profile_id = ?1", [id])?;
-        for (pos, file) in files.iter().enumerate() {
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        conn.execute("DELETE FROM profile_firmware WHERE profile_id = ?1", [id])?;
+        for (family, version) in &f.software {
             conn.execute(
-                "INSERT INTO profile_files (profile_id, position, file_name, content, sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![id, pos as i64, file.file_name, file.content, file.sha256],
+                "INSERT INTO profile_firmware (profile_id, family, version) VALUES (?1, ?2, ?3)",
+                params![id, family.name(), version],
             )?;
         }
-    }
-    Ok(())
+        if let Some(files) = files {
+            conn.execute("DELETE FROM profile_files WHERE profile_id = ?1", [id])?;
+            for (pos, file) in files.iter().enumerate() {
+                conn.execute(
+                    "INSERT INTO profile_files (profile_id, position, file_name, content, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![id, pos as i64, file.file_name, file.content, file.sha256],
+                )?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// How many devices use a profile.
@@ -228,17 +231,20 @@ pub fn count_profile_devices(conn: &Connection, id: i64) -> Result<i64> {
 
 /// Deletes a profile; refused while devices use it, saying how many.
 pub fn delete_profile(conn: &Connection, id: i64, name: &str) -> Result<()> {
-    let n = count_profile_devices(conn, id)?;
-    if n > 0 {
-        return Err(Error::Conflict(format!(
-            "profile `{name}` is used by {n} device{}; associate them with another profile first",
-            if n == 1 { "" } else { "s" }
-        )));
-    }
-    conn.execute(
-        "UPDATE accounts SET default_profile_id = NULL WHERE default_profile_id = ?1",
-        [id],
-    )?;
-    conn.execute("DELETE FROM profiles WHERE id = ?1", [id])?;
-    Ok(())
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let n = count_profile_devices(conn, id)?;
+        if n > 0 {
+            return Err(Error::Conflict(format!(
+                "profile `{name}` is used by {n} device{}; associate them with another profile first",
+                if n == 1 { "" } else { "s" }
+            )));
+        }
+        conn.execute(
+            "UPDATE accounts SET default_profile_id = NULL WHERE default_profile_id = ?1",
+            [id],
+        )?;
+        conn.execute("DELETE FROM profiles WHERE id = ?1", [id])?;
+        Ok(())
+    })
 }

@@ -11,7 +11,16 @@ use crate::error::Result;
 /// Every stored provisioning setting, by field name.
 pub fn load_prov_settings(conn: &Connection) -> Result<BTreeMap<String, String>> {
     let mut stmt = conn.prepare_cached("SELECT key, value FROM prov_settings")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        let key: String = r.get(0)?;
+        let value: String = r.get(1)?;
+        let value = if super::secrets::SECRET_SETTINGS.contains(&key.as_str()) {
+            super::secrets::open_sql(value)?
+        } else {
+            value
+        };
+        Ok((key, value))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
@@ -19,20 +28,28 @@ pub fn load_prov_settings(conn: &Connection) -> Result<BTreeMap<String, String>>
 /// by the caller). Run inside a transaction, so readers see the old or the new set, never a
 /// mixture.
 pub fn replace_prov_settings(conn: &Connection, fields: &BTreeMap<String, String>) -> Result<()> {
-    let stored = load_prov_settings(conn)?;
-    for key in stored.keys().filter(|k| !fields.contains_key(*k)) {
-        conn.execute("DELETE FROM prov_settings WHERE key = ?1", [key])?;
-    }
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO prov_settings (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
-    )?;
-    for (key, value) in fields {
-        if stored.get(key) != Some(value) {
-            stmt.execute(params![key, value])?;
+    // Several statements: all or none (crash safety).
+    super::atomic(conn, |conn| {
+        let stored = load_prov_settings(conn)?;
+        for key in stored.keys().filter(|k| !fields.contains_key(*k)) {
+            conn.execute("DELETE FROM prov_settings WHERE key = ?1", [key])?;
         }
-    }
-    Ok(())
+        let mut stmt = conn.prepare_cached(
+            "INSERT INTO prov_settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value WHERE value <> excluded.value",
+        )?;
+        for (key, value) in fields {
+            if stored.get(key) != Some(value) {
+                let value = if super::secrets::SECRET_SETTINGS.contains(&key.as_str()) {
+                    super::secrets::seal(value)
+                } else {
+                    value.clone()
+                };
+                stmt.execute(params![key, value])?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// Custom variables by name.

@@ -167,31 +167,43 @@ pub fn ask(fqdn: &str, rtype: &str, server: SocketAddr, timeout: Duration) -> Dn
         Ok((msg, tcp)) => {
             answer.tcp = tcp;
             answer.rcode = format!("{:?}", msg.metadata.response_code);
-            answer.records = msg
-                .answers
-                .iter()
-                .map(|r| {
-                    let (target, port) = match &r.data {
-                        RData::SRV(srv) => (
-                            Some(srv.target.to_string().trim_end_matches('.').to_string()),
-                            Some(srv.port),
-                        ),
-                        _ => (None, None),
-                    };
-                    DnsRecord {
-                        name: r.name.to_string().trim_end_matches('.').to_string(),
-                        rtype: r.record_type().to_string(),
-                        ttl: r.ttl,
-                        data: r.data.to_string(),
-                        target,
-                        port,
-                    }
-                })
-                .collect();
+            answer.records = records_of(&msg);
         }
         Err(e) => answer.error = Some(e),
     }
     answer
+}
+
+/// Decodes a datagram as the answer to question `id`; `None` for a reply to another
+/// question, a query, or garbage.
+pub fn decode_reply(bytes: &[u8], id: u16) -> Option<Message> {
+    Message::from_vec(bytes)
+        .ok()
+        .filter(|m| m.metadata.id == id && m.metadata.message_type == MessageType::Response)
+}
+
+/// The answer records of a message as the report shows them.
+pub fn records_of(msg: &Message) -> Vec<DnsRecord> {
+    msg.answers
+        .iter()
+        .map(|r| {
+            let (target, port) = match &r.data {
+                RData::SRV(srv) => (
+                    Some(srv.target.to_string().trim_end_matches('.').to_string()),
+                    Some(srv.port),
+                ),
+                _ => (None, None),
+            };
+            DnsRecord {
+                name: r.name.to_string().trim_end_matches('.').to_string(),
+                rtype: r.record_type().to_string(),
+                ttl: r.ttl,
+                data: r.data.to_string(),
+                target,
+                port,
+            }
+        })
+        .collect()
 }
 
 fn exchange(
@@ -254,10 +266,7 @@ fn udp_exchange(
             match socket.recv(&mut buf) {
                 Ok(n) => {
                     // A reply to another question (or garbage) is skipped, not trusted.
-                    if let Ok(m) = Message::from_vec(&buf[..n])
-                        && m.metadata.id == id
-                        && m.metadata.message_type == MessageType::Response
-                    {
+                    if let Some(m) = decode_reply(&buf[..n], id) {
                         return Ok(m);
                     }
                 }

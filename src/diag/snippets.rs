@@ -163,6 +163,7 @@ mod tests {
             autosync_enabled: true,
             unknown_devices: UnknownDevices::Stage,
             default_profile_id: None,
+            device_secrets: false,
         }
     }
 

@@ -67,7 +67,9 @@ pub fn run_job(
 ) -> Result<jobs::Job> {
     let outcome = process(conn, actor, job_id, req, bytes);
     match outcome {
-        Ok((applied, rejected)) => {
+        // Applied and finished in one transaction (a crash leaves both or neither).
+        Ok((_, _, true)) => {}
+        Ok((applied, rejected, false)) => {
             let status = if rejected.is_empty() {
                 "Completed"
             } else {
@@ -104,7 +106,7 @@ fn process(
     job_id: i64,
     req: &ImportRequest,
     bytes: &[u8],
-) -> Result<(usize, Vec<Rejected>)> {
+) -> Result<(usize, Vec<Rejected>, bool)> {
     let parsed = csvimport::parse(bytes, req.max_rows)?;
     // A large file touches many index pages: a bigger page cache keeps them in memory
     // instead of spilling the transaction to the WAL page by page.
@@ -169,8 +171,9 @@ fn process(
     }
     if req.dry_run {
         rejected.sort_by_key(|r| r.line);
-        return Ok((good.len(), rejected));
+        return Ok((good.len(), rejected, false));
     }
+    rejected.sort_by_key(|r| r.line);
     let applied = db::write_tx(conn, |tx| {
         let sub = match req.reference_id.as_deref().filter(|r| !r.trim().is_empty()) {
             Some(r) => Some(assoc::subscriber(tx, actor, r.trim())?),
@@ -214,10 +217,19 @@ fn process(
                 "total": total, "applied": applied, "rejected": rejected.len(),
             })),
         )?;
+        // The job's outcome commits with its associations: a job is never shown as failed
+        // (or still running) with its lines applied, nor finished without them.
+        rejected.sort_by_key(|r| r.line);
+        let status = if rejected.is_empty() {
+            "Completed"
+        } else {
+            "Completed with Errors"
+        };
+        let message = format!("{applied} device(s) associated");
+        jobs::finish_job(tx, job_id, status, applied as i64, &rejected, &message)?;
         Ok(applied)
     })?;
-    rejected.sort_by_key(|r| r.line);
-    Ok((applied, rejected))
+    Ok((applied, rejected, true))
 }
 
 #[cfg(test)]

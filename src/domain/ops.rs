@@ -380,6 +380,7 @@ impl ViewParts {
                 db::now_secs(),
             ),
             policies: super::policy::device_policies(conn, &device)?,
+            ..Default::default()
         };
         Ok(ViewParts {
             account,

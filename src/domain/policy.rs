@@ -53,6 +53,27 @@ pub struct Layers {
     pub sync: Option<SyncTarget>,
     /// Policy values in precedence order (device, groups, site, account).
     pub policies: Vec<PolicyValue>,
+    /// Which provisioning credentials the device should hold (per-device credentials,
+    /// DESIGN §6); set per request by the provisioning cache.
+    pub credentials: CredentialLayer,
+}
+
+/// The provisioning credentials a device's desired state carries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CredentialLayer {
+    /// Today's rules: Auto-Sync's account credentials, profile and vendor-extension values.
+    #[default]
+    Account,
+    /// The device's own credential (user = its MAC), above every other source, under the
+    /// parameter names of the device's family (UCS, or Poly OS).
+    Device {
+        user: String,
+        password: String,
+        family: Family,
+    },
+    /// None at all: the request has not proved it is the device, so no credential change
+    /// is delivered (a user without its password would lock the phone out).
+    Withheld,
 }
 
 /// Where a policy is set, as an admin names it: `account`, `site:NAME`, `group:NAME`,

@@ -14,6 +14,7 @@
 //! it used and its family are written synchronously when they change: they are the evidence
 //! that a credential or address change reached it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -23,14 +24,17 @@ use super::accounts::{self as account_actions, AccountSync};
 use super::audit::{self, Actor, Change};
 use super::autosync;
 use super::device::Device;
+use super::enrolment::Access;
 use super::mac::Mac;
-use super::policy::{self, Layers};
+use super::policy::{self, CredentialLayer, Layers};
+use super::polycom::models::Family;
 use super::polycom::render::DeviceView;
 use super::profile::Profile;
 use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
 use super::sha256_hex;
 use super::variables::{self, Context, Subject};
 use crate::db::credentials::{self, DeviceSync};
+use crate::db::enrolment::{self as enrolment_q, DeviceCredential};
 use crate::db::{self, Pool, accounts, devices, profiles};
 use crate::error::Result;
 
@@ -75,12 +79,17 @@ pub struct DeviceEntry {
     /// The model the device reported when the entry was loaded (for `${FIRMWARE}`), or
     /// empty.
     pub model: String,
-    /// Files rendered so far, per file and address (a phone uses one address, so the list
-    /// stays short and is searched without cloning the key).
-    rendered: Mutex<Vec<(FileKind, Reach, RenderedFile)>>,
-    /// Per address: whether any platform change is pending (if not, requests carry no
-    /// evidence worth evaluating).
-    pending: Mutex<Vec<(Reach, bool)>>,
+    /// The device's own credential (accounts that withhold secrets), if it has one.
+    pub credential: Option<DeviceCredential>,
+    /// Until when an enrolment window covering the device stays open (seconds), if one
+    /// was open when the entry was loaded (windows bump the configuration revision).
+    pub window_until: Option<i64>,
+    /// Files rendered so far, per file, address and access (a phone uses one address, so
+    /// the list stays short and is searched without cloning the key).
+    rendered: Mutex<Vec<(FileKind, Reach, Access, RenderedFile)>>,
+    /// Per address and access: whether any platform change is pending (if not, requests
+    /// carry no evidence worth evaluating).
+    pending: Mutex<Vec<(Reach, Access, bool)>>,
 }
 
 /// Rendered bytes plus the pending platform values they deliver.
@@ -92,6 +101,7 @@ impl DeviceEntry {
         account: &'a Account,
         reach: &'a Reach,
         trust: Option<&'a PhoneTrust>,
+        layers: &'a Layers,
     ) -> Option<DeviceView<'a>> {
         Some(DeviceView {
             account,
@@ -100,8 +110,31 @@ impl DeviceEntry {
             state: &self.state,
             reach,
             trust,
-            layers: &self.layers,
+            layers,
         })
+    }
+
+    /// Whether an enrolment window covers the device now.
+    pub fn window_open(&self) -> bool {
+        self.window_until.is_some_and(|t| t > db::now_secs())
+    }
+
+    /// The layers for a request with `access`: the device's own credential is desired when
+    /// the device proved itself or enrols; nothing of credentials when it did not.
+    fn layers_for(&self, account: &Account, access: Access) -> Cow<'_, Layers> {
+        let credentials = match (access, &self.credential) {
+            (Access::Withheld, _) => CredentialLayer::Withheld,
+            (_, Some(c)) if account.device_secrets => CredentialLayer::Device {
+                user: self.device.mac.to_string(),
+                password: c.password.clone(),
+                family: self.sync.family.unwrap_or(Family::Vvx),
+            },
+            (Access::Enrol, None) => CredentialLayer::Withheld,
+            _ => return Cow::Borrowed(&self.layers),
+        };
+        let mut layers = self.layers.clone();
+        layers.credentials = credentials;
+        Cow::Owned(layers)
     }
 }
 
@@ -369,9 +402,9 @@ impl Provisioner {
             )
         };
         let layers = Layers {
-            sync: match (account, settings) {
+            sync: match (&account, settings) {
                 (Some(a), Some(s)) => account_actions::sync_target(
-                    &a,
+                    a,
                     &s,
                     &device,
                     profile.as_ref(),
@@ -385,10 +418,25 @@ impl Provisioner {
             } else {
                 Vec::new()
             },
+            credentials: CredentialLayer::Account,
         };
         let model = devices::find_activity(&conn, device.id)?
             .map(|a| a.ua_model)
             .unwrap_or_default();
+        let withholds = account.as_ref().is_some_and(|a| a.device_secrets);
+        let (credential, window_until) = if withholds {
+            let now = db::now_secs();
+            (
+                enrolment_q::find_device_credential(&conn, device.id)?,
+                enrolment_q::list_open_windows(&conn, device.account_id, now)?
+                    .into_iter()
+                    .filter(|w| w.mac.as_deref().is_none_or(|m| m == device.mac.as_str()))
+                    .map(|w| w.closes_at)
+                    .max(),
+            )
+        } else {
+            (None, None)
+        };
         Ok(Some(Arc::new(DeviceEntry {
             device,
             profile,
@@ -396,6 +444,8 @@ impl Provisioner {
             sync,
             layers,
             model,
+            credential,
+            window_until,
             rendered: Mutex::new(Vec::new()),
             pending: Mutex::new(Vec::new()),
         })))
@@ -485,6 +535,36 @@ impl Provisioner {
         }
     }
 
+    /// Enrols a device: creates its own credential (synchronously: the password must be
+    /// the same on every request until the device confirms it). Returns the entry to serve
+    /// from.
+    pub fn enrol(&self, entry: &Arc<DeviceEntry>) -> Result<Arc<DeviceEntry>> {
+        {
+            let conn = self.pool.get()?;
+            super::enrolment::ensure_credential(&conn, entry.device.id)?;
+        }
+        self.reload(entry)
+    }
+
+    /// The device authenticated with its current own credential: it holds it (and no
+    /// longer the one before a rotation). Written synchronously.
+    pub fn confirm_device_credential(&self, entry: &Arc<DeviceEntry>) -> Result<Arc<DeviceEntry>> {
+        {
+            let conn = self.pool.get()?;
+            enrolment_q::confirm_device_credential(&conn, entry.device.id, db::now_secs())?;
+        }
+        log::info!("{}: uses its own credential", entry.device.mac);
+        self.reload(entry)
+    }
+
+    fn reload(&self, entry: &Arc<DeviceEntry>) -> Result<Arc<DeviceEntry>> {
+        self.forget(&entry.device.mac);
+        match self.lookup(&entry.device.mac)? {
+            Lookup::Associated(e) | Lookup::Seen(e) => Ok(e),
+            Lookup::Unknown => Ok(entry.clone()),
+        }
+    }
+
     /// Drops one device's cached entry (after this process changed its state).
     pub fn forget(&self, mac: &Mac) {
         self.cache
@@ -501,13 +581,15 @@ impl Provisioner {
         account: &Account,
         entry: Arc<DeviceEntry>,
         ev: &Evidence<'_>,
+        access: Access,
     ) -> Result<Arc<DeviceEntry>> {
         let entry = if entry.device.account_id == account.id.0 && ev.auth.is_some() {
             self.note_sync(account, entry, ev)?
         } else {
             entry
         };
-        let Some(view) = entry.view(account, ev.reach, self.trust.as_ref()) else {
+        let layers = entry.layers_for(account, access);
+        let Some(view) = entry.view(account, ev.reach, self.trust.as_ref(), &layers) else {
             return Ok(entry);
         };
         let known = entry
@@ -515,8 +597,8 @@ impl Provisioner {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .find(|(r, _)| r == ev.reach)
-            .map(|(_, p)| *p);
+            .find(|(r, a, _)| r == ev.reach && *a == access)
+            .map(|(_, _, p)| *p);
         if known == Some(false) {
             return Ok(entry);
         }
@@ -527,12 +609,13 @@ impl Provisioner {
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .push((ev.reach.clone(), any));
+                .push((ev.reach.clone(), access, any));
             if !any {
                 return Ok(entry);
             }
         }
         let confirmed = provstate::confirmations(&desired, &entry.state, ev);
+        drop(layers);
         if confirmed.is_empty() {
             return Ok(entry);
         }
@@ -564,18 +647,20 @@ impl Provisioner {
         entry: &Arc<DeviceEntry>,
         kind: FileKind,
         reach: &Reach,
+        access: Access,
     ) -> Result<Option<Rendered>> {
         let hit = entry
             .rendered
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .find(|(k, r, _)| *k == kind && r == reach)
-            .map(|(_, _, f)| f.clone());
+            .find(|(k, r, a, _)| *k == kind && r == reach && *a == access)
+            .map(|(_, _, _, f)| f.clone());
         let (rendered, delivered) = match hit {
             Some(r) => r,
             None => {
-                let Some(view) = entry.view(account, reach, self.trust.as_ref()) else {
+                let layers = entry.layers_for(account, access);
+                let Some(view) = entry.view(account, reach, self.trust.as_ref(), &layers) else {
                     return Ok(None);
                 };
                 let (bytes, delivered) = match kind {
@@ -599,12 +684,23 @@ impl Provisioner {
                         }
                     }
                 };
+                // Without proof, secrets stay out of the file (all but the device's own
+                // credential when it enrols); the phone still boots on the rest.
+                let bytes = if access.withholds() && kind != FileKind::Master {
+                    let own = match &layers.credentials {
+                        CredentialLayer::Device { password, .. } => Some(password.as_str()),
+                        _ => None,
+                    };
+                    super::withhold::withhold_secrets(&bytes, own)
+                } else {
+                    bytes
+                };
                 let value = (Rendered::new(bytes), delivered);
                 entry
                     .rendered
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .push((kind, reach.clone(), value.clone()));
+                    .push((kind, reach.clone(), access, value.clone()));
                 value
             }
         };

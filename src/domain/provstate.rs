@@ -27,7 +27,7 @@ use std::collections::BTreeMap;
 
 use super::account::Account;
 use super::device::Device;
-use super::policy::Layers;
+use super::policy::{CredentialLayer, Layers};
 use super::polycom::models::Family;
 use super::polycom::params::{self, Key};
 use super::profile::Profile;
@@ -145,6 +145,8 @@ pub enum Source {
     ProfileFile,
     /// zerotouch's own defaults (e.g. `device.prov.tagSerialNo`).
     Server,
+    /// The device's own credential (per-device credentials, DESIGN §6).
+    DeviceCredential,
 }
 
 impl Source {
@@ -159,6 +161,7 @@ impl Source {
             Source::Profile => "profile",
             Source::ProfileFile => "profile file",
             Source::Server => "zerotouch default",
+            Source::DeviceCredential => "per-device credential",
         }
     }
 }
@@ -247,6 +250,29 @@ pub fn desired(
 ) -> BTreeMap<String, Desired> {
     let family = Family::Vvx; // every UCS family shares one table
     let mut out: BTreeMap<String, Desired> = BTreeMap::new();
+    if let CredentialLayer::Device {
+        user,
+        password,
+        family: own_family,
+    } = &layers.credentials
+    {
+        let own_family = if own_family.is_ucs() {
+            family
+        } else {
+            *own_family
+        };
+        for (key, value) in [(Key::ProvUser, user), (Key::ProvPassword, password)] {
+            if let Some(name) = params::name(own_family, key, 1) {
+                out.insert(
+                    name,
+                    Desired {
+                        value: value.clone(),
+                        source: Source::DeviceCredential,
+                    },
+                );
+            }
+        }
+    }
     autosync_values(account, reach, state, trust, layers, &mut out);
     let mut put = |key: Key, value: String, source: Source| {
         if let Some(name) = params::name(family, key, 1) {
@@ -362,6 +388,13 @@ pub fn desired(
             Source::Server,
         );
     }
+    if layers.credentials == CredentialLayer::Withheld {
+        for key in [Key::ProvUser, Key::ProvPassword] {
+            if let Some(name) = params::name(family, key, 1) {
+                out.remove(&name);
+            }
+        }
+    }
     out
 }
 
@@ -463,6 +496,7 @@ mod tests {
             autosync_enabled: true,
             unknown_devices: UnknownDevices::Stage,
             default_profile_id: None,
+            device_secrets: false,
         };
         let device = Device {
             id: 1,
@@ -716,6 +750,7 @@ mod tests {
                 family: Family::Vvx,
             }),
             policies: vec![],
+            ..Default::default()
         }
     }
 
@@ -782,6 +817,30 @@ mod tests {
     }
 
     #[test]
+    fn the_devices_own_credential_comes_first_and_withheld_means_no_credential_at_all() {
+        let (a, d, p, r) = fixture();
+        let mut layers = synced();
+        layers.credentials = CredentialLayer::Device {
+            user: "0004f2000001".into(),
+            password: "own-password".into(),
+            family: Family::Vvx,
+        };
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
+        assert_eq!(want["device.prov.user"].value, "0004f2000001");
+        assert_eq!(want["device.prov.password"].value, "own-password");
+        assert_eq!(
+            want["device.prov.password"].source,
+            Source::DeviceCredential
+        );
+        // Auto-Sync's address still applies.
+        assert!(want.contains_key("device.prov.serverName"));
+        layers.credentials = CredentialLayer::Withheld;
+        let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
+        assert!(!want.contains_key("device.prov.user"), "{want:?}");
+        assert!(!want.contains_key("device.prov.password"), "{want:?}");
+    }
+
+    #[test]
     fn poly_os_gets_only_the_names_of_its_table() {
         let (a, d, p, r) = fixture();
         let mut layers = synced();
@@ -810,6 +869,7 @@ mod tests {
                 source: Source::Site,
                 detail: "site hq".into(),
             }],
+            ..Default::default()
         };
         let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &layers);
         assert_eq!(want["device.dhcp.option60Type"].value, "Binary");

@@ -72,7 +72,7 @@ pub fn sign_in(
     let ok = users::verify_password(password, hash);
     match found {
         Some((user, _)) if ok => {
-            throttle.success(username);
+            throttle.success(ip, username, now);
             let token = super::account::random_token(40);
             let csrf = super::account::random_token(32);
             q::insert_session(conn, &token_hash(&token), user.id, &csrf, lifetime_secs)?;

@@ -493,6 +493,7 @@ impl Loaded {
             external_layers = Layers {
                 sync: None,
                 policies: self.layers.policies.clone(),
+                ..Default::default()
             };
             &external_layers
         } else {

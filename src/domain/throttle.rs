@@ -3,7 +3,10 @@
 //!
 //! Blocks are temporary and short, so an attacker can slow a user's sign-in but never lock
 //! the right password out for good (vaultwarden's lesson), and a success clears the user's
-//! counter. Kept in memory: a restart forgets it, which only helps the legitimate user.
+//! counter. A user's block does not apply at an address the user signed in from before
+//! (within a day): someone guessing a user's password from elsewhere cannot keep that user
+//! out of the console, while the guesser's own address stays blocked. Kept in memory: a
+//! restart forgets it, which only helps the legitimate user.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -27,10 +30,17 @@ struct Entry {
     blocked_until: Option<Instant>,
 }
 
+/// How long an address where a user signed in stays exempt from that user's block.
+const TRUSTED_FOR: Duration = Duration::from_secs(24 * 3600);
+/// Most (user, address) pairs remembered.
+const TRUSTED_MAX: usize = 10_000;
+
 /// Failure counters keyed by `ip:<addr>` and `user:<name>`.
 pub struct LoginThrottle {
     limits: ThrottleLimits,
     entries: Mutex<HashMap<String, Entry>>,
+    /// `(user, ip)` of recent successful sign-ins, and when.
+    trusted: Mutex<HashMap<(String, String), Instant>>,
 }
 
 impl LoginThrottle {
@@ -38,18 +48,39 @@ impl LoginThrottle {
         LoginThrottle {
             limits,
             entries: Mutex::new(HashMap::new()),
+            trusted: Mutex::new(HashMap::new()),
         }
     }
 
     /// Seconds to wait before this IP or user may try again, if blocked now.
     pub fn blocked(&self, ip: &str, user: &str, now: Instant) -> Option<u64> {
+        let trusted = self
+            .trusted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(user.to_ascii_lowercase(), ip.to_string()))
+            .is_some_and(|at| now.saturating_duration_since(*at) < TRUSTED_FOR);
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        [key("ip", ip), key("user", user)]
-            .iter()
+        let keys = if trusted {
+            vec![key("ip", ip)]
+        } else {
+            vec![key("ip", ip), key("user", user)]
+        };
+        keys.iter()
             .filter_map(|k| entries.get(k)?.blocked_until)
             .filter(|until| *until > now)
             .map(|until| (until - now).as_secs().max(1))
             .max()
+    }
+
+    /// Keys (addresses and user names) blocked now, for metrics.
+    pub fn blocked_count(&self, now: Instant) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter(|e| e.blocked_until.is_some_and(|u| u > now))
+            .count()
     }
 
     /// Counts a wrong attempt for the IP and the user name.
@@ -84,10 +115,20 @@ impl LoginThrottle {
         }
     }
 
-    /// A successful sign-in clears the user's counter (not the IP's).
-    pub fn success(&self, user: &str) {
+    /// A successful sign-in clears the user's counter (not the IP's) and remembers the
+    /// address as one the user signs in from.
+    pub fn success(&self, ip: &str, user: &str, now: Instant) {
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries.remove(&key("user", user));
+        drop(entries);
+        let mut trusted = self.trusted.lock().unwrap_or_else(|p| p.into_inner());
+        if trusted.len() >= TRUSTED_MAX {
+            trusted.retain(|_, at| now.saturating_duration_since(*at) < TRUSTED_FOR);
+            if trusted.len() >= TRUSTED_MAX {
+                trusted.clear();
+            }
+        }
+        trusted.insert((user.to_ascii_lowercase(), ip.to_string()), now);
     }
 }
 
@@ -141,8 +182,30 @@ mod tests {
         let now = Instant::now();
         t.failure("1.2.3.4", "admin", now);
         t.failure("1.2.3.4", "admin", now);
-        t.success("admin");
+        t.success("1.2.3.4", "admin", now);
         t.failure("1.2.3.4", "admin", now);
         assert!(t.blocked("1.2.3.4", "admin", now).is_none());
+    }
+
+    #[test]
+    fn a_guesser_elsewhere_never_keeps_a_user_out_of_an_address_it_signed_in_from() {
+        let t = LoginThrottle::new(limits());
+        let now = Instant::now();
+        t.success("10.0.0.5", "admin", now);
+        for _ in 0..3 {
+            t.failure("203.0.113.9", "admin", now);
+        }
+        assert!(
+            t.blocked("203.0.113.9", "admin", now).is_some(),
+            "the guesser"
+        );
+        assert!(
+            t.blocked("198.51.100.1", "admin", now).is_some(),
+            "a new address pauses"
+        );
+        assert!(
+            t.blocked("10.0.0.5", "ADMIN", now).is_none(),
+            "the user's own address is not locked out"
+        );
     }
 }

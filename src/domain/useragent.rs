@@ -159,4 +159,24 @@ mod tests {
         assert!(parse("").is_none());
         assert!(parse("FileTransport -UA/1").is_none());
     }
+
+    /// Regression (fuzzing, `user_agent` target): a model token whose first characters are
+    /// multi-byte UTF-8 made the family check slice inside a character and panic.
+    #[test]
+    fn a_model_with_multibyte_characters_does_not_panic() {
+        let bytes = include_bytes!("../../tests/fuzz-regressions/user_agent-multibyte-model.bin");
+        let _ = parse(&String::from_utf8_lossy(bytes));
+        for ua in [
+            "FileTransport PolycomVVX-VVX\u{fffd}_500-UA/5.9.7 Type/Application",
+            "FileTransport Polycom\u{e9}\u{e9}-\u{e9}\u{e9}X-UA/5.9 Type/Application",
+            "FileTransport PolycomVVX-\u{1f4de}-UA/5.9.7 Type/Application",
+        ] {
+            let _ = parse(ua);
+        }
+        assert!(
+            p("FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Application")
+                .family
+                .is_some()
+        );
+    }
 }

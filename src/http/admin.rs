@@ -176,6 +176,36 @@ impl AdminService {
             "IP addresses throttled for wrong device credentials.",
             h.throttled_ips,
         );
+        metrics::single(
+            &mut out,
+            "zerotouch_auth_throttled_accounts",
+            "gauge",
+            "Accounts whose wrong device credentials are throttled (guesses from many addresses).",
+            self.auth.throttled_accounts(),
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_connections_refused_per_ip_total",
+            "counter",
+            "Connections refused because their address had limits.max_connections_per_ip open.",
+            self.connections.refused_per_ip.load(Ordering::Relaxed),
+        );
+        metrics::single(
+            &mut out,
+            "zerotouch_connections_addresses",
+            "gauge",
+            "Client addresses with open connections (allowlisted ones not counted).",
+            self.connections.addresses(),
+        );
+        let signin = self.console.throttle.blocked_count(Instant::now());
+        metrics::single(
+            &mut out,
+            "zerotouch_signin_throttled",
+            "gauge",
+            "Admin sign-in keys (addresses and user names) paused for wrong passwords.",
+            signin,
+        );
+        self.metrics.render_security(&mut out);
         out
     }
 

@@ -23,7 +23,7 @@ use md5::{Digest, Md5};
 use sha2::Sha256;
 
 use crate::config::AuthConfig;
-use crate::domain::account::Account;
+use crate::domain::account::{Account, AccountId};
 
 /// The result of checking a request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +44,16 @@ pub enum Outcome {
     Throttled(u64),
 }
 
+/// The generation an `Outcome::Ok` carries when the request authenticated with the device's
+/// own credential (user = its MAC) rather than an account credential generation.
+pub const DEVICE_CREDENTIAL: i64 = -1;
+
 impl Outcome {
+    /// Whether the request authenticated with the device's own credential.
+    pub fn is_device_credential(&self) -> bool {
+        matches!(self, Outcome::Ok { generation, .. } if *generation == DEVICE_CREDENTIAL)
+    }
+
     /// The label stored in the access log.
     pub fn label(&self) -> &'static str {
         match self {
@@ -69,6 +78,8 @@ pub struct DeviceAuth {
     secret: Vec<u8>,
     config: AuthConfig,
     attempts: Mutex<HashMap<IpAddr, Attempts>>,
+    /// Wrong credentials per account, from any address (a distributed guess).
+    account_attempts: Mutex<HashMap<AccountId, Attempts>>,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -97,6 +108,7 @@ impl DeviceAuth {
             secret: secret.to_vec(),
             config: config.clone(),
             attempts: Mutex::new(HashMap::new()),
+            account_attempts: Mutex::new(HashMap::new()),
         }
     }
 
@@ -158,7 +170,7 @@ impl DeviceAuth {
                 Verdict::Bad => {}
             }
         }
-        self.failed(ip)
+        self.failed(ip, account.id)
     }
 
     /// Checks one credential pair without counting anything.
@@ -277,56 +289,115 @@ impl DeviceAuth {
         out
     }
 
-    fn failed(&self, ip: IpAddr) -> Outcome {
+    /// Counts a wrong attempt from `ip` for `account`: throttled when either the address or
+    /// the account (wrong guesses from many addresses) is over its limit. Only wrong
+    /// attempts reach here, so valid credentials are never refused.
+    fn failed(&self, ip: IpAddr, account: AccountId) -> Outcome {
         let now = Instant::now();
         let window = Duration::from_secs(self.config.failure_window_secs);
         let block = Duration::from_secs(self.config.block_secs);
-        let mut map = self.attempts.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() > 100_000 {
-            map.retain(|_, a| {
-                a.blocked_until.is_some_and(|b| b > now) || now - a.window_start < window
-            });
-        }
-        let a = map.entry(ip).or_insert(Attempts {
-            window_start: now,
-            failures: 0,
-            blocked_until: None,
-        });
-        if let Some(until) = a.blocked_until {
-            if until > now {
-                return Outcome::Throttled((until - now).as_secs().max(1));
+        let by_ip = count_failure(
+            &self.attempts,
+            ip,
+            now,
+            window,
+            block,
+            self.config.failure_limit,
+        );
+        let by_account = count_failure(
+            &self.account_attempts,
+            account,
+            now,
+            window,
+            block,
+            self.config.account_failure_limit,
+        );
+        match (by_ip, by_account) {
+            (Some(secs), _) => {
+                if secs == block.as_secs() {
+                    log::warn!(
+                        "device auth: {ip} sent too many wrong credentials; throttled for {secs}s"
+                    );
+                }
+                Outcome::Throttled(secs)
             }
-            a.blocked_until = None;
-            a.failures = 0;
-            a.window_start = now;
+            (None, Some(secs)) => {
+                if secs == block.as_secs() {
+                    log::warn!(
+                        "device auth: account {} got too many wrong credentials from all \
+                         addresses; wrong attempts throttled for {secs}s",
+                        account.0
+                    );
+                }
+                Outcome::Throttled(secs)
+            }
+            (None, None) => Outcome::Bad,
         }
-        if now - a.window_start > window {
-            a.window_start = now;
-            a.failures = 0;
-        }
-        a.failures += 1;
-        if a.failures > self.config.failure_limit {
-            a.blocked_until = Some(now + block);
-            log::warn!(
-                "device auth: {ip} sent {} wrong credentials; throttled for {}s",
-                a.failures,
-                block.as_secs()
-            );
-            return Outcome::Throttled(block.as_secs());
-        }
-        Outcome::Bad
     }
 
     /// IPs currently throttled (for the health page and metrics).
     pub fn throttled_ips(&self) -> usize {
-        let now = Instant::now();
-        self.attempts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .filter(|a| a.blocked_until.is_some_and(|b| b > now))
-            .count()
+        blocked(&self.attempts)
     }
+
+    /// Accounts whose wrong attempts are currently throttled (for metrics).
+    pub fn throttled_accounts(&self) -> usize {
+        blocked(&self.account_attempts)
+    }
+
+    /// The limits in force (for metrics).
+    pub fn config(&self) -> &AuthConfig {
+        &self.config
+    }
+}
+
+fn blocked<K>(map: &Mutex<HashMap<K, Attempts>>) -> usize {
+    let now = Instant::now();
+    map.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .values()
+        .filter(|a| a.blocked_until.is_some_and(|b| b > now))
+        .count()
+}
+
+/// Counts one failure of `key` in a fixed window; `Some(seconds)` when it is (now) blocked.
+fn count_failure<K: std::hash::Hash + Eq>(
+    map: &Mutex<HashMap<K, Attempts>>,
+    key: K,
+    now: Instant,
+    window: Duration,
+    block: Duration,
+    limit: u32,
+) -> Option<u64> {
+    let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() > 100_000 {
+        map.retain(|_, a| {
+            a.blocked_until.is_some_and(|b| b > now) || now - a.window_start < window
+        });
+    }
+    let a = map.entry(key).or_insert(Attempts {
+        window_start: now,
+        failures: 0,
+        blocked_until: None,
+    });
+    if let Some(until) = a.blocked_until {
+        if until > now {
+            return Some((until - now).as_secs().max(1));
+        }
+        a.blocked_until = None;
+        a.failures = 0;
+        a.window_start = now;
+    }
+    if now - a.window_start > window {
+        a.window_start = now;
+        a.failures = 0;
+    }
+    a.failures += 1;
+    if a.failures > limit {
+        a.blocked_until = Some(now + block);
+        return Some(block.as_secs());
+    }
+    None
 }
 
 enum Verdict {
@@ -394,6 +465,7 @@ mod tests {
             autosync_enabled: true,
             unknown_devices: UnknownDevices::Stage,
             default_profile_id: None,
+            device_secrets: false,
         }
     }
 

@@ -20,16 +20,18 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rouille::{Request, Response, ResponseBody};
 
-use super::auth::{DeviceAuth, Outcome};
+use super::auth::{DEVICE_CREDENTIAL, DeviceAuth, Outcome};
 use super::conn::{self, BodyPlan, Head, LoopLimits, Peer, Service};
+use super::readers::MacReaders;
 use crate::config::HttpMode;
 use crate::db::access::{AccessRecord, UploadNote};
 use crate::domain::account::{Account, UnknownDevices};
 use crate::domain::devicepath::{self, DeviceFile, UploadKind};
+use crate::domain::enrolment::{self, Access, Proof};
 use crate::domain::firmware::{self, Image};
 use crate::domain::mac::Mac;
 use crate::domain::polycom::render;
-use crate::domain::provisioning::{FileKind, Lookup, Provisioner, Rendered};
+use crate::domain::provisioning::{DeviceEntry, FileKind, Lookup, Provisioner, Rendered};
 use crate::domain::provstate::{Evidence, Reach};
 use crate::domain::uploads::UploadLedger;
 use crate::domain::useragent::{self, UserAgent};
@@ -72,6 +74,13 @@ impl DataDirs {
     }
 }
 
+/// Records in the access log that a request was served without secrets, or enrolled.
+fn note_access(meta: &mut Meta, access: Access) {
+    if meta.auth == "ok" && access != Access::Full {
+        meta.auth = access.label();
+    }
+}
+
 /// The device listener's service.
 pub struct DeviceService {
     pub prov: Arc<Provisioner>,
@@ -86,6 +95,10 @@ pub struct DeviceService {
     pub http_mode: HttpMode,
     /// Requests refused because a device certificate named another MAC.
     pub cert_mismatches: AtomicU64,
+    /// Clients reading many MACs' files.
+    pub readers: MacReaders,
+    /// Held while an upload is checked against its device's quota and moved into place, so
+    /// two uploads at once cannot both pass the check.
     ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
 }
 
@@ -109,6 +122,19 @@ struct Ctx<'a> {
     ua: Option<&'a UserAgent>,
     auth: Outcome,
     if_none_match: Option<&'a str>,
+    /// The MAC a verified client certificate names, if any.
+    cert_mac: Option<Mac>,
+}
+
+impl Ctx<'_> {
+    /// How this request proved it is `mac` (for per-device secrets).
+    fn proof(&self, mac: &Mac) -> Proof {
+        Proof {
+            device_credential: self.auth.is_device_credential()
+                && matches!(&self.auth, Outcome::Ok { user, .. } if user == mac.as_str()),
+            certificate: self.cert_mac == Some(*mac),
+        }
+    }
 }
 
 impl DeviceService {
@@ -131,9 +157,16 @@ impl DeviceService {
             metrics,
             http_mode: HttpMode::Full,
             cert_mismatches: AtomicU64::new(0),
+            readers: MacReaders::new(u32::MAX, Duration::from_secs(600), Vec::new()),
             ip_macs: Mutex::new(HashMap::new()),
             ledger: UploadLedger::default(),
         }
+    }
+
+    /// Limits how many MACs' files one client may read without proving it is the device.
+    pub fn with_mac_readers(mut self, readers: MacReaders) -> DeviceService {
+        self.readers = readers;
+        self
     }
 
     /// Sets what plain HTTP may serve.
@@ -206,16 +239,95 @@ impl DeviceService {
         }
     }
 
-    /// The older credential generations Auto-Sync accepts for the device a request names
-    /// (its path's MAC, else the User-Agent's serial tag); none for requests naming none.
-    fn older_credentials(&self, account: &Account, mac: Option<Mac>) -> Vec<(i64, String, String)> {
-        let Some(mac) = mac else { return Vec::new() };
-        self.prov
-            .old_credentials(account, &mac)
-            .unwrap_or_else(|e| {
-                log::error!("{mac}: cannot read its Auto-Sync state: {e}");
-                Vec::new()
-            })
+    /// The other credentials the device a request names may use (its path's MAC, else the
+    /// User-Agent's serial tag): its own credential (current, then the one before a
+    /// rotation) in accounts that withhold secrets, then the older generations Auto-Sync
+    /// accepts. None for requests naming no device.
+    fn older_credentials(
+        &self,
+        account: &Account,
+        mac: Option<Mac>,
+        ip: IpAddr,
+    ) -> Vec<(i64, String, String)> {
+        let mut out = Vec::new();
+        // A request naming no device (firmware without the serial tag) may still come from
+        // a device that proved itself at this address a moment ago.
+        let own = mac.or_else(|| self.bound_mac(ip));
+        if account.device_secrets
+            && let Some(own) = own
+        {
+            match self.prov.lookup(&own) {
+                Ok(Lookup::Associated(e) | Lookup::Seen(e))
+                    if e.device.account_id == account.id.0 =>
+                {
+                    if let Some(c) = &e.credential {
+                        out.push((DEVICE_CREDENTIAL, own.to_string(), c.password.clone()));
+                        if let Some(p) = &c.previous {
+                            out.push((DEVICE_CREDENTIAL, own.to_string(), p.clone()));
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => log::error!("{own}: cannot read its credential: {e}"),
+            }
+        }
+        let Some(mac) = mac else { return out };
+        out.extend(
+            self.prov
+                .old_credentials(account, &mac)
+                .unwrap_or_else(|e| {
+                    log::error!("{mac}: cannot read its Auto-Sync state: {e}");
+                    Vec::new()
+                }),
+        );
+        out
+    }
+
+    /// What a request for `entry`'s files may be served, enrolling the device (creating
+    /// its own credential) when the request may do so and confirming its credential when
+    /// it authenticated with it. Returns the entry to serve from.
+    fn access_for(
+        &self,
+        ctx: &Ctx<'_>,
+        entry: Arc<DeviceEntry>,
+    ) -> crate::Result<(Access, Arc<DeviceEntry>)> {
+        let mac = entry.device.mac;
+        let proof = ctx.proof(&mac);
+        let access = enrolment::access(
+            &ctx.account,
+            proof,
+            entry.credential.as_ref(),
+            entry.window_open(),
+        );
+        if !ctx.account.device_secrets {
+            return Ok((access, entry));
+        }
+        let mut entry = entry;
+        if access != Access::Withheld && entry.credential.is_none() {
+            entry = self.prov.enrol(&entry)?;
+            self.metrics.enrolments.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "{mac}: enrolled ({}); its own credential is delivered",
+                if proof.certificate {
+                    "verified device certificate"
+                } else {
+                    "enrolment window"
+                }
+            );
+        }
+        if let (true, Outcome::Ok { password, .. }, Some(c)) =
+            (proof.device_credential, &ctx.auth, &entry.credential)
+            && *password == c.password
+            && (c.confirmed_at.is_none() || c.previous.is_some())
+        {
+            entry = self.prov.confirm_device_credential(&entry)?;
+        }
+        if access.withholds() {
+            self.metrics
+                .secrets_withheld
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Ok((access, entry))
     }
 
     fn bind_ip(&self, ip: IpAddr, mac: Mac) {
@@ -278,19 +390,36 @@ impl DeviceService {
             req.raw_url(),
             peer.addr.ip(),
             &account,
-            || self.older_credentials(&account, named),
+            || self.older_credentials(&account, named, peer.addr.ip()),
         );
         meta.auth = outcome.label();
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return r;
         }
+        let cert_mac = identity
+            .and_then(ClientIdentity::from_header)
+            .and_then(|id| match id.mac {
+                MacClaim::One(m) => Some(m),
+                _ => None,
+            });
+        if let Some(mac) = meta.mac {
+            // A client that did not prove it is this device, reading many devices' files.
+            let proven = outcome.is_device_credential() || cert_mac == Some(mac);
+            if !proven && let Err(secs) = self.readers.admit(peer.addr.ip(), mac) {
+                meta.auth = "mac-limit";
+                self.metrics
+                    .mac_limit_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                let mut r = text(
+                    429,
+                    "this address has read the files of too many devices; try again later",
+                );
+                r.headers
+                    .push(("Retry-After".into(), secs.to_string().into()));
+                return r;
+            }
+        }
         if meta.mac.is_none() {
-            let cert_mac = identity
-                .and_then(ClientIdentity::from_header)
-                .and_then(|id| match id.mac {
-                    MacClaim::One(m) => Some(m),
-                    _ => None,
-                });
             meta.mac = cert_mac
                 .or_else(|| ua.and_then(|u| u.serial_mac))
                 .or_else(|| self.bound_mac(peer.addr.ip()));
@@ -308,6 +437,7 @@ impl DeviceService {
             ua,
             auth: outcome,
             if_none_match: req.header("If-None-Match"),
+            cert_mac,
         };
         if method == "PUT" {
             return match file {
@@ -320,7 +450,7 @@ impl DeviceService {
             };
         }
         let result = match &file {
-            DeviceFile::Master(mac) => self.master(&ctx, mac),
+            DeviceFile::Master(mac) => self.master(&ctx, mac, meta),
             DeviceFile::DefaultMaster => Ok(match ctx.account.unknown_devices {
                 UnknownDevices::Stage => xml(&ctx, &Rendered::new(render::stage_master())),
                 UnknownDevices::Ztp => xml(&ctx, &Rendered::new(render::ztp_master())),
@@ -338,12 +468,14 @@ impl DeviceService {
             }),
             DeviceFile::TlsProbe(mac) => self.tls_probe(&ctx, mac),
             DeviceFile::Generated(mac) => {
-                let r = self.device_file(&ctx, mac, FileKind::Generated);
+                let r = self.device_file(&ctx, mac, FileKind::Generated, meta);
                 meta.sync = r.as_ref().is_ok_and(|r| r.status_code == 200);
                 r
             }
-            DeviceFile::Profile(mac, i) => self.device_file(&ctx, mac, FileKind::Profile(*i)),
-            DeviceFile::Upload(kind, mac, name) => self.read_upload(req, &ctx, *kind, mac, name),
+            DeviceFile::Profile(mac, i) => self.device_file(&ctx, mac, FileKind::Profile(*i), meta),
+            DeviceFile::Upload(kind, mac, name) => {
+                self.read_upload(req, &ctx, *kind, mac, name, meta)
+            }
             DeviceFile::Firmware { version, file } => self.firmware(req, version, file, ua),
             DeviceFile::Asset(segs) => Ok(self.asset(req, segs)),
         };
@@ -351,7 +483,7 @@ impl DeviceService {
     }
 
     /// `<mac>.cfg`.
-    fn master(&self, ctx: &Ctx<'_>, mac: &Mac) -> crate::Result<Response> {
+    fn master(&self, ctx: &Ctx<'_>, mac: &Mac, meta: &mut Meta) -> crate::Result<Response> {
         let mut lookup = self.prov.lookup(mac)?;
         if matches!(lookup, Lookup::Unknown | Lookup::Seen(_)) {
             let mine = match &lookup {
@@ -376,12 +508,17 @@ impl DeviceService {
         if entry.device.account_id != ctx.account.id.0 {
             return Ok(text(404, "not associated"));
         }
-        let entry =
-            self.prov
-                .observe(&ctx.account, entry, &self.evidence(ctx, mac, true, false))?;
+        let (access, entry) = self.access_for(ctx, entry)?;
+        note_access(meta, access);
+        let entry = self.prov.observe(
+            &ctx.account,
+            entry,
+            &self.evidence(ctx, mac, true, false),
+            access,
+        )?;
         match self
             .prov
-            .render(&ctx.account, &entry, FileKind::Master, &ctx.reach)?
+            .render(&ctx.account, &entry, FileKind::Master, &ctx.reach, access)?
         {
             Some(r) => Ok(xml(ctx, &r)),
             None => Ok(text(404, "not found")),
@@ -403,8 +540,12 @@ impl DeviceService {
                 Outcome::Ok { user, password, .. } => Some((user.as_str(), password.as_str())),
                 _ => None,
             },
+            // A device's own credential is no account credential generation: Auto-Sync's
+            // record of what the device holds stays as it was.
             generation: match &ctx.auth {
-                Outcome::Ok { generation, .. } => Some(*generation),
+                Outcome::Ok { generation, .. } if *generation != DEVICE_CREDENTIAL => {
+                    Some(*generation)
+                }
                 _ => None,
             },
             family: ctx.ua.and_then(|u| u.family),
@@ -441,7 +582,13 @@ impl DeviceService {
     }
 
     /// `<mac>-device.cfg` and the profile's files.
-    fn device_file(&self, ctx: &Ctx<'_>, mac: &Mac, kind: FileKind) -> crate::Result<Response> {
+    fn device_file(
+        &self,
+        ctx: &Ctx<'_>,
+        mac: &Mac,
+        kind: FileKind,
+        meta: &mut Meta,
+    ) -> crate::Result<Response> {
         let entry = match self.prov.lookup(mac)? {
             Lookup::Associated(e) if e.device.account_id == ctx.account.id.0 => e,
             _ if ctx.account.unknown_devices == UnknownDevices::Reject => {
@@ -449,10 +596,18 @@ impl DeviceService {
             }
             _ => return Ok(text(404, "not associated")),
         };
-        let entry =
-            self.prov
-                .observe(&ctx.account, entry, &self.evidence(ctx, mac, false, false))?;
-        match self.prov.render(&ctx.account, &entry, kind, &ctx.reach)? {
+        let (access, entry) = self.access_for(ctx, entry)?;
+        note_access(meta, access);
+        let entry = self.prov.observe(
+            &ctx.account,
+            entry,
+            &self.evidence(ctx, mac, false, false),
+            access,
+        )?;
+        match self
+            .prov
+            .render(&ctx.account, &entry, kind, &ctx.reach, access)?
+        {
             Some(r) if self.withheld_over_http(ctx, &r.bytes) => Ok(text(
                 403,
                 "this file carries secrets and is served over HTTPS only (device.http_mode = no-secrets)",
@@ -471,9 +626,20 @@ impl DeviceService {
             Lookup::Associated(e) if e.device.account_id == ctx.account.id.0 => e,
             _ => return Ok(text(404, "not associated")),
         };
-        self.prov
-            .observe(&ctx.account, entry, &self.evidence(ctx, mac, false, true))?;
+        let (access, entry) = self.access_for(ctx, entry)?;
+        self.prov.observe(
+            &ctx.account,
+            entry,
+            &self.evidence(ctx, mac, false, true),
+            access,
+        )?;
         Ok(xml(ctx, &Rendered::new(render::tls_probe_file())))
+    }
+
+    /// Whether a request may read or write a device's own files: always, unless the account
+    /// withholds secrets and the request did not prove it is the device.
+    fn may_use_device_files(&self, account: &Account, proof: &Proof) -> bool {
+        !account.device_secrets || proof.device_credential || proof.certificate
     }
 
     /// Whether `mac` is a device of this account that may upload and read its files.
@@ -491,6 +657,7 @@ impl DeviceService {
         kind: UploadKind,
         mac: &Mac,
         name: &str,
+        meta: &mut Meta,
     ) -> crate::Result<Response> {
         if !self.owns(ctx, mac)? {
             return Ok(if ctx.account.unknown_devices == UnknownDevices::Reject {
@@ -498,6 +665,18 @@ impl DeviceService {
             } else {
                 text(404, "not found")
             });
+        }
+        if !self.may_use_device_files(&ctx.account, &ctx.proof(mac)) {
+            // Per-device files (overrides, contacts, call lists, logs) belong to the device:
+            // a phone without its own stored file boots on the server's configuration.
+            self.metrics
+                .secrets_withheld
+                .fetch_add(1, Ordering::Relaxed);
+            note_access(meta, Access::Withheld);
+            return Ok(text(
+                404,
+                "per-device files are served only to the device itself (its own credential or certificate)",
+            ));
         }
         if kind == UploadKind::Override
             && !ctx.reach.secure
@@ -698,10 +877,34 @@ impl Service for DeviceService {
             &head.target,
             peer.addr.ip(),
             &account,
-            || self.older_credentials(&account, named),
+            || self.older_credentials(&account, named, peer.addr.ip()),
         );
         if let Some(r) = self.auth_failure(&outcome, peer.secure) {
             return BodyPlan::Respond(r);
+        }
+        if let Some(mac) = file.mac() {
+            let cert_mac = peer
+                .identity
+                .as_deref()
+                .and_then(ClientIdentity::from_header)
+                .and_then(|id| match id.mac {
+                    MacClaim::One(m) => Some(m),
+                    _ => None,
+                });
+            let proof = Proof {
+                device_credential: outcome.is_device_credential()
+                    && matches!(&outcome, Outcome::Ok { user, .. } if user == mac.as_str()),
+                certificate: cert_mac == Some(mac),
+            };
+            if !self.may_use_device_files(&account, &proof) {
+                self.metrics
+                    .secrets_withheld
+                    .fetch_add(1, Ordering::Relaxed);
+                return BodyPlan::Respond(text(
+                    403,
+                    "per-device files are stored only from the device itself (its own credential or certificate)",
+                ));
+            }
         }
         BodyPlan::File {
             dir: self.dirs.incoming.clone(),

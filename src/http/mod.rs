@@ -9,6 +9,7 @@ pub mod auth;
 pub mod conn;
 pub mod console;
 pub mod device;
+pub mod readers;
 pub mod server;
 pub mod tls;
 pub mod views;

@@ -6,13 +6,15 @@
 //! TLS without client certificates). Handlers stay rouille handlers. TLS plugs in as another
 //! `Transport`: the acceptor hands the TCP stream to a wrapper before `serve`.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::conn::{self, LoopLimits, Service, Shared};
+use crate::domain::ipnet::{IpNet, any_contains};
 
 /// Stack size of a connection thread: handlers render small documents and query SQLite;
 /// most connections are idle phones, so small stacks keep memory low.
@@ -43,6 +45,47 @@ pub struct Connections {
     pub open: AtomicUsize,
     pub max: usize,
     pub refused: AtomicUsize,
+    /// Most connections from one address (`limits.max_connections_per_ip`), except from
+    /// the allowlisted networks (sites behind one NAT address).
+    pub max_per_ip: usize,
+    pub allow: Vec<IpNet>,
+    /// Connections refused because their address had `max_per_ip` open.
+    pub refused_per_ip: AtomicUsize,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Connections {
+    /// Takes a slot for a connection from `ip`; false when the address is at its cap.
+    fn take_ip(&self, ip: IpAddr) -> bool {
+        if self.max_per_ip == usize::MAX || any_contains(&self.allow, ip) {
+            return true;
+        }
+        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= self.max_per_ip {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn release_ip(&self, ip: IpAddr) {
+        if self.max_per_ip == usize::MAX || any_contains(&self.allow, ip) {
+            return;
+        }
+        let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&ip);
+            }
+        }
+    }
+
+    /// Addresses with at least one open connection (for metrics).
+    pub fn addresses(&self) -> usize {
+        self.per_ip.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
 }
 
 /// One running listener.
@@ -73,9 +116,22 @@ impl Server {
                 open: AtomicUsize::new(0),
                 max: max_connections,
                 refused: AtomicUsize::new(0),
+                max_per_ip: usize::MAX,
+                allow: Vec::new(),
+                refused_per_ip: AtomicUsize::new(0),
+                per_ip: Mutex::new(HashMap::new()),
             }),
             stop: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Caps the connections from one address (except from `allow`). Call before `add`.
+    pub fn with_per_ip_cap(mut self, max_per_ip: usize, allow: Vec<IpNet>) -> Server {
+        if let Some(c) = Arc::get_mut(&mut self.connections) {
+            c.max_per_ip = max_per_ip;
+            c.allow = allow;
+        }
+        self
     }
 
     /// Starts accepting on `listener` with `service`.
@@ -135,12 +191,15 @@ fn wake_addr(addr: SocketAddr) -> SocketAddr {
     a
 }
 
-/// Decrements the open-connection count when a connection thread ends, however it ends.
-struct ConnSlot(Arc<Connections>);
+/// Decrements the open-connection counts when a connection thread ends, however it ends.
+struct ConnSlot(Arc<Connections>, Option<IpAddr>);
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::SeqCst);
+        if let Some(ip) = self.1 {
+            self.0.release_ip(ip);
+        }
     }
 }
 
@@ -196,7 +255,7 @@ fn accept_loop(
         next,
     };
     loop {
-        let (mut stream, _) = match listener.accept() {
+        let (mut stream, peer) = match listener.accept() {
             Ok(s) => s,
             Err(e) => {
                 if stop.load(Ordering::SeqCst) {
@@ -213,13 +272,22 @@ fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let open = conns.open.fetch_add(1, Ordering::SeqCst);
-        let slot = ConnSlot(conns.clone());
+        let mut slot = ConnSlot(conns.clone(), None);
         if open >= conns.max {
             conns.refused.fetch_add(1, Ordering::Relaxed);
             conn::refuse_busy(&mut stream);
             drop(slot);
             continue;
         }
+        // One address may not take every slot (slowloris from one host); the total cap
+        // above still bounds many addresses together, and head timeouts free slow ones.
+        if !conns.take_ip(peer.ip()) {
+            conns.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+            conn::refuse_busy(&mut stream);
+            drop(slot);
+            continue;
+        }
+        slot.1 = Some(peer.ip());
         let accepted = match handoff.try_send((stream, slot)) {
             Ok(()) => continue,
             Err(crossbeam_channel::TrySendError::Full(a))

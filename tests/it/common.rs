@@ -125,6 +125,10 @@ impl ZServer {
             ("device.https_listen", "\"127.0.0.1:0\""),
             ("admin.listen", "\"127.0.0.1:0\""),
             ("recording.flush_interval_ms", "50"),
+            // Every simulated phone shares 127.0.0.1, like the phones of a site behind one
+            // NAT address: exempt from the per-address limits. Tests of those limits use
+            // other loopback addresses (127.0.0.2 and up).
+            ("limits.nat_allowlist", "[\"127.0.0.1\"]"),
         ] {
             if !extra.contains(key) {
                 text.push_str(&format!("{key} = {value}\n"));

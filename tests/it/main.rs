@@ -1,6 +1,7 @@
 //! Integration tests: the real binary on loopback ports, driven the way phones and admins
 //! drive it. One test binary with shared helpers (`common`).
 
+mod abuse;
 mod accounts;
 mod api;
 mod assets;
@@ -13,6 +14,8 @@ mod browser_lens;
 mod cli;
 mod common;
 mod console;
+mod crash;
+mod device_secrets;
 mod diag;
 mod firmware;
 mod http_loop;

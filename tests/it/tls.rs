@@ -609,3 +609,50 @@ fn no_secrets_mode_keeps_secret_files_off_plain_http_and_refuses_to_strand_devic
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Line-Secret-1"));
 }
+
+#[test]
+fn a_device_certificate_proves_the_device_and_gets_its_secrets() {
+    use crate::device_secrets::{LINE_SECRET, PHONE, VICTIM, withholding_server};
+    let (server, ca, pki) = mtls_server("optional");
+    let (user, pass) = withholding_server(&server);
+    let auth = format!("{user}:{pass}");
+    let base = format!("https://127.0.0.1:{}", https(&server).port());
+    let cafile = ca_file(&server);
+    let cert = ca.client(
+        pki.path(),
+        "phone",
+        &format!("SEP{}", PHONE.to_uppercase()),
+        false,
+    );
+    let get = |with_cert: bool, path: &str| {
+        let mut args: Vec<String> =
+            vec!["--cacert".into(), cafile.clone(), "-u".into(), auth.clone()];
+        if with_cert {
+            args.extend([
+                "--cert".into(),
+                cert.0.to_string_lossy().into(),
+                "--key".into(),
+                cert.1.to_string_lossy().into(),
+            ]);
+        }
+        args.push(format!("{base}{path}"));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&refs)
+    };
+    // No window is open: without the certificate, the account credential gets no secret.
+    let (_, status, body, _) = get(false, &format!("/{PHONE}-device.cfg"));
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains(LINE_SECRET), "{body}");
+    // The verified certificate naming the MAC is proof: secrets, and the device's own
+    // credential for it to adopt.
+    let (_, status, body, _) = get(true, &format!("/{PHONE}-device.cfg"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(LINE_SECRET), "{body}");
+    assert!(
+        body.contains(&format!("device.prov.user=\"{PHONE}\"")),
+        "{body}"
+    );
+    // It proves only its own MAC.
+    let (_, status, _, _) = get(true, &format!("/{VICTIM}-device.cfg"));
+    assert_eq!(status, 403);
+}

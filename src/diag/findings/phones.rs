@@ -1,6 +1,7 @@
 //! Findings from what phones did: requests with wrong credentials in the access log
-//! (phones that still hold credentials from before a rotation), and override files stored
-//! from phones that redirect their provisioning server or their SIP registration.
+//! (phones that still hold credentials from before a rotation), clients refused for reading
+//! many devices' files (`auth.macs_per_ip`), and override files stored from phones that
+//! redirect their provisioning server or their SIP registration.
 
 use std::path::Path;
 
@@ -48,6 +49,32 @@ pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<V
             "The phone holds credentials from before a rotation: from DHCP option 160, a \
              profile, or set by hand. Fix the source (see the DHCP findings), or set the \
              credentials on the phone.",
+        ));
+    }
+    for m in q::list_many_macs(conn, since)? {
+        out.push(Finding::new(
+            Severity::Warning,
+            "access.many-macs",
+            format!(
+                "A client at {} read the files of many devices without proving it is any of them",
+                m.ip
+            ),
+            format!(
+                "{} request(s) refused (auth.macs_per_ip) in the last {days} day(s), {} distinct \
+                 MACs asked for, the last at {}{}",
+                m.refused,
+                m.macs,
+                crate::cli::format_time(m.last_ms / 1000),
+                if m.user_agent.is_empty() {
+                    String::new()
+                } else {
+                    format!("; User-Agent `{}`", m.user_agent)
+                }
+            ),
+            "Someone may be harvesting configuration with the account credential: turn on \
+             per-device secrets (`zerotouch enrol mode on`) and rotate the account \
+             credential. If the address is a site whose phones share one NAT address (or a \
+             reverse proxy), add it to limits.nat_allowlist.",
         ));
     }
     let uploads = data_dir.join("uploads");

@@ -89,7 +89,13 @@ impl Family {
     /// The family a model token or User-Agent product belongs to, by prefix.
     pub fn of_model(token: &str) -> Option<Family> {
         let t = token.replace('_', "");
-        let starts = |p: &str| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+        // Compared as bytes: a User-Agent may carry any UTF-8, and slicing the string at a
+        // byte count could split a character (a panic, found by the `user_agent` fuzzer).
+        let starts = |p: &str| {
+            t.as_bytes()
+                .get(..p.len())
+                .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+        };
         Some(if starts("VVX") {
             Family::Vvx
         } else if starts("Trio") {

@@ -161,3 +161,9 @@ fn the_key_prefix_ends_with_one_slash() {
     s.s3_prefix = "a/b/".into();
     assert_eq!(s.s3_key_prefix(), "a/b/");
 }
+
+#[test]
+fn the_secret_fields_are_the_ones_sealed_at_rest() {
+    let secret: Vec<&str> = FIELDS.iter().filter(|f| f.secret).map(|f| f.name).collect();
+    assert_eq!(secret, crate::db::secrets::SECRET_SETTINGS);
+}

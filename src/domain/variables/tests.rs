@@ -21,6 +21,7 @@ fn account() -> Account {
         autosync_enabled: true,
         unknown_devices: UnknownDevices::Stage,
         default_profile_id: None,
+        device_secrets: false,
     }
 }
 
