@@ -167,9 +167,14 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
     // churn below what the attacker holds, yet thousands were accepted.
     assert!(open_during >= 1_000, "{open_during}");
     assert!(refused_per_ip >= 20, "{refused_per_ip}");
+    // Each held connection is closed about every head timeout (4 s) during the 14 s: on a
+    // quiet machine that is several thousand reconnects, under a loaded test run fewer; a
+    // quarter of the held connections is far above what a server without the timeout gives
+    // (none).
+    let reconnected = reconnects.load(Ordering::Relaxed);
     assert!(
-        reconnects.load(Ordering::Relaxed) >= 1_000,
-        "slow heads must be closed at the head timeout"
+        reconnected >= held.load(Ordering::Relaxed) / 4,
+        "slow heads must be closed at the head timeout ({reconnected} reconnects)"
     );
     // Normal latency: within a small factor of the quiet baseline, and far below what a
     // phone waits for (its HTTP timeout is tens of seconds).
