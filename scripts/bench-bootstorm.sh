@@ -40,6 +40,9 @@ unassociated_cap = 1000000
 [admin]
 listen = "127.0.0.1:$APORT"
 [limits]
+# Every simulated phone comes from 127.0.0.1: one NAT address, as far as the per-address
+# limits (connections, MACs read) are concerned.
+nat_allowlist = ["127.0.0.0/8"]
 # Idle phones in the idle phase must stay connected for the whole storm.
 device_idle_secs = 120
 [log]

@@ -38,6 +38,10 @@ data_dir = "$WORK/data"
 http_listen = "127.0.0.1:$ZPORT"
 [admin]
 listen = "127.0.0.1:$APORT"
+[limits]
+# Every simulated phone comes from 127.0.0.1: one NAT address, as far as the per-address
+# limits (connections, MACs read) are concerned.
+nat_allowlist = ["127.0.0.0/8"]
 [log]
 level = "warn"
 TOML

@@ -50,6 +50,10 @@ http_listen = "127.0.0.1:$ZPORT"
 https_listen = "127.0.0.1:$ZSPORT"
 [admin]
 listen = "127.0.0.1:$APORT"
+[limits]
+# Every simulated phone comes from 127.0.0.1: one NAT address, as far as the per-address
+# limits (connections, MACs read) are concerned.
+nat_allowlist = ["127.0.0.0/8"]
 [tls]
 key_type = "$KEY_TYPE"
 session_resumption = $1

@@ -307,6 +307,13 @@ pub fn run(config: Config) -> Result<()> {
     let prov = Arc::new(
         Provisioner::new(pool.clone(), config.device.unassociated_cap).with_trust(trust.clone()),
     );
+    let sighting_writer = {
+        let prov = prov.clone();
+        std::thread::Builder::new()
+            .name("sightings".into())
+            .spawn(move || prov.run_sighting_writer())
+            .map_err(|e| Error::io("starting the sighting writer thread", e))?
+    };
     let l = &config.limits;
     let limits = |idle: u64| LoopLimits {
         head_bytes: l.head_bytes,
@@ -426,6 +433,8 @@ pub fn run(config: Config) -> Result<()> {
     log::info!("stopping: draining connections");
     external.stop();
     server.shutdown(DRAIN);
+    prov.stop_sighting_writer();
+    let _ = sighting_writer.join();
     stop_recorder(recorder, recorder_thread);
     log::info!("stopped");
     Ok(())

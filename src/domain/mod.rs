@@ -31,6 +31,7 @@ pub mod provserver;
 pub mod provstate;
 pub mod settings;
 pub mod signin;
+pub mod sightings;
 pub mod subscriber;
 pub mod template;
 pub mod templating;

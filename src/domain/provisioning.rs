@@ -18,6 +18,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 use super::account::{Account, AccountId, UnknownDevices};
 use super::accounts::{self as account_actions, AccountSync};
@@ -30,6 +31,7 @@ use super::policy::{self, CredentialLayer, Layers};
 use super::polycom::models::Family;
 use super::polycom::render::DeviceView;
 use super::profile::Profile;
+use super::sightings::Sightings;
 use super::provstate::{self, Evidence, ParamState, PhoneTrust, Reach};
 use super::sha256_hex;
 use super::variables::{self, Context, Subject};
@@ -159,6 +161,8 @@ pub struct Provisioner {
     /// MACs recorded as unassociated (`u64::MAX` until first counted; recounted when the
     /// configuration changes, e.g. after associations).
     unassociated: AtomicU64,
+    /// First sightings waiting for the writer thread (`run_sighting_writer`).
+    sightings: Sightings,
     trust: Option<PhoneTrust>,
 }
 
@@ -197,6 +201,7 @@ impl Provisioner {
             }),
             unassociated_cap,
             unassociated: AtomicU64::new(u64::MAX),
+            sightings: Sightings::default(),
             trust: None,
         }
     }
@@ -721,15 +726,16 @@ impl Provisioner {
         Ok(Some(rendered))
     }
 
-    /// Records a MAC seen without association (stage policy). Synchronous: it is a state
-    /// change. Returns whether it was recorded.
+    /// Records a MAC seen without association (stage policy): queued for the sighting
+    /// writer (`sightings`), so a storm of unknown phones does not queue on the database.
+    /// Returns whether it was newly queued.
     pub fn record_unassociated(&self, account: &Account, mac: &Mac) -> Result<bool> {
-        let conn = self.pool.get()?;
         // The count is read once, then kept here; associations made elsewhere only lower the
-        // real count, so the cap is never exceeded.
+        // real count, so the cap is never exceeded. Queued sightings count already.
         let known = match self.unassociated.load(Ordering::Relaxed) {
             u64::MAX => {
-                let n = devices::count_unassociated(&conn)?;
+                let conn = self.pool.get()?;
+                let n = devices::count_unassociated(&conn)? + self.sightings.waiting() as u64;
                 self.unassociated.store(n, Ordering::Relaxed);
                 n
             }
@@ -738,17 +744,69 @@ impl Provisioner {
         if known >= u64::from(self.unassociated_cap) {
             return Ok(false);
         }
-        let added = devices::insert_unassociated(&conn, account.id.0, mac)?;
-        drop(conn);
-        if added {
+        let queued = self.sightings.note(account.id.0, mac);
+        if queued {
             self.unassociated.fetch_add(1, Ordering::Relaxed);
-            self.forget(mac);
-            log::info!(
-                "{mac}: first seen, not associated (account {})",
-                account.slug
-            );
         }
-        Ok(added)
+        Ok(queued)
+    }
+
+    /// Stores queued first sightings until `stop_sighting_writer`, one transaction per
+    /// round (the writer thread's body).
+    pub fn run_sighting_writer(&self) {
+        loop {
+            let stopping = self.sightings.stopping();
+            let batch = self.sightings.take(Duration::from_secs(1));
+            if !batch.is_empty() {
+                match self.write_sightings(&batch) {
+                    Ok(added) => {
+                        // MACs associated meanwhile were not added: the count is lower.
+                        let skipped = (batch.len() - added) as u64;
+                        if skipped > 0 {
+                            let _ = self.unassociated.fetch_update(
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                                |n| (n != u64::MAX).then(|| n.saturating_sub(skipped)),
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        // Recounted on the next sighting; the phones are noted again when
+                        // they next ask.
+                        log::warn!("storing {} first sighting(s): {e}", batch.len());
+                        self.unassociated.store(u64::MAX, Ordering::Relaxed);
+                    }
+                }
+                self.sightings.written(&batch);
+            }
+            if stopping && batch.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Ends `run_sighting_writer` after it has stored what is queued.
+    pub fn stop_sighting_writer(&self) {
+        self.sightings.stop();
+    }
+
+    fn write_sightings(&self, batch: &[(i64, Mac)]) -> Result<usize> {
+        let mut conn = self.pool.get()?;
+        let added = db::write_tx(&mut conn, |tx| {
+            let mut added = Vec::new();
+            for (account_id, mac) in batch {
+                if devices::insert_unassociated(tx, *account_id, mac)? {
+                    added.push(mac);
+                }
+            }
+            Ok(added)
+        })?;
+        drop(conn);
+        for mac in &added {
+            self.forget(mac);
+            log::info!("{mac}: first seen, not associated");
+        }
+        Ok(added.len())
     }
 
     /// Associates an unknown MAC with the account's default profile (`default-profile`

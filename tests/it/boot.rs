@@ -242,9 +242,13 @@ fn an_unknown_phone_is_staged_and_picks_up_its_association_later() {
         !p.keys().any(|k| k.contains("password")),
         "no secrets for unknown phones"
     );
-    // Recorded synchronously as seen, not associated.
-    let listed = server.cli_ok(&["device", "list", "--unassociated"]);
-    assert!(listed.contains(unknown), "{listed}");
+    // Recorded as seen, not associated (by the sighting writer, within moments).
+    assert!(
+        eventually(Duration::from_secs(5), || server
+            .cli_ok(&["device", "list", "--unassociated"])
+            .contains(unknown)),
+        "the unknown phone is listed as seen"
+    );
     // The admin associates it; the phone's next poll gets its configuration.
     server.cli_ok(&["device", "add", unknown, "--profile", "office"]);
     let master = phone.get(&format!("/{unknown}.cfg"));
