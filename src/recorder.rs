@@ -3,8 +3,9 @@
 //!
 //! Serving never waits for it: when the queue is full, events are dropped and counted
 //! (the count is shown on the health page and in metrics). State changes that other rules
-//! depend on — first sighting of a MAC, confirmations — do not go through here; they are
-//! written synchronously by the provisioning layer.
+//! depend on — confirmations, deliveries — do not go through here; they are written
+//! synchronously by the provisioning layer. First sightings of unknown MACs have their own
+//! writer that never drops one (`domain::sightings`).
 
 use std::path::Path;
 use std::sync::Arc;

@@ -82,7 +82,7 @@ pub struct Account {
     pub default_profile_id: Option<i64>,
     /// Secrets withheld until the device proves itself (DESIGN §6): the account credential
     /// only enrols; secrets and per-device files need the device's own credential or a
-    /// verified device certificate. On for accounts created from schema 6 on.
+    /// verified device certificate. On for accounts created from schema 7 on.
     pub device_secrets: bool,
 }
 
