@@ -192,6 +192,16 @@ pub struct LimitsConfig {
     /// Largest shared-asset upload (directory, licence, wallpaper, ring tone, language
     /// file) in bytes; larger gets 413. Default `16777216` (16 MiB).
     pub asset_upload_bytes: usize,
+    /// Most firmware downloads served at once; more get 503 with Retry-After, so that in a
+    /// boot storm images wait and configuration requests do not. Default `256`.
+    pub firmware_streams: usize,
+    /// Most device uploads (logs, overrides, contacts, call lists) received at once; more
+    /// get 503 with Retry-After before their body is read. Default `64`.
+    pub upload_streams: usize,
+    /// Seconds a client refused by `firmware_streams` or `upload_streams` is asked to wait:
+    /// each answer says a value between this and twice this, so refused phones come back
+    /// spread out. Default `30`.
+    pub busy_retry_after_secs: u64,
     /// Most connections open at once from one client address, over all listeners; further
     /// ones from it are closed at once (slow or idle clients cannot take every slot).
     /// Default `256`.
@@ -228,6 +238,9 @@ impl Default for LimitsConfig {
             csv_upload_bytes: 8 * 1024 * 1024,
             firmware_upload_bytes: 2 * 1024 * 1024 * 1024,
             asset_upload_bytes: 16 * 1024 * 1024,
+            firmware_streams: 256,
+            upload_streams: 64,
+            busy_retry_after_secs: 30,
             max_connections_per_ip: 256,
             nat_allowlist: Vec::new(),
         }
@@ -598,6 +611,13 @@ impl Config {
         positive(&mut p, "limits.body_timeout_secs", l.body_timeout_secs);
         positive(&mut p, "limits.device_idle_secs", l.device_idle_secs);
         positive(&mut p, "limits.admin_idle_secs", l.admin_idle_secs);
+        positive(&mut p, "limits.firmware_streams", l.firmware_streams as u64);
+        positive(&mut p, "limits.upload_streams", l.upload_streams as u64);
+        positive(
+            &mut p,
+            "limits.busy_retry_after_secs",
+            l.busy_retry_after_secs,
+        );
         if l.memory_body_budget < l.body_bytes {
             p.push(FieldError::new(
                 "limits.memory_body_budget",

@@ -109,6 +109,8 @@ pub struct Metrics {
     pub mac_limit_refused: AtomicU64,
     /// The abuse limits in force, `(name, value)`, shown as `zerotouch_limit{name=…}`.
     limits: std::sync::Mutex<Vec<(String, i64)>>,
+    /// Admission gates by kind (`firmware`, `upload`): running and refused requests.
+    gates: std::sync::Mutex<Vec<(&'static str, std::sync::Arc<crate::http::admission::Gate>)>>,
 }
 
 impl Default for Metrics {
@@ -119,6 +121,7 @@ impl Default for Metrics {
             enrolments: AtomicU64::new(0),
             mac_limit_refused: AtomicU64::new(0),
             limits: std::sync::Mutex::new(Vec::new()),
+            gates: std::sync::Mutex::new(Vec::new()),
         }
     }
 }
@@ -142,6 +145,14 @@ impl Metrics {
     /// Records the limits in force, for `/metrics`.
     pub fn set_limits(&self, limits: Vec<(String, i64)>) {
         *self.limits.lock().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+
+    /// Registers the admission gates shown in `/metrics`.
+    pub fn set_gates(
+        &self,
+        gates: Vec<(&'static str, std::sync::Arc<crate::http::admission::Gate>)>,
+    ) {
+        *self.gates.lock().unwrap_or_else(|p| p.into_inner()) = gates;
     }
 
     /// Appends the abuse-resistance counters and the limits in force.
@@ -172,6 +183,31 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let gates = self.gates.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let shed: Vec<(String, i64)> = gates
+            .iter()
+            .map(|(k, g)| (k.to_string(), g.shed.load(Ordering::Relaxed) as i64))
+            .collect();
+        labelled(
+            out,
+            "zerotouch_shed_total",
+            "counter",
+            "Firmware downloads and uploads refused with 503 because their kind was at its cap (limits.firmware_streams, limits.upload_streams).",
+            "kind",
+            &shed,
+        );
+        let running: Vec<(String, i64)> = gates
+            .iter()
+            .map(|(k, g)| (k.to_string(), g.inflight() as i64))
+            .collect();
+        labelled(
+            out,
+            "zerotouch_streams_running",
+            "gauge",
+            "Firmware downloads and uploads being served now.",
+            "kind",
+            &running,
+        );
         labelled(
             out,
             "zerotouch_limit",

@@ -181,6 +181,9 @@ pub fn limit_gauges(config: &Config) -> Vec<(String, i64)> {
         ("limits.admin_idle_secs", n(l.admin_idle_secs)),
         ("limits.memory_body_budget", n(l.memory_body_budget as u64)),
         ("limits.csv_upload_bytes", n(l.csv_upload_bytes as u64)),
+        ("limits.firmware_streams", n(l.firmware_streams as u64)),
+        ("limits.upload_streams", n(l.upload_streams as u64)),
+        ("limits.busy_retry_after_secs", n(l.busy_retry_after_secs)),
         ("auth.failure_limit", n(u64::from(a.failure_limit))),
         (
             "auth.account_failure_limit",
@@ -344,6 +347,11 @@ pub fn run(config: Config) -> Result<()> {
             metrics.clone(),
         )
         .with_http_mode(config.device.http_mode)
+        .with_admission(
+            l.firmware_streams,
+            l.upload_streams,
+            l.busy_retry_after_secs,
+        )
         .with_mac_readers(crate::http::readers::MacReaders::new(
             config.auth.macs_per_ip,
             Duration::from_secs(config.auth.mac_window_secs),

@@ -35,10 +35,10 @@ impl Sightings {
     /// Notes a MAC seen by `account_id`. Returns false if it is already waiting.
     pub fn note(&self, account_id: i64, mac: &Mac) -> bool {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if !s.pending.insert(mac.clone()) {
+        if !s.pending.insert(*mac) {
             return false;
         }
-        s.queue.push((account_id, mac.clone()));
+        s.queue.push((account_id, *mac));
         if s.queue.len() == 1 {
             self.wake.notify_one();
         }
@@ -129,7 +129,10 @@ mod tests {
         assert_eq!(t.join().expect("taker").len(), 1);
         s.stop();
         assert!(s.stopping());
-        assert!(s.take(Duration::from_secs(10)).is_empty(), "stop wakes at once");
+        assert!(
+            s.take(Duration::from_secs(10)).is_empty(),
+            "stop wakes at once"
+        );
     }
 
     #[test]
@@ -156,7 +159,10 @@ mod tests {
         prov.stop_sighting_writer();
         writer.join().expect("writer");
         let conn = pool.get().expect("conn");
-        assert_eq!(crate::db::devices::count_unassociated(&conn).expect("count"), 3);
+        assert_eq!(
+            crate::db::devices::count_unassociated(&conn).expect("count"),
+            3
+        );
         assert!(matches!(
             prov.lookup(&mac("0004f2000010")).expect("lookup"),
             Lookup::Seen(_)

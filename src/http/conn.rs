@@ -455,6 +455,8 @@ fn serve_one<T: Transport>(
     limits: &LoopLimits,
     shared: &Shared,
 ) -> io::Result<bool> {
+    // Releases an admission pass the handler parked, however this exchange ends.
+    let _exchange = crate::http::admission::Exchange::begin();
     if let Err((code, why)) = check_head(&head) {
         write_error(stream, code, why)?;
         return Ok(false);

@@ -35,6 +35,7 @@ use crate::domain::provisioning::{DeviceEntry, FileKind, Lookup, Provisioner, Re
 use crate::domain::provstate::{Evidence, Reach};
 use crate::domain::uploads::UploadLedger;
 use crate::domain::useragent::{self, UserAgent};
+use crate::http::admission::{self, Gate};
 use crate::metrics::{Metrics, Route};
 use crate::recorder::Recorder;
 use crate::tls::inspect::{CLIENT_CERT_HEADER, ClientIdentity, MacClaim};
@@ -97,8 +98,13 @@ pub struct DeviceService {
     pub cert_mismatches: AtomicU64,
     /// Clients reading many MACs' files.
     pub readers: MacReaders,
-    /// Held while an upload is checked against its device's quota and moved into place, so
-    /// two uploads at once cannot both pass the check.
+    /// Caps on firmware downloads and uploads running at once, and the Retry-After base
+    /// of a refusal (`admission`).
+    firmware_gate: Arc<Gate>,
+    upload_gate: Arc<Gate>,
+    busy_retry_after: u64,
+    /// The device each address last proved to be with its own credential (its firmware
+    /// requests from that address count as the device's).
     ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
 }
 
@@ -160,7 +166,37 @@ impl DeviceService {
             readers: MacReaders::new(u32::MAX, Duration::from_secs(600), Vec::new()),
             ip_macs: Mutex::new(HashMap::new()),
             ledger: UploadLedger::default(),
+            firmware_gate: Gate::new(usize::MAX),
+            upload_gate: Gate::new(usize::MAX),
+            busy_retry_after: 30,
         }
+    }
+
+    /// Caps firmware downloads and uploads running at once (503 with Retry-After over the
+    /// cap, `retry_after` to twice that).
+    pub fn with_admission(
+        mut self,
+        firmware: usize,
+        uploads: usize,
+        retry_after: u64,
+    ) -> DeviceService {
+        self.firmware_gate = Gate::new(firmware);
+        self.upload_gate = Gate::new(uploads);
+        self.busy_retry_after = retry_after;
+        self.metrics.set_gates(vec![
+            ("firmware", self.firmware_gate.clone()),
+            ("upload", self.upload_gate.clone()),
+        ]);
+        self
+    }
+
+    /// The answer to a firmware download or upload over its cap.
+    fn busy(&self, what: &str) -> Response {
+        let mut r = text(503, &format!("too many {what} at once; try again later"));
+        let secs = admission::retry_after(self.busy_retry_after);
+        r.headers
+            .push(("Retry-After".into(), secs.to_string().into()));
+        r
     }
 
     /// Limits how many MACs' files one client may read without proving it is the device.
@@ -567,6 +603,11 @@ impl DeviceService {
         ua: Option<&UserAgent>,
     ) -> crate::Result<Response> {
         let model = ua.map(|u| u.model_token.as_str()).filter(|m| !m.is_empty());
+        // Held until the image is sent (the loop sends it after this returns).
+        let Some(pass) = self.firmware_gate.try_enter() else {
+            return Ok(self.busy("firmware downloads"));
+        };
+        admission::hold(pass);
         let found = {
             let conn = self.prov.pool().get()?;
             firmware::locate(&conn, &self.dirs.firmware, version, file, model)?
@@ -906,6 +947,11 @@ impl Service for DeviceService {
                 ));
             }
         }
+        // Held until the upload is stored and answered.
+        let Some(pass) = self.upload_gate.try_enter() else {
+            return BodyPlan::Respond(self.busy("uploads"));
+        };
+        admission::hold(pass);
         BodyPlan::File {
             dir: self.dirs.incoming.clone(),
             limit: self.upload_bytes,

@@ -3,6 +3,7 @@
 //! Only this module knows about rouille and maud.
 
 pub mod admin;
+pub mod admission;
 pub mod api;
 mod api_files;
 pub mod auth;

@@ -318,3 +318,96 @@ fn a_user_agent_with_multibyte_characters_is_served() {
         assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200, "{ua}");
     }
 }
+
+#[test]
+fn firmware_and_uploads_over_their_caps_are_shed_while_configs_are_served() {
+    let server = ZServer::start_with(
+        "limits.firmware_streams = 1\nlimits.upload_streams = 1\nlimits.busy_retry_after_secs = 5",
+    );
+    let (user, pass) = server.set_credentials();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
+    // An image copied into the firmware directory by hand, large enough that a client that
+    // stops reading keeps its download running (socket buffers hold a few MB).
+    let dir = server.data_dir().join("firmware").join("5.9.8.1234");
+    std::fs::create_dir_all(&dir).expect("firmware dir");
+    std::fs::write(dir.join("3111-48500-001.sip.ld"), vec![0x5a; 48 << 20]).expect("image");
+    let image = "/firmware/5.9.8.1234/3111-48500-001.sip.ld";
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    };
+    let updater = "FileTransport PolycomVVX-VVX_500-UA/5.9.7.47435 Type/Updater";
+
+    // A phone that starts its download and stalls: the one firmware place is taken.
+    let mut slow = TcpStream::connect(server.device).expect("connect");
+    write!(
+        slow,
+        "GET {image} HTTP/1.1\r\nHost: x\r\nUser-Agent: {updater}\r\nAuthorization: Basic {basic}\r\n\r\n"
+    )
+    .expect("request");
+    let mut head = [0u8; 12];
+    std::io::Read::read_exact(&mut slow, &mut head).expect("head");
+    assert_eq!(&head, b"HTTP/1.1 200");
+    assert!(eventually(Duration::from_secs(5), || metric(
+        &server,
+        "zerotouch_streams_running{kind=\"firmware\"}"
+    ) == 1));
+
+    // A second download is refused at once with a spread Retry-After...
+    let mut phone = Phone::new(server.device, MAC, updater, &user, &pass);
+    let refused = phone.get(image);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    let wait: u64 = refused
+        .header("Retry-After")
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After");
+    assert!((5..=10).contains(&wait), "Retry-After {wait}");
+    // ...while configuration is served as always.
+    let mut app = Phone::new(server.device, MAC, UA, &user, &pass);
+    assert_eq!(app.get(&format!("/{MAC}.cfg")).status, 200);
+    assert_eq!(app.get(&format!("/{MAC}-device.cfg")).status, 200);
+
+    // An upload that stalls mid-body takes the one upload place; the next upload is
+    // refused before its body is read, and a config request still passes.
+    let mut uploading = TcpStream::connect(server.device).expect("connect");
+    write!(
+        uploading,
+        "PUT /{MAC}-app.log HTTP/1.1\r\nHost: x\r\nUser-Agent: {UA}\r\nAuthorization: Basic {basic}\r\nContent-Length: 100000\r\n\r\nfirst part"
+    )
+    .expect("upload start");
+    assert!(eventually(Duration::from_secs(5), || metric(
+        &server,
+        "zerotouch_streams_running{kind=\"upload\"}"
+    ) == 1));
+    let log = app.request("PUT", &format!("/{MAC}-boot.log"), b"boot log");
+    assert_eq!(log.status, 503, "{}", log.text());
+    assert!(log.header("Retry-After").is_some());
+    assert_eq!(app.get(&format!("/{MAC}.cfg")).status, 200);
+
+    // Places are given back when the stalled exchanges end.
+    drop(slow);
+    drop(uploading);
+    assert!(eventually(Duration::from_secs(10), || {
+        metric(&server, "zerotouch_streams_running{kind=\"firmware\"}") == 0
+            && metric(&server, "zerotouch_streams_running{kind=\"upload\"}") == 0
+    }));
+    let mut later = Phone::new(server.device, MAC, updater, &user, &pass);
+    let got = later.request("HEAD", image, b"");
+    assert_eq!(got.status, 200);
+    assert_eq!(
+        app.request("PUT", &format!("/{MAC}-boot.log"), b"boot log")
+            .status
+            / 100,
+        2
+    );
+    assert_eq!(
+        metric(&server, "zerotouch_shed_total{kind=\"firmware\"}"),
+        1
+    );
+    assert_eq!(metric(&server, "zerotouch_shed_total{kind=\"upload\"}"), 1);
+    assert_eq!(
+        metric(&server, "zerotouch_limit{name=\"limits.firmware_streams\"}"),
+        1
+    );
+}
