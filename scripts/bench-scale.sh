@@ -4,7 +4,7 @@
 #   set-up       populate time (SQLite, scripts/bench/populate.py); the first start, which
 #                seals the plaintext line passwords populate wrote (once); the real start-up
 #                (a restart: launch until the admin listener's /readyz answers 200)
-#   memory       VmRSS and threads at idle (3 s after the restart is ready, no traffic yet),
+#   memory       VmRSS and threads (and peak RSS) at idle (3 s after the restart is ready, no traffic yet),
 #                after the config-fetch phase (5 s idle), and after the console/API phase
 #   config fetch wrk (-t2 -c64, 20 s, scripts/bench/requests.lua: <mac>.cfg, -device.cfg,
 #                -profile.cfg with Basic credentials) over a hot subset of 10,000 phones,
@@ -128,8 +128,9 @@ stop_server() {
   [ "$rc" = 0 ] || { tail -20 "$WORK/zt.log" >&2; fail "zerotouch exited with status $rc after SIGTERM"; }
 }
 
-rss() { # -> "VmRSS <n> MB, threads <n>"
-  awk '/^VmRSS/ { rss = $2 } /^Threads/ { t = $2 } END { printf "VmRSS %7.1f MB   threads %3d", rss / 1024, t }' "/proc/$ZPID/status"
+rss() { # -> VmRSS, threads, and the peak RSS since the start (VmHWM)
+  awk '/^VmRSS/ { rss = $2 } /^VmHWM/ { hwm = $2 } /^Threads/ { t = $2 }
+       END { printf "VmRSS %7.1f MB   threads %3d   (peak %.1f MB)", rss / 1024, t, hwm / 1024 }' "/proc/$ZPID/status"
 }
 
 row() { printf '  %-58s %s\n' "$1" "$2"; }
@@ -224,6 +225,7 @@ m = re.search(rb"Showing (\d+) of (\d+) devices", b)
 if m: print("%s of %s devices" % (m.group(1).decode(), m.group(2).decode())); sys.exit()
 m = re.search(rb"Page \d+ of \d+\+? \xc2\xb7 (\d+\+?) results?", b)
 if m: print("%d rows of %s" % (b.count(b"<tr>") - 1, m.group(1).decode())); sys.exit()
+if b"No results." in b: print("0 rows of 0"); sys.exit()
 if b.startswith(b"{"):
     total = re.findall(rb"\"total\":(\d+)", b)
     more = b"\"more\":true" in b
@@ -250,20 +252,26 @@ timed() {
 }
 API="$ADMIN/api/v1"
 LAST_PAGE=$(( (DEVICES + 9) / 10 ))
+# The populated MACs are 0004f2000000 upwards: the middle one, and its first 9 digits as a
+# prefix (4,096 MACs); 0004f2ab% matches none below 11,206,656 devices.
+EXACT=$(printf '0004f2%06x' $(( DEVICES / 2 )))
+PREFIX=${EXACT:0:9}
 echo "== console / API: $REPS runs each, curl time_total in seconds"
 echo "   (Find with view=device: populate writes devices without subscribers, so the default"
 echo "    reference view finds nothing; per_page is the default 10)"
 printf '  %-46s %9s %9s %12s  %s\n' request median max size results
-timed "API find mac=0004f2ab% (prefix)" "$API/find?view=device&mac=0004f2ab%25" -H "$BEARER"
-timed "API find mac=0004f2abcdef (exact)" "$API/find?view=device&mac=0004f2abcdef" -H "$BEARER"
+timed "API find mac=$PREFIX% (prefix)" "$API/find?view=device&mac=$PREFIX%25" -H "$BEARER"
+timed "API find mac=0004f2ab% (prefix, no match)" "$API/find?view=device&mac=0004f2ab%25" -H "$BEARER"
+timed "API find mac=$EXACT (exact)" "$API/find?view=device&mac=$EXACT" -H "$BEARER"
 timed "API find mac=%abcd% (contains)" "$API/find?view=device&mac=%25abcd%25" -H "$BEARER"
 timed "API find all, page 1000" "$API/find?view=device&page=1000" -H "$BEARER"
 timed "API find all, page $LAST_PAGE (last)" "$API/find?view=device&page=$LAST_PAGE" -H "$BEARER"
 timed "API inventory (all)" "$API/accounts/$SLUG/inventory" -H "$BEARER"
 timed "API inventory ?state=provisioned-active" "$API/accounts/$SLUG/inventory?state=provisioned-active" -H "$BEARER"
 timed "API inventory ?flag=firmware-behind" "$API/accounts/$SLUG/inventory?flag=firmware-behind" -H "$BEARER"
-timed "console /find mac=0004f2ab% (HTML)" "$ADMIN/find?view=device&mac=0004f2ab%25" -b "$WORK/cookies"
+timed "API inventory ?flag=locked-out (none)" "$API/accounts/$SLUG/inventory?flag=locked-out" -H "$BEARER"
+timed "console /find mac=$PREFIX% (HTML)" "$ADMIN/find?view=device&mac=$PREFIX%25" -b "$WORK/cookies"
 timed "console /find mac=%abcd% (HTML)" "$ADMIN/find?view=device&mac=%25abcd%25" -b "$WORK/cookies"
 timed "console inventory (all, HTML)" "$ADMIN/accounts/$SLUG/inventory" -b "$WORK/cookies"
-timed "console inventory ?flag=firmware-behind (HTML)" "$ADMIN/accounts/$SLUG/inventory?flag=firmware-behind" -b "$WORK/cookies"
+timed "console inventory ?flag=locked-out (HTML, none)" "$ADMIN/accounts/$SLUG/inventory?flag=locked-out" -b "$WORK/cookies"
 row "memory after the console/API phase" "$(rss)"

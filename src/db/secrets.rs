@@ -165,37 +165,53 @@ pub const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
 ];
 
 /// Re-seals every secret column: values sealed under `from` (or plaintext) are written
-/// sealed under `to`. Runs inside the caller's transaction. Returns how many values changed.
+/// sealed under `to`. With `from` None only plaintext values are read (a start-up with
+/// everything sealed reads no secret). Runs inside the caller's transaction, a chunk of
+/// rows at a time, so a million devices never sit in memory at once. Returns how many
+/// values changed.
 pub fn reseal_all(
     conn: &rusqlite::Connection,
     from: Option<&SecretKey>,
     to: &SecretKey,
 ) -> Result<usize> {
+    const CHUNK: i64 = 10_000;
     let mut changed = 0;
     for (table, column, filter) in SECRET_COLUMNS {
-        let rows: Vec<(i64, String)> = {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT rowid, {column} FROM {table}
-                 WHERE {column} IS NOT NULL AND {column} <> '' AND ({filter})"
-            ))?;
-            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?
+        let which = if from.is_some() {
+            String::new()
+        } else {
+            format!("AND substr({column}, 1, {}) <> '{PREFIX}'", PREFIX.len())
         };
-        for (rowid, stored) in rows {
-            let plain = if stored.starts_with(PREFIX) {
-                match from {
-                    Some(k) => k.open(&stored)?,
-                    // Already sealed, and no other key to move from.
-                    None => continue,
-                }
-            } else {
-                stored.clone()
+        let select = format!(
+            "SELECT rowid, {column} FROM {table}
+             WHERE rowid > ?1 AND {column} IS NOT NULL AND {column} <> '' AND ({filter}) {which}
+             ORDER BY rowid LIMIT {CHUNK}"
+        );
+        let update = format!("UPDATE {table} SET {column} = ?2 WHERE rowid = ?1");
+        let mut after = 0i64;
+        loop {
+            let rows: Vec<(i64, String)> = conn
+                .prepare_cached(&select)?
+                .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(last) = rows.last().map(|r| r.0) else {
+                break;
             };
-            conn.execute(
-                &format!("UPDATE {table} SET {column} = ?2 WHERE rowid = ?1"),
-                rusqlite::params![rowid, to.seal(&plain)],
-            )?;
-            changed += 1;
+            let mut stmt = conn.prepare_cached(&update)?;
+            for (rowid, stored) in rows {
+                let plain = if stored.starts_with(PREFIX) {
+                    match from {
+                        Some(k) => k.open(&stored)?,
+                        // Already sealed, and no other key to move from.
+                        None => continue,
+                    }
+                } else {
+                    stored
+                };
+                stmt.execute(rusqlite::params![rowid, to.seal(&plain)])?;
+                changed += 1;
+            }
+            after = last;
         }
     }
     Ok(changed)
@@ -376,5 +392,47 @@ mod tests {
                 proptest::prop_assert!(SecretKey::derive(&other).open(&sealed).is_err());
             }
         }
+    }
+
+    #[test]
+    fn resealing_walks_large_tables_in_chunks_and_skips_sealed_rows() {
+        let conn = crate::db::open_in_memory().expect("db");
+        conn.execute_batch(
+            "INSERT INTO accounts (id, name, slug, service_key, is_default, created_at, updated_at)
+                 VALUES (9, 'A', 'a', 'k', 0, 1, 1);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25001)
+             INSERT INTO devices (id, account_id, mac, serial, created_at, updated_at)
+                 SELECT i, 9, printf('0004f2%06x', i), printf('0004F2%06X', i), 1, 1 FROM n;
+             INSERT INTO device_lines (device_id, line, auth_user_id, auth_password)
+                 SELECT id, 1, id, 'pw-' || id FROM devices;",
+        )
+        .expect("rows");
+        let k = SecretKey::derive(b"one-key-of-at-least-32-bytes-xxx");
+        // Some already sealed (e.g. written by this release), the rest plaintext.
+        conn.execute(
+            "UPDATE device_lines SET auth_password = ?1 WHERE device_id % 3 = 0",
+            [k.seal("sealed-before")],
+        )
+        .expect("seal some");
+        assert_eq!(reseal_all(&conn, None, &k).expect("seal"), 25001 - 8333);
+        let plain: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM device_lines WHERE auth_password NOT LIKE 'enc:v1:%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(plain, 0);
+        let last: String = conn
+            .query_row(
+                "SELECT auth_password FROM device_lines WHERE device_id = 25001",
+                [],
+                |r| r.get(0),
+            )
+            .expect("last");
+        assert_eq!(k.open(&last).expect("open"), "pw-25001");
+        // Moving to a new key touches every row, past every chunk boundary.
+        let k2 = SecretKey::derive(b"another-key-of-at-least-32-bytes");
+        assert_eq!(reseal_all(&conn, Some(&k), &k2).expect("move"), 25001);
     }
 }

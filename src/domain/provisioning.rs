@@ -802,8 +802,12 @@ impl Provisioner {
             Ok(added)
         })?;
         drop(conn);
-        for mac in &added {
+        // Every MAC of the batch: a lookup that read "unknown" just before the commit may
+        // have cached that after it.
+        for (_, mac) in batch {
             self.forget(mac);
+        }
+        for mac in &added {
             log::info!("{mac}: first seen, not associated");
         }
         Ok(added.len())

@@ -15,7 +15,7 @@ use std::io::{Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rouille::{Request, Response, ResponseBody};
@@ -488,17 +488,17 @@ impl DeviceService {
         let result = match &file {
             DeviceFile::Master(mac) => self.master(&ctx, mac, meta),
             DeviceFile::DefaultMaster => Ok(match ctx.account.unknown_devices {
-                UnknownDevices::Stage => xml(&ctx, &Rendered::new(render::stage_master())),
-                UnknownDevices::Ztp => xml(&ctx, &Rendered::new(render::ztp_master())),
+                UnknownDevices::Stage => xml(&ctx, fixed(&STAGE_MASTER, render::stage_master)),
+                UnknownDevices::Ztp => xml(&ctx, fixed(&ZTP_MASTER, render::ztp_master)),
                 UnknownDevices::DefaultProfile | UnknownDevices::Reject => text(404, "not found"),
             }),
             DeviceFile::Stage(_) => Ok(match ctx.account.unknown_devices {
-                UnknownDevices::Stage => xml(&ctx, &Rendered::new(render::stage_file())),
+                UnknownDevices::Stage => xml(&ctx, fixed(&STAGE_FILE, render::stage_file)),
                 UnknownDevices::Reject => text(403, "unknown device"),
                 _ => text(404, "not found"),
             }),
             DeviceFile::Ztp(_) => Ok(match ctx.account.unknown_devices {
-                UnknownDevices::Ztp => xml(&ctx, &Rendered::new(render::ztp_file())),
+                UnknownDevices::Ztp => xml(&ctx, fixed(&ZTP_FILE, render::ztp_file)),
                 UnknownDevices::Reject => text(403, "unknown device"),
                 _ => text(404, "not found"),
             }),
@@ -1049,6 +1049,17 @@ fn internal(e: &crate::Error) -> Response {
 }
 
 /// A rendered XML file, or 304 when the phone already has these bytes.
+/// The files unknown phones get under the `stage` and `ztp` policies: the same bytes for
+/// every phone, rendered (and hashed for their ETag) once.
+static STAGE_MASTER: OnceLock<Rendered> = OnceLock::new();
+static STAGE_FILE: OnceLock<Rendered> = OnceLock::new();
+static ZTP_MASTER: OnceLock<Rendered> = OnceLock::new();
+static ZTP_FILE: OnceLock<Rendered> = OnceLock::new();
+
+fn fixed(cell: &'static OnceLock<Rendered>, render: fn() -> Vec<u8>) -> &'static Rendered {
+    cell.get_or_init(|| Rendered::new(render()))
+}
+
 fn xml(ctx: &Ctx<'_>, r: &Rendered) -> Response {
     let etag = r.etag.to_string();
     if ctx
