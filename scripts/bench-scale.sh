@@ -133,7 +133,7 @@ rss() { # -> VmRSS, threads, and the peak RSS since the start (VmHWM)
        END { printf "VmRSS %7.1f MB   threads %3d   (peak %.1f MB)", rss / 1024, t, hwm / 1024 }' "/proc/$ZPID/status"
 }
 
-row() { printf '  %-58s %s\n' "$1" "$2"; }
+row() { printf '  %-62s %s\n' "$1" "$2"; }
 
 echo "zerotouch scale bench: devices=$DEVICES cores=$(nproc) $("$Z" --version 2>/dev/null || true)"
 echo
@@ -244,7 +244,7 @@ timed() {
     [ "$code" = 200 ] || { head -c 400 "$WORK/body" >&2; echo >&2; fail "$label: HTTP $code from $url"; }
     times+=("$t")
   done
-  printf '  %-46s %9s %9s %12s  %s\n' "$label" \
+  printf '  %-50s %9s %9s %12s  %s\n' "$label" \
     "$(printf '%s\n' "${times[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')" \
     "$(printf '%s\n' "${times[@]}" | sort -g | tail -1)" \
     "$(awk -v s="$size" 'BEGIN { if (s >= 1048576) printf "%.1f MB", s / 1048576; else printf "%.1f kB", s / 1024 }')" \
@@ -259,7 +259,7 @@ PREFIX=${EXACT:0:9}
 echo "== console / API: $REPS runs each, curl time_total in seconds"
 echo "   (Find with view=device: populate writes devices without subscribers, so the default"
 echo "    reference view finds nothing; per_page is the default 10)"
-printf '  %-46s %9s %9s %12s  %s\n' request median max size results
+printf '  %-50s %9s %9s %12s  %s\n' request median max size results
 timed "API find mac=$PREFIX% (prefix)" "$API/find?view=device&mac=$PREFIX%25" -H "$BEARER"
 timed "API find mac=0004f2ab% (prefix, no match)" "$API/find?view=device&mac=0004f2ab%25" -H "$BEARER"
 timed "API find mac=$EXACT (exact)" "$API/find?view=device&mac=$EXACT" -H "$BEARER"
