@@ -64,12 +64,13 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
         group: c.group,
     };
     let (_cfg, conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
-    let inv = inventory::inventory(&conn, &acc, &filter)?;
+    let inv = inventory::inventory(&conn, &acc, &filter, inventory::Page::ALL)?;
     if c.json {
         let checkins = inventory::checkins(&conn, &acc)?;
         return print_json(&serde_json::json!({
             "account": acc.slug,
             "total": inv.total,
+            "matched": inv.matched,
             "by_state": inv.by_state,
             "by_flag": inv.by_flag,
             "devices": inv.rows,

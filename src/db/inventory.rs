@@ -1,6 +1,8 @@
 //! Bulk reads for the inventory, Auto-Sync progress and lock-out counts: one row per device
 //! of an account with everything the rules need, and check-ins per time bucket.
 
+use std::collections::HashMap;
+
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
@@ -40,6 +42,45 @@ pub struct DeviceRow {
 
 /// Every device of an account (associated or only seen), by MAC.
 pub fn list_device_rows(conn: &Connection, account_id: i64) -> Result<Vec<DeviceRow>> {
+    let mut out = Vec::new();
+    for_each_device_row(conn, account_id, |d| {
+        out.push(d);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Calls `f` with every device of an account, by MAC, one row at a time: a million devices
+/// are never in memory together. Group memberships and the profiles' versions per family
+/// are read once up front (one query each, not one per device).
+pub fn for_each_device_row(
+    conn: &Connection,
+    account_id: i64,
+    mut f: impl FnMut(DeviceRow) -> Result<()>,
+) -> Result<()> {
+    let mut groups: HashMap<i64, Vec<String>> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT m.device_id, g.name FROM device_group_members m
+             JOIN device_groups g ON g.id = m.group_id
+             WHERE g.account_id = ?1 ORDER BY m.device_id, g.priority DESC, g.id",
+        )?;
+        for row in stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))? {
+            let (id, name): (i64, String) = row?;
+            groups.entry(id).or_default().push(name);
+        }
+    }
+    let mut firmware: HashMap<(i64, String), String> = HashMap::new();
+    {
+        let mut stmt = conn.prepare_cached(
+            "SELECT f.profile_id, f.family, f.version FROM profile_firmware f
+             JOIN profiles p ON p.id = f.profile_id WHERE p.account_id = ?1",
+        )?;
+        for row in stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))? {
+            let (pid, family, version): (i64, String, String) = row?;
+            firmware.insert((pid, family), version);
+        }
+    }
     let mut stmt = conn.prepare_cached(
         "SELECT d.id, d.mac, d.serial, d.vendor_model, p.name, coalesce(p.vendor_model, ''),
                 (d.prov_server <> '' OR coalesce(p.prov_server, '') <> ''), d.auto_associated,
@@ -48,7 +89,9 @@ pub fn list_device_rows(conn: &Connection, account_id: i64) -> Result<Vec<Device
                 s.readmit_generation, s.readmit_until,
                 a.first_seen, a.last_seen, a.last_auth_ok_at, a.last_sync_at,
                 coalesce(a.ua_model, ''), coalesce(a.firmware, ''),
-                (SELECT max(l.ts_ms) FROM access_log l WHERE l.mac = d.mac AND l.auth = 'bad'),
+                CASE WHEN a.auth_failures > 0 THEN
+                  (SELECT max(l.ts_ms) FROM access_log l WHERE l.mac = d.mac AND l.auth = 'bad')
+                END,
                 (SELECT st.name FROM device_sites ds JOIN sites st ON st.id = ds.site_id
                  WHERE ds.device_id = d.id),
                 d.profile_id
@@ -59,67 +102,80 @@ pub fn list_device_rows(conn: &Connection, account_id: i64) -> Result<Vec<Device
          WHERE d.account_id = ?1
          ORDER BY d.mac",
     )?;
-    let rows = stmt.query_map([account_id], |r| {
+    let mut rows = stmt.query([account_id])?;
+    while let Some(r) = rows.next()? {
         let family: String = r.get(12)?;
         let readmit = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
             (Some(generation), Some(until)) => Some(Readmit { generation, until }),
             _ => None,
         };
-        Ok((
-            DeviceRow {
-                id: r.get(0)?,
-                mac: r.get(1)?,
-                serial: r.get(2)?,
-                vendor_model: r.get(3)?,
-                profile: r.get(4)?,
-                profile_vendor_model: r.get(5)?,
-                external_server: r.get(6)?,
-                auto_associated: r.get(7)?,
-                associated_at: r.get(8)?,
-                sync: DeviceSync {
-                    generation: r.get(9)?,
-                    generation_at: r.get(10)?,
-                    base_segment: r.get(11)?,
-                    family: Family::from_name(&family),
-                    readmit,
-                },
-                first_seen: r.get(15)?,
-                last_seen: r.get(16)?,
-                last_auth_ok_at: r.get(17)?,
-                last_sync_at: r.get(18)?,
-                ua_model: r.get(19)?,
-                firmware: r.get(20)?,
-                last_bad_auth_ms: r.get(21)?,
-                site: r.get(22)?,
-                groups: Vec::new(),
-                profile_firmware: None,
+        let profile_id: Option<i64> = r.get(23)?;
+        let mut d = DeviceRow {
+            id: r.get(0)?,
+            mac: r.get(1)?,
+            serial: r.get(2)?,
+            vendor_model: r.get(3)?,
+            profile: r.get(4)?,
+            profile_vendor_model: r.get(5)?,
+            external_server: r.get(6)?,
+            auto_associated: r.get(7)?,
+            associated_at: r.get(8)?,
+            sync: DeviceSync {
+                generation: r.get(9)?,
+                generation_at: r.get(10)?,
+                base_segment: r.get(11)?,
+                family: Family::from_name(&family),
+                readmit,
             },
-            r.get::<_, Option<i64>>(23)?,
-        ))
-    })?;
-    let mut out = Vec::new();
-    let mut groups = conn.prepare_cached(
-        "SELECT g.name FROM device_group_members m JOIN device_groups g ON g.id = m.group_id
-         WHERE m.device_id = ?1 ORDER BY g.priority DESC, g.id",
-    )?;
-    let mut firmware = conn.prepare_cached(
-        "SELECT version FROM profile_firmware WHERE profile_id = ?1 AND family = ?2",
-    )?;
-    for row in rows {
-        let (mut d, profile_id) = row?;
-        d.groups = groups
-            .query_map([d.id], |r| r.get(0))?
-            .collect::<rusqlite::Result<_>>()?;
+            first_seen: r.get(15)?,
+            last_seen: r.get(16)?,
+            last_auth_ok_at: r.get(17)?,
+            last_sync_at: r.get(18)?,
+            ua_model: r.get(19)?,
+            firmware: r.get(20)?,
+            last_bad_auth_ms: r.get(21)?,
+            site: r.get(22)?,
+            groups: Vec::new(),
+            profile_firmware: None,
+        };
+        d.groups = groups.remove(&d.id).unwrap_or_default();
         let family = d.sync.family.or_else(|| Family::of_model(&d.ua_model));
-        if let (Some(pid), Some(f)) = (profile_id, family) {
-            d.profile_firmware = firmware
-                .query_map(params![pid, f.name()], |r| r.get(0))?
-                .next()
-                .transpose()?;
+        if let (Some(pid), Some(fam)) = (profile_id, family) {
+            d.profile_firmware = firmware.get(&(pid, fam.name().to_string())).cloned();
         }
-        out.push(d);
+        f(d)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// How many devices of an account each site and each group has, by name.
+pub fn member_counts(
+    conn: &Connection,
+    account_id: i64,
+) -> Result<(HashMap<String, usize>, HashMap<String, usize>)> {
+    let count = |sql: &str| -> Result<HashMap<String, usize>> {
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map([account_id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (name, n) = row?;
+            out.insert(name, n.max(0) as usize);
+        }
+        Ok(out)
+    };
+    Ok((
+        count(
+            "SELECT st.name, count(*) FROM device_sites ds JOIN sites st ON st.id = ds.site_id
+             WHERE st.account_id = ?1 GROUP BY st.id",
+        )?,
+        count(
+            "SELECT g.name, count(*) FROM device_group_members m
+             JOIN device_groups g ON g.id = m.group_id
+             WHERE g.account_id = ?1 GROUP BY g.id",
+        )?,
+    ))
 }
 
 /// Distinct devices of an account with a successful request, per bucket of `bucket_ms`

@@ -132,11 +132,39 @@ pub struct Filter {
     pub group: Option<String>,
 }
 
-/// The inventory of an account: rows matching the filter, and counts over every device.
+/// Which matching rows to return: page `number` (from 1) of `size` rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub number: usize,
+    pub size: usize,
+}
+
+impl Page {
+    /// Every matching row (the command line; callers that filter to a few devices).
+    pub const ALL: Page = Page {
+        number: 1,
+        size: usize::MAX,
+    };
+    /// Rows per page in the console and the API unless asked otherwise.
+    pub const DEFAULT_SIZE: usize = 100;
+    /// The most rows one page may ask for.
+    pub const MAX_SIZE: usize = 1000;
+
+    fn range(self) -> std::ops::Range<usize> {
+        let start = self.number.saturating_sub(1).saturating_mul(self.size);
+        start..start.saturating_add(self.size)
+    }
+}
+
+/// The inventory of an account: one page of the rows matching the filter, and counts over
+/// every device.
 #[derive(Debug, Clone, Serialize)]
 pub struct Inventory {
     pub rows: Vec<Row>,
+    /// Devices of the account.
     pub total: usize,
+    /// Devices matching the filter (of which `rows` is one page).
+    pub matched: usize,
     pub by_state: BTreeMap<&'static str, usize>,
     pub by_flag: BTreeMap<&'static str, usize>,
 }
@@ -152,8 +180,14 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
     nums(a).cmp(&nums(b))
 }
 
-/// The inventory of `account` at `now`.
-pub fn inventory(conn: &Connection, account: &Account, filter: &Filter) -> Result<Inventory> {
+/// The inventory of `account` at `now`: one pass over its devices (never all of them in
+/// memory), keeping only the rows of `page`.
+pub fn inventory(
+    conn: &Connection,
+    account: &Account,
+    filter: &Filter,
+    page: Page,
+) -> Result<Inventory> {
     let now = db::now_secs();
     let settings = credentials::load_settings(conn, account.id)?;
     let history = credentials::load_history(conn, account.id)?;
@@ -174,9 +208,10 @@ pub fn inventory(conn: &Connection, account: &Account, filter: &Filter) -> Resul
     let mut by_flag: BTreeMap<&'static str, usize> =
         Flag::ALL.iter().map(|f| (f.as_str(), 0)).collect();
     let mut rows = Vec::new();
-    let all = inventory::list_device_rows(conn, account.id.0)?;
-    let total = all.len();
-    for d in all {
+    let wanted = page.range();
+    let (mut total, mut matched) = (0, 0);
+    inventory::for_each_device_row(conn, account.id.0, |d| {
+        total += 1;
         let state = match (d.profile.is_some(), d.last_auth_ok_at) {
             (false, _) => State::Unassociated,
             (true, None) => State::Staged,
@@ -217,7 +252,11 @@ pub fn inventory(conn: &Connection, account: &Account, filter: &Filter) -> Resul
                 .is_none_or(|s| d.site.as_ref() == Some(s))
             && filter.group.as_ref().is_none_or(|g| d.groups.contains(g));
         if !keep {
-            continue;
+            return Ok(());
+        }
+        matched += 1;
+        if !wanted.contains(&(matched - 1)) {
+            return Ok(());
         }
         rows.push(Row {
             awaiting: awaiting.remove(&d.id).unwrap_or_default(),
@@ -235,10 +274,12 @@ pub fn inventory(conn: &Connection, account: &Account, filter: &Filter) -> Resul
             credentials,
             credentials_since: d.sync.generation_at,
         });
-    }
+        Ok(())
+    })?;
     Ok(Inventory {
         rows,
         total,
+        matched,
         by_state,
         by_flag,
     })
@@ -348,5 +389,77 @@ mod tests {
                 .to_string()
                 .starts_with("flag:")
         );
+    }
+
+    #[test]
+    fn pages_hold_only_their_rows_while_counts_cover_every_device() {
+        let conn = crate::db::open_in_memory().expect("db");
+        let account = crate::db::accounts::ensure_default(&conn)
+            .expect("account")
+            .0;
+        let a = account.id.0;
+        conn.execute_batch(&format!(
+            "INSERT INTO profiles (id, account_id, name, created_at, updated_at)
+                 VALUES (1, {a}, 'p', 1, 1);
+             INSERT INTO profile_firmware (profile_id, family, version) VALUES (1, 'VVX', '5.9.8');
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
+             INSERT INTO devices (id, account_id, mac, serial, profile_id, created_at, updated_at)
+                 SELECT i, {a}, printf('0004f2%06x', i), printf('0004F2%06X', i),
+                        CASE WHEN i <= 200 THEN 1 END, 1, 1 FROM n;
+             INSERT INTO device_activity (device_id, first_seen, last_seen, ua_model, firmware)
+                 SELECT id, 1, 1, 'VVX_410', '5.9.5' FROM devices WHERE id <= 30;
+             INSERT INTO device_groups (id, account_id, name, priority, created_at)
+                 VALUES (1, {a}, 'lobby', 1, 1), (2, {a}, 'floor', 2, 1);
+             INSERT INTO device_group_members (group_id, device_id) VALUES (1, 5), (2, 5), (1, 6);"
+        ))
+        .expect("rows");
+        let all = Filter::default();
+        let p = |number, size| Page { number, size };
+        let first = inventory(&conn, &account, &all, p(1, 100)).expect("page 1");
+        assert_eq!(
+            (first.total, first.matched, first.rows.len()),
+            (250, 250, 100)
+        );
+        assert_eq!(first.rows[0].mac, "0004f2000001");
+        let third = inventory(&conn, &account, &all, p(3, 100)).expect("page 3");
+        assert_eq!(third.rows.len(), 50);
+        assert_eq!(third.rows[0].mac, "0004f20000c9");
+        assert!(
+            inventory(&conn, &account, &all, p(4, 100))
+                .expect("past the end")
+                .rows
+                .is_empty()
+        );
+        // Counts are over every device whatever the page.
+        assert_eq!(third.by_state["unassociated"], 50);
+        assert_eq!(third.by_state["staged"], 200);
+        assert_eq!(third.by_flag["firmware-behind"], 30);
+        // A filtered page: matched counts the filter, rows are its page.
+        let behind = Filter {
+            flag: Some(Flag::FirmwareBehind),
+            ..Default::default()
+        };
+        let b = inventory(&conn, &account, &behind, p(2, 20)).expect("filtered");
+        assert_eq!((b.matched, b.rows.len()), (30, 10));
+        assert_eq!(b.rows[0].profile_firmware.as_deref(), Some("5.9.8"));
+        // Groups in precedence order, read once for every device.
+        let g = inventory(
+            &conn,
+            &account,
+            &Filter {
+                group: Some("lobby".into()),
+                ..Default::default()
+            },
+            Page::ALL,
+        )
+        .expect("group");
+        assert_eq!(
+            g.rows.iter().map(|r| r.mac.as_str()).collect::<Vec<_>>(),
+            ["0004f2000005", "0004f2000006"]
+        );
+        assert_eq!(g.rows[0].groups, ["floor", "lobby"]);
+        let (sites, groups) = crate::db::inventory::member_counts(&conn, a).expect("counts");
+        assert!(sites.is_empty());
+        assert_eq!((groups["lobby"], groups["floor"]), (2, 1));
     }
 }

@@ -282,7 +282,7 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
         b.click_link("Inventory").await;
         assert_eq!(b.path().await, "/accounts/default/inventory");
         let text = b.text().await;
-        assert!(text.contains("Showing 2 of 2 devices"), "{text}");
+        assert!(text.contains("Showing 1–2 of 2 matching · 2 devices"), "{text}");
         let charts = b
             .client
             .find_all(Locator::Css(".charts svg"))
@@ -294,7 +294,7 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
         b.click("form.filters button[type=submit]").await;
         let text = b.text().await;
         assert!(
-            text.contains("Showing 1 of 2") && text.contains(STAGED) && !text.contains(SEEN),
+            text.contains("Showing 1 of 1 matching · 2 devices") && text.contains(STAGED) && !text.contains(SEEN),
             "{text}"
         );
         b.shot("inventory-staged").await;
@@ -313,7 +313,7 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
         b.click("a.card.state-provisioned-active").await;
         let text = b.text().await;
         assert!(
-            text.contains("Showing 1 of 2") && text.contains(SEEN),
+            text.contains("Showing 1 of 1 matching · 2 devices") && text.contains(SEEN),
             "{text}"
         );
         b.shot("inventory-active").await;

@@ -299,6 +299,34 @@ fn inventory_checkins_export_import_and_audit_through_the_api() {
         "",
     );
     assert_eq!(error_of(&r), (422, vec!["state".to_string()]));
+    // A page at a time: the counts stay those of every device.
+    let second = ok(api(
+        &server,
+        "GET",
+        "/accounts/default/inventory?page=2&per_page=1",
+        Some(&t),
+        "",
+    ));
+    assert_eq!(
+        (
+            second["matched"].as_u64(),
+            second["page"].as_u64(),
+            second["devices"].as_array().map(Vec::len),
+            second["by_state"]["staged"].as_u64()
+        ),
+        (Some(2), Some(2), Some(1), Some(1))
+    );
+    let r = api(
+        &server,
+        "GET",
+        "/accounts/default/inventory?page=0&per_page=5000",
+        Some(&t),
+        "",
+    );
+    assert_eq!(
+        error_of(&r),
+        (422, vec!["page".to_string(), "per_page".to_string()])
+    );
     let c = ok(api(
         &server,
         "GET",

@@ -13,16 +13,18 @@ use crate::domain::mac::Mac;
 use crate::domain::users::User;
 use crate::error::{Error, Result};
 use crate::http::console::effective::{display_value, settings_of};
-use crate::http::console::inventory::filter_of;
+use crate::http::console::inventory::{filter_of, page_of};
 
 pub fn route(api: &Api, req: &Request, a: &Account, rest: &[&str]) -> Result<Response> {
     let conn = api.console.conn()?;
     match (req.method(), rest) {
         ("GET", ["inventory"]) => {
-            let inv = inventory::inventory(&conn, a, &filter_of(req)?)?;
+            let page = page_of(req)?;
+            let inv = inventory::inventory(&conn, a, &filter_of(req)?, page)?;
             Ok(Response::json(&json!({
-                "account": a.slug, "total": inv.total, "by_state": inv.by_state,
-                "by_flag": inv.by_flag, "devices": inv.rows,
+                "account": a.slug, "total": inv.total, "matched": inv.matched,
+                "page": page.number, "per_page": page.size,
+                "by_state": inv.by_state, "by_flag": inv.by_flag, "devices": inv.rows,
             })))
         }
         ("GET", ["checkins"]) => Ok(Response::json(&inventory::checkins(&conn, a)?)),

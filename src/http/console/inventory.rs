@@ -4,7 +4,9 @@
 //! check-ins over the last 24 hours and 7 days, drawn by the server as inline SVG.
 //!
 //! The rows, counts and charts come from `domain::inventory`; this module turns the query
-//! string into a `Filter` (a bad state or flag is a 422 naming the field) and renders.
+//! string into a `Filter` and a `Page` (a bad state, flag, page or page size is a 422 naming
+//! the field) and renders one page of rows (100 by default) with the counts over every
+//! device.
 
 use maud::{Markup, PreEscaped, html};
 use rouille::{Request, Response};
@@ -14,9 +16,9 @@ use super::{Console, Ctx, html_page, percent_encode};
 use crate::db::policies as pq;
 use crate::domain::account::Account;
 use crate::domain::autosync::SyncState;
-use crate::domain::inventory::{self, Filter, Flag, Row, State};
+use crate::domain::inventory::{self, Filter, Flag, Page, Row, State};
 use crate::domain::ops;
-use crate::error::Result;
+use crate::error::{Error, FieldError, Result};
 use crate::http::views::widgets::badge;
 use crate::http::views::{self, when};
 
@@ -42,6 +44,54 @@ pub fn filter_of(req: &Request) -> Result<Filter> {
     })
 }
 
+/// The page of a query string: `page` (from 1, default 1) and `per_page` (1 to
+/// `Page::MAX_SIZE`, default `Page::DEFAULT_SIZE`); anything else is an error naming it.
+pub fn page_of(req: &Request) -> Result<Page> {
+    let mut problems = Vec::new();
+    let mut number = |key: &str, default: usize, max: usize| -> usize {
+        match req.get_param(key).filter(|v| !v.is_empty()) {
+            None => default,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => n,
+                _ => {
+                    problems.push(FieldError::new(
+                        key,
+                        format!("must be a whole number from 1 to {max}"),
+                    ));
+                    default
+                }
+            },
+        }
+    };
+    let page = Page {
+        number: number("page", 1, usize::MAX >> 20),
+        size: number("per_page", Page::DEFAULT_SIZE, Page::MAX_SIZE),
+    };
+    if problems.is_empty() {
+        Ok(page)
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
+/// The query string of a filter (without the page), for links that keep it.
+fn filter_query(f: &Filter) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = f.state {
+        parts.push(format!("state={}", s.as_str()));
+    }
+    if let Some(fl) = f.flag {
+        parts.push(format!("flag={}", fl.as_str()));
+    }
+    if let Some(s) = &f.site {
+        parts.push(format!("site={}", percent_encode(s)));
+    }
+    if let Some(g) = &f.group {
+        parts.push(format!("group={}", percent_encode(g)));
+    }
+    parts.join("&")
+}
+
 fn link(a: &Account, key: &str, value: &str) -> String {
     format!(
         "/accounts/{}/inventory?{key}={}",
@@ -63,8 +113,9 @@ fn credentials(r: &Row) -> Markup {
 
 pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Response> {
     let filter = filter_of(req)?;
+    let page = page_of(req)?;
     let conn = c.conn()?;
-    let inv = inventory::inventory(&conn, a, &filter)?;
+    let inv = inventory::inventory(&conn, a, &filter, page)?;
     let checkins = inventory::checkins(&conn, a)?;
     let sites = pq::list_sites(&conn, a.id.0)?;
     let groups = pq::list_groups(&conn, a.id.0)?;
@@ -107,7 +158,14 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
                 @if filtered { a href=(format!("/accounts/{}/inventory", a.slug)) { "Clear" } }
             }
         }
-        p.muted.shown { "Showing " (inv.rows.len()) " of " (inv.total) " devices." }
+        @let first = (page.number - 1) * page.size + 1;
+        p.muted.shown {
+            @match inv.rows.len() { 0 => { "Showing 0" } 1 => { "Showing " (first) } n => { "Showing " (first) "–" (first + n - 1) } }
+            " of " (inv.matched) " matching · " (inv.total) " devices."
+        }
+        @let query = filter_query(&filter);
+        @let base = if query.is_empty() { format!("/accounts/{}/inventory?per_page={}", a.slug, page.size) } else { format!("/accounts/{}/inventory?{query}&per_page={}", a.slug, page.size) };
+        @if inv.matched > page.size { (views::pager(&base, page.number, page.size, inv.matched, false)) }
         @if inv.rows.is_empty() { p.muted { "No device matches." } } @else {
             table.list.inventory {
                 thead { tr {

@@ -237,7 +237,7 @@ fn overview(
     let sites = pq::list_sites(&conn, a.id.0)?;
     let groups = pq::list_groups(&conn, a.id.0)?;
     let all = pq::list_policies(&conn, a.id.0)?;
-    let rows = inventory::inventory(&conn, a, &Filter::default())?.rows;
+    let (site_members, group_members) = crate::db::inventory::member_counts(&conn, a.id.0)?;
     let count_policies = |kind: &str, name: &str| {
         all.iter()
             .filter(|p| p.scope.as_str() == kind && p.target == name)
@@ -266,7 +266,7 @@ fn overview(
                             tr {
                                 td { a href=(format!("{base}/sites/{}", percent_encode(&s.name))) { (s.name) } }
                                 td { (s.description) }
-                                td.num { (rows.iter().filter(|r| r.site.as_deref() == Some(&s.name)).count()) }
+                                td.num { (site_members.get(&s.name).copied().unwrap_or(0)) }
                                 td.num { (count_policies("site", &s.name)) }
                             }
                         }
@@ -292,7 +292,7 @@ fn overview(
                             tr {
                                 td { a href=(format!("{base}/groups/{}", percent_encode(&g.name))) { (g.name) } }
                                 td.num { (g.priority) }
-                                td.num { (rows.iter().filter(|r| r.groups.contains(&g.name)).count()) }
+                                td.num { (group_members.get(&g.name).copied().unwrap_or(0)) }
                                 td.num { (count_policies("group", &g.name)) }
                             }
                         }
@@ -376,7 +376,7 @@ fn site_page(
         site: Some(site.name.clone()),
         ..Default::default()
     };
-    let devices: Vec<String> = inventory::inventory(&conn, a, &filter)?
+    let devices: Vec<String> = inventory::inventory(&conn, a, &filter, inventory::Page::ALL)?
         .rows
         .into_iter()
         .map(|r| r.mac)
