@@ -221,16 +221,18 @@ code=$(curl -s -m 30 -c "$WORK/cookies" -o /dev/null -w '%{http_code}' \
 COUNT_PY='
 import re, sys
 b = open(sys.argv[1], "rb").read()
-m = re.search(rb"Showing (\d+) of (\d+) devices", b)
-if m: print("%s of %s devices" % (m.group(1).decode(), m.group(2).decode())); sys.exit()
+m = re.search(rb"Showing ([\d\xe2\x80\x93]+) of (\d+) matching \xc2\xb7 (\d+) devices", b)
+if m: print("rows %s of %s matching, %s devices" % (m.group(1).decode(), m.group(2).decode(), m.group(3).decode())); sys.exit()
 m = re.search(rb"Page \d+ of \d+\+? \xc2\xb7 (\d+\+?) results?", b)
 if m: print("%d rows of %s" % (b.count(b"<tr>") - 1, m.group(1).decode())); sys.exit()
 if b"No results." in b: print("0 rows of 0"); sys.exit()
 if b.startswith(b"{"):
     total = re.findall(rb"\"total\":(\d+)", b)
+    matched = re.findall(rb"\"matched\":(\d+)", b)
     more = b"\"more\":true" in b
-    what = "devices" if b"\"by_state\"" in b else "rows"
-    print("%d %s of %s%s" % (b.count(b"\"mac\":"), what, total[-1].decode() if total else "?", "+" if more else "")); sys.exit()
+    if matched:
+        print("%d rows of %s matching, %s devices" % (b.count(b"\"mac\":"), matched[-1].decode(), total[-1].decode())); sys.exit()
+    print("%d rows of %s%s" % (b.count(b"\"mac\":"), total[-1].decode() if total else "?", "+" if more else "")); sys.exit()
 print("?")
 '
 # timed LABEL URL CURL_ARGS...: REPS runs; fails unless every one answers 200.
@@ -267,6 +269,7 @@ timed "API find mac=%abcd% (contains)" "$API/find?view=device&mac=%25abcd%25" -H
 timed "API find all, page 1000" "$API/find?view=device&page=1000" -H "$BEARER"
 timed "API find all, page $LAST_PAGE (last)" "$API/find?view=device&page=$LAST_PAGE" -H "$BEARER"
 timed "API inventory (all)" "$API/accounts/$SLUG/inventory" -H "$BEARER"
+timed "API inventory, last page of 100" "$API/accounts/$SLUG/inventory?page=$(( (DEVICES + 99) / 100 ))" -H "$BEARER"
 timed "API inventory ?state=provisioned-active" "$API/accounts/$SLUG/inventory?state=provisioned-active" -H "$BEARER"
 timed "API inventory ?flag=firmware-behind" "$API/accounts/$SLUG/inventory?flag=firmware-behind" -H "$BEARER"
 timed "API inventory ?flag=locked-out (none)" "$API/accounts/$SLUG/inventory?flag=locked-out" -H "$BEARER"
