@@ -25,6 +25,7 @@ pub mod diag;
 pub mod enrolment;
 pub mod find;
 pub mod findrows;
+pub mod groupwrite;
 pub mod firmware;
 pub mod inventory;
 pub mod jobs;
@@ -333,6 +334,11 @@ impl Pool {
     /// Path of the database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// How long a connection of this pool waits for another writer.
+    pub fn busy_timeout(&self) -> Duration {
+        self.inner.busy_timeout
     }
 }
 

@@ -37,6 +37,7 @@ use super::sightings::Sightings;
 use super::variables::{self, Context, Subject};
 use crate::db::credentials::{self, DeviceSync};
 use crate::db::enrolment::{self as enrolment_q, DeviceCredential};
+use crate::db::groupwrite::GroupWriter;
 use crate::db::{self, Pool, accounts, devices, profiles};
 use crate::error::Result;
 
@@ -163,6 +164,8 @@ pub struct Provisioner {
     unassociated: AtomicU64,
     /// First sightings waiting for the writer thread (`run_sighting_writer`).
     sightings: Sightings,
+    /// The synchronous writes of device requests, committed in groups (`db::groupwrite`).
+    writes: GroupWriter,
     trust: Option<PhoneTrust>,
 }
 
@@ -184,6 +187,7 @@ pub enum Lookup {
 
 impl Provisioner {
     pub fn new(pool: Pool, unassociated_cap: u32) -> Provisioner {
+        let writes = GroupWriter::start(pool.path(), pool.busy_timeout());
         Provisioner {
             pool,
             cache: RwLock::new(Cache {
@@ -202,6 +206,7 @@ impl Provisioner {
             unassociated_cap,
             unassociated: AtomicU64::new(u64::MAX),
             sightings: Sightings::default(),
+            writes,
             trust: None,
         }
     }
@@ -490,19 +495,20 @@ impl Provisioner {
         if new == *old {
             return Ok(entry);
         }
-        let mut conn = self.pool.get()?;
         let left = (old.base_segment != new.base_segment && !old.base_segment.is_empty())
             .then(|| old.base_segment.clone());
-        let retired = db::write_tx(&mut conn, |tx| {
-            credentials::store_sync(tx, entry.device.id, &new)?;
-            if new.readmit.is_none() && old.readmit.is_some() {
+        let (device_id, account_id, stored, was_readmitted) =
+            (entry.device.id, account.id, new.clone(), old.readmit.is_some());
+        let retired = self.writes.run(move |tx| {
+            credentials::store_sync(tx, device_id, &stored)?;
+            if stored.readmit.is_none() && was_readmitted {
                 // A re-admission ends with the sync: other processes must see it.
                 credentials::bump_revision(tx)?;
             }
             let Some(segment) = &left else {
                 return Ok(None);
             };
-            let is_alias = credentials::list_aliases(tx, Some(account.id))?
+            let is_alias = credentials::list_aliases(tx, Some(account_id))?
                 .iter()
                 .any(|a| &a.segment == segment && a.retired_at.is_none());
             if !is_alias || credentials::count_segment_holders(tx, segment)? > 0 {
@@ -512,13 +518,12 @@ impl Provisioner {
             audit::record(
                 tx,
                 &Actor::system(),
-                Change::new(Some(account.id.0), "account.retire-alias", segment.clone())
+                Change::new(Some(account_id.0), "account.retire-alias", segment.clone())
                     .before(serde_json::json!({"alias": segment}))
                     .after(serde_json::json!({"reason": "the last device using it moved to the current service address"})),
             )?;
             Ok(Some(segment.clone()))
         })?;
-        drop(conn);
         if new.generation != old.generation {
             log::info!(
                 "{}: authenticated with credential generation {} (was {})",
@@ -544,20 +549,19 @@ impl Provisioner {
     /// the same on every request until the device confirms it). Returns the entry to serve
     /// from.
     pub fn enrol(&self, entry: &Arc<DeviceEntry>) -> Result<Arc<DeviceEntry>> {
-        {
-            let conn = self.pool.get()?;
-            super::enrolment::ensure_credential(&conn, entry.device.id)?;
-        }
+        let id = entry.device.id;
+        self.writes
+            .run(move |c| super::enrolment::ensure_credential(c, id).map(|_| ()))?;
         self.reload(entry)
     }
 
     /// The device authenticated with its current own credential: it holds it (and no
     /// longer the one before a rotation). Written synchronously.
     pub fn confirm_device_credential(&self, entry: &Arc<DeviceEntry>) -> Result<Arc<DeviceEntry>> {
-        {
-            let conn = self.pool.get()?;
-            enrolment_q::confirm_device_credential(&conn, entry.device.id, db::now_secs())?;
-        }
+        let id = entry.device.id;
+        self.writes.run(move |c| {
+            enrolment_q::confirm_device_credential(c, id, db::now_secs()).map(|_| ())
+        })?;
         log::info!("{}: uses its own credential", entry.device.mac);
         self.reload(entry)
     }
@@ -625,8 +629,9 @@ impl Provisioner {
             return Ok(entry);
         }
         {
-            let conn = self.pool.get()?;
-            devices::confirm(&conn, entry.device.id, &confirmed)?;
+            let (id, values) = (entry.device.id, confirmed.clone());
+            self.writes
+                .run(move |c| devices::confirm(c, id, &values))?;
         }
         log::info!(
             "{}: confirmed {}",
@@ -718,9 +723,9 @@ impl Provisioner {
             })
             .collect();
         if !new.is_empty() {
-            let conn = self.pool.get()?;
-            devices::mark_delivered(&conn, entry.device.id, &new)?;
-            drop(conn);
+            let id = entry.device.id;
+            self.writes
+                .run(move |c| devices::mark_delivered(c, id, &new))?;
             self.forget(&entry.device.mac);
         }
         Ok(Some(rendered))

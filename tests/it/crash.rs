@@ -21,7 +21,7 @@ use crate::common::*;
 /// Lines of each import: 10,000 in the test suite; `scripts/crash-import.sh` sets
 /// `ZEROTOUCH_CRASH_LINES=100000` for the full-size run.
 fn lines() -> usize {
-    std::env::var("ZEROTOUCH_CRASH_lines()")
+    std::env::var("ZEROTOUCH_CRASH_LINES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000)
