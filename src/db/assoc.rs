@@ -161,26 +161,8 @@ pub fn update_association(
 ) -> Result<()> {
     // Several statements: all or none (crash safety).
     super::atomic(conn, |conn| {
-        let n = conn.execute(
-            "UPDATE devices SET serial = ?2, vendor_model = ?3, profile_id = ?4, sip_server = ?5,
-                outbound_proxy = ?6, prov_server = ?7, prov_user = ?8, prov_password = ?9,
-                polling = ?10, updated_at = ?11
-         WHERE id = ?1",
-            params![
-                device_id,
-                d.serial,
-                d.vendor_model,
-                profile_id,
-                d.ext.sip_server,
-                d.ext.outbound_proxy,
-                d.ext.prov_server,
-                d.ext.prov_user,
-                super::secrets::seal(&d.ext.prov_password),
-                d.ext.polling,
-                now_secs()
-            ],
-        )?;
-        if n == 0 {
+        let found = super::devices::update_device(conn, device_id, d, profile_id)?;
+        if !found {
             return Err(Error::not_found(format!("device {}", d.mac)));
         }
         conn.execute(

@@ -221,10 +221,11 @@ pub fn insert_device(
     Ok(id)
 }
 
-/// Updates an associated device's fields, extensions and profile (import). Lines are
-/// replaced separately (`replace_lines`). Run inside a transaction.
-pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64) -> Result<()> {
-    conn.execute(
+/// Updates an associated device's fields, extensions and profile (import, association
+/// changes). Lines are replaced separately. Run inside a transaction. Returns false if
+/// there is no device `id`.
+pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64) -> Result<bool> {
+    let n = conn.execute(
         "UPDATE devices SET serial = ?2, vendor_model = ?3, profile_id = ?4, sip_server = ?5,
                 outbound_proxy = ?6, prov_server = ?7, prov_user = ?8, prov_password = ?9,
                 polling = ?10, updated_at = ?11
@@ -243,7 +244,7 @@ pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64)
             now_secs()
         ],
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
 /// Replaces every SIP line of a device.

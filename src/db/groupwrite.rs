@@ -48,7 +48,9 @@ impl GroupWriter {
                     log::error!("group writer: {e}");
                     let msg = e.to_string();
                     while let Ok(j) = rx.recv() {
-                        let _ = j.done.send(Err(Error::Schema(format!("group write: {msg}"))));
+                        let _ = j
+                            .done
+                            .send(Err(Error::Schema(format!("group write: {msg}"))));
                     }
                 }
             });
@@ -66,12 +68,8 @@ impl GroupWriter {
     ) -> Result<T> {
         let (done, wait) = mpsc::sync_channel(1);
         let work: Work = Box::new(move |c| f(c).map(|v| Box::new(v) as Box<dyn Any + Send>));
-        self.tx
-            .send(Job { work, done })
-            .map_err(|_| stopped())?;
-        let value = wait
-            .recv()
-            .map_err(|_| stopped())??;
+        self.tx.send(Job { work, done }).map_err(|_| stopped())?;
+        let value = wait.recv().map_err(|_| stopped())??;
         value
             .downcast::<T>()
             .map(|b| *b)
@@ -104,7 +102,9 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
         Err(e) => {
             let msg = e.to_string();
             for j in jobs {
-                let _ = j.done.send(Err(Error::Schema(format!("group write: {msg}"))));
+                let _ = j
+                    .done
+                    .send(Err(Error::Schema(format!("group write: {msg}"))));
             }
             return;
         }
@@ -131,8 +131,12 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) {
 
 fn run_one(conn: &Connection, work: Work) -> Result<Box<dyn Any + Send>> {
     conn.execute_batch("SAVEPOINT zt_group_job")?;
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn)))
-        .unwrap_or_else(|_| Err(Error::io("a group write", std::io::Error::other("it panicked"))));
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| work(conn))).unwrap_or_else(|_| {
+        Err(Error::io(
+            "a group write",
+            std::io::Error::other("it panicked"),
+        ))
+    });
     match &result {
         Ok(_) => conn.execute_batch("RELEASE zt_group_job")?,
         Err(_) => {
@@ -172,7 +176,10 @@ mod tests {
                 })
             })
             .collect();
-        let got: Vec<i64> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+        let got: Vec<i64> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
         assert_eq!(got, (0..32).map(|i| i * 2).collect::<Vec<_>>());
         // Committed when run returned: visible to another connection.
         let c = super::super::open(&path, Duration::from_secs(1)).expect("db");

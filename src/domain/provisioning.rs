@@ -497,8 +497,12 @@ impl Provisioner {
         }
         let left = (old.base_segment != new.base_segment && !old.base_segment.is_empty())
             .then(|| old.base_segment.clone());
-        let (device_id, account_id, stored, was_readmitted) =
-            (entry.device.id, account.id, new.clone(), old.readmit.is_some());
+        let (device_id, account_id, stored, was_readmitted) = (
+            entry.device.id,
+            account.id,
+            new.clone(),
+            old.readmit.is_some(),
+        );
         let retired = self.writes.run(move |tx| {
             credentials::store_sync(tx, device_id, &stored)?;
             if stored.readmit.is_none() && was_readmitted {
@@ -630,8 +634,7 @@ impl Provisioner {
         }
         {
             let (id, values) = (entry.device.id, confirmed.clone());
-            self.writes
-                .run(move |c| devices::confirm(c, id, &values))?;
+            self.writes.run(move |c| devices::confirm(c, id, &values))?;
         }
         log::info!(
             "{}: confirmed {}",

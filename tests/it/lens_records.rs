@@ -207,7 +207,10 @@ fn the_inventory_filters_by_state_flag_site_and_group() {
     assert_eq!(rows("?state=staged&site=hq"), (false, true));
     assert_eq!(rows("?flag=locked-out"), (false, false));
     let page = s.get("/accounts/default/inventory?state=staged").text();
-    assert!(page.contains("Showing 1 of 1 matching · 2 devices"), "{page}");
+    assert!(
+        page.contains("Showing 1 of 1 matching · 2 devices"),
+        "{page}"
+    );
     assert!(
         page.contains("<option value=\"staged\" selected>"),
         "the filter is kept"
