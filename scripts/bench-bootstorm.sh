@@ -2,12 +2,14 @@
 # Boot storm: PHONES phones boot at once (the full UCS sequence, 401 answered on every new
 # connection), against zerotouch and against nginx serving the same bytes (HTTP and HTTPS,
 # same certificate), in one run, with a ratio beside every figure. Phases:
-#   known-http     PHONES known phones over HTTP keep-alive, CONCURRENCY at once
+#   known-http     PHONES associated phones over HTTP keep-alive, CONCURRENCY at once; their
+#                  first boot (never seen: what each shows it holds is written)
 #   known-https    the same over HTTPS, a full TLS handshake per phone
 #   unknown        PHONES unknown phones enrolled by the stage policy (404, 000000000000.cfg,
 #                  <mac>-stage.cfg); nginx serves the same files
 #   firmware       200 phones fetching a 50 MB image at once (aggregate MB/s)
-#   idle+storm     known-http again while 5,000 idle keep-alive connections are held open
+#   idle+storm     known-http again while 5,000 idle keep-alive connections are held open:
+#                  the phones' boot after a power cut (seen before, nothing new to write)
 #   configs-only   master + generated + profile file per phone (the peers' 1,400 req/s)
 #
 # Usage: scripts/bench-bootstorm.sh [PHONES] [CONCURRENCY]
@@ -127,7 +129,7 @@ for line in open(sys.argv[1]):
     phase, _, rest = line.strip().partition(" RESULT ")
     kv = dict(p.split("=", 1) for p in rest.split())
     rows.setdefault(phase, {})[kv["label"]] = kv
-print("\n%-13s %-10s %9s %9s %8s %8s %7s %8s %8s %6s" % ("phase", "server", "phones/s", "req/s", "p99 ms", "max ms", "errors", "MB/s", "RSS MB", "ratio"))
+print("\n%-12s %-9s %7s %8s %6s %7s %7s %7s %7s %5s %7s %6s %7s %6s" % ("phase", "server", "seconds", "phones/s", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "errs", "MB/s", "RSS MB", "threads", "ratio"))
 for phase, r in rows.items():
     z, n = r.get("zerotouch"), r.get("nginx")
     key = "firmware_mb_per_s" if phase == "firmware" else ("requests_per_s" if phase == "configs-only" else "phones_per_s")
@@ -136,7 +138,8 @@ for phase, r in rows.items():
         ratio = ""
         if label == "zerotouch" and n and float(n[key]) > 0:
             ratio = "%.2f" % (float(z[key]) / float(n[key]))
-        print("%-13s %-10s %9s %9s %8s %8s %7s %8s %8s %6s" % (phase, label, kv["phones_per_s"], kv["requests_per_s"], kv["p99_ms"], kv["max_ms"], kv["errors"], kv["firmware_mb_per_s"], kv["peak_rss_mb"], ratio))
+        print("%-12s %-9s %7s %8s %6s %7s %7s %7s %7s %5s %7s %6s %7s %6s" % (phase, label, kv["seconds"], kv["phones_per_s"], kv["requests_per_s"], kv["p50_ms"], kv["p95_ms"], kv["p99_ms"], kv["max_ms"], kv["errors"], kv["firmware_mb_per_s"], kv["peak_rss_mb"], kv["peak_threads"], ratio))
+print("(ratio: zerotouch / nginx of phones/s; MB/s for firmware; req/s for configs-only. nginx's RSS and threads are its master process only.)")
 PY
 echo
 echo "zerotouch at rest after the storms: $(grep -E 'VmRSS|Threads' /proc/$ZPID/status | tr -s ' \t' ' ' | tr '\n' ' ')"
