@@ -196,7 +196,7 @@ pub struct LimitsConfig {
     /// boot storm images wait and configuration requests do not. Default `256`.
     pub firmware_streams: usize,
     /// Most device uploads (logs, overrides, contacts, call lists) received at once; more
-    /// get 503 with Retry-After before their body is read. Default `256`.
+    /// get 503 with Retry-After before their body is read. Default `1024`.
     pub upload_streams: usize,
     /// Seconds a client refused by `firmware_streams` or `upload_streams` is asked to wait:
     /// each answer says a value between this and twice this, so refused phones come back
@@ -239,7 +239,7 @@ impl Default for LimitsConfig {
             firmware_upload_bytes: 2 * 1024 * 1024 * 1024,
             asset_upload_bytes: 16 * 1024 * 1024,
             firmware_streams: 256,
-            upload_streams: 256,
+            upload_streams: 1024,
             busy_retry_after_secs: 30,
             max_connections_per_ip: 256,
             nat_allowlist: Vec::new(),
