@@ -174,6 +174,8 @@ struct Watcher {
     conn: Option<rusqlite::Connection>,
     data_version: Option<i64>,
     revision: i64,
+    /// When the last check started.
+    checked_at: Option<std::time::Instant>,
 }
 
 /// The outcome of looking up a MAC.
@@ -202,6 +204,7 @@ impl Provisioner {
                 conn: None,
                 data_version: None,
                 revision: -1,
+                checked_at: None,
             }),
             unassociated_cap,
             unassociated: AtomicU64::new(u64::MAX),
@@ -232,8 +235,17 @@ impl Provisioner {
     /// another connection committed something since the last check: exact (no window in which
     /// a committed change is not served) and cheap on the hot path.
     pub fn accounts(&self) -> Result<Arc<Vec<Account>>> {
+        let arrived = std::time::Instant::now();
         let revision = {
             let mut w = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+            // A check that started after this request arrived saw every commit made before
+            // it: under a storm, requests waiting on the lock share one check.
+            if w.checked_at.is_some_and(|t| t >= arrived) {
+                let revision = w.revision;
+                drop(w);
+                return self.cached_accounts(revision);
+            }
+            let started = std::time::Instant::now();
             if w.conn.is_none() {
                 w.conn = Some(db::open(
                     self.pool.path(),
@@ -248,8 +260,15 @@ impl Provisioner {
                 w.revision = accounts::config_revision(conn)?;
                 w.data_version = Some(version);
             }
+            w.checked_at = Some(started);
             w.revision
         };
+        self.cached_accounts(revision)
+    }
+
+    /// The accounts at `revision`, reloaded (with everything cached beside them) if the
+    /// cache holds an older one.
+    fn cached_accounts(&self, revision: i64) -> Result<Arc<Vec<Account>>> {
         {
             let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
             if c.revision == revision {
