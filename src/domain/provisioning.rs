@@ -73,7 +73,8 @@ pub enum FileKind {
 /// A device as served: everything needed to render its files.
 pub struct DeviceEntry {
     pub device: Device,
-    pub profile: Option<Profile>,
+    /// Shared by every device of the profile (its files can be large).
+    pub profile: Option<Arc<Profile>>,
     pub state: BTreeMap<String, ParamState>,
     /// What the device is known to hold (credential generation, address, family).
     pub sync: DeviceSync,
@@ -151,6 +152,8 @@ struct Cache {
     /// Provisioning settings and custom variables, loaded with the accounts.
     context: Arc<Context>,
     devices: HashMap<Mac, Option<Arc<DeviceEntry>>>,
+    /// Profiles of cached devices, one copy each, cleared with `devices`.
+    profiles: HashMap<i64, Arc<Profile>>,
 }
 
 /// Serves provisioning data to device handlers.
@@ -199,6 +202,7 @@ impl Provisioner {
                 sync: Arc::new(HashMap::new()),
                 context: Arc::new(Context::default()),
                 devices: HashMap::new(),
+                profiles: HashMap::new(),
             }),
             watcher: Mutex::new(Watcher {
                 conn: None,
@@ -300,6 +304,7 @@ impl Provisioner {
             c.sync = sync;
             c.context = context;
             c.devices.clear();
+            c.profiles.clear();
             self.unassociated.store(u64::MAX, Ordering::Relaxed);
         }
         Ok(c.accounts.clone())
@@ -411,13 +416,34 @@ impl Provisioner {
         })
     }
 
+    /// Profile `id`, one copy shared by every cached device that uses it. A copy read while
+    /// the revision changed is not kept.
+    fn shared_profile(&self, conn: &rusqlite::Connection, id: i64) -> Result<Option<Arc<Profile>>> {
+        let revision = {
+            let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(p) = c.profiles.get(&id) {
+                return Ok(Some(p.clone()));
+            }
+            c.revision
+        };
+        let Some(profile) = profiles::find_profile_by_id(conn, id)? else {
+            return Ok(None);
+        };
+        let profile = Arc::new(profile);
+        let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
+        if c.revision == revision {
+            c.profiles.insert(id, profile.clone());
+        }
+        Ok(Some(profile))
+    }
+
     fn load(&self, mac: &Mac) -> Result<Option<Arc<DeviceEntry>>> {
         let conn = self.pool.get()?;
         let Some(device) = devices::find_device_by_mac(&conn, mac)? else {
             return Ok(None);
         };
         let profile = match device.profile_id {
-            Some(id) => profiles::find_profile_by_id(&conn, id)?,
+            Some(id) => self.shared_profile(&conn, id)?,
             None => None,
         };
         let state = devices::load_prov_state(&conn, device.id)?;
@@ -436,7 +462,7 @@ impl Provisioner {
                     a,
                     &s,
                     &device,
-                    profile.as_ref(),
+                    profile.as_deref(),
                     &sync,
                     db::now_secs(),
                 ),
