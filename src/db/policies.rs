@@ -250,6 +250,16 @@ pub fn remove_member(conn: &Connection, group_id: i64, device_id: i64) -> Result
     )? == 1)
 }
 
+/// MACs of the devices at a site.
+pub fn list_site_devices(conn: &Connection, site_id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.mac FROM device_sites ds JOIN devices d ON d.id = ds.device_id
+         WHERE ds.site_id = ?1 ORDER BY d.mac",
+    )?;
+    let rows = stmt.query_map([site_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// MACs of a group's members.
 pub fn list_members(conn: &Connection, group_id: i64) -> Result<Vec<String>> {
     let mut stmt = conn.prepare_cached(

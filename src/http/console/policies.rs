@@ -14,7 +14,6 @@ use super::accounts::tabs;
 use super::{Console, Ctx, Form, done, html_page, notice_of, percent_encode};
 use crate::db::policies::{self as pq, Policy};
 use crate::domain::account::Account;
-use crate::domain::inventory::{self, Filter};
 use crate::domain::mac::Mac;
 use crate::domain::policy::{self, Target};
 use crate::domain::polycom::params;
@@ -372,15 +371,7 @@ fn site_page(
     let site = pq::find_site(&conn, a.id.0, name)?
         .ok_or_else(|| Error::not_found(format!("site `{name}`")))?;
     let values = pq::scope_policies(&conn, pq::ScopeKind::Site, site.id)?;
-    let filter = Filter {
-        site: Some(site.name.clone()),
-        ..Default::default()
-    };
-    let devices: Vec<String> = inventory::inventory(&conn, a, &filter, inventory::Page::ALL)?
-        .rows
-        .into_iter()
-        .map(|r| r.mac)
-        .collect();
+    let devices = pq::list_site_devices(&conn, site.id)?;
     let can = ctx.user.require(Action::ManagePolicies).is_ok();
     let base = format!("/accounts/{}/sites/{}", a.slug, percent_encode(&site.name));
     let body = html! {
