@@ -15,7 +15,8 @@
 # Usage: scripts/bench-bootstorm.sh [PHONES] [CONCURRENCY]
 # Env:   PHASES="known-http unknown ..." runs only those phases (default: all);
 #        BENCH_PERF=DIR records a CPU profile of zerotouch per phase (perf record);
-#        ZT_ENV="NAME=VALUE ..." sets environment for the server (e.g. GLIBC_TUNABLES).
+#        ZT_ENV="NAME=VALUE ..." sets environment for the server (e.g. GLIBC_TUNABLES);
+#        ZT_WRAP="CMD ARGS" runs the server under CMD (e.g. valgrind --tool=dhat).
 # Needs: nginx (with the dav module, as Debian's nginx-light), python3, curl, openssl.
 set -euo pipefail
 PHONES=${1:-10000}
@@ -57,7 +58,7 @@ head -c 50000000 /dev/urandom > "$WORK/release-5.9.8.1234/3111-48500-001.sip.ld"
 populate "$WORK/zt.toml" "$PHONES"
 mkdir -p "$WORK/data/assets"
 printf '<directory><item_list><item><fn>Reception</fn><ct>100</ct></item></item_list></directory>\n' > "$WORK/data/assets/000000000000-directory.xml"
-env ${ZT_ENV:-} "$Z" serve --config "$WORK/zt.toml" > "$WORK/zt.log" 2>&1 &
+env ${ZT_ENV:-} ${ZT_WRAP:-} "$Z" serve --config "$WORK/zt.toml" > "$WORK/zt.log" 2>&1 &
 ZPID=$!
 wait_http "http://127.0.0.1:$ZPORT/" || { cat "$WORK/zt.log"; exit 1; }
 

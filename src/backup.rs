@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
+use crate::domain::hex;
 use crate::error::{Error, Result};
 
 /// Directories of the data dir that a backup carries.
@@ -106,10 +107,6 @@ impl<R: Read> Read for Hashing<R> {
         self.size += n as u64;
         Ok(n)
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn append_file<W: Write>(

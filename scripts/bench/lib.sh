@@ -4,7 +4,8 @@
 
 BENCH_LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$BENCH_LIB/../.." && pwd)
-Z="$TOP/target/x86_64-unknown-linux-gnu/release/zerotouch"   # .cargo/config.toml sets the target
+# .cargo/config.toml sets the target; ZT_BIN runs another build (a dynamic one for valgrind).
+Z=${ZT_BIN:-"$TOP/target/x86_64-unknown-linux-gnu/release/zerotouch"}
 BENCH_USER=phones
 BENCH_PASS=Bench-Passw0rd-1
 
@@ -28,7 +29,7 @@ make_work() {
 }
 
 # Waits until a URL answers at all (any status).
-wait_http() { for _ in $(seq 200); do curl -sk -o /dev/null "$1" && return 0; sleep 0.05; done; return 1; }
+wait_http() { for _ in $(seq 600); do curl -sk -o /dev/null "$1" && return 0; sleep 0.05; done; return 1; }
 
 # populate CONFIG DEVICES: credentials, a profile with one file and a firmware version, and
 # DEVICES associated phones 0004f2000000.. (written with SQLite directly: fast).

@@ -3,6 +3,7 @@
 
 use rusqlite::{Connection, params};
 
+use crate::domain::mac::Mac;
 use crate::error::Result;
 
 /// One device request, as the recorder stores it.
@@ -165,25 +166,31 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
     Ok(())
 }
 
-/// Keeps the newest `per_device` rows of each device and `anonymous` rows without a MAC.
-pub fn prune(conn: &Connection, per_device: u32, anonymous: u32) -> Result<usize> {
-    // Several statements: all or none (crash safety).
+/// Keeps the newest `per_device` access-log rows of each device in `macs`, in one
+/// transaction. Each device costs one walk of its own index entries, so the recorder can
+/// prune the devices it wrote to in small chunks between batches; a window over the whole
+/// table (what this replaced) held the writer for seconds on a large log.
+pub fn prune_devices(conn: &Connection, macs: &[Mac], per_device: u32) -> Result<usize> {
     super::atomic(conn, |conn| {
-        let mut n = conn.execute(
-            "DELETE FROM access_log WHERE mac IS NOT NULL AND id IN (
-             SELECT id FROM (
-                 SELECT id, row_number() OVER (PARTITION BY mac ORDER BY id DESC) AS rn
-                 FROM access_log WHERE mac IS NOT NULL)
-             WHERE rn > ?1)",
-            [per_device],
+        let mut stmt = conn.prepare_cached(
+            "DELETE FROM access_log WHERE mac = ?1 AND id <= (
+                 SELECT id FROM access_log WHERE mac = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
         )?;
-        n += conn.execute(
-            "DELETE FROM access_log WHERE mac IS NULL AND id <= (
-             SELECT id FROM access_log WHERE mac IS NULL ORDER BY id DESC LIMIT 1 OFFSET ?1)",
-            [anonymous],
-        )?;
+        let mut n = 0;
+        for mac in macs {
+            n += stmt.execute(params![mac.as_str(), per_device])?;
+        }
         Ok(n)
     })
+}
+
+/// Keeps the newest `anonymous` rows of requests that named no device.
+pub fn prune_anonymous(conn: &Connection, anonymous: u32) -> Result<usize> {
+    Ok(conn.execute(
+        "DELETE FROM access_log WHERE mac IS NULL AND id <= (
+         SELECT id FROM access_log WHERE mac IS NULL ORDER BY id DESC LIMIT 1 OFFSET ?1)",
+        [anonymous],
+    )?)
 }
 
 /// A row of a device's request timeline.
@@ -315,9 +322,38 @@ mod tests {
             act.firmware, "5.9.7",
             "a later request without firmware keeps the known one"
         );
-        prune(&conn, 4, 10).expect("prune");
+        assert_eq!(
+            prune_devices(&conn, &[mac], 4).expect("prune"),
+            6,
+            "the six oldest rows go"
+        );
+        assert_eq!(prune_devices(&conn, &[mac], 4).expect("again"), 0);
         let rows = list_access_for_mac(&conn, mac.as_str(), 100).expect("list");
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].ts_ms, 1_009_000);
+
+        // Requests that named no device: the newest `anonymous` stay, device rows untouched.
+        let anon: Vec<_> = (0..15)
+            .map(|i| AccessRecord {
+                mac: None,
+                ..rec(100 + i, None)
+            })
+            .collect();
+        write_batch(&mut conn, &anon).expect("write anonymous");
+        assert_eq!(prune_anonymous(&conn, 10).expect("prune anonymous"), 5);
+        let kept: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM access_log WHERE mac IS NULL AND ts_ms >= 1105000",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count");
+        assert_eq!(kept, 10, "the newest ten anonymous rows stay");
+        assert_eq!(
+            list_access_for_mac(&conn, mac.as_str(), 100)
+                .expect("list")
+                .len(),
+            4
+        );
     }
 }

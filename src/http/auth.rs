@@ -24,6 +24,7 @@ use sha2::Sha256;
 
 use crate::config::AuthConfig;
 use crate::domain::account::{Account, AccountId};
+use crate::domain::hex;
 
 /// The result of checking a request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,10 +91,6 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn md5_hex(s: &str) -> String {

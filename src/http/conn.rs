@@ -568,15 +568,14 @@ fn serve_one<T: Transport>(
                 if expect_continue {
                     stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
                 }
+                // A small declared body gets a buffer of its size, not 64 KiB.
+                let capacity = declared.map_or(64 * 1024, |n| n.clamp(1, 64 * 1024) as usize);
                 let mut writer = HashingWriter {
-                    inner: io::BufWriter::with_capacity(64 * 1024, file),
+                    inner: io::BufWriter::with_capacity(capacity, file),
                     hash: <sha2::Sha256 as sha2::Digest>::new(),
                 };
                 let result = read_body(stream, buf, &framing, limit, limits, &mut writer);
-                let sha256: String = sha2::Digest::finalize(writer.hash)
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
+                let sha256 = crate::domain::hex(&sha2::Digest::finalize(writer.hash));
                 // Flushed, not synced: the handler decides what must survive a power cut.
                 let flushed = writer
                     .inner
@@ -755,7 +754,11 @@ fn copy_exact<T: Transport, W: Write>(
         .map_err(|_| BodyError::Status(507, "cannot store the body"))?;
     buf.drain(..from_buf);
     n -= from_buf as u64;
-    let mut chunk = vec![0u8; 64 * 1024];
+    if n == 0 {
+        // The usual small upload: it came with its head.
+        return Ok(());
+    }
+    let mut chunk = vec![0u8; (64 * 1024).min(n as usize)];
     while n > 0 {
         stream
             .tcp()

@@ -379,9 +379,7 @@ pub fn hash_file(path: &Path) -> std::io::Result<(u64, String)> {
     Ok((size, hex(&hash.finalize())))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub(crate) use crate::domain::hex;
 
 /// What a firmware request is answered with.
 #[derive(Debug, Clone, PartialEq, Eq)]
