@@ -2,8 +2,11 @@
 # Boot storm: PHONES phones boot at once (the full UCS sequence, 401 answered on every new
 # connection), against zerotouch and against nginx serving the same bytes (HTTP and HTTPS,
 # same certificate), in one run, with a ratio beside every figure. Phases:
-#   known-http     PHONES associated phones over HTTP keep-alive, CONCURRENCY at once; their
-#                  first boot (never seen: what each shows it holds is written)
+#   first-boot     PHONES associated phones over HTTP keep-alive, CONCURRENCY at once, never
+#                  seen before (a new deployment: every phone's state, directories and
+#                  delivered values are written)
+#   known-http     the same phones booting again: the power cut (phones the server knows;
+#                  run it after first-boot)
 #   known-https    the same over HTTPS, a full TLS handshake per phone
 #   unknown        PHONES unknown phones enrolled by the stage policy (404, 000000000000.cfg,
 #                  <mac>-stage.cfg); nginx serves the same files
@@ -14,7 +17,8 @@
 #
 # Usage: scripts/bench-bootstorm.sh [PHONES] [CONCURRENCY]
 # Env:   PHASES="known-http unknown ..." runs only those phases (default: all);
-#        BENCH_PERF=DIR records a CPU profile of zerotouch per phase (perf record);
+#        BENCH_PERF=DIR records a CPU profile of zerotouch per phase (perf record;
+#        BENCH_PERF_CG=dwarf,16384 unwinds with DWARF, as release builds keep no frame pointers);
 #        ZT_ENV="NAME=VALUE ..." sets environment for the server (e.g. GLIBC_TUNABLES);
 #        ZT_WRAP="CMD ARGS" runs the server under CMD (e.g. valgrind --tool=dhat).
 # Needs: nginx (with the dav module, as Debian's nginx-light), python3, curl, openssl.
@@ -88,16 +92,39 @@ wait_http "http://127.0.0.1:$NPORT/" || { cat "$WORK/nginx-error.log"; exit 1; }
 NGINX_MASTER=$NPID
 RESULTS="$WORK/results"
 : > "$RESULTS"
+# CPU seconds used so far by a process and its children (nginx's workers), from /proc.
+cpu_secs() {
+  local t=0 p
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  python3 -c "print('%.2f' % ($t / $(getconf CLK_TCK)))"
+}
 # storm PHASE LABEL PORT SPORT PID ARGS...
 storm() {
   local phase=$1 label=$2 port=$3 sport=$4 pid=$5; shift 5
-  local line
+  local line before after cpu0
+  before=$(head -1 /proc/stat)
+  cpu0=$(cpu_secs "$pid")
   line=$("$STORM" --label "$label" --http "127.0.0.1:$port" --https "127.0.0.1:$sport" \
           --ca "$WORK/data/tls/ca.pem" --user "$BENCH_USER" --password "$BENCH_PASS" \
           --server-pid "$pid" "$@" | tee "$WORK/last.out" | grep '^RESULT')
+  after=$(head -1 /proc/stat)
+  # The server's own CPU time per request: the cost that decides how many phones a core
+  # serves, apart from the simulator sharing the machine.
+  local cpu1; cpu1=$(cpu_secs "$pid")
+  line="$line server_cpu_s=$(python3 -c "print('%.2f' % ($cpu1 - $cpu0))") server_us_per_req=$(python3 -c "
+import re; r = int(re.search(r' requests=(\d+)', ' $line').group(1))
+print('%.1f' % (1e6 * ($cpu1 - $cpu0) / max(r, 1)))")"
+  # Share of both cores busy during the storm (server and simulator together): below ~95%
+  # something waits rather than computes.
+  line="$line cpu_busy=$(python3 -c 'import sys
+b = [int(x) for x in sys.argv[1].split()[1:]]; a = [int(x) for x in sys.argv[2].split()[1:]]
+d = [y - x for x, y in zip(b, a)]; idle = d[3] + d[4]
+print("%.0f%%" % (100.0 * (sum(d) - idle) / max(sum(d), 1)))' "$before" "$after")"
   grep '^  error' "$WORK/last.out" | sed "s/^/    [$label $phase]/" || true
   echo "$phase $line" >> "$RESULTS"
-  echo "  $phase $label: $(echo "$line" | tr ' ' '\n' | grep -E '^(phones_per_s|requests_per_s|p99_ms|max_ms|errors|firmware_mb_per_s|peak_rss_mb|peak_threads|idle_open)=' | tr '\n' ' ')"
+  echo "  $phase $label: $(echo "$line" | tr ' ' '\n' | grep -E '^(phones_per_s|requests_per_s|p99_ms|max_ms|errors|firmware_mb_per_s|peak_rss_mb|peak_threads|idle_open|cpu_busy|server_cpu_s|server_us_per_req)=' | tr '\n' ' ')"
 }
 # nginx's figures include its workers: sample the busiest worker's RSS would understate, so
 # the master PID is passed (RSS is then not comparable; zerotouch's is the figure that counts).
@@ -107,7 +134,7 @@ both() {
   local perf_pid=
   if [ -n "${BENCH_PERF:-}" ]; then
     mkdir -p "$BENCH_PERF"
-    perf record -F 499 -g -o "$BENCH_PERF/$phase.data" -p "$ZPID" >"$BENCH_PERF/$phase.log" 2>&1 &
+    perf record -F 499 --call-graph "${BENCH_PERF_CG:-fp}" -o "$BENCH_PERF/$phase.data" -p "$ZPID" >"$BENCH_PERF/$phase.log" 2>&1 &
     perf_pid=$!
     sleep 1   # let perf attach before the storm starts
   fi
@@ -117,6 +144,7 @@ both() {
 }
 echo
 echo "phones=$PHONES concurrency=$CONCURRENCY cores=$(nproc)"
+both first-boot --phones "$PHONES" --concurrency "$CONCURRENCY"
 both known-http --phones "$PHONES" --concurrency "$CONCURRENCY"
 both known-https --phones "$PHONES" --concurrency "$CONCURRENCY" --https-share 1
 both unknown --phones "$PHONES" --concurrency "$CONCURRENCY" --unknown-share 1 --first 0

@@ -23,6 +23,10 @@ fn main() -> ExitCode {
 /// The only `unsafe` in the program: a plain libc call with no pointers.
 #[allow(unsafe_code)]
 fn limit_malloc_arenas() {
+    // An admin's (or a benchmark's) own setting wins.
+    if std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("arena_max")) {
+        return;
+    }
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
     // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.

@@ -16,7 +16,7 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -44,6 +44,9 @@ use crate::error::Result;
 /// Cached entries beyond this are dropped wholesale (a cache for the working set, not a copy
 /// of a million-device database).
 const CACHE_MAX: usize = 200_000;
+/// Connections watching for commits by others (`PRAGMA data_version`), each behind its own
+/// lock; a handful is enough for the threads that serve at once on a small appliance.
+const WATCHERS: usize = 8;
 
 /// Bytes rendered for a device, with the ETag phones and caches use.
 #[derive(Debug, Clone)]
@@ -160,7 +163,9 @@ struct Cache {
 pub struct Provisioner {
     pool: Pool,
     cache: RwLock<Cache>,
-    watcher: Mutex<Watcher>,
+    /// Several watchers, each with its own connection: requests take whichever is free, so
+    /// the check every request makes is never a queue all requests wait in.
+    watchers: Box<[Mutex<Watcher>]>,
     unassociated_cap: u32,
     /// MACs recorded as unassociated (`u64::MAX` until first counted; recounted when the
     /// configuration changes, e.g. after associations).
@@ -204,12 +209,16 @@ impl Provisioner {
                 devices: HashMap::new(),
                 profiles: HashMap::new(),
             }),
-            watcher: Mutex::new(Watcher {
-                conn: None,
-                data_version: None,
-                revision: -1,
-                checked_at: None,
-            }),
+            watchers: (0..WATCHERS)
+                .map(|_| {
+                    Mutex::new(Watcher {
+                        conn: None,
+                        data_version: None,
+                        revision: -1,
+                        checked_at: None,
+                    })
+                })
+                .collect(),
             unassociated_cap,
             unassociated: AtomicU64::new(u64::MAX),
             sightings: Sightings::default(),
@@ -241,7 +250,7 @@ impl Provisioner {
     pub fn accounts(&self) -> Result<Arc<Vec<Account>>> {
         let arrived = std::time::Instant::now();
         let revision = {
-            let mut w = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = self.free_watcher();
             // A check that started after this request arrived saw every commit made before
             // it: under a storm, requests waiting on the lock share one check.
             if w.checked_at.is_some_and(|t| t >= arrived) {
@@ -270,12 +279,39 @@ impl Provisioner {
         self.cached_accounts(revision)
     }
 
-    /// The accounts at `revision`, reloaded (with everything cached beside them) if the
-    /// cache holds an older one.
+    /// A watcher nobody is using, or this thread's usual one when all are busy (then the
+    /// check it waits for may cover this request too).
+    fn free_watcher(&self) -> std::sync::MutexGuard<'_, Watcher> {
+        thread_local! {
+            static HOME: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+        }
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = self.watchers.len();
+        let home = HOME.with(|h| {
+            if h.get() == usize::MAX {
+                h.set(NEXT.fetch_add(1, Ordering::Relaxed));
+            }
+            h.get()
+        }) % n;
+        for k in 0..n {
+            match self.watchers[(home + k) % n].try_lock() {
+                Ok(w) => return w,
+                Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {}
+            }
+        }
+        self.watchers[home]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The accounts at `revision` or later, reloaded (with everything cached beside them)
+    /// if the cache holds an older one. Revisions only grow: a request whose check saw an
+    /// older revision than the cache holds gets the newer data, never an older reload.
     fn cached_accounts(&self, revision: i64) -> Result<Arc<Vec<Account>>> {
         {
             let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
-            if c.revision == revision {
+            if c.revision >= revision {
                 return Ok(c.accounts.clone());
             }
         }
@@ -297,7 +333,7 @@ impl Provisioner {
             )
         };
         let mut c = self.cache.write().unwrap_or_else(|p| p.into_inner());
-        if c.revision != revision {
+        if c.revision < revision {
             c.revision = revision;
             c.accounts = list;
             c.aliases = aliases;

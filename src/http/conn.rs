@@ -186,37 +186,90 @@ impl From<io::Error> for ReadError {
 }
 
 /// Serves one connection until it closes.
-pub fn serve<T: Transport>(
-    mut stream: T,
-    service: &dyn Service,
-    limits: &LoopLimits,
-    shared: &Shared,
-) {
-    let Ok(addr) = stream.tcp().peer_addr() else {
-        return;
-    };
-    let peer = Peer {
-        addr,
-        secure: stream.secure(),
-        identity: stream.identity(),
-    };
-    let _ = stream.tcp().set_write_timeout(Some(limits.body_timeout));
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
-    loop {
-        if shared.stopping.load(Ordering::Relaxed) && buf.is_empty() {
-            return;
-        }
-        let head = match read_head(&mut stream, &mut buf, limits, &shared.stopping) {
-            Ok(Some(h)) => h,
-            Ok(None) | Err(ReadError::Gone) => return,
-            Err(ReadError::Status(code, why)) => {
-                let _ = write_error(&mut stream, code, why);
-                return;
-            }
+pub fn serve<T: Transport>(stream: T, service: &dyn Service, limits: &LoopLimits, shared: &Shared) {
+    if let Some(mut open) = Open::new(stream, limits) {
+        open.serve(service, limits, shared, false);
+    }
+}
+
+/// A connection between requests: what a thread needs to go on serving it, so that an
+/// idle keep-alive connection can wait without a thread of its own (`server::Parking`).
+pub struct Open<T> {
+    pub stream: T,
+    peer: Peer,
+    /// Bytes read but not yet used (a pipelined request).
+    buf: Vec<u8>,
+}
+
+/// Why `Open::serve` returned.
+#[derive(Debug, PartialEq, Eq)]
+pub enum After {
+    /// Waiting for a new request with nothing buffered: park it until it is readable.
+    Idle,
+    /// The connection is done; drop it.
+    Closed,
+}
+
+impl<T: Transport> Open<T> {
+    /// Prepares a new connection; `None` when it is already gone.
+    pub fn new(stream: T, limits: &LoopLimits) -> Option<Open<T>> {
+        let addr = stream.tcp().peer_addr().ok()?;
+        let peer = Peer {
+            addr,
+            secure: stream.secure(),
+            identity: stream.identity(),
         };
-        match serve_one(&mut stream, &mut buf, head, &peer, service, limits, shared) {
-            Ok(true) => continue,
-            Ok(false) | Err(_) => return,
+        let _ = stream.tcp().set_write_timeout(Some(limits.body_timeout));
+        Some(Open {
+            stream,
+            peer,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Serves requests. With `park`, returns `Idle` as soon as a response is written and
+    /// nothing further is buffered (the caller waits for readability instead of a blocked
+    /// read); the first read happens in any case, since a parked connection is only resumed
+    /// when readable. A request whose head is still arriving keeps the thread (head timeout).
+    pub fn serve(
+        &mut self,
+        service: &dyn Service,
+        limits: &LoopLimits,
+        shared: &Shared,
+        park: bool,
+    ) -> After {
+        let mut first = true;
+        loop {
+            if shared.stopping.load(Ordering::Relaxed) && self.buf.is_empty() {
+                return After::Closed;
+            }
+            if park && !first && self.buf.is_empty() {
+                return After::Idle;
+            }
+            first = false;
+            if self.buf.capacity() == 0 {
+                self.buf.reserve(4096);
+            }
+            let head = match read_head(&mut self.stream, &mut self.buf, limits, &shared.stopping) {
+                Ok(Some(h)) => h,
+                Ok(None) | Err(ReadError::Gone) => return After::Closed,
+                Err(ReadError::Status(code, why)) => {
+                    let _ = write_error(&mut self.stream, code, why);
+                    return After::Closed;
+                }
+            };
+            match serve_one(
+                &mut self.stream,
+                &mut self.buf,
+                head,
+                &self.peer,
+                service,
+                limits,
+                shared,
+            ) {
+                Ok(true) => continue,
+                Ok(false) | Err(_) => return After::Closed,
+            }
         }
     }
 }

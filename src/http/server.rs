@@ -23,6 +23,12 @@ const CONN_STACK: usize = 256 * 1024;
 /// Turns an accepted TCP stream into a served connection (plain, or TLS in a later layer).
 pub trait Acceptor: Send + Sync {
     fn serve(&self, stream: TcpStream, service: &dyn Service, limits: &LoopLimits, shared: &Shared);
+
+    /// Whether idle connections of this listener wait in the listener's epoll set instead
+    /// of each holding a thread (plain HTTP; TLS connections keep their threads).
+    fn parks(&self) -> bool {
+        false
+    }
 }
 
 /// Plain HTTP.
@@ -37,6 +43,10 @@ impl Acceptor for PlainAcceptor {
         shared: &Shared,
     ) {
         conn::serve(stream, service, limits, shared);
+    }
+
+    fn parks(&self) -> bool {
+        true
     }
 }
 
@@ -235,6 +245,340 @@ impl Worker {
     }
 }
 
+/// Idle plain-HTTP connections of one listener, waiting for their next request in an epoll
+/// set instead of each blocking a thread. Threads take whichever connection becomes
+/// readable, serve it until it is idle again, and park it back (one-shot registrations:
+/// an event goes to exactly one thread). So threads number the requests in progress plus
+/// a few waiting, not the connections open: 5,000 idle phones cost their sockets and
+/// buffers, not 5,000 stacks, and a thread that finishes a response finds the next ready
+/// connection without sleeping, which spares a context switch per request under load.
+/// A thread that blocks (a firmware download, a slow upload, a database wait) keeps its
+/// connection; when no thread is left waiting, another one starts.
+struct Parking {
+    epoll: rustix::fd::OwnedFd,
+    slots: Mutex<Slots>,
+    service: Arc<dyn Service>,
+    limits: LoopLimits,
+    shared: Arc<Shared>,
+    /// Threads in `epoll_wait`, and threads started but not yet waiting.
+    waiting: AtomicUsize,
+    starting: AtomicUsize,
+    threads: AtomicUsize,
+    /// Threads started without waiting for the supervisor: enough to keep the cores busy.
+    floor: usize,
+    max_threads: usize,
+    /// Connections served and parked again or closed, for the supervisor to see progress.
+    completions: std::sync::atomic::AtomicU64,
+    /// Milliseconds since `epoch` of the last sweep for idle timeouts.
+    last_sweep: std::sync::atomic::AtomicU64,
+    epoch: Instant,
+}
+
+/// A parked connection with what the listener counts for it.
+struct Parked {
+    open: conn::Open<TcpStream>,
+    _slot: ConnSlot,
+    since: Instant,
+    /// Registered in the epoll set already (then re-armed, not added).
+    registered: bool,
+}
+
+/// Parked connections by slot index; a token is index and generation, so an event for a
+/// connection that has since gone never resumes the one that reused its slot.
+#[derive(Default)]
+struct Slots {
+    entries: Vec<(u32, Option<Parked>)>,
+    free: Vec<u32>,
+}
+
+/// How long a waiting thread sleeps before looking at shutdown and idle timeouts.
+const PARK_POLL: Duration = Duration::from_millis(500);
+/// How often the supervisor looks for a pool whose threads are all blocked, while some
+/// serve, and while all wait.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(2);
+const SUPERVISE_IDLE: Duration = Duration::from_millis(20);
+
+impl Parking {
+    fn new(
+        service: Arc<dyn Service>,
+        limits: LoopLimits,
+        shared: Arc<Shared>,
+        max_threads: usize,
+    ) -> std::io::Result<Arc<Parking>> {
+        let epoll = rustix::event::epoll::create(rustix::event::epoll::CreateFlags::CLOEXEC)?;
+        Ok(Arc::new(Parking {
+            epoll,
+            slots: Mutex::new(Slots::default()),
+            service,
+            limits,
+            shared,
+            waiting: AtomicUsize::new(0),
+            starting: AtomicUsize::new(0),
+            threads: AtomicUsize::new(0),
+            floor: 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_threads: max_threads.max(2),
+            completions: std::sync::atomic::AtomicU64::new(0),
+            last_sweep: std::sync::atomic::AtomicU64::new(0),
+            epoch: Instant::now(),
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Slots> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parks a connection until it is readable (or closed by the peer).
+    fn park(&self, open: conn::Open<TcpStream>, slot: ConnSlot) {
+        self.repark(Parked {
+            open,
+            _slot: slot,
+            since: Instant::now(),
+            registered: false,
+        });
+    }
+
+    fn repark(&self, mut parked: Parked) {
+        use rustix::event::epoll;
+        let mut slots = self.lock();
+        let index = match slots.free.pop() {
+            Some(i) => i,
+            None => {
+                slots.entries.push((0, None));
+                u32::try_from(slots.entries.len() - 1).unwrap_or(u32::MAX)
+            }
+        };
+        let Some(entry) = slots.entries.get_mut(index as usize) else {
+            return;
+        };
+        let generation = entry.0.wrapping_add(1);
+        let token = epoll::EventData::new_u64(u64::from(index) | (u64::from(generation) << 32));
+        let flags = epoll::EventFlags::IN | epoll::EventFlags::RDHUP | epoll::EventFlags::ONESHOT;
+        // Registered while the lock is held: nobody can take (and close) the connection
+        // between the registration and its entry being in place.
+        let fd = &parked.open.stream;
+        let armed = if parked.registered {
+            epoll::modify(&self.epoll, fd, token, flags)
+        } else {
+            epoll::add(&self.epoll, fd, token, flags)
+        };
+        match armed {
+            Ok(()) => {
+                parked.registered = true;
+                *entry = (generation, Some(parked));
+            }
+            Err(e) => {
+                // Dropped: the connection closes, which beats a connection nobody serves.
+                log::warn!("cannot park a connection: {e}");
+                entry.0 = generation;
+                slots.free.push(index);
+            }
+        }
+    }
+
+    /// Takes the connection a token names, if it is still parked.
+    fn take(&self, token: u64) -> Option<Parked> {
+        let index = (token & 0xffff_ffff) as usize;
+        let generation = (token >> 32) as u32;
+        let mut slots = self.lock();
+        let entry = slots.entries.get_mut(index)?;
+        if entry.0 != generation {
+            return None;
+        }
+        let parked = entry.1.take()?;
+        slots.free.push(index as u32);
+        Some(parked)
+    }
+
+    /// Closes parked connections idle past the listener's idle timeout (all of them when
+    /// stopping). At most one sweep per poll interval, whichever thread gets there.
+    fn sweep(&self) {
+        let now_ms = self.epoch.elapsed().as_millis() as u64;
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        let stopping = self.shared.stopping.load(Ordering::Relaxed);
+        if !stopping && now_ms.saturating_sub(last) < PARK_POLL.as_millis() as u64 {
+            return;
+        }
+        if self
+            .last_sweep
+            .compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        let idle = self.limits.idle_timeout;
+        let now = Instant::now();
+        let mut closing = Vec::new();
+        {
+            let mut slots = self.lock();
+            let Slots { entries, free } = &mut *slots;
+            for (i, entry) in entries.iter_mut().enumerate() {
+                if entry
+                    .1
+                    .as_ref()
+                    .is_some_and(|p| stopping || now.duration_since(p.since) >= idle)
+                {
+                    closing.extend(entry.1.take());
+                    entry.0 = entry.0.wrapping_add(1);
+                    free.push(i as u32);
+                }
+            }
+        }
+        // Closed outside the lock; closing a socket also leaves the epoll set.
+        drop(closing);
+    }
+
+    /// Starts a thread when none is left waiting for parked connections, up to the floor.
+    /// Past it, only the supervisor adds threads: busy threads that make progress will be
+    /// back for the next connection in microseconds, and more of them would only share the
+    /// same cores.
+    fn ensure_waiter(self: &Arc<Self>) {
+        if self.threads.load(Ordering::SeqCst) < self.floor {
+            self.add_waiter();
+        }
+    }
+
+    /// Looks every `SUPERVISE_EVERY` while connections are being served: when no thread
+    /// waits and none finished anything since the last look, every thread is blocked
+    /// (firmware downloads, slow uploads, database waits). If a parked connection is ready
+    /// meanwhile, a new thread starts with it; if none is, nothing is needed.
+    fn supervise(self: Arc<Self>) {
+        use rustix::event::epoll;
+        let mut last = self.completions.load(Ordering::SeqCst);
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(1);
+        let now_only = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        while !self.shared.stopping.load(Ordering::Relaxed) {
+            let busy = self.threads.load(Ordering::SeqCst) > self.waiting.load(Ordering::SeqCst);
+            std::thread::sleep(if busy {
+                SUPERVISE_EVERY
+            } else {
+                SUPERVISE_IDLE
+            });
+            let now = self.completions.load(Ordering::SeqCst);
+            let stalled = now == last
+                && self.waiting.load(Ordering::SeqCst) == 0
+                && self.starting.load(Ordering::SeqCst) == 0;
+            last = now;
+            if !stalled || self.threads.load(Ordering::SeqCst) >= self.max_threads {
+                continue;
+            }
+            events.clear();
+            let _ = epoll::wait(
+                &self.epoll,
+                rustix::buffer::spare_capacity(&mut events),
+                Some(&now_only),
+            );
+            if let Some(token) = events.first().map(|e| e.data.u64()) {
+                self.spawn(Some(token));
+            }
+        }
+    }
+
+    fn add_waiter(self: &Arc<Self>) {
+        if self.waiting.load(Ordering::SeqCst) > 0 || self.starting.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        if self.threads.load(Ordering::SeqCst) >= self.max_threads {
+            return;
+        }
+        self.spawn(None);
+    }
+
+    /// Starts a connection thread, serving `first` (a ready connection's token) at once.
+    fn spawn(self: &Arc<Self>, first: Option<u64>) {
+        self.starting.fetch_add(1, Ordering::SeqCst);
+        self.threads.fetch_add(1, Ordering::SeqCst);
+        let me = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("conn".into())
+            .stack_size(CONN_STACK)
+            .spawn(move || me.run(first));
+        if let Err(e) = spawned {
+            self.starting.fetch_sub(1, Ordering::SeqCst);
+            self.threads.fetch_sub(1, Ordering::SeqCst);
+            log::warn!("cannot start a connection thread: {e}");
+            // The connection it was to serve waits for the next free thread.
+            if let Some(parked) = first.and_then(|t| self.take(t)) {
+                self.repark(parked);
+            }
+        }
+    }
+
+    /// A connection thread: wait for a parked connection to become readable, serve it
+    /// until idle, park it again. A thread that finds `floor` others already waiting ends
+    /// (blocking is over; spare threads only cost memory); so does one idle past
+    /// `WORKER_IDLE` while another waits.
+    fn run(self: Arc<Self>, first: Option<u64>) {
+        use rustix::event::epoll;
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(1);
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: PARK_POLL.as_nanos() as i64,
+        };
+        let mut idle_since = Instant::now();
+        let mut next = first;
+        if next.is_none() {
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+        }
+        self.starting.fetch_sub(1, Ordering::SeqCst);
+        loop {
+            let token = match next.take() {
+                Some(t) => t,
+                None => {
+                    events.clear();
+                    let waited = epoll::wait(
+                        &self.epoll,
+                        rustix::buffer::spare_capacity(&mut events),
+                        Some(&timeout),
+                    );
+                    if matches!(waited, Err(ref e) if *e != rustix::io::Errno::INTR) {
+                        log::warn!("epoll wait failed: {waited:?}");
+                        std::thread::sleep(PARK_POLL);
+                    }
+                    let Some(t) = events.first().map(|e| e.data.u64()) else {
+                        self.sweep();
+                        if self.shared.stopping.load(Ordering::Relaxed)
+                            || (idle_since.elapsed() >= WORKER_IDLE
+                                && self.waiting.load(Ordering::SeqCst) > 1)
+                        {
+                            self.waiting.fetch_sub(1, Ordering::SeqCst);
+                            break;
+                        }
+                        continue;
+                    };
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    t
+                }
+            };
+            if let Some(mut parked) = self.take(token) {
+                // Someone must be waiting while this thread serves.
+                self.ensure_waiter();
+                let after =
+                    parked
+                        .open
+                        .serve(self.service.as_ref(), &self.limits, &self.shared, true);
+                if after == conn::After::Idle && !self.shared.stopping.load(Ordering::Relaxed) {
+                    parked.since = Instant::now();
+                    self.repark(parked);
+                } else {
+                    drop(parked);
+                }
+                self.completions.fetch_add(1, Ordering::SeqCst);
+            }
+            if self.waiting.load(Ordering::SeqCst) >= self.floor
+                && self.threads.load(Ordering::SeqCst) > self.floor
+            {
+                break;
+            }
+            self.waiting.fetch_add(1, Ordering::SeqCst);
+            idle_since = Instant::now();
+        }
+        self.threads.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn accept_loop(
     listener: TcpListener,
     service: Arc<dyn Service>,
@@ -244,6 +588,26 @@ fn accept_loop(
     conns: Arc<Connections>,
     stop: Arc<AtomicBool>,
 ) {
+    let parking = if acceptor.parks() {
+        match Parking::new(service.clone(), limits.clone(), shared.clone(), conns.max) {
+            Ok(p) => {
+                let supervisor = p.clone();
+                if let Err(e) = std::thread::Builder::new()
+                    .name("conn-supervisor".into())
+                    .spawn(move || supervisor.supervise())
+                {
+                    log::warn!("cannot start the connection supervisor: {e}");
+                }
+                Some(p)
+            }
+            Err(e) => {
+                log::warn!("no epoll set ({e}); every connection keeps a thread");
+                None
+            }
+        }
+    } else {
+        None
+    };
     // A zero-capacity channel: a hand-over succeeds only when a thread is idle and waiting,
     // so every open connection still has a thread of its own.
     let (handoff, next) = crossbeam_channel::bounded::<Accepted>(0);
@@ -288,6 +652,15 @@ fn accept_loop(
             continue;
         }
         slot.1 = Some(peer.ip());
+        if let Some(parking) = &parking {
+            // A new connection waits like an idle one: its first request arrives with it or
+            // soon after, and whichever thread is free serves it.
+            if let Some(open) = conn::Open::new(stream, &parking.limits) {
+                parking.park(open, slot);
+                parking.ensure_waiter();
+            }
+            continue;
+        }
         let accepted = match handoff.try_send((stream, slot)) {
             Ok(()) => continue,
             Err(crossbeam_channel::TrySendError::Full(a))
