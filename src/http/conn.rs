@@ -522,8 +522,7 @@ fn serve_one<T: Transport>(
         }
     };
     // Only the loop sets internal headers.
-    head.headers
-        .retain(|(k, _)| !k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX));
+    head.headers.retain(|(k, _)| !is_internal(k));
     if let Some(id) = &peer.identity {
         head.headers
             .push((crate::tls::inspect::CLIENT_CERT_HEADER.into(), id.clone()));
@@ -862,6 +861,13 @@ fn fill<T: Transport>(
     }
 }
 
+/// Whether a header name is one of the loop's internal ones, in any case.
+fn is_internal(name: &str) -> bool {
+    name.as_bytes()
+        .get(..INTERNAL_PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(INTERNAL_PREFIX.as_bytes()))
+}
+
 /// Headers the loop owns; a handler's copies are ignored.
 fn is_framing_header(name: &str) -> bool {
     [
@@ -901,7 +907,7 @@ fn write_response<T: Transport>(
     write!(out, "Date: {}\r\n", http_date())?;
     for (k, v) in &response.headers {
         if is_framing_header(k)
-            || k.to_ascii_lowercase().starts_with(INTERNAL_PREFIX)
+            || is_internal(k)
             || k.contains(['\r', '\n'])
             || v.contains(['\r', '\n'])
         {
@@ -931,8 +937,7 @@ fn write_response<T: Transport>(
         let sent = if stream.secure() {
             io::copy(&mut (&mut file).take(n), stream)?
         } else {
-            // File to socket in the kernel (sendfile/splice): no copies through user space.
-            io::copy(&mut (&mut file).take(n), &mut stream.tcp())?
+            send_file(stream.tcp(), &mut file, n)?
         };
         if sent != n {
             return Ok(false);
@@ -974,6 +979,38 @@ fn write_response<T: Transport>(
     }
     stream.flush()?;
     Ok(keep_alive)
+}
+
+/// Sends `n` bytes of `file`, from its current position, to a plain socket with sendfile(2):
+/// the kernel copies page cache to socket, nothing passes through user space. (`io::copy`
+/// from a file to a `TcpStream` was measured doing 8 KiB reads and writes: 1.2 million
+/// `sendto` calls for 200 phones fetching a 50 MB image, and 3.6 times nginx's CPU.)
+/// Returns the bytes sent, fewer when the file ended early. Falls back to copying where
+/// the kernel refuses sendfile for this file.
+fn send_file(socket: &TcpStream, file: &mut std::fs::File, n: u64) -> io::Result<u64> {
+    let mut sent = 0u64;
+    while sent < n {
+        let chunk = usize::try_from(n - sent)
+            .unwrap_or(usize::MAX)
+            .min(0x7fff_f000);
+        match rustix::fs::sendfile(socket, &*file, None, chunk) {
+            Ok(0) => break,
+            Ok(k) => sent += k as u64,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(rustix::io::Errno::AGAIN) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "client stopped reading",
+                ));
+            }
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) if sent == 0 => {
+                let mut out = socket;
+                return io::copy(&mut file.take(n), &mut out);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(sent)
 }
 
 /// A plain-text error response, then the connection closes.

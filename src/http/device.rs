@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -819,8 +819,10 @@ impl DeviceService {
                     .map_err(|e| crate::Error::io(format!("storing {}", dest.display()), e))?;
             }
             let existed = dest.exists();
-            if existed && kind == UploadKind::Log {
-                // Keep the previous upload of a log: phones may send only what is new.
+            if existed && kind == UploadKind::Log && !extends(&dest, temp) {
+                // Keep the previous upload of a log: phones may send only what is new. A
+                // new upload that begins with the stored one (the phone sent its whole,
+                // grown log, or the same again) holds it already: no copy to keep.
                 let _ = std::fs::rename(&dest, dest.with_file_name(format!("{name}.1")));
             }
             // The device's directory is made on its first upload only.
@@ -1034,6 +1036,23 @@ fn carries_secrets(bytes: &[u8]) -> bool {
             .any(|p| !p.value.is_empty() && crate::domain::polycom::params::is_secret(&p.name)),
         Err(_) => true,
     }
+}
+
+/// Whether the file at `new` begins with the whole content of the file at `old` (logs up to
+/// a few MiB are compared; a larger or unreadable one counts as not contained).
+fn extends(old: &Path, new: &Path) -> bool {
+    const MAX: u64 = 4 << 20;
+    let (Ok(o), Ok(n)) = (std::fs::metadata(old), std::fs::metadata(new)) else {
+        return false;
+    };
+    if o.len() > n.len() || o.len() > MAX {
+        return false;
+    }
+    let (Ok(old_bytes), Ok(mut file)) = (std::fs::read(old), File::open(new)) else {
+        return false;
+    };
+    let mut prefix = vec![0u8; old_bytes.len()];
+    file.read_exact(&mut prefix).is_ok() && prefix == old_bytes
 }
 
 /// Internal header carrying a body's size from the branch that built it to the recorder.
