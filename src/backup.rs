@@ -159,7 +159,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
         // writes in flight are not data.
         let n = name.to_string_lossy();
         if n == ".incoming"
-            || [".staging-", ".deleting-", ".tmp-", ".clear-"]
+            || [".staging-", ".deleting-", ".tmp-", ".clear-", ".incoming-"]
                 .iter()
                 .any(|p| n.starts_with(p))
         {

@@ -58,6 +58,36 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes `uploads/<mac>/<kind>/.incoming-*` files last written before `started`.
+fn remove_partial_device_uploads(uploads: &Path, started: std::time::SystemTime) {
+    let Ok(devices) = std::fs::read_dir(uploads) else {
+        return;
+    };
+    for device in devices.flatten() {
+        if device.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let Ok(kinds) = std::fs::read_dir(device.path()) else {
+            continue;
+        };
+        for kind in kinds.flatten() {
+            let Ok(files) = std::fs::read_dir(kind.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let stale = f.file_name().to_string_lossy().starts_with(".incoming-")
+                    && f.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t < started);
+                if stale {
+                    log::warn!("removing {}, a partial upload", f.path().display());
+                    let _ = std::fs::remove_file(f.path());
+                }
+            }
+        }
+    }
+}
+
 /// Removes partial uploads a crash left behind, and firmware imports or deletions it
 /// interrupted (`firmware/.staging-*`, `.deleting-*`). Only the server, holding the data
 /// lock, may do this: the files may belong to uploads in flight.
@@ -70,6 +100,14 @@ fn remove_stale_uploads(data_dir: &Path) {
             }
         }
     }
+    // Uploads stream into their device's directory once it exists: partial ones a crash
+    // left there are older than this start. Walked in the background (there may be a
+    // directory per device); a file newer than the start belongs to an upload in flight.
+    let started = std::time::SystemTime::now();
+    let uploads = dirs.uploads.clone();
+    let _ = std::thread::Builder::new()
+        .name("stale-uploads".into())
+        .spawn(move || remove_partial_device_uploads(&uploads, started));
     if let Ok(entries) = std::fs::read_dir(&dirs.firmware) {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();

@@ -494,7 +494,10 @@ struct TempUpload(PathBuf);
 
 impl Drop for TempUpload {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        // Usually the handler moved it: a lookup, unlike an unlink, takes no directory lock.
+        if std::fs::symlink_metadata(&self.0).is_ok() {
+            let _ = std::fs::remove_file(&self.0);
+        }
     }
 }
 

@@ -897,9 +897,14 @@ impl Service for DeviceService {
             Ok(x) => x,
             Err(r) => return BodyPlan::Respond(r),
         };
-        let DeviceFile::Upload(..) = file else {
+        let DeviceFile::Upload(kind, mac, _) = &file else {
             return BodyPlan::Respond(text(405, "this file cannot be uploaded"));
         };
+        // The body streams into the directory it will be stored in, when that exists (every
+        // upload after a device's first): the final rename stays in one directory. From a
+        // shared directory every rename crossed directories, which the kernel serialises
+        // per file system, and all uploads of a storm queued on it.
+        let dest_dir = self.dirs.uploads.join(mac.as_str()).join(kind.dir());
         if self.cert_refuses(peer.identity.as_deref(), file.mac(), peer.addr.ip()) {
             return BodyPlan::Respond(text(
                 403,
@@ -955,7 +960,11 @@ impl Service for DeviceService {
         };
         admission::hold(pass);
         BodyPlan::File {
-            dir: self.dirs.incoming.clone(),
+            dir: if dest_dir.is_dir() {
+                dest_dir
+            } else {
+                self.dirs.incoming.clone()
+            },
             limit: self.upload_bytes,
         }
     }

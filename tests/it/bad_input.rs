@@ -147,6 +147,27 @@ fn an_oversize_upload_is_refused_and_the_stored_file_kept() {
         .expect("dir")
         .count();
     assert_eq!(leftovers, 0, "no partial upload remains");
+    // Uploads after a device's first stream into its own directory: none remains there.
+    let logs = server.data_dir().join("uploads/0004f2000001/logs");
+    let partial = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .expect("device dir")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".incoming-"))
+            .count()
+    };
+    assert_eq!(partial(&logs), 0);
+    // One a crash left there goes at the next start; the device's log stays.
+    let data = server.data_dir();
+    let dir = server.stop_keep();
+    std::fs::write(logs.join(".incoming-crashed"), b"half a log").expect("plant");
+    let server = ZServer::start_in(dir, "");
+    assert!(
+        eventually(Duration::from_secs(5), || partial(&logs) == 0),
+        "the partial upload is removed"
+    );
+    assert!(logs.join("0004f2000001-app.log").is_file());
+    assert_eq!(server.data_dir(), data);
 }
 
 #[test]
