@@ -173,3 +173,4 @@ print("(ratio: zerotouch / nginx of phones/s; MB/s for firmware; req/s for confi
 PY
 echo
 echo "zerotouch at rest after the storms: $(grep -E 'VmRSS|Threads' /proc/$ZPID/status | tr -s ' \t' ' ' | tr '\n' ' ')"
+echo "recorder: $(curl -s "http://127.0.0.1:$APORT/healthz")"

@@ -185,26 +185,6 @@ fn an_associated_vvx500_boots_through_the_whole_sequence() {
     let head = phone.request("HEAD", &log_path, b"");
     assert_eq!(head.status, 200);
     assert_eq!(head.header("Content-Length"), Some("8"));
-    // The whole, grown log again: it holds the stored one, so no previous copy is kept.
-    // Only new lines: the previous upload is kept beside it as `.1`.
-    let stored = server
-        .data_dir()
-        .join("uploads")
-        .join(MAC)
-        .join("logs")
-        .join(format!("{MAC}-app.log"));
-    let previous = stored.with_file_name(format!("{MAC}-app.log.1"));
-    assert_eq!(
-        phone.request("PUT", &log_path, b"app log\nmore\n").status,
-        204
-    );
-    assert!(!previous.exists(), "a grown log needs no previous copy");
-    assert_eq!(phone.request("PUT", &log_path, b"newer\n").status, 204);
-    assert_eq!(std::fs::read(&stored).expect("log"), b"newer\n");
-    assert_eq!(
-        std::fs::read(&previous).expect("previous log"),
-        b"app log\nmore\n"
-    );
     // Overrides made on the phone are stored and read back.
     let ovr = br#"<PHONE_CONFIG><OVERRIDES up.backlight.idleIntensity="1"/></PHONE_CONFIG>"#;
     assert_eq!(
@@ -238,6 +218,27 @@ fn an_associated_vvx500_boots_through_the_whole_sequence() {
     assert!(
         out.contains("last sync:") && !out.contains("last sync:     --"),
         "{out}"
+    );
+
+    // The whole, grown log again: it holds the stored one, so no previous copy is kept.
+    // Only new lines: the previous upload is kept beside it as `.1`.
+    let stored = server
+        .data_dir()
+        .join("uploads")
+        .join(MAC)
+        .join("logs")
+        .join(format!("{MAC}-app.log"));
+    let previous = stored.with_file_name(format!("{MAC}-app.log.1"));
+    assert_eq!(
+        phone.request("PUT", &log_path, b"app log\nmore\n").status,
+        204
+    );
+    assert!(!previous.exists(), "a grown log needs no previous copy");
+    assert_eq!(phone.request("PUT", &log_path, b"newer\n").status, 204);
+    assert_eq!(std::fs::read(&stored).expect("log"), b"newer\n");
+    assert_eq!(
+        std::fs::read(&previous).expect("previous log"),
+        b"app log\nmore\n"
     );
 }
 
