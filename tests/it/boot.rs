@@ -208,7 +208,10 @@ fn an_associated_vvx500_boots_through_the_whole_sequence() {
     assert!(
         eventually(Duration::from_secs(5), || {
             let out = server.cli_ok(&["device", "show", MAC]);
-            out.contains("firmware:      5.9.7.47435") && out.contains("VVX_500")
+            // Recorded in batches: the sync (the device file's 200) may come a batch later.
+            out.contains("firmware:      5.9.7.47435")
+                && out.contains("VVX_500")
+                && !out.contains("last sync:     --")
         }),
         "{}",
         server.cli_ok(&["device", "show", MAC])
