@@ -5,8 +5,10 @@
 #   first-boot     PHONES associated phones over HTTP keep-alive, CONCURRENCY at once, never
 #                  seen before (a new deployment: every phone's state, directories and
 #                  delivered values are written)
-#   known-http     the same phones booting again: the power cut (phones the server knows;
-#                  run it after first-boot)
+#   second-boot    the same phones again: each confirms what its first boot delivered (a
+#                  write and a reload per phone); happens once per deployment or rotation
+#   known-http     the same phones again in steady state: the boot after a power cut
+#                  (run it after first-boot and second-boot)
 #   known-https    the same over HTTPS, a full TLS handshake per phone
 #   unknown        PHONES unknown phones enrolled by the stage policy (404, 000000000000.cfg,
 #                  <mac>-stage.cfg); nginx serves the same files
@@ -145,6 +147,7 @@ both() {
 echo
 echo "phones=$PHONES concurrency=$CONCURRENCY cores=$(nproc)"
 both first-boot --phones "$PHONES" --concurrency "$CONCURRENCY"
+both second-boot --phones "$PHONES" --concurrency "$CONCURRENCY"
 both known-http --phones "$PHONES" --concurrency "$CONCURRENCY"
 both known-https --phones "$PHONES" --concurrency "$CONCURRENCY" --https-share 1
 both unknown --phones "$PHONES" --concurrency "$CONCURRENCY" --unknown-share 1 --first 0

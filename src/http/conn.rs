@@ -991,6 +991,9 @@ fn write_response<T: Transport>(
 /// Returns the bytes sent, fewer when the file ended early. Falls back to copying where
 /// the kernel refuses sendfile for this file.
 fn send_file(socket: &TcpStream, file: &mut std::fs::File, n: u64) -> io::Result<u64> {
+    if n > BLOCKING_SEND {
+        crate::http::server::blocking_ahead();
+    }
     let mut sent = 0u64;
     while sent < n {
         let chunk = usize::try_from(n - sent)
@@ -1015,6 +1018,9 @@ fn send_file(socket: &TcpStream, file: &mut std::fs::File, n: u64) -> io::Result
     }
     Ok(sent)
 }
+
+/// Files larger than this may hold the thread for long while the client reads them.
+const BLOCKING_SEND: u64 = 1 << 20;
 
 /// A plain-text error response, then the connection closes.
 fn write_error<T: Write>(stream: &mut T, code: u16, why: &str) -> io::Result<bool> {

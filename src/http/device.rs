@@ -824,6 +824,12 @@ impl DeviceService {
                 // new upload that begins with the stored one (the phone sent its whole,
                 // grown log, or the same again) holds it already: no copy to keep.
                 let _ = std::fs::rename(&dest, dest.with_file_name(format!("{name}.1")));
+            } else if existed && !durable {
+                // A rename over an existing file makes ext4 (auto_da_alloc) write the new
+                // file's blocks out at once: a disk write per log upload, measured as a
+                // tenth of a storm's CPU. Logs are not worth it; replaced non-atomically
+                // (a read meanwhile may miss the log for a moment).
+                let _ = std::fs::remove_file(&dest);
             }
             // The device's directory is made on its first upload only.
             let moved = std::fs::rename(temp, &dest).or_else(|e| {

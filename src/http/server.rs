@@ -274,6 +274,23 @@ struct Parking {
     epoch: Instant,
 }
 
+thread_local! {
+    /// The parking a connection thread serves for, so a long blocking send can make sure
+    /// another thread is waiting meanwhile (`blocking_ahead`).
+    static PARKING: std::cell::RefCell<Option<Arc<Parking>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Called before a send that may block for long (a firmware image): when no other thread
+/// of this thread's listener waits for parked connections, one starts now rather than after
+/// the supervisor has seen every thread blocked. No effect outside a parking thread.
+pub fn blocking_ahead() {
+    PARKING.with(|p| {
+        if let Some(parking) = p.borrow().as_ref() {
+            parking.add_waiter();
+        }
+    });
+}
+
 /// A parked connection with what the listener counts for it.
 struct Parked {
     open: conn::Open<TcpStream>,
@@ -518,6 +535,7 @@ impl Parking {
             tv_nsec: PARK_POLL.as_nanos() as i64,
         };
         let mut idle_since = Instant::now();
+        PARKING.with(|p| *p.borrow_mut() = Some(self.clone()));
         let mut next = first;
         if next.is_none() {
             self.waiting.fetch_add(1, Ordering::SeqCst);
@@ -575,6 +593,7 @@ impl Parking {
             self.waiting.fetch_add(1, Ordering::SeqCst);
             idle_since = Instant::now();
         }
+        PARKING.with(|p| *p.borrow_mut() = None);
         self.threads.fetch_sub(1, Ordering::SeqCst);
     }
 }
