@@ -252,21 +252,28 @@ pub fn remove_member(conn: &Connection, group_id: i64, device_id: i64) -> Result
 
 /// MACs of the devices at a site.
 pub fn list_site_devices(conn: &Connection, site_id: i64) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
+    macs(
+        conn,
         "SELECT d.mac FROM device_sites ds JOIN devices d ON d.id = ds.device_id
          WHERE ds.site_id = ?1 ORDER BY d.mac",
-    )?;
-    let rows = stmt.query_map([site_id], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+        site_id,
+    )
 }
 
 /// MACs of a group's members.
 pub fn list_members(conn: &Connection, group_id: i64) -> Result<Vec<String>> {
-    let mut stmt = conn.prepare_cached(
+    macs(
+        conn,
         "SELECT d.mac FROM device_group_members m JOIN devices d ON d.id = m.device_id
          WHERE m.group_id = ?1 ORDER BY d.mac",
-    )?;
-    let rows = stmt.query_map([group_id], |r| r.get(0))?;
+        group_id,
+    )
+}
+
+/// The single column of `sql` (one `?1` parameter) as strings.
+fn macs(conn: &Connection, sql: &str, id: i64) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map([id], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -71,7 +71,12 @@ impl DataDirs {
 
     /// Where a device's upload is stored.
     pub fn upload_path(&self, mac: &Mac, kind: UploadKind, name: &str) -> PathBuf {
-        self.uploads.join(mac.as_str()).join(kind.dir()).join(name)
+        self.upload_dir(mac, kind).join(name)
+    }
+
+    /// The directory a device's uploads of one kind are stored in.
+    pub fn upload_dir(&self, mac: &Mac, kind: UploadKind) -> PathBuf {
+        self.uploads.join(mac.as_str()).join(kind.dir())
     }
 }
 
@@ -906,11 +911,6 @@ impl Service for DeviceService {
         let DeviceFile::Upload(kind, mac, _) = &file else {
             return BodyPlan::Respond(text(405, "this file cannot be uploaded"));
         };
-        // The body streams into the directory it will be stored in, when that exists (every
-        // upload after a device's first): the final rename stays in one directory. From a
-        // shared directory every rename crossed directories, which the kernel serialises
-        // per file system, and all uploads of a storm queued on it.
-        let dest_dir = self.dirs.uploads.join(mac.as_str()).join(kind.dir());
         if self.cert_refuses(peer.identity.as_deref(), file.mac(), peer.addr.ip()) {
             return BodyPlan::Respond(text(
                 403,
@@ -965,6 +965,11 @@ impl Service for DeviceService {
             return BodyPlan::Respond(self.busy("uploads"));
         };
         admission::hold(pass);
+        // The body streams into the directory it will be stored in, when that exists (every
+        // upload after a device's first): the final rename stays in one directory. From a
+        // shared directory every rename crossed directories, which the kernel serialises
+        // per file system, and all uploads of a storm queued on it.
+        let dest_dir = self.dirs.upload_dir(mac, *kind);
         BodyPlan::File {
             dir: if dest_dir.is_dir() {
                 dest_dir

@@ -20,6 +20,15 @@ use crate::domain::ipnet::{IpNet, any_contains};
 /// most connections are idle phones, so small stacks keep memory low.
 const CONN_STACK: usize = 256 * 1024;
 
+/// Starts a connection thread (small stack: see `CONN_STACK`).
+fn spawn_conn_thread(f: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("conn".into())
+        .stack_size(CONN_STACK)
+        .spawn(f)
+        .map(drop)
+}
+
 /// Turns an accepted TCP stream into a served connection (plain, or TLS in a later layer).
 pub trait Acceptor: Send + Sync {
     fn serve(&self, stream: TcpStream, service: &dyn Service, limits: &LoopLimits, shared: &Shared);
@@ -508,11 +517,7 @@ impl Parking {
         self.starting.fetch_add(1, Ordering::SeqCst);
         self.threads.fetch_add(1, Ordering::SeqCst);
         let me = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("conn".into())
-            .stack_size(CONN_STACK)
-            .spawn(move || me.run(first));
-        if let Err(e) = spawned {
+        if let Err(e) = spawn_conn_thread(move || me.run(first)) {
             self.starting.fetch_sub(1, Ordering::SeqCst);
             self.threads.fetch_sub(1, Ordering::SeqCst);
             log::warn!("cannot start a connection thread: {e}");
@@ -686,11 +691,7 @@ fn accept_loop(
             | Err(crossbeam_channel::TrySendError::Disconnected(a)) => a,
         };
         let w = worker.clone();
-        let spawned = std::thread::Builder::new()
-            .name("conn".into())
-            .stack_size(CONN_STACK)
-            .spawn(move || w.run(accepted));
-        if let Err(e) = spawned {
+        if let Err(e) = spawn_conn_thread(move || w.run(accepted)) {
             log::warn!("cannot start a connection thread: {e}");
         }
     }
