@@ -1,24 +1,35 @@
-//! Boot-storm simulator: N phones boot at once against a provisioning server, each running
-//! the full sequence of a UCS phone (../shared/polycom.md): boot-log PUT from the updater,
-//! master file, the generated and profile files, overrides, licences, directory, call list,
-//! application-log HEAD and PUT. A share of the phones uses HTTPS with a full handshake, a
-//! share is unknown (404 → `000000000000.cfg` → `<mac>-stage.cfg`), a share downloads a
-//! firmware image. Every connection starts without credentials and answers the 401, as
-//! phones do.
+//! Boot-storm simulator: N phones boot at once against a provisioning server. Each phone is
+//! the test suite's phone simulator (`tests/it/sim`, included below): it reads its master
+//! file's CONFIG_FILES (no list of its own), fetches firmware by its part-number name when
+//! the version differs, answers the 401 of every new connection as the challenge offers
+//! (Digest where offered, as phones do), uploads its logs, adopts `device.*` values with
+//! `device.set` and reboots until nothing changes, so an Auto-Sync rollout costs here what
+//! it costs with real phones (a boot and a reboot).
+//!
+//! A phone counts as an error unless its last boot ended `Configured`: any CONFIG_FILES entry
+//! not 2xx, a broken file, a failed download, a refused master, a dropped connection. The
+//! 401 challenges and the optional files' 404s are normal. The script prints a ratio only
+//! when neither server had an error (else INVALID).
 //!
 //! It is a measuring tool, not a test: run it through `scripts/bench-bootstorm.sh`, which
-//! starts zerotouch and nginx with the same bytes and prints the ratios. Run alone:
+//! starts zerotouch and nginx and gives nginx the bytes zerotouch served in the same phase
+//! (`--save`). Run alone:
 //!   cargo bench --bench bootstorm -- --http 127.0.0.1:8080 --phones 1000 ...
 //! Only loopback addresses are accepted.
 
-use std::collections::BTreeMap;
+#[path = "../tests/it/sim/mod.rs"]
+mod sim;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use sim::{Boot, SimPhone};
 
 /// What one run does.
 #[derive(Debug, Clone)]
@@ -31,8 +42,6 @@ struct Options {
     concurrency: usize,
     https_share: f64,
     unknown_share: f64,
-    firmware_share: f64,
-    firmware_path: String,
     idle: usize,
     user: String,
     password: String,
@@ -40,8 +49,18 @@ struct Options {
     first: usize,
     time_limit: Duration,
     server_pid: Option<u32>,
-    /// Only the master, generated and profile files (the 1,400 req/s comparison).
+    /// Master, CONFIG_FILES and firmware only (the peers' req/s comparison).
     configs_only: bool,
+    /// Phones as after their first boot: serial tag on, boot server Static.
+    provisioned: bool,
+    /// The application version the phones run (the profile's: no download).
+    version: String,
+    /// Most boots per phone (a boot and the reboots its adopted values cause).
+    max_boots: u32,
+    /// Answer challenges with Basic even where Digest is offered.
+    basic: bool,
+    /// Where to write the bytes of every 2xx GET (first seen per path), after the storm.
+    save: Option<PathBuf>,
 }
 
 fn parse_args() -> Options {
@@ -54,8 +73,6 @@ fn parse_args() -> Options {
         concurrency: 100,
         https_share: 0.0,
         unknown_share: 0.0,
-        firmware_share: 0.0,
-        firmware_path: "firmware/5.9.8.1234/3111-48500-001.sip.ld".into(),
         idle: 0,
         user: "phones".into(),
         password: "Bench-Passw0rd-1".into(),
@@ -63,6 +80,11 @@ fn parse_args() -> Options {
         time_limit: Duration::from_secs(300),
         server_pid: None,
         configs_only: false,
+        provisioned: false,
+        version: "5.9.8.1234".into(),
+        max_boots: 4,
+        basic: false,
+        save: None,
     };
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -82,8 +104,6 @@ fn parse_args() -> Options {
             "--concurrency" => o.concurrency = val.parse().expect("--concurrency N"),
             "--https-share" => o.https_share = val.parse().expect("--https-share 0..1"),
             "--unknown-share" => o.unknown_share = val.parse().expect("--unknown-share 0..1"),
-            "--firmware-share" => o.firmware_share = val.parse().expect("--firmware-share 0..1"),
-            "--firmware-path" => o.firmware_path = val,
             "--idle" => o.idle = val.parse().expect("--idle N"),
             "--user" => o.user = val,
             "--password" => o.password = val,
@@ -92,8 +112,15 @@ fn parse_args() -> Options {
                 o.time_limit = Duration::from_secs(val.parse().expect("--time-limit SECS"))
             }
             "--server-pid" => o.server_pid = Some(val.parse().expect("--server-pid PID")),
-            "--configs-only" => {
-                o.configs_only = true;
+            "--version" => o.version = val,
+            "--max-boots" => o.max_boots = val.parse().expect("--max-boots N"),
+            "--save" => o.save = Some(PathBuf::from(val)),
+            "--configs-only" | "--provisioned" | "--basic" => {
+                match key {
+                    "--configs-only" => o.configs_only = true,
+                    "--provisioned" => o.provisioned = true,
+                    _ => o.basic = true,
+                }
                 took = false;
             }
             other => panic!("unknown option {other}"),
@@ -109,406 +136,142 @@ fn parse_args() -> Options {
     o
 }
 
-/// One step of a phone's boot.
-struct Step {
-    method: &'static str,
-    path: String,
-    /// Statuses that are normal for this step (404 on optional files is normal).
-    ok: &'static [u16],
-    body: Option<&'static [u8]>,
-    updater: bool,
-}
-
-const OK: &[u16] = &[200];
-const OPTIONAL: &[u16] = &[200, 404];
-const STORED: &[u16] = &[200, 201, 204];
-const BOOT_LOG: &[u8] = b"0101000000|boot |1|00|Bootstrap: application starting\n";
-const APP_LOG: &[u8] = b"0101000010|app1 |1|00|Application, main: Starting\n";
-
-fn known_steps(mac: &str, o: &Options, firmware: bool) -> Vec<Step> {
-    let s = |method, path: String, ok, body, updater| Step {
-        method,
-        path,
-        ok,
-        body,
-        updater,
-    };
-    if o.configs_only {
-        return vec![
-            s("GET", format!("/{mac}.cfg"), OK, None, false),
-            s("GET", format!("/{mac}-device.cfg"), OK, None, false),
-            s("GET", format!("/{mac}-profile.cfg"), OK, None, false),
-        ];
-    }
-    let mut v = vec![
-        s(
-            "PUT",
-            format!("/{mac}-boot.log"),
-            STORED,
-            Some(BOOT_LOG),
-            true,
-        ),
-        s("GET", format!("/{mac}.cfg"), OK, None, false),
-    ];
-    if firmware {
-        v.push(s("GET", format!("/{}", o.firmware_path), OK, None, false));
-    }
-    v.extend([
-        s("GET", format!("/{mac}-device.cfg"), OK, None, false),
-        s("GET", format!("/{mac}-profile.cfg"), OK, None, false),
-        s(
-            "GET",
-            format!("/overrides/{mac}-phone.cfg"),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s(
-            "GET",
-            format!("/overrides/{mac}-web.cfg"),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s(
-            "GET",
-            "/000000000000-license.cfg".into(),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s("GET", format!("/{mac}-license.cfg"), OPTIONAL, None, false),
-        s(
-            "GET",
-            format!("/calllists/{mac}-calls.xml"),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s(
-            "GET",
-            format!("/contacts/{mac}-directory.xml"),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s(
-            "GET",
-            "/000000000000-directory.xml".into(),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s(
-            "HEAD",
-            format!("/logs/{mac}-app.log"),
-            OPTIONAL,
-            None,
-            false,
-        ),
-        s(
-            "PUT",
-            format!("/logs/{mac}-app.log"),
-            STORED,
-            Some(APP_LOG),
-            false,
-        ),
-    ]);
-    v
-}
-
-fn unknown_steps(mac: &str) -> Vec<Step> {
-    vec![
-        Step {
-            method: "GET",
-            path: format!("/{mac}.cfg"),
-            ok: &[404],
-            body: None,
-            updater: false,
-        },
-        Step {
-            method: "GET",
-            path: "/000000000000.cfg".into(),
-            ok: OK,
-            body: None,
-            updater: false,
-        },
-        Step {
-            method: "GET",
-            path: format!("/{mac}-stage.cfg"),
-            ok: OK,
-            body: None,
-            updater: false,
-        },
-    ]
-}
-
 /// Per-thread results, merged at the end.
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
     requests: u64,
+    boots: u64,
     phones_done: u64,
+    /// Phones whose last boot did not end `Configured`, by what happened.
     errors: BTreeMap<String, u64>,
+    /// Answers other than 2xx, by status (challenges and optional 404s included).
+    statuses: BTreeMap<u16, u64>,
     firmware_bytes: u64,
+    connections: u64,
+    /// First 2xx body seen per path (with `--save`).
+    bodies: BTreeMap<String, Vec<u8>>,
 }
 
-impl Tally {
-    fn error(&mut self, kind: impl Into<String>) {
-        *self.errors.entry(kind.into()).or_default() += 1;
-    }
-}
-
-trait Stream: Read + Write {}
-impl<T: Read + Write> Stream for T {}
-
-/// A keep-alive connection with a small response reader.
-struct Conn {
-    stream: Box<dyn Stream>,
-    buf: Vec<u8>,
-    authed: bool,
-}
-
-enum Outcome {
-    /// A complete response; `closing` when the server ends the connection after it.
-    Status {
-        status: u16,
-        len: usize,
-        closing: bool,
-    },
-    Closed,
-}
-
-impl Conn {
-    fn open(addr: SocketAddr, tls: Option<&Arc<rustls::ClientConfig>>) -> std::io::Result<Conn> {
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-        tcp.set_nodelay(true)?;
-        tcp.set_read_timeout(Some(Duration::from_secs(30)))?;
-        tcp.set_write_timeout(Some(Duration::from_secs(30)))?;
-        let stream: Box<dyn Stream> = match tls {
-            None => Box::new(tcp),
-            Some(cfg) => {
-                let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
-                let conn = rustls::ClientConnection::new(cfg.clone(), name)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
-                let mut s = rustls::StreamOwned::new(conn, tcp);
-                // Complete the handshake now, so its cost lands on the connect.
-                while s.conn.is_handshaking() {
-                    s.conn.complete_io(&mut s.sock)?;
-                }
-                Box::new(s)
-            }
-        };
-        Ok(Conn {
-            stream,
-            buf: Vec::with_capacity(16 * 1024),
-            authed: false,
-        })
-    }
-
-    fn send(&mut self, step: &Step, ua: &str, auth: Option<&str>) -> std::io::Result<Outcome> {
-        let mut req = format!(
-            "{} {} HTTP/1.1\r\nHost: {}\r\nUser-Agent: {ua}\r\n",
-            step.method, step.path, "zerotouch"
-        );
-        if let Some(a) = auth {
-            req.push_str("Authorization: ");
-            req.push_str(a);
-            req.push_str("\r\n");
-        }
-        if let Some(body) = step.body {
-            req.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
-            let mut bytes = req.into_bytes();
-            bytes.extend_from_slice(body);
-            self.stream.write_all(&bytes)?;
-        } else {
-            req.push_str("\r\n");
-            self.stream.write_all(req.as_bytes())?;
-        }
-        self.stream.flush()?;
-        self.read(step.method == "HEAD")
-    }
-
-    fn fill(&mut self) -> std::io::Result<bool> {
-        let mut chunk = [0u8; 65536];
-        let n = self.stream.read(&mut chunk)?;
-        self.buf.extend_from_slice(&chunk[..n]);
-        Ok(n > 0)
-    }
-
-    fn read(&mut self, head_only: bool) -> std::io::Result<Outcome> {
-        let end = loop {
-            if let Some(p) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break p + 4;
-            }
-            if !self.fill()? {
-                return Ok(Outcome::Closed);
-            }
-        };
-        let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
-        self.buf.drain(..end);
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let lower = head.to_ascii_lowercase();
-        let len: usize = lower
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap_or(0))
-            })
-            .unwrap_or(0);
-        let closing = lower.contains("connection: close");
-        if head_only || status == 304 || status == 204 {
-            return Ok(Outcome::Status {
-                status,
-                len: 0,
-                closing,
-            });
-        }
-        while self.buf.len() < len {
-            if !self.fill()? {
-                return Ok(Outcome::Closed);
-            }
-        }
-        self.buf.drain(..len);
-        Ok(Outcome::Status {
-            status,
-            len,
-            closing,
-        })
-    }
-}
-
-/// Runs one phone's boot; returns false if it gave up.
-fn boot(
-    o: &Options,
-    index: usize,
-    tls: Option<&Arc<rustls::ClientConfig>>,
-    auth: &str,
-    t: &mut Tally,
-) -> bool {
+/// A phone of the storm, built as the phase asks.
+fn phone(o: &Options, index: usize, ca: &str) -> SimPhone {
     let frac = |share: f64, salt: usize| {
         ((index.wrapping_mul(2654435761).wrapping_add(salt)) % 10_000) as f64 / 10_000.0 < share
     };
     let unknown = frac(o.unknown_share, 17);
-    let secure = !unknown && frac(o.https_share, 91) && tls.is_some();
-    let firmware = !unknown && frac(o.firmware_share, 7);
+    let secure = !unknown && frac(o.https_share, 91) && o.https.is_some();
     let mac = if unknown {
         format!("0004f3{:06x}", o.first + index)
     } else {
         format!("0004f2{:06x}", o.first + index)
     };
-    let steps = if unknown {
-        unknown_steps(&mac)
-    } else {
-        known_steps(&mac, o, firmware)
+    let (addr, kind) = match (secure, o.https) {
+        (true, Some(s)) => (s, "HTTPS"),
+        _ => (o.http, "HTTP"),
     };
-    let app_ua =
-        format!("FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614 (SN:{mac}) Type/Application");
-    let updater_ua = "FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614 Type/Updater".to_string();
-    let addr = if secure {
-        o.https.unwrap_or(o.http)
-    } else {
-        o.http
-    };
-    let mut conn: Option<Conn> = None;
-    for step in &steps {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            if attempts > 3 {
-                t.error("gave up after 3 tries");
-                return false;
-            }
-            if conn.is_none() {
-                let started = Instant::now();
-                match Conn::open(addr, if secure { tls } else { None }) {
-                    Ok(c) => {
-                        if secure {
-                            t.latencies_us.push(started.elapsed().as_micros() as u32);
-                        }
-                        conn = Some(c);
-                    }
-                    Err(e) => {
-                        t.error(format!("connect: {}", e.kind()));
-                        std::thread::sleep(Duration::from_millis(200));
-                        continue;
-                    }
-                }
-            }
-            let c = conn.as_mut().expect("connection");
-            let ua = if step.updater { &updater_ua } else { &app_ua };
-            let started = Instant::now();
-            let result = c.send(step, ua, c.authed.then_some(auth));
-            let micros = started.elapsed().as_micros() as u32;
-            t.requests += 1;
-            t.latencies_us.push(micros);
-            match result {
-                Ok(Outcome::Status {
-                    status,
-                    len,
-                    closing,
-                }) => {
-                    if closing {
-                        conn = None;
-                    }
-                    if status == 401 && !conn.as_ref().is_some_and(|c| c.authed) {
-                        // The phone's first request on a connection carries no credentials.
-                        if let Some(c) = conn.as_mut() {
-                            c.authed = true;
-                        } else {
-                            t.error("401 then close");
-                        }
-                        continue;
-                    }
-                    if step.path.contains(".sip.ld") {
-                        t.firmware_bytes += len as u64;
-                    }
-                    if status == 503 || status == 429 {
-                        t.error(format!("{status} (shed)"));
-                        std::thread::sleep(Duration::from_millis(500));
-                        continue;
-                    }
-                    if !step.ok.contains(&status) {
-                        t.error(format!(
-                            "{} {} -> {status}",
-                            step.method,
-                            kind_of(&step.path)
-                        ));
-                    }
-                    break;
-                }
-                Ok(Outcome::Closed) => {
-                    conn = None;
-                    t.error("closed mid-response");
-                }
-                Err(e) => {
-                    conn = None;
-                    t.error(format!("io: {}", e.kind()));
-                }
-            }
-        }
+    let mut p = SimPhone::new(&mac, &addr.to_string(), &o.user, &o.password)
+        .with_model(sim::VVX_501)
+        .with_version(&o.version)
+        .hold(sim::SERVER_TYPE, kind)
+        .trust(ca)
+        .timeout(Duration::from_secs(30));
+    if o.provisioned {
+        p = p
+            .hold(sim::TAG_SERIAL, "1")
+            .hold(sim::BOOT_SERVER, "Static");
     }
-    t.phones_done += 1;
-    true
+    if o.configs_only {
+        p = p.with_sequence(sim::Sequence::Config);
+    }
+    if o.basic {
+        p = p.auth_mode(sim::AuthMode::Basic);
+    }
+    if o.save.is_some() {
+        p = p.keep_bodies();
+    }
+    p
 }
 
-fn kind_of(path: &str) -> &'static str {
-    if path.ends_with("-boot.log") || path.ends_with("-app.log") {
+/// Boots one phone until it is stable; tallies its requests and outcome.
+fn run_phone(o: &Options, index: usize, ca: &str, t: &mut Tally) {
+    let mut p = phone(o, index, ca);
+    let mut last = Boot::Configured;
+    for _ in 0..o.max_boots {
+        last = p.boot();
+        t.boots += 1;
+        if let Some(bodies) = p.bodies.as_mut() {
+            for (path, body) in bodies.drain(..) {
+                t.bodies.entry(path).or_insert(body);
+            }
+        }
+        let rebooting = match &last {
+            Boot::Rebooted(_) => true,
+            Boot::Incomplete { adopted, .. } => !adopted.is_empty(),
+            _ => false,
+        };
+        if !rebooting {
+            break;
+        }
+    }
+    for r in p.requests() {
+        t.requests += 1;
+        t.latencies_us.push(r.micros.min(u32::MAX as u64) as u32);
+        if !(200..300).contains(&r.status) {
+            *t.statuses.entry(r.status).or_default() += 1;
+        }
+    }
+    t.firmware_bytes += p.firmware_updates.iter().map(|f| f.bytes).sum::<u64>();
+    t.connections += p.conn_stats().opened;
+    match last {
+        Boot::Configured => t.phones_done += 1,
+        Boot::Rebooted(_) => *t.errors.entry("still rebooting".into()).or_default() += 1,
+        Boot::Incomplete { failed, .. } => {
+            for f in failed {
+                let kind = format!(
+                    "{} {}: {}",
+                    kind_of(&f.url),
+                    f.status.map_or("-".to_string(), |s| s.to_string()),
+                    f.what.split(':').next().unwrap_or("")
+                );
+                *t.errors.entry(kind).or_default() += 1;
+            }
+        }
+        Boot::Refused { status, .. } => {
+            *t.errors
+                .entry(format!("master refused {status}"))
+                .or_default() += 1
+        }
+        Boot::Unreachable(e) => {
+            *t.errors
+                .entry(format!(
+                    "unreachable: {}",
+                    e.split(':').next().unwrap_or("")
+                ))
+                .or_default() += 1
+        }
+        Boot::Stranded { protocol } => {
+            *t.errors
+                .entry(format!("stranded on {protocol}"))
+                .or_default() += 1
+        }
+    }
+}
+
+fn kind_of(url: &str) -> &'static str {
+    if url.ends_with(".log") {
         "log"
-    } else if path.ends_with("-device.cfg") {
+    } else if url.ends_with("-device.cfg") {
         "device.cfg"
-    } else if path.ends_with("-profile.cfg") {
+    } else if url.contains("-profile") {
         "profile.cfg"
-    } else if path.ends_with("-stage.cfg") {
+    } else if url.ends_with("-stage.cfg") {
         "stage.cfg"
-    } else if path.contains(".sip.ld") {
+    } else if url.contains(".sip.ld") {
         "firmware"
-    } else if path.ends_with(".cfg") {
+    } else if url.ends_with(".cfg") {
         "cfg"
+    } else if url.is_empty() {
+        "connection"
     } else {
         "other"
     }
@@ -524,24 +287,6 @@ fn proc_status(pid: u32) -> Option<(u64, u64)> {
             .and_then(|v| v.parse::<u64>().ok())
     };
     Some((field("VmRSS:")?, field("Threads:")?))
-}
-
-fn tls_config(ca: &str) -> Arc<rustls::ClientConfig> {
-    let pem = std::fs::read(ca).expect("--ca file");
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        let cert: rustls::pki_types::CertificateDer<'static> = cert.expect("CA PEM");
-        roots.add(cert).expect("CA certificate");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    // Every phone does a full handshake: no session cache, no tickets.
-    cfg.resumption = rustls::client::Resumption::disabled();
-    Arc::new(cfg)
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -604,13 +349,31 @@ fn hold_idle(
     })
 }
 
+/// Writes the bodies under `dir` by path (after the storm, so the writes cost it nothing).
+fn save(dir: &Path, bodies: &BTreeMap<String, Vec<u8>>) {
+    for (path, body) in bodies {
+        let rel = path.trim_start_matches('/');
+        if rel.is_empty() || rel.split('/').any(|s| s == ".." || s.is_empty()) {
+            continue;
+        }
+        let file = dir.join(rel);
+        if let Some(parent) = file.parent() {
+            std::fs::create_dir_all(parent).expect("save dir");
+        }
+        std::fs::write(&file, body).expect("save");
+    }
+}
+
 fn main() {
     let o = parse_args();
     let auth = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", o.user, o.password))
     );
-    let tls = o.ca.as_deref().map(tls_config);
+    let ca =
+        o.ca.as_deref()
+            .map(|f| std::fs::read_to_string(f).expect("--ca file"))
+            .unwrap_or_default();
     let next = Arc::new(AtomicUsize::new(0));
     let deadline = Instant::now() + o.time_limit;
     let stop = Arc::new(AtomicBool::new(false));
@@ -637,9 +400,9 @@ fn main() {
     let started = Instant::now();
     let workers: Vec<_> = (0..o.concurrency)
         .map(|_| {
-            let (o, next, tls, auth) = (o.clone(), next.clone(), tls.clone(), auth.clone());
+            let (o, next, ca) = (o.clone(), next.clone(), ca.clone());
             std::thread::Builder::new()
-                .stack_size(256 * 1024)
+                .stack_size(512 * 1024)
                 .spawn(move || {
                     let mut t = Tally::default();
                     loop {
@@ -647,7 +410,7 @@ fn main() {
                         if i >= o.phones || Instant::now() > deadline {
                             break;
                         }
-                        boot(&o, i, tls.as_ref(), &auth, &mut t);
+                        run_phone(&o, i, &ca, &mut t);
                     }
                     t
                 })
@@ -655,14 +418,23 @@ fn main() {
         })
         .collect();
     let mut all = Tally::default();
+    let mut saved = BTreeMap::new();
     for w in workers {
         let t = w.join().expect("worker");
         all.latencies_us.extend(t.latencies_us);
         all.requests += t.requests;
+        all.boots += t.boots;
         all.phones_done += t.phones_done;
         all.firmware_bytes += t.firmware_bytes;
+        all.connections += t.connections;
         for (k, v) in t.errors {
             *all.errors.entry(k).or_default() += v;
+        }
+        for (k, v) in t.statuses {
+            *all.statuses.entry(k).or_default() += v;
+        }
+        for (k, v) in t.bodies {
+            saved.entry(k).or_insert(v);
         }
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -671,30 +443,50 @@ fn main() {
     if let Some(s) = sampler {
         let _ = s.join();
     }
+    if let Some(dir) = &o.save {
+        save(dir, &saved);
+    }
     all.latencies_us.sort_unstable();
     let l = &all.latencies_us;
     let (rss, threads) = *peak.lock().expect("lock");
     let errors: u64 = all.errors.values().sum();
+    let attempted = next.load(Ordering::Relaxed).min(o.phones) as u64;
+    let unfinished = attempted.saturating_sub(all.phones_done + errors);
+    let statuses: BTreeSet<String> = all
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}:{n}"))
+        .collect();
     // One machine-readable line for the script, then the details.
     println!(
-        "RESULT label={} phones={} seconds={:.2} phones_per_s={:.0} requests={} requests_per_s={:.0} p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2} errors={} firmware_mb_per_s={:.1} peak_rss_mb={:.1} peak_threads={} idle_open={} idle_failed={}",
+        "RESULT label={} phones={} seconds={:.2} phones_per_s={:.0} boots={} requests={} requests_per_s={:.0} connections={} p50_ms={:.2} p95_ms={:.2} p99_ms={:.2} max_ms={:.2} errors={} firmware_mb_per_s={:.1} peak_rss_mb={:.1} peak_threads={} idle_open={} idle_failed={} non2xx={}",
         o.label,
         all.phones_done,
         elapsed,
         all.phones_done as f64 / elapsed,
+        all.boots,
         all.requests,
         all.requests as f64 / elapsed,
+        all.connections,
         percentile(l, 0.50),
         percentile(l, 0.95),
         percentile(l, 0.99),
         percentile(l, 1.0),
-        errors,
+        errors + unfinished,
         all.firmware_bytes as f64 / 1e6 / elapsed,
         rss as f64 / 1024.0,
         threads,
         idle_result.map_or(0, |r| r.0),
         idle_result.map_or(0, |r| r.1),
+        if statuses.is_empty() {
+            "none".to_string()
+        } else {
+            statuses.into_iter().collect::<Vec<_>>().join(",")
+        },
     );
+    if unfinished > 0 {
+        println!("  error not finished within the time limit: {unfinished}");
+    }
     for (kind, n) in &all.errors {
         println!("  error {kind}: {n}");
     }

@@ -8,13 +8,14 @@
 
 use std::time::{Duration, Instant};
 
+use zerotouch::actions::Actor;
+use zerotouch::actions::import::{self, ImportRequest};
+use zerotouch::actions::{accounts, profiles};
 use zerotouch::db::find::{self, FindQuery, View};
 use zerotouch::db::{self, jobs};
 use zerotouch::domain::account::Account;
-use zerotouch::domain::assoc::Actor;
-use zerotouch::domain::import::{self, ImportRequest};
-use zerotouch::domain::ops::{self, OwnAddresses};
 use zerotouch::domain::profile::ProfileFields;
+use zerotouch::domain::provserver::OwnAddresses;
 use zerotouch::domain::users::{Role, Scope, User};
 
 fn env(name: &str, default: usize) -> usize {
@@ -36,19 +37,27 @@ fn ms(d: Duration) -> String {
 fn open(dir: &std::path::Path, name: &str) -> (rusqlite::Connection, Account) {
     let mut conn = db::open(&dir.join(name), Duration::from_secs(5)).expect("open");
     db::migrate(&mut conn).expect("migrate");
-    let account = ops::default_account(&conn).expect("account");
+    let account = accounts::default_account(&conn).expect("account");
     let f = ProfileFields {
         name: "office".into(),
         vendor_model: "Polycom_UCS_Device".into(),
         ..Default::default()
     };
-    ops::add_profile(
+    let user = zerotouch::actions::operator("bench");
+    let own = OwnAddresses::default();
+    let actor = Actor {
+        user: &user,
+        account: &account,
+        own: &own,
+        partial_expiry_secs: 3600,
+        who: zerotouch::domain::audit::Actor::system(),
+    };
+    profiles::create_profile(
         &mut conn,
-        &zerotouch::domain::audit::Actor::system(),
-        &account,
+        &actor,
         &f,
         vec![],
-        &OwnAddresses::default(),
+        zerotouch::domain::lint::Transport::PlainHttp,
     )
     .expect("profile");
     (conn, account)

@@ -63,6 +63,7 @@ TOML
 }
 write_zt_config true
 USER=phones; PASS=Bench-Passw0rd-1
+"$Z" migrate --config "$WORK/zt.toml" >/dev/null
 "$Z" account set-credentials --config "$WORK/zt.toml" --user "$USER" --password "$PASS" >/dev/null
 cat > "$WORK/site.cfg" <<'XML'
 <?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -91,24 +92,9 @@ start_zt() {
 start_zt
 CERT="$WORK/data/tls/server.pem"; KEY="$WORK/data/tls/server.key"; CA="$WORK/data/tls/ca.pem"
 
-# The exact bytes zerotouch serves over HTTPS (generated files depend on the scheme).
-python3 - "127.0.0.1:$ZSPORT" "$USER" "$PASS" "$DEVICES" "$WORK/www" "$CA" <<'PY'
-import base64, http.client, os, ssl, sys
-addr, user, pw, n, out, ca = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5], sys.argv[6]
-os.makedirs(out, exist_ok=True)
-host, port = addr.rsplit(":", 1)
-ctx = ssl.create_default_context(cafile=ca)
-auth = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
-c = http.client.HTTPSConnection(host, int(port), context=ctx)
-for i in range(n):
-    mac = "0004f2%06x" % i
-    for name in (f"{mac}.cfg", f"{mac}-device.cfg", f"{mac}-profile.cfg"):
-        c.request("GET", "/" + name, headers={"Authorization": auth, "Host": addr})
-        r = c.getresponse(); body = r.read()
-        if r.status != 200:
-            sys.exit(f"{name}: {r.status} {body!r}")
-        open(os.path.join(out, name), "wb").write(body)
-PY
+# The exact bytes zerotouch serves over HTTPS in the measured phase (generated files depend
+# on the scheme and on what the phone confirmed): fetched as wrk asks, the steady state.
+python3 "$HERE/bench/fetch_all.py" --https "$CA" "127.0.0.1:$ZSPORT" "$USER" "$PASS" "$DEVICES" "$WORK/www"
 
 if [ "$NGINX_HASH" = apr1 ]; then
   printf '%s:%s\n' "$USER" "$(openssl passwd -apr1 "$PASS")" > "$WORK/htpasswd"
@@ -153,12 +139,14 @@ curl -sf --cacert "$CA" --resolve "localhost:$NPORT:127.0.0.1" -u "$USER:$PASS" 
 
 AUTH="Basic $(printf '%s:%s' "$USER" "$PASS" | base64 -w0)"
 cat > "$WORK/requests.lua" <<LUA
--- A random phone's master, generated or profile file, with credentials.
+-- A random phone's master, generated or profile file, with credentials and the phone's
+-- User-Agent (the one scripts/bench/fetch_all.py fetched nginx's copies with).
 local files = {".cfg", "-device.cfg", "-profile.cfg"}
 math.randomseed(os.time())
 request = function()
   local mac = string.format("0004f2%06x", math.random(0, $DEVICES - 1))
-  local headers = {["Authorization"] = "$AUTH"}
+  local ua = "FileTransport PolycomVVX-VVX_410-UA/5.9.5.0614 (SN:" .. mac .. ") Type/Application"
+  local headers = {["Authorization"] = "$AUTH", ["User-Agent"] = ua}
   if os.getenv("BENCH_CLOSE") then headers["Connection"] = "close" end
   return wrk.format("GET", "/" .. mac .. files[math.random(1, 3)], headers)
 end
@@ -174,6 +162,7 @@ run() { # label port close(0|1) -> "rps non2xx"
   echo "${rps:-0} ${non2xx:-0}"
 }
 declare -A RESULTS
+NON2XX=0
 measure() { # mode close
   for r in $(seq "$ROUNDS"); do
     read -r zr zerr < <(run "zt-$1-$r" "$ZSPORT" "$2")
@@ -181,6 +170,7 @@ measure() { # mode close
     printf '%-10s %-6s %-10s %12s %8s\n' "$1" "$r" zerotouch "$zr" "$zerr"
     printf '%-10s %-6s %-10s %12s %8s\n' "$1" "$r" nginx "$nr" "$nerr"
     RESULTS[$1-zt]+="$zr "; RESULTS[$1-ng]+="$nr "
+    RESULTS[$1-bad]+="$((zerr + nerr)) "
   done
 }
 reused() { # fraction of nginx requests on resumed sessions since the last call
@@ -206,13 +196,20 @@ start_nginx off
 measure full-hs 1
 FULL_REUSED=$(reused)
 echo "nginx requests on resumed sessions: new-conn $NEWCONN_REUSED, full-hs $FULL_REUSED"
-python3 - "${RESULTS[keep-alive-zt]}" "${RESULTS[keep-alive-ng]}" "${RESULTS[new-conn-zt]}" "${RESULTS[new-conn-ng]}" "${RESULTS[full-hs-zt]}" "${RESULTS[full-hs-ng]}" <<'PY'
+# zerotouch must still serve the bytes nginx served: otherwise the two did not serve the same
+# files and no ratio stands.
+SAME=1
+python3 "$HERE/bench/fetch_all.py" --https "$CA" --check "127.0.0.1:$ZSPORT" "$USER" "$PASS" "$DEVICES" "$WORK/www" || SAME=0
+python3 - "$SAME" "${RESULTS[keep-alive-zt]}" "${RESULTS[keep-alive-ng]}" "${RESULTS[keep-alive-bad]}" "${RESULTS[new-conn-zt]}" "${RESULTS[new-conn-ng]}" "${RESULTS[new-conn-bad]}" "${RESULTS[full-hs-zt]}" "${RESULTS[full-hs-ng]}" "${RESULTS[full-hs-bad]}" <<'PY'
 import statistics, sys
-v = [[float(x) for x in a.split()] for a in sys.argv[1:]]
+same = sys.argv[1] == "1"
+v = [[float(x) for x in a.split()] for a in sys.argv[2:]]
 print()
-for (name, target), z, n in zip([("keep-alive", 0.6), ("new-conn", None), ("full-hs", 0.5)], v[0::2], v[1::2]):
+for (name, target), z, n, bad in zip([("keep-alive", 0.6), ("new-conn", None), ("full-hs", 0.5)], v[0::3], v[1::3], v[2::3]):
     zm, nm = statistics.median(z), statistics.median(n)
     t = f" (target >= {target:.2f})" if target else ""
-    print(f"{name:<10} median req/s: zerotouch {zm:8.0f}  nginx {nm:8.0f}  ratio {zm/nm:.2f}{t}")
+    ratio = f"{zm/nm:.2f}" if same and sum(bad) == 0 else "INVALID"
+    why = "" if ratio != "INVALID" else (" (non-2xx answers)" if sum(bad) else " (zerotouch's files changed)")
+    print(f"{name:<10} median req/s: zerotouch {zm:8.0f}  nginx {nm:8.0f}  ratio {ratio}{t}{why}")
 PY
 echo "zerotouch health: $(curl -s "http://127.0.0.1:$APORT/healthz")"

@@ -4,9 +4,9 @@
 //! A backup is one gzip'd tar archive with everything a restore needs: a consistent copy of
 //! the database taken while serving (`VACUUM INTO`), `tls/` with the CA key (without it every
 //! phone on HTTPS would be locked out after a restore), the secrets key, uploads, shared
-//! assets and firmware, plus a manifest with the SHA-256 of every file. A restore refuses to
-//! run while the server runs, verifies the manifest and the database's integrity before it
-//! touches anything, and keeps what it replaces in `.pre-restore-<time>/`.
+//! assets and firmware, the configuration file when the command knows it, plus a manifest
+//! with the SHA-256 of every file. Restores are in `restore.rs`. Temporary files a killed
+//! backup or restore left behind are removed at the server's start (`remove_stale`).
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Write};
@@ -24,6 +24,14 @@ const DATA_DIRS: &[&str] = &["tls", "uploads", "assets", "firmware"];
 const MANIFEST: &str = "manifest.json";
 const DB_ENTRY: &str = "db/zerotouch.db";
 const KEY_ENTRY: &str = "keys/secret.key";
+const CONFIG_ENTRY: &str = "config/config.toml";
+/// Where a restore unpacks an archive before checking it.
+const STAGING: &str = ".restore-staging";
+/// Temporary files older than this are left by a killed backup or restore, not in use.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+mod restore;
+pub use restore::restore;
 
 /// What a backup holds, stored as `manifest.json` at the end of the archive.
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,6 +57,9 @@ pub struct Report {
     pub bytes: u64,
     pub devices: i64,
     pub kept: Option<PathBuf>,
+    /// A restore whose backup holds a configuration file unlike the one in use: where that
+    /// file was written, to compare (the configuration in use is never replaced).
+    pub config_from_backup: Option<PathBuf>,
 }
 
 /// The exclusive lock a running server holds on its data directory.
@@ -175,8 +186,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     Ok(())
 }
 
-/// Writes a backup of the installation to `out`, while the server may be running.
-pub fn backup(config: &Config, out: &Path) -> Result<Report> {
+/// Writes a backup of the installation to `out`, while the server may be running, with the
+/// configuration file `config_file` when given.
+pub fn backup(config: &Config, out: &Path, config_file: Option<&Path>) -> Result<Report> {
     let data = &config.data_dir;
     let db_path = config.database_path();
     if !db_path.exists() {
@@ -189,14 +201,27 @@ pub fn backup(config: &Config, out: &Path) -> Result<Report> {
     ));
     let conn = crate::db::open(&db_path, std::time::Duration::from_secs(30))?;
     conn.execute("VACUUM INTO ?1", [snapshot.to_string_lossy()])?;
+    set_private(&snapshot);
     let schema_version = crate::db::schema_version(&conn)?;
     drop(conn);
     let result = (|| -> Result<Report> {
         let devices: i64 = crate::db::open(&snapshot, std::time::Duration::from_secs(5))?
             .query_row("SELECT count(*) FROM devices", [], |r| r.get(0))?;
         let tmp_out = out.with_extension("partial");
-        let file = File::create(&tmp_out)
-            .map_err(|e| Error::io(format!("creating {}", tmp_out.display()), e))?;
+        // Only the service user may read it: it holds the database and the keys that open
+        // its secrets.
+        // Created as the user who ran the command (root, for `sudo zerotouch backup
+        // /root/...`), wherever it asked for it.
+        let file = crate::privilege::elevated(|| {
+            use std::os::unix::fs::OpenOptionsExt;
+            let _ = fs::remove_file(&tmp_out);
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp_out)
+                .map_err(|e| Error::io(format!("creating {}", tmp_out.display()), e))
+        })?;
         let gz = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::fast());
         let mut tar = tar::Builder::new(gz);
         let mut files = Vec::new();
@@ -204,6 +229,9 @@ pub fn backup(config: &Config, out: &Path) -> Result<Report> {
         let key = key_path(config);
         if key.exists() {
             bytes += append_file(&mut tar, &key, KEY_ENTRY, &mut files)?;
+        }
+        if let Some(path) = config_file {
+            bytes += append_file(&mut tar, path, CONFIG_ENTRY, &mut files)?;
         }
         for dir in DATA_DIRS {
             let root = data.join(dir);
@@ -250,148 +278,55 @@ pub fn backup(config: &Config, out: &Path) -> Result<Report> {
             .map_err(|e| Error::io("finishing the backup", e.into_error()))?;
         file.sync_all()
             .map_err(|e| Error::io("finishing the backup", e))?;
-        fs::rename(&tmp_out, out)
-            .map_err(|e| Error::io(format!("creating {}", out.display()), e))?;
+        crate::privilege::elevated(|| {
+            fs::rename(&tmp_out, out)
+                .map_err(|e| Error::io(format!("creating {}", out.display()), e))
+        })?;
         Ok(Report {
             files: manifest.files.len(),
             bytes,
             devices,
             kept: None,
+            config_from_backup: None,
         })
     })();
     let _ = fs::remove_file(&snapshot);
     result
 }
 
-/// Restores a backup into the configured data directory. Refuses while a server runs.
-pub fn restore(config: &Config, archive: &Path) -> Result<Report> {
-    let data = &config.data_dir;
-    let _lock = lock_data_dir(data)?;
-    let staging = data.join(".restore-staging");
-    let _ = fs::remove_dir_all(&staging);
-    fs::create_dir_all(&staging)
-        .map_err(|e| Error::io(format!("creating {}", staging.display()), e))?;
-    let result = (|| -> Result<Report> {
-        let file = File::open(archive)
-            .map_err(|e| Error::io(format!("reading {}", archive.display()), e))?;
-        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(io::BufReader::new(file)));
-        // `unpack_in` refuses entries that would land outside the staging directory.
-        for entry in tar
-            .entries()
-            .map_err(|e| Error::io(format!("reading {}", archive.display()), e))?
-        {
-            let mut entry = entry.map_err(|e| {
-                Error::io(
-                    format!("{} is not a zerotouch backup", archive.display()),
-                    e,
-                )
-            })?;
-            let ok = entry
-                .unpack_in(&staging)
-                .map_err(|e| Error::io(format!("{} is damaged", archive.display()), e))?;
-            if !ok {
-                return Err(Error::invalid(
-                    "archive",
-                    "contains a path outside the backup",
-                ));
-            }
+/// Removes what a killed backup (`.backup-*.db`, a full-size copy of the database) or a
+/// killed restore (`.restore-staging`) left in the data directory, when older than `age`:
+/// a younger one may belong to a backup running now. Returns what it removed.
+pub fn remove_stale(data_dir: &Path, age: std::time::Duration) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(data_dir) else {
+        return Vec::new();
+    };
+    let now = std::time::SystemTime::now();
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let snapshot = name.starts_with(".backup-") && name.ends_with(".db");
+        if !(snapshot || name == STAGING) {
+            continue;
         }
-        let manifest: Manifest =
-            serde_json::from_slice(&fs::read(staging.join(MANIFEST)).map_err(|_| {
-                Error::invalid("archive", "has no manifest.json: not a zerotouch backup")
-            })?)
-            .map_err(|e| Error::invalid("archive", format!("manifest.json is damaged: {e}")))?;
-        let mut bytes = 0;
-        for f in &manifest.files {
-            let path = staging.join(&f.path);
-            let mut file = File::open(&path)
-                .map_err(|_| Error::invalid("archive", format!("{} is missing", f.path)))?;
-            let mut h = Hashing {
-                inner: &mut file,
-                hash: Sha256::new(),
-                size: 0,
-            };
-            io::copy(&mut h, &mut io::sink())
-                .map_err(|e| Error::io(format!("reading {}", f.path), e))?;
-            if h.size != f.size || hex(&h.hash.finalize()) != f.sha256 {
-                return Err(Error::invalid(
-                    "archive",
-                    format!("{} does not match its checksum", f.path),
-                ));
-            }
-            bytes += f.size;
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|d| d >= age));
+        if !old {
+            continue;
         }
-        let db = staging.join(DB_ENTRY);
-        let conn = crate::db::open(&db, std::time::Duration::from_secs(5))?;
-        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
-        if check != "ok" {
-            return Err(Error::invalid(
-                "archive",
-                format!("the database fails its integrity check: {check}"),
-            ));
+        let gone = if snapshot {
+            fs::remove_file(e.path())
+        } else {
+            fs::remove_dir_all(e.path())
+        };
+        match gone {
+            Ok(()) => removed.push(e.path()),
+            Err(err) => log::warn!("cannot remove {}: {err}", e.path().display()),
         }
-        let version = crate::db::schema_version(&conn)?;
-        if version > crate::db::SCHEMA_VERSION {
-            return Err(Error::invalid(
-                "archive",
-                format!(
-                    "the backup comes from a newer zerotouch (schema {version}); install that release to restore it"
-                ),
-            ));
-        }
-        let devices: i64 = conn.query_row("SELECT count(*) FROM devices", [], |r| r.get(0))?;
-        drop(conn);
-
-        // Everything checked: move the current installation aside, then the backup in.
-        let kept = data.join(format!(".pre-restore-{}", crate::db::now_secs()));
-        fs::create_dir_all(&kept)
-            .map_err(|e| Error::io(format!("creating {}", kept.display()), e))?;
-        for name in ["zerotouch.db", "zerotouch.db-wal", "zerotouch.db-shm"]
-            .iter()
-            .chain(DATA_DIRS)
-        {
-            let p = data.join(name);
-            if p.exists() {
-                fs::rename(&p, kept.join(name))
-                    .map_err(|e| Error::io(format!("moving {} aside", p.display()), e))?;
-            }
-        }
-        fs::rename(&db, config.database_path())
-            .map_err(|e| Error::io("putting the database in place", e))?;
-        for dir in DATA_DIRS {
-            let from = staging.join("data").join(dir);
-            let to = data.join(dir);
-            if from.is_dir() {
-                fs::rename(&from, &to)
-                    .map_err(|e| Error::io(format!("putting {dir}/ in place"), e))?;
-            } else {
-                fs::create_dir_all(&to)
-                    .map_err(|e| Error::io(format!("creating {}", to.display()), e))?;
-            }
-        }
-        let key = staging.join(KEY_ENTRY);
-        if key.exists() {
-            let dest = key_path(config);
-            if dest.exists() {
-                let _ = fs::copy(&dest, kept.join("secret.key"));
-            }
-            fs::copy(&key, &dest).map_err(|e| {
-                Error::io(
-                    format!("restoring the secrets key to {}", dest.display()),
-                    e,
-                )
-            })?;
-            set_private(&dest);
-        }
-        Ok(Report {
-            files: manifest.files.len(),
-            bytes,
-            devices,
-            kept: Some(kept),
-        })
-    })();
-    let _ = fs::remove_dir_all(&staging);
-    result
+    }
+    removed
 }
 
 /// Restricts a file to its owner (and group, for the packaged key).
@@ -418,6 +353,7 @@ pub fn before_migration(config: &Config) -> Result<Option<PathBuf>> {
         crate::db::now_secs()
     ));
     conn.execute("VACUUM INTO ?1", [path.to_string_lossy()])?;
+    set_private(&path);
     log::info!(
         "database: copied to {} before migrating from schema {version}",
         path.display()
@@ -429,63 +365,34 @@ pub fn before_migration(config: &Config) -> Result<Option<PathBuf>> {
 mod tests {
     use super::*;
 
-    fn config(dir: &Path) -> Config {
-        Config {
-            data_dir: dir.join("data"),
-            ..Config::default()
-        }
-    }
-
     #[test]
-    fn a_backup_restores_everything_and_keeps_what_it_replaced() {
+    fn stale_temporaries_older_than_a_day_are_removed_and_younger_ones_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = config(dir.path());
-        crate::server::prepare_data_dir(&cfg.data_dir).expect("prepare");
-        {
-            let conn = crate::db::open_in_memory().expect("mem");
-            drop(conn);
-            let mut conn = crate::db::open(&cfg.database_path(), std::time::Duration::from_secs(1))
-                .expect("open");
-            crate::db::migrate(&mut conn).expect("migrate");
-            crate::db::accounts::ensure_default(&conn).expect("account");
+        let day_old =
+            std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(60);
+        let old_snapshot = dir.path().join(".backup-abcd1234.db");
+        let new_snapshot = dir.path().join(".backup-efgh5678.db");
+        let database = dir.path().join("zerotouch.db");
+        for p in [&old_snapshot, &new_snapshot, &database] {
+            fs::write(p, b"x").expect("write");
         }
-        fs::write(cfg.data_dir.join("tls/ca.key"), b"CA KEY").expect("key");
-        fs::write(cfg.data_dir.join("firmware/sip.ld"), vec![7u8; 100_000]).expect("fw");
-        fs::write(key_path(&cfg), b"SECRET").expect("secret");
-        let archive = dir.path().join("b.tar.gz");
-        let report = backup(&cfg, &archive).expect("backup");
-        assert!(report.files >= 4);
-        // Lose things, then restore.
-        fs::remove_file(cfg.data_dir.join("tls/ca.key")).expect("rm");
-        fs::write(key_path(&cfg), b"OTHER").expect("overwrite");
-        let restored = restore(&cfg, &archive).expect("restore");
-        assert_eq!(
-            fs::read(cfg.data_dir.join("tls/ca.key")).expect("read"),
-            b"CA KEY"
-        );
-        assert_eq!(fs::read(key_path(&cfg)).expect("read"), b"SECRET");
-        assert_eq!(
-            fs::read(cfg.data_dir.join("firmware/sip.ld"))
-                .expect("fw")
-                .len(),
-            100_000
-        );
-        assert!(restored.kept.expect("kept").join("zerotouch.db").exists());
-    }
-
-    #[test]
-    fn a_damaged_archive_changes_nothing() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = config(dir.path());
-        crate::server::prepare_data_dir(&cfg.data_dir).expect("prepare");
-        fs::write(cfg.data_dir.join("tls/ca.key"), b"CA KEY").expect("key");
-        let archive = dir.path().join("junk.tar.gz");
-        fs::write(&archive, b"not a backup at all").expect("junk");
-        assert!(restore(&cfg, &archive).is_err());
-        assert_eq!(
-            fs::read(cfg.data_dir.join("tls/ca.key")).expect("kept"),
-            b"CA KEY"
-        );
+        let staging = dir.path().join(STAGING);
+        fs::create_dir_all(staging.join("db")).expect("staging");
+        for p in [&old_snapshot, &database] {
+            File::options()
+                .write(true)
+                .open(p)
+                .and_then(|f| f.set_modified(day_old))
+                .expect("age");
+        }
+        File::open(&staging)
+            .and_then(|f| f.set_modified(day_old))
+            .expect("age");
+        let mut removed = remove_stale(dir.path(), STALE_AFTER);
+        removed.sort();
+        assert_eq!(removed, vec![old_snapshot.clone(), staging.clone()]);
+        assert!(new_snapshot.exists() && database.exists());
+        assert!(!old_snapshot.exists() && !staging.exists());
     }
 
     #[test]

@@ -45,13 +45,22 @@ pub enum Error {
     /// Too many failed attempts; retry after this many seconds.
     #[error("too many failed attempts; try again in {0} seconds")]
     TooManyAttempts(u64),
+    /// The server is busy with this kind of work (password checks); retry after this many
+    /// seconds.
+    #[error("the server is busy; try again in {0} seconds")]
+    Busy(u64),
     /// The resource exists but not with this method.
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),
     /// The action would lock devices out: it needs an explicit confirmation (CLI `--yes`;
     /// a UI shows `message` and asks). Nothing was changed.
     #[error("{message}")]
-    NeedsConfirmation { devices: usize, message: String },
+    NeedsConfirmation {
+        devices: usize,
+        message: String,
+        /// Each phone the action affects, with why.
+        phones: Vec<Affected>,
+    },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -90,4 +99,11 @@ impl Error {
             source,
         }
     }
+}
+
+/// A phone an action would affect, and how, for the count an admin confirms.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Affected {
+    pub mac: String,
+    pub reason: String,
 }

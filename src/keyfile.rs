@@ -3,55 +3,64 @@
 //! signs Digest nonces and, through `db::secrets`, seals device secrets at rest. Key
 //! rotation (`zerotouch secrets rotate-key`) re-encrypts in one transaction and swaps the
 //! file atomically; a crash between the two is finished or undone at the next start from
-//! the check value the transaction wrote.
+//! the check value the transaction wrote. A new key file takes the owner, group and mode
+//! of the one it replaces (the package's is `root:zerotouch 0640` in `/etc/zerotouch`), so a
+//! rotation or a restore run as root never leaves a key the service cannot read.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::datadir::prepare_data_dir;
 use crate::error::{Error, Result};
-use crate::server::prepare_data_dir;
 
-/// Reads the installation's secrets key, creating it (mode 0600) on first start.
-pub fn secrets_key(config: &Config) -> Result<Vec<u8>> {
+/// Reads a secrets key file (32 bytes or more, base64); `None` when there is none.
+pub fn read_key_file(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
     use base64::Engine;
-    let path = crate::backup::key_path(config);
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(path) {
         Ok(text) => base64::engine::general_purpose::STANDARD
             .decode(text.trim())
             .ok()
             .filter(|k| k.len() >= 32)
+            .map(Some)
             .ok_or_else(|| {
                 Error::Config(format!(
                     "{} is not a zerotouch secrets key (32 bytes, base64)",
                     path.display()
                 ))
             }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = vec![0u8; 32];
-            getrandom::fill(&mut key)
-                .map_err(|e| Error::Config(format!("no random numbers: {e}")))?;
-            let text = base64::engine::general_purpose::STANDARD.encode(&key);
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(|e| {
-                    Error::io(format!("creating the secrets key {}", path.display()), e)
-                })?;
-            file.write_all(format!("{text}\n").as_bytes())
-                .and_then(|()| file.sync_all())
-                .map_err(|e| Error::io(format!("writing the secrets key {}", path.display()), e))?;
-            log::info!("created the secrets key {}", path.display());
-            Ok(key)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(
             format!("reading the secrets key {}", path.display()),
             e,
         )),
     }
+}
+
+/// Reads the installation's secrets key, creating it (mode 0600) on first start.
+pub fn secrets_key(config: &Config) -> Result<Vec<u8>> {
+    use base64::Engine;
+    let path = crate::backup::key_path(config);
+    if let Some(key) = read_key_file(&path)? {
+        return Ok(key);
+    }
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| Error::Config(format!("no random numbers: {e}")))?;
+    let text = base64::engine::general_purpose::STANDARD.encode(&key);
+    crate::privilege::elevated(|| {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating the secrets key {}", path.display()), e))?;
+        file.write_all(format!("{text}\n").as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| Error::io(format!("writing the secrets key {}", path.display()), e))
+    })?;
+    log::info!("created the secrets key {}", path.display());
+    Ok(key)
 }
 
 fn new_key_path(config: &Config) -> std::path::PathBuf {
@@ -81,11 +90,13 @@ pub fn finish_key_rotation(
     match new {
         Some(new) if check_matches(conn, &SecretKey::derive(&new))? == Some(true) => {
             let path = crate::backup::key_path(config);
-            std::fs::rename(&new_path, &path).map_err(|e| {
-                Error::io(
-                    format!("installing the new secrets key {}", path.display()),
-                    e,
-                )
+            crate::privilege::elevated(|| {
+                std::fs::rename(&new_path, &path).map_err(|e| {
+                    Error::io(
+                        format!("installing the new secrets key {}", path.display()),
+                        e,
+                    )
+                })
             })?;
             log::warn!(
                 "finished an interrupted secrets key rotation: {} is the new key",
@@ -94,7 +105,7 @@ pub fn finish_key_rotation(
             Ok(Some(new))
         }
         _ => {
-            let _ = std::fs::remove_file(&new_path);
+            let _ = crate::privilege::elevated(|| Ok(std::fs::remove_file(&new_path)));
             log::warn!(
                 "undid an interrupted secrets key rotation: the database still uses the old key"
             );
@@ -124,17 +135,12 @@ pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
     let mut new = vec![0u8; 32];
     getrandom::fill(&mut new).map_err(|e| Error::Config(format!("no random numbers: {e}")))?;
     let new_path = new_key_path(config);
+    let path = crate::backup::key_path(config);
+    // Written (with the current key's owner, group and mode) before anything changes: a
+    // user who may not write there stops here, with nothing re-encrypted.
     let text = base64::engine::general_purpose::STANDARD.encode(&new);
-    let _ = std::fs::remove_file(&new_path);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&new_path)
-        .map_err(|e| Error::io(format!("creating {}", new_path.display()), e))?;
-    file.write_all(format!("{text}\n").as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| Error::io(format!("writing {}", new_path.display()), e))?;
+    let like = std::fs::metadata(&path).ok();
+    crate::privilege::elevated(|| write_key_like(&new_path, &text, like.as_ref()))?;
     let n = match secrets::rotate(
         &mut conn,
         &SecretKey::derive(&old),
@@ -142,18 +148,19 @@ pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
     ) {
         Ok(n) => n,
         Err(e) => {
-            let _ = std::fs::remove_file(&new_path);
+            let _ = crate::privilege::elevated(|| Ok(std::fs::remove_file(&new_path)));
             return Err(e);
         }
     };
     // Committed: the new key is the one. A crash before this rename is finished at the next
     // start (the check value in the database opens only with the new key).
-    let path = crate::backup::key_path(config);
-    std::fs::rename(&new_path, &path).map_err(|e| {
-        Error::io(
-            format!("installing the new secrets key {}", path.display()),
-            e,
-        )
+    crate::privilege::elevated(|| {
+        std::fs::rename(&new_path, &path).map_err(|e| {
+            Error::io(
+                format!("installing the new secrets key {}", path.display()),
+                e,
+            )
+        })
     })?;
     if let Some(dir) = path.parent()
         && let Ok(d) = std::fs::File::open(dir)
@@ -162,6 +169,56 @@ pub fn rotate_secrets_key(config: &Config) -> Result<usize> {
     }
     secrets::install(&new);
     Ok(n)
+}
+
+/// Writes a key file `path` (replacing a leftover one) holding `text`, with the owner, group
+/// and mode of `like` (the file it is going to replace) or, without one, mode 0600 and the
+/// current user. Changing the owner needs root: `privilege::elevated` around the call.
+pub fn write_key_like(
+    path: &std::path::Path,
+    text: &str,
+    like: Option<&std::fs::Metadata>,
+) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let _ = std::fs::remove_file(path);
+    let dir = path.parent().unwrap_or(std::path::Path::new("."));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
+                format!(
+                    " ({} is not writable by this user; run the command as root, e.g. with sudo)",
+                    dir.display()
+                )
+            } else {
+                String::new()
+            };
+            Error::io(format!("creating {}{hint}", path.display()), e)
+        })?;
+    let result = (|| -> std::io::Result<()> {
+        if let Some(m) = like {
+            let now = file.metadata()?;
+            if (now.uid(), now.gid()) != (m.uid(), m.gid()) {
+                std::os::unix::fs::fchown(&file, Some(m.uid()), Some(m.gid()))?;
+            }
+            file.set_permissions(std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
+        }
+        file.write_all(format!("{text}\n").as_bytes())?;
+        file.sync_all()
+    })();
+    result.map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        Error::io(
+            format!(
+                "writing {} with the owner and mode of the key it replaces",
+                path.display()
+            ),
+            e,
+        )
+    })
 }
 
 #[cfg(test)]
@@ -186,6 +243,25 @@ mod tests {
         let meta = std::fs::metadata(crate::backup::key_path(&c)).expect("file");
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
         assert_eq!(secrets_key(&c).expect("read"), k);
+    }
+
+    #[test]
+    fn a_rotated_key_keeps_the_mode_and_owner_of_the_key_it_replaces() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("dir");
+        let c = config(dir.path());
+        crate::datadir::prepare_data_dir(&c.data_dir).expect("prepare");
+        let old = secrets_key(&c).expect("created");
+        let path = crate::backup::key_path(&c);
+        // The package's key is group-readable, for the service's group.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).expect("chmod");
+        let before = std::fs::metadata(&path).expect("meta");
+        rotate_secrets_key(&c).expect("rotated");
+        let after = std::fs::metadata(&path).expect("meta");
+        assert_ne!(secrets_key(&c).expect("read"), old);
+        assert_eq!(after.mode() & 0o777, 0o640);
+        assert_eq!((after.uid(), after.gid()), (before.uid(), before.gid()));
+        assert!(!new_key_path(&c).exists());
     }
 
     #[test]

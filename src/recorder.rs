@@ -5,7 +5,7 @@
 //! (the count is shown on the health page and in metrics). State changes that other rules
 //! depend on — confirmations, deliveries — do not go through here; they are written
 //! synchronously by the provisioning layer. First sightings of unknown MACs have their own
-//! writer that never drops one (`domain::sightings`).
+//! writer that never drops one (`actions::sightings`).
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -8,55 +8,29 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::actions::provisioning::Provisioner;
 use crate::config::Config;
+use crate::datadir::DataDirs;
 use crate::db::{Pool, accounts};
-use crate::domain::provisioning::Provisioner;
 use crate::error::{Error, Result};
 use crate::http::admin::AdminService;
-use crate::http::api::Api;
-use crate::http::auth::DeviceAuth;
-use crate::http::conn::LoopLimits;
-use crate::http::console::Console;
-use crate::http::device::{DataDirs, DeviceService};
-use crate::http::server::{Acceptor, PlainAcceptor, Server};
-use crate::http::tls::TlsAcceptor;
+use crate::http::admin::api::Api;
+use crate::http::admin::console::Console;
+use crate::http::device::DeviceService;
+use crate::http::device::auth::DeviceAuth;
+use crate::http::engine::budget::BodyBudget;
+use crate::http::engine::conn::LoopLimits;
+use crate::http::engine::server::{Acceptor, PlainAcceptor, Server};
+use crate::http::engine::tls::TlsAcceptor;
 use crate::recorder::Recorder;
 use crate::tls::Tls;
+
+mod reload;
 
 /// How long SIGTERM waits for open requests to finish.
 const DRAIN: Duration = Duration::from_secs(10);
 /// How often the generated server certificate is checked for renewal.
 const RENEWAL_CHECK: Duration = Duration::from_secs(24 * 3600);
-
-/// Creates the data directory and its subdirectories, and proves it is writable, so a
-/// read-only or mistyped path is a clear error at start rather than a failing upload later.
-pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
-    let dirs = DataDirs::under(data_dir);
-    for d in [
-        data_dir,
-        &dirs.firmware,
-        &dirs.uploads,
-        &dirs.assets,
-        &dirs.incoming,
-        &dirs.firmware_incoming,
-        &data_dir.join("tls"),
-    ] {
-        std::fs::create_dir_all(d)
-            .map_err(|e| Error::io(format!("creating data directory {}", d.display()), e))?;
-    }
-    let probe = data_dir.join(".write-test");
-    std::fs::write(&probe, b"ok").map_err(|e| {
-        Error::io(
-            format!(
-                "data directory {} is not writable (check its owner and permissions)",
-                data_dir.display()
-            ),
-            e,
-        )
-    })?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
-}
 
 /// Removes `uploads/<mac>/<kind>/.incoming-*` files last written before `started`.
 fn remove_partial_device_uploads(uploads: &Path, started: std::time::SystemTime) {
@@ -132,7 +106,7 @@ fn start_firmware_check(pool: Pool, firmware_dir: std::path::PathBuf) {
             let started = Instant::now();
             let report = pool
                 .get()
-                .and_then(|conn| crate::domain::firmware::verify(&conn, &firmware_dir));
+                .and_then(|conn| crate::actions::firmware::verify(&conn, &firmware_dir));
             match report {
                 Ok(r) if r.problems.is_empty() => {
                     if r.files > 0 {
@@ -213,6 +187,10 @@ pub fn limit_gauges(config: &Config) -> Vec<(String, i64)> {
         ("limits.body_bytes", n(l.body_bytes as u64)),
         ("limits.upload_bytes", n(l.upload_bytes)),
         ("limits.device_quota_bytes", n(l.device_quota_bytes)),
+        (
+            "limits.unassociated_upload_bytes",
+            n(l.unassociated_upload_bytes),
+        ),
         ("limits.head_timeout_secs", n(l.head_timeout_secs)),
         ("limits.body_timeout_secs", n(l.body_timeout_secs)),
         ("limits.device_idle_secs", n(l.device_idle_secs)),
@@ -265,12 +243,19 @@ fn raise_fd_limit(wanted: u64) {
     }
 }
 
-/// Runs the server until SIGTERM or SIGINT.
-pub fn run(config: Config) -> Result<()> {
+/// Runs the server until SIGTERM or SIGINT. `path` is the configuration's file (re-read on
+/// SIGHUP; `None` for the embedded default); `verbose` keeps debug logging over reloads.
+pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> Result<()> {
     let started = Instant::now();
-    prepare_data_dir(&config.data_dir)?;
+    crate::datadir::prepare_data_dir(&config.data_dir)?;
     let _lock = crate::backup::lock_data_dir(&config.data_dir)?;
     remove_stale_uploads(&config.data_dir);
+    for p in crate::backup::remove_stale(&config.data_dir, crate::backup::STALE_AFTER) {
+        log::warn!(
+            "removed {}, left by a backup or restore killed more than a day ago",
+            p.display()
+        );
+    }
     raise_fd_limit(config.limits.max_connections as u64 + 64);
     let key = secrets_key(&config)?;
     crate::backup::before_migration(&config)?;
@@ -280,36 +265,10 @@ pub fn run(config: Config) -> Result<()> {
         finish_key_rotation(&config, &conn)?.unwrap_or(key)
     };
     crate::db::secrets::install(&key);
-    let account = {
-        let mut conn = pool.get()?;
-        let sealed = crate::db::secrets::seal_plaintext(&mut conn)?;
-        if sealed > 0 {
-            log::info!("sealed {sealed} stored secret(s) with the secrets key");
-        }
-        let (account, created) = accounts::ensure_default(&conn)?;
-        if created {
-            // The password itself stays out of logs: `account show --secrets` prints it.
-            println!(
-                "zerotouch: created the default account with generated device credentials (user `{}`); \
-                 see them with `zerotouch account show --secrets`, change them with \
-                 `zerotouch account set-credentials`",
-                account.device_user.as_deref().unwrap_or("")
-            );
-        }
-        if let Some(password) = crate::domain::signin::bootstrap_admin(&conn)? {
-            println!(
-                "zerotouch: admin user \"admin\" created; one-time password: {password} \
-                 (change it at first sign-in)"
-            );
-        }
-        let failed = crate::db::jobs::fail_interrupted(&conn)?;
-        if failed > 0 {
-            log::warn!(
-                "{failed} bulk import job(s) were interrupted by a stop; nothing of them was applied"
-            );
-        }
-        account
-    };
+    crate::actions::enrolment::set_certificate_only(
+        config.tls.client_auth != crate::config::ClientAuth::Off,
+    );
+    let account = prepare_database(&pool)?;
     start_firmware_check(pool.clone(), DataDirs::under(&config.data_dir).firmware);
     let (recorder, recorder_thread) = crate::recorder::Recorder::start(
         &config.database_path(),
@@ -356,75 +315,19 @@ pub fn run(config: Config) -> Result<()> {
             .map_err(|e| Error::io("starting the sighting writer thread", e))?
     };
     let l = &config.limits;
-    let limits = |idle: u64| LoopLimits {
-        head_bytes: l.head_bytes,
-        body_bytes: l.body_bytes,
-        head_timeout: Duration::from_secs(l.head_timeout_secs),
-        body_timeout: Duration::from_secs(l.body_timeout_secs),
-        idle_timeout: Duration::from_secs(idle),
-    };
-    let mut server = Server::new(l.max_connections, l.memory_body_budget)
-        .with_per_ip_cap(l.max_connections_per_ip, l.allowlist());
+    let mut server =
+        Server::new(l.max_connections).with_per_ip_cap(l.max_connections_per_ip, l.allowlist());
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics.set_limits(limit_gauges(&config));
-    let dirs = DataDirs::under(&config.data_dir);
-    let tls_acceptor = |shared: &Arc<crate::tls::SharedConfig>| -> Arc<dyn Acceptor> {
-        Arc::new(TlsAcceptor {
-            config: shared.clone(),
-            handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs),
-        })
-    };
-    let device_service = Arc::new(
-        DeviceService::new(
-            prov.clone(),
-            auth.clone(),
-            recorder.clone(),
-            dirs,
-            l.upload_bytes,
-            l.device_quota_bytes,
-            metrics.clone(),
-        )
-        .with_http_mode(config.device.http_mode)
-        .with_admission(
-            l.firmware_streams,
-            l.upload_streams,
-            l.busy_retry_after_secs,
-        )
-        .with_mac_readers(crate::http::readers::MacReaders::new(
-            config.auth.macs_per_ip,
-            Duration::from_secs(config.auth.mac_window_secs),
-            l.allowlist(),
-        )),
-    );
-    if !config.device.http_listen.is_empty() {
-        let listener = bind("device HTTP", &config.device.http_listen)?;
-        let addr = server
-            .add(
-                "device-http",
-                listener,
-                device_service.clone(),
-                Arc::new(PlainAcceptor),
-                limits(l.device_idle_secs),
-            )
-            .map_err(|e| Error::io("starting the device listener", e))?;
-        println!("zerotouch: device HTTP listening on http://{addr}/");
-        println!(
-            "zerotouch: DHCP option 160 for the default account: http://<this-host>:{}/",
-            addr.port()
-        );
-    }
-    if let (Some(tls), Some(listener)) = (&tls, https_listener) {
-        let addr = server
-            .add(
-                "device-https",
-                listener,
-                device_service.clone(),
-                tls_acceptor(&tls.device),
-                limits(l.device_idle_secs),
-            )
-            .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
-        println!("zerotouch: device HTTPS listening on https://{addr}/");
-    }
+    let device_service = device_service(&config, &prov, &auth, &recorder, &metrics);
+    add_device_listeners(
+        &mut server,
+        &config,
+        &device_service,
+        tls.as_deref(),
+        https_listener,
+        &account,
+    )?;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let console = Arc::new(
@@ -435,6 +338,7 @@ pub fn run(config: Config) -> Result<()> {
             console: console.clone(),
             api: Api { console },
             upload_bytes: l.csv_upload_bytes,
+            metrics_allow: config.admin.metrics_allowlist(),
             pool: pool.clone(),
             recorder: recorder.clone(),
             connections: server.connections.clone(),
@@ -444,20 +348,7 @@ pub fn run(config: Config) -> Result<()> {
             started,
             tls: tls.clone(),
         };
-        let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (&tls, config.admin.tls) {
-            (Some(tls), true) => (tls_acceptor(&tls.admin), "https"),
-            _ => (Arc::new(PlainAcceptor), "http"),
-        };
-        let addr = server
-            .add(
-                "admin",
-                listener,
-                Arc::new(service),
-                acceptor,
-                limits(l.admin_idle_secs),
-            )
-            .map_err(|e| Error::io("starting the admin listener", e))?;
-        println!("zerotouch: admin listening on {scheme}://{addr}/");
+        add_admin_listener(&mut server, &config, listener, service, tls.as_deref())?;
     }
     let _ = std::io::stdout().flush();
     log::info!(
@@ -475,7 +366,20 @@ pub fn run(config: Config) -> Result<()> {
         config.external.clone(),
     );
 
-    wait_for_signal(tls.as_deref())?;
+    let keys = path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .map(|text| reload::flatten(&text))
+        .unwrap_or_default();
+    let mut reloader = reload::Reloader {
+        path,
+        config: config.clone(),
+        keys,
+        verbose,
+        auth: auth.clone(),
+        metrics: metrics.clone(),
+    };
+    wait_for_signal(tls.as_deref(), &mut reloader)?;
     log::info!("stopping: draining connections");
     external.stop();
     server.shutdown(DRAIN);
@@ -483,6 +387,195 @@ pub fn run(config: Config) -> Result<()> {
     let _ = sighting_writer.join();
     stop_recorder(recorder, recorder_thread);
     log::info!("stopped");
+    Ok(())
+}
+
+/// Brings the database up to date for serving: seals secrets stored in plain text, logs
+/// stored items that set an owned parameter, makes sure the default account and the first
+/// admin exist (saying so on standard output), and marks bulk imports a stop interrupted.
+/// Returns the default account.
+fn prepare_database(pool: &Pool) -> Result<crate::domain::account::Account> {
+    let mut conn = pool.get()?;
+    let sealed = crate::db::secrets::seal_plaintext(&mut conn)?;
+    if sealed > 0 {
+        log::info!("sealed {sealed} stored secret(s) with the secrets key");
+        log::warn!(
+            "copies of the database made before a migration (<data_dir>/backups/) may still \
+             hold those secrets in clear: delete them once the upgrade is known to be good"
+        );
+    }
+    crate::actions::stored::flag_owned_in_store(&conn)?;
+    crate::actions::stored::flag_addresses_without_protocol(&conn)?;
+    let (account, created) = accounts::ensure_default(&conn)?;
+    if created {
+        // The password itself stays out of logs: `account show --secrets` prints it.
+        println!(
+            "zerotouch: created the default account with generated device credentials (user `{}`); \
+             see them with `zerotouch account show --secrets`, change them with \
+             `zerotouch account set-credentials`",
+            account.device_user.as_deref().unwrap_or("")
+        );
+    }
+    for a in crate::db::accounts::list_accounts(&conn)? {
+        if !a.device_secrets {
+            println!(
+                "zerotouch: account {} serves SIP passwords to anyone holding its account \
+                 credential (DHCP option 160's); `zerotouch enrol mode on --account {}` \
+                 withholds them until each phone enrols",
+                a.slug, a.slug
+            );
+        }
+    }
+    if let Some(password) = crate::actions::signin::bootstrap_admin(&conn)? {
+        println!(
+            "zerotouch: admin user \"admin\" created; one-time password: {password} \
+             (change it at first sign-in)"
+        );
+    }
+    let failed = crate::db::jobs::fail_interrupted(&conn)?;
+    if failed > 0 {
+        log::warn!(
+            "{failed} bulk import job(s) were interrupted by a stop; nothing of them was applied"
+        );
+    }
+    Ok(account)
+}
+
+/// The sizes and timeouts of a listener whose idle connections close after `idle` seconds,
+/// with `memory`, the budget for its request bodies.
+fn loop_limits(l: &crate::config::LimitsConfig, idle: u64, memory: &Arc<BodyBudget>) -> LoopLimits {
+    LoopLimits {
+        head_bytes: l.head_bytes,
+        body_bytes: l.body_bytes,
+        head_timeout: Duration::from_secs(l.head_timeout_secs),
+        body_timeout: Duration::from_secs(l.body_timeout_secs),
+        body_deadline: Duration::from_secs(l.body_deadline_secs),
+        idle_timeout: Duration::from_secs(idle),
+        memory: memory.clone(),
+    }
+}
+
+/// A TLS acceptor for the rustls configuration `shared`.
+fn tls_acceptor(config: &Config, shared: &Arc<crate::tls::SharedConfig>) -> Arc<dyn Acceptor> {
+    Arc::new(TlsAcceptor {
+        config: shared.clone(),
+        handshake_timeout: Duration::from_secs(config.tls.handshake_timeout_secs),
+    })
+}
+
+/// The device endpoints with their limits: what both device listeners run.
+fn device_service(
+    config: &Config,
+    prov: &Arc<Provisioner>,
+    auth: &Arc<DeviceAuth>,
+    recorder: &Recorder,
+    metrics: &Arc<crate::metrics::Metrics>,
+) -> Arc<DeviceService> {
+    let l = &config.limits;
+    let dirs = DataDirs::under(&config.data_dir);
+    Arc::new(
+        DeviceService::new(
+            prov.clone(),
+            auth.clone(),
+            recorder.clone(),
+            dirs,
+            l.upload_bytes,
+            l.device_quota_bytes,
+            metrics.clone(),
+        )
+        .with_http_mode(config.device.http_mode)
+        .with_unassociated_cap(l.unassociated_upload_bytes)
+        .with_admission(
+            l.firmware_streams,
+            l.upload_streams,
+            l.busy_retry_after_secs,
+        )
+        .with_mac_readers(crate::http::device::readers::MacReaders::new(
+            config.auth.macs_per_ip,
+            Duration::from_secs(config.auth.mac_window_secs),
+            l.allowlist(),
+        )),
+    )
+}
+
+/// Starts device HTTP (when configured) and device HTTPS (when its listener was bound).
+fn add_device_listeners(
+    server: &mut Server,
+    config: &Config,
+    device_service: &Arc<DeviceService>,
+    tls: Option<&Tls>,
+    https_listener: Option<TcpListener>,
+    default_account: &crate::domain::account::Account,
+) -> Result<()> {
+    let l = &config.limits;
+    // Device bodies in memory are never larger than `SMALL_BODY`, which costs no budget:
+    // phones' uploads stream to files. So the device listeners' budget is empty, and
+    // nothing a phone (or a stranger on the voice network) sends touches the admin's.
+    let memory = Arc::new(BodyBudget::new(0));
+    if !config.device.http_listen.is_empty() {
+        let listener = bind("device HTTP", &config.device.http_listen)?;
+        let addr = server
+            .add(
+                "device-http",
+                listener,
+                device_service.clone(),
+                Arc::new(PlainAcceptor),
+                loop_limits(l, l.device_idle_secs, &memory),
+            )
+            .map_err(|e| Error::io("starting the device listener", e))?;
+        println!("zerotouch: device HTTP listening on http://{addr}/");
+        // The password is a placeholder: it never goes to standard output or a log.
+        println!(
+            "zerotouch: DHCP option 160 for the default account: \
+             http://{}:PASSWORD@<this-host>:{}{} (`zerotouch account show --secrets` prints \
+             it with the password)",
+            default_account.device_user.as_deref().unwrap_or("USER"),
+            addr.port(),
+            default_account.service_path()
+        );
+    }
+    if let (Some(tls), Some(listener)) = (tls, https_listener) {
+        let addr = server
+            .add(
+                "device-https",
+                listener,
+                device_service.clone(),
+                tls_acceptor(config, &tls.device),
+                loop_limits(l, l.device_idle_secs, &memory),
+            )
+            .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
+        println!("zerotouch: device HTTPS listening on https://{addr}/");
+    }
+    Ok(())
+}
+
+/// Starts the admin listener on `listener`, over HTTPS when `admin.tls` asks for it.
+fn add_admin_listener(
+    server: &mut Server,
+    config: &Config,
+    listener: TcpListener,
+    service: AdminService,
+    tls: Option<&Tls>,
+) -> Result<()> {
+    let l = &config.limits;
+    let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (tls, config.admin.tls) {
+        (Some(tls), true) => (tls_acceptor(config, &tls.admin), "https"),
+        _ => (Arc::new(PlainAcceptor), "http"),
+    };
+    let addr = server
+        .add(
+            "admin",
+            listener,
+            Arc::new(service),
+            acceptor,
+            loop_limits(
+                l,
+                l.admin_idle_secs,
+                &Arc::new(BodyBudget::new(l.memory_body_budget)),
+            ),
+        )
+        .map_err(|e| Error::io("starting the admin listener", e))?;
+    println!("zerotouch: admin listening on {scheme}://{addr}/");
     Ok(())
 }
 
@@ -551,9 +644,10 @@ fn stop_recorder(recorder: Recorder, thread: crate::recorder::RecorderThread) {
     );
 }
 
-/// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP reloads the TLS material, and the
+/// Waits for SIGTERM or SIGINT. Meanwhile SIGHUP re-reads the configuration file (what it
+/// applies and what needs a restart: `reload.rs`) and reloads the TLS material, and the
 /// generated server certificate is checked for renewal once a day.
-fn wait_for_signal(tls: Option<&Tls>) -> Result<()> {
+fn wait_for_signal(tls: Option<&Tls>, reloader: &mut reload::Reloader) -> Result<()> {
     let term = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, term.clone())
@@ -565,20 +659,29 @@ fn wait_for_signal(tls: Option<&Tls>) -> Result<()> {
     let mut last_check = Instant::now();
     while !term.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
-        let Some(tls) = tls else { continue };
         if hup.swap(false, Ordering::Relaxed) {
-            match tls.reload() {
-                Ok(s) => {
-                    log::info!("SIGHUP: TLS reloaded: {s}");
-                    println!("zerotouch: TLS reloaded: {s}");
-                    let _ = std::io::stdout().flush();
-                }
+            match reloader.reload() {
+                Ok(r) => log::info!("SIGHUP: configuration re-read: {}", r.describe()),
                 Err(e) => log::error!(
-                    "SIGHUP: TLS not reloaded, still serving the previous certificate: {e}"
+                    "SIGHUP: configuration not re-read, the settings in force are kept: {e}"
                 ),
             }
+            if let Some(tls) = tls {
+                match tls.reload() {
+                    Ok(s) => {
+                        log::info!("SIGHUP: TLS reloaded: {s}");
+                        println!("zerotouch: TLS reloaded: {s}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    Err(e) => log::error!(
+                        "SIGHUP: TLS not reloaded, still serving the previous certificate: {e}"
+                    ),
+                }
+            }
         }
-        if last_check.elapsed() >= RENEWAL_CHECK {
+        if let Some(tls) = tls
+            && last_check.elapsed() >= RENEWAL_CHECK
+        {
             last_check = Instant::now();
             if let Err(e) = tls.renew_if_due() {
                 log::error!("tls: renewal failed, still serving the previous certificate: {e}");

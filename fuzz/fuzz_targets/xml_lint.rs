@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use zerotouch::diag::lint::{Transport, lint_files, master_config_files};
+use zerotouch::domain::lint::{Transport, lint_files, master_config_files};
 use zerotouch::domain::template::Vars;
 
 fuzz_target!(|data: &[u8]| {

@@ -36,6 +36,7 @@ wait_http() { for _ in $(seq 600); do curl -sk -o /dev/null "$1" && return 0; sl
 populate() {
   local config=$1 devices=$2 data
   data=$(sed -n 's/^data_dir = "\(.*\)"/\1/p' "$config")
+  "$Z" migrate --config "$config" >/dev/null
   "$Z" account set-credentials --config "$config" --user "$BENCH_USER" --password "$BENCH_PASS" >/dev/null
   cat > "$WORK/site.cfg" <<'XML'
 <?xml version="1.0" encoding="UTF-8" standalone="yes"?>
@@ -54,6 +55,11 @@ XML
   local profile_id
   profile_id=$(python3 -c "import sqlite3;print(sqlite3.connect('$data/zerotouch.db').execute(\"select id from profiles where name='bench'\").fetchone()[0])")
   python3 "$BENCH_LIB/populate.py" "$data/zerotouch.db" "$devices" "$profile_id"
+  # The phones of the benchmarks hold the account credential (nginx has one user too), so the
+  # account serves secrets to it, as installations did before withholding became the
+  # default: the same path before and after. Phones on their own credentials are not
+  # benchmarked yet (each phone and nginx would need its own user).
+  "$Z" enrol mode off --config "$config" >/dev/null
 }
 
 # fetch_for_nginx HOST:PORT DEVICES ROOT: the steady-state bytes of every phone's three files.

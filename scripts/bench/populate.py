@@ -19,5 +19,13 @@ conn.executemany(
     "INSERT INTO device_lines (device_id, line, auth_user_id, auth_password, label, display_name)"
     " SELECT id, 1, ?, ?, ?, ? FROM devices WHERE mac = ?",
     [(str(1000 + i), "Line-Secret-%d" % i, str(1000 + i), "Phone %d" % i, "0004f2%06x" % i) for i in range(count)])
+# Association opens each device's enrolment window until it enrols (schema 9 on; an older
+# binary's database has no such column and no windows).
+columns = [r[1] for r in conn.execute("PRAGMA table_info(enrolment_windows)")]
+if "until_enrolled" in columns:
+    conn.execute(
+        "INSERT INTO enrolment_windows (account_id, mac, opened_at, closes_at, opened_by, until_enrolled)"
+        " SELECT account_id, mac, ?, 9223372036854775807, 'bench', 1 FROM devices WHERE account_id = ?",
+        (now, account))
 conn.commit()
 print("populated %d devices" % count)

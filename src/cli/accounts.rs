@@ -1,9 +1,9 @@
 //! `zerotouch account ...`: accounts, their service addresses, Device Provisioning on/off,
 //! device credentials and the unknown-device policy.
 //!
-//! Every command calls `domain::accounts` (the same functions a UI and the API call) as the
-//! OS user, so each change is audited. Commands that would lock devices out stop with the
-//! count and the first MACs, and go ahead only with `--yes`.
+//! Every command calls `actions::accounts` (the same functions the console and the API
+//! call) as the OS user, so each change is audited. Commands that would lock devices out
+//! stop with the count and the first MACs, and go ahead only with `--yes`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,12 +11,11 @@ use std::path::PathBuf;
 use anyhow::bail;
 use argh::FromArgs;
 
-use super::{confirmed, format_time, open, open_account, print_json};
+use super::{format_time, open, open_account, print_json};
+use crate::actions::accounts::{self, NewAccount, Rotation};
+
+use crate::actions::provisioning::mask;
 use crate::domain::account::UnknownDevices;
-use crate::domain::accounts::{self, NewAccount, Rotation};
-use crate::domain::audit::Actor;
-use crate::domain::ops;
-use crate::domain::provisioning::mask;
 
 /// accounts: service addresses, provisioning, device credentials, unknown-device policy
 #[derive(FromArgs, Debug)]
@@ -217,14 +216,15 @@ pub struct SetPolicy {
     /// profile for the default-profile policy
     #[argh(option)]
     pub default_profile: Option<String>,
-    /// confirm the ztp policy, which changes phones you may not own
+    /// go ahead although phones are affected (ztp always asks: it changes phones you may
+    /// not own)
     #[argh(switch)]
     pub yes: bool,
 }
 
 fn read_password(password: Option<String>, stdin: bool) -> anyhow::Result<String> {
     match (password, stdin) {
-        (Some(p), false) => Ok(p),
+        (Some(p), false) => crate::cli::Secrets::new().read("password", p),
         (None, true) => {
             let mut line = String::new();
             std::io::stdin().read_to_string(&mut line)?;
@@ -239,35 +239,9 @@ fn on_off(enabled: bool) -> &'static str {
 }
 
 pub fn account(action: AccountAction) -> anyhow::Result<()> {
-    let actor = Actor::os_user();
+    let actor = crate::cli::os_user();
     match action {
-        AccountAction::List(l) => {
-            let (_c, conn, _) = open(l.config.as_deref())?;
-            let list = accounts::list_accounts(&conn)?;
-            if l.json {
-                return print_json(&list);
-            }
-            println!(
-                "{:<20} {:<40} {:<13} {:<9} {:>4} {:>8}",
-                "SLUG", "SERVICE ADDRESS", "PROVISIONING", "AUTO-SYNC", "GEN", "DEVICES"
-            );
-            for a in list {
-                println!(
-                    "{:<20} {:<40} {:<13} {:<9} {:>4} {:>8}{}",
-                    a.slug,
-                    a.service_address,
-                    on_off(a.settings.provisioning_enabled),
-                    if a.settings.enabled { "on" } else { "off" },
-                    a.credential_generation,
-                    a.devices,
-                    if a.is_default {
-                        "  (default, also at /)"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
+        AccountAction::List(l) => list(l)?,
         AccountAction::Add(a) => {
             let password = read_password(a.password, a.password_stdin)?;
             let (_c, mut conn, _) = open(a.config.as_deref())?;
@@ -284,55 +258,7 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
                 acc.service_path()
             );
         }
-        AccountAction::Show(a) => {
-            let (config, conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
-            let summary = accounts::summarize(&conn, &acc)?;
-            if a.json {
-                return print_json(&summary);
-            }
-            let password = match (&acc.device_password, a.secrets) {
-                (Some(p), true) => p.clone(),
-                (Some(_), false) => "(set; --secrets shows it)".into(),
-                (None, _) => "(not set)".into(),
-            };
-            let s = summary.settings;
-            println!("account:          {} ({})", acc.name, acc.slug);
-            println!("service address:  {}", acc.service_path());
-            for alias in &summary.aliases {
-                println!("  alias:          {alias} (until its devices have moved)");
-            }
-            println!("provisioning:     {}", on_off(s.provisioning_enabled));
-            println!(
-                "device user:      {}",
-                acc.device_user.as_deref().unwrap_or("(not set)")
-            );
-            println!("device password:  {password}");
-            println!("credential gen.:  {}", acc.credential_generation);
-            println!(
-                "auto-sync:        {} (grace {} days, seen within {} days, Poly OS {})",
-                on_off(s.enabled),
-                s.grace_days,
-                s.seen_days,
-                if s.poly_os { "on" } else { "off" }
-            );
-            println!("unknown devices:  {}", acc.unknown_devices);
-            if let Some(addr) = config.device_http_addr() {
-                let shown = if a.secrets {
-                    acc.device_password.clone().unwrap_or_default()
-                } else {
-                    mask(
-                        "device.prov.password",
-                        acc.device_password.as_deref().unwrap_or(""),
-                    )
-                };
-                println!(
-                    "DHCP option 160:  http://{}:{shown}@<this-host>:{}{}",
-                    acc.device_user.as_deref().unwrap_or("<user>"),
-                    addr.port(),
-                    acc.service_path()
-                );
-            }
-        }
+        AccountAction::Show(a) => show(a)?,
         AccountAction::SetCredentials(s) => {
             let password = read_password(s.password, s.password_stdin)?;
             let (_config, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
@@ -340,9 +266,9 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
                 grace_days: s.grace_days,
                 compromised: s.compromised,
             };
-            let generation = confirmed(accounts::set_credentials(
+            let generation = accounts::set_credentials(
                 &mut conn, &actor, &acc, &s.user, &password, rotation, s.yes,
-            ))?;
+            )?;
             println!("device credentials set (generation {generation})");
         }
         AccountAction::Enable(e) => {
@@ -355,9 +281,7 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
         }
         AccountAction::Disable(d) => {
             let (_c, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
-            confirmed(accounts::set_provisioning(
-                &mut conn, &actor, &acc, false, d.yes,
-            ))?;
+            accounts::set_provisioning(&mut conn, &actor, &acc, false, d.yes)?;
             println!(
                 "provisioning disabled for `{}`: its devices are refused; Auto-Sync is off",
                 acc.slug
@@ -365,7 +289,7 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
         }
         AccountAction::RegenerateAddress(r) => {
             let (_c, mut conn, acc) = open_account(r.config.as_deref(), r.account.as_deref())?;
-            let done = confirmed(accounts::regenerate_address(&mut conn, &actor, &acc, r.yes))?;
+            let done = accounts::regenerate_address(&mut conn, &actor, &acc, r.yes)?;
             println!("new service address: {}", done.new);
             if done.holders > 0 {
                 println!(
@@ -393,29 +317,106 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
         }
         AccountAction::RetireAlias(r) => {
             let (_c, mut conn, acc) = open_account(r.config.as_deref(), r.account.as_deref())?;
-            confirmed(accounts::retire_alias(
-                &mut conn, &actor, &acc, &r.address, r.yes,
-            ))?;
+            accounts::retire_alias(&mut conn, &actor, &acc, &r.address, r.yes)?;
             println!("alias {} retired", r.address);
         }
         AccountAction::SetPolicy(p) => {
             let policy = UnknownDevices::parse(&p.unknown_devices)?;
-            if policy == UnknownDevices::Ztp && !p.yes {
-                bail!(
-                    "the ztp policy turns ZTP off and clears the server address on any phone that \
-                     asks, including phones you may not own; run again with --yes to confirm"
-                );
-            }
             let (_config, mut conn, acc) = open_account(p.config.as_deref(), p.account.as_deref())?;
-            ops::set_unknown_devices(
+            crate::actions::accounts::set_unknown_devices(
                 &mut conn,
                 &actor,
                 &acc,
                 policy,
                 p.default_profile.as_deref(),
+                p.yes,
             )?;
             println!("unknown devices: {policy}");
         }
+    }
+    Ok(())
+}
+
+/// `account list`: every account with its address, switches and device count.
+fn list(l: AccountList) -> anyhow::Result<()> {
+    let (_c, conn, _) = open(l.config.as_deref())?;
+    let list = accounts::list_accounts(&conn)?;
+    if l.json {
+        return print_json(&list);
+    }
+    println!(
+        "{:<20} {:<40} {:<13} {:<9} {:>4} {:>8}",
+        "SLUG", "SERVICE ADDRESS", "PROVISIONING", "AUTO-SYNC", "GEN", "DEVICES"
+    );
+    for a in list {
+        println!(
+            "{:<20} {:<40} {:<13} {:<9} {:>4} {:>8}{}",
+            a.slug,
+            a.service_address,
+            on_off(a.settings.provisioning_enabled),
+            if a.settings.enabled { "on" } else { "off" },
+            a.credential_generation,
+            a.devices,
+            if a.is_default {
+                "  (default, also at /)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `account show`: one account's address, credentials (masked unless `--secrets`),
+/// Auto-Sync options, unknown-device policy and DHCP option 160 value.
+fn show(a: AccountShow) -> anyhow::Result<()> {
+    let (config, conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
+    let summary = accounts::summarize(&conn, &acc)?;
+    if a.json {
+        return print_json(&summary);
+    }
+    let password = match (&acc.device_password, a.secrets) {
+        (Some(p), true) => p.clone(),
+        (Some(_), false) => "(set; --secrets shows it)".into(),
+        (None, _) => "(not set)".into(),
+    };
+    let s = summary.settings;
+    println!("account:          {} ({})", acc.name, acc.slug);
+    println!("service address:  {}", acc.service_path());
+    for alias in &summary.aliases {
+        println!("  alias:          {alias} (until its devices have moved)");
+    }
+    println!("provisioning:     {}", on_off(s.provisioning_enabled));
+    println!(
+        "device user:      {}",
+        acc.device_user.as_deref().unwrap_or("(not set)")
+    );
+    println!("device password:  {password}");
+    println!("credential gen.:  {}", acc.credential_generation);
+    println!(
+        "auto-sync:        {} (grace {} days, seen within {} days, Poly OS {})",
+        on_off(s.enabled),
+        s.grace_days,
+        s.seen_days,
+        if s.poly_os { "on" } else { "off" }
+    );
+    println!("unknown devices:  {}", acc.unknown_devices);
+    println!("secrets:          {}", summary.secrets_text());
+    if let Some(addr) = config.device_http_addr() {
+        let shown = if a.secrets {
+            acc.device_password.clone().unwrap_or_default()
+        } else {
+            mask(
+                "device.prov.password",
+                acc.device_password.as_deref().unwrap_or(""),
+            )
+        };
+        println!(
+            "DHCP option 160:  http://{}:{shown}@<this-host>:{}{}",
+            acc.device_user.as_deref().unwrap_or("<user>"),
+            addr.port(),
+            acc.service_path()
+        );
     }
     Ok(())
 }

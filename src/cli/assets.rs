@@ -1,6 +1,6 @@
 //! `zerotouch assets`: the shared files phones read — list them, store a licence,
 //! wallpaper, ring tone or directory file, store language files, delete, and import or
-//! export the site directory as CSV. The same domain actions as the Phone Files page.
+//! export the site directory as CSV. The same actions as the Phone Files page.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use argh::FromArgs;
 
+use crate::datadir::DataDirs;
 use crate::domain::{assets, directory};
-use crate::http::device::DataDirs;
 
 /// manage the shared files phones read (directory, licences, language files, wallpapers, ring tones)
 #[derive(FromArgs, Debug)]
@@ -126,8 +126,8 @@ fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 /// Runs an assets command.
 pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
     let config_of = |c: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
-        let config = super::load_config(c.as_deref())?;
-        crate::server::prepare_data_dir(&config.data_dir)?;
+        let config = super::load_installed(c.as_deref())?;
+        crate::datadir::prepare_data_dir(&config.data_dir)?;
         Ok(DataDirs::under(&config.data_dir).assets)
     };
     match cmd.action {
@@ -139,13 +139,13 @@ pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
                 "{:<16} {:>9}  {:<20}  PATH",
                 "KIND", "BYTES", "CHANGED"
             )?;
-            for f in assets::list(&dir)? {
+            for f in crate::actions::assets::list(&dir)? {
                 writeln!(
                     out,
                     "{:<16} {:>9}  {:<20}  {}",
                     f.kind.as_str(),
                     f.size,
-                    super::format_time(f.modified),
+                    crate::domain::time::format_time(f.modified),
                     f.path
                 )?;
             }
@@ -160,7 +160,7 @@ pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_default(),
             };
-            let f = assets::put(&dir, &name, &read(&p.file)?)?;
+            let f = crate::actions::assets::put(&dir, &name, &read(&p.file)?)?;
             println!("stored {} ({}, {} bytes)", f.path, f.kind.label(), f.size);
         }
         AssetsAction::PutLanguage(p) => {
@@ -181,31 +181,34 @@ pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
                 files.push((name, bytes));
             }
             for (name, bytes) in files {
-                let f = assets::put_language(&dir, folder, language, &name, &bytes)?;
+                let f =
+                    crate::actions::assets::put_language(&dir, folder, language, &name, &bytes)?;
                 println!("stored {} ({} bytes)", f.path, f.size);
             }
         }
         AssetsAction::Delete(d) => {
             let dir = config_of(&d.config)?;
-            assets::delete(&dir, &d.name)?;
+            crate::actions::assets::delete(&dir, &d.name)?;
             println!("deleted {}", d.name);
         }
         AssetsAction::Directory(d) => match d.action {
             DirectoryAction::Export(e) => {
                 let dir = config_of(&e.config)?;
-                std::io::stdout()
-                    .lock()
-                    .write_all(&directory::to_csv(&assets::read_directory(&dir)?))?;
+                std::io::stdout().lock().write_all(&directory::to_csv(
+                    &crate::actions::assets::read_directory(&dir)?,
+                ))?;
             }
             DirectoryAction::Import(i) => {
                 let dir = config_of(&i.config)?;
                 let mut contacts = directory::from_csv(&read(&i.file)?)?;
                 if i.append {
-                    let mut all = assets::read_directory(&dir)?;
+                    let mut all = crate::actions::assets::read_directory(&dir)?;
                     all.append(&mut contacts);
                     contacts = all;
                 }
-                assets::write_directory(&dir, &contacts, |n| format!("contact {}", n + 1))?;
+                crate::actions::assets::write_directory(&dir, &contacts, |n| {
+                    format!("contact {}", n + 1)
+                })?;
                 println!("site directory: {} contact(s)", contacts.len());
             }
         },

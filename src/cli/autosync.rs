@@ -1,15 +1,14 @@
 //! `zerotouch autosync ...`: Auto-Sync credentials — progress (devices per credential
 //! generation, pending, locked out), on/off, options, re-admission, and the report of
-//! phones that never came back after a change. Calls `domain::accounts` as the OS user.
+//! phones that never came back after a change. Calls `actions::accounts` as the OS user.
 
 use std::path::PathBuf;
 
 use anyhow::bail;
 use argh::FromArgs;
 
-use super::{confirmed, format_time, open_account, print_json};
-use crate::domain::accounts::{self, AutoSyncOptions, Readmission};
-use crate::domain::audit::Actor;
+use super::{format_time, open_account, print_json};
+use crate::actions::accounts::{self, AutoSyncOptions, Readmission};
 use crate::domain::mac::Mac;
 
 /// Auto-Sync credentials: status, on/off, options, re-admission, report
@@ -131,7 +130,7 @@ pub struct AutosyncReport {
 }
 
 pub fn autosync(action: AutosyncAction) -> anyhow::Result<()> {
-    let actor = Actor::os_user();
+    let actor = crate::cli::os_user();
     match action {
         AutosyncAction::Status(s) => {
             let (_c, conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
@@ -178,9 +177,7 @@ pub fn autosync(action: AutosyncAction) -> anyhow::Result<()> {
         }
         AutosyncAction::Disable(d) => {
             let (_c, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
-            confirmed(accounts::set_autosync(
-                &mut conn, &actor, &acc, false, d.yes,
-            ))?;
+            accounts::set_autosync(&mut conn, &actor, &acc, false, d.yes)?;
             println!("Auto-Sync off for `{}` (nothing is rolled back)", acc.slug);
         }
         AutosyncAction::Set(s) => {
@@ -196,9 +193,7 @@ pub fn autosync(action: AutosyncAction) -> anyhow::Result<()> {
                 seen_days: s.seen_days,
                 poly_os,
             };
-            confirmed(accounts::set_autosync_options(
-                &mut conn, &actor, &acc, options, s.yes,
-            ))?;
+            accounts::set_autosync_options(&mut conn, &actor, &acc, options, s.yes)?;
             println!("Auto-Sync options saved for `{}`", acc.slug);
         }
         AutosyncAction::Readmit(r) => {

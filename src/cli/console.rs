@@ -1,6 +1,6 @@
 //! Console commands: `user add|passwd|list|delete`, `import FILE`, `find ...` and `export`.
 //! They act as an administrator of the machine (whoever may run them can read the database
-//! anyway) through the same `domain` actions as the web console and the API.
+//! anyway) through the same `actions` as the web console and the API.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,12 +8,11 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use argh::FromArgs;
 
+use crate::actions::Actor;
+use crate::actions::import::{self, ImportRequest};
+use crate::actions::signin;
 use crate::db::find::{self, FindQuery, Sort, View};
 use crate::db::users as uq;
-use crate::domain::assoc::Actor;
-use crate::domain::import::{self, ImportRequest};
-use crate::domain::ops::OwnAddresses;
-use crate::domain::signin;
 use crate::domain::users::{Role, Scope, User};
 
 /// manage console users
@@ -106,7 +105,7 @@ pub struct UserDelete {
     pub username: String,
 }
 
-/// associate devices from a bulk association CSV file (seed 000 Tables 2 and 3)
+/// associate devices from a bulk association CSV file (the ZTP guide's Tables 2 and 3)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "import")]
 pub struct Import {
@@ -231,7 +230,7 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
             };
             let (_, one_time) = signin::create_user(
                 &mut conn,
-                &crate::domain::audit::Actor::os_user(),
+                &crate::cli::os_user(),
                 &a.username,
                 role,
                 &a.company,
@@ -252,7 +251,7 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let who = crate::domain::audit::Actor::os_user();
+            let who = crate::cli::os_user();
             match signin::reset_password(&mut conn, &who, &p.username, password.as_deref())? {
                 Some(pw) => println!(
                     "one-time password for `{}`: {pw} (change it at first sign-in)",
@@ -282,16 +281,12 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
             let (_c, mut conn, _acc) = super::open(t.config.as_deref())?;
             let user = uq::find_user_by_name(&conn, &t.username)?
                 .with_context(|| format!("no user `{}`", t.username))?;
-            let who = crate::domain::audit::Actor::os_user();
+            let who = crate::cli::os_user();
             println!("{}", signin::create_token(&mut conn, &who, &user, &t.name)?);
         }
         UserAction::Delete(d) => {
             let (_c, mut conn, _acc) = super::open(d.config.as_deref())?;
-            signin::delete_user(
-                &mut conn,
-                &crate::domain::audit::Actor::os_user(),
-                &d.username,
-            )?;
+            signin::delete_user(&mut conn, &crate::cli::os_user(), &d.username)?;
             println!("user `{}` deleted", d.username);
         }
     }
@@ -301,14 +296,14 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
 pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
     let (config, mut conn, account) = super::open(a.config.as_deref())?;
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
-    let own = OwnAddresses::from_config(&config);
+    let own = crate::actions::own_addresses(&config);
     let user = cli_user();
     let actor = Actor {
         user: &user,
         account: &account,
         own: &own,
         partial_expiry_secs: (config.console.partial_expiry_hours * 3600) as i64,
-        who: crate::domain::audit::Actor::os_user(),
+        who: crate::cli::os_user(),
     };
     let req = ImportRequest {
         file_name: a
@@ -403,7 +398,7 @@ pub fn find(f: Find) -> anyhow::Result<()> {
                     r.reference_id.unwrap_or_else(|| "--".into()),
                     format!("{} {}", r.first_name, r.last_name).trim(),
                     r.last_access
-                        .map(super::format_time)
+                        .map(crate::domain::time::format_time)
                         .unwrap_or_else(|| "--".into())
                 )?;
             }
@@ -440,7 +435,8 @@ pub fn export(e: Export) -> anyhow::Result<()> {
     let mut stmt = conn.prepare(
         "SELECT d.mac, d.serial, d.vendor_model, p.name, d.sip_server, d.outbound_proxy, d.prov_server,
                 d.prov_user, d.prov_password, d.polling, coalesce(l.auth_user_id, ''),
-                coalesce(l.auth_password, ''), coalesce(l.label, ''), coalesce(l.display_name, '')
+                coalesce(l.auth_password, ''), coalesce(l.label, ''), coalesce(l.display_name, ''),
+                d.id
          FROM devices d JOIN profiles p ON p.id = d.profile_id
          LEFT JOIN device_lines l ON l.device_id = d.id AND l.line = 1
          ORDER BY d.mac",
@@ -452,12 +448,21 @@ pub fn export(e: Export) -> anyhow::Result<()> {
         let mut fields: Vec<String> = (0..14)
             .map(|i| r.get::<_, String>(i))
             .collect::<Result<_, _>>()?;
+        // Stored sealed: the export carries the passwords themselves, or none of them.
+        use crate::db::secrets::{Credential, open_in};
+        let id: i64 = r.get(14)?;
+        fields[6] = open_in(Credential::DeviceServer(id), &fields[6])?;
         if e.include_secrets {
-            // Stored sealed: the export carries the passwords themselves.
-            for i in [8, 11] {
-                fields[i] = crate::db::secrets::open(&fields[i])?;
-            }
+            fields[8] = open_in(Credential::DevicePassword(id), &fields[8])?;
+            fields[11] = open_in(
+                Credential::Line {
+                    device_id: id,
+                    line: 1,
+                },
+                &fields[11],
+            )?;
         } else {
+            fields[6] = crate::domain::provserver::strip_password(&fields[6]).into_owned();
             fields[8].clear();
             fields[11].clear();
         }
@@ -470,7 +475,11 @@ pub fn export(e: Export) -> anyhow::Result<()> {
         while fields.len() > 4 && fields.last().is_some_and(String::is_empty) {
             fields.pop();
         }
-        text.push_str(&fields.join(","));
+        let cells: Vec<String> = fields
+            .iter()
+            .map(|f| crate::domain::csvcell::neutral(f).into_owned())
+            .collect();
+        text.push_str(&cells.join(","));
         text.push('\n');
         n += 1;
     }

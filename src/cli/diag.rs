@@ -15,14 +15,28 @@ use crate::diag::dhcp::{DhcpProbe, ProbeOptions};
 use crate::diag::dhcpconf::ConfReport;
 use crate::diag::dns::DnsProbe;
 use crate::diag::findings::ServerContext;
-use crate::diag::lint::{self, Transport};
 use crate::diag::runs::{self, Report};
 use crate::diag::{Severity, mask_url, snippets, write_findings};
-use crate::domain::ops::OwnAddresses;
+use crate::domain::lint::{self, Transport};
 
 /// find the DHCP options and DNS records that send phones elsewhere
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "diagnose")]
+#[argh(
+    subcommand,
+    name = "diagnose",
+    note = "Every secret (a password in option 160 or 66) is masked in what is printed and \
+            stored.",
+    error_code(
+        0,
+        "no findings above info (dhcp, dns, dhcp-config, phones); snippets printed"
+    ),
+    error_code(1, "at least one warning, no error"),
+    error_code(2, "at least one error"),
+    error_code(
+        3,
+        "the check could not run (bad option, no interface, missing privilege)"
+    )
+)]
 pub struct DiagnoseCmd {
     #[argh(subcommand)]
     pub action: DiagnoseAction,
@@ -41,7 +55,17 @@ pub enum DiagnoseAction {
 /// ask the DHCP servers on an interface what they tell a Polycom phone (DISCOVER and
 /// INFORM, never REQUEST); needs root or CAP_NET_RAW and CAP_NET_BIND_SERVICE
 #[derive(FromArgs, Debug)]
-#[argh(subcommand, name = "dhcp")]
+#[argh(
+    subcommand,
+    name = "dhcp",
+    note = "Without --mac the servers see this host's MAC: those that class clients by MAC \
+            or OUI (dnsmasq dhcp-mac, an ISC class on the hardware address) may answer \
+            phones differently, so an answer without options is a warning, not an all-clear.",
+    error_code(0, "no findings above info"),
+    error_code(1, "at least one warning, no error"),
+    error_code(2, "at least one error"),
+    error_code(3, "the probe could not run")
+)]
 pub struct DiagDhcp {
     /// configuration file (TOML)
     #[argh(option)]
@@ -52,6 +76,11 @@ pub struct DiagDhcp {
     /// seconds to collect answers (default: diagnostics.dhcp_seconds)
     #[argh(option)]
     pub seconds: Option<u64>,
+    /// ask as this phone: its MAC goes into the packets' client hardware address (chaddr,
+    /// with the broadcast flag) while the Ethernet source stays this host's; a switch with
+    /// DHCP snooping may drop such packets
+    #[argh(option)]
+    pub mac: Option<String>,
     /// print JSON
     #[argh(switch)]
     pub json: bool,
@@ -162,7 +191,7 @@ fn context(
 ) -> anyhow::Result<ServerContext> {
     Ok(ServerContext::load(
         conn,
-        OwnAddresses::from_config(config),
+        crate::actions::own_addresses(config),
     )?)
 }
 
@@ -181,16 +210,39 @@ fn print(report: &Report, json: bool, text: TextFn<'_>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `diagnose ...`.
+/// Runs `diagnose ...`: exit status 0 when no finding is above info, 1 with a warning, 2
+/// with an error, 3 when the check could not run (scripts and the probe unit alert on it).
 pub fn diagnose(action: DiagnoseAction) -> anyhow::Result<ExitCode> {
-    match action {
-        DiagnoseAction::Dhcp(d) => dhcp(d)?,
+    match run_check(action) {
+        Ok(None) => Ok(ExitCode::SUCCESS),
+        Ok(Some(findings)) => Ok(ExitCode::from(exit_status(&findings))),
+        Err(err) => {
+            eprintln!("zerotouch: {err:#}");
+            Ok(ExitCode::from(3))
+        }
+    }
+}
+
+/// 0 / 1 / 2 for the most severe finding: info (or none) / warning / error.
+pub fn exit_status(findings: &[crate::diag::Finding]) -> u8 {
+    match findings.iter().map(|f| f.severity).min() {
+        Some(Severity::Error) => 2,
+        Some(Severity::Warning) => 1,
+        _ => 0,
+    }
+}
+
+/// Runs a check; its findings, or `None` for what has none (snippets, the raw probe).
+fn run_check(action: DiagnoseAction) -> anyhow::Result<Option<Vec<crate::diag::Finding>>> {
+    let report = match action {
+        DiagnoseAction::Dhcp(d) => return dhcp(d),
         DiagnoseAction::Dns(d) => dns(d)?,
         DiagnoseAction::DhcpConfig(d) => {
             let (config, conn, _acc) = super::open(d.config.as_deref())?;
             let ctx = context(&config, &conn)?;
             let report = runs::dhcp_config(&conn, &ctx, &d.files)?;
             let r: ConfReport = serde_json::from_value(report.result.clone())?;
+            let findings = report.findings.clone();
             print(
                 &report,
                 d.json,
@@ -212,11 +264,13 @@ pub fn diagnose(action: DiagnoseAction) -> anyhow::Result<ExitCode> {
                     Ok(())
                 }),
             )?;
+            findings
         }
         DiagnoseAction::Phones(d) => {
             let (config, conn, _acc) = super::open(d.config.as_deref())?;
             let days = d.days.unwrap_or(config.diagnostics.access_log_days);
             let report = runs::phones(&conn, &config.data_dir, days)?;
+            let findings = report.findings.clone();
             print(
                 &report,
                 d.json,
@@ -227,13 +281,17 @@ pub fn diagnose(action: DiagnoseAction) -> anyhow::Result<ExitCode> {
                     )
                 }),
             )?;
+            findings
         }
-        DiagnoseAction::Snippets(s) => snippets_cmd(s)?,
-    }
-    Ok(ExitCode::SUCCESS)
+        DiagnoseAction::Snippets(s) => {
+            snippets_cmd(s)?;
+            return Ok(None);
+        }
+    };
+    Ok(Some(report))
 }
 
-fn dns(d: DiagDns) -> anyhow::Result<()> {
+fn dns(d: DiagDns) -> anyhow::Result<Vec<crate::diag::Finding>> {
     let (config, conn, _acc) = super::open(d.config.as_deref())?;
     let domain = d
         .domain
@@ -247,6 +305,7 @@ fn dns(d: DiagDns) -> anyhow::Result<()> {
     let timeout = Duration::from_millis(d.timeout_ms.max(1));
     let report = runs::dns(&conn, &ctx, &domain, server, timeout)?;
     let p: DnsProbe = serde_json::from_value(report.result.clone())?;
+    let findings = report.findings.clone();
     print(
         &report,
         d.json,
@@ -269,7 +328,8 @@ fn dns(d: DiagDns) -> anyhow::Result<()> {
             }
             Ok(())
         }),
-    )
+    )?;
+    Ok(findings)
 }
 
 fn snippets_cmd(s: DiagSnippets) -> anyhow::Result<()> {
@@ -315,7 +375,7 @@ fn default_host(config: &crate::config::Config) -> String {
         .unwrap_or_else(|| "zerotouch".into())
 }
 
-fn dhcp(d: DiagDhcp) -> anyhow::Result<()> {
+fn dhcp(d: DiagDhcp) -> anyhow::Result<Option<Vec<crate::diag::Finding>>> {
     let config = super::load_config(d.config.as_deref())?;
     let interface = d
         .interface
@@ -327,32 +387,58 @@ fn dhcp(d: DiagDhcp) -> anyhow::Result<()> {
     if !(1..=60).contains(&seconds) {
         bail!("--seconds must be 1 to 60");
     }
+    let client_mac = match &d.mac {
+        Some(m) => Some(crate::diag::dhcp::mac_bytes(m).with_context(|| {
+            format!("--mac: `{m}` is not a MAC (12 hex digits, e.g. 0004f2aabbcc)")
+        })?),
+        None => None,
+    };
     let opts = ProbeOptions {
         interface,
         wait: Duration::from_secs(seconds),
         server_port: d.server_port,
         client_port: d.client_port,
+        client_mac,
     };
+    if client_mac.is_some() && !d.raw {
+        eprintln!(
+            "zerotouch: warning: asking with another MAC than this host's; a switch with DHCP \
+             snooping may drop these packets"
+        );
+    }
     if d.raw {
+        // For the Diagnostics page, which runs this as its own process and compares the
+        // options with the accounts' credentials before it masks and stores them: clear
+        // values on a pipe to the server, never printed for people.
         let probe = crate::diag::dhcp::probe(&opts)?;
         serde_json::to_writer(std::io::stdout().lock(), &probe)?;
-        return Ok(());
+        return Ok(None);
     }
     let (config, conn, _acc) = super::open(d.config.as_deref())?;
     let ctx = context(&config, &conn)?;
     let report = runs::dhcp(&conn, &ctx, &opts)?;
     let p: DhcpProbe = serde_json::from_value(report.result.clone())?;
+    let findings = report.findings.clone();
     print(
         &report,
         d.json,
         Box::new(move |out| {
-            writeln!(
-                out,
-                "interface {} (MAC {}): sent {}",
-                p.interface,
-                p.mac,
-                p.sent.join(", ")
-            )?;
+            match &p.client_mac {
+                Some(chaddr) => writeln!(
+                    out,
+                    "interface {} (MAC {}), asking as {chaddr}: sent {}",
+                    p.interface,
+                    p.mac,
+                    p.sent.join(", ")
+                )?,
+                None => writeln!(
+                    out,
+                    "interface {} (MAC {}): sent {}",
+                    p.interface,
+                    p.mac,
+                    p.sent.join(", ")
+                )?,
+            }
             for n in &p.notes {
                 writeln!(out, "  note: {n}")?;
             }
@@ -368,7 +454,8 @@ fn dhcp(d: DiagDhcp) -> anyhow::Result<()> {
             }
             Ok(())
         }),
-    )
+    )?;
+    Ok(Some(findings))
 }
 
 /// Runs `lint`.
@@ -393,7 +480,7 @@ pub fn lint_cmd(l: LintCmd) -> anyhow::Result<ExitCode> {
         files.push((p.display().to_string(), bytes));
     }
     let order = lint::order_by_master(&mut files);
-    let findings = crate::domain::ops::lint_profile_files(&files, transport);
+    let findings = crate::domain::lint::lint_files(&files, transport, &Default::default());
     let mut out = std::io::stdout().lock();
     if l.json {
         serde_json::to_writer_pretty(&mut out, &findings)?;

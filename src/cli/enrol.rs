@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
-use super::{format_time, load_config, open_account, print_json};
-use crate::domain::audit::Actor;
-use crate::domain::enrolment;
+use super::{format_time, open_account, print_json};
+use crate::actions::enrolment;
 use crate::domain::mac::Mac;
+use crate::privilege::Keep;
 
 /// per-device credentials: enrolment windows, re-enrolment, rotation, withholding
 #[derive(FromArgs, Debug)]
@@ -29,6 +29,82 @@ pub enum EnrolAction {
     Reset(EnrolReset),
     Rotate(EnrolRotate),
     Mode(EnrolMode),
+    Status(EnrolStatus),
+    Reenrol(EnrolReenrol),
+    Dismiss(EnrolDismiss),
+    MaxAge(EnrolMaxAge),
+}
+
+/// each associated device's enrolment: waiting, delivered, enrolled, contested (with who
+/// claimed it), and the counts
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct EnrolStatus {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// print JSON
+    #[argh(switch)]
+    pub json: bool,
+}
+
+/// re-enrol a contested or re-imaged device: a new credential for the next phone that
+/// presents the account credential for it in a window (the current one stays accepted
+/// until the new one is used)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "reenrol")]
+pub struct EnrolReenrol {
+    #[argh(positional)]
+    pub mac: String,
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// how long the window stays open, in minutes (default 60)
+    #[argh(option, default = "60")]
+    pub minutes: u64,
+    /// only a request from this address enrols (where the phone is)
+    #[argh(option)]
+    pub address: Option<std::net::IpAddr>,
+    /// go ahead although phones are affected (the count and each phone's reason are shown
+    /// otherwise)
+    #[argh(switch)]
+    pub yes: bool,
+}
+
+/// dismiss a contested device's claims (the phone holding its own credential is the right one)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "dismiss")]
+pub struct EnrolDismiss {
+    #[argh(positional)]
+    pub mac: String,
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+}
+
+/// the maximum age of the windows association opens, in days (0, the default: until the
+/// device enrols); applies to windows opened from now on
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "max-age")]
+pub struct EnrolMaxAge {
+    /// days (0: no maximum age)
+    #[argh(positional)]
+    pub days: u32,
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// open an enrolment window: devices presenting the account credential get their own
@@ -47,6 +123,9 @@ pub struct EnrolOpen {
     /// only this device (default: every device of the account)
     #[argh(option)]
     pub mac: Option<String>,
+    /// only requests from this address enrol in it
+    #[argh(option)]
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// close the account's open enrolment windows (or one device's)
@@ -62,6 +141,10 @@ pub struct EnrolClose {
     /// only this device's windows
     #[argh(option)]
     pub mac: Option<String>,
+    /// go ahead although phones are affected (the count and each phone's reason are shown
+    /// otherwise)
+    #[argh(switch)]
+    pub yes: bool,
 }
 
 /// list the account's open enrolment windows and whether it withholds secrets
@@ -94,6 +177,10 @@ pub struct EnrolReset {
     /// how long the device's window stays open, in minutes (default 60)
     #[argh(option, default = "60")]
     pub minutes: u64,
+    /// go ahead although phones are affected (the count and each phone's reason are shown
+    /// otherwise)
+    #[argh(switch)]
+    pub yes: bool,
 }
 
 /// rotate a device's own credential (delivered at its next authenticated request)
@@ -108,6 +195,10 @@ pub struct EnrolRotate {
     /// the account (slug; default: the default account)
     #[argh(option)]
     pub account: Option<String>,
+    /// go ahead although phones are affected (the count and each phone's reason are shown
+    /// otherwise)
+    #[argh(switch)]
+    pub yes: bool,
 }
 
 /// withhold secrets until a device proves itself (on), or serve them to the account credential (off)
@@ -123,6 +214,10 @@ pub struct EnrolMode {
     /// the account (slug; default: the default account)
     #[argh(option)]
     pub account: Option<String>,
+    /// go ahead although phones are affected (the count and each phone's reason are shown
+    /// otherwise)
+    #[argh(switch)]
+    pub yes: bool,
 }
 
 fn parse_mac(s: &str) -> anyhow::Result<Mac> {
@@ -130,17 +225,28 @@ fn parse_mac(s: &str) -> anyhow::Result<Mac> {
 }
 
 pub fn enrol(action: EnrolAction) -> anyhow::Result<()> {
-    let actor = Actor::os_user();
+    let actor = crate::cli::os_user();
     match action {
         EnrolAction::Open(a) => {
             let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let mac = a.mac.as_deref().map(parse_mac).transpose()?;
-            let w = enrolment::open_window(&mut conn, &actor, &account, a.minutes, mac.as_ref())?;
+            let w = enrolment::open_window(
+                &mut conn,
+                &actor,
+                &account,
+                a.minutes,
+                mac.as_ref(),
+                a.address,
+            )?;
             println!(
-                "enrolment open for {} of account {} until {}",
+                "enrolment open for {} of account {} {}{}",
                 w.mac.as_deref().unwrap_or("every device"),
                 account.slug,
-                format_time(w.closes_at)
+                w.closes_text(),
+                w.address
+                    .as_deref()
+                    .map(|a| format!(", from {a} only"))
+                    .unwrap_or_default()
             );
             if !account.device_secrets {
                 println!(
@@ -152,7 +258,7 @@ pub fn enrol(action: EnrolAction) -> anyhow::Result<()> {
         EnrolAction::Close(a) => {
             let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let mac = a.mac.as_deref().map(parse_mac).transpose()?;
-            let n = enrolment::close_windows(&mut conn, &actor, &account, mac.as_ref())?;
+            let n = enrolment::close_windows(&mut conn, &actor, &account, mac.as_ref(), a.yes)?;
             println!("closed {n} enrolment window(s)");
         }
         EnrolAction::List(a) => {
@@ -176,10 +282,14 @@ pub fn enrol(action: EnrolAction) -> anyhow::Result<()> {
                 );
                 for w in windows {
                     println!(
-                        "{}\tuntil {}\topened by {}",
+                        "{}\t{}\topened by {}{}",
                         w.mac.as_deref().unwrap_or("every device"),
-                        format_time(w.closes_at),
-                        w.opened_by
+                        w.closes_text(),
+                        w.opened_by,
+                        w.address
+                            .as_deref()
+                            .map(|a| format!("\tfrom {a} only"))
+                            .unwrap_or_default()
                     );
                 }
             }
@@ -187,16 +297,121 @@ pub fn enrol(action: EnrolAction) -> anyhow::Result<()> {
         EnrolAction::Reset(a) => {
             let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let mac = parse_mac(&a.mac)?;
-            let w = enrolment::reset(&mut conn, &actor, &account, &mac, a.minutes)?;
+            match enrolment::reset(&mut conn, &actor, &account, &mac, a.minutes, a.yes)? {
+                Some(w) => println!(
+                    "{mac}: credential forgotten; it enrols again with the account credential \
+                     until {}",
+                    format_time(w.closes_at)
+                ),
+                None => println!(
+                    "{mac}: credential forgotten; it enrols again with its certificate (devices \
+                     enrol by certificate only: tls.client_auth)"
+                ),
+            }
+        }
+        EnrolAction::Status(a) => {
+            let (_, conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
+            let all = enrolment::status(&conn, &account)?;
+            let (waiting, contested) = enrolment::counts(&conn, &account)?;
+            if a.json {
+                print_json(&serde_json::json!({
+                    "account": account.slug,
+                    "device_secrets": account.device_secrets,
+                    "not_enrolled": waiting,
+                    "contested": contested,
+                    "devices": all,
+                }))?;
+                return Ok(());
+            }
             println!(
-                "{mac}: credential forgotten; it enrols again with the account credential until {}",
-                format_time(w.closes_at)
+                "account {}: {} device(s), {waiting} not yet enrolled, {contested} contested",
+                account.slug,
+                all.len()
             );
+            if enrolment::certificate_only() {
+                println!(
+                    "devices enrol with their certificates (tls.client_auth with the device \
+                     CA): no enrolment window opens"
+                );
+            }
+            for d in &all {
+                println!(
+                    "{}\t{}{}",
+                    d.mac,
+                    d.state.label(),
+                    d.window
+                        .as_deref()
+                        .map(|w| format!("\twindow open {w}"))
+                        .unwrap_or_default()
+                );
+                for c in &d.claims {
+                    println!(
+                        "  claimant {} ({}){}{}, {} request(s)",
+                        c.address,
+                        if c.user_agent.is_empty() {
+                            "no User-Agent"
+                        } else {
+                            &c.user_agent
+                        },
+                        c.delivered_at
+                            .map(|t| format!(", sent the credential {}", format_time(t)))
+                            .unwrap_or_default(),
+                        c.after_enrolment_at
+                            .map(|t| format!(", came after enrolment {}", format_time(t)))
+                            .unwrap_or_default(),
+                        c.requests
+                    );
+                }
+                if d.state == enrolment::State::Contested {
+                    println!(
+                        "  SIP passwords served to it in its window must be treated as leaked: \
+                         `zerotouch enrol reenrol {}` or `zerotouch enrol dismiss {}`",
+                        d.mac, d.mac
+                    );
+                }
+            }
+        }
+        EnrolAction::Reenrol(a) => {
+            let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
+            let mac = parse_mac(&a.mac)?;
+            let w = enrolment::reenrol(
+                &mut conn, &actor, &account, &mac, a.minutes, a.address, a.yes,
+            )?;
+            println!(
+                "{mac}: re-enrolment open {}{}; the next phone presenting the account credential \
+                 for it gets a new credential of its own",
+                w.closes_text(),
+                w.address
+                    .as_deref()
+                    .map(|a| format!(", from {a} only"))
+                    .unwrap_or_default()
+            );
+        }
+        EnrolAction::Dismiss(a) => {
+            let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
+            let mac = parse_mac(&a.mac)?;
+            enrolment::dismiss(&mut conn, &actor, &account, &mac)?;
+            println!("{mac}: claims dismissed; no longer contested");
+        }
+        EnrolAction::MaxAge(a) => {
+            let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
+            enrolment::set_window_max_days(&mut conn, &actor, &account, a.days)?;
+            if a.days == 0 {
+                println!(
+                    "account {}: windows opened by association stay open until the device enrols",
+                    account.slug
+                );
+            } else {
+                println!(
+                    "account {}: windows opened by association close after {} day(s) at the latest",
+                    account.slug, a.days
+                );
+            }
         }
         EnrolAction::Rotate(a) => {
             let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let mac = parse_mac(&a.mac)?;
-            enrolment::rotate(&mut conn, &actor, &account, &mac)?;
+            enrolment::rotate(&mut conn, &actor, &account, &mac, a.yes)?;
             println!(
                 "{mac}: new credential; delivered at its next request, the old one accepted until it uses it"
             );
@@ -208,7 +423,7 @@ pub fn enrol(action: EnrolAction) -> anyhow::Result<()> {
                 other => anyhow::bail!("mode: `{other}` is not on or off"),
             };
             let (_, mut conn, account) = open_account(a.config.as_deref(), a.account.as_deref())?;
-            enrolment::set_device_secrets(&mut conn, &actor, &account, on)?;
+            enrolment::set_device_secrets(&mut conn, &actor, &account, on, a.yes)?;
             println!(
                 "account {}: secrets {}",
                 account.slug,
@@ -249,7 +464,7 @@ pub struct RotateKey {
 pub fn secrets(action: SecretsAction) -> anyhow::Result<()> {
     match action {
         SecretsAction::RotateKey(a) => {
-            let config = load_config(a.config.as_deref())?;
+            let (config, _) = super::load_installed_as(a.config.as_deref(), Keep::SavedRoot)?;
             let n = crate::server::rotate_secrets_key(&config)?;
             println!(
                 "re-encrypted {n} stored secret(s) under a new key; {} replaced (back it up: \

@@ -1,7 +1,7 @@
 //! `zerotouch firmware`: import a UC Software release (zip or folder), list the catalogue
 //! per model family, show a release, delete one (refused while profiles use it), check
 //! every file against its checksum, and the rollout of versions over the devices. The
-//! same domain actions as the Firmware page and the API.
+//! same actions as the Firmware page and the API.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,8 +9,9 @@ use std::process::ExitCode;
 
 use argh::FromArgs;
 
-use crate::domain::firmware::{self, Release, import, rollout};
-use crate::http::device::DataDirs;
+use crate::actions::firmware::{import, rollout};
+use crate::datadir::DataDirs;
+use crate::domain::firmware::Release;
 
 /// manage the firmware catalogue (UC Software releases)
 #[derive(FromArgs, Debug)]
@@ -129,75 +130,11 @@ pub fn run(cmd: FirmwareCmd) -> anyhow::Result<ExitCode> {
             );
             print_models(&r);
         }
-        FirmwareAction::List(l) => {
-            let (_c, conn, _) = super::open(l.config.as_deref())?;
-            let releases = firmware::list(&conn)?;
-            let by_family = firmware::versions_by_family(&conn)?;
-            if releases.is_empty() {
-                println!(
-                    "the catalogue is empty; import a release with `zerotouch firmware import FILE`"
-                );
-            }
-            for (family, versions) in &by_family {
-                println!("{family}: {}", versions.join(", "));
-            }
-            if !releases.is_empty() {
-                println!();
-                println!(
-                    "{:<16} {:<9} {:<22} {:>6} {:>12}  SOURCE",
-                    "VERSION", "LAYOUT", "FAMILIES", "FILES", "BYTES"
-                );
-            }
-            for r in &releases {
-                println!(
-                    "{:<16} {:<9} {:<22} {:>6} {:>12}  {}{}",
-                    r.version,
-                    r.layout.as_str(),
-                    families(r),
-                    r.files.len(),
-                    r.bytes(),
-                    r.source,
-                    if r.damaged().is_empty() {
-                        String::new()
-                    } else {
-                        format!("  ({} damaged)", r.damaged().len())
-                    }
-                );
-            }
-        }
-        FirmwareAction::Show(s) => {
-            let (_c, conn, _) = super::open(s.config.as_deref())?;
-            let r = firmware::release(&conn, &s.version)?;
-            println!("version:     {}", r.version);
-            println!("layout:      {}", r.layout.as_str());
-            println!("families:    {}", families(&r));
-            println!("source:      {}", r.source);
-            println!(
-                "imported:    {} by {}",
-                super::format_time(r.imported_at),
-                r.imported_by
-            );
-            print_models(&r);
-            let users = crate::db::firmware::list_profiles_using(&conn, &r.version)?;
-            if !users.is_empty() {
-                let list: Vec<String> = users.iter().map(|(p, f)| format!("{p} ({f})")).collect();
-                println!("profiles:    {}", list.join(", "));
-            }
-            let mut out = std::io::stdout().lock();
-            for f in &r.files {
-                writeln!(
-                    out,
-                    "  {:<9} {:>12}  {}  {}",
-                    f.status.as_str(),
-                    f.size,
-                    &f.sha256[..16.min(f.sha256.len())],
-                    f.path
-                )?;
-            }
-        }
+        FirmwareAction::List(l) => list(l)?,
+        FirmwareAction::Show(s) => show(s)?,
         FirmwareAction::Delete(d) => {
             let (config, mut conn, _) = super::open(d.config.as_deref())?;
-            firmware::delete(
+            crate::actions::firmware::delete(
                 &mut conn,
                 &DataDirs::under(&config.data_dir).firmware,
                 &d.version,
@@ -206,7 +143,10 @@ pub fn run(cmd: FirmwareCmd) -> anyhow::Result<ExitCode> {
         }
         FirmwareAction::Verify(v) => {
             let (config, conn, _) = super::open(v.config.as_deref())?;
-            let report = firmware::verify(&conn, &DataDirs::under(&config.data_dir).firmware)?;
+            let report = crate::actions::firmware::verify(
+                &conn,
+                &DataDirs::under(&config.data_dir).firmware,
+            )?;
             for p in &report.problems {
                 println!("{p}");
             }
@@ -254,6 +194,76 @@ pub fn run(cmd: FirmwareCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `firmware list`: the versions per model family, then every release.
+fn list(l: FwList) -> anyhow::Result<()> {
+    let (_c, conn, _) = super::open(l.config.as_deref())?;
+    let releases = crate::actions::firmware::list(&conn)?;
+    let by_family = crate::actions::firmware::versions_by_family(&conn)?;
+    if releases.is_empty() {
+        println!("the catalogue is empty; import a release with `zerotouch firmware import FILE`");
+    }
+    for (family, versions) in &by_family {
+        println!("{family}: {}", versions.join(", "));
+    }
+    if !releases.is_empty() {
+        println!();
+        println!(
+            "{:<16} {:<9} {:<22} {:>6} {:>12}  SOURCE",
+            "VERSION", "LAYOUT", "FAMILIES", "FILES", "BYTES"
+        );
+    }
+    for r in &releases {
+        println!(
+            "{:<16} {:<9} {:<22} {:>6} {:>12}  {}{}",
+            r.version,
+            r.layout.as_str(),
+            families(r),
+            r.files.len(),
+            r.bytes(),
+            r.source,
+            if r.damaged().is_empty() {
+                String::new()
+            } else {
+                format!("  ({} damaged)", r.damaged().len())
+            }
+        );
+    }
+    Ok(())
+}
+
+/// `firmware show`: a release, its models, the profiles that use it and its files.
+fn show(s: FwShow) -> anyhow::Result<()> {
+    let (_c, conn, _) = super::open(s.config.as_deref())?;
+    let r = crate::actions::firmware::release(&conn, &s.version)?;
+    println!("version:     {}", r.version);
+    println!("layout:      {}", r.layout.as_str());
+    println!("families:    {}", families(&r));
+    println!("source:      {}", r.source);
+    println!(
+        "imported:    {} by {}",
+        crate::domain::time::format_time(r.imported_at),
+        r.imported_by
+    );
+    print_models(&r);
+    let users = crate::db::firmware::list_profiles_using(&conn, &r.version)?;
+    if !users.is_empty() {
+        let list: Vec<String> = users.iter().map(|(p, f)| format!("{p} ({f})")).collect();
+        println!("profiles:    {}", list.join(", "));
+    }
+    let mut out = std::io::stdout().lock();
+    for f in &r.files {
+        writeln!(
+            out,
+            "  {:<9} {:>12}  {}  {}",
+            f.status.as_str(),
+            f.size,
+            &f.sha256[..16.min(f.sha256.len())],
+            f.path
+        )?;
+    }
+    Ok(())
 }
 
 fn families(r: &Release) -> String {

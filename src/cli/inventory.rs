@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use argh::FromArgs;
 
 use super::{format_time, open, open_account, print_json};
-use crate::domain::audit;
 use crate::domain::autosync::SyncState;
 use crate::domain::inventory::{self, Filter, Flag, State};
 
@@ -64,9 +63,9 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
         group: c.group,
     };
     let (_cfg, conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
-    let inv = inventory::inventory(&conn, &acc, &filter, inventory::Page::ALL)?;
+    let inv = crate::actions::inventory::inventory(&conn, &acc, &filter, inventory::Page::ALL)?;
     if c.json {
-        let checkins = inventory::checkins(&conn, &acc)?;
+        let checkins = crate::actions::inventory::checkins(&conn, &acc)?;
         return print_json(&serde_json::json!({
             "account": acc.slug,
             "total": inv.total,
@@ -84,6 +83,7 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
     for r in &inv.rows {
         let generation = match r.credentials {
             Some(SyncState::Synced { generation }) => generation.to_string(),
+            Some(SyncState::NeverSeen { .. }) => "never".into(),
             Some(SyncState::Pending { generation })
             | Some(SyncState::LockedOut { generation, .. }) => {
                 format!("{generation}*")
@@ -124,13 +124,13 @@ pub fn audit_cmd(c: AuditCmd) -> anyhow::Result<()> {
     let (_cfg, conn, _default) = open(c.config.as_deref())?;
     let account = match &c.account {
         Some(slug) => Some(
-            crate::domain::accounts::find_account(&conn, Some(slug))?
+            crate::actions::accounts::find_account(&conn, Some(slug))?
                 .id
                 .0,
         ),
         None => None,
     };
-    let entries = audit::list(&conn, account, c.limit)?;
+    let entries = crate::db::audit::list_entries(&conn, account, c.limit)?;
     if c.json {
         return print_json(&entries);
     }

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use argh::FromArgs;
 
+use crate::datadir::DataDirs;
 use crate::domain::mac::Mac;
-use crate::domain::overrides::{self, RESET_ON_PHONE};
+use crate::domain::overrides::RESET_ON_PHONE;
 use crate::domain::provstate::Reach;
-use crate::http::device::DataDirs;
 
 /// overrides made on phones: list, show, clear
 #[derive(FromArgs, Debug)]
@@ -65,8 +65,10 @@ pub fn run(cmd: OverridesCmd) -> anyhow::Result<()> {
     match cmd.action {
         OverridesAction::List(l) => {
             let (config, conn, _) = super::open(l.config.as_deref())?;
-            let rows =
-                overrides::list_overridden(&conn, &DataDirs::under(&config.data_dir).uploads)?;
+            let rows = crate::actions::overrides::list_overridden(
+                &conn,
+                &DataDirs::under(&config.data_dir).uploads,
+            )?;
             if rows.is_empty() {
                 println!("no device has overrides");
             }
@@ -88,7 +90,13 @@ pub fn run(cmd: OverridesCmd) -> anyhow::Result<()> {
             };
             let trust = crate::tls::phone_trust(&config, None);
             let uploads = DataDirs::under(&config.data_dir).uploads;
-            let found = overrides::device_overrides(&conn, &uploads, &mac, &reach, trust.as_ref())?;
+            let found = crate::actions::overrides::device_overrides(
+                &conn,
+                &uploads,
+                &mac,
+                &reach,
+                trust.as_ref(),
+            )?;
             if found.files.is_empty() {
                 println!("{mac} has stored no override file");
             }
@@ -113,7 +121,8 @@ pub fn run(cmd: OverridesCmd) -> anyhow::Result<()> {
                         }
                     );
                 }
-                if let Ok(params) = overrides::read_params(&uploads, &mac, &f.file) {
+                if let Ok(params) = crate::actions::overrides::read_params(&uploads, &mac, &f.file)
+                {
                     let server = |name: &str| found.server_value(name).map(|s| s.value.clone());
                     let findings = crate::diag::findings::override_findings(
                         mac.as_str(),
@@ -142,7 +151,7 @@ pub fn run(cmd: OverridesCmd) -> anyhow::Result<()> {
             }
             let uploads = DataDirs::under(&config.data_dir).uploads;
             for mac in macs {
-                let files = overrides::clear(&conn, &uploads, &mac)?;
+                let files = crate::actions::overrides::clear(&conn, &uploads, &mac)?;
                 if files.is_empty() {
                     println!("{mac}: no override file stored");
                 } else {

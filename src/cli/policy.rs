@@ -1,17 +1,16 @@
 //! `zerotouch site|group|policy ...`: sites, device groups with priorities, and policy values
-//! at account, site, group and device level (DESIGN §5). Each command calls
+//! at account, site, group and device level (docs/design.md §5). Each command calls
 //! `domain::policy` as the OS user (audited).
 
 use std::path::PathBuf;
 
 use argh::FromArgs;
 
-use super::{open_account, print_json};
+use super::{as_operator, open_account, print_json};
+use crate::actions::provisioning::mask;
 use crate::db::policies;
-use crate::domain::audit::Actor;
 use crate::domain::mac::Mac;
-use crate::domain::policy::{self, Target};
-use crate::domain::provisioning::mask;
+use crate::domain::policy::Target;
 
 /// sites: add, list, delete, assign devices
 #[derive(FromArgs, Debug)]
@@ -228,6 +227,54 @@ pub enum PolicyAction {
     Set(PolicySet),
     Unset(PolicyUnset),
     List(PolicyList),
+    Deliberate(PolicyDeliberate),
+    Undeliberate(PolicyUndeliberate),
+    Deliberates(PolicyDeliberates),
+}
+
+/// mark a parameter name the dictionary does not know as deliberate, with a reason
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "deliberate")]
+pub struct PolicyDeliberate {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// why the name is deliberate (shown wherever it is used)
+    #[argh(option)]
+    pub reason: String,
+    /// the name, or a pattern with N for each index (acme.N.tweak)
+    #[argh(positional)]
+    pub name: String,
+}
+
+/// remove the deliberate mark of a parameter name
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "undeliberate")]
+pub struct PolicyUndeliberate {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// the name as marked
+    #[argh(positional)]
+    pub name: String,
+}
+
+/// list the parameter names marked deliberate, with their reasons
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "deliberates")]
+pub struct PolicyDeliberates {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// set a parameter: SCOPE is account, site:NAME, group:NAME or device:MAC
@@ -292,11 +339,11 @@ fn macs(list: &[String]) -> anyhow::Result<Vec<Mac>> {
 }
 
 pub fn site(action: SiteAction) -> anyhow::Result<()> {
-    let actor = Actor::os_user();
+    let actor = crate::cli::os_user();
     match action {
         SiteAction::Add(a) => {
             let (_c, mut conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
-            policy::add_site(&mut conn, &actor, &acc, &a.name, &a.description)?;
+            crate::actions::policy::add_site(&mut conn, &actor, &acc, &a.name, &a.description)?;
             println!("site `{}` created", a.name);
         }
         SiteAction::List(l) => {
@@ -307,14 +354,14 @@ pub fn site(action: SiteAction) -> anyhow::Result<()> {
         }
         SiteAction::Delete(d) => {
             let (_c, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
-            policy::delete_site(&mut conn, &actor, &acc, &d.name)?;
+            crate::actions::policy::delete_site(&mut conn, &actor, &acc, &d.name)?;
             println!("site `{}` deleted", d.name);
         }
         SiteAction::Assign(a) => {
             let list = macs(&a.macs)?;
             let (_c, mut conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
             let site = (a.name != "-").then_some(a.name.as_str());
-            policy::assign_site(&mut conn, &actor, &acc, site, &list)?;
+            crate::actions::policy::assign_site(&mut conn, &actor, &acc, site, &list)?;
             println!(
                 "{} device(s) now at {}",
                 list.len(),
@@ -326,11 +373,18 @@ pub fn site(action: SiteAction) -> anyhow::Result<()> {
 }
 
 pub fn group(action: GroupAction) -> anyhow::Result<()> {
-    let actor = Actor::os_user();
+    let actor = crate::cli::os_user();
     match action {
         GroupAction::Add(a) => {
             let (_c, mut conn, acc) = open_account(a.config.as_deref(), a.account.as_deref())?;
-            policy::add_group(&mut conn, &actor, &acc, &a.name, a.priority, &a.description)?;
+            crate::actions::policy::add_group(
+                &mut conn,
+                &actor,
+                &acc,
+                &a.name,
+                a.priority,
+                &a.description,
+            )?;
             println!("group `{}` created (priority {})", a.name, a.priority);
         }
         GroupAction::List(l) => {
@@ -343,24 +397,30 @@ pub fn group(action: GroupAction) -> anyhow::Result<()> {
         }
         GroupAction::SetPriority(s) => {
             let (_c, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
-            policy::set_group_priority(&mut conn, &actor, &acc, &s.name, s.priority)?;
+            crate::actions::policy::set_group_priority(
+                &mut conn, &actor, &acc, &s.name, s.priority,
+            )?;
             println!("group `{}`: priority {}", s.name, s.priority);
         }
         GroupAction::Delete(d) => {
             let (_c, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
-            policy::delete_group(&mut conn, &actor, &acc, &d.name)?;
+            crate::actions::policy::delete_group(&mut conn, &actor, &acc, &d.name)?;
             println!("group `{}` deleted", d.name);
         }
         GroupAction::AddMember(m) => {
             let list = macs(&m.macs)?;
             let (_c, mut conn, acc) = open_account(m.config.as_deref(), m.account.as_deref())?;
-            let n = policy::set_membership(&mut conn, &actor, &acc, &m.name, &list, true)?;
+            let n = crate::actions::policy::set_membership(
+                &mut conn, &actor, &acc, &m.name, &list, true,
+            )?;
             println!("{n} device(s) added to `{}`", m.name);
         }
         GroupAction::RemoveMember(m) => {
             let list = macs(&m.macs)?;
             let (_c, mut conn, acc) = open_account(m.config.as_deref(), m.account.as_deref())?;
-            let n = policy::set_membership(&mut conn, &actor, &acc, &m.name, &list, false)?;
+            let n = crate::actions::policy::set_membership(
+                &mut conn, &actor, &acc, &m.name, &list, false,
+            )?;
             println!("{n} device(s) removed from `{}`", m.name);
         }
     }
@@ -368,18 +428,51 @@ pub fn group(action: GroupAction) -> anyhow::Result<()> {
 }
 
 pub fn policy_cmd(action: PolicyAction) -> anyhow::Result<()> {
-    let actor = Actor::os_user();
+    let actor = crate::cli::os_user();
     match action {
         PolicyAction::Set(s) => {
             let target = Target::parse(&s.scope)?;
             let (_c, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
-            policy::set_policy(&mut conn, &actor, &acc, &target, &s.parameter, &s.value)?;
+            let warnings = crate::actions::policy::set_policy(
+                &mut conn,
+                &actor,
+                &acc,
+                &target,
+                &s.parameter,
+                &s.value,
+            )?;
+            for w in &warnings {
+                eprintln!("{w}");
+            }
             println!("{target}: {} set", s.parameter);
+        }
+        PolicyAction::Deliberate(d) => {
+            let (config, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
+            as_operator(&config, &acc, |a| {
+                crate::actions::params::mark_deliberate(&mut conn, a, &d.name, &d.reason)
+            })?;
+            println!("{}: marked deliberate ({})", d.name.trim(), d.reason.trim());
+        }
+        PolicyAction::Undeliberate(d) => {
+            let (config, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
+            as_operator(&config, &acc, |a| {
+                crate::actions::params::unmark_deliberate(&mut conn, a, &d.name)
+            })?;
+            println!("{}: no longer deliberate", d.name.trim());
+        }
+        PolicyAction::Deliberates(d) => {
+            let (config, conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
+            let rows = as_operator(&config, &acc, |a| {
+                crate::actions::params::list_deliberate(&conn, a)
+            })?;
+            for r in rows {
+                println!("{:<40} {} (by {})", r.name, r.reason, r.marked_by);
+            }
         }
         PolicyAction::Unset(u) => {
             let target = Target::parse(&u.scope)?;
             let (_c, mut conn, acc) = open_account(u.config.as_deref(), u.account.as_deref())?;
-            policy::unset_policy(&mut conn, &actor, &acc, &target, &u.parameter)?;
+            crate::actions::policy::unset_policy(&mut conn, &actor, &acc, &target, &u.parameter)?;
             println!("{target}: {} removed", u.parameter);
         }
         PolicyAction::List(l) => {

@@ -1,7 +1,7 @@
 //! Commands for provisioning settings, custom variables, device template values and lines,
 //! the preview and External mode's generation: `settings show|set`, `variable
 //! list|set|delete`, `device set-vars|set-line|delete-line`, `preview`, `export`. Each calls
-//! `domain::templating` (the actions the admin UI and the API will call too).
+//! `actions::templating` (the actions the console and the API call too).
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -10,16 +10,15 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use argh::FromArgs;
 
-use super::{load_config, open};
-use crate::domain::audit::Actor;
+use super::open;
+use crate::actions::templating::{self, DeviceVarsChange, MASK};
 use crate::domain::device::Line;
 use crate::domain::mac::Mac;
 use crate::domain::provstate::Reach;
 use crate::domain::settings::{FIELDS, Mode, ProvSettings, TransportKind};
-use crate::domain::templating::{self, DeviceVarsChange, MASK};
 use crate::external;
 
-/// The note shown wherever External mode is on (DESIGN §9: say so).
+/// The note shown wherever External mode is on (docs/design.md §9: say so).
 pub fn external_note(s: &ProvSettings, dir: &std::path::Path) -> String {
     format!(
         "External mode: configuration files are generated to {}/<model>/ for the DMS at \
@@ -289,7 +288,8 @@ pub fn settings(action: SettingsAction) -> anyhow::Result<()> {
             let (config, mut conn, _) = open(s.config.as_deref())?;
             let timeout = Duration::from_secs(config.external.check_timeout_secs);
             let check = |s: &ProvSettings| external::check_settings(s, timeout);
-            let new = templating::update_settings(&mut conn, &Actor::os_user(), &changes, &check)?;
+            let new =
+                templating::update_settings(&mut conn, &crate::cli::os_user(), &changes, &check)?;
             let names: Vec<&str> = changes.iter().map(|(k, _)| k.as_str()).collect();
             println!("provisioning settings saved: {}", names.join(", "));
             if new.transport == TransportKind::S3 {
@@ -348,12 +348,12 @@ pub fn variable(action: VariableAction) -> anyhow::Result<()> {
         }
         VariableAction::Set(s) => {
             let (_c, mut conn, _) = open(s.config.as_deref())?;
-            templating::set_custom_variable(&mut conn, &Actor::os_user(), &s.name, &s.value)?;
+            templating::set_custom_variable(&mut conn, &crate::cli::os_user(), &s.name, &s.value)?;
             println!("custom variable {} set", s.name);
         }
         VariableAction::Delete(d) => {
             let (_c, mut conn, _) = open(d.config.as_deref())?;
-            templating::delete_custom_variable(&mut conn, &Actor::os_user(), &d.name)?;
+            templating::delete_custom_variable(&mut conn, &crate::cli::os_user(), &d.name)?;
             println!("custom variable {} deleted", d.name);
         }
     }
@@ -370,7 +370,7 @@ pub fn set_vars(a: DeviceSetVars) -> anyhow::Result<()> {
         default_parkext: a.park_ext,
         override_attrs: a.override_attrs,
     };
-    let v = templating::set_device_vars(&mut conn, &Actor::os_user(), &mac, &change)?;
+    let v = templating::set_device_vars(&mut conn, &crate::cli::os_user(), &mac, &change)?;
     println!("device {mac}: template values saved");
     for (k, val) in [
         ("label", &v.label),
@@ -395,7 +395,8 @@ pub fn set_vars(a: DeviceSetVars) -> anyhow::Result<()> {
 pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
     let password = match (a.sip_password, a.sip_password_stdin) {
         (Some(_), true) => bail!("give at most one of --sip-password and --sip-password-stdin"),
-        (p, false) => p,
+        (Some(p), false) => Some(crate::cli::Secrets::new().read("sip-password", p)?),
+        (None, false) => None,
         (None, true) => {
             let mut text = String::new();
             std::io::stdin().read_to_string(&mut text)?;
@@ -427,7 +428,7 @@ pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
     set(&mut line.extension, a.extension);
     set(&mut line.first_name, a.first_name);
     set(&mut line.last_name, a.last_name);
-    templating::set_device_line(&mut conn, &Actor::os_user(), &mac, &line)?;
+    templating::set_device_line(&mut conn, &crate::cli::os_user(), &mac, &line)?;
     println!("device {mac}: line {} saved", line.line);
     Ok(())
 }
@@ -435,7 +436,7 @@ pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
 pub fn delete_line(a: DeviceDeleteLine) -> anyhow::Result<()> {
     let (_c, mut conn, _) = open(a.config.as_deref())?;
     let mac: Mac = a.mac.parse()?;
-    templating::delete_device_line(&mut conn, &Actor::os_user(), &mac, a.line)?;
+    templating::delete_device_line(&mut conn, &crate::cli::os_user(), &mac, a.line)?;
     println!("device {mac}: line {} removed", a.line);
     Ok(())
 }
@@ -516,8 +517,7 @@ pub fn preview(p: Preview) -> anyhow::Result<()> {
 }
 
 pub fn export(e: Export) -> anyhow::Result<std::process::ExitCode> {
-    let config = load_config(e.config.as_deref())?;
-    let (_c, conn, _) = open(e.config.as_deref())?;
+    let (config, conn, _) = open(e.config.as_deref())?;
     let ctx = templating::load_context(&conn)?;
     if !ctx.settings.is_external() {
         bail!(

@@ -50,7 +50,7 @@ pub struct TlsStatus {
 
 pub fn run(cmd: TlsCmd) -> anyhow::Result<()> {
     match cmd.action {
-        TlsAction::Show(s) => show(&super::load_config(s.config.as_deref())?),
+        TlsAction::Show(s) => show(&super::load_installed(s.config.as_deref())?),
         TlsAction::Status(s) => status(s.config.as_deref()),
     }
 }
@@ -88,8 +88,8 @@ fn print_file(title: &str, path: &Path) -> anyhow::Result<()> {
         };
         println!(
             "      valid:    {} to {} ({state})",
-            super::format_time(c.not_before),
-            super::format_time(c.not_after)
+            crate::domain::time::format_time(c.not_before),
+            crate::domain::time::format_time(c.not_after)
         );
         println!(
             "      key:      {}{}",
@@ -158,7 +158,10 @@ fn status(config: Option<&Path>) -> anyhow::Result<()> {
             "\nonly seen over plain HTTP (stranded by http_mode = \"no-secrets\" or HTTP off):"
         );
         for (mac, last) in &list {
-            println!("  {mac}  last seen {}", super::format_time(*last));
+            println!(
+                "  {mac}  last seen {}",
+                crate::domain::time::format_time(*last)
+            );
         }
         if (list.len() as i64) < http_only {
             println!("  … and {} more", http_only - list.len() as i64);

@@ -1,5 +1,5 @@
 //! `zerotouch transfer export` and `zerotouch transfer import`: an account's devices,
-//! sites, groups and policies as JSON or CSV (`domain::transfer`), round trip without loss.
+//! sites, groups and policies as JSON or CSV (`actions::transfer`), round trip without loss.
 //! Secrets only with `--include-secrets`. (`zerotouch import`/`export` are the ZTP bulk
 //! association CSV of the console.)
 
@@ -10,8 +10,7 @@ use anyhow::Context;
 use argh::FromArgs;
 
 use super::open_account;
-use crate::domain::audit::Actor;
-use crate::domain::transfer::{self, Format};
+use crate::actions::transfer::{self, Format};
 
 /// move devices, sites, groups and policies between installations (JSON or CSV)
 #[derive(FromArgs, Debug)]
@@ -124,7 +123,7 @@ pub fn import_cmd(c: ImportCmd) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}", c.file.display()))?;
     let e = transfer::parse(format, &text).with_context(|| format!("{}", c.file.display()))?;
     let (_cfg, mut conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
-    let r = transfer::import(&mut conn, &Actor::os_user(), &acc, &e, c.dry_run)
+    let r = transfer::import(&mut conn, &crate::cli::os_user(), &acc, &e, c.dry_run)
         .with_context(|| format!("{}", c.file.display()))?;
     println!(
         "{}sites {} created, {} updated; groups {} created, {} updated; devices {} created, {} \

@@ -94,7 +94,9 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
             d.sync = Some(secs);
         }
         // Enrolling and withheld requests authenticated too (with the account credential).
-        if matches!(r.auth, "ok" | "enrol" | "withheld") && (200..300).contains(&r.status) {
+        if matches!(r.auth, "ok" | "enrol" | "withheld" | "many-macs")
+            && (200..300).contains(&r.status)
+        {
             d.auth_ok = Some(secs);
         }
         d.auth_bad += i64::from(r.auth == "bad");
@@ -243,6 +245,18 @@ pub fn upsert_upload(
     )?
     .execute(params![mac, kind, name, size as i64, sha256, super::now_secs()])?;
     Ok(())
+}
+
+/// Bytes of uploads stored for MACs no device is associated with (no device row, or one
+/// without a profile), over all of them.
+pub fn unassociated_upload_bytes(conn: &Connection) -> Result<u64> {
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(size), 0) FROM uploads
+             WHERE mac NOT IN (SELECT mac FROM devices WHERE profile_id IS NOT NULL)",
+        )?
+        .query_row([], |r| r.get(0))?;
+    Ok(n.max(0) as u64)
 }
 
 /// Bytes of uploads stored for a device, excluding one file (the one being replaced).

@@ -12,8 +12,10 @@ const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_ena
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let unknown: String = r.get(10)?;
+    let id: i64 = r.get(0)?;
+    let generation: i64 = r.get(8)?;
     Ok(Account {
-        id: AccountId(r.get(0)?),
+        id: AccountId(id),
         name: r.get(1)?,
         slug: r.get(2)?,
         service_key: r.get(3)?,
@@ -22,9 +24,17 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         device_user: r.get(6)?,
         device_password: r
             .get::<_, Option<String>>(7)?
-            .map(super::secrets::open_sql)
+            .map(|stored| {
+                super::secrets::open_in_sql(
+                    super::secrets::Credential::Account {
+                        account_id: id,
+                        generation,
+                    },
+                    stored,
+                )
+            })
             .transpose()?,
-        credential_generation: r.get(8)?,
+        credential_generation: generation,
         autosync_enabled: r.get(9)?,
         // The CHECK constraint admits only the four values.
         unknown_devices: UnknownDevices::parse(&unknown).unwrap_or(UnknownDevices::Stage),
@@ -94,19 +104,24 @@ pub fn insert_account(
 ) -> Result<Account> {
     let now = now_secs();
     let inserted = conn.execute(
-        // New accounts withhold secrets until a device proves itself (DESIGN §6); the
-        // default account, which answers at `/` for installations that predate accounts,
-        // keeps serving as before until an admin turns it on.
+        // Every account, the default one included, withholds secrets until a device proves
+        // itself (domain::enrolment).
         "INSERT INTO accounts (name, slug, service_key, is_default, device_user, device_password,
                                created_at, updated_at, device_secrets)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, NOT ?4)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1)",
         params![
             name,
             slug,
             random_token(16),
             is_default,
             user,
-            super::secrets::seal(password),
+            super::secrets::seal_unbound(
+                super::secrets::Credential::Account {
+                    account_id: 0,
+                    generation: 0,
+                },
+                password,
+            ),
             now
         ],
     );
@@ -121,12 +136,14 @@ pub fn insert_account(
         other => other?,
     };
     let id = AccountId(conn.last_insert_rowid());
+    // Sealed unbound above (the id was not known): now bound to the account.
+    super::secrets::bind_inserted(conn, "accounts", id.0)?;
     find_by_id(conn, id)?.ok_or_else(|| Error::Schema("new account vanished".into()))
 }
 
 /// Sets an account's device credentials, starting a new credential generation with the
 /// default grace window for the old one. Returns the new generation. Actions go through
-/// `domain::accounts::set_credentials`, which also checks, confirms and audits; this is the
+/// `actions::accounts::set_credentials`, which also checks, confirms and audits; this is the
 /// bare write, for tests and fixtures.
 pub fn update_credentials(
     conn: &Connection,

@@ -92,9 +92,15 @@ pub fn insert_association(
                 subscriber_id,
                 d.ext.sip_server,
                 d.ext.outbound_proxy,
-                d.ext.prov_server,
+                super::secrets::seal_in(
+                    super::secrets::Credential::DeviceServer(id),
+                    &d.ext.prov_server
+                ),
                 d.ext.prov_user,
-                super::secrets::seal(&d.ext.prov_password),
+                super::secrets::seal_in(
+                    super::secrets::Credential::DevicePassword(id),
+                    &d.ext.prov_password
+                ),
                 d.ext.polling,
                 owner_company,
                 now
@@ -142,14 +148,30 @@ fn insert_row(
         subscriber_id,
         d.ext.sip_server,
         d.ext.outbound_proxy,
-        d.ext.prov_server,
+        super::secrets::seal_unbound(
+            super::secrets::Credential::DeviceServer(0),
+            &d.ext.prov_server
+        ),
         d.ext.prov_user,
-        super::secrets::seal(&d.ext.prov_password),
+        super::secrets::seal_unbound(
+            super::secrets::Credential::DevicePassword(0),
+            &d.ext.prov_password
+        ),
         d.ext.polling,
         owner_company,
         now
     ])?;
-    Ok(conn.last_insert_rowid())
+    let id = conn.last_insert_rowid();
+    if has_device_secret(d) {
+        super::secrets::bind_inserted(conn, "devices", id)?;
+    }
+    Ok(id)
+}
+
+/// Whether a new device row holds a secret to bind once its id is known (most do not: the
+/// bulk import's path then costs nothing more).
+pub(super) fn has_device_secret(d: &NewDevice) -> bool {
+    !d.ext.prov_password.is_empty() || d.ext.prov_server.contains('@')
 }
 
 /// Changes an association's fields (the MAC stays). Line 1 is replaced by the new values.

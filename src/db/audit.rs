@@ -2,10 +2,10 @@
 //! stores and reads them.
 
 use rusqlite::{Connection, params};
-use serde::Serialize;
 use serde_json::Value;
 
-use crate::domain::audit::{Actor, ActorKind};
+pub use crate::domain::audit::Entry;
+use crate::domain::audit::{Actor, ActorKind, Change, mask};
 use crate::error::Result;
 
 /// An entry to write.
@@ -19,18 +19,21 @@ pub struct NewEntry<'a> {
     pub after: Option<Value>,
 }
 
-/// A stored entry.
-#[derive(Debug, Clone, Serialize)]
-pub struct Entry {
-    pub id: i64,
-    pub ts: i64,
-    pub actor: String,
-    pub actor_kind: ActorKind,
-    pub account_id: Option<i64>,
-    pub action: String,
-    pub target: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
+/// Records a change, masked (`domain::audit::mask`), in the caller's transaction: every
+/// action records its entry in the transaction of its change.
+pub fn record(conn: &Connection, actor: &Actor, change: Change) -> Result<()> {
+    insert_entry(
+        conn,
+        &NewEntry {
+            ts: super::now_secs(),
+            actor,
+            account_id: change.account_id,
+            action: &change.action,
+            target: &change.target,
+            before: change.before.as_ref().map(mask),
+            after: change.after.as_ref().map(mask),
+        },
+    )
 }
 
 pub fn insert_entry(conn: &Connection, e: &NewEntry<'_>) -> Result<()> {
@@ -73,4 +76,54 @@ pub fn list_entries(conn: &Connection, account_id: Option<i64>, limit: u32) -> R
         })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::audit::{Actor, ActorKind, Change};
+    use serde_json::json;
+
+    #[test]
+    fn entries_are_written_masked_and_listed_newest_first() {
+        let conn = super::super::open_in_memory().expect("db");
+        let actor = Actor::person("alice");
+        record(
+            &conn,
+            &actor,
+            Change::new(Some(1), "account.set-credentials", "default")
+                .before(json!({"user": "a", "password": "old-secret"}))
+                .after(json!({"user": "b", "password": "new-secret"})),
+        )
+        .expect("record");
+        record(
+            &conn,
+            &Actor::cli("root"),
+            Change::new(None, "site.add", "hq"),
+        )
+        .expect("record");
+        let rows = list_entries(&conn, None, 10).expect("list");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].action, "site.add");
+        assert_eq!(rows[0].actor_kind, ActorKind::Cli);
+        let first = &rows[1];
+        assert_eq!(first.actor, "alice");
+        let text = format!("{:?}{:?}", first.before, first.after);
+        assert!(!text.contains("secret"), "{text}");
+        assert_eq!(list_entries(&conn, Some(1), 10).expect("list").len(), 1);
+        let csv = crate::domain::audit::to_csv(&rows).expect("csv");
+        assert!(csv.starts_with("id,time,actor_kind,actor,"), "{csv}");
+        assert!(
+            csv.contains(",person,alice,1,account.set-credentials,default,"),
+            "{csv}"
+        );
+        assert!(
+            !csv.contains("old-secret") && csv.contains("********"),
+            "{csv}"
+        );
+        assert_eq!(
+            crate::domain::audit::iso_time(86_400 + 61),
+            "1970-01-02T00:01:01Z"
+        );
+    }
 }

@@ -17,12 +17,20 @@ const GEN_COLUMNS: &str =
     "account_id, generation, user, password, created_at, retired_at, accept_until, compromised";
 
 fn gen_from_row(r: &Row<'_>) -> rusqlite::Result<(i64, Generation)> {
+    let account_id: i64 = r.get(0)?;
+    let generation: i64 = r.get(1)?;
     Ok((
-        r.get(0)?,
+        account_id,
         Generation {
-            generation: r.get(1)?,
+            generation,
             user: r.get(2)?,
-            password: super::secrets::open_sql(r.get(3)?)?,
+            password: super::secrets::open_in_sql(
+                super::secrets::Credential::Account {
+                    account_id,
+                    generation,
+                },
+                r.get(3)?,
+            )?,
             created_at: r.get(4)?,
             retired_at: r.get(5)?,
             accept_until: r.get(6)?,
@@ -83,7 +91,13 @@ pub fn store_history(conn: &Connection, account: AccountId, history: &History) -
                 account.0,
                 g.generation,
                 g.user,
-                super::secrets::seal(&g.password),
+                super::secrets::seal_in(
+                    super::secrets::Credential::Account {
+                        account_id: account.0,
+                        generation: g.generation,
+                    },
+                    &g.password,
+                ),
                 g.created_at,
                 g.retired_at,
                 g.accept_until,
@@ -97,7 +111,13 @@ pub fn store_history(conn: &Connection, account: AccountId, history: &History) -
         params![
             account.0,
             current.user,
-            super::secrets::seal(&current.password),
+            super::secrets::seal_in(
+                super::secrets::Credential::Account {
+                    account_id: account.0,
+                    generation: current.generation,
+                },
+                &current.password,
+            ),
             current.generation,
             now_secs()
         ],
@@ -227,51 +247,81 @@ pub fn update_service_key(conn: &Connection, account: AccountId, key: &str) -> R
     Ok(())
 }
 
-/// What a device is known to hold.
+/// What a device's requests showed, and the admins' decisions about it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
 pub struct DeviceSync {
+    /// The generation of the latest recognised request naming the device (-1: its own
+    /// credential), for reports; it decides nothing.
     pub generation: Option<i64>,
     pub generation_at: Option<i64>,
     /// Service-address segment of its last request; empty for `/`.
     pub base_segment: String,
     pub family: Option<Family>,
     pub readmit: Option<Readmit>,
+    /// Older generations are refused (not seen within `seen_days` before a rotation).
+    pub floor: Option<i64>,
+    /// The latest recognised request naming it was refused.
+    pub last_refused: bool,
+    /// Service-address segment of its latest proven request (own credential or certificate).
+    pub proven_segment: Option<String>,
+    pub proven_at: Option<i64>,
 }
 
 pub fn find_sync(conn: &Connection, device_id: i64) -> Result<Option<DeviceSync>> {
     Ok(conn
         .prepare_cached(
             "SELECT generation, generation_at, base_segment, family, readmit_generation,
-                    readmit_until
+                    readmit_until, floor_generation, last_refused, proven_segment, proven_at
              FROM device_sync WHERE device_id = ?1",
         )?
-        .query_row([device_id], |r| {
-            let family: String = r.get(3)?;
-            let readmit = match (r.get::<_, Option<i64>>(4)?, r.get::<_, Option<i64>>(5)?) {
-                (Some(generation), Some(until)) => Some(Readmit { generation, until }),
-                _ => None,
-            };
-            Ok(DeviceSync {
-                generation: r.get(0)?,
-                generation_at: r.get(1)?,
-                base_segment: r.get(2)?,
-                family: Family::from_name(&family),
-                readmit,
-            })
-        })
+        .query_row([device_id], sync_from_row)
         .optional()?)
 }
 
-/// Stores what a device holds (the server's evidence; no revision bump).
+/// A `DeviceSync` from the ten columns `find_sync` selects, starting at column 0.
+pub fn sync_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceSync> {
+    sync_from_row_at(r, 0)
+}
+
+/// A `DeviceSync` from the ten columns of `find_sync`, starting at column `at`.
+pub fn sync_from_row_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<DeviceSync> {
+    let family: Option<String> = r.get(at + 3)?;
+    let readmit = match (
+        r.get::<_, Option<i64>>(at + 4)?,
+        r.get::<_, Option<i64>>(at + 5)?,
+    ) {
+        (generation, Some(until)) => Some(Readmit {
+            generation: generation.unwrap_or(0),
+            until,
+        }),
+        _ => None,
+    };
+    Ok(DeviceSync {
+        generation: r.get(at)?,
+        generation_at: r.get(at + 1)?,
+        base_segment: r.get::<_, Option<String>>(at + 2)?.unwrap_or_default(),
+        family: family.as_deref().and_then(Family::from_name),
+        readmit,
+        floor: r.get(at + 6)?,
+        last_refused: r.get::<_, Option<bool>>(at + 7)?.unwrap_or(false),
+        proven_segment: r.get(at + 8)?,
+        proven_at: r.get(at + 9)?,
+    })
+}
+
+/// Stores what a device's requests showed (the server's evidence; no revision bump).
 pub fn store_sync(conn: &Connection, device_id: i64, s: &DeviceSync) -> Result<()> {
     conn.prepare_cached(
         "INSERT INTO device_sync (device_id, generation, generation_at, base_segment, family,
-                                  readmit_generation, readmit_until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                                  readmit_generation, readmit_until, floor_generation,
+                                  last_refused, proven_segment, proven_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (device_id) DO UPDATE SET generation = excluded.generation,
              generation_at = excluded.generation_at, base_segment = excluded.base_segment,
              family = excluded.family, readmit_generation = excluded.readmit_generation,
-             readmit_until = excluded.readmit_until",
+             readmit_until = excluded.readmit_until, floor_generation = excluded.floor_generation,
+             last_refused = excluded.last_refused, proven_segment = excluded.proven_segment,
+             proven_at = excluded.proven_at",
     )?
     .execute(params![
         device_id,
@@ -281,6 +331,10 @@ pub fn store_sync(conn: &Connection, device_id: i64, s: &DeviceSync) -> Result<(
         s.family.map(|f| f.name()).unwrap_or(""),
         s.readmit.map(|r| r.generation),
         s.readmit.map(|r| r.until),
+        s.floor,
+        s.last_refused,
+        s.proven_segment,
+        s.proven_at,
     ])?;
     Ok(())
 }

@@ -16,8 +16,9 @@ const COLUMNS: &str = "d.id, d.account_id, d.mac, d.serial, d.vendor_model, d.pr
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
     let mac: String = r.get(2)?;
+    let id: i64 = r.get(0)?;
     Ok(Device {
-        id: r.get(0)?,
+        id,
         account_id: r.get(1)?,
         // The CHECK constraint guarantees 12 lowercase characters; hex is checked on insert.
         mac: Mac::from_bare(&mac).unwrap_or(crate::domain::mac::ZERO),
@@ -28,9 +29,15 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Device> {
         ext: VendorExtensions {
             sip_server: r.get(7)?,
             outbound_proxy: r.get(8)?,
-            prov_server: r.get(9)?,
+            prov_server: super::secrets::open_in_sql(
+                super::secrets::Credential::DeviceServer(id),
+                r.get(9)?,
+            )?,
             prov_user: r.get(10)?,
-            prov_password: super::secrets::open_sql(r.get(11)?)?,
+            prov_password: super::secrets::open_in_sql(
+                super::secrets::Credential::DevicePassword(id),
+                r.get(11)?,
+            )?,
             polling: r.get(12)?,
         },
         lines: Vec::new(),
@@ -50,7 +57,13 @@ fn load_lines(conn: &Connection, mut d: Device) -> Result<Device> {
             Ok(Line {
                 line: r.get(0)?,
                 auth_user_id: r.get(1)?,
-                auth_password: super::secrets::open_sql(r.get(2)?)?,
+                auth_password: super::secrets::open_in_sql(
+                    super::secrets::Credential::Line {
+                        device_id: d.id,
+                        line: r.get(0)?,
+                    },
+                    r.get(2)?,
+                )?,
                 label: r.get(3)?,
                 display_name: r.get(4)?,
                 extension: r.get(5)?,
@@ -179,9 +192,9 @@ pub fn insert_device(
                     profile_id,
                     d.ext.sip_server,
                     d.ext.outbound_proxy,
-                    d.ext.prov_server,
+                    super::secrets::seal_in(super::secrets::Credential::DeviceServer(id), &d.ext.prov_server),
                     d.ext.prov_user,
-                    super::secrets::seal(&d.ext.prov_password),
+                    super::secrets::seal_in(super::secrets::Credential::DevicePassword(id), &d.ext.prov_password),
                     d.ext.polling,
                     auto,
                     now
@@ -203,15 +216,19 @@ pub fn insert_device(
                     profile_id,
                     d.ext.sip_server,
                     d.ext.outbound_proxy,
-                    d.ext.prov_server,
+                    super::secrets::seal_unbound(super::secrets::Credential::DeviceServer(0), &d.ext.prov_server),
                     d.ext.prov_user,
-                    super::secrets::seal(&d.ext.prov_password),
+                    super::secrets::seal_unbound(super::secrets::Credential::DevicePassword(0), &d.ext.prov_password),
                     d.ext.polling,
                     auto,
                     now
                 ],
             )?;
-            conn.last_insert_rowid()
+            let id = conn.last_insert_rowid();
+            if super::assoc::has_device_secret(d) {
+                super::secrets::bind_inserted(conn, "devices", id)?;
+            }
+            id
         }
     };
     conn.execute("DELETE FROM device_lines WHERE device_id = ?1", [id])?;
@@ -237,9 +254,15 @@ pub fn update_device(conn: &Connection, id: i64, d: &NewDevice, profile_id: i64)
             profile_id,
             d.ext.sip_server,
             d.ext.outbound_proxy,
-            d.ext.prov_server,
+            super::secrets::seal_in(
+                super::secrets::Credential::DeviceServer(id),
+                &d.ext.prov_server
+            ),
             d.ext.prov_user,
-            super::secrets::seal(&d.ext.prov_password),
+            super::secrets::seal_in(
+                super::secrets::Credential::DevicePassword(id),
+                &d.ext.prov_password
+            ),
             d.ext.polling,
             now_secs()
         ],
@@ -272,7 +295,13 @@ pub fn upsert_line(conn: &Connection, device_id: i64, l: &Line) -> Result<()> {
             device_id,
             l.line,
             l.auth_user_id,
-            super::secrets::seal(&l.auth_password),
+            super::secrets::seal_in(
+                super::secrets::Credential::Line {
+                    device_id,
+                    line: i64::from(l.line),
+                },
+                &l.auth_password
+            ),
             l.label,
             l.display_name,
             l.extension,
@@ -429,53 +458,143 @@ pub fn list_http_only_devices(conn: &Connection, limit: u32) -> Result<Vec<(Stri
 /// The provisioning state of a device's platform parameters.
 pub fn load_prov_state(conn: &Connection, device_id: i64) -> Result<BTreeMap<String, ParamState>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT param, confirmed, delivered FROM device_prov_state WHERE device_id = ?1",
+        "SELECT param, confirmed, delivered, deliveries, confirmed_by, gave_up_at
+         FROM device_prov_state WHERE device_id = ?1",
     )?;
     let rows = stmt.query_map([device_id], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            ParamState {
-                confirmed: r.get(1)?,
-                delivered: r.get(2)?,
-            },
-        ))
+        let param: String = r.get(0)?;
+        let open = |column: &str, v: Option<String>| -> rusqlite::Result<Option<String>> {
+            match v {
+                Some(v) if super::secrets::is_sealed(&v) => {
+                    let row = super::secrets::prov_state_row(device_id, &param);
+                    super::secrets::open_at_sql(&state_place(column, &row), v).map(Some)
+                }
+                v => Ok(v),
+            }
+        };
+        let state = ParamState {
+            confirmed: open("confirmed", r.get(1)?)?,
+            delivered: open("delivered", r.get(2)?)?,
+            deliveries: r.get(3)?,
+            confirmed_by: r.get(4)?,
+            gave_up: r.get::<_, Option<i64>>(5)?.is_some(),
+        };
+        Ok((param, state))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Records that pending values were delivered in a generated file.
+/// Where a provisioning-state value lives (its associated data when sealed).
+fn state_place<'a>(column: &'a str, row: &'a str) -> super::secrets::Place<'a> {
+    super::secrets::Place {
+        table: "device_prov_state",
+        column,
+        row,
+    }
+}
+
+/// A secret parameter's stored provisioning state, opened: (delivered as stored, delivered,
+/// confirmed).
+type SecretState = (Option<String>, Option<String>, Option<String>);
+
+fn secret_state(conn: &Connection, device_id: i64, param: &str) -> Result<SecretState> {
+    let stored: Option<(Option<String>, Option<String>)> = conn
+        .prepare_cached(
+            "SELECT delivered, confirmed FROM device_prov_state WHERE device_id = ?1 AND param = ?2",
+        )?
+        .query_row(params![device_id, param], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((delivered, confirmed)) = stored else {
+        return Ok((None, None, None));
+    };
+    let row = super::secrets::prov_state_row(device_id, param);
+    let open = |column: &str, v: &Option<String>| -> Result<Option<String>> {
+        v.as_deref()
+            .map(|v| super::secrets::open_at(&state_place(column, &row), v))
+            .transpose()
+    };
+    Ok((
+        delivered.clone(),
+        open("delivered", &delivered)?,
+        open("confirmed", &confirmed)?,
+    ))
+}
+
+/// Records that pending values were delivered in a generated file: a new value starts its
+/// count of deliveries at one; the same value again adds one. A value delivered
+/// `give_up_after` times without being confirmed is given up (`gave_up_at`), and the names
+/// given up now are returned.
 pub fn mark_delivered(
     conn: &Connection,
     device_id: i64,
     values: &[(String, String)],
-) -> Result<()> {
+    give_up_after: i64,
+) -> Result<Vec<String>> {
     // Several statements: all or none (crash safety).
     super::atomic(conn, |conn| {
         let now = now_secs();
         let mut stmt = conn.prepare_cached(
-        "INSERT INTO device_prov_state (device_id, param, delivered, delivered_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (device_id, param) DO UPDATE SET delivered = excluded.delivered,
-             delivered_at = excluded.delivered_at",
-    )?;
+            "INSERT INTO device_prov_state (device_id, param, delivered, delivered_at, deliveries)
+             VALUES (?1, ?2, ?3, ?4, 1)
+             ON CONFLICT (device_id, param) DO UPDATE SET
+                 deliveries = CASE WHEN delivered IS excluded.delivered THEN deliveries + 1
+                                   ELSE 1 END,
+                 gave_up_at = CASE WHEN delivered IS excluded.delivered THEN gave_up_at END,
+                 delivered = excluded.delivered, delivered_at = excluded.delivered_at",
+        )?;
+        // ?5: whether the confirmed value differs from the delivered one, when that was
+        // decided in clear (secret values are sealed, and sealed values never compare equal).
+        let mut give_up = conn.prepare_cached(
+            "UPDATE device_prov_state SET gave_up_at = ?3
+             WHERE device_id = ?1 AND param = ?2 AND deliveries >= ?4 AND gave_up_at IS NULL
+               AND CASE WHEN ?5 IS NULL THEN confirmed IS NOT delivered ELSE ?5 END",
+        )?;
+        let mut gave_up = Vec::new();
         for (param, value) in values {
-            stmt.execute(params![device_id, param, value, now])?;
+            let (stored, differs) = if crate::domain::polycom::params::is_secret(param) {
+                // The same value again keeps its sealed form, so the count goes on.
+                let (as_stored, delivered, confirmed) = secret_state(conn, device_id, param)?;
+                let stored = match as_stored {
+                    Some(s) if delivered.as_deref() == Some(value.as_str()) => s,
+                    _ => {
+                        let row = super::secrets::prov_state_row(device_id, param);
+                        super::secrets::seal_at(&state_place("delivered", &row), value)
+                    }
+                };
+                (stored, Some(confirmed.as_deref() != Some(value.as_str())))
+            } else {
+                (value.clone(), None)
+            };
+            stmt.execute(params![device_id, param, stored, now])?;
+            if give_up.execute(params![device_id, param, now, give_up_after, differs])? > 0 {
+                gave_up.push(param.clone());
+            }
         }
-        Ok(())
+        Ok(gave_up)
     })
 }
 
-/// Records values the device is now known to hold.
-pub fn confirm(conn: &Connection, device_id: i64, values: &[(String, String)]) -> Result<()> {
+/// Records values the device is now known to hold, with how that is known (`proof`,
+/// `request`, `reboot`, `admin`).
+pub fn confirm(conn: &Connection, device_id: i64, values: &[(String, String, &str)]) -> Result<()> {
     // Several statements: all or none (crash safety).
     super::atomic(conn, |conn| {
         let now = now_secs();
         let mut stmt = conn.prepare_cached(
-        "INSERT INTO device_prov_state (device_id, param, confirmed, confirmed_at) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (device_id, param) DO UPDATE SET confirmed = excluded.confirmed,
-             confirmed_at = excluded.confirmed_at",
-    )?;
-        for (param, value) in values {
-            stmt.execute(params![device_id, param, value, now])?;
+            "INSERT INTO device_prov_state (device_id, param, confirmed, confirmed_at, confirmed_by)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (device_id, param) DO UPDATE SET confirmed = excluded.confirmed,
+                 confirmed_at = excluded.confirmed_at, confirmed_by = excluded.confirmed_by,
+                 gave_up_at = NULL",
+        )?;
+        for (param, value, by) in values {
+            let stored = if crate::domain::polycom::params::is_secret(param) {
+                let row = super::secrets::prov_state_row(device_id, param);
+                super::secrets::seal_at(&state_place("confirmed", &row), value)
+            } else {
+                value.clone()
+            };
+            stmt.execute(params![device_id, param, stored, now, by])?;
         }
         Ok(())
     })

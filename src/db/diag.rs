@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::now_secs;
-use crate::diag::{Finding, Severity};
+use crate::domain::finding::{Finding, Severity};
 use crate::error::Result;
 
 /// Runs kept per kind; older ones are deleted when a new one is stored.
@@ -174,11 +174,12 @@ pub fn list_bad_auth(conn: &Connection, since_ms: i64) -> Result<Vec<BadAuth>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// A client address refused for reading too many devices' files.
+/// A client address that read too many devices' files without proving it is them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManyMacs {
     pub ip: String,
-    /// Requests refused (`mac-limit` in the access log).
+    /// Requests past the limit (`many-macs` in the access log; `mac-limit` from releases
+    /// that refused them).
     pub refused: i64,
     /// Distinct MACs it asked for over the same period (refused or not).
     pub macs: i64,
@@ -186,16 +187,16 @@ pub struct ManyMacs {
     pub user_agent: String,
 }
 
-/// Every address refused for reading too many MACs since `since_ms`, the most recent first.
+/// Every address past the limit of MACs read since `since_ms`, the most recent first.
 pub fn list_many_macs(conn: &Connection, since_ms: i64) -> Result<Vec<ManyMacs>> {
     let mut stmt = conn.prepare_cached(
         "SELECT b.ip, count(*), max(b.ts_ms),
                 (SELECT count(DISTINCT o.mac) FROM access_log o
                   WHERE o.ip = b.ip AND o.ts_ms >= ?1 AND o.mac IS NOT NULL),
                 (SELECT u.user_agent FROM access_log u
-                  WHERE u.auth = 'mac-limit' AND u.ip = b.ip ORDER BY u.id DESC LIMIT 1)
+                  WHERE u.auth IN ('many-macs', 'mac-limit') AND u.ip = b.ip ORDER BY u.id DESC LIMIT 1)
          FROM access_log b
-         WHERE b.auth = 'mac-limit' AND b.ts_ms >= ?1
+         WHERE b.auth IN ('many-macs', 'mac-limit') AND b.ts_ms >= ?1
          GROUP BY b.ip
          ORDER BY max(b.ts_ms) DESC
          LIMIT 100",
@@ -282,10 +283,11 @@ mod tests {
             ("default", Some("PlcmSpIp"))
         );
         assert_eq!(account.device_password.as_deref(), Some("secret-one"));
-        // 0003 turns Auto-Sync off on accounts that existed before it (seed 004); 0006
-        // keeps today's behaviour for them (secrets are not withheld).
+        // 0003 turns Auto-Sync off on accounts that existed before it (the Lens Auto-Sync
+        // page); 0009 withholds secrets in every account (devices served before keep them
+        // until they enrol).
         assert!(!account.autosync_enabled);
-        assert!(!account.device_secrets);
+        assert!(account.device_secrets);
         let id = insert_run(&conn, "phones", "x").expect("the new tables exist");
         assert!(id > 0);
     }

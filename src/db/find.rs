@@ -1,9 +1,9 @@
-//! Find Operations (seed 000): the query builder behind the console's search, the API's
+//! Find Operations (the ZTP guide): the query builder behind the console's search, the API's
 //! `/find` and `zerotouch find`.
 //!
 //! Values reach SQL only as bound parameters; the SQL text is assembled from fixed pieces
 //! chosen by which fields are filled in, so no input can change the statement. `%` is the
-//! only wildcard (seed 000); `_` and `\` match themselves. "Ignore case" uses `LIKE` on the
+//! only wildcard (the ZTP guide); `_` and `\` match themselves. "Ignore case" uses `LIKE` on the
 //! NOCASE indexes of migration 0002, so prefix patterns (`k%`) become index range scans;
 //! a case-sensitive search adds a `GLOB` filter on top. MACs are always lowercase and are
 //! matched with `GLOB` on the unique MAC index. A page is found by collecting matching ids
@@ -24,7 +24,7 @@ pub const COUNT_CAP: usize = 10_000;
 /// Which rows a search lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum View {
-    /// One row per reference ID (the seed's default).
+    /// One row per reference ID (the ZTP guide's default).
     #[default]
     Reference,
     /// One row per device.
@@ -71,7 +71,7 @@ impl Sort {
     }
 }
 
-/// Every search field of seed 000's Find Operations page.
+/// Every search field of the ZTP guide's Find Operations page.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FindQuery {
     pub first_name: String,
@@ -132,7 +132,7 @@ impl Sql {
         if pattern.is_empty() {
             return;
         }
-        // `%` alone lists rows where the field is filled in (seed 000).
+        // `%` alone lists rows where the field is filled in (the ZTP guide).
         self.wheres.push(format!("{column} <> ''"));
         self.values.push(Value::Text(like_pattern(pattern)));
         self.wheres

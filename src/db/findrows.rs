@@ -221,20 +221,23 @@ pub fn devices_csv(rows: &[DeviceHit]) -> Vec<u8> {
         "access_count",
     ]);
     for r in rows {
-        let _ = w.write_record([
-            r.mac.as_str(),
-            &r.serial,
-            &r.vendor_model,
-            r.profile.as_deref().unwrap_or(""),
-            r.reference_id.as_deref().unwrap_or(""),
-            &r.first_name,
-            &r.last_name,
-            r.status.as_deref().unwrap_or(""),
-            &r.last_access
-                .map(crate::cli::format_time)
-                .unwrap_or_else(|| "--".into()),
-            &r.access_count.to_string(),
-        ]);
+        let _ = w.write_record(
+            [
+                r.mac.as_str(),
+                &r.serial,
+                &r.vendor_model,
+                r.profile.as_deref().unwrap_or(""),
+                r.reference_id.as_deref().unwrap_or(""),
+                &r.first_name,
+                &r.last_name,
+                r.status.as_deref().unwrap_or(""),
+                &r.last_access
+                    .map(crate::domain::time::format_time)
+                    .unwrap_or_else(|| "--".into()),
+                &r.access_count.to_string(),
+            ]
+            .map(|c| crate::domain::csvcell::neutral(c).into_owned()),
+        );
     }
     w.into_inner().unwrap_or_default()
 }
@@ -254,17 +257,20 @@ pub fn subscribers_csv(rows: &[SubscriberHit]) -> Vec<u8> {
         "devices",
     ]);
     for r in rows {
-        let _ = w.write_record([
-            r.reference_id.as_str(),
-            &r.company,
-            &r.first_name,
-            &r.last_name,
-            &r.phone,
-            &r.email,
-            &r.city,
-            &r.status,
-            &r.devices.to_string(),
-        ]);
+        let _ = w.write_record(
+            [
+                r.reference_id.as_str(),
+                &r.company,
+                &r.first_name,
+                &r.last_name,
+                &r.phone,
+                &r.email,
+                &r.city,
+                &r.status,
+                &r.devices.to_string(),
+            ]
+            .map(|c| crate::domain::csvcell::neutral(c).into_owned()),
+        );
     }
     w.into_inner().unwrap_or_default()
 }

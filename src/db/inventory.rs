@@ -94,7 +94,8 @@ pub fn for_each_device_row(
                 END,
                 (SELECT st.name FROM device_sites ds JOIN sites st ON st.id = ds.site_id
                  WHERE ds.device_id = d.id),
-                d.profile_id
+                d.profile_id,
+                s.floor_generation, s.last_refused, s.proven_segment, s.proven_at
          FROM devices d
          LEFT JOIN profiles p ON p.id = d.profile_id
          LEFT JOIN device_sync s ON s.device_id = d.id
@@ -106,7 +107,10 @@ pub fn for_each_device_row(
     while let Some(r) = rows.next()? {
         let family: String = r.get(12)?;
         let readmit = match (r.get::<_, Option<i64>>(13)?, r.get::<_, Option<i64>>(14)?) {
-            (Some(generation), Some(until)) => Some(Readmit { generation, until }),
+            (generation, Some(until)) => Some(Readmit {
+                generation: generation.unwrap_or(0),
+                until,
+            }),
             _ => None,
         };
         let profile_id: Option<i64> = r.get(23)?;
@@ -126,6 +130,10 @@ pub fn for_each_device_row(
                 base_segment: r.get(11)?,
                 family: Family::from_name(&family),
                 readmit,
+                floor: r.get(24)?,
+                last_refused: r.get::<_, Option<bool>>(25)?.unwrap_or(false),
+                proven_segment: r.get(26)?,
+                proven_at: r.get(27)?,
             },
             first_seen: r.get(15)?,
             last_seen: r.get(16)?,

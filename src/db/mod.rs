@@ -20,6 +20,7 @@ pub mod accounts;
 pub mod assoc;
 pub mod audit;
 pub mod credentials;
+pub mod deliberate;
 pub mod devices;
 pub mod diag;
 pub mod enrolment;
@@ -59,6 +60,22 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0007_hardening",
         include_str!("migrations/0007_hardening.sql"),
+    ),
+    (
+        "0008_state_machine",
+        include_str!("migrations/0008_state_machine.sql"),
+    ),
+    (
+        "0009_secure_default",
+        include_str!("migrations/0009_secure_default.sql"),
+    ),
+    (
+        "0010_sealed_everywhere",
+        include_str!("migrations/0010_sealed_everywhere.sql"),
+    ),
+    (
+        "0011_deliberate_parameters",
+        include_str!("migrations/0011_deliberate_parameters.sql"),
     ),
 ];
 

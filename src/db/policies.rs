@@ -2,72 +2,10 @@
 //! `policies`.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
-use serde::Serialize;
 
 use super::now_secs;
+pub use crate::domain::policy::{Group, Policy, ScopeKind, Site};
 use crate::error::{Error, Result};
-
-/// A site of an account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Site {
-    pub id: i64,
-    pub account_id: i64,
-    pub name: String,
-    pub description: String,
-}
-
-/// A device group of an account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Group {
-    pub id: i64,
-    pub account_id: i64,
-    pub name: String,
-    pub priority: i64,
-    pub description: String,
-}
-
-/// Where a policy value is set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScopeKind {
-    Account,
-    Site,
-    Group,
-    Device,
-}
-
-impl ScopeKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScopeKind::Account => "account",
-            ScopeKind::Site => "site",
-            ScopeKind::Group => "group",
-            ScopeKind::Device => "device",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ScopeKind> {
-        [
-            ScopeKind::Account,
-            ScopeKind::Site,
-            ScopeKind::Group,
-            ScopeKind::Device,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
-
-/// A stored policy value, with the name of what it is set on (site or group name, MAC;
-/// empty for the account).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Policy {
-    pub scope: ScopeKind,
-    pub scope_id: i64,
-    pub target: String,
-    pub parameter: String,
-    pub value: String,
-}
 
 fn site_from_row(r: &Row<'_>) -> rusqlite::Result<Site> {
     Ok(Site {
@@ -287,16 +225,46 @@ pub fn upsert_policy(
     value: &str,
 ) -> Result<Option<String>> {
     let before = find_policy(conn, scope, scope_id, parameter)?;
+    if before.as_deref() == Some(value) {
+        // Unchanged (compared in clear: sealed values differ on every write).
+        return Ok(before);
+    }
     let now = now_secs();
+    let stored = seal(scope, scope_id, parameter, value);
     conn.execute(
         "INSERT INTO policies (account_id, scope, scope_id, parameter, value, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
          ON CONFLICT (scope, scope_id, parameter) DO UPDATE SET value = excluded.value,
-             updated_at = excluded.updated_at
-         WHERE value IS NOT excluded.value",
-        params![account_id, scope.as_str(), scope_id, parameter, value, now],
+             updated_at = excluded.updated_at",
+        params![account_id, scope.as_str(), scope_id, parameter, stored, now],
     )?;
     Ok(before)
+}
+
+/// A policy value as stored: sealed and bound to its row when the parameter is a secret.
+fn seal(scope: ScopeKind, scope_id: i64, parameter: &str, value: &str) -> String {
+    if !crate::domain::polycom::params::is_secret(parameter) {
+        return value.to_string();
+    }
+    let row = super::secrets::policy_row(scope.as_str(), scope_id, parameter);
+    super::secrets::seal_at(&place(&row), value)
+}
+
+fn place(row: &str) -> super::secrets::Place<'_> {
+    super::secrets::Place {
+        table: "policies",
+        column: "value",
+        row,
+    }
+}
+
+/// A stored policy value in clear (`seal`'s inverse).
+fn open(scope: &str, scope_id: i64, parameter: &str, stored: String) -> rusqlite::Result<String> {
+    if !super::secrets::is_sealed(&stored) {
+        return Ok(stored);
+    }
+    let row = super::secrets::policy_row(scope, scope_id, parameter);
+    super::secrets::open_at_sql(&place(&row), stored)
 }
 
 pub fn find_policy(
@@ -309,7 +277,9 @@ pub fn find_policy(
         .prepare_cached(
             "SELECT value FROM policies WHERE scope = ?1 AND scope_id = ?2 AND parameter = ?3",
         )?
-        .query_row(params![scope.as_str(), scope_id, parameter], |r| r.get(0))
+        .query_row(params![scope.as_str(), scope_id, parameter], |r| {
+            open(scope.as_str(), scope_id, parameter, r.get(0)?)
+        })
         .optional()?)
 }
 
@@ -337,13 +307,16 @@ const TARGET: &str = "CASE p.scope
 
 fn policy_from_row(r: &Row<'_>) -> rusqlite::Result<Policy> {
     let scope: String = r.get(0)?;
+    let scope_id: i64 = r.get(1)?;
+    let parameter: String = r.get(3)?;
+    let value = open(&scope, scope_id, &parameter, r.get(4)?)?;
     Ok(Policy {
         // The CHECK constraint admits only the four scopes.
         scope: ScopeKind::parse(&scope).unwrap_or(ScopeKind::Account),
-        scope_id: r.get(1)?,
+        scope_id,
         target: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-        parameter: r.get(3)?,
-        value: r.get(4)?,
+        parameter,
+        value,
     })
 }
 

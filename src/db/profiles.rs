@@ -14,15 +14,22 @@ const COLUMNS: &str = "id, account_id, name, vendor_model, prov_server, prov_use
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Profile> {
     let polling: String = r.get(7)?;
+    let id: i64 = r.get(0)?;
     Ok(Profile {
-        id: r.get(0)?,
+        id,
         account_id: r.get(1)?,
         fields: ProfileFields {
             name: r.get(2)?,
             vendor_model: r.get(3)?,
-            prov_server: r.get(4)?,
+            prov_server: super::secrets::open_in_sql(
+                super::secrets::Credential::ProfileServer(id),
+                r.get(4)?,
+            )?,
             prov_user: r.get(5)?,
-            prov_password: super::secrets::open_sql(r.get(6)?)?,
+            prov_password: super::secrets::open_in_sql(
+                super::secrets::Credential::ProfilePassword(id),
+                r.get(6)?,
+            )?,
             polling: Polling::parse(&polling).unwrap_or_default(),
             boot_server_option: r.get(8)?,
             option60_type: r.get(9)?,
@@ -36,17 +43,28 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Profile> {
 
 fn load_children(conn: &Connection, mut p: Profile) -> Result<Profile> {
     let mut stmt = conn.prepare_cached(
-        "SELECT file_name, content, sha256 FROM profile_files WHERE profile_id = ?1 ORDER BY position",
+        "SELECT file_name, content, sha256, position FROM profile_files WHERE profile_id = ?1
+         ORDER BY position",
     )?;
-    p.files = stmt
+    let stored: Vec<(ProfileFile, i64)> = stmt
         .query_map([p.id], |r| {
-            Ok(ProfileFile {
-                file_name: r.get(0)?,
-                content: r.get(1)?,
-                sha256: r.get(2)?,
-            })
+            Ok((
+                ProfileFile {
+                    file_name: r.get(0)?,
+                    content: r.get(1)?,
+                    sha256: r.get(2)?,
+                },
+                r.get(3)?,
+            ))
         })?
         .collect::<rusqlite::Result<_>>()?;
+    p.files = stored
+        .into_iter()
+        .map(|(mut f, position)| {
+            f.content = super::secrets::open_file(p.id, position, std::mem::take(&mut f.content))?;
+            Ok(f)
+        })
+        .collect::<Result<_>>()?;
     let mut stmt =
         conn.prepare_cached("SELECT family, version FROM profile_firmware WHERE profile_id = ?1")?;
     let rows = stmt.query_map([p.id], |r| {
@@ -141,9 +159,9 @@ pub fn insert_profile(
             account_id,
             f.name,
             f.vendor_model,
-            f.prov_server,
+            super::secrets::seal_unbound(super::secrets::Credential::ProfileServer(0), &f.prov_server),
             f.prov_user,
-            super::secrets::seal(&f.prov_password),
+            super::secrets::seal_unbound(super::secrets::Credential::ProfilePassword(0), &f.prov_password),
             f.polling.as_str(),
             f.boot_server_option,
             f.option60_type,
@@ -153,6 +171,7 @@ pub fn insert_profile(
         ],
     )?;
     let id = conn.last_insert_rowid();
+    super::secrets::bind_inserted(conn, "profiles", id)?;
     replace_children(conn, id, f, Some(files))?;
     Ok(id)
 }
@@ -174,9 +193,15 @@ pub fn update_profile(
             id,
             f.name,
             f.vendor_model,
-            f.prov_server,
+            super::secrets::seal_in(
+                super::secrets::Credential::ProfileServer(id),
+                &f.prov_server
+            ),
             f.prov_user,
-            super::secrets::seal(&f.prov_password),
+            super::secrets::seal_in(
+                super::secrets::Credential::ProfilePassword(id),
+                &f.prov_password
+            ),
             f.polling.as_str(),
             f.boot_server_option,
             f.option60_type,
@@ -212,7 +237,13 @@ fn replace_children(
                 conn.execute(
                     "INSERT INTO profile_files (profile_id, position, file_name, content, sha256)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![id, pos as i64, file.file_name, file.content, file.sha256],
+                    params![
+                        id,
+                        pos as i64,
+                        file.file_name,
+                        super::secrets::seal_file(id, pos as i64, &file.file_name, &file.content),
+                        file.sha256
+                    ],
                 )?;
             }
         }

@@ -2,12 +2,21 @@
 //! (the key file outside the database, `secrets_key_file`), and opened again where the db
 //! layer reads them, so the rest of the program sees plain values.
 //!
-//! A sealed value is `enc:v1:` followed by base64 of a random 24-byte nonce and the
-//! XChaCha20-Poly1305 ciphertext with its tag. The encryption key is derived from the key
-//! file (HMAC-SHA256 with a fixed label), so the same file can keep serving as the Digest
-//! nonce secret. A value without the prefix is a plaintext one from before encryption (or
-//! from a process without a key, as in unit tests) and is returned as it is; `seal_all`
-//! converts such values when the server starts.
+//! A sealed value is `enc:v2:` followed by base64 of a random 24-byte nonce and the
+//! XChaCha20-Poly1305 ciphertext with its tag, bound to where it lives: its table, column
+//! and row (the row's natural key, or the credential it is — `columns`) are the associated
+//! data, so a sealed value copied onto another row, column or credential does not open. The
+//! encryption key is derived from the key file (HMAC-SHA256 with a fixed label), so the same
+//! file can keep serving as the Digest nonce secret. Earlier releases sealed unbound
+//! (`enc:v1:`) and, before that, not at all; both are still read, and the first start seals
+//! them bound (`seal_plaintext`). A value without a prefix written by a process without a
+//! key (unit tests) is returned as it is.
+//!
+//! Which values are secret: the columns of credentials (`columns::SECRET_COLUMNS`); values
+//! decided by the same rules that mask them everywhere else — the parameter table's secret
+//! flag (`params::is_secret`) for policy values and provisioning state,
+//! `template::is_secret_name` for custom variables (`BOUND`) — not by a list someone must
+//! keep up to date; and profile files holding a secret (`files`).
 //!
 //! The key is process-wide: it is installed once by the server and by every CLI command
 //! that opens the database, before any secret is read or written. This module must never
@@ -27,6 +36,33 @@ use crate::error::{Error, Result};
 
 /// The prefix of a sealed value.
 pub const PREFIX: &str = "enc:v1:";
+/// The prefix of a sealed value bound to its table, column and row.
+pub const BOUND_PREFIX: &str = "enc:v2:";
+
+/// Whether a stored value is sealed (either form).
+pub fn is_sealed(stored: &str) -> bool {
+    stored.starts_with(PREFIX) || stored.starts_with(BOUND_PREFIX)
+}
+
+/// Where a sealed value lives: its associated data. `row` is the row's natural key (what
+/// a VACUUM or an export and import keep), never a rowid.
+#[derive(Debug, Clone, Copy)]
+pub struct Place<'a> {
+    pub table: &'a str,
+    pub column: &'a str,
+    pub row: &'a str,
+}
+
+impl Place<'_> {
+    fn associated_data(&self) -> Vec<u8> {
+        let mut aad = b"zerotouch sealed v2".to_vec();
+        for part in [self.table, self.column, self.row] {
+            aad.push(0);
+            aad.extend_from_slice(part.as_bytes());
+        }
+        aad
+    }
+}
 
 /// An encryption key (derived from a key file).
 #[derive(Clone)]
@@ -52,7 +88,7 @@ impl SecretKey {
     /// Seals a value under this key. Empty values stay empty (nothing to hide, and "not set"
     /// must stay recognisable).
     pub fn seal(&self, plain: &str) -> String {
-        if plain.is_empty() || plain.starts_with(PREFIX) {
+        if plain.is_empty() || is_sealed(plain) {
             return plain.to_string();
         }
         let cipher = XChaCha20Poly1305::new((&self.0).into());
@@ -70,7 +106,14 @@ impl SecretKey {
     }
 
     /// Opens a value sealed under this key; a value without the prefix is returned as it is.
+    /// A bound value (`enc:v2:`) opens only with its place (`open_at`): here it is an error,
+    /// never its ciphertext taken for a password.
     pub fn open(&self, stored: &str) -> Result<String> {
+        if stored.starts_with(BOUND_PREFIX) {
+            return Err(Error::Config(
+                "a sealed value bound to its place was read without it".into(),
+            ));
+        }
         let Some(b64) = stored.strip_prefix(PREFIX) else {
             return Ok(stored.to_string());
         };
@@ -91,6 +134,68 @@ impl SecretKey {
         let cipher = XChaCha20Poly1305::new((&self.0).into());
         let plain = cipher
             .decrypt(XNonce::from_slice(nonce), sealed)
+            .map_err(|_| bad())?;
+        String::from_utf8(plain).map_err(|_| bad())
+    }
+}
+
+impl SecretKey {
+    /// Seals a value bound to `place`. Empty values stay empty.
+    pub fn seal_at(&self, place: &Place<'_>, plain: &str) -> String {
+        if plain.is_empty() {
+            return String::new();
+        }
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let mut nonce = [0u8; 24];
+        getrandom::fill(&mut nonce).expect("the system has random numbers");
+        let aad = place.associated_data();
+        let sealed = cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                chacha20poly1305::aead::Payload {
+                    msg: plain.as_bytes(),
+                    aad: &aad,
+                },
+            )
+            .expect("encryption of a short value cannot fail");
+        let mut raw = nonce.to_vec();
+        raw.extend_from_slice(&sealed);
+        format!(
+            "{BOUND_PREFIX}{}",
+            base64::engine::general_purpose::STANDARD_NO_PAD.encode(raw)
+        )
+    }
+
+    /// Opens a value stored at `place`: a bound value only there, an older unbound one
+    /// (`enc:v1:`) anywhere, a plain one as it is.
+    pub fn open_at(&self, place: &Place<'_>, stored: &str) -> Result<String> {
+        let Some(b64) = stored.strip_prefix(BOUND_PREFIX) else {
+            return self.open(stored);
+        };
+        let bad = || {
+            Error::Config(format!(
+                "the sealed value in {}.{} ({}) cannot be opened: it was not written there with \
+                 this secrets key (secrets_key_file)",
+                place.table, place.column, place.row
+            ))
+        };
+        let raw = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(b64)
+            .map_err(|_| bad())?;
+        if raw.len() < 24 + 16 {
+            return Err(bad());
+        }
+        let (nonce, sealed) = raw.split_at(24);
+        let aad = place.associated_data();
+        let cipher = XChaCha20Poly1305::new((&self.0).into());
+        let plain = cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                chacha20poly1305::aead::Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| bad())?;
         String::from_utf8(plain).map_err(|_| bad())
     }
@@ -131,9 +236,31 @@ pub fn open(stored: &str) -> Result<String> {
     }
 }
 
-/// `open` for use inside a rusqlite row mapper.
-pub fn open_sql(stored: String) -> rusqlite::Result<String> {
-    open(&stored).map_err(|e| {
+/// Seals a value bound to `place` with the installed key; without one (unit tests on an
+/// in-memory database), the value is stored as it is.
+pub fn seal_at(place: &Place<'_>, plain: &str) -> String {
+    match key() {
+        Some(k) => k.seal_at(place, plain),
+        None => plain.to_string(),
+    }
+}
+
+/// Opens a value stored at `place` with the installed key (`SecretKey::open_at`).
+pub fn open_at(place: &Place<'_>, stored: &str) -> Result<String> {
+    if !is_sealed(stored) {
+        return Ok(stored.to_string());
+    }
+    match key() {
+        Some(k) => k.open_at(place, stored),
+        None => Err(Error::Config(
+            "a stored secret is encrypted but no secrets key is loaded (secrets_key_file)".into(),
+        )),
+    }
+}
+
+/// `open_at` for use inside a rusqlite row mapper.
+pub fn open_at_sql(place: &Place<'_>, stored: String) -> rusqlite::Result<String> {
+    open_at(place, &stored).map_err(|e| {
         rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
     })
 }
@@ -147,71 +274,107 @@ pub const SECRET_SETTINGS: &[&str] = &[
     "s3_secret_key",
 ];
 
-/// The columns that hold device secrets: `(table, column, which rows)`. Every value in them
-/// is sealed on start (`seal_plaintext`) and re-sealed by a key rotation.
-pub const SECRET_COLUMNS: &[(&str, &str, &str)] = &[
-    ("accounts", "device_password", "1"),
-    ("account_credentials", "password", "1"),
-    ("profiles", "prov_password", "1"),
-    ("devices", "prov_password", "1"),
-    ("device_lines", "auth_password", "1"),
-    ("device_credentials", "password", "1"),
-    ("device_credentials", "previous", "1"),
-    (
-        "prov_settings",
-        "value",
-        "key IN ('http_password', 'ftp_password', 'external_password', 's3_secret_key')",
-    ),
+/// A table whose rows hold values of named parameters or variables, some of them secret:
+/// a row's values are sealed (bound to it) when its name is a secret one.
+pub struct Bound {
+    pub table: &'static str,
+    pub columns: &'static [&'static str],
+    /// SQL of the row's natural key, equal to what `row` functions below build.
+    pub row: &'static str,
+    /// SQL of the name that decides whether the row holds a secret.
+    pub name: &'static str,
+    pub is_secret: fn(&str) -> bool,
+}
+
+/// Where named values live. A new table of parameter values belongs here; which of its rows
+/// are secret follows from the parameter table (`params::is_secret`) or the variable rules.
+pub const BOUND: &[Bound] = &[
+    Bound {
+        table: "policies",
+        columns: &["value"],
+        row: "scope || '/' || scope_id || '/' || parameter",
+        name: "parameter",
+        is_secret: crate::domain::polycom::params::is_secret,
+    },
+    Bound {
+        table: "custom_variables",
+        columns: &["value"],
+        row: "name",
+        name: "name",
+        is_secret: crate::domain::template::is_secret_name,
+    },
+    Bound {
+        table: "device_prov_state",
+        columns: &["confirmed", "delivered"],
+        row: "device_id || '/' || param",
+        name: "param",
+        is_secret: crate::domain::polycom::params::is_secret,
+    },
 ];
 
-/// Re-seals every secret column: values sealed under `from` (or plaintext) are written
-/// sealed under `to`. With `from` None only plaintext values are read (a start-up with
-/// everything sealed reads no secret). Runs inside the caller's transaction, a chunk of
-/// rows at a time, so a million devices never sit in memory at once. Returns how many
-/// values changed.
-pub fn reseal_all(
+/// The natural key of a policy row (`BOUND`).
+pub fn policy_row(scope: &str, scope_id: i64, parameter: &str) -> String {
+    format!("{scope}/{scope_id}/{parameter}")
+}
+
+/// The natural key of a provisioning-state row (`BOUND`).
+pub fn prov_state_row(device_id: i64, param: &str) -> String {
+    format!("{device_id}/{param}")
+}
+
+/// Re-seals the secret values of every `BOUND` table, like `reseal_all` does for columns.
+fn reseal_bound(
     conn: &rusqlite::Connection,
     from: Option<&SecretKey>,
     to: &SecretKey,
 ) -> Result<usize> {
     const CHUNK: i64 = 10_000;
     let mut changed = 0;
-    for (table, column, filter) in SECRET_COLUMNS {
-        let which = if from.is_some() {
-            String::new()
-        } else {
-            format!("AND substr({column}, 1, {}) <> '{PREFIX}'", PREFIX.len())
-        };
-        let select = format!(
-            "SELECT rowid, {column} FROM {table}
-             WHERE rowid > ?1 AND {column} IS NOT NULL AND {column} <> '' AND ({filter}) {which}
-             ORDER BY rowid LIMIT {CHUNK}"
-        );
-        let update = format!("UPDATE {table} SET {column} = ?2 WHERE rowid = ?1");
-        let mut after = 0i64;
-        loop {
-            let rows: Vec<(i64, String)> = conn
-                .prepare_cached(&select)?
-                .query_map([after], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            let Some(last) = rows.last().map(|r| r.0) else {
-                break;
-            };
-            let mut stmt = conn.prepare_cached(&update)?;
-            for (rowid, stored) in rows {
-                let plain = if stored.starts_with(PREFIX) {
-                    match from {
-                        Some(k) => k.open(&stored)?,
-                        // Already sealed, and no other key to move from.
-                        None => continue,
-                    }
-                } else {
-                    stored
+    for b in BOUND {
+        for column in b.columns {
+            let select = format!(
+                "SELECT rowid, {row}, {name}, {column} FROM {table}
+                 WHERE rowid > ?1 AND {column} IS NOT NULL AND {column} <> ''
+                 ORDER BY rowid LIMIT {CHUNK}",
+                row = b.row,
+                name = b.name,
+                table = b.table,
+            );
+            let update = format!("UPDATE {} SET {column} = ?2 WHERE rowid = ?1", b.table);
+            let mut after = 0i64;
+            loop {
+                let rows: Vec<(i64, String, String, String)> = conn
+                    .prepare_cached(&select)?
+                    .query_map([after], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })?
+                    .collect::<rusqlite::Result<_>>()?;
+                let Some(last) = rows.last().map(|r| r.0) else {
+                    break;
                 };
-                stmt.execute(rusqlite::params![rowid, to.seal(&plain)])?;
-                changed += 1;
+                let mut stmt = conn.prepare_cached(&update)?;
+                for (rowid, row, name, stored) in rows {
+                    if !(b.is_secret)(&name) {
+                        continue;
+                    }
+                    let place = Place {
+                        table: b.table,
+                        column,
+                        row: &row,
+                    };
+                    let plain = if stored.starts_with(BOUND_PREFIX) {
+                        match from {
+                            Some(k) => k.open_at(&place, &stored)?,
+                            None => continue,
+                        }
+                    } else {
+                        from.unwrap_or(to).open(&stored)?
+                    };
+                    stmt.execute(rusqlite::params![rowid, to.seal_at(&place, &plain)])?;
+                    changed += 1;
+                }
+                after = last;
             }
-            after = last;
         }
     }
     Ok(changed)
@@ -261,178 +424,60 @@ pub fn rotate(conn: &mut rusqlite::Connection, old: &SecretKey, new: &SecretKey)
     })
 }
 
+/// The `settings` key migration 0010 sets: the next sealing pass must also rewrite the
+/// database file and empty the WAL, so that no clear value from before survives there.
+const SCRUB_KEY: &str = "secrets_scrub_pending";
+
 /// Seals, in one transaction, every secret still stored in plaintext (values from before
-/// encryption) with the installed key. Returns how many.
+/// encryption, or written by an older release) with the installed key. Returns how many.
+/// When it sealed any (or migration 0010 asked for it), the pages the clear values were
+/// in are overwritten (`secure_delete`), the file is rebuilt (VACUUM) and the WAL
+/// truncated: a copy of the file then holds none of the old clear bytes.
 pub fn seal_plaintext(conn: &mut rusqlite::Connection) -> Result<usize> {
     let Some(k) = key() else { return Ok(0) };
-    super::write_tx(conn, |tx| {
+    let secure: i64 = conn.query_row("PRAGMA secure_delete", [], |r| r.get(0))?;
+    conn.pragma_update(None, "secure_delete", true)?;
+    let sealed = super::write_tx(conn, |tx| {
         let n = reseal_all(tx, None, &k)?;
         if check_matches(tx, &k)?.is_none() {
             store_check(tx, &k)?;
         }
+        let scrub = tx.execute("DELETE FROM settings WHERE key = ?1", [SCRUB_KEY])? > 0;
+        Ok((n, scrub))
+    });
+    let result = sealed.and_then(|(n, scrub)| {
+        if n > 0 || scrub {
+            scrub_file(conn)?;
+        }
         Ok(n)
-    })
+    });
+    conn.pragma_update(None, "secure_delete", secure)?;
+    result
 }
+
+/// Rebuilds the database file and truncates its WAL, so that values overwritten or deleted
+/// leave no copy in free pages or old WAL frames.
+fn scrub_file(conn: &rusqlite::Connection) -> Result<()> {
+    conn.execute_batch("VACUUM")?;
+    // Readers may hold the WAL for a moment: a busy checkpoint is retried, then reported.
+    for _ in 0..50 {
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        if busy == 0 {
+            return Ok(());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    log::warn!("database: the WAL could not be truncated after sealing secrets (readers busy)");
+    Ok(())
+}
+
+mod columns;
+mod files;
+pub use columns::{
+    Credential, SECRET_COLUMNS, SecretColumn, bind_inserted, open_in, open_in_sql, open_in_with,
+    reseal_all, seal_in, seal_unbound,
+};
+pub use files::{open_file, seal_file};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sealed_value_opens_only_with_its_key_and_never_shows_the_plaintext() {
-        let k = SecretKey::derive(&[7u8; 32]);
-        let sealed = k.seal("hunter2-line-password");
-        assert!(sealed.starts_with(PREFIX));
-        assert!(!sealed.contains("hunter2"));
-        assert_ne!(
-            sealed,
-            k.seal("hunter2-line-password"),
-            "random nonce per value"
-        );
-        assert_eq!(k.open(&sealed).expect("open"), "hunter2-line-password");
-        let other = SecretKey::derive(&[8u8; 32]);
-        let err = other.open(&sealed).expect_err("wrong key");
-        assert!(err.to_string().contains("secrets_key_file"), "{err}");
-        assert_eq!(k.open("plain").expect("plain"), "plain");
-        assert_eq!(k.seal(""), "");
-        // A tampered value is refused, not garbled.
-        let mut t = sealed.clone();
-        t.pop();
-        t.push(if sealed.ends_with('A') { 'B' } else { 'A' });
-        assert!(k.open(&t).is_err());
-    }
-
-    #[test]
-    fn every_secret_column_is_sealed_and_nothing_else() {
-        let conn = crate::db::open_in_memory().expect("db");
-        conn.execute_batch(
-            "INSERT INTO accounts (id, name, slug, service_key, is_default, device_user,
-                                   device_password, created_at, updated_at)
-                 VALUES (9, 'A', 'a', 'k', 0, 'user-a', 'acct-pw', 1, 1);
-             INSERT INTO profiles (id, account_id, name, prov_password, created_at, updated_at)
-                 VALUES (3, 9, 'p', 'prof-pw', 1, 1);
-             INSERT INTO devices (id, account_id, mac, serial, prov_password, created_at, updated_at)
-                 VALUES (1, 9, '0004f2000001', '0004F2000001', 'dev-pw', 1, 1);
-             INSERT INTO device_lines (device_id, line, auth_user_id, auth_password)
-                 VALUES (1, 1, '1001', 'line-pw');
-             INSERT INTO prov_settings (key, value) VALUES ('s3_secret_key', 's3-pw'),
-                                                           ('syslog_server', 'not-secret');",
-        )
-        .expect("rows");
-        let k = SecretKey::derive(b"one-key-of-at-least-32-bytes-xxx");
-        // accounts (the trigger copied its first generation), profile, device, line, S3.
-        assert_eq!(reseal_all(&conn, None, &k).expect("seal"), 6);
-        let one = |sql: &str| -> String { conn.query_row(sql, [], |r| r.get(0)).expect(sql) };
-        for (sql, plain) in [
-            ("SELECT device_password FROM accounts", "acct-pw"),
-            ("SELECT password FROM account_credentials", "acct-pw"),
-            ("SELECT prov_password FROM profiles", "prof-pw"),
-            ("SELECT prov_password FROM devices", "dev-pw"),
-            ("SELECT auth_password FROM device_lines", "line-pw"),
-            (
-                "SELECT value FROM prov_settings WHERE key = 's3_secret_key'",
-                "s3-pw",
-            ),
-        ] {
-            let stored = one(sql);
-            assert!(stored.starts_with(PREFIX), "{sql}: {stored}");
-            assert_eq!(k.open(&stored).expect("open"), plain);
-        }
-        assert_eq!(
-            one("SELECT value FROM prov_settings WHERE key = 'syslog_server'"),
-            "not-secret"
-        );
-        assert_eq!(one("SELECT device_user FROM accounts"), "user-a");
-        // A second pass changes nothing.
-        assert_eq!(reseal_all(&conn, None, &k).expect("again"), 0);
-    }
-
-    #[test]
-    fn resealing_converts_plaintext_and_moves_values_to_a_new_key() {
-        let conn = crate::db::open_in_memory().expect("db");
-        conn.execute_batch(
-            "INSERT INTO accounts (id, name, slug, service_key, is_default, created_at, updated_at)
-                 VALUES (9, 'A', 'a', 'k', 0, 1, 1);
-             INSERT INTO devices (id, account_id, mac, serial, created_at, updated_at)
-                 VALUES (1, 9, '0004f2000001', '0004F2000001', 1, 1);
-             INSERT INTO device_credentials (device_id, password, created_at) VALUES (1, 'pw1', 1);",
-        )
-        .expect("rows");
-        let k1 = SecretKey::derive(b"one-key-of-at-least-32-bytes-xxx");
-        assert_eq!(reseal_all(&conn, None, &k1).expect("seal"), 1);
-        let stored: String = conn
-            .query_row("SELECT password FROM device_credentials", [], |r| r.get(0))
-            .expect("row");
-        assert_eq!(k1.open(&stored).expect("open"), "pw1");
-        let k2 = SecretKey::derive(b"another-key-of-at-least-32-bytes");
-        assert_eq!(reseal_all(&conn, Some(&k1), &k2).expect("rotate"), 1);
-        let stored: String = conn
-            .query_row("SELECT password FROM device_credentials", [], |r| r.get(0))
-            .expect("row");
-        assert!(k1.open(&stored).is_err());
-        assert_eq!(k2.open(&stored).expect("open"), "pw1");
-    }
-
-    proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
-        /// Any value round-trips under its key, never under another, and never shows in
-        /// the sealed form.
-        #[test]
-        fn any_value_round_trips_only_under_its_key(value in "\\PC{1,64}", k1 in proptest::prelude::any::<[u8; 32]>()) {
-            let key = SecretKey::derive(&k1);
-            let sealed = key.seal(&value);
-            if value.starts_with(PREFIX) {
-                proptest::prop_assert_eq!(&sealed, &value);
-            } else {
-                proptest::prop_assert!(sealed.starts_with(PREFIX));
-                proptest::prop_assert!(value.len() < 4 || !sealed.contains(&value));
-                proptest::prop_assert_eq!(key.open(&sealed).expect("open"), value.clone());
-                let mut other = k1;
-                other[0] ^= 1;
-                proptest::prop_assert!(SecretKey::derive(&other).open(&sealed).is_err());
-            }
-        }
-    }
-
-    #[test]
-    fn resealing_walks_large_tables_in_chunks_and_skips_sealed_rows() {
-        let conn = crate::db::open_in_memory().expect("db");
-        conn.execute_batch(
-            "INSERT INTO accounts (id, name, slug, service_key, is_default, created_at, updated_at)
-                 VALUES (9, 'A', 'a', 'k', 0, 1, 1);
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25001)
-             INSERT INTO devices (id, account_id, mac, serial, created_at, updated_at)
-                 SELECT i, 9, printf('0004f2%06x', i), printf('0004F2%06X', i), 1, 1 FROM n;
-             INSERT INTO device_lines (device_id, line, auth_user_id, auth_password)
-                 SELECT id, 1, id, 'pw-' || id FROM devices;",
-        )
-        .expect("rows");
-        let k = SecretKey::derive(b"one-key-of-at-least-32-bytes-xxx");
-        // Some already sealed (e.g. written by this release), the rest plaintext.
-        conn.execute(
-            "UPDATE device_lines SET auth_password = ?1 WHERE device_id % 3 = 0",
-            [k.seal("sealed-before")],
-        )
-        .expect("seal some");
-        assert_eq!(reseal_all(&conn, None, &k).expect("seal"), 25001 - 8333);
-        let plain: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM device_lines WHERE auth_password NOT LIKE 'enc:v1:%'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("count");
-        assert_eq!(plain, 0);
-        let last: String = conn
-            .query_row(
-                "SELECT auth_password FROM device_lines WHERE device_id = 25001",
-                [],
-                |r| r.get(0),
-            )
-            .expect("last");
-        assert_eq!(k.open(&last).expect("open"), "pw-25001");
-        // Moving to a new key touches every row, past every chunk boundary.
-        let k2 = SecretKey::derive(b"another-key-of-at-least-32-bytes");
-        assert_eq!(reseal_all(&conn, Some(&k), &k2).expect("move"), 25001);
-    }
-}
+mod tests;

@@ -15,7 +15,7 @@ pub fn load_prov_settings(conn: &Connection) -> Result<BTreeMap<String, String>>
         let key: String = r.get(0)?;
         let value: String = r.get(1)?;
         let value = if super::secrets::SECRET_SETTINGS.contains(&key.as_str()) {
-            super::secrets::open_sql(value)?
+            super::secrets::open_in_sql(super::secrets::Credential::Setting(&key), value)?
         } else {
             value
         };
@@ -41,7 +41,7 @@ pub fn replace_prov_settings(conn: &Connection, fields: &BTreeMap<String, String
         for (key, value) in fields {
             if stored.get(key) != Some(value) {
                 let value = if super::secrets::SECRET_SETTINGS.contains(&key.as_str()) {
-                    super::secrets::seal(value)
+                    super::secrets::seal_in(super::secrets::Credential::Setting(key), value)
                 } else {
                     value.clone()
                 };
@@ -55,16 +55,40 @@ pub fn replace_prov_settings(conn: &Connection, fields: &BTreeMap<String, String
 /// Custom variables by name.
 pub fn list_custom_variables(conn: &Connection) -> Result<BTreeMap<String, String>> {
     let mut stmt = conn.prepare_cached("SELECT name, value FROM custom_variables ORDER BY name")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        let name: String = r.get(0)?;
+        let value: String = r.get(1)?;
+        let value = if super::secrets::is_sealed(&value) {
+            super::secrets::open_at_sql(&variable_place(&name), value)?
+        } else {
+            value
+        };
+        Ok((name, value))
+    })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// Creates or changes a custom variable.
+/// Where a custom variable's value lives (its associated data when sealed).
+fn variable_place(name: &str) -> super::secrets::Place<'_> {
+    super::secrets::Place {
+        table: "custom_variables",
+        column: "value",
+        row: name,
+    }
+}
+
+/// Creates or changes a custom variable. A variable named like a secret
+/// (`template::is_secret_name`) is stored sealed.
 pub fn upsert_custom_variable(conn: &Connection, name: &str, value: &str) -> Result<()> {
+    let stored = if crate::domain::template::is_secret_name(name) {
+        super::secrets::seal_at(&variable_place(name), value)
+    } else {
+        value.to_string()
+    };
     conn.execute(
         "INSERT INTO custom_variables (name, value, updated_at) VALUES (?1, ?2, ?3)
          ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-        params![name, value, now_secs()],
+        params![name, stored, now_secs()],
     )?;
     Ok(())
 }
@@ -79,14 +103,31 @@ pub fn list_files_mentioning(
     conn: &Connection,
     needle: &str,
 ) -> Result<Vec<(String, String, Vec<u8>)>> {
+    // Files holding a secret are stored sealed: those are opened and searched here.
     let mut stmt = conn.prepare_cached(
-        "SELECT p.name, f.file_name, f.content FROM profile_files f
+        "SELECT p.name, f.file_name, f.content, f.profile_id, f.position FROM profile_files f
          JOIN profiles p ON p.id = f.profile_id
          WHERE instr(f.content, CAST(?1 AS BLOB)) > 0
+            OR substr(f.content, 1, length(?2)) = CAST(?2 AS BLOB)
          ORDER BY p.name, f.position",
     )?;
-    let rows = stmt.query_map([needle], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    let rows: Vec<(String, String, Vec<u8>, i64, i64)> = stmt
+        .query_map(
+            rusqlite::params![needle, super::secrets::BOUND_PREFIX],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut out = Vec::new();
+    for (profile, file, stored, profile_id, position) in rows {
+        let content = super::secrets::open_file(profile_id, position, stored)?;
+        if content
+            .windows(needle.len().max(1))
+            .any(|w| w == needle.as_bytes())
+        {
+            out.push((profile, file, content));
+        }
+    }
+    Ok(out)
 }
 
 /// MACs of the associated devices, for External mode's generation.

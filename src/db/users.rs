@@ -161,6 +161,11 @@ pub fn delete_user_sessions(conn: &Connection, user_id: i64, keep: Option<&str>)
     Ok(())
 }
 
+/// Revokes every API token of a user (after a password reset); returns how many.
+pub fn delete_user_tokens(conn: &Connection, user_id: i64) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM api_tokens WHERE user_id = ?1", [user_id])?)
+}
+
 /// Removes expired sessions.
 pub fn prune_sessions(conn: &Connection) -> Result<usize> {
     Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now_secs()])?)

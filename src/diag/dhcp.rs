@@ -1,7 +1,7 @@
 //! The DHCP probe: on one interface, send a DISCOVER and (when the interface has an IPv4
 //! address) an INFORM that look like a Polycom phone's, then collect every answer from
 //! every server for a few seconds. It never sends a REQUEST, so no server hands out a
-//! lease (DESIGN §10).
+//! lease (docs/design.md §10).
 //!
 //! Packets are built with `dhcproto`; answers are read with our own decoder
 //! (`diag::options`), which keeps every option. The socket is UDP on `0.0.0.0:68`, bound to
@@ -46,6 +46,11 @@ pub struct ProbeOptions {
     pub server_port: u16,
     /// The port answers come to (68; other values only for tests).
     pub client_port: u16,
+    /// A phone's MAC to write into `chaddr` (`diagnose dhcp --mac`), so servers that class
+    /// clients by MAC or OUI answer as they would answer that phone. The Ethernet source
+    /// stays the interface's own MAC (switch port security is not tripped), and both
+    /// messages carry the broadcast flag, since an answer to that MAC would not reach us.
+    pub client_mac: Option<[u8; 6]>,
 }
 
 /// One answer from one server.
@@ -80,8 +85,12 @@ impl DhcpAnswer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DhcpProbe {
     pub interface: String,
-    /// The interface's MAC, used as the client hardware address.
+    /// The interface's MAC: the Ethernet source, and the client hardware address unless
+    /// `client_mac` is set.
     pub mac: String,
+    /// The MAC written into `chaddr` instead of the interface's (`--mac`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_mac: Option<String>,
     /// The interface's IPv4 address, if it has one (INFORM needs it).
     pub client_ip: Option<Ipv4Addr>,
     /// What was sent, e.g. `DISCOVER xid 0x1a2b3c4d`.
@@ -116,6 +125,25 @@ pub fn interface_mac(interface: &str) -> Result<[u8; 6]> {
             format!("{path}: `{}` is not a MAC", text.trim()),
         )
     })
+}
+
+/// `00:04:f2:aa:bb:cc`.
+pub fn mac_text(mac: &[u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// The six bytes of a MAC as an admin types it (`0004f2aabbcc`, `00:04:f2:aa:bb:cc`...).
+pub fn mac_bytes(text: &str) -> Option<[u8; 6]> {
+    let mac = crate::domain::mac::Mac::parse_lenient(text)?;
+    let hex = mac.as_str();
+    let mut out = [0u8; 6];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -190,17 +218,20 @@ fn random_xid() -> u32 {
     u32::from_be_bytes(b)
 }
 
-/// Builds a DISCOVER (`ciaddr` unspecified) or an INFORM (`ciaddr` = our address).
+/// Builds a DISCOVER (`ciaddr` unspecified) or an INFORM (`ciaddr` = our address) for the
+/// client hardware address `mac`; `broadcast` sets the broadcast flag on an INFORM too
+/// (a DISCOVER always has it).
 pub fn build_message(
     kind: MessageType,
     xid: u32,
     mac: &[u8; 6],
     ciaddr: Ipv4Addr,
+    broadcast: bool,
 ) -> Result<Vec<u8>> {
     let zero = Ipv4Addr::UNSPECIFIED;
     let mut msg = v4::Message::new_with_id(xid, ciaddr, zero, zero, zero, mac);
-    if kind == MessageType::Discover {
-        // We hold no address, so answers must be broadcast to reach us.
+    if kind == MessageType::Discover || broadcast {
+        // We hold no address (or `mac` is not ours), so answers must be broadcast to reach us.
         msg.set_flags(v4::Flags::default().set_broadcast());
     }
     let mut client_id = vec![1u8];
@@ -227,27 +258,33 @@ pub fn build_message(
 
 /// Runs the probe: sends, then collects answers until `opts.wait` has passed.
 pub fn probe(opts: &ProbeOptions) -> Result<DhcpProbe> {
-    let mac = interface_mac(&opts.interface)?;
-    let mac_text = mac
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let own = interface_mac(&opts.interface)?;
+    // The client hardware address the servers see and answers are matched on.
+    let mac = opts.client_mac.unwrap_or(own);
     let socket = open_socket(opts)?;
     let client_ip = interface_ipv4(&opts.interface, opts.server_port);
     let mut report = DhcpProbe {
         interface: opts.interface.clone(),
-        mac: mac_text,
+        mac: mac_text(&own),
+        client_mac: opts.client_mac.map(|m| mac_text(&m)),
         client_ip,
         sent: Vec::new(),
         answers: Vec::new(),
         notes: Vec::new(),
     };
+    if let Some(chaddr) = &report.client_mac {
+        report.notes.push(format!(
+            "asked as {chaddr} (chaddr, broadcast flag) from this host's MAC {}: a switch with \
+             DHCP snooping may drop such packets (the hardware address differs from the \
+             Ethernet source), and then nothing answers",
+            report.mac
+        ));
+    }
     let to = SocketAddrV4::new(Ipv4Addr::BROADCAST, opts.server_port);
     let mut xids = Vec::new();
     let mut send = |kind: MessageType, name: &str, ciaddr: Ipv4Addr, report: &mut DhcpProbe| {
         let xid = random_xid();
-        let bytes = build_message(kind, xid, &mac, ciaddr)?;
+        let bytes = build_message(kind, xid, &mac, ciaddr, opts.client_mac.is_some())?;
         socket.send_to(&bytes, to).map_err(|e| {
             socket_error(
                 &format!("sending the {name}"),
@@ -335,8 +372,8 @@ mod tests {
     #[test]
     fn discover_carries_the_polycom_class_and_asks_for_the_provisioning_options() {
         let mac = [0x00, 0x04, 0xf2, 0xaa, 0xbb, 0xcc];
-        let bytes =
-            build_message(MessageType::Discover, 7, &mac, Ipv4Addr::UNSPECIFIED).expect("build");
+        let bytes = build_message(MessageType::Discover, 7, &mac, Ipv4Addr::UNSPECIFIED, false)
+            .expect("build");
         assert!(bytes.len() >= 300);
         let mut p = parse_packet(&bytes).expect("our own packet parses");
         assert_eq!((p.op, p.xid, p.message_type()), (1, 7, Some(1)));
@@ -358,9 +395,31 @@ mod tests {
     #[test]
     fn inform_names_our_address() {
         let ip = Ipv4Addr::new(10, 1, 2, 3);
-        let bytes = build_message(MessageType::Inform, 9, &[2; 6], ip).expect("build");
+        let bytes = build_message(MessageType::Inform, 9, &[2; 6], ip, false).expect("build");
         let p = parse_packet(&bytes).expect("parse");
         assert_eq!((p.ciaddr, p.message_type()), (ip, Some(8)));
+        assert_eq!(
+            &bytes[10..12],
+            &[0, 0],
+            "an INFORM for our own MAC is answered to us"
+        );
+    }
+
+    #[test]
+    fn a_phone_mac_goes_into_chaddr_with_the_broadcast_flag() {
+        let phone = mac_bytes("00:04:f2:aa:bb:cc").expect("mac");
+        assert_eq!(mac_bytes("0004F2AABBCC"), Some(phone));
+        assert_eq!(mac_bytes("0004f2aabb"), None);
+        let ip = Ipv4Addr::new(10, 1, 2, 3);
+        let bytes = build_message(MessageType::Inform, 9, &phone, ip, true).expect("build");
+        let p = parse_packet(&bytes).expect("parse");
+        assert_eq!(p.chaddr, phone.to_vec());
+        assert_eq!(&bytes[10..12], &[0x80, 0], "broadcast flag");
+        assert_eq!(
+            p.option(61),
+            Some(&[1, 0, 4, 0xf2, 0xaa, 0xbb, 0xcc][..]),
+            "the client identifier is the phone's too"
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The DNS probe: the records that steer Polycom video endpoints and Lync/Skype-mode phones
-//! (DESIGN §10, polycom.md §6), asked of the system resolver (the first `nameserver` of
+//! (docs/design.md §2 and §10), asked of the system resolver (the first `nameserver` of
 //! `/etc/resolv.conf`) or of a named server.
 //!
 //! A small synchronous client: `hickory-proto` builds and reads the messages, a std UDP

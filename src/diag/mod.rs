@@ -1,12 +1,12 @@
 //! Diagnostics: why a phone does not reach this server. The network usually decides that,
 //! not the server: a DHCP option 66/160 that points at an old server, option 160 with
 //! credentials that went stale after a rotation, an `_rtcconfig` SRV record that captures
-//! video endpoints, a second DHCP server on the segment (DESIGN §10, seeds 000, 002, 004).
+//! video endpoints, a second DHCP server on the segment (docs/design.md §10).
 //!
 //! This module owns the probes (`dhcp`, with its robust option decoder in `options`; `dns`),
 //! the reading of DHCP server configuration files (`dhcpconf`), the comparison of what they
 //! found with this server's own accounts (`findings`), the option lines an admin can paste
-//! (`snippets`) and the lint of Polycom configuration files (`lint`). Every check produces
+//! (`snippets`); the lint of Polycom configuration files is `domain::lint`. Every check produces
 //! [`Finding`]s with a severity, the evidence and the fix. Nothing here serves HTTP or
 //! renders HTML; the probes run as short-lived CLI processes, so the server itself needs
 //! no raw-socket capability.
@@ -16,85 +16,12 @@ pub mod dhcp;
 pub mod dhcpconf;
 pub mod dns;
 pub mod findings;
-pub mod lint;
+pub mod mask;
 pub mod options;
 pub mod runs;
 pub mod snippets;
 
-use serde::{Deserialize, Serialize};
-
-/// How much a finding matters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Phones will fail (or already fail) because of it.
-    Error,
-    /// Phones may be sent elsewhere or get stale settings; check it.
-    Warning,
-    /// Worth knowing; nothing to fix unless it surprises you.
-    Info,
-}
-
-impl Severity {
-    /// The lowercase name used in text output, JSON and the database.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-            Severity::Info => "info",
-        }
-    }
-
-    /// Parses the lowercase name.
-    pub fn parse(s: &str) -> Option<Severity> {
-        match s {
-            "error" => Some(Severity::Error),
-            "warning" => Some(Severity::Warning),
-            "info" => Some(Severity::Info),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Severity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One result of a check: what was found, the evidence that shows it, and what to do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// A stable identifier of the kind of finding, e.g. `dhcp.stale-credentials`; tests and
-    /// scripts match on it, people read `title`.
-    pub code: String,
-    /// One sentence saying what is wrong (or notable).
-    pub title: String,
-    /// What was seen, with its source (server address, record name, file and line).
-    pub evidence: String,
-    /// What to change, in one or two sentences.
-    pub fix: String,
-}
-
-impl Finding {
-    /// A finding; `code` names its kind.
-    pub fn new(
-        severity: Severity,
-        code: &str,
-        title: impl Into<String>,
-        evidence: impl Into<String>,
-        fix: impl Into<String>,
-    ) -> Finding {
-        Finding {
-            severity,
-            code: code.to_string(),
-            title: title.into(),
-            evidence: evidence.into(),
-            fix: fix.into(),
-        }
-    }
-}
+pub use crate::domain::finding::{Finding, Severity};
 
 /// Sorts findings most severe first, keeping the order of equal ones.
 pub fn sort_findings(findings: &mut [Finding]) {
@@ -129,21 +56,11 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// `user:***@` instead of `user:password@` in the first URL of a text, for what the CLI
-/// prints and the page shows (the stored JSON keeps what the server sent).
+/// The text with the password of every `user:password@` in it (with or without a scheme)
+/// replaced by `********`, for what the CLI prints and the page shows; stored reports are
+/// masked as a whole by `mask::Masker` (which also knows the accounts' passwords).
 pub fn mask_url(value: &str) -> String {
-    let Some(scheme_end) = value.find("://") else {
-        return value.to_string();
-    };
-    let rest = &value[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return value.to_string();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{}{user}:***{}", &value[..scheme_end + 3], &rest[at..]),
-        None => value.to_string(),
-    }
+    mask::Masker::default().mask(value)
 }
 
 /// A plain explanation of a kind of finding, for people who do not live in DHCP and DNS
@@ -173,8 +90,14 @@ pub fn explain(code: &str) -> &'static str {
         }
         "dhcp.no-answer" => "Nothing answered the probe, so it could not see what phones are told.",
         "dhcp.no-boot-server" => {
-            "No DHCP server names a provisioning server, so phones use an address typed on \
-             the phone, or ask Polycom's cloud (ZTP)."
+            "No DHCP server named a provisioning server for the address the probe asked as. \
+             Servers can answer phones differently (by their MAC or vendor class), so unless \
+             the probe asked as a phone (--mac), phones may still be told a server."
+        }
+        "dhcp.no-scheme" => {
+            "The option names a server without http:// or https://. A phone then uses the \
+             protocol of its Server Type setting, which is FTP when it leaves the factory, so \
+             it never talks HTTP to this server."
         }
         "dhcp.failover-pair" => {
             "More than one DHCP server answers, but they say the same thing (a normal redundant pair)."
@@ -223,11 +146,11 @@ mod tests {
     fn passwords_in_urls_are_masked() {
         assert_eq!(
             mask_url("http://u:secret@h:8080/p"),
-            "http://u:***@h:8080/p"
+            "http://u:********@h:8080/p"
         );
         assert_eq!(
-            mask_url("option 160 = http://u:s@h/"),
-            "option 160 = http://u:***@h/"
+            mask_url("option 160 = http://u:s@h/ and u:t@10.0.0.5"),
+            "option 160 = http://u:********@h/ and u:********@10.0.0.5"
         );
         assert_eq!(mask_url("http://h/"), "http://h/");
     }

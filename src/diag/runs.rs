@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::dhcp::{DhcpProbe, ProbeOptions};
 use super::findings::{self, ServerContext};
+use super::mask::Masker;
 use super::{Finding, dhcpconf, dns};
 use crate::db::diag as q;
 use crate::error::{Error, Result};
@@ -34,15 +35,18 @@ fn to_value<T: Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
-/// Stores a finished run and returns the report.
+/// Stores a finished run and returns the report, both with every secret masked (`masker`
+/// knows the accounts' passwords and learns the ones the run saw).
 pub fn store<T: Serialize>(
     conn: &Connection,
     kind: &str,
     subject: &str,
     result: &T,
-    findings: Vec<Finding>,
+    mut findings: Vec<Finding>,
+    masker: Masker,
 ) -> Result<Report> {
-    let value = to_value(result);
+    let mut value = to_value(result);
+    masker.mask_report(&mut value, &mut findings);
     let id = q::insert_run(conn, kind, subject)?;
     q::finish_run(conn, id, None, &value.to_string(), &findings)?;
     Ok(Report {
@@ -62,14 +66,17 @@ pub fn store_failure(conn: &Connection, kind: &str, subject: &str, error: &str) 
 }
 
 /// Completes a run started with `db::diag::insert_run` (the admin UI starts the DHCP probe
-/// as a separate process and completes the run when it ends).
+/// as a separate process and completes the run when it ends), with every secret masked.
 pub fn complete<T: Serialize>(
     conn: &Connection,
     id: i64,
     result: &T,
     findings: &[Finding],
+    masker: Masker,
 ) -> Result<()> {
-    q::finish_run(conn, id, None, &to_value(result).to_string(), findings)
+    let (mut value, mut findings) = (to_value(result), findings.to_vec());
+    masker.mask_report(&mut value, &mut findings);
+    q::finish_run(conn, id, None, &value.to_string(), &findings)
 }
 
 /// Findings of a DHCP probe's answers, stored as a run.
@@ -80,7 +87,7 @@ pub fn finish_dhcp(
     seconds: u64,
 ) -> Result<Report> {
     let f = findings::dhcp_findings(probe, seconds, ctx);
-    store(conn, "dhcp", &probe.interface, probe, f)
+    store(conn, "dhcp", &probe.interface, probe, f, ctx.masker())
 }
 
 /// Runs the DHCP probe (needs the capabilities; see `diag::dhcp`), then `finish_dhcp`.
@@ -104,7 +111,7 @@ pub fn dns(
 ) -> Result<Report> {
     let p = dns::probe(domain, server, timeout)?;
     let f = findings::dns_findings(&p, ctx);
-    store(conn, "dns", &p.domain, &p, f)
+    store(conn, "dns", &p.domain, &p, f, ctx.masker())
 }
 
 /// Analyses DHCP configuration files and stores the analysis.
@@ -122,7 +129,7 @@ pub fn dhcp_config(conn: &Connection, ctx: &ServerContext, files: &[PathBuf]) ->
         .map(|p| p.display().to_string())
         .collect::<Vec<_>>()
         .join(" ");
-    store(conn, "dhcp-config", &subject, &r, f)
+    store(conn, "dhcp-config", &subject, &r, f, ctx.masker())
 }
 
 /// Looks at what phones did (access log, stored overrides) and stores the findings.
@@ -134,5 +141,6 @@ pub fn phones(conn: &Connection, data_dir: &Path, days: u32) -> Result<Report> {
         &format!("last {days} day(s)"),
         &serde_json::json!({ "days": days }),
         f,
+        Masker::default(),
     )
 }

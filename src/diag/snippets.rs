@@ -2,7 +2,7 @@
 //! Windows (PowerShell), pointing at an account's service address: `/` for the default
 //! account, `/<slug>-<key>/` for every account. With credentials, the URL embeds the
 //! account's current device credentials, which then have to be updated in DHCP after every
-//! rotation (seed 004); without them, phones need credentials from somewhere else.
+//! rotation (the Lens Auto-Sync page); without them, phones need credentials from somewhere else.
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde::Serialize;

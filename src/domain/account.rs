@@ -14,7 +14,7 @@ use crate::error::{Error, FieldError, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct AccountId(pub i64);
 
-/// What an account does with phones it does not know (DESIGN §4).
+/// What an account does with phones it does not know (docs/design.md §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum UnknownDevices {
     /// Record the MAC as unassociated and serve a staging master that turns polling on, so
@@ -80,9 +80,10 @@ pub struct Account {
     pub autosync_enabled: bool,
     pub unknown_devices: UnknownDevices,
     pub default_profile_id: Option<i64>,
-    /// Secrets withheld until the device proves itself (DESIGN §6): the account credential
-    /// only enrols; secrets and per-device files need the device's own credential or a
-    /// verified device certificate. On for accounts created from schema 7 on.
+    /// Secrets withheld until the device proves itself (docs/design.md §6.4): the account
+    /// credential only enrols; secrets and per-device files need the device's own
+    /// credential or a verified device certificate. On for accounts created from schema 7
+    /// on.
     pub device_secrets: bool,
 }
 

@@ -1,4 +1,4 @@
-//! The audit log: who changed what, when, with the values before and after (DESIGN §3).
+//! The audit log: who changed what, when, with the values before and after (docs/design.md §3).
 //!
 //! Every action a person, an API token or the CLI takes records one entry in the same
 //! transaction as the change, so an entry exists exactly when the change does. Values pass
@@ -6,12 +6,10 @@
 //! named like a password or a policy whose parameter is secret (`params::is_secret`).
 //! This module does not decide what an action is; the actions describe themselves.
 
-use rusqlite::Connection;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::polycom::params;
-use crate::db;
 use crate::error::Result;
 
 /// What shows in place of a secret.
@@ -82,27 +80,11 @@ impl Actor {
         }
     }
 
-    /// The operating-system user running this process (the CLI): `$USER`, `$LOGNAME`, else
-    /// the numeric uid.
-    pub fn os_user() -> Actor {
-        let name = ["USER", "LOGNAME"]
-            .iter()
-            .filter_map(|v| std::env::var(v).ok())
-            .find(|v| !v.is_empty())
-            .or_else(|| {
-                let status = std::fs::read_to_string("/proc/self/status").ok()?;
-                let uid = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Uid:"))?
-                    .split_whitespace()
-                    .next()?
-                    .to_string();
-                Some(format!("uid {uid}"))
-            })
-            .unwrap_or_else(|| "unknown".into());
+    /// The command line, run by the operating-system user `name`.
+    pub fn cli(name: impl Into<String>) -> Actor {
         Actor {
             kind: ActorKind::Cli,
-            name,
+            name: name.into(),
         }
     }
 }
@@ -148,7 +130,8 @@ fn secret_field(key: &str) -> bool {
 }
 
 /// Masks every secret in a JSON value: fields named like passwords, parameters that are
-/// secrets, and `{"parameter": <secret name>, "value": ...}` pairs (policies).
+/// secrets, `{"parameter": <secret name>, "value": ...}` pairs (policies), and passwords
+/// embedded in addresses (`scheme://user:password@host`).
 pub fn mask(value: &Value) -> Value {
     match value {
         Value::Object(map) => {
@@ -162,6 +145,9 @@ pub fn mask(value: &Value) -> Value {
                         let hide = secret_field(k) || (secret_param && k == "value");
                         let v = match v {
                             Value::String(s) if hide && !s.is_empty() => Value::String(MASK.into()),
+                            Value::String(s) => {
+                                Value::String(super::provserver::mask_password(s).into_owned())
+                            }
                             Value::Null => Value::Null,
                             _ if hide && !v.is_string() => Value::String(MASK.into()),
                             other => mask(other),
@@ -176,29 +162,18 @@ pub fn mask(value: &Value) -> Value {
     }
 }
 
-/// Records a change (masked) in the caller's transaction.
-pub fn record(conn: &Connection, actor: &Actor, change: Change) -> Result<()> {
-    db::audit::insert_entry(
-        conn,
-        &db::audit::NewEntry {
-            ts: db::now_secs(),
-            actor,
-            account_id: change.account_id,
-            action: &change.action,
-            target: &change.target,
-            before: change.before.as_ref().map(mask),
-            after: change.after.as_ref().map(mask),
-        },
-    )
-}
-
-/// The newest entries, newest first (for the CLI, the console and the API).
-pub fn list(
-    conn: &Connection,
-    account_id: Option<i64>,
-    limit: u32,
-) -> Result<Vec<db::audit::Entry>> {
-    db::audit::list_entries(conn, account_id, limit)
+/// A stored entry.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub ts: i64,
+    pub actor: String,
+    pub actor_kind: ActorKind,
+    pub account_id: Option<i64>,
+    pub action: String,
+    pub target: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
 }
 
 /// A time as ISO 8601 in UTC (`2025-05-01T12:00:00Z`), for exported files.
@@ -219,7 +194,7 @@ pub fn iso_time(ts: i64) -> String {
 
 /// Entries as CSV (`id,time,actor_kind,actor,account_id,action,target,before,after`, the
 /// values as JSON), for the console's and the API's download. They are masked already.
-pub fn to_csv(entries: &[db::audit::Entry]) -> Result<String> {
+pub fn to_csv(entries: &[Entry]) -> Result<String> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let json = |v: &Option<Value>| v.as_ref().map(Value::to_string).unwrap_or_default();
     let fail = |e: csv::Error| crate::Error::invalid("audit", e.to_string());
@@ -236,17 +211,20 @@ pub fn to_csv(entries: &[db::audit::Entry]) -> Result<String> {
     ])
     .map_err(fail)?;
     for e in entries {
-        w.write_record([
-            e.id.to_string(),
-            iso_time(e.ts),
-            e.actor_kind.as_str().to_string(),
-            e.actor.clone(),
-            e.account_id.map(|a| a.to_string()).unwrap_or_default(),
-            e.action.clone(),
-            e.target.clone(),
-            json(&e.before),
-            json(&e.after),
-        ])
+        w.write_record(
+            [
+                e.id.to_string(),
+                iso_time(e.ts),
+                e.actor_kind.as_str().to_string(),
+                e.actor.clone(),
+                e.account_id.map(|a| a.to_string()).unwrap_or_default(),
+                e.action.clone(),
+                e.target.clone(),
+                json(&e.before),
+                json(&e.after),
+            ]
+            .map(|c| super::csvcell::neutral(&c).into_owned()),
+        )
         .map_err(fail)?;
     }
     let bytes = w
@@ -279,45 +257,5 @@ mod tests {
             assert!(text.contains(kept), "{kept} missing from {text}");
         }
         assert!(text.contains("\"prov_password\":\"\""), "empty stays empty");
-    }
-
-    #[test]
-    fn entries_are_written_masked_and_listed_newest_first() {
-        let conn = db::open_in_memory().expect("db");
-        let actor = Actor::person("alice");
-        record(
-            &conn,
-            &actor,
-            Change::new(Some(1), "account.set-credentials", "default")
-                .before(json!({"user": "a", "password": "old-secret"}))
-                .after(json!({"user": "b", "password": "new-secret"})),
-        )
-        .expect("record");
-        record(
-            &conn,
-            &Actor::os_user(),
-            Change::new(None, "site.add", "hq"),
-        )
-        .expect("record");
-        let rows = list(&conn, None, 10).expect("list");
-        assert_eq!(rows.len(), 2);
-        assert_eq!(rows[0].action, "site.add");
-        assert_eq!(rows[0].actor_kind, ActorKind::Cli);
-        let first = &rows[1];
-        assert_eq!(first.actor, "alice");
-        let text = format!("{:?}{:?}", first.before, first.after);
-        assert!(!text.contains("secret"), "{text}");
-        assert_eq!(list(&conn, Some(1), 10).expect("list").len(), 1);
-        let csv = to_csv(&rows).expect("csv");
-        assert!(csv.starts_with("id,time,actor_kind,actor,"), "{csv}");
-        assert!(
-            csv.contains(",person,alice,1,account.set-credentials,default,"),
-            "{csv}"
-        );
-        assert!(
-            !csv.contains("old-secret") && csv.contains("********"),
-            "{csv}"
-        );
-        assert_eq!(iso_time(86_400 + 61), "1970-01-02T00:01:01Z");
     }
 }

@@ -1,34 +1,45 @@
-//! Auto-Sync credentials (DESIGN §6, seeds 001 and 004): which older credential generation a
-//! device may still use, and what state each device is in after a rotation.
+//! Auto-Sync credentials (docs/design.md §6; the Lens Device Provisioning and Auto-Sync
+//! pages): which older credential generation a device may still use, and what state each
+//! device is in after a rotation. Part of the credential state machine (`domain::machine`,
+//! whose `//!` states the invariants these rules keep).
 //!
 //! Pure rules, no database: callers load the account's settings and credential history and
 //! the device's facts, and ask. The same functions decide a request (`accept_old`), the
-//! inventory flags (`state`), and how many devices an action would lock out (`state`
-//! before and after the change, `locked_out_by`), so what the confirmation says is what
-//! then happens.
+//! inventory and report states (`state`), and how many devices an action would lock out
+//! (`state` before and after the change), so what a confirmation says is what then happens.
 //!
-//! An older generation `g` is accepted only when every rule holds:
-//! 1. Auto-Sync is on (turning it off never rolls back; it only stops serving old
-//!    credentials) — or an admin re-admitted this device with `g`;
-//! 2. the device may be synced at all (associated by a person, not redirected to another
-//!    server, of a supported family);
-//! 3. it has not synced yet (it never authenticated with the current generation);
-//! 4. it is known to hold `g`: it last authenticated with `g`, or, never having
-//!    authenticated, `g` is no older than the generation current when it was associated;
-//! 5. it was seen — authenticated successfully — in the last N days (`seen_days`), unless
-//!    it was never seen;
-//! 6. `g`'s grace window is open (it closes `grace_days` after the rotation that retired
-//!    `g`, at once for a "compromised" rotation).
+//! **A request with the account credential proves nothing about which phone sent it**: an
+//! admin's curl, a monitor or a stranger who read DHCP option 160 can name any MAC. So no
+//! request changes which generations a device may use. An older generation `g` is accepted
+//! for a device when every rule holds, each decided by the account's admins or by time:
+//! 1. provisioning is on;
+//! 2. an admin re-admitted the device and the re-admission is open (any generation of the
+//!    history, whatever the rules below say) — or else:
+//! 3. Auto-Sync is on, and the device may be synced at all (associated by a person, not sent
+//!    to another server, of a supported family);
+//! 4. the device may hold `g`: `g` is no older than the generation current when the device
+//!    was associated, nor than the device's floor (raised by a rotation for devices not seen
+//!    within `seen_days` before it: `seen_days` is measured at the rotation, and the rotation
+//!    counted those devices before the admin confirmed it);
+//! 5. `g`'s grace window is open (it closes `grace_days` after the rotation that retired `g`,
+//!    at once for a "compromised" rotation: both dates shown when the rotation was made).
 //!
-//! The request must name the device (its MAC in the path, or `(SN:<mac>)` in the
-//! User-Agent): credentials of an older generation are only ever valid for one device.
+//! Requests still say something for reports: the generation of the latest recognised request
+//! that named a device is shown as what it holds ("synced" means seen with the current one),
+//! and a device never seen is never counted synced.
 
 use serde::Serialize;
 
 use super::polycom::models::Family;
+use super::regress::{self, Defect};
 
 /// Seconds per day.
 pub const DAY: i64 = 86_400;
+
+/// The generation recorded for a request that used the device's own credential rather than
+/// one of the account's generations (`domain::machine`: accepted in every mode while
+/// provisioning is on, whatever the account's generations do).
+pub const OWN_CREDENTIAL: i64 = -1;
 
 /// One generation of an account's device credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,10 +74,12 @@ impl History {
 
     /// The generation that was current at time `t` (the oldest known one for earlier times).
     pub fn current_at(&self, t: i64) -> i64 {
+        // A generation made in the same second as `t` may not have been the one current at
+        // `t`: the older one is assumed (times have a second's resolution).
         self.generations
             .iter()
             .rev()
-            .find(|g| g.created_at <= t)
+            .find(|g| g.created_at < t)
             .or(self.generations.first())
             .map_or(0, |g| g.generation)
     }
@@ -183,8 +196,9 @@ pub fn eligibility(
     }
 }
 
-/// An admin's re-admission: `generation` is accepted (once the device syncs, it ends) until
-/// `until`, whatever the other rules say.
+/// An admin's re-admission: until `until`, any generation of the account's history is
+/// accepted from the device (it is sent the current credentials meanwhile). `generation` is
+/// the one it was last seen with when re-admitted, for the record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Readmit {
     pub generation: i64,
@@ -194,14 +208,20 @@ pub struct Readmit {
 /// What is known about one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceFacts {
-    /// The generation it last authenticated with.
+    /// The generation of the latest recognised request that named the device (evidence for
+    /// reports only: anyone holding that generation can send one).
     pub held: Option<i64>,
-    /// When it first authenticated with `held`... or last: any time it was known to hold it.
+    /// When that request came.
     pub held_at: Option<i64>,
-    /// Its last request (any).
+    /// Its last authenticated request (any).
     pub last_seen: Option<i64>,
     /// When it was associated.
     pub associated_at: Option<i64>,
+    /// Generations below this are refused (it was not seen within `seen_days` before the
+    /// rotation that raised it).
+    pub floor: Option<i64>,
+    /// The latest recognised request naming it was refused.
+    pub last_refused: bool,
     pub eligible: Result<(), Ineligible>,
     pub readmit: Option<Readmit>,
 }
@@ -213,12 +233,10 @@ pub enum Refusal {
     ProvisioningDisabled,
     AutoSyncOff,
     NotEligible(Ineligible),
-    /// The device authenticated with the current generation already.
-    AlreadySynced,
-    /// The device is not known to hold this generation.
+    /// The device was associated after this generation was replaced.
     NotHeld,
-    /// Not seen within `seen_days`.
-    NotSeenRecently,
+    /// Not seen within `seen_days` before the rotation that retired this generation.
+    NotSeenAtRotation,
     /// The grace window of this generation has closed.
     WindowClosed,
     /// No such generation (or it is the current one).
@@ -231,25 +249,30 @@ impl Refusal {
             Refusal::ProvisioningDisabled => "provisioning is disabled",
             Refusal::AutoSyncOff => "Auto-Sync is off",
             Refusal::NotEligible(i) => i.explain(),
-            Refusal::AlreadySynced => "the device already uses the current credentials",
-            Refusal::NotHeld => "the device is not known to hold these credentials",
-            Refusal::NotSeenRecently => "the device was not seen recently enough",
+            Refusal::NotHeld => "the device was associated after these credentials were replaced",
+            Refusal::NotSeenAtRotation => {
+                "the device had not been seen recently when these credentials were replaced"
+            }
             Refusal::WindowClosed => "the grace window of these credentials has closed",
             Refusal::UnknownGeneration => "no such credential generation",
         }
     }
 }
 
-/// The generation a device is expected to hold: the one it last authenticated with, else
-/// the one current when it was associated.
-pub fn expected(history: &History, d: &DeviceFacts) -> i64 {
-    d.held.unwrap_or_else(|| match d.associated_at {
-        Some(t) => history.current_at(t),
-        None => history.current(),
-    })
+/// The oldest generation the device may hold: the one current when it was associated, or
+/// its floor if higher.
+pub fn oldest_held(history: &History, d: &DeviceFacts) -> i64 {
+    let associated = d.associated_at.map_or(0, |t| history.current_at(t));
+    associated.max(d.floor.unwrap_or(0))
 }
 
-/// Whether the device may authenticate with the older generation `g` now (rules 1–6).
+/// The generation a device is shown holding: the one its latest recognised request used,
+/// else (never seen) the oldest one it may hold.
+pub fn expected(history: &History, d: &DeviceFacts) -> i64 {
+    d.held.unwrap_or_else(|| oldest_held(history, d))
+}
+
+/// Whether the device may authenticate with the older generation `g` now (rules 1–5).
 pub fn accept_old(
     settings: &Settings,
     history: &History,
@@ -264,31 +287,29 @@ pub fn accept_old(
     let Some(generation) = history.get(g).filter(|_| g != current) else {
         return Err(Refusal::UnknownGeneration);
     };
-    if d.held == Some(current) {
-        return Err(Refusal::AlreadySynced);
-    }
-    if let Some(r) = d.readmit
-        && r.generation == g
-        && now < r.until
-    {
+    if d.readmit.is_some_and(|r| now < r.until) {
         return Ok(());
     }
     if !settings.enabled {
         return Err(Refusal::AutoSyncOff);
     }
     d.eligible.map_err(Refusal::NotEligible)?;
-    let holds = match d.held {
-        Some(h) => h == g,
-        None => d.associated_at.is_none_or(|t| g >= history.current_at(t)),
-    };
-    if !holds {
+    let associated = d.associated_at.map_or(0, |t| history.current_at(t));
+    if g < associated {
         return Err(Refusal::NotHeld);
     }
-    if d.held.is_some() {
-        let seen = d.last_seen.max(d.held_at).unwrap_or(i64::MIN);
-        if seen < now - i64::from(settings.seen_days) * DAY {
-            return Err(Refusal::NotSeenRecently);
-        }
+    if g < d.floor.unwrap_or(0) {
+        return Err(Refusal::NotSeenAtRotation);
+    }
+    if regress::on(Defect::CurlSynced) && d.held == Some(current) {
+        return Err(Refusal::NotHeld);
+    }
+    if regress::on(Defect::SeenAtRequest)
+        && d.held.is_some()
+        && d.last_seen.max(d.held_at).unwrap_or(i64::MIN)
+            < now - i64::from(settings.seen_days) * DAY
+    {
+        return Err(Refusal::NotSeenAtRotation);
     }
     if generation.accept_until.is_none_or(|until| now >= until) {
         return Err(Refusal::WindowClosed);
@@ -311,22 +332,48 @@ pub fn acceptable<'a>(
         .collect()
 }
 
-/// A device's credential state.
+/// Whether the older generation `g` is still inside its grace window: a phone using it is
+/// a phone that was given it, never a wrong guess (not counted as a failure, even where the
+/// device it names may no longer use it).
+pub fn in_window(history: &History, g: i64, now: i64) -> bool {
+    g != history.current()
+        && history
+            .get(g)
+            .is_some_and(|x| x.accept_until.is_some_and(|u| now < u))
+}
+
+/// The floor a rotation at `now` gives a device (rule 4): devices seen before but not within
+/// `seen_days` may no longer use any generation older than the new one. `None`: unchanged.
+pub fn floor_after_rotation(
+    settings: &Settings,
+    d: &DeviceFacts,
+    new_generation: i64,
+    now: i64,
+) -> Option<i64> {
+    let seen = d.last_seen?;
+    (seen < now - i64::from(settings.seen_days) * DAY).then_some(new_generation)
+}
+
+/// A device's credential state, as reports show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum SyncState {
-    /// It holds (or, never seen, is expected to hold) the current generation.
+    /// No recognised request ever named it: never counted synced.
+    NeverSeen { generation: i64 },
+    /// Its latest recognised request used the current generation.
     Synced { generation: i64 },
-    /// It holds an older generation that is still accepted: it syncs at its next poll.
+    /// Its latest request used an older generation that is still accepted: it syncs at its
+    /// next poll.
     Pending { generation: i64 },
-    /// It holds an older generation that is refused.
+    /// Its latest request used an older generation that is refused now (or was refused).
     LockedOut { generation: i64, why: Refusal },
 }
 
 impl SyncState {
     pub fn generation(&self) -> i64 {
         match *self {
-            SyncState::Synced { generation }
+            SyncState::NeverSeen { generation }
+            | SyncState::Synced { generation }
             | SyncState::Pending { generation }
             | SyncState::LockedOut { generation, .. } => generation,
         }
@@ -339,244 +386,148 @@ impl SyncState {
     pub fn is_pending(&self) -> bool {
         matches!(self, SyncState::Pending { .. })
     }
+
+    pub fn is_synced(&self) -> bool {
+        matches!(self, SyncState::Synced { .. })
+    }
 }
 
-/// The credential state of a device now.
+/// Every generation a device may hold now. A request with the account credential proves
+/// nothing about the phone (I2: an admin's curl, a monitor or a stranger sends the same),
+/// so the phone may still hold any generation from the oldest it may hold
+/// (`oldest_held`) up to the current one, and the one its latest request used. Only a
+/// request with its own credential proves what it uses.
+pub fn possible(history: &History, d: &DeviceFacts) -> Vec<i64> {
+    if d.held == Some(OWN_CREDENTIAL) {
+        return vec![OWN_CREDENTIAL];
+    }
+    let oldest = oldest_held(history, d);
+    // The one it was last seen with first (what a count names when it is refused).
+    let mut out: Vec<i64> = d.held.into_iter().collect();
+    out.extend(
+        history
+            .generations
+            .iter()
+            .map(|g| g.generation)
+            .filter(|g| *g >= oldest && Some(*g) != d.held),
+    );
+    out
+}
+
+/// Whether the device may authenticate with generation `g` now.
+pub fn admits_generation(
+    settings: &Settings,
+    history: &History,
+    d: &DeviceFacts,
+    g: i64,
+    now: i64,
+) -> Result<(), Refusal> {
+    if !settings.provisioning_enabled {
+        Err(Refusal::ProvisioningDisabled)
+    } else if g >= history.current() || g == OWN_CREDENTIAL {
+        Ok(())
+    } else {
+        accept_old(settings, history, d, g, now)
+    }
+}
+
+/// What an action changing settings, history or the device's facts must count first (I5):
+/// why the device is refused after it with a generation it may hold (`possible`) that was
+/// accepted before; `None` when every such generation stays accepted.
+pub fn refused_after(
+    before: (&Settings, &History, &DeviceFacts),
+    after: (&Settings, &History, &DeviceFacts),
+    now: i64,
+) -> Option<Refusal> {
+    refused_generation(before, after, now).map(|(_, why)| why)
+}
+
+/// `refused_after`, with the generation it names.
+pub fn refused_generation(
+    before: (&Settings, &History, &DeviceFacts),
+    after: (&Settings, &History, &DeviceFacts),
+    now: i64,
+) -> Option<(i64, Refusal)> {
+    possible(before.1, before.2).into_iter().find_map(|g| {
+        admits_generation(before.0, before.1, before.2, g, now).ok()?;
+        admits_generation(after.0, after.1, after.2, g, now)
+            .err()
+            .map(|why| (g, why))
+    })
+}
+
+/// Whether the device is accepted with some generation it may hold (`possible`).
+pub fn admits_any(
+    settings: &Settings,
+    history: &History,
+    d: &DeviceFacts,
+    now: i64,
+) -> Result<(), Refusal> {
+    let mut why = None;
+    for g in possible(history, d) {
+        match admits_generation(settings, history, d, g, now) {
+            Ok(()) => return Ok(()),
+            Err(e) => why = why.or(Some(e)),
+        }
+    }
+    Err(why.unwrap_or(Refusal::UnknownGeneration))
+}
+
+/// The credential state of a device now, for reports.
 pub fn state(settings: &Settings, history: &History, d: &DeviceFacts, now: i64) -> SyncState {
-    let generation = expected(history, d);
-    if generation >= history.current() {
-        return SyncState::Synced { generation };
+    let current = history.current();
+    let Some(held) = d.held else {
+        return SyncState::NeverSeen {
+            generation: oldest_held(history, d),
+        };
+    };
+    if (held >= current || held == OWN_CREDENTIAL) && !d.last_refused {
+        return SyncState::Synced { generation: held };
     }
-    match accept_old(settings, history, d, generation, now) {
-        Ok(()) => SyncState::Pending { generation },
-        Err(why) => SyncState::LockedOut { generation, why },
+    if held == OWN_CREDENTIAL {
+        // Its own credential was refused: provisioning off, or a password it was given
+        // was replaced by one it proved (only a re-admission accepts that one again).
+        return SyncState::LockedOut {
+            generation: held,
+            why: if settings.provisioning_enabled {
+                Refusal::WindowClosed
+            } else {
+                Refusal::ProvisioningDisabled
+            },
+        };
+    }
+    match accept_old(settings, history, d, held, now) {
+        Ok(()) if held < current => SyncState::Pending { generation: held },
+        Ok(()) => SyncState::Synced { generation: held },
+        Err(why) => SyncState::LockedOut {
+            generation: held,
+            why,
+        },
     }
 }
 
-/// How many devices are not locked out under (`settings`, `history`) but would be under
-/// (`after_settings`, `after_history`), both at `now`: what an action must confirm.
+/// The devices refused under `after` with a generation they may hold that `before` accepts
+/// (`refused_after`), with why: what an action must count and show before it changes the
+/// settings or the history.
 pub fn locked_out_by<'a>(
     before: (&Settings, &History),
     after: (&Settings, &History),
     devices: impl IntoIterator<Item = &'a DeviceFacts>,
     now: i64,
-) -> usize {
+) -> Vec<(usize, Refusal)> {
     devices
         .into_iter()
-        .filter(|d| {
-            !state(before.0, before.1, d, now).is_locked_out()
-                && state(after.0, after.1, d, now).is_locked_out()
+        .enumerate()
+        .filter_map(|(i, d)| {
+            refused_after((before.0, before.1, d), (after.0, after.1, d), now).map(|why| (i, why))
         })
-        .count()
+        .collect()
+}
+
+/// Whether the device would be locked out under (`settings`, `history`) at `now`.
+pub fn locked_out(settings: &Settings, history: &History, d: &DeviceFacts, now: i64) -> bool {
+    state(settings, history, d, now).is_locked_out()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const NOW: i64 = 1_000 * DAY;
-
-    /// Generation 1 from day 900, generation 2 from `NOW - 1 day` (a normal rotation).
-    fn history() -> History {
-        History {
-            generations: vec![Generation {
-                generation: 1,
-                user: "old".into(),
-                password: "old-password".into(),
-                created_at: 900 * DAY,
-                retired_at: None,
-                accept_until: None,
-                compromised: false,
-            }],
-        }
-        .rotated(NOW - DAY, "new", "new-password", 14, false)
-    }
-
-    /// A device seen yesterday holding generation 1.
-    fn pending_device() -> DeviceFacts {
-        DeviceFacts {
-            held: Some(1),
-            held_at: Some(950 * DAY),
-            last_seen: Some(NOW - DAY - 60),
-            associated_at: Some(910 * DAY),
-            eligible: Ok(()),
-            readmit: None,
-        }
-    }
-
-    fn accept(s: &Settings, h: &History, d: &DeviceFacts) -> Result<(), Refusal> {
-        accept_old(s, h, d, 1, NOW)
-    }
-
-    #[test]
-    fn a_device_holding_the_old_generation_is_accepted_within_every_rule() {
-        let (s, h, d) = (Settings::default(), history(), pending_device());
-        assert_eq!(accept(&s, &h, &d), Ok(()));
-        assert_eq!(state(&s, &h, &d, NOW), SyncState::Pending { generation: 1 });
-        assert_eq!(acceptable(&s, &h, &d, NOW).len(), 1);
-    }
-
-    #[test]
-    fn rule_1_auto_sync_off_refuses_but_a_readmission_accepts() {
-        let (h, mut d) = (history(), pending_device());
-        let off = Settings {
-            enabled: false,
-            ..Default::default()
-        };
-        assert_eq!(accept(&off, &h, &d), Err(Refusal::AutoSyncOff));
-        d.readmit = Some(Readmit {
-            generation: 1,
-            until: NOW + DAY,
-        });
-        assert_eq!(accept(&off, &h, &d), Ok(()));
-        d.readmit = Some(Readmit {
-            generation: 1,
-            until: NOW,
-        });
-        assert_eq!(
-            accept(&off, &h, &d),
-            Err(Refusal::AutoSyncOff),
-            "expired re-admission"
-        );
-        let disabled = Settings {
-            provisioning_enabled: false,
-            ..Default::default()
-        };
-        assert_eq!(
-            accept(&disabled, &h, &pending_device()),
-            Err(Refusal::ProvisioningDisabled)
-        );
-    }
-
-    #[test]
-    fn rule_2_a_device_that_may_not_be_synced_is_refused() {
-        let (s, h, mut d) = (Settings::default(), history(), pending_device());
-        d.eligible = eligibility(true, true, false, false, None, &s);
-        assert_eq!(
-            accept(&s, &h, &d),
-            Err(Refusal::NotEligible(Ineligible::AutoAssociated))
-        );
-        d.eligible = eligibility(true, false, false, false, Some(Family::PolyOs), &s);
-        assert_eq!(
-            accept(&s, &h, &d),
-            Err(Refusal::NotEligible(Ineligible::PolyOsOff))
-        );
-        let poly = Settings { poly_os: true, ..s };
-        assert!(eligibility(true, false, false, false, Some(Family::PolyOs), &poly).is_ok());
-        assert_eq!(
-            eligibility(true, false, true, false, None, &s),
-            Err(Ineligible::ExternalServer)
-        );
-    }
-
-    #[test]
-    fn rule_3_a_device_that_synced_is_refused_the_old_generation() {
-        let (s, h, mut d) = (Settings::default(), history(), pending_device());
-        d.held = Some(2);
-        assert_eq!(accept(&s, &h, &d), Err(Refusal::AlreadySynced));
-        assert_eq!(state(&s, &h, &d, NOW), SyncState::Synced { generation: 2 });
-    }
-
-    #[test]
-    fn rule_4_only_the_generation_the_device_holds_is_accepted() {
-        let s = Settings::default();
-        let h = history().rotated(NOW - 60, "newer", "newer-password", 14, false);
-        let d = pending_device();
-        assert_eq!(accept_old(&s, &h, &d, 1, NOW), Ok(()));
-        assert_eq!(
-            accept_old(&s, &h, &d, 2, NOW),
-            Err(Refusal::NotHeld),
-            "generation 2 was never seen from this device"
-        );
-        // Never seen: any generation no older than the one current at association.
-        let never = DeviceFacts {
-            held: None,
-            held_at: None,
-            last_seen: None,
-            associated_at: Some(NOW - DAY + 10),
-            ..pending_device()
-        };
-        assert_eq!(accept_old(&s, &h, &never, 1, NOW), Err(Refusal::NotHeld));
-        assert_eq!(accept_old(&s, &h, &never, 2, NOW), Ok(()));
-        assert_eq!(
-            accept_old(&s, &h, &never, 3, NOW),
-            Err(Refusal::UnknownGeneration),
-            "the current generation is not an old one"
-        );
-    }
-
-    #[test]
-    fn rule_5_a_device_not_seen_for_n_days_is_refused() {
-        let (mut s, h, mut d) = (Settings::default(), history(), pending_device());
-        d.last_seen = Some(NOW - 31 * DAY);
-        d.held_at = Some(NOW - 40 * DAY);
-        assert_eq!(accept(&s, &h, &d), Err(Refusal::NotSeenRecently));
-        s.seen_days = 60;
-        assert_eq!(accept(&s, &h, &d), Ok(()));
-    }
-
-    #[test]
-    fn rule_6_the_grace_window_closes_and_a_compromised_rotation_has_none() {
-        let (s, h, d) = (Settings::default(), history(), pending_device());
-        let later = NOW - DAY + 14 * DAY;
-        assert_eq!(
-            accept_old(&s, &h, &d, 1, later - 1),
-            Ok(()),
-            "last second of the window"
-        );
-        let seen_then = DeviceFacts {
-            last_seen: Some(later - 60),
-            ..d.clone()
-        };
-        assert_eq!(
-            accept_old(&s, &h, &seen_then, 1, later),
-            Err(Refusal::WindowClosed)
-        );
-        assert!(state(&s, &h, &seen_then, later).is_locked_out());
-        let leaked = History {
-            generations: history().generations[..1].to_vec(),
-        }
-        .rotated(NOW - DAY, "new", "new-password", 14, true);
-        assert_eq!(
-            accept_old(&s, &leaked, &d, 1, NOW),
-            Err(Refusal::WindowClosed)
-        );
-    }
-
-    #[test]
-    fn a_compromised_rotation_closes_the_windows_of_every_older_generation() {
-        let h = history().rotated(NOW, "third", "third-password", 14, true);
-        assert!(
-            h.generations[..2]
-                .iter()
-                .all(|g| g.accept_until.is_some_and(|u| u <= NOW))
-        );
-        assert_eq!(h.current(), 3);
-        assert!(h.generations[2].compromised);
-    }
-
-    #[test]
-    fn lockouts_are_counted_before_an_action() {
-        let h = history();
-        let on = Settings::default();
-        let off = Settings {
-            enabled: false,
-            ..on
-        };
-        let synced = DeviceFacts {
-            held: Some(2),
-            ..pending_device()
-        };
-        let devices = [pending_device(), pending_device(), synced.clone()];
-        assert_eq!(locked_out_by((&on, &h), (&off, &h), &devices, NOW), 2);
-        // Rotating while Auto-Sync is off strands the synced device too.
-        let rotated = h.rotated(NOW, "x", "xxxxxxxxx", 14, false);
-        assert_eq!(
-            locked_out_by((&off, &h), (&off, &rotated), &devices, NOW),
-            1
-        );
-        assert_eq!(locked_out_by((&on, &h), (&on, &rotated), &devices, NOW), 0);
-        let leaked = h.rotated(NOW, "x", "xxxxxxxxx", 14, true);
-        assert_eq!(locked_out_by((&on, &h), (&on, &leaked), &devices, NOW), 3);
-    }
-}
+mod tests;

@@ -1,9 +1,9 @@
-//! The bulk association CSV of seed 000 (Tables 2 and 3) with the decisions of DESIGN §8:
-//! parsing and every check that needs no database.
+//! The bulk association CSV of the ZTP guide (Tables 2 and 3) with the decisions of
+//! docs/design.md §8.3: parsing and every check that needs no database.
 //!
 //! Positional columns, no header, no quotes, no commas inside values: MAC, serial, vendor
 //! model, profile, then the ten vendor extensions in Table 2's order (fourteen columns; the
-//! seed's table numbers the last one 12). Trailing vendor-extension columns may be left
+//! guide's table numbers the last one 12). Trailing vendor-extension columns may be left
 //! out. Spaces around values are trimmed. A MAC repeated in one file rejects the later line
 //! as `duplicate of line N`. Lines starting with `#` are comments, so the file of rejected
 //! lines (reasons as comments) can be corrected and uploaded again as it is. The database
@@ -224,7 +224,8 @@ fn check_record(record: &csv::ByteRecord) -> std::result::Result<(DeviceInput, N
     let mut fields: Vec<String> = Vec::with_capacity(14);
     for (i, f) in record.iter().enumerate() {
         match std::str::from_utf8(f) {
-            Ok(s) => fields.push(s.trim().to_string()),
+            // A value zerotouch's own export neutralised (`csvcell`) is read back as it was.
+            Ok(s) => fields.push(super::csvcell::restore(s.trim()).to_string()),
             Err(_) => {
                 return Err(format!("{}: is not UTF-8 text", column_label(FIELDS[i])));
             }
@@ -282,7 +283,9 @@ pub fn rejected_file(job_id: i64, rejected: &[Rejected]) -> String {
             "# line {}: {}\n{}\n",
             r.line,
             r.reason.replace('\n', " "),
-            r.content
+            // The line as uploaded, but never a formula when opened in a spreadsheet (a
+            // line starting with one is rejected anyway: its first cell is not a MAC).
+            super::csvcell::neutral(&r.content)
         ));
     }
     out
@@ -292,7 +295,7 @@ pub fn rejected_file(job_id: i64, rejected: &[Rejected]) -> String {
 mod tests {
     use super::*;
 
-    /// Seed 000's five examples; Four and Five are one line each (the PDF wrapped them).
+    /// The ZTP guide's five examples; Four and Five are one line each (the PDF wrapped them).
     const EXAMPLES: [&str; 5] = [
         "0000cafebabe,,,profile1",
         "0000cafebabe,, Polycom_UCS_Device ,profile1",

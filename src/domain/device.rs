@@ -1,7 +1,7 @@
 //! Devices: a MAC associated with a profile (or only seen), its ZTP vendor extensions and
 //! its SIP lines.
 //!
-//! The ten vendor extensions of seed 000 keep their order (Table 2): SIP server, outbound
+//! The ten vendor extensions of the ZTP guide keep their order (Table 2): SIP server, outbound
 //! proxy, provisioning server, user, password, polling, then line 1's SIP user ID, password,
 //! label and display name. Per-device values override the profile.
 
@@ -10,7 +10,6 @@ use serde::Serialize;
 use super::mac::Mac;
 use super::polycom::models::UCS_VENDOR_MODEL;
 use super::profile::{check_extension_value, check_profile_name, check_vendor_model};
-use super::provserver::ServerUrl;
 use crate::error::{Error, FieldError, Result};
 
 /// The vendor extensions an admin may set per device.
@@ -73,7 +72,7 @@ pub struct DeviceVars {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct DeviceInput {
     pub mac: String,
-    /// Empty means the MAC in upper case (seed 000, Table 2).
+    /// Empty means the MAC in upper case (the ZTP guide, Table 2).
     pub serial: String,
     /// Empty means `Polycom_UCS_Device`.
     pub vendor_model: String,
@@ -141,11 +140,7 @@ impl DeviceInput {
         ] {
             check_extension_value(field, value.trim(), &mut p);
         }
-        if !e.prov_server.trim().is_empty()
-            && let Err(msg) = ServerUrl::parse(e.prov_server.trim())
-        {
-            p.push(FieldError::new("prov_server", msg));
-        }
+        super::provserver::check_address("prov_server", &e.prov_server, &mut p);
         if !matches!(e.polling.trim(), "" | "0" | "1") {
             p.push(FieldError::new(
                 "polling",
@@ -184,8 +179,8 @@ impl DeviceInput {
     }
 }
 
-/// Serial numbers: `^[A-Za-z0-9_.-]{12,13}$` (seed 000's regex and description disagree;
-/// DESIGN §8 settles on this).
+/// Serial numbers: `^[A-Za-z0-9_.-]{12,13}$` (the ZTP guide's expression and its
+/// description disagree; docs/design.md §8.3 settles on this).
 pub fn check_serial(serial: &str, p: &mut Vec<FieldError>) {
     let ok = (12..=13).contains(&serial.len())
         && serial

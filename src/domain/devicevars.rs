@@ -29,7 +29,7 @@ fn text(p: &mut Vec<FieldError>, field: &str, value: &str, max: usize) {
 /// Checks an `${OVERRIDE}` fragment: attributes only (`name="value"`, separated by
 /// spaces), well-formed, each name a parameter name (letters, digits, `.`, `_`, `-`, with
 /// a dot), none twice, no `device.*` (platform parameters go through the desired/confirmed
-/// mechanism of DESIGN §6), no variables.
+/// mechanism of docs/design.md §6), no variables.
 pub fn check_override(fragment: &str) -> std::result::Result<(), FieldError> {
     let bad = |m: String| Err(FieldError::new("override", m));
     if fragment.is_empty() {
@@ -125,7 +125,7 @@ pub fn validate_device_vars(v: &DeviceVars) -> Result<DeviceVars> {
     }
 }
 
-/// Checks a SIP line's fields. Unlike ZTP's vendor extensions (seed 000 forbids
+/// Checks a SIP line's fields. Unlike ZTP's vendor extensions (the ZTP guide forbids
 /// `, & < > ' "` there), any printable text is allowed: values are XML-escaped when
 /// rendered, and SIP passwords often hold such characters.
 pub fn validate_line(l: &Line) -> Result<()> {
@@ -180,6 +180,16 @@ pub fn validate_custom_variable(name: &str, value: &str) -> Result<()> {
         ));
     } else if value.chars().any(|c| c.is_control() && c != '\t') {
         p.push(FieldError::new("value", "contains a control character"));
+    } else if super::machine::owned(value.trim()) {
+        // Used where a file names a parameter, it would set one the state machine owns.
+        p.push(FieldError::new(
+            "value",
+            format!(
+                "`{}` is a parameter zerotouch sets itself (the provisioning server, its \
+                 credentials, the boot server, the CA, device.set): a variable may not name it",
+                value.trim()
+            ),
+        ));
     }
     if p.is_empty() {
         Ok(())

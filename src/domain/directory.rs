@@ -242,7 +242,9 @@ pub fn to_csv(contacts: &[Contact]) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record(COLUMNS.iter().map(|(h, _)| *h));
     for c in contacts {
-        let _ = w.write_record((0..COLUMNS.len()).map(|i| c.get(i)));
+        let _ = w.write_record(
+            (0..COLUMNS.len()).map(|i| super::csvcell::neutral(c.get(i)).into_owned()),
+        );
     }
     w.into_inner().unwrap_or_default()
 }
@@ -290,7 +292,7 @@ pub fn from_csv(bytes: &[u8]) -> Result<Vec<Contact>> {
         let rec = rec.map_err(|e| Error::invalid("csv", format!("line {}: {e}", n + 2)))?;
         let mut c = Contact::default();
         for (value, col) in rec.iter().zip(&map) {
-            c.set(*col, value);
+            c.set(*col, super::csvcell::restore(value));
         }
         if !c.is_blank() {
             out.push(c);

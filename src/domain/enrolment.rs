@@ -1,4 +1,4 @@
-//! Per-device credentials and enrolment (DESIGN §6, "secrets withheld until the device
+//! Per-device credentials and enrolment (docs/design.md §6.4, "secrets withheld until the device
 //! proves itself"): what a request may be served, and the admin actions that open
 //! enrolment, re-enrol a replaced or factory-reset device, and rotate a device's credential.
 //!
@@ -12,13 +12,7 @@
 //! need the device's own credential or the certificate. The CLI and (later) the console
 //! call the same functions; HTTP handlers only call `access`.
 
-use rusqlite::Connection;
-
 use super::account::{Account, random_token};
-use super::audit::{self, Actor, Change};
-use super::mac::Mac;
-use crate::db::enrolment::{self as q, DeviceCredential, Window};
-use crate::db::{self, devices};
 use crate::error::{Error, Result};
 
 /// Longest enrolment window an admin may open, in minutes (a week).
@@ -35,6 +29,10 @@ pub enum Access {
     /// The account credential inside an enrolment window: no secrets, but the device's own
     /// credential is delivered.
     Enrol,
+    /// A device that was served secrets with the account credential before withholding
+    /// became the default (an existing install): served as before, and its own credential
+    /// is delivered until it first enrols.
+    EnrolServed,
     /// The account credential outside a window, or for a device already enrolled: no
     /// secrets, no credentials, no per-device files.
     Withheld,
@@ -43,7 +41,12 @@ pub enum Access {
 impl Access {
     /// Whether secrets are left out of served files.
     pub fn withholds(self) -> bool {
-        self != Access::Full
+        !matches!(self, Access::Full | Access::EnrolServed)
+    }
+
+    /// Whether the device's own credential is delivered.
+    pub fn delivers(self) -> bool {
+        matches!(self, Access::Enrol | Access::EnrolServed)
     }
 
     /// The label for logs and metrics.
@@ -51,6 +54,7 @@ impl Access {
         match self {
             Access::Full => "full",
             Access::Enrol => "enrol",
+            Access::EnrolServed => "enrol-served",
             Access::Withheld => "withheld",
         }
     }
@@ -65,23 +69,71 @@ pub struct Proof {
     pub certificate: bool,
 }
 
-/// What a request for `account`'s device may be served. `credential` is the device's own
-/// credential if it has one, `window_open` whether an enrolment window covers it now.
-pub fn access(
-    account: &Account,
-    proof: Proof,
-    credential: Option<&DeviceCredential>,
-    window_open: bool,
-) -> Access {
+/// Where a device stands with enrolment, as stored (never from the request).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Standing<'a> {
+    /// Its own credential, if it has one.
+    pub credential: Option<&'a DeviceCredential>,
+    /// An enrolment window covers it now (and the request's address, when the window is
+    /// bound to one).
+    pub window_open: bool,
+    /// It was served secrets with the account credential before withholding became the
+    /// default: it keeps them until it first enrols.
+    pub served_before: bool,
+    /// Its family, by the model an admin declared, is not known to adopt `device.prov.*`
+    /// from a file: it could never enrol, so it is not withheld.
+    pub exempt: bool,
+    /// The vendor's device CA is configured (`tls.client_auth` not off): devices enrol by
+    /// presenting a verified certificate, and no window hands out a credential.
+    pub certificate_only: bool,
+}
+
+/// What a request for `account`'s device may be served.
+///
+/// Rules (the model-based test's reference model states the same):
+/// - E1 an account that does not withhold, a request with the device's own credential or a
+///   verified certificate naming its MAC: everything;
+/// - E2 a device whose declared family cannot adopt its own credential: everything;
+/// - E3 once it enrolled, the account credential gets no secret and no credential (the
+///   request is a claim the device page shows: "contested");
+/// - E4 a device served secrets before withholding became the default keeps them, and is
+///   sent its own credential, until it enrols;
+/// - E5 inside a window, the account credential is sent the device's pending credential
+///   (the same one every time, until it is used or given up after `GIVE_UP_AFTER`
+///   deliveries) and no secret — unless the device CA is configured: then only a
+///   certificate enrols (E1), and windows hand out nothing;
+/// - E6 otherwise, no secret and no credential.
+pub fn access(account: &Account, proof: Proof, standing: Standing<'_>) -> Access {
     if !account.device_secrets || proof.device_credential || proof.certificate {
         return Access::Full;
     }
-    let enrolled = credential.is_some_and(|c| c.confirmed_at.is_some());
-    if window_open && !enrolled {
+    if standing.exempt {
+        return Access::Full;
+    }
+    if standing.credential.is_some_and(DeviceCredential::enrolled) {
+        return Access::Withheld;
+    }
+    let given_up = standing.credential.is_some_and(DeviceCredential::given_up);
+    if standing.served_before {
+        return if given_up {
+            Access::Full
+        } else {
+            Access::EnrolServed
+        };
+    }
+    if standing.window_open && !given_up && !standing.certificate_only {
         Access::Enrol
     } else {
         Access::Withheld
     }
+}
+
+/// Whether a device of `model` (the model an admin declared for it or its profile) is known
+/// to adopt `device.prov.user`/`password` from a configuration file: UCS phones are; Poly OS
+/// devices (no such parameter) and redirect-only video endpoints are not.
+pub fn adopts_own_credential(model: &str) -> bool {
+    use super::polycom::models::{Family, VIDEO_VENDOR_MODEL};
+    model != VIDEO_VENDOR_MODEL && Family::of_model(&model.replace(' ', "")) != Some(Family::PolyOs)
 }
 
 /// A new device password.
@@ -89,23 +141,102 @@ pub fn generate_password() -> String {
     random_token(PASSWORD_LEN)
 }
 
-/// The device's credential, created when it has none (at enrolment). Synchronous: the
-/// password must be the same on every request until the device confirms it.
-pub fn ensure_credential(conn: &Connection, device_id: i64) -> Result<DeviceCredential> {
-    if let Some(c) = q::find_device_credential(conn, device_id)? {
-        return Ok(c);
-    }
-    db::atomic(conn, |conn| {
-        if let Some(c) = q::find_device_credential(conn, device_id)? {
-            return Ok(c);
-        }
-        q::store_device_credential(conn, device_id, &generate_password(), false, db::now_secs())?;
-        q::find_device_credential(conn, device_id)?
-            .ok_or_else(|| Error::not_found(format!("device {device_id}")))
-    })
+/// A device's own credential (user = its MAC), opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceCredential {
+    pub device_id: i64,
+    /// The current password: what the device is sent.
+    pub password: String,
+    /// Older passwords the device may still hold (sent to it, and no newer one proved since):
+    /// accepted like the current one.
+    pub outstanding: Vec<String>,
+    /// Passwords the device proved it moved on from: accepted only during a re-admission.
+    pub retired: Vec<String>,
+    pub created_at: i64,
+    /// When the device first authenticated with the current password.
+    pub confirmed_at: Option<i64>,
+    /// When the device first authenticated with any own password: from then on it is
+    /// enrolled, and the account credential never hands it a credential again.
+    pub enrolled_at: Option<i64>,
+    /// How often the current password was delivered.
+    pub deliveries: i64,
+    /// A second client claimed it (`enrolment_claims`): shown until an admin re-enrols the
+    /// device or dismisses the claim.
+    pub contested_at: Option<i64>,
 }
 
-fn check_minutes(minutes: u64) -> Result<()> {
+impl DeviceCredential {
+    /// Whether `password` is one the device may hold now (`readmitted`: retired ones too).
+    pub fn accepts(&self, password: &str, readmitted: bool) -> bool {
+        self.password == password
+            || self.outstanding.iter().any(|p| p == password)
+            || (readmitted && self.retired.iter().any(|p| p == password))
+    }
+
+    /// Whether the device has proved it holds an own credential at least once.
+    pub fn enrolled(&self) -> bool {
+        enrolled(self.enrolled_at, self.confirmed_at)
+    }
+
+    /// Delivered `GIVE_UP_AFTER` times and never used: reported, no longer sent.
+    pub fn given_up(&self) -> bool {
+        !self.enrolled() && self.deliveries >= super::machine::GIVE_UP_AFTER
+    }
+}
+
+/// Whether a device whose own credential was first proved at `enrolled_at` and whose current
+/// one was proved at `confirmed_at` is enrolled: the one rule every count and access uses.
+pub fn enrolled(enrolled_at: Option<i64>, confirmed_at: Option<i64>) -> bool {
+    if super::regress::on(super::regress::Defect::RotateUnenrols) {
+        return confirmed_at.is_some();
+    }
+    enrolled_at.is_some() || confirmed_at.is_some()
+}
+
+/// An enrolment window.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Window {
+    pub id: i64,
+    pub account_id: i64,
+    /// One MAC, or every device of the account.
+    pub mac: Option<String>,
+    pub opened_at: i64,
+    /// When it closes by time (`NO_MAXIMUM_AGE`: never, only when the device enrols).
+    pub closes_at: i64,
+    pub opened_by: String,
+    /// It closes when the device it names first enrols (opened by associating it).
+    pub until_enrolled: bool,
+    /// Only requests from this address enrol in it.
+    pub address: Option<String>,
+}
+
+/// `closes_at` of a window with no maximum age.
+pub const NO_MAXIMUM_AGE: i64 = i64::MAX;
+
+impl Window {
+    /// When it closes, for people.
+    pub fn closes_text(&self) -> String {
+        let by_time =
+            (self.closes_at != NO_MAXIMUM_AGE).then(|| super::time::format_time(self.closes_at));
+        match (self.until_enrolled, by_time) {
+            (true, None) => "until the device enrols".to_string(),
+            (true, Some(t)) => format!("until the device enrols, at the latest {t}"),
+            (false, Some(t)) => format!("until {t}"),
+            (false, None) => "until closed".to_string(),
+        }
+    }
+
+    /// Whether it lets a request for `mac` from `address` enrol at `now`.
+    pub fn covers(&self, mac: &str, address: &str, now: i64) -> bool {
+        self.opened_at <= now
+            && now < self.closes_at
+            && self.mac.as_deref().is_none_or(|m| m == mac)
+            && self.address.as_deref().is_none_or(|a| a == address)
+    }
+}
+
+/// Checks the length of an enrolment window.
+pub fn check_minutes(minutes: u64) -> Result<()> {
     if minutes == 0 || minutes > MAX_WINDOW_MINUTES {
         return Err(Error::invalid(
             "minutes",
@@ -113,191 +244,6 @@ fn check_minutes(minutes: u64) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-/// Finds a device of the account by MAC, or a "not found" naming it.
-fn device_of(
-    conn: &Connection,
-    account: &Account,
-    mac: &Mac,
-) -> Result<crate::domain::device::Device> {
-    devices::find_device_by_mac(conn, mac)?
-        .filter(|d| d.account_id == account.id.0)
-        .ok_or_else(|| Error::not_found(format!("device {mac} in account {}", account.slug)))
-}
-
-/// Opens an enrolment window of `minutes` for one MAC (which need not be associated yet)
-/// or for every device of the account.
-pub fn open_window(
-    conn: &mut Connection,
-    actor: &Actor,
-    account: &Account,
-    minutes: u64,
-    mac: Option<&Mac>,
-) -> Result<Window> {
-    check_minutes(minutes)?;
-    let now = db::now_secs();
-    let closes = now + (minutes * 60) as i64;
-    db::write_tx(conn, |tx| {
-        let id = q::insert_window(
-            tx,
-            account.id.0,
-            mac.map(Mac::as_str),
-            now,
-            closes,
-            &actor.name,
-        )?;
-        audit::record(
-            tx,
-            actor,
-            Change::new(
-                Some(account.id.0),
-                "enrolment.open",
-                mac.map_or_else(|| "every device".to_string(), Mac::to_string),
-            )
-            .after(serde_json::json!({"minutes": minutes, "closes_at": closes})),
-        )?;
-        Ok(Window {
-            id,
-            account_id: account.id.0,
-            mac: mac.map(Mac::to_string),
-            opened_at: now,
-            closes_at: closes,
-            opened_by: actor.name.clone(),
-        })
-    })
-}
-
-/// Closes the account's open windows (or those for one MAC). Returns how many.
-pub fn close_windows(
-    conn: &mut Connection,
-    actor: &Actor,
-    account: &Account,
-    mac: Option<&Mac>,
-) -> Result<usize> {
-    db::write_tx(conn, |tx| {
-        let n = q::close_windows(tx, account.id.0, mac.map(Mac::as_str), db::now_secs())?;
-        audit::record(
-            tx,
-            actor,
-            Change::new(
-                Some(account.id.0),
-                "enrolment.close",
-                mac.map_or_else(|| "every device".to_string(), Mac::to_string),
-            )
-            .after(serde_json::json!({"closed": n})),
-        )?;
-        Ok(n)
-    })
-}
-
-/// Re-enrols a replaced or factory-reset device in one action: its credential and what it
-/// was known to hold are forgotten and a window of `minutes` opens for its MAC, so the next
-/// phone to present the account credential for it enrols again.
-pub fn reset(
-    conn: &mut Connection,
-    actor: &Actor,
-    account: &Account,
-    mac: &Mac,
-    minutes: u64,
-) -> Result<Window> {
-    check_minutes(minutes)?;
-    let device = device_of(conn, account, mac)?;
-    let now = db::now_secs();
-    let closes = now + (minutes * 60) as i64;
-    db::write_tx(conn, |tx| {
-        let had = q::delete_device_credential(tx, device.id)?;
-        // A replaced or factory-reset phone holds none of the platform values it had
-        // confirmed: every one is delivered again.
-        tx.execute(
-            "DELETE FROM device_prov_state WHERE device_id = ?1",
-            [device.id],
-        )?;
-        let id = q::insert_window(
-            tx,
-            account.id.0,
-            Some(mac.as_str()),
-            now,
-            closes,
-            &actor.name,
-        )?;
-        audit::record(
-            tx,
-            actor,
-            Change::new(Some(account.id.0), "enrolment.reset", mac.to_string())
-                .before(serde_json::json!({"device_credential": if had { "set" } else { "none" }}))
-                .after(serde_json::json!({"device_credential": "none", "window_minutes": minutes})),
-        )?;
-        Ok(Window {
-            id,
-            account_id: account.id.0,
-            mac: Some(mac.to_string()),
-            opened_at: now,
-            closes_at: closes,
-            opened_by: actor.name.clone(),
-        })
-    })
-}
-
-/// Rotates a device's own credential on the desired/confirmed mechanism: a new password is
-/// delivered the next time the device authenticates with its current one, which stays
-/// accepted until the device uses the new one.
-pub fn rotate(conn: &mut Connection, actor: &Actor, account: &Account, mac: &Mac) -> Result<()> {
-    let device = device_of(conn, account, mac)?;
-    db::write_tx(conn, |tx| {
-        let current = q::find_device_credential(tx, device.id)?.ok_or_else(|| {
-            Error::Conflict(format!(
-                "{mac} has not enrolled: it has no credential of its own to rotate"
-            ))
-        })?;
-        // An unconfirmed credential has not reached the device: replace it outright, and
-        // keep whatever older one the device may still hold.
-        let keep = current.confirmed_at.is_some();
-        let previous_kept = current.previous.clone();
-        q::store_device_credential(tx, device.id, &generate_password(), keep, db::now_secs())?;
-        if !keep && let Some(p) = previous_kept {
-            tx.execute(
-                "UPDATE device_credentials SET previous = ?2 WHERE device_id = ?1",
-                rusqlite::params![device.id, crate::db::secrets::seal(&p)],
-            )?;
-        }
-        audit::record(
-            tx,
-            actor,
-            Change::new(Some(account.id.0), "enrolment.rotate", mac.to_string())
-                .after(serde_json::json!({"device_credential": "rotated"})),
-        )?;
-        Ok(())
-    })
-}
-
-/// Turns withholding on or off for an account.
-pub fn set_device_secrets(
-    conn: &mut Connection,
-    actor: &Actor,
-    account: &Account,
-    on: bool,
-) -> Result<()> {
-    db::write_tx(conn, |tx| {
-        q::set_device_secrets(tx, account.id.0, on)?;
-        audit::record(
-            tx,
-            actor,
-            Change::new(
-                Some(account.id.0),
-                "account.device-secrets",
-                account.slug.clone(),
-            )
-            .before(serde_json::json!({"device_secrets": account.device_secrets}))
-            .after(serde_json::json!({"device_secrets": on})),
-        )?;
-        Ok(())
-    })
-}
-
-/// The account's windows open now.
-pub fn list_windows(conn: &Connection, account: &Account) -> Result<Vec<Window>> {
-    q::list_open_windows(conn, account.id.0, db::now_secs())
 }
 
 #[cfg(test)]
@@ -327,9 +273,13 @@ mod tests {
         DeviceCredential {
             device_id: 1,
             password: "pw".into(),
-            previous: None,
+            outstanding: Vec::new(),
+            retired: Vec::new(),
             created_at: 1,
             confirmed_at: confirmed.then_some(2),
+            enrolled_at: confirmed.then_some(2),
+            deliveries: 1,
+            contested_at: None,
         }
     }
 
@@ -338,75 +288,113 @@ mod tests {
         certificate: false,
     };
 
+    fn standing(credential: Option<&DeviceCredential>, window_open: bool) -> Standing<'_> {
+        Standing {
+            credential,
+            window_open,
+            ..Standing::default()
+        }
+    }
+
     #[test]
     fn the_account_credential_enrols_only_inside_a_window_and_never_an_enrolled_device() {
         let a = account(true);
-        assert_eq!(access(&a, NONE, None, false), Access::Withheld);
-        assert_eq!(access(&a, NONE, None, true), Access::Enrol);
-        assert_eq!(access(&a, NONE, Some(&cred(false)), true), Access::Enrol);
+        assert_eq!(access(&a, NONE, standing(None, false)), Access::Withheld);
+        assert_eq!(access(&a, NONE, standing(None, true)), Access::Enrol);
+        let pending = cred(false);
+        assert_eq!(
+            access(&a, NONE, standing(Some(&pending), true)),
+            Access::Enrol
+        );
         // Enrolled: a stranger with the account credential gets nothing, window or not.
-        assert_eq!(access(&a, NONE, Some(&cred(true)), true), Access::Withheld);
+        let enrolled = cred(true);
+        assert_eq!(
+            access(&a, NONE, standing(Some(&enrolled), true)),
+            Access::Withheld
+        );
         let own = Proof {
             device_credential: true,
             certificate: false,
         };
-        assert_eq!(access(&a, own, Some(&cred(true)), false), Access::Full);
+        assert_eq!(
+            access(&a, own, standing(Some(&enrolled), false)),
+            Access::Full
+        );
         let cert = Proof {
             device_credential: false,
             certificate: true,
         };
-        assert_eq!(access(&a, cert, None, false), Access::Full);
+        assert_eq!(access(&a, cert, standing(None, false)), Access::Full);
+        // With the device CA configured, a window hands out nothing: only a certificate.
+        let by_cert = Standing {
+            certificate_only: true,
+            ..standing(Some(&pending), true)
+        };
+        assert_eq!(access(&a, NONE, by_cert), Access::Withheld);
+        assert_eq!(access(&a, cert, by_cert), Access::Full);
         // Accounts that do not withhold serve as before.
-        assert_eq!(access(&account(false), NONE, None, false), Access::Full);
+        assert_eq!(
+            access(&account(false), NONE, standing(None, false)),
+            Access::Full
+        );
     }
 
     #[test]
-    fn windows_reset_and_rotation_keep_the_old_password_until_the_new_one_is_used() {
-        let mut conn = crate::db::open_in_memory().expect("db");
-        let acc =
-            crate::db::accounts::insert_account(&conn, "B", "branch", false, "u1", "password1")
-                .expect("account");
-        assert!(acc.device_secrets, "new accounts withhold secrets");
-        let mac: Mac = "0004f2000001".parse().expect("mac");
-        let actor = Actor::person("admin");
-        let err = open_window(&mut conn, &actor, &acc, 0, Some(&mac)).expect_err("zero");
-        assert!(err.to_string().contains("minutes"), "{err}");
-        let w = open_window(&mut conn, &actor, &acc, 30, Some(&mac)).expect("open");
-        assert_eq!(w.mac.as_deref(), Some("0004f2000001"));
-        assert!(q::window_open_for(&conn, acc.id.0, "0004f2000001", db::now_secs()).expect("q"));
-        assert!(!q::window_open_for(&conn, acc.id.0, "0004f2000002", db::now_secs()).expect("q"));
-        assert_eq!(
-            close_windows(&mut conn, &actor, &acc, None).expect("close"),
-            1
-        );
-        assert!(!q::window_open_for(&conn, acc.id.0, "0004f2000001", db::now_secs()).expect("q"));
+    fn served_before_keeps_secrets_until_it_enrols_and_exempt_families_are_not_withheld() {
+        let a = account(true);
+        let before = Standing {
+            served_before: true,
+            ..Standing::default()
+        };
+        assert_eq!(access(&a, NONE, before), Access::EnrolServed);
+        assert!(!Access::EnrolServed.withholds() && Access::EnrolServed.delivers());
+        let enrolled = cred(true);
+        let after = Standing {
+            credential: Some(&enrolled),
+            ..before
+        };
+        assert_eq!(access(&a, NONE, after), Access::Withheld);
+        let exempt = Standing {
+            exempt: true,
+            ..Standing::default()
+        };
+        assert_eq!(access(&a, NONE, exempt), Access::Full);
+        assert!(!adopts_own_credential("Poly Studio X30"));
+        assert!(adopts_own_credential("VVX 450"));
+        assert!(adopts_own_credential(""));
+    }
 
-        conn.execute(
-            "INSERT INTO devices (id, account_id, mac, serial, created_at, updated_at)
-             VALUES (7, ?1, '0004f2000001', '0004F2000001', 1, 1)",
-            [acc.id.0],
-        )
-        .expect("device");
-        let err = rotate(&mut conn, &actor, &acc, &mac).expect_err("not enrolled");
-        assert!(matches!(err, Error::Conflict(_)));
-        let first = ensure_credential(&conn, 7).expect("created");
-        assert_eq!(ensure_credential(&conn, 7).expect("same"), first);
-        q::confirm_device_credential(&conn, 7, 5).expect("confirm");
-        rotate(&mut conn, &actor, &acc, &mac).expect("rotate");
-        let rotated = q::find_device_credential(&conn, 7)
-            .expect("q")
-            .expect("row");
-        assert_ne!(rotated.password, first.password);
-        assert_eq!(rotated.previous.as_deref(), Some(first.password.as_str()));
-        assert!(rotated.confirmed_at.is_none());
-        q::confirm_device_credential(&conn, 7, 6).expect("confirm");
-        let done = q::find_device_credential(&conn, 7)
-            .expect("q")
-            .expect("row");
-        assert!(done.previous.is_none() && done.confirmed_at == Some(6));
+    #[test]
+    fn a_credential_delivered_too_often_is_no_longer_sent() {
+        let a = account(true);
+        let mut c = cred(false);
+        c.deliveries = crate::domain::machine::GIVE_UP_AFTER;
+        assert!(c.given_up());
+        assert_eq!(access(&a, NONE, standing(Some(&c), true)), Access::Withheld);
+        let before = Standing {
+            credential: Some(&c),
+            served_before: true,
+            ..Standing::default()
+        };
+        assert_eq!(access(&a, NONE, before), Access::Full);
+    }
 
-        reset(&mut conn, &actor, &acc, &mac, 15).expect("reset");
-        assert!(q::find_device_credential(&conn, 7).expect("q").is_none());
-        assert!(q::window_open_for(&conn, acc.id.0, "0004f2000001", db::now_secs()).expect("q"));
+    #[test]
+    fn a_window_covers_its_mac_and_address_until_it_closes() {
+        let w = Window {
+            id: 1,
+            account_id: 1,
+            mac: Some("0004f2000001".into()),
+            opened_at: 10,
+            closes_at: NO_MAXIMUM_AGE,
+            opened_by: "admin".into(),
+            until_enrolled: true,
+            address: Some("10.0.0.5".into()),
+        };
+        assert!(w.covers("0004f2000001", "10.0.0.5", 11));
+        assert!(!w.covers("0004f2000001", "10.0.0.6", 11));
+        assert!(!w.covers("0004f2000002", "10.0.0.5", 11));
+        assert!(!w.covers("0004f2000001", "10.0.0.5", 9));
+        assert_eq!(w.closes_text(), "until the device enrols");
     }
 }

@@ -79,7 +79,7 @@ impl Mac {
         *self == ZERO
     }
 
-    /// Uppercase form, the default serial number (seed 000, Table 2).
+    /// Uppercase form, the default serial number (the ZTP guide, Table 2).
     pub fn upper(&self) -> String {
         self.as_str().to_ascii_uppercase()
     }

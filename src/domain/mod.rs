@@ -1,43 +1,41 @@
-//! Types and rules of provisioning, free of HTTP and HTML: MAC addresses, validation,
-//! templates, desired/confirmed device state, Polycom rendering, User-Agent parsing.
-//! Never imports rouille or maud.
+//! Types and pure rules of provisioning: MAC addresses, validation, templates, the rules of
+//! Auto-Sync and enrolment, Polycom rendering, User-Agent parsing. No database, no file
+//! system, no clock (times are passed in), and nothing of HTTP or HTML: the use cases that
+//! read or write state live in `actions`, and `tests/it/layers.rs` keeps it that way.
 
 pub mod account;
-pub mod accounts;
 pub mod assets;
-pub mod assoc;
 pub mod audit;
 pub mod autosync;
 pub mod chart;
+pub mod csvcell;
 pub mod csvimport;
 pub mod device;
 pub mod devicepath;
 pub mod devicevars;
 pub mod directory;
 pub mod enrolment;
+pub mod finding;
 pub mod firmware;
-pub mod import;
 pub mod inventory;
 pub mod ipnet;
+pub mod lint;
 pub mod mac;
-pub mod ops;
+pub mod machine;
 pub mod overrides;
+pub mod paramcheck;
 pub mod policy;
 pub mod polycom;
+pub mod precedence;
 pub mod profile;
-pub mod profile_ops;
-pub mod provisioning;
 pub mod provserver;
 pub mod provstate;
+pub mod regress;
 pub mod settings;
-pub mod sightings;
-pub mod signin;
 pub mod subscriber;
 pub mod template;
-pub mod templating;
 pub mod throttle;
-pub mod transfer;
-pub mod uploads;
+pub mod time;
 pub mod useragent;
 pub mod users;
 pub mod variables;

@@ -1,7 +1,7 @@
 //! Profiles: the ZTP Profile Editor's fields and the configuration files a profile serves.
 //!
-//! Validation follows seed 000 (Profile Editor fields, Table 3's character rules) with the
-//! decisions of DESIGN §8; every problem names its field. Files are checked for well-formed
+//! Validation follows the ZTP guide (Profile Editor fields, Table 3's character rules) with the
+//! decisions of docs/design.md §8; every problem names its field. Files are checked for well-formed
 //! XML and for unknown `${VARIABLES}` when stored (ZTP does no checking: we do).
 
 use std::collections::BTreeMap;
@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::polycom::models::{Family, UCS_VENDOR_MODEL, VIDEO_VENDOR_MODEL};
-use super::provserver::ServerUrl;
 use super::{template, xml};
 use crate::error::{Error, FieldError, Result};
 
@@ -114,7 +113,7 @@ pub fn check_profile_name(field: &str, name: &str, problems: &mut Vec<FieldError
     }
 }
 
-/// Checks a vendor model: the two named models verbatim, otherwise seed 000's rule
+/// Checks a vendor model: the two named models verbatim, otherwise the ZTP guide's rule
 /// `^[a-zA-Z0-9._-]*$`, 1 to 50 characters.
 pub fn check_vendor_model(field: &str, model: &str, problems: &mut Vec<FieldError>) {
     if model == UCS_VENDOR_MODEL || model == VIDEO_VENDOR_MODEL {
@@ -135,7 +134,7 @@ pub fn check_vendor_model(field: &str, model: &str, problems: &mut Vec<FieldErro
     }
 }
 
-/// Seed 000: vendor-extension values allow every character except `, & < > ' "`.
+/// The ZTP guide: vendor-extension values allow every character except `, & < > ' "`.
 pub fn check_extension_value(field: &str, value: &str, problems: &mut Vec<FieldError>) {
     if let Some(c) = value
         .chars()
@@ -176,9 +175,7 @@ impl ProfileFields {
         check_vendor_model("vendor_model", &self.vendor_model, &mut p);
         if !self.prov_server.is_empty() {
             check_extension_value("prov_server", &self.prov_server, &mut p);
-            if let Err(e) = ServerUrl::parse(&self.prov_server) {
-                p.push(FieldError::new("prov_server", e));
-            }
+            super::provserver::check_address("prov_server", &self.prov_server, &mut p);
         }
         check_extension_value("prov_user", &self.prov_user, &mut p);
         check_extension_value("prov_password", &self.prov_password, &mut p);
@@ -261,9 +258,12 @@ pub fn check_file(file_name: &str, content: Vec<u8>, vars: &template::Vars) -> R
         template::check(file_name, text, vars)?;
         // Variables may sit in attribute names (`reg.${LINE}.address`) and `${OVERRIDE}`
         // inside a tag: the XML check sees the file with sample values.
-        xml::check_well_formed(file_name, template::check_form(text).as_bytes())?;
+        let sample = template::check_form(text);
+        xml::check_well_formed(file_name, sample.as_bytes())?;
+        check_owned(file_name, sample.as_bytes())?;
     } else {
         xml::check_well_formed(file_name, &content)?;
+        check_owned(file_name, &content)?;
     }
     let sha256 = super::sha256_hex(&content);
     Ok(ProfileFile {
@@ -273,6 +273,22 @@ pub fn check_file(file_name: &str, content: Vec<u8>, vars: &template::Vars) -> R
     })
 }
 
+/// Refuses a file that sets a parameter the state machine owns (`machine::owned`, I6),
+/// naming the file, the line and the parameter.
+fn check_owned(file_name: &str, bytes: &[u8]) -> Result<()> {
+    if super::regress::on(super::regress::Defect::OwnedInProfile) {
+        return Ok(());
+    }
+    let found = xml::parse_params(file_name, bytes)?;
+    let problems =
+        super::machine::owned_problems(file_name, found.iter().map(|p| (p.name.as_str(), p.line)));
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid(problems))
+    }
+}
+
 /// Never built: `check_well_formed` refuses text that is not UTF-8.
 fn unreachable_file() -> ProfileFile {
     ProfileFile {
@@ -280,6 +296,34 @@ fn unreachable_file() -> ProfileFile {
         content: Vec::new(),
         sha256: String::new(),
     }
+}
+
+/// Parses `FAMILY=VERSION` pairs for a profile's software versions.
+pub fn parse_software(
+    pairs: &[String],
+) -> Result<BTreeMap<crate::domain::polycom::models::Family, String>> {
+    let mut out = BTreeMap::new();
+    for pair in pairs {
+        let Some((family, version)) = pair.split_once('=') else {
+            return Err(Error::invalid(
+                "software",
+                format!("`{pair}` is not FAMILY=VERSION (e.g. VVX=5.9.8.1234)"),
+            ));
+        };
+        let f =
+            crate::domain::polycom::models::Family::from_name(family.trim()).ok_or_else(|| {
+                let names: Vec<&str> = crate::domain::polycom::models::Family::ALL
+                    .iter()
+                    .map(|f| f.name())
+                    .collect();
+                Error::invalid(
+                    "software",
+                    format!("`{family}` is not a model family ({})", names.join(", ")),
+                )
+            })?;
+        out.insert(f, version.trim().to_string());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

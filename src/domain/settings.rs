@@ -1,6 +1,6 @@
-//! Provisioning settings (DESIGN §9, seed 003): the server address, protocols and
-//! credentials, Local or External (DMS) mode, SIP and infrastructure servers, and the file
-//! transport of External mode.
+//! Provisioning settings (docs/design.md §9, after the PBX settings page): the server
+//! address, protocols and credentials, Local or External (DMS) mode, SIP and infrastructure
+//! servers, and the file transport of External mode.
 //!
 //! Settings are stored one field per row (`prov_settings`); a field that is not stored has
 //! its documented default. Every change is validated as a whole — all problems, each naming
@@ -56,8 +56,8 @@ impl TransportKind {
     }
 }
 
-/// Protocols a provisioning URL may use (seed 003). `auto` means the scheme the phone used
-/// (local mode).
+/// Protocols a provisioning URL may use (the PBX settings page). `auto` means the scheme
+/// the phone used (local mode).
 pub const PROTOCOLS: &[&str] = &["auto", "http", "https", "ftp", "ftps", "tftp"];
 
 /// The provisioning settings.
@@ -393,8 +393,8 @@ impl ProvSettings {
         }
     }
 
-    /// Every problem, each naming its field.
-    pub fn validate(&self) -> Result<()> {
+    /// Every problem, each naming its field; `script` tells what the script path is.
+    pub fn validate(&self, script: &dyn Fn(&Path) -> ScriptFile) -> Result<()> {
         let mut p = Vec::new();
         host(&mut p, "server_address", &self.server_address);
         if !PROTOCOLS.contains(&self.default_protocol.as_str()) {
@@ -479,7 +479,7 @@ impl ProvSettings {
             ));
         }
         if self.transport == TransportKind::Script {
-            check_script(&mut p, &self.script_path);
+            check_script(&mut p, &self.script_path, script);
         }
         if self.transport == TransportKind::S3 {
             self.check_s3(&mut p);
@@ -618,8 +618,18 @@ fn credential(p: &mut Vec<FieldError>, field: &str, value: &str) {
     }
 }
 
-fn check_script(p: &mut Vec<FieldError>, path: &str) {
-    use std::os::unix::fs::PermissionsExt;
+/// What the file system says of a script path. The caller reads it (`actions::templating::
+/// script_file`): the domain reads no file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScriptFile {
+    Executable,
+    NotExecutable,
+    NotAFile,
+    /// It cannot be read: the error.
+    Unreadable(String),
+}
+
+fn check_script(p: &mut Vec<FieldError>, path: &str, script: &dyn Fn(&Path) -> ScriptFile) {
     if path.is_empty() {
         p.push(FieldError::new(
             "script_path",
@@ -635,17 +645,19 @@ fn check_script(p: &mut Vec<FieldError>, path: &str) {
         ));
         return;
     }
-    match std::fs::metadata(file) {
-        Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => {}
-        Ok(m) if m.is_file() => p.push(FieldError::new(
+    match script(file) {
+        ScriptFile::Executable => {}
+        ScriptFile::NotExecutable => p.push(FieldError::new(
             "script_path",
             format!("`{path}` is not executable (chmod +x)"),
         )),
-        Ok(_) => p.push(FieldError::new(
+        ScriptFile::NotAFile => p.push(FieldError::new(
             "script_path",
             format!("`{path}` is not a file"),
         )),
-        Err(e) => p.push(FieldError::new("script_path", format!("`{path}`: {e}"))),
+        ScriptFile::Unreadable(e) => {
+            p.push(FieldError::new("script_path", format!("`{path}`: {e}")))
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Subscribers: seed 000's "customer contact profile", a reference ID with contact fields
+//! Subscribers: the ZTP guide's "customer contact profile", a reference ID with contact fields
 //! to which associated devices are linked.
 //!
 //! The reference ID is mandatory, unique, and 4 to 20 letters and digits. A subscriber
@@ -40,7 +40,7 @@ pub struct Subscriber {
     pub devices: i64,
 }
 
-/// Checks a reference ID: 4 to 20 letters and digits (seed 000).
+/// Checks a reference ID: 4 to 20 letters and digits (the ZTP guide).
 pub fn check_reference_id(field: &str, id: &str, p: &mut Vec<FieldError>) {
     let n = id.chars().count();
     if n == 0 {

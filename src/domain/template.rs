@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use super::xml::escape_attr;
 use crate::error::{Error, FieldError};
 
-/// Every built-in variable (DESIGN §9). Values a deployment has not configured expand to
+/// Every built-in variable (docs/design.md §9). Values a deployment has not configured expand to
 /// their documented default, often empty.
 pub const BUILTINS: &[&str] = &[
     // servers

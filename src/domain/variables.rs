@@ -1,6 +1,6 @@
 //! The values of the template variables for one device, each with its source: the
 //! provisioning settings, the account, the device and its lines, the documented defaults
-//! (DESIGN §9, seed 003), and the custom variables.
+//! (docs/design.md §9, after the PBX settings page), and the custom variables.
 //!
 //! The defaults, in one place:
 //! - management server = `server_address`, else the host phones use (without its port);
@@ -158,8 +158,48 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
     for (name, value) in &ctx.custom {
         v.set_custom(name.clone(), value.clone());
     }
-    let d = s.device;
+    set_servers(&mut v, st, s);
+    let prov = set_provisioning(&mut v, st, s, external);
+    set_credentials(&mut v, st, s.account, external, &prov);
+    set_firmware(&mut v, st, s, external, prov);
+    set_device(&mut v, s);
 
+    // Lines: line 1 outside blocks (LABEL stays the device's there).
+    let line1 = s.device.lines.iter().find(|l| l.line == 1);
+    let empty = Line {
+        line: 1,
+        ..Default::default()
+    };
+    set_line(&mut v, line1.unwrap_or(&empty), false);
+    let lines = s
+        .device
+        .lines
+        .iter()
+        .map(|l| {
+            let mut lv = v.clone();
+            set_line(&mut lv, l, true);
+            (l.line, lv)
+        })
+        .collect();
+    DeviceVarSet { device: v, lines }
+}
+
+/// Where phones fetch their files, as `set_provisioning` worked it out.
+struct Provisioning {
+    /// `PROTO`.
+    proto: String,
+    /// `PROV_SERVER`.
+    server: String,
+    /// `PROV_PATH`.
+    path: String,
+    /// The provisioning base path without the model segment (firmware is shared by every
+    /// model of a family).
+    base: String,
+}
+
+/// The management server, the SIP servers and the NTP server.
+fn set_servers(v: &mut Vars, st: &ProvSettings, s: &Subject<'_>) {
+    let d = s.device;
     // The management server.
     let (mgmt, mgmt_src) = if !st.server_address.is_empty() {
         (st.server_address.clone(), "settings.server_address")
@@ -225,8 +265,17 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
     } else {
         v.set_from("NTP_SERVER", st.ntp_server.clone(), "settings.ntp_server");
     }
+}
 
-    // Protocol, provisioning server and path.
+/// The protocol, the provisioning server and its path (with External mode's model
+/// segment).
+fn set_provisioning(
+    v: &mut Vars,
+    st: &ProvSettings,
+    s: &Subject<'_>,
+    external: bool,
+) -> Provisioning {
+    let d = s.device;
     let (proto, proto_src) = if external {
         (st.external_protocol.clone(), "settings.external_protocol")
     } else if st.default_protocol == "auto" {
@@ -243,7 +292,7 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
     } else {
         String::new()
     };
-    let (prov_server, prov_path, base) = if external {
+    let (server, path, base) = if external {
         v.set_from(
             "PROV_SERVER",
             st.external_server.clone(),
@@ -284,8 +333,24 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
             s.reach.base_path.clone(),
         )
     };
+    Provisioning {
+        proto,
+        server,
+        path,
+        base,
+    }
+}
 
-    // Credentials.
+/// The HTTP and FTP credentials, the provisioning credentials that the protocol picks
+/// from them, and the URL that carries them.
+fn set_credentials(
+    v: &mut Vars,
+    st: &ProvSettings,
+    account: &Account,
+    external: bool,
+    prov: &Provisioning,
+) {
+    let proto = &prov.proto;
     let (http_user, http_password, http_src) = if !st.http_user.is_empty() {
         (
             st.http_user.clone(),
@@ -294,8 +359,8 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
         )
     } else {
         (
-            s.account.device_user.clone().unwrap_or_default(),
-            s.account.device_password.clone().unwrap_or_default(),
+            account.device_user.clone().unwrap_or_default(),
+            account.device_password.clone().unwrap_or_default(),
             "default: the account's device credentials",
         )
     };
@@ -329,15 +394,31 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
     v.set_from(
         "PROTO_URL",
         format!(
-            "{proto}://{}{prov_server}{prov_path}",
-            userinfo(&prov_user, &prov_password)
+            "{proto}://{}{}{}",
+            userinfo(&prov_user, &prov_password),
+            prov.server,
+            prov.path
         ),
         "PROTO :// PROV_USER:PROV_PASSWORD @ PROV_SERVER PROV_PATH",
     );
     v.set_from("PROV_USER", prov_user, prov_src.clone());
     v.set_from("PROV_PASSWORD", prov_password, prov_src);
+}
 
-    // Firmware.
+/// The firmware server, path, image and URL of the profile's software version.
+fn set_firmware(
+    v: &mut Vars,
+    st: &ProvSettings,
+    s: &Subject<'_>,
+    external: bool,
+    prov: Provisioning,
+) {
+    let Provisioning {
+        proto,
+        server: prov_server,
+        base,
+        ..
+    } = prov;
     let firmware_server = if external && !st.external_firmware_server.is_empty() {
         v.set_from(
             "FIRMWARE_SERVER",
@@ -381,8 +462,11 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
             v.set_from("FIRMWARE_URL", "", "the profile names no software version");
         }
     }
+}
 
-    // The device.
+/// The device's own variables: MAC, account, label, time zone, park extension, override.
+fn set_device(v: &mut Vars, s: &Subject<'_>) {
+    let d = s.device;
     v.set_from("MAC", d.mac.upper(), "device MAC, upper case");
     v.set_from("mac", d.mac.to_string(), "device MAC, lower case");
     v.set_from("TENANT", s.account.name.clone(), "account name");
@@ -405,24 +489,6 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
         dv.override_attrs.clone(),
         "device override (inserted as written)",
     );
-
-    // Lines: line 1 outside blocks (LABEL stays the device's there).
-    let line1 = d.lines.iter().find(|l| l.line == 1);
-    let empty = Line {
-        line: 1,
-        ..Default::default()
-    };
-    set_line(&mut v, line1.unwrap_or(&empty), false);
-    let lines = d
-        .lines
-        .iter()
-        .map(|l| {
-            let mut lv = v.clone();
-            set_line(&mut lv, l, true);
-            (l.line, lv)
-        })
-        .collect();
-    DeviceVarSet { device: v, lines }
 }
 
 /// Sets the per-line variables of `l`; `in_block` also sets `LABEL` to the line label.

@@ -1,33 +1,61 @@
-//! Serving a file without its secrets (DESIGN §6, "secrets withheld until the device proves
-//! itself"): every attribute a secret parameter names is removed from a rendered file, so
-//! the phone still boots on the rest and keeps whatever it had for the secret rather than
-//! being handed an empty value. Pure; the provisioning cache calls it for requests that
-//! did not prove they are the device.
+//! Serving a file without its secrets (docs/design.md §6.4, "secrets withheld until the
+//! device proves itself"): every attribute a secret parameter names is removed from a
+//! rendered file, so the phone still boots on the rest and keeps whatever it had for the
+//! secret rather than being handed an empty value. Pure; the provisioning cache calls it
+//! for requests that did not prove they are the device.
 
 use super::polycom::params;
 
+/// Whether `name = value` is left out of what a request without proof gets: every secret
+/// parameter but the provisioning password the state machine delivers (`delivered`: the
+/// device's own password while it enrols, or Auto-Sync's account password, which a phone
+/// not yet enrolled must follow or be locked out when its grace window closes), under
+/// whichever name its family uses.
+pub fn withheld(name: &str, value: &str, delivered: Option<&str>) -> bool {
+    params::is_secret(name)
+        && !(super::provstate::is_credential(name) && delivered.is_some_and(|p| p == value))
+}
+
 /// A rendered file with every secret parameter (`params::is_secret`) left out: the
 /// attribute is removed, so the phone keeps what it has rather than being handed an empty
-/// password. `own_password` — the device's own credential while it enrols — stays. A file
-/// that is not well-formed XML cannot be filtered and is replaced by an empty configuration.
-pub fn withhold_secrets(bytes: &[u8], own_password: Option<&str>) -> Vec<u8> {
+/// password. The provisioning password the state machine delivers (`withheld`) stays. A
+/// file that is not well-formed XML cannot be filtered and is replaced by an empty
+/// configuration.
+pub fn withhold_secrets(bytes: &[u8], delivered: Option<&str>) -> Vec<u8> {
+    remove_params(bytes, |name, value| withheld(name, value, delivered)).0
+}
+
+/// A file with every parameter the state machine owns left out (`machine::owned`, I6: stored
+/// data from before that carries one is never served with it), and the names left out.
+pub fn strip_owned(bytes: &[u8]) -> (Vec<u8>, Vec<String>) {
+    if super::regress::on(super::regress::Defect::OwnedInProfile) {
+        return (bytes.to_vec(), Vec::new());
+    }
+    remove_params(bytes, |name, _| super::machine::owned(name))
+}
+
+/// A file with every attribute `remove` names left out (with the whitespace before it), and
+/// the names removed. A file that is not well-formed XML cannot be filtered and is replaced
+/// by an empty configuration.
+fn remove_params(bytes: &[u8], remove: impl Fn(&str, &str) -> bool) -> (Vec<u8>, Vec<String>) {
     let Ok(text) = std::str::from_utf8(bytes) else {
-        return EMPTY_CONFIG.to_vec();
+        return (EMPTY_CONFIG.to_vec(), Vec::new());
     };
     let Ok(doc) = roxmltree::Document::parse(text) else {
-        return EMPTY_CONFIG.to_vec();
+        return (EMPTY_CONFIG.to_vec(), Vec::new());
     };
+    let mut removed = Vec::new();
     let mut ranges: Vec<std::ops::Range<usize>> = doc
         .descendants()
         .flat_map(|n| n.attributes())
-        .filter(|a| params::is_secret(a.name()))
-        // The device's own password (a long random value) under whichever name its
-        // family uses.
-        .filter(|a| own_password.is_none_or(|p| p != a.value()))
-        .map(|a| a.range())
+        .filter(|a| remove(a.name(), a.value()))
+        .map(|a| {
+            removed.push(a.name().to_string());
+            a.range()
+        })
         .collect();
     if ranges.is_empty() {
-        return bytes.to_vec();
+        return (bytes.to_vec(), removed);
     }
     ranges.sort_by_key(|r| std::cmp::Reverse(r.start));
     let mut out = text.to_string();
@@ -40,16 +68,63 @@ pub fn withhold_secrets(bytes: &[u8], own_password: Option<&str>) -> Vec<u8> {
             out.replace_range(start..r.end, "");
         }
     }
-    out.into_bytes()
+    (out.into_bytes(), removed)
 }
 
 /// What a phone gets instead of a file whose secrets cannot be filtered.
 const EMPTY_CONFIG: &[u8] =
     b"<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"yes\"?>\n<PHONE_CONFIG/>\n";
 
+/// Configuration text for display, with the value of every secret parameter's attribute
+/// (`name="value"`, `params::is_secret`) replaced by `mask`. A scan of the text, not a
+/// parse, so a file that is not well-formed XML (a preview of a broken template) is masked
+/// too. Passwords embedded in addresses are masked as well.
+pub fn mask_secret_values(text: &str, mask: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 1 < bytes.len() {
+        let quote = bytes[i + 1];
+        if bytes[i] != b'=' || (quote != b'"' && quote != b'\'') {
+            i += 1;
+            continue;
+        }
+        let name_start = text[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | ':')))
+            .map_or(0, |p| p + 1);
+        let value_start = i + 2;
+        let Some(len) = text[value_start..].find(quote as char) else {
+            break;
+        };
+        let name = &text[name_start..i];
+        if len > 0 && super::polycom::params::is_secret(name) {
+            out.push_str(&text[copied..value_start]);
+            out.push_str(mask);
+            copied = value_start + len;
+        }
+        i = value_start + len + 1;
+    }
+    out.push_str(&text[copied..]);
+    super::provserver::mask_password(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_masked_for_display_even_in_broken_files() {
+        let text = "<c reg.1.auth.password=\"S1\" up.x='1' device.prov.password='S2' reg.2.auth.password=\"\"\n<broken a.password=\"S3\"";
+        let shown = mask_secret_values(text, "***");
+        for s in ["S1", "S2", "S3"] {
+            assert!(!shown.contains(s), "{shown}");
+        }
+        assert!(
+            shown.contains("up.x='1'") && shown.contains("reg.2.auth.password=\"\""),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn secret_attributes_go_and_everything_else_stays() {
@@ -71,6 +146,17 @@ mod tests {
             assert!(out.contains(kept), "{kept}: {out}");
         }
         roxmltree::Document::parse(&out).expect("still XML");
+    }
+
+    #[test]
+    fn the_delivered_password_stays_only_as_the_provisioning_password() {
+        // Auto-Sync's account password: kept as device.prov.password, never under a SIP
+        // parameter that happens to have the same value.
+        let file = "<c device.prov.password=\"acct-2\" reg.1.auth.password=\"acct-2\"/>";
+        let out =
+            String::from_utf8(withhold_secrets(file.as_bytes(), Some("acct-2"))).expect("utf8");
+        assert!(out.contains("device.prov.password=\"acct-2\""), "{out}");
+        assert!(!out.contains("reg.1.auth.password"), "{out}");
     }
 
     #[test]

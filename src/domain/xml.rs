@@ -66,11 +66,17 @@ pub fn parse_params(file: &str, bytes: &[u8]) -> Result<Vec<FoundParam>, Error> 
             ),
         )])
     })?;
+    // Line numbers from a table of line starts: `text_pos_at` scans from the start of the
+    // text for each attribute, quadratic in a file of thousands of parameters.
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |pos: usize| line_starts.partition_point(|&s| s <= pos) as u32;
     let mut out = Vec::new();
     for node in doc.descendants().filter(|n| n.is_element()) {
         for attr in node.attributes() {
             if attr.name().contains('.') && attr.namespace().is_none() {
-                let line = doc.text_pos_at(attr.range().start).row;
+                let line = line_of(attr.range().start);
                 out.push(FoundParam {
                     name: attr.name().to_string(),
                     value: attr.value().to_string(),

@@ -12,9 +12,9 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use super::{Job, generate_all, push, s3};
+use crate::actions::templating;
 use crate::db::now_secs;
 use crate::domain::settings::{ProvSettings, TransportKind};
-use crate::domain::templating;
 use crate::error::{Error, Result};
 
 /// One device the transport did not take.

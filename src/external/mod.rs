@@ -2,7 +2,7 @@
 //! external device management system serves them.
 //!
 //! `generate_all` renders every associated device as it would be served by the DMS
-//! (`domain::templating::Loaded::files`) into `<data_dir>/external/<model segment>/`, writing
+//! (`actions::templating::Loaded::files`) into `<data_dir>/external/<model segment>/`, writing
 //! only files whose bytes changed (atomically: a temporary file renamed into place) and
 //! removing files of devices that are gone. zerotouch owns that directory. `worker` runs this
 //! in the server after every configuration change and hands changed devices to the file
@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use crate::actions::templating;
 use crate::db::templates;
 use crate::domain::mac::Mac;
 use crate::domain::provstate::Reach;
 use crate::domain::settings::{ProvSettings, TransportKind};
-use crate::domain::templating;
 use crate::domain::variables::Context;
 use crate::error::{Error, Result};
 
@@ -61,9 +61,23 @@ fn write_if_changed(path: &Path, bytes: &[u8]) -> Result<bool> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
+    // A name of its own: the server's scan and any `generate` (the console's push, the
+    // CLI) may write the same file at the same moment.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let tmp = dir.join(format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = match std::fs::File::create(&tmp) {
+            // A concurrent clean-up removed the directory when it was empty a moment ago.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                std::fs::File::create(&tmp)?
+            }
+            other => other?,
+        };
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
@@ -123,6 +137,7 @@ pub fn generate_all(conn: &Connection, dir: &Path, ctx: &Context) -> Result<Vec<
 /// Removes files (and then empty directories) under the segment directories of `dir` that
 /// were not produced now. Hidden files (the asset manifest) at the top are kept.
 fn remove_stale(dir: &Path, produced: &BTreeSet<PathBuf>) {
+    const TEMP_FILE_AGE: std::time::Duration = std::time::Duration::from_secs(600);
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -134,6 +149,14 @@ fn remove_stale(dir: &Path, produced: &BTreeSet<PathBuf>) {
         if let Ok(files) = std::fs::read_dir(&path) {
             for f in files.flatten() {
                 let p = f.path();
+                // Another writer's file in progress (removed here only once it is old).
+                if f.file_name().to_string_lossy().starts_with('.')
+                    && f.metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t.elapsed().unwrap_or_default() < TEMP_FILE_AGE)
+                {
+                    continue;
+                }
                 if p.is_file() && !produced.contains(&p) {
                     match std::fs::remove_file(&p) {
                         Ok(()) => {

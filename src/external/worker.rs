@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 
 use super::{Job, generate_all, push, s3};
+use crate::actions::templating;
 use crate::config::ExternalConfig;
 use crate::db;
 use crate::domain::settings::{ProvSettings, TransportKind};
-use crate::domain::templating;
 use crate::error::Result;
 
 /// The in-flight key of the asset sync.

@@ -71,6 +71,23 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
     server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
     let mut phone = Phone::new(server.device, MAC, UA, &user, &pass);
     boot(&mut phone);
+    // A second server nobody attacks: phone boots against it, taken alternately with those
+    // against the attacked one, are the baseline of the same moments (the same load from
+    // the attackers, the test run and the machine).
+    let control = ZServer::start_with(
+        "limits.max_connections_per_ip = 150\nlimits.head_timeout_secs = 4\nlimits.max_connections = 5000",
+    );
+    control.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        &user,
+        "--password",
+        &pass,
+    ]);
+    control.cli_ok(&["profile", "add", "office"]);
+    control.cli_ok(&["device", "add", MAC, "--profile", "office"]);
+    boot(&mut Phone::new(control.device, MAC, UA, &user, &pass));
     let baseline: Vec<Duration> = (0..40)
         .map(|_| boot(&mut Phone::new(server.device, MAC, UA, &user, &pass)))
         .collect();
@@ -125,11 +142,13 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
         .map(|_| connect_from(Ipv4Addr::new(127, 0, 0, 2), server.device))
         .collect();
     let mut during = Vec::new();
+    let mut control_during = Vec::new();
     let mut open_during = 0;
     let until = Instant::now() + Duration::from_secs(14);
     let mut sampled = Instant::now();
     while Instant::now() < until {
         during.push(boot(&mut Phone::new(server.device, MAC, UA, &user, &pass)));
+        control_during.push(boot(&mut Phone::new(control.device, MAC, UA, &user, &pass)));
         if sampled.elapsed() >= Duration::from_secs(1) {
             open_during = open_during.max(metric(&server, "zerotouch_connections_open"));
             sampled = Instant::now();
@@ -150,11 +169,15 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
         percentile(during.clone(), 0.5),
         percentile(during.clone(), 0.95),
     );
+    let (c50, c95) = (
+        percentile(control_during.clone(), 0.5),
+        percentile(control_during, 0.95),
+    );
     println!(
         "slowloris: {} slow connections held, {} reconnects after head timeouts, {open_during} \
          open on the server at most, {refused_per_ip} refused over the per-address cap; phone boots \
          (slowest request) before: median {b50:?}, p95 {b95:?}; during ({} boots): median \
-         {d50:?}, p95 {d95:?}",
+         {d50:?}, p95 {d95:?}; the unattacked server meanwhile: median {c50:?}, p95 {c95:?}",
         held.load(Ordering::Relaxed),
         reconnects.load(Ordering::Relaxed),
         during.len(),
@@ -176,20 +199,20 @@ fn slowloris_from_many_connections_does_not_slow_real_phones() {
         reconnected >= held.load(Ordering::Relaxed) / 4,
         "slow heads must be closed at the head timeout ({reconnected} reconnects)"
     );
-    // Normal latency: within a small factor of the quiet baseline, and far below what a
-    // phone waits for (its HTTP timeout is tens of seconds).
+    // Normal latency: within a small factor of the unattacked server's in the same
+    // moments (a phone queued behind slow heads waits for a thread, up to a head timeout).
     assert!(
-        d50 <= b50 * 4 + Duration::from_millis(50),
-        "median {d50:?} vs {b50:?}"
+        d50 <= c50 * 4 + Duration::from_millis(20),
+        "median {d50:?} vs {c50:?} unattacked (quiet before: {b50:?})"
     );
     assert!(
-        d95 <= b95 * 4 + Duration::from_millis(250),
-        "p95 {d95:?} vs {b95:?}"
+        d95 <= c95 * 4 + Duration::from_millis(100),
+        "p95 {d95:?} vs {c95:?} unattacked (quiet before: {b95:?})"
     );
 }
 
 #[test]
-fn one_client_reading_many_macs_is_limited_and_reported() {
+fn one_client_reading_many_macs_is_served_and_reported() {
     let server = ZServer::start_with("auth.macs_per_ip = 5");
     let (user, pass) = server.set_credentials();
     server.cli_ok(&["profile", "add", "office"]);
@@ -220,20 +243,22 @@ fn one_client_reading_many_macs_is_limited_and_reported() {
     };
     let harvester = Ipv4Addr::new(127, 0, 0, 9);
     let statuses: Vec<u16> = macs.iter().map(|m| get(harvester, m)).collect();
-    assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429]);
-    // What it already read stays readable; another address is not affected; the site
-    // allowlisted in the harness (127.0.0.1) is not limited.
+    // Phones behind one address are never refused (I1): past the limit the address is
+    // reported, and where secrets are withheld the account credential reads none anyway.
+    assert_eq!(statuses, [200; 8]);
     assert_eq!(get(harvester, &macs[0]), 200);
     assert_eq!(get(Ipv4Addr::new(127, 0, 0, 10), &macs[7]), 200);
     for m in &macs {
         assert_eq!(get(Ipv4Addr::LOCALHOST, m), 200);
     }
-    assert_eq!(metric(&server, "zerotouch_mac_limit_refused_total"), 3);
+    assert_eq!(metric(&server, "zerotouch_many_macs_total"), 3);
     // The diagnostics report it.
     assert!(eventually(Duration::from_secs(5), || {
-        server
-            .cli_ok(&["diagnose", "phones"])
-            .contains("127.0.0.9 read the files of many devices")
+        // A warning: exit status 1.
+        let out = server.cli(&["diagnose", "phones"]);
+        out.status.code() == Some(1)
+            && String::from_utf8_lossy(&out.stdout)
+                .contains("127.0.0.9 read the files of many devices")
     }));
 }
 
@@ -325,6 +350,8 @@ fn firmware_and_uploads_over_their_caps_are_shed_while_configs_are_served() {
         "limits.firmware_streams = 1\nlimits.upload_streams = 1\nlimits.busy_retry_after_secs = 5",
     );
     let (user, pass) = server.set_credentials();
+    // The client here holds only the account credential (enrolment is not the subject).
+    server.serve_secrets_to_account();
     server.cli_ok(&["profile", "add", "office"]);
     server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
     // An image copied into the firmware directory by hand, large enough that a client that

@@ -1,4 +1,4 @@
-//! Auto-Sync credentials end to end (DESIGN §6, seeds 001 and 004), with simulated UCS
+//! Auto-Sync credentials end to end (docs/design.md §6.3, after the Lens pages), with simulated UCS
 //! phones (`sim`) against the real server and a simulated clock: a rotation reaches online
 //! phones at their next poll and offline phones when they come back, never a stranger;
 //! turning Auto-Sync off locks the pending ones out (and says so first); disabling
@@ -67,7 +67,10 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
         "phones",
         "--password",
         FIRST,
+        "--yes",
     ]);
+    // Phones on the account credential (Auto-Sync's subject), not enrolled ones.
+    server.serve_secrets_to_account();
     associate(&server, PHONES);
     let addr = server.device.to_string();
     let mut phones: Vec<SimPhone> = (0..PHONES)
@@ -104,6 +107,7 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
         "phones",
         "--password",
         SECOND,
+        "--yes",
     ]);
     assert_eq!(status(&server), (0, PHONES, 0));
     assert_eq!(flagged(&server, "credentials-pending").len(), PHONES);
@@ -123,20 +127,33 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
     }
     assert_eq!(status(&server), (ONLINE as u64, PHONES - ONLINE, 0));
 
-    // A stranger with the old credentials and the MAC of a phone that synced is refused.
+    // Within the grace window the old credentials stay valid for every device that may
+    // hold them, whatever other requests used: a request with the account credential
+    // proves nothing about which phone sent it (an admin's curl with the new ones must not
+    // lock out a phone still holding the old ones). A stranger with the old ones gets what
+    // anyone with the new ones gets.
     let mut stranger = SimPhone::new(&mac(0), &addr, "phones", FIRST);
-    assert_eq!(
-        stranger.boot(),
-        Boot::Refused {
-            status: 401,
-            path: format!("/{}.cfg", mac(0))
-        }
+    assert!(
+        matches!(stranger.boot(), Boot::Rebooted(_)),
+        "old credentials inside the window"
     );
     let mut direct = Phone::new(server.device, &mac(1), UA_VVX500_APP, "phones", FIRST);
-    assert_eq!(direct.get(&format!("/{}-device.cfg", mac(1))).status, 401);
-    // Old credentials never work for requests that name no device.
+    assert_eq!(direct.get(&format!("/{}-device.cfg", mac(1))).status, 200);
+    // ...and for requests that name no device (shared files, firmware).
     let mut anon = Phone::new(server.device, &mac(ONLINE), UA_VVX500_APP, "phones", FIRST);
-    assert_eq!(anon.get("/000000000000.cfg").status, 401);
+    assert_eq!(anon.get("/000000000000.cfg").status, 200);
+    // The phones the stranger named still count as seen with the old generation: their
+    // latest request used it.
+    assert_eq!(status(&server), (ONLINE as u64 - 2, PHONES - ONLINE + 2, 0));
+    for p in &mut phones[..2] {
+        assert_eq!(
+            p.boot(),
+            Boot::Configured,
+            "{}: the real phone is served",
+            p.mac
+        );
+    }
+    assert_eq!(status(&server), (ONLINE as u64, PHONES - ONLINE, 0));
 
     // Five days later, most offline phones come back and sync within the window.
     server.advance_days(5);
@@ -147,10 +164,26 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
     }
     assert_eq!(status(&server), (back as u64, 5, 0));
 
-    // Turning Auto-Sync off with five phones pending: the count comes first.
+    // Turning Auto-Sync off inside the grace window: the count comes first. The five still
+    // on the first credentials hold it; the others were last seen with the second, which
+    // proves nothing about the phone (anyone holding it can send one), so each may still
+    // hold the first and is counted too.
     let err = server.cli_err(&["autosync", "disable"]);
     assert!(
-        err.contains("5 device(s) will be locked out") && err.contains("--yes"),
+        err.contains(&format!("{PHONES} phone(s) affected"))
+            && err.contains("Auto-Sync is off")
+            && err.contains("--yes"),
+        "{err}"
+    );
+    for i in back..PHONES {
+        assert!(
+            err.contains(&format!("{}: holds generation", mac(i))),
+            "{}: {err}",
+            mac(i)
+        );
+    }
+    assert!(
+        err.contains(&format!("{}: may still hold generation", mac(0))),
         "{err}"
     );
     assert_eq!(status(&server).1, 5, "nothing changed without --yes");
@@ -176,7 +209,10 @@ fn a_rotation_reaches_every_phone_that_comes_back_and_never_a_stranger() {
 
     // Disabling provisioning: the count, then every device request refused.
     let err = server.cli_err(&["account", "disable"]);
-    assert!(err.contains(&format!("{PHONES} device(s)")), "{err}");
+    assert!(
+        err.contains(&format!("{PHONES} phone(s) affected")),
+        "{err}"
+    );
     server.cli_ok(&["account", "disable", "--yes"]);
     let shown = server.cli_ok(&["account", "show"]);
     assert!(
@@ -215,6 +251,7 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
         "phones",
         "--password",
         FIRST,
+        "--yes",
     ]);
     associate(&server, 3);
     let addr = server.device.to_string();
@@ -232,6 +269,7 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
         "phones",
         "--password",
         SECOND,
+        "--yes",
     ]);
     server.advance_days(2);
     assert_eq!(
@@ -275,7 +313,10 @@ fn after_the_grace_window_a_phone_is_locked_out_and_reported() {
         "Third-Passw0rd",
         "--compromised",
     ]);
-    assert!(err.contains("3 device(s) will be locked out"), "{err}");
+    assert!(
+        err.contains("3 phone(s) affected") && err.contains("refused from now"),
+        "{err}"
+    );
     server.cli_ok(&[
         "account",
         "set-credentials",
@@ -300,14 +341,16 @@ fn a_phone_not_seen_for_n_days_gets_no_old_credentials() {
         "phones",
         "--password",
         FIRST,
+        "--yes",
     ]);
     associate(&server, 1);
     let mut phone = SimPhone::new(&mac(0), &server.device.to_string(), "phones", FIRST);
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
     server.wait_recorded(&mac(0));
     server.cli_ok(&["autosync", "set", "--seen-days", "5", "--grace-days", "30"]);
-    server.advance_days(4);
-    server.cli_ok(&[
+    // Not seen for 6 days when the credentials change: counted then, refused from then on.
+    server.advance_days(6);
+    let err = server.cli_err(&[
         "account",
         "set-credentials",
         "--user",
@@ -315,7 +358,20 @@ fn a_phone_not_seen_for_n_days_gets_no_old_credentials() {
         "--password",
         SECOND,
     ]);
-    server.advance_days(2);
+    assert!(
+        err.contains(&mac(0)) && err.contains("refused from now") && err.contains("--yes"),
+        "{err}"
+    );
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        SECOND,
+        "--yes",
+    ]);
+    server.advance_days(1);
     let r = phone.boot();
     assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
     let s = json(&server, &["autosync", "status", "--json"]);
@@ -323,9 +379,42 @@ fn a_phone_not_seen_for_n_days_gets_no_old_credentials() {
         s["locked_out"][0]["why"]
             .as_str()
             .expect("why")
-            .contains("not seen recently"),
+            .contains("not been seen recently when these credentials were replaced"),
         "{s}"
     );
+}
+
+#[test]
+fn seen_days_is_measured_at_the_rotation_not_at_each_request() {
+    let server = ZServer::start_with_clock("");
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        FIRST,
+        "--yes",
+    ]);
+    associate(&server, 1);
+    let mut phone = SimPhone::new(&mac(0), &server.device.to_string(), "phones", FIRST);
+    assert_eq!(phone.boot_until_stable(4), Boot::Configured);
+    server.wait_recorded(&mac(0));
+    // Last seen 20 days before the rotation (within 30), back on day 12 of a 14-day window:
+    // 32 days after it was last seen, and served.
+    server.advance_days(20);
+    server.cli_ok(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones",
+        "--password",
+        SECOND,
+        "--yes",
+    ]);
+    server.advance_days(12);
+    assert_eq!(phone.boot_until_stable(4), Boot::Configured);
+    assert_eq!(phone.password(), SECOND);
 }
 
 #[test]
@@ -338,6 +427,7 @@ fn an_automatically_associated_phone_gets_no_auto_sync_until_confirmed() {
         "phones",
         "--password",
         FIRST,
+        "--yes",
     ]);
     server.cli_ok(&["profile", "add", "office"]);
     server.cli_ok(&[
@@ -382,32 +472,43 @@ fn a_phone_moves_to_https_only_after_it_proves_it_trusts_the_ca() {
         "phones",
         "--password",
         FIRST,
+        "--yes",
     ]);
-    associate(&server, 1);
+    associate(&server, 2);
+    // The phone enrols (its own credential is what proves anything it does); a second
+    // phone, or anyone holding the account credential, proves nothing.
+    server.cli_ok(&["enrol", "mode", "on", "--yes"]);
+    server.cli_ok(&["enrol", "open", "--minutes", "60", "--mac", &mac(0)]);
     let https = server.https.expect("device HTTPS listener");
     let mut phone = SimPhone::new(&mac(0), &server.device.to_string(), "phones", FIRST);
-    // First boot: the CA, the serial tag and Auto-Sync's values arrive together; the TLS
-    // probe cannot be fetched yet (the phone does not trust us), so HTTPS is not asked for.
-    let Boot::Rebooted(adopted) = phone.boot() else {
-        panic!("the first boot delivers changes")
-    };
-    assert!(adopted.contains(&sim::CA_CERT.to_string()), "{adopted:?}");
-    assert_eq!(phone.held(sim::SERVER_TYPE), "HTTP");
+    // First boot: the CA, the serial tag, its own credential and Auto-Sync's values arrive
+    // together; the TLS probe (last in CONFIG_FILES) cannot be fetched yet: the phone does
+    // not trust us, its handshake fails. So HTTPS is not asked for.
     let probe = format!(
         "https://127.0.0.1:{}/{}-tls-probe.cfg",
         https.port(),
         mac(0)
     );
+    let Boot::Incomplete { failed, adopted } = phone.boot() else {
+        panic!("the first boot delivers changes and fails the probe")
+    };
+    assert!(adopted.contains(&sim::CA_CERT.to_string()), "{adopted:?}");
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].url, probe);
+    assert_eq!(failed[0].status, None, "no TLS without a trusted CA");
+    assert!(failed[0].what.contains("TLS handshake"), "{failed:?}");
+    assert_eq!(phone.held(sim::SERVER_TYPE), "HTTP");
+    assert_eq!(phone.user(), mac(0), "its own credential");
     assert!(
-        phone.requests.iter().all(|r| r.url != probe),
-        "no TLS without a trusted CA: {:?}",
-        phone.requests
+        phone.requests().iter().all(|r| r.url != probe),
+        "no request without a trusted CA: {:?}",
+        phone.requests()
     );
     // It now trusts the CA and fetches the probe, which confirms the CA; still over HTTP.
     assert_eq!(phone.boot_until_stable(6), Boot::Configured);
     assert!(
         phone
-            .requests
+            .requests()
             .iter()
             .any(|r| r.url == probe && r.status == 200)
     );
@@ -427,8 +528,24 @@ fn a_phone_moves_to_https_only_after_it_proves_it_trusts_the_ca() {
     );
     // It boots over HTTPS now, and there everything is confirmed: nothing more is pending.
     assert_eq!(phone.boot(), Boot::Configured);
-    let last = phone.requests.last().expect("requests");
+    let last = phone.requests().last().expect("requests");
     assert!(last.url.starts_with("https://"), "{last:?}");
+
+    // A phone on the account credential fetches its probe too (as anyone could, with
+    // `curl -k`): that proves nothing, so it is never switched to HTTPS (it might not trust
+    // the CA at all).
+    let mut other = SimPhone::new(&mac(1), &server.device.to_string(), "phones", FIRST);
+    assert_eq!(other.boot_until_stable(6), Boot::Configured);
+    assert!(
+        other
+            .requests()
+            .iter()
+            .any(|r| r.url.ends_with("-tls-probe.cfg") && r.status == 200),
+        "{:?}",
+        other.requests()
+    );
+    assert_eq!(other.held(sim::SERVER_TYPE), "HTTP");
+    assert_eq!(other.boot(), Boot::Configured, "still nothing to switch");
     let inv = json(&server, &["inventory", "--json"]);
     assert_eq!(
         inv["devices"][0]["awaiting"],

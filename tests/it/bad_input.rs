@@ -30,6 +30,49 @@ fn a_malformed_mac_is_refused_with_the_field_named() {
     assert_eq!(phone.get("/0004f2aabbc.cfg").status, 404);
 }
 
+/// An address without a protocol would send phones to FTP (their factory Server Type): the
+/// CLI refuses it naming the field, whether on a profile, a device or an edit, and what was
+/// stored stays.
+#[test]
+fn a_provisioning_address_without_a_protocol_is_refused_naming_the_field() {
+    let server = ZServer::start();
+    server.cli_ok(&["profile", "add", "p1"]);
+    let bare = "prov2.example.com/cfg";
+    for args in [
+        vec!["profile", "add", "p2", "--prov-server", bare],
+        vec![
+            "device",
+            "add",
+            "0004f2000001",
+            "--profile",
+            "p1",
+            "--prov-server",
+            bare,
+        ],
+    ] {
+        let out = server.cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success()
+                && err.contains("prov_server")
+                && err.contains("names no protocol")
+                && err.contains("https://prov2.example.com/cfg"),
+            "{args:?}: {err}"
+        );
+    }
+    let listed = server.cli_ok(&["profile", "list"]);
+    assert!(!listed.contains("p2"), "{listed}");
+    server.cli_ok(&[
+        "device",
+        "add",
+        "0004f2000001",
+        "--profile",
+        "p1",
+        "--prov-server",
+        "https://prov2.example.com/cfg",
+    ]);
+}
+
 #[test]
 fn path_traversal_is_refused_before_any_file_is_touched() {
     let server = ZServer::start();
@@ -37,6 +80,7 @@ fn path_traversal_is_refused_before_any_file_is_touched() {
     // A file outside the data directory's served trees that traversal would reach.
     std::fs::write(server.data_dir().join("secret.txt"), b"secret").expect("write");
     let mut phone = server.phone("0004f2000001", UA_VVX500_APP);
+    // Refused as bad paths (400) before anything is looked up.
     for path in [
         "/../config.toml",
         "/%2e%2e/config.toml",
@@ -49,13 +93,15 @@ fn path_traversal_is_refused_before_any_file_is_touched() {
         "//etc/passwd",
     ] {
         let r = phone.get(path);
-        assert!(matches!(r.status, 400 | 404), "{path}: {}", r.status);
+        assert_eq!(r.status, 400, "{path}");
         assert!(!r.text().contains("secret"), "{path} leaked a file");
     }
     let mut conn = Conn::open(server.device);
     conn.send(b"GET /etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n");
     let r = conn.read_response(false).expect("response");
-    assert!(matches!(r.status, 401 | 404), "{}", r.status);
+    // A name no file has is found out only with credentials (no probing without them).
+    assert_eq!(r.status, 401);
+    assert_eq!(phone.get("/etc/passwd").status, 404);
     let mut conn = Conn::open(server.device);
     conn.send(b"GET ../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(conn.read_response(false).expect("response").status, 400);
@@ -101,6 +147,8 @@ fn unknown_file_names_are_404() {
 fn an_oversize_upload_is_refused_and_the_stored_file_kept() {
     let server =
         ZServer::start_with("limits.upload_bytes = 4096\nlimits.device_quota_bytes = 10000");
+    // The client here holds only the account credential (enrolment is not the subject).
+    server.serve_secrets_to_account();
     associated(&server, "0004f2000001");
     let mut phone = server.phone("0004f2000001", UA_VVX500_APP);
     let path = "/overrides/0004f2000001-phone.cfg";
@@ -158,7 +206,6 @@ fn an_oversize_upload_is_refused_and_the_stored_file_kept() {
     };
     assert_eq!(partial(&logs), 0);
     // One a crash left there goes at the next start; the device's log stays.
-    let data = server.data_dir();
     let dir = server.stop_keep();
     std::fs::write(logs.join(".incoming-crashed"), b"half a log").expect("plant");
     let server = ZServer::start_in(dir, "");
@@ -166,8 +213,15 @@ fn an_oversize_upload_is_refused_and_the_stored_file_kept() {
         eventually(Duration::from_secs(5), || partial(&logs) == 0),
         "the partial upload is removed"
     );
-    assert!(logs.join("0004f2000001-app.log").is_file());
-    assert_eq!(server.data_dir(), data);
+    let log = logs.join("0004f2000001-app.log");
+    assert!(log.is_file());
+    // The restarted server serves the very log kept there.
+    let (user, pass) = server.credentials();
+    let mut phone = Phone::new(server.device, "0004f2000001", UA_VVX500_APP, &user, &pass);
+    let head = phone.request("HEAD", "/logs/0004f2000001-app.log", b"");
+    assert_eq!(head.status, 200);
+    let size = std::fs::metadata(&log).expect("log").len().to_string();
+    assert_eq!(head.header("Content-Length"), Some(size.as_str()));
 }
 
 #[test]

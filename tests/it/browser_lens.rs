@@ -63,6 +63,18 @@ fn the_account_page_edits_credentials_and_switches_autosync_with_a_confirmation(
         b.fill("password", "Second-Passw0rd-2").await;
         b.fill("repeat_password", "Second-Passw0rd-2").await;
         b.click("form.credentials button[type=submit]").await;
+        // A rotation changes every phone: each is listed with what happens to it, and the
+        // admin confirms (the password is asked for again, never carried by the page).
+        let text = b.text().await;
+        assert!(
+            text.contains("phones affected") && text.contains("accepted until"),
+            "{text}"
+        );
+        b.shot("credentials-confirm").await;
+        b.fill("password", "Second-Passw0rd-2").await;
+        b.fill("repeat_password", "Second-Passw0rd-2").await;
+        b.toggle("input[name=confirm]").await;
+        b.click("form.credentials button[type=submit]").await;
         let text = b.text().await;
         assert!(text.contains("Server credentials updated"), "{text}");
         assert!(
@@ -89,7 +101,7 @@ fn the_account_page_edits_credentials_and_switches_autosync_with_a_confirmation(
         b.click("form.switch-form button[type=submit]").await;
         let text = b.text().await;
         assert!(
-            text.contains("Turn Auto-Sync off?") && text.contains("will be locked out"),
+            text.contains("Turn Auto-Sync off?") && text.contains("affected"),
             "{text}"
         );
         assert!(text.contains(SEEN), "{text}");
@@ -137,7 +149,7 @@ fn the_account_page_edits_credentials_and_switches_autosync_with_a_confirmation(
         b.click_link("Device Provisioning").await;
         b.click("form[action$='/provisioning'] button").await;
         assert!(
-            b.text().await.contains("2 devices will be locked out"),
+            b.text().await.contains("2 phones affected"),
             "{}",
             b.text().await
         );

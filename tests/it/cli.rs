@@ -109,8 +109,29 @@ fn render_explain_shows_sources_and_masks_secrets() {
 #[test]
 fn the_ztp_policy_needs_confirmation_and_changes_what_unknown_phones_get() {
     let server = ZServer::start();
-    let out = server.cli(&["account", "set-policy", "--unknown-devices", "ztp"]);
-    assert!(!out.status.success());
+    // Nothing seen yet: ztp still asks (it changes phones not seen yet).
+    let err = server.cli_err(&["account", "set-policy", "--unknown-devices", "ztp"]);
+    assert!(
+        err.contains("0 phone(s) affected") && err.contains("not seen yet"),
+        "{err}"
+    );
+    // A phone seen unassociated (staged) is counted by name.
+    let mut seen = server.phone("0004f2000008", UA_VVX500_APP);
+    assert_eq!(seen.get("/0004f2000008.cfg").status, 404);
+    server.wait_recorded("0004f2000008");
+    let err = server.cli_err(&["account", "set-policy", "--unknown-devices", "ztp"]);
+    assert!(
+        err.contains("1 phone(s) affected") && err.contains("0004f2000008"),
+        "{err}"
+    );
+    assert!(
+        err.contains("stops asking this server") && err.contains("--yes"),
+        "{err}"
+    );
+    assert!(
+        server.cli_ok(&["account", "show"]).contains("stage"),
+        "nothing changed"
+    );
     server.cli_ok(&["account", "set-policy", "--unknown-devices", "ztp", "--yes"]);
     let mut phone = server.phone("0004f2000009", UA_VVX500_APP);
     assert_eq!(phone.get("/0004f2000009.cfg").status, 404);
@@ -121,8 +142,19 @@ fn the_ztp_policy_needs_confirmation_and_changes_what_unknown_phones_get() {
         ztp.contains("device.prov.ztpEnabled=\"0\"") && ztp.contains("device.prov.serverName=\"\""),
         "{ztp}"
     );
-    // reject: 404 for masters, 403 for the rest.
-    server.cli_ok(&["account", "set-policy", "--unknown-devices", "reject"]);
+    // reject: 404 for masters, 403 for the rest; the phone seen unassociated is counted.
+    let err = server.cli_err(&["account", "set-policy", "--unknown-devices", "reject"]);
+    assert!(
+        err.contains("1 phone(s) affected") && err.contains("refused"),
+        "{err}"
+    );
+    server.cli_ok(&[
+        "account",
+        "set-policy",
+        "--unknown-devices",
+        "reject",
+        "--yes",
+    ]);
     let mut phone = server.phone("0004f2000009", UA_VVX500_APP);
     assert_eq!(phone.get("/000000000000.cfg").status, 404);
     assert_eq!(phone.get("/0004f2000009-device.cfg").status, 403);
@@ -143,4 +175,173 @@ fn the_ztp_policy_needs_confirmation_and_changes_what_unknown_phones_get() {
             .cli_ok(&["device", "list"])
             .contains("0004f2000010  starter")
     );
+}
+
+/// The binary in `dir` with no `--config` and no `$ZEROTOUCH_CONFIG`.
+fn bare(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin())
+        .current_dir(dir)
+        .env_remove("ZEROTOUCH_CONFIG")
+        .args(args)
+        .output()
+        .expect("run zerotouch")
+}
+
+#[test]
+fn without_a_configuration_commands_stop_and_create_nothing_but_migrate_does() {
+    // The installed configuration would be used instead of the embedded default.
+    if !require(
+        !std::path::Path::new("/etc/zerotouch/config.toml").exists(),
+        "/etc/zerotouch/config.toml exists here, so commands without --config use it",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["device", "list"][..],
+        &["account", "show"],
+        &["diagnose", "phones"],
+        &["secrets", "rotate-key"],
+        &["backup", "b.tar.gz"],
+    ] {
+        let out = bare(dir.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for part in [
+            "no data directory ./zerotouch-data",
+            "--config",
+            "$ZEROTOUCH_CONFIG",
+            "/etc/zerotouch/config.toml",
+            "nothing was created",
+        ] {
+            assert!(err.contains(part), "{args:?}: {part} not in: {err}");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
+    // `migrate` creates the data directory (the README's quick start); then commands work.
+    let out = bare(dir.path(), &["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("zerotouch-data/zerotouch.db").is_file());
+    let out = bare(dir.path(), &["device", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn zerotouch_config_names_the_configuration_when_config_is_not_given() {
+    let server = ZServer::start();
+    server.cli_ok(&["profile", "add", "office"]);
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(bin())
+        .current_dir(elsewhere.path())
+        .env("ZEROTOUCH_CONFIG", &server.config)
+        .args(["device", "add", "0004f2e0e0e1", "--profile", "office"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        server.cli_ok(&["device", "list"]).contains("0004f2e0e0e1"),
+        "written to the server's database"
+    );
+    assert_eq!(std::fs::read_dir(elsewhere.path()).expect("dir").count(), 0);
+    // --config still wins, and a missing file is named.
+    let missing = elsewhere.path().join("missing.toml");
+    let out = std::process::Command::new(bin())
+        .env("ZEROTOUCH_CONFIG", &missing)
+        .args(["device", "list"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("missing.toml") && err.contains("ZEROTOUCH_CONFIG"),
+        "{err}"
+    );
+    let out = std::process::Command::new(bin())
+        .env("ZEROTOUCH_CONFIG", &missing)
+        .args(["device", "list", "--config"])
+        .arg(&server.config)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn output_into_a_pipe_whose_reader_is_gone_ends_quietly_without_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    let server = ZServer::start();
+    server.cli_ok(&["profile", "add", "office"]);
+    // Enough devices that `device list` outgrows the pipe's buffer (64 KiB).
+    for part in 0..2 {
+        // An import takes at most 1000 lines.
+        let csv: String = (part * 1000..(part + 1) * 1000)
+            .map(|i| format!("0004f2{i:06x},,,office\n"))
+            .collect();
+        let file = write_file(server.dir.path(), "many.csv", csv.as_bytes());
+        server.cli_ok(&["import", file.to_str().expect("path")]);
+    }
+    let quiet = |what: &str, out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert!(
+            out.status.success() || out.status.signal() == Some(13),
+            "{what}: ends by SIGPIPE, not a panic: {:?} {err}",
+            out.status
+        );
+    };
+    // A reader gone before the command writes a byte: the pipe's read end is closed.
+    for args in [
+        &["device", "show", "0004f2000001"][..],
+        &["device", "list"],
+        &["account", "show"],
+        &["profile", "list"],
+    ] {
+        let mut child = Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&server.config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "{args:?} wrote into the closed pipe"
+        );
+        quiet(&format!("{args:?}"), &out);
+    }
+    // As a shell runs it: `device list | head -1`.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(r#""$0" device list --config "$1" | head -1"#)
+        .arg(bin())
+        .arg(&server.config)
+        .output()
+        .expect("sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "no panic, no `Broken pipe` error: {err}");
 }

@@ -1,6 +1,6 @@
 //! The console over plain HTTP: every page answers for a signed-in admin, the session
 //! cookie's flags, security headers, the sign-in rate limit, CSRF and role refusals, and the
-//! console commands (`user`, `import` with the seed's examples and Table 3's rules, `find`,
+//! console commands (`user`, `import` with the ZTP guide's examples and Table 3's rules, `find`,
 //! `export`).
 
 use crate::common::*;
@@ -68,14 +68,7 @@ fn every_console_page_answers_with_security_headers() {
     ] {
         let r = s.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
-        for h in [
-            "Content-Security-Policy",
-            "X-Frame-Options",
-            "X-Content-Type-Options",
-            "Referrer-Policy",
-        ] {
-            assert!(r.header(h).is_some(), "{path}: {h} missing");
-        }
+        assert_security_headers(&r, path);
     }
     assert_eq!(s.get("/nowhere").status, 404);
     assert_eq!(s.get("/devices/zzz").status, 404);
@@ -255,7 +248,7 @@ fn import_applies_the_seed_examples_and_reports_every_broken_rule_by_line() {
     let server = ZServer::start();
     server.cli_ok(&["profile", "add", "profile1"]);
     let dir = tempfile::tempdir().expect("dir");
-    // Seed 000's examples, one file each: Four and Five are single lines the PDF wrapped.
+    // The ZTP guide's examples, one file each: Four and Five are single lines the PDF wrapped.
     let examples = [
         ("0000cafebabe,,,profile1", "0000cafebabe"),
         (

@@ -24,6 +24,7 @@ pub fn setup(server: &ZServer) {
         "phones",
         "--password",
         FIRST,
+        "--yes",
     ]);
     server.cli_ok(&["profile", "add", "office", "--language", "English_US"]);
     for mac in [SEEN, STAGED] {
@@ -48,6 +49,7 @@ pub fn rotate(server: &ZServer) {
         "phones",
         "--password",
         "Second-Passw0rd-2",
+        "--yes",
     ]);
 }
 
@@ -116,10 +118,7 @@ fn every_lens_page_answers_and_unknown_things_are_404_or_422() {
     ] {
         let r = s.get(path);
         assert_eq!(r.status, 200, "{path}: {}", r.text());
-        assert!(
-            r.header("Content-Security-Policy").is_some(),
-            "{path}: no CSP"
-        );
+        assert_security_headers(&r, path);
         assert!(
             !r.text().contains(FIRST),
             "{path} shows the server password"
@@ -248,15 +247,24 @@ fn credentials_are_entered_twice_never_shown_again_and_edited_only_while_enabled
     );
     assert_eq!(r.status, 422);
     assert!(r.text().contains("<code>user</code>") && r.text().contains("<code>password</code>"));
-    let r = s.post(
-        "/accounts/default/credentials",
-        &[
-            ("user", "phones2"),
-            ("password", "Third-Passw0rd-3"),
-            ("repeat_password", "Third-Passw0rd-3"),
-            ("grace_days", "7"),
-        ],
+    let fields = [
+        ("user", "phones2"),
+        ("password", "Third-Passw0rd-3"),
+        ("repeat_password", "Third-Passw0rd-3"),
+        ("grace_days", "7"),
+    ];
+    // A rotation changes every phone: each is listed with what happens to it, and the
+    // admin confirms.
+    let r = s.post("/accounts/default/credentials", &fields);
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.text().contains("phones affected") && r.text().contains("accepted until"),
+        "{}",
+        r.text()
     );
+    let mut confirmed = fields.to_vec();
+    confirmed.push(("confirm", "yes"));
+    let r = s.post("/accounts/default/credentials", &confirmed);
     assert_eq!(r.status, 303, "{}", r.text());
     let page = s.get("/accounts/default?done=credentials-saved").text();
     assert!(page.contains("Server credentials updated") && page.contains("phones2"));
@@ -273,8 +281,7 @@ fn credentials_are_entered_twice_never_shown_again_and_edited_only_while_enabled
     let r = s.post("/accounts/default/provisioning", &[("enabled", "off")]);
     assert_eq!(r.status, 409, "{}", r.text());
     assert!(
-        r.text()
-            .contains("<strong>2</strong> devices will be locked out"),
+        r.text().contains("<strong>2</strong> phones affected"),
         "{}",
         r.text()
     );
@@ -358,7 +365,7 @@ fn turning_autosync_off_asks_to_confirm_the_lockout_and_devices_can_be_readmitte
     let s = Session::admin(&server);
     let page = s.get("/accounts/default").text();
     assert!(
-        page.contains("Turning Auto-Sync off now would lock out"),
+        page.contains("Turning Auto-Sync off now would affect"),
         "{page}"
     );
     let progress = s.get("/accounts/default/autosync").text();
@@ -372,7 +379,7 @@ fn turning_autosync_off_asks_to_confirm_the_lockout_and_devices_can_be_readmitte
     assert_eq!(r.status, 409, "{}", r.text());
     let text = r.text();
     assert!(
-        text.contains("device will be locked out") || text.contains("devices will be locked out"),
+        text.contains("phone affected") || text.contains("phones affected"),
         "{text}"
     );
     assert!(text.contains(SEEN), "the message names the device: {text}");
@@ -445,7 +452,7 @@ fn turning_autosync_off_asks_to_confirm_the_lockout_and_devices_can_be_readmitte
     let before = server.cli_ok(&["account", "show"]);
     let r = s.post("/accounts/default/address", &[]);
     let r = if r.status == 409 {
-        assert!(r.text().contains("will be locked out"));
+        assert!(r.text().contains("affected"));
         s.post("/accounts/default/address", &[("confirm", "yes")])
     } else {
         r

@@ -1,4 +1,4 @@
-//! Sites, groups and policies reaching a phone in the order of DESIGN §5, and export →
+//! Sites, groups and policies reaching a phone in the order of docs/design.md §5, and export →
 //! wipe → import through the CLI giving every device the same effective settings.
 
 use serde_json::Value;
@@ -102,8 +102,19 @@ fn each_level_wins_over_the_ones_below_it_on_the_phone() {
     assert_eq!(lang(&server, m), "from_device");
     // The other devices get what their own levels say.
     assert_eq!(lang(&server, MACS[1]), "from_group_all");
+    // Between two groups of a device, the priority decides: raising `all` above `lobby`
+    // turns the first device (a member of both) to `all`'s value.
+    server.cli_ok(&["policy", "unset", &format!("device:{m}"), "lcl.ml.lang"]);
+    assert_eq!(lang(&server, m), "from_group_lobby");
     server.cli_ok(&["group", "set-priority", "all", "20"]);
-    assert_eq!(lang(&server, MACS[1]), "from_group_all");
+    assert_eq!(lang(&server, m), "from_group_all", "all now outranks lobby");
+    server.cli_ok(&[
+        "policy",
+        "set",
+        &format!("device:{m}"),
+        "lcl.ml.lang",
+        "from_device",
+    ]);
     server.cli_ok(&["group", "remove-member", "all", MACS[2]]);
     assert_eq!(lang(&server, MACS[2]), "from_account");
     let explain = server.cli_ok(&["render", m, "--explain"]);

@@ -389,6 +389,60 @@ fn optional_client_certificates_let_phones_without_one_in() {
     assert_eq!(status, 200);
 }
 
+/// With the vendor's device CA configured, association opens no enrolment window: the
+/// account credential gets neither a credential nor a secret, a verified certificate naming
+/// the MAC gets everything, and an admin cannot open a window (the secure-by-default issue,
+/// item 4).
+#[test]
+fn with_a_device_ca_only_a_certificate_enrols_and_no_window_opens() {
+    let (server, ca, pki) = mtls_server("optional");
+    let (user, pass) = associate(&server, &[MAC]);
+    let auth = format!("{user}:{pass}");
+    // The per-device file: the one that carries the lines and the device's own credential.
+    let url = format!(
+        "https://127.0.0.1:{}/{MAC}-device.cfg",
+        https(&server).port()
+    );
+    let cafile = ca_file(&server);
+    let (_, status, body, _) = curl(&["--cacert", &cafile, "-u", &auth, &url]);
+    assert_eq!(status, 200);
+    // (Auto-Sync's account credentials, which it already holds, are not its own.)
+    assert!(
+        !body.contains("Line-Secret-1") && !body.contains(&format!("device.prov.user=\"{MAC}\"")),
+        "the account credential alone got a secret or the device's own credential:\n{body}"
+    );
+    let (c, k) = ca.client(pki.path(), "good", "SEP0004F2AABBCC", false);
+    let (_, status, body, _) = curl(&[
+        "--cacert",
+        &cafile,
+        "-u",
+        &auth,
+        "--cert",
+        c.to_str().expect("p"),
+        "--key",
+        k.to_str().expect("p"),
+        &url,
+    ]);
+    assert_eq!(status, 200);
+    assert!(body.contains("Line-Secret-1"), "{body}");
+    for args in [
+        &["enrol", "open", "--minutes", "60", "--mac", MAC][..],
+        &["enrol", "reenrol", MAC, "--yes"][..],
+    ] {
+        let out = server.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("certificate"),
+            "{args:?}: {err}"
+        );
+    }
+    let status = server.cli_ok(&["enrol", "status"]);
+    assert!(
+        status.contains("enrol with their certificates") && !status.contains("\twindow open"),
+        "{status}"
+    );
+}
+
 /// Opens a TCP connection and returns how long the server took to close it (None: it
 /// did not within `wait`).
 fn closed_within(mut s: TcpStream, wait: Duration) -> Option<Duration> {
@@ -412,10 +466,21 @@ const HALF_HELLO: &[u8] = &[
     0x16, 0x03, 0x01, 0x00, 0xc8, 0x01, 0x00, 0x00, 0xc4, 0x03, 0x03, 0x11, 0x22, 0x33,
 ];
 
+/// Whether the server still holds a connection open (nothing to read, no EOF).
+fn still_open(s: &TcpStream) -> bool {
+    s.set_nonblocking(true).expect("nonblocking");
+    let mut b = [0u8; 1];
+    let open = matches!(s.peek(&mut b), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).expect("blocking");
+    open
+}
+
 #[test]
 fn stalled_handshakes_are_closed_after_the_timeout_without_holding_a_worker() {
+    // A timeout long enough that "served while they stall" is about order, not speed.
+    const TIMEOUT: Duration = Duration::from_secs(6);
     let server = ZServer::start_with(
-        "tls.handshake_timeout_secs = 2\nlimits.max_connections = 8\ntls.key_type = \"ecdsa-p256\"",
+        "tls.handshake_timeout_secs = 6\nlimits.max_connections = 8\ntls.key_type = \"ecdsa-p256\"",
     );
     let addr = https(&server);
     let started = Instant::now();
@@ -427,25 +492,25 @@ fn stalled_handshakes_are_closed_after_the_timeout_without_holding_a_worker() {
         }
         stalled.push(s);
     }
-    // Other clients are served meanwhile.
+    // Other clients are served meanwhile: while every stalled handshake is still open.
     let (ok, status, _, err) = curl(&[
         "--cacert",
         &ca_file(&server),
         &format!("https://127.0.0.1:{}/x.cfg", addr.port()),
     ]);
     assert!(ok && status == 401, "{status} {err}");
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "served while others stall"
-    );
     let served_after = started.elapsed();
+    assert!(
+        stalled.iter().all(still_open),
+        "served while others stall (curl took {served_after:?})"
+    );
     for s in stalled {
-        closed_within(s, Duration::from_secs(6)).expect("a stalled handshake is closed");
+        // Closed at the timeout: never before it, and well before a second one.
+        closed_within(s, TIMEOUT * 2).expect("a stalled handshake is closed");
         let at = started.elapsed();
         assert!(
-            at >= Duration::from_millis(1900) && at < Duration::from_secs(5),
-            "closed after the 2 s timeout, not before and not much later: {at:?} \
-             (curl was served after {served_after:?})"
+            at >= TIMEOUT - Duration::from_millis(100),
+            "closed after the timeout, not before: {at:?} (curl was served after {served_after:?})"
         );
     }
     // Their slots are free again.
@@ -466,7 +531,9 @@ fn stalled_handshakes_are_closed_after_the_timeout_without_holding_a_worker() {
 
 #[test]
 fn garbage_and_truncated_handshakes_end_at_once_and_the_server_keeps_serving() {
-    let server = ZServer::start_with("tls.key_type = \"ecdsa-p256\"");
+    // At once: long before the handshake timeout would close them.
+    let server =
+        ZServer::start_with("tls.key_type = \"ecdsa-p256\"\ntls.handshake_timeout_secs = 60");
     let addr = https(&server);
     // Plain HTTP (and other garbage) instead of a ClientHello: an alert, then close.
     for junk in [
@@ -476,17 +543,14 @@ fn garbage_and_truncated_handshakes_end_at_once_and_the_server_keeps_serving() {
     ] {
         let mut s = TcpStream::connect(addr).expect("connect");
         s.write_all(junk).expect("write");
-        let took = closed_within(s, Duration::from_secs(5)).expect("closed");
-        assert!(
-            took < Duration::from_secs(2),
-            "refused at once, not at the timeout: {took:?}"
-        );
+        closed_within(s, Duration::from_secs(30))
+            .expect("refused at once, long before the 60 s handshake timeout");
     }
     // A truncated handshake: half a ClientHello, then the client hangs up.
     let mut s = TcpStream::connect(addr).expect("connect");
     s.write_all(HALF_HELLO).expect("write");
     s.shutdown(std::net::Shutdown::Write).expect("shutdown");
-    assert!(closed_within(s, Duration::from_secs(5)).is_some());
+    assert!(closed_within(s, Duration::from_secs(30)).is_some());
     let (ok, status, _, err) = curl(&[
         "--cacert",
         &ca_file(&server),
@@ -553,6 +617,8 @@ fn the_ca_is_delivered_to_phones_and_confirmed_by_the_https_probe() {
 #[test]
 fn no_secrets_mode_keeps_secret_files_off_plain_http_and_refuses_to_strand_devices() {
     let server = ZServer::start_with("tls.key_type = \"ecdsa-p256\"");
+    // The client here holds only the account credential (enrolment is not the subject).
+    server.serve_secrets_to_account();
     let (user, pass) = associate(&server, &[MAC]);
     let mut phone = server.phone(MAC, UA_VVX500_APP);
     assert_eq!(phone.get(&format!("/{MAC}-device.cfg")).status, 200);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{UA_VVX500_APP, ZServer, eventually, write_file};
+use crate::common::{UA_VVX500_APP, ZServer, eventually, require, write_file};
 
 mod console_s3;
 
@@ -143,28 +143,42 @@ fn the_script_transport_gets_the_files_and_the_environment_without_blocking_phon
     let pushes = runs(&out).len() - before;
     assert!(pushes <= 2, "{pushes} pushes for one burst");
 
-    // A slow script never delays a phone.
-    let slow = script(server.dir.path(), "slow.sh", "sleep 20");
-    let slow_path = format!("script_path={}", slow.display());
-    server.cli_ok(&["settings", "set", &slow_path, "script_timeout_secs=2"]);
-    server.cli_ok(&["device", "set-vars", MAC, "--label", "four"]);
-    assert!(eventually(Duration::from_secs(10), || {
-        std::fs::read_to_string(seg.join(&files[2])).is_ok_and(|t| t.contains("four"))
-    }));
-    std::thread::sleep(Duration::from_millis(500));
-    let mut phone = server.phone(MAC, UA_VVX500_APP);
-    let started = Instant::now();
-    assert_eq!(phone.get(&format!("/{MAC}-profile.cfg")).status, 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "a phone waited for the script"
+    // A slow script never delays a phone: the script waits until the test lets it go, so
+    // a phone served meanwhile was served while the script ran.
+    let gate = server.dir.path().join("release");
+    let started_marker = server.dir.path().join("script-started");
+    let slow = script(
+        server.dir.path(),
+        "slow.sh",
+        &format!(
+            "touch {}\nwhile [ ! -e {} ]; do sleep 0.05; done",
+            started_marker.display(),
+            gate.display()
+        ),
     );
+    let slow_path = format!("script_path={}", slow.display());
+    server.cli_ok(&["settings", "set", &slow_path, "script_timeout_secs=60"]);
+    server.cli_ok(&["device", "set-vars", MAC, "--label", "four"]);
     assert!(
-        eventually(Duration::from_secs(10), || server
+        eventually(Duration::from_secs(15), || started_marker.exists()),
+        "the push did not start"
+    );
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    let r = phone.get(&format!("/{MAC}-profile.cfg"));
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("l.x=\"four\""), "{}", r.text());
+    let done = || {
+        server
             .output
             .lock()
             .expect("lock")
-            .contains("killed after the timeout")),
+            .matches(&format!("{MAC} (script): script exit code 0"))
+            .count()
+    };
+    let before = done();
+    std::fs::write(&gate, b"").expect("release the script");
+    assert!(
+        eventually(Duration::from_secs(15), || done() > before),
         "{}",
         server.output.lock().expect("lock")
     );
@@ -274,9 +288,10 @@ impl Moto {
             let _ = child.kill();
             let _ = child.wait();
         }
-        eprintln!(
-            "SKIPPED: moto's S3 server could not be started (pip install 'moto[server]'); \
-             the S3 transport was NOT tested"
+        require(
+            false,
+            "moto's S3 server could not be started (pip install 'moto[server]'); the S3 \
+             transport was not tested",
         );
         None
     }
@@ -479,4 +494,57 @@ fn the_s3_transport_uploads_with_the_prefix_overwrites_and_refuses_unreachable_e
             .expect("lock")
             .contains("testing-secret")
     );
+}
+
+#[test]
+fn generations_running_at_once_all_succeed_and_leave_whole_files() {
+    // The server's own scan and any number of `generate` runs (the console's push, the
+    // CLI) may write the same files at the same moment.
+    let server = ZServer::start_with(FAST);
+    server.cli_ok(&external_settings(&[]));
+    add_device(&server);
+    for i in 1..40 {
+        server.cli_ok(&[
+            "device",
+            "add",
+            &format!("0004f2ab{i:04x}"),
+            "--profile",
+            "p1",
+        ]);
+    }
+    for round in 0..4 {
+        // Every file changes, so every run writes every file.
+        server.cli_ok(&[
+            "settings",
+            "set",
+            &format!("external_server=dms{round}.example.com"),
+        ]);
+        let runs: Vec<_> = (0..6)
+            .map(|_| {
+                Command::new(crate::common::bin())
+                    .args(["generate", "--all", "--no-push", "--config"])
+                    .arg(&server.config)
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("generate")
+            })
+            .collect();
+        for r in runs {
+            let out = r.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "round {round}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let seg = server.data_dir().join("external").join(SEGMENT);
+        let profile =
+            std::fs::read_to_string(seg.join(format!("{MAC}-profile.cfg"))).expect("file");
+        assert!(
+            profile.contains(&format!("dms{round}.example.com")),
+            "{profile}"
+        );
+    }
 }

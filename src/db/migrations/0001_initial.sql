@@ -78,7 +78,7 @@ CREATE TABLE subscribers (
     zip           TEXT    NOT NULL DEFAULT '',
     country_code  TEXT    NOT NULL DEFAULT '',
     status        TEXT    NOT NULL DEFAULT 'complete' CHECK (status IN ('partial', 'complete')),
-    -- the installer company that made the association (confidentiality rule of seed 000)
+    -- the installer company that made the association (confidentiality rule of the ZTP guide)
     owner_company TEXT    NOT NULL DEFAULT '',
     created_at    INTEGER NOT NULL,
     expires_at    INTEGER
@@ -122,7 +122,7 @@ CREATE TABLE device_lines (
     PRIMARY KEY (device_id, line)
 );
 
--- Desired/confirmed provisioning state (DESIGN 6): what we know the phone holds, per
+-- Desired/confirmed provisioning state (docs/design.md §6): what we know the phone holds, per
 -- device.* parameter, and what we last delivered while a change was pending.
 CREATE TABLE device_prov_state (
     device_id    INTEGER NOT NULL REFERENCES devices (id) ON DELETE CASCADE,

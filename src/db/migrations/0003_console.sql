@@ -9,7 +9,7 @@ CREATE TABLE users (
     username             TEXT    NOT NULL UNIQUE COLLATE NOCASE,
     password_hash        TEXT    NOT NULL,
     role                 TEXT    NOT NULL CHECK (role IN ('admin', 'provider', 'installer', 'viewer')),
-    -- the installer/provider company (seed 000's confidentiality rule keys on it)
+    -- the installer/provider company (the ZTP guide's confidentiality rule keys on it)
     company              TEXT    NOT NULL DEFAULT '',
     -- set for one-time passwords: the next sign-in must choose a new password
     must_change_password INTEGER NOT NULL DEFAULT 0 CHECK (must_change_password IN (0, 1)),

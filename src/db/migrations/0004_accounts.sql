@@ -6,9 +6,9 @@
 -- key on it); device_sync does not: the server writes it itself and drops that device's
 -- cache entry, and admin actions on it bump the revision explicitly.
 
--- Auto-Sync settings per account. Seed 004: Auto-Sync is on for new accounts and off for
--- accounts that existed before the feature, so phones of an upgraded installation are not
--- sent credentials (and rebooted) until an admin turns it on.
+-- Auto-Sync settings per account. The Lens Auto-Sync page: Auto-Sync is on for new accounts
+-- and off for accounts that existed before the feature, so phones of an upgraded
+-- installation are not sent credentials (and rebooted) until an admin turns it on.
 ALTER TABLE accounts ADD COLUMN autosync_grace_days INTEGER NOT NULL DEFAULT 14
     CHECK (autosync_grace_days BETWEEN 0 AND 365);
 ALTER TABLE accounts ADD COLUMN autosync_seen_days INTEGER NOT NULL DEFAULT 30
@@ -56,7 +56,7 @@ CREATE TABLE account_aliases (
     retired_at INTEGER
 );
 
--- What a device is known to hold (DESIGN 6): the credential generation it last
+-- What a device is known to hold (docs/design.md §6.3): the credential generation it last
 -- authenticated with, the service address segment of its last request ('' = /), the family
 -- its User-Agent names, and a re-admission an admin granted.
 CREATE TABLE device_sync (
@@ -115,7 +115,7 @@ CREATE TABLE device_group_members (
 );
 CREATE INDEX device_group_members_device ON device_group_members (device_id);
 
--- Parameter values set at account, site, group or device level (DESIGN 5).
+-- Parameter values set at account, site, group or device level (docs/design.md §5).
 CREATE TABLE policies (
     id         INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts (id) ON DELETE CASCADE,

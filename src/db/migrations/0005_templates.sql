@@ -6,7 +6,7 @@
 -- The migration references only devices and device_lines of 0001, so it can be renumbered
 -- when branches merge.
 
--- Provisioning settings of the installation (DESIGN 9), one row per field. Fields absent
+-- Provisioning settings of the installation (docs/design.md §9), one row per field. Fields absent
 -- here have their documented default; the domain validates values before they are written.
 CREATE TABLE prov_settings (
     key   TEXT PRIMARY KEY,

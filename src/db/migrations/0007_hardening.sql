@@ -1,5 +1,5 @@
--- 0007: per-device credentials and enrolment windows (DESIGN 6, "secrets withheld until the
--- device proves itself"), and import jobs shown as interrupted.
+-- 0007: per-device credentials and enrolment windows (docs/design.md §6.4, "secrets
+-- withheld until the device proves itself"), and import jobs shown as interrupted.
 --
 -- The migration references only accounts, devices and import_jobs, so it can be renumbered
 -- when branches merge. Existing accounts keep today's behaviour (device_secrets = 0); the

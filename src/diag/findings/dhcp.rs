@@ -16,6 +16,17 @@ const COMPARED: &[u8] = &[66, 160, 161, 43, 150, 120, 42, 2];
 pub fn dhcp_findings(probe: &DhcpProbe, seconds: u64, ctx: &ServerContext) -> Vec<Finding> {
     let mut out = Vec::new();
     if probe.answers.is_empty() {
+        let fix = match &probe.client_mac {
+            Some(mac) => format!(
+                "Nothing answered for {mac}: a switch with DHCP snooping drops packets whose \
+                 hardware address is not the Ethernet source; run the probe without --mac, \
+                 from a trusted port, or read the server's configuration \
+                 (`zerotouch diagnose dhcp-config`)."
+            ),
+            None => "Check that the interface is on the phones' network (often a voice VLAN \
+                     such as eth0.20) and that a relay forwards to the DHCP server."
+                .to_string(),
+        };
         out.push(Finding::new(
             Severity::Warning,
             "dhcp.no-answer",
@@ -24,8 +35,7 @@ pub fn dhcp_findings(probe: &DhcpProbe, seconds: u64, ctx: &ServerContext) -> Ve
                 probe.interface
             ),
             format!("sent {}; nothing came back", probe.sent.join(", ")),
-            "Check that the interface is on the phones' network (often a voice VLAN such as \
-             eth0.20) and that a relay forwards to the DHCP server.",
+            fix,
         ));
         return out;
     }
@@ -59,18 +69,7 @@ pub fn dhcp_findings(probe: &DhcpProbe, seconds: u64, ctx: &ServerContext) -> Ve
         .values()
         .any(|o| o.contains_key(&66) || o.contains_key(&160) || o.contains_key(&161))
     {
-        out.push(Finding::new(
-            Severity::Info,
-            "dhcp.no-boot-server",
-            "No DHCP server sets option 66, 160 or 161",
-            format!(
-                "{} server(s) answered on {}",
-                per_server.len(),
-                probe.interface
-            ),
-            "Phones with boot server Default or Custom find no server in DHCP: they use a \
-             static address or Polycom's ZTP.",
-        ));
+        out.push(no_boot_server(probe, per_server.len()));
     }
     if per_server.len() > 1 {
         let servers: Vec<String> = per_server.keys().map(ToString::to_string).collect();
@@ -114,6 +113,33 @@ pub fn dhcp_findings(probe: &DhcpProbe, seconds: u64, ctx: &ServerContext) -> Ve
     }
     sort_findings(&mut out);
     out
+}
+
+/// No server gave option 66, 160 or 161. For this host's own MAC that is no all-clear:
+/// servers that class clients by MAC or OUI (dnsmasq `dhcp-mac`, an ISC class on the
+/// hardware address) give phones what they do not give this host.
+fn no_boot_server(probe: &DhcpProbe, servers: usize) -> Finding {
+    let evidence = format!("{servers} server(s) answered on {}", probe.interface);
+    match &probe.client_mac {
+        Some(mac) => Finding::new(
+            Severity::Info,
+            "dhcp.no-boot-server",
+            format!("No DHCP server gives option 66, 160 or 161 to {mac}"),
+            format!("{evidence}, asked as {mac}"),
+            "Phones with boot server Default or Custom find no server in DHCP: they use a \
+             static address or Polycom's ZTP.",
+        ),
+        None => Finding::new(
+            Severity::Warning,
+            "dhcp.no-boot-server",
+            "No option 66/160/161 for this host's MAC; servers that class by MAC or OUI may \
+             still give them to phones — check with `--mac` or the DHCP-config analysis",
+            format!("{evidence}, asked as this host ({})", probe.mac),
+            "Run `zerotouch diagnose dhcp --mac <a phone's MAC>` (e.g. one starting with \
+             00:04:f2, Polycom's OUI) or `zerotouch diagnose dhcp-config` on the DHCP \
+             server's configuration files.",
+        ),
+    }
 }
 
 /// Findings of DHCP configuration files.

@@ -1,5 +1,5 @@
 //! Findings of the DNS probe: `_rtcconfig`/`_cmaconfig` records that keep video endpoints
-//! from ZTP (seed 000), Lync/Skype discovery records, NTP, and questions left unanswered.
+//! from ZTP (the ZTP guide), Lync/Skype discovery records, NTP, and questions left unanswered.
 
 use super::ServerContext;
 use crate::diag::dns::DnsProbe;
@@ -73,8 +73,8 @@ pub fn dns_findings(probe: &DnsProbe, ctx: &ServerContext) -> Vec<Finding> {
                 prefix, probe.domain
             ),
             found.join("; "),
-            "Video endpoints that find it never reach Polycom's ZTP (seed 000). Remove the \
-             record if they should use ZTP, or point it at the server they should use.",
+            "Video endpoints that find it never reach Polycom's ZTP (so says its guide). Remove \
+             the record if they should use ZTP, or point it at the server they should use.",
         ));
     }
     let lync: Vec<String> = [
@@ -93,8 +93,8 @@ pub fn dns_findings(probe: &DnsProbe, ctx: &ServerContext) -> Vec<Finding> {
             "dns.lync",
             "Lync/Skype for Business discovery records exist",
             lync.join("; "),
-            "Phones in the Lync base profile sign in with these (seed 002); nothing to change \
-             for provisioning.",
+            "Phones in the Lync base profile sign in with these (Polycom's Lync deployment \
+             guide); nothing to change for provisioning.",
         ));
     }
     let ntp = records("_ntp._udp.");
@@ -104,7 +104,7 @@ pub fn dns_findings(probe: &DnsProbe, ctx: &ServerContext) -> Vec<Finding> {
             "dns.ntp",
             "An NTP SRV record exists",
             ntp.join("; "),
-            "Phones need a correct clock to accept HTTPS certificates (seed 000).",
+            "Phones need a correct clock to accept HTTPS certificates (Polycom's ZTP guide).",
         ));
     }
     let failed: Vec<String> = probe

@@ -1,10 +1,11 @@
 //! Turning what the probes and files show into findings, by comparing it with this
-//! server's own addresses and accounts: options 66/160/161 that point elsewhere, option
-//! credentials that are not the account's current ones (stale after a rotation: the
-//! staleness is the finding, not their presence, seed 004), `_rtcconfig`/`_cmaconfig`
-//! records that keep video endpoints from ZTP (seed 000), option 43 for Lync certificate
-//! provisioning, DHCP servers that disagree, phones still sending wrong credentials, and
-//! overrides stored from phones that redirect their server or registration.
+//! server's own addresses and accounts (docs/design.md §10): options 66/160/161 that point
+//! elsewhere, option credentials that are not the account's current ones (stale after a
+//! rotation; after the Lens Auto-Sync page, the staleness is the finding, not their
+//! presence), `_rtcconfig`/`_cmaconfig` records that keep video endpoints from ZTP (the ZTP
+//! guide), option 43 for Lync certificate provisioning, DHCP servers that disagree, phones
+//! still sending wrong credentials, and overrides stored from phones that redirect their
+//! server or registration.
 
 //!
 //! This file holds what the checks share (the server context, the check of an option that
@@ -21,9 +22,10 @@ pub use phones::{override_findings, phone_findings};
 
 use rusqlite::Connection;
 
+use super::mask::Masker;
 use super::{Finding, Severity};
 use crate::domain::account::Account;
-use crate::domain::ops::OwnAddresses;
+use crate::domain::provserver::OwnAddresses;
 use crate::domain::provserver::ServerUrl;
 use crate::error::Result;
 
@@ -41,6 +43,15 @@ impl ServerContext {
             own,
             accounts: crate::db::accounts::list_accounts(conn)?,
         })
+    }
+
+    /// A masker that knows every account's device password (`diag::mask`).
+    pub fn masker(&self) -> Masker {
+        Masker::new(
+            self.accounts
+                .iter()
+                .filter_map(|a| a.device_password.as_deref()),
+        )
     }
 
     /// The account a URL on this server addresses: the one whose service segment starts its
@@ -68,12 +79,17 @@ fn masked(url: &ServerUrl, original: &str) -> String {
             .server_type
             .map(|t| t.to_ascii_lowercase() + "://")
             .unwrap_or_default();
-        format!("{scheme}{}:***@{}", url.user, url.server_name())
+        format!(
+            "{scheme}{}:{}@{}",
+            url.user,
+            crate::domain::provserver::MASK,
+            url.server_name()
+        )
     }
 }
 
 const ZTP_NOTE: &str = "Phones that find a server in option 66 or 160 never ask Polycom's ZTP \
-    (seed 000); leave both empty where ZTP should be used.";
+    (Polycom's ZTP guide); leave both empty where ZTP should be used.";
 
 /// Checks one option value that names a provisioning server (66, 160, 161, or 43 when it
 /// holds a URL). `source` says where it was seen.
@@ -100,7 +116,19 @@ pub fn check_server_option(
         }
     };
     let shown = masked(&url, value);
+    if url.server_type.is_none() && ctx.own.names_host(&url) {
+        let mut out = vec![no_scheme(code, &url, &shown, source, ctx)];
+        if let Some(account) = ctx.account_for(&url) {
+            out.extend(stale_credentials(code, &url, account, &shown, source));
+        }
+        return out;
+    }
     if !ctx.own.matches(&url) {
+        let scheme_note = if url.server_type.is_none() {
+            " Without http:// or https:// phones use their Server Type, FTP at the factory."
+        } else {
+            ""
+        };
         return vec![Finding::new(
             Severity::Warning,
             "dhcp.points-elsewhere",
@@ -112,7 +140,7 @@ pub fn check_server_option(
             format!(
                 "If phones should use this server, set option {code} to its address \
                  (`zerotouch diagnose snippets`). If the other server is intended, ignore \
-                 this. {ZTP_NOTE}"
+                 this.{scheme_note} {ZTP_NOTE}"
             ),
         )];
     }
@@ -132,10 +160,9 @@ pub fn check_server_option(
              by a profile).",
         )];
     }
-    let current = account.device_user.as_deref() == Some(url.user.as_str())
-        && account.device_password.as_deref() == Some(url.password.as_str());
-    if current {
-        vec![Finding::new(
+    match stale_credentials(code, &url, account, &shown, source) {
+        Some(stale) => vec![stale],
+        None => vec![Finding::new(
             Severity::Info,
             "dhcp.points-here",
             format!(
@@ -143,33 +170,93 @@ pub fn check_server_option(
                 account.name
             ),
             format!("{source}: option {code} = {shown}"),
-            "Nothing to do now; after every credential change update this option too (seed 004).",
-        )]
-    } else {
-        vec![Finding::new(
-            Severity::Error,
-            "dhcp.stale-credentials",
-            format!(
-                "Option {code} gives phones credentials that are not account `{}`'s current ones",
-                account.name
-            ),
-            format!(
-                "{source}: option {code} = {shown}; user `{}` {}; the account's device user is \
-                 `{}` (credential generation {})",
-                url.user,
-                if account.device_user.as_deref() == Some(url.user.as_str()) {
-                    "matches but the password differs"
-                } else {
-                    "differs"
-                },
-                account.device_user.as_deref().unwrap_or("(none)"),
-                account.credential_generation
-            ),
-            "New and factory-reset phones will be refused. Put the current credentials in the \
-             option (`zerotouch diagnose snippets --with-credentials`) or take them out of DHCP \
-             (seed 004: DHCP-delivered credentials must follow every rotation).",
-        )]
+            "Nothing to do now; after every credential change update this option too (as Poly \
+             Lens Auto-Sync asks).",
+        )],
     }
+}
+
+/// An option naming this host without a scheme: a phone reads it with its Server Type, FTP
+/// at the factory (the Polycom admin guides; docs/design.md), and this server serves no FTP.
+fn no_scheme(code: u8, url: &ServerUrl, shown: &str, source: &str, ctx: &ServerContext) -> Finding {
+    let with = |scheme: &str, ports: &[u16], default: u16| {
+        let port = url
+            .port
+            .filter(|p| ports.contains(p))
+            .or_else(|| ports.iter().copied().find(|p| *p != 0))?;
+        let port = if port == default {
+            String::new()
+        } else {
+            format!(":{port}")
+        };
+        Some(format!("`{scheme}://{}{port}{}/`", url.host, url.path))
+    };
+    let choices: Vec<String> = [
+        with("https", &ctx.own.https_ports, 443),
+        with("http", &ctx.own.http_ports, 80),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let fix = if choices.is_empty() {
+        format!("Set option {code} to an address with its scheme: `https://…` or `http://…`.")
+    } else {
+        format!(
+            "Set option {code} to an address with its scheme: {}.",
+            choices.join(" or ")
+        )
+    };
+    Finding::new(
+        Severity::Warning,
+        "dhcp.no-scheme",
+        format!("Option {code} names this server without http:// or https://: phones will use FTP"),
+        format!("{source}: option {code} = {shown}"),
+        format!(
+            "A phone reads an address without a scheme with its Server Type, which is FTP when \
+             it leaves the factory; this server serves HTTP and HTTPS only. {fix}"
+        ),
+    )
+}
+
+/// The finding for credentials in an option that are not the account's current ones.
+fn stale_credentials(
+    code: u8,
+    url: &ServerUrl,
+    account: &Account,
+    shown: &str,
+    source: &str,
+) -> Option<Finding> {
+    if url.user.is_empty() && url.password.is_empty() {
+        return None;
+    }
+    let current = account.device_user.as_deref() == Some(url.user.as_str())
+        && account.device_password.as_deref() == Some(url.password.as_str());
+    if current {
+        return None;
+    }
+    Some(Finding::new(
+        Severity::Error,
+        "dhcp.stale-credentials",
+        format!(
+            "Option {code} gives phones credentials that are not account `{}`'s current ones",
+            account.name
+        ),
+        format!(
+            "{source}: option {code} = {shown}; user `{}` {}; the account's device user is \
+             `{}` (credential generation {})",
+            url.user,
+            if account.device_user.as_deref() == Some(url.user.as_str()) {
+                "matches but the password differs"
+            } else {
+                "differs"
+            },
+            account.device_user.as_deref().unwrap_or("(none)"),
+            account.credential_generation
+        ),
+        "New and factory-reset phones will be refused. Put the current credentials in the \
+         option (`zerotouch diagnose snippets --with-credentials`) or take them out of DHCP \
+         (Poly Lens Auto-Sync: DHCP-delivered credentials must follow every rotation).",
+    ))
 }
 
 /// Option 43: Lync certificate provisioning (information), or a provisioning URL.
@@ -186,7 +273,7 @@ pub(super) fn check_option43(
             "Option 43 sets up Lync/Skype for Business certificate provisioning",
             format!("{source}: option 43 = {value}"),
             "Nothing to change for zerotouch: phones in the Lync base profile fetch the root \
-             certificate there (seed 002).",
+             certificate there (the Lync deployment guide).",
         )];
     }
     if value.contains("://") {
@@ -219,7 +306,8 @@ mod tests {
             &conn,
             OwnAddresses {
                 hosts: vec!["prov.example.com".into()],
-                ports: vec![8080],
+                http_ports: vec![8080],
+                https_ports: vec![8443],
             },
         )
         .expect("ctx")
@@ -259,5 +347,34 @@ mod tests {
             &c,
         );
         assert_eq!(f[0].code, "dhcp.stale-credentials");
+    }
+
+    #[test]
+    fn an_address_without_a_scheme_is_a_warning_with_the_fix() {
+        let c = ctx();
+        for value in ["prov.example.com", "prov.example.com:8080/phones"] {
+            let f = check_server_option(66, value, "s", &c);
+            assert_eq!(
+                (f[0].code.as_str(), f[0].severity, f.len()),
+                ("dhcp.no-scheme", Severity::Warning, 1),
+                "{value}: {f:?}"
+            );
+            assert!(
+                f[0].fix.contains("`https://prov.example.com:8443")
+                    && f[0].fix.contains("`http://prov.example.com:8080"),
+                "{f:?}"
+            );
+        }
+        let f = check_server_option(160, "x:Old-Passw0rd@prov.example.com:8080", "s", &c);
+        let codes: Vec<&str> = f.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(codes, ["dhcp.no-scheme", "dhcp.stale-credentials"]);
+        let f = check_server_option(66, "10.9.9.9", "s", &c);
+        assert_eq!(f[0].code, "dhcp.points-elsewhere");
+        assert!(f[0].fix.contains("FTP"), "{f:?}");
+        let f = check_server_option(66, "https://prov.example.com:8443/", "s", &c);
+        assert_eq!(
+            f[0].code, "dhcp.points-here",
+            "the HTTPS listener is this server"
+        );
     }
 }

@@ -39,7 +39,7 @@ pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<V
             format!(
                 "{} request(s) with wrong credentials in the last {days} day(s), the last at {}{}",
                 b.count,
-                crate::cli::format_time(b.last_bad_ms / 1000),
+                crate::domain::time::format_time(b.last_bad_ms / 1000),
                 if b.user_agent.is_empty() {
                     String::new()
                 } else {
@@ -60,11 +60,11 @@ pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<V
                 m.ip
             ),
             format!(
-                "{} request(s) refused (auth.macs_per_ip) in the last {days} day(s), {} distinct \
+                "{} request(s) past auth.macs_per_ip in the last {days} day(s), {} distinct \
                  MACs asked for, the last at {}{}",
                 m.refused,
                 m.macs,
-                crate::cli::format_time(m.last_ms / 1000),
+                crate::domain::time::format_time(m.last_ms / 1000),
                 if m.user_agent.is_empty() {
                     String::new()
                 } else {
@@ -82,7 +82,7 @@ pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<V
         let Ok(mac) = mac.parse::<crate::domain::mac::Mac>() else {
             continue;
         };
-        let Ok(params) = overrides::read_params(&uploads, &mac, &file) else {
+        let Ok(params) = crate::actions::overrides::read_params(&uploads, &mac, &file) else {
             continue;
         };
         out.extend(override_findings(&mac.to_string(), &file, &params, &|_| {

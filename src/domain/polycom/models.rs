@@ -122,7 +122,7 @@ impl fmt::Display for Family {
     }
 }
 
-/// The ZTP vendor model of UC Software devices (seed 000).
+/// The ZTP vendor model of UC Software devices (the ZTP guide).
 pub const UCS_VENDOR_MODEL: &str = "Polycom_UCS_Device";
 /// The ZTP vendor model of RealPresence Group systems: redirect only, no configuration file.
 pub const VIDEO_VENDOR_MODEL: &str = "Polycom Video Endpoint";

@@ -12,7 +12,9 @@ use super::models::Family;
 use super::params::{self, Key};
 use crate::domain::account::Account;
 use crate::domain::device::Device;
+use crate::domain::machine;
 use crate::domain::policy::Layers;
+use crate::domain::precedence::{self, Layer, Level, Resolution};
 use crate::domain::profile::{Polling, Profile};
 use crate::domain::provstate::{self, Desired, ParamState, PhoneTrust, Reach, Source};
 use crate::domain::template::{self, Vars};
@@ -55,6 +57,9 @@ pub struct DeviceView<'a> {
     pub trust: Option<&'a PhoneTrust>,
     /// Auto-Sync and the policies of the device's groups, site and account.
     pub layers: &'a Layers,
+    /// The credentials the request carries (user, password): a credential change is pending
+    /// for this request when they differ from the desired ones.
+    pub held: Option<(&'a str, &'a str)>,
 }
 
 impl DeviceView<'_> {
@@ -71,39 +76,33 @@ impl DeviceView<'_> {
         )
     }
 
-    /// The effective parameters of the generated file, first source wins: pending platform
-    /// changes, then the device (vendor extensions, lines, device policy), its groups, its
-    /// site, the account policy, then the profile's fields.
-    pub fn effective(&self) -> Vec<EffectiveParam> {
-        let mut map: BTreeMap<String, (String, Source, String)> = BTreeMap::new();
+    /// The device's configuration as layers, highest precedence first (`domain::precedence`):
+    /// pending platform changes with `device.set`, the device (lines, vendor extensions),
+    /// the policies of the device, its groups, its site and the account, the profile's
+    /// fields, and — with `files` (the variables to expand them with) — the profile's files
+    /// in CONFIG_FILES order. `device.*` values of policies and profile fields reach the
+    /// phone only as pending changes (`desired`), so they are left out of their own levels.
+    pub fn layers(&self, files: Option<&DeviceVarSet>) -> Vec<Layer> {
+        let family = Family::Vvx;
+        let name = |key: Key, line: u32| params::name(family, key, line);
+        let mut out = Vec::new();
+
+        let mut pending_layer = Layer::new(Level::Pending);
         let desired = self.desired();
-        let pending = provstate::pending(&desired, self.state);
+        let pending = provstate::pending(&desired, self.state, self.held);
         if !pending.is_empty() {
-            map.insert(
-                "device.set".into(),
-                ("1".into(), Source::Pending, String::new()),
-            );
-            for (name, d) in &pending {
-                let detail = d.source.label().to_string();
-                map.insert(
-                    (*name).to_string(),
-                    (d.value.clone(), Source::Pending, detail.clone()),
-                );
-                map.insert(format!("{name}.set"), ("1".into(), Source::Pending, detail));
+            pending_layer.push("device.set", "1", Source::Pending, "");
+            for (n, d) in &pending {
+                let detail = d.source.label();
+                pending_layer.push(*n, d.value.clone(), Source::Pending, detail);
+                pending_layer.push(format!("{n}.set"), "1", Source::Pending, detail);
             }
         }
-        let family = Family::Vvx;
-        let mut put = |key: Key, line: u32, value: &str, source: Source| {
-            if value.is_empty() {
-                return;
-            }
-            if let Some(name) = params::name(family, key, line) {
-                map.entry(name)
-                    .or_insert_with(|| (value.to_string(), source, String::new()));
-            }
-        };
+        out.push(pending_layer);
+
         let d = self.device;
-        // Lines: the vendor extensions of seed 000 fill line 1; more lines come from the
+        let mut device = Layer::new(Level::Device);
+        // Lines: the vendor extensions of the ZTP guide fill line 1; more lines come from the
         // device's line table.
         let mut lines = d.lines.clone();
         if lines.is_empty() && (!d.ext.sip_server.is_empty() || !d.ext.outbound_proxy.is_empty()) {
@@ -114,95 +113,120 @@ impl DeviceView<'_> {
         }
         for line in &lines {
             let n = line.line;
-            put(Key::RegAddress, n, &line.auth_user_id, Source::Device);
-            put(Key::RegAuthUserId, n, &line.auth_user_id, Source::Device);
-            put(Key::RegAuthPassword, n, &line.auth_password, Source::Device);
-            put(Key::RegLabel, n, &line.label, Source::Device);
-            put(Key::RegDisplayName, n, &line.display_name, Source::Device);
-            put(Key::RegServerAddress, n, &d.ext.sip_server, Source::Device);
-            put(
-                Key::RegOutboundProxy,
-                n,
-                &d.ext.outbound_proxy,
-                Source::Device,
-            );
+            for (key, value) in [
+                (Key::RegAddress, &line.auth_user_id),
+                (Key::RegAuthUserId, &line.auth_user_id),
+                (Key::RegAuthPassword, &line.auth_password),
+                (Key::RegLabel, &line.label),
+                (Key::RegDisplayName, &line.display_name),
+                (Key::RegServerAddress, &d.ext.sip_server),
+                (Key::RegOutboundProxy, &d.ext.outbound_proxy),
+            ] {
+                if let Some(name) = name(key, n) {
+                    device.push_set(name, value, Source::Device, "");
+                }
+            }
         }
-        put(Key::PollingEnabled, 0, &d.ext.polling, Source::Device);
-        // Policies: device, groups, site, account (already in precedence order). Platform
-        // parameters went through the desired state above.
+        if let Some(n) = name(Key::PollingEnabled, 0) {
+            device.push_set(n, &d.ext.polling, Source::Device, "");
+        }
+        out.push(device);
+
+        // Policies: device, groups, site, account (already in precedence order), one layer
+        // per scope.
         for p in &self.layers.policies {
-            if params::is_device_param(&p.parameter) {
+            if params::is_device_param(&p.parameter) || machine::owned(&p.parameter) {
                 continue;
             }
-            map.entry(p.parameter.clone())
-                .or_insert_with(|| (p.value.clone(), p.source, p.detail.clone()));
+            let level = policy_level(p.source);
+            let same = out
+                .last()
+                .is_some_and(|l: &Layer| l.level == level && l.detail_is(&p.detail));
+            if !same {
+                out.push(Layer::new(level));
+            }
+            if let Some(l) = out.last_mut() {
+                l.push(
+                    p.parameter.clone(),
+                    p.value.clone(),
+                    p.source,
+                    p.detail.clone(),
+                );
+            }
         }
-        let mut put = |key: Key, line: u32, value: &str, source: Source| {
-            if value.is_empty() {
-                return;
-            }
-            if let Some(name) = params::name(family, key, line) {
-                map.entry(name)
-                    .or_insert_with(|| (value.to_string(), source, String::new()));
-            }
-        };
+
         let pf = &self.profile.fields;
-        match pf.polling {
-            Polling::Enable => put(Key::PollingEnabled, 0, "1", Source::Profile),
-            Polling::Disable => put(Key::PollingEnabled, 0, "0", Source::Profile),
-            Polling::None => {}
+        let mut profile = Layer::new(Level::Profile);
+        let polling = match pf.polling {
+            Polling::Enable => "1",
+            Polling::Disable => "0",
+            Polling::None => "",
+        };
+        let quick_setup = match pf.quick_setup.as_str() {
+            "enable" => "1",
+            "disable" => "0",
+            _ => "",
+        };
+        for (key, value) in [
+            (Key::PollingEnabled, polling),
+            (Key::QuickSetup, quick_setup),
+            (Key::Language, pf.language.as_str()),
+        ] {
+            if let Some(n) = name(key, 0) {
+                profile.push_set(n, value, Source::Profile, "");
+            }
         }
-        match pf.quick_setup.as_str() {
-            "enable" => put(Key::QuickSetup, 0, "1", Source::Profile),
-            "disable" => put(Key::QuickSetup, 0, "0", Source::Profile),
-            _ => {}
-        }
-        put(Key::Language, 0, &pf.language, Source::Profile);
-        map.into_iter()
-            .map(|(name, (value, source, detail))| {
-                let secret = params::is_secret(&name);
-                EffectiveParam {
-                    name,
-                    value,
-                    source,
-                    secret,
-                    detail,
+        out.push(profile);
+
+        if let Some(vars) = files
+            && !self.profile.is_video_endpoint()
+        {
+            for (i, file) in self.profile.files.iter().enumerate() {
+                let Some(bytes) = self.profile_file_with(i, vars) else {
+                    continue;
+                };
+                let Ok(found) = crate::domain::xml::parse_params(&file.file_name, &bytes) else {
+                    continue;
+                };
+                let mut layer = Layer::new(Level::ProfileFile);
+                // Owned parameters are never served from a profile file (I6).
+                let owned_served =
+                    crate::domain::regress::on(crate::domain::regress::Defect::OwnedInProfile);
+                for p in found
+                    .into_iter()
+                    .filter(|p| owned_served || !machine::owned(&p.name))
+                {
+                    layer.push(p.name, p.value, Source::ProfileFile, file.file_name.clone());
                 }
-            })
-            .collect()
+                out.push(layer);
+            }
+        }
+        out
+    }
+
+    /// Every parameter of the device with its winner and the values it hides.
+    pub fn resolution(&self, files: Option<&DeviceVarSet>) -> Resolution {
+        precedence::resolve(self.layers(files))
+    }
+
+    /// The effective parameters of the generated file (the first source wins: pending
+    /// platform changes, the device, its groups, its site, the account policy, the
+    /// profile's fields), by name.
+    pub fn effective(&self) -> Vec<EffectiveParam> {
+        effective_params(self.resolution(None))
     }
 
     /// Everything the device ends up with from this server, as the phone reads it (first
     /// file wins): the generated file's parameters, then those of the profile's files that
-    /// nothing earlier set (`Source::ProfileFile`, with the file's name). Lens "My Settings".
+    /// nothing earlier set (`Source::ProfileFile`, with the file's name), the files expanded
+    /// with `vars`. Lens "My Settings".
+    pub fn effective_settings_with(&self, vars: &DeviceVarSet) -> Vec<EffectiveParam> {
+        effective_params(self.resolution(Some(vars)))
+    }
+
+    /// `effective_settings_with` the default settings and no custom variables.
     pub fn effective_settings(&self) -> Vec<EffectiveParam> {
-        let mut out = self.effective();
-        if self.profile.is_video_endpoint() {
-            return out;
-        }
-        let mut seen: std::collections::BTreeSet<String> =
-            out.iter().map(|p| p.name.clone()).collect();
-        for (i, file) in self.profile.files.iter().enumerate() {
-            let Some(bytes) = self.profile_file(i) else {
-                continue;
-            };
-            let Ok(found) = crate::domain::xml::parse_params(&file.file_name, &bytes) else {
-                continue;
-            };
-            for p in found {
-                if seen.insert(p.name.clone()) {
-                    out.push(EffectiveParam {
-                        secret: params::is_secret(&p.name),
-                        name: p.name,
-                        value: p.value,
-                        source: Source::ProfileFile,
-                        detail: file.file_name.clone(),
-                    });
-                }
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
+        self.effective_settings_with(&self.default_var_set())
     }
 
     /// The generated `<mac>-device.cfg`, and the pending platform values it carries (which
@@ -254,7 +278,9 @@ impl DeviceView<'_> {
         // failing entry does not stop the boot).
         if let Some(t) = self.trust {
             let desired = self.desired();
-            if provstate::trust_pending(provstate::pending(&desired, self.state).into_keys()) {
+            if provstate::trust_pending(
+                provstate::pending(&desired, self.state, self.held).into_keys(),
+            ) {
                 files.push(t.probe_url(self.reach, &mac));
             }
         }
@@ -322,6 +348,29 @@ impl DeviceView<'_> {
         }
         Some(e.text.into_bytes())
     }
+}
+
+/// The precedence level of a policy's source.
+fn policy_level(source: Source) -> Level {
+    match source {
+        Source::Group => Level::Group,
+        Source::Site => Level::Site,
+        Source::Account => Level::Account,
+        _ => Level::Device,
+    }
+}
+
+/// The winners of a resolution as the rows admins read (secret flag, source, detail).
+fn effective_params(r: Resolution) -> Vec<EffectiveParam> {
+    r.into_winners()
+        .map(|(name, c)| EffectiveParam {
+            secret: params::is_secret(&name),
+            name,
+            value: c.value,
+            source: c.source,
+            detail: c.detail,
+        })
+        .collect()
 }
 
 /// `<mac>-profile.cfg` for the first file, `<mac>-profile-N.cfg` for the N-th.
@@ -392,7 +441,7 @@ pub fn ztp_master() -> Vec<u8> {
     master("[PHONE_MAC_ADDRESS]-ztp.cfg", false, "")
 }
 
-/// `<mac>-ztp.cfg`: what Polycom's ZTP serves unassociated phones (seed 000): ZTP off and
+/// `<mac>-ztp.cfg`: what Polycom's ZTP serves unassociated phones (the ZTP guide): ZTP off and
 /// an empty provisioning server address.
 pub fn ztp_file() -> Vec<u8> {
     let mut out = String::from(XML_DECL);

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn the_defaults_are_valid_and_stored_as_nothing() {
     let s = ProvSettings::default();
-    s.validate().expect("valid");
+    s.validate(&|_| ScriptFile::Executable).expect("valid");
     assert!(s.to_stored().is_empty());
     assert_eq!(ProvSettings::from_stored(&BTreeMap::new()), s);
 }
@@ -51,7 +51,10 @@ fn every_bad_field_is_named() {
     ] {
         s.set(k, v).expect(k);
     }
-    let text = s.validate().expect_err("invalid").to_string();
+    let text = s
+        .validate(&|_| ScriptFile::Executable)
+        .expect_err("invalid")
+        .to_string();
     for field in [
         "server_address:",
         "default_protocol:",
@@ -113,28 +116,27 @@ fn hosts_accept_names_ips_and_ports() {
 }
 
 #[test]
-fn a_script_must_exist_and_be_executable() {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().expect("tmp");
-    let script = dir.path().join("push.sh");
-    std::fs::write(&script, "#!/bin/sh\n").expect("write");
+fn a_script_must_be_an_executable_file_at_an_absolute_path() {
     let mut s = ProvSettings {
         transport: TransportKind::Script,
-        script_path: script.to_string_lossy().into_owned(),
+        script_path: "/usr/local/bin/push.sh".into(),
         ..Default::default()
     };
-    let err = s.validate().expect_err("not executable").to_string();
+    let err = s
+        .validate(&|_| ScriptFile::NotExecutable)
+        .expect_err("not executable")
+        .to_string();
     assert!(
         err.contains("script_path: ") && err.contains("not executable"),
         "{err}"
     );
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    s.validate().expect("executable");
+    s.validate(&|_| ScriptFile::Executable).expect("executable");
+    assert!(s.validate(&|_| ScriptFile::NotAFile).is_err());
     s.script_path = "relative.sh".into();
-    assert!(s.validate().is_err());
+    assert!(s.validate(&|_| ScriptFile::Executable).is_err());
     s.script_path = String::new();
     assert!(
-        s.validate()
+        s.validate(&|_| ScriptFile::Executable)
             .expect_err("empty")
             .to_string()
             .contains("script_path: is required")
@@ -160,10 +162,4 @@ fn the_key_prefix_ends_with_one_slash() {
     assert_eq!(s.s3_key_prefix(), "configs/");
     s.s3_prefix = "a/b/".into();
     assert_eq!(s.s3_key_prefix(), "a/b/");
-}
-
-#[test]
-fn the_secret_fields_are_the_ones_sealed_at_rest() {
-    let secret: Vec<&str> = FIELDS.iter().filter(|f| f.secret).map(|f| f.name).collect();
-    assert_eq!(secret, crate::db::secrets::SECRET_SETTINGS);
 }

@@ -13,7 +13,7 @@ use crate::settings_pages::script;
 
 const MAC: &str = "0004f2aabbcc";
 const TEMPLATE: &str = "<polycomConfig voIpProt.server.1.address=\"${REG_SERVER}\" \
-    tcpIpApp.sntp.address=\"${NTP_SERVER}\" device.prov.password.x=\"${PROV_PASSWORD}\" \
+    tcpIpApp.sntp.address=\"${NTP_SERVER}\" feature.x.password=\"${PROV_PASSWORD}\" \
     up.welcome=\"${LABEL}\">\n<!-- zerotouch:lines -->\n<reg reg.${LINE}.address=\"${USERID}\" \
     reg.${LINE}.displayName=\"${DISPLAY_NAME}\" reg.${LINE}.auth.password=\"${PASSWORD}\"/>\n\
     <!-- zerotouch:end-lines -->\n</polycomConfig>\n";

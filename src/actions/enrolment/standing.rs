@@ -1,0 +1,402 @@
+//! Enrolment per device: the window association opens, each device's state as the CLI, the
+//! console and the API show it, and what an admin does about a contested device (re-enrol
+//! or dismiss).
+//!
+//! Invariants (the model-based test `tests/it/machine` checks them with the others):
+//! - **E-W** associating a MAC by hand, by CSV or through the API opens a window for it that
+//!   stays open until the device first enrols (no window for a device the `default-profile`
+//!   policy associated, until an admin confirms it; none where enrolment needs a device
+//!   certificate);
+//! - **E-D** delivery is not enrolment: until the device authenticates with its own
+//!   credential, every request for it with the account credential in a window is sent the
+//!   same pending credential (stored before it is sent, so it survives restarts), at most
+//!   `GIVE_UP_AFTER` times;
+//! - **E-C** a second address sent the pending credential, or any request with the account
+//!   credential after enrolment, marks the device contested; the holder of its own
+//!   credential keeps being served, the claimant gets no secret; only an admin clears it.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+use crate::db::enrolment::{self as q, Claim, Window};
+use crate::db::{self, devices};
+use crate::domain::account::Account;
+use crate::domain::audit::{Actor, Change};
+use crate::domain::enrolment::{
+    NO_MAXIMUM_AGE, adopts_own_credential, check_minutes, generate_password,
+};
+use crate::domain::mac::Mac;
+use crate::domain::machine::GIVE_UP_AFTER;
+use crate::error::{Error, Result};
+
+/// Opens the window association gives a device (E-W): until it enrols, with the account's
+/// maximum age if it set one. Nothing when the account does not withhold, the device already
+/// has such a window, or it has enrolled.
+pub fn open_until_enrolled(
+    tx: &Connection,
+    account: &Account,
+    mac: &Mac,
+    opened_by: &str,
+) -> Result<()> {
+    if !account.device_secrets || super::certificate_only() {
+        return Ok(());
+    }
+    let now = db::now_secs();
+    let enrolled: bool = tx
+        .query_row(
+            "SELECT c.enrolled_at IS NOT NULL OR c.confirmed_at IS NOT NULL
+             FROM device_credentials c JOIN devices d ON d.id = c.device_id
+             WHERE d.mac = ?1",
+            [mac.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false);
+    let open: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM enrolment_windows
+         WHERE account_id = ?1 AND mac = ?2 AND until_enrolled = 1 AND closes_at > ?3)",
+        params![account.id.0, mac.as_str(), now],
+        |r| r.get(0),
+    )?;
+    if enrolled || open {
+        return Ok(());
+    }
+    let max_days: i64 = tx.query_row(
+        "SELECT enrol_window_max_days FROM accounts WHERE id = ?1",
+        [account.id.0],
+        |r| r.get(0),
+    )?;
+    q::insert_window(
+        tx,
+        &Window {
+            id: 0,
+            account_id: account.id.0,
+            mac: Some(mac.to_string()),
+            opened_at: now,
+            closes_at: if max_days > 0 {
+                now + max_days * 86_400
+            } else {
+                NO_MAXIMUM_AGE
+            },
+            opened_by: opened_by.to_string(),
+            until_enrolled: true,
+            address: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// A replaced phone: the old one's credential is revoked, what it was known to hold and
+/// who claimed it forgotten, and the new MAC gets a window until it enrols.
+pub fn revoke_for_replacement(
+    tx: &Connection,
+    account: &Account,
+    device_id: i64,
+    new_mac: &Mac,
+    opened_by: &str,
+) -> Result<()> {
+    q::delete_device_credential(tx, device_id)?;
+    q::clear_claims(tx, device_id)?;
+    tx.execute(
+        "DELETE FROM device_prov_state WHERE device_id = ?1",
+        [device_id],
+    )?;
+    // What the old phone held (its generation, floor, service address, re-admission) is not
+    // what the new one holds: the new phone starts never seen.
+    tx.execute("DELETE FROM device_sync WHERE device_id = ?1", [device_id])?;
+    tx.execute(
+        "UPDATE devices SET secrets_until_enrolled = 0 WHERE id = ?1",
+        [device_id],
+    )?;
+    open_until_enrolled(tx, account, new_mac, opened_by)
+}
+
+/// Where one device stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Its declared family does not adopt its own credential: not withheld.
+    Exempt,
+    /// Proved its own credential; nobody else claimed it.
+    Enrolled,
+    /// Enrolled or being enrolled, and claimed by another client (E-C).
+    Contested,
+    /// Sent its pending credential, not used yet.
+    Delivered,
+    /// Sent its pending credential `GIVE_UP_AFTER` times and never used: no longer sent.
+    GivenUp,
+    /// Served secrets before withholding became the default: keeps them until it enrols.
+    ServedBefore,
+    /// A window is open for it; nothing sent yet.
+    Waiting,
+    /// Not enrolled and no window: the account credential gets no secret and no credential.
+    NoWindow,
+}
+
+impl State {
+    pub fn label(self) -> &'static str {
+        match self {
+            State::Exempt => "not withheld (its family cannot enrol)",
+            State::Enrolled => "enrolled",
+            State::Contested => "contested: needs re-enrolment",
+            State::Delivered => "delivered, not used yet",
+            State::GivenUp => "given up: delivered and never used",
+            State::ServedBefore => "served as before, until it enrols",
+            State::Waiting => "waiting for the phone",
+            State::NoWindow => "not enrolled, no window",
+        }
+    }
+
+    /// Counted as "not yet enrolled" on the account page and the dashboard.
+    pub fn not_enrolled(self) -> bool {
+        !matches!(self, State::Exempt | State::Enrolled | State::Contested)
+    }
+}
+
+/// One device's enrolment, for reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceEnrolment {
+    pub mac: String,
+    pub state: State,
+    pub deliveries: i64,
+    pub enrolled_at: Option<i64>,
+    pub contested_at: Option<i64>,
+    /// When its window closes, for people, if one is open.
+    pub window: Option<String>,
+    /// Who presented the account credential for it around its enrolment.
+    pub claims: Vec<Claim>,
+}
+
+/// Every associated device of the account with its enrolment state, by MAC.
+pub fn status(conn: &Connection, account: &Account) -> Result<Vec<DeviceEnrolment>> {
+    let now = db::now_secs();
+    let windows = q::list_open_windows(conn, account.id.0, now)?;
+    let mut stmt = conn.prepare(
+        "SELECT d.id, d.mac, d.vendor_model, coalesce(p.vendor_model, ''),
+                d.secrets_until_enrolled, c.device_id IS NOT NULL, c.enrolled_at,
+                c.confirmed_at, coalesce(c.deliveries, 0), c.contested_at
+         FROM devices d
+         LEFT JOIN profiles p ON p.id = d.profile_id
+         LEFT JOIN device_credentials c ON c.device_id = d.id
+         WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL ORDER BY d.mac",
+    )?;
+    let rows = stmt
+        .query_map([account.id.0], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, bool>(4)?,
+                r.get::<_, bool>(5)?,
+                r.get::<_, Option<i64>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+                r.get::<_, i64>(8)?,
+                r.get::<_, Option<i64>>(9)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (
+        id,
+        mac,
+        model,
+        profile_model,
+        served,
+        has,
+        enrolled_at,
+        confirmed_at,
+        deliveries,
+        contested,
+    ) in rows
+    {
+        let model = if model.is_empty() {
+            profile_model
+        } else {
+            model
+        };
+        let window = windows
+            .iter()
+            .filter(|w| w.mac.as_deref().is_none_or(|m| m == mac))
+            .map(Window::closes_text)
+            .next();
+        let enrolled = crate::domain::enrolment::enrolled(enrolled_at, confirmed_at);
+        let state = if !account.device_secrets || !adopts_own_credential(&model) {
+            State::Exempt
+        } else if contested.is_some() {
+            State::Contested
+        } else if enrolled {
+            State::Enrolled
+        } else if has && deliveries >= GIVE_UP_AFTER {
+            State::GivenUp
+        } else if served {
+            State::ServedBefore
+        } else if has && deliveries > 0 {
+            State::Delivered
+        } else if window.is_some() {
+            State::Waiting
+        } else {
+            State::NoWindow
+        };
+        let claims = if contested.is_some() {
+            q::list_claims(conn, id)?
+        } else {
+            Vec::new()
+        };
+        out.push(DeviceEnrolment {
+            mac,
+            state,
+            deliveries,
+            enrolled_at: enrolled_at.or(confirmed_at),
+            contested_at: contested,
+            window,
+            claims,
+        });
+    }
+    Ok(out)
+}
+
+/// How many devices of the account are not yet enrolled, and how many are contested.
+pub fn counts(conn: &Connection, account: &Account) -> Result<(usize, usize)> {
+    let all = status(conn, account)?;
+    Ok((
+        all.iter().filter(|d| d.state.not_enrolled()).count(),
+        all.iter().filter(|d| d.state == State::Contested).count(),
+    ))
+}
+
+fn associated(
+    conn: &Connection,
+    account: &Account,
+    mac: &Mac,
+) -> Result<crate::domain::device::Device> {
+    devices::find_device_by_mac(conn, mac)?
+        .filter(|d| d.account_id == account.id.0 && d.is_associated())
+        .ok_or_else(|| {
+            Error::not_found(format!(
+                "associated device {mac} in account {}",
+                account.slug
+            ))
+        })
+}
+
+/// Dismisses a contested device's claims: the admin decided the device is the one holding
+/// its own credential. Refused when it is not contested.
+pub fn dismiss(conn: &mut Connection, actor: &Actor, account: &Account, mac: &Mac) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let d = associated(tx, account, mac)?;
+        if !q::clear_claims(tx, d.id)? {
+            return Err(Error::Conflict(format!("{mac} is not contested")));
+        }
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "enrolment.dismiss", mac.to_string())
+                .before(serde_json::json!({"contested": true}))
+                .after(serde_json::json!({"contested": false})),
+        )
+    })
+}
+
+/// The phone re-enrolling `mac` affects (counted and confirmed first): the one holding its
+/// current own credential keeps it until a phone proves the new one, then it is refused.
+pub fn impact_reenrol(
+    conn: &Connection,
+    account: &Account,
+    mac: &Mac,
+) -> Result<super::super::Impact> {
+    let d = associated(conn, account, mac)?;
+    Ok(super::super::Impact::of(
+        q::find_device_credential(conn, d.id)?
+            .filter(|c| c.enrolled() || c.deliveries > 0)
+            .map(|_| {
+                (
+                    mac.to_string(),
+                    "a new credential of its own is sent to the next phone that presents the \
+                     account credential for it in the window; the phone on its current one \
+                     keeps being served until then, and is refused once the new one is used"
+                        .to_string(),
+                )
+            }),
+    ))
+}
+
+/// Re-enrols a device (a contested one, or a re-imaged phone back with the account
+/// credential): a new pending credential and a window of `minutes` for its MAC, bound to
+/// `address` if given; the current credential stays accepted until the new one is used
+/// (I9). Its claims are cleared.
+pub fn reenrol(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    mac: &Mac,
+    minutes: u64,
+    address: Option<std::net::IpAddr>,
+    confirm: bool,
+) -> Result<Window> {
+    check_minutes(minutes)?;
+    if !account.device_secrets {
+        return Err(Error::Conflict(format!(
+            "account {} does not withhold secrets: there is nothing to re-enrol",
+            account.slug
+        )));
+    }
+    super::refuse_window_if_certificate_only()?;
+    db::write_tx(conn, |tx| {
+        impact_reenrol(tx, account, mac)?.require(confirm, "re-enrolling the device")?;
+        let d = associated(tx, account, mac)?;
+        let now = db::now_secs();
+        if let Some(c) = q::find_device_credential(tx, d.id)? {
+            let keep = c.enrolled() || c.deliveries > 0;
+            q::store_device_credential(tx, d.id, &generate_password(), keep, now)?;
+            tx.execute(
+                "UPDATE device_credentials SET enrolled_at = NULL WHERE device_id = ?1",
+                [d.id],
+            )?;
+        }
+        q::clear_claims(tx, d.id)?;
+        let w = q::insert_window(
+            tx,
+            &super::timed_window(account, Some(mac), minutes, actor, address),
+        )?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "enrolment.reenrol", mac.to_string())
+                .after(serde_json::json!({"window_minutes": minutes, "address": w.address})),
+        )?;
+        Ok(w)
+    })
+}
+
+/// Sets the account's maximum age of the windows association opens (0: none, the default).
+/// Applies to windows opened from now on.
+pub fn set_window_max_days(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    days: u32,
+) -> Result<()> {
+    if days > 3650 {
+        return Err(Error::invalid(
+            "max_days",
+            "at most 3650 days (0: no maximum age)",
+        ));
+    }
+    db::write_tx(conn, |tx| {
+        tx.execute(
+            "UPDATE accounts SET enrol_window_max_days = ?2 WHERE id = ?1",
+            params![account.id.0, days],
+        )?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "enrolment.max-age",
+                account.slug.clone(),
+            )
+            .after(serde_json::json!({"max_days": days})),
+        )
+    })
+}

@@ -1,0 +1,98 @@
+//! This host's own name and addresses, read from the kernel (`/proc`): what "this server"
+//! means besides the configured `public_names` when the device listeners are bound to every
+//! address (the package's `0.0.0.0`). Read on demand, never cached: a command sees the
+//! addresses of the network namespace it runs in. Nothing here decides anything; the rules
+//! that use these are `domain::provserver::OwnAddresses`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// The kernel's host name, or empty.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// Every address of this host's interfaces (IPv4 from the local routing table, IPv6 from
+/// `if_inet6` without link-local ones, whose URLs need a zone). Empty where `/proc` is not
+/// readable.
+pub fn addresses() -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = std::fs::read_to_string("/proc/net/fib_trie")
+        .map(|t| local_ipv4(&t))
+        .unwrap_or_default()
+        .into_iter()
+        .map(IpAddr::V4)
+        .collect();
+    if let Ok(text) = std::fs::read_to_string("/proc/net/if_inet6") {
+        out.extend(ipv6_addresses(&text).into_iter().map(IpAddr::V6));
+    }
+    out
+}
+
+/// The addresses `/proc/net/fib_trie` lists as `/32 host LOCAL` (each appears once per
+/// routing table; kept once).
+fn local_ipv4(fib_trie: &str) -> Vec<Ipv4Addr> {
+    let mut out = Vec::new();
+    let mut last: Option<Ipv4Addr> = None;
+    for line in fib_trie.lines() {
+        let l = line.trim();
+        if let Some(ip) = l.strip_prefix("|-- ") {
+            last = ip.trim().parse().ok();
+        } else if l.starts_with("/32 host LOCAL")
+            && let Some(ip) = last
+            && !out.contains(&ip)
+        {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+/// The addresses of `/proc/net/if_inet6` (32 hex digits first on each line), link-local
+/// ones left out.
+fn ipv6_addresses(if_inet6: &str) -> Vec<Ipv6Addr> {
+    let mut out = Vec::new();
+    for line in if_inet6.lines() {
+        let Some(hex) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Ok(bits) = u128::from_str_radix(hex, 16) else {
+            continue;
+        };
+        let ip = Ipv6Addr::from(bits);
+        let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
+        if hex.len() == 32 && !link_local && !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_read_from_the_kernels_tables() {
+        let fib = "Main:\n  +-- 0.0.0.0/0 3 0 5\n     |-- 0.0.0.0\n        /0 universe UNICAST\n\
+                   \x20          |-- 127.0.0.1\n              /32 host LOCAL\n\
+                   \x20          |-- 192.0.2.0\n              /24 link UNICAST\n\
+                   \x20          |-- 192.0.2.2\n              /32 host LOCAL\n\
+                   \x20       |-- 192.0.2.255\n           /32 link BROADCAST\n\
+                   Local:\n           |-- 192.0.2.2\n              /32 host LOCAL\n";
+        assert_eq!(
+            local_ipv4(fib),
+            [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(192, 0, 2, 2)]
+        );
+        let v6 = "fd000000000000000000000000000002 04 40 00 82     eth0\n\
+                  fe8000000000000000fc00fffe000001 04 40 20 80     eth0\n\
+                  00000000000000000000000000000001 01 80 10 80       lo\n";
+        assert_eq!(
+            ipv6_addresses(v6),
+            [
+                "fd00::2".parse::<Ipv6Addr>().expect("ip"),
+                Ipv6Addr::LOCALHOST
+            ]
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `/api/v1/accounts/<slug>/export` and `/import` (devices, sites, groups and policies as
+//! JSON or CSV, secrets only with `include_secrets=true` and the admin role; an import is
+//! checked whole, every bad row named, with `dry_run`), and `/api/v1/audit` (the audit
+//! log as JSON, or CSV with `format=csv`; secrets were masked when recorded).
+
+use rouille::{Request, Response};
+use serde_json::json;
+
+use super::{Api, error_response};
+use crate::actions::Actor;
+use crate::actions::transfer::{self, Format};
+use crate::domain::account::Account;
+use crate::domain::audit;
+use crate::domain::users::Action;
+use crate::error::{Error, Result};
+use crate::http::admin::console::audit as audit_page;
+
+fn flag(req: &Request, name: &str) -> Result<bool> {
+    match req.get_param(name).as_deref() {
+        None | Some("" | "false" | "0") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(v) => Err(Error::invalid(name, format!("`{v}` is not true or false"))),
+    }
+}
+
+fn format_of(req: &Request) -> Result<Format> {
+    Format::parse(req.get_param("format").as_deref().unwrap_or("json"))
+}
+
+pub fn route(
+    api: &Api,
+    req: &Request,
+    actor: &Actor<'_>,
+    a: &Account,
+    rest: &[&str],
+) -> Result<Response> {
+    let c = &api.console;
+    match (req.method(), rest) {
+        ("GET", ["export"]) => {
+            let secrets = flag(req, "include_secrets")?;
+            if secrets {
+                actor.user.require(Action::ManageAccounts)?;
+            }
+            let format = format_of(req)?;
+            let text = transfer::write(format, &transfer::export(&*c.conn()?, a, secrets)?)?;
+            let kind = match format {
+                Format::Json => "application/json",
+                Format::Csv => "text/csv; charset=utf-8",
+            };
+            Ok(Response::from_data(kind, text))
+        }
+        ("POST", ["import"]) => {
+            actor.user.require(Action::ManageAccounts)?;
+            let format = format_of(req)?;
+            let dry_run = flag(req, "dry_run")?;
+            let mut data = req
+                .data()
+                .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut data, &mut bytes)
+                .map_err(|e| Error::invalid("body", e.to_string()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
+            let export = transfer::parse(format, &text)?;
+            let report = transfer::import(&mut *c.conn()?, &actor.who, a, &export, dry_run)?;
+            Ok(Response::json(&report))
+        }
+        (m, _) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
+    }
+}
+
+/// `GET /audit?account=<slug>&limit=<n>&format=json|csv`.
+pub fn audit_log(api: &Api, req: &Request, actor: &Actor<'_>) -> Result<Response> {
+    if req.method() != "GET" {
+        return Ok(error_response(&Error::MethodNotAllowed(
+            req.method().into(),
+        )));
+    }
+    actor.user.require(Action::ReadAccounts)?;
+    let q = audit_page::query_of(&api.console, req)?;
+    let entries = audit_page::entries(&api.console, &q)?;
+    match req.get_param("format").as_deref() {
+        None | Some("json") => Ok(Response::json(&json!({ "entries": entries }))),
+        Some("csv") => Ok(Response::from_data(
+            "text/csv; charset=utf-8",
+            audit::to_csv(&entries)?,
+        )),
+        Some(f) => Err(Error::invalid(
+            "format",
+            format!("`{f}` is not json or csv"),
+        )),
+    }
+}

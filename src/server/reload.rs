@@ -1,0 +1,169 @@
+//! SIGHUP (`systemctl reload zerotouch`): the configuration file is read again and what can
+//! change while serving is put in force — the log level and the `[auth]` throttling limits
+//! and nonce lifetime. Everything else (listeners, `data_dir`, the other limits, which the
+//! connection loop holds per listener, TLS settings, …) is named as needing a restart. A
+//! file that no longer parses changes nothing. One log line says what was applied and what
+//! was not; values are shown only for the settings applied, none of which is a secret.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::http::device::auth::DeviceAuth;
+use crate::metrics::Metrics;
+
+/// What a reload changes, and where its file is.
+pub struct Reloader {
+    /// The configuration file; `None` when the embedded default is in use.
+    pub path: Option<PathBuf>,
+    /// The settings in force: the file as read at start, with what reloads applied.
+    pub config: Config,
+    /// The file's keys and values at the last (re)load, to name what changed.
+    pub keys: BTreeMap<String, String>,
+    /// `--verbose` keeps debug logging whatever `log.level` says.
+    pub verbose: bool,
+    pub auth: Arc<DeviceAuth>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The outcome of one reload: settings put in force (with their new values) and settings
+/// that changed in the file but need a restart.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Reloaded {
+    pub applied: Vec<String>,
+    pub restart: Vec<String>,
+}
+
+impl Reloaded {
+    /// The log line.
+    pub fn describe(&self) -> String {
+        match (self.applied.is_empty(), self.restart.is_empty()) {
+            (true, true) => "no setting changed".into(),
+            _ => format!(
+                "applied: {}; needs a restart: {}",
+                list(&self.applied),
+                list(&self.restart)
+            ),
+        }
+    }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "nothing".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Whether a setting (a dotted key path) is put in force by a reload.
+pub fn is_live(key: &str) -> bool {
+    key == "log.level" || key.starts_with("auth.")
+}
+
+/// Every leaf of a TOML document as a dotted key path and its value, written as TOML.
+pub fn flatten(text: &str) -> BTreeMap<String, String> {
+    fn walk(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+        match v {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(&key, v, out);
+                }
+            }
+            other => {
+                out.insert(prefix.to_string(), other.to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    if let Ok(v) = text.parse::<toml::Table>() {
+        walk("", &toml::Value::Table(v), &mut out);
+    }
+    out
+}
+
+/// The keys whose value differs between two flattened files (added and removed too).
+pub fn changed(old: &BTreeMap<String, String>, new: &BTreeMap<String, String>) -> Vec<String> {
+    let mut keys: Vec<String> = old
+        .keys()
+        .chain(new.keys())
+        .filter(|k| old.get(*k) != new.get(*k))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+impl Reloader {
+    /// Reads the file again and applies what can change live. An error (the file is gone,
+    /// or has problems) changes nothing.
+    pub fn reload(&mut self) -> Result<Reloaded, String> {
+        let Some(path) = &self.path else {
+            return Err("no configuration file to read (the embedded default is in use)".into());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let new = Config::parse(&text).map_err(|problems| {
+            let all: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+            format!("{}: {}", path.display(), all.join("; "))
+        })?;
+        let keys = flatten(&text);
+        let mut out = Reloaded::default();
+        for key in changed(&self.keys, &keys) {
+            if !is_live(&key) {
+                out.restart.push(key);
+                continue;
+            }
+            if key == "log.level" && self.verbose {
+                out.restart
+                    .push("log.level (--verbose keeps debug until then)".into());
+                continue;
+            }
+            out.applied.push(match keys.get(&key) {
+                Some(v) => format!("{key} = {v}"),
+                None => format!("{key} (back to its default)"),
+            });
+        }
+        if self.config.auth != new.auth {
+            self.auth.reload(&new.auth);
+            self.config.auth = new.auth.clone();
+        }
+        if !self.verbose && self.config.log.level != new.log.level {
+            log::set_max_level(new.log.level.parse().unwrap_or(log::LevelFilter::Info));
+            self.config.log.level = new.log.level.clone();
+        }
+        self.metrics.set_limits(super::limit_gauges(&self.config));
+        self.keys = keys;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changed_keys_are_named_by_their_path_and_sorted_into_live_and_restart() {
+        let old = flatten(
+            "data_dir = \"/d\"\n[auth]\nfailure_limit = 20\n[limits]\nmax_connections = 10\n",
+        );
+        let new = flatten(
+            "data_dir = \"/d\"\nlog.level = \"debug\"\n[auth]\nfailure_limit = 3\n[limits]\nmax_connections = 11\n",
+        );
+        let keys = changed(&old, &new);
+        assert_eq!(
+            keys,
+            vec!["auth.failure_limit", "limits.max_connections", "log.level"]
+        );
+        let live: Vec<_> = keys.iter().filter(|k| is_live(k)).collect();
+        assert_eq!(live, vec!["auth.failure_limit", "log.level"]);
+        assert!(!is_live("data_dir") && !is_live("device.http_listen"));
+    }
+}
