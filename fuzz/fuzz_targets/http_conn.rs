@@ -9,11 +9,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+use zerotouch::http::engine::budget::BodyBudget;
 use zerotouch::http::engine::conn::{self, After, LoopLimits, Open, Service, Shared, Transport};
 
 /// Credentials in the seeds (`fuzz/seeds/http_conn/`): Basic `phones:Fuzz-Passw0rd-1`.
@@ -154,12 +155,12 @@ fuzz_target!(|data: &[u8]| {
         body_bytes: 8192,
         head_timeout: Duration::from_millis(50),
         body_timeout: Duration::from_millis(50),
+        body_deadline: Duration::from_millis(200),
         idle_timeout: Duration::from_millis(50),
+        memory: Arc::new(BodyBudget::new(1 << 20)),
     };
     let shared = Shared {
         stopping: AtomicBool::new(false),
-        memory_in_use: AtomicUsize::new(0),
-        memory_budget: 1 << 20,
     };
     let mut output = Vec::new();
     let m = Memory {
@@ -176,11 +177,7 @@ fuzz_target!(|data: &[u8]| {
             assert!(resumed <= data.len() + 1, "parked more often than bytes arrived");
         }
     }
-    assert_eq!(
-        shared.memory_in_use.load(Ordering::Relaxed),
-        0,
-        "memory accounting leaked"
-    );
+    assert_eq!(limits.memory.in_use(), 0, "memory accounting leaked");
     // Responses are bounded per request, and a request takes bytes: output stays
     // proportional to the input (a master file or error page per few bytes at most).
     assert!(output.len() <= 16384 + data.len() * 256, "{} bytes out for {} in", output.len(), data.len());
