@@ -6,3 +6,4 @@ s|^data_dir = "./zerotouch-data"|data_dir = "/var/lib/zerotouch"|
 s|^secrets_key_file = ""|secrets_key_file = "/etc/zerotouch/secret.key"|
 s|^http_listen = "0.0.0.0:8080"|http_listen = "0.0.0.0:80"|
 s|^https_listen = "0.0.0.0:8443"|https_listen = "0.0.0.0:443"|
+s|^dir = ""$|dir = "/var/backups/zerotouch"|

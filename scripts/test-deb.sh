@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packaging test (run by .ci/run, as root): builds the .deb, checks that the binary is static
 # and runs in an empty chroot, installs the package, checks files, user, permissions and the
-# systemd units, runs the installed binary the way the unit would and provisions one phone,
+# systemd units (the daily backup timer too), runs the installed binary the way the unit would,
+# takes the scheduled backup as its unit does, provisions one phone,
 # restores a backup and rotates the secrets key as root and as the service user (the service
 # still serves the phone each time), reloads a changed limit with SIGHUP, checks the fail2ban
 # filter against the server's log, upgrades to a rebuilt package with a bumped version (data
@@ -66,9 +67,19 @@ for want in "ProtectSystem=strict" "ReadWritePaths=/var/lib/zerotouch" "NoNewPri
   grep -qx "$want" "$UNIT" || fail "unit lacks $want"
 done
 if command -v systemd-analyze >/dev/null; then
-  systemd-analyze verify "$UNIT" "$(dirname "$UNIT")/zerotouch-dhcp-probe.service" 2>&1 | tee "$WORK/verify.log"
+  systemd-analyze verify "$UNIT" "$(dirname "$UNIT")/zerotouch-dhcp-probe.service" \
+    "$(dirname "$UNIT")/zerotouch-backup.service" "$(dirname "$UNIT")/zerotouch-backup.timer" 2>&1 | tee "$WORK/verify.log"
   ! grep -Eiq "error|failed|unknown" "$WORK/verify.log" || fail "systemd-analyze verify"
 fi
+
+step "the daily backup timer: installed, enabled, its service hardened; the backup directory the service user's"
+[ -f "$(dirname "$UNIT")/zerotouch-backup.timer" ] || fail "no zerotouch-backup.timer"
+grep -qx "OnCalendar=daily" "$(dirname "$UNIT")/zerotouch-backup.timer" || fail "the timer is not daily"
+grep -qx "ExecStart=/usr/bin/zerotouch backup --config /etc/zerotouch/config.toml" "$(dirname "$UNIT")/zerotouch-backup.service" \
+  || fail "backup service ExecStart"
+[ -e /etc/systemd/system/timers.target.wants/zerotouch-backup.timer ] || fail "the backup timer is not enabled"
+[ "$(stat -c '%U %a' /var/backups/zerotouch)" = "zerotouch 700" ] || fail "/var/backups/zerotouch: $(stat -c '%U %a' /var/backups/zerotouch)"
+grep -qx 'dir = "/var/backups/zerotouch"' /etc/zerotouch/config.toml || fail "the packaged config has no backup.dir"
 
 step "run the installed binary the way the unit does (user zerotouch, the unit's config, port 80)"
 ZT() { setpriv --reuid=zerotouch --regid=zerotouch --init-groups /usr/bin/zerotouch "$@" --config /etc/zerotouch/config.toml; }
@@ -109,6 +120,15 @@ serves_the_phone() {
     | grep -q 'reg.1.auth.userId="1001"' || fail "$1: device file not served: $(tail -5 "$WORK/serve.log")"
   stop_serve
 }
+
+step "the scheduled backup as the timer's service runs it: an archive in backup.dir, the service user's, recorded for /metrics"
+setpriv --reuid=zerotouch --regid=zerotouch --init-groups /usr/bin/zerotouch backup --config /etc/zerotouch/config.toml > "$WORK/scheduled.log" \
+  || fail "scheduled backup: $(cat "$WORK/scheduled.log")"
+ARCHIVE=$(ls /var/backups/zerotouch/zerotouch-*.tar.gz | head -1)
+[ -n "$ARCHIVE" ] || fail "no archive in /var/backups/zerotouch"
+[ "$(stat -c '%U %a' "$ARCHIVE")" = "zerotouch 600" ] || fail "scheduled archive: $(stat -c '%U %a' "$ARCHIVE")"
+tar -tzf "$ARCHIVE" | grep -qx 'db/zerotouch.db' || fail "the scheduled archive lacks the database"
+[ -s /var/lib/zerotouch/last-backup ] || fail "the backup is not recorded"
 
 step "backup and restore as root: the service's files, the key's owner and mode kept"
 /usr/bin/zerotouch backup "$WORK/b1.tar.gz" --config /etc/zerotouch/config.toml >/dev/null
@@ -168,4 +188,6 @@ dpkg --purge zerotouch >/dev/null
 [ ! -e /var/lib/zerotouch ] || fail "/var/lib/zerotouch left behind"
 [ ! -e /etc/zerotouch ] || fail "/etc/zerotouch left behind"
 [ ! -e /usr/bin/zerotouch ] || fail "binary left behind"
+[ -n "$(ls /var/backups/zerotouch/zerotouch-*.tar.gz)" ] || fail "purge removed the backups"
+rm -rf /var/backups/zerotouch
 echo "packaging test passed"

@@ -282,6 +282,7 @@ pub fn backup(config: &Config, out: &Path, config_file: Option<&Path>) -> Result
             fs::rename(&tmp_out, out)
                 .map_err(|e| Error::io(format!("creating {}", out.display()), e))
         })?;
+        record_success(data, out, manifest.created_at);
         Ok(Report {
             files: manifest.files.len(),
             bytes,
@@ -292,6 +293,129 @@ pub fn backup(config: &Config, out: &Path, config_file: Option<&Path>) -> Result
     })();
     let _ = fs::remove_file(&snapshot);
     result
+}
+
+/// The file in the data directory that records the last backup written: its time (Unix
+/// seconds) on the first line, then the archive's path. `/metrics` reports its age.
+const LAST_BACKUP: &str = "last-backup";
+
+/// Records a successful backup (best effort: a backup that cannot record itself is still a
+/// backup; the failure is logged).
+fn record_success(data_dir: &Path, archive: &Path, at: i64) {
+    let path = data_dir.join(LAST_BACKUP);
+    let tmp = data_dir.join(".last-backup.tmp");
+    let text = format!("{at}\n{}\n", archive.display());
+    if let Err(e) = fs::write(&tmp, text).and_then(|()| fs::rename(&tmp, &path)) {
+        let _ = fs::remove_file(&tmp);
+        log::warn!("backup: cannot record it in {}: {e}", path.display());
+    }
+}
+
+/// When the last backup was written (Unix seconds), if one was.
+pub fn last_success(data_dir: &Path) -> Option<i64> {
+    fs::read_to_string(data_dir.join(LAST_BACKUP))
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// The name a scheduled backup at `now` (Unix seconds, UTC) gets:
+/// `zerotouch-YYYYMMDD-HHMMSS.tar.gz`.
+pub fn scheduled_name(now: i64) -> String {
+    let t =
+        time::OffsetDateTime::from_unix_timestamp(now).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "zerotouch-{:04}{:02}{:02}-{:02}{:02}{:02}.tar.gz",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Whether `name` is one of the archives [`scheduled_name`] makes.
+fn is_scheduled_name(name: &str) -> bool {
+    let Some(stamp) = name
+        .strip_prefix("zerotouch-")
+        .and_then(|n| n.strip_suffix(".tar.gz"))
+    else {
+        return false;
+    };
+    let b = stamp.as_bytes();
+    b.len() == 15
+        && b[8] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 8 || c.is_ascii_digit())
+}
+
+/// A backup into `config.backup.dir` under [`scheduled_name`], then the oldest archives
+/// there beyond `backup.keep` removed. Returns the report, the archive and what was removed.
+pub fn scheduled(
+    config: &Config,
+    config_file: Option<&Path>,
+) -> Result<(Report, PathBuf, Vec<PathBuf>)> {
+    if config.backup.dir.is_empty() {
+        return Err(Error::invalid(
+            "backup.dir",
+            "is empty: give the archive to write (zerotouch backup FILE), or set backup.dir in the configuration",
+        ));
+    }
+    let dir = Path::new(&config.backup.dir);
+    crate::privilege::elevated(|| {
+        use std::os::unix::fs::DirBuilderExt;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| Error::io(format!("creating backup.dir {}", dir.display()), e))
+    })?;
+    // Wall-clock time, never a test clock: the loop below waits for it to move.
+    let wall = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    };
+    let mut out = dir.join(scheduled_name(wall()));
+    // Two runs in one second (a manual one beside the timer's) never overwrite each other:
+    // the second waits for the next second's name.
+    while out.exists() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        out = dir.join(scheduled_name(wall()));
+    }
+    let report = backup(config, &out, config_file)?;
+    let removed = prune(dir, config.backup.keep as usize)?;
+    Ok((report, out, removed))
+}
+
+/// Removes the oldest scheduled archives in `dir` beyond the newest `keep` (by name, which
+/// sorts by time). Nothing else in the directory is touched.
+pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+    let mut archives: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_scheduled_name(n))
+        .collect();
+    archives.sort();
+    let excess = archives.len().saturating_sub(keep.max(1));
+    let mut removed = Vec::new();
+    for name in &archives[..excess] {
+        let path = dir.join(name);
+        crate::privilege::elevated(|| {
+            fs::remove_file(&path)
+                .map_err(|e| Error::io(format!("removing the old backup {}", path.display()), e))
+        })?;
+        removed.push(path);
+    }
+    Ok(removed)
 }
 
 /// Removes what a killed backup (`.backup-*.db`, a full-size copy of the database) or a
@@ -364,6 +488,51 @@ pub fn before_migration(config: &Config) -> Result<Option<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scheduled_names_sort_by_time_and_pruning_keeps_the_newest_and_nothing_else() {
+        assert_eq!(
+            scheduled_name(1_765_000_000),
+            "zerotouch-20251206-054640.tar.gz"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let names: Vec<String> = (0..5)
+            .map(|k| scheduled_name(1_765_000_000 + k * 86_400))
+            .collect();
+        for n in &names {
+            fs::write(dir.path().join(n), b"x").expect("write");
+        }
+        // Not ours: never removed, whatever their age.
+        for other in [
+            "zerotouch-manual.tar.gz",
+            "notes.txt",
+            "zerotouch-2025120-054640.tar.gz",
+        ] {
+            fs::write(dir.path().join(other), b"x").expect("write");
+        }
+        let mut removed = prune(dir.path(), 2).expect("prune");
+        removed.sort();
+        let expected: Vec<PathBuf> = names[..3].iter().map(|n| dir.path().join(n)).collect();
+        assert_eq!(removed, expected);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            vec![
+                "notes.txt".to_string(),
+                "zerotouch-2025120-054640.tar.gz".into(),
+                names[3].clone(),
+                names[4].clone(),
+                "zerotouch-manual.tar.gz".into(),
+            ]
+        );
+        // keep = 0 is refused by check-config; pruning still never removes the newest.
+        assert!(prune(dir.path(), 0).expect("prune").len() == 1);
+    }
 
     #[test]
     fn stale_temporaries_older_than_a_day_are_removed_and_younger_ones_kept() {

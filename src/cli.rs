@@ -90,9 +90,10 @@ pub struct Backup {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
-    /// the archive to write (.tar.gz)
+    /// the archive to write (.tar.gz); without it, a new archive in `backup.dir` and the
+    /// oldest there beyond `backup.keep` removed (what the daily timer runs)
     #[argh(positional)]
-    pub file: PathBuf,
+    pub file: Option<PathBuf>,
 }
 
 /// restore a backup (the server must be stopped); what it replaces is kept aside
@@ -200,15 +201,29 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Backup(b) => {
             let (config, path) = load_installed_as(b.config.as_deref(), Keep::SavedRoot)?;
             let started = std::time::Instant::now();
-            let report = crate::backup::backup(&config, &b.file, path.as_deref())?;
+            let (report, file, removed) = match &b.file {
+                Some(file) => (
+                    crate::backup::backup(&config, file, path.as_deref())?,
+                    file.clone(),
+                    Vec::new(),
+                ),
+                None => crate::backup::scheduled(&config, path.as_deref())?,
+            };
             println!(
                 "backup written to {}: {} files, {} bytes, {} devices, in {:.1} s",
-                b.file.display(),
+                file.display(),
                 report.files,
                 report.bytes,
                 report.devices,
                 started.elapsed().as_secs_f64()
             );
+            for old in removed {
+                println!(
+                    "removed {} (backup.keep = {})",
+                    old.display(),
+                    config.backup.keep
+                );
+            }
         }
         Command::Restore(r) => {
             let (config, _, path) = find_config(r.config.as_deref())?;
@@ -369,6 +384,27 @@ fn open_account(
         &config.database_path(),
         std::time::Duration::from_millis(config.database.busy_timeout_ms),
     )?;
+    // A command that finds an older schema migrates it as `migrate` does: with the data
+    // directory to itself (never under a running server of another version) and a copy
+    // of the database first.
+    let _lock = if db::schema_version(&conn)? < db::SCHEMA_VERSION {
+        let lock = crate::backup::lock_data_dir(&config.data_dir).with_context(|| {
+            format!(
+                "the database in {} needs migrating and a server holds it: upgrade and \
+                 restart the server (or stop it and run `zerotouch migrate`) first",
+                config.data_dir.display()
+            )
+        })?;
+        if let Some(copy) = crate::backup::before_migration(&config)? {
+            eprintln!(
+                "copied the database to {} before migrating it",
+                copy.display()
+            );
+        }
+        Some(lock)
+    } else {
+        None
+    };
     let migrated = db::migrate(&mut conn)?;
     // Device secrets are sealed with the key file: every command reads and writes them
     // the way the server does.

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::error::{Error, FieldError, Result};
 
 mod auth;
+mod backup;
 mod console;
 mod external;
 mod limits;
@@ -25,6 +26,7 @@ mod listeners;
 mod recording;
 mod tls;
 pub use auth::AuthConfig;
+pub use backup::BackupConfig;
 pub use console::{ConsoleConfig, DiagnosticsConfig};
 pub use external::ExternalConfig;
 pub use limits::LimitsConfig;
@@ -55,6 +57,7 @@ pub struct Config {
     pub diagnostics: DiagnosticsConfig,
     pub console: ConsoleConfig,
     pub external: ExternalConfig,
+    pub backup: BackupConfig,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             diagnostics: DiagnosticsConfig::default(),
             console: ConsoleConfig::default(),
             external: ExternalConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ const SECTIONS: &[&str] = &[
     "diagnostics",
     "console",
     "external",
+    "backup",
 ];
 
 impl Config {
@@ -149,9 +154,9 @@ impl Config {
         macro_rules! section {
             ($name:literal, $field:ident) => {
                 if let Some(v) = value.get($name) {
-                    match deserialize_at::<_>($name, v.clone()) {
+                    match deserialize_section::<_>($name, v) {
                         Ok(parsed) => config.$field = parsed,
-                        Err(e) => problems.push(e),
+                        Err(mut e) => problems.append(&mut e),
                     }
                 }
             };
@@ -169,6 +174,7 @@ impl Config {
         section!("diagnostics", diagnostics);
         section!("console", console);
         section!("external", external);
+        section!("backup", backup);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -210,6 +216,7 @@ impl Config {
         self.limits.validate_admin_uploads(&mut p);
         self.console.validate(&mut p);
         self.external.validate(&mut p);
+        self.backup.validate(&mut p);
         p
     }
 
@@ -262,6 +269,35 @@ fn deserialize_at<T: serde::de::DeserializeOwned>(
         };
         FieldError::new(path, e.into_inner().to_string())
     })
+}
+
+/// Deserialises one section, reporting every bad key in it: serde stops at the first
+/// problem, so when the section fails each of its keys is tried alone (with the defaults
+/// for the others) and every key that fails alone is reported. A problem that only shows
+/// with several keys together is reported as serde found it.
+fn deserialize_section<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: &toml::Value,
+) -> std::result::Result<T, Vec<FieldError>> {
+    let whole = match deserialize_at::<T>(key, value.clone()) {
+        Ok(parsed) => return Ok(parsed),
+        Err(e) => e,
+    };
+    let Some(table) = value.as_table().filter(|t| t.len() > 1) else {
+        return Err(vec![whole]);
+    };
+    let mut problems: Vec<FieldError> = Vec::new();
+    for (k, v) in table {
+        let mut alone = toml::Table::new();
+        alone.insert(k.clone(), v.clone());
+        if let Err(e) = deserialize_at::<T>(key, toml::Value::Table(alone)) {
+            problems.push(e);
+        }
+    }
+    if problems.is_empty() {
+        problems.push(whole);
+    }
+    Err(problems)
 }
 
 fn toml_error(field: &str, text: &str, e: &toml::de::Error) -> FieldError {
@@ -351,6 +387,37 @@ mod tests {
             fields.iter().any(|f| f.starts_with("database")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn every_bad_key_of_one_section_is_reported_not_only_the_first() {
+        let text = r#"
+            [limits]
+            head_bytes = "big"
+            max_connections_per_ip = -3
+            colour = "blue"
+            [database]
+            pool_size = "many"
+            busy_timeout_ms = "soon"
+        "#;
+        let problems = Config::parse(text).expect_err("must fail");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for key in [
+            "limits.head_bytes",
+            "limits.max_connections_per_ip",
+            "database.pool_size",
+            "database.busy_timeout_ms",
+        ] {
+            assert!(fields.contains(&key), "{key} not in {problems:?}");
+        }
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.field.starts_with("limits") && p.message.contains("colour")),
+            "{problems:?}"
+        );
+        // The good keys of a bad section are not reported.
+        assert_eq!(problems.len(), 5, "{problems:?}");
     }
 
     #[test]

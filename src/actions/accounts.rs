@@ -650,6 +650,7 @@ pub use address::{
 };
 pub use recovery::{
     DeviceSyncRow, NotBack, Progress, Readmission, confirm_device, progress, readmit, report,
+    sync_counts,
 };
 
 /// The default account, created on first use.

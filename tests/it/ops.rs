@@ -319,6 +319,152 @@ fn health_readiness_and_metrics_are_served() {
     );
 }
 
+/// The daily timer's command: `backup` given no file writes into `backup.dir` and keeps
+/// `backup.keep` archives; `/metrics` then shows what an operator alerts on.
+#[test]
+fn scheduled_backups_keep_the_newest_and_metrics_show_backup_certificate_and_credential_states() {
+    let backups = tempfile::tempdir().expect("tempdir");
+    let server = ZServer::start_with(&format!(
+        "backup.dir = \"{}\"\nbackup.keep = 2",
+        backups.path().join("daily").display()
+    ));
+    populate(&server);
+    let mut admin = Conn::open(server.admin);
+    let metrics = |admin: &mut Conn| admin.request("GET", "/metrics", &[], b"").text();
+    assert!(
+        metrics(&mut admin).contains("zerotouch_backup_last_success_timestamp_seconds 0\n"),
+        "no backup yet: {}",
+        metrics(&mut admin)
+    );
+    let mut outputs = Vec::new();
+    for _ in 0..3 {
+        outputs.push(server.cli_ok(&["backup"]));
+    }
+    let daily = backups.path().join("daily");
+    let mut left: Vec<String> = std::fs::read_dir(&daily)
+        .expect("backup.dir created")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left.len(), 2, "backup.keep = 2: {left:?} ({outputs:?})");
+    assert!(
+        outputs[2].contains("removed ") && outputs[2].contains("backup.keep = 2"),
+        "{outputs:?}"
+    );
+    let newest = outputs[2]
+        .split("backup written to ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .expect("archive named");
+    assert!(newest.ends_with(&left[1]), "{newest} vs {left:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&daily).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "backup.dir is private");
+
+    let m = metrics(&mut admin);
+    let value = |name: &str| -> i64 {
+        m.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} not in {m}"))
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
+    let last = value("zerotouch_backup_last_success_timestamp_seconds");
+    assert!((now - last).abs() < 120, "last backup {last}, now {now}");
+    assert!(value("zerotouch_database_size_bytes") > 4096);
+    let expiry = value("zerotouch_tls_certificate_expiry_timestamp_seconds");
+    assert!(
+        expiry > now + 30 * 86_400,
+        "the generated certificate: {expiry}"
+    );
+    // Every associated device is in exactly one credential state.
+    let states: i64 = ["synced", "pending", "locked_out", "never_seen"]
+        .iter()
+        .map(|s| {
+            value(&format!(
+                "zerotouch_autosync_devices{{account=\"default\",state=\"{s}\"}}"
+            ))
+        })
+        .sum();
+    assert_eq!(states, DEVICES as i64, "{m}");
+}
+
+/// `backup` with neither a file nor `backup.dir` names what to give.
+#[test]
+fn a_backup_with_no_file_and_no_backup_dir_says_what_to_give() {
+    let server = ZServer::start();
+    let out = server.cli(&["backup"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("backup.dir") && err.contains("zerotouch backup FILE"),
+        "{err}"
+    );
+}
+
+/// Takes the database of a stopped server back to schema 10 (as the previous release left
+/// it): the last migration's table dropped, the version lowered.
+fn downgrade_to_schema_10(db: &std::path::Path) {
+    let conn = rusqlite::Connection::open(db).expect("open");
+    conn.execute_batch("DROP TABLE deliberate_parameters; PRAGMA user_version = 10;")
+        .expect("downgrade");
+}
+
+/// Any command that finds an older schema migrates it only with the data directory to
+/// itself, and copies the database first (as `migrate` and the server do).
+#[test]
+fn a_command_migrating_an_older_schema_copies_the_database_first_and_never_under_a_server() {
+    let server = ZServer::start();
+    server.cli_ok(&["profile", "add", "office"]);
+    let config = server.config.clone();
+    let env = server.env.clone();
+    let db = server.data_dir().join("zerotouch.db");
+    let backups = server.data_dir().join("backups");
+    // A server holds the data directory: the command refuses and changes nothing.
+    downgrade_to_schema_10(&db);
+    let err = server.cli_err(&["profile", "list"]);
+    assert!(
+        err.contains("needs migrating") && err.contains("zerotouch migrate"),
+        "{err}"
+    );
+    let version = |db: &std::path::Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .expect("open")
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version")
+    };
+    assert_eq!(version(&db), 10, "nothing migrated under the server");
+    assert!(!backups.exists(), "no copy either");
+    let dir = server.stop_keep();
+    let out = std::process::Command::new(bin())
+        .args(["profile", "list", "--config"])
+        .arg(&config)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("office"),
+        "the data is there"
+    );
+    assert!(err.contains("before migrating it"), "{err}");
+    let copies: Vec<_> = std::fs::read_dir(&backups)
+        .expect("backups/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        copies.len() == 1 && copies[0].starts_with("zerotouch-schema10-"),
+        "{copies:?}"
+    );
+    assert!(version(&db) > 10, "migrated");
+    drop(dir);
+}
+
 #[test]
 fn a_second_server_on_the_same_data_dir_is_refused() {
     let server = ZServer::start();

@@ -191,6 +191,25 @@ pub fn progress(conn: &Connection, account: &Account) -> Result<Progress> {
     })
 }
 
+/// Per account (by slug), how many of its associated devices are synced, pending, locked
+/// out and never seen: the counts `autosync status` shows, for `/metrics`.
+pub fn sync_counts(conn: &Connection) -> Result<Vec<(String, [usize; 4])>> {
+    let mut out = Vec::new();
+    for account in db::accounts::list_accounts(conn)? {
+        let p = progress(conn, &account)?;
+        out.push((
+            account.slug.clone(),
+            [
+                p.synced,
+                p.pending.len(),
+                p.locked_out.len(),
+                p.never_seen.len(),
+            ],
+        ));
+    }
+    Ok(out)
+}
+
 /// A device that has not come back since a change.
 #[derive(Debug, Clone, Serialize)]
 pub struct NotBack {

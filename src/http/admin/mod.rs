@@ -214,7 +214,71 @@ impl AdminService {
             signin,
         );
         self.metrics.render_security(&mut out);
+        self.render_operations(&mut out);
         out
+    }
+
+    /// What an operator alerts on: the certificate's expiry, the last backup, the
+    /// database's size and the credential state machine's counts per account.
+    fn render_operations(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        let config = &self.console.config;
+        if let Some(tls) = &self.tls
+            && let Some(leaf) = tls.status().chain.first()
+        {
+            metrics::single(
+                out,
+                "zerotouch_tls_certificate_expiry_timestamp_seconds",
+                "gauge",
+                "When the certificate phones are served over HTTPS expires (Unix seconds).",
+                leaf.not_after,
+            );
+        }
+        metrics::single(
+            out,
+            "zerotouch_backup_last_success_timestamp_seconds",
+            "gauge",
+            "When the last backup was written (Unix seconds; 0: none on record).",
+            crate::backup::last_success(&config.data_dir).unwrap_or(0),
+        );
+        let db = config.database_path();
+        let mut wal = db.clone().into_os_string();
+        wal.push("-wal");
+        let size = [db.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum::<u64>();
+        metrics::single(
+            out,
+            "zerotouch_database_size_bytes",
+            "gauge",
+            "Bytes of the database file and its write-ahead log.",
+            size,
+        );
+        let counts = self
+            .pool
+            .get()
+            .and_then(|conn| crate::actions::accounts::sync_counts(&conn));
+        match counts {
+            Ok(counts) => {
+                let name = "zerotouch_autosync_devices";
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} Associated devices per account by credential state (as `autosync status` counts them)."
+                );
+                let _ = writeln!(out, "# TYPE {name} gauge");
+                for (slug, c) in counts {
+                    for (state, n) in ["synced", "pending", "locked_out", "never_seen"]
+                        .iter()
+                        .zip(c)
+                    {
+                        let _ = writeln!(out, "{name}{{account=\"{slug}\",state=\"{state}\"}} {n}");
+                    }
+                }
+            }
+            Err(e) => log::warn!("metrics: cannot count the credential states: {e}"),
+        }
     }
 
     /// Devices by inventory state (docs/design.md §7).
