@@ -9,6 +9,9 @@
 //!   (I1 "never served less", I3), and was not sent `device.set` for ever (I7);
 //! - every admin action that changes phones refused first without confirmation, naming
 //!   exactly the phones the model counts (I5), and went ahead with it;
+//! - a file that names no device (the licence, fetched from an address that never names a
+//!   device) is served with the current generation and an older one inside its grace
+//!   window, and refused otherwise (I1 for phones on an older generation, I2);
 //! - `autosync status` shows the model's counts (I4);
 //! - after a kill -9 every phone is still answered as before (I8, I9), and a restore counts
 //!   exactly the phones holding what only the replaced database accepts (I10).
@@ -16,12 +19,12 @@
 //! The phones: two UCS phones that tag their User-Agent with their serial once told to, two
 //! that never do, and a Poly OS device (its behaviour in the simulator is an assumption,
 //! see `sim`), all behind one address (127.0.0.2) with `auth.macs_per_ip = 2`: a NAT'd
-//! branch. Admin checks come from 127.0.0.4 (real curl), strangers from 127.0.0.3. A phone
-//! may be factory-reset (re-imaged) or replaced by a new one at another MAC (`device
-//! replace`); a restore never crosses a replacement (the backup is dropped: the old MAC's
-//! phone is gone).
+//! branch. Admin checks come from 127.0.0.4 (real curl), strangers from 127.0.0.3, shared
+//! files from 127.0.0.5. A phone may be factory-reset (re-imaged) or replaced by a new one
+//! at another MAC (`device replace`); a restore never crosses a replacement (the backup is
+//! dropped: the old MAC's phone is gone).
 //!
-//! CI runs `MODEL_CASES` sequences (default 64 per test, two tests); `scripts/model-run.sh`
+//! CI runs `MODEL_CASES` sequences (default 100 per test, two tests); `scripts/model-run.sh`
 //! runs thousands. Failures shrink (proptest) to a minimal sequence, kept in
 //! `regressions.rs`. `ZEROTOUCH_TEST_REGRESS` (debug builds) re-introduces a defect: the
 //! `teeth` test checks each one makes a run fail.
@@ -53,6 +56,12 @@ const ACCOUNT_USER: &str = "PlcmSpIp";
 const PHONES_AT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const STRANGER_AT: &str = "127.0.0.3";
 const ADMIN_AT: &str = "127.0.0.4";
+/// Where shared files are fetched from: an address that never names a device, so the server
+/// cannot tie its requests to one (a request naming none is tied to the device its address
+/// named a moment ago).
+const SHARED_AT: &str = "127.0.0.5";
+/// The shared file every world holds (an asset that names no device).
+const SHARED_FILE: &str = "000000000000-license.cfg";
 /// Consecutive boots in which a phone adopted nothing but was still sent `device.set="1"`
 /// that break I7: the simulated phones apply every value they are sent, so a value still
 /// pending after a reboot was seen is pending for ever.
@@ -104,6 +113,9 @@ pub enum Step {
     Curl(usize, Age),
     /// A stranger names the phone's MAC.
     Stranger(usize, Age),
+    /// An admin's curl of a shared file (the licence) from an address that never names a
+    /// device.
+    Shared(Age),
     /// A legacy profile file setting an owned parameter is uploaded (and refused).
     OwnedProfile(usize),
     /// The server stops (kill -9 or SIGTERM) and starts again.
@@ -139,7 +151,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => phone.clone().prop_map(Step::Replace),
         1 => phone.clone().prop_map(Step::Readmit),
         3 => (phone.clone(), age.clone()).prop_map(|(p, a)| Step::Curl(p, a)),
-        3 => (phone.clone(), age).prop_map(|(p, a)| Step::Stranger(p, a)),
+        3 => (phone.clone(), age.clone()).prop_map(|(p, a)| Step::Stranger(p, a)),
+        2 => age.prop_map(Step::Shared),
         1 => (0..OWNED.len()).prop_map(Step::OwnedProfile),
         1 => any::<bool>().prop_map(|kill| Step::Restart { kill }),
         1 => Just(Step::Backup),
@@ -247,6 +260,8 @@ impl World {
         // associated in the second of a rotation may hold the older generation).
         server.advance(60);
         server.cli_ok(&["profile", "add", "office"]);
+        let licence = write_file(server.dir.path(), SHARED_FILE, b"<license/>\n");
+        server.cli_ok(&["assets", "put", licence.to_str().expect("path")]);
         let mut phones = Vec::new();
         let addr = server.device.to_string();
         for (i, (mac, kind)) in PHONES.iter().enumerate() {
@@ -586,6 +601,37 @@ impl World {
         Ok(())
     }
 
+    /// A file that names no device, fetched with an account credential: the current
+    /// generation is accepted, an older one only inside its grace window (I1: a phone on an
+    /// older generation still gets its shared files), refused otherwise.
+    fn shared_client(&mut self, age: Age) -> Checked {
+        let cred = self.age_cred(age);
+        let m = &self.model;
+        let accepted = match cred {
+            Cred::Account(g) if g == m.current() => true,
+            Cred::Account(g) => m
+                .generation(g)
+                .and_then(|x| x.until)
+                .is_some_and(|u| m.now < u),
+            _ => false,
+        };
+        let expected = if accepted { 200 } else { 401 };
+        let (status, body) = self.fetch(SHARED_AT, cred, SHARED_FILE);
+        if status == 429 {
+            // Its address was throttled for the wrong passwords it tried.
+            return Ok(());
+        }
+        if status != expected {
+            return Err(format!(
+                "I1: {SHARED_FILE} (naming no device) with {cred:?}: {status}, model {expected}"
+            ));
+        }
+        if status == 200 && !body.contains("<license") {
+            return Err(format!("{SHARED_FILE} served other bytes: {body}"));
+        }
+        Ok(())
+    }
+
     fn check_counts(&self) -> Checked {
         let s = status_json(self.server());
         let set = |key: &str| -> BTreeSet<String> {
@@ -878,6 +924,7 @@ impl World {
                 self.other_client(STRANGER_AT, *i, *age)?;
                 self.settle();
             }
+            Step::Shared(age) => self.shared_client(*age)?,
             Step::OwnedProfile(k) => {
                 let param = OWNED[*k];
                 let file = write_file(
@@ -1114,13 +1161,7 @@ fn teeth_each_reintroduced_defect_fails_the_model_run() {
         "tag-forever",
         "rotate-unenrols",
         "mac-limit",
-        // `shared-old-401` is left out: since the secure default, phones enrol at their first
-        // boot, and a phone on an older account generation reading a file that names no
-        // device is rare in random sequences (the server ties such a request to the device
-        // the client named, whose rules the world cannot yet predict for others' clients).
-        // Its named regression test
-        // (`machine_regressions::phones_on_the_old_credentials_get_shared_files_…`) catches
-        // it; the random run does not within its normal length (issue 17 says so).
+        "shared-old-401",
         "seen-at-request",
     ];
     let cases = env_num("MODEL_TEETH_CASES", 40) as u32;
