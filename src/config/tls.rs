@@ -27,7 +27,8 @@ pub enum KeyType {
     /// RSA 2048 bits: handshakes with old phone firmware.
     #[serde(rename = "rsa-2048")]
     Rsa2048,
-    /// ECDSA on P-256: smaller and faster; not every firmware accepts it *(verify)*.
+    /// ECDSA on P-256: smaller and faster, but not for UCS phones: EC server keys are
+    /// reported to break Polycom phones (unconfirmed by Poly; `server` warns at start).
     #[serde(rename = "ecdsa-p256")]
     EcdsaP256,
 }

@@ -306,6 +306,13 @@ pub struct Tls {
 impl Tls {
     /// Generates what is missing (no `tls.cert_file`), loads and checks the material.
     pub fn start(config: &Config) -> Result<Tls> {
+        if config.tls_generated() && config.tls.key_type == crate::config::KeyType::EcdsaP256 {
+            log::warn!(
+                "tls: tls.key_type = \"ecdsa-p256\" is not for UCS phones (EC server keys are \
+                 reported to break Polycom phones); keep \"rsa-2048\" unless every device \
+                 served over HTTPS was tested with it"
+            );
+        }
         if config.tls_generated()
             && let Some(done) = generate::ensure(config)?
         {

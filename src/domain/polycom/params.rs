@@ -42,8 +42,6 @@ pub enum Key {
     ProvTlsProfile,
 }
 
-/// Value of `Key::PlatformCaList`: the built-in CAs plus platform CA 1 *(verify)*.
-pub const PLATFORM_CA_LIST: &str = "BuiltinAndPlatform1";
 /// Value of `Key::ProvTlsProfile`: platform profile 1 *(verify)*.
 pub const PROV_TLS_PROFILE: &str = "PlatformProfile1";
 
@@ -175,8 +173,11 @@ const UCS: &[ParamDef] = &[
         name: "device.sec.TLS.customCaCert1",
         secret: false,
     },
-    // (verify) CA list of platform profile 1; documents name the values Builtin,
-    // BuiltinAndPlatform1, BuiltinAndPlatform2, All, Platform1, Platform2, Platform1AndPlatform2.
+    // CA list of platform profile 1. Never rendered: the value zerotouch once sent
+    // (`BuiltinAndPlatform1`) has no public source (the only production value seen is
+    // `Platform1`) and a value out of range is ignored by the phone, so the list stays at the
+    // phone's default (docs/design.md §6.2). Owned by the machine all the same:
+    // no profile or policy may change which CAs provisioning trusts.
     ParamDef {
         key: Key::PlatformCaList,
         name: "device.sec.TLS.profile.caCertList1",

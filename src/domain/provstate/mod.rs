@@ -509,7 +509,6 @@ pub fn desired(
     put(Key::ProvTagSerialNo, "1".into());
     if let Some(t) = trust {
         put(Key::PlatformCaCert, t.ca_pem.clone());
-        put(Key::PlatformCaList, params::PLATFORM_CA_LIST.into());
         put(Key::ProvTlsProfile, params::PROV_TLS_PROFILE.into());
     }
     out.push(server);

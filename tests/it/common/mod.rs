@@ -29,7 +29,13 @@ pub const UA_STUDIO_X30: &str =
 
 /// Path of the binary under test.
 pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_zerotouch")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    // ZEROTOUCH_TEST_BIN: a copy of the binary for long runs (scripts/model-run.sh), so
+    // rebuilding the tree meanwhile does not change the server under test.
+    BIN.get_or_init(|| {
+        std::env::var("ZEROTOUCH_TEST_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_zerotouch").to_string())
+    })
 }
 
 /// Whether this run is a CI run (`CI` set to anything but empty, `0` or `false`).

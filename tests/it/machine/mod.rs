@@ -1103,8 +1103,19 @@ fn explore(cases: u32, len: usize, seed: u64, regress: &str, shrink: u32) -> Res
         ),
     );
     let regress = regress.to_string();
+    // Progress for long runs (scripts/model-run.sh shows it): every 25 sequences run,
+    // shrinking included.
+    let run = std::sync::atomic::AtomicU32::new(0);
+    let started = Instant::now();
     runner
         .run(&proptest::collection::vec(step(), len), move |steps| {
+            let n = run.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            if n % 25 == 0 {
+                eprintln!(
+                    "model (seed {seed}): {n} sequences run in {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
             run_sequence(&steps, &regress).map_err(TestCaseError::fail)
         })
         .map_err(|e| e.to_string())
