@@ -613,6 +613,8 @@ fn start_tftp(
         ]
     }));
     let bound = handle.local_addr();
+    // `${PROTO_URL}` for protocol tftp names this port.
+    crate::actions::templating::set_tftp_port(Some(bound.port()));
     println!("zerotouch: TFTP listening on {bound} (read-only)");
     log::info!(
         "TFTP on {bound}: serves the unknown-device master, staging and ZTP files and firmware \
