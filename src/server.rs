@@ -320,7 +320,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics.set_limits(limit_gauges(&config));
     let device_service = device_service(&config, &prov, &auth, &recorder, &metrics);
-    add_device_listeners(
+    let device_http = add_device_listeners(
         &mut server,
         &config,
         &device_service,
@@ -328,7 +328,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         https_listener,
         &account,
     )?;
-    let tftp = start_tftp(&config, &device_service, &metrics)?;
+    let tftp = start_tftp(&config, &device_service, &metrics, device_http)?;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let console = Arc::new(
@@ -507,6 +507,7 @@ fn device_service(
 }
 
 /// Starts device HTTP (when configured) and device HTTPS (when its listener was bound).
+/// Returns the device HTTP listener's address.
 fn add_device_listeners(
     server: &mut Server,
     config: &Config,
@@ -514,12 +515,13 @@ fn add_device_listeners(
     tls: Option<&Tls>,
     https_listener: Option<TcpListener>,
     default_account: &crate::domain::account::Account,
-) -> Result<()> {
+) -> Result<Option<std::net::SocketAddr>> {
     let l = &config.limits;
     // Device bodies in memory are never larger than `SMALL_BODY`, which costs no budget:
     // phones' uploads stream to files. So the device listeners' budget is empty, and
     // nothing a phone (or a stranger on the voice network) sends touches the admin's.
     let memory = Arc::new(BodyBudget::new(0));
+    let mut http_addr = None;
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
         let addr = server
@@ -532,6 +534,7 @@ fn add_device_listeners(
             )
             .map_err(|e| Error::io("starting the device listener", e))?;
         println!("zerotouch: device HTTP listening on http://{addr}/");
+        http_addr = Some(addr);
         // The password is a placeholder: it never goes to standard output or a log.
         println!(
             "zerotouch: DHCP option 160 for the default account: \
@@ -554,7 +557,7 @@ fn add_device_listeners(
             .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
         println!("zerotouch: device HTTPS listening on https://{addr}/");
     }
-    Ok(())
+    Ok(http_addr)
 }
 
 /// Starts the TFTP listener when `tftp.listen` is set: the device endpoints a phone may
@@ -563,6 +566,7 @@ fn start_tftp(
     config: &Config,
     device_service: &Arc<DeviceService>,
     metrics: &Arc<crate::metrics::Metrics>,
+    device_http: Option<std::net::SocketAddr>,
 ) -> Result<Option<crate::tftp::Handle>> {
     let Some(addr) = config.tftp.addr() else {
         return Ok(None);
@@ -576,8 +580,25 @@ fn start_tftp(
         max_blksize: crate::tftp::MAX_BLKSIZE,
         allow: Arc::new(move |ip| allow.iter().any(|n| n.contains(ip))),
     };
+    // Where an account that allows its credential over TFTP moves its phones: device HTTP,
+    // named as phones should reach it (the first public name, else the address TFTP or
+    // HTTP is bound to, else this host's first address).
+    let move_to = device_http.and_then(|http| {
+        let host = config.device.public_names.first().cloned().or_else(|| {
+            [addr.ip(), http.ip()]
+                .into_iter()
+                .find(|ip| !ip.is_unspecified())
+                .or_else(|| crate::host::addresses().into_iter().next())
+                .map(|ip| match ip {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                })
+        })?;
+        Some(format!("{host}:{}", http.port()))
+    });
     let source = Arc::new(crate::http::device::tftp::TftpDevices::new(
         device_service.clone(),
+        move_to,
     ));
     let server = crate::tftp::TftpServer::bind(addr, settings, source).map_err(|e| {
         let hint = match e.kind() {

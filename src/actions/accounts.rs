@@ -735,5 +735,36 @@ pub fn set_unknown_devices(
     })
 }
 
+/// Allows or stops serving the account credential over TFTP to the account's associated
+/// devices (`Account::tftp_credential`): on, a phone booting over TFTP gets its files
+/// without secrets but with Auto-Sync's move to HTTP(S) and the account credential, which
+/// anyone on the networks TFTP answers can then read, as from DHCP option 160. Audited.
+pub fn set_tftp_credential(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    on: bool,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let current = accounts::find_by_id(tx, account.id)?
+            .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
+        if current.tftp_credential == on {
+            return Ok(());
+        }
+        accounts::update_tftp_credential(tx, account.id, on)?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-tftp-credential",
+                account.slug.clone(),
+            )
+            .before(json!({"tftp_credential": current.tftp_credential}))
+            .after(json!({"tftp_credential": on})),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests;

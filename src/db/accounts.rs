@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_enabled, device_user, \
      device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id, \
-     device_secrets";
+     device_secrets, tftp_credential";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let unknown: String = r.get(10)?;
@@ -40,6 +40,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         unknown_devices: UnknownDevices::parse(&unknown).unwrap_or(UnknownDevices::Stage),
         default_profile_id: r.get(11)?,
         device_secrets: r.get(12)?,
+        tftp_credential: r.get(13)?,
     })
 }
 
@@ -247,4 +248,13 @@ mod tests {
         let err = insert_account(&conn, "B", "branch", false, "u1", "password1").expect_err("dup");
         assert!(matches!(err, Error::Conflict(_)), "{err}");
     }
+}
+
+/// Sets whether TFTP may serve the account credential to the account's devices.
+pub fn update_tftp_credential(conn: &Connection, id: AccountId, on: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET tftp_credential = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.0, on, now_secs()],
+    )?;
+    Ok(())
 }

@@ -158,6 +158,28 @@ fn add_device(server: &ZServer) {
     ]);
 }
 
+/// The device's own credential: delivered when it fetches its file over HTTP inside its
+/// enrolment window with the account credential.
+fn own_credential(server: &ZServer) -> String {
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    let over_http = phone.get(&format!("/{MAC}-device.cfg"));
+    assert_eq!(over_http.status, 200, "{}", over_http.text());
+    let own = attr(&over_http.body, "device.prov.password")
+        .expect("its own credential was delivered over HTTP");
+    assert!(!own.is_empty());
+    own
+}
+
+/// The value of an attribute in a file, if set.
+fn attr(bytes: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes);
+    text.split(&format!("{name}=\""))
+        .nth(1)?
+        .split('"')
+        .next()
+        .map(String::from)
+}
+
 fn write_image(server: &ZServer, version: &str, name: &str, bytes: &[u8]) {
     let dir = server.data_dir().join("firmware").join(version);
     std::fs::create_dir_all(&dir).expect("mkdir");
@@ -176,19 +198,7 @@ fn a_phone_boots_over_tftp_and_no_secret_is_ever_served() {
     let (server, addr) = start("");
     add_device(&server);
     let (_, account_password) = server.credentials();
-    // The device's own credential exists once it fetched its file over HTTP inside its
-    // enrolment window with the account credential.
-    let mut phone = server.phone(MAC, UA_VVX500_APP);
-    let over_http = phone.get(&format!("/{MAC}-device.cfg"));
-    assert_eq!(over_http.status, 200, "{}", over_http.text());
-    let text = over_http.text();
-    let own = text
-        .split("device.prov.password=\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("its own credential was delivered over HTTP")
-        .to_string();
-    assert!(!own.is_empty());
+    let own = own_credential(&server);
     let image = b"sip.ld test image bytes\n".repeat(100);
     write_image(&server, "5.9.8.1234", "sip.ld", &image);
     let tmp = tempfile::tempdir().expect("tmp");
@@ -410,4 +420,78 @@ fn a_50_mb_image_is_read_back_identical_across_block_number_rollover() {
     let got = client_get(addr, "firmware/9.9.9/3111-48500-001.sip.ld", tmp.path()).expect("read");
     assert_eq!(got.len(), image.len());
     assert!(got == image, "the image read back differs");
+}
+
+#[test]
+fn the_account_credential_is_served_over_tftp_only_when_the_account_allows_it() {
+    let (server, addr) = start("");
+    add_device(&server);
+    let (user, account_password) = server.credentials();
+    let own = own_credential(&server);
+    let device_file = format!("{MAC}-device.cfg");
+    // Off (the default): the device's own files are not served.
+    let p = raw_read(addr, &device_file, &[]).expect_err("refused");
+    assert_eq!(error_code(&p), Some(2));
+    let p = raw_read(addr, &format!("{MAC}.cfg"), &[]).expect_err("not found");
+    assert_eq!(error_code(&p), Some(1));
+    assert!(
+        server
+            .cli_ok(&["account", "show"])
+            .contains("not served over TFTP")
+    );
+
+    // On: the master and the device file, with Auto-Sync's move to device HTTP and the
+    // account credential, and still no secret of the device.
+    let said = server.cli_ok(&["account", "tftp-credential", "on"]);
+    assert!(said.contains("option 160"), "{said}");
+    let (_, master) = raw_read(addr, &format!("{MAC}.cfg"), &[]).expect("master");
+    assert!(
+        contains(&master, &device_file),
+        "{}",
+        String::from_utf8_lossy(&master)
+    );
+    let (_, file) = raw_read(addr, &device_file, &[]).expect("device file");
+    let text = String::from_utf8_lossy(&file).into_owned();
+    assert_eq!(
+        attr(&file, "device.prov.user").as_deref(),
+        Some(user.as_str()),
+        "{text}"
+    );
+    assert_eq!(
+        attr(&file, "device.prov.password").as_deref(),
+        Some(account_password.as_str()),
+        "{text}"
+    );
+    let http = server.device.to_string();
+    assert_eq!(
+        attr(&file, "device.prov.serverName").as_deref(),
+        Some(http.as_str()),
+        "the move goes to device HTTP: {text}"
+    );
+    let (_, profile) = raw_read(addr, &format!("{MAC}-profile.cfg"), &[]).expect("profile");
+    for (name, bytes) in [
+        ("master", &master),
+        ("device", &file),
+        ("profile", &profile),
+    ] {
+        assert!(
+            !contains(bytes, SIP_SECRET),
+            "{name} carries the SIP secret"
+        );
+        assert!(
+            !contains(bytes, &own),
+            "{name} carries the device's own credential"
+        );
+    }
+    // The change is audited; off again serves nothing of the device.
+    assert!(
+        server
+            .cli_ok(&["audit"])
+            .contains("account.set-tftp-credential")
+    );
+    server.cli_ok(&["account", "tftp-credential", "off"]);
+    let p = raw_read(addr, &device_file, &[]).expect_err("refused again");
+    assert_eq!(error_code(&p), Some(2));
+    let err = server.cli_err(&["account", "tftp-credential", "maybe"]);
+    assert!(err.contains("state"), "{err}");
 }

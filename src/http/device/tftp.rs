@@ -4,12 +4,22 @@
 //! unknown-device policy's `000000000000.cfg`, staging and ZTP files
 //! (`unknown_device_file`), an unknown MAC's `<mac>.cfg` (not found, and noted under
 //! `stage` as HTTP notes it), and firmware images (`actions::firmware::locate`, as over
-//! HTTP). A device's generated and profile files, its uploads, the TLS probe and shared
-//! assets are never served over TFTP: they may carry a SIP secret, the device's own
-//! credential or the account's. An associated device asking for its `<mac>.cfg` is told
-//! the file is not found (it then falls back to `000000000000.cfg`), and a warning says it
-//! must be moved to HTTP(S). Every request is recorded in the access log with method `RRQ`
-//! and counted in `/metrics` under the TFTP family.
+//! HTTP). Uploads, the TLS probe and shared assets are never served over TFTP.
+//!
+//! An associated device's files (`<mac>.cfg`, `<mac>-device.cfg`, its profile files) are
+//! served only when its account allows the account credential over TFTP
+//! (`Account::tftp_credential`, off by default): then they are rendered as for a request
+//! with the account credential outside an enrolment window (`Access::Withheld`: no SIP
+//! secret, no device's own credential; Auto-Sync's `device.prov.*` with the account
+//! credential stay) at the device HTTP listener's address (`move_to`), so Auto-Sync's
+//! address change moves the phone to HTTP(S) through the state machine like any other
+//! move: delivered here, confirmed when the phone comes back over HTTP. A TFTP request is
+//! never evidence (nothing is observed: a phone still on TFTP applied nothing). Without the
+//! allowance such a device is told its `<mac>.cfg` is not found (it falls back to
+//! `000000000000.cfg`) and a warning says to allow it or move its boot server.
+//!
+//! Every request is recorded in the access log with method `RRQ` and counted in `/metrics`
+//! under the TFTP family.
 
 use std::net::SocketAddr;
 
@@ -19,14 +29,19 @@ use crate::tftp::{Content, Refusal, Source};
 /// The device service as a TFTP source.
 pub struct TftpDevices {
     pub service: Arc<DeviceService>,
+    /// `host:port` of the device HTTP listener as phones should reach it: where an account
+    /// that allows its credential over TFTP moves its phones (None: device HTTP is off,
+    /// and associated devices' files are never served over TFTP).
+    move_to: Option<String>,
     /// When each associated MAC was last warned about (one warning per MAC per hour).
     warned: Mutex<HashMap<Mac, Instant>>,
 }
 
 impl TftpDevices {
-    pub fn new(service: Arc<DeviceService>) -> TftpDevices {
+    pub fn new(service: Arc<DeviceService>, move_to: Option<String>) -> TftpDevices {
         TftpDevices {
             service,
+            move_to,
             warned: Mutex::new(HashMap::new()),
         }
     }
@@ -52,7 +67,7 @@ impl TftpDevices {
             .route(&mut segs)
             .map_err(|e| failed(&e))?
             .ok_or_else(|| Refusal::not_found("no such account"))?;
-        let (account, _base) = routed;
+        let (account, base) = routed;
         let file = devicepath::classify(&segs).ok_or_else(|| Refusal::not_found("not found"))?;
         meta.account_id = Some(account.id.0);
         meta.mac = file.mac();
@@ -77,11 +92,25 @@ impl TftpDevices {
                                 .map_err(|e| failed(&e))?;
                         }
                     }
-                    Lookup::Associated(_) => self.warn_associated(mac, peer),
+                    Lookup::Associated(entry) if entry.device.account_id == account.id.0 => {
+                        return self.device_file(&account, &base, entry, FileKind::Master, peer);
+                    }
                     _ => {}
                 }
-                // Never rendered over TFTP: the phone falls back to `000000000000.cfg`.
+                // The phone falls back to `000000000000.cfg`.
                 Err(Refusal::not_found("not found"))
+            }
+            DeviceFile::Generated(mac) | DeviceFile::Profile(mac, _) => {
+                let kind = match &file {
+                    DeviceFile::Profile(_, i) => FileKind::Profile(*i),
+                    _ => FileKind::Generated,
+                };
+                match s.prov.lookup(mac).map_err(|e| failed(&e))? {
+                    Lookup::Associated(entry) if entry.device.account_id == account.id.0 => {
+                        self.device_file(&account, &base, entry, kind, peer)
+                    }
+                    _ => Err(Refusal::not_found("not associated")),
+                }
             }
             DeviceFile::Firmware { version, file } => {
                 let found = {
@@ -106,18 +135,53 @@ impl TftpDevices {
                     Image::NotFound => Err(Refusal::not_found("not found")),
                 }
             }
-            DeviceFile::Generated(_)
-            | DeviceFile::Profile(..)
-            | DeviceFile::Upload(..)
-            | DeviceFile::TlsProbe(_)
-            | DeviceFile::Asset(_) => Err(Refusal::denied(
-                "served over HTTP(S) only: TFTP has no authentication",
-            )),
+            DeviceFile::Upload(..) | DeviceFile::TlsProbe(_) | DeviceFile::Asset(_) => Err(
+                Refusal::denied("served over HTTP(S) only: TFTP has no authentication"),
+            ),
         }
     }
 
-    /// An associated device booting over TFTP: it gets only the unknown-device files until
-    /// its boot server points at HTTP(S). Warned once an hour per MAC.
+    /// An associated device's file: only when its account allows the account credential
+    /// over TFTP, rendered as for the account credential outside an enrolment window
+    /// (`Access::Withheld`) at the device HTTP listener's address. Never observed.
+    fn device_file(
+        &self,
+        account: &Account,
+        base: &str,
+        entry: Arc<DeviceEntry>,
+        kind: FileKind,
+        peer: SocketAddr,
+    ) -> Result<Content, Refusal> {
+        let mac = entry.device.mac;
+        let Some(host) = self.move_to.as_ref().filter(|_| account.tftp_credential) else {
+            self.warn_associated(&mac, peer);
+            return Err(match kind {
+                FileKind::Master => Refusal::not_found("not found"),
+                _ => Refusal::denied("served over HTTP(S) only: TFTP has no authentication"),
+            });
+        };
+        let reach = Reach {
+            host: host.clone(),
+            base_path: base.to_string(),
+            secure: false,
+        };
+        let rendered = self
+            .service
+            .prov
+            .render(account, &entry, kind, &reach, Access::Withheld, None)
+            .map_err(|e| failed(&e))?
+            .ok_or_else(|| Refusal::not_found("not found"))?;
+        if self.service.http_mode == HttpMode::NoSecrets && carries_secrets(&rendered.bytes) {
+            return Err(Refusal::denied(
+                "this file carries the account credential and device.http_mode = no-secrets",
+            ));
+        }
+        Ok(Content::Bytes(rendered.bytes.to_vec()))
+    }
+
+    /// An associated device booting over TFTP while its account does not allow the account
+    /// credential over TFTP: it gets only the unknown-device files until its boot server
+    /// points at HTTP(S). Warned once an hour per MAC.
     fn warn_associated(&self, mac: &Mac, peer: SocketAddr) {
         let mut w = self.warned.lock().unwrap_or_else(|p| p.into_inner());
         if w.len() > 10_000 {
@@ -128,9 +192,10 @@ impl TftpDevices {
         {
             w.insert(*mac, Instant::now());
             log::warn!(
-                "{mac}: associated, but asked for its files over TFTP from {}; TFTP serves only \
-                 what an unknown device gets (never its configuration or a credential): point \
-                 its boot server (DHCP option 66/160) at HTTP or HTTPS",
+                "{mac}: associated, but asked for its files over TFTP from {}; TFTP serves it \
+                 only what an unknown device gets: point its boot server (DHCP option 66/160) \
+                 at HTTP or HTTPS, or let TFTP serve the account credential (`zerotouch \
+                 account tftp-credential on`, then as exposed as in option 160)",
                 peer.ip()
             );
         }
