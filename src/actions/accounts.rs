@@ -276,6 +276,8 @@ pub struct AccountSummary {
     pub aliases: Vec<String>,
     /// Secrets are withheld from the account credential until a device enrols.
     pub device_secrets: bool,
+    /// The account credential is served over TFTP to its associated devices.
+    pub tftp_credential: bool,
     /// Associated devices not yet enrolled (and not exempt), and those contested.
     pub not_enrolled: usize,
     pub contested: usize,
@@ -328,6 +330,7 @@ pub fn summarize(conn: &Connection, a: &Account) -> Result<AccountSummary> {
             .map(|al| format!("/{}/", al.segment))
             .collect(),
         device_secrets: a.device_secrets,
+        tftp_credential: a.tftp_credential,
         not_enrolled,
         contested,
     })

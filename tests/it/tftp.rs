@@ -495,3 +495,40 @@ fn the_account_credential_is_served_over_tftp_only_when_the_account_allows_it() 
     let err = server.cli_err(&["account", "tftp-credential", "maybe"]);
     assert!(err.contains("state"), "{err}");
 }
+
+#[test]
+fn the_api_and_the_console_set_the_allowance_and_say_what_it_exposes() {
+    let (server, _addr) = start("");
+    let token = crate::common::user_with_token(&server, "bot", "admin", "");
+    let r = crate::common::api(&server, "GET", "/accounts/default", Some(&token), "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(crate::common::json(&r)["tftp_credential"], false);
+    let r = crate::common::api(
+        &server,
+        "PUT",
+        "/accounts/default/tftp-credential",
+        Some(&token),
+        r#"{"enabled": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(crate::common::json(&r)["tftp_credential"], true);
+    let r = crate::common::api(
+        &server,
+        "PUT",
+        "/accounts/default/tftp-credential",
+        Some(&token),
+        r#"{"enabled": "yes"}"#,
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    // The console's account page says how exposed the credential is, and turns it off.
+    let s = crate::common::Session::admin(&server);
+    let page = s.get("/accounts/default").text();
+    assert!(page.contains("as exposed as in DHCP option 160"), "{page}");
+    let r = s.post("/accounts/default/tftp-credential", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        server
+            .cli_ok(&["account", "show"])
+            .contains("not served over TFTP")
+    );
+}
