@@ -210,6 +210,15 @@ pub fn get_or_create_setting(
     get_setting(conn, key)?.ok_or_else(|| Error::Schema(format!("setting {key} vanished")))
 }
 
+/// Sets whether TFTP may serve the account credential to the account's devices.
+pub fn update_tftp_credential(conn: &Connection, id: AccountId, on: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET tftp_credential = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.0, on, now_secs()],
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,13 +257,4 @@ mod tests {
         let err = insert_account(&conn, "B", "branch", false, "u1", "password1").expect_err("dup");
         assert!(matches!(err, Error::Conflict(_)), "{err}");
     }
-}
-
-/// Sets whether TFTP may serve the account credential to the account's devices.
-pub fn update_tftp_credential(conn: &Connection, id: AccountId, on: bool) -> Result<()> {
-    conn.execute(
-        "UPDATE accounts SET tftp_credential = ?2, updated_at = ?3 WHERE id = ?1",
-        params![id.0, on, now_secs()],
-    )?;
-    Ok(())
 }

@@ -89,7 +89,7 @@ pub fn parse(buf: &[u8]) -> Result<Packet, Malformed> {
             }
             let mut options = RequestOptions::default();
             let rest: Vec<String> = fields.collect();
-            if rest.len() % 2 != 0 {
+            if !rest.len().is_multiple_of(2) {
                 return Err(Malformed("an option without a value"));
             }
             for pair in rest.chunks(2) {

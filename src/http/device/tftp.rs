@@ -85,12 +85,10 @@ impl TftpDevices {
             }
             DeviceFile::Master(mac) => {
                 match s.prov.lookup(mac).map_err(|e| failed(&e))? {
-                    Lookup::Unknown => {
-                        if account.unknown_devices == UnknownDevices::Stage {
-                            s.prov
-                                .record_unassociated(&account, mac)
-                                .map_err(|e| failed(&e))?;
-                        }
+                    Lookup::Unknown if account.unknown_devices == UnknownDevices::Stage => {
+                        s.prov
+                            .record_unassociated(&account, mac)
+                            .map_err(|e| failed(&e))?;
                     }
                     Lookup::Associated(entry) if entry.device.account_id == account.id.0 => {
                         return self.device_file(&account, &base, entry, FileKind::Master, peer);
