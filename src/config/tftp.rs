@@ -103,3 +103,47 @@ impl TftpConfig {
         self.allow.iter().filter_map(|n| n.parse().ok()).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    #[test]
+    fn tftp_is_off_by_default_and_bad_values_name_their_key() {
+        let c = Config::parse("").expect("default");
+        assert_eq!(c.tftp.addr(), None, "off by default");
+        let problems = Config::parse(
+            r#"
+            [tftp]
+            listen = "tftp-server:69"
+            allow = ["10.0.0.0/8", "the office"]
+            max_transfers = 0
+            timeout_secs = 256
+            retries = 0
+            "#,
+        )
+        .expect_err("must fail");
+        let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+        for key in [
+            "tftp.listen",
+            "tftp.allow[1]",
+            "tftp.max_transfers",
+            "tftp.timeout_secs",
+            "tftp.retries",
+        ] {
+            assert!(fields.contains(&key), "{key}: {problems:?}");
+        }
+        let problems = Config::parse("[tftp]\nport = 69\ntimeout_secs = \"two\"\n")
+            .expect_err("unknown key, wrong type");
+        assert!(
+            problems.iter().any(|p| p.field.starts_with("tftp")),
+            "{problems:?}"
+        );
+        let c = Config::parse("[tftp]\nlisten = \"0.0.0.0:69\"\nallow = []\n").expect("ok");
+        assert_eq!(c.tftp.addr().map(|a| a.port()), Some(69));
+        assert!(
+            c.tftp.allowlist().is_empty(),
+            "an empty list answers nobody"
+        );
+    }
+}

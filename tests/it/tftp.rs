@@ -398,6 +398,19 @@ fn a_flood_of_read_requests_is_bounded_and_the_server_keeps_serving() {
     }
     let r = crate::common::Conn::open(server.device).request("GET", "/000000000000.cfg", &[], b"");
     assert_eq!(r.status, 401, "device HTTP still answers");
+    // /metrics counts TFTP apart: requests by route and outcome, and the listener's
+    // busy answers.
+    let m = crate::common::Conn::open(server.admin).request("GET", "/metrics", &[], b"");
+    let text = m.text();
+    assert!(
+        text.contains("zerotouch_tftp_requests_total{route=\"firmware\",outcome=\"served\"}"),
+        "{text}"
+    );
+    let busy_line = text
+        .lines()
+        .find(|l| l.starts_with("zerotouch_tftp_transfers{counter=\"busy\"}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(!busy_line.ends_with(" 0"), "{busy_line}");
 }
 
 #[test]
