@@ -496,6 +496,25 @@ fn the_account_credential_is_served_over_tftp_only_when_the_account_allows_it() 
             "{name} carries the device's own credential"
         );
     }
+    // The inventory shows the protocol the device used last: TFTP, then HTTP.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .cli_ok(&["inventory", "--json"])
+        .contains(r#""protocol": "tftp""#)
+    {
+        assert!(Instant::now() < deadline, "the inventory never showed tftp");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .cli_ok(&["inventory", "--json"])
+        .contains(r#""protocol": "http""#)
+    {
+        assert!(Instant::now() < deadline, "the inventory never showed http");
+        std::thread::sleep(Duration::from_millis(200));
+    }
     // The change is audited; off again serves nothing of the device.
     assert!(
         server
