@@ -564,3 +564,42 @@ fn the_api_and_the_console_set_the_allowance_and_say_what_it_exposes() {
             .contains("not served over TFTP")
     );
 }
+
+#[test]
+fn sigterm_lets_a_running_transfer_finish_then_stops() {
+    let (server, addr) = start("");
+    let image: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    write_image(&server, "1.0", "sip.ld", &image);
+    let s = udp("127.0.0.1");
+    s.send_to(&rrq("firmware/1.0/sip.ld", &[]), addr)
+        .expect("send");
+    let (first, from) = recv(&s).expect("block 1");
+    assert_eq!(&first[..4], &[0, 3, 0, 1]);
+    let mut data = first[4..].to_vec();
+    // SIGTERM while the transfer runs: it is drained, not cut.
+    let stopping = std::thread::spawn(move || server.stop());
+    std::thread::sleep(Duration::from_millis(300));
+    s.send_to(&[0, 4, 0, 1], from).expect("ack 1");
+    let mut expected: u16 = 2;
+    loop {
+        let (p, _) = recv(&s).expect("the transfer goes on while stopping");
+        let block = u16::from_be_bytes([p[2], p[3]]);
+        s.send_to(&[0, 4, p[2], p[3]], from).expect("ack");
+        if block != expected {
+            continue;
+        }
+        data.extend_from_slice(&p[4..]);
+        if p.len() - 4 < 512 {
+            break;
+        }
+        expected = expected.wrapping_add(1);
+    }
+    assert!(data == image, "the drained transfer is complete");
+    let out = stopping.join().expect("stop");
+    assert!(out.contains("stopped"), "{out}");
+    // Stopped: nothing answers any more.
+    let late = udp("127.0.0.1");
+    late.send_to(&rrq("000000000000.cfg", &[]), addr)
+        .expect("send");
+    assert!(recv(&late).is_none());
+}
