@@ -414,6 +414,7 @@ fn open_account(
     crate::actions::enrolment::set_certificate_only(
         config.tls.client_auth != crate::config::ClientAuth::Off,
     );
+    crate::actions::templating::set_tftp_port(config.tftp.addr().map(|a| a.port()));
     if migrated > 0 {
         // A migration may leave clear values for the key to seal (0009).
         crate::db::secrets::seal_plaintext(&mut conn)?;

@@ -24,6 +24,7 @@ mod external;
 mod limits;
 mod listeners;
 mod recording;
+mod tftp;
 mod tls;
 pub use auth::AuthConfig;
 pub use backup::BackupConfig;
@@ -32,6 +33,7 @@ pub use external::ExternalConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{AdminConfig, DeviceConfig};
 pub use recording::{DatabaseConfig, RecordingConfig};
+pub use tftp::TftpConfig;
 pub use tls::{ClientAuth, HttpMode, KeyType, TlsConfig};
 
 /// The whole configuration file.
@@ -58,6 +60,7 @@ pub struct Config {
     pub console: ConsoleConfig,
     pub external: ExternalConfig,
     pub backup: BackupConfig,
+    pub tftp: TftpConfig,
 }
 
 impl Default for Config {
@@ -77,6 +80,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             external: ExternalConfig::default(),
             backup: BackupConfig::default(),
+            tftp: TftpConfig::default(),
         }
     }
 }
@@ -114,6 +118,7 @@ const SECTIONS: &[&str] = &[
     "console",
     "external",
     "backup",
+    "tftp",
 ];
 
 impl Config {
@@ -175,6 +180,7 @@ impl Config {
         section!("console", console);
         section!("external", external);
         section!("backup", backup);
+        section!("tftp", tftp);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -217,6 +223,7 @@ impl Config {
         self.console.validate(&mut p);
         self.external.validate(&mut p);
         self.backup.validate(&mut p);
+        self.tftp.validate(&mut p);
         p
     }
 

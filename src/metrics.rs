@@ -11,6 +11,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// function, so this module knows nothing of the HTTP engine's gates.
 pub type GateReader = std::sync::Arc<dyn Fn() -> (u64, usize) + Send + Sync>;
 
+/// Reads the TFTP listener's transfer counters, `(name, value)` (`completed`, `busy`,
+/// `dropped`, …). A function, so this module knows nothing of the TFTP engine.
+pub type TftpReader = std::sync::Arc<dyn Fn() -> Vec<(String, i64)> + Send + Sync>;
+
 /// What a device request was for: the `route` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route {
@@ -115,6 +119,10 @@ pub struct Metrics {
     limits: std::sync::Mutex<Vec<(String, i64)>>,
     /// Admission gates by kind (`firmware`, `upload`): running and refused requests.
     gates: std::sync::Mutex<Vec<(&'static str, GateReader)>>,
+    /// TFTP read requests by route: `[served, refused]`.
+    tftp_routes: Vec<[AtomicU64; 2]>,
+    /// The TFTP listener's transfer counters, when it runs.
+    tftp: std::sync::Mutex<Option<TftpReader>>,
 }
 
 impl Default for Metrics {
@@ -126,6 +134,11 @@ impl Default for Metrics {
             many_macs: AtomicU64::new(0),
             limits: std::sync::Mutex::new(Vec::new()),
             gates: std::sync::Mutex::new(Vec::new()),
+            tftp_routes: Route::ALL
+                .iter()
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+            tftp: std::sync::Mutex::new(None),
         }
     }
 }
@@ -231,6 +244,49 @@ impl Metrics {
         }
     }
 
+    /// Counts a TFTP read request (served, or refused by the device rules).
+    pub fn observe_tftp(&self, route: Route, served: bool) {
+        self.tftp_routes[route.index()][usize::from(!served)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers the TFTP listener's counters.
+    pub fn set_tftp(&self, reader: TftpReader) {
+        *self.tftp.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader);
+    }
+
+    /// Appends the TFTP metrics: requests by route and outcome, and the listener's
+    /// transfer counters (only while TFTP is on).
+    fn render_tftp(&self, out: &mut String) {
+        let Some(reader) = self.tftp.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
+            return;
+        };
+        let _ = writeln!(
+            out,
+            "# HELP zerotouch_tftp_requests_total TFTP read requests by route and outcome."
+        );
+        let _ = writeln!(out, "# TYPE zerotouch_tftp_requests_total counter");
+        for route in Route::ALL {
+            for (i, outcome) in ["served", "refused"].iter().enumerate() {
+                let n = self.tftp_routes[route.index()][i].load(Ordering::Relaxed);
+                if n > 0 {
+                    let _ = writeln!(
+                        out,
+                        "zerotouch_tftp_requests_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
+                        route.label()
+                    );
+                }
+            }
+        }
+        labelled(
+            out,
+            "zerotouch_tftp_transfers",
+            "gauge",
+            "TFTP listener counters: transfers running, completed, abandoned, refused, busy answers, dropped and bad datagrams, data bytes sent.",
+            "counter",
+            &reader(),
+        );
+    }
+
     /// Requests counted so far, over all routes.
     pub fn total(&self) -> u64 {
         self.routes
@@ -241,6 +297,7 @@ impl Metrics {
 
     /// Appends the device-request metrics in the Prometheus text format.
     pub fn render(&self, out: &mut String) {
+        self.render_tftp(out);
         let _ = writeln!(
             out,
             "# HELP zerotouch_device_requests_total Device requests by route and status."

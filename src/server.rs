@@ -320,7 +320,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics.set_limits(limit_gauges(&config));
     let device_service = device_service(&config, &prov, &auth, &recorder, &metrics);
-    add_device_listeners(
+    let device_http = add_device_listeners(
         &mut server,
         &config,
         &device_service,
@@ -328,6 +328,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         https_listener,
         &account,
     )?;
+    let tftp = start_tftp(&config, &device_service, &metrics, device_http)?;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let console = Arc::new(
@@ -382,7 +383,14 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     wait_for_signal(tls.as_deref(), &mut reloader)?;
     log::info!("stopping: draining connections");
     external.stop();
+    // TFTP drains beside the HTTP listeners: transfers running finish within DRAIN.
+    let tftp_stop = tftp.map(|h| std::thread::spawn(move || h.shutdown(DRAIN)));
     server.shutdown(DRAIN);
+    if let Some(Ok(left)) = tftp_stop.map(std::thread::JoinHandle::join)
+        && left > 0
+    {
+        log::warn!("stopping: {left} TFTP transfer(s) abandoned");
+    }
     prov.stop_sighting_writer();
     let _ = sighting_writer.join();
     stop_recorder(recorder, recorder_thread);
@@ -499,6 +507,7 @@ fn device_service(
 }
 
 /// Starts device HTTP (when configured) and device HTTPS (when its listener was bound).
+/// Returns the device HTTP listener's address.
 fn add_device_listeners(
     server: &mut Server,
     config: &Config,
@@ -506,12 +515,13 @@ fn add_device_listeners(
     tls: Option<&Tls>,
     https_listener: Option<TcpListener>,
     default_account: &crate::domain::account::Account,
-) -> Result<()> {
+) -> Result<Option<std::net::SocketAddr>> {
     let l = &config.limits;
     // Device bodies in memory are never larger than `SMALL_BODY`, which costs no budget:
     // phones' uploads stream to files. So the device listeners' budget is empty, and
     // nothing a phone (or a stranger on the voice network) sends touches the admin's.
     let memory = Arc::new(BodyBudget::new(0));
+    let mut http_addr = None;
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
         let addr = server
@@ -524,6 +534,7 @@ fn add_device_listeners(
             )
             .map_err(|e| Error::io("starting the device listener", e))?;
         println!("zerotouch: device HTTP listening on http://{addr}/");
+        http_addr = Some(addr);
         // The password is a placeholder: it never goes to standard output or a log.
         println!(
             "zerotouch: DHCP option 160 for the default account: \
@@ -546,7 +557,98 @@ fn add_device_listeners(
             .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
         println!("zerotouch: device HTTPS listening on https://{addr}/");
     }
-    Ok(())
+    Ok(http_addr)
+}
+
+/// Starts the TFTP listener when `tftp.listen` is set: the device endpoints a phone may
+/// read without credentials (`http::device::tftp`), to the networks of `tftp.allow`.
+fn start_tftp(
+    config: &Config,
+    device_service: &Arc<DeviceService>,
+    metrics: &Arc<crate::metrics::Metrics>,
+    device_http: Option<std::net::SocketAddr>,
+) -> Result<Option<crate::tftp::Handle>> {
+    let Some(addr) = config.tftp.addr() else {
+        return Ok(None);
+    };
+    let t = &config.tftp;
+    let allow = t.allowlist();
+    let settings = crate::tftp::Settings {
+        max_transfers: t.max_transfers,
+        timeout: Duration::from_secs(t.timeout_secs),
+        retries: t.retries,
+        max_blksize: crate::tftp::MAX_BLKSIZE,
+        allow: Arc::new(move |ip| allow.iter().any(|n| n.contains(ip))),
+    };
+    // Where an account that allows its credential over TFTP moves its phones: device HTTP,
+    // named as phones should reach it (the first public name, else the address TFTP or
+    // HTTP is bound to, else this host's first address).
+    let move_to = device_http.and_then(|http| {
+        let host = config.device.public_names.first().cloned().or_else(|| {
+            [addr.ip(), http.ip()]
+                .into_iter()
+                .find(|ip| !ip.is_unspecified())
+                .or_else(|| crate::host::addresses().into_iter().next())
+                .map(|ip| match ip {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                })
+        })?;
+        Some(format!("{host}:{}", http.port()))
+    });
+    let source = Arc::new(crate::http::device::tftp::TftpDevices::new(
+        device_service.clone(),
+        move_to,
+    ));
+    let server = crate::tftp::TftpServer::bind(addr, settings, source).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => " (another program listens there, e.g. tftpd-hpa)",
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            }
+            _ => "",
+        };
+        Error::io(format!("tftp.listen: cannot listen on {addr}{hint}"), e)
+    })?;
+    let handle = server
+        .spawn()
+        .map_err(|e| Error::io("starting the TFTP listener", e))?;
+    let stats = handle.stats();
+    metrics.set_tftp(Arc::new(move || {
+        let n = |a: &std::sync::atomic::AtomicU64| {
+            i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+        };
+        vec![
+            (
+                "active".into(),
+                i64::try_from(stats.active.load(Ordering::Relaxed)).unwrap_or(i64::MAX),
+            ),
+            ("requests".into(), n(&stats.requests)),
+            ("completed".into(), n(&stats.completed)),
+            ("abandoned".into(), n(&stats.abandoned)),
+            ("refused".into(), n(&stats.refused)),
+            ("busy".into(), n(&stats.busy)),
+            ("dropped".into(), n(&stats.dropped)),
+            ("bad".into(), n(&stats.bad)),
+            ("bytes".into(), n(&stats.bytes)),
+        ]
+    }));
+    let bound = handle.local_addr();
+    // `${PROTO_URL}` for protocol tftp names this port.
+    crate::actions::templating::set_tftp_port(Some(bound.port()));
+    println!("zerotouch: TFTP listening on {bound} (read-only)");
+    log::info!(
+        "TFTP on {bound}: serves the unknown-device master, staging and ZTP files and firmware \
+         images, never a device's configuration or a credential; answers {} (tftp.allow), at \
+         most {} transfers at once",
+        if t.allow.is_empty() {
+            "nobody".to_string()
+        } else {
+            t.allow.join(", ")
+        },
+        t.max_transfers
+    );
+    Ok(Some(handle))
 }
 
 /// Starts the admin listener on `listener`, over HTTPS when `admin.tls` asks for it.

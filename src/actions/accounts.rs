@@ -276,6 +276,8 @@ pub struct AccountSummary {
     pub aliases: Vec<String>,
     /// Secrets are withheld from the account credential until a device enrols.
     pub device_secrets: bool,
+    /// The account credential is served over TFTP to its associated devices.
+    pub tftp_credential: bool,
     /// Associated devices not yet enrolled (and not exempt), and those contested.
     pub not_enrolled: usize,
     pub contested: usize,
@@ -328,6 +330,7 @@ pub fn summarize(conn: &Connection, a: &Account) -> Result<AccountSummary> {
             .map(|al| format!("/{}/", al.segment))
             .collect(),
         device_secrets: a.device_secrets,
+        tftp_credential: a.tftp_credential,
         not_enrolled,
         contested,
     })
@@ -732,6 +735,37 @@ pub fn set_unknown_devices(
             )
             .before(json!({"unknown_devices": account.unknown_devices.as_str()}))
             .after(json!({"unknown_devices": policy.as_str(), "default_profile": default_profile})),
+        )
+    })
+}
+
+/// Allows or stops serving the account credential over TFTP to the account's associated
+/// devices (`Account::tftp_credential`): on, a phone booting over TFTP gets its files
+/// without secrets but with Auto-Sync's move to HTTP(S) and the account credential, which
+/// anyone on the networks TFTP answers can then read, as from DHCP option 160. Audited.
+pub fn set_tftp_credential(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    on: bool,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let current = accounts::find_by_id(tx, account.id)?
+            .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
+        if current.tftp_credential == on {
+            return Ok(());
+        }
+        accounts::update_tftp_credential(tx, account.id, on)?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-tftp-credential",
+                account.slug.clone(),
+            )
+            .before(json!({"tftp_credential": current.tftp_credential}))
+            .after(json!({"tftp_credential": on})),
         )
     })
 }

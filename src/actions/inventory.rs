@@ -106,6 +106,7 @@ pub fn inventory(
             groups: d.groups,
             last_sync: d.last_sync_at,
             last_seen: d.last_seen,
+            protocol: d.protocol,
             credentials,
             credentials_since: d.sync.generation_at,
         });

@@ -143,8 +143,8 @@ pub fn operator(name: &str) -> User {
 }
 
 /// This server's own addresses from the configuration: public names, both device listeners
-/// (HTTP and HTTPS) with their addresses, loopback, the host name, and this host's own
-/// addresses when a listener is bound to every address.
+/// (HTTP and HTTPS) and the TFTP listener with their addresses, loopback, the host name, and
+/// this host's own addresses when a listener is bound to every address.
 pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
     let listeners: Vec<Listener> = [
         (config.device_http_addr(), false),
@@ -153,7 +153,10 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
     .into_iter()
     .filter_map(|(addr, tls)| Some(Listener { addr: addr?, tls }))
     .collect();
-    let host_ips = if listeners.iter().any(|l| l.addr.ip().is_unspecified()) {
+    let tftp = config.tftp.addr();
+    let host_ips = if listeners.iter().any(|l| l.addr.ip().is_unspecified())
+        || tftp.is_some_and(|a| a.ip().is_unspecified())
+    {
         crate::host::addresses()
     } else {
         Vec::new()
@@ -164,6 +167,7 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
         &listeners,
         &host_ips,
     )
+    .with_tftp(tftp, &host_ips)
 }
 
 /// Shorthands for tests of the actions: the operator acting on one account.

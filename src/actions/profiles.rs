@@ -275,6 +275,7 @@ mod tests {
             hosts: vec!["prov.example.com".into(), "10.0.0.5".into()],
             http_ports: vec![80],
             https_ports: Vec::new(),
+            tftp_ports: Vec::new(),
         }
     }
 

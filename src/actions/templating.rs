@@ -47,7 +47,28 @@ pub fn load_context(conn: &Connection) -> Result<Context> {
     Ok(Context {
         settings: load_settings(conn)?,
         custom: templates::list_custom_variables(conn)?,
+        tftp_port: tftp_port(),
     })
+}
+
+/// The TFTP listener's port (0: off), set once from the configuration by the server and by
+/// every CLI command (`set_tftp_port`), so `${PROTO_URL}` names it for protocol `tftp`.
+static TFTP_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Records the TFTP listener's port from the configuration (`None`: TFTP is off).
+pub fn set_tftp_port(port: Option<u16>) {
+    TFTP_PORT.store(
+        port.map_or(0, u32::from),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The TFTP listener's port, when TFTP is on.
+pub fn tftp_port() -> Option<u16> {
+    match TFTP_PORT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        p => u16::try_from(p).ok(),
+    }
 }
 
 /// Variables known when checking uploaded files: the built-ins and the custom variables.

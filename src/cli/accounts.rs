@@ -38,6 +38,7 @@ pub enum AccountAction {
     Aliases(AccountAliases),
     RetireAlias(RetireAlias),
     SetPolicy(SetPolicy),
+    TftpCredential(TftpCredential),
 }
 
 /// list accounts with their service addresses and settings
@@ -222,6 +223,24 @@ pub struct SetPolicy {
     pub yes: bool,
 }
 
+/// allow or stop serving the account credential over TFTP (off by default): on, a phone
+/// booting over TFTP gets its files without secrets but with the move to HTTP(S) and the
+/// account credential, which anyone on the networks TFTP answers can then read, as from
+/// DHCP option 160
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "tftp-credential")]
+pub struct TftpCredential {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// on or off
+    #[argh(positional)]
+    pub state: String,
+}
+
 fn read_password(password: Option<String>, stdin: bool) -> anyhow::Result<String> {
     match (password, stdin) {
         (Some(p), false) => crate::cli::Secrets::new().read("password", p),
@@ -320,6 +339,29 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
             accounts::retire_alias(&mut conn, &actor, &acc, &r.address, r.yes)?;
             println!("alias {} retired", r.address);
         }
+        AccountAction::TftpCredential(t) => {
+            let on = match t.state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => bail!("state: `{other}` is not `on` or `off`"),
+            };
+            let (_c, mut conn, acc) = open_account(t.config.as_deref(), t.account.as_deref())?;
+            accounts::set_tftp_credential(&mut conn, &actor, &acc, on)?;
+            if on {
+                println!(
+                    "the account credential of `{}` is served over TFTP to its associated \
+                     devices (no SIP secret, no device's own credential): TFTP has no \
+                     authentication, so anyone on the networks of tftp.allow can read it, as \
+                     from DHCP option 160",
+                    acc.slug
+                );
+            } else {
+                println!(
+                    "the account credential of `{}` is no longer served over TFTP",
+                    acc.slug
+                );
+            }
+        }
         AccountAction::SetPolicy(p) => {
             let policy = UnknownDevices::parse(&p.unknown_devices)?;
             let (_config, mut conn, acc) = open_account(p.config.as_deref(), p.account.as_deref())?;
@@ -401,6 +443,14 @@ fn show(a: AccountShow) -> anyhow::Result<()> {
         if s.poly_os { "on" } else { "off" }
     );
     println!("unknown devices:  {}", acc.unknown_devices);
+    println!(
+        "tftp credential:  {}",
+        if acc.tftp_credential {
+            "served over TFTP (as exposed as in DHCP option 160)"
+        } else {
+            "not served over TFTP"
+        }
+    );
     println!("secrets:          {}", summary.secrets_text());
     if let Some(addr) = config.device_http_addr() {
         let shown = if a.secrets {

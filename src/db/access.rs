@@ -60,6 +60,19 @@ struct ActivityDelta<'a> {
     sync: Option<i64>,
     auth_ok: Option<i64>,
     auth_bad: i64,
+    /// The protocol of its latest request in the batch.
+    protocol: &'static str,
+}
+
+/// The protocol a request came over: TFTP read requests are recorded with method `RRQ`.
+fn protocol_of(r: &AccessRecord) -> &'static str {
+    if r.method == "RRQ" {
+        "tftp"
+    } else if r.secure {
+        "https"
+    } else {
+        "http"
+    }
 }
 
 /// Writes a batch of records in one transaction: access-log rows, then per-device activity
@@ -100,6 +113,7 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
             d.auth_ok = Some(secs);
         }
         d.auth_bad += i64::from(r.auth == "bad");
+        d.protocol = protocol_of(r);
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
@@ -127,8 +141,9 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         let mut activity = tx.prepare_cached(
             "INSERT INTO device_activity (device_id, first_seen, last_seen, access_count, last_ip,
                     last_user_agent, ua_family, ua_model, firmware, last_sync_at, last_auth_ok_at,
-                    auth_failures)
-             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12 FROM devices WHERE mac = ?1
+                    auth_failures, last_protocol)
+             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12, ?13
+             FROM devices WHERE mac = ?1
              ON CONFLICT (device_id) DO UPDATE SET
                  last_seen = max(last_seen, excluded.last_seen),
                  access_count = access_count + excluded.access_count,
@@ -140,7 +155,8 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                  firmware = CASE WHEN ?9 IS NULL THEN firmware ELSE ?9 END,
                  last_sync_at = coalesce(excluded.last_sync_at, last_sync_at),
                  last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
-                 auth_failures = auth_failures + excluded.auth_failures",
+                 auth_failures = auth_failures + excluded.auth_failures,
+                 last_protocol = excluded.last_protocol",
         )?;
         for r in records {
             if let (Some(mac), Some(u)) = (&r.mac, &r.upload) {
@@ -161,6 +177,7 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                 d.sync,
                 d.auth_ok,
                 d.auth_bad,
+                d.protocol,
             ])?;
         }
     }

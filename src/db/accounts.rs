@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_enabled, device_user, \
      device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id, \
-     device_secrets";
+     device_secrets, tftp_credential";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let unknown: String = r.get(10)?;
@@ -40,6 +40,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         unknown_devices: UnknownDevices::parse(&unknown).unwrap_or(UnknownDevices::Stage),
         default_profile_id: r.get(11)?,
         device_secrets: r.get(12)?,
+        tftp_credential: r.get(13)?,
     })
 }
 
@@ -207,6 +208,15 @@ pub fn get_or_create_setting(
         params![key, make()],
     )?;
     get_setting(conn, key)?.ok_or_else(|| Error::Schema(format!("setting {key} vanished")))
+}
+
+/// Sets whether TFTP may serve the account credential to the account's devices.
+pub fn update_tftp_credential(conn: &Connection, id: AccountId, on: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET tftp_credential = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.0, on, now_secs()],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

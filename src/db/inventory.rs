@@ -29,6 +29,8 @@ pub struct DeviceRow {
     pub last_seen: Option<i64>,
     pub last_auth_ok_at: Option<i64>,
     pub last_sync_at: Option<i64>,
+    /// The protocol of its latest request (`http`, `https`, `tftp`), empty if unknown.
+    pub protocol: String,
     pub ua_model: String,
     pub firmware: String,
     /// The newest access-log time (ms) of a request with wrong credentials.
@@ -95,7 +97,8 @@ pub fn for_each_device_row(
                 (SELECT st.name FROM device_sites ds JOIN sites st ON st.id = ds.site_id
                  WHERE ds.device_id = d.id),
                 d.profile_id,
-                s.floor_generation, s.last_refused, s.proven_segment, s.proven_at
+                s.floor_generation, s.last_refused, s.proven_segment, s.proven_at,
+                coalesce(a.last_protocol, '')
          FROM devices d
          LEFT JOIN profiles p ON p.id = d.profile_id
          LEFT JOIN device_sync s ON s.device_id = d.id
@@ -139,6 +142,7 @@ pub fn for_each_device_row(
             last_seen: r.get(16)?,
             last_auth_ok_at: r.get(17)?,
             last_sync_at: r.get(18)?,
+            protocol: r.get(28)?,
             ua_model: r.get(19)?,
             firmware: r.get(20)?,
             last_bad_auth_ms: r.get(21)?,

@@ -77,6 +77,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0011_deliberate_parameters",
         include_str!("migrations/0011_deliberate_parameters.sql"),
     ),
+    ("0012_tftp", include_str!("migrations/0012_tftp.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -164,6 +164,7 @@ mod tests {
             unknown_devices: UnknownDevices::Stage,
             default_profile_id: None,
             device_secrets: false,
+            tftp_credential: false,
         }
     }
 

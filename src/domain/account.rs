@@ -85,6 +85,11 @@ pub struct Account {
     /// credential or a verified device certificate. On for accounts created from schema 7
     /// on.
     pub device_secrets: bool,
+    /// Whether TFTP may serve its associated devices their files with the account
+    /// credential (Auto-Sync's `device.prov.user`/`password`, never a SIP secret or a
+    /// device's own credential), so they can move to HTTP(S). TFTP has no authentication:
+    /// the credential is then as exposed as in DHCP option 160. Off by default.
+    pub tftp_credential: bool,
 }
 
 impl Account {

@@ -266,6 +266,7 @@ mod tests {
             unknown_devices: UnknownDevices::Stage,
             default_profile_id: None,
             device_secrets: on,
+            tftp_credential: false,
         }
     }
 

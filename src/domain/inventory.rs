@@ -112,6 +112,8 @@ pub struct Row {
     /// Last 200 for `<mac>-device.cfg`.
     pub last_sync: Option<i64>,
     pub last_seen: Option<i64>,
+    /// The protocol of its latest request (`http`, `https`, `tftp`), empty if unknown.
+    pub protocol: String,
     /// Credential state (associated devices): generation held, synced/pending/locked out.
     pub credentials: Option<SyncState>,
     /// Since when it holds that generation (the confirmation of the last change).

@@ -102,6 +102,8 @@ pub struct OwnAddresses {
     pub http_ports: Vec<u16>,
     /// Ports of the device HTTPS listener (0: any port).
     pub https_ports: Vec<u16>,
+    /// Port of the TFTP listener, when it is on (0: any port).
+    pub tftp_ports: Vec<u16>,
 }
 
 /// A device listener: its address and whether it speaks TLS.
@@ -156,6 +158,34 @@ impl OwnAddresses {
         own
     }
 
+    /// Adds the TFTP listener (`tftp.listen`), when it is on: its address (this host's
+    /// addresses when it is bound to every address) and its port for `tftp://`.
+    pub fn with_tftp(
+        mut self,
+        addr: Option<std::net::SocketAddr>,
+        host_ips: &[std::net::IpAddr],
+    ) -> OwnAddresses {
+        let Some(addr) = addr else {
+            return self;
+        };
+        let mut add = |h: String| {
+            if !self.hosts.contains(&h) {
+                self.hosts.push(h);
+            }
+        };
+        if addr.ip().is_unspecified() {
+            for ip in host_ips {
+                add(ip.to_string());
+            }
+        } else {
+            add(addr.ip().to_string());
+        }
+        if !self.tftp_ports.contains(&addr.port()) {
+            self.tftp_ports.push(addr.port());
+        }
+        self
+    }
+
     /// Whether a host (name or IP, any case, IPv6 with or without brackets) is one of ours.
     pub fn names_host(&self, url: &ServerUrl) -> bool {
         self.hosts.contains(&url.host_key())
@@ -175,7 +205,13 @@ impl OwnAddresses {
         match url.server_type {
             Some("HTTPS") => on(&self.https_ports, 443),
             Some("HTTP") => on(&self.http_ports, 80),
-            _ => on(&self.http_ports, 80) || on(&self.https_ports, 80),
+            Some("TFTP") => on(&self.tftp_ports, 69),
+            // A bare address: the phone uses its own server type (HTTP, or TFTP on 69).
+            _ => {
+                on(&self.http_ports, 80)
+                    || on(&self.https_ports, 80)
+                    || (url.port.is_none() && on(&self.tftp_ports, 69))
+            }
         }
     }
 
@@ -377,6 +413,15 @@ mod tests {
         assert!(!own.matches(&ServerUrl::parse("http://10.0.0.7/").expect("url")));
         // No device HTTPS listener: nothing over HTTPS is this server.
         assert!(!own.matches(&ServerUrl::parse("https://10.0.0.9/").expect("url")));
+        // The TFTP listener: tftp:// on its port, and a bare address on 69.
+        assert!(!own.matches(&ServerUrl::parse("tftp://10.0.0.9/").expect("url")));
+        let own = own.with_tftp(Some("0.0.0.0:69".parse().expect("addr")), &ips);
+        let here = |u: &str| own.matches(&ServerUrl::parse(u).expect("url"));
+        assert!(here("tftp://10.0.0.9/"));
+        assert!(here("tftp://10.0.0.7/"), "bound to every address");
+        assert!(here("10.0.0.7"), "a bare address may be TFTP");
+        assert!(!here("tftp://10.0.0.7:6969/"));
+        assert!(!here("tftp://10.0.0.8/"));
     }
 
     #[test]

@@ -41,6 +41,22 @@ pub const FIRMWARE_DIR: &str = "firmware";
 pub struct Context {
     pub settings: ProvSettings,
     pub custom: BTreeMap<String, String>,
+    /// The port of this server's TFTP listener (`tftp.listen`), when it is on: what
+    /// `PROV_SERVER` names for protocol `tftp` (no port for 69).
+    pub tftp_port: Option<u16>,
+}
+
+/// TFTP's standard port, left out of server addresses.
+pub const TFTP_PORT: u16 = 69;
+
+/// The provisioning server for protocol `tftp` in local mode: the host phones use without
+/// its HTTP port, and the TFTP listener's port unless it is 69.
+fn tftp_server(host: &str, port: Option<u16>) -> String {
+    let bare = strip_port(host);
+    match port {
+        Some(p) if p != TFTP_PORT => format!("{bare}:{p}"),
+        _ => bare.to_string(),
+    }
 }
 
 /// The device a set of variables is for.
@@ -159,7 +175,7 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
         v.set_custom(name.clone(), value.clone());
     }
     set_servers(&mut v, st, s);
-    let prov = set_provisioning(&mut v, st, s, external);
+    let prov = set_provisioning(&mut v, st, s, external, ctx.tftp_port);
     set_credentials(&mut v, st, s.account, external, &prov);
     set_firmware(&mut v, st, s, external, prov);
     set_device(&mut v, s);
@@ -274,6 +290,7 @@ fn set_provisioning(
     st: &ProvSettings,
     s: &Subject<'_>,
     external: bool,
+    tftp_port: Option<u16>,
 ) -> Provisioning {
     let d = s.device;
     let (proto, proto_src) = if external {
@@ -316,22 +333,28 @@ fn set_provisioning(
         );
         (st.external_server.clone(), path, base)
     } else {
-        v.set_from(
-            "PROV_SERVER",
-            s.reach.host.clone(),
-            "the host phones use (local mode)",
-        );
+        let host = if proto == "tftp" {
+            v.set_from(
+                "PROV_SERVER",
+                tftp_server(&s.reach.host, tftp_port),
+                "the host phones use, on the TFTP listener's port (local mode, protocol tftp)",
+            );
+            tftp_server(&s.reach.host, tftp_port)
+        } else {
+            v.set_from(
+                "PROV_SERVER",
+                s.reach.host.clone(),
+                "the host phones use (local mode)",
+            );
+            s.reach.host.clone()
+        };
         v.set_from("PROV_MODEL_SEGMENT", "", "local mode: empty");
         v.set_from(
             "PROV_PATH",
             s.reach.base_path.clone(),
             "the account's base path (local mode)",
         );
-        (
-            s.reach.host.clone(),
-            s.reach.base_path.clone(),
-            s.reach.base_path.clone(),
-        )
+        (host, s.reach.base_path.clone(), s.reach.base_path.clone())
     };
     Provisioning {
         proto,
@@ -391,16 +414,25 @@ fn set_credentials(
             format!("= HTTP_USER / HTTP_PASSWORD (protocol {proto})"),
         )
     };
-    v.set_from(
-        "PROTO_URL",
-        format!(
-            "{proto}://{}{}{}",
-            userinfo(&prov_user, &prov_password),
-            prov.server,
-            prov.path
-        ),
-        "PROTO :// PROV_USER:PROV_PASSWORD @ PROV_SERVER PROV_PATH",
-    );
+    if proto == "tftp" {
+        // TFTP has no credentials: none goes into its URL.
+        v.set_from(
+            "PROTO_URL",
+            format!("tftp://{}{}", prov.server, prov.path),
+            "PROTO :// PROV_SERVER PROV_PATH (tftp: no credentials)",
+        );
+    } else {
+        v.set_from(
+            "PROTO_URL",
+            format!(
+                "{proto}://{}{}{}",
+                userinfo(&prov_user, &prov_password),
+                prov.server,
+                prov.path
+            ),
+            "PROTO :// PROV_USER:PROV_PASSWORD @ PROV_SERVER PROV_PATH",
+        );
+    }
     v.set_from("PROV_USER", prov_user, prov_src.clone());
     v.set_from("PROV_PASSWORD", prov_password, prov_src);
 }

@@ -162,3 +162,18 @@ fn the_http_engine_knows_nothing_of_provisioning() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_tftp_engine_knows_nothing_of_provisioning() {
+    let forbidden = crate_paths(&[
+        "actions", "db", "domain", "http", "server", "cli", "recorder", "metrics", "external",
+        "diag", "config", "datadir", "tls",
+    ]);
+    let refs: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let found = violations("tftp", &refs);
+    assert!(
+        found.is_empty(),
+        "the TFTP engine reaches into the application:\n{}",
+        found.join("\n")
+    );
+}

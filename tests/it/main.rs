@@ -56,6 +56,7 @@ mod settings_pages;
 mod sim;
 mod sim_checks;
 mod templates;
+mod tftp;
 mod tls;
 mod tls_files;
 mod transport;

@@ -308,6 +308,7 @@ mod tests {
                 hosts: vec!["prov.example.com".into()],
                 http_ports: vec![8080],
                 https_ports: vec![8443],
+                tftp_ports: Vec::new(),
             },
         )
         .expect("ctx")

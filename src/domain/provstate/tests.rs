@@ -19,6 +19,7 @@ fn fixture() -> (Account, Device, Profile, Reach) {
         unknown_devices: UnknownDevices::Stage,
         default_profile_id: None,
         device_secrets: false,
+        tftp_credential: false,
     };
     let device = Device {
         id: 1,

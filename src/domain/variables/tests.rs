@@ -22,6 +22,7 @@ fn account() -> Account {
         unknown_devices: UnknownDevices::Stage,
         default_profile_id: None,
         device_secrets: false,
+        tftp_credential: false,
     }
 }
 
@@ -72,6 +73,7 @@ fn vars_with(
     let ctx = Context {
         settings: settings.clone(),
         custom: BTreeMap::new(),
+        tftp_port: None,
     };
     let a = account();
     let r = if settings.mode == Mode::External {
@@ -468,6 +470,7 @@ fn custom_variables_are_available_below_the_builtins() {
     let ctx = Context {
         settings: ProvSettings::default(),
         custom: [("SYSLOG_SERVER".to_string(), "10.0.0.9".to_string())].into(),
+        tftp_port: None,
     };
     let (a, d, p, r) = (account(), device(), profile(), reach());
     let set = for_device(
@@ -493,4 +496,42 @@ fn ports_are_stripped_from_hosts() {
     assert_eq!(strip_port("pbx"), "pbx");
     assert_eq!(strip_port("[::1]:8080"), "[::1]");
     assert_eq!(strip_port("::1"), "::1");
+}
+
+#[test]
+fn tftp_names_the_tftp_port_and_no_credentials() {
+    let settings = ProvSettings {
+        default_protocol: "tftp".into(),
+        ..Default::default()
+    };
+    let (a, d, p, r) = (account(), device(), profile(), reach());
+    for (port, server) in [
+        (None, "10.0.0.5"),
+        (Some(69), "10.0.0.5"),
+        (Some(6969), "10.0.0.5:6969"),
+    ] {
+        let ctx = Context {
+            settings: settings.clone(),
+            custom: BTreeMap::new(),
+            tftp_port: port,
+        };
+        let set = for_device(
+            &ctx,
+            &Subject {
+                account: &a,
+                device: &d,
+                profile: &p,
+                reach: &r,
+                model: "",
+            },
+        );
+        let v = &set.device;
+        assert_eq!(v.get("PROV_SERVER"), Some(server), "{port:?}");
+        assert_eq!(
+            v.get("PROTO_URL").map(String::from),
+            Some(format!("tftp://{server}/")),
+            "no HTTP port, no credentials in a tftp URL"
+        );
+        assert_eq!(v.get("FIRMWARE_SERVER"), Some(server));
+    }
 }

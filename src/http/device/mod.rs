@@ -13,6 +13,7 @@ mod access;
 pub mod auth;
 pub mod readers;
 mod respond;
+pub mod tftp;
 mod uploads;
 
 use std::collections::HashMap;
@@ -372,21 +373,12 @@ impl DeviceService {
         }
         let result = match &file {
             DeviceFile::Master(mac) => self.master(&ctx, mac, meta),
-            DeviceFile::DefaultMaster => Ok(match ctx.account.unknown_devices {
-                UnknownDevices::Stage => xml(&ctx, fixed(&STAGE_MASTER, render::stage_master)),
-                UnknownDevices::Ztp => xml(&ctx, fixed(&ZTP_MASTER, render::ztp_master)),
-                UnknownDevices::DefaultProfile | UnknownDevices::Reject => text(404, "not found"),
-            }),
-            DeviceFile::Stage(_) => Ok(match ctx.account.unknown_devices {
-                UnknownDevices::Stage => xml(&ctx, fixed(&STAGE_FILE, render::stage_file)),
-                UnknownDevices::Reject => text(403, "unknown device"),
-                _ => text(404, "not found"),
-            }),
-            DeviceFile::Ztp(_) => Ok(match ctx.account.unknown_devices {
-                UnknownDevices::Ztp => xml(&ctx, fixed(&ZTP_FILE, render::ztp_file)),
-                UnknownDevices::Reject => text(403, "unknown device"),
-                _ => text(404, "not found"),
-            }),
+            DeviceFile::DefaultMaster | DeviceFile::Stage(_) | DeviceFile::Ztp(_) => {
+                Ok(match unknown_device_file(&ctx.account, &file) {
+                    Ok(r) => xml(&ctx, r),
+                    Err((status, message)) => text(status, message),
+                })
+            }
             DeviceFile::TlsProbe(mac) => self.tls_probe(&ctx, mac),
             DeviceFile::Generated(mac) => {
                 let r = self.device_file(&ctx, mac, FileKind::Generated, meta);
@@ -750,8 +742,36 @@ struct Incoming<'a> {
     sha256: &'a str,
 }
 
+/// What the account's unknown-device policy serves for `000000000000.cfg`,
+/// `<mac>-stage.cfg` and `<mac>-ztp.cfg` (the same over HTTP and TFTP), or the status and
+/// message of the refusal. Any other file is not one of them (404).
+fn unknown_device_file(
+    account: &Account,
+    file: &DeviceFile,
+) -> Result<&'static Rendered, (u16, &'static str)> {
+    let policy = account.unknown_devices;
+    match file {
+        DeviceFile::DefaultMaster => match policy {
+            UnknownDevices::Stage => Ok(fixed(&STAGE_MASTER, render::stage_master)),
+            UnknownDevices::Ztp => Ok(fixed(&ZTP_MASTER, render::ztp_master)),
+            UnknownDevices::DefaultProfile | UnknownDevices::Reject => Err((404, "not found")),
+        },
+        DeviceFile::Stage(_) => match policy {
+            UnknownDevices::Stage => Ok(fixed(&STAGE_FILE, render::stage_file)),
+            UnknownDevices::Reject => Err((403, "unknown device")),
+            _ => Err((404, "not found")),
+        },
+        DeviceFile::Ztp(_) => match policy {
+            UnknownDevices::Ztp => Ok(fixed(&ZTP_FILE, render::ztp_file)),
+            UnknownDevices::Reject => Err((403, "unknown device")),
+            _ => Err((404, "not found")),
+        },
+        _ => Err((404, "not found")),
+    }
+}
+
 /// The metrics label of a request.
-fn route_of(file: &DeviceFile, method: &str) -> Route {
+pub(crate) fn route_of(file: &DeviceFile, method: &str) -> Route {
     match file {
         DeviceFile::Master(_) => Route::Master,
         DeviceFile::DefaultMaster => Route::DefaultMaster,

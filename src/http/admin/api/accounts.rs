@@ -1,6 +1,7 @@
 //! `/api/v1/accounts`: accounts, Device Provisioning on/off, server credentials, Auto-Sync
 //! and its options, progress and the report of phones that never came back, re-admission,
-//! a new service address and aliases — the same `actions::accounts` calls as the console.
+//! a new service address and aliases, serving the account credential over TFTP — the same
+//! `actions::accounts` calls as the console.
 //!
 //! The confirmation protocol: an action that would lock devices out answers 409 with the
 //! number in the error envelope (`"devices": N`) and changes nothing; sending the same
@@ -221,6 +222,12 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
             accounts::set_autosync_options(conn, who, &a, options, b.confirm)?;
             show(conn)
         }
+        ("PUT", ["tftp-credential"]) => {
+            manage()?;
+            let b: Switch = parse_body(req)?;
+            accounts::set_tftp_credential(conn, who, &a, b.enabled)?;
+            show(conn)
+        }
         ("GET", ["autosync"]) => Ok(Response::json(&progress_json(&accounts::progress(
             conn, &a,
         )?))),
@@ -262,7 +269,10 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
         (
             _,
             []
-            | ["provisioning" | "credentials" | "autosync" | "readmit" | "address" | "aliases"]
+            | [
+                "provisioning" | "credentials" | "autosync" | "readmit" | "address" | "aliases"
+                | "tftp-credential",
+            ]
             | ["autosync", "options" | "report"]
             | ["aliases", "retire"],
         ) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),

@@ -180,7 +180,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
                             td { (badge(&format!("state {}", r.state.as_str()), r.state.as_str())) }
                             td { @for f in &r.flags { (badge("warn", f.as_str())) " " } }
                             td { (when(r.last_sync)) }
-                            td { (when(r.last_seen)) }
+                            td { (when(r.last_seen)) @if !r.protocol.is_empty() { " " span.muted { "(" (r.protocol) ")" } } }
                             td {
                                 (dash(&r.model)) br;
                                 span.muted { (dash(&r.firmware)) }

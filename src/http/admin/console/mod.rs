@@ -648,6 +648,14 @@ const NOTICES: &[(&str, &str)] = &[
     ),
     ("autosync-on", "Auto-Sync is on."),
     (
+        "tftp-credential-on",
+        "The account credential is served over TFTP: anyone on the networks TFTP answers can read it, as from DHCP option 160.",
+    ),
+    (
+        "tftp-credential-off",
+        "The account credential is no longer served over TFTP.",
+    ),
+    (
         "autosync-off",
         "Auto-Sync is off. No rollback: phones keep what they have.",
     ),

@@ -143,6 +143,22 @@ pub fn post_credentials(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result
     }
 }
 
+/// Serving the account credential over TFTP on or off (`actions::accounts::set_tftp_credential`).
+pub fn post_tftp_credential(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageAccounts)?;
+    let on = f.checked("enabled");
+    let actor = c.actor(&ctx.user, &ctx.account);
+    accounts::set_tftp_credential(&mut *c.conn()?, &actor.who, a, on)?;
+    Ok(done(
+        &base(a),
+        if on {
+            "tftp-credential-on"
+        } else {
+            "tftp-credential-off"
+        },
+    ))
+}
+
 pub fn post_autosync(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageAccounts)?;
     let enabled = f.checked("enabled");
@@ -385,6 +401,26 @@ fn grace_hint(v: &AccountView) -> String {
 }
 
 /// The Auto-Sync switch and its options.
+/// Whether TFTP serves the account credential, and what that exposes.
+pub fn tftp_block(ctx: &Ctx, v: &AccountView) -> Markup {
+    let base = base(&v.account);
+    let on = v.account.tftp_credential;
+    html! {
+        section.panel #tftp {
+            h2 { "Account credential over TFTP" }
+            p.hint { "TFTP has no authentication. By default it serves phones only what an unknown phone gets (the master and staging files) and firmware, never a secret. On: this account's associated phones booting over TFTP also get their files without secrets but with the move to HTTP(S) and the server credentials, so they can leave TFTP." }
+            @if on {
+                p.error { "On: the server credentials are served over TFTP, so anyone on the networks TFTP answers can read them — they are as exposed as in DHCP option 160. No SIP password and no device's own credential is ever served over TFTP." }
+            }
+            form.switch-form method="post" action=(format!("{base}/tftp-credential")) {
+                (csrf_field(&ctx.csrf))
+                (switch("enabled", on, "Serve the server credentials over TFTP", !v.can_manage))
+                @if v.can_manage { button type="submit" { "Apply" } }
+            }
+        }
+    }
+}
+
 pub fn autosync_block(ctx: &Ctx, v: &AccountView) -> Markup {
     let base = base(&v.account);
     let s = &v.settings;

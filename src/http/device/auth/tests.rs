@@ -17,6 +17,7 @@ fn account() -> Account {
         unknown_devices: UnknownDevices::Stage,
         default_profile_id: None,
         device_secrets: false,
+        tftp_credential: false,
     }
 }
 
