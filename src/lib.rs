@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod privilege;
 pub mod recorder;
 pub mod server;
+pub mod sip;
 pub mod tls;
 
 pub use error::{Error, Result};
