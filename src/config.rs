@@ -23,6 +23,7 @@ mod external;
 mod limits;
 mod listeners;
 mod recording;
+mod sip;
 mod tls;
 pub use auth::AuthConfig;
 pub use console::{ConsoleConfig, DiagnosticsConfig};
@@ -30,6 +31,7 @@ pub use external::ExternalConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{AdminConfig, DeviceConfig};
 pub use recording::{DatabaseConfig, RecordingConfig};
+pub use sip::SipConfig;
 pub use tls::{ClientAuth, HttpMode, KeyType, TlsConfig};
 
 /// The whole configuration file.
@@ -55,6 +57,7 @@ pub struct Config {
     pub diagnostics: DiagnosticsConfig,
     pub console: ConsoleConfig,
     pub external: ExternalConfig,
+    pub sip: SipConfig,
 }
 
 impl Default for Config {
@@ -73,6 +76,7 @@ impl Default for Config {
             diagnostics: DiagnosticsConfig::default(),
             console: ConsoleConfig::default(),
             external: ExternalConfig::default(),
+            sip: SipConfig::default(),
         }
     }
 }
@@ -109,6 +113,7 @@ const SECTIONS: &[&str] = &[
     "diagnostics",
     "console",
     "external",
+    "sip",
 ];
 
 impl Config {
@@ -169,6 +174,7 @@ impl Config {
         section!("diagnostics", diagnostics);
         section!("console", console);
         section!("external", external);
+        section!("sip", sip);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -210,6 +216,7 @@ impl Config {
         self.limits.validate_admin_uploads(&mut p);
         self.console.validate(&mut p);
         self.external.validate(&mut p);
+        self.sip.validate(&mut p);
         p
     }
 
