@@ -407,10 +407,33 @@ pub fn apply_now(
     sel: &Selection,
     confirm: bool,
 ) -> Result<Report> {
+    run(conn, actor, cfg, sel, Method::Notify, confirm)
+}
+
+/// Sends `OPTIONS` to the devices of `sel` (is each reachable at its proven address) and
+/// keeps each answer as online evidence. Changes nothing on the phones.
+pub fn ping(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    cfg: &SipConfig,
+    sel: &Selection,
+) -> Result<Report> {
+    run(conn, actor, cfg, sel, Method::Options, true)
+}
+
+fn run(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    cfg: &SipConfig,
+    sel: &Selection,
+    method: Method,
+    confirm: bool,
+) -> Result<Report> {
     require_enabled(cfg)?;
     let planned = plan(conn, actor, cfg, select(conn, actor, sel)?)?;
+    let notify = method == Method::Notify;
     let impact = restart_impact(&planned);
-    if impact.locked_out > 0 && !confirm {
+    if notify && impact.locked_out > 0 && !confirm {
         return Err(impact.ask(
             "apply now restarts phones",
             " (pending device.* changes or new software need a restart)",
@@ -423,7 +446,7 @@ pub fn apply_now(
     let waves = checksync::waves(
         &sendable
             .iter()
-            .map(|&i| (planned[i].site, !planned[i].restarts.is_empty()))
+            .map(|&i| (planned[i].site, notify && !planned[i].restarts.is_empty()))
             .collect::<Vec<_>>(),
         &site_sizes,
         cfg.reboot_share_percent,
@@ -448,7 +471,7 @@ pub fn apply_now(
                 let p = &planned[i];
                 Job {
                     spec: RequestSpec {
-                        method: Method::Notify,
+                        method,
                         target: p
                             .target
                             .as_ref()
@@ -466,7 +489,11 @@ pub fn apply_now(
         }
     }
     record_answers(conn, &planned, &outcomes)?;
-    let repolled = wait_for_repolls(conn, cfg, &planned, &outcomes)?;
+    let repolled = if notify {
+        wait_for_repolls(conn, cfg, &planned, &outcomes)?
+    } else {
+        HashMap::new()
+    };
     // Judge each change again from the state the phones' requests left.
     let after: HashMap<i64, Vec<String>> = {
         let answered: Vec<Device> = planned
@@ -530,7 +557,7 @@ pub fn apply_now(
             }
             _ => report.sent += 1,
         }
-        if p.target.is_ok() && !p.restarts.is_empty() {
+        if notify && p.target.is_ok() && !p.restarts.is_empty() {
             report.restarts += 1;
         }
         if did_repoll {
@@ -554,6 +581,9 @@ pub fn apply_now(
             },
             changes,
         });
+    }
+    if !notify {
+        return Ok(report);
     }
     db::write_tx(conn, |tx| {
         actor.record(

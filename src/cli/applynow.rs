@@ -38,6 +38,25 @@ pub struct ApplyNow {
     pub macs: Vec<String>,
 }
 
+/// is each device reachable: SIP OPTIONS to its proven address (the answer is kept as
+/// online evidence)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sip-ping")]
+pub struct SipPing {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// print the report as JSON
+    #[argh(switch)]
+    pub json: bool,
+    /// MAC addresses
+    #[argh(positional)]
+    pub macs: Vec<String>,
+}
+
 /// set or clear the address check-sync goes to while a device has proved none (a fallback)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "sip-address")]
@@ -74,8 +93,21 @@ pub fn apply_now(a: ApplyNow) -> anyhow::Result<()> {
     let report = as_operator(&config, &acc, |actor| {
         sip::apply_now(&mut conn, actor, &config.sip, &selection, a.yes)
     })?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    print_report(&report, a.json)
+}
+
+pub fn sip_ping(p: SipPing) -> anyhow::Result<()> {
+    let (config, mut conn, acc) = open_account(p.config.as_deref(), p.account.as_deref())?;
+    let selection = Selection::Macs(p.macs.clone());
+    let report = as_operator(&config, &acc, |actor| {
+        sip::ping(&mut conn, actor, &config.sip, &selection)
+    })?;
+    print_report(&report, p.json)
+}
+
+fn print_report(report: &sip::Report, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
     println!(

@@ -37,6 +37,7 @@ pub enum DeviceAction {
     Confirm(DeviceConfirm),
     ApplyNow(super::applynow::ApplyNow),
     SipAddress(super::applynow::SipAddress),
+    SipPing(super::applynow::SipPing),
 }
 
 /// confirm a device the default-profile policy associated automatically (Auto-Sync then
@@ -187,6 +188,7 @@ pub fn device(action: DeviceAction) -> anyhow::Result<()> {
         DeviceAction::Confirm(c) => confirm(c),
         DeviceAction::ApplyNow(a) => super::applynow::apply_now(a),
         DeviceAction::SipAddress(s) => super::applynow::sip_address(s),
+        DeviceAction::SipPing(p) => super::applynow::sip_ping(p),
         DeviceAction::SetVars(a) => templates::set_vars(a),
         DeviceAction::SetLine(a) => templates::set_line(a),
         DeviceAction::DeleteLine(a) => templates::delete_line(a),
