@@ -1,0 +1,326 @@
+//! SIP check-sync ("apply now", issue 21) with the real binary: the wire against SIPp
+//! (Debian's `sip-tester`) as the phone's UAS on loopback, retransmissions against a plain
+//! UDP socket, where requests may go (never to an address the device did not prove), and
+//! the phone simulator re-polling on check-sync.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use crate::sim::sip::{SipEar, Validation};
+use crate::sim::{Boot, SimPhone};
+
+const LINE_USER: &str = "1001";
+const LINE_SECRET: &str = "Line-Secret-9";
+
+/// A server with apply-now on for loopback, fast timers (T1 20 ms: timer F 1.28 s).
+fn sip_server(extra: &str) -> ZServer {
+    ZServer::start_with(&format!(
+        "sip.enabled = true\nsip.networks = [\"127.0.0.0/8\"]\nsip.t1_ms = 20\n\
+         sip.confirm_wait_secs = 5\nsip.wave_gap_secs = 1\nsip.rate_per_sec = 200\n{extra}"
+    ))
+}
+
+/// A free UDP port on `ip`.
+fn free_port(ip: IpAddr) -> u16 {
+    UdpSocket::bind((ip, 0))
+        .and_then(|s| s.local_addr())
+        .expect("bind")
+        .port()
+}
+
+/// The account credential, a profile whose phones listen for SIP on `port`, and `macs`
+/// associated with a SIP line (user 1001).
+fn setup(server: &ZServer, port: u16, macs: &[String]) -> (String, String) {
+    let creds = server.set_credentials();
+    let file = write_file(
+        server.dir.path(),
+        "site.cfg",
+        format!("<polycomConfig voIpProt.SIP.local.port=\"{port}\" up.welcomeText=\"v1\"/>\n")
+            .as_bytes(),
+    );
+    server.cli_ok(&[
+        "profile",
+        "add",
+        "office",
+        "--file",
+        file.to_str().expect("path"),
+    ]);
+    let secret = write_file(server.dir.path(), "line-secret", LINE_SECRET.as_bytes());
+    let secret = format!("file:{}", secret.to_str().expect("path"));
+    for mac in macs {
+        server.cli_ok(&[
+            "device",
+            "add",
+            mac,
+            "--profile",
+            "office",
+            "--sip-server",
+            "sip.example.com",
+            "--sip-user",
+            LINE_USER,
+            "--sip-password",
+            &secret,
+        ]);
+    }
+    creds
+}
+
+/// A phone at `ip` that enrols (its own credential) and so proves its address.
+fn enrolled(server: &ZServer, mac: &str, ip: IpAddr, creds: &(String, String)) -> SimPhone {
+    let mut phone = SimPhone::new(mac, &server.device.to_string(), &creds.0, &creds.1).bind(ip);
+    assert_eq!(phone.boot_until_stable(6), Boot::Configured, "{mac}");
+    assert_eq!(phone.user(), mac, "{mac} uses its own credential");
+    phone
+}
+
+fn report(server: &ZServer, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["device"];
+    all.extend_from_slice(args);
+    all.push("--json");
+    serde_json::from_str(&server.cli_ok(&all)).expect("json report")
+}
+
+fn device<'a>(report: &'a serde_json::Value, mac: &str) -> &'a serde_json::Value {
+    report["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["mac"] == mac)
+        .expect("device in the report")
+}
+
+fn mac(i: usize) -> String {
+    format!("0004f2{:06x}", 0x5100 + i)
+}
+
+fn have_sipp() -> bool {
+    require(
+        have("sipp"),
+        "sipp not installed (apt-get install sip-tester)",
+    )
+}
+
+/// SIPp as the UAS of `scenario` on `ip:port`, for one call, logging every message.
+struct Sipp {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Sipp {
+    fn start(dir: &Path, scenario: &str, ip: IpAddr, port: u16) -> Sipp {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/sip")
+            .join(scenario);
+        let log = dir.join(format!("{scenario}.log"));
+        let child = Command::new("sipp")
+            .args([
+                "-sf",
+                fixture.to_str().expect("path"),
+                "-i",
+                &ip.to_string(),
+                "-p",
+            ])
+            .arg(port.to_string())
+            .args([
+                "-m",
+                "1",
+                "-timeout",
+                "20s",
+                "-timeout_error",
+                "-nostdin",
+                "-trace_msg",
+                "-message_file",
+            ])
+            .arg(&log)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("sipp");
+        // SIPp binds its socket shortly after it starts.
+        std::thread::sleep(Duration::from_millis(400));
+        Sipp { child, log }
+    }
+
+    /// Waits for SIPp to end: whether every call succeeded, and its message log.
+    fn finish(self) -> (bool, String) {
+        let out = self.child.wait_with_output().expect("sipp ends");
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let why = format!(
+            "{}\n{}\n{log}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), why)
+    }
+}
+
+#[test]
+fn sip_wire_options_and_check_sync_reach_sipp_well_formed() {
+    if !have_sipp() {
+        return;
+    }
+    let server = sip_server("");
+    let ip: IpAddr = "127.0.0.21".parse().expect("ip");
+    let port = free_port(ip);
+    let m = mac(1);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    enrolled(&server, &m, ip, &creds);
+
+    let sipp = Sipp::start(server.dir.path(), "options_uas.xml", ip, port);
+    let r = report(&server, &["sip-ping", &m]);
+    let d = device(&r, &m);
+    assert_eq!(d["result"], "answered", "{r}");
+    assert_eq!(d["status"], 200, "{r}");
+    assert_eq!(
+        d["target"],
+        format!("{ip}:{port}"),
+        "the proven address and the effective port"
+    );
+    assert_eq!(d["origin"], "proven");
+    let (ok, log) = sipp.finish();
+    assert!(ok, "SIPp's checks failed:\n{log}");
+
+    let sipp = Sipp::start(server.dir.path(), "check_sync_uas.xml", ip, port);
+    let r = report(&server, &["apply-now", &m]);
+    assert_eq!(device(&r, &m)["result"], "answered", "{r}");
+    let (ok, log) = sipp.finish();
+    assert!(ok, "SIPp's checks of the NOTIFY failed:\n{log}");
+    assert!(log.contains("NOTIFY sip:1001@"), "{log}");
+    assert!(log.contains("Event: check-sync"), "{log}");
+    // Via's sent-by is the sender's real address, not 0.0.0.0.
+    assert!(log.contains("Via: SIP/2.0/UDP 127.0.0.1:"), "{log}");
+    let audit = server.cli_ok(&["audit"]);
+    assert!(audit.contains("device.apply-now"), "{audit}");
+}
+
+#[test]
+fn sip_wire_a_digest_challenge_is_answered_with_the_line_credentials() {
+    if !have_sipp() {
+        return;
+    }
+    let server = sip_server("");
+    let ip: IpAddr = "127.0.0.22".parse().expect("ip");
+    let port = free_port(ip);
+    let m = mac(2);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    enrolled(&server, &m, ip, &creds);
+    let sipp = Sipp::start(server.dir.path(), "digest_uas.xml", ip, port);
+    let r = report(&server, &["apply-now", &m]);
+    assert_eq!(device(&r, &m)["result"], "answered", "{r}");
+    assert_eq!(device(&r, &m)["status"], 200, "{r}");
+    let (ok, log) = sipp.finish();
+    assert!(ok, "SIPp's verifyauth refused the answer:\n{log}");
+    // Recompute the response from the logged Authorization.
+    let auth = log
+        .lines()
+        .find_map(|l| l.strip_prefix("Authorization: "))
+        .expect("an Authorization header");
+    let get = |k: &str| {
+        auth.split(',')
+            .find_map(|p| {
+                let (n, v) = p.trim().trim_start_matches("Digest ").split_once('=')?;
+                (n.trim() == k).then(|| v.trim().trim_matches('"').to_string())
+            })
+            .unwrap_or_default()
+    };
+    let md5 = crate::sim::digest::md5_hex;
+    let ha1 = md5(&format!("{LINE_USER}:PolycomSPIP:{LINE_SECRET}"));
+    let ha2 = md5(&format!("NOTIFY:{}", get("uri")));
+    let want = md5(&format!(
+        "{ha1}:sippnonce42:{}:{}:auth:{ha2}",
+        get("nc"),
+        get("cnonce")
+    ));
+    assert_eq!(get("response"), want, "{auth}");
+    assert_eq!(get("qop"), "auth");
+    // The line's password never appears in what the CLI printed or logged.
+    assert!(!r.to_string().contains(LINE_SECRET));
+    assert!(!server.output.lock().expect("output").contains(LINE_SECRET));
+}
+
+/// A plain UDP socket where the phone should be: reads every request, answers the
+/// `answer_at`-th copy (never, with `None`), and counts what arrived.
+fn counting_socket(
+    ip: IpAddr,
+    port: u16,
+    answer_at: Option<usize>,
+) -> std::thread::JoinHandle<Vec<Instant>> {
+    let s = UdpSocket::bind((ip, port)).expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(2500)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        let mut at = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok((n, from)) = s.recv_from(&mut buf) {
+            at.push(Instant::now());
+            let req = String::from_utf8_lossy(&buf[..n]).to_string();
+            if Some(at.len()) == answer_at {
+                let h = |name: &str| {
+                    req.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                let out = format!(
+                    "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=x\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                    h("Via"),
+                    h("From"),
+                    h("To"),
+                    h("Call-ID"),
+                    h("CSeq")
+                );
+                s.send_to(out.as_bytes(), from).expect("send");
+            }
+        }
+        at
+    })
+}
+
+#[test]
+fn sip_wire_retransmissions_stop_on_a_final_response_and_give_up_after_timer_f() {
+    let server = sip_server("");
+    let ip: IpAddr = "127.0.0.23".parse().expect("ip");
+    let port = free_port(ip);
+    let m = mac(3);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    enrolled(&server, &m, ip, &creds);
+
+    // Answered on the third copy: nothing more arrives after it.
+    let h = counting_socket(ip, port, Some(3));
+    let r = report(&server, &["sip-ping", &m]);
+    assert_eq!(device(&r, &m)["result"], "answered", "{r}");
+    let at = h.join().expect("socket");
+    assert_eq!(at.len(), 3, "retransmissions stop at the final response");
+
+    // Never answered: retransmitted on timer E (20, 40, 80, then every 160 ms) and given up
+    // at timer F (64 × 20 ms).
+    let h = counting_socket(ip, port, None);
+    let t = Instant::now();
+    let r = report(&server, &["sip-ping", &m]);
+    let d = device(&r, &m);
+    assert_eq!(d["result"], "unreachable", "{r}");
+    assert!(
+        d["detail"].as_str().unwrap_or("").contains("timer F"),
+        "{r}"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(1280),
+        "{:?}",
+        t.elapsed()
+    );
+    let at = h.join().expect("socket");
+    assert!(
+        (9..=12).contains(&at.len()),
+        "1 send and about 10 retransmissions: {}",
+        at.len()
+    );
+    let span = at[at.len() - 1] - at[0];
+    assert!(
+        span < Duration::from_millis(1400) && span > Duration::from_millis(1000),
+        "{span:?}"
+    );
+}
