@@ -25,13 +25,14 @@ use serde::Serialize;
 use super::Actor;
 use super::render::DeviceData;
 use crate::config::SipConfig;
-use crate::db::{self, credentials, devices, policies};
+use crate::db::{self, credentials, policies};
 use crate::domain::checksync::{self, Known, NotSent, Origin};
 use crate::domain::device::Device;
 use crate::domain::enrolment::Access;
 use crate::domain::firmware::{FirmwareState, firmware_state};
 use crate::domain::mac::Mac;
 use crate::domain::provstate::{self, Reach};
+use crate::domain::users::Action;
 use crate::error::{Error, Result};
 use crate::sip::{DigestCredentials, Method, Outcome, RequestSpec, Sender};
 
@@ -116,6 +117,12 @@ struct Planned {
 /// The devices of `sel` in the actor's account, in order.
 fn select(conn: &Connection, actor: &Actor<'_>, sel: &Selection) -> Result<Vec<Device>> {
     let account = actor.account.id.0;
+    // One device: whoever may change it; a group, a site or the account reaches every
+    // device of a scope, like a policy.
+    actor.user.require(match sel {
+        Selection::Macs(_) => Action::Associate,
+        _ => Action::ManagePolicies,
+    })?;
     let macs: Vec<String> = match sel {
         Selection::Macs(m) if m.is_empty() => {
             return Err(Error::invalid("devices", "name at least one device"));
@@ -145,7 +152,9 @@ fn select(conn: &Connection, actor: &Actor<'_>, sel: &Selection) -> Result<Vec<D
         let mac: Mac = m
             .parse()
             .map_err(|_| Error::invalid("devices", format!("`{m}` is not a MAC address")))?;
-        let d = devices::find_device_by_mac(conn, &mac)?
+        // A device another company associated is refused (scope), as on its page.
+        let d = super::associations::device(conn, actor, &mac)?;
+        let d = Some(d)
             .filter(|d| d.account_id == account && d.profile_id.is_some())
             .ok_or_else(|| Error::not_found(format!("associated device {mac}")))?;
         if !out.iter().any(|o: &Device| o.id == d.id) {
@@ -693,7 +702,8 @@ pub fn set_override(
     mac: &Mac,
     addr: Option<&str>,
 ) -> Result<()> {
-    let device = devices::find_device_by_mac(conn, mac)?
+    actor.user.require(Action::Associate)?;
+    let device = Some(super::associations::device(conn, actor, mac)?)
         .filter(|d| d.account_id == actor.account.id.0)
         .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
     let parsed = match addr.map(str::trim).filter(|a| !a.is_empty()) {

@@ -109,6 +109,9 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
                             a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
                             a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
+                            @if c.config.sip.enabled {
+                                a.button.secondary href=(format!("/devices/{mac}/apply-now")) { "Apply now" } " "
+                            }
                         } @else {
                             a.button href=(format!("/devices/new?mac={mac}")) { "Associate" } " "
                         }
