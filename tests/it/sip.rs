@@ -324,3 +324,158 @@ fn sip_wire_retransmissions_stop_on_a_final_response_and_give_up_after_timer_f()
         "{span:?}"
     );
 }
+
+#[test]
+fn sip_an_address_not_proven_is_never_sent_to() {
+    let server = sip_server("");
+    let port = free_port("127.0.0.24".parse().expect("ip"));
+    let (lonely, victim) = (mac(4), mac(5));
+    let creds = setup(&server, port, &[lonely.clone(), victim.clone()]);
+    // No enrolment windows: a phone with the account credential proves nothing.
+    server.cli_ok(&["enrol", "close", "--yes"]);
+    let mut phone = SimPhone::new(&lonely, &server.device.to_string(), &creds.0, &creds.1)
+        .bind("127.0.0.24".parse().expect("ip"));
+    phone.boot_until_stable(4);
+    assert_eq!(
+        phone.user(),
+        creds.0,
+        "it still uses the account credential"
+    );
+    let ear = SipEar::listen(
+        SocketAddr::new("127.0.0.24".parse().expect("ip"), port),
+        Validation::None,
+    )
+    .expect("listen");
+    let r = report(&server, &["apply-now", &lonely]);
+    let d = device(&r, &lonely);
+    assert_eq!(d["result"], "not sent", "{r}");
+    assert_eq!(d["detail"], "no proven address", "{r}");
+    assert!(
+        ear.heard.lock().expect("heard").is_empty(),
+        "nothing reached it"
+    );
+
+    // The victim enrols from .25; a stranger with the account credential naming its MAC
+    // from .26 does not move the target.
+    server.cli_ok(&["enrol", "open", "--minutes", "10", "--mac", &victim]);
+    enrolled(&server, &victim, "127.0.0.25".parse().expect("ip"), &creds);
+    let mut stranger = Phone::new(server.device, &victim, UA_VVX500_APP, &creds.0, &creds.1)
+        .bind("127.0.0.26".parse().expect("ip"));
+    for _ in 0..3 {
+        stranger.get(&format!("/{victim}.cfg"));
+        stranger.get(&format!("/{victim}-device.cfg"));
+    }
+    let stranger_ear = SipEar::listen(
+        SocketAddr::new("127.0.0.26".parse().expect("ip"), port),
+        Validation::None,
+    )
+    .expect("listen");
+    let r = report(&server, &["sip-ping", &victim]);
+    let d = device(&r, &victim);
+    assert_eq!(d["target"], format!("127.0.0.25:{port}"), "{r}");
+    assert_eq!(d["origin"], "proven");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        stranger_ear.heard.lock().expect("heard").is_empty(),
+        "the stranger got nothing"
+    );
+}
+
+#[test]
+fn sip_bad_input_outside_networks_and_bad_settings_are_refused_by_name() {
+    let server = sip_server("");
+    let port = free_port("127.0.0.27".parse().expect("ip"));
+    let m = mac(6);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    enrolled(&server, &m, "127.0.0.27".parse().expect("ip"), &creds);
+    // An admin's fallback outside the device networks is refused, naming the field.
+    let err = server.cli_err(&["device", "sip-address", &m, "192.0.2.7"]);
+    assert!(
+        err.contains("address") && err.contains("sip.networks"),
+        "{err}"
+    );
+    let err = server.cli_err(&["device", "sip-address", &m, "not-an-ip"]);
+    assert!(err.contains("address"), "{err}");
+    server.cli_ok(&["device", "sip-address", &m, "127.0.0.28:5070"]);
+    let err = server.cli_err(&["device", "apply-now"]);
+    assert!(err.contains("name devices"), "{err}");
+    let err = server.cli_err(&["device", "apply-now", "nonsense"]);
+    assert!(err.contains("nonsense"), "{err}");
+
+    // The same device with networks that leave loopback out: refused, nothing sent.
+    let cfg = write_file(
+        server.dir.path(),
+        "narrow.toml",
+        std::fs::read_to_string(&server.config)
+            .expect("config")
+            .replace(
+                "sip.networks = [\"127.0.0.0/8\"]",
+                "sip.networks = [\"10.0.0.0/8\"]",
+            )
+            .as_bytes(),
+    );
+    let out = cli_with_config(&cfg, &["device", "apply-now", &m, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let d = device(&r, &m);
+    assert_eq!(d["result"], "not sent", "{r}");
+    assert!(
+        d["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("outside the configured device networks"),
+        "{r}"
+    );
+
+    // check-config names each bad [sip] key.
+    let bad = write_file(
+        server.dir.path(),
+        "bad.toml",
+        b"[sip]\nenabled = true\nnetworks = [\"10.0.0.0/33\"]\nrate_per_sec = 0\nt1_ms = 0\nreboot_share_percent = 500\n",
+    );
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&bad)
+        .output()
+        .expect("check-config");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    for key in [
+        "sip.networks[0]",
+        "sip.rate_per_sec",
+        "sip.t1_ms",
+        "sip.reboot_share_percent",
+    ] {
+        assert!(text.contains(key), "{key} not named: {text}");
+    }
+    let typo = write_file(server.dir.path(), "typo.toml", b"[sip]\nwaves = 3\n");
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(&typo)
+        .output()
+        .expect("check-config");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("sip.waves"),
+        "{out:?}"
+    );
+    // Off by default: apply-now says which key turns it on.
+    let off = write_file(
+        server.dir.path(),
+        "off.toml",
+        std::fs::read_to_string(&server.config)
+            .expect("config")
+            .replace("sip.enabled = true", "sip.enabled = false")
+            .as_bytes(),
+    );
+    let out = cli_with_config(&off, &["device", "apply-now", &m]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sip.enabled"));
+}
