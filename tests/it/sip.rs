@@ -15,12 +15,24 @@ use crate::sim::{Boot, SimPhone};
 const LINE_USER: &str = "1001";
 const LINE_SECRET: &str = "Line-Secret-9";
 
-/// A server with apply-now on for loopback, fast timers (T1 20 ms: timer F 1.28 s).
+/// A server with apply-now on for loopback, fast timers (T1 20 ms: timer F 1.28 s);
+/// `extra` (dotted keys) replaces any of these defaults.
 fn sip_server(extra: &str) -> ZServer {
-    ZServer::start_with(&format!(
-        "sip.enabled = true\nsip.networks = [\"127.0.0.0/8\"]\nsip.t1_ms = 20\n\
-         sip.confirm_wait_secs = 5\nsip.wave_gap_secs = 1\nsip.rate_per_sec = 200\n{extra}"
-    ))
+    let mut text = String::new();
+    for (key, value) in [
+        ("sip.enabled", "true"),
+        ("sip.networks", "[\"127.0.0.0/8\"]"),
+        ("sip.t1_ms", "20"),
+        ("sip.confirm_wait_secs", "5"),
+        ("sip.wave_gap_secs", "1"),
+        ("sip.rate_per_sec", "200"),
+    ] {
+        if !extra.contains(key) {
+            text.push_str(&format!("{key} = {value}\n"));
+        }
+    }
+    text.push_str(extra);
+    ZServer::start_with(&text)
 }
 
 /// A free UDP port on `ip`.
@@ -478,4 +490,218 @@ fn sip_bad_input_outside_networks_and_bad_settings_are_refused_by_name() {
     let out = cli_with_config(&off, &["device", "apply-now", &m]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("sip.enabled"));
+}
+
+/// `n` phones, each enrolled from its own loopback address 127.0.1.x; the first
+/// `listening` of them listen for SIP there.
+fn fleet(
+    server: &ZServer,
+    n: usize,
+    first: usize,
+) -> (u16, Vec<String>, Vec<SimPhone>, (String, String)) {
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    let port = free_port(ip(0));
+    let macs: Vec<String> = (0..n).map(|i| mac(first + i)).collect();
+    let creds = setup(server, port, &macs);
+    let phones = macs
+        .iter()
+        .enumerate()
+        .map(|(i, m)| enrolled(server, m, ip(i), &creds))
+        .collect();
+    (port, macs, phones, creds)
+}
+
+#[test]
+fn sip_behaviour_a_policy_change_applied_now_reaches_listening_phones_and_waits_for_the_rest() {
+    let server = sip_server("");
+    let (n, deaf) = (50, 10);
+    let (port, macs, phones, _) = fleet(&server, n, 100);
+    server.cli_ok(&["policy", "set", "account", "up.welcomeText", "v2"]);
+    // Each listening phone waits for check-sync and then fetches its configuration.
+    let mut handles = Vec::new();
+    let mut unreachable = Vec::new();
+    for (i, mut phone) in phones.into_iter().enumerate() {
+        if i >= n - deaf {
+            unreachable.push(phone);
+            continue;
+        }
+        let addr = SocketAddr::new(format!("127.0.1.{}", i + 1).parse().expect("ip"), port);
+        handles.push(std::thread::spawn(move || {
+            let ear = SipEar::listen(addr, Validation::None).expect("listen");
+            let boot = phone.on_check_sync(&ear, Duration::from_secs(30));
+            assert!(
+                ear.malformed.lock().expect("m").is_empty(),
+                "{:?}",
+                ear.malformed
+            );
+            (phone, boot)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let token = user_with_token(&server, "ops", "admin", "");
+    let t = Instant::now();
+    let r = api(
+        &server,
+        "POST",
+        "/devices/apply-now",
+        Some(&token),
+        r#"{"account": true}"#,
+    );
+    let took = t.elapsed();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = json(&r);
+    assert_eq!(r["answered"], n - deaf, "{r}");
+    assert_eq!(r["unreachable"], deaf, "{r}");
+    assert_eq!(r["repolled"], n - deaf, "{r}");
+    assert_eq!(
+        r["restarts"], 0,
+        "a policy on an application parameter restarts nothing: {r}"
+    );
+    assert!(took < Duration::from_secs(20), "{took:?}");
+    eprintln!("apply-now to {n} phones ({deaf} unreachable): {took:?}");
+    for h in handles {
+        let (phone, boot) = h.join().expect("phone");
+        assert!(boot.is_some(), "{} heard no check-sync", phone.mac);
+        assert_eq!(
+            phone.config.get("up.welcomeText").map(String::as_str),
+            Some("v2"),
+            "{}",
+            phone.mac
+        );
+        let d = device(&r, &phone.mac);
+        assert_eq!(d["changes"][0]["state"], "applied", "{d}");
+    }
+    for phone in unreachable.iter_mut() {
+        let d = device(&r, &phone.mac);
+        assert_eq!(d["result"], "unreachable", "{d}");
+        assert_eq!(d["changes"][0]["state"], "waiting for next poll", "{d}");
+        // Applied at its next poll.
+        phone.poll();
+        assert_eq!(
+            phone.config.get("up.welcomeText").map(String::as_str),
+            Some("v2")
+        );
+    }
+    assert_eq!(macs.len(), n);
+}
+
+#[test]
+fn sip_behaviour_a_rotation_is_counted_as_restarts_and_sent_in_waves_of_the_site_share() {
+    let server = sip_server("sip.reboot_share_percent = 25\n");
+    let (port, macs, phones, _) = fleet(&server, 4, 200);
+    server.cli_ok(&["site", "add", "hq"]);
+    let mut assign = vec!["site", "assign", "hq"];
+    assign.extend(macs.iter().map(String::as_str));
+    server.cli_ok(&assign);
+    for m in &macs {
+        server.cli_ok(&["enrol", "rotate", m, "--yes"]);
+    }
+    // Counted first: without confirmation nothing is sent.
+    let ears: Vec<SipEar> = (0..4)
+        .map(|i| {
+            SipEar::listen(
+                SocketAddr::new(format!("127.0.1.{}", i + 1).parse().expect("ip"), port),
+                Validation::None,
+            )
+            .expect("listen")
+        })
+        .collect();
+    let err = server.cli_err(&["device", "apply-now", "--site", "hq"]);
+    assert!(
+        err.contains("4 phone(s)") && err.contains("restarts"),
+        "{err}"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        ears.iter().all(|e| e.heard.lock().expect("h").is_empty()),
+        "sent without confirmation"
+    );
+    drop(ears);
+    let mut handles = Vec::new();
+    for (i, mut phone) in phones.into_iter().enumerate() {
+        let addr = SocketAddr::new(format!("127.0.1.{}", i + 1).parse().expect("ip"), port);
+        handles.push(std::thread::spawn(move || {
+            let ear = SipEar::listen(addr, Validation::None).expect("listen");
+            let heard_at = ear
+                .check_sync(Duration::from_secs(30))
+                .map(|_| Instant::now());
+            // It fetches, adopts the new credential and restarts with it.
+            let boot = phone.boot_until_stable(4);
+            (phone, heard_at, boot)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let r = report(&server, &["apply-now", "--site", "hq", "--yes"]);
+    assert_eq!(r["restarts"], 4, "{r}");
+    assert_eq!(
+        r["waves"], 4,
+        "25% of a 4-phone site: one restarting phone per wave: {r}"
+    );
+    let mut waves: Vec<u64> = macs
+        .iter()
+        .map(|m| device(&r, m)["wave"].as_u64().expect("wave"))
+        .collect();
+    waves.sort();
+    assert_eq!(waves, vec![0, 1, 2, 3]);
+    let mut heard: Vec<Instant> = Vec::new();
+    for h in handles {
+        let (phone, at, boot) = h.join().expect("phone");
+        assert_eq!(boot, Boot::Configured, "{}", phone.mac);
+        heard.push(at.expect("check-sync heard"));
+        assert!(
+            device(&r, &phone.mac)["restarts"][0]
+                .as_str()
+                .unwrap_or("")
+                .contains("device.prov.password")
+        );
+    }
+    heard.sort();
+    for w in heard.windows(2) {
+        assert!(
+            w[1] - w[0] >= Duration::from_millis(900),
+            "waves a gap apart: {heard:?}"
+        );
+    }
+}
+
+#[test]
+fn sip_a_flood_of_apply_now_requests_is_bounded_by_the_rate() {
+    let server = sip_server("sip.rate_per_sec = 10\nsip.confirm_wait_secs = 0\n");
+    let ip: IpAddr = "127.0.0.29".parse().expect("ip");
+    let port = free_port(ip);
+    let m = mac(7);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    enrolled(&server, &m, ip, &creds);
+    let ear = SipEar::listen(SocketAddr::new(ip, port), Validation::None).expect("listen");
+    let token = user_with_token(&server, "ops", "admin", "");
+    let body = format!("{{\"macs\": [\"{m}\"]}}");
+    let t = Instant::now();
+    // Twenty admins pressing the button at once: the server paces them together.
+    let statuses: Vec<u16> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| {
+                s.spawn(|| api(&server, "POST", "/devices/apply-now", Some(&token), &body).status)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("request"))
+            .collect()
+    });
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 503),
+        "{statuses:?}"
+    );
+    let elapsed = t.elapsed();
+    let n = ear.heard.lock().expect("heard").len();
+    assert!(n >= 1, "sent at all");
+    // At 10 per second, never more than the elapsed seconds allow (plus the first).
+    let allowed = (elapsed.as_secs_f64() * 10.0).ceil() as usize + 1;
+    assert!(n <= allowed, "{n} requests in {elapsed:?} at 10/s");
+    let sent = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(n, sent, "one NOTIFY per apply-now");
+    assert!(
+        elapsed >= Duration::from_millis(((sent - 1) * 100) as u64),
+        "{sent} sends took only {elapsed:?} at 10/s"
+    );
 }

@@ -35,11 +35,16 @@ pub struct SipEar {
     /// Requests that were not well-formed, with why.
     pub malformed: Arc<Mutex<Vec<String>>>,
     stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for SipEar {
+    /// Stops listening and waits until the socket is closed (the address is free again).
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -152,7 +157,7 @@ impl SipEar {
         let malformed_list = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (h, m, s) = (heard.clone(), malformed_list.clone(), stop.clone());
-        std::thread::spawn(move || {
+        let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 65_535];
             let nonce = format!("n{}", addr.port());
             while !s.load(Ordering::Relaxed) {
@@ -197,6 +202,7 @@ impl SipEar {
             heard,
             malformed: malformed_list,
             stop,
+            thread: Some(thread),
         })
     }
 
