@@ -340,7 +340,7 @@ mod tests {
         );
         let seen = h.join().expect("uas");
         assert_eq!(seen.len(), 1, "no retransmission after the final response");
-        assert!(seen[0].contains(&format!("Via: SIP/2.0/UDP 127.0.0.1:")));
+        assert!(seen[0].contains("Via: SIP/2.0/UDP 127.0.0.1:"));
     }
 
     #[test]
