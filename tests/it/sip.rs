@@ -706,3 +706,49 @@ fn sip_a_flood_of_apply_now_requests_is_bounded_by_the_rate() {
         "{sent} sends took only {elapsed:?} at 10/s"
     );
 }
+
+#[test]
+fn sip_console_and_api_apply_now_one_device_and_name_bad_input() {
+    let server = sip_server("");
+    let ip: IpAddr = "127.0.0.30".parse().expect("ip");
+    let port = free_port(ip);
+    let m = mac(8);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    let mut phone = enrolled(&server, &m, ip, &creds);
+    let ear = SipEar::listen(SocketAddr::new(ip, port), Validation::None).expect("listen");
+
+    // The console: the device page offers it, the page says where it goes, the form sends.
+    let s = Session::admin(&server);
+    let page = s.get(&format!("/devices/{m}")).text();
+    assert!(page.contains(&format!("/devices/{m}/apply-now")), "{page}");
+    let form = s.get(&format!("/devices/{m}/apply-now"));
+    assert_eq!(form.status, 200, "{}", form.text());
+    assert!(form.text().contains("127.0.0.30"), "the proven address: {}", form.text());
+    let waiter = std::thread::spawn(move || {
+        let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+        (phone, boot)
+    });
+    let done = s.post(&format!("/devices/{m}/apply-now"), &[]);
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(done.text().contains("answered"), "{}", done.text());
+    let (phone, boot) = waiter.join().expect("phone");
+    assert!(boot.is_some(), "{} heard no check-sync", phone.mac);
+    assert!(done.text().contains("applied"), "{}", done.text());
+    assert!(!done.text().contains(LINE_SECRET));
+
+    // The API names what is wrong.
+    let token = user_with_token(&server, "ops", "admin", "");
+    for (body, status, field) in [
+        ("{}", 422, "macs"),
+        (r#"{"macs": ["0004f2000001"], "group": "x"}"#, 422, "body"),
+        (r#"{"macs": ["nonsense"]}"#, 422, "devices"),
+        (r#"{"group": "nowhere"}"#, 404, ""),
+        (r#"{"macs": [], "colour": 1}"#, 422, "colour"),
+    ] {
+        let r = api(&server, "POST", "/devices/apply-now", Some(&token), body);
+        assert_eq!(r.status, status, "{body}: {}", r.text());
+        assert!(r.text().contains(field), "{body}: {}", r.text());
+    }
+    let r = api(&server, "GET", "/devices/apply-now", Some(&token), "");
+    assert_eq!(r.status, 405, "{}", r.text());
+}
