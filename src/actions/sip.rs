@@ -439,7 +439,9 @@ fn run(
     confirm: bool,
 ) -> Result<Report> {
     require_enabled(cfg)?;
+    let started = Instant::now();
     let planned = plan(conn, actor, cfg, select(conn, actor, sel)?)?;
+    let planned_in = started.elapsed();
     let notify = method == Method::Notify;
     let impact = restart_impact(&planned);
     if notify && impact.locked_out > 0 && !confirm {
@@ -497,6 +499,7 @@ fn run(
             outcomes.insert(*i, out);
         }
     }
+    let sent_in = started.elapsed() - planned_in;
     record_answers(conn, &planned, &outcomes)?;
     let repolled = if notify {
         wait_for_repolls(conn, cfg, &planned, &outcomes)?
@@ -591,6 +594,15 @@ fn run(
             changes,
         });
     }
+    log::info!(
+        "{} {}: {} devices planned in {} ms, {} sent in {} ms",
+        method.as_str(),
+        sel.describe(),
+        planned.len(),
+        planned_in.as_millis(),
+        report.sent,
+        sent_in.as_millis()
+    );
     if !notify {
         return Ok(report);
     }

@@ -723,7 +723,11 @@ fn sip_console_and_api_apply_now_one_device_and_name_bad_input() {
     assert!(page.contains(&format!("/devices/{m}/apply-now")), "{page}");
     let form = s.get(&format!("/devices/{m}/apply-now"));
     assert_eq!(form.status, 200, "{}", form.text());
-    assert!(form.text().contains("127.0.0.30"), "the proven address: {}", form.text());
+    assert!(
+        form.text().contains("127.0.0.30"),
+        "the proven address: {}",
+        form.text()
+    );
     let waiter = std::thread::spawn(move || {
         let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
         (phone, boot)
@@ -751,4 +755,149 @@ fn sip_console_and_api_apply_now_one_device_and_name_bad_input() {
     }
     let r = api(&server, "GET", "/devices/apply-now", Some(&token), "");
     assert_eq!(r.status, 405, "{}", r.text());
+}
+
+/// The apply-now benchmark (`scripts/bench-sip.sh`): `ZEROTOUCH_SIP_BENCH_N` devices
+/// (default 1000), each with a proven address of its own on loopback (127.2.x.y, written
+/// straight into the database as that many enrolled phones would leave it) and a UDP
+/// listener there answering 200 at once. Prints the sends per second and the time until
+/// every device answered.
+#[test]
+#[ignore = "benchmark: scripts/bench-sip.sh"]
+fn sip_bench_apply_now_to_many_loopback_listeners() {
+    let n: usize = std::env::var("ZEROTOUCH_SIP_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let rate: u32 = std::env::var("ZEROTOUCH_SIP_BENCH_RATE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5000);
+    let _ = rlimit::increase_nofile_limit(n as u64 + 4096);
+    let server = sip_server(&format!(
+        "sip.rate_per_sec = {rate}\nsip.confirm_wait_secs = 0\nsip.t1_ms = 500\n"
+    ));
+    let ip = |i: usize| -> IpAddr {
+        format!("127.2.{}.{}", i / 250, i % 250 + 1)
+            .parse()
+            .expect("ip")
+    };
+    let port = free_port(ip(0));
+    let file = write_file(
+        server.dir.path(),
+        "site.cfg",
+        format!("<polycomConfig voIpProt.SIP.local.port=\"{port}\" reg.1.address=\"1001\"/>\n")
+            .as_bytes(),
+    );
+    server.cli_ok(&[
+        "profile",
+        "add",
+        "office",
+        "--file",
+        file.to_str().expect("path"),
+    ]);
+    let macs: Vec<String> = (0..n).map(|i| format!("0004f3{i:06x}")).collect();
+    for chunk in macs.chunks(1000) {
+        let csv: String = chunk.iter().map(|m| format!("{m},,,office\n")).collect();
+        let f = write_file(server.dir.path(), "bench.csv", csv.as_bytes());
+        server.cli_ok(&["import", f.to_str().expect("path")]);
+    }
+    {
+        let db = rusqlite::Connection::open(server.data_dir().join("zerotouch.db")).expect("db");
+        db.busy_timeout(Duration::from_secs(10)).expect("busy");
+        db.execute_batch("BEGIN").expect("begin");
+        for (i, m) in macs.iter().enumerate() {
+            db.execute(
+                "INSERT INTO device_sip (device_id, proven_ip, proven_at)
+                 SELECT id, ?2, 0 FROM devices WHERE mac = ?1",
+                rusqlite::params![m, ip(i).to_string()],
+            )
+            .expect("proven address");
+        }
+        db.execute_batch("COMMIT").expect("commit");
+    }
+    // Listeners: a few threads, each answering its share of the sockets at once.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sockets: Vec<UdpSocket> = (0..n)
+        .map(|i| {
+            let s = UdpSocket::bind((ip(i), port)).expect("bind listener");
+            s.set_nonblocking(true).expect("nonblocking");
+            s
+        })
+        .collect();
+    let threads = 4;
+    let mut shares: Vec<Vec<UdpSocket>> = (0..threads).map(|_| Vec::new()).collect();
+    for (i, s) in sockets.into_iter().enumerate() {
+        shares[i % threads].push(s);
+    }
+    let handles: Vec<_> = shares
+        .into_iter()
+        .map(|share| {
+            let (answered, stop) = (answered.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut idle = true;
+                    for s in &share {
+                        while let Ok((len, from)) = s.recv_from(&mut buf) {
+                            idle = false;
+                            let req = String::from_utf8_lossy(&buf[..len]).to_string();
+                            let h = |name: &str| {
+                                req.lines()
+                                    .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+                                    .unwrap_or("")
+                                    .to_string()
+                            };
+                            let out = format!(
+                                "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {};tag=b\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+                                h("Via"), h("From"), h("To"), h("Call-ID"), h("CSeq")
+                            );
+                            let _ = s.send_to(out.as_bytes(), from);
+                            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    if idle {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    let out = server.cli(&[
+        "device",
+        "apply-now",
+        "--account",
+        "default",
+        "--yes",
+        "--json",
+    ]);
+    let took = t.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("listener");
+    }
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let timing = stderr
+        .lines()
+        .find(|l| l.contains("planned in"))
+        .unwrap_or("")
+        .to_string();
+    eprintln!(
+        "SIP bench: {n} devices, rate {rate}/s: answered {} (listeners counted {}), unreachable {}, \
+         not sent {}; apply-now took {took:.2?} in all ({:.0} devices/s end to end); {timing}",
+        r["answered"],
+        answered.load(std::sync::atomic::Ordering::Relaxed),
+        r["unreachable"],
+        r["not_sent"],
+        n as f64 / took.as_secs_f64()
+    );
+    assert_eq!(r["answered"], n, "{}", r["devices"][0]);
 }
