@@ -13,7 +13,7 @@
 //! when the new configuration or software needs it, unless
 //! `voIpProt.SIP.specialEvent.checkSync.alwaysReboot=1` (Asterisk users' notes: "0 will
 //! only reboot if the files on the settings server have changed", sip-notify's Polycom
-//! template; no Poly primary source found: treated as a default, see polycom.md §11).
+//! template; no Poly primary source for it was found, so it is treated as the default).
 //! `device.*` changes need a restart, and so does new software.
 
 use std::collections::HashMap;

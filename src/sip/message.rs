@@ -67,7 +67,7 @@ impl Ids {
     }
 
     /// The identifiers of the request answering a challenge: same Call-ID and tag, the
-    /// next CSeq, a new branch (RFC 3261 §22.2, §8.1.3.5).
+    /// next CSeq, a new branch (RFC 3261 §22.2, RFC 3261 §8.1.3.5).
     pub fn next(&self) -> Ids {
         Ids {
             branch: format!("z9hG4bK{}", random_hex(12)),

@@ -1,4 +1,4 @@
-//! A strict parser of SIP responses (RFC 3261 §7, §20) as they arrive in one UDP datagram.
+//! A strict parser of SIP responses (RFC 3261 §7, RFC 3261 §20) as they arrive in one UDP datagram.
 //! Strict because its input is hostile by default: anything on the network can send a
 //! datagram to our port. It never panics (fuzzed: `fuzz/fuzz_targets/sip_response.rs`),
 //! bounds what it keeps, and refuses what it does not understand instead of guessing: a

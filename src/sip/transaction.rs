@@ -3,7 +3,7 @@
 //! kernel drops datagrams from any other address — retransmitted on timer E (T1, doubling
 //! up to T2; every T2 once a provisional response came), and given up on timer F (64*T1).
 //! A final response is the one whose top Via branch and CSeq match the request
-//! (§17.1.3); anything else is ignored. A 401/407 is answered once, as a new transaction
+//! (RFC 3261 §17.1.3); anything else is ignored. A 401/407 is answered once, as a new transaction
 //! in the same dialog, when the caller gave credentials and the realm is the one expected.
 
 use std::io::ErrorKind;
@@ -181,7 +181,7 @@ impl Sender {
             if now >= next {
                 socket.send(bytes)?;
                 retransmissions += 1;
-                // Timer E doubles up to T2; in Proceeding it is T2 (§17.1.2.2).
+                // Timer E doubles up to T2; in Proceeding it is T2 (RFC 3261 §17.1.2.2).
                 interval = if proceeding {
                     t2
                 } else {

@@ -1,6 +1,6 @@
 //! The phone's SIP side, as much as check-sync needs: a UDP listener on a loopback address
-//! that answers `OPTIONS` with 200, checks that every request is well-formed (RFC 3261
-//! §8.1.1: Via with a `z9hG4bK` branch and the sender's address, Max-Forwards, From with a
+//! that answers `OPTIONS` with 200, checks that every request is well-formed
+//! (RFC 3261 §8.1.1: Via with a `z9hG4bK` branch and the sender's address, Max-Forwards, From with a
 //! tag, To, Call-ID, CSeq, Contact, Content-Length), and on a `NOTIFY` with
 //! `Event: check-sync` answers 200 and tells the phone to fetch its configuration again.
 //! With `Validation::Digest` it challenges a NOTIFY as a Poly phone with
