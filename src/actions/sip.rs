@@ -100,6 +100,10 @@ pub struct Report {
     pub waves: usize,
     /// Devices that fetched their configuration after the send.
     pub repolled: usize,
+    /// Milliseconds spent deciding each device's target and restarts, and sending (all
+    /// waves, until every transaction ended).
+    pub planned_ms: u64,
+    pub sent_ms: u64,
     pub devices: Vec<DeviceResult>,
 }
 
@@ -521,6 +525,8 @@ fn run(
     };
     let mut report = Report {
         waves: wave_count,
+        planned_ms: planned_in.as_millis() as u64,
+        sent_ms: sent_in.as_millis() as u64,
         ..Report::default()
     };
     for (i, p) in planned.iter().enumerate() {

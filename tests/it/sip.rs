@@ -892,12 +892,16 @@ fn sip_bench_apply_now_to_many_loopback_listeners() {
         .to_string();
     eprintln!(
         "SIP bench: {n} devices, rate {rate}/s: answered {} (listeners counted {}), unreachable {}, \
-         not sent {}; apply-now took {took:.2?} in all ({:.0} devices/s end to end); {timing}",
+         not sent {}; apply-now took {took:.2?} in all ({:.0} devices/s end to end): planning {} ms, \
+         sending until all answered {} ms ({:.0} sends/s) {timing}",
         r["answered"],
         answered.load(std::sync::atomic::Ordering::Relaxed),
         r["unreachable"],
         r["not_sent"],
-        n as f64 / took.as_secs_f64()
+        n as f64 / took.as_secs_f64(),
+        r["planned_ms"],
+        r["sent_ms"],
+        n as f64 * 1000.0 / r["sent_ms"].as_f64().unwrap_or(1.0).max(1.0)
     );
     assert_eq!(r["answered"], n, "{}", r["devices"][0]);
 }
