@@ -721,6 +721,10 @@ fn sip_console_and_api_apply_now_one_device_and_name_bad_input() {
     let s = Session::admin(&server);
     let page = s.get(&format!("/devices/{m}")).text();
     assert!(page.contains(&format!("/devices/{m}/apply-now")), "{page}");
+    assert!(
+        page.contains("Proven address (SIP check-sync)") && page.contains("127.0.0.30"),
+        "{page}"
+    );
     let form = s.get(&format!("/devices/{m}/apply-now"));
     assert_eq!(form.status, 200, "{}", form.text());
     assert!(
