@@ -8,7 +8,7 @@ set -u
 cd "$(dirname "$0")/../fuzz"
 secs=${1:-600}
 [ $# -gt 0 ] && shift
-targets=${*:-http_conn device_path user_agent csv_import template xml_lint dns_answer dhcp_answer dhcp_config}
+targets=${*:-http_conn device_path user_agent csv_import template xml_lint dns_answer dhcp_answer dhcp_config sip_response}
 bin=target/x86_64-unknown-linux-gnu/release
 for t in $targets; do
     mkdir -p "corpus/$t" "artifacts/$t"

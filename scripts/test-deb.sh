@@ -127,7 +127,8 @@ setpriv --reuid=zerotouch --regid=zerotouch --init-groups /usr/bin/zerotouch bac
 ARCHIVE=$(ls /var/backups/zerotouch/zerotouch-*.tar.gz | head -1)
 [ -n "$ARCHIVE" ] || fail "no archive in /var/backups/zerotouch"
 [ "$(stat -c '%U %a' "$ARCHIVE")" = "zerotouch 600" ] || fail "scheduled archive: $(stat -c '%U %a' "$ARCHIVE")"
-tar -tzf "$ARCHIVE" | grep -qx 'db/zerotouch.db' || fail "the scheduled archive lacks the database"
+tar -tzf "$ARCHIVE" > "$WORK/scheduled.list"
+grep -qx 'db/zerotouch.db' "$WORK/scheduled.list" || fail "the scheduled archive lacks the database: $(cat "$WORK/scheduled.list")"
 [ -s /var/lib/zerotouch/last-backup ] || fail "the backup is not recorded"
 
 step "backup and restore as root: the service's files, the key's owner and mode kept"

@@ -19,6 +19,7 @@ use crate::domain::time::format_time;
 use crate::privilege::Keep;
 
 mod accounts;
+mod applynow;
 mod assets;
 mod autosync;
 mod console;

@@ -24,6 +24,7 @@ mod external;
 mod limits;
 mod listeners;
 mod recording;
+mod sip;
 mod tftp;
 mod tls;
 pub use auth::AuthConfig;
@@ -33,6 +34,7 @@ pub use external::ExternalConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{AdminConfig, DeviceConfig};
 pub use recording::{DatabaseConfig, RecordingConfig};
+pub use sip::SipConfig;
 pub use tftp::TftpConfig;
 pub use tls::{ClientAuth, HttpMode, KeyType, TlsConfig};
 
@@ -61,6 +63,7 @@ pub struct Config {
     pub external: ExternalConfig,
     pub backup: BackupConfig,
     pub tftp: TftpConfig,
+    pub sip: SipConfig,
 }
 
 impl Default for Config {
@@ -81,6 +84,7 @@ impl Default for Config {
             external: ExternalConfig::default(),
             backup: BackupConfig::default(),
             tftp: TftpConfig::default(),
+            sip: SipConfig::default(),
         }
     }
 }
@@ -119,6 +123,7 @@ const SECTIONS: &[&str] = &[
     "external",
     "backup",
     "tftp",
+    "sip",
 ];
 
 impl Config {
@@ -181,6 +186,7 @@ impl Config {
         section!("external", external);
         section!("backup", backup);
         section!("tftp", tftp);
+        section!("sip", sip);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -224,6 +230,7 @@ impl Config {
         self.external.validate(&mut p);
         self.backup.validate(&mut p);
         self.tftp.validate(&mut p);
+        self.sip.validate(&mut p);
         p
     }
 

@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod privilege;
 pub mod recorder;
 pub mod server;
+pub mod sip;
 pub mod tftp;
 pub mod tls;
 

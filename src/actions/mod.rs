@@ -22,6 +22,7 @@ pub mod render;
 pub mod rollback;
 pub mod sightings;
 pub mod signin;
+pub mod sip;
 pub mod stored;
 pub mod templating;
 pub mod transfer;

@@ -35,6 +35,9 @@ pub enum DeviceAction {
     SetLine(templates::DeviceSetLine),
     DeleteLine(templates::DeviceDeleteLine),
     Confirm(DeviceConfirm),
+    ApplyNow(super::applynow::ApplyNow),
+    SipAddress(super::applynow::SipAddress),
+    SipPing(super::applynow::SipPing),
 }
 
 /// confirm a device the default-profile policy associated automatically (Auto-Sync then
@@ -183,6 +186,9 @@ pub fn device(action: DeviceAction) -> anyhow::Result<()> {
         DeviceAction::Delete(d) => delete(d),
         DeviceAction::Replace(r) => replace(r),
         DeviceAction::Confirm(c) => confirm(c),
+        DeviceAction::ApplyNow(a) => super::applynow::apply_now(a),
+        DeviceAction::SipAddress(s) => super::applynow::sip_address(s),
+        DeviceAction::SipPing(p) => super::applynow::sip_ping(p),
         DeviceAction::SetVars(a) => templates::set_vars(a),
         DeviceAction::SetLine(a) => templates::set_line(a),
         DeviceAction::DeleteLine(a) => templates::delete_line(a),

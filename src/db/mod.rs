@@ -33,6 +33,7 @@ pub mod jobs;
 pub mod policies;
 pub mod profiles;
 pub mod secrets;
+pub mod sip;
 pub mod subscribers;
 pub mod templates;
 pub mod users;
@@ -78,6 +79,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0011_deliberate_parameters.sql"),
     ),
     ("0012_tftp", include_str!("migrations/0012_tftp.sql")),
+    ("0013_sip", include_str!("migrations/0013_sip.sql")),
 ];
 
 /// The schema version this binary writes.

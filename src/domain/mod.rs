@@ -8,6 +8,7 @@ pub mod assets;
 pub mod audit;
 pub mod autosync;
 pub mod chart;
+pub mod checksync;
 pub mod csvcell;
 pub mod csvimport;
 pub mod device;

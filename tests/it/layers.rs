@@ -80,7 +80,7 @@ fn crate_paths(modules: &[&str]) -> Vec<String> {
 fn the_domain_imports_no_other_layer_and_reads_no_database_file_or_clock() {
     let mut forbidden = crate_paths(&[
         "actions", "db", "http", "cli", "server", "diag", "external", "recorder", "metrics",
-        "backup", "keyfile", "tls", "config", "datadir",
+        "backup", "keyfile", "tls", "config", "datadir", "sip",
     ]);
     forbidden.extend(
         [
@@ -109,7 +109,7 @@ fn the_domain_imports_no_other_layer_and_reads_no_database_file_or_clock() {
 #[test]
 fn the_database_layer_imports_only_the_domain() {
     let forbidden = crate_paths(&[
-        "actions", "http", "cli", "server", "diag", "external", "backup", "keyfile",
+        "actions", "http", "cli", "server", "diag", "external", "backup", "keyfile", "sip",
     ]);
     let refs: Vec<&str> = forbidden.iter().map(String::as_str).collect();
     let found = violations("db", &refs);
@@ -136,6 +136,24 @@ fn the_scan_sees_a_forbidden_import() {
     assert!(
         !found.is_empty(),
         "the scan found nothing where imports exist"
+    );
+}
+
+#[test]
+fn the_sip_sender_knows_nothing_of_provisioning() {
+    // Like the HTTP engine: it is given an address, a request and perhaps credentials;
+    // where to send and whether it is safe to is decided in `actions::sip`.
+    let mut forbidden = crate_paths(&[
+        "actions", "db", "domain", "http", "server", "cli", "recorder", "metrics", "external",
+        "diag", "config", "datadir",
+    ]);
+    forbidden.extend(["rusqlite", "rouille", "maud"].map(String::from));
+    let refs: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let found = violations("sip", &refs);
+    assert!(
+        found.is_empty(),
+        "the SIP sender reaches into the application:\n{}",
+        found.join("\n")
     );
 }
 

@@ -55,6 +55,7 @@ mod settings_api;
 mod settings_pages;
 mod sim;
 mod sim_checks;
+mod sip;
 mod templates;
 mod tftp;
 mod tls;

@@ -91,6 +91,29 @@ impl Provisioner {
         }
     }
 
+    /// Records the source address of a request that proved it is the device (its own
+    /// credential or a verified certificate naming its MAC): the only address SIP
+    /// check-sync is ever sent to (`actions::sip`). Written synchronously when the address
+    /// changes, and every `PROVEN_REFRESH` while it stays. Callers pass only proven requests:
+    /// an address from a request with the account credential or none is never recorded.
+    pub fn note_proven_address(
+        &self,
+        entry: &Arc<DeviceEntry>,
+        ip: std::net::IpAddr,
+    ) -> Result<()> {
+        let id = entry.device.id;
+        if !self.proven.must_write(id, ip) {
+            return Ok(());
+        }
+        let written = self
+            .writes
+            .run(move |c| crate::db::sip::record_proven(c, id, ip, db::now_secs()));
+        if written.is_err() {
+            self.proven.forget(id);
+        }
+        written
+    }
+
     /// Enrols a device: creates its own credential (synchronously: the password must be
     /// the same on every request until the device confirms it). Returns the entry to serve
     /// from.
@@ -190,6 +213,12 @@ impl Provisioner {
         ev: &Evidence<'_>,
         access: Access,
     ) -> Result<Arc<DeviceEntry>> {
+        if ev.proven
+            && entry.device.account_id == account.id.0
+            && let Some(ip) = ev.address
+        {
+            self.note_proven_address(&entry, ip)?;
+        }
         let entry = if entry.device.account_id == account.id.0 && ev.auth.is_some() {
             let noted = if ev.proven {
                 Noted::Proven

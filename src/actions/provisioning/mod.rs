@@ -151,6 +151,42 @@ pub struct Provisioner {
     trust: Option<PhoneTrust>,
     /// After-enrolment claims written lately (`claim`).
     claims: RecentClaims,
+    /// Proven addresses written lately (`note_proven_address`).
+    proven: ProvenAddresses,
+}
+
+/// The proven address last written for each device and when: a device proving itself from
+/// the same address is written again only every `PROVEN_REFRESH` (its time stays current
+/// without a write per request); a new address is written at once.
+#[derive(Default)]
+pub(super) struct ProvenAddresses(Mutex<HashMap<i64, (std::net::IpAddr, std::time::Instant)>>);
+
+/// How often a device proving itself from the same address has its time written again.
+pub const PROVEN_REFRESH: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl ProvenAddresses {
+    /// Whether `(device, ip)` must be written now (and notes it as written).
+    pub(super) fn must_write(&self, device_id: i64, ip: std::net::IpAddr) -> bool {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 200_000 {
+            m.clear();
+        }
+        match m.get(&device_id) {
+            Some((seen, t)) if *seen == ip && t.elapsed() < PROVEN_REFRESH => false,
+            _ => {
+                m.insert(device_id, (ip, std::time::Instant::now()));
+                true
+            }
+        }
+    }
+
+    /// Forgets a device (its write failed: try again on its next request).
+    pub(super) fn forget(&self, device_id: i64) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&device_id);
+    }
 }
 
 /// Claims written in the last minute, so a client repeating one is not written each time.
@@ -224,6 +260,7 @@ impl Provisioner {
             writes,
             trust: None,
             claims: RecentClaims::default(),
+            proven: ProvenAddresses::default(),
         }
     }
 

@@ -584,6 +584,8 @@ pub struct Evidence<'a> {
     pub family: Option<Family>,
     /// The request carried the device's own credential or a verified certificate.
     pub proven: bool,
+    /// The request's source address (kept, for SIP check-sync, only when `proven`).
+    pub address: Option<std::net::IpAddr>,
 }
 
 /// Which pending parameters this request confirms, with the confirmed value and how it is

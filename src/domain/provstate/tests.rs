@@ -136,6 +136,7 @@ fn nothing_is_confirmed_before_delivery_and_a_reboot() {
         generation: None,
         family: None,
         proven: false,
+        address: None,
     };
     assert!(confirmations(&want, &state, &ev).is_empty());
     state.insert(
@@ -175,6 +176,7 @@ fn the_serial_tag_confirms_itself() {
         generation: None,
         family: None,
         proven: false,
+        address: None,
     };
     let got = confirmations(&want, &BTreeMap::new(), &ev);
     assert_eq!(
@@ -259,6 +261,7 @@ fn the_ca_is_confirmed_only_by_the_probe_after_delivery() {
         generation: None,
         family: None,
         proven: false,
+        address: None,
     };
     let probe = Evidence {
         master_fetch: false,
@@ -315,6 +318,7 @@ fn a_server_change_is_confirmed_only_at_the_new_address() {
         generation: None,
         family: None,
         proven: false,
+        address: None,
     };
     assert!(
         confirmations(&want, &state, &ev)

@@ -156,6 +156,11 @@ impl Api {
             ["subscribers", rest @ ..] => subscribers(c, req, user, &actor, rest),
             // Lens: a device's effective settings.
             ["devices", mac, "effective-settings"] => inventory::effective(self, req, user, mac),
+            // Apply now: SIP check-sync (count, then confirm).
+            ["devices", "apply-now"] => match m {
+                "POST" => apply_now(c, req, &actor),
+                _ => not_allowed(m),
+            },
             ["devices", rest @ ..] => devices(c, req, user, &actor, rest),
             ["imports", rest @ ..] => imports(c, req, user, &actor, rest),
             ["find"] => match m {
@@ -171,6 +176,56 @@ impl Api {
             _ => Err(no_route(req)),
         }
     }
+}
+
+/// `POST /devices/apply-now`: the body names the devices one way (`macs`, `group`,
+/// `site`, or `account: true`); 409 with the phones that would restart until `confirm`.
+fn apply_now(c: &Console, req: &Request, actor: &Actor<'_>) -> Result<Response> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[serde(default)]
+        macs: Vec<String>,
+        group: Option<String>,
+        site: Option<String>,
+        #[serde(default)]
+        account: bool,
+        #[serde(default)]
+        confirm: bool,
+    }
+    let b: Body = parse_body(req)?;
+    let ways = [
+        !b.macs.is_empty(),
+        b.group.is_some(),
+        b.site.is_some(),
+        b.account,
+    ];
+    let selection = match (ways.iter().filter(|w| **w).count(), b.group, b.site) {
+        (0, ..) => {
+            return Err(Error::invalid(
+                "macs",
+                "name devices: macs, group, site or account",
+            ));
+        }
+        (1, Some(g), _) => crate::actions::sip::Selection::Group(g),
+        (1, _, Some(s)) => crate::actions::sip::Selection::Site(s),
+        (1, ..) if b.account => crate::actions::sip::Selection::Account,
+        (1, ..) => crate::actions::sip::Selection::Macs(b.macs),
+        _ => {
+            return Err(Error::invalid(
+                "body",
+                "name devices one way: macs, group, site or account",
+            ));
+        }
+    };
+    let report = crate::actions::sip::apply_now(
+        &mut *c.conn()?,
+        actor,
+        &c.config.sip,
+        &selection,
+        b.confirm,
+    )?;
+    Ok(Response::json(&report))
 }
 
 /// A method a known route does not answer: 405 in the error envelope.

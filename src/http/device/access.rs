@@ -161,6 +161,7 @@ impl DeviceService {
             generation: Some(generation),
             family: ua.and_then(|u| u.family),
             proven: false,
+            address: None,
         };
         if let Err(e) = self.prov.note_sync(account, entry, &ev, Noted::Refused) {
             log::error!("{mac}: cannot record a refused request: {e}");

@@ -466,6 +466,7 @@ impl DeviceService {
                 let p = ctx.proof(mac);
                 p.device_credential || p.certificate
             },
+            address: Some(ctx.ip),
             family: ctx.ua.and_then(|u| u.family),
             serial_tag: ctx
                 .ua

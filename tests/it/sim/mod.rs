@@ -36,6 +36,7 @@ mod boot;
 mod client;
 pub mod digest;
 pub mod files;
+pub mod sip;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

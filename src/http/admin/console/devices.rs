@@ -67,6 +67,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
     let d = associations::device(&conn, &actor, &mac)?;
     let reference = associations::device_subscriber(&conn, &mac)?;
     let activity = dq::find_activity(&conn, d.id)?;
+    let sip = crate::db::sip::find_device_sip(&conn, d.id)?.unwrap_or_default();
     let log = access::list_access_for_mac(&conn, mac.as_str(), 50)?;
     let uploads = access::list_uploads(&conn, mac.as_str())?;
     let files = if d.is_associated() {
@@ -109,6 +110,9 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
                             a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
                             a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
+                            @if c.config.sip.enabled {
+                                a.button.secondary href=(format!("/devices/{mac}/apply-now")) { "Apply now" } " "
+                            }
                         } @else {
                             a.button href=(format!("/devices/new?mac={mac}")) { "Associate" } " "
                         }
@@ -146,6 +150,8 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             tr { th { "First seen" } td { (when(activity.as_ref().map(|a| a.first_seen))) } }
                             tr { th { "Last provisioning sync" } td { (when(activity.as_ref().and_then(|a| a.last_sync_at))) } }
                             tr { th { "Last IP" } td { (activity.as_ref().map(|a| a.last_ip.as_str()).unwrap_or("--")) } }
+                            tr { th { "Proven address (SIP check-sync)" } td { (sip.proven_ip.map(|i| i.to_string()).unwrap_or_else(|| "--".into())) " " (when(sip.proven_at)) } }
+                            tr { th { "Last SIP answer" } td { (sip.answer_status.map(|s| s.to_string()).unwrap_or_else(|| "--".into())) " " (when(sip.answered_at)) } }
                             tr { th { "Model / firmware" } td { (activity.as_ref().map(|a| format!("{} {}", a.ua_model, a.firmware)).unwrap_or_else(|| "--".into())) } }
                             @if let Some(fw) = firmware.as_ref().filter(|f| f.target.is_some()) {
                                 tr { th { "Profile's firmware" } td {

@@ -12,6 +12,7 @@
 //! `actions`; nothing here decides a rule of provisioning.
 
 mod accounts;
+pub mod applynow;
 mod assoc;
 pub mod audit;
 mod autosync;
@@ -261,6 +262,8 @@ impl Console {
             ("POST", ["devices", mac, "copy"]) => devices::copy(self, ctx, mac, f),
             ("GET", ["devices", mac, "replace"]) => devices::replace_form(self, ctx, mac),
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
+            ("GET", ["devices", mac, "apply-now"]) => applynow::form(self, ctx, mac),
+            ("POST", ["devices", mac, "apply-now"]) => applynow::apply(self, ctx, mac, f),
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac, f),
             ("POST", ["devices", mac, "overrides", "clear"]) => {
