@@ -405,12 +405,19 @@ fn a_backup_with_no_file_and_no_backup_dir_says_what_to_give() {
     );
 }
 
-/// Takes the database of a stopped server back to schema 10 (as the previous release left
-/// it): the last migration's table dropped, the version lowered.
-fn downgrade_to_schema_10(db: &std::path::Path) {
+/// Takes a database back one schema (as the previous release left it): the last
+/// migration's table dropped, the version lowered. Returns the older version.
+fn downgrade_one_schema(db: &std::path::Path) -> i64 {
+    assert_eq!(
+        zerotouch::db::SCHEMA_VERSION,
+        13,
+        "a migration was added: undo the new last one here"
+    );
     let conn = rusqlite::Connection::open(db).expect("open");
-    conn.execute_batch("DROP TABLE deliberate_parameters; PRAGMA user_version = 10;")
+    // 0013_sip creates one table.
+    conn.execute_batch("DROP TABLE device_sip; PRAGMA user_version = 12;")
         .expect("downgrade");
+    12
 }
 
 /// Any command that finds an older schema migrates it only with the data directory to
@@ -424,7 +431,7 @@ fn a_command_migrating_an_older_schema_copies_the_database_first_and_never_under
     let db = server.data_dir().join("zerotouch.db");
     let backups = server.data_dir().join("backups");
     // A server holds the data directory: the command refuses and changes nothing.
-    downgrade_to_schema_10(&db);
+    let older = downgrade_one_schema(&db);
     let err = server.cli_err(&["profile", "list"]);
     assert!(
         err.contains("needs migrating") && err.contains("zerotouch migrate"),
@@ -436,7 +443,7 @@ fn a_command_migrating_an_older_schema_copies_the_database_first_and_never_under
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .expect("version")
     };
-    assert_eq!(version(&db), 10, "nothing migrated under the server");
+    assert_eq!(version(&db), older, "nothing migrated under the server");
     assert!(!backups.exists(), "no copy either");
     let dir = server.stop_keep();
     let out = std::process::Command::new(bin())
@@ -458,10 +465,10 @@ fn a_command_migrating_an_older_schema_copies_the_database_first_and_never_under
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     assert!(
-        copies.len() == 1 && copies[0].starts_with("zerotouch-schema10-"),
+        copies.len() == 1 && copies[0].starts_with(&format!("zerotouch-schema{older}-")),
         "{copies:?}"
     );
-    assert!(version(&db) > 10, "migrated");
+    assert!(version(&db) > older, "migrated");
     drop(dir);
 }
 

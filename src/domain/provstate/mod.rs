@@ -108,14 +108,11 @@ impl PhoneTrust {
     }
 }
 
-/// The `device.*` names of the trust parameters.
-fn trust_names() -> [String; 3] {
-    [
-        Key::PlatformCaCert,
-        Key::PlatformCaList,
-        Key::ProvTlsProfile,
-    ]
-    .map(|k| params::name(Family::Vvx, k, 1).unwrap_or_default())
+/// The `device.*` names of the trust parameters zerotouch renders (the profile's CA list is
+/// left at the phone's default, see `params`).
+fn trust_names() -> [String; 2] {
+    [Key::PlatformCaCert, Key::ProvTlsProfile]
+        .map(|k| params::name(Family::Vvx, k, 1).unwrap_or_default())
 }
 
 /// Whether a trust change (the CA) is pending among `pending` parameter names.

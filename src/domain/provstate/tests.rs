@@ -292,7 +292,9 @@ fn the_ca_is_confirmed_only_by_the_probe_after_delivery() {
         .into_iter()
         .map(|(k, _, _)| k)
         .collect();
-    assert_eq!(got.len(), 3, "{got:?}");
+    // The CA and the profile selection; the profile's CA list is left at the phone's default.
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(!want.contains_key("device.sec.TLS.profile.caCertList1"));
 }
 
 #[test]

@@ -433,8 +433,12 @@ impl World {
         let stale_reimage = before.reimaged
             && matches!(before.holds, Cred::Account(g) if g != self.model.current());
         let excused = before.may_be_refused || before.claimed || stale_reimage;
+        // A phone holding a password the server never issued is a guess to it: behind the
+        // branch's one address, enough of them within a minute are throttled (429, never a
+        // phone with a credential the server knows: those are checked first).
+        let refused = |status: u16| status == 401 || (status == 429 && held == Cred::Wrong);
         match (verdict, &outcome) {
-            (Verdict::Refused, Boot::Refused { status: 401, .. }) => {
+            (Verdict::Refused, Boot::Refused { status, .. }) if refused(*status) => {
                 if !excused {
                     return Err(format!(
                         "I1: the rules refuse {mac} ({held:?}) though no confirmed count or \
