@@ -405,19 +405,14 @@ fn a_backup_with_no_file_and_no_backup_dir_says_what_to_give() {
     );
 }
 
-/// Takes a database back one schema (as the previous release left it): the last
-/// migration's table dropped, the version lowered. Returns the older version.
-fn downgrade_one_schema(db: &std::path::Path) -> i64 {
-    assert_eq!(
-        zerotouch::db::SCHEMA_VERSION,
-        13,
-        "a migration was added: undo the new last one here"
-    );
+/// Takes a database back to schema 11 (the previous release's): the later migrations
+/// undone, the version lowered. Returns the older version.
+fn downgrade_to_schema_11(db: &std::path::Path) -> i64 {
     let conn = rusqlite::Connection::open(db).expect("open");
-    // 0013_sip creates one table.
-    conn.execute_batch("DROP TABLE device_sip; PRAGMA user_version = 12;")
+    conn.execute_batch(UNDO_AFTER_0011).expect("downgrade");
+    conn.execute_batch("PRAGMA user_version = 11;")
         .expect("downgrade");
-    12
+    11
 }
 
 /// Any command that finds an older schema migrates it only with the data directory to
@@ -431,7 +426,7 @@ fn a_command_migrating_an_older_schema_copies_the_database_first_and_never_under
     let db = server.data_dir().join("zerotouch.db");
     let backups = server.data_dir().join("backups");
     // A server holds the data directory: the command refuses and changes nothing.
-    let older = downgrade_one_schema(&db);
+    let older = downgrade_to_schema_11(&db);
     let err = server.cli_err(&["profile", "list"]);
     assert!(
         err.contains("needs migrating") && err.contains("zerotouch migrate"),

@@ -212,6 +212,8 @@ fn an_upgraded_database_keeps_no_clear_value_in_its_file_wal_or_backups() {
         // The schema before the sealing migration (0010); the migrations after it are
         // undone too (0011 adds the deliberate parameter names).
         let version: i64 = 10;
+        conn.execute_batch(UNDO_AFTER_0011)
+            .expect("undo 0012 and later");
         conn.execute_batch(&format!(
             "UPDATE policies SET value = '{}' WHERE parameter = 'reg.2.auth.password';
              INSERT INTO custom_variables (name, value, updated_at) VALUES ('OLD_PASSWORD', '{}', 1);

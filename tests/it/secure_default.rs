@@ -378,6 +378,8 @@ fn an_existing_install_upgraded_keeps_every_phones_lines_until_it_enrols() {
     {
         let conn =
             rusqlite::Connection::open(dir.path().join("data").join("zerotouch.db")).expect("db");
+        conn.execute_batch(UNDO_AFTER_0011)
+            .expect("undo 0012 and later");
         conn.execute_batch(
             "DROP TABLE enrolment_claims;
              DROP TABLE deliberate_parameters;

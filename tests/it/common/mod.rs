@@ -146,6 +146,12 @@ pub struct ZServer {
     pub env: Vec<(String, String)>,
 }
 
+/// SQL undoing the migrations after 0011, for tests that take a database back to an older
+/// schema (then undo their own): add each new migration's undo here, newest first.
+pub const UNDO_AFTER_0011: &str = "DROP TABLE device_sip;
+     ALTER TABLE device_activity DROP COLUMN last_protocol;
+     ALTER TABLE accounts DROP COLUMN tftp_credential;";
+
 /// The variable debug builds read the clock offset from (seconds, in a file).
 pub const TEST_CLOCK_VAR: &str = "ZEROTOUCH_TEST_CLOCK_FILE";
 
