@@ -43,7 +43,21 @@ fn a_flood_of_wrong_sign_ins_keeps_memory_flat_and_the_right_password_gets_in() 
             let statuses = statuses.clone();
             std::thread::spawn(move || {
                 let body = form_body(&[("username", "admin"), ("password", &format!("wrong-{i}"))]);
-                let r = post_raw(addr, "/login", "", &body);
+                // 500 password hashes on a loaded 2-core machine: an answer may take longer
+                // than the usual 20 s; what counts is that one comes.
+                let mut c = Conn::open(addr);
+                c.stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(180)))
+                    .expect("timeout");
+                let r = c.request(
+                    "POST",
+                    "/login",
+                    &[
+                        ("Content-Type", "application/x-www-form-urlencoded"),
+                        ("Connection", "close"),
+                    ],
+                    body.as_bytes(),
+                );
                 let slot = match r.status {
                     401 => 0,
                     503 => {

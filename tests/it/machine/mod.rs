@@ -1114,7 +1114,7 @@ fn explore(cases: u32, len: usize, seed: u64, regress: &str, shrink: u32) -> Res
     runner
         .run(&proptest::collection::vec(step(), len), move |steps| {
             let n = run.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 25 == 0 {
+            if n.is_multiple_of(25) {
                 eprintln!(
                     "model (seed {seed}): {n} sequences run in {:.0} s",
                     started.elapsed().as_secs_f64()
