@@ -47,19 +47,26 @@ fn ask(ctx: &Ctx, c: &Confirm<'_>) -> Response {
     )
 }
 
-pub fn post_provisioning(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAccounts)?;
-    let enabled = f.get("enabled") == "on";
-    let actor = c.actor(&ctx.user, &ctx.account);
-    match accounts::set_provisioning(&mut *c.conn()?, &actor.who, a, enabled, confirmed(f)) {
-        Ok(()) => Ok(done(
-            &base(a),
-            if enabled {
-                "provisioning-enabled"
-            } else {
-                "provisioning-disabled"
-            },
-        )),
+/// The confirmation page an account action asks for when it changes phones' service.
+struct Asking<'a> {
+    title: &'a str,
+    /// Where the form posts again, below the account's page.
+    path: &'a str,
+    fields: &'a [(&'a str, &'a str)],
+}
+
+/// An account action's answer: the notice once done, or its count to confirm (409), with
+/// the button's words for that count.
+fn done_or_ask<T>(
+    ctx: &Ctx,
+    a: &Account,
+    result: Result<T>,
+    notice: &str,
+    asking: Asking<'_>,
+    button: impl FnOnce(usize) -> String,
+) -> Result<Response> {
+    match result {
+        Ok(_) => Ok(done(&base(a), notice)),
         Err(Error::NeedsConfirmation {
             devices,
             message,
@@ -67,18 +74,41 @@ pub fn post_provisioning(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Resul
         }) => Ok(ask(
             ctx,
             &Confirm {
-                title: "Disable Device Provisioning",
+                title: asking.title,
                 devices,
                 message: &message,
                 phones: &phones,
-                action: &format!("{}/provisioning", base(a)),
-                fields: &[("enabled", "off")],
-                button: &format!("Disable provisioning for {devices} device(s)"),
+                action: &format!("{}{}", base(a), asking.path),
+                fields: asking.fields,
+                button: &button(devices),
                 back: &base(a),
             },
         )),
         Err(e) => Err(e),
     }
+}
+
+pub fn post_provisioning(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageAccounts)?;
+    let enabled = f.get("enabled") == "on";
+    let actor = c.actor(&ctx.user, &ctx.account);
+    let result = accounts::set_provisioning(&mut *c.conn()?, &actor.who, a, enabled, confirmed(f));
+    done_or_ask(
+        ctx,
+        a,
+        result,
+        if enabled {
+            "provisioning-enabled"
+        } else {
+            "provisioning-disabled"
+        },
+        Asking {
+            title: "Disable Device Provisioning",
+            path: "/provisioning",
+            fields: &[("enabled", "off")],
+        },
+        |n| format!("Disable provisioning for {n} device(s)"),
+    )
 }
 
 pub fn post_credentials(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
@@ -163,34 +193,23 @@ pub fn post_autosync(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Re
     ctx.user.require(Action::ManageAccounts)?;
     let enabled = f.checked("enabled");
     let actor = c.actor(&ctx.user, &ctx.account);
-    match accounts::set_autosync(&mut *c.conn()?, &actor.who, a, enabled, confirmed(f)) {
-        Ok(()) => Ok(done(
-            &base(a),
-            if enabled {
-                "autosync-on"
-            } else {
-                "autosync-off"
-            },
-        )),
-        Err(Error::NeedsConfirmation {
-            devices,
-            message,
-            phones,
-        }) => Ok(ask(
-            ctx,
-            &Confirm {
-                title: "Turn Auto-Sync off",
-                devices,
-                message: &message,
-                phones: &phones,
-                action: &format!("{}/autosync", base(a)),
-                fields: &[("enabled", "off")],
-                button: &format!("Turn Auto-Sync off and lock out {devices} device(s)"),
-                back: &base(a),
-            },
-        )),
-        Err(e) => Err(e),
-    }
+    let result = accounts::set_autosync(&mut *c.conn()?, &actor.who, a, enabled, confirmed(f));
+    done_or_ask(
+        ctx,
+        a,
+        result,
+        if enabled {
+            "autosync-on"
+        } else {
+            "autosync-off"
+        },
+        Asking {
+            title: "Turn Auto-Sync off",
+            path: "/autosync",
+            fields: &[("enabled", "off")],
+        },
+        |n| format!("Turn Auto-Sync off and lock out {n} device(s)"),
+    )
 }
 
 pub fn post_options(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
@@ -201,84 +220,61 @@ pub fn post_options(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Res
         poly_os: Some(f.checked("poly_os")),
     };
     let actor = c.actor(&ctx.user, &ctx.account);
-    match accounts::set_autosync_options(&mut *c.conn()?, &actor.who, a, options, confirmed(f)) {
-        Ok(()) => Ok(done(&base(a), "autosync-options-saved")),
-        Err(Error::NeedsConfirmation {
-            devices,
-            message,
-            phones,
-        }) => Ok(ask(
-            ctx,
-            &Confirm {
-                title: "Change the Auto-Sync options",
-                devices,
-                message: &message,
-                phones: &phones,
-                action: &format!("{}/autosync/options", base(a)),
-                fields: &[
-                    ("grace_days", f.get("grace_days")),
-                    ("seen_days", f.get("seen_days")),
-                    ("poly_os", if f.checked("poly_os") { "on" } else { "off" }),
-                ],
-                button: &format!("Save and lock out {devices} device(s)"),
-                back: &base(a),
-            },
-        )),
-        Err(e) => Err(e),
-    }
+    let result =
+        accounts::set_autosync_options(&mut *c.conn()?, &actor.who, a, options, confirmed(f));
+    done_or_ask(
+        ctx,
+        a,
+        result,
+        "autosync-options-saved",
+        Asking {
+            title: "Change the Auto-Sync options",
+            path: "/autosync/options",
+            fields: &[
+                ("grace_days", f.get("grace_days")),
+                ("seen_days", f.get("seen_days")),
+                ("poly_os", if f.checked("poly_os") { "on" } else { "off" }),
+            ],
+        },
+        |n| format!("Save and lock out {n} device(s)"),
+    )
 }
 
 pub fn post_address(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageAccounts)?;
     let actor = c.actor(&ctx.user, &ctx.account);
-    match accounts::regenerate_address(&mut *c.conn()?, &actor.who, a, confirmed(f)) {
-        Ok(_) => Ok(done(&base(a), "address-regenerated")),
-        Err(Error::NeedsConfirmation {
-            devices,
-            message,
-            phones,
-        }) => Ok(ask(
-            ctx,
-            &Confirm {
-                title: "Regenerate the service address",
-                devices,
-                message: &message,
-                phones: &phones,
-                action: &format!("{}/address", base(a)),
-                fields: &[],
-                button: "Regenerate the address",
-                back: &base(a),
-            },
-        )),
-        Err(e) => Err(e),
-    }
+    let result = accounts::regenerate_address(&mut *c.conn()?, &actor.who, a, confirmed(f));
+    done_or_ask(
+        ctx,
+        a,
+        result,
+        "address-regenerated",
+        Asking {
+            title: "Regenerate the service address",
+            path: "/address",
+            fields: &[],
+        },
+        |_| "Regenerate the address".to_string(),
+    )
 }
 
 pub fn post_retire(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageAccounts)?;
     let address = f.get("address");
     let actor = c.actor(&ctx.user, &ctx.account);
-    match accounts::retire_alias(&mut *c.conn()?, &actor.who, a, address, confirmed(f)) {
-        Ok(()) => Ok(done(&base(a), "alias-retired")),
-        Err(Error::NeedsConfirmation {
-            devices,
-            message,
-            phones,
-        }) => Ok(ask(
-            ctx,
-            &Confirm {
-                title: "Retire the alias",
-                devices,
-                message: &message,
-                phones: &phones,
-                action: &format!("{}/aliases/retire", base(a)),
-                fields: &[("address", address)],
-                button: &format!("Retire it and lock out {devices} device(s)"),
-                back: &base(a),
-            },
-        )),
-        Err(e) => Err(e),
-    }
+    let result = accounts::retire_alias(&mut *c.conn()?, &actor.who, a, address, confirmed(f));
+    done_or_ask(
+        ctx,
+        a,
+        result,
+        "alias-retired",
+        Asking {
+            title: "Retire the alias",
+            path: "/aliases/retire",
+            fields: &[("address", address)],
+        },
+        |n| format!("Retire it and lock out {n} device(s)"),
+    )
 }
 
 fn lockout_hint(n: usize, what: &str) -> Markup {
