@@ -670,7 +670,7 @@ fn record_answers(
     db::write_tx(conn, |tx| {
         for (i, (o, at)) in outcomes {
             if let Outcome::Answered { status, .. } | Outcome::Challenged { status, .. } = o {
-                crate::db::sip::record_answer(tx, planned[*i].device.id, *status, *at)?;
+                crate::db::sip::record_answer(tx, planned[*i].device.id, *status, *at / 1000)?;
             }
         }
         Ok(())
@@ -678,7 +678,8 @@ fn record_answers(
 }
 
 /// Waits up to `sip.confirm_wait_secs` for the devices that answered to fetch their
-/// configuration (their last configuration fetch at or after the send); returns which did.
+/// configuration (their last configuration fetch at or after the send, both to the
+/// millisecond: a fetch earlier in the same second is not a re-poll); returns which did.
 fn wait_for_repolls(
     conn: &Connection,
     cfg: &SipConfig,
@@ -694,7 +695,7 @@ fn wait_for_repolls(
                 continue;
             }
             let synced: Option<i64> = conn
-                .prepare_cached("SELECT last_sync_at FROM device_activity WHERE device_id = ?1")?
+                .prepare_cached("SELECT last_sync_ms FROM device_activity WHERE device_id = ?1")?
                 .query_row([planned[*i].device.id], |r| r.get(0))
                 .optional()?
                 .flatten();

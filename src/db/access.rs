@@ -58,6 +58,8 @@ struct ActivityDelta<'a> {
     ua_model: &'a str,
     firmware: Option<&'a str>,
     sync: Option<i64>,
+    /// The same, to the millisecond (the newest of the batch).
+    sync_ms: Option<i64>,
     auth_ok: Option<i64>,
     auth_bad: i64,
     /// The protocol of its latest request in the batch.
@@ -105,6 +107,7 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         }
         if r.sync {
             d.sync = Some(secs);
+            d.sync_ms = d.sync_ms.max(Some(r.ts_ms));
         }
         // Enrolling and withheld requests authenticated too (with the account credential).
         if matches!(r.auth, "ok" | "enrol" | "withheld" | "many-macs")
@@ -141,8 +144,8 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         let mut activity = tx.prepare_cached(
             "INSERT INTO device_activity (device_id, first_seen, last_seen, access_count, last_ip,
                     last_user_agent, ua_family, ua_model, firmware, last_sync_at, last_auth_ok_at,
-                    auth_failures, last_protocol)
-             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12, ?13
+                    auth_failures, last_protocol, last_sync_ms)
+             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12, ?13, ?14
              FROM devices WHERE mac = ?1
              ON CONFLICT (device_id) DO UPDATE SET
                  last_seen = max(last_seen, excluded.last_seen),
@@ -156,7 +159,9 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                  last_sync_at = coalesce(excluded.last_sync_at, last_sync_at),
                  last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
                  auth_failures = auth_failures + excluded.auth_failures,
-                 last_protocol = excluded.last_protocol",
+                 last_protocol = excluded.last_protocol,
+                 last_sync_ms = coalesce(max(excluded.last_sync_ms, last_sync_ms),
+                                         excluded.last_sync_ms, last_sync_ms)",
         )?;
         for r in records {
             if let (Some(mac), Some(u)) = (&r.mac, &r.upload) {
@@ -178,6 +183,7 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                 d.auth_ok,
                 d.auth_bad,
                 d.protocol,
+                d.sync_ms,
             ])?;
         }
     }

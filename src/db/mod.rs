@@ -80,6 +80,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ),
     ("0012_tftp", include_str!("migrations/0012_tftp.sql")),
     ("0013_sip", include_str!("migrations/0013_sip.sql")),
+    ("0014_sync_ms", include_str!("migrations/0014_sync_ms.sql")),
 ];
 
 /// The schema version this binary writes.

@@ -540,6 +540,9 @@ fn sip_behaviour_a_policy_change_applied_now_reaches_listening_phones_and_waits_
     }
     std::thread::sleep(Duration::from_millis(300));
     let token = user_with_token(&server, "ops", "admin", "");
+    // A deaf phone polls just before the send, most often in the same second: that fetch
+    // is not a re-poll (it once counted as one when judged to the second).
+    unreachable[0].poll();
     let t = Instant::now();
     let r = api(
         &server,

@@ -36,7 +36,7 @@ pub struct Job {
 }
 
 /// Sends every job, paced at `rate` per second (process-wide), and returns each outcome
-/// in order with when it was sent (seconds since the epoch).
+/// in order with when it was sent (milliseconds since the epoch).
 pub fn send_all(jobs: Vec<Job>, sender: Sender, rate: u32) -> Vec<(Outcome, i64)> {
     let n = jobs.len();
     let queue: Mutex<VecDeque<(usize, Job)>> = Mutex::new(jobs.into_iter().enumerate().collect());
@@ -54,7 +54,7 @@ pub fn send_all(jobs: Vec<Job>, sender: Sender, rate: u32) -> Vec<(Outcome, i64)
                         let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
                         let Some((i, job)) = next else { break };
                         wait_for_slot(rate);
-                        let at = crate::db::now_secs();
+                        let at = crate::db::now_ms();
                         let out = sender.send(&job.spec, job.creds.as_ref());
                         results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some((out, at));
                     }
@@ -75,7 +75,7 @@ pub fn send_all(jobs: Vec<Job>, sender: Sender, rate: u32) -> Vec<(Outcome, i64)
             r.unwrap_or_else(|| {
                 (
                     Outcome::Failed("no sending thread".into()),
-                    crate::db::now_secs(),
+                    crate::db::now_ms(),
                 )
             })
         })

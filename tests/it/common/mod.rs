@@ -148,7 +148,8 @@ pub struct ZServer {
 
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
-pub const UNDO_AFTER_0011: &str = "DROP TABLE device_sip;
+pub const UNDO_AFTER_0011: &str = "ALTER TABLE device_activity DROP COLUMN last_sync_ms;
+     DROP TABLE device_sip;
      ALTER TABLE device_activity DROP COLUMN last_protocol;
      ALTER TABLE accounts DROP COLUMN tftp_credential;";
 
