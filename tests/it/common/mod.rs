@@ -231,6 +231,17 @@ impl ZServer {
     }
 
     fn start_in_env(dir: tempfile::TempDir, extra: &str, env: Vec<(String, String)>) -> ZServer {
+        ZServer::try_start_in_with_env(dir, extra, env)
+            .unwrap_or_else(|(_, output)| panic!("server did not start; output:\n{output}"))
+    }
+
+    /// Starts the server in `dir` (whose database survives); when it does not start (a
+    /// listening port taken meanwhile), gives the directory back with what it printed.
+    pub fn try_start_in_with_env(
+        dir: tempfile::TempDir,
+        extra: &str,
+        env: Vec<(String, String)>,
+    ) -> Result<ZServer, (tempfile::TempDir, String)> {
         let config = dir.path().join("config.toml");
         let data = dir.path().join("data");
         let mut text = format!("data_dir = {:?}\n", data.to_string_lossy());
@@ -251,10 +262,14 @@ impl ZServer {
         text.push_str(extra);
         text.push('\n');
         std::fs::write(&config, text).expect("write config");
-        ZServer::spawn(dir, config, env)
+        ZServer::try_spawn(dir, config, env)
     }
 
-    fn spawn(dir: tempfile::TempDir, config: PathBuf, env: Vec<(String, String)>) -> ZServer {
+    fn try_spawn(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        env: Vec<(String, String)>,
+    ) -> Result<ZServer, (tempfile::TempDir, String)> {
         let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(&config)
@@ -291,10 +306,9 @@ impl ZServer {
                 Ok(l) => l,
                 Err(_) => {
                     let _ = child.kill();
-                    panic!(
-                        "server did not start; output:\n{}",
-                        output.lock().expect("lock")
-                    );
+                    let _ = child.wait();
+                    let printed = output.lock().expect("lock").clone();
+                    return Err((dir, printed));
                 }
             };
             let addr = |l: &str| -> Option<SocketAddr> {
@@ -309,7 +323,7 @@ impl ZServer {
                 admin = addr(&line);
             }
         }
-        ZServer {
+        Ok(ZServer {
             child: Some(child),
             dir,
             config,
@@ -321,7 +335,7 @@ impl ZServer {
             output,
             readers_done,
             env,
-        }
+        })
     }
 
     /// The server's process id (to send it signals).

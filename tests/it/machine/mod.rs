@@ -189,6 +189,8 @@ struct World {
     own: Vec<BTreeMap<String, u32>>,
     /// What each phone held when it left the factory (a re-imaged phone holds it again).
     initial: Vec<BTreeMap<String, String>>,
+    /// The server's device address the phones hold (`127.0.0.1:port`).
+    server_addr: String,
     /// Consecutive boots adopting nothing yet sent `device.set="1"`, per phone.
     set_streak: Vec<u32>,
     rotations: u32,
@@ -211,11 +213,29 @@ fn new_phone(kind: Kind, mac: &str, addr: &str, password: &str) -> SimPhone {
         .timeout(Duration::from_secs(10))
 }
 
+/// A port free now, below the kernel's ephemeral range (32768 and up): while the server
+/// is down for a restart or a restore, no outgoing connection of another test or process
+/// can take it as its local port (one did, and the restart found its port in use).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(7919) ^ NEXT.fetch_add(1, Ordering::Relaxed);
+    (0..12_000u32)
+        .map(|k| {
+            20_000 + ((seed.wrapping_mul(2_654_435_761) >> 8).wrapping_add(k * 37) % 12_000) as u16
+        })
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
         .expect("a free port")
+}
+
+/// The configuration that puts the world's server on these device ports.
+fn world_extra(http: u16, https: u16) -> String {
+    format!(
+        "device.http_listen = \"127.0.0.1:{http}\"\n\
+         device.https_listen = \"127.0.0.1:{https}\"\n\
+         limits.nat_allowlist = []\n\
+         auth.macs_per_ip = 2\n"
+    )
 }
 
 impl World {
@@ -229,13 +249,7 @@ impl World {
         let mut attempt = 0;
         let (server, extra) = loop {
             attempt += 1;
-            let (http, https) = (free_port(), free_port());
-            let extra = format!(
-                "device.http_listen = \"127.0.0.1:{http}\"\n\
-                 device.https_listen = \"127.0.0.1:{https}\"\n\
-                 limits.nat_allowlist = []\n\
-                 auth.macs_per_ip = 2\n"
-            );
+            let extra = world_extra(free_port(), free_port());
             let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 ZServer::start_with_clock_env(&extra, &switches)
             }));
@@ -308,6 +322,7 @@ impl World {
             replacements: 0,
             own: vec![BTreeMap::new(); PHONES.len()],
             initial,
+            server_addr: addr,
             set_streak: vec![0; PHONES.len()],
             rotations: 0,
             backup: None,
@@ -729,11 +744,51 @@ impl World {
         } else {
             server.stop_keep()
         };
-        self.server = Some(ZServer::start_in_with_env(
-            dir,
-            &self.extra,
-            self.env.clone(),
-        ));
+        self.relaunch(dir);
+    }
+
+    /// Starts the server again on its database. Its ports are taken free and kept; when
+    /// one was taken while it was down, it starts on new ones and every phone is told the
+    /// new address (as an admin would re-point DHCP): the harness's race, not the server's.
+    fn relaunch(&mut self, mut dir: tempfile::TempDir) {
+        let old = self.server_addr.clone();
+        for attempt in 1.. {
+            match ZServer::try_start_in_with_env(dir, &self.extra, self.env.clone()) {
+                Ok(server) => {
+                    let new = server.device.to_string();
+                    self.server = Some(server);
+                    if new != old {
+                        self.readdress(&old, &new);
+                    }
+                    return;
+                }
+                Err((back, output)) if attempt < 5 => {
+                    eprintln!("world: start again on new ports ({attempt}): {output}");
+                    dir = back;
+                    self.extra = world_extra(free_port(), free_port());
+                }
+                Err((_, output)) => panic!("server did not start; output:\n{output}"),
+            }
+        }
+    }
+
+    /// Every phone (and what a replaced or reimaged phone starts from) now reaches the
+    /// server at `new` instead of `old`.
+    fn readdress(&mut self, old: &str, new: &str) {
+        let moved = |held: &mut BTreeMap<String, String>| {
+            for v in held.values_mut() {
+                if v.contains(old) {
+                    *v = v.replace(old, new);
+                }
+            }
+        };
+        for phone in &mut self.phones {
+            moved(&mut phone.device);
+        }
+        for held in &mut self.initial {
+            moved(held);
+        }
+        self.server_addr = new.to_string();
     }
 
     fn apply(&mut self, step: &Step) -> Checked {
@@ -998,11 +1053,7 @@ impl World {
                         String::from_utf8_lossy(&out.stderr)
                     );
                 }
-                self.server = Some(ZServer::start_in_with_env(
-                    dir,
-                    &self.extra,
-                    self.env.clone(),
-                ));
+                self.relaunch(dir);
                 result?;
                 let backup_time = snapshot.now;
                 let mut restored = snapshot;

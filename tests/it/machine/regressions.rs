@@ -285,3 +285,28 @@ fn a_phone_holding_a_password_never_issued_may_be_throttled_behind_the_branch_ad
         Step::BootAll,
     ]);
 }
+
+/// World: a restart found its device port taken by another process while the server was
+/// down (seed 800757 of a 4-process run: "server did not start"), and the run failed as if
+/// the server had. Ports now come from below the ephemeral range, and a restart whose port
+/// is taken starts on new ones and moves every phone there; the phones still boot and the
+/// model still agrees.
+#[test]
+fn a_restart_whose_port_was_taken_moves_the_phones_to_the_new_one() {
+    let mut world = super::World::start("");
+    world.run(&[Step::BootAll]).expect("first boot");
+    let server = world.server.take().expect("running");
+    let taken = server.device;
+    let dir = server.stop_keep();
+    let squatter = std::net::TcpListener::bind(taken).expect("the port, free again");
+    world.relaunch(dir);
+    assert_ne!(world.server().device, taken, "started on new ports");
+    drop(squatter);
+    world
+        .run(&[
+            Step::BootAll,
+            Step::Rotate { compromised: false },
+            Step::BootAll,
+        ])
+        .expect("model and server agree after the move");
+}
