@@ -28,6 +28,7 @@ mod diag;
 mod enrol;
 mod firmware;
 mod inventory;
+mod migrate_tree;
 mod overrides;
 mod policy;
 mod profiles;
@@ -67,6 +68,7 @@ pub enum Command {
     Variable(templates::VariableCmd),
     Generate(templates::Export),
     Migrate(Migrate),
+    MigrateTree(migrate_tree::MigrateTree),
     User(console::UserCmd),
     Import(console::Import),
     Find(console::Find),
@@ -194,6 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Inventory(c) => inventory::inventory_cmd(c)?,
         Command::Audit(c) => inventory::audit_cmd(c)?,
         Command::Transfer(c) => transfer::run(c)?,
+        Command::MigrateTree(c) => migrate_tree::run(c)?,
         Command::Render(r) => render::render(r)?,
         Command::Preview(p) => templates::preview(p)?,
         Command::Settings(s) => templates::settings(s.action)?,

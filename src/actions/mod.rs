@@ -13,6 +13,7 @@ pub mod enrolment;
 pub mod firmware;
 pub mod import;
 pub mod inventory;
+pub mod migrate;
 pub mod overrides;
 pub mod params;
 pub mod policy;

@@ -23,6 +23,7 @@ pub mod ipnet;
 pub mod lint;
 pub mod mac;
 pub mod machine;
+pub mod migrate;
 pub mod overrides;
 pub mod paramcheck;
 pub mod policy;

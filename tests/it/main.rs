@@ -39,6 +39,7 @@ mod lens_api_records;
 mod lens_records;
 mod machine;
 mod machine_regressions;
+mod migrate;
 mod one_action;
 mod operator_logs;
 mod ops;
