@@ -128,7 +128,8 @@ impl DirectoryConfig {
             ));
         }
         let f = self.user_filter.trim();
-        if !f.is_empty() && !(f.starts_with('(') && f.ends_with(')')) {
+        let parenthesised = f.starts_with('(') && f.ends_with(')');
+        if !f.is_empty() && !parenthesised {
             p.push(FieldError::new(
                 "directory.user_filter",
                 "must be an LDAP filter in parentheses, e.g. `(objectClass=person)`",
