@@ -149,6 +149,18 @@ fn admins_enrol_then_sign_in_with_a_fresh_code_or_an_unused_recovery_code() {
     for c in &codes {
         assert!(!contains(&bytes, c), "recovery codes are stored hashed");
     }
+
+    // The CLI lists the state and removes a lost second factor (the break-glass for the
+    // last admin): the role still requires one, so the next sign-in enrols again.
+    let list = server.cli_ok(&["user", "list"]);
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("admin "))
+        .expect("admin listed");
+    assert!(row.contains("local") && row.ends_with("on"), "{list}");
+    server.cli_ok(&["user", "totp-remove", "admin"]);
+    let r = login(&server, "admin", &pw);
+    assert_eq!(r.header("Location"), Some("/login/enrol"), "{}", r.text());
 }
 
 #[test]
