@@ -233,3 +233,52 @@ fn search_then_bind(
         None => Outcome::NoMappedGroup,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(url: &str) -> DirectoryConfig {
+        DirectoryConfig {
+            enabled: true,
+            url: url.into(),
+            bind_dn: "cn=svc,dc=example".into(),
+            bind_password_file: "/nonexistent/zerotouch-test/bind-password".into(),
+            user_base: "dc=example".into(),
+            timeout_secs: 2,
+            ..DirectoryConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_password_is_refused_without_asking_the_directory() {
+        // The directory is unreachable and the password file missing: neither is touched.
+        let c = config("ldaps://127.0.0.1:1");
+        assert_eq!(
+            authenticate(&c, "alice", "").expect("no contact"),
+            Outcome::Refused
+        );
+        assert_eq!(
+            authenticate(&c, "", "pw").expect("no contact"),
+            Outcome::Refused
+        );
+    }
+
+    #[test]
+    fn an_unreadable_password_file_or_a_closed_port_is_unavailable_naming_no_secret() {
+        let c = config("ldaps://127.0.0.1:1");
+        let e = authenticate(&c, "alice", "alice-secret-1").expect_err("no file");
+        assert!(matches!(&e, Error::Unavailable(m) if m.starts_with("directory unavailable")));
+        assert!(!e.to_string().contains("alice-secret-1"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pw = dir.path().join("pw");
+        std::fs::write(&pw, "svc-secret-1\n").expect("write");
+        let c = DirectoryConfig {
+            bind_password_file: pw,
+            ..config("ldaps://127.0.0.1:1")
+        };
+        let e = authenticate(&c, "alice", "alice-secret-1").expect_err("closed port");
+        assert!(matches!(&e, Error::Unavailable(_)), "{e}");
+        assert!(!e.to_string().contains("svc-secret-1"));
+    }
+}
