@@ -20,6 +20,7 @@ use crate::error::{Error, FieldError, Result};
 mod auth;
 mod backup;
 mod console;
+mod directory;
 mod external;
 mod limits;
 mod listeners;
@@ -30,6 +31,7 @@ mod tls;
 pub use auth::AuthConfig;
 pub use backup::BackupConfig;
 pub use console::{ConsoleConfig, DiagnosticsConfig};
+pub use directory::{DirectoryConfig, GroupMapping};
 pub use external::ExternalConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{AdminConfig, DeviceConfig};
@@ -64,6 +66,7 @@ pub struct Config {
     pub backup: BackupConfig,
     pub tftp: TftpConfig,
     pub sip: SipConfig,
+    pub directory: DirectoryConfig,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             tftp: TftpConfig::default(),
             sip: SipConfig::default(),
+            directory: DirectoryConfig::default(),
         }
     }
 }
@@ -124,6 +128,7 @@ const SECTIONS: &[&str] = &[
     "backup",
     "tftp",
     "sip",
+    "directory",
 ];
 
 impl Config {
@@ -187,6 +192,7 @@ impl Config {
         section!("backup", backup);
         section!("tftp", tftp);
         section!("sip", sip);
+        section!("directory", directory);
         problems.extend(config.validate());
         if problems.is_empty() {
             Ok(config)
@@ -231,6 +237,8 @@ impl Config {
         self.backup.validate(&mut p);
         self.tftp.validate(&mut p);
         self.sip.validate(&mut p);
+        self.directory.validate(&mut p);
+        self.auth.validate_totp(&mut p);
         p
     }
 

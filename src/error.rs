@@ -49,6 +49,10 @@ pub enum Error {
     /// seconds.
     #[error("the server is busy; try again in {0} seconds")]
     Busy(u64),
+    /// A service the request needs is unreachable (the directory server at sign-in); the
+    /// message says which, and holds no secret.
+    #[error("{0}")]
+    Unavailable(String),
     /// The resource exists but not with this method.
     #[error("method {0} is not allowed here")]
     MethodNotAllowed(String),

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod assets;
 pub mod associations;
+pub mod directory;
 pub mod enrolment;
 pub mod firmware;
 pub mod import;
@@ -26,6 +27,7 @@ pub mod signin;
 pub mod sip;
 pub mod stored;
 pub mod templating;
+pub mod totp;
 pub mod transfer;
 pub mod uploads;
 

@@ -27,6 +27,8 @@ pub struct NewSession {
     pub user: User,
     pub token: String,
     pub csrf: String,
+    /// Whether the session is signed in, or waits for the second factor.
+    pub stage: Stage,
 }
 
 /// Hash under which a token is stored.
@@ -146,11 +148,57 @@ pub fn wait_turn(throttle: &LoginThrottle, ip: &str, username: &str) -> Result<(
     }
 }
 
+/// What sign-in needs of the configuration: the directory (if on) and the roles that
+/// must use a second factor.
+#[derive(Debug, Clone, Default)]
+pub struct SignInPolicy {
+    pub directory: Option<crate::config::DirectoryConfig>,
+    pub totp_required: Vec<Role>,
+}
+
+impl SignInPolicy {
+    pub fn from_config(c: &crate::config::Config) -> SignInPolicy {
+        SignInPolicy {
+            directory: c.directory.enabled.then(|| c.directory.clone()),
+            totp_required: Role::ALL
+                .into_iter()
+                .filter(|r| c.auth.totp_required(*r))
+                .collect(),
+        }
+    }
+}
+
+/// How far a new session is signed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Signed in.
+    SignedIn,
+    /// The password was right; the second factor (TOTP or a recovery code) is next.
+    Totp,
+    /// The password was right; the user's role requires a second factor they have not
+    /// enrolled: enrolment is next.
+    Enrol,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::SignedIn => "",
+            Stage::Totp => "totp",
+            Stage::Enrol => "enrol",
+        }
+    }
+}
+
 /// Checks a user name and password under the rate limit and opens a session (after
-/// `wait_turn`).
+/// `wait_turn`). A local user's password is checked here, always, even with a directory
+/// configured (break-glass); any other name is checked against the directory when one is
+/// configured. A user with a second factor, or whose role requires one, gets a session
+/// that is not signed in yet (`Stage`).
 pub fn sign_in(
     conn: &Connection,
     throttle: &LoginThrottle,
+    policy: &SignInPolicy,
     ip: &str,
     username: &str,
     password: &str,
@@ -162,25 +210,95 @@ pub fn sign_in(
     if let Verdict::Blocked(wait) = throttle.check(ip, username, now) {
         return Err(Error::TooManyAttempts(wait));
     }
-    let found = q::find_login(conn, username)?;
-    let hash = found
-        .as_ref()
-        .map(|(_, h)| h.as_str())
-        .unwrap_or(users::dummy_hash());
-    let ok = bounded_hash(|memory| users::verify_password_in(password, hash, memory))?;
-    match found {
-        Some((user, _)) if ok => {
-            throttle.success(ip, username, now);
-            let token = crate::domain::account::random_token(40);
-            let csrf = crate::domain::account::random_token(32);
-            q::insert_session(conn, &token_hash(&token), user.id, &csrf, lifetime_secs)?;
-            Ok(NewSession { user, token, csrf })
-        }
+    let found = q::find_sign_in(conn, username)?;
+    let local = found.as_ref().filter(|f| f.source == q::Source::Local);
+    let (user, totp) = match (local, &policy.directory) {
+        (None, Some(dir)) => match super::directory::authenticate(dir, username, password)? {
+            super::directory::Outcome::Accepted(d) => {
+                let before = found
+                    .as_ref()
+                    .map(|f| (f.user.role, f.user.company.clone()));
+                let id = db::atomic(conn, |tx| {
+                    let id = q::upsert_directory_user(tx, &d.username, d.role, &d.company)?;
+                    let after = json!({
+                        "username": d.username, "role": d.role.as_str(),
+                        "company": d.company, "source": "directory",
+                    });
+                    match &before {
+                        None => crate::db::audit::record(
+                            tx,
+                            &Actor::system(),
+                            Change::new(None, "user.add", d.username.clone()).after(after),
+                        )?,
+                        Some((role, company)) if *role != d.role || *company != d.company => {
+                            crate::db::audit::record(
+                                tx,
+                                &Actor::system(),
+                                Change::new(None, "user.directory-role", d.username.clone())
+                                    .before(json!({"role": role.as_str(), "company": company}))
+                                    .after(after),
+                            )?
+                        }
+                        Some(_) => {}
+                    }
+                    Ok(id)
+                })?;
+                let row = q::find_sign_in(conn, &d.username)?
+                    .filter(|r| r.user.id == id)
+                    .ok_or_else(|| Error::not_found("user"))?;
+                (row.user, row.totp)
+            }
+            super::directory::Outcome::Refused => {
+                throttle.failure(ip, username, now);
+                return Err(Error::Unauthorized);
+            }
+            super::directory::Outcome::NoMappedGroup => {
+                throttle.failure(ip, username, now);
+                return Err(Error::Forbidden(
+                    "Your directory account is in no group allowed to use zerotouch. Ask an \
+                     administrator to add you to one."
+                        .into(),
+                ));
+            }
+        },
         _ => {
-            throttle.failure(ip, username, now);
-            Err(Error::Unauthorized)
+            let hash = local
+                .map(|f| f.hash.as_str())
+                .unwrap_or(users::dummy_hash());
+            let ok = bounded_hash(|memory| users::verify_password_in(password, hash, memory))?;
+            match local {
+                Some(f) if ok => (f.user.clone(), f.totp),
+                _ => {
+                    throttle.failure(ip, username, now);
+                    return Err(Error::Unauthorized);
+                }
+            }
         }
-    }
+    };
+    throttle.success(ip, username, now);
+    let stage = if totp {
+        Stage::Totp
+    } else if policy.totp_required.contains(&user.role) {
+        Stage::Enrol
+    } else {
+        Stage::SignedIn
+    };
+    let token = crate::domain::account::random_token(40);
+    let csrf = crate::domain::account::random_token(32);
+    q::insert_staged_session(
+        conn,
+        &token_hash(&token),
+        user.id,
+        &csrf,
+        lifetime_secs,
+        stage.as_str(),
+    )?;
+    Ok(NewSession {
+        user,
+        token,
+        csrf,
+        stage,
+    })
 }
 
 /// The user and CSRF token of a session cookie, if it is live.
@@ -219,7 +337,14 @@ pub fn change_password(
             "must differ from the current password",
         ));
     }
-    let (_, hash) = q::find_login(conn, &user.username)?.ok_or_else(|| Error::not_found("user"))?;
+    let row = q::find_sign_in(conn, &user.username)?.ok_or_else(|| Error::not_found("user"))?;
+    if row.source == q::Source::Directory {
+        return Err(Error::invalid(
+            "current_password",
+            "your password is managed by the directory: change it there",
+        ));
+    }
+    let hash = row.hash;
     if !users::verify_password(current, &hash) {
         p.insert(
             0,
@@ -435,7 +560,16 @@ mod tests {
             "only once"
         );
         let t = throttle();
-        let s = sign_in(&conn, &t, "127.0.0.1", "admin", &pw, 3600).expect("sign in");
+        let s = sign_in(
+            &conn,
+            &t,
+            &SignInPolicy::default(),
+            "127.0.0.1",
+            "admin",
+            &pw,
+            3600,
+        )
+        .expect("sign in");
         assert!(s.user.must_change_password);
         let err = change_password(
             &mut conn,
@@ -477,12 +611,28 @@ mod tests {
         let t = throttle();
         for _ in 0..3 {
             assert!(matches!(
-                sign_in(&conn, &t, "10.0.0.1", "kim", "nope", 60),
+                sign_in(
+                    &conn,
+                    &t,
+                    &SignInPolicy::default(),
+                    "10.0.0.1",
+                    "kim",
+                    "nope",
+                    60
+                ),
                 Err(Error::Unauthorized)
             ));
         }
         assert!(matches!(
-            sign_in(&conn, &t, "10.0.0.1", "kim", "kims-password-1", 60),
+            sign_in(
+                &conn,
+                &t,
+                &SignInPolicy::default(),
+                "10.0.0.1",
+                "kim",
+                "kims-password-1",
+                60
+            ),
             Err(Error::TooManyAttempts(_))
         ));
     }

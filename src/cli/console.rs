@@ -31,6 +31,20 @@ pub enum UserAction {
     List(UserList),
     Delete(UserDelete),
     Token(UserToken),
+    TotpRemove(UserTotpRemove),
+}
+
+/// remove a user's second factor (TOTP) and recovery codes, signing them out everywhere:
+/// for a user, or the last admin, who lost their authenticator
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "totp-remove")]
+pub struct UserTotpRemove {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
 }
 
 /// create an API token for a user (printed once; revoke it on the console's API Tokens page)
@@ -262,18 +276,30 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
         }
         UserAction::List(l) => {
             let (_c, conn, _acc) = super::open(l.config.as_deref())?;
-            println!("{:<24} {:<10} {:<24} PASSWORD", "USER", "ROLE", "COMPANY");
+            println!(
+                "{:<24} {:<10} {:<24} {:<9} {:<10} TWO-FACTOR",
+                "USER", "ROLE", "COMPANY", "PASSWORD", "SOURCE"
+            );
+            let kinds = uq::list_sign_in_kinds(&conn)?;
             for u in uq::list_users(&conn)? {
+                let (source, totp) = kinds
+                    .get(&u.id)
+                    .copied()
+                    .unwrap_or((uq::Source::Local, false));
                 println!(
-                    "{:<24} {:<10} {:<24} {}",
+                    "{:<24} {:<10} {:<24} {:<9} {:<10} {}",
                     u.username,
                     u.role,
                     u.company,
-                    if u.must_change_password {
+                    if source == uq::Source::Directory {
+                        "directory"
+                    } else if u.must_change_password {
                         "one-time"
                     } else {
                         "set"
-                    }
+                    },
+                    source.as_str(),
+                    if totp { "on" } else { "off" }
                 );
             }
         }
@@ -283,6 +309,14 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
                 .with_context(|| format!("no user `{}`", t.username))?;
             let who = crate::cli::os_user();
             println!("{}", signin::create_token(&mut conn, &who, &user, &t.name)?);
+        }
+        UserAction::TotpRemove(t) => {
+            let (_c, mut conn, _acc) = super::open(t.config.as_deref())?;
+            crate::actions::totp::remove(&mut conn, &crate::cli::os_user(), &t.username)?;
+            println!(
+                "second factor of `{}` removed; they were signed out everywhere",
+                t.username
+            );
         }
         UserAction::Delete(d) => {
             let (_c, mut conn, _acc) = super::open(d.config.as_deref())?;

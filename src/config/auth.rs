@@ -1,6 +1,6 @@
 //! The `[auth]` section: how wrong device credentials are throttled (per address and per
 //! account), how long Digest nonces live, and how many MACs one address may read without
-//! proving it is the device.
+//! proving it is the device; and which console roles must use a second factor (TOTP).
 
 use serde::Deserialize;
 
@@ -36,6 +36,11 @@ pub struct AuthConfig {
     pub macs_per_ip: u32,
     /// Window, in seconds, over which `macs_per_ip` counts. Default `600`.
     pub mac_window_secs: u64,
+    /// Console roles (`admin`, `provider`, `installer`, `viewer`) that must use a second
+    /// factor (TOTP): a user of such a role without one enrols at their next sign-in,
+    /// before anything else. Local and directory users alike; API tokens are not affected.
+    /// Default `[]`: enrolment is each user's choice.
+    pub totp_required_roles: Vec<String>,
 }
 
 impl Default for AuthConfig {
@@ -48,6 +53,7 @@ impl Default for AuthConfig {
             account_failure_limit: 200,
             macs_per_ip: 50,
             mac_window_secs: 600,
+            totp_required_roles: Vec::new(),
         }
     }
 }
@@ -62,6 +68,23 @@ impl AuthConfig {
             "auth.account_failure_limit",
             u64::from(self.account_failure_limit),
         );
+    }
+
+    /// The roles that must use a second factor.
+    pub(super) fn validate_totp(&self, p: &mut Vec<FieldError>) {
+        for (i, r) in self.totp_required_roles.iter().enumerate() {
+            if crate::domain::users::Role::parse(r).is_err() {
+                p.push(FieldError::new(
+                    format!("auth.totp_required_roles[{i}]"),
+                    format!("`{r}` is not one of admin, provider, installer, viewer"),
+                ));
+            }
+        }
+    }
+
+    /// Whether users of `role` must use a second factor.
+    pub fn totp_required(&self, role: crate::domain::users::Role) -> bool {
+        self.totp_required_roles.iter().any(|r| r == role.as_str())
     }
 
     /// The per-address throttle of wrong credentials and the nonce lifetime.

@@ -81,6 +81,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     ("0012_tftp", include_str!("migrations/0012_tftp.sql")),
     ("0013_sip", include_str!("migrations/0013_sip.sql")),
     ("0014_sync_ms", include_str!("migrations/0014_sync_ms.sql")),
+    (
+        "0015_directory_totp",
+        include_str!("migrations/0015_directory_totp.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -49,6 +49,238 @@ pub fn find_login(conn: &Connection, username: &str) -> Result<Option<(User, Str
         .optional()?)
 }
 
+/// Where a user's password is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// The argon2 hash in `users`.
+    Local,
+    /// A bind to the directory (`[directory]`); the row's hash never matches.
+    Directory,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Local => "local",
+            Source::Directory => "directory",
+        }
+    }
+
+    fn parse(s: &str) -> Source {
+        if s == "directory" {
+            Source::Directory
+        } else {
+            Source::Local
+        }
+    }
+}
+
+/// What sign-in needs to know of a user: their password hash, where their password is
+/// checked, and whether they have a second factor.
+#[derive(Debug, Clone)]
+pub struct SignInRow {
+    pub user: User,
+    pub hash: String,
+    pub source: Source,
+    pub totp: bool,
+}
+
+pub fn find_sign_in(conn: &Connection, username: &str) -> Result<Option<SignInRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS}, password_hash, source, totp_secret IS NOT NULL FROM users WHERE username = ?1"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row([username], |r| {
+            Ok(SignInRow {
+                user: from_row(r)?,
+                hash: r.get(5)?,
+                source: Source::parse(&r.get::<_, String>(6)?),
+                totp: r.get(7)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Each user's source and whether they have a second factor, by user id (for listings).
+pub fn list_sign_in_kinds(
+    conn: &Connection,
+) -> Result<std::collections::HashMap<i64, (Source, bool)>> {
+    let mut stmt = conn.prepare_cached("SELECT id, source, totp_secret IS NOT NULL FROM users")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            (Source::parse(&r.get::<_, String>(1)?), r.get::<_, bool>(2)?),
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The hash of a directory user's row: not a PHC string, so no password ever matches it.
+pub const DIRECTORY_HASH: &str = "!directory";
+
+/// Creates or updates the row of a directory user at sign-in (role and company from
+/// their groups). Returns the user id. A local user of that name is a conflict: local
+/// users never become directory users by signing in.
+pub fn upsert_directory_user(
+    conn: &Connection,
+    username: &str,
+    role: Role,
+    company: &str,
+) -> Result<i64> {
+    let now = now_secs();
+    let existing: Option<(i64, String)> = conn
+        .query_row(
+            "SELECT id, source FROM users WHERE username = ?1",
+            [username],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    match existing {
+        Some((_, source)) if source != "directory" => Err(Error::Conflict(format!(
+            "user `{username}` is a local user"
+        ))),
+        Some((id, _)) => {
+            conn.execute(
+                "UPDATE users SET role = ?2, company = ?3, must_change_password = 0,
+                        password_hash = ?4, updated_at = ?5 WHERE id = ?1",
+                params![id, role.as_str(), company, DIRECTORY_HASH, now],
+            )?;
+            Ok(id)
+        }
+        None => {
+            conn.execute(
+                "INSERT INTO users (username, password_hash, role, company, must_change_password,
+                                    created_at, updated_at, source)
+                 VALUES (?1, ?2, ?3, ?4, 0, ?5, ?5, 'directory')",
+                params![username, DIRECTORY_HASH, role.as_str(), company, now],
+            )?;
+            Ok(conn.last_insert_rowid())
+        }
+    }
+}
+
+/// A user's second factor as stored: the secret (opened), one being enrolled (opened),
+/// and the last time step accepted.
+pub struct TotpRow {
+    pub secret: Option<String>,
+    pub pending: Option<String>,
+    pub last_step: i64,
+}
+
+impl std::fmt::Debug for TotpRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpRow(..)")
+    }
+}
+
+pub fn find_totp(conn: &Connection, user_id: i64) -> Result<Option<TotpRow>> {
+    use super::secrets::{Credential, open_in_sql};
+    Ok(conn
+        .prepare_cached(
+            "SELECT totp_secret, totp_pending, totp_last_step FROM users WHERE id = ?1",
+        )?
+        .query_row([user_id], |r| {
+            let secret: Option<String> = r.get(0)?;
+            let pending: Option<String> = r.get(1)?;
+            Ok(TotpRow {
+                secret: secret
+                    .map(|s| open_in_sql(Credential::Totp(user_id), s))
+                    .transpose()?,
+                pending: pending
+                    .map(|s| open_in_sql(Credential::TotpPending(user_id), s))
+                    .transpose()?,
+                last_step: r.get(2)?,
+            })
+        })
+        .optional()?)
+}
+
+/// Stores a secret being enrolled (sealed), replacing any earlier one not confirmed.
+pub fn set_totp_pending(conn: &Connection, user_id: i64, secret: &str) -> Result<()> {
+    use super::secrets::{Credential, seal_in};
+    conn.execute(
+        "UPDATE users SET totp_pending = ?2 WHERE id = ?1",
+        params![user_id, seal_in(Credential::TotpPending(user_id), secret)],
+    )?;
+    Ok(())
+}
+
+/// Makes the enrolled secret the user's second factor, `step` the last accepted, and
+/// replaces their recovery codes with `recovery_hashes`.
+pub fn enable_totp(
+    conn: &Connection,
+    user_id: i64,
+    secret: &str,
+    step: i64,
+    recovery_hashes: &[String],
+) -> Result<()> {
+    use super::secrets::{Credential, seal_in};
+    conn.execute(
+        "UPDATE users SET totp_secret = ?2, totp_pending = NULL, totp_last_step = ?3,
+                updated_at = ?4 WHERE id = ?1",
+        params![
+            user_id,
+            seal_in(Credential::Totp(user_id), secret),
+            step,
+            now_secs()
+        ],
+    )?;
+    conn.execute(
+        "DELETE FROM totp_recovery_codes WHERE user_id = ?1",
+        [user_id],
+    )?;
+    for h in recovery_hashes {
+        conn.execute(
+            "INSERT INTO totp_recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
+            params![user_id, h],
+        )?;
+    }
+    Ok(())
+}
+
+/// Removes a user's second factor and recovery codes.
+pub fn disable_totp(conn: &Connection, user_id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET totp_secret = NULL, totp_pending = NULL, totp_last_step = 0,
+                updated_at = ?2 WHERE id = ?1",
+        params![user_id, now_secs()],
+    )?;
+    conn.execute(
+        "DELETE FROM totp_recovery_codes WHERE user_id = ?1",
+        [user_id],
+    )?;
+    Ok(())
+}
+
+/// Records `step` as the last accepted, only if it is later than the one recorded: false
+/// when another sign-in used this step (or a later one) first.
+pub fn advance_totp_step(conn: &Connection, user_id: i64, step: i64) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE users SET totp_last_step = ?2 WHERE id = ?1 AND totp_last_step < ?2",
+        params![user_id, step],
+    )? == 1)
+}
+
+/// Uses a recovery code (by hash): true once, false after (or for an unknown code).
+pub fn use_recovery_code(conn: &Connection, user_id: i64, code_hash: &str) -> Result<bool> {
+    Ok(conn.execute(
+        "UPDATE totp_recovery_codes SET used_at = ?3
+         WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
+        params![user_id, code_hash, now_secs()],
+    )? == 1)
+}
+
+/// Recovery codes a user has not used yet.
+pub fn count_recovery_codes(conn: &Connection, user_id: i64) -> Result<i64> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM totp_recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
+        [user_id],
+        |r| r.get(0),
+    )?)
+}
+
 /// Inserts a user; a taken name is a conflict.
 pub fn insert_user(
     conn: &Connection,
@@ -104,7 +336,7 @@ pub fn count_admins(conn: &Connection) -> Result<i64> {
     )
 }
 
-/// Stores a new session.
+/// Stores a new session, signed in.
 pub fn insert_session(
     conn: &Connection,
     token_hash: &str,
@@ -112,11 +344,53 @@ pub fn insert_session(
     csrf: &str,
     lifetime_secs: i64,
 ) -> Result<()> {
+    insert_staged_session(conn, token_hash, user_id, csrf, lifetime_secs, "")
+}
+
+/// Stores a new session at `stage`: `""` signed in, `"totp"` waiting for the second
+/// factor, `"enrol"` waiting for its enrolment.
+pub fn insert_staged_session(
+    conn: &Connection,
+    token_hash: &str,
+    user_id: i64,
+    csrf: &str,
+    lifetime_secs: i64,
+    stage: &str,
+) -> Result<()> {
     let now = now_secs();
     conn.execute(
-        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-        params![token_hash, user_id, csrf, now, now + lifetime_secs],
+        "INSERT INTO sessions (token_hash, user_id, csrf_token, created_at, last_seen, expires_at, stage)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+        params![token_hash, user_id, csrf, now, now + lifetime_secs, stage],
+    )?;
+    Ok(())
+}
+
+/// The user, CSRF token and stage of a live session that is not signed in yet (its stage
+/// is not `""`).
+pub fn find_staged_session(
+    conn: &Connection,
+    token_hash: &str,
+    idle_secs: i64,
+) -> Result<Option<(User, String, String)>> {
+    let now = now_secs();
+    let sql =
+        "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token, s.stage
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3 AND s.stage <> ''";
+    Ok(conn
+        .prepare_cached(sql)?
+        .query_row(params![token_hash, now, idle_secs], |r| {
+            Ok((from_row(r)?, r.get(5)?, r.get(6)?))
+        })
+        .optional()?)
+}
+
+/// Moves a session to another stage (`""`: signed in).
+pub fn set_session_stage(conn: &Connection, token_hash: &str, stage: &str) -> Result<()> {
+    conn.execute(
+        "UPDATE sessions SET stage = ?2, last_seen = ?3 WHERE token_hash = ?1",
+        params![token_hash, stage, now_secs()],
     )?;
     Ok(())
 }
@@ -130,7 +404,8 @@ pub fn find_session(
     let now = now_secs();
     let sql = "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token
          FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3";
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3
+           AND s.stage = ''";
     let found = conn
         .prepare_cached(sql)?
         .query_row(params![token_hash, now, idle_secs], |r| {

@@ -22,7 +22,7 @@ pub fn status_for(e: &Error) -> u16 {
         Error::Unauthorized => 401,
         Error::Forbidden(_) => 403,
         Error::TooManyAttempts(_) => 429,
-        Error::Busy(_) => 503,
+        Error::Busy(_) | Error::Unavailable(_) => 503,
         Error::MethodNotAllowed(_) => 405,
         Error::Io { .. } | Error::Db(_) | Error::Schema(_) | Error::Config(_) => 500,
     }
@@ -31,7 +31,7 @@ pub fn status_for(e: &Error) -> u16 {
 /// The message shown for an error: the error itself for 4xx, a generic sentence for 5xx
 /// (whose details go to the log).
 pub fn public_message(e: &Error) -> String {
-    if status_for(e) >= 500 && !matches!(e, Error::Busy(_)) {
+    if status_for(e) >= 500 && !matches!(e, Error::Busy(_) | Error::Unavailable(_)) {
         log::error!("{e}");
         "internal error; the server log has the details".into()
     } else {

@@ -57,9 +57,10 @@ fn list(v: &[String]) -> String {
     }
 }
 
-/// Whether a setting (a dotted key path) is put in force by a reload.
+/// Whether a setting (a dotted key path) is put in force by a reload. The console reads
+/// `auth.totp_required_roles` (and `[directory]`) once, at start: a restart.
 pub fn is_live(key: &str) -> bool {
-    key == "log.level" || key.starts_with("auth.")
+    key == "log.level" || (key.starts_with("auth.") && !key.starts_with("auth.totp_required_roles"))
 }
 
 /// Every leaf of a TOML document as a dotted key path and its value, written as TOML.

@@ -33,6 +33,10 @@ pub enum Credential<'a> {
     Own(i64),
     /// A secret provisioning setting, by key.
     Setting(&'a str),
+    /// A console user's TOTP secret (second factor), by user id.
+    Totp(i64),
+    /// A console user's TOTP secret being enrolled (not confirmed yet), by user id.
+    TotpPending(i64),
 }
 
 impl Credential<'_> {
@@ -57,6 +61,8 @@ impl Credential<'_> {
             ),
             Credential::Own(device_id) => ("device_credentials", "password", device_id.to_string()),
             Credential::Setting(key) => ("prov_settings", "value", key.to_string()),
+            Credential::Totp(id) => ("users", "totp_secret", id.to_string()),
+            Credential::TotpPending(id) => ("users", "totp_pending", id.to_string()),
         }
     }
 
@@ -210,6 +216,20 @@ pub const SECRET_COLUMNS: &[SecretColumn] = &[
         filter: "key IN ('http_password', 'ftp_password', 'external_password', 's3_secret_key')",
         row: "key",
         place: ("prov_settings", "value"),
+    },
+    SecretColumn {
+        table: "users",
+        column: "totp_secret",
+        filter: "1",
+        row: "id",
+        place: ("users", "totp_secret"),
+    },
+    SecretColumn {
+        table: "users",
+        column: "totp_pending",
+        filter: "1",
+        row: "id",
+        place: ("users", "totp_pending"),
     },
 ];
 

@@ -148,7 +148,13 @@ pub struct ZServer {
 
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
-pub const UNDO_AFTER_0011: &str = "ALTER TABLE device_activity DROP COLUMN last_sync_ms;
+pub const UNDO_AFTER_0011: &str = "ALTER TABLE sessions DROP COLUMN stage;
+     DROP TABLE totp_recovery_codes;
+     ALTER TABLE users DROP COLUMN totp_last_step;
+     ALTER TABLE users DROP COLUMN totp_pending;
+     ALTER TABLE users DROP COLUMN totp_secret;
+     ALTER TABLE users DROP COLUMN source;
+     ALTER TABLE device_activity DROP COLUMN last_sync_ms;
      DROP TABLE device_sip;
      ALTER TABLE device_activity DROP COLUMN last_protocol;
      ALTER TABLE accounts DROP COLUMN tftp_credential;";

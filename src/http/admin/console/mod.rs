@@ -33,6 +33,7 @@ mod preview;
 mod profiles;
 mod provisioning;
 mod settings;
+mod totp;
 mod transfer;
 mod users;
 mod variables;
@@ -70,6 +71,8 @@ pub struct Console {
     pub diagnostics: diagnostics::Diagnostics,
     /// External mode's "generate and push now" (one run at a time).
     pub push: crate::external::manual::ManualPush,
+    /// The directory and the roles that must use a second factor.
+    pub policy: signin::SignInPolicy,
 }
 
 /// A signed-in request.
@@ -107,7 +110,9 @@ impl Console {
         });
         let own = crate::actions::own_addresses(&config);
         let diagnostics = diagnostics::Diagnostics::new(&config);
+        let policy = signin::SignInPolicy::from_config(&config);
         Console {
+            policy,
             pool,
             config,
             own,
@@ -139,7 +144,7 @@ impl Console {
         }
     }
 
-    fn session_secs(&self) -> (i64, i64) {
+    pub(crate) fn session_secs(&self) -> (i64, i64) {
         let c = &self.config.console;
         (
             (c.session_idle_minutes * 60) as i64,
@@ -156,6 +161,12 @@ impl Console {
                 "POST" => self.post_login(req, peer),
                 _ => html_page(200, self.login_page("", None)),
             };
+        }
+        if matches!(
+            path.as_str(),
+            "/login/code" | "/login/enrol" | "/login/cancel"
+        ) {
+            return totp::staged(self, req, peer);
         }
         let ctx = match self.session(req) {
             Ok(Some(ctx)) => ctx,
@@ -222,6 +233,9 @@ impl Console {
             ("POST", ["logout"]) => Ok(self.logout(ctx)),
             ("GET", ["password"]) => Ok(html_page(200, users::password_page(ctx, &[], None))),
             ("POST", ["password"]) => users::post_password(self, ctx, f),
+            ("GET", ["totp"]) => totp::page(self, ctx, None),
+            ("POST", ["totp"]) => totp::page(self, ctx, Some(f)),
+            ("POST", ["users", name, "totp-remove"]) => users::remove_totp(self, ctx, name),
             ("GET", [""]) => self.home(ctx, req),
             ("GET", ["users"]) => users::list(self, ctx, req),
             ("POST", ["users"]) => users::create(self, ctx, f),
@@ -421,6 +435,7 @@ impl Console {
                 signin::sign_in(
                     &conn,
                     &self.throttle,
+                    &self.policy,
                     &ip,
                     username,
                     form.get("password"),
@@ -431,10 +446,11 @@ impl Console {
             Ok(s) => {
                 let secure = if req.is_secure() { "; Secure" } else { "" };
                 let (_, max) = self.session_secs();
-                let target = if s.user.must_change_password {
-                    "/password"
-                } else {
-                    "/"
+                let target = match s.stage {
+                    signin::Stage::Totp => "/login/code",
+                    signin::Stage::Enrol => "/login/enrol",
+                    signin::Stage::SignedIn if s.user.must_change_password => "/password",
+                    signin::Stage::SignedIn => "/",
                 };
                 Response::redirect_303(target).with_additional_header(
                     "Set-Cookie",
@@ -448,6 +464,10 @@ impl Console {
                 401,
                 self.login_page(username, Some("Wrong user name or password.")),
             ),
+            Err(Error::Forbidden(why)) => html_page(403, self.login_page(username, Some(&why))),
+            Err(Error::Unavailable(why)) => {
+                html_page(503, self.login_page(username, Some(&why)))
+            }
             Err(Error::TooManyAttempts(wait)) => html_page(
                 429,
                 self.login_page(
@@ -592,6 +612,10 @@ pub fn notice_of(req: &Request) -> Option<&'static str> {
 }
 
 const NOTICES: &[(&str, &str)] = &[
+    (
+        "totp-removed",
+        "Two-factor sign-in removed; the user was signed out everywhere.",
+    ),
     ("enrolment-mode", "Withholding changed."),
     ("enrolment-opened", "Enrolment window opened."),
     ("enrolment-closed", "Enrolment windows closed."),
@@ -697,7 +721,7 @@ const NOTICES: &[(&str, &str)] = &[
     ("line-removed", "Line removed."),
 ];
 
-fn cookie(req: &Request, name: &str) -> Option<String> {
+pub(crate) fn cookie(req: &Request, name: &str) -> Option<String> {
     rouille::input::cookies(req)
         .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())

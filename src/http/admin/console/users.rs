@@ -32,6 +32,7 @@ pub fn password_page(ctx: &Ctx, problems: &[FieldError], notice: Option<&str>) -
                     (Field::text("Repeat the new password", "repeat_password", "", problems).kind("password").required())
                     button type="submit" { "Change password" }
                 }
+                p { a href="/totp" { "Two-factor sign-in" } " — set up or check your second factor." }
             }
         },
     )
@@ -55,16 +56,38 @@ pub fn post_password(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
 
 pub fn list(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
-    let users = q::list_users(&*c.conn()?)?;
+    let users = rows(&*c.conn()?)?;
     Ok(html_page(
         200,
         users_page(ctx, &users, &[], notice_of(req), None),
     ))
 }
 
+/// A user as listed: where their password is checked, and whether they use a second
+/// factor.
+struct UserRow {
+    user: crate::domain::users::User,
+    source: q::Source,
+    totp: bool,
+}
+
+fn rows(conn: &rusqlite::Connection) -> Result<Vec<UserRow>> {
+    let kinds = q::list_sign_in_kinds(conn)?;
+    Ok(q::list_users(conn)?
+        .into_iter()
+        .map(|user| {
+            let (source, totp) = kinds
+                .get(&user.id)
+                .copied()
+                .unwrap_or((q::Source::Local, false));
+            UserRow { user, source, totp }
+        })
+        .collect())
+}
+
 fn users_page(
     ctx: &Ctx,
-    users: &[crate::domain::users::User],
+    users: &[UserRow],
     problems: &[FieldError],
     notice: Option<&str>,
     created: Option<(&str, &str)>,
@@ -79,13 +102,21 @@ fn users_page(
                 div.notice { "User " strong { (name) } " created. One-time password: " code.secret { (pw) } " — give it to them; they must change it at first sign-in. It is not shown again." }
             }
             table.list {
-                thead { tr { th { "User" } th { "Role" } th { "Company" } th { "Password" } th { "Actions" } } }
+                thead { tr { th { "User" } th { "Role" } th { "Company" } th { "Sign-in" } th { "Password" } th { "Two-factor" } th { "Actions" } } }
                 tbody {
-                    @for u in users {
+                    @for row in users {
+                        @let u = &row.user;
                         tr {
                             td { (u.username) } td { (u.role) } td { (u.company) }
-                            td { @if u.must_change_password { "one-time" } @else { "set" } }
+                            td.source { (row.source.as_str()) }
+                            td { @if row.source == q::Source::Directory { "directory" } @else if u.must_change_password { "one-time" } @else { "set" } }
+                            td.totp { @if row.totp { "on" } @else { "off" } }
                             td.ops {
+                                @if row.totp {
+                                    form.inline method="post" action=(format!("/users/{}/totp-remove", percent_encode(&u.username))) {
+                                        (csrf_field(&ctx.csrf)) button.link type="submit" { "Remove two-factor" }
+                                    }
+                                }
                                 form.inline method="post" action=(format!("/users/{}/reset", percent_encode(&u.username))) {
                                     (csrf_field(&ctx.csrf)) button.link type="submit" { "New one-time password" }
                                 }
@@ -127,7 +158,7 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     let who = Actor::person(&ctx.user.username);
     match signin::create_user(&mut conn, &who, &name, role, f.get("company"), None) {
         Ok((_, pw)) => {
-            let users = q::list_users(&conn)?;
+            let users = rows(&conn)?;
             Ok(html_page(
                 200,
                 users_page(
@@ -141,13 +172,13 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         }
         Err(Error::Invalid(p)) => Ok(html_page(
             422,
-            users_page(ctx, &q::list_users(&conn)?, &p, None, None),
+            users_page(ctx, &rows(&conn)?, &p, None, None),
         )),
         Err(Error::Conflict(m)) => Ok(html_page(
             409,
             users_page(
                 ctx,
-                &q::list_users(&conn)?,
+                &rows(&conn)?,
                 &[FieldError::new("username", m)],
                 None,
                 None,
@@ -161,7 +192,7 @@ pub fn reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
     let mut conn = c.conn()?;
     let pw = signin::reset_password(&mut conn, &Actor::person(&ctx.user.username), name, None)?;
-    let users = q::list_users(&conn)?;
+    let users = rows(&conn)?;
     Ok(html_page(
         200,
         users_page(
@@ -172,6 +203,13 @@ pub fn reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
             Some((name, pw.as_deref().unwrap_or(""))),
         ),
     ))
+}
+
+/// Removes a user's second factor (lost authenticator): they are signed out everywhere.
+pub fn remove_totp(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
+    ctx.user.require(Action::ManageUsers)?;
+    crate::actions::totp::remove(&mut *c.conn()?, &Actor::person(&ctx.user.username), name)?;
+    Ok(done("/users", "totp-removed"))
 }
 
 pub fn delete(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
