@@ -418,6 +418,8 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
                     format!("line {} is out of range (1 to 64) or listed twice", l.line),
                 ));
             }
+            // The line rule of `set-line` (`device::check_line_text`): what it accepts, the
+            // import of its export accepts.
             let mut lp = Vec::new();
             for (field, value) in [
                 ("auth_user_id", l.auth_user_id.as_str()),
@@ -428,7 +430,7 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
                 ("first_name", l.first_name.as_str()),
                 ("last_name", l.last_name.as_str()),
             ] {
-                crate::domain::profile::check_extension_value(field, value, &mut lp);
+                crate::domain::device::check_line_text(field, value, &mut lp);
             }
             let at = format!("{}.lines[{}]", d.at, l.line);
             p.extend(

@@ -400,19 +400,15 @@ mod tests {
                 "column 10 (Enable Provisioning Polling)",
             ),
             (
-                "0004f2000001,,,profile1,,,,,,,<1001>",
+                "0004f2000001,,,profile1,,,,,,,1001\u{7}",
                 "column 11 (SIP Authentication User ID)",
             ),
             (
-                "0004f2000001,,,profile1,,,,,,,,a&b",
-                "column 12 (SIP Authentication Password)",
-            ),
-            (
-                "0004f2000001,,,profile1,,,,,,,,,<l>",
+                "0004f2000001,,,profile1,,,,,,,,,a\tb",
                 "column 13 (Line Label)",
             ),
             (
-                "0004f2000001,,,profile1,,,,,,,,,,'n'",
+                "0004f2000001,,,profile1,,,,,,,,,,O'Brien\u{1b}",
                 "column 14 (Display Name)",
             ),
             ("0004f2000001,,,profile1,,,,,,,,,,,extra", "has 15 columns"),
@@ -429,6 +425,24 @@ mod tests {
             assert_eq!(p.rejected[0].line, 1);
             assert_eq!(p.rejected[0].content, line);
         }
+    }
+
+    #[test]
+    fn line_one_takes_what_set_line_takes() {
+        // The one line rule (`device::check_line_text`): the renderer escapes these.
+        let p = parse(
+            "0004f2000001,,,profile1,,,,,,,<1001>,a&b\"c,Desk 'A',O'Brien & <Sons>".as_bytes(),
+            10,
+        )
+        .expect("parse");
+        assert_eq!(p.rows.len(), 1, "{:?}", p.rejected);
+        let l = &p.rows[0].device.line1;
+        assert_eq!(
+            (l.display_name.as_str(), l.auth_password.as_str()),
+            ("O'Brien & <Sons>", "a&b\"c")
+        );
+        let set_line = crate::domain::devicevars::validate_line(l);
+        assert!(set_line.is_ok(), "{set_line:?}");
     }
 
     #[test]
