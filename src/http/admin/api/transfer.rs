@@ -1,6 +1,8 @@
-//! `/api/v1/accounts/<slug>/export` and `/import` (devices, sites, groups and policies as
-//! JSON or CSV, secrets only with `include_secrets=true` and the admin role; an import is
-//! checked whole, every bad row named, with `dry_run`), and `/api/v1/audit` (the audit
+//! `/api/v1/accounts/<slug>/export` and `/import` (the account's JSON archive, or its
+//! devices, sites, groups and policies as CSV; secrets only with `include_secrets=true`,
+//! the admin role and a passphrase in the `X-Export-Passphrase` header, which seals them;
+//! an import is checked whole, every bad row named, with `dry_run`, and opens sealed
+//! secrets with the same header), and `/api/v1/audit` (the audit
 //! log as JSON, or CSV with `format=csv`; secrets were masked when recorded).
 
 use rouille::{Request, Response};
@@ -23,6 +25,10 @@ fn flag(req: &Request, name: &str) -> Result<bool> {
     }
 }
 
+/// The header that carries the passphrase of sealed secrets (never the URL, which logs
+/// keep).
+const PASSPHRASE: &str = "X-Export-Passphrase";
+
 fn format_of(req: &Request) -> Result<Format> {
     Format::parse(req.get_param("format").as_deref().unwrap_or("json"))
 }
@@ -42,7 +48,17 @@ pub fn route(
                 actor.user.require(Action::ManageAccounts)?;
             }
             let format = format_of(req)?;
-            let text = transfer::write(format, &transfer::export(&*c.conn()?, a, secrets)?)?;
+            let mut e = transfer::export(&*c.conn()?, a, secrets)?;
+            if secrets {
+                let pass = req.header(PASSPHRASE).ok_or_else(|| {
+                    Error::invalid(
+                        PASSPHRASE,
+                        "secrets leave only sealed: give the passphrase in this header",
+                    )
+                })?;
+                transfer::seal::seal(&mut e, &transfer::seal::passphrase_from(pass)?)?;
+            }
+            let text = transfer::write(format, &e)?;
             let kind = match format {
                 Format::Json => "application/json",
                 Format::Csv => "text/csv; charset=utf-8",
@@ -61,7 +77,8 @@ pub fn route(
                 .map_err(|e| Error::invalid("body", e.to_string()))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
-            let export = transfer::parse(format, &text)?;
+            let mut export = transfer::parse(format, &text)?;
+            transfer::seal::open(&mut export, req.header(PASSPHRASE))?;
             let report = transfer::import(&mut *c.conn()?, &actor.who, a, &export, dry_run)?;
             Ok(Response::json(&report))
         }
