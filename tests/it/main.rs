@@ -20,6 +20,7 @@ mod device_secrets;
 mod diag;
 mod dictionary;
 mod doc_refs;
+mod export;
 mod firmware;
 mod hardening_admin;
 mod hardening_body;
