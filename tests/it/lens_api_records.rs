@@ -459,12 +459,22 @@ fn inventory_checkins_export_import_and_audit_through_the_api() {
         r#"{"format": "zerotouch-export", "version": 1, "devices": [{"mac": "0004f2aa0006", "profile": "nosuch"}]}"#,
     );
     assert_eq!(error_of(&r), (422, vec!["devices[0].profile".to_string()]));
+    // The sealed archive goes back with its passphrase, and only with it.
     let r = api(
         &server,
         "POST",
-        "/accounts/default/import?format=csv",
+        "/accounts/default/import",
         Some(&t),
         &secret.text(),
+    );
+    assert_eq!(error_of(&r).0, 422, "{}", r.text());
+    let r = api_with(
+        &server,
+        "POST",
+        "/accounts/default/import",
+        Some(&t),
+        &secret.text(),
+        &pass,
     );
     assert_eq!(ok(r)["devices_updated"], 2);
 

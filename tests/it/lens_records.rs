@@ -304,12 +304,22 @@ fn export_and_import_round_trip_from_the_console_with_secrets_only_when_asked() 
     );
     assert_eq!(r.status, 422);
     assert!(r.text().contains("devices[0].mac"), "{}", r.text());
-    let csv = with.text();
+    let sealed = with.text();
     let r = post_file(
         &s,
         "/accounts/default/import",
         &[("format", "auto")],
-        ("back.csv", &csv),
+        ("back.json", &sealed),
+    );
+    assert_eq!(r.status, 422, "no passphrase: {}", r.text());
+    let r = post_file(
+        &s,
+        "/accounts/default/import",
+        &[
+            ("format", "auto"),
+            ("passphrase", "a long enough passphrase"),
+        ],
+        ("back.json", &sealed),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(
