@@ -473,3 +473,51 @@ fn bad_files_name_the_record_and_field_and_change_nothing() {
     let err = try_import("profile.json", v.to_string().as_bytes());
     assert!(err.contains("profiles[0]"), "{err}");
 }
+
+#[test]
+fn the_installation_moves_through_the_api_for_admins_only() {
+    let server = ZServer::start();
+    populate(&server);
+    let before = snapshot(&server);
+    let admin = user_with_token(&server, "ada", "admin", "");
+    let viewer = user_with_token(&server, "vera", "viewer", "");
+    assert_eq!(
+        api(&server, "GET", "/export", Some(&viewer), "").status,
+        403
+    );
+    let pass = [("X-Export-Passphrase", "correct horse battery staple")];
+    let refused = api(
+        &server,
+        "GET",
+        "/export?include_secrets=true",
+        Some(&admin),
+        "",
+    );
+    assert_eq!(
+        refused.status,
+        422,
+        "secrets only sealed: {}",
+        refused.text()
+    );
+    let r = api_with(
+        &server,
+        "GET",
+        "/export?include_secrets=true",
+        Some(&admin),
+        "",
+        &pass,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    for secret in SECRETS {
+        assert!(!r.text().contains(secret), "{secret} in clear");
+    }
+    let fresh = ZServer::start();
+    fresh.set_credentials();
+    let token = user_with_token(&fresh, "ada", "admin", "");
+    let no_pass = api(&fresh, "POST", "/import", Some(&token), &r.text());
+    assert_eq!(no_pass.status, 422, "{}", no_pass.text());
+    let done = api_with(&fresh, "POST", "/import", Some(&token), &r.text(), &pass);
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert_eq!(json(&done)["accounts_created"], 1);
+    assert_eq!(snapshot(&fresh), before);
+}

@@ -1,3 +1,4 @@
+//! `/api/v1/export` and `/import` (the whole installation, admins only) and
 //! `/api/v1/accounts/<slug>/export` and `/import` (the account's JSON archive, or its
 //! devices, sites, groups and policies as CSV; secrets only with `include_secrets=true`,
 //! the admin role and a passphrase in the `X-Export-Passphrase` header, which seals them;
@@ -80,6 +81,52 @@ pub fn route(
             let mut export = transfer::parse(format, &text)?;
             transfer::seal::open(&mut export, req.header(PASSPHRASE))?;
             let report = transfer::import(&mut *c.conn()?, &actor.who, a, &export, dry_run)?;
+            Ok(Response::json(&report))
+        }
+        (m, _) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
+    }
+}
+
+/// `GET /export` and `POST /import`: the whole installation as the JSON archive (every
+/// account, the provisioning settings and custom variables), for admins; secrets as for an
+/// account's export (`include_secrets=true` with the passphrase header, sealed).
+pub fn installation(
+    api: &Api,
+    req: &Request,
+    actor: &Actor<'_>,
+    segs: &[&str],
+) -> Result<Response> {
+    use crate::actions::transfer::installation as whole;
+    let c = &api.console;
+    actor.user.require(Action::ManageSettings)?;
+    match (req.method(), segs) {
+        ("GET", ["export"]) => {
+            let secrets = flag(req, "include_secrets")?;
+            let mut i = whole::export(&*c.conn()?, secrets)?;
+            if secrets {
+                let pass = req.header(PASSPHRASE).ok_or_else(|| {
+                    Error::invalid(
+                        PASSPHRASE,
+                        "secrets leave only sealed: give the passphrase in this header",
+                    )
+                })?;
+                whole::seal(&mut i, &transfer::seal::passphrase_from(pass)?)?;
+            }
+            Ok(Response::from_data("application/json", whole::to_json(&i)?))
+        }
+        ("POST", ["import"]) => {
+            let dry_run = flag(req, "dry_run")?;
+            let mut data = req
+                .data()
+                .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut data, &mut bytes)
+                .map_err(|e| Error::invalid("body", e.to_string()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
+            let mut i = whole::parse_json(&text)?;
+            whole::open(&mut i, req.header(PASSPHRASE))?;
+            let report = whole::import(&mut *c.conn()?, &actor.who, &i, dry_run)?;
             Ok(Response::json(&report))
         }
         (m, _) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
