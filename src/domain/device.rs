@@ -268,11 +268,23 @@ mod tests {
         let mut i = input("0000cafebab");
         i.serial = "short".into();
         i.ext.polling = "yes".into();
-        i.line1.auth_password = "a<b".into();
+        i.line1.auth_password = "a\u{7}b".into();
         let text = i.validate().expect_err("invalid").to_string();
         for f in ["mac:", "serial:", "polling:", "sip_auth_password:"] {
             assert!(text.contains(f), "{f} missing: {text}");
         }
+    }
+
+    #[test]
+    fn line_one_follows_the_line_rule_and_the_extensions_the_ztp_rule() {
+        let mut i = input("0000cafebabe");
+        i.line1.display_name = "O'Brien & <Sons>".into();
+        i.line1.auth_password = "a<b\"c".into();
+        let d = i.validate().expect("line 1 takes what set-line takes");
+        assert_eq!(d.line1.display_name, "O'Brien & <Sons>");
+        i.ext.prov_user = "o'brien".into();
+        let text = i.validate().expect_err("ZTP extension rule").to_string();
+        assert!(text.contains("prov_user:"), "{text}");
     }
 
     #[test]
