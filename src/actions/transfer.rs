@@ -348,7 +348,7 @@ pub fn export(conn: &Connection, account: &Account, include_secrets: bool) -> Re
         account_name: account.name.clone(),
         secrets_included: include_secrets,
         sealed: None,
-        settings: Some(crate::db::credentials::load_settings(conn, account.id)?.into()),
+        settings: Some(profiles_rec::export_settings(conn, account)?),
         custom_variables: profiles_rec::export_variables(conn, include_secrets)?,
         deliberate: profiles_rec::export_deliberate(conn, account)?,
         profiles: profiles_rec::export_profiles(conn, account, include_secrets)?,
@@ -688,8 +688,8 @@ fn import_in(
     report.profiles_updated += updated;
     report.secrets_kept += kept;
     check(tx, account, e)?;
-    if let Some(s) = e.settings {
-        crate::db::credentials::store_settings(tx, account.id, &s.into())?;
+    if let Some(s) = &e.settings {
+        profiles_rec::import_settings(tx, account, s)?;
     }
     let tx: &Connection = tx;
     let aid = account.id.0;

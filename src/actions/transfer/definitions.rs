@@ -86,8 +86,10 @@ pub struct DeliberateRec {
     pub at: String,
 }
 
-/// An account's provisioning and Auto-Sync settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// An account's provisioning and Auto-Sync settings, what it does with unknown devices,
+/// whether it withholds secrets until a device enrols, and TFTP's use of its credential.
+/// The last four are absent from files of earlier releases (an import then leaves them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsRec {
     pub provisioning_enabled: bool,
@@ -95,6 +97,16 @@ pub struct SettingsRec {
     pub grace_days: u32,
     pub seen_days: u32,
     pub poly_os: bool,
+    /// `stage`, `ztp`, `default-profile` or `reject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_devices: Option<String>,
+    /// The profile unknown devices get with `default-profile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_secrets: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tftp_credential: Option<bool>,
 }
 
 impl From<Settings> for SettingsRec {
@@ -105,12 +117,16 @@ impl From<Settings> for SettingsRec {
             grace_days: s.grace_days,
             seen_days: s.seen_days,
             poly_os: s.poly_os,
+            unknown_devices: None,
+            default_profile: None,
+            device_secrets: None,
+            tftp_credential: None,
         }
     }
 }
 
-impl From<SettingsRec> for Settings {
-    fn from(s: SettingsRec) -> Self {
+impl From<&SettingsRec> for Settings {
+    fn from(s: &SettingsRec) -> Self {
         Settings {
             provisioning_enabled: s.provisioning_enabled,
             enabled: s.autosync_enabled,
@@ -119,6 +135,53 @@ impl From<SettingsRec> for Settings {
             poly_os: s.poly_os,
         }
     }
+}
+
+/// The account's settings.
+pub fn export_settings(conn: &Connection, account: &Account) -> Result<SettingsRec> {
+    let mut s: SettingsRec = crate::db::credentials::load_settings(conn, account.id)?.into();
+    s.unknown_devices = Some(account.unknown_devices.as_str().into());
+    s.default_profile = match account.default_profile_id {
+        Some(id) => profiles::find_profile_by_id(conn, id)?.map(|p| p.fields.name),
+        None => None,
+    };
+    s.device_secrets = Some(account.device_secrets);
+    s.tftp_credential = Some(account.tftp_credential);
+    Ok(s)
+}
+
+/// Stores an account's settings (inside the import's transaction, after its profiles).
+pub fn import_settings(conn: &Connection, account: &Account, s: &SettingsRec) -> Result<()> {
+    crate::db::credentials::store_settings(conn, account.id, &s.into())?;
+    if let Some(u) = &s.unknown_devices {
+        let policy = crate::domain::account::UnknownDevices::parse(u).map_err(|_| {
+            Error::invalid(
+                "settings.unknown_devices",
+                format!("`{u}` is not one of stage, ztp, default-profile, reject"),
+            )
+        })?;
+        let profile = match &s.default_profile {
+            Some(n) => Some(
+                profiles::find_profile_by_name(conn, account.id.0, n)?
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "settings.default_profile",
+                            format!("no profile named `{n}`"),
+                        )
+                    })?
+                    .id,
+            ),
+            None => None,
+        };
+        crate::db::accounts::update_unknown_devices(conn, account.id, policy, profile)?;
+    }
+    if let Some(on) = s.device_secrets {
+        crate::db::enrolment::set_device_secrets(conn, account.id.0, on)?;
+    }
+    if let Some(on) = s.tftp_credential {
+        crate::db::accounts::update_tftp_credential(conn, account.id, on)?;
+    }
+    Ok(())
 }
 
 /// The account's profiles, files in order.

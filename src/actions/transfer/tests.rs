@@ -414,6 +414,8 @@ fn the_whole_installation_moves_into_an_empty_database() {
         },
     )
     .expect("device");
+    crate::db::accounts::update_tftp_credential(&conn, other.id, true).expect("tftp");
+    crate::db::enrolment::set_device_secrets(&conn, other.id.0, false).expect("withholding");
     let before = effective(&conn);
     let mut all = installation::export(&conn, true).expect("export");
     assert!(installation::to_json(&all).is_err(), "never in clear");
@@ -443,5 +445,6 @@ fn the_whole_installation_moves_into_an_empty_database() {
         moved.service_key, other.service_key,
         "phones keep their address"
     );
+    assert!(moved.tftp_credential && !moved.device_secrets, "{moved:?}");
     let _ = a;
 }
