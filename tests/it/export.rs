@@ -521,3 +521,47 @@ fn the_installation_moves_through_the_api_for_admins_only() {
     assert_eq!(json(&done)["accounts_created"], 1);
     assert_eq!(snapshot(&fresh), before);
 }
+
+#[test]
+fn the_installation_moves_through_the_console_too() {
+    let server = ZServer::start();
+    populate(&server);
+    let before = snapshot(&server);
+    let s = Session::admin(&server);
+    let page = s.get("/transfer");
+    assert_eq!(page.status, 200);
+    let r = s.post(
+        "/transfer/export",
+        &[
+            ("include_secrets", "on"),
+            ("passphrase", "correct horse battery staple"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.header("Content-Disposition")
+            .is_some_and(|d| d.contains("zerotouch-installation.json"))
+    );
+    let archive = r.text();
+    for secret in SECRETS {
+        assert!(!archive.contains(secret), "{secret} in clear");
+    }
+    let fresh = ZServer::start();
+    fresh.set_credentials();
+    let fs = Session::admin(&fresh);
+    let refused = crate::lens::post_file(&fs, "/transfer/import", &[], ("all.json", &archive));
+    assert_eq!(refused.status, 422, "no passphrase: {}", refused.text());
+    let done = crate::lens::post_file(
+        &fs,
+        "/transfer/import",
+        &[("passphrase", "correct horse battery staple")],
+        ("all.json", &archive),
+    );
+    assert_eq!(done.status, 200, "{}", done.text());
+    assert!(
+        done.text().contains("accounts created: 1"),
+        "{}",
+        done.text()
+    );
+    assert_eq!(snapshot(&fresh), before);
+}

@@ -34,6 +34,9 @@ fn transfer_page(
         div.columns {
             section.panel {
                 h2 { "Export" }
+                @if ctx.user.require(Action::ManageSettings).is_ok() {
+                    p { a href="/transfer" { "Export / import the whole installation" } }
+                }
                 p.hint { "JSON: the account's profiles with their files, associated devices (with their site, groups, lines and template values), sites, groups, policies, deliberate names and settings, and the custom variables. CSV: devices, sites, groups and policies. Importing the file again gives every device the same effective settings." }
                 form method="post" action=(format!("{base}/export")) {
                     (csrf_field(&ctx.csrf))
