@@ -377,11 +377,10 @@ pub fn apply(
         }
     }
     for d in deliberate_names {
-        if d.name.trim().is_empty() || d.name.chars().any(char::is_control) {
-            p.push(FieldError::new(
-                format!("{}.name", d.at),
-                "is not a parameter name",
-            ));
+        match crate::actions::params::check_deliberate(d.name.trim(), d.reason.trim()) {
+            Ok(()) => {}
+            Err(Error::Invalid(list)) => p.extend(under(&d.at, list)),
+            Err(e) => return Err(e),
         }
     }
     if !p.is_empty() {
@@ -401,7 +400,7 @@ pub fn apply(
         }
     }
     for d in deliberate_names {
-        deliberate::upsert_deliberate(tx, account.id.0, d.name.trim(), &d.reason, by)?;
+        deliberate::upsert_deliberate(tx, account.id.0, d.name.trim(), d.reason.trim(), by)?;
     }
     // The profiles' files are checked against the variables as they now are.
     let vars = crate::actions::templating::check_vars(tx)?;

@@ -448,3 +448,31 @@ fn the_whole_installation_moves_into_an_empty_database() {
     assert!(moved.tftp_credential && !moved.device_secrets, "{moved:?}");
     let _ = a;
 }
+
+#[test]
+fn deliberate_names_and_variables_follow_their_own_rules_and_nothing_is_written() {
+    let (mut conn, a) = populated();
+    let mut e = parse_json(&to_json(&export(&conn, &a, false).expect("export")).expect("json"))
+        .expect("parse");
+    e.deliberate.push(DeliberateRec {
+        name: "acme.tweak".into(),
+        reason: String::new(),
+        at: "deliberate[0]".into(),
+    });
+    e.custom_variables.push(VariableRec {
+        name: "lower".into(),
+        value: Some("x".into()),
+        at: "custom_variables[0]".into(),
+    });
+    let err = import(&mut conn, &actor(), &a, &e, false)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("deliberate[0].reason"), "{err}");
+    assert!(err.contains("custom_variables[0].name"), "{err}");
+    let deliberate: i64 = conn
+        .query_row("SELECT count(*) FROM deliberate_parameters", [], |r| {
+            r.get(0)
+        })
+        .expect("count");
+    assert_eq!(deliberate, 0, "nothing written");
+}
