@@ -77,7 +77,8 @@ pub struct ImportCmd {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
-    /// the account (slug; default: the default account); not for an installation export
+    /// the account (slug; default: the account the file names, else the default account);
+    /// not for an installation export
     #[argh(option)]
     pub account: Option<String>,
     /// json or csv (default: from the file's extension)
@@ -206,7 +207,20 @@ pub fn import_cmd(c: ImportCmd) -> anyhow::Result<()> {
     } else {
         let mut e = transfer::parse(format, &text).with_context(at)?;
         transfer::seal::open(&mut e, pass.as_deref()).with_context(at)?;
-        let (_cfg, mut conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
+        // An account's archive goes back to the account it names unless told otherwise.
+        let target = c
+            .account
+            .clone()
+            .or_else(|| Some(e.account.clone()).filter(|a| !a.is_empty()));
+        let (_cfg, mut conn, acc) = open_account(c.config.as_deref(), target.as_deref())
+            .with_context(|| match (&c.account, &target) {
+                (None, Some(a)) => format!(
+                    "{} is account `{a}`'s: create it first (`zerotouch account add {a} ...`) \
+                     or name the target with --account",
+                    at()
+                ),
+                _ => at(),
+            })?;
         transfer::import(&mut conn, &crate::cli::os_user(), &acc, &e, c.dry_run).with_context(at)?
     };
     println!(

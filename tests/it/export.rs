@@ -355,6 +355,43 @@ fn export_of_one_account_then_wipe_then_import_gives_the_same_bytes() {
     assert!(out.contains("profiles 1 created"), "{out}");
     assert!(out.contains("devices 3 created"), "{out}");
     assert_eq!(snapshot(&server), before);
+    // An account's archive goes back to the account it names: the branch's devices.
+    let branch = server.dir.path().join("branch.json");
+    server.cli_ok(&[
+        "transfer",
+        "export",
+        "--account",
+        "branch",
+        "--with-secrets",
+        "--passphrase-file",
+        p(&pass),
+        "--out",
+        p(&branch),
+    ]);
+    for mac in B_MACS {
+        server.cli_ok(&["device", "delete", mac, "--yes"]);
+    }
+    let out = server.cli_ok(&[
+        "transfer",
+        "import",
+        "--passphrase-file",
+        p(&pass),
+        p(&branch),
+    ]);
+    assert!(out.contains("devices 2 created"), "{out}");
+    assert_eq!(snapshot(&server), before);
+    let elsewhere = ZServer::start();
+    let err = elsewhere.cli_err(&[
+        "transfer",
+        "import",
+        "--passphrase-file",
+        p(&pass),
+        p(&branch),
+    ]);
+    assert!(
+        err.contains("account `branch`") && err.contains("--account"),
+        "{err}"
+    );
     // The enrolled phone keeps its own credential: it boots as before, not enrolling again.
     assert_eq!(phone.boot_until_stable(4), Boot::Configured);
     assert_eq!(phone.config, phone_before);
