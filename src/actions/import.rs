@@ -137,6 +137,16 @@ fn process(
             content: row.content.clone(),
             reason,
         };
+        // The export's account column: a line of another account is not this import's.
+        if !row.account.is_empty() && row.account != actor.account.slug {
+            rejected.push(reject(format!(
+                "{}: the line is for account `{}`; this import is into `{}`",
+                csvimport::ACCOUNT_COLUMN,
+                row.account,
+                actor.account.slug
+            )));
+            continue;
+        }
         let new = row.device;
         let pid = match profile_ids.get(&new.profile) {
             Some(p) => *p,
@@ -345,6 +355,25 @@ mod tests {
         );
         assert_eq!(job.status, "Completed");
         assert_eq!(count(&conn), 3);
+    }
+
+    #[test]
+    fn the_account_column_takes_lines_of_this_account_only() {
+        let (mut conn, account) = setup();
+        let csv = format!(
+            "0004f2000001,,,profile1,,,,,,,,,,,{}\n0004f2000002,,,profile1,,,,,,,,,,,elsewhere\n\
+             0004f2000003,,,profile1\n",
+            account.slug
+        );
+        let (job, errors) = run(&mut conn, &admin(), &account, &csv, false);
+        assert_eq!((job.applied_rows, job.rejected_rows), (2, 1));
+        assert_eq!(errors[0].line, 2);
+        assert!(
+            errors[0].reason.contains("column 15 (Account)")
+                && errors[0].reason.contains("`elsewhere`"),
+            "{}",
+            errors[0].reason
+        );
     }
 
     #[test]

@@ -49,17 +49,9 @@ fn check_name(name: &str) -> Result<()> {
     }
 }
 
-/// Marks a parameter name (or a pattern with `N` for indices) deliberate in the actor's
-/// account, with a reason; admins and providers who manage policies may.
-pub fn mark_deliberate(
-    conn: &mut Connection,
-    actor: &super::Actor<'_>,
-    name: &str,
-    reason: &str,
-) -> Result<()> {
-    actor.user.require(Action::ManagePolicies)?;
-    let name = name.trim();
-    let reason = reason.trim();
+/// The rule for a deliberate name and its reason, on every path that marks one (the policy
+/// pages, the CLI, the API, an import).
+pub fn check_deliberate(name: &str, reason: &str) -> Result<()> {
     check_name(name)?;
     if reason.is_empty() || reason.chars().count() > 200 || reason.chars().any(char::is_control) {
         return Err(Error::invalid(
@@ -73,6 +65,21 @@ pub fn mark_deliberate(
             format!("`{name}` is in the parameter dictionary already"),
         ));
     }
+    Ok(())
+}
+
+/// Marks a parameter name (or a pattern with `N` for indices) deliberate in the actor's
+/// account, with a reason; admins and providers who manage policies may.
+pub fn mark_deliberate(
+    conn: &mut Connection,
+    actor: &super::Actor<'_>,
+    name: &str,
+    reason: &str,
+) -> Result<()> {
+    actor.user.require(Action::ManagePolicies)?;
+    let name = name.trim();
+    let reason = reason.trim();
+    check_deliberate(name, reason)?;
     db::write_tx(conn, |tx| {
         let before =
             deliberate::upsert_deliberate(tx, actor.account.id.0, name, reason, &actor.who.name)?;

@@ -27,7 +27,7 @@ use crate::db::policies::{self, ScopeKind};
 use crate::db::{devices, profiles};
 use crate::domain::account::Account;
 use crate::domain::audit::{Actor, Change};
-use crate::domain::device::{DeviceInput, Line, VendorExtensions};
+use crate::domain::device::{DeviceInput, DeviceVars, Line, VendorExtensions};
 use crate::domain::mac::Mac;
 use crate::domain::policy::{self, Target};
 use crate::domain::polycom::params;
@@ -35,20 +35,36 @@ use crate::error::{Error, FieldError, Result};
 
 /// The format name written into every export.
 pub const FORMAT: &str = "zerotouch-export";
-/// The version of the format.
-pub const VERSION: u32 = 1;
+/// The version of the format: 2 added profiles with their files, custom variables,
+/// deliberate names, account settings, device template values and sealed secrets. Version
+/// 1 files are still read.
+pub const VERSION: u32 = 2;
 
-/// An account's devices, sites, groups and policies.
+/// An account's profiles, devices, sites, groups and policies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     pub format: String,
     pub version: u32,
-    /// The account it was taken from (informational).
+    /// The account it was taken from: its slug (an installation import creates it when
+    /// missing; an account import reads it as information).
     #[serde(default)]
     pub account: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub account_name: String,
     #[serde(default)]
     pub secrets_included: bool,
+    /// Present when the secrets are sealed with a passphrase (`seal`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed: Option<Sealing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<SettingsRec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_variables: Vec<VariableRec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deliberate: Vec<DeliberateRec>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<ProfileRec>,
     #[serde(default)]
     pub sites: Vec<SiteRec>,
     #[serde(default)]
@@ -110,8 +126,68 @@ pub struct DeviceRec {
     pub polling: String,
     #[serde(default)]
     pub lines: Vec<LineRec>,
+    /// Template values (`${LABEL}`, `${TL_TIMEZONE}`, ...), absent when none are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vars: Option<VarsRec>,
+    /// The device's own credential (enrolment state), absent when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment: Option<EnrolmentRec>,
     #[serde(skip)]
     pub at: String,
+}
+
+/// A device's enrolment: its own credential (a secret, absent unless secrets are exported:
+/// an import then keeps the stored one, or the device enrols again) and whether the device
+/// has proved it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrolmentRec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// The device authenticated with its current password.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// The device authenticated with an own password.
+    #[serde(default)]
+    pub enrolled: bool,
+}
+
+/// A device's template values (`DeviceVars`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VarsRec {
+    #[serde(default)]
+    pub label: String,
+    #[serde(default)]
+    pub tl_timezone: String,
+    #[serde(default)]
+    pub tl_timezone_name: String,
+    #[serde(default)]
+    pub default_parkext: String,
+    #[serde(default)]
+    pub override_attrs: String,
+}
+
+impl VarsRec {
+    fn from_vars(v: &DeviceVars) -> Option<VarsRec> {
+        (*v != DeviceVars::default()).then(|| VarsRec {
+            label: v.label.clone(),
+            tl_timezone: v.tl_timezone.clone(),
+            tl_timezone_name: v.tl_timezone_name.clone(),
+            default_parkext: v.default_parkext.clone(),
+            override_attrs: v.override_attrs.clone(),
+        })
+    }
+
+    fn to_vars(&self) -> DeviceVars {
+        DeviceVars {
+            label: self.label.clone(),
+            tl_timezone: self.tl_timezone.clone(),
+            tl_timezone_name: self.tl_timezone_name.clone(),
+            default_parkext: self.default_parkext.clone(),
+            override_attrs: self.override_attrs.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -168,7 +244,9 @@ impl Format {
     }
 }
 
-/// Takes an account's associated devices, sites, groups and policies.
+/// Takes an account's profiles, associated devices, sites, groups, policies, deliberate
+/// names and settings, and the installation's custom variables. With `include_secrets`
+/// the secrets are in clear in the value returned: `seal` them before writing it out.
 pub fn export(conn: &Connection, account: &Account, include_secrets: bool) -> Result<Export> {
     let secret = |s: &str| include_secrets.then(|| s.to_string());
     let sites = policies::list_sites(conn, account.id.0)?
@@ -222,6 +300,14 @@ pub fn export(conn: &Connection, account: &Account, include_secrets: bool) -> Re
             prov_user: d.ext.prov_user.clone(),
             prov_password: secret(&d.ext.prov_password),
             polling: d.ext.polling.clone(),
+            vars: VarsRec::from_vars(&d.vars),
+            enrolment: crate::db::enrolment::find_device_credential(conn, d.id)?.map(|c| {
+                EnrolmentRec {
+                    password: secret(&c.password),
+                    confirmed: c.confirmed_at.is_some(),
+                    enrolled: c.enrolled_at.is_some(),
+                }
+            }),
             lines: d
                 .lines
                 .iter()
@@ -259,7 +345,13 @@ pub fn export(conn: &Connection, account: &Account, include_secrets: bool) -> Re
         format: FORMAT.into(),
         version: VERSION,
         account: account.slug.clone(),
+        account_name: account.name.clone(),
         secrets_included: include_secrets,
+        sealed: None,
+        settings: Some(profiles_rec::export_settings(conn, account)?),
+        custom_variables: profiles_rec::export_variables(conn, include_secrets)?,
+        deliberate: profiles_rec::export_deliberate(conn, account)?,
+        profiles: profiles_rec::export_profiles(conn, account, include_secrets)?,
         sites,
         groups,
         devices: device_recs,
@@ -284,6 +376,12 @@ pub fn parse_json(text: &str) -> Result<Export> {
             err.into_inner().to_string(),
         )
     })?;
+    number(&mut e);
+    Ok(e)
+}
+
+/// Names every record by its place in a JSON file, for errors.
+fn number(e: &mut Export) {
     for (i, s) in e.sites.iter_mut().enumerate() {
         s.at = format!("sites[{i}]");
     }
@@ -296,7 +394,15 @@ pub fn parse_json(text: &str) -> Result<Export> {
     for (i, p) in e.policies.iter_mut().enumerate() {
         p.at = format!("policies[{i}]");
     }
-    Ok(e)
+    for (i, p) in e.profiles.iter_mut().enumerate() {
+        p.at = format!("profiles[{i}]");
+    }
+    for (i, v) in e.custom_variables.iter_mut().enumerate() {
+        v.at = format!("custom_variables[{i}]");
+    }
+    for (i, d) in e.deliberate.iter_mut().enumerate() {
+        d.at = format!("deliberate[{i}]");
+    }
 }
 
 /// What an import did (or, dry, would do).
@@ -310,6 +416,11 @@ pub struct ImportReport {
     pub devices_created: usize,
     pub devices_updated: usize,
     pub policies_set: usize,
+    pub profiles_created: usize,
+    pub profiles_updated: usize,
+    pub variables_set: usize,
+    /// Accounts an installation import created.
+    pub accounts_created: usize,
     /// Secrets the file did not carry, kept as stored.
     pub secrets_kept: usize,
 }
@@ -331,18 +442,20 @@ fn push<T>(p: &mut Vec<FieldError>, at: &str, r: Result<T>) -> Option<T> {
     }
 }
 
+/// The format and version an import reads (every version up to this one).
+fn check_format(format: &str, version: u32, p: &mut Vec<FieldError>) {
+    if format != FORMAT || !(1..=VERSION).contains(&version) {
+        p.push(FieldError::new(
+            "format",
+            format!("expected {FORMAT} version 1 to {VERSION}, got {format} version {version}"),
+        ));
+    }
+}
+
 /// Checks every record against the file and the database; every problem names its row.
 fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
     let mut p = Vec::new();
-    if e.format != FORMAT || e.version != VERSION {
-        p.push(FieldError::new(
-            "format",
-            format!(
-                "expected {FORMAT} version {VERSION}, got {} version {}",
-                e.format, e.version
-            ),
-        ));
-    }
+    check_format(&e.format, e.version, &mut p);
     let mut site_names = BTreeSet::new();
     for s in &e.sites {
         push(&mut p, &s.at, policy::check_name("name", &s.name));
@@ -410,6 +523,15 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
                 ));
             }
         }
+        if let Some(v) = &d.vars
+            && let Err(Error::Invalid(list)) =
+                crate::domain::devicevars::validate_device_vars(&v.to_vars())
+        {
+            p.extend(
+                list.into_iter()
+                    .map(|f| FieldError::new(format!("{}.vars.{}", d.at, f.field), f.message)),
+            );
+        }
         let mut numbers = BTreeSet::new();
         for l in &d.lines {
             if !(1..=64).contains(&l.line) || !numbers.insert(l.line) {
@@ -418,6 +540,8 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
                     format!("line {} is out of range (1 to 64) or listed twice", l.line),
                 ));
             }
+            // The line rule of `set-line` (`device::check_line_text`): what it accepts, the
+            // import of its export accepts.
             let mut lp = Vec::new();
             for (field, value) in [
                 ("auth_user_id", l.auth_user_id.as_str()),
@@ -428,7 +552,7 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
                 ("first_name", l.first_name.as_str()),
                 ("last_name", l.last_name.as_str()),
             ] {
-                crate::domain::profile::check_extension_value(field, value, &mut lp);
+                crate::domain::device::check_line_text(field, value, &mut lp);
             }
             let at = format!("{}.lines[{}]", d.at, l.line);
             p.extend(
@@ -506,7 +630,8 @@ fn device_input(d: &DeviceRec, stored: Option<&crate::domain::device::Device>) -
 }
 
 /// Imports an export into `account`: checks everything, then writes in one transaction
-/// (nothing when `dry_run`), with one audit entry.
+/// (nothing when `dry_run`, nor when anything is wrong), with one audit entry. A sealed
+/// export is opened first (`seal::open`).
 pub fn import(
     conn: &mut Connection,
     actor: &Actor,
@@ -515,36 +640,83 @@ pub fn import(
     dry_run: bool,
 ) -> Result<ImportReport> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    check(&tx, account, e)?;
     let mut report = ImportReport {
         dry_run,
         ..Default::default()
     };
+    import_in(&tx, actor, account, e, &mut report)?;
+    if dry_run {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
+    Ok(report)
+}
+
+/// Imports one account's export inside the caller's transaction, adding to `report`. On an
+/// error the caller drops the transaction: nothing is written.
+fn import_in(
+    tx: &rusqlite::Transaction<'_>,
+    actor: &Actor,
+    account: &Account,
+    e: &Export,
+    report: &mut ImportReport,
+) -> Result<()> {
+    if e.sealed.is_some() {
+        return Err(Error::invalid(
+            "sealed",
+            "the file's secrets are sealed: give the passphrase they were exported with",
+        ));
+    }
+    let mut p = Vec::new();
+    check_format(&e.format, e.version, &mut p);
+    if !p.is_empty() {
+        return Err(Error::Invalid(p));
+    }
+    // Variables, deliberate names and profiles first: the devices and policies are checked
+    // against them. All of it is in the transaction, so a bad device still writes nothing.
+    let (vars, created, updated, kept) = profiles_rec::apply(
+        tx,
+        account,
+        &e.custom_variables,
+        &e.deliberate,
+        &e.profiles,
+        &actor.name,
+    )?;
+    report.variables_set += vars;
+    report.profiles_created += created;
+    report.profiles_updated += updated;
+    report.secrets_kept += kept;
+    check(tx, account, e)?;
+    if let Some(s) = &e.settings {
+        profiles_rec::import_settings(tx, account, s)?;
+    }
+    let tx: &Connection = tx;
     let aid = account.id.0;
     for s in &e.sites {
-        match policies::find_site(&tx, aid, &s.name)? {
+        match policies::find_site(tx, aid, &s.name)? {
             Some(old) => {
                 if old.description != s.description {
-                    policies::update_site(&tx, old.id, &s.description)?;
+                    policies::update_site(tx, old.id, &s.description)?;
                     report.sites_updated += 1;
                 }
             }
             None => {
-                policies::insert_site(&tx, aid, &s.name, &s.description)?;
+                policies::insert_site(tx, aid, &s.name, &s.description)?;
                 report.sites_created += 1;
             }
         }
     }
     for g in &e.groups {
-        match policies::find_group(&tx, aid, &g.name)? {
+        match policies::find_group(tx, aid, &g.name)? {
             Some(old) => {
                 if (old.priority, &old.description) != (g.priority, &g.description) {
-                    policies::update_group(&tx, old.id, g.priority, &g.description)?;
+                    policies::update_group(tx, old.id, g.priority, &g.description)?;
                     report.groups_updated += 1;
                 }
             }
             None => {
-                policies::insert_group(&tx, aid, &g.name, g.priority, &g.description)?;
+                policies::insert_group(tx, aid, &g.name, g.priority, &g.description)?;
                 report.groups_created += 1;
             }
         }
@@ -552,9 +724,9 @@ pub fn import(
     for d in &e.devices {
         let mac = Mac::from_bare(d.mac.trim())
             .ok_or_else(|| Error::invalid(format!("{}.mac", d.at), "not a MAC address"))?;
-        let stored = devices::find_device_by_mac(&tx, &mac)?;
+        let stored = devices::find_device_by_mac(tx, &mac)?;
         let new = device_input(d, stored.as_ref()).validate()?;
-        let profile = profiles::find_profile_by_name(&tx, aid, new.profile.as_str())?
+        let profile = profiles::find_profile_by_name(tx, aid, new.profile.as_str())?
             .ok_or_else(|| Error::invalid(format!("{}.profile", d.at), "no such profile"))?;
         if d.prov_password.is_none()
             && stored
@@ -565,13 +737,13 @@ pub fn import(
         }
         let id = match stored.as_ref().filter(|s| s.is_associated()) {
             Some(s) => {
-                devices::update_device(&tx, s.id, &new, profile.id)?;
+                devices::update_device(tx, s.id, &new, profile.id)?;
                 report.devices_updated += 1;
                 s.id
             }
             None => {
                 report.devices_created += 1;
-                devices::insert_device(&tx, aid, &new, profile.id, false)?
+                devices::insert_device(tx, aid, &new, profile.id, false)?
             }
         };
         let lines: Vec<Line> = d
@@ -597,27 +769,55 @@ pub fn import(
                 }
             })
             .collect();
-        devices::replace_lines(&tx, id, &lines)?;
+        devices::replace_lines(tx, id, &lines)?;
+        match &d.vars {
+            Some(v) => devices::upsert_device_vars(
+                tx,
+                id,
+                &crate::domain::devicevars::validate_device_vars(&v.to_vars())?,
+            )?,
+            // From version 2 on, a device without template values has none.
+            None if e.version >= 2 => devices::upsert_device_vars(tx, id, &DeviceVars::default())?,
+            None => {}
+        }
+        if let Some(en) = &d.enrolment {
+            let now = crate::db::now_secs();
+            match en.password.as_deref().filter(|p| !p.is_empty()) {
+                Some(pw) => {
+                    use crate::db::enrolment as enrol;
+                    let current = enrol::find_device_credential(tx, id)?;
+                    if current.as_ref().map(|c| c.password.as_str()) != Some(pw) {
+                        enrol::store_device_credential(tx, id, pw, false, now)?;
+                    }
+                    if en.confirmed {
+                        enrol::confirm_device_credential(tx, id, now)?;
+                    } else if en.enrolled {
+                        enrol::note_enrolled(tx, id, now)?;
+                    }
+                }
+                None => report.secrets_kept += 1,
+            }
+        }
         let site = match &d.site {
-            Some(n) => policies::find_site(&tx, aid, n)?.map(|s| s.id),
+            Some(n) => policies::find_site(tx, aid, n)?.map(|s| s.id),
             None => None,
         };
-        policies::set_device_site(&tx, id, site)?;
+        policies::set_device_site(tx, id, site)?;
         let wanted: BTreeSet<i64> = d
             .groups
             .iter()
-            .map(|n| policies::find_group(&tx, aid, n).map(|g| g.map(|g| g.id)))
+            .map(|n| policies::find_group(tx, aid, n).map(|g| g.map(|g| g.id)))
             .collect::<Result<Vec<_>>>()?
             .into_iter()
             .flatten()
             .collect();
-        for g in policies::device_groups(&tx, id)? {
+        for g in policies::device_groups(tx, id)? {
             if !wanted.contains(&g.id) {
-                policies::remove_member(&tx, g.id, id)?;
+                policies::remove_member(tx, g.id, id)?;
             }
         }
         for g in wanted {
-            policies::add_member(&tx, g, id)?;
+            policies::add_member(tx, g, id)?;
         }
     }
     for pr in &e.policies {
@@ -626,26 +826,22 @@ pub fn import(
             continue;
         };
         let target = Target::parse(&pr.scope)?;
-        let (kind, id) = crate::actions::policy::resolve(&tx, account, &target)?;
-        let before = policies::upsert_policy(&tx, aid, kind, id, &pr.parameter, value)?;
+        let (kind, id) = crate::actions::policy::resolve(tx, account, &target)?;
+        let before = policies::upsert_policy(tx, aid, kind, id, &pr.parameter, value)?;
         if before.as_deref() != Some(value.as_str()) {
             report.policies_set += 1;
         }
     }
     crate::db::audit::record(
-        &tx,
+        tx,
         actor,
         Change::new(Some(aid), "import", account.slug.clone()).after(json!({
             "report": report, "secrets_included": e.secrets_included,
             "devices": e.devices.len(), "policies": e.policies.len(),
+            "profiles": e.profiles.len(),
         })),
     )?;
-    if dry_run {
-        tx.rollback()?;
-    } else {
-        tx.commit()?;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Parses a file in the given format.
@@ -656,16 +852,32 @@ pub fn parse(format: Format, text: &str) -> Result<Export> {
     }
 }
 
-/// Serializes an export in the given format.
+/// Serializes an export in the given format. Secrets leave only sealed, and only in JSON.
 pub fn write(format: Format, e: &Export) -> Result<String> {
+    if e.secrets_included && e.sealed.is_none() {
+        return Err(Error::invalid(
+            "secrets",
+            "secrets leave only sealed with a passphrase",
+        ));
+    }
     match format {
         Format::Json => to_json(e),
+        Format::Csv if e.secrets_included => Err(Error::invalid(
+            "format",
+            "secrets travel only in the JSON archive; export them with --format json",
+        )),
         Format::Csv => to_csv(e),
     }
 }
 
 mod csv;
+mod definitions;
+pub mod installation;
+pub mod seal;
 pub use self::csv::{parse_csv, to_csv};
+use self::definitions as profiles_rec;
+pub use self::definitions::{DeliberateRec, FileRec, ProfileRec, SettingsRec, VariableRec};
+pub use self::seal::Sealing;
 
 #[cfg(test)]
 mod tests;

@@ -200,13 +200,17 @@ pub struct Find {
     pub csv: bool,
 }
 
-/// export every association as a bulk association CSV (secrets left out unless asked)
+/// export every association as a bulk association CSV, the account in column 15 (secrets
+/// left out unless asked)
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "export")]
 pub struct Export {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// only this account (slug; default: every account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// include provisioning and SIP passwords
     #[argh(switch)]
     pub include_secrets: bool,
@@ -470,14 +474,19 @@ pub fn export(e: Export) -> anyhow::Result<()> {
         "SELECT d.mac, d.serial, d.vendor_model, p.name, d.sip_server, d.outbound_proxy, d.prov_server,
                 d.prov_user, d.prov_password, d.polling, coalesce(l.auth_user_id, ''),
                 coalesce(l.auth_password, ''), coalesce(l.label, ''), coalesce(l.display_name, ''),
-                d.id
+                d.id, a.slug
          FROM devices d JOIN profiles p ON p.id = d.profile_id
+         JOIN accounts a ON a.id = d.account_id
          LEFT JOIN device_lines l ON l.device_id = d.id AND l.line = 1
-         ORDER BY d.mac",
+         WHERE ?1 IS NULL OR a.slug = ?1
+         ORDER BY a.slug, d.mac",
     )?;
     let mut text = String::new();
     let mut n = 0;
-    let mut rows = stmt.query([])?;
+    if let Some(slug) = &e.account {
+        crate::actions::accounts::find_account(&conn, Some(slug))?;
+    }
+    let mut rows = stmt.query([&e.account])?;
     while let Some(r) = rows.next()? {
         let mut fields: Vec<String> = (0..14)
             .map(|i| r.get::<_, String>(i))
@@ -506,9 +515,9 @@ pub fn export(e: Export) -> anyhow::Result<()> {
                 fields[0]
             );
         }
-        while fields.len() > 4 && fields.last().is_some_and(String::is_empty) {
-            fields.pop();
-        }
+        // Column 15 names the account: a file of several accounts says whose each line
+        // is, and `zerotouch import` takes only the lines of the account it imports into.
+        fields.push(r.get(15)?);
         let cells: Vec<String> = fields
             .iter()
             .map(|f| crate::domain::csvcell::neutral(f).into_owned())

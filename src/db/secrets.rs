@@ -85,6 +85,17 @@ impl SecretKey {
         SecretKey(k)
     }
 
+    /// Derives a key from an admin's passphrase and a random salt (argon2id with the
+    /// crate's default cost, as for console passwords): the key that seals the secrets of
+    /// an export (`actions::transfer::seal`), with the same sealing as at rest.
+    pub fn from_passphrase(passphrase: &[u8], salt: &[u8]) -> Result<SecretKey> {
+        let mut k = [0u8; 32];
+        argon2::Argon2::default()
+            .hash_password_into(passphrase, salt, &mut k)
+            .map_err(|e| Error::invalid("passphrase", e.to_string()))?;
+        Ok(SecretKey(k))
+    }
+
     /// Seals a value under this key. Empty values stay empty (nothing to hide, and "not set"
     /// must stay recognisable).
     pub fn seal(&self, plain: &str) -> String {
@@ -477,7 +488,7 @@ pub use columns::{
     Credential, SECRET_COLUMNS, SecretColumn, bind_inserted, open_in, open_in_sql, open_in_with,
     reseal_all, seal_in, seal_unbound,
 };
-pub use files::{open_file, seal_file};
+pub use files::{holds_secret, open_file, seal_file};
 
 #[cfg(test)]
 mod tests;

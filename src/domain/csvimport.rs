@@ -4,7 +4,10 @@
 //! Positional columns, no header, no quotes, no commas inside values: MAC, serial, vendor
 //! model, profile, then the ten vendor extensions in Table 2's order (fourteen columns; the
 //! guide's table numbers the last one 12). Trailing vendor-extension columns may be left
-//! out. Spaces around values are trimmed. A MAC repeated in one file rejects the later line
+//! out. A fifteenth column, `Account` (an account's slug), is zerotouch's own: its bulk
+//! export writes it on every line so a file of several accounts says whose each line is;
+//! an import takes a line only when it is empty or names the importing account (`import`).
+//! Spaces around values are trimmed. A MAC repeated in one file rejects the later line
 //! as `duplicate of line N`. Lines starting with `#` are comments, so the file of rejected
 //! lines (reasons as comments) can be corrected and uploaded again as it is. The database
 //! checks (profile exists, MAC owned by someone else) live in `import`.
@@ -60,6 +63,8 @@ pub struct Row {
     pub input: DeviceInput,
     /// The validated association.
     pub device: NewDevice,
+    /// Column 15, the account the line is for (a slug), or empty.
+    pub account: String,
 }
 
 /// A rejected line: number, content as uploaded, and why.
@@ -172,7 +177,7 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
                 content,
                 reason,
             }),
-            Ok((input, device)) => {
+            Ok((input, device, account)) => {
                 let mac = device.mac.to_string();
                 if let Some(first) = seen.get(&mac) {
                     out.rejected.push(Rejected {
@@ -187,6 +192,7 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
                         content,
                         input,
                         device,
+                        account,
                     });
                 }
             }
@@ -203,16 +209,29 @@ fn is_header(record: &csv::ByteRecord) -> bool {
         .is_some_and(|f| f.starts_with("mac"))
 }
 
-/// Checks one line's fields and builds the association input.
-fn check_record(record: &csv::ByteRecord) -> std::result::Result<(DeviceInput, NewDevice), String> {
-    if record.len() > COLUMNS.len() {
+/// The label of the account column (the fifteenth).
+pub const ACCOUNT_COLUMN: &str = "column 15 (Account)";
+
+/// Checks one line's fields and builds the association input; the third value is the
+/// account column (empty when absent).
+fn check_record(
+    record: &csv::ByteRecord,
+) -> std::result::Result<(DeviceInput, NewDevice, String), String> {
+    if record.len() > COLUMNS.len() + 1 {
         return Err(format!(
-            "has {} columns; at most {} are allowed (MAC, serial, vendor model, profile and ten \
-             vendor extensions; values may not contain commas)",
+            "has {} columns; at most {} are allowed (MAC, serial, vendor model, profile, ten \
+             vendor extensions and the account; values may not contain commas)",
             record.len(),
-            COLUMNS.len()
+            COLUMNS.len() + 1
         ));
     }
+    let account = match record.get(COLUMNS.len()) {
+        Some(f) => match std::str::from_utf8(f) {
+            Ok(s) => super::csvcell::restore(s.trim()).to_string(),
+            Err(_) => return Err(format!("{ACCOUNT_COLUMN}: is not UTF-8 text")),
+        },
+        None => String::new(),
+    };
     if record.len() < 4 {
         return Err(format!(
             "has {} column{}; MAC address, serial number, vendor model and configuration \
@@ -222,7 +241,7 @@ fn check_record(record: &csv::ByteRecord) -> std::result::Result<(DeviceInput, N
         ));
     }
     let mut fields: Vec<String> = Vec::with_capacity(14);
-    for (i, f) in record.iter().enumerate() {
+    for (i, f) in record.iter().take(COLUMNS.len()).enumerate() {
         match std::str::from_utf8(f) {
             // A value zerotouch's own export neutralised (`csvcell`) is read back as it was.
             Ok(s) => fields.push(super::csvcell::restore(s.trim()).to_string()),
@@ -263,7 +282,7 @@ fn check_record(record: &csv::ByteRecord) -> std::result::Result<(DeviceInput, N
         },
     };
     match input.validate() {
-        Ok(device) => Ok((input, device)),
+        Ok(device) => Ok((input, device, account)),
         Err(Error::Invalid(p)) => Err(reason_for(&p)),
         Err(e) => Err(e.to_string()),
     }
@@ -400,22 +419,21 @@ mod tests {
                 "column 10 (Enable Provisioning Polling)",
             ),
             (
-                "0004f2000001,,,profile1,,,,,,,<1001>",
+                "0004f2000001,,,profile1,,,,,,,1001\u{7}",
                 "column 11 (SIP Authentication User ID)",
             ),
             (
-                "0004f2000001,,,profile1,,,,,,,,a&b",
-                "column 12 (SIP Authentication Password)",
-            ),
-            (
-                "0004f2000001,,,profile1,,,,,,,,,<l>",
+                "0004f2000001,,,profile1,,,,,,,,,a\tb",
                 "column 13 (Line Label)",
             ),
             (
-                "0004f2000001,,,profile1,,,,,,,,,,'n'",
+                "0004f2000001,,,profile1,,,,,,,,,,O'Brien\u{1b}",
                 "column 14 (Display Name)",
             ),
-            ("0004f2000001,,,profile1,,,,,,,,,,,extra", "has 15 columns"),
+            (
+                "0004f2000001,,,profile1,,,,,,,,,,,acme,extra",
+                "has 16 columns",
+            ),
             ("0004f2000001,profile1", "has 2 columns"),
         ];
         for (line, want) in cases {
@@ -429,6 +447,24 @@ mod tests {
             assert_eq!(p.rejected[0].line, 1);
             assert_eq!(p.rejected[0].content, line);
         }
+    }
+
+    #[test]
+    fn line_one_takes_what_set_line_takes() {
+        // The one line rule (`device::check_line_text`): the renderer escapes these.
+        let p = parse(
+            "0004f2000001,,,profile1,,,,,,,<1001>,a&b\"c,Desk 'A',O'Brien & <Sons>".as_bytes(),
+            10,
+        )
+        .expect("parse");
+        assert_eq!(p.rows.len(), 1, "{:?}", p.rejected);
+        let l = &p.rows[0].device.line1;
+        assert_eq!(
+            (l.display_name.as_str(), l.auth_password.as_str()),
+            ("O'Brien & <Sons>", "a&b\"c")
+        );
+        let set_line = crate::domain::devicevars::validate_line(l);
+        assert!(set_line.is_ok(), "{set_line:?}");
     }
 
     #[test]

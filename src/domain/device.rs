@@ -133,12 +133,17 @@ impl DeviceInput {
             ("prov_server", &e.prov_server),
             ("prov_user", &e.prov_user),
             ("prov_password", &e.prov_password),
+        ] {
+            check_extension_value(field, value.trim(), &mut p);
+        }
+        // Line 1's fields follow the line rule of every other entry path (`set-line`).
+        for (field, value) in [
             ("sip_auth_user_id", &self.line1.auth_user_id),
             ("sip_auth_password", &self.line1.auth_password),
             ("line_label", &self.line1.label),
             ("display_name", &self.line1.display_name),
         ] {
-            check_extension_value(field, value.trim(), &mut p);
+            check_line_text(field, value.trim(), &mut p);
         }
         super::provserver::check_address("prov_server", &e.prov_server, &mut p);
         if !matches!(e.polling.trim(), "" | "0" | "1") {
@@ -176,6 +181,27 @@ impl DeviceInput {
             }),
             _ => Err(Error::Invalid(p)),
         }
+    }
+}
+
+/// Longest text of a SIP line field.
+pub const LINE_TEXT_MAX: usize = 255;
+
+/// The one rule for a SIP line's text fields (SIP user ID and password, label, display
+/// name, extension, first and last name) on every entry path: `set-line` and the line
+/// editors, line 1 of the bulk association CSV, the transfer import. Any printable text of
+/// at most 255 characters: the renderer and templates XML-escape these values, so `'`,
+/// `&`, `<` and `"` are kept as written (a display name `O'Brien & Sons` renders as
+/// `O&apos;Brien &amp; Sons`), and only control characters, which XML cannot carry, are
+/// refused.
+pub fn check_line_text(field: &str, value: &str, p: &mut Vec<FieldError>) {
+    if value.chars().count() > LINE_TEXT_MAX {
+        p.push(FieldError::new(
+            field,
+            format!("is longer than {LINE_TEXT_MAX} characters"),
+        ));
+    } else if value.chars().any(char::is_control) {
+        p.push(FieldError::new(field, "contains a control character"));
     }
 }
 
@@ -242,11 +268,23 @@ mod tests {
         let mut i = input("0000cafebab");
         i.serial = "short".into();
         i.ext.polling = "yes".into();
-        i.line1.auth_password = "a<b".into();
+        i.line1.auth_password = "a\u{7}b".into();
         let text = i.validate().expect_err("invalid").to_string();
         for f in ["mac:", "serial:", "polling:", "sip_auth_password:"] {
             assert!(text.contains(f), "{f} missing: {text}");
         }
+    }
+
+    #[test]
+    fn line_one_follows_the_line_rule_and_the_extensions_the_ztp_rule() {
+        let mut i = input("0000cafebabe");
+        i.line1.display_name = "O'Brien & <Sons>".into();
+        i.line1.auth_password = "a<b\"c".into();
+        let d = i.validate().expect("line 1 takes what set-line takes");
+        assert_eq!(d.line1.display_name, "O'Brien & <Sons>");
+        i.ext.prov_user = "o'brien".into();
+        let text = i.validate().expect_err("ZTP extension rule").to_string();
+        assert!(text.contains("prov_user:"), "{text}");
     }
 
     #[test]

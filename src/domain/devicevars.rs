@@ -125,9 +125,10 @@ pub fn validate_device_vars(v: &DeviceVars) -> Result<DeviceVars> {
     }
 }
 
-/// Checks a SIP line's fields. Unlike ZTP's vendor extensions (the ZTP guide forbids
-/// `, & < > ' "` there), any printable text is allowed: values are XML-escaped when
-/// rendered, and SIP passwords often hold such characters.
+/// Checks a SIP line's fields with the one line rule (`device::check_line_text`): unlike
+/// ZTP's vendor extensions (the ZTP guide forbids `, & < > ' "` there), any printable text
+/// is allowed: values are XML-escaped when rendered, and SIP passwords often hold such
+/// characters.
 pub fn validate_line(l: &Line) -> Result<()> {
     let mut p = Vec::new();
     if !(1..=64).contains(&l.line) {
@@ -142,7 +143,7 @@ pub fn validate_line(l: &Line) -> Result<()> {
         ("first_name", &l.first_name),
         ("last_name", &l.last_name),
     ] {
-        text(&mut p, field, value, 255);
+        super::device::check_line_text(field, value, &mut p);
     }
     if p.is_empty() {
         Ok(())

@@ -341,12 +341,12 @@ fn import_applies_the_seed_examples_and_reports_every_broken_rule_by_line() {
     let export = server.cli_ok(&["export"]);
     assert!(
         export.contains(
-            "0004f2000008,0004F2000008,Polycom_UCS_Device,profile1,,,,,,1,1001,,Desk,Ann"
+            "0004f2000008,0004F2000008,Polycom_UCS_Device,profile1,,,,,,1,1001,,Desk,Ann,default\n"
         ),
         "no secrets: {export}"
     );
     let with = server.cli_ok(&["export", "--include-secrets"]);
-    assert!(with.contains(",1,1001,pw,Desk,Ann"), "{with}");
+    assert!(with.contains(",1,1001,pw,Desk,Ann,default\n"), "{with}");
 }
 
 #[test]

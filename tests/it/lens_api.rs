@@ -56,6 +56,8 @@ fn the_lens_routes_are_documented_and_need_a_token_of_the_right_role() {
         "/accounts/{slug}/import",
         "/devices/{mac}/effective-settings",
         "/audit",
+        "/export",
+        "/import",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} undocumented");
     }

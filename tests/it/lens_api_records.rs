@@ -368,19 +368,45 @@ fn inventory_checkins_export_import_and_audit_through_the_api() {
     let plain = api(&server, "GET", "/accounts/default/export", Some(&t), "");
     assert_eq!(plain.status, 200);
     assert!(!plain.text().contains("Line-Secret-2"));
-    let secret = api(
+    // Secrets leave only sealed with a passphrase (a header, never the URL), in JSON.
+    let refused = api(
+        &server,
+        "GET",
+        "/accounts/default/export?include_secrets=true",
+        Some(&t),
+        "",
+    );
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert!(
+        refused.text().contains("X-Export-Passphrase"),
+        "{}",
+        refused.text()
+    );
+    let pass = [("X-Export-Passphrase", "a long enough passphrase")];
+    let csv = api_with(
         &server,
         "GET",
         "/accounts/default/export?format=csv&include_secrets=true",
         Some(&t),
         "",
+        &pass,
     );
+    assert_eq!(csv.status, 422, "{}", csv.text());
+    let secret = api_with(
+        &server,
+        "GET",
+        "/accounts/default/export?include_secrets=true",
+        Some(&t),
+        "",
+        &pass,
+    );
+    assert_eq!(secret.status, 200, "{}", secret.text());
     assert!(
-        secret
-            .header("Content-Type")
-            .is_some_and(|c| c.starts_with("text/csv"))
+        !secret.text().contains("Line-Secret-2"),
+        "{}",
+        secret.text()
     );
-    assert!(secret.text().contains("Line-Secret-2"), "{}", secret.text());
+    assert!(secret.text().contains("\"sealed\""), "{}", secret.text());
     assert_eq!(
         api(
             &server,
@@ -433,12 +459,22 @@ fn inventory_checkins_export_import_and_audit_through_the_api() {
         r#"{"format": "zerotouch-export", "version": 1, "devices": [{"mac": "0004f2aa0006", "profile": "nosuch"}]}"#,
     );
     assert_eq!(error_of(&r), (422, vec!["devices[0].profile".to_string()]));
+    // The sealed archive goes back with its passphrase, and only with it.
     let r = api(
         &server,
         "POST",
-        "/accounts/default/import?format=csv",
+        "/accounts/default/import",
         Some(&t),
         &secret.text(),
+    );
+    assert_eq!(error_of(&r).0, 422, "{}", r.text());
+    let r = api_with(
+        &server,
+        "POST",
+        "/accounts/default/import",
+        Some(&t),
+        &secret.text(),
+        &pass,
     );
     assert_eq!(ok(r)["devices_updated"], 2);
 

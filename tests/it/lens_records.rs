@@ -242,9 +242,18 @@ fn export_and_import_round_trip_from_the_console_with_secrets_only_when_asked() 
     assert!(!r.text().contains("Line-Secret-3") && r.text().contains("0004f2aa0003"));
     let with = s.post(
         "/accounts/default/export",
-        &[("format", "csv"), ("include_secrets", "on")],
+        &[
+            ("format", "json"),
+            ("include_secrets", "on"),
+            ("passphrase", "a long enough passphrase"),
+        ],
     );
-    assert!(with.text().contains("Line-Secret-3"), "{}", with.text());
+    assert_eq!(with.status, 200, "{}", with.text());
+    assert!(
+        !with.text().contains("Line-Secret-3") && with.text().contains("\"sealed\""),
+        "secrets leave only sealed: {}",
+        with.text()
+    );
     let viewer = session_as(&server, "vera", "viewer", "");
     assert_eq!(
         viewer
@@ -295,12 +304,22 @@ fn export_and_import_round_trip_from_the_console_with_secrets_only_when_asked() 
     );
     assert_eq!(r.status, 422);
     assert!(r.text().contains("devices[0].mac"), "{}", r.text());
-    let csv = with.text();
+    let sealed = with.text();
     let r = post_file(
         &s,
         "/accounts/default/import",
         &[("format", "auto")],
-        ("back.csv", &csv),
+        ("back.json", &sealed),
+    );
+    assert_eq!(r.status, 422, "no passphrase: {}", r.text());
+    let r = post_file(
+        &s,
+        "/accounts/default/import",
+        &[
+            ("format", "auto"),
+            ("passphrase", "a long enough passphrase"),
+        ],
+        ("back.json", &sealed),
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(

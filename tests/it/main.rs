@@ -21,6 +21,7 @@ mod diag;
 mod dictionary;
 mod directory;
 mod doc_refs;
+mod export;
 mod firmware;
 mod hardening_admin;
 mod hardening_body;

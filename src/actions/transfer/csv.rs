@@ -1,5 +1,8 @@
 //! The CSV form of an export: four columns, `record,target,field,value`, one value per row
-//! (see the module above). Parsing reports every problem with its line.
+//! (see the module above). Parsing reports every problem with its line. It carries an
+//! account's devices (with their template values, `device,<mac>,var.label,...`), sites,
+//! groups and policies, never secrets; profiles, custom variables, deliberate names and
+//! settings travel only in the JSON archive, so a CSV import leaves them as they are.
 
 use std::collections::BTreeMap;
 
@@ -55,6 +58,19 @@ pub fn to_csv(e: &Export) -> Result<String> {
         }
         if let Some(s) = &d.site {
             row("device", m, "site", s)?;
+        }
+        if let Some(v) = &d.vars {
+            for (field, value) in [
+                ("var.label", &v.label),
+                ("var.tl_timezone", &v.tl_timezone),
+                ("var.tl_timezone_name", &v.tl_timezone_name),
+                ("var.default_parkext", &v.default_parkext),
+                ("var.override", &v.override_attrs),
+            ] {
+                if !value.is_empty() {
+                    row("device", m, field, value)?;
+                }
+            }
         }
         for g in &d.groups {
             row("device", m, "group", g)?;
@@ -228,7 +244,13 @@ pub fn parse_csv(text: &str) -> Result<Export> {
         format: FORMAT.into(),
         version,
         account: meta.get("account").cloned().unwrap_or_default(),
+        account_name: String::new(),
         secrets_included: meta.get("secrets_included").is_some_and(|v| v == "true"),
+        sealed: None,
+        settings: None,
+        custom_variables: Vec::new(),
+        deliberate: Vec::new(),
+        profiles: Vec::new(),
         sites,
         groups,
         devices: device_recs,
@@ -255,6 +277,22 @@ fn set_device_field(
         "prov_user" => d.prov_user = v,
         "prov_password" => d.prov_password = Some(v),
         "polling" => d.polling = v,
+        f if f.starts_with("var.") => {
+            let vars = d.vars.get_or_insert_with(Default::default);
+            match &f[4..] {
+                "label" => vars.label = v,
+                "tl_timezone" => vars.tl_timezone = v,
+                "tl_timezone_name" => vars.tl_timezone_name = v,
+                "default_parkext" => vars.default_parkext = v,
+                "override" => vars.override_attrs = v,
+                other => {
+                    return Err(format!(
+                        "unknown template value `{other}` (label, tl_timezone, \
+                         tl_timezone_name, default_parkext, override)"
+                    ));
+                }
+            }
+        }
         f => {
             let parts: Vec<&str> = f.splitn(3, '.').collect();
             let (Some(&"line"), Some(n), Some(&what)) = (parts.first(), parts.get(1), parts.get(2))

@@ -8,6 +8,15 @@ use crate::domain::polycom::render::EffectiveParam;
 use crate::domain::profile::ProfileFields;
 use crate::domain::provstate::Reach;
 
+/// The file form without the rule that secrets leave only sealed (the round trips below
+/// test the records themselves).
+fn raw(format: Format, e: &Export) -> String {
+    match format {
+        Format::Json => to_json(e).expect("json"),
+        Format::Csv => to_csv(e).expect("csv"),
+    }
+}
+
 fn actor() -> Actor {
     Actor::person("tester")
 }
@@ -179,7 +188,7 @@ fn export_wipe_import_gives_every_device_the_same_effective_settings() {
         let (mut conn, a) = populated();
         let before = effective(&conn);
         assert_eq!(before.len(), 5);
-        let text = write(format, &export(&conn, &a, true).expect("export")).expect("write");
+        let text = raw(format, &export(&conn, &a, true).expect("export"));
         wipe(&conn);
         assert!(effective(&conn).is_empty());
         let e = parse(format, &text).expect("parse");
@@ -202,8 +211,36 @@ fn secrets_leave_only_when_asked_and_stored_ones_are_kept_on_import() {
         for secret in ["dev-secret", "sip-secret-0", "line-2-secret", "acct-secret"] {
             assert!(!text.contains(secret), "{secret} in {format:?}:\n{text}");
         }
-        let with = write(format, &export(&conn, &a, true).expect("export")).expect("write");
-        assert!(with.contains("dev-secret") && with.contains("acct-secret"));
+        // Secrets leave only sealed, and only in JSON.
+        assert!(write(format, &export(&conn, &a, true).expect("export")).is_err());
+        let mut sealed = export(&conn, &a, true).expect("export");
+        seal::seal(&mut sealed, "a long passphrase").expect("seal");
+        match format {
+            Format::Json => {
+                let with = write(format, &sealed).expect("sealed json");
+                for secret in ["dev-secret", "sip-secret-0", "line-2-secret", "acct-secret"] {
+                    assert!(!with.contains(secret), "{secret} in clear:\n{with}");
+                }
+                let mut back = parse_json(&with).expect("parse");
+                assert!(seal::open(&mut back, None).is_err(), "no passphrase");
+                let mut wrong = parse_json(&with).expect("parse");
+                let err = seal::open(&mut wrong, Some("not the passphrase"))
+                    .expect_err("wrong passphrase")
+                    .to_string();
+                assert!(err.contains("passphrase"), "{err}");
+                seal::open(&mut back, Some("a long passphrase")).expect("open");
+                let clear = export(&conn, &a, true).expect("export");
+                for d in &mut back.devices {
+                    d.at.clear();
+                }
+                for p in &mut back.policies {
+                    p.at.clear();
+                }
+                assert_eq!(back.devices, clear.devices);
+                assert_eq!(back.policies, clear.policies);
+            }
+            Format::Csv => assert!(write(format, &sealed).is_err()),
+        }
         let report = import(
             &mut conn,
             &actor(),
@@ -287,4 +324,155 @@ fn a_dry_run_counts_without_writing() {
         .query_row("SELECT count(*) FROM devices", [], |r| r.get(0))
         .expect("count");
     assert_eq!(n, 0);
+}
+
+#[test]
+fn a_display_name_set_line_accepts_survives_the_import_of_its_export() {
+    let (mut conn, a) = populated();
+    let mac: Mac = "0004f2000000".parse().expect("mac");
+    let line = Line {
+        line: 3,
+        auth_user_id: "3003".into(),
+        display_name: "O'Brien & <Sons> \"HQ\"".into(),
+        label: "Reception's".into(),
+        ..Default::default()
+    };
+    crate::actions::templating::set_device_line(&mut conn, &actor(), &mac, &line)
+        .expect("set-line takes it");
+    let before = effective(&conn);
+    for format in [Format::Json, Format::Csv] {
+        let text = raw(format, &export(&conn, &a, true).expect("export"));
+        wipe(&conn);
+        import(
+            &mut conn,
+            &actor(),
+            &a,
+            &parse(format, &text).expect("parse"),
+            false,
+        )
+        .expect("the import takes what set-line took");
+        assert_eq!(effective(&conn), before, "{format:?}");
+    }
+    // What must stay refused still is, on both paths.
+    let mut e = export(&conn, &a, true).expect("export");
+    e.devices[0].lines[0].display_name = "bell\u{7}".into();
+    let err = import(&mut conn, &actor(), &a, &e, false)
+        .expect_err("control character")
+        .to_string();
+    assert!(
+        err.contains("lines[1].display_name: contains a control"),
+        "{err}"
+    );
+    let set_line = crate::actions::templating::set_device_line(
+        &mut conn,
+        &actor(),
+        &mac,
+        &Line {
+            display_name: "bell\u{7}".into(),
+            ..line
+        },
+    );
+    assert!(set_line.is_err());
+}
+
+#[test]
+fn the_whole_installation_moves_into_an_empty_database() {
+    let (mut conn, a) = populated();
+    crate::actions::templating::set_custom_variable(&mut conn, &actor(), "SYSLOG_HOST", "logs")
+        .expect("variable");
+    let other = crate::db::accounts::insert_account(
+        &conn,
+        "Branch",
+        "branch",
+        false,
+        "bphones",
+        "Branch-Passw0rd",
+    )
+    .expect("account");
+    let fields = ProfileFields {
+        name: "shop".into(),
+        vendor_model: "Polycom_UCS_Device".into(),
+        ..Default::default()
+    };
+    crate::actions::testing::add_profile(
+        &mut conn,
+        &other,
+        &fields,
+        vec![(
+            "shop.cfg".into(),
+            b"<c device.syslog.serverName=\"${SYSLOG_HOST}\"/>".to_vec(),
+        )],
+    )
+    .expect("profile");
+    crate::actions::testing::add_device(
+        &mut conn,
+        &other,
+        &DeviceInput {
+            mac: "0004f20000b1".into(),
+            profile: "shop".into(),
+            ..Default::default()
+        },
+    )
+    .expect("device");
+    crate::db::accounts::update_tftp_credential(&conn, other.id, true).expect("tftp");
+    crate::db::enrolment::set_device_secrets(&conn, other.id.0, false).expect("withholding");
+    let before = effective(&conn);
+    let mut all = installation::export(&conn, true).expect("export");
+    assert!(installation::to_json(&all).is_err(), "never in clear");
+    installation::seal(&mut all, "a long passphrase").expect("seal");
+    let text = installation::to_json(&all).expect("json");
+    assert!(installation::is_installation(&text));
+    for secret in [
+        "dev-secret",
+        "sip-secret-0",
+        "line-2-secret",
+        "acct-secret",
+        "Branch-Passw0rd",
+    ] {
+        assert!(!text.contains(secret), "{secret} in clear");
+    }
+    let mut fresh = crate::db::open_in_memory().expect("db");
+    find_account(&fresh, None).expect("default account");
+    let mut back = installation::parse_json(&text).expect("parse");
+    installation::open(&mut back, Some("a long passphrase")).expect("open");
+    let r = installation::import(&mut fresh, &actor(), &back, false).expect("import");
+    assert_eq!((r.accounts_created, r.profiles_created), (1, 2), "{r:?}");
+    assert_eq!(effective(&fresh), before);
+    let moved = crate::db::accounts::find_by_slug(&fresh, "branch")
+        .expect("find")
+        .expect("created");
+    assert_eq!(
+        moved.service_key, other.service_key,
+        "phones keep their address"
+    );
+    assert!(moved.tftp_credential && !moved.device_secrets, "{moved:?}");
+    let _ = a;
+}
+
+#[test]
+fn deliberate_names_and_variables_follow_their_own_rules_and_nothing_is_written() {
+    let (mut conn, a) = populated();
+    let mut e = parse_json(&to_json(&export(&conn, &a, false).expect("export")).expect("json"))
+        .expect("parse");
+    e.deliberate.push(DeliberateRec {
+        name: "acme.tweak".into(),
+        reason: String::new(),
+        at: "deliberate[0]".into(),
+    });
+    e.custom_variables.push(VariableRec {
+        name: "lower".into(),
+        value: Some("x".into()),
+        at: "custom_variables[0]".into(),
+    });
+    let err = import(&mut conn, &actor(), &a, &e, false)
+        .expect_err("refused")
+        .to_string();
+    assert!(err.contains("deliberate[0].reason"), "{err}");
+    assert!(err.contains("custom_variables[0].name"), "{err}");
+    let deliberate: i64 = conn
+        .query_row("SELECT count(*) FROM deliberate_parameters", [], |r| {
+            r.get(0)
+        })
+        .expect("count");
+    assert_eq!(deliberate, 0, "nothing written");
 }

@@ -173,6 +173,8 @@ impl Api {
             // Lens: accounts (and what lives under them) and the audit log.
             ["accounts", rest @ ..] => accounts::route(self, req, &actor, rest),
             ["audit"] => transfer::audit_log(self, req, &actor),
+            // The whole installation: every account and the installation-wide settings.
+            ["export" | "import"] => transfer::installation(self, req, &actor, &segs),
             _ => Err(no_route(req)),
         }
     }

@@ -53,12 +53,25 @@ pub fn user_with_token(server: &ZServer, name: &str, role: &str, company: &str) 
 
 /// One API request; `token` becomes a bearer token.
 pub fn api(server: &ZServer, method: &str, path: &str, token: Option<&str>, body: &str) -> Resp {
+    api_with(server, method, path, token, body, &[])
+}
+
+/// One API request with extra headers.
+pub fn api_with(
+    server: &ZServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+    extra: &[(&str, &str)],
+) -> Resp {
     let mut conn = Conn::open(server.admin);
     let auth = token.map(|t| format!("Bearer {t}"));
     let mut headers = vec![
         ("Content-Type", "application/json"),
         ("Connection", "close"),
     ];
+    headers.extend_from_slice(extra);
     if let Some(a) = &auth {
         headers.push(("Authorization", a.as_str()));
     }

@@ -1,6 +1,9 @@
-//! `/api/v1/accounts/<slug>/export` and `/import` (devices, sites, groups and policies as
-//! JSON or CSV, secrets only with `include_secrets=true` and the admin role; an import is
-//! checked whole, every bad row named, with `dry_run`), and `/api/v1/audit` (the audit
+//! `/api/v1/export` and `/import` (the whole installation, admins only) and
+//! `/api/v1/accounts/<slug>/export` and `/import` (the account's JSON archive, or its
+//! devices, sites, groups and policies as CSV; secrets only with `include_secrets=true`,
+//! the admin role and a passphrase in the `X-Export-Passphrase` header, which seals them;
+//! an import is checked whole, every bad row named, with `dry_run`, and opens sealed
+//! secrets with the same header), and `/api/v1/audit` (the audit
 //! log as JSON, or CSV with `format=csv`; secrets were masked when recorded).
 
 use rouille::{Request, Response};
@@ -23,6 +26,10 @@ fn flag(req: &Request, name: &str) -> Result<bool> {
     }
 }
 
+/// The header that carries the passphrase of sealed secrets (never the URL, which logs
+/// keep).
+const PASSPHRASE: &str = "X-Export-Passphrase";
+
 fn format_of(req: &Request) -> Result<Format> {
     Format::parse(req.get_param("format").as_deref().unwrap_or("json"))
 }
@@ -42,7 +49,17 @@ pub fn route(
                 actor.user.require(Action::ManageAccounts)?;
             }
             let format = format_of(req)?;
-            let text = transfer::write(format, &transfer::export(&*c.conn()?, a, secrets)?)?;
+            let mut e = transfer::export(&*c.conn()?, a, secrets)?;
+            if secrets {
+                let pass = req.header(PASSPHRASE).ok_or_else(|| {
+                    Error::invalid(
+                        PASSPHRASE,
+                        "secrets leave only sealed: give the passphrase in this header",
+                    )
+                })?;
+                transfer::seal::seal(&mut e, &transfer::seal::passphrase_from(pass)?)?;
+            }
+            let text = transfer::write(format, &e)?;
             let kind = match format {
                 Format::Json => "application/json",
                 Format::Csv => "text/csv; charset=utf-8",
@@ -61,8 +78,55 @@ pub fn route(
                 .map_err(|e| Error::invalid("body", e.to_string()))?;
             let text = String::from_utf8(bytes)
                 .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
-            let export = transfer::parse(format, &text)?;
+            let mut export = transfer::parse(format, &text)?;
+            transfer::seal::open(&mut export, req.header(PASSPHRASE))?;
             let report = transfer::import(&mut *c.conn()?, &actor.who, a, &export, dry_run)?;
+            Ok(Response::json(&report))
+        }
+        (m, _) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
+    }
+}
+
+/// `GET /export` and `POST /import`: the whole installation as the JSON archive (every
+/// account, the provisioning settings and custom variables), for admins; secrets as for an
+/// account's export (`include_secrets=true` with the passphrase header, sealed).
+pub fn installation(
+    api: &Api,
+    req: &Request,
+    actor: &Actor<'_>,
+    segs: &[&str],
+) -> Result<Response> {
+    use crate::actions::transfer::installation as whole;
+    let c = &api.console;
+    actor.user.require(Action::ManageSettings)?;
+    match (req.method(), segs) {
+        ("GET", ["export"]) => {
+            let secrets = flag(req, "include_secrets")?;
+            let mut i = whole::export(&*c.conn()?, secrets)?;
+            if secrets {
+                let pass = req.header(PASSPHRASE).ok_or_else(|| {
+                    Error::invalid(
+                        PASSPHRASE,
+                        "secrets leave only sealed: give the passphrase in this header",
+                    )
+                })?;
+                whole::seal(&mut i, &transfer::seal::passphrase_from(pass)?)?;
+            }
+            Ok(Response::from_data("application/json", whole::to_json(&i)?))
+        }
+        ("POST", ["import"]) => {
+            let dry_run = flag(req, "dry_run")?;
+            let mut data = req
+                .data()
+                .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut data, &mut bytes)
+                .map_err(|e| Error::invalid("body", e.to_string()))?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
+            let mut i = whole::parse_json(&text)?;
+            whole::open(&mut i, req.header(PASSPHRASE))?;
+            let report = whole::import(&mut *c.conn()?, &actor.who, &i, dry_run)?;
             Ok(Response::json(&report))
         }
         (m, _) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),

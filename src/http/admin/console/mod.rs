@@ -26,6 +26,7 @@ pub mod find;
 mod firmware;
 mod form;
 mod import;
+mod installation;
 pub mod inventory;
 mod overrides;
 mod policies;
@@ -322,6 +323,9 @@ impl Console {
             ("POST", ["diagnostics", "phones"]) => diagnostics::run_phones(self, ctx),
             // Lens pages: accounts and everything under them, inventory, audit, settings.
             (_, ["accounts", rest @ ..]) => accounts::route(self, ctx, req, f, rest),
+            ("GET", ["transfer"]) => installation::page(ctx),
+            ("POST", ["transfer", "export"]) => installation::post_export(self, ctx, f),
+            ("POST", ["transfer", "import"]) => installation::post_import(self, ctx, f),
             ("GET", ["inventory"]) => inventory::default_inventory(self, req),
             ("GET", ["audit"]) => audit::page(self, ctx, req),
             ("GET", ["audit.csv"]) => audit::download(self, ctx, req, true),

@@ -34,7 +34,10 @@ fn transfer_page(
         div.columns {
             section.panel {
                 h2 { "Export" }
-                p.hint { "The account's associated devices (with their site, groups and lines), sites, groups and policies. Importing the file again gives every device the same effective settings." }
+                @if ctx.user.require(Action::ManageSettings).is_ok() {
+                    p { a href="/transfer" { "Export / import the whole installation" } }
+                }
+                p.hint { "JSON: the account's profiles with their files, associated devices (with their site, groups, lines and template values), sites, groups, policies, deliberate names and settings, and the custom variables. CSV: devices, sites, groups and policies. Importing the file again gives every device the same effective settings." }
                 form method="post" action=(format!("{base}/export")) {
                     (csrf_field(&ctx.csrf))
                     div.checks {
@@ -42,7 +45,11 @@ fn transfer_page(
                         label.check { input type="radio" name="format" value="csv"; "CSV (record, target, field, value)" }
                     }
                     @if admin {
-                        label.check { input type="checkbox" name="include_secrets" value="on"; "Include secrets (device and SIP passwords, secret policy values)" }
+                        label.check { input type="checkbox" name="include_secrets" value="on"; "Include secrets, sealed with a passphrase (JSON only)" }
+                        div.field {
+                            label for="export-passphrase" { "Passphrase (at least 12 characters)" }
+                            input id="export-passphrase" type="password" name="passphrase" autocomplete="new-password";
+                        }
                         span.hint { "Without secrets, an import keeps the secrets already stored." }
                     }
                     div.actions { button type="submit" { "Download" } }
@@ -56,6 +63,8 @@ fn transfer_page(
                         div.notice role="status" {
                             @if r.dry_run { strong { "Dry run: nothing was written." } " Importing would give:" } @else { strong { "Imported." } }
                             ul {
+                                li { "profiles: " (r.profiles_created) " created, " (r.profiles_updated) " updated" }
+                                li { "custom variables set: " (r.variables_set) }
                                 li { "sites: " (r.sites_created) " created, " (r.sites_updated) " updated" }
                                 li { "groups: " (r.groups_created) " created, " (r.groups_updated) " updated" }
                                 li { "devices: " (r.devices_created) " created, " (r.devices_updated) " updated" }
@@ -72,6 +81,10 @@ fn transfer_page(
                             input id="file" type="file" name="file" accept=".json,.csv,application/json,text/csv" required;
                         }
                         (views::select("Format", "format", &[("auto", "by the file name"), ("json", "JSON"), ("csv", "CSV")], "auto"))
+                        div.field {
+                            label for="import-passphrase" { "Passphrase (for a file with sealed secrets)" }
+                            input id="import-passphrase" type="password" name="passphrase" autocomplete="off";
+                        }
                         label.check { input type="checkbox" name="dry_run" value="on"; "Dry run: check and count, write nothing" }
                         div.actions { button type="submit" { "Import" } }
                     }
@@ -94,7 +107,14 @@ pub fn post_export(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Resp
         ctx.user.require(Action::ManageAccounts)?;
     }
     let format = Format::parse(f.get("format"))?;
-    let text = transfer::write(format, &transfer::export(&*c.conn()?, a, secrets)?)?;
+    let mut e = transfer::export(&*c.conn()?, a, secrets)?;
+    if secrets {
+        transfer::seal::seal(
+            &mut e,
+            &transfer::seal::passphrase_from(f.get("passphrase"))?,
+        )?;
+    }
+    let text = transfer::write(format, &e)?;
     Ok(download(a, format, text))
 }
 
@@ -124,7 +144,10 @@ pub fn post_import(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Resp
         };
         let text = std::str::from_utf8(&file.bytes)
             .map_err(|_| Error::invalid("file", "is not UTF-8 text"))?;
-        transfer::parse(format, text)
+        let mut e = transfer::parse(format, text)?;
+        let pass = Some(f.get("passphrase")).filter(|p| !p.is_empty());
+        transfer::seal::open(&mut e, pass)?;
+        Ok(e)
     })();
     let actor = c.actor(&ctx.user, &ctx.account);
     let result = parsed
