@@ -721,6 +721,9 @@ fn import_in(
             }
         }
     }
+    // The account as this import left it (it may have set secret withholding).
+    let account_now =
+        crate::db::accounts::find_by_id(tx, account.id)?.unwrap_or_else(|| account.clone());
     for d in &e.devices {
         let mac = Mac::from_bare(d.mac.trim())
             .ok_or_else(|| Error::invalid(format!("{}.mac", d.at), "not a MAC address"))?;
@@ -798,6 +801,9 @@ fn import_in(
                 None => report.secrets_kept += 1,
             }
         }
+        // As any association: a device that has not enrolled may enrol its own credential
+        // (without a window it would never be served a secret).
+        super::enrolment::open_until_enrolled(tx, &account_now, &mac, &actor.name)?;
         let site = match &d.site {
             Some(n) => policies::find_site(tx, aid, n)?.map(|s| s.id),
             None => None,

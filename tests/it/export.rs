@@ -467,6 +467,23 @@ fn the_whole_installation_moves_to_a_fresh_server_with_the_same_bytes() {
         moved.config.get("reg.1.auth.userId").map(String::as_str),
         Some("100")
     );
+    // A phone never booted before the move enrols on the new server like any newly
+    // associated one, and gets its line's password (the import opened its window).
+    let (user, password) = ("phones", "Test-Passw0rd-42");
+    let mut fresh_phone = SimPhone::new(A_MACS[1], &fresh.device.to_string(), user, password);
+    assert_eq!(fresh_phone.boot_until_stable(6), Boot::Configured);
+    assert_eq!(
+        fresh_phone.user(),
+        A_MACS[1],
+        "it enrolled its own credential"
+    );
+    assert_eq!(
+        fresh_phone
+            .config
+            .get("reg.1.auth.password")
+            .map(String::as_str),
+        Some("Sip-Secret-A1")
+    );
 }
 
 #[test]
