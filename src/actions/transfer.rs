@@ -738,15 +738,18 @@ fn import_in(
         {
             report.secrets_kept += 1;
         }
-        let id = match stored.as_ref().filter(|s| s.is_associated()) {
+        let (id, created) = match stored.as_ref().filter(|s| s.is_associated()) {
             Some(s) => {
                 devices::update_device(tx, s.id, &new, profile.id)?;
                 report.devices_updated += 1;
-                s.id
+                (s.id, false)
             }
             None => {
                 report.devices_created += 1;
-                devices::insert_device(tx, aid, &new, profile.id, false)?
+                (
+                    devices::insert_device(tx, aid, &new, profile.id, false)?,
+                    true,
+                )
             }
         };
         let lines: Vec<Line> = d
@@ -801,9 +804,12 @@ fn import_in(
                 None => report.secrets_kept += 1,
             }
         }
-        // As any association: a device that has not enrolled may enrol its own credential
-        // (without a window it would never be served a secret).
-        super::enrolment::open_until_enrolled(tx, &account_now, &mac, &actor.name)?;
+        // A device this import associates gets the window any association opens: until it
+        // enrols its own credential (without one it would never be served a secret). A device
+        // associated before keeps the windows it has.
+        if created {
+            super::enrolment::open_until_enrolled(tx, &account_now, &mac, &actor.name)?;
+        }
         let site = match &d.site {
             Some(n) => policies::find_site(tx, aid, n)?.map(|s| s.id),
             None => None,

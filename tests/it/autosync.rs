@@ -19,7 +19,11 @@ fn mac(i: usize) -> String {
 }
 
 /// A profile and `n` associated devices, added with one import.
+/// Associates `n` phones that stay on the account credential (Auto-Sync's subject): the
+/// account serves secrets to it, so association opens no enrolment window (an import, like
+/// any association, opens one in an account that withholds secrets).
 fn associate(server: &ZServer, n: usize) {
+    server.serve_secrets_to_account();
     server.cli_ok(&["profile", "add", "office", "--polling", "enable"]);
     let devices: Vec<Value> = (0..n)
         .map(|i| serde_json::json!({"mac": mac(i), "profile": "office"}))
