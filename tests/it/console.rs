@@ -501,3 +501,48 @@ fn every_console_form_does_what_it_says() {
         "revoked"
     );
 }
+
+#[test]
+fn autosync_pages_say_poly_os_devices_must_use_basic_authentication() {
+    let server = ZServer::start();
+    server.set_credentials();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", "0004f2000001", "--profile", "office"]);
+    let s = Session::admin(&server);
+    let note = "Poly OS devices must use Basic authentication";
+    for page in ["/accounts/default", "/accounts/default/autosync"] {
+        let text = s.get(page).text();
+        assert!(!text.contains(note), "no Poly OS device yet: {page}");
+    }
+    // Declared with a Poly OS vendor model.
+    server.cli_ok(&[
+        "device",
+        "add",
+        "0004f2000002",
+        "--profile",
+        "office",
+        "--vendor-model",
+        "Poly_Studio_X50",
+    ]);
+    for page in ["/accounts/default", "/accounts/default/autosync"] {
+        let text = s.get(page).text();
+        assert!(text.contains(note), "{page}: {text}");
+        assert!(
+            text.contains("management.provisioning.authtype")
+                && text.contains("web interface")
+                && text.contains("REST API")
+                && text.contains("0004f2000002")
+                && !text.contains(">0004f2000001<"),
+            "{page}: {text}"
+        );
+    }
+    // Seen with a Poly OS User-Agent, declared as nothing in particular.
+    server.cli_ok(&["device", "add", "0004f2000003", "--profile", "office"]);
+    let mut phone = server.phone("0004f2000003", UA_STUDIO_X30);
+    let _ = phone.get("/0004f2000003.cfg");
+    assert!(eventually(std::time::Duration::from_secs(5), || {
+        s.get("/accounts/default/autosync")
+            .text()
+            .contains("2 Poly OS devices")
+    }));
+}

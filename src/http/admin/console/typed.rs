@@ -298,7 +298,7 @@ pub fn editor(
                                                             span.muted { "not set: the phone's default" }
                                                         } @else {
                                                             code { (value) } " from " strong.source { (source) }
-                                                            @if !detail.is_empty() { " · " span.muted { (detail) } }
+                                                            @if !detail.is_empty() && detail != source { " · " span.muted { (detail) } }
                                                         }
                                                         " — "
                                                         @for (i, m) in macs.iter().enumerate() {
