@@ -443,6 +443,7 @@ fn members(ctx: &Ctx, action: &str, list: &[String], can: bool, what: &str) -> M
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn site_page(
     c: &Console,
     ctx: &Ctx,
@@ -498,6 +499,7 @@ fn site_page(
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn group_page(
     c: &Console,
     ctx: &Ctx,
