@@ -295,7 +295,7 @@ pub fn editor(
                                                 @for (value, source, detail, macs) in &now {
                                                     li {
                                                         @if *source == "not set" {
-                                                            span.muted { "not set: the phone's default" }
+                                                            span.muted { "not set: the phone's default" @if let Some(d) = &e.default { " (" code { (d) } ")" } }
                                                         } @else {
                                                             code { (value) } " from " strong.source { (source) }
                                                             @if !detail.is_empty() && detail != source { " · " span.muted { (detail) } }
@@ -316,7 +316,7 @@ pub fn editor(
                             @if e.owned {
                                 p.hint.warn { "zerotouch sets this parameter itself (the account's credentials, Auto-Sync, the CA): a policy cannot." }
                             } @else if ctx.user.require(crate::domain::users::Action::ManagePolicies).is_ok() {
-                                form.typed method="post" action=(action) {
+                                form.typed method="post" action=(format!("{action}#set-parameter")) {
                                     (csrf_field(&ctx.csrf))
                                     input type="hidden" name="scope" value=(scope);
                                     input type="hidden" name="q" value=(pick.q);
