@@ -139,6 +139,11 @@ fn typed_policies_are_found_by_description_entered_by_type_and_checked_by_the_se
         b.goto("/accounts/default/policies?q=backlight&param=up.backlight.idleIntensity#set-parameter")
             .await;
         b.shot("phone").await;
+        b.client
+            .execute("document.querySelector('form.typed').scrollIntoView();", vec![])
+            .await
+            .expect("scroll");
+        b.shot("phone-control").await;
         b.client.set_window_size(1366, 900).await.expect("desktop size");
         b.goto("/accounts/default/policies?q=backlight&param=up.backlight.idleIntensity#set-parameter")
             .await;
