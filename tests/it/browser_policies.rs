@@ -148,6 +148,26 @@ fn typed_policies_are_found_by_description_entered_by_type_and_checked_by_the_se
         b.goto("/accounts/default/policies?q=backlight&param=up.backlight.idleIntensity#set-parameter")
             .await;
         b.shot("desktop").await;
+
+        // Auto-Sync in an account with a Poly OS device says how it must authenticate.
+        server.cli_ok(&[
+            "device",
+            "add",
+            "0004f2aa0009",
+            "--profile",
+            "office",
+            "--vendor-model",
+            "Poly_Studio_X50",
+        ]);
+        b.goto("/accounts/default/autosync").await;
+        let text = b.text().await;
+        assert!(
+            text.contains("Poly OS devices must use Basic authentication"),
+            "{text}"
+        );
+        b.shot("autosync-poly-os").await;
+        b.goto("/accounts/default#autosync").await;
+        b.shot("account-poly-os").await;
         b.close().await;
     });
 }

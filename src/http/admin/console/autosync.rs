@@ -70,7 +70,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
             " · current credential generation " strong { (p.current_generation) }
             " · grace window " (p.settings.grace_days) " days · seen within " (p.settings.seen_days) " days"
         }
-        (poly_os_auth_note(&poly_os))
+        (poly_os_auth_note(&poly_os, p.settings.poly_os))
         div.cards {
             div.card { strong { (p.synced) } span { "synced" } }
             div.card.warn { strong { (p.pending.len()) } span { "pending (sync at next poll)" } }

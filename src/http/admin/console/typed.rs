@@ -341,7 +341,8 @@ pub fn editor(
                 }
             }
             @if ctx.user.require(crate::domain::users::Action::ManagePolicies).is_ok() {
-                (super::policies::exact_name_form(ctx, a, scope, problems))
+                // A refused typed value is marked on the typed form, not here too.
+                (super::policies::exact_name_form(ctx, a, scope, if found.is_some() { &[] } else { problems }))
             }
         }
     })

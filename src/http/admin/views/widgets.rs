@@ -113,7 +113,8 @@ pub fn shown(value: &str, secret: bool) -> String {
 
 /// The note for Auto-Sync in an account with Poly OS devices (`macs`, none: no note): they
 /// take the credentials only with Basic authentication, which no provisioning file sets.
-pub fn poly_os_auth_note(macs: &[String]) -> Markup {
+/// `synced`: the account's Auto-Sync includes Poly OS devices.
+pub fn poly_os_auth_note(macs: &[String], synced: bool) -> Markup {
     const SHOWN: usize = 5;
     html! {
         @if !macs.is_empty() {
@@ -129,6 +130,7 @@ pub fn poly_os_auth_note(macs: &[String]) -> Markup {
                 code { "management.provisioning.authtype" } "), and that cannot be set by a provisioning file: "
                 "set it to Basic on each device's web interface (Provisioning) or through its REST API, "
                 "or Auto-Sync's credentials will not reach it."
+                @if !synced { " Auto-Sync sends Poly OS devices nothing until its option “Sync Poly OS devices too” is on." }
             }
         }
     }
