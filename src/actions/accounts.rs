@@ -138,6 +138,16 @@ fn eligibility(
     )
 }
 
+/// MACs of the account's Poly OS devices (`autosync::is_poly_os`), for the note that they
+/// must use Basic authentication.
+pub fn poly_os_devices(conn: &Connection, account: &Account) -> Result<Vec<String>> {
+    Ok(devices::list_device_families(conn, account.id.0)?
+        .into_iter()
+        .filter(|(_, declared, seen, ua)| autosync::is_poly_os(declared, seen, ua))
+        .map(|(mac, ..)| mac)
+        .collect())
+}
+
 /// What Auto-Sync (or a re-admission) sends a device: the account's current credentials,
 /// when provisioning and Auto-Sync are on and the device may be synced, or when an admin
 /// re-admitted it.

@@ -15,7 +15,7 @@ use crate::domain::policy::{
     Group, PolicyValue, ScopeKind, Site, Target, check_name, check_policy,
 };
 use crate::domain::provstate::Source;
-use crate::error::{Error, Result};
+use crate::error::{Error, FieldError, Result};
 
 /// A device of this account, by MAC.
 fn own_device(conn: &Connection, account: &Account, mac: &Mac) -> Result<Device> {
@@ -252,6 +252,47 @@ pub fn set_policy(
         )
     })?;
     Ok(warnings)
+}
+
+/// Sets a policy value chosen from the dictionary (the console's typed editor): the same
+/// check as `set_policy`, but a value the parameter's type refuses (out of its range, not
+/// among its allowed values) and an index out of its range are refused, naming the field,
+/// instead of coming back as warnings. The form's control already limits what a browser
+/// sends; this is what holds when it does not.
+pub fn set_typed_policy(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    target: &Target,
+    parameter: &str,
+    value: &str,
+) -> Result<Vec<LintFinding>> {
+    check_policy(parameter, value)?;
+    let findings = super::params::check_policy_param(
+        conn,
+        account,
+        &format!("policy {target}"),
+        parameter,
+        value,
+    )?;
+    let refused: Vec<FieldError> = findings
+        .iter()
+        .filter_map(|f| {
+            let field = match f.code.as_str() {
+                "param.bad-value" => "value",
+                "param.bad-index" => "parameter",
+                _ => return None,
+            };
+            Some(FieldError::new(
+                field,
+                format!("{}: {}", f.param, f.message),
+            ))
+        })
+        .collect();
+    if !refused.is_empty() {
+        return Err(Error::Invalid(refused));
+    }
+    set_policy(conn, actor, account, target, parameter, value)
 }
 
 /// Removes a policy value from a target.

@@ -600,6 +600,26 @@ pub fn confirm(conn: &Connection, device_id: i64, values: &[(String, String, &st
     })
 }
 
+/// Every device of an account with what tells its family: `(mac, vendor model declared,
+/// family seen in its requests, model of its last User-Agent)`, by MAC.
+pub fn list_device_families(
+    conn: &Connection,
+    account_id: i64,
+) -> Result<Vec<(String, String, String, String)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.mac, d.vendor_model, coalesce(s.family, ''), coalesce(a.ua_model, '')
+         FROM devices d
+         LEFT JOIN device_sync s ON s.device_id = d.id
+         LEFT JOIN device_activity a ON a.device_id = d.id
+         WHERE d.account_id = ?1
+         ORDER BY d.mac",
+    )?;
+    let rows = stmt.query_map([account_id], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

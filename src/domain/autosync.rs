@@ -172,6 +172,16 @@ impl Ineligible {
     }
 }
 
+/// Whether a device runs Poly OS: declared with a Poly OS vendor model (`Poly Studio X50`,
+/// `G7500`), or seen with a Poly OS User-Agent (the family recorded from its requests, or
+/// the model of its last User-Agent). Auto-Sync's credentials reach such a device only if
+/// it uses Basic authentication, which no provisioning file can set.
+pub fn is_poly_os(vendor_model: &str, seen_family: &str, ua_model: &str) -> bool {
+    Family::of_model(&vendor_model.replace(' ', "")) == Some(Family::PolyOs)
+        || Family::from_name(seen_family) == Some(Family::PolyOs)
+        || Family::of_model(&ua_model.replace(' ', "")) == Some(Family::PolyOs)
+}
+
 /// Whether a device may be synced: the facts the rule needs, without the database types.
 pub fn eligibility(
     associated: bool,

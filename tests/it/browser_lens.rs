@@ -223,6 +223,8 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
             .expect("type");
         b.click("form[action$='/groups'] button").await;
         assert!(b.text().await.contains("Group added"), "{}", b.text().await);
+        // The exact-name form (the typed editor has its own test).
+        b.toggle("details.raw summary").await;
         b.fill("parameter", "lcl.ml.lang").await;
         b.fill("value", "English_US").await;
         b.click("form.policy button").await;
@@ -231,6 +233,8 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
         b.click_link("lobby").await;
         b.fill("macs", SEEN).await;
         b.click("form[action$='/members'] button.secondary").await;
+        // The exact-name form (the typed editor has its own test).
+        b.toggle("details.raw summary").await;
         b.fill("parameter", "lcl.ml.lang").await;
         b.fill("value", "German_Germany").await;
         b.click("form.policy button").await;
@@ -245,6 +249,8 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
         b.goto(&format!("/devices/{SEEN}")).await;
         b.click_link("Effective settings").await;
         assert_eq!(b.path().await, format!("/devices/{SEEN}/settings"));
+        // The exact-name form (the typed editor has its own test).
+        b.toggle("details.raw summary").await;
         b.fill("parameter", "reg.1.auth.password").await;
         b.fill("value", "Sip-Secret-42").await;
         b.click("form.policy button").await;

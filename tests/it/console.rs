@@ -501,3 +501,108 @@ fn every_console_form_does_what_it_says() {
         "revoked"
     );
 }
+
+#[test]
+fn autosync_pages_say_poly_os_devices_must_use_basic_authentication() {
+    let server = ZServer::start();
+    server.set_credentials();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", "0004f2000001", "--profile", "office"]);
+    let s = Session::admin(&server);
+    let note = "Poly OS devices must use Basic authentication";
+    for page in ["/accounts/default", "/accounts/default/autosync"] {
+        let text = s.get(page).text();
+        assert!(!text.contains(note), "no Poly OS device yet: {page}");
+    }
+    // Declared with a Poly OS vendor model.
+    server.cli_ok(&[
+        "device",
+        "add",
+        "0004f2000002",
+        "--profile",
+        "office",
+        "--vendor-model",
+        "Poly_Studio_X50",
+    ]);
+    for page in ["/accounts/default", "/accounts/default/autosync"] {
+        let text = s.get(page).text();
+        assert!(text.contains(note), "{page}: {text}");
+        assert!(
+            text.contains("management.provisioning.authtype")
+                && text.contains("web interface")
+                && text.contains("REST API")
+                && text.contains("0004f2000002")
+                && !text.contains(">0004f2000001<"),
+            "{page}: {text}"
+        );
+    }
+    // Seen with a Poly OS User-Agent, declared as nothing in particular.
+    server.cli_ok(&["device", "add", "0004f2000003", "--profile", "office"]);
+    let mut phone = server.phone("0004f2000003", UA_STUDIO_X30);
+    let _ = phone.get("/0004f2000003.cfg");
+    assert!(eventually(std::time::Duration::from_secs(5), || {
+        s.get("/accounts/default/autosync")
+            .text()
+            .contains("2 Poly OS devices")
+    }));
+}
+
+#[test]
+fn the_typed_policy_editor_shows_what_a_site_gives_its_devices_and_refuses_a_wrong_value() {
+    let server = ZServer::start();
+    server.set_credentials();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", "0004f2000001", "--profile", "office"]);
+    let s = Session::admin(&server);
+    assert_eq!(
+        s.post("/accounts/default/sites", &[("name", "hq")]).status,
+        303
+    );
+    assert_eq!(
+        s.post(
+            "/accounts/default/sites/hq/devices",
+            &[("macs", "0004f2000001")]
+        )
+        .status,
+        303
+    );
+    let set = |value: &str| {
+        s.post(
+            "/accounts/default/policies",
+            &[
+                ("scope", "site:hq"),
+                ("parameter", "up.backlight.idleIntensity"),
+                ("value", value),
+            ],
+        )
+    };
+    // The select offers 0 to 3; the server refuses anything else, naming the field.
+    let bad = set("7");
+    assert_eq!(bad.status, 422);
+    assert!(
+        bad.text()
+            .contains("up.backlight.idleIntensity: `7` is not allowed"),
+        "{}",
+        bad.text()
+    );
+    assert_eq!(set("3").status, 303);
+    let page = s
+        .get("/accounts/default/sites/hq?param=up.backlight.idleIntensity")
+        .text();
+    assert!(
+        page.contains("<option value=\"3\" selected>3</option>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("from <strong class=\"source\">site</strong>"),
+        "{page}"
+    );
+    assert!(page.contains("site hq"), "{page}");
+    // Found by words of the description, owned parameters left out.
+    let found = s.get("/accounts/default/policies?q=backlight+idle").text();
+    assert!(found.contains("up.backlight.idleIntensity"), "{found}");
+    let owned = s
+        .get("/accounts/default/policies?q=provisioning+server")
+        .text();
+    assert!(!owned.contains("device.prov.serverName"), "{owned}");
+}

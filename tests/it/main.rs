@@ -12,6 +12,7 @@ mod boot;
 mod browser;
 mod browser_files;
 mod browser_lens;
+mod browser_policies;
 mod cli;
 mod common;
 mod console;

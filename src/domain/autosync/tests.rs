@@ -281,3 +281,13 @@ fn lockouts_are_counted_before_an_action() {
         3
     );
 }
+
+#[test]
+fn a_poly_os_device_is_known_by_its_declared_model_or_its_user_agent() {
+    assert!(is_poly_os("Poly_Studio_X50", "", ""));
+    assert!(is_poly_os("G7500", "", ""));
+    assert!(is_poly_os("Polycom_UCS_Device", "PolyOS", ""));
+    assert!(is_poly_os("", "", "PolyStudioX30"));
+    assert!(!is_poly_os("Polycom_UCS_Device", "VVX", "VVX_500"));
+    assert!(!is_poly_os("", "", ""));
+}

@@ -43,6 +43,17 @@ pub enum Families {
     Both,
 }
 
+impl Families {
+    /// The family in words, for pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Families::Ucs => "UCS",
+            Families::PolyOs => "Poly OS",
+            Families::Both => "UCS and Poly OS",
+        }
+    }
+}
+
 /// One dictionary entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -68,6 +79,22 @@ impl Entry {
     /// A platform (`device.*`) parameter: applied only with `.set` and `device.set`.
     pub fn is_device(&self) -> bool {
         self.pattern.starts_with("device.")
+    }
+
+    /// A concrete name of the entry: each index segment at the start of its range
+    /// (`reg.[1-34].address` → `reg.1.address`); `None` when a segment is any word (`*`).
+    pub fn first_name(&self) -> Option<String> {
+        let mut ranges = self.ranges.iter();
+        let segs: Option<Vec<String>> = self
+            .pattern
+            .split('.')
+            .map(|s| match s {
+                "N" => ranges.next().map(|(lo, _)| lo.to_string()),
+                "*" => None,
+                s => Some(s.to_string()),
+            })
+            .collect();
+        segs.map(|s| s.join("."))
     }
 
     /// The allowed values in words, for messages (`one of 0, 1, 2, 3`).
@@ -282,6 +309,34 @@ impl Dictionary {
     /// Every entry, in dictionary order.
     pub fn entries(&self) -> &[Entry] {
         &self.entries
+    }
+
+    /// Entries whose name or description holds every word of `query` (case ignored), at
+    /// most `limit`: those whose name holds the whole query first, then dictionary order.
+    /// Entries owned by the state machine are left out when `settable` (a policy cannot
+    /// set them).
+    pub fn search(&self, query: &str, settable: bool, limit: usize) -> Vec<&Entry> {
+        let q = query.trim().to_lowercase();
+        let words: Vec<&str> = q.split_whitespace().collect();
+        if words.is_empty() {
+            return Vec::new();
+        }
+        let mut hits: Vec<(bool, &Entry)> = self
+            .entries
+            .iter()
+            .filter(|e| !(settable && e.owned))
+            .filter_map(|e| {
+                let name = e.name.to_lowercase();
+                let text = format!("{name} {}", e.description.to_lowercase());
+                words
+                    .iter()
+                    .all(|w| text.contains(w))
+                    .then(|| (!name.contains(&q), e))
+            })
+            .collect();
+        // A stable sort keeps dictionary order within each group.
+        hits.sort_by_key(|(rank, _)| *rank);
+        hits.into_iter().take(limit).map(|(_, e)| e).collect()
     }
 
     /// The entry a parameter name belongs to, with its indices checked against the ranges.

@@ -238,3 +238,38 @@ fn malformed_lines_are_refused_naming_the_line() {
             .contains("twice")
     );
 }
+
+#[test]
+fn search_finds_entries_by_name_or_by_words_of_their_description() {
+    let d = builtin();
+    let names = |q: &str| -> Vec<String> {
+        d.search(q, true, 50)
+            .iter()
+            .map(|e| e.name.clone())
+            .collect()
+    };
+    assert_eq!(names("Polling SCHEDULE"), ["prov.polling.mode"]);
+    assert_eq!(names("prov.polling.period")[0], "prov.polling.period");
+    // Owned parameters are not offered to a policy.
+    assert!(
+        names("provisioning server")
+            .iter()
+            .all(|n| !n.starts_with("device.prov."))
+    );
+    assert!(
+        d.search("provisioning server", false, 50)
+            .iter()
+            .any(|e| e.owned)
+    );
+    assert!(names("  ").is_empty());
+    assert_eq!(d.search("reg", true, 3).len(), 3);
+}
+
+#[test]
+fn an_entry_names_its_first_concrete_parameter() {
+    let d = builtin();
+    let e = d.lookup("reg.7.server.2.port").expect("known").entry;
+    assert_eq!(e.first_name().as_deref(), Some("reg.1.server.1.port"));
+    let plain = d.lookup("prov.polling.mode").expect("known").entry;
+    assert_eq!(plain.first_name().as_deref(), Some("prov.polling.mode"));
+}

@@ -184,6 +184,8 @@ pub struct AccountView {
     /// What the actions of this page would lock out now (managers only).
     pub impacts: Option<Impacts>,
     pub can_manage: bool,
+    /// MACs of its Poly OS devices (declared or seen), for the authentication note.
+    pub poly_os: Vec<String>,
 }
 
 /// How many devices each action would lock out if taken now.
@@ -240,6 +242,7 @@ pub fn view(c: &Console, ctx: &Ctx, account: &Account) -> Result<AccountView> {
         contested: summary.contested,
         impacts,
         can_manage,
+        poly_os: accounts::poly_os_devices(&conn, account)?,
         account: account.clone(),
     })
 }

@@ -16,13 +16,14 @@ use crate::domain::account::Account;
 use crate::domain::mac::Mac;
 use crate::domain::users::Action;
 use crate::error::{Error, Result};
-use crate::http::admin::views::widgets::badge;
+use crate::http::admin::views::widgets::{badge, poly_os_auth_note};
 use crate::http::admin::views::{self, csrf_field, when};
 
 pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Response> {
     let conn = c.conn()?;
     let p = accounts::progress(&conn, a)?;
     let report = accounts::report(&conn, a)?;
+    let poly_os = accounts::poly_os_devices(&conn, a)?;
     let can = ctx.user.require(Action::ManageAccounts).is_ok();
     let base = format!("/accounts/{}", a.slug);
     let total: usize = p.by_generation.iter().map(|(_, n)| n).sum();
@@ -69,6 +70,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
             " · current credential generation " strong { (p.current_generation) }
             " · grace window " (p.settings.grace_days) " days · seen within " (p.settings.seen_days) " days"
         }
+        (poly_os_auth_note(&poly_os, p.settings.poly_os))
         div.cards {
             div.card { strong { (p.synced) } span { "synced" } }
             div.card.warn { strong { (p.pending.len()) } span { "pending (sync at next poll)" } }

@@ -11,6 +11,7 @@ use maud::html;
 use rouille::Response;
 
 use super::policies::policy_table;
+use super::typed::{Pick, editor};
 use super::{Console, Ctx, html_page, percent_encode};
 use crate::actions::associations;
 use crate::actions::provisioning::mask;
@@ -82,6 +83,7 @@ pub fn page(
     ctx: &Ctx,
     mac: &str,
     notice: Option<&str>,
+    pick: &Pick,
     problems: &[FieldError],
     status: u16,
 ) -> Result<Response> {
@@ -108,6 +110,18 @@ pub fn page(
     let all_groups = pq::list_groups(&conn, a.id.0)?;
     let can = ctx.user.require(Action::ManagePolicies).is_ok();
     let base = format!("/accounts/{}", a.slug);
+    drop(conn);
+    let scope = format!("device:{mac}");
+    let typed = editor(
+        c,
+        ctx,
+        &a,
+        &format!("/devices/{mac}/settings"),
+        &scope,
+        &own,
+        pick,
+        problems,
+    )?;
     let mut sources: Vec<(&str, usize)> = Vec::new();
     for r in &rows {
         match sources.iter_mut().find(|(s, _)| *s == r.source) {
@@ -185,7 +199,8 @@ pub fn page(
         }
         h2 { "Device policy" }
         p.hint { "Values set here win over groups, site and account." }
-        (policy_table(ctx, &a, &format!("device:{mac}"), &own, can, problems))
+        (policy_table(ctx, &a, &scope, &own, can))
+        (typed)
     };
     Ok(html_page(
         status,

@@ -36,6 +36,7 @@ mod provisioning;
 mod settings;
 mod totp;
 mod transfer;
+mod typed;
 mod users;
 mod variables;
 
@@ -331,7 +332,8 @@ impl Console {
             ("GET", ["audit.csv"]) => audit::download(self, ctx, req, true),
             ("GET", ["audit.json"]) => audit::download(self, ctx, req, false),
             ("GET", ["devices", mac, "settings"]) => {
-                effective::page(self, ctx, mac, notice_of(req), &[], 200)
+                let pick = typed::Pick::of_query(req);
+                effective::page(self, ctx, mac, notice_of(req), &pick, &[], 200)
             }
             _ => Err(Error::not_found(format!("page {path}"))),
         }
@@ -708,6 +710,10 @@ const NOTICES: &[(&str, &str)] = &[
     ("group-deleted", "Group deleted."),
     ("members-saved", "Group membership saved."),
     ("policy-set", "Policy value set."),
+    (
+        "policy-set-unknown",
+        "Policy value set. The parameter dictionary does not know this name: phones ignore names they do not know.",
+    ),
     ("policy-removed", "Policy value removed."),
     ("settings-saved", "Provisioning settings saved."),
     (

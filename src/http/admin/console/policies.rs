@@ -11,6 +11,7 @@ use maud::{Markup, html};
 use rouille::{Request, Response};
 
 use super::accounts::tabs;
+use super::typed::{Pick, editor};
 use super::{Console, Ctx, Form, done, html_page, notice_of, percent_encode};
 use crate::db::policies::{self as pq, Policy};
 use crate::domain::account::Account;
@@ -32,9 +33,29 @@ pub fn route(
     rest: &[&str],
 ) -> Result<Response> {
     match (req.method(), rest) {
-        ("GET", ["policies"]) => overview(c, ctx, a, notice_of(req), &[], 200),
-        ("GET", ["sites", name]) => site_page(c, ctx, a, name, notice_of(req), &[], 200),
-        ("GET", ["groups", name]) => group_page(c, ctx, a, name, notice_of(req), &[], 200),
+        ("GET", ["policies"]) => {
+            overview(c, ctx, a, notice_of(req), &Pick::of_query(req), &[], 200)
+        }
+        ("GET", ["sites", name]) => site_page(
+            c,
+            ctx,
+            a,
+            name,
+            notice_of(req),
+            &Pick::of_query(req),
+            &[],
+            200,
+        ),
+        ("GET", ["groups", name]) => group_page(
+            c,
+            ctx,
+            a,
+            name,
+            notice_of(req),
+            &Pick::of_query(req),
+            &[],
+            200,
+        ),
         ("POST", action) => {
             ctx.user.require(Action::ManagePolicies)?;
             let actor = c.actor(&ctx.user, &ctx.account);
@@ -118,7 +139,9 @@ pub fn route(
                             crate::actions::policy::unset_policy(conn, who, a, &target, parameter)
                                 .map(|_| "policy-removed")
                         } else {
-                            crate::actions::policy::set_policy(
+                            // The console refuses what the dictionary's type refuses; an
+                            // unknown name is stored with a warning, as on the CLI and API.
+                            crate::actions::policy::set_typed_policy(
                                 conn,
                                 who,
                                 a,
@@ -126,18 +149,37 @@ pub fn route(
                                 parameter,
                                 f.get("value"),
                             )
-                            .map(|_| "policy-set")
+                            .map(|w| {
+                                if w.is_empty() {
+                                    "policy-set"
+                                } else {
+                                    "policy-set-unknown"
+                                }
+                            })
                         };
                         (r, target)
                     }
                     _ => return Err(Error::not_found(format!("page {}", req.url()))),
                 }
             };
+            let pick = match action {
+                ["policies"] => Pick::of_form(f),
+                _ => Pick::default(),
+            };
             match result {
+                Ok(notice) if matches!(action, ["policies"]) && !pick.param.is_empty() => {
+                    // Back to the parameter just saved, so its effective value shows.
+                    let page = page_of(a, &back);
+                    Ok(Response::redirect_303(format!(
+                        "{page}?q={}&param={}&done={notice}#set-parameter",
+                        percent_encode(&pick.q),
+                        percent_encode(&pick.param)
+                    )))
+                }
                 Ok(notice) => Ok(done(&page_of(a, &back), notice)),
-                Err(Error::Invalid(p)) => again(c, ctx, a, &back, &p, 422),
+                Err(Error::Invalid(p)) => again(c, ctx, a, &back, &pick, &p, 422),
                 Err(Error::Conflict(m)) => {
-                    again(c, ctx, a, &back, &[FieldError::new("name", m)], 409)
+                    again(c, ctx, a, &back, &pick, &[FieldError::new("name", m)], 409)
                 }
                 Err(e) => Err(e),
             }
@@ -147,7 +189,7 @@ pub fn route(
 }
 
 /// The page that shows a target's policy.
-fn page_of(a: &Account, t: &Target) -> String {
+pub fn page_of(a: &Account, t: &Target) -> String {
     let base = format!("/accounts/{}", a.slug);
     match t {
         Target::Account => format!("{base}/policies"),
@@ -163,14 +205,17 @@ fn again(
     ctx: &Ctx,
     a: &Account,
     t: &Target,
+    pick: &Pick,
     problems: &[FieldError],
     status: u16,
 ) -> Result<Response> {
     match t {
-        Target::Account => overview(c, ctx, a, None, problems, status),
-        Target::Site(n) => site_page(c, ctx, a, n, None, problems, status),
-        Target::Group(n) => group_page(c, ctx, a, n, None, problems, status),
-        Target::Device(m) => super::effective::page(c, ctx, m.as_str(), None, problems, status),
+        Target::Account => overview(c, ctx, a, None, pick, problems, status),
+        Target::Site(n) => site_page(c, ctx, a, n, None, pick, problems, status),
+        Target::Group(n) => group_page(c, ctx, a, n, None, pick, problems, status),
+        Target::Device(m) => {
+            super::effective::page(c, ctx, m.as_str(), None, pick, problems, status)
+        }
     }
 }
 
@@ -200,17 +245,9 @@ fn priority(f: &Form) -> Result<i64> {
         .map_err(|_| Error::invalid("priority", format!("`{v}` is not a whole number")))
 }
 
-/// A policy's values with remove buttons, and the form that sets one; `scope` is the
-/// target as `Target::parse` reads it. The page shows `problems` above; the fields they
-/// name are marked here.
-pub fn policy_table(
-    ctx: &Ctx,
-    a: &Account,
-    scope: &str,
-    list: &[Policy],
-    can: bool,
-    problems: &[FieldError],
-) -> Markup {
+/// A policy's values with remove buttons (the typed editor sets them); `scope` is the
+/// target as `Target::parse` reads it.
+pub fn policy_table(ctx: &Ctx, a: &Account, scope: &str, list: &[Policy], can: bool) -> Markup {
     let action = format!("/accounts/{}/policies", a.slug);
     html! {
         @if list.is_empty() { p.muted { "No policy values at this level." } } @else {
@@ -236,12 +273,21 @@ pub fn policy_table(
                 }
             }
         }
-        @if can {
+    }
+}
+
+/// The form that sets a parameter by its exact name (one the dictionary does not know);
+/// the typed editor (`typed::editor`) shows it last.
+pub fn exact_name_form(ctx: &Ctx, a: &Account, scope: &str, problems: &[FieldError]) -> Markup {
+    let action = format!("/accounts/{}/policies", a.slug);
+    html! {
+        details.raw {
+            summary { "Set a parameter by its exact name" }
             form.policy method="post" action=(action) {
                 (csrf_field(&ctx.csrf))
                 input type="hidden" name="scope" value=(scope);
                 div.grid {
-                    (Field::text("Parameter", "parameter", "", problems).required().hint("e.g. lcl.ml.lang; provisioning parameters are set by the account, not a policy"))
+                    (Field::text("Parameter", "parameter", "", problems).required().hint("for a name the dictionary does not know; provisioning parameters are set by the account, not a policy"))
                     (Field::text("Value", "value", "", problems).hint("secret parameters (passwords) are masked after saving"))
                 }
                 button type="submit" { "Set value" }
@@ -255,6 +301,7 @@ fn overview(
     ctx: &Ctx,
     a: &Account,
     notice: Option<&str>,
+    pick: &Pick,
     problems: &[FieldError],
     status: u16,
 ) -> Result<Response> {
@@ -275,6 +322,17 @@ fn overview(
         .collect();
     let can = ctx.user.require(Action::ManagePolicies).is_ok();
     let base = format!("/accounts/{}", a.slug);
+    drop(conn);
+    let typed = editor(
+        c,
+        ctx,
+        a,
+        &page_of(a, &Target::Account),
+        "account",
+        &account_policies,
+        pick,
+        problems,
+    )?;
     let body = html! {
         (tabs(a, "policies"))
         h1 { "Sites, groups & policies · " (a.name) }
@@ -337,7 +395,8 @@ fn overview(
         }
         h2 { "Account policy" }
         p.hint { "Applies to every device of the account unless a site, group or device sets the parameter." }
-        (policy_table(ctx, a, "account", &account_policies, can, problems))
+        (policy_table(ctx, a, "account", &account_policies, can))
+        (typed)
     };
     Ok(html_page(
         status,
@@ -384,12 +443,14 @@ fn members(ctx: &Ctx, action: &str, list: &[String], can: bool, what: &str) -> M
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn site_page(
     c: &Console,
     ctx: &Ctx,
     a: &Account,
     name: &str,
     notice: Option<&str>,
+    pick: &Pick,
     problems: &[FieldError],
     status: u16,
 ) -> Result<Response> {
@@ -399,6 +460,18 @@ fn site_page(
     let values = pq::scope_policies(&conn, pq::ScopeKind::Site, site.id)?;
     let devices = pq::list_site_devices(&conn, site.id)?;
     let can = ctx.user.require(Action::ManagePolicies).is_ok();
+    drop(conn);
+    let scope = format!("site:{}", site.name);
+    let typed = editor(
+        c,
+        ctx,
+        a,
+        &page_of(a, &Target::Site(site.name.clone())),
+        &scope,
+        &values,
+        pick,
+        problems,
+    )?;
     let base = format!("/accounts/{}/sites/{}", a.slug, percent_encode(&site.name));
     let body = html! {
         (tabs(a, "policies"))
@@ -407,7 +480,8 @@ fn site_page(
         (views::problems(problems))
         @if !site.description.is_empty() { p { (site.description) } }
         h2 { "Policy of the site" }
-        (policy_table(ctx, a, &format!("site:{}", site.name), &values, can, problems))
+        (policy_table(ctx, a, &scope, &values, can))
+        (typed)
         h2 { "Devices at this site" }
         (members(ctx, &format!("{base}/devices"), &devices, can, "Put devices at this site"))
         @if can {
@@ -425,12 +499,14 @@ fn site_page(
     ))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn group_page(
     c: &Console,
     ctx: &Ctx,
     a: &Account,
     name: &str,
     notice: Option<&str>,
+    pick: &Pick,
     problems: &[FieldError],
     status: u16,
 ) -> Result<Response> {
@@ -440,6 +516,18 @@ fn group_page(
     let values = pq::scope_policies(&conn, pq::ScopeKind::Group, group.id)?;
     let list = pq::list_members(&conn, group.id)?;
     let can = ctx.user.require(Action::ManagePolicies).is_ok();
+    drop(conn);
+    let scope = format!("group:{}", group.name);
+    let typed = editor(
+        c,
+        ctx,
+        a,
+        &page_of(a, &Target::Group(group.name.clone())),
+        &scope,
+        &values,
+        pick,
+        problems,
+    )?;
     let base = format!(
         "/accounts/{}/groups/{}",
         a.slug,
@@ -460,7 +548,8 @@ fn group_page(
             p { "Priority " strong { (group.priority) } }
         }
         h2 { "Policy of the group" }
-        (policy_table(ctx, a, &format!("group:{}", group.name), &values, can, problems))
+        (policy_table(ctx, a, &scope, &values, can))
+        (typed)
         h2 { "Members" }
         (members(ctx, &format!("{base}/members"), &list, can, "Add devices to this group"))
         @if can {

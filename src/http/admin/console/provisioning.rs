@@ -17,7 +17,7 @@ use crate::actions::accounts::{self, AutoSyncOptions, Rotation};
 use crate::domain::account::Account;
 use crate::domain::users::Action;
 use crate::error::{Error, FieldError, Result};
-use crate::http::admin::views::widgets::{Confirm, confirm_body, switch};
+use crate::http::admin::views::widgets::{Confirm, confirm_body, poly_os_auth_note, switch};
 use crate::http::admin::views::{self, Field, csrf_field, when};
 
 fn base(a: &Account) -> String {
@@ -431,6 +431,7 @@ pub fn autosync_block(ctx: &Ctx, v: &AccountView) -> Markup {
                 @if !locked { button type="submit" { "Apply" } }
             }
             @if !s.provisioning_enabled { p.hint { "Enable provisioning to turn Auto-Sync on." } }
+            (poly_os_auth_note(&v.poly_os, s.poly_os))
             @if let (true, Some(i)) = (s.enabled, &v.impacts) { (lockout_hint(i.autosync_off.locked_out, "Turning Auto-Sync off")) }
             p { a href=(format!("{base}/autosync")) { "Progress: " (v.synced) " synced, " (v.pending) " pending, " (v.locked_out) " locked out" } " · re-admit and the report of phones that never came back" }
             @if v.can_manage {

@@ -111,6 +111,31 @@ pub fn shown(value: &str, secret: bool) -> String {
     }
 }
 
+/// The note for Auto-Sync in an account with Poly OS devices (`macs`, none: no note): they
+/// take the credentials only with Basic authentication, which no provisioning file sets.
+/// `synced`: the account's Auto-Sync includes Poly OS devices.
+pub fn poly_os_auth_note(macs: &[String], synced: bool) -> Markup {
+    const SHOWN: usize = 5;
+    html! {
+        @if !macs.is_empty() {
+            div.note.poly-os-auth role="note" {
+                strong { "Poly OS devices must use Basic authentication. " }
+                "This account has " (macs.len()) " Poly OS device" @if macs.len() != 1 { "s" } " ("
+                @for (i, m) in macs.iter().take(SHOWN).enumerate() {
+                    @if i > 0 { ", " }
+                    a href=(format!("/devices/{m}")) { code { (m) } }
+                }
+                @if macs.len() > SHOWN { ", …" }
+                "). Poly OS sends provisioning credentials with Basic or NTLM authentication ("
+                code { "management.provisioning.authtype" } "), and that cannot be set by a provisioning file: "
+                "set it to Basic on each device's web interface (Provisioning) or through its REST API, "
+                "or Auto-Sync's credentials will not reach it."
+                @if !synced { " Auto-Sync sends Poly OS devices nothing until its option “Sync Poly OS devices too” is on." }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
