@@ -912,3 +912,93 @@ fn sip_bench_apply_now_to_many_loopback_listeners() {
     );
     assert_eq!(r["answered"], n, "{}", r["devices"][0]);
 }
+
+#[test]
+fn sip_behaviour_with_request_validation_apply_now_answers_the_challenge_and_a_bare_notify_is_refused()
+ {
+    let server = sip_server("");
+    let n = 3;
+    let (port, macs, mut phones, _) = fleet(&server, n, 300);
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    let out = server.cli_ok(&["account", "sip", "--validation", "on"]);
+    assert!(out.contains("the PBX must authenticate"), "{out}");
+    server.cli_ok(&["policy", "set", "account", "up.welcomeText", "v3"]);
+    for phone in phones.iter_mut() {
+        phone.poll();
+        assert_eq!(
+            phone
+                .config
+                .get("voIpProt.SIP.requestValidation.1.method")
+                .map(String::as_str),
+            Some("digest"),
+            "{}",
+            phone.mac
+        );
+        assert!(
+            matches!(Validation::of(&phone.config), Validation::Digest { ref user, .. } if user == LINE_USER),
+            "{}: {:?}",
+            phone.mac,
+            phone.config
+        );
+    }
+    server.cli_ok(&["policy", "set", "account", "up.welcomeText", "v4"]);
+
+    // A NOTIFY without credentials, from anyone: challenged, never acted on.
+    {
+        let ear = SipEar::listen(
+            SocketAddr::new(ip(0), port),
+            Validation::of(&phones[0].config),
+        )
+        .expect("listen");
+        let sock = UdpSocket::bind((IpAddr::from([127, 0, 0, 1]), 0)).expect("bind");
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let from = sock.local_addr().expect("addr");
+        let to = SocketAddr::new(ip(0), port);
+        let req = format!(
+            "NOTIFY sip:{LINE_USER}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKbare1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:x@{from}>;tag=1\r\nTo: <sip:{LINE_USER}@{to}>\r\n\
+             Call-ID: bare-1\r\nCSeq: 1 NOTIFY\r\nContact: <sip:x@{from}>\r\nEvent: check-sync\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        sock.send_to(req.as_bytes(), to).expect("send");
+        let mut buf = [0u8; 4096];
+        let (len, _) = sock.recv_from(&mut buf).expect("an answer");
+        let answer = String::from_utf8_lossy(&buf[..len]).to_string();
+        assert!(answer.starts_with("SIP/2.0 401"), "{answer}");
+        assert!(answer.contains("realm=\"PolycomSPIP\""), "{answer}");
+        assert!(
+            ear.check_sync(Duration::from_millis(300)).is_none(),
+            "an unauthenticated check-sync is not acted on"
+        );
+    }
+
+    // Apply now: each phone challenges, zerotouch answers with the line's credentials.
+    let mut handles = Vec::new();
+    for (i, mut phone) in phones.into_iter().enumerate() {
+        let addr = SocketAddr::new(ip(i), port);
+        let validation = Validation::of(&phone.config);
+        handles.push(std::thread::spawn(move || {
+            let ear = SipEar::listen(addr, validation).expect("listen");
+            let boot = phone.on_check_sync(&ear, Duration::from_secs(30));
+            (phone, boot)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let r = report(&server, &["apply-now", "--account", "default"]);
+    assert_eq!(r["answered"], n, "{r}");
+    assert_eq!(r["repolled"], n, "{r}");
+    for m in &macs {
+        assert_eq!(device(&r, m)["status"], 200, "{r}");
+    }
+    for h in handles {
+        let (phone, boot) = h.join().expect("phone");
+        assert!(boot.is_some(), "{} accepted no check-sync", phone.mac);
+        assert_eq!(
+            phone.config.get("up.welcomeText").map(String::as_str),
+            Some("v4"),
+            "{}",
+            phone.mac
+        );
+    }
+}

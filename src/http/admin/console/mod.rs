@@ -686,6 +686,7 @@ const NOTICES: &[(&str, &str)] = &[
         "tftp-credential-off",
         "The account credential is no longer served over TFTP.",
     ),
+    ("sip-saved", "SIP check-sync settings saved."),
     (
         "autosync-off",
         "Auto-Sync is off. No rollback: phones keep what they have.",
