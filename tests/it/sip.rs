@@ -1002,3 +1002,93 @@ fn sip_behaviour_with_request_validation_apply_now_answers_the_challenge_and_a_b
         );
     }
 }
+
+#[test]
+fn sip_behaviour_apply_after_change_sends_a_policy_change_now_but_never_a_restart() {
+    let server = sip_server("");
+    let n = 3;
+    let (port, macs, phones, _) = fleet(&server, n, 400);
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    let token = user_with_token(&server, "ops", "admin", "");
+    // By default a change waits for the next poll: nothing is sent.
+    let r = api(
+        &server,
+        "PUT",
+        "/accounts/default/policies",
+        Some(&token),
+        r#"{"scope": "account", "parameter": "up.welcomeText", "value": "v5"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["after_change"]["mode"], "waiting for next poll");
+
+    let r = api(
+        &server,
+        "PUT",
+        "/accounts/default/sip",
+        Some(&token),
+        r#"{"apply_after_change": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["sip"]["apply_after_change"], true, "{}", r.text());
+    let audit = server.cli_ok(&["audit", "--json"]);
+    assert!(audit.contains("account.set-sip"), "{audit}");
+
+    let mut handles = Vec::new();
+    for (i, mut phone) in phones.into_iter().enumerate() {
+        let addr = SocketAddr::new(ip(i), port);
+        handles.push(std::thread::spawn(move || {
+            let ear = SipEar::listen(addr, Validation::None).expect("listen");
+            let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+            // Then a change that restarts phones: never sent automatically.
+            let restart = ear.check_sync(Duration::from_secs(4));
+            (phone, boot, restart)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = api(
+        &server,
+        "PUT",
+        "/accounts/default/policies",
+        Some(&token),
+        r#"{"scope": "account", "parameter": "up.welcomeText", "value": "v6"}"#,
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the request does not wait for the sends"
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = &json(&r)["after_change"];
+    assert_eq!(after["mode"], "applying now", "{after}");
+    assert_eq!(after["sending"], n, "{after}");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = server.cli_ok(&[
+        "policy",
+        "set",
+        "account",
+        "device.syslog.serverName",
+        "syslog.example.com",
+    ]);
+    assert!(out.contains("waiting for next poll"), "{out}");
+    for m in &macs {
+        assert!(
+            out.contains(&format!("{m}: the change restarts it")),
+            "{m}: {out}"
+        );
+    }
+    for h in handles {
+        let (phone, boot, restart) = h.join().expect("phone");
+        assert!(boot.is_some(), "{} heard no check-sync", phone.mac);
+        assert_eq!(
+            phone.config.get("up.welcomeText").map(String::as_str),
+            Some("v6"),
+            "{}",
+            phone.mac
+        );
+        assert!(
+            restart.is_none(),
+            "{}: a restart was sent unasked",
+            phone.mac
+        );
+    }
+}
