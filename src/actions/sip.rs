@@ -896,6 +896,84 @@ pub fn after_change(
     (out, handle)
 }
 
+/// One round of the background online check: for every account with `Account::sip
+/// .online_check` on, the associated devices with a proven address and no poll, no SIP
+/// answer and no check within `sip.online_check_interval_secs` (oldest check first, at most
+/// `sip.online_check_per_minute` over every account) are sent `OPTIONS` at
+/// `sip.online_check_rate_per_sec` — through `ping`, so only to proven addresses inside
+/// `sip.networks` — and each answer is kept as online evidence. Returns how many were
+/// asked.
+pub fn online_check_round(
+    conn: &mut Connection,
+    cfg: &SipConfig,
+    own: &crate::domain::provserver::OwnAddresses,
+) -> Result<usize> {
+    if !cfg.enabled {
+        return Ok(0);
+    }
+    let now = db::now_secs();
+    let stale_before = now - cfg.online_check_interval_secs as i64;
+    let mut budget = cfg.online_check_per_minute as usize;
+    let mut asked = 0;
+    let round_cfg = SipConfig {
+        rate_per_sec: cfg.online_check_rate_per_sec.min(cfg.rate_per_sec).max(1),
+        ..cfg.clone()
+    };
+    let user = super::operator("online check");
+    for account in crate::db::accounts::list_accounts(conn)? {
+        if !account.sip.online_check || budget == 0 {
+            continue;
+        }
+        let macs: Vec<String> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.mac FROM devices d
+                 JOIN device_sip s ON s.device_id = d.id
+                 LEFT JOIN device_activity a ON a.device_id = d.id
+                 WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL
+                   AND s.proven_ip IS NOT NULL
+                   AND coalesce(a.last_seen, 0) < ?2 AND coalesce(s.answered_at, 0) < ?2
+                   AND coalesce(s.online_checked_at, 0) < ?2
+                 ORDER BY coalesce(s.online_checked_at, 0), d.mac LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![account.id.0, stale_before, budget as i64],
+                |r| r.get(0),
+            )?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if macs.is_empty() {
+            continue;
+        }
+        budget -= macs.len();
+        asked += macs.len();
+        db::write_tx(conn, |tx| {
+            for m in &macs {
+                tx.prepare_cached(
+                    "UPDATE device_sip SET online_checked_at = ?2
+                     WHERE device_id = (SELECT id FROM devices WHERE mac = ?1)",
+                )?
+                .execute(rusqlite::params![m, now])?;
+            }
+            Ok(())
+        })?;
+        let actor = Actor {
+            user: &user,
+            account: &account,
+            own,
+            partial_expiry_secs: 0,
+            who: crate::domain::audit::Actor::system(),
+        };
+        let report = ping(conn, &actor, &round_cfg, &Selection::AfterChange(macs))?;
+        log::info!(
+            "online check {}: {} asked, {} answered",
+            account.slug,
+            report.sent,
+            report.answered
+        );
+    }
+    Ok(asked)
+}
+
 /// Sets (or with `None` clears) the admin's fallback address of a device, used only while
 /// no request of the device proved its address. Refused outside `sip.networks`.
 pub fn set_override(

@@ -18,6 +18,11 @@ const LINE_SECRET: &str = "Line-Secret-9";
 /// A server with apply-now on for loopback, fast timers (T1 20 ms: timer F 1.28 s);
 /// `extra` (dotted keys) replaces any of these defaults.
 fn sip_server(extra: &str) -> ZServer {
+    ZServer::start_with(&sip_text(extra))
+}
+
+/// The configuration of `sip_server`.
+fn sip_text(extra: &str) -> String {
     let mut text = String::new();
     for (key, value) in [
         ("sip.enabled", "true"),
@@ -32,7 +37,7 @@ fn sip_server(extra: &str) -> ZServer {
         }
     }
     text.push_str(extra);
-    ZServer::start_with(&text)
+    text
 }
 
 /// A free UDP port on `ip`.
@@ -1091,4 +1096,90 @@ fn sip_behaviour_apply_after_change_sends_a_policy_change_now_but_never_a_restar
             phone.mac
         );
     }
+}
+
+fn inventory_of(server: &ZServer) -> serde_json::Value {
+    serde_json::from_str(&server.cli_ok(&["inventory", "--json"])).expect("inventory json")
+}
+
+fn online_of<'a>(inv: &'a serde_json::Value, mac: &str) -> &'a serde_json::Value {
+    &inv["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["mac"] == mac)
+        .expect("device in the inventory")["online"]
+}
+
+#[test]
+fn sip_online_state_shows_the_evidence_and_the_background_check_keeps_it_current() {
+    let server = ZServer::start_with_clock(&sip_text(""));
+    let (port, macs, _phones, _) = fleet(&server, 2, 500);
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    // The access recorder writes activity a moment later.
+    std::thread::sleep(Duration::from_secs(1));
+    let inv = inventory_of(&server);
+    for m in &macs {
+        let o = online_of(&inv, m);
+        assert_eq!(o["online"], true, "{o}");
+        assert!(
+            o["evidence"].as_str().expect("e").starts_with("polled "),
+            "{o}"
+        );
+    }
+    assert_eq!(inv["online"], 2, "{inv}");
+    let text = server.cli_ok(&["inventory"]);
+    assert!(text.contains("online: 2 online, 0 offline"), "{text}");
+
+    // Two days without a poll: offline, with the last evidence.
+    server.advance_days(2);
+    let inv = inventory_of(&server);
+    for m in &macs {
+        let o = online_of(&inv, m);
+        assert_eq!(o["online"], false, "{o}");
+        assert!(
+            o["evidence"]
+                .as_str()
+                .expect("e")
+                .starts_with("no evidence since "),
+            "{o}"
+        );
+    }
+    // The check is off by default: nothing is asked.
+    let ear = SipEar::listen(SocketAddr::new(ip(0), port), Validation::None).expect("listen");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ear.heard.lock().expect("heard").is_empty(), "check is off");
+
+    // On: the phone that listens answers OPTIONS and is online again; the deaf one is not.
+    server.cli_ok(&["account", "sip", "--online-check", "on"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let inv = inventory_of(&server);
+        let o = online_of(&inv, &macs[0]).clone();
+        if o["online"] == true {
+            assert!(
+                o["evidence"]
+                    .as_str()
+                    .expect("e")
+                    .starts_with("answered OPTIONS "),
+                "{o}"
+            );
+            assert_eq!(online_of(&inv, &macs[1])["online"], false, "{inv}");
+            assert_eq!(inv["offline"], 1, "{inv}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never online again: {o}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let heard = ear.heard.lock().expect("heard").clone();
+    assert!(heard.iter().all(|r| r.starts_with("OPTIONS ")), "{heard:?}");
+    assert!(ear.malformed.lock().expect("m").is_empty());
+    // Asked at most once per interval: no further OPTIONS within the next rounds.
+    let n = heard.len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        ear.heard.lock().expect("heard").len(),
+        n,
+        "asked again too soon"
+    );
 }
