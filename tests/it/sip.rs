@@ -1183,3 +1183,39 @@ fn sip_online_state_shows_the_evidence_and_the_background_check_keeps_it_current
         "asked again too soon"
     );
 }
+
+#[test]
+fn sip_account_settings_are_set_from_the_console_and_the_cli_and_say_what_validation_costs() {
+    let server = sip_server("");
+    let show = server.cli_ok(&["account", "show"]);
+    assert!(
+        show.contains("off: phones accept check-sync from any host"),
+        "{show}"
+    );
+    assert!(show.contains("wait for the next poll"), "{show}");
+    let s = Session::admin(&server);
+    let page = s.get("/accounts/default").text();
+    assert!(page.contains("Apply now (SIP check-sync)"), "{page}");
+    assert!(!page.contains("Request validation is on"), "{page}");
+    let r = s.post(
+        "/accounts/default/sip",
+        &[("validation", "on"), ("apply_after_change", "on")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = s.get("/accounts/default").text();
+    assert!(
+        page.contains("check-sync from the PBX now needs the PBX to authenticate"),
+        "{page}"
+    );
+    assert!(
+        page.contains("phones with no registered line cannot be reached"),
+        "{page}"
+    );
+    let show = server.cli_ok(&["account", "show"]);
+    assert!(show.contains("the PBX must authenticate too"), "{show}");
+    assert!(show.contains("apply now (phones it restarts"), "{show}");
+    let err = server.cli_err(&["account", "sip", "--apply-after-change", "soon"]);
+    assert!(err.contains("--apply-after-change"), "{err}");
+    let out = server.cli_ok(&["account", "sip", "--validation", "off"]);
+    assert!(out.contains("off: phones accept check-sync"), "{out}");
+}

@@ -744,6 +744,18 @@ const NOTICES: &[(&str, &str)] = &[
         "Policy saved and being applied now to the phones it does not restart; phones it restarts wait for their next poll (or an apply-now you confirm).",
     ),
     (
+        "profile-applying",
+        "Profile saved and being applied now: check-sync goes to its phones.",
+    ),
+    (
+        "profile-applying-restarts-wait",
+        "Profile saved and being applied now to the phones it does not restart; phones it restarts wait for their next poll (or an apply-now you confirm).",
+    ),
+    (
+        "profile-restarts-wait",
+        "Profile saved. It restarts its phones, so they wait for their next poll (or an apply-now you confirm).",
+    ),
+    (
         "policy-restarts-wait",
         "Policy saved. It restarts the phones it affects, so they wait for their next poll (or an apply-now you confirm).",
     ),
