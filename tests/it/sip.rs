@@ -1219,3 +1219,35 @@ fn sip_account_settings_are_set_from_the_console_and_the_cli_and_say_what_valida
     let out = server.cli_ok(&["account", "sip", "--validation", "off"]);
     assert!(out.contains("off: phones accept check-sync"), "{out}");
 }
+
+#[test]
+fn sip_behaviour_apply_after_change_sends_a_line_change_through_the_api() {
+    let server = sip_server("");
+    let (port, macs, mut phones, _) = fleet(&server, 1, 600);
+    server.cli_ok(&["account", "sip", "--apply-after-change", "now"]);
+    let token = user_with_token(&server, "ops", "admin", "");
+    let addr = SocketAddr::new("127.0.1.1".parse().expect("ip"), port);
+    let mut phone = phones.remove(0);
+    let h = std::thread::spawn(move || {
+        let ear = SipEar::listen(addr, Validation::None).expect("listen");
+        let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+        (phone, boot)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let r = api(
+        &server,
+        "PUT",
+        &format!("/devices/{}/lines/1", macs[0]),
+        Some(&token),
+        r#"{"line_label": "Front desk"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (phone, boot) = h.join().expect("phone");
+    assert!(boot.is_some(), "no check-sync after the line change");
+    assert_eq!(
+        phone.config.get("reg.1.label").map(String::as_str),
+        Some("Front desk"),
+        "{:?}",
+        phone.config
+    );
+}
