@@ -335,6 +335,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
             Console::new(pool.clone(), Arc::new(config.clone())).with_trust(trust.clone()),
         );
         start_housekeeping(pool.clone());
+        start_online_check(pool.clone(), &config);
         let service = AdminService {
             console: console.clone(),
             api: Api { console },
@@ -706,6 +707,38 @@ fn check_stranding(config: &Config, pool: &Pool) -> Result<()> {
          device.allow_stranding = true to start anyway"
     )))
 }
+
+/// Once a minute, when `sip.enabled`: the background online check
+/// (`actions::sip::online_check_round`) for the accounts that turned it on. The `[sip]`
+/// section read at start-up is used until a restart.
+fn start_online_check(pool: Pool, config: &Config) {
+    if !config.sip.enabled {
+        return;
+    }
+    let cfg = config.sip.clone();
+    let own = crate::actions::own_addresses(config);
+    let spawned = std::thread::Builder::new()
+        .name("online-check".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(ONLINE_CHECK_EVERY_SECS));
+                if let Ok(mut conn) = pool.get()
+                    && let Err(e) = crate::actions::sip::online_check_round(&mut conn, &cfg, &own)
+                {
+                    log::warn!("online check: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the online check thread: {e}");
+    }
+}
+
+/// Seconds between rounds of the online check (debug builds may shorten it for tests).
+#[cfg(not(debug_assertions))]
+const ONLINE_CHECK_EVERY_SECS: u64 = 60;
+#[cfg(debug_assertions)]
+const ONLINE_CHECK_EVERY_SECS: u64 = 2;
 
 /// Once a minute: delete expired partial associations and expired console sessions.
 fn start_housekeeping(pool: Pool) {

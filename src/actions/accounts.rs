@@ -288,6 +288,8 @@ pub struct AccountSummary {
     pub device_secrets: bool,
     /// The account credential is served over TFTP to its associated devices.
     pub tftp_credential: bool,
+    /// SIP check-sync settings: request validation, apply after a change, online check.
+    pub sip: crate::domain::account::AccountSip,
     /// Associated devices not yet enrolled (and not exempt), and those contested.
     pub not_enrolled: usize,
     pub contested: usize,
@@ -341,6 +343,7 @@ pub fn summarize(conn: &Connection, a: &Account) -> Result<AccountSummary> {
             .collect(),
         device_secrets: a.device_secrets,
         tftp_credential: a.tftp_credential,
+        sip: a.sip,
         not_enrolled,
         contested,
     })
@@ -776,6 +779,32 @@ pub fn set_tftp_credential(
             )
             .before(json!({"tftp_credential": current.tftp_credential}))
             .after(json!({"tftp_credential": on})),
+        )
+    })
+}
+
+/// Changes the account's SIP settings (`Account::sip`): request validation rendered to
+/// its phones (check-sync then needs Digest, from zerotouch or the PBX), apply-now after a
+/// change that affects devices, and the background online check. Audited.
+pub fn set_sip(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    sip: crate::domain::account::AccountSip,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let current = accounts::find_by_id(tx, account.id)?
+            .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
+        if current.sip == sip {
+            return Ok(());
+        }
+        accounts::update_sip(tx, account.id, sip)?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "account.set-sip", account.slug.clone())
+                .before(json!({"sip": current.sip}))
+                .after(json!({"sip": sip})),
         )
     })
 }

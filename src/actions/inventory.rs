@@ -45,8 +45,23 @@ pub fn inventory(
     let mut rows = Vec::new();
     let wanted = page.range();
     let (mut total, mut matched) = (0, 0);
+    let (mut online_n, mut offline_n) = (0, 0);
     inventory::for_each_device_row(conn, account.id.0, |d| {
         total += 1;
+        let online = crate::domain::inventory::online(
+            now,
+            d.last_seen,
+            crate::domain::inventory::DEFAULT_POLL_PERIOD_SECS,
+            d.sip_answered_at,
+            ONLINE_ANSWER_SECS,
+        );
+        if d.profile.is_some() {
+            if online.online {
+                online_n += 1;
+            } else {
+                offline_n += 1;
+            }
+        }
         let state = match (d.profile.is_some(), d.last_auth_ok_at) {
             (false, _) => State::Unassociated,
             (true, None) => State::Staged,
@@ -94,6 +109,7 @@ pub fn inventory(
             return Ok(());
         }
         rows.push(Row {
+            online,
             awaiting: awaiting.remove(&d.id).unwrap_or_default(),
             mac: d.mac,
             state,
@@ -118,8 +134,15 @@ pub fn inventory(
         matched,
         by_state,
         by_flag,
+        online: online_n,
+        offline: offline_n,
     })
 }
+
+/// How long a SIP answer (`OPTIONS`, check-sync) counts as online evidence: twice the
+/// default interval of the background online check (`sip.online_check_interval_secs`), so
+/// a device it keeps asking does not flap between rounds.
+pub const ONLINE_ANSWER_SECS: i64 = 2 * 3600;
 
 /// Check-ins of an account's devices.
 pub fn checkins(conn: &Connection, account: &Account) -> Result<CheckIns> {

@@ -46,6 +46,9 @@ pub enum Selection {
     Site(String),
     /// Every associated device of the actor's account.
     Account,
+    /// The devices a change the actor just made affects (`after_change`, which the change's
+    /// own permission already allowed).
+    AfterChange(Vec<String>),
 }
 
 impl Selection {
@@ -56,6 +59,7 @@ impl Selection {
             Selection::Group(g) => format!("group {g}"),
             Selection::Site(s) => format!("site {s}"),
             Selection::Account => "every device of the account".into(),
+            Selection::AfterChange(m) => format!("{} devices after a change", m.len()),
         }
     }
 }
@@ -123,15 +127,16 @@ fn select(conn: &Connection, actor: &Actor<'_>, sel: &Selection) -> Result<Vec<D
     let account = actor.account.id.0;
     // One device: whoever may change it; a group, a site or the account reaches every
     // device of a scope, like a policy.
-    actor.user.require(match sel {
-        Selection::Macs(_) => Action::Associate,
-        _ => Action::ManagePolicies,
-    })?;
+    match sel {
+        Selection::AfterChange(_) => {}
+        Selection::Macs(_) => actor.user.require(Action::Associate)?,
+        _ => actor.user.require(Action::ManagePolicies)?,
+    }
     let macs: Vec<String> = match sel {
         Selection::Macs(m) if m.is_empty() => {
             return Err(Error::invalid("devices", "name at least one device"));
         }
-        Selection::Macs(m) => m.clone(),
+        Selection::Macs(m) | Selection::AfterChange(m) => m.clone(),
         Selection::Group(name) => {
             let g = policies::find_group(conn, account, name)?
                 .ok_or_else(|| Error::not_found(format!("group `{name}`")))?;
@@ -710,6 +715,263 @@ fn wait_for_repolls(
         }
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// What the account's "after a change that affects devices" setting did with one change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AfterChange {
+    /// `applying now` (check-sync goes out in the background) or `waiting for next poll`.
+    pub mode: &'static str,
+    /// Devices sent check-sync in the background.
+    pub sending: usize,
+    /// Devices the change restarts: never sent automatically (they need the admin's
+    /// count-and-confirm), so they wait for their next poll.
+    pub restarting: Vec<String>,
+    /// Why, for people.
+    pub detail: String,
+}
+
+impl AfterChange {
+    fn waiting(detail: impl Into<String>) -> AfterChange {
+        AfterChange {
+            mode: "waiting for next poll",
+            detail: detail.into(),
+            ..AfterChange::default()
+        }
+    }
+}
+
+/// Where the background sender opens its own database connection.
+#[derive(Debug, Clone)]
+pub struct DbAt {
+    pub path: std::path::PathBuf,
+    pub busy_timeout: Duration,
+}
+
+/// The devices of `sel` (a policy's target, a profile's devices) in `account`, for
+/// `after_change`: the MACs of its associated devices.
+pub fn affected_by_target(
+    conn: &Connection,
+    account: &crate::domain::account::Account,
+    target: &crate::domain::policy::Target,
+) -> Result<Vec<String>> {
+    use crate::domain::policy::Target;
+    Ok(match target {
+        Target::Device(m) => vec![m.to_string()],
+        Target::Group(name) => match policies::find_group(conn, account.id.0, name)? {
+            Some(g) => policies::list_members(conn, g.id)?,
+            None => Vec::new(),
+        },
+        Target::Site(name) => match policies::find_site(conn, account.id.0, name)? {
+            Some(s) => policies::list_site_devices(conn, s.id)?,
+            None => Vec::new(),
+        },
+        Target::Account => {
+            let mut stmt = conn.prepare_cached(
+                "SELECT mac FROM devices WHERE account_id = ?1 AND profile_id IS NOT NULL
+                 ORDER BY mac",
+            )?;
+            let rows = stmt.query_map([account.id.0], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        }
+    })
+}
+
+/// The associated devices of a profile.
+pub fn affected_by_profile(conn: &Connection, profile_id: i64) -> Result<Vec<String>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT mac FROM devices WHERE profile_id = ?1 ORDER BY mac")?;
+    let rows = stmt.query_map([profile_id], |r| r.get(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// After a committed change that affects `macs`: with the account's setting "apply now"
+/// (`Account::sip.apply_after_change`) and `sip.enabled`, plans here (the only part the
+/// admin's request waits for) and sends check-sync in a background thread, at
+/// `sip.rate_per_sec`, to the devices it does not restart. Phones the change restarts are
+/// never sent automatically: they wait for their next poll (or an apply-now the admin
+/// confirms), and the result names them. Never fails the change: a problem is the result's
+/// detail. The returned thread is for callers that must outlive it (the CLI).
+pub fn after_change(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    cfg: &SipConfig,
+    db: &DbAt,
+    macs: Vec<String>,
+) -> (AfterChange, Option<std::thread::JoinHandle<()>>) {
+    if !actor.account.sip.apply_after_change {
+        return (
+            AfterChange::waiting("the account applies changes at the next poll"),
+            None,
+        );
+    }
+    if !cfg.enabled {
+        return (AfterChange::waiting("apply-now is off (sip.enabled)"), None);
+    }
+    if macs.is_empty() {
+        return (
+            AfterChange::waiting("no associated device is affected"),
+            None,
+        );
+    }
+    let planned = match select(conn, actor, &Selection::AfterChange(macs))
+        .and_then(|list| plan(conn, actor, cfg, list))
+    {
+        Ok(p) => p,
+        Err(e) => {
+            log::warn!("apply after change: {e}");
+            return (AfterChange::waiting(e.to_string()), None);
+        }
+    };
+    let restarting: Vec<String> = planned
+        .iter()
+        .filter(|p| p.target.is_ok() && !p.restarts.is_empty())
+        .map(|p| p.device.mac.to_string())
+        .collect();
+    let send: Vec<String> = planned
+        .iter()
+        .filter(|p| p.target.is_ok() && p.restarts.is_empty())
+        .map(|p| p.device.mac.to_string())
+        .collect();
+    let not_sent = planned.len() - restarting.len() - send.len();
+    let mut detail = format!("check-sync to {} device(s) in the background", send.len());
+    if !restarting.is_empty() {
+        detail.push_str(&format!(
+            "; {} the change restarts wait for their next poll (apply now and confirm to send them)",
+            restarting.len()
+        ));
+    }
+    if not_sent > 0 {
+        detail.push_str(&format!(
+            "; {not_sent} cannot be reached (no proven address, outside sip.networks or no line)"
+        ));
+    }
+    let out = AfterChange {
+        mode: if send.is_empty() {
+            "waiting for next poll"
+        } else {
+            "applying now"
+        },
+        sending: send.len(),
+        restarting,
+        detail,
+    };
+    if send.is_empty() {
+        return (out, None);
+    }
+    let (user, account, own, who) = (
+        actor.user.clone(),
+        actor.account.clone(),
+        actor.own.clone(),
+        actor.who.clone(),
+    );
+    let (cfg, db, partial) = (cfg.clone(), db.clone(), actor.partial_expiry_secs);
+    let handle = std::thread::Builder::new()
+        .name("apply-after-change".into())
+        .spawn(move || {
+            let actor = Actor {
+                user: &user,
+                account: &account,
+                own: &own,
+                partial_expiry_secs: partial,
+                who,
+            };
+            let result = crate::db::open(&db.path, db.busy_timeout).and_then(|mut conn| {
+                // Without confirmation: a phone that now restarts (the state changed since
+                // planning) stops the send rather than restarting unasked.
+                run(
+                    &mut conn,
+                    &actor,
+                    &cfg,
+                    &Selection::AfterChange(send),
+                    Method::Notify,
+                    false,
+                )
+            });
+            if let Err(e) = result {
+                log::warn!("apply after change in {}: {e}", account.slug);
+            }
+        })
+        .ok();
+    (out, handle)
+}
+
+/// One round of the background online check: for every account with `Account::sip
+/// .online_check` on, the associated devices with a proven address and no poll, no SIP
+/// answer and no check within `sip.online_check_interval_secs` (oldest check first, at most
+/// `sip.online_check_per_minute` over every account) are sent `OPTIONS` at
+/// `sip.online_check_rate_per_sec` — through `ping`, so only to proven addresses inside
+/// `sip.networks` — and each answer is kept as online evidence. Returns how many were
+/// asked.
+pub fn online_check_round(
+    conn: &mut Connection,
+    cfg: &SipConfig,
+    own: &crate::domain::provserver::OwnAddresses,
+) -> Result<usize> {
+    if !cfg.enabled {
+        return Ok(0);
+    }
+    let now = db::now_secs();
+    let stale_before = now - cfg.online_check_interval_secs as i64;
+    let mut budget = cfg.online_check_per_minute as usize;
+    let mut asked = 0;
+    let round_cfg = SipConfig {
+        rate_per_sec: cfg.online_check_rate_per_sec.min(cfg.rate_per_sec).max(1),
+        ..cfg.clone()
+    };
+    let user = super::operator("online check");
+    for account in crate::db::accounts::list_accounts(conn)? {
+        if !account.sip.online_check || budget == 0 {
+            continue;
+        }
+        let macs: Vec<String> = {
+            let mut stmt = conn.prepare_cached(
+                "SELECT d.mac FROM devices d
+                 JOIN device_sip s ON s.device_id = d.id
+                 LEFT JOIN device_activity a ON a.device_id = d.id
+                 WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL
+                   AND s.proven_ip IS NOT NULL
+                   AND coalesce(a.last_seen, 0) < ?2 AND coalesce(s.answered_at, 0) < ?2
+                   AND coalesce(s.online_checked_at, 0) < ?2
+                 ORDER BY coalesce(s.online_checked_at, 0), d.mac LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(
+                rusqlite::params![account.id.0, stale_before, budget as i64],
+                |r| r.get(0),
+            )?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        if macs.is_empty() {
+            continue;
+        }
+        budget -= macs.len();
+        asked += macs.len();
+        db::write_tx(conn, |tx| {
+            for m in &macs {
+                tx.prepare_cached(
+                    "UPDATE device_sip SET online_checked_at = ?2
+                     WHERE device_id = (SELECT id FROM devices WHERE mac = ?1)",
+                )?
+                .execute(rusqlite::params![m, now])?;
+            }
+            Ok(())
+        })?;
+        let actor = Actor {
+            user: &user,
+            account: &account,
+            own,
+            partial_expiry_secs: 0,
+            who: crate::domain::audit::Actor::system(),
+        };
+        let report = ping(conn, &actor, &round_cfg, &Selection::AfterChange(macs))?;
+        log::info!(
+            "online check {}: {} asked, {} answered",
+            account.slug,
+            report.sent,
+            report.answered
+        );
+    }
+    Ok(asked)
 }
 
 /// Sets (or with `None` clears) the admin's fallback address of a device, used only while

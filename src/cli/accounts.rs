@@ -39,6 +39,7 @@ pub enum AccountAction {
     RetireAlias(RetireAlias),
     SetPolicy(SetPolicy),
     TftpCredential(TftpCredential),
+    Sip(AccountSipCmd),
 }
 
 /// list accounts with their service addresses and settings
@@ -241,6 +242,32 @@ pub struct TftpCredential {
     pub state: String,
 }
 
+/// the account's SIP check-sync settings (each off by default; an option left out keeps
+/// its value): request validation rendered to phones, apply-now after a change that affects
+/// devices, and the background online check
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "sip")]
+pub struct AccountSipCmd {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// on: phones accept check-sync only with a Digest answer from their line's
+    /// credentials (the PBX must then authenticate too; phones with no registered line
+    /// cannot be reached); off: from any host (the phones' default)
+    #[argh(option)]
+    pub validation: Option<String>,
+    /// after a change that affects devices: `now` (send check-sync to them at once; phones
+    /// the change restarts still wait) or `wait` (their next poll)
+    #[argh(option)]
+    pub apply_after_change: Option<String>,
+    /// on: a background OPTIONS check keeps the devices' online state current
+    #[argh(option)]
+    pub online_check: Option<String>,
+}
+
 fn read_password(password: Option<String>, stdin: bool) -> anyhow::Result<String> {
     match (password, stdin) {
         (Some(p), false) => crate::cli::Secrets::new().read("password", p),
@@ -251,6 +278,27 @@ fn read_password(password: Option<String>, stdin: bool) -> anyhow::Result<String
         }
         _ => bail!("give exactly one of --password and --password-stdin"),
     }
+}
+
+fn print_sip(sip: &crate::domain::account::AccountSip) {
+    println!(
+        "sip validation:   {}",
+        if sip.validation {
+            "on: phones accept check-sync only with Digest (the PBX must authenticate too; \
+             phones with no registered line cannot be reached)"
+        } else {
+            "off: phones accept check-sync from any host"
+        }
+    );
+    println!(
+        "after a change:   {}",
+        if sip.apply_after_change {
+            "apply now (phones it restarts wait for their next poll)"
+        } else {
+            "wait for the next poll"
+        }
+    );
+    println!("online check:     {}", on_off(sip.online_check));
 }
 
 fn on_off(enabled: bool) -> &'static str {
@@ -362,6 +410,29 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
                 );
             }
         }
+        AccountAction::Sip(t) => {
+            let switch = |name: &str, v: &Option<String>, was: bool| -> anyhow::Result<bool> {
+                match v.as_deref() {
+                    None => Ok(was),
+                    Some("on") => Ok(true),
+                    Some("off") => Ok(false),
+                    Some(other) => bail!("{name}: `{other}` is not `on` or `off`"),
+                }
+            };
+            let (_c, mut conn, acc) = open_account(t.config.as_deref(), t.account.as_deref())?;
+            let sip = crate::domain::account::AccountSip {
+                validation: switch("--validation", &t.validation, acc.sip.validation)?,
+                apply_after_change: match t.apply_after_change.as_deref() {
+                    None => acc.sip.apply_after_change,
+                    Some("now") => true,
+                    Some("wait") => false,
+                    Some(other) => bail!("--apply-after-change: `{other}` is not `now` or `wait`"),
+                },
+                online_check: switch("--online-check", &t.online_check, acc.sip.online_check)?,
+            };
+            accounts::set_sip(&mut conn, &actor, &acc, sip)?;
+            print_sip(&sip);
+        }
         AccountAction::SetPolicy(p) => {
             let policy = UnknownDevices::parse(&p.unknown_devices)?;
             let (_config, mut conn, acc) = open_account(p.config.as_deref(), p.account.as_deref())?;
@@ -451,6 +522,7 @@ fn show(a: AccountShow) -> anyhow::Result<()> {
             "not served over TFTP"
         }
     );
+    print_sip(&acc.sip);
     println!("secrets:          {}", summary.secrets_text());
     if let Some(addr) = config.device_http_addr() {
         let shown = if a.secrets {

@@ -72,13 +72,25 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
             "matched": inv.matched,
             "by_state": inv.by_state,
             "by_flag": inv.by_flag,
+            "online": inv.online,
+            "offline": inv.offline,
             "devices": inv.rows,
             "checkins": checkins,
         }));
     }
     println!(
-        "{:<12}  {:<18} {:<16} {:<14} {:<14} {:<12} {:<20} {:<6} {:<24} FLAGS",
-        "MAC", "STATE", "PROFILE", "MODEL", "FIRMWARE", "SITE", "GROUPS", "GEN", "LAST SYNC"
+        "{:<12}  {:<18} {:<16} {:<14} {:<14} {:<12} {:<20} {:<6} {:<24} {:<8} {:<40} FLAGS",
+        "MAC",
+        "STATE",
+        "PROFILE",
+        "MODEL",
+        "FIRMWARE",
+        "SITE",
+        "GROUPS",
+        "GEN",
+        "LAST SYNC",
+        "ONLINE",
+        "EVIDENCE"
     );
     for r in &inv.rows {
         let generation = match r.credentials {
@@ -91,7 +103,7 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
             None => "-".into(),
         };
         println!(
-            "{:<12}  {:<18} {:<16} {:<14} {:<14} {:<12} {:<20} {:<6} {:<24} {}",
+            "{:<12}  {:<18} {:<16} {:<14} {:<14} {:<12} {:<20} {:<6} {:<24} {:<8} {:<40} {}",
             r.mac,
             r.state.as_str(),
             r.profile.as_deref().unwrap_or("-"),
@@ -101,6 +113,8 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
             r.groups.join(","),
             generation,
             r.last_sync.map(format_time).unwrap_or_else(|| "--".into()),
+            if r.online.online { "online" } else { "offline" },
+            r.online.evidence,
             r.flags
                 .iter()
                 .map(|f| f.as_str())
@@ -117,6 +131,7 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
     };
     println!("states: {}", counts(&inv.by_state));
     println!("flags:  {}", counts(&inv.by_flag));
+    println!("online: {} online, {} offline", inv.online, inv.offline);
     Ok(())
 }
 

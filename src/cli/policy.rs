@@ -427,12 +427,43 @@ pub fn group(action: GroupAction) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// After a policy change: with the account's "apply now" setting, check-sync to the
+/// devices of `target` the change does not restart (`actions::sip::after_change`). The
+/// command waits for its sends (a background thread would end with the process) and says
+/// which phones wait for their next poll.
+fn apply_after_change(
+    config: &crate::config::Config,
+    conn: &rusqlite::Connection,
+    acc: &crate::domain::account::Account,
+    target: &Target,
+) -> anyhow::Result<()> {
+    if !acc.sip.apply_after_change {
+        return Ok(());
+    }
+    let macs = crate::actions::sip::affected_by_target(conn, acc, target)?;
+    let db = crate::actions::sip::DbAt {
+        path: config.database_path(),
+        busy_timeout: std::time::Duration::from_millis(config.database.busy_timeout_ms),
+    };
+    let (after, handle) = crate::cli::as_operator(config, acc, |a| {
+        crate::actions::sip::after_change(conn, a, &config.sip, &db, macs)
+    });
+    println!("after the change: {} ({})", after.mode, after.detail);
+    for m in &after.restarting {
+        println!("  {m}: the change restarts it; waits for its next poll");
+    }
+    if let Some(h) = handle {
+        let _ = h.join();
+    }
+    Ok(())
+}
+
 pub fn policy_cmd(action: PolicyAction) -> anyhow::Result<()> {
     let actor = crate::cli::os_user();
     match action {
         PolicyAction::Set(s) => {
             let target = Target::parse(&s.scope)?;
-            let (_c, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
+            let (config, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
             let warnings = crate::actions::policy::set_policy(
                 &mut conn,
                 &actor,
@@ -445,6 +476,7 @@ pub fn policy_cmd(action: PolicyAction) -> anyhow::Result<()> {
                 eprintln!("{w}");
             }
             println!("{target}: {} set", s.parameter);
+            apply_after_change(&config, &conn, &acc, &target)?;
         }
         PolicyAction::Deliberate(d) => {
             let (config, mut conn, acc) = open_account(d.config.as_deref(), d.account.as_deref())?;
@@ -471,9 +503,10 @@ pub fn policy_cmd(action: PolicyAction) -> anyhow::Result<()> {
         }
         PolicyAction::Unset(u) => {
             let target = Target::parse(&u.scope)?;
-            let (_c, mut conn, acc) = open_account(u.config.as_deref(), u.account.as_deref())?;
+            let (config, mut conn, acc) = open_account(u.config.as_deref(), u.account.as_deref())?;
             crate::actions::policy::unset_policy(&mut conn, &actor, &acc, &target, &u.parameter)?;
             println!("{target}: {} removed", u.parameter);
+            apply_after_change(&config, &conn, &acc, &target)?;
         }
         PolicyAction::List(l) => {
             let (_c, conn, acc) = open_account(l.config.as_deref(), l.account.as_deref())?;

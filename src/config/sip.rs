@@ -36,6 +36,15 @@ pub struct SipConfig {
     /// Seconds apply-now waits, after its last send, for phones to fetch their
     /// configuration before it reports the rest as "waiting for next poll". Default `30`.
     pub confirm_wait_secs: u64,
+    /// The background online check (accounts with it on, `account sip --online-check on`):
+    /// a device with no poll and no SIP answer for this many seconds is sent `OPTIONS`
+    /// (at its proven address inside `networks` only), at most once per interval. Default
+    /// `3600`.
+    pub online_check_interval_secs: u64,
+    /// The most devices the online check asks per minute, over every account. Default `60`.
+    pub online_check_per_minute: u32,
+    /// `OPTIONS` per second the online check sends (within `rate_per_sec`). Default `5`.
+    pub online_check_rate_per_sec: u32,
 }
 
 impl Default for SipConfig {
@@ -48,6 +57,9 @@ impl Default for SipConfig {
             reboot_share_percent: 10,
             wave_gap_secs: 180,
             confirm_wait_secs: 30,
+            online_check_interval_secs: 3600,
+            online_check_per_minute: 60,
+            online_check_rate_per_sec: 5,
         }
     }
 }
@@ -76,6 +88,24 @@ impl SipConfig {
             p.push(FieldError::new(
                 "sip.confirm_wait_secs",
                 "must be at most 3600",
+            ));
+        }
+        if !(60..=604_800).contains(&self.online_check_interval_secs) {
+            p.push(FieldError::new(
+                "sip.online_check_interval_secs",
+                "must be 60 to 604800",
+            ));
+        }
+        if !(1..=100_000).contains(&self.online_check_per_minute) {
+            p.push(FieldError::new(
+                "sip.online_check_per_minute",
+                "must be 1 to 100000",
+            ));
+        }
+        if !(1..=10_000).contains(&self.online_check_rate_per_sec) {
+            p.push(FieldError::new(
+                "sip.online_check_rate_per_sec",
+                "must be 1 to 10000",
             ));
         }
         if self.wave_gap_secs > 86_400 {

@@ -3,12 +3,12 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::now_secs;
-use crate::domain::account::{Account, AccountId, UnknownDevices, random_token};
+use crate::domain::account::{Account, AccountId, AccountSip, UnknownDevices, random_token};
 use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_enabled, device_user, \
      device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id, \
-     device_secrets, tftp_credential";
+     device_secrets, tftp_credential, sip_validation, apply_after_change, online_check";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let unknown: String = r.get(10)?;
@@ -41,6 +41,11 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         default_profile_id: r.get(11)?,
         device_secrets: r.get(12)?,
         tftp_credential: r.get(13)?,
+        sip: AccountSip {
+            validation: r.get(14)?,
+            apply_after_change: r.get::<_, String>(15)? == "now",
+            online_check: r.get(16)?,
+        },
     })
 }
 
@@ -215,6 +220,26 @@ pub fn update_tftp_credential(conn: &Connection, id: AccountId, on: bool) -> Res
     conn.execute(
         "UPDATE accounts SET tftp_credential = ?2, updated_at = ?3 WHERE id = ?1",
         params![id.0, on, now_secs()],
+    )?;
+    Ok(())
+}
+
+/// Stores the account's SIP settings (`Account::sip`).
+pub fn update_sip(conn: &Connection, id: AccountId, sip: AccountSip) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET sip_validation = ?2, apply_after_change = ?3, online_check = ?4,
+             updated_at = ?5 WHERE id = ?1",
+        params![
+            id.0,
+            sip.validation,
+            if sip.apply_after_change {
+                "now"
+            } else {
+                "wait"
+            },
+            sip.online_check,
+            now_secs()
+        ],
     )?;
     Ok(())
 }

@@ -40,6 +40,8 @@ pub struct DeviceRow {
     pub groups: Vec<String>,
     /// The profile's software version for the device's family, if it names one.
     pub profile_firmware: Option<String>,
+    /// Its latest SIP answer (`device_sip.answered_at`, seconds): online evidence.
+    pub sip_answered_at: Option<i64>,
 }
 
 /// Every device of an account (associated or only seen), by MAC.
@@ -98,7 +100,8 @@ pub fn for_each_device_row(
                  WHERE ds.device_id = d.id),
                 d.profile_id,
                 s.floor_generation, s.last_refused, s.proven_segment, s.proven_at,
-                coalesce(a.last_protocol, '')
+                coalesce(a.last_protocol, ''),
+                (SELECT ds2.answered_at FROM device_sip ds2 WHERE ds2.device_id = d.id)
          FROM devices d
          LEFT JOIN profiles p ON p.id = d.profile_id
          LEFT JOIN device_sync s ON s.device_id = d.id
@@ -143,6 +146,7 @@ pub fn for_each_device_row(
             last_auth_ok_at: r.get(17)?,
             last_sync_at: r.get(18)?,
             protocol: r.get(28)?,
+            sip_answered_at: r.get(29)?,
             ua_model: r.get(19)?,
             firmware: r.get(20)?,
             last_bad_auth_ms: r.get(21)?,

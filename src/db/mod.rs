@@ -85,6 +85,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0015_directory_totp",
         include_str!("migrations/0015_directory_totp.sql"),
     ),
+    (
+        "0016_sip_account",
+        include_str!("migrations/0016_sip_account.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

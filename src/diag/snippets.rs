@@ -165,6 +165,7 @@ mod tests {
             default_profile_id: None,
             device_secrets: false,
             tftp_credential: false,
+            sip: Default::default(),
         }
     }
 

@@ -90,6 +90,24 @@ pub struct Account {
     /// device's own credential), so they can move to HTTP(S). TFTP has no authentication:
     /// the credential is then as exposed as in DHCP option 160. Off by default.
     pub tftp_credential: bool,
+    /// SIP check-sync settings of the account (issue 21).
+    pub sip: AccountSip,
+}
+
+/// An account's SIP settings, all off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AccountSip {
+    /// Render request validation: the account's phones accept a check-sync `NOTIFY` only
+    /// with a Digest answer from their line's credentials (`domain::checksync::validation`).
+    /// Check-sync from the PBX then needs the PBX to authenticate, and a phone with no
+    /// registered line cannot be reached this way.
+    pub validation: bool,
+    /// After a change that affects devices, send them check-sync at once (phones the change
+    /// would restart still wait for their next poll); off: wait for the next poll.
+    pub apply_after_change: bool,
+    /// A background `OPTIONS` check keeps the devices' online state current.
+    pub online_check: bool,
 }
 
 impl Account {

@@ -33,6 +33,21 @@ pub const PORT_PARAM: &str = "voIpProt.SIP.local.port";
 pub const ALWAYS_REBOOT_PARAM: &str = "voIpProt.SIP.specialEvent.checkSync.alwaysReboot";
 pub const REALM_PARAM: &str = "voIpProt.SIP.requestValidation.digest.realm";
 
+/// Request validation as rendered for an account with `Account::sip.validation` on: the
+/// phone accepts a `NOTIFY` with `Event: check-sync` only after a Digest challenge answered
+/// with its line's credentials (Polycom SoundPoint IP Administrator's Guide, Request
+/// Validation: `voIpProt.SIP.requestValidation.N.request` and `.method`). The per-event
+/// name `voIpProt.SIP.requestValidation.1.request.1.event` is *(verify)*: no primary
+/// source for it was found; without it a phone validates every `NOTIFY`.
+pub const VALIDATION_PARAMS: [(&str, &str); 3] = [
+    ("voIpProt.SIP.requestValidation.1.request", "NOTIFY"),
+    (
+        "voIpProt.SIP.requestValidation.1.request.1.event",
+        "check-sync",
+    ),
+    ("voIpProt.SIP.requestValidation.1.method", "digest"),
+];
+
 /// Why a device is not sent check-sync.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotSent {

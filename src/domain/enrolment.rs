@@ -267,6 +267,7 @@ mod tests {
             default_profile_id: None,
             device_secrets: on,
             tftp_credential: false,
+            sip: Default::default(),
         }
     }
 

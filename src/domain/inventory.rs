@@ -120,6 +120,73 @@ pub struct Row {
     pub credentials_since: Option<i64>,
     /// Platform parameters delivered but not yet confirmed (a change under way).
     pub awaiting: Vec<String>,
+    /// Online or offline, with the evidence (`online`).
+    pub online: Online,
+}
+
+/// The polling period assumed for a device (`prov.polling.period`'s default, one day):
+/// a device that asked for anything within it is online.
+pub const DEFAULT_POLL_PERIOD_SECS: i64 = 86_400;
+
+/// Whether a device is online, and why we think so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Online {
+    pub online: bool,
+    /// `polled 3 min ago`, `answered OPTIONS 2 min ago`, `no evidence since …`, `never seen`.
+    pub evidence: String,
+}
+
+/// A duration for people: `42 s`, `3 min`, `5 h`, `2 days`.
+pub fn ago(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h", s / 3600),
+        _ => format!("{} days", s / 86_400),
+    }
+}
+
+/// Online when the device asked for anything within `poll_period` seconds, or answered a
+/// SIP request (`OPTIONS`, check-sync) within `answer_window` seconds. The freshest
+/// evidence is named.
+pub fn online(
+    now: i64,
+    last_seen: Option<i64>,
+    poll_period: i64,
+    answered_at: Option<i64>,
+    answer_window: i64,
+) -> Online {
+    let polled = last_seen.filter(|t| now - t <= poll_period);
+    let answered = answered_at.filter(|t| now - t <= answer_window);
+    match (polled, answered) {
+        (Some(p), Some(a)) if a > p => Online {
+            online: true,
+            evidence: format!("answered OPTIONS {} ago", ago(now - a)),
+        },
+        (Some(p), _) => Online {
+            online: true,
+            evidence: format!("polled {} ago", ago(now - p)),
+        },
+        (None, Some(a)) => Online {
+            online: true,
+            evidence: format!("answered OPTIONS {} ago", ago(now - a)),
+        },
+        (None, None) => match last_seen.max(answered_at) {
+            Some(t) => Online {
+                online: false,
+                evidence: format!(
+                    "no evidence since {} ({} ago)",
+                    super::time::format_time(t),
+                    ago(now - t)
+                ),
+            },
+            None => Online {
+                online: false,
+                evidence: "never seen".into(),
+            },
+        },
+    }
 }
 
 /// What to show.
@@ -166,6 +233,9 @@ pub struct Inventory {
     pub matched: usize,
     pub by_state: BTreeMap<&'static str, usize>,
     pub by_flag: BTreeMap<&'static str, usize>,
+    /// Associated devices online and offline (`online`), over every device.
+    pub online: usize,
+    pub offline: usize,
 }
 
 /// Compares firmware versions by their numbers (`5.9.7.47435` < `5.9.10`; `3.10.0_362035`).
@@ -216,6 +286,29 @@ impl CheckIns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn online_names_the_freshest_evidence() {
+        let now = 1_000_000;
+        let day = DEFAULT_POLL_PERIOD_SECS;
+        let o = online(now, Some(now - 180), day, None, 3600);
+        assert!(o.online && o.evidence == "polled 3 min ago", "{o:?}");
+        let o = online(now, Some(now - 2 * day), day, Some(now - 120), 3600);
+        assert!(
+            o.online && o.evidence == "answered OPTIONS 2 min ago",
+            "{o:?}"
+        );
+        let o = online(now, Some(now - 600), day, Some(now - 120), 3600);
+        assert_eq!(o.evidence, "answered OPTIONS 2 min ago");
+        let o = online(now, Some(now - 2 * day), day, Some(now - 7200), 3600);
+        assert!(
+            !o.online && o.evidence.starts_with("no evidence since "),
+            "{o:?}"
+        );
+        assert!(o.evidence.ends_with("(2 h ago)"), "{o:?}");
+        let o = online(now, None, day, None, 3600);
+        assert!(!o.online && o.evidence == "never seen");
+    }
 
     #[test]
     fn versions_compare_by_their_numbers() {

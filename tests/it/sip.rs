@@ -18,6 +18,11 @@ const LINE_SECRET: &str = "Line-Secret-9";
 /// A server with apply-now on for loopback, fast timers (T1 20 ms: timer F 1.28 s);
 /// `extra` (dotted keys) replaces any of these defaults.
 fn sip_server(extra: &str) -> ZServer {
+    ZServer::start_with(&sip_text(extra))
+}
+
+/// The configuration of `sip_server`.
+fn sip_text(extra: &str) -> String {
     let mut text = String::new();
     for (key, value) in [
         ("sip.enabled", "true"),
@@ -32,7 +37,7 @@ fn sip_server(extra: &str) -> ZServer {
         }
     }
     text.push_str(extra);
-    ZServer::start_with(&text)
+    text
 }
 
 /// A free UDP port on `ip`.
@@ -911,4 +916,338 @@ fn sip_bench_apply_now_to_many_loopback_listeners() {
         n as f64 * 1000.0 / r["sent_ms"].as_f64().unwrap_or(1.0).max(1.0)
     );
     assert_eq!(r["answered"], n, "{}", r["devices"][0]);
+}
+
+#[test]
+fn sip_behaviour_with_request_validation_apply_now_answers_the_challenge_and_a_bare_notify_is_refused()
+ {
+    let server = sip_server("");
+    let n = 3;
+    let (port, macs, mut phones, _) = fleet(&server, n, 300);
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    let out = server.cli_ok(&["account", "sip", "--validation", "on"]);
+    assert!(out.contains("the PBX must authenticate"), "{out}");
+    server.cli_ok(&["policy", "set", "account", "up.welcomeText", "v3"]);
+    for phone in phones.iter_mut() {
+        phone.poll();
+        assert_eq!(
+            phone
+                .config
+                .get("voIpProt.SIP.requestValidation.1.method")
+                .map(String::as_str),
+            Some("digest"),
+            "{}",
+            phone.mac
+        );
+        assert!(
+            matches!(Validation::of(&phone.config), Validation::Digest { ref user, .. } if user == LINE_USER),
+            "{}: {:?}",
+            phone.mac,
+            phone.config
+        );
+    }
+    server.cli_ok(&["policy", "set", "account", "up.welcomeText", "v4"]);
+
+    // A NOTIFY without credentials, from anyone: challenged, never acted on.
+    {
+        let ear = SipEar::listen(
+            SocketAddr::new(ip(0), port),
+            Validation::of(&phones[0].config),
+        )
+        .expect("listen");
+        let sock = UdpSocket::bind((IpAddr::from([127, 0, 0, 1]), 0)).expect("bind");
+        sock.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("timeout");
+        let from = sock.local_addr().expect("addr");
+        let to = SocketAddr::new(ip(0), port);
+        let req = format!(
+            "NOTIFY sip:{LINE_USER}@{to} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bKbare1\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:x@{from}>;tag=1\r\nTo: <sip:{LINE_USER}@{to}>\r\n\
+             Call-ID: bare-1\r\nCSeq: 1 NOTIFY\r\nContact: <sip:x@{from}>\r\nEvent: check-sync\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        sock.send_to(req.as_bytes(), to).expect("send");
+        let mut buf = [0u8; 4096];
+        let (len, _) = sock.recv_from(&mut buf).expect("an answer");
+        let answer = String::from_utf8_lossy(&buf[..len]).to_string();
+        assert!(answer.starts_with("SIP/2.0 401"), "{answer}");
+        assert!(answer.contains("realm=\"PolycomSPIP\""), "{answer}");
+        assert!(
+            ear.check_sync(Duration::from_millis(300)).is_none(),
+            "an unauthenticated check-sync is not acted on"
+        );
+    }
+
+    // Apply now: each phone challenges, zerotouch answers with the line's credentials.
+    let mut handles = Vec::new();
+    for (i, mut phone) in phones.into_iter().enumerate() {
+        let addr = SocketAddr::new(ip(i), port);
+        let validation = Validation::of(&phone.config);
+        handles.push(std::thread::spawn(move || {
+            let ear = SipEar::listen(addr, validation).expect("listen");
+            let boot = phone.on_check_sync(&ear, Duration::from_secs(30));
+            (phone, boot)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let r = report(&server, &["apply-now", "--account", "default"]);
+    assert_eq!(r["answered"], n, "{r}");
+    assert_eq!(r["repolled"], n, "{r}");
+    for m in &macs {
+        assert_eq!(device(&r, m)["status"], 200, "{r}");
+    }
+    for h in handles {
+        let (phone, boot) = h.join().expect("phone");
+        assert!(boot.is_some(), "{} accepted no check-sync", phone.mac);
+        assert_eq!(
+            phone.config.get("up.welcomeText").map(String::as_str),
+            Some("v4"),
+            "{}",
+            phone.mac
+        );
+    }
+}
+
+#[test]
+fn sip_behaviour_apply_after_change_sends_a_policy_change_now_but_never_a_restart() {
+    let server = sip_server("");
+    let n = 3;
+    let (port, macs, phones, _) = fleet(&server, n, 400);
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    let token = user_with_token(&server, "ops", "admin", "");
+    // By default a change waits for the next poll: nothing is sent.
+    let r = api(
+        &server,
+        "PUT",
+        "/accounts/default/policies",
+        Some(&token),
+        r#"{"scope": "account", "parameter": "up.welcomeText", "value": "v5"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["after_change"]["mode"], "waiting for next poll");
+
+    let r = api(
+        &server,
+        "PUT",
+        "/accounts/default/sip",
+        Some(&token),
+        r#"{"apply_after_change": true}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["sip"]["apply_after_change"], true, "{}", r.text());
+    let audit = server.cli_ok(&["audit", "--json"]);
+    assert!(audit.contains("account.set-sip"), "{audit}");
+
+    let mut handles = Vec::new();
+    for (i, mut phone) in phones.into_iter().enumerate() {
+        let addr = SocketAddr::new(ip(i), port);
+        handles.push(std::thread::spawn(move || {
+            let ear = SipEar::listen(addr, Validation::None).expect("listen");
+            let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+            // Then a change that restarts phones: never sent automatically.
+            let restart = ear.check_sync(Duration::from_secs(4));
+            (phone, boot, restart)
+        }));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let r = api(
+        &server,
+        "PUT",
+        "/accounts/default/policies",
+        Some(&token),
+        r#"{"scope": "account", "parameter": "up.welcomeText", "value": "v6"}"#,
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "the request does not wait for the sends"
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let after = &json(&r)["after_change"];
+    assert_eq!(after["mode"], "applying now", "{after}");
+    assert_eq!(after["sending"], n, "{after}");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = server.cli_ok(&[
+        "policy",
+        "set",
+        "account",
+        "device.syslog.serverName",
+        "syslog.example.com",
+    ]);
+    assert!(out.contains("waiting for next poll"), "{out}");
+    for m in &macs {
+        assert!(
+            out.contains(&format!("{m}: the change restarts it")),
+            "{m}: {out}"
+        );
+    }
+    for h in handles {
+        let (phone, boot, restart) = h.join().expect("phone");
+        assert!(boot.is_some(), "{} heard no check-sync", phone.mac);
+        assert_eq!(
+            phone.config.get("up.welcomeText").map(String::as_str),
+            Some("v6"),
+            "{}",
+            phone.mac
+        );
+        assert!(
+            restart.is_none(),
+            "{}: a restart was sent unasked",
+            phone.mac
+        );
+    }
+}
+
+fn inventory_of(server: &ZServer) -> serde_json::Value {
+    serde_json::from_str(&server.cli_ok(&["inventory", "--json"])).expect("inventory json")
+}
+
+fn online_of<'a>(inv: &'a serde_json::Value, mac: &str) -> &'a serde_json::Value {
+    &inv["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .find(|d| d["mac"] == mac)
+        .expect("device in the inventory")["online"]
+}
+
+#[test]
+fn sip_online_state_shows_the_evidence_and_the_background_check_keeps_it_current() {
+    let server = ZServer::start_with_clock(&sip_text(""));
+    let (port, macs, _phones, _) = fleet(&server, 2, 500);
+    let ip = |i: usize| -> IpAddr { format!("127.0.1.{}", i + 1).parse().expect("ip") };
+    // The access recorder writes activity a moment later.
+    std::thread::sleep(Duration::from_secs(1));
+    let inv = inventory_of(&server);
+    for m in &macs {
+        let o = online_of(&inv, m);
+        assert_eq!(o["online"], true, "{o}");
+        assert!(
+            o["evidence"].as_str().expect("e").starts_with("polled "),
+            "{o}"
+        );
+    }
+    assert_eq!(inv["online"], 2, "{inv}");
+    let text = server.cli_ok(&["inventory"]);
+    assert!(text.contains("online: 2 online, 0 offline"), "{text}");
+
+    // Two days without a poll: offline, with the last evidence.
+    server.advance_days(2);
+    let inv = inventory_of(&server);
+    for m in &macs {
+        let o = online_of(&inv, m);
+        assert_eq!(o["online"], false, "{o}");
+        assert!(
+            o["evidence"]
+                .as_str()
+                .expect("e")
+                .starts_with("no evidence since "),
+            "{o}"
+        );
+    }
+    // The check is off by default: nothing is asked.
+    let ear = SipEar::listen(SocketAddr::new(ip(0), port), Validation::None).expect("listen");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(ear.heard.lock().expect("heard").is_empty(), "check is off");
+
+    // On: the phone that listens answers OPTIONS and is online again; the deaf one is not.
+    server.cli_ok(&["account", "sip", "--online-check", "on"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let inv = inventory_of(&server);
+        let o = online_of(&inv, &macs[0]).clone();
+        if o["online"] == true {
+            assert!(
+                o["evidence"]
+                    .as_str()
+                    .expect("e")
+                    .starts_with("answered OPTIONS "),
+                "{o}"
+            );
+            assert_eq!(online_of(&inv, &macs[1])["online"], false, "{inv}");
+            assert_eq!(inv["offline"], 1, "{inv}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never online again: {o}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let heard = ear.heard.lock().expect("heard").clone();
+    assert!(heard.iter().all(|r| r.starts_with("OPTIONS ")), "{heard:?}");
+    assert!(ear.malformed.lock().expect("m").is_empty());
+    // Asked at most once per interval: no further OPTIONS within the next rounds.
+    let n = heard.len();
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        ear.heard.lock().expect("heard").len(),
+        n,
+        "asked again too soon"
+    );
+}
+
+#[test]
+fn sip_account_settings_are_set_from_the_console_and_the_cli_and_say_what_validation_costs() {
+    let server = sip_server("");
+    let show = server.cli_ok(&["account", "show"]);
+    assert!(
+        show.contains("off: phones accept check-sync from any host"),
+        "{show}"
+    );
+    assert!(show.contains("wait for the next poll"), "{show}");
+    let s = Session::admin(&server);
+    let page = s.get("/accounts/default").text();
+    assert!(page.contains("Apply now (SIP check-sync)"), "{page}");
+    assert!(!page.contains("Request validation is on"), "{page}");
+    let r = s.post(
+        "/accounts/default/sip",
+        &[("validation", "on"), ("apply_after_change", "on")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = s.get("/accounts/default").text();
+    assert!(
+        page.contains("check-sync from the PBX now needs the PBX to authenticate"),
+        "{page}"
+    );
+    assert!(
+        page.contains("phones with no registered line cannot be reached"),
+        "{page}"
+    );
+    let show = server.cli_ok(&["account", "show"]);
+    assert!(show.contains("the PBX must authenticate too"), "{show}");
+    assert!(show.contains("apply now (phones it restarts"), "{show}");
+    let err = server.cli_err(&["account", "sip", "--apply-after-change", "soon"]);
+    assert!(err.contains("--apply-after-change"), "{err}");
+    let out = server.cli_ok(&["account", "sip", "--validation", "off"]);
+    assert!(out.contains("off: phones accept check-sync"), "{out}");
+}
+
+#[test]
+fn sip_behaviour_apply_after_change_sends_a_line_change_through_the_api() {
+    let server = sip_server("");
+    let (port, macs, mut phones, _) = fleet(&server, 1, 600);
+    server.cli_ok(&["account", "sip", "--apply-after-change", "now"]);
+    let token = user_with_token(&server, "ops", "admin", "");
+    let addr = SocketAddr::new("127.0.1.1".parse().expect("ip"), port);
+    let mut phone = phones.remove(0);
+    let h = std::thread::spawn(move || {
+        let ear = SipEar::listen(addr, Validation::None).expect("listen");
+        let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+        (phone, boot)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let r = api(
+        &server,
+        "PUT",
+        &format!("/devices/{}/lines/1", macs[0]),
+        Some(&token),
+        r#"{"line_label": "Front desk"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (phone, boot) = h.join().expect("phone");
+    assert!(boot.is_some(), "no check-sync after the line change");
+    assert_eq!(
+        phone.config.get("reg.1.label").map(String::as_str),
+        Some("Front desk"),
+        "{:?}",
+        phone.config
+    );
 }

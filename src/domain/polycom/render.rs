@@ -130,6 +130,13 @@ impl DeviceView<'_> {
         if let Some(n) = name(Key::PollingEnabled, 0) {
             device.push_set(n, &d.ext.polling, Source::Device, "");
         }
+        // The account's choice that phones accept check-sync only with Digest: above the
+        // policies and the profile's files, so none of them can turn it off unnoticed.
+        if self.account.sip.validation {
+            for (n, v) in crate::domain::checksync::VALIDATION_PARAMS {
+                device.push(n, v, Source::Server, "request validation (account)");
+            }
+        }
         out.push(device);
 
         // Policies: device, groups, site, account (already in precedence order), one layer

@@ -20,6 +20,7 @@ fn fixture() -> (Account, Device, Profile, Reach) {
         default_profile_id: None,
         device_secrets: false,
         tftp_credential: false,
+        sip: Default::default(),
     };
     let device = Device {
         id: 1,

@@ -23,6 +23,7 @@ fn account() -> Account {
         default_profile_id: None,
         device_secrets: false,
         tftp_credential: false,
+        sip: Default::default(),
     }
 }
 

@@ -294,10 +294,11 @@ fn profiles(
                 profile_ops::transport(&c.config),
             )?;
             let (p, _) = profile_ops::profile(&conn, actor, &fields.name)?;
-            Ok(Response::json(&profile_json(
-                &p,
-                pq::count_profile_devices(&conn, p.id)?,
-            )))
+            let macs = crate::actions::sip::affected_by_profile(&conn, p.id)?;
+            let after = c.after_change(&conn, actor, actor.account, macs);
+            let mut out = profile_json(&p, pq::count_profile_devices(&conn, p.id)?);
+            out["after_change"] = serde_json::to_value(&after).unwrap_or_default();
+            Ok(Response::json(&out))
         }
         ("DELETE", [name]) => {
             profile_ops::delete_profile(&mut *c.conn()?, actor, name)?;

@@ -26,6 +26,31 @@ pub enum Validation {
     },
 }
 
+impl Validation {
+    /// What a phone does with the configuration it fetched: Digest when it validates
+    /// `NOTIFY` (`voIpProt.SIP.requestValidation.1.request="NOTIFY"`, `.method="digest"`,
+    /// for the `check-sync` event or every event), with its line 1 credentials, in the
+    /// realm `voIpProt.SIP.requestValidation.digest.realm` (default `PolycomSPIP`).
+    pub fn of(config: &std::collections::BTreeMap<String, String>) -> Validation {
+        let get = |k: &str| config.get(k).map(String::as_str);
+        let event = get("voIpProt.SIP.requestValidation.1.request.1.event");
+        if get("voIpProt.SIP.requestValidation.1.request") != Some("NOTIFY")
+            || get("voIpProt.SIP.requestValidation.1.method") != Some("digest")
+            || event.is_some_and(|e| e != "check-sync")
+        {
+            return Validation::None;
+        }
+        Validation::Digest {
+            user: get("reg.1.auth.userId").unwrap_or("").to_string(),
+            password: get("reg.1.auth.password").unwrap_or("").to_string(),
+            realm: get("voIpProt.SIP.requestValidation.digest.realm")
+                .filter(|r| !r.is_empty())
+                .unwrap_or("PolycomSPIP")
+                .to_string(),
+        }
+    }
+}
+
 /// A phone's SIP listener.
 pub struct SipEar {
     pub addr: SocketAddr,

@@ -39,6 +39,15 @@ struct Switch {
     confirm: bool,
 }
 
+/// `PUT /accounts/{slug}/sip`: a field left out keeps its value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SipBody {
+    validation: Option<bool>,
+    apply_after_change: Option<bool>,
+    online_check: Option<bool>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CredentialsBody {
@@ -226,6 +235,17 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
             manage()?;
             let b: Switch = parse_body(req)?;
             accounts::set_tftp_credential(conn, who, &a, b.enabled)?;
+            show(conn)
+        }
+        ("PUT", ["sip"]) => {
+            manage()?;
+            let b: SipBody = parse_body(req)?;
+            let sip = crate::domain::account::AccountSip {
+                validation: b.validation.unwrap_or(a.sip.validation),
+                apply_after_change: b.apply_after_change.unwrap_or(a.sip.apply_after_change),
+                online_check: b.online_check.unwrap_or(a.sip.online_check),
+            };
+            accounts::set_sip(conn, who, &a, sip)?;
             show(conn)
         }
         ("GET", ["autosync"]) => Ok(Response::json(&progress_json(&accounts::progress(

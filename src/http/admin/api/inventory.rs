@@ -23,7 +23,7 @@ pub fn route(api: &Api, req: &Request, a: &Account, rest: &[&str]) -> Result<Res
             Ok(Response::json(&json!({
                 "account": a.slug, "total": inv.total, "matched": inv.matched,
                 "page": page.number, "per_page": page.size,
-                "by_state": inv.by_state, "by_flag": inv.by_flag, "devices": inv.rows,
+                "by_state": inv.by_state, "by_flag": inv.by_flag, "online": inv.online, "offline": inv.offline, "devices": inv.rows,
             })))
         }
         ("GET", ["checkins"]) => Ok(Response::json(&crate::actions::inventory::checkins(

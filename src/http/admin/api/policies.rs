@@ -185,10 +185,12 @@ pub fn route(
             let parameter = b.parameter.trim();
             let warnings =
                 crate::actions::policy::set_policy(conn, who, a, &target, parameter, &b.value)?;
+            let macs = crate::actions::sip::affected_by_target(conn, a, &target)?;
+            let after = api.console.after_change(conn, actor, a, macs);
             Ok(Response::json(&json!({
                 "scope": target.to_string(), "parameter": parameter,
                 "value": mask(parameter, &b.value), "secret": params::is_secret(parameter),
-                "warnings": warnings,
+                "warnings": warnings, "after_change": after,
             })))
         }
         ("DELETE", ["policies"]) => {
@@ -196,6 +198,8 @@ pub fn route(
             let parameter = req.get_param("parameter").unwrap_or_default();
             let target = Target::parse(scope.trim())?;
             crate::actions::policy::unset_policy(conn, who, a, &target, parameter.trim())?;
+            let macs = crate::actions::sip::affected_by_target(conn, a, &target)?;
+            api.console.after_change(conn, actor, a, macs);
             Ok(Response::empty_204())
         }
         (

@@ -150,6 +150,10 @@ pub fn route(
             let d = associations::device(&conn, actor, &mac)?;
             let line = body.apply(d.lines.iter().find(|l| l.line == n), n);
             templating::set_device_line(&mut conn, &actor.who, &mac, &line)?;
+            // A line change reaches the phone now when its account says so.
+            if d.account_id == actor.account.id.0 && d.profile_id.is_some() {
+                c.after_change(&conn, actor, actor.account, vec![mac.to_string()]);
+            }
             Ok(Response::json(&values_json(&associations::device(
                 &conn, actor, &mac,
             )?)))
@@ -159,8 +163,11 @@ pub fn route(
             let mac = mac_param(mac)?;
             let n = line_param(&mac, n)?;
             let mut conn = c.conn()?;
-            associations::device(&conn, actor, &mac)?;
+            let d = associations::device(&conn, actor, &mac)?;
             templating::delete_device_line(&mut conn, &actor.who, &mac, n)?;
+            if d.account_id == actor.account.id.0 && d.profile_id.is_some() {
+                c.after_change(&conn, actor, actor.account, vec![mac.to_string()]);
+            }
             Ok(Response::empty_204())
         }
         ("GET", ["devices", mac, "preview"]) => {

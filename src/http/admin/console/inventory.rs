@@ -136,7 +136,10 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
                     strong { (inv.by_state.get(k).copied().unwrap_or(0)) } span { (k) }
                 }
             }
+            div.card.online { strong { (inv.online) } span { "online" } }
+            div.card.offline { strong { (inv.offline) } span { "offline" } }
         }
+        p.hint { "Online: polled within its polling period (a day), or answered SIP OPTIONS within the hour (apply-now, device sip-ping, the background online check)." }
         p.flags {
             "Flags: "
             @for fl in Flag::ALL {
@@ -170,7 +173,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
         @if inv.rows.is_empty() { p.muted { "No device matches." } } @else {
             table.list.inventory {
                 thead { tr {
-                    th { "MAC" } th { "State" } th { "Flags" } th { "Last provisioning sync" } th { "Last seen" }
+                    th { "MAC" } th { "State" } th { "Flags" } th { "Last provisioning sync" } th { "Last seen" } th { "Online" }
                     th { "Model / firmware" } th { "Site" } th { "Groups" } th { "Credentials" } th { "Settings" }
                 } }
                 tbody {
@@ -181,6 +184,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
                             td { @for f in &r.flags { (badge("warn", f.as_str())) " " } }
                             td { (when(r.last_sync)) }
                             td { (when(r.last_seen)) @if !r.protocol.is_empty() { " " span.muted { "(" (r.protocol) ")" } } }
+                            td { (badge(if r.online.online { "ok" } else { "muted" }, if r.online.online { "online" } else { "offline" })) br; span.muted { (r.online.evidence) } }
                             td {
                                 (dash(&r.model)) br;
                                 span.muted { (dash(&r.firmware)) }

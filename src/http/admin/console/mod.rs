@@ -135,6 +135,31 @@ impl Console {
         self.pool.get()
     }
 
+    /// Where a background job opens its own connection (`actions::sip::after_change`).
+    pub fn db_at(&self) -> crate::actions::sip::DbAt {
+        crate::actions::sip::DbAt {
+            path: self.pool.path().to_path_buf(),
+            busy_timeout: self.pool.busy_timeout(),
+        }
+    }
+
+    /// After a committed change that affects `macs` of `account`: apply it now when the
+    /// account says so (`actions::sip::after_change`), in the background.
+    pub fn after_change(
+        &self,
+        conn: &rusqlite::Connection,
+        actor: &crate::actions::Actor<'_>,
+        account: &Account,
+        macs: Vec<String>,
+    ) -> crate::actions::sip::AfterChange {
+        let actor = crate::actions::Actor {
+            account,
+            who: actor.who.clone(),
+            ..*actor
+        };
+        crate::actions::sip::after_change(conn, &actor, &self.config.sip, &self.db_at(), macs).0
+    }
+
     /// The acting user in domain terms.
     pub fn actor<'a>(&'a self, user: &'a User, account: &'a Account) -> Actor<'a> {
         Actor {
@@ -688,6 +713,7 @@ const NOTICES: &[(&str, &str)] = &[
         "tftp-credential-off",
         "The account credential is no longer served over TFTP.",
     ),
+    ("sip-saved", "SIP check-sync settings saved."),
     (
         "autosync-off",
         "Auto-Sync is off. No rollback: phones keep what they have.",
@@ -715,6 +741,30 @@ const NOTICES: &[(&str, &str)] = &[
         "Policy value set. The parameter dictionary does not know this name: phones ignore names they do not know.",
     ),
     ("policy-removed", "Policy value removed."),
+    (
+        "policy-applying",
+        "Policy saved and being applied now: check-sync goes to the phones it affects.",
+    ),
+    (
+        "policy-applying-restarts-wait",
+        "Policy saved and being applied now to the phones it does not restart; phones it restarts wait for their next poll (or an apply-now you confirm).",
+    ),
+    (
+        "profile-applying",
+        "Profile saved and being applied now: check-sync goes to its phones.",
+    ),
+    (
+        "profile-applying-restarts-wait",
+        "Profile saved and being applied now to the phones it does not restart; phones it restarts wait for their next poll (or an apply-now you confirm).",
+    ),
+    (
+        "profile-restarts-wait",
+        "Profile saved. It restarts its phones, so they wait for their next poll (or an apply-now you confirm).",
+    ),
+    (
+        "policy-restarts-wait",
+        "Policy saved. It restarts the phones it affects, so they wait for their next poll (or an apply-now you confirm).",
+    ),
     ("settings-saved", "Provisioning settings saved."),
     (
         "push-started",

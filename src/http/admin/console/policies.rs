@@ -157,6 +157,21 @@ pub fn route(
                                 }
                             })
                         };
+                        // With the account's "apply now", the devices it affects are sent
+                        // check-sync in the background (never those it restarts).
+                        let r = r.and_then(|notice| {
+                            if !a.sip.apply_after_change {
+                                return Ok(notice);
+                            }
+                            let macs = crate::actions::sip::affected_by_target(conn, a, &target)?;
+                            let after = c.after_change(conn, &actor, a, macs);
+                            Ok(match (after.mode, after.restarting.is_empty()) {
+                                ("applying now", true) => "policy-applying",
+                                ("applying now", false) => "policy-applying-restarts-wait",
+                                (_, false) => "policy-restarts-wait",
+                                _ => notice,
+                            })
+                        });
                         (r, target)
                     }
                     _ => return Err(Error::not_found(format!("page {}", req.url()))),

@@ -203,10 +203,26 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
     let keep = !f.checked("clear_password");
     let transport = profile_ops::transport(&c.config);
     match profile_ops::update_profile(&mut conn, &actor, name, &fields, replace, keep, transport) {
-        Ok(_) => Ok(done(
-            &format!("/profiles/{}", percent_encode(&fields.name)),
-            "profile-saved",
-        )),
+        Ok(_) => {
+            // With the account's "apply now", the profile's devices are sent check-sync in
+            // the background (never those the change restarts).
+            let mut notice = "profile-saved";
+            if ctx.account.sip.apply_after_change {
+                let (p, _) = profile_ops::profile(&conn, &actor, &fields.name)?;
+                let macs = crate::actions::sip::affected_by_profile(&conn, p.id)?;
+                let after = c.after_change(&conn, &actor, &ctx.account, macs);
+                notice = match (after.mode, after.restarting.is_empty()) {
+                    ("applying now", true) => "profile-applying",
+                    ("applying now", false) => "profile-applying-restarts-wait",
+                    (_, false) => "profile-restarts-wait",
+                    _ => notice,
+                };
+            }
+            Ok(done(
+                &format!("/profiles/{}", percent_encode(&fields.name)),
+                notice,
+            ))
+        }
         Err(Error::Invalid(p)) => Ok(html_page(
             422,
             editor(

@@ -189,6 +189,19 @@ pub fn post_tftp_credential(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Re
     ))
 }
 
+/// The account's SIP check-sync settings (`actions::accounts::set_sip`).
+pub fn post_sip(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageAccounts)?;
+    let sip = crate::domain::account::AccountSip {
+        validation: f.checked("validation"),
+        apply_after_change: f.checked("apply_after_change"),
+        online_check: f.checked("online_check"),
+    };
+    let actor = c.actor(&ctx.user, &ctx.account);
+    accounts::set_sip(&mut *c.conn()?, &actor.who, a, sip)?;
+    Ok(done(&base(a), "sip-saved"))
+}
+
 pub fn post_autosync(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageAccounts)?;
     let enabled = f.checked("enabled");
@@ -412,6 +425,29 @@ pub fn tftp_block(ctx: &Ctx, v: &AccountView) -> Markup {
                 (csrf_field(&ctx.csrf))
                 (switch("enabled", on, "Serve the server credentials over TFTP", !v.can_manage))
                 @if v.can_manage { button type="submit" { "Apply" } }
+            }
+        }
+    }
+}
+
+/// The account's SIP check-sync settings: request validation (with what it costs), apply
+/// after a change, the online check.
+pub fn sip_block(ctx: &Ctx, v: &AccountView) -> Markup {
+    let base = base(&v.account);
+    let sip = v.account.sip;
+    html! {
+        section.panel #sip {
+            h2 { "Apply now (SIP check-sync)" }
+            p.hint { "By default phones accept check-sync from any host: anyone on the voice network can make them fetch their configuration. Request validation makes them accept it only with a Digest answer computed from their line's credentials, which zerotouch sends to a phone's proven address." }
+            @if sip.validation {
+                p.error { "Request validation is on: check-sync from the PBX now needs the PBX to authenticate (Digest with the line's credentials), and phones with no registered line cannot be reached this way." }
+            }
+            form method="post" action=(format!("{base}/sip")) {
+                (csrf_field(&ctx.csrf))
+                label.check { input type="checkbox" name="validation" value="on" checked[sip.validation] disabled[!v.can_manage]; "Phones accept check-sync only with Digest (request validation)" }
+                label.check { input type="checkbox" name="apply_after_change" value="on" checked[sip.apply_after_change] disabled[!v.can_manage]; "After a change that affects devices, apply it now (otherwise: wait for the next poll). Phones the change restarts always wait for their next poll or an apply-now you confirm." }
+                label.check { input type="checkbox" name="online_check" value="on" checked[sip.online_check] disabled[!v.can_manage]; "Keep the online state current with a background OPTIONS check" }
+                @if v.can_manage { div.actions { button type="submit" { "Save" } } }
             }
         }
     }
