@@ -87,9 +87,12 @@ fn sites_groups_and_policies_reach_the_effective_settings_page() {
             ("value", "Sip-Secret-77"),
         ],
     );
+    // Back to the parameter just saved (its name, never its value, in the address).
     assert_eq!(
         r.header("Location"),
-        Some(&*format!("/devices/{SEEN}/settings?done=policy-set"))
+        Some(&*format!(
+            "/devices/{SEEN}/settings?q=&param=reg%2E1%2Eauth%2Epassword&done=policy-set#set-parameter"
+        ))
     );
     let r = s.post(
         "/accounts/default/policies",
