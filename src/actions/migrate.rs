@@ -221,7 +221,8 @@ pub fn migrate(
     }
     let vars = super::templating::check_vars(conn)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let staged = write_plan(&tx, actor, account, &plan, &vars, dirs)?;
+    // A dry run stages no file (it leaves nothing behind, not even a directory).
+    let staged = write_plan(&tx, actor, account, &plan, &vars, apply.then_some(dirs))?;
     crate::db::audit::record(
         &tx,
         actor,
@@ -281,7 +282,7 @@ fn write_plan(
     account: &Account,
     plan: &Plan,
     vars: &crate::domain::template::Vars,
-    dirs: &DataDirs,
+    dirs: Option<&DataDirs>,
 ) -> Result<Staged> {
     let aid = account.id.0;
     let mut problems: Vec<FieldError> = Vec::new();
@@ -375,7 +376,15 @@ fn write_plan(
                 bytes.len() as u64,
                 &crate::domain::sha256_hex(bytes),
             )?;
-            staged.0.push(stage(dirs, &d.mac, name, bytes)?);
+            if let Some(dirs) = dirs {
+                match stage(dirs, &d.mac, name, bytes) {
+                    Ok(s) => staged.0.push(s),
+                    Err(e) => {
+                        staged.discard();
+                        return Err(e);
+                    }
+                }
+            }
         }
     }
     if !problems.is_empty() {

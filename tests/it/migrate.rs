@@ -167,6 +167,10 @@ fn an_old_ftp_root_moves_in_and_every_phone_gets_what_it_got_before() {
         "no secret value is printed: {out}"
     );
     assert!(!profiles(&server).contains("migrated_"), "dry run wrote");
+    assert!(
+        !server.data_dir().join("uploads").join(mac(0)).exists(),
+        "a dry run leaves no file or directory behind"
+    );
 
     // A broken file is named with its line; nothing is written.
     let broken = tempfile::tempdir().expect("broken");
