@@ -232,14 +232,33 @@ pub fn set_policy(
     parameter: &str,
     value: &str,
 ) -> Result<Vec<LintFinding>> {
+    let warnings = checked(conn, account, target, parameter, value)?;
+    write_policy(conn, actor, account, target, parameter, value)?;
+    Ok(warnings)
+}
+
+/// The checks every entry path runs on a policy value: the name and value rules, then the
+/// dictionary (a near miss refused; the other findings returned as warnings).
+fn checked(
+    conn: &Connection,
+    account: &Account,
+    target: &Target,
+    parameter: &str,
+    value: &str,
+) -> Result<Vec<LintFinding>> {
     check_policy(parameter, value)?;
-    let warnings = super::params::check_policy_param(
-        conn,
-        account,
-        &format!("policy {target}"),
-        parameter,
-        value,
-    )?;
+    super::params::check_policy_param(conn, account, &format!("policy {target}"), parameter, value)
+}
+
+/// Stores a checked policy value and its audit entry.
+fn write_policy(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    target: &Target,
+    parameter: &str,
+    value: &str,
+) -> Result<()> {
     db::write_tx(conn, |tx| {
         let (kind, id) = resolve(tx, account, target)?;
         let before = policies::upsert_policy(tx, account.id.0, kind, id, parameter, value)?;
@@ -250,8 +269,7 @@ pub fn set_policy(
                 .before(json!({"parameter": parameter, "value": before}))
                 .after(json!({"parameter": parameter, "value": value})),
         )
-    })?;
-    Ok(warnings)
+    })
 }
 
 /// Sets a policy value chosen from the dictionary (the console's typed editor): the same
@@ -267,14 +285,7 @@ pub fn set_typed_policy(
     parameter: &str,
     value: &str,
 ) -> Result<Vec<LintFinding>> {
-    check_policy(parameter, value)?;
-    let findings = super::params::check_policy_param(
-        conn,
-        account,
-        &format!("policy {target}"),
-        parameter,
-        value,
-    )?;
+    let findings = checked(conn, account, target, parameter, value)?;
     let refused: Vec<FieldError> = findings
         .iter()
         .filter_map(|f| {
@@ -292,7 +303,8 @@ pub fn set_typed_policy(
     if !refused.is_empty() {
         return Err(Error::Invalid(refused));
     }
-    set_policy(conn, actor, account, target, parameter, value)
+    write_policy(conn, actor, account, target, parameter, value)?;
+    Ok(findings)
 }
 
 /// Removes a policy value from a target.

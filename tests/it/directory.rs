@@ -306,32 +306,6 @@ directory.groups = [{{ group = \"cn=zt-admins,ou=groups,{BASE}\", role = \"admin
     )
 }
 
-fn sign_in(server: &ZServer, user: &str, password: &str) -> Resp {
-    post_raw(
-        server.admin,
-        "/login",
-        "",
-        &form_body(&[("username", user), ("password", password)]),
-    )
-}
-
-fn cookie_of(r: &Resp) -> String {
-    r.header("Set-Cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_string()
-}
-
-fn get(server: &ZServer, cookie: &str, path: &str) -> Resp {
-    let mut c = Conn::open(server.admin);
-    c.request(
-        "GET",
-        path,
-        &[("Cookie", cookie), ("Connection", "close")],
-        b"",
-    )
-}
-
 /// Every byte of the database and its WAL, for searching secrets in.
 pub fn database_bytes(server: &ZServer) -> Vec<u8> {
     let mut all = Vec::new();
@@ -356,11 +330,11 @@ fn directory_users_sign_in_over_ldaps_with_the_role_of_their_group() {
     let server = ZServer::start_with(&ldap.config(&url, false, &ldap.ca()));
 
     // Alice is in zt-admins: admin, straight to the console (no one-time password).
-    let r = sign_in(&server, "alice", "alice-password-1");
+    let r = post_sign_in(&server, "alice", "alice-password-1");
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("Location"), Some("/"));
     let alice = cookie_of(&r);
-    let users = get(&server, &alice, "/users");
+    let users = get_with_cookie(&server, &alice, "/users");
     assert_eq!(
         users.status,
         200,
@@ -369,13 +343,13 @@ fn directory_users_sign_in_over_ldaps_with_the_role_of_their_group() {
     );
 
     // Ivan is in zt-installers: an installer of acme, who may not manage users.
-    let r = sign_in(&server, "ivan", "ivan-password-1");
+    let r = post_sign_in(&server, "ivan", "ivan-password-1");
     assert_eq!(r.status, 303, "{}", r.text());
     let ivan = cookie_of(&r);
-    assert_eq!(get(&server, &ivan, "/users").status, 403);
+    assert_eq!(get_with_cookie(&server, &ivan, "/users").status, 403);
 
     // The users page shows where each signs in, and the second factor.
-    let page = get(&server, &alice, "/users").text();
+    let page = get_with_cookie(&server, &alice, "/users").text();
     for name in ["alice", "ivan"] {
         let row = page
             .split("<tr>")
@@ -392,16 +366,16 @@ fn directory_users_sign_in_over_ldaps_with_the_role_of_their_group() {
     assert!(admin_row.contains("class=\"source\">local<"), "{admin_row}");
 
     // A wrong password, as for an unknown user.
-    let r = sign_in(&server, "alice", "not-her-password");
+    let r = post_sign_in(&server, "alice", "not-her-password");
     assert_eq!(r.status, 401, "{}", r.text());
     assert!(r.text().contains("Wrong user name or password."));
 
     // An empty password would be an unauthenticated bind, which LDAP accepts: refused here.
-    let r = sign_in(&server, "ivan", "");
+    let r = post_sign_in(&server, "ivan", "");
     assert_ne!(r.status, 303, "{}", r.text());
 
     // A directory user cannot set a local password.
-    let csrf = csrf_of(&get(&server, &ivan, "/password").text());
+    let csrf = csrf_of(&get_with_cookie(&server, &ivan, "/password").text());
     let r = post_raw(
         server.admin,
         "/password",
@@ -435,10 +409,10 @@ fn locked_users_users_in_no_mapped_group_and_injected_names_are_refused() {
         ldap.config(&url, false, &ldap.ca())
     ));
     // Lars is in zt-admins but locked (ppolicy): refused like a wrong password.
-    let r = sign_in(&server, "lars", "lars-password-1");
+    let r = post_sign_in(&server, "lars", "lars-password-1");
     assert_eq!(r.status, 401, "{}", r.text());
     // Nora's password is right but her only group is not mapped.
-    let r = sign_in(&server, "nora", "nora-password-1");
+    let r = post_sign_in(&server, "nora", "nora-password-1");
     assert_eq!(r.status, 403, "{}", r.text());
     assert!(r.text().contains("no group allowed"), "{}", r.text());
     // Injection characters are escaped: each name is looked for literally and not found,
@@ -452,7 +426,7 @@ fn locked_users_users_in_no_mapped_group_and_injected_names_are_refused() {
         "alice)(|(uid=*",
         "alice\0",
     ] {
-        let r = sign_in(&server, name, "alice-password-1");
+        let r = post_sign_in(&server, name, "alice-password-1");
         assert_eq!(r.status, 401, "{name:?}: {}", r.text());
         assert!(
             r.text().contains("Wrong user name or password."),
@@ -460,7 +434,7 @@ fn locked_users_users_in_no_mapped_group_and_injected_names_are_refused() {
             r.text()
         );
     }
-    let r = sign_in(&server, "nobody-at-all", "alice-password-1");
+    let r = post_sign_in(&server, "nobody-at-all", "alice-password-1");
     assert_eq!(r.status, 401, "{}", r.text());
     // None of them got a users row.
     let admin = Session::admin(&server);
@@ -478,7 +452,7 @@ fn starttls_works_and_a_server_certificate_from_another_ca_is_refused() {
     let Some(ldap) = Slapd::start() else { return };
     let url = format!("ldap://127.0.0.1:{}", ldap.ldap);
     let server = ZServer::start_with(&ldap.config(&url, true, &ldap.ca()));
-    let r = sign_in(&server, "alice", "alice-password-1");
+    let r = post_sign_in(&server, "alice", "alice-password-1");
     assert_eq!(r.status, 303, "StartTLS: {}", r.text());
     drop(server);
 
@@ -488,7 +462,7 @@ fn starttls_works_and_a_server_certificate_from_another_ca_is_refused() {
     let ldaps = format!("ldaps://127.0.0.1:{}", ldap.ldaps);
     let server =
         ZServer::start_with(&ldap.config(&ldaps, false, &other.path().join("other-ca.pem")));
-    let r = sign_in(&server, "alice", "alice-password-1");
+    let r = post_sign_in(&server, "alice", "alice-password-1");
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("directory unavailable"), "{}", r.text());
 }
@@ -498,16 +472,16 @@ fn with_the_directory_down_the_local_admin_signs_in_and_directory_users_are_told
     let Some(ldap) = Slapd::start() else { return };
     let url = format!("ldaps://127.0.0.1:{}", ldap.ldaps);
     let server = ZServer::start_with(&ldap.config(&url, false, &ldap.ca()));
-    let r = sign_in(&server, "alice", "alice-password-1");
+    let r = post_sign_in(&server, "alice", "alice-password-1");
     assert_eq!(r.status, 303, "{}", r.text());
     // The directory goes down.
     drop(ldap);
-    let r = sign_in(&server, "alice", "alice-password-1");
+    let r = post_sign_in(&server, "alice", "alice-password-1");
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(r.text().contains("directory unavailable"), "{}", r.text());
     // The local (break-glass) admin still signs in.
     let pw = admin_password(&server);
-    let r = sign_in(&server, "admin", &pw);
+    let r = post_sign_in(&server, "admin", &pw);
     assert_eq!(r.status, 303, "{}", r.text());
     let output = server.output.lock().expect("lock").clone();
     assert!(!output.contains(BIND_PW), "{output}");

@@ -22,32 +22,6 @@ fn now() -> u64 {
         .as_secs()
 }
 
-fn login(server: &ZServer, user: &str, password: &str) -> Resp {
-    post_raw(
-        server.admin,
-        "/login",
-        "",
-        &form_body(&[("username", user), ("password", password)]),
-    )
-}
-
-fn cookie_of(r: &Resp) -> String {
-    r.header("Set-Cookie")
-        .and_then(|c| c.split(';').next())
-        .expect("cookie")
-        .to_string()
-}
-
-fn get(server: &ZServer, cookie: &str, path: &str) -> Resp {
-    let mut c = Conn::open(server.admin);
-    c.request(
-        "GET",
-        path,
-        &[("Cookie", cookie), ("Connection", "close")],
-        b"",
-    )
-}
-
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     text.split(start)
         .nth(1)
@@ -57,14 +31,14 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 
 /// Signs in with the password, then the second factor `code`; returns the final answer.
 fn sign_in_with_code(server: &ZServer, password: &str, code: &str) -> Resp {
-    let r = login(server, "admin", password);
+    let r = post_sign_in(server, "admin", password);
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("Location"), Some("/login/code"));
     let cookie = cookie_of(&r);
     // Not signed in yet: the console sends it back to the code page.
-    let home = get(server, &cookie, "/");
+    let home = get_with_cookie(server, &cookie, "/");
     assert_eq!(home.status, 303);
-    let page = get(server, &cookie, "/login/code");
+    let page = get_with_cookie(server, &cookie, "/login/code");
     assert_eq!(page.status, 200, "{}", page.text());
     let csrf = csrf_of(&page.text());
     post_raw(
@@ -83,16 +57,16 @@ fn admins_enrol_then_sign_in_with_a_fresh_code_or_an_unused_recovery_code() {
     let token = user_with_token(&server, "robot", "admin", "");
 
     // The password is right; the role requires a second factor: enrolment first.
-    let r = login(&server, "admin", &pw);
+    let r = post_sign_in(&server, "admin", &pw);
     assert_eq!(r.status, 303, "{}", r.text());
     assert_eq!(r.header("Location"), Some("/login/enrol"));
     let cookie = cookie_of(&r);
     assert_eq!(
-        get(&server, &cookie, "/profiles").status,
+        get_with_cookie(&server, &cookie, "/profiles").status,
         303,
         "not signed in yet"
     );
-    let page = get(&server, &cookie, "/login/enrol").text();
+    let page = get_with_cookie(&server, &cookie, "/login/enrol").text();
     assert!(page.contains("<svg"), "the QR code is drawn as SVG: {page}");
     let secret = between(&page, "id=\"totp-secret\">", "<").to_string();
     let csrf = csrf_of(&page);
@@ -116,7 +90,7 @@ fn admins_enrol_then_sign_in_with_a_fresh_code_or_an_unused_recovery_code() {
         .collect();
     assert_eq!(codes.len(), 10, "{}", r.text());
     // Signed in now (the one-time password still has to be changed).
-    assert_eq!(get(&server, &cookie, "/password").status, 200);
+    assert_eq!(get_with_cookie(&server, &cookie, "/password").status, 200);
 
     // The next sign-in asks for a code: a wrong one, and the one used at enrolment, are
     // refused; the next step's code is accepted once.
@@ -159,7 +133,7 @@ fn admins_enrol_then_sign_in_with_a_fresh_code_or_an_unused_recovery_code() {
         .expect("admin listed");
     assert!(row.contains("local") && row.ends_with("on"), "{list}");
     server.cli_ok(&["user", "totp-remove", "admin"]);
-    let r = login(&server, "admin", &pw);
+    let r = post_sign_in(&server, "admin", &pw);
     assert_eq!(r.header("Location"), Some("/login/enrol"), "{}", r.text());
 }
 
@@ -179,11 +153,11 @@ fn users_without_a_required_role_may_enrol_from_their_own_page() {
         .expect("admin listed");
     assert!(row.contains("class=\"totp\">on<"), "{row}");
     // The next sign-in asks for the code.
-    let r = login(&server, "admin", "a-long-new-password");
+    let r = post_sign_in(&server, "admin", "a-long-new-password");
     assert_eq!(r.header("Location"), Some("/login/code"));
     // An admin removes it (lost phone): the user signs in with the password alone again.
     let r = s.post("/users/admin/totp-remove", &[]);
     assert_eq!(r.status, 303, "{}", r.text());
-    let r = login(&server, "admin", "a-long-new-password");
+    let r = post_sign_in(&server, "admin", "a-long-new-password");
     assert_eq!(r.header("Location"), Some("/"));
 }

@@ -82,13 +82,24 @@ pub fn error_response(e: &Error) -> Response {
     r
 }
 
-pub(super) fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
+/// The request body's bytes (read once).
+pub(super) fn body_bytes(req: &Request) -> Result<Vec<u8>> {
     let mut data = req
         .data()
         .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut data, &mut bytes)
         .map_err(|e| Error::invalid("body", e.to_string()))?;
+    Ok(bytes)
+}
+
+/// The request body as UTF-8 text.
+pub(super) fn body_text(req: &Request) -> Result<String> {
+    String::from_utf8(body_bytes(req)?).map_err(|_| Error::invalid("body", "is not UTF-8 text"))
+}
+
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T> {
+    let bytes = body_bytes(req)?;
     if bytes.is_empty() {
         return Err(Error::invalid("body", "a JSON object is required"));
     }

@@ -163,6 +163,36 @@ pub fn post_raw(addr: std::net::SocketAddr, path: &str, cookie: &str, body: &str
     c.request("POST", path, &headers, body.as_bytes())
 }
 
+/// A sign-in form posted as a browser does, without following the answer (for the
+/// two-factor and directory steps a test checks one by one).
+pub fn post_sign_in(server: &ZServer, user: &str, password: &str) -> Resp {
+    post_raw(
+        server.admin,
+        "/login",
+        "",
+        &form_body(&[("username", user), ("password", password)]),
+    )
+}
+
+/// The `name=value` of the cookie an answer sets.
+pub fn cookie_of(r: &Resp) -> String {
+    r.header("Set-Cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_string()
+}
+
+/// A console GET with a session cookie.
+pub fn get_with_cookie(server: &ZServer, cookie: &str, path: &str) -> Resp {
+    let mut c = Conn::open(server.admin);
+    c.request(
+        "GET",
+        path,
+        &[("Cookie", cookie), ("Connection", "close")],
+        b"",
+    )
+}
+
 impl Session {
     pub fn sign_in(server: &ZServer, user: &str, password: &str) -> Session {
         let r = post_raw(

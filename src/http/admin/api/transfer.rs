@@ -70,14 +70,7 @@ pub fn route(
             actor.user.require(Action::ManageAccounts)?;
             let format = format_of(req)?;
             let dry_run = flag(req, "dry_run")?;
-            let mut data = req
-                .data()
-                .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut data, &mut bytes)
-                .map_err(|e| Error::invalid("body", e.to_string()))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
+            let text = super::body_text(req)?;
             let mut export = transfer::parse(format, &text)?;
             transfer::seal::open(&mut export, req.header(PASSPHRASE))?;
             let report = transfer::import(&mut *c.conn()?, &actor.who, a, &export, dry_run)?;
@@ -116,14 +109,7 @@ pub fn installation(
         }
         ("POST", ["import"]) => {
             let dry_run = flag(req, "dry_run")?;
-            let mut data = req
-                .data()
-                .ok_or_else(|| Error::invalid("body", "the request body was already read"))?;
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut data, &mut bytes)
-                .map_err(|e| Error::invalid("body", e.to_string()))?;
-            let text = String::from_utf8(bytes)
-                .map_err(|_| Error::invalid("body", "is not UTF-8 text"))?;
+            let text = super::body_text(req)?;
             let mut i = whole::parse_json(&text)?;
             whole::open(&mut i, req.header(PASSPHRASE))?;
             let report = whole::import(&mut *c.conn()?, &actor.who, &i, dry_run)?;
