@@ -66,6 +66,17 @@ for want in "ProtectSystem=strict" "ReadWritePaths=/var/lib/zerotouch" "NoNewPri
             "AmbientCapabilities=CAP_NET_BIND_SERVICE" "PrivateTmp=yes" "Restart=on-failure"; do
   grep -qx "$want" "$UNIT" || fail "unit lacks $want"
 done
+# The DHCP probe runs with two capabilities: it is hardened like the server otherwise.
+PROBE="$(dirname "$UNIT")/zerotouch-dhcp-probe.service"
+for want in "ProtectSystem=strict" "NoNewPrivileges=yes" "PrivateTmp=yes" "PrivateDevices=yes" \
+            "ProtectKernelTunables=yes" "ProtectKernelModules=yes" "ProtectKernelLogs=yes" \
+            "ProtectControlGroups=yes" "ProtectClock=yes" "ProtectHostname=yes" "ProtectProc=invisible" \
+            "RestrictNamespaces=yes" "RestrictRealtime=yes" "RestrictSUIDSGID=yes" "LockPersonality=yes" \
+            "MemoryDenyWriteExecute=yes" "RemoveIPC=yes" "SystemCallArchitectures=native" \
+            "SystemCallFilter=@system-service" "SystemCallFilter=~@privileged" \
+            "CapabilityBoundingSet=CAP_NET_RAW CAP_NET_BIND_SERVICE"; do
+  grep -qx "$want" "$PROBE" || fail "the DHCP probe unit lacks $want"
+done
 if command -v systemd-analyze >/dev/null; then
   systemd-analyze verify "$UNIT" "$(dirname "$UNIT")/zerotouch-dhcp-probe.service" \
     "$(dirname "$UNIT")/zerotouch-backup.service" "$(dirname "$UNIT")/zerotouch-backup.timer" 2>&1 | tee "$WORK/verify.log"

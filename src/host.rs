@@ -96,3 +96,63 @@ mod tests {
         );
     }
 }
+
+/// This process as `pid:start`, the start time being field 22 of `/proc/<pid>/stat` (clock
+/// ticks since boot): a pid the kernel reuses later does not name the same process. `pid:0`
+/// where `/proc` cannot be read.
+pub fn process_token() -> String {
+    let pid = std::process::id();
+    format!("{pid}:{}", start_ticks(pid).unwrap_or(0))
+}
+
+/// Whether the process a `process_token` named still runs. A token that does not parse, or
+/// whose start time could not be read when it was made, counts as running: nothing is
+/// declared dead on a guess.
+pub fn process_running(token: &str) -> bool {
+    let Some((pid, start)) = token.split_once(':') else {
+        return true;
+    };
+    let (Ok(pid), Ok(start)) = (pid.parse::<u32>(), start.parse::<u64>()) else {
+        return true;
+    };
+    if start == 0 {
+        return true;
+    }
+    start_ticks(pid) == Some(start)
+}
+
+/// Field 22 (`starttime`) of `/proc/<pid>/stat`; the command name (field 2) may hold spaces
+/// and parentheses, so fields are counted after its last `)`.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_start_ticks(&stat)
+}
+
+fn stat_start_ticks(stat: &str) -> Option<u64> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // After the name: field 3 (state) is the first; starttime is field 22.
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+#[cfg(test)]
+mod process_tests {
+    use super::*;
+
+    #[test]
+    fn the_start_time_is_read_after_a_name_with_spaces_and_parentheses() {
+        let stat =
+            "1234 (a (b) c) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(stat_start_ticks(stat), Some(987654));
+        assert_eq!(stat_start_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_runs_and_a_changed_start_time_does_not() {
+        let me = process_token();
+        assert!(process_running(&me), "{me}");
+        let (pid, start) = me.split_once(':').expect("token");
+        let other = format!("{pid}:{}", start.parse::<u64>().expect("start") + 1);
+        assert!(!process_running(&other));
+        assert!(process_running("not a token"));
+    }
+}

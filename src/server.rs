@@ -753,6 +753,7 @@ fn start_housekeeping(pool: Pool) {
                         Ok(_) => {}
                         Err(e) => log::warn!("expiring partial associations: {e}"),
                     }
+                    crate::db::jobs::mark_orphaned(&conn);
                     if let Err(e) = crate::db::users::prune_sessions(&conn) {
                         log::warn!("pruning sessions: {e}");
                     }

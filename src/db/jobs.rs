@@ -67,8 +67,8 @@ pub fn insert_job(
 ) -> Result<i64> {
     conn.execute(
         "INSERT INTO import_jobs (account_id, username, owner_company, file_name, reference_id,
-                                  dry_run, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                                  dry_run, created_at, runner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             account_id,
             username,
@@ -76,13 +76,16 @@ pub fn insert_job(
             file_name,
             reference_id,
             dry_run,
-            now_secs()
+            now_secs(),
+            crate::host::process_token()
         ],
     )?;
     Ok(conn.last_insert_rowid())
 }
 
+/// One job; jobs whose runner has gone are marked interrupted first (`fail_orphaned`).
 pub fn find_job(conn: &Connection, id: i64) -> Result<Option<Job>> {
+    mark_orphaned(conn);
     let sql = format!("SELECT {COLUMNS} FROM import_jobs WHERE id = ?1");
     Ok(conn
         .prepare_cached(&sql)?
@@ -90,13 +93,15 @@ pub fn find_job(conn: &Connection, id: i64) -> Result<Option<Job>> {
         .optional()?)
 }
 
-/// Jobs, newest first; `company` limits them to one owner company.
+/// Jobs, newest first (runners gone marked first); `company` limits them to one owner
+/// company.
 pub fn list_jobs(
     conn: &Connection,
     company: Option<&str>,
     reference_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Job>> {
+    mark_orphaned(conn);
     let sql = format!(
         "SELECT {COLUMNS} FROM import_jobs
          WHERE (?1 IS NULL OR owner_company = ?1) AND (?2 IS NULL OR reference_id = ?2 COLLATE NOCASE)
@@ -183,4 +188,48 @@ pub fn fail_interrupted(conn: &Connection) -> Result<usize> {
          WHERE finished_at IS NULL",
         [now_secs()],
     )?)
+}
+
+/// Marks unfinished jobs whose runner (the process that created them: the server, or a CLI
+/// `import`) no longer runs as interrupted, naming the process; nothing of them was applied.
+/// Run by the server's housekeeping and before jobs are shown, so a killed CLI import does
+/// not stay `Processing` until the next restart. Jobs without a runner (made before it was
+/// recorded) are left to the restart.
+pub fn fail_orphaned(conn: &Connection) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, runner FROM import_jobs WHERE finished_at IS NULL AND runner IS NOT NULL",
+    )?;
+    let running: Vec<(i64, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut n = 0;
+    for (id, runner) in running {
+        if crate::host::process_running(&runner) {
+            continue;
+        }
+        let pid = runner.split(':').next().unwrap_or("");
+        let message = format!(
+            "interrupted: the process that ran it (pid {pid}) stopped before the job finished; \
+             nothing was applied, upload the file again"
+        );
+        n += conn.execute(
+            "UPDATE import_jobs SET status = 'Failed', finished_at = ?2, message = ?3
+             WHERE id = ?1 AND finished_at IS NULL",
+            params![id, now_secs(), message],
+        )?;
+    }
+    Ok(n)
+}
+
+/// `fail_orphaned`, logged: before jobs are shown, and by the server's housekeeping every
+/// minute. A failure (the database busy) only delays it.
+pub fn mark_orphaned(conn: &Connection) {
+    match fail_orphaned(conn) {
+        Ok(n) if n > 0 => log::warn!(
+            "{n} bulk import job(s) marked interrupted: the process running them (a CLI \
+             import?) stopped before they finished"
+        ),
+        Ok(_) => {}
+        Err(e) => log::debug!("marking interrupted import jobs: {e}"),
+    }
 }

@@ -89,6 +89,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_sip_account",
         include_str!("migrations/0016_sip_account.sql"),
     ),
+    (
+        "0019_job_runner",
+        include_str!("migrations/0019_job_runner.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

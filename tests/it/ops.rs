@@ -622,3 +622,101 @@ fn a_second_restore_in_the_same_second_keeps_both_copies() {
     let server = ZServer::start_in(dir, "");
     server.cli_ok(&["account", "show"]);
 }
+
+/// The database's view of one import job: status and message.
+fn job_row(server: &ZServer, id: i64) -> (String, String) {
+    let db = rusqlite::Connection::open(server.data_dir().join("zerotouch.db")).expect("db");
+    db.query_row(
+        "SELECT status, message FROM import_jobs WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("job row")
+}
+
+#[test]
+fn a_cli_import_killed_while_the_server_runs_is_marked_interrupted_without_a_restart() {
+    use std::process::{Command, Stdio};
+    let server = ZServer::start_with("[console]\ncsv_max_rows = 400000\n");
+    server.cli_ok(&["profile", "add", "office"]);
+    let csv: String = (0..300_000)
+        .map(|i| format!("0004f2{i:06x},,,office\n"))
+        .collect();
+    let file = write_file(server.dir.path(), "big.csv", csv.as_bytes());
+    let mut child = Command::new(bin())
+        .args(["import", file.to_str().expect("path"), "--config"])
+        .arg(&server.config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("import");
+    let db = rusqlite::Connection::open(server.data_dir().join("zerotouch.db")).expect("db");
+    let running = || {
+        db.query_row(
+            "SELECT id FROM import_jobs WHERE status = 'Processing' AND finished_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .ok()
+    };
+    assert!(
+        eventually(Duration::from_secs(120), || running().is_some()),
+        "the CLI import never showed as Processing"
+    );
+    let id = running().expect("job");
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    // The runner is gone: reading the job (the API here, the console alike) names it
+    // interrupted; no restart, no wait for the minute's housekeeping.
+    let token = user_with_token(&server, "ops", "admin", "");
+    let r = api(&server, "GET", &format!("/imports/{id}"), Some(&token), "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let job = json(&r);
+    assert_eq!(job["status"], "Failed", "{job}");
+    let message = job["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("interrupted: the process that ran it (pid ")
+            && message.contains("nothing was applied"),
+        "{message}"
+    );
+    assert_eq!(job_row(&server, id).0, "Failed");
+    // Nothing of it was applied.
+    let n: i64 = db
+        .query_row("SELECT count(*) FROM devices", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(n, 0, "a killed import applied devices");
+    // A job whose runner still runs (this server's own console import, here one marked as
+    // run by a live process) is left alone.
+    let mut sleeper = Command::new("sleep").arg("30").spawn().expect("sleep");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", sleeper.id())).expect("stat");
+    let start = stat[stat.rfind(')').expect(")") + 1..]
+        .split_whitespace()
+        .nth(19)
+        .expect("starttime")
+        .to_string();
+    db.execute(
+        "INSERT INTO import_jobs (account_id, status, created_at, runner)
+         SELECT id, 'Processing', 0, ?1 FROM accounts LIMIT 1",
+        [format!("{}:{start}", sleeper.id())],
+    )
+    .expect("insert");
+    let live = db.last_insert_rowid();
+    let r = api(
+        &server,
+        "GET",
+        &format!("/imports/{live}"),
+        Some(&token),
+        "",
+    );
+    assert_eq!(json(&r)["status"], "Processing", "{}", r.text());
+    sleeper.kill().expect("kill");
+    let _ = sleeper.wait();
+    let r = api(
+        &server,
+        "GET",
+        &format!("/imports/{live}"),
+        Some(&token),
+        "",
+    );
+    assert_eq!(json(&r)["status"], "Failed", "{}", r.text());
+}
