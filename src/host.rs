@@ -156,3 +156,93 @@ mod process_tests {
         assert!(process_running("not a token"));
     }
 }
+
+/// This host's fully qualified name: the kernel's host name when it has a dot; else the
+/// first dotted name of the `/etc/hosts` line that lists the host name (Debian's installer
+/// writes `127.0.1.1 host.example.com host`); else the host name with the `domain` (or the
+/// first `search` domain) of `/etc/resolv.conf`. `None` when none of these gives one: a short
+/// name that phones' resolvers may not complete.
+pub fn fqdn() -> Option<String> {
+    let host = host_name();
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    fqdn_from(&host, &read("/etc/hosts"), &read("/etc/resolv.conf"))
+}
+
+fn fqdn_from(host: &str, hosts: &str, resolv: &str) -> Option<String> {
+    let host = host.trim().trim_end_matches('.');
+    if host.is_empty() || host == "localhost" {
+        return None;
+    }
+    if host.contains('.') {
+        return Some(host.to_string());
+    }
+    for line in hosts.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut names = line.split_whitespace().skip(1);
+        let names: Vec<&str> = names.by_ref().collect();
+        if names.iter().any(|n| n.eq_ignore_ascii_case(host))
+            && let Some(full) = names.iter().find(|n| {
+                let lower = n.to_ascii_lowercase();
+                lower.starts_with(&format!("{}.", host.to_ascii_lowercase()))
+            })
+        {
+            return Some(full.trim_end_matches('.').to_string());
+        }
+    }
+    let mut search = None;
+    for line in resolv.lines() {
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("domain") => search = words.next().or(search),
+            Some("search") if search.is_none() => search = words.next(),
+            _ => {}
+        }
+    }
+    search
+        .map(|d| d.trim_end_matches('.'))
+        .filter(|d| !d.is_empty() && *d != "localdomain")
+        .map(|d| format!("{host}.{d}"))
+}
+
+#[cfg(test)]
+mod fqdn_tests {
+    use super::fqdn_from;
+
+    #[test]
+    fn the_full_name_comes_from_the_host_name_then_hosts_then_resolv_conf() {
+        assert_eq!(
+            fqdn_from("prov.corp.example", "", "").as_deref(),
+            Some("prov.corp.example")
+        );
+        let hosts = "127.0.0.1 localhost\n127.0.1.1\tprov.corp.example prov # installer\n";
+        assert_eq!(
+            fqdn_from("prov", hosts, "search other.example\n").as_deref(),
+            Some("prov.corp.example")
+        );
+        assert_eq!(
+            fqdn_from(
+                "prov",
+                "127.0.0.1 localhost\n",
+                "nameserver 10.0.0.1\nsearch lan.example corp.example\n"
+            )
+            .as_deref(),
+            Some("prov.lan.example")
+        );
+        assert_eq!(
+            fqdn_from("prov", "", "search a.example\ndomain b.example\n").as_deref(),
+            Some("prov.b.example")
+        );
+        // A name listed without a dotted one, no domain: nothing to complete it with.
+        assert_eq!(
+            fqdn_from("prov", "127.0.1.1 prov\n", "nameserver 1.1.1.1\n"),
+            None
+        );
+        assert_eq!(fqdn_from("prov", "", "search localdomain\n"), None);
+        assert_eq!(fqdn_from("", "", "search x.example\n"), None);
+        // `provision.example` is another host, not this one's full name.
+        assert_eq!(
+            fqdn_from("prov", "10.0.0.9 provision.example prov2\n", ""),
+            None
+        );
+    }
+}

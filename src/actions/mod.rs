@@ -174,6 +174,36 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
     .with_tftp(tftp, &host_ips)
 }
 
+/// The host name phones should be given in DHCP snippets and option-160 values: the first
+/// `device.public_names`, else this host's fully qualified name (`host::fqdn`), else its
+/// first non-loopback address; never the short host name, which phones' resolvers may not
+/// complete. The second value says what to set when the name is a guess.
+pub fn advertised_host(config: &crate::config::Config) -> (String, Option<&'static str>) {
+    if let Some(n) = config.device.public_names.first() {
+        return (n.clone(), None);
+    }
+    if let Some(n) = crate::host::fqdn() {
+        return (n, None);
+    }
+    let ip = crate::host::addresses()
+        .into_iter()
+        .find(|ip| !ip.is_loopback() && !ip.is_unspecified());
+    match ip {
+        Some(ip) => (
+            ip.to_string(),
+            Some(
+                "this host has no fully qualified name: its address is used; set device.public_names to the name phones resolve",
+            ),
+        ),
+        None => (
+            "zerotouch".into(),
+            Some(
+                "this host has neither a fully qualified name nor an address: set device.public_names",
+            ),
+        ),
+    }
+}
+
 /// Shorthands for tests of the actions: the operator acting on one account.
 #[cfg(test)]
 pub mod testing {

@@ -335,7 +335,16 @@ fn dns(d: DiagDns) -> anyhow::Result<Vec<crate::diag::Finding>> {
 fn snippets_cmd(s: DiagSnippets) -> anyhow::Result<()> {
     let (config, conn, _acc) = super::open(s.config.as_deref())?;
     let accounts = crate::db::accounts::list_accounts(&conn)?;
-    let host = s.host.unwrap_or_else(|| default_host(&config));
+    let host = match s.host {
+        Some(h) => h,
+        None => {
+            let (host, note) = crate::actions::advertised_host(&config);
+            if let Some(note) = note {
+                eprintln!("zerotouch: {note}");
+            }
+            host
+        }
+    };
     let port = s
         .port
         .or_else(|| config.device_http_addr().map(|a| a.port()))
@@ -362,17 +371,6 @@ fn snippets_cmd(s: DiagSnippets) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn default_host(config: &crate::config::Config) -> String {
-    if let Some(n) = config.device.public_names.first() {
-        return n.clone();
-    }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "zerotouch".into())
 }
 
 fn dhcp(d: DiagDhcp) -> anyhow::Result<Option<Vec<crate::diag::Finding>>> {

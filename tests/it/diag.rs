@@ -686,6 +686,42 @@ fn phones_with_wrong_credentials_and_redirecting_overrides_are_found() {
 }
 
 #[test]
+fn snippets_without_public_names_never_use_a_short_host_name() {
+    let server = ZServer::start();
+    let short = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .expect("hostname")
+        .trim()
+        .to_string();
+    let out = server.cli(&["diagnose", "snippets", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let url = list[0]["url"].as_str().expect("url").to_string();
+    let host = url
+        .trim_start_matches("http://")
+        .split(['/', ':'])
+        .next()
+        .expect("host")
+        .to_string();
+    // A full name (dotted), or an address with a note saying to set device.public_names.
+    if !short.contains('.') {
+        assert_ne!(host, short, "the short host name in {url}");
+    }
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok() || url.contains("://[");
+    assert!(host.contains('.') || is_ip, "{url}");
+    if is_ip {
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("device.public_names"),
+            "an address is used without saying what to set: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn snippets_point_at_the_service_addresses_with_and_without_credentials() {
     let server = ZServer::start_with("device.public_names = [\"prov.example.com\"]");
     let (user, password) = server.set_credentials();
