@@ -81,6 +81,11 @@ pub struct DiagDhcp {
     /// DHCP snooping may drop such packets
     #[argh(option)]
     pub mac: Option<String>,
+    /// ask with the vendor class (option 60) a phone of this family sends: vvx (default),
+    /// trio, ccx, soundpoint, soundstation or lync; servers that hand options by vendor
+    /// class answer each family as its phones see it
+    #[argh(option)]
+    pub family: Option<String>,
     /// print JSON
     #[argh(switch)]
     pub json: bool,
@@ -391,12 +396,23 @@ fn dhcp(d: DiagDhcp) -> anyhow::Result<Option<Vec<crate::diag::Finding>>> {
         })?),
         None => None,
     };
+    let class = match &d.family {
+        None => &crate::diag::dhcp::VENDOR_CLASSES[0],
+        Some(f) => crate::diag::dhcp::probe_class(f).with_context(|| {
+            let known: Vec<&str> = crate::diag::dhcp::VENDOR_CLASSES
+                .iter()
+                .map(|c| c.family)
+                .collect();
+            format!("--family: `{f}` is not one of {}", known.join(", "))
+        })?,
+    };
     let opts = ProbeOptions {
         interface,
         wait: Duration::from_secs(seconds),
         server_port: d.server_port,
         client_port: d.client_port,
         client_mac,
+        class,
     };
     if client_mac.is_some() && !d.raw {
         eprintln!(
@@ -436,6 +452,9 @@ fn dhcp(d: DiagDhcp) -> anyhow::Result<Option<Vec<crate::diag::Finding>>> {
                     p.mac,
                     p.sent.join(", ")
                 )?,
+            }
+            if !p.vendor_class.is_empty() {
+                writeln!(out, "vendor class (option 60): {}", p.vendor_class)?;
             }
             for n in &p.notes {
                 writeln!(out, "  note: {n}")?;

@@ -24,16 +24,123 @@ use crate::error::{Error, Result};
 /// Options the probe asks for, as a phone would, plus a few that identify the network.
 pub const REQUESTED: &[u8] = &[66, 160, 161, 43, 150, 120, 42, 2, 60, 1, 3, 6, 15];
 
-/// The vendor class sub-options the probe sends (a VVX 410 on UC Software 5.9.7). Phones
-/// send their own values; servers usually match only on the enterprise number or the
-/// company, so these need not be exact *(verify against a capture from a real phone)*.
-pub const VENDOR_CLASS: &[(u8, &str)] = &[
-    (1, "Polycom"),
-    (2, "VVX-VVX_410"),
-    (3, "3111-46162-001,1"),
-    (4, "SIP/5.9.7.47435/21-Jun-21 09:42"),
-    (5, "BR/5.9.7.47435/21-Jun-21 09:40"),
+/// The vendor class (option 60) a phone of one family sends, which the probe sends in its
+/// place (`diagnose dhcp --family`): servers that hand options by vendor class (an ISC
+/// `class` on option 60, dnsmasq `dhcp-vendorclass`) answer each family as its phones see
+/// it. UC Software phones send RFC 3925 vendor-identifying classes under Polycom's
+/// enterprise number 13885, sub-options 1 company, 2 model, 3 part number, 4 application
+/// version, 5 BootROM version (polycom.md, section 5, checked); a phone in Lync/Skype for
+/// Business mode sends the plain `MS-UC-Client`. Only the VVX 410 values are from a device
+/// (and still to check against a capture); the others follow its pattern with the model
+/// and part number of one phone of the family *(verify)*: servers usually match only on
+/// the enterprise number, the company or a model prefix. Poly OS video devices are not
+/// listed: no source says what they send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeClass {
+    /// The name `--family` takes.
+    pub family: &'static str,
+    /// RFC 3925 sub-options, or empty for `plain`.
+    pub fields: &'static [(u8, &'static str)],
+    /// A plain-text class instead of RFC 3925.
+    pub plain: Option<&'static str>,
+}
+
+impl ProbeClass {
+    /// Option 60's bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        match self.plain {
+            Some(text) => text.as_bytes().to_vec(),
+            None => polycom_vendor_class(self.fields),
+        }
+    }
+
+    /// How reports name it: the family and the model (or the plain class).
+    pub fn describe(&self) -> String {
+        match self.plain {
+            Some(text) => format!("{} (`{text}`)", self.family),
+            None => {
+                let model = self
+                    .fields
+                    .iter()
+                    .find(|(c, _)| *c == 2)
+                    .map_or("", |f| f.1);
+                format!("{} (Polycom, {model})", self.family)
+            }
+        }
+    }
+}
+
+const fn ucs(family: &'static str, fields: &'static [(u8, &'static str)]) -> ProbeClass {
+    ProbeClass {
+        family,
+        fields,
+        plain: None,
+    }
+}
+
+/// Every family's class; the first (a VVX) is the default.
+pub const VENDOR_CLASSES: &[ProbeClass] = &[
+    ucs(
+        "vvx",
+        &[
+            (1, "Polycom"),
+            (2, "VVX-VVX_410"),
+            (3, "3111-46162-001,1"),
+            (4, "SIP/5.9.7.47435/21-Jun-21 09:42"),
+            (5, "BR/5.9.7.47435/21-Jun-21 09:40"),
+        ],
+    ),
+    ucs(
+        "trio",
+        &[
+            (1, "Polycom"),
+            (2, "RealPresenceTrio-Trio_8800"),
+            (3, "3111-65290-001,1"),
+            (4, "SIP/7.2.2.1094/08-Jun-21 10:35"),
+            (5, "BR/7.2.2.1094/08-Jun-21 10:35"),
+        ],
+    ),
+    ucs(
+        "ccx",
+        &[
+            (1, "Polycom"),
+            (2, "CCX-CCX_500"),
+            (4, "SIP/8.1.0.1234/01-Jan-22 00:00"),
+        ],
+    ),
+    ucs(
+        "soundpoint",
+        &[
+            (1, "Polycom"),
+            (2, "SoundPointIP-SPIP_650"),
+            (3, "2345-12600-001,1"),
+            (4, "SIP/4.0.15.1009/09-Jun-20 14:00"),
+            (5, "BR/5.0.15.0001/09-Jun-20 14:00"),
+        ],
+    ),
+    ucs(
+        "soundstation",
+        &[
+            (1, "Polycom"),
+            (2, "SoundStationIP-SSIP_6000"),
+            (3, "3111-15600-001,1"),
+            (4, "SIP/4.0.15.1009/09-Jun-20 14:00"),
+            (5, "BR/5.0.15.0001/09-Jun-20 14:00"),
+        ],
+    ),
+    ProbeClass {
+        family: "lync",
+        fields: &[],
+        plain: Some("MS-UC-Client"),
+    },
 ];
+
+/// The class of a family named as `--family` takes it (case-insensitive).
+pub fn probe_class(family: &str) -> Option<&'static ProbeClass> {
+    VENDOR_CLASSES
+        .iter()
+        .find(|c| c.family.eq_ignore_ascii_case(family))
+}
 
 /// What to probe and how long.
 #[derive(Debug, Clone)]
@@ -51,6 +158,8 @@ pub struct ProbeOptions {
     /// stays the interface's own MAC (switch port security is not tripped), and both
     /// messages carry the broadcast flag, since an answer to that MAC would not reach us.
     pub client_mac: Option<[u8; 6]>,
+    /// The vendor class sent (a family's; `VENDOR_CLASSES[0]` by default).
+    pub class: &'static ProbeClass,
 }
 
 /// One answer from one server.
@@ -91,6 +200,10 @@ pub struct DhcpProbe {
     /// The MAC written into `chaddr` instead of the interface's (`--mac`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_mac: Option<String>,
+    /// The vendor class sent, as `ProbeClass::describe` names it (empty in probes stored
+    /// before it was recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vendor_class: String,
     /// The interface's IPv4 address, if it has one (INFORM needs it).
     pub client_ip: Option<Ipv4Addr>,
     /// What was sent, e.g. `DISCOVER xid 0x1a2b3c4d`.
@@ -227,6 +340,7 @@ pub fn build_message(
     mac: &[u8; 6],
     ciaddr: Ipv4Addr,
     broadcast: bool,
+    class: &ProbeClass,
 ) -> Result<Vec<u8>> {
     let zero = Ipv4Addr::UNSPECIFIED;
     let mut msg = v4::Message::new_with_id(xid, ciaddr, zero, zero, zero, mac);
@@ -240,9 +354,7 @@ pub fn build_message(
     opts.insert(DhcpOption::MessageType(kind));
     opts.insert(DhcpOption::ClientIdentifier(client_id));
     opts.insert(DhcpOption::MaxMessageSize(1500));
-    opts.insert(DhcpOption::ClassIdentifier(polycom_vendor_class(
-        VENDOR_CLASS,
-    )));
+    opts.insert(DhcpOption::ClassIdentifier(class.bytes()));
     opts.insert(DhcpOption::ParameterRequestList(
         REQUESTED.iter().map(|c| OptionCode::from(*c)).collect(),
     ));
@@ -267,6 +379,7 @@ pub fn probe(opts: &ProbeOptions) -> Result<DhcpProbe> {
         interface: opts.interface.clone(),
         mac: mac_text(&own),
         client_mac: opts.client_mac.map(|m| mac_text(&m)),
+        vendor_class: opts.class.describe(),
         client_ip,
         sent: Vec::new(),
         answers: Vec::new(),
@@ -284,7 +397,14 @@ pub fn probe(opts: &ProbeOptions) -> Result<DhcpProbe> {
     let mut xids = Vec::new();
     let mut send = |kind: MessageType, name: &str, ciaddr: Ipv4Addr, report: &mut DhcpProbe| {
         let xid = random_xid();
-        let bytes = build_message(kind, xid, &mac, ciaddr, opts.client_mac.is_some())?;
+        let bytes = build_message(
+            kind,
+            xid,
+            &mac,
+            ciaddr,
+            opts.client_mac.is_some(),
+            opts.class,
+        )?;
         socket.send_to(&bytes, to).map_err(|e| {
             socket_error(
                 &format!("sending the {name}"),
@@ -372,8 +492,15 @@ mod tests {
     #[test]
     fn discover_carries_the_polycom_class_and_asks_for_the_provisioning_options() {
         let mac = [0x00, 0x04, 0xf2, 0xaa, 0xbb, 0xcc];
-        let bytes = build_message(MessageType::Discover, 7, &mac, Ipv4Addr::UNSPECIFIED, false)
-            .expect("build");
+        let bytes = build_message(
+            MessageType::Discover,
+            7,
+            &mac,
+            Ipv4Addr::UNSPECIFIED,
+            false,
+            &VENDOR_CLASSES[0],
+        )
+        .expect("build");
         assert!(bytes.len() >= 300);
         let mut p = parse_packet(&bytes).expect("our own packet parses");
         assert_eq!((p.op, p.xid, p.message_type()), (1, 7, Some(1)));
@@ -395,7 +522,15 @@ mod tests {
     #[test]
     fn inform_names_our_address() {
         let ip = Ipv4Addr::new(10, 1, 2, 3);
-        let bytes = build_message(MessageType::Inform, 9, &[2; 6], ip, false).expect("build");
+        let bytes = build_message(
+            MessageType::Inform,
+            9,
+            &[2; 6],
+            ip,
+            false,
+            &VENDOR_CLASSES[0],
+        )
+        .expect("build");
         let p = parse_packet(&bytes).expect("parse");
         assert_eq!((p.ciaddr, p.message_type()), (ip, Some(8)));
         assert_eq!(
@@ -411,7 +546,8 @@ mod tests {
         assert_eq!(mac_bytes("0004F2AABBCC"), Some(phone));
         assert_eq!(mac_bytes("0004f2aabb"), None);
         let ip = Ipv4Addr::new(10, 1, 2, 3);
-        let bytes = build_message(MessageType::Inform, 9, &phone, ip, true).expect("build");
+        let bytes = build_message(MessageType::Inform, 9, &phone, ip, true, &VENDOR_CLASSES[0])
+            .expect("build");
         let p = parse_packet(&bytes).expect("parse");
         assert_eq!(p.chaddr, phone.to_vec());
         assert_eq!(&bytes[10..12], &[0x80, 0], "broadcast flag");
@@ -445,5 +581,38 @@ mod tests {
             text.contains("CAP_NET_RAW") && text.contains("CAP_NET_BIND_SERVICE"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn each_family_sends_its_own_class_and_lync_the_plain_one() {
+        let mut seen = std::collections::HashSet::new();
+        for class in VENDOR_CLASSES {
+            let bytes = build_message(
+                MessageType::Discover,
+                1,
+                &[0, 4, 0xf2, 1, 2, 3],
+                Ipv4Addr::UNSPECIFIED,
+                false,
+                class,
+            )
+            .expect("build");
+            let p = parse_packet(&bytes).expect("parse");
+            let sent = p.option(60).expect("option 60").to_vec();
+            assert!(
+                seen.insert(sent.clone()),
+                "{} repeats a class",
+                class.family
+            );
+            let decoded = crate::diag::options::decode(60, &sent);
+            match class.plain {
+                Some(text) => assert_eq!(decoded.value, text),
+                None => {
+                    assert_eq!(&sent[..4], &[0, 0, 0x36, 0x3d], "{}", class.family);
+                    assert!(decoded.value.starts_with("Polycom vendor class"));
+                }
+            }
+            assert_eq!(probe_class(&class.family.to_uppercase()), Some(class));
+        }
+        assert_eq!(probe_class("polyos"), None);
     }
 }

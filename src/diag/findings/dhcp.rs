@@ -119,22 +119,29 @@ pub fn dhcp_findings(probe: &DhcpProbe, seconds: u64, ctx: &ServerContext) -> Ve
 /// servers that class clients by MAC or OUI (dnsmasq `dhcp-mac`, an ISC class on the
 /// hardware address) give phones what they do not give this host.
 fn no_boot_server(probe: &DhcpProbe, servers: usize) -> Finding {
+    let class = if probe.vendor_class.is_empty() {
+        String::new()
+    } else {
+        format!(" with the vendor class of {}", probe.vendor_class)
+    };
     let evidence = format!("{servers} server(s) answered on {}", probe.interface);
     match &probe.client_mac {
         Some(mac) => Finding::new(
             Severity::Info,
             "dhcp.no-boot-server",
             format!("No DHCP server gives option 66, 160 or 161 to {mac}"),
-            format!("{evidence}, asked as {mac}"),
+            format!("{evidence}, asked as {mac}{class}"),
             "Phones with boot server Default or Custom find no server in DHCP: they use a \
-             static address or Polycom's ZTP.",
+             static address or Polycom's ZTP. Servers that hand options by vendor class \
+             may answer other families differently: ask again with `--family` (trio, ccx, \
+             soundpoint, soundstation, lync).",
         ),
         None => Finding::new(
             Severity::Warning,
             "dhcp.no-boot-server",
             "No option 66/160/161 for this host's MAC; servers that class by MAC or OUI may \
              still give them to phones — check with `--mac` or the DHCP-config analysis",
-            format!("{evidence}, asked as this host ({})", probe.mac),
+            format!("{evidence}, asked as this host ({}){class}", probe.mac),
             "Run `zerotouch diagnose dhcp --mac <a phone's MAC>` (e.g. one starting with \
              00:04:f2, Polycom's OUI) or `zerotouch diagnose dhcp-config` on the DHCP \
              server's configuration files.",

@@ -310,3 +310,76 @@ fn an_option_without_a_scheme_is_ftp_and_every_listener_and_host_address_is_this
     );
     assert_eq!(out.status.code(), Some(1));
 }
+
+#[test]
+fn options_given_by_vendor_class_are_found_with_that_family_and_named_in_the_report() {
+    let Some(mut lab) = Lab::new() else { return };
+    let server = ZServer::start_with("device.public_names = [\"10.82.0.1\"]");
+    let port = server.device.port();
+    let dir = server.dir.path().to_path_buf();
+    let srv = lab.netns("s");
+    let cli = lab.netns("c");
+    let (c_if, s_if) = lab.veth("v", &cli, None, &srv);
+    lab.ip(&["-n", &srv, "addr", "add", "10.82.0.1/24", "dev", &s_if]);
+    let url = format!("http://10.82.0.1:{port}/");
+    // The server gives the provisioning address only to Trio phones (dnsmasq matches a
+    // substring of option 60), the way sites move one family to another server.
+    lab.dnsmasq(
+        &srv,
+        &s_if,
+        &dir,
+        &[
+            "--dhcp-range=10.82.0.100,10.82.0.150,12h".into(),
+            "--dhcp-vendorclass=set:trio,RealPresenceTrio".into(),
+            format!("--dhcp-option=tag:trio,66,{url}"),
+        ],
+    );
+    let phone = "00:04:f2:aa:bb:cd";
+    // As a VVX (the default): nothing, and the finding says which class asked and how to
+    // ask as another family.
+    let out = probe(&cli, &c_if, &server.config, &["--json", "--mac", phone]);
+    let report = json(&out);
+    assert!(has(&report, "dhcp.no-boot-server", "info"), "{report:#}");
+    let fix = report["findings"].to_string();
+    assert!(
+        fix.contains("vvx (Polycom, VVX-VVX_410)") && fix.contains("--family"),
+        "{fix}"
+    );
+    // As a Trio: the option is there and points here.
+    let out = probe(
+        &cli,
+        &c_if,
+        &server.config,
+        &["--json", "--mac", phone, "--family", "trio"],
+    );
+    let report = json(&out);
+    assert_eq!(
+        report["result"]["vendor_class"],
+        "trio (Polycom, RealPresenceTrio-Trio_8800)"
+    );
+    let offer = report["result"]["answers"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["message_type"] == "OFFER"))
+        .unwrap_or_else(|| panic!("an offer for the Trio: {report:#}"));
+    assert_eq!(option(offer, 66).expect("66")["text"], url.as_str());
+    assert!(has(&report, "dhcp.points-here", "info"), "{report:#}");
+    // The text output names the class; an unknown family is named with the known ones.
+    let out = probe(
+        &cli,
+        &c_if,
+        &server.config,
+        &["--mac", phone, "--family", "lync"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("vendor class (option 60): lync (`MS-UC-Client`)"),
+        "{text}"
+    );
+    let out = probe(&cli, &c_if, &server.config, &["--family", "polyos"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--family: `polyos` is not one of vvx, trio, ccx"),
+        "{err}"
+    );
+}
