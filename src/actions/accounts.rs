@@ -658,12 +658,14 @@ pub fn set_autosync_options(
 }
 
 mod address;
+mod dhcp;
 mod recovery;
 
 pub use address::{
     AliasState, Regenerated, impact_regenerate_address, list_aliases, regenerate_address,
     retire_alias,
 };
+pub use dhcp::{Option160, option160};
 pub use recovery::{
     DeviceSyncRow, NotBack, Progress, Readmission, confirm_device, progress, readmit, report,
     sync_counts,

@@ -328,7 +328,7 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
         AccountAction::Show(a) => show(a)?,
         AccountAction::SetCredentials(s) => {
             let password = read_password(s.password, s.password_stdin)?;
-            let (_config, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
+            let (config, mut conn, acc) = open_account(s.config.as_deref(), s.account.as_deref())?;
             let rotation = Rotation {
                 grace_days: s.grace_days,
                 compromised: s.compromised,
@@ -337,6 +337,17 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
                 &mut conn, &actor, &acc, &s.user, &password, rotation, s.yes,
             )?;
             println!("device credentials set (generation {generation})");
+            let now = crate::db::accounts::find_by_id(&conn, acc.id)?.unwrap_or(acc);
+            let o = accounts::option160(&conn, &config, &now)?;
+            println!(
+                "if DHCP option 160 gives phones their credentials, it must now hold: {}\n  \
+                 (PASSWORD stands for the password just set; `zerotouch diagnose snippets \
+                 --with-credentials` prints the whole value)",
+                o.value
+            );
+            if let Some(w) = o.warning {
+                eprintln!("zerotouch: warning: {w}");
+            }
         }
         AccountAction::Enable(e) => {
             let (_c, mut conn, acc) = open_account(e.config.as_deref(), e.account.as_deref())?;

@@ -169,11 +169,35 @@ pub fn check_server_option(
                 "Option {code} points at this server (account `{}`) with its current credentials",
                 account.name
             ),
-            format!("{source}: option {code} = {shown}"),
+            format!(
+                "{source}: option {code} = {shown}; credential generation {}",
+                account.credential_generation
+            ),
             "Nothing to do now; after every credential change update this option too (as Poly \
              Lens Auto-Sync asks).",
         )],
     }
+}
+
+/// Whether stored findings of a DHCP probe or DHCP-configuration analysis saw an option
+/// give phones credentials of `account` that are not its current ones now: a
+/// `dhcp.stale-credentials` finding for the account, or a `dhcp.points-here` finding that
+/// carried the then-current credentials of an older generation (the account's credentials
+/// changed since). Returns that finding's (masked) evidence.
+pub fn old_credentials_seen(findings: &[Finding], account: &Account) -> Option<String> {
+    let named = format!("account `{}`", account.name);
+    findings.iter().find_map(|f| {
+        let old = match f.code.as_str() {
+            "dhcp.stale-credentials" => f.title.contains(&format!("{named}'s current ones")),
+            "dhcp.points-here" if f.title.contains(&format!("({named}) with its current")) => f
+                .evidence
+                .rsplit_once("; credential generation ")
+                .and_then(|(_, g)| g.trim().parse::<i64>().ok())
+                .is_some_and(|g| g < account.credential_generation),
+            _ => false,
+        };
+        old.then(|| f.evidence.clone())
+    })
 }
 
 /// An option naming this host without a scheme: a phone reads it with its Server Type, FTP
@@ -348,6 +372,40 @@ mod tests {
             &c,
         );
         assert_eq!(f[0].code, "dhcp.stale-credentials");
+    }
+
+    #[test]
+    fn old_credentials_are_seen_once_the_account_moved_past_the_generation_a_probe_saw() {
+        let c = ctx();
+        let mut account = c.accounts[0].clone();
+        let current = check_server_option(
+            160,
+            "http://phones:Current-Passw0rd@prov.example.com:8080/",
+            "s",
+            &c,
+        );
+        // Current at the probe, current now: nothing to warn of.
+        assert_eq!(old_credentials_seen(&current, &account), None);
+        // The credentials changed since: the probe saw the old ones.
+        account.credential_generation += 1;
+        let seen = old_credentials_seen(&current, &account).expect("old ones seen");
+        assert!(
+            seen.contains("option 160") && !seen.contains("Current-Passw0rd"),
+            "{seen}"
+        );
+        // A stale option is old whatever the generation; another account's finding is not.
+        let stale = check_server_option(
+            160,
+            "http://phones:Old-Passw0rd@prov.example.com:8080/",
+            "s",
+            &c,
+        );
+        assert!(old_credentials_seen(&stale, &c.accounts[0]).is_some());
+        let mut other = c.accounts[0].clone();
+        other.name = "Other".into();
+        other.credential_generation += 5;
+        assert_eq!(old_credentials_seen(&stale, &other), None);
+        assert_eq!(old_credentials_seen(&current, &other), None);
     }
 
     #[test]

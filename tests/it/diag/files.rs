@@ -266,3 +266,109 @@ fn profile_add_prints_lint_warnings_but_keeps_the_profile() {
     );
     assert!(server.cli_ok(&["profile", "list"]).contains("linted"));
 }
+
+#[test]
+fn a_credential_change_reminds_of_option_160_and_warns_when_dhcp_was_seen_carrying_the_old_ones() {
+    let server = ZServer::start_with("device.public_names = [\"prov.example.com\"]");
+    let (user, password) = server.set_credentials();
+    let port = server.device.port();
+    let token = user_with_token(&server, "ops", "admin", "");
+    let option = |r: &Resp| crate::common::json(r)["dhcp_option_160"].clone();
+    // Before any analysis: the value to paste, no warning.
+    let r = api(&server, "GET", "/accounts/default", Some(&token), "");
+    let o = option(&r);
+    // The configured port is 0 here (the test's server took a free one): no port shown.
+    assert_eq!(
+        o["value"],
+        format!("http://{user}:PASSWORD@prov.example.com/").as_str(),
+        "{o}"
+    );
+    assert!(o.get("warning").is_none(), "{o}");
+    // DHCP (here a dnsmasq file analysed) gives phones the current credentials.
+    let dir = server.dir.path();
+    let conf = write_file(
+        dir,
+        "dnsmasq.conf",
+        format!("dhcp-option=160,\"http://{user}:{password}@prov.example.com:{port}/\"\n")
+            .as_bytes(),
+    );
+    let out = server.cli(&["diagnose", "dhcp-config", conf.to_str().expect("path")]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let r = api(&server, "GET", "/accounts/default", Some(&token), "");
+    assert!(
+        option(&r).get("warning").is_none(),
+        "current: no warning {}",
+        r.text()
+    );
+    // The credentials change: the CLI says what option 160 must now hold and warns that
+    // DHCP was seen carrying the old ones; the API and the console say it too.
+    let out = server.cli(&[
+        "account",
+        "set-credentials",
+        "--user",
+        "phones2",
+        "--password",
+        "New-Passw0rd-2",
+        "--yes",
+    ]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "it must now hold: http://phones2:PASSWORD@prov.example.com/"
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning: the last DHCP configuration analysis")
+            && stderr.contains("not account `Default`'s current ones"),
+        "{stderr}"
+    );
+    let r = api(&server, "GET", "/accounts/default", Some(&token), "");
+    let o = option(&r);
+    assert!(
+        o["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("option 160")),
+        "{o}"
+    );
+    assert_eq!(o["value"], "http://phones2:PASSWORD@prov.example.com/");
+    let session = Session::admin(&server);
+    let page = session.get("/accounts/default").text();
+    assert!(page.contains("id=\"option-160-stale\""), "{page}");
+    // No password anywhere it was said.
+    for (what, text) in [
+        ("stdout", stdout.as_str()),
+        ("stderr", stderr.as_str()),
+        ("api", &r.text()),
+        ("page", &page),
+    ] {
+        for secret in [password.as_str(), "New-Passw0rd-2"] {
+            assert!(!text.contains(secret), "{what} shows a password: {text}");
+        }
+    }
+    // DHCP updated and analysed again: the warning is gone.
+    let conf = write_file(
+        dir,
+        "dnsmasq.conf",
+        format!("dhcp-option=160,\"http://phones2:New-Passw0rd-2@prov.example.com:{port}/\"\n")
+            .as_bytes(),
+    );
+    server.cli(&["diagnose", "dhcp-config", conf.to_str().expect("path")]);
+    let r = api(&server, "GET", "/accounts/default", Some(&token), "");
+    assert!(option(&r).get("warning").is_none(), "{}", r.text());
+    assert!(
+        !session
+            .get("/accounts/default")
+            .text()
+            .contains("option-160-stale")
+    );
+}

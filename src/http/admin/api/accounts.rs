@@ -99,11 +99,19 @@ struct RetireBody {
 }
 
 /// An account as the API shows it: its summary and whether a password is set.
-fn account_json(conn: &rusqlite::Connection, a: &Account) -> Result<Value> {
+fn account_json(
+    conn: &rusqlite::Connection,
+    config: &crate::config::Config,
+    a: &Account,
+) -> Result<Value> {
     let summary = accounts::summarize(conn, a)?;
     let mut v = json!(summary);
     if let Value::Object(map) = &mut v {
         map.insert("password_set".into(), json!(a.device_password.is_some()));
+        map.insert(
+            "dhcp_option_160".into(),
+            json!(accounts::option160(conn, config, a)?),
+        );
     }
     Ok(v)
 }
@@ -166,7 +174,7 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
                 };
                 let mut conn = c.conn()?;
                 let a = accounts::add_account(&mut conn, who, &input)?;
-                Ok(Response::json(&account_json(&conn, &a)?).with_status_code(201))
+                Ok(Response::json(&account_json(&conn, &c.config, &a)?).with_status_code(201))
             }
             _ => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
         };
@@ -186,7 +194,7 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
     let conn = &mut *conn;
     let show = |conn: &rusqlite::Connection| {
         let fresh = accounts::find_account(conn, Some(&a.slug))?;
-        Ok(Response::json(&account_json(conn, &fresh)?))
+        Ok(Response::json(&account_json(conn, &c.config, &fresh)?))
     };
     match (m, rest) {
         ("GET", []) => show(conn),

@@ -171,8 +171,9 @@ pub struct AccountView {
     pub devices: i64,
     /// `http://<host><service path>` as phones reach it.
     pub service_url: String,
-    /// The DHCP option 160 value with a placeholder for the password.
-    pub option160: String,
+    /// The DHCP option 160 value with a placeholder for the password, and the warning
+    /// when the last probe saw old credentials in DHCP.
+    pub option160: accounts::Option160,
     pub aliases: Vec<AliasState>,
     pub synced: usize,
     pub pending: usize,
@@ -227,10 +228,7 @@ pub fn view(c: &Console, ctx: &Ctx, account: &Account) -> Result<AccountView> {
     let path = account.service_path();
     Ok(AccountView {
         service_url: format!("http://{host}{path}"),
-        option160: format!(
-            "http://{}:PASSWORD@{host}{path}",
-            account.device_user.as_deref().unwrap_or("USER")
-        ),
+        option160: accounts::option160(&conn, &c.config, account)?,
         aliases: accounts::list_aliases(&conn, account)?,
         settings: summary.settings,
         devices: summary.devices,
@@ -288,9 +286,10 @@ pub fn account_page(
             p.hint { "Phones reach this account at its unique address. Enter it as the provisioning server in DHCP or on a phone." }
             table.kv {
                 tr { th { "Service address" } td { (copyable("service-url", &v.service_url)) } }
-                tr { th { "DHCP option 160" } td { (copyable("option-160", &v.option160)) span.hint { "Replace PASSWORD with the server password: it is not shown after saving. Do not use Auto-Sync if DHCP hands out the credentials." } } }
+                tr { th { "DHCP option 160" } td { (copyable("option-160", &v.option160.value)) span.hint { "Replace PASSWORD with the server password: it is not shown after saving. After every credential change, update the option too: new and factory-reset phones take their credentials from it. Do not use Auto-Sync if DHCP hands out the credentials." } } }
                 @if a.is_default { tr { th { "Also answers at" } td { code { "/" } " (the default account)" } } }
             }
+            @if let Some(w) = &v.option160.warning { div.warning role="alert" id="option-160-stale" { strong { "DHCP still carries old credentials. " } (w) " Put the value above in option 160 (or take the credentials out of DHCP)." } }
             (provisioning::address_block(ctx, v))
         }
         (provisioning::provisioning_block(ctx, v, form))

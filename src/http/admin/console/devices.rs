@@ -47,8 +47,12 @@ pub fn reach(c: &Console) -> Reach {
         (Some(name), Some(a)) if a.port() != 80 => format!("{name}:{}", a.port()),
         (Some(name), _) => name.clone(),
         (None, Some(a)) if a.ip().is_unspecified() => {
-            let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-            format!("{}:{}", name.trim(), a.port())
+            let (name, _) = crate::actions::advertised_host(&c.config);
+            if name.contains(':') {
+                format!("[{name}]:{}", a.port())
+            } else {
+                format!("{name}:{}", a.port())
+            }
         }
         (None, Some(a)) => a.to_string(),
         (None, None) => "zerotouch".into(),

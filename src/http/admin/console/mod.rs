@@ -702,7 +702,7 @@ const NOTICES: &[(&str, &str)] = &[
     ),
     (
         "credentials-saved",
-        "Server credentials updated: a new credential generation.",
+        "Server credentials updated: a new credential generation. If DHCP option 160 gives phones their credentials, update it now with the value under Service address.",
     ),
     ("autosync-on", "Auto-Sync is on."),
     (
