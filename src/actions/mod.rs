@@ -165,13 +165,20 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
     } else {
         Vec::new()
     };
-    OwnAddresses::new(
+    let mut own = OwnAddresses::new(
         &config.device.public_names,
         &crate::host::host_name(),
         &listeners,
         &host_ips,
     )
-    .with_tftp(tftp, &host_ips)
+    .with_tftp(tftp, &host_ips);
+    // The host's full name is this server as much as its short one.
+    if let Some(full) = crate::host::fqdn().map(|f| f.to_ascii_lowercase())
+        && !own.hosts.contains(&full)
+    {
+        own.hosts.push(full);
+    }
+    own
 }
 
 /// The host name phones should be given in DHCP snippets and option-160 values: the first

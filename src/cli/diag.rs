@@ -331,6 +331,18 @@ fn dns(d: DiagDns) -> anyhow::Result<Vec<crate::diag::Finding>> {
                     writeln!(out, "        {} {} {} {}", r.name, r.ttl, r.rtype, r.data)?;
                 }
             }
+            let mut shown = std::collections::BTreeSet::new();
+            for t in &p.targets {
+                if !shown.insert(t.name.to_ascii_lowercase()) {
+                    continue;
+                }
+                let addresses = match p.target_addresses(&t.name) {
+                    None => "not resolved (no answer)".to_string(),
+                    Some(ips) if ips.is_empty() => "no address".to_string(),
+                    Some(ips) => ips.join(", "),
+                };
+                writeln!(out, "  SRV target {:<38} {addresses}", t.name)?;
+            }
             Ok(())
         }),
     )?;

@@ -67,6 +67,34 @@ pub struct DnsProbe {
     pub domain: String,
     pub server: String,
     pub answers: Vec<DnsAnswer>,
+    /// The A and AAAA answers for every SRV target the answers named (a target of `.`,
+    /// "no such service" in RFC 2782, is not asked). Empty in probes stored before targets
+    /// were resolved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<DnsAnswer>,
+}
+
+impl DnsProbe {
+    /// The addresses a target resolved to, and whether any question about it was
+    /// answered at all (`None`: every question failed, nothing is known).
+    pub fn target_addresses(&self, target: &str) -> Option<Vec<String>> {
+        let asked: Vec<&DnsAnswer> = self
+            .targets
+            .iter()
+            .filter(|a| a.name.eq_ignore_ascii_case(target) && a.error.is_none())
+            .collect();
+        if asked.is_empty() {
+            return None;
+        }
+        Some(
+            asked
+                .iter()
+                .flat_map(|a| a.records.iter())
+                .filter(|r| r.rtype == "A" || r.rtype == "AAAA")
+                .map(|r| r.data.clone())
+                .collect(),
+        )
+    }
 }
 
 /// The first `nameserver` of a resolv.conf text, on port 53.
@@ -146,10 +174,26 @@ pub fn probe(domain: &str, server: SocketAddr, timeout: Duration) -> Result<DnsP
             answers.push(ask(&fqdn, t, server, timeout));
         }
     }
+    let mut names: Vec<String> = answers
+        .iter()
+        .flat_map(|a| a.records.iter())
+        .filter_map(|r| r.target.clone())
+        .filter(|t| !t.is_empty() && t != ".")
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut targets = Vec::new();
+    for name in names {
+        for t in ["A", "AAAA"] {
+            targets.push(ask(&name, t, server, timeout));
+        }
+    }
     Ok(DnsProbe {
         domain,
         server: server.to_string(),
         answers,
+        targets,
     })
 }
 

@@ -123,6 +123,10 @@ pub fn explain(code: &str) -> &'static str {
         "dns.ntp" => {
             "This record tells devices which time server to use; a correct clock matters for HTTPS."
         }
+        "dns.dangling-target" => {
+            "A DNS service record points at a host name that has no address. Devices that \
+             follow the record find nothing there."
+        }
         "dns.no-answer" | "dns.partial" => {
             "The DNS server did not answer every question, so some records may be missing from this view."
         }

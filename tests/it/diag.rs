@@ -828,3 +828,93 @@ fn the_diagnostics_page_shows_the_last_runs_and_starts_checks() {
     );
     assert_eq!(r.status, 422);
 }
+
+#[test]
+fn srv_targets_are_resolved_a_dangling_one_warned_and_one_named_here_but_elsewhere_warned() {
+    let server =
+        ZServer::start_with("device.public_names = [\"prov.example.test\", \"here.example.test\"]");
+    let port = free_port();
+    let args: Vec<String> = vec![
+        format!("--port={port}"),
+        "--listen-address=127.0.0.1".into(),
+        "--bind-interfaces".into(),
+        format!("--pid-file={}", server.dir.path().join("dns.pid").display()),
+        // Named as this server, but its A record points at another host.
+        "--srv-host=_rtcconfig._tcp.example.test,prov.example.test,443".into(),
+        "--host-record=prov.example.test,10.99.0.5".into(),
+        // A Lync pool that is gone: the target has no address.
+        "--srv-host=_sipinternaltls._tcp.example.test,gone-pool.example.test,5061".into(),
+        // Named as this server and resolving here: information only.
+        "--srv-host=_rtcconfig._tcp.ok.test,here.example.test,443".into(),
+        "--host-record=here.example.test,127.0.0.1".into(),
+    ];
+    let _dns = Dnsmasq::start(None, &args, server.dir.path().join("dns.log"), "started");
+    let server_arg = format!("127.0.0.1:{port}");
+    let probe = |domain: &str, json_out: bool| {
+        let mut a = vec![
+            "diagnose",
+            "dns",
+            "--domain",
+            domain,
+            "--timeout-ms",
+            "2000",
+            "--server",
+            &server_arg,
+        ];
+        if json_out {
+            a.push("--json");
+        }
+        server.cli(&a)
+    };
+    let out = probe("example.test", true);
+    let report = json(&out);
+    let targets = report["result"]["targets"].as_array().expect("targets");
+    assert!(
+        targets
+            .iter()
+            .any(|t| t["name"] == "prov.example.test" && t["records"][0]["data"] == "10.99.0.5"),
+        "{report:#}"
+    );
+    assert!(has(&report, "dns.rtcconfig", "warning"), "{report:#}");
+    let rtc = report["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["code"] == "dns.rtcconfig"))
+        .expect("rtcconfig finding");
+    assert!(
+        rtc["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("names this server"))
+            && rtc["fix"].as_str().is_some_and(|f| f.contains("10.99.0.5")),
+        "{rtc:#}"
+    );
+    let dangling: Vec<&Value> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == "dns.dangling-target")
+        .collect();
+    assert_eq!(dangling.len(), 1, "{report:#}");
+    assert_eq!(dangling[0]["severity"], "warning");
+    assert!(
+        dangling[0]["title"]
+            .as_str()
+            .is_some_and(|t| t.contains("gone-pool.example.test")),
+        "{dangling:?}"
+    );
+    assert_eq!(out.status.code(), Some(1), "warnings: exit status 1");
+    // The text output lists each target with what it resolved to.
+    let text = String::from_utf8_lossy(&probe("example.test", false).stdout).to_string();
+    assert!(
+        text.contains("gone-pool.example.test") && text.contains("no address"),
+        "{text}"
+    );
+    // A record naming this server that resolves here is information, and nothing dangles.
+    let report = json(&probe("ok.test", true));
+    assert!(has(&report, "dns.rtcconfig", "info"), "{report:#}");
+    assert!(
+        !findings(&report)
+            .iter()
+            .any(|(c, _)| c == "dns.dangling-target"),
+        "{report:#}"
+    );
+}

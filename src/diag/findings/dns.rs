@@ -58,9 +58,52 @@ pub fn dns_findings(probe: &DnsProbe, ctx: &ServerContext) -> Vec<Finding> {
         if found.is_empty() {
             continue;
         }
-        let here = srv_targets(prefix)
-            .iter()
-            .all(|(host, _)| ctx.own.hosts.contains(&host.to_ascii_lowercase()));
+        let targets = srv_targets(prefix);
+        let mut here = !targets.is_empty();
+        let mut misdirected = Vec::new();
+        for (host, _) in &targets {
+            if !ctx.own.hosts.contains(&host.to_ascii_lowercase()) {
+                here = false;
+                continue;
+            }
+            // Named as this server: its addresses must be this server's too.
+            let elsewhere: Vec<String> = probe
+                .target_addresses(host)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|ip| !ctx.own.hosts.contains(&ip.to_ascii_lowercase()))
+                .collect();
+            if !elsewhere.is_empty() {
+                here = false;
+                misdirected.push(format!("{host} resolves to {}", elsewhere.join(", ")));
+            }
+        }
+        let (title, fix) = if misdirected.is_empty() {
+            (
+                format!(
+                    "An SRV record {}{} exists: {what} use it instead of ZTP",
+                    prefix, probe.domain
+                ),
+                "Video endpoints that find it never reach Polycom's ZTP (so says its guide). \
+                 Remove the record if they should use ZTP, or point it at the server they \
+                 should use."
+                    .to_string(),
+            )
+        } else {
+            (
+                format!(
+                    "An SRV record {}{} names this server, but its target's address is not \
+                     this server's",
+                    prefix, probe.domain
+                ),
+                format!(
+                    "{}: endpoints following the record reach another host. Correct the A/AAAA \
+                     record of the target (or set device.public_names to the names that are \
+                     really this server).",
+                    misdirected.join("; ")
+                ),
+            )
+        };
         out.push(Finding::new(
             if here {
                 Severity::Info
@@ -68,14 +111,38 @@ pub fn dns_findings(probe: &DnsProbe, ctx: &ServerContext) -> Vec<Finding> {
                 Severity::Warning
             },
             code,
-            format!(
-                "An SRV record {}{} exists: {what} use it instead of ZTP",
-                prefix, probe.domain
-            ),
+            title,
             found.join("; "),
-            "Video endpoints that find it never reach Polycom's ZTP (so says its guide). Remove \
-             the record if they should use ZTP, or point it at the server they should use.",
+            fix,
         ));
+    }
+    // Every SRV target must resolve: a target with no address strands whoever follows the
+    // record (a `_sipinternaltls` target gone with an old Lync pool, say).
+    for a in probe.answers.iter().filter(|a| a.rtype == "SRV") {
+        for r in &a.records {
+            let Some(target) = r.target.as_deref().filter(|t| !t.is_empty() && *t != ".") else {
+                continue;
+            };
+            if probe
+                .target_addresses(target)
+                .is_some_and(|ips| ips.is_empty())
+            {
+                out.push(Finding::new(
+                    Severity::Warning,
+                    "dns.dangling-target",
+                    format!(
+                        "The SRV record {} names {target}, which has no address",
+                        a.name
+                    ),
+                    format!(
+                        "{} {} {}; {target} has no A or AAAA record",
+                        r.name, r.rtype, r.data
+                    ),
+                    "Phones following the record find no host there. Add the target's A/AAAA \
+                     record, point the SRV record at a host that exists, or remove it.",
+                ));
+            }
+        }
     }
     let lync: Vec<String> = [
         "_sipinternaltls._tcp.",
