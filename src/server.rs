@@ -19,7 +19,7 @@ use crate::http::admin::console::Console;
 use crate::http::device::DeviceService;
 use crate::http::device::auth::DeviceAuth;
 use crate::http::engine::budget::BodyBudget;
-use crate::http::engine::conn::LoopLimits;
+use crate::http::engine::conn::{LiveLimits, LoopLimits};
 use crate::http::engine::server::{Acceptor, PlainAcceptor, Server};
 use crate::http::engine::tls::TlsAcceptor;
 use crate::recorder::Recorder;
@@ -320,7 +320,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics.set_limits(limit_gauges(&config));
     let device_service = device_service(&config, &prov, &auth, &recorder, &metrics);
-    let device_http = add_device_listeners(
+    let (device_http, device_limits) = add_device_listeners(
         &mut server,
         &config,
         &device_service,
@@ -329,6 +329,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         &account,
     )?;
     let tftp = start_tftp(&config, &device_service, &metrics, device_http)?;
+    let mut admin = None;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let console = Arc::new(
@@ -338,8 +339,9 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         start_online_check(pool.clone(), &config);
         let service = AdminService {
             console: console.clone(),
-            api: Api { console },
-            upload_bytes: l.csv_upload_bytes,
+            api: Api {
+                console: console.clone(),
+            },
             metrics_allow: config.admin.metrics_allowlist(),
             pool: pool.clone(),
             recorder: recorder.clone(),
@@ -350,7 +352,10 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
             started,
             tls: tls.clone(),
         };
-        add_admin_listener(&mut server, &config, listener, service, tls.as_deref())?;
+        admin = Some((
+            add_admin_listener(&mut server, &config, listener, service, tls.as_deref())?,
+            console,
+        ));
     }
     let _ = std::io::stdout().flush();
     log::info!(
@@ -380,6 +385,12 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         verbose,
         auth: auth.clone(),
         metrics: metrics.clone(),
+        live: reload::Live {
+            device_limits,
+            admin,
+            connections: server.connections.clone(),
+            device_service: device_service.clone(),
+        },
     };
     wait_for_signal(tls.as_deref(), &mut reloader)?;
     log::info!("stopping: draining connections");
@@ -452,7 +463,11 @@ fn prepare_database(pool: &Pool) -> Result<crate::domain::account::Account> {
 
 /// The sizes and timeouts of a listener whose idle connections close after `idle` seconds,
 /// with `memory`, the budget for its request bodies.
-fn loop_limits(l: &crate::config::LimitsConfig, idle: u64, memory: &Arc<BodyBudget>) -> LoopLimits {
+pub(crate) fn loop_limits(
+    l: &crate::config::LimitsConfig,
+    idle: u64,
+    memory: &Arc<BodyBudget>,
+) -> LoopLimits {
     LoopLimits {
         head_bytes: l.head_bytes,
         body_bytes: l.body_bytes,
@@ -516,12 +531,14 @@ fn add_device_listeners(
     tls: Option<&Tls>,
     https_listener: Option<TcpListener>,
     default_account: &crate::domain::account::Account,
-) -> Result<Option<std::net::SocketAddr>> {
+) -> Result<(Option<std::net::SocketAddr>, Arc<LiveLimits>)> {
     let l = &config.limits;
     // Device bodies in memory are never larger than `SMALL_BODY`, which costs no budget:
     // phones' uploads stream to files. So the device listeners' budget is empty, and
     // nothing a phone (or a stranger on the voice network) sends touches the admin's.
     let memory = Arc::new(BodyBudget::new(0));
+    // Both device listeners hold the same limits; SIGHUP replaces them (`reload::Live`).
+    let limits = LiveLimits::new(loop_limits(l, l.device_idle_secs, &memory));
     let mut http_addr = None;
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
@@ -531,7 +548,7 @@ fn add_device_listeners(
                 listener,
                 device_service.clone(),
                 Arc::new(PlainAcceptor),
-                loop_limits(l, l.device_idle_secs, &memory),
+                limits.clone(),
             )
             .map_err(|e| Error::io("starting the device listener", e))?;
         println!("zerotouch: device HTTP listening on http://{addr}/");
@@ -553,12 +570,12 @@ fn add_device_listeners(
                 listener,
                 device_service.clone(),
                 tls_acceptor(config, &tls.device),
-                loop_limits(l, l.device_idle_secs, &memory),
+                limits.clone(),
             )
             .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
         println!("zerotouch: device HTTPS listening on https://{addr}/");
     }
-    Ok(http_addr)
+    Ok((http_addr, limits))
 }
 
 /// Starts the TFTP listener when `tftp.listen` is set: the device endpoints a phone may
@@ -659,8 +676,13 @@ fn add_admin_listener(
     listener: TcpListener,
     service: AdminService,
     tls: Option<&Tls>,
-) -> Result<()> {
+) -> Result<Arc<LiveLimits>> {
     let l = &config.limits;
+    let limits = LiveLimits::new(loop_limits(
+        l,
+        l.admin_idle_secs,
+        &Arc::new(BodyBudget::new(l.memory_body_budget)),
+    ));
     let (acceptor, scheme): (Arc<dyn Acceptor>, &str) = match (tls, config.admin.tls) {
         (Some(tls), true) => (tls_acceptor(config, &tls.admin), "https"),
         _ => (Arc::new(PlainAcceptor), "http"),
@@ -671,15 +693,11 @@ fn add_admin_listener(
             listener,
             Arc::new(service),
             acceptor,
-            loop_limits(
-                l,
-                l.admin_idle_secs,
-                &Arc::new(BodyBudget::new(l.memory_body_budget)),
-            ),
+            limits.clone(),
         )
         .map_err(|e| Error::io("starting the admin listener", e))?;
     println!("zerotouch: admin listening on {scheme}://{addr}/");
-    Ok(())
+    Ok(limits)
 }
 
 /// Refuses to start when limiting device HTTP would strand devices: associated devices

@@ -234,7 +234,7 @@ fn apply_now(c: &Console, req: &Request, actor: &Actor<'_>) -> Result<Response> 
     let report = crate::actions::sip::apply_now(
         &mut *c.conn()?,
         actor,
-        &c.config.sip,
+        &c.config().sip,
         &selection,
         b.confirm,
     )?;
@@ -274,7 +274,7 @@ fn profiles(
                 actor,
                 &fields,
                 files.unwrap_or_default(),
-                profile_ops::transport(&c.config),
+                profile_ops::transport(&c.config()),
             )?;
             let (p, _) = profile_ops::profile(&conn, actor, &fields.name)?;
             Ok(
@@ -302,7 +302,7 @@ fn profiles(
                 &fields,
                 files,
                 keep,
-                profile_ops::transport(&c.config),
+                profile_ops::transport(&c.config()),
             )?;
             let (p, _) = profile_ops::profile(&conn, actor, &fields.name)?;
             let macs = crate::actions::sip::affected_by_profile(&conn, p.id)?;
@@ -448,7 +448,7 @@ fn imports(
                     .unwrap_or_else(|| "api.csv".into()),
                 reference_id: req.get_param("reference_id").filter(|r| !r.is_empty()),
                 dry_run: matches!(req.get_param("dry_run").as_deref(), Some("true" | "1")),
-                max_rows: c.config.console.csv_max_rows,
+                max_rows: c.config().console.csv_max_rows,
             };
             let mut data = req
                 .data()

@@ -205,10 +205,10 @@ fn firmware_area(c: &Console, req: &Request, user: &User, segs: &[&str]) -> Resu
                 version: param("version"),
                 source: param("file_name").unwrap_or_else(|| "api.zip".into()),
                 imported_by: user.username.clone(),
-                max_bytes: c.config.limits.firmware_upload_bytes,
+                max_bytes: c.config().limits.firmware_upload_bytes,
             };
             let mut conn = c.conn()?;
-            let dir = crate::datadir::DataDirs::under(&c.config.data_dir).firmware;
+            let dir = crate::datadir::DataDirs::under(&c.config().data_dir).firmware;
             let r = crate::actions::firmware::import::import_zip(
                 &mut conn,
                 &dir,
@@ -228,7 +228,7 @@ fn firmware_area(c: &Console, req: &Request, user: &User, segs: &[&str]) -> Resu
         }
         ("DELETE", ["firmware", v]) => {
             user.require(Action::ManageAssets)?;
-            let dir = crate::datadir::DataDirs::under(&c.config.data_dir).firmware;
+            let dir = crate::datadir::DataDirs::under(&c.config().data_dir).firmware;
             crate::actions::firmware::delete(&mut *c.conn()?, &dir, v)?;
             Ok(Response::empty_204())
         }
@@ -237,7 +237,7 @@ fn firmware_area(c: &Console, req: &Request, user: &User, segs: &[&str]) -> Resu
 }
 
 fn uploads_dir(c: &Console) -> std::path::PathBuf {
-    crate::datadir::DataDirs::under(&c.config.data_dir).uploads
+    crate::datadir::DataDirs::under(&c.config().data_dir).uploads
 }
 
 /// A device's overrides with the server values they hide and the redirect findings.
@@ -277,7 +277,7 @@ struct MacList {
 }
 
 fn assets_dir(c: &Console) -> std::path::PathBuf {
-    crate::datadir::DataDirs::under(&c.config.data_dir).assets
+    crate::datadir::DataDirs::under(&c.config().data_dir).assets
 }
 
 /// A request body as bytes (the loop has bounded its size).

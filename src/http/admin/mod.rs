@@ -48,8 +48,6 @@ pub struct AdminService {
     pub tls: Option<Arc<crate::tls::Tls>>,
     pub console: Arc<Console>,
     pub api: Api,
-    /// Largest CSV or profile-file upload (`limits.csv_upload_bytes`).
-    pub upload_bytes: usize,
     /// Who may read the monitoring paths without a token (`admin.metrics_allow`).
     pub metrics_allow: Vec<crate::domain::ipnet::IpNet>,
 }
@@ -222,7 +220,7 @@ impl AdminService {
     /// database's size and the credential state machine's counts per account.
     fn render_operations(&self, out: &mut String) {
         use std::fmt::Write as _;
-        let config = &self.console.config;
+        let config = &self.console.config();
         if let Some(tls) = &self.tls
             && let Some(leaf) = tls.status().chain.first()
         {
@@ -325,7 +323,7 @@ impl AdminService {
     /// to (DNS rebinding), or a monitoring path asked by an address neither loopback nor
     /// allowed, without an API token.
     fn refusal(&self, request: &Request, peer: &Peer) -> Option<Response> {
-        let admin = &self.console.config.admin;
+        let admin = &self.console.config().admin;
         if let Some(host) = request.header("Host")
             && !admin.accepts_host(host)
         {
@@ -427,7 +425,7 @@ impl Service for AdminService {
     /// signed-in user or an API token may send more than a small body.
     fn plan(&self, head: &Head, _peer: &Peer, limits: &LoopLimits) -> BodyPlan {
         let path = head.raw_path();
-        let config = &self.console.config;
+        let config = &self.console.config();
         // Firmware releases are streamed to disk, and only for a user who may import them.
         if head.method == "POST" && (path == "/firmware" || path == "/api/v1/firmware") {
             if let Some(r) = self.console.upload_refusal(head, path.starts_with("/api/")) {
@@ -457,7 +455,7 @@ impl Service for AdminService {
         let limit = if asset {
             config.limits.asset_upload_bytes.max(limits.body_bytes)
         } else if upload {
-            self.upload_bytes.max(limits.body_bytes)
+            config.limits.csv_upload_bytes.max(limits.body_bytes)
         } else {
             limits.body_bytes
         };

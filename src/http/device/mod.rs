@@ -71,12 +71,14 @@ pub struct DeviceService {
     pub auth: Arc<DeviceAuth>,
     pub recorder: Recorder,
     pub dirs: DataDirs,
-    pub upload_bytes: u64,
-    pub device_quota: u64,
+    /// `limits.upload_bytes` and `limits.device_quota_bytes`, changed by `set_limits`
+    /// (SIGHUP) while serving, as are the caps below.
+    upload_bytes: AtomicU64,
+    device_quota: AtomicU64,
     ledger: UploadLedger,
     /// Most bytes all MACs no device is associated with may store together
     /// (`limits.unassociated_upload_bytes`), and when a refusal was last logged (ms).
-    unassociated_cap: u64,
+    unassociated_cap: AtomicU64,
     unassociated_logged: AtomicU64,
     pub metrics: Arc<Metrics>,
     /// What plain HTTP may serve.
@@ -89,7 +91,7 @@ pub struct DeviceService {
     /// of a refusal (`admission`).
     firmware_gate: Arc<Gate>,
     upload_gate: Arc<Gate>,
-    busy_retry_after: u64,
+    busy_retry_after: AtomicU64,
     /// The device each address last proved to be with its own credential (its firmware
     /// requests from that address count as the device's).
     ip_macs: Mutex<HashMap<IpAddr, (Mac, Instant)>>,
@@ -156,19 +158,21 @@ impl DeviceService {
             auth,
             recorder,
             dirs,
-            upload_bytes,
-            device_quota,
+            upload_bytes: AtomicU64::new(upload_bytes),
+            device_quota: AtomicU64::new(device_quota),
             metrics,
             http_mode: HttpMode::Full,
             cert_mismatches: AtomicU64::new(0),
             readers: MacReaders::new(u32::MAX, Duration::from_secs(600), Vec::new()),
             ip_macs: Mutex::new(HashMap::new()),
             ledger: UploadLedger::default(),
-            unassociated_cap: crate::config::LimitsConfig::default().unassociated_upload_bytes,
+            unassociated_cap: AtomicU64::new(
+                crate::config::LimitsConfig::default().unassociated_upload_bytes,
+            ),
             unassociated_logged: AtomicU64::new(0),
             firmware_gate: Gate::new(usize::MAX),
             upload_gate: Gate::new(usize::MAX),
-            busy_retry_after: 30,
+            busy_retry_after: AtomicU64::new(30),
         }
     }
 
@@ -182,7 +186,7 @@ impl DeviceService {
     ) -> DeviceService {
         self.firmware_gate = Gate::new(firmware);
         self.upload_gate = Gate::new(uploads);
-        self.busy_retry_after = retry_after;
+        self.busy_retry_after = AtomicU64::new(retry_after);
         let reader = |g: &Arc<Gate>| -> crate::metrics::GateReader {
             let g = g.clone();
             Arc::new(move || (g.shed.load(Ordering::Relaxed), g.inflight()))
@@ -197,10 +201,24 @@ impl DeviceService {
     /// The answer to a firmware download or upload over its cap.
     fn busy(&self, what: &str) -> Response {
         let mut r = text(503, &format!("too many {what} at once; try again later"));
-        let secs = admission::retry_after(self.busy_retry_after);
+        let secs = admission::retry_after(self.busy_retry_after.load(Ordering::Relaxed));
         r.headers
             .push(("Retry-After".into(), secs.to_string().into()));
         r
+    }
+
+    /// Puts new upload sizes, quotas and admission caps in force (SIGHUP): uploads and
+    /// downloads that follow are judged by them; those running finish under the old ones.
+    pub fn set_limits(&self, l: &crate::config::LimitsConfig) {
+        self.upload_bytes.store(l.upload_bytes, Ordering::Relaxed);
+        self.device_quota
+            .store(l.device_quota_bytes, Ordering::Relaxed);
+        self.unassociated_cap
+            .store(l.unassociated_upload_bytes, Ordering::Relaxed);
+        self.busy_retry_after
+            .store(l.busy_retry_after_secs, Ordering::Relaxed);
+        self.firmware_gate.set_cap(l.firmware_streams);
+        self.upload_gate.set_cap(l.upload_streams);
     }
 
     /// Limits how many MACs' files one client may read without proving it is the device.
@@ -668,7 +686,7 @@ impl Service for DeviceService {
             } else {
                 self.dirs.incoming.clone()
             },
-            limit: self.upload_bytes,
+            limit: self.upload_bytes.load(Ordering::Relaxed),
         }
     }
 

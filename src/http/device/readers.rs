@@ -29,9 +29,8 @@ struct Seen {
 
 /// The per-address MAC counter.
 pub struct MacReaders {
-    limit: u32,
-    window: Duration,
-    allow: Vec<IpNet>,
+    /// The limit, its window and the exempt networks; replaced by `set` (SIGHUP).
+    settings: std::sync::RwLock<(u32, Duration, Vec<IpNet>)>,
     seen: Mutex<HashMap<IpAddr, Seen>>,
     /// Requests past the limit (served, reported).
     pub refused: AtomicU64,
@@ -40,9 +39,7 @@ pub struct MacReaders {
 impl MacReaders {
     pub fn new(limit: u32, window: Duration, allow: Vec<IpNet>) -> MacReaders {
         MacReaders {
-            limit,
-            window,
-            allow,
+            settings: std::sync::RwLock::new((limit, window, allow)),
             seen: Mutex::new(HashMap::new()),
             refused: AtomicU64::new(0),
         }
@@ -50,19 +47,28 @@ impl MacReaders {
 
     /// The configured limit (for metrics).
     pub fn limit(&self) -> u32 {
-        self.limit
+        self.settings.read().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// New settings (SIGHUP): the counts kept so far are judged by them.
+    pub fn set(&self, limit: u32, window: Duration, allow: Vec<IpNet>) {
+        *self.settings.write().unwrap_or_else(|p| p.into_inner()) = (limit, window, allow);
     }
 
     /// Admits a request from `ip` for `mac`'s files, or says how many seconds until the
     /// address may read further MACs.
     pub fn admit(&self, ip: IpAddr, mac: Mac) -> Result<(), u64> {
-        if self.limit == u32::MAX || any_contains(&self.allow, ip) {
-            return Ok(());
-        }
+        let (limit, window) = {
+            let s = self.settings.read().unwrap_or_else(|p| p.into_inner());
+            if s.0 == u32::MAX || any_contains(&s.2, ip) {
+                return Ok(());
+            }
+            (s.0, s.1)
+        };
         let now = Instant::now();
         let mut map = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if map.len() >= MAX_TRACKED {
-            map.retain(|_, s| now - s.window_start < self.window);
+            map.retain(|_, s| now - s.window_start < window);
             if map.len() >= MAX_TRACKED {
                 map.clear();
             }
@@ -72,7 +78,7 @@ impl MacReaders {
             macs: HashSet::new(),
             warned: false,
         });
-        if now - s.window_start >= self.window {
+        if now - s.window_start >= window {
             s.window_start = now;
             s.macs.clear();
             s.warned = false;
@@ -80,15 +86,15 @@ impl MacReaders {
         if s.macs.contains(&mac) {
             return Ok(());
         }
-        if s.macs.len() >= self.limit as usize {
+        if s.macs.len() >= limit as usize {
             self.refused.fetch_add(1, Ordering::Relaxed);
-            let left = self.window.saturating_sub(now - s.window_start);
+            let left = window.saturating_sub(now - s.window_start);
             if !s.warned {
                 s.warned = true;
                 log::warn!(
                     "{ip} read the files of {} devices within {}s without proving it is any of them (served; reported)",
-                    self.limit,
-                    self.window.as_secs()
+                    limit,
+                    window.as_secs()
                 );
             }
             return Err(left.as_secs().max(1));

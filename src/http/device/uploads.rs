@@ -65,7 +65,7 @@ fn extends(old: &Path, new: &Path) -> bool {
 impl DeviceService {
     /// Caps what all MACs no device is associated with may store together.
     pub fn with_unassociated_cap(mut self, bytes: u64) -> DeviceService {
-        self.unassociated_cap = bytes;
+        self.unassociated_cap = AtomicU64::new(bytes);
         self
     }
 
@@ -83,7 +83,7 @@ impl DeviceService {
                 "{mac}: upload {name} refused: devices not associated with a profile have \
                  stored limits.unassociated_upload_bytes ({} bytes) together; associate \
                  the device, or delete uploads of unknown MACs (logged once a minute)",
-                self.unassociated_cap
+                self.unassociated_cap.load(Ordering::Relaxed)
             );
         }
         text(
@@ -251,7 +251,7 @@ impl DeviceService {
             let cap = match self.prov.lookup(mac)? {
                 Lookup::Associated(e) if e.device.account_id == ctx.account.id.0 => None,
                 Lookup::Seen(e) if e.device.account_id == ctx.account.id.0 => {
-                    Some(self.unassociated_cap)
+                    Some(self.unassociated_cap.load(Ordering::Relaxed))
                 }
                 _ => {
                     let _ = std::fs::remove_file(temp);
@@ -269,7 +269,7 @@ impl DeviceService {
                 kind,
                 name,
                 size,
-                self.device_quota,
+                self.device_quota.load(Ordering::Relaxed),
                 cap,
             )?;
             let refusal = match admitted {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 /// A cap on how many requests of one kind run at once.
 pub struct Gate {
     inflight: AtomicUsize,
-    cap: usize,
+    cap: AtomicUsize,
     /// Requests refused over the cap.
     pub shed: AtomicU64,
 }
@@ -32,7 +32,7 @@ impl Gate {
     pub fn new(cap: usize) -> Arc<Gate> {
         Arc::new(Gate {
             inflight: AtomicUsize::new(0),
-            cap,
+            cap: AtomicUsize::new(cap),
             shed: AtomicU64::new(0),
         })
     }
@@ -42,7 +42,7 @@ impl Gate {
         let entered = self
             .inflight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.cap).then_some(n + 1)
+                (n < self.cap.load(Ordering::Relaxed)).then_some(n + 1)
             })
             .is_ok();
         if entered {
@@ -59,7 +59,13 @@ impl Gate {
     }
 
     pub fn cap(&self) -> usize {
-        self.cap
+        self.cap.load(Ordering::Relaxed)
+    }
+
+    /// A new cap (SIGHUP); requests running over a lowered cap finish, and no new one
+    /// enters until they are under it.
+    pub fn set_cap(&self, cap: usize) {
+        self.cap.store(cap, Ordering::Relaxed);
     }
 }
 

@@ -59,6 +59,28 @@ pub struct LoopLimits {
     pub memory: std::sync::Arc<BodyBudget>,
 }
 
+/// A listener's limits, replaceable while it serves (SIGHUP): each connection takes the
+/// limits in force when it is accepted, and again each time it leaves the idle set with a
+/// new request, so a change reaches new requests at once and never cuts one in progress.
+#[derive(Debug)]
+pub struct LiveLimits(std::sync::RwLock<LoopLimits>);
+
+impl LiveLimits {
+    pub fn new(limits: LoopLimits) -> std::sync::Arc<LiveLimits> {
+        std::sync::Arc::new(LiveLimits(std::sync::RwLock::new(limits)))
+    }
+
+    /// The limits in force.
+    pub fn get(&self) -> LoopLimits {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts new limits in force for the requests that follow.
+    pub fn set(&self, limits: LoopLimits) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = limits;
+    }
+}
+
 /// A parsed request head.
 #[derive(Debug, Clone)]
 pub struct Head {

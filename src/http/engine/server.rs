@@ -11,11 +11,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::conn::{self, LoopLimits, Service, Shared};
+use super::conn::{self, LiveLimits, LoopLimits, Service, Shared};
 use crate::domain::ipnet::{IpNet, any_contains};
 
 /// Stack size of a connection thread: handlers render small documents and query SQLite;
@@ -64,36 +64,55 @@ impl Acceptor for PlainAcceptor {
 /// Connection counting shared by all listeners of a server.
 pub struct Connections {
     pub open: AtomicUsize,
-    pub max: usize,
+    /// Most connections open at once; changed while serving by `set_caps` (SIGHUP).
+    pub max: AtomicUsize,
     pub refused: AtomicUsize,
     /// Most connections from one address (`limits.max_connections_per_ip`), except from
     /// the allowlisted networks (sites behind one NAT address).
-    pub max_per_ip: usize,
-    pub allow: Vec<IpNet>,
+    pub max_per_ip: AtomicUsize,
+    allow: RwLock<Vec<IpNet>>,
     /// Connections refused because their address had `max_per_ip` open.
     pub refused_per_ip: AtomicUsize,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
 }
 
+/// Whether a connection from an address was let in, and whether it counts against the
+/// address's cap (then its slot gives the count back when it closes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    Counted,
+    Uncounted,
+    Refused,
+}
+
 impl Connections {
-    /// Takes a slot for a connection from `ip`; false when the address is at its cap.
-    fn take_ip(&self, ip: IpAddr) -> bool {
-        if self.max_per_ip == usize::MAX || any_contains(&self.allow, ip) {
-            return true;
+    /// Puts new caps in force (SIGHUP). Connections open stay; what they counted against
+    /// an address is given back as before, so counts stay right across the change.
+    pub fn set_caps(&self, max: usize, max_per_ip: usize, allow: Vec<IpNet>) {
+        self.max.store(max, Ordering::SeqCst);
+        self.max_per_ip.store(max_per_ip, Ordering::SeqCst);
+        *self.allow.write().unwrap_or_else(|p| p.into_inner()) = allow;
+    }
+
+    /// Takes a slot for a connection from `ip`, unless the address is at its cap.
+    fn take_ip(&self, ip: IpAddr) -> Admitted {
+        let max = self.max_per_ip.load(Ordering::SeqCst);
+        if max == usize::MAX
+            || any_contains(&self.allow.read().unwrap_or_else(|p| p.into_inner()), ip)
+        {
+            return Admitted::Uncounted;
         }
         let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(ip).or_insert(0);
-        if *n >= self.max_per_ip {
-            return false;
+        if *n >= max {
+            return Admitted::Refused;
         }
         *n += 1;
-        true
+        Admitted::Counted
     }
 
+    /// Gives back a slot `take_ip` counted.
     fn release_ip(&self, ip: IpAddr) {
-        if self.max_per_ip == usize::MAX || any_contains(&self.allow, ip) {
-            return;
-        }
         let mut m = self.per_ip.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = m.get_mut(&ip) {
             *n = n.saturating_sub(1);
@@ -133,10 +152,10 @@ impl Server {
             }),
             connections: Arc::new(Connections {
                 open: AtomicUsize::new(0),
-                max: max_connections,
+                max: AtomicUsize::new(max_connections),
                 refused: AtomicUsize::new(0),
-                max_per_ip: usize::MAX,
-                allow: Vec::new(),
+                max_per_ip: AtomicUsize::new(usize::MAX),
+                allow: RwLock::new(Vec::new()),
                 refused_per_ip: AtomicUsize::new(0),
                 per_ip: Mutex::new(HashMap::new()),
             }),
@@ -145,11 +164,9 @@ impl Server {
     }
 
     /// Caps the connections from one address (except from `allow`). Call before `add`.
-    pub fn with_per_ip_cap(mut self, max_per_ip: usize, allow: Vec<IpNet>) -> Server {
-        if let Some(c) = Arc::get_mut(&mut self.connections) {
-            c.max_per_ip = max_per_ip;
-            c.allow = allow;
-        }
+    pub fn with_per_ip_cap(self, max_per_ip: usize, allow: Vec<IpNet>) -> Server {
+        let max = self.connections.max.load(Ordering::SeqCst);
+        self.connections.set_caps(max, max_per_ip, allow);
         self
     }
 
@@ -160,7 +177,7 @@ impl Server {
         listener: TcpListener,
         service: Arc<dyn Service>,
         acceptor: Arc<dyn Acceptor>,
-        limits: LoopLimits,
+        limits: Arc<LiveLimits>,
     ) -> std::io::Result<SocketAddr> {
         let addr = listener.local_addr()?;
         let shared = self.shared.clone();
@@ -236,7 +253,7 @@ type Accepted = (TcpStream, ConnSlot);
 struct Worker {
     service: Arc<dyn Service>,
     acceptor: Arc<dyn Acceptor>,
-    limits: LoopLimits,
+    limits: Arc<LiveLimits>,
     shared: Arc<Shared>,
     next: crossbeam_channel::Receiver<Accepted>,
 }
@@ -246,8 +263,12 @@ impl Worker {
     fn run(self, first: Accepted) {
         let mut current = Some(first);
         while let Some((stream, slot)) = current.take() {
-            self.acceptor
-                .serve(stream, self.service.as_ref(), &self.limits, &self.shared);
+            self.acceptor.serve(
+                stream,
+                self.service.as_ref(),
+                &self.limits.get(),
+                &self.shared,
+            );
             drop(slot);
             current = self.next.recv_timeout(WORKER_IDLE).ok();
         }
@@ -267,7 +288,7 @@ struct Parking {
     epoll: rustix::fd::OwnedFd,
     slots: Mutex<Slots>,
     service: Arc<dyn Service>,
-    limits: LoopLimits,
+    limits: Arc<LiveLimits>,
     shared: Arc<Shared>,
     /// Threads in `epoll_wait`, and threads started but not yet waiting.
     waiting: AtomicUsize,
@@ -310,7 +331,7 @@ const SUPERVISE_IDLE: Duration = Duration::from_millis(20);
 impl Parking {
     fn new(
         service: Arc<dyn Service>,
-        limits: LoopLimits,
+        limits: Arc<LiveLimits>,
         shared: Arc<Shared>,
         max_threads: usize,
     ) -> std::io::Result<Arc<Parking>> {
@@ -414,7 +435,7 @@ impl Parking {
         {
             return;
         }
-        let idle = self.limits.idle_timeout;
+        let idle = self.limits.get().idle_timeout;
         let now = Instant::now();
         let mut closing = Vec::new();
         {
@@ -564,10 +585,12 @@ impl Parking {
             if let Some(mut parked) = self.take(token) {
                 // Someone must be waiting while this thread serves.
                 self.ensure_waiter();
-                let after =
-                    parked
-                        .open
-                        .serve(self.service.as_ref(), &self.limits, &self.shared, true);
+                let after = parked.open.serve(
+                    self.service.as_ref(),
+                    &self.limits.get(),
+                    &self.shared,
+                    true,
+                );
                 if after == conn::After::Idle && !self.shared.stopping.load(Ordering::Relaxed) {
                     parked.since = Instant::now();
                     self.repark(parked);
@@ -593,13 +616,16 @@ fn accept_loop(
     listener: TcpListener,
     service: Arc<dyn Service>,
     acceptor: Arc<dyn Acceptor>,
-    limits: LoopLimits,
+    limits: Arc<LiveLimits>,
     shared: Arc<Shared>,
     conns: Arc<Connections>,
     stop: Arc<AtomicBool>,
 ) {
+    // The thread cap follows `max_connections` as it was at start (a reload changes the
+    // connection cap, not the pool already sized).
+    let max_threads = conns.max.load(Ordering::SeqCst);
     let parking = if acceptor.parks() {
-        match Parking::new(service.clone(), limits.clone(), shared.clone(), conns.max) {
+        match Parking::new(service.clone(), limits.clone(), shared.clone(), max_threads) {
             Ok(p) => {
                 let supervisor = p.clone();
                 if let Err(e) = std::thread::Builder::new()
@@ -647,7 +673,7 @@ fn accept_loop(
         let _ = stream.set_nodelay(true);
         let open = conns.open.fetch_add(1, Ordering::SeqCst);
         let mut slot = ConnSlot(conns.clone(), None);
-        if open >= conns.max {
+        if open >= conns.max.load(Ordering::Relaxed) {
             conns.refused.fetch_add(1, Ordering::Relaxed);
             conn::refuse_busy(&mut stream);
             drop(slot);
@@ -655,17 +681,20 @@ fn accept_loop(
         }
         // One address may not take every slot (slowloris from one host); the total cap
         // above still bounds many addresses together, and head timeouts free slow ones.
-        if !conns.take_ip(peer.ip()) {
-            conns.refused_per_ip.fetch_add(1, Ordering::Relaxed);
-            conn::refuse_busy(&mut stream);
-            drop(slot);
-            continue;
+        match conns.take_ip(peer.ip()) {
+            Admitted::Refused => {
+                conns.refused_per_ip.fetch_add(1, Ordering::Relaxed);
+                conn::refuse_busy(&mut stream);
+                drop(slot);
+                continue;
+            }
+            Admitted::Counted => slot.1 = Some(peer.ip()),
+            Admitted::Uncounted => {}
         }
-        slot.1 = Some(peer.ip());
         if let Some(parking) = &parking {
             // A new connection waits like an idle one: its first request arrives with it or
             // soon after, and whichever thread is free serves it.
-            if let Some(open) = conn::Open::new(stream, &parking.limits) {
+            if let Some(open) = conn::Open::new(stream, &parking.limits.get()) {
                 parking.park(open, slot);
                 parking.ensure_waiter();
             }
@@ -739,7 +768,7 @@ mod tests {
                 listener,
                 Arc::new(Panicky),
                 Arc::new(PlainAcceptor),
-                limits(),
+                LiveLimits::new(limits()),
             )
             .expect("add");
         let prev = std::panic::take_hook();
@@ -764,7 +793,7 @@ mod tests {
                 listener,
                 Arc::new(Panicky),
                 Arc::new(PlainAcceptor),
-                limits(),
+                LiveLimits::new(limits()),
             )
             .expect("add");
         assert!(get(addr, "/ok").contains("fine"));

@@ -322,9 +322,7 @@ fn a_credential_change_reminds_of_option_160_and_warns_when_dhcp_was_seen_carryi
     );
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(
-        stdout.contains(&format!(
-            "it must now hold: http://phones2:PASSWORD@prov.example.com/"
-        )),
+        stdout.contains("it must now hold: http://phones2:PASSWORD@prov.example.com/"),
         "{stdout}"
     );
     assert!(

@@ -174,7 +174,7 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
                 };
                 let mut conn = c.conn()?;
                 let a = accounts::add_account(&mut conn, who, &input)?;
-                Ok(Response::json(&account_json(&conn, &c.config, &a)?).with_status_code(201))
+                Ok(Response::json(&account_json(&conn, &c.config(), &a)?).with_status_code(201))
             }
             _ => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
         };
@@ -194,7 +194,7 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
     let conn = &mut *conn;
     let show = |conn: &rusqlite::Connection| {
         let fresh = accounts::find_account(conn, Some(&a.slug))?;
-        Ok(Response::json(&account_json(conn, &c.config, &fresh)?))
+        Ok(Response::json(&account_json(conn, &c.config(), &fresh)?))
     };
     match (m, rest) {
         ("GET", []) => show(conn),

@@ -57,7 +57,7 @@ pub fn route(
         ("PUT", ["settings"]) => {
             user.require(Action::ManageSettings)?;
             let changes = settings_changes(req)?;
-            let timeout = Duration::from_secs(c.config.external.check_timeout_secs);
+            let timeout = Duration::from_secs(c.config().external.check_timeout_secs);
             let check = |s: &ProvSettings| external::check_settings(s, timeout);
             let s = templating::update_settings(&mut *c.conn()?, &actor.who, &changes, &check)?;
             Ok(Response::json(&settings_json(&s)))
@@ -71,8 +71,8 @@ pub fn route(
             let mut conn = c.conn()?;
             let run = c.push.start(
                 &conn,
-                &c.config.data_dir,
-                Duration::from_secs(c.config.external.upload_timeout_secs),
+                &c.config().data_dir,
+                Duration::from_secs(c.config().external.upload_timeout_secs),
                 &actor.who.name,
             )?;
             templating::note_push(&mut conn, &actor.who, run.devices)?;

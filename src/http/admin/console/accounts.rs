@@ -228,7 +228,7 @@ pub fn view(c: &Console, ctx: &Ctx, account: &Account) -> Result<AccountView> {
     let path = account.service_path();
     Ok(AccountView {
         service_url: format!("http://{host}{path}"),
-        option160: accounts::option160(&conn, &c.config, account)?,
+        option160: accounts::option160(&conn, &c.config(), account)?,
         aliases: accounts::list_aliases(&conn, account)?,
         settings: summary.settings,
         devices: summary.devices,

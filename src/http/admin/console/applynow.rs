@@ -23,11 +23,11 @@ pub fn form(c: &Console, ctx: &Ctx, mac: &str) -> Result<Response> {
     let actor = c.actor(&ctx.user, &ctx.account);
     let d = crate::actions::associations::device(&conn, &actor, &mac)?;
     let known = crate::db::sip::find_device_sip(&conn, d.id)?.unwrap_or_default();
-    let impact = if c.config.sip.enabled {
+    let impact = if c.config().sip.enabled {
         Some(sip::impact(
             &conn,
             &actor,
-            &c.config.sip,
+            &c.config().sip,
             &Selection::Macs(vec![mac.to_string()]),
         )?)
     } else {
@@ -83,7 +83,7 @@ pub fn apply(c: &Console, ctx: &Ctx, mac: &str, f: &Form) -> Result<Response> {
         sip::apply_now(
             &mut conn,
             &actor,
-            &c.config.sip,
+            &c.config().sip,
             &Selection::Macs(vec![m.to_string()]),
             f.get("confirm") == "yes",
         )

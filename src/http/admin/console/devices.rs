@@ -42,12 +42,12 @@ fn input_of(d: &Device) -> DeviceInput {
 /// The address phones use, for rendering what a device receives: the first public name,
 /// else the device listener (this host's name when it listens on every address).
 pub fn reach(c: &Console) -> Reach {
-    let listen = c.config.device_http_addr();
-    let host = match (c.config.device.public_names.first(), listen) {
+    let listen = c.config().device_http_addr();
+    let host = match (c.config().device.public_names.first(), listen) {
         (Some(name), Some(a)) if a.port() != 80 => format!("{name}:{}", a.port()),
         (Some(name), _) => name.clone(),
         (None, Some(a)) if a.ip().is_unspecified() => {
-            let (name, _) = crate::actions::advertised_host(&c.config);
+            let (name, _) = crate::actions::advertised_host(&c.config());
             if name.contains(':') {
                 format!("[{name}]:{}", a.port())
             } else {
@@ -114,7 +114,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
                             a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
                             a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
-                            @if c.config.sip.enabled {
+                            @if c.config().sip.enabled {
                                 a.button.secondary href=(format!("/devices/{mac}/apply-now")) { "Apply now" } " "
                             }
                         } @else {
@@ -459,7 +459,7 @@ pub fn replace(c: &Console, ctx: &Ctx, mac: &str, f: &Form) -> Result<Response> 
 /// Moves the stored files that followed a replaced device and removes the rest.
 /// Moves a replaced device's upload files (`associations::move_upload_files`).
 pub fn move_files(c: &Console, old: &Mac, new: &Mac, moved: &[(String, String)]) {
-    associations::move_upload_files(&c.config.data_dir.join("uploads"), old, new, moved);
+    associations::move_upload_files(&c.config().data_dir.join("uploads"), old, new, moved);
 }
 
 pub fn confirm_delete(c: &Console, ctx: &Ctx, mac: &str) -> Result<Response> {
@@ -506,7 +506,7 @@ pub fn delete(c: &Console, ctx: &Ctx, mac: &str, f: &Form) -> Result<Response> {
         }
         Err(e) => return Err(e),
     }
-    let _ = std::fs::remove_dir_all(c.config.data_dir.join("uploads").join(mac.as_str()));
+    let _ = std::fs::remove_dir_all(c.config().data_dir.join("uploads").join(mac.as_str()));
     Ok(match reference {
         Some(r) => done(
             &format!("/subscribers/{}", percent_encode(&r)),

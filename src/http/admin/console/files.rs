@@ -29,7 +29,7 @@ const SHOWN: [(usize, &str); 8] = [
 ];
 
 fn dir(c: &Console) -> std::path::PathBuf {
-    DataDirs::under(&c.config.data_dir).assets
+    DataDirs::under(&c.config().data_dir).assets
 }
 
 pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {

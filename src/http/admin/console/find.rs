@@ -121,7 +121,7 @@ pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
         let max = s
             .max_entries
             .unwrap_or(usize::MAX)
-            .min(c.config.console.find_csv_max_entries);
+            .min(c.config().console.find_csv_max_entries);
         let body = if s.query.view == View::Device {
             find::devices_csv(&find::all_devices(&conn, &s.query, &scope, max)?)
         } else {

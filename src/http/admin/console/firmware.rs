@@ -21,7 +21,7 @@ use crate::error::{Error, FieldError, Result};
 use crate::http::admin::views::{self, csrf_field, when};
 
 fn firmware_dir(c: &Console) -> std::path::PathBuf {
-    DataDirs::under(&c.config.data_dir).firmware
+    DataDirs::under(&c.config().data_dir).firmware
 }
 
 fn families(r: &Release) -> String {
@@ -50,7 +50,7 @@ fn catalogue(
         users.push(fq::list_profiles_using(&conn, &r.version)?);
     }
     let can = ctx.user.require(Action::ManageAssets).is_ok();
-    let limit = c.config.limits.firmware_upload_bytes;
+    let limit = c.config().limits.firmware_upload_bytes;
     Ok(views::page(
         "Firmware",
         &ctx.nav("firmware"),
@@ -151,7 +151,7 @@ pub fn upload(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         version: Some(f.get("version").trim().to_string()).filter(|v| !v.is_empty()),
         source: file.file_name.clone(),
         imported_by: ctx.user.username.clone(),
-        max_bytes: c.config.limits.firmware_upload_bytes,
+        max_bytes: c.config().limits.firmware_upload_bytes,
     };
     let mut conn = c.conn()?;
     match import::import_zip(&mut conn, &firmware_dir(c), &file.path, &opts) {

@@ -64,7 +64,7 @@ fn import_page(
             p { "Upload a CSV file with one device per line, without quotes or a header: "
                 code { "MAC, serial, vendor model, profile" } " then up to ten vendor extensions in this order: "
                 (csvimport::COLUMNS[4..].join(", ")) ". Empty optional values are left as " code { ",," }
-                "; spaces around values are ignored. At most " (c.config.console.csv_max_rows) " lines per file." }
+                "; spaces around values are ignored. At most " (c.config().console.csv_max_rows) " lines per file." }
             pre.example { "0000cafebabe,,,profile1\n0000cafe1234,0000CAFE1234,Polycom_UCS_Device,profile1,192.168.1.178,,,user,password" }
             form method="post" action="/import" enctype="multipart/form-data" {
                 (csrf_field(&ctx.csrf))
@@ -102,7 +102,7 @@ pub fn post_import(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         file_name: upload.file_name.clone(),
         reference_id: (!reference_id.is_empty()).then_some(reference_id.clone()),
         dry_run: f.checked("dry_run"),
-        max_rows: c.config.console.csv_max_rows,
+        max_rows: c.config().console.csv_max_rows,
     };
     let conn = c.conn()?;
     let id = match import::create_job(&conn, &c.actor(&ctx.user, &ctx.account), &req) {
@@ -135,7 +135,7 @@ pub fn spawn_job(c: &Console, ctx: &Ctx, id: i64, req: ImportRequest, bytes: Vec
     let own = c.own.clone();
     let user = ctx.user.clone();
     let account = ctx.account.clone();
-    let expiry = (c.config.console.partial_expiry_hours * 3600) as i64;
+    let expiry = (c.config().console.partial_expiry_hours * 3600) as i64;
     let spawned = std::thread::Builder::new()
         .name(format!("import-{id}"))
         .spawn(move || {

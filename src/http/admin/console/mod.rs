@@ -65,7 +65,9 @@ pub const COOKIE: &str = "zt_session";
 /// The console: shared state of its handlers.
 pub struct Console {
     pub pool: Pool,
-    pub config: Arc<Config>,
+    /// The configuration in force; SIGHUP replaces it (`set_config`), so what handlers
+    /// read per request from it (upload sizes, CSV row caps) follows the file.
+    config: std::sync::RwLock<Arc<Config>>,
     pub own: OwnAddresses,
     pub throttle: LoginThrottle,
     /// The CA delivered to phones, if delivery is on: device pages show what phones get.
@@ -116,7 +118,7 @@ impl Console {
         Console {
             policy,
             pool,
-            config,
+            config: std::sync::RwLock::new(config),
             own,
             throttle,
             trust: None,
@@ -129,6 +131,19 @@ impl Console {
     pub fn with_trust(mut self, trust: Option<crate::domain::provstate::PhoneTrust>) -> Console {
         self.trust = trust;
         self
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Puts a re-read configuration in force for the requests that follow (SIGHUP).
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
     }
 
     pub fn conn(&self) -> Result<PooledConn> {
@@ -157,7 +172,7 @@ impl Console {
             who: actor.who.clone(),
             ..*actor
         };
-        crate::actions::sip::after_change(conn, &actor, &self.config.sip, &self.db_at(), macs).0
+        crate::actions::sip::after_change(conn, &actor, &self.config().sip, &self.db_at(), macs).0
     }
 
     /// The acting user in domain terms.
@@ -166,13 +181,13 @@ impl Console {
             user,
             account,
             own: &self.own,
-            partial_expiry_secs: (self.config.console.partial_expiry_hours * 3600) as i64,
+            partial_expiry_secs: (self.config().console.partial_expiry_hours * 3600) as i64,
             who: crate::domain::audit::Actor::person(&user.username),
         }
     }
 
     pub(crate) fn session_secs(&self) -> (i64, i64) {
-        let c = &self.config.console;
+        let c = &self.config().console;
         (
             (c.session_idle_minutes * 60) as i64,
             (c.session_max_hours * 3600) as i64,

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::http::admin::views::{self, csrf_field, when};
 
 fn uploads(c: &Console) -> std::path::PathBuf {
-    DataDirs::under(&c.config.data_dir).uploads
+    DataDirs::under(&c.config().data_dir).uploads
 }
 
 /// A device's overrides with the server values they hide, and the redirect findings.

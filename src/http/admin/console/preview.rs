@@ -82,7 +82,7 @@ fn preview_page(
                         @if revealed { strong.secret-shown { "Secrets are shown; this view was recorded in the audit log." } }
                         @else { "Secrets are masked." }
                     }
-                    @if let Some(s) = &external { (external_note(s, &c.config.external_dir())) }
+                    @if let Some(s) = &external { (external_note(s, &c.config().external_dir())) }
                     @if admin && !revealed {
                         form method="post" action="/preview" {
                             (csrf_field(&ctx.csrf))

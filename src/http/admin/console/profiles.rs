@@ -149,7 +149,7 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     };
     let mut conn = c.conn()?;
     let actor = c.actor(&ctx.user, &ctx.account);
-    let transport = profile_ops::transport(&c.config);
+    let transport = profile_ops::transport(&c.config());
     match profile_ops::create_profile(&mut conn, &actor, &fields, uploads(f), transport) {
         Ok(_) => Ok(done("/profiles", "profile-created")),
         Err(Error::Invalid(p)) => Ok(html_page(
@@ -201,7 +201,7 @@ pub fn update(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> 
     let mut conn = c.conn()?;
     let actor = c.actor(&ctx.user, &ctx.account);
     let keep = !f.checked("clear_password");
-    let transport = profile_ops::transport(&c.config);
+    let transport = profile_ops::transport(&c.config());
     match profile_ops::update_profile(&mut conn, &actor, name, &fields, replace, keep, transport) {
         Ok(_) => {
             // With the account's "apply now", the profile's devices are sent check-sync in

@@ -165,7 +165,7 @@ fn settings_page(
     notice: Option<&str>,
     retype: bool,
 ) -> Response {
-    let dir = c.config.external_dir();
+    let dir = c.config().external_dir();
     let modes = [
         ("local", "Local: zerotouch serves phones"),
         ("external", "External: generate files for a DMS"),
@@ -273,7 +273,7 @@ fn changes_of(f: &Form) -> Vec<(String, String)> {
 pub fn save(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageSettings)?;
     let changes = changes_of(f);
-    let timeout = Duration::from_secs(c.config.external.check_timeout_secs);
+    let timeout = Duration::from_secs(c.config().external.check_timeout_secs);
     let check = |s: &ProvSettings| external::check_settings(s, timeout);
     let who = c.actor(&ctx.user, &ctx.account).who;
     let mut conn = c.conn()?;
@@ -313,8 +313,8 @@ pub fn push(c: &Console, ctx: &Ctx) -> Result<Response> {
     let mut conn = c.conn()?;
     let run = c.push.start(
         &conn,
-        &c.config.data_dir,
-        Duration::from_secs(c.config.external.upload_timeout_secs),
+        &c.config().data_dir,
+        Duration::from_secs(c.config().external.upload_timeout_secs),
         &who.name,
     )?;
     templating::note_push(&mut conn, &who, run.devices)?;
