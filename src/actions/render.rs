@@ -91,6 +91,10 @@ impl DeviceData {
                 Vec::new()
             },
             credentials: CredentialLayer::Account,
+            // Seen, else declared (a vendor model such as `Poly_Studio_X50`).
+            family: sync
+                .family
+                .or_else(|| Family::of_model(&device.vendor_model.replace(' ', ""))),
         };
         let model = devices::find_activity(conn, device.id)?
             .map(|a| a.ua_model)

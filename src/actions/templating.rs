@@ -554,6 +554,7 @@ impl Loaded {
             external_layers = Layers {
                 sync: None,
                 policies: self.layers.policies.clone(),
+                family: self.layers.family,
                 ..Default::default()
             };
             &external_layers

@@ -188,6 +188,9 @@ pub fn owned(parameter: &str) -> bool {
                 Key::ProvTagSerialNo,
             ]
             .iter()
+            // Poly OS's CA slot is UC Software's SIP/application CA name as well
+            // (`sec.TLS.customCaCert.1`): profiles keep setting it for UCS phones.
+            .filter(|k| !(*f == Family::PolyOs && **k == Key::PlatformCaCert))
             .filter_map(|k| params::name(*f, *k, 1))
             .any(|n| n.eq_ignore_ascii_case(base))
         })

@@ -49,6 +49,27 @@ pub struct Layers {
     /// Which provisioning credentials the device should hold (per-device credentials,
     /// docs/design.md §6); set per request by the provisioning cache.
     pub credentials: CredentialLayer,
+    /// The device's family when known (its User-Agent or vendor model): a Poly OS device
+    /// gets the Poly OS parameter names, full URLs and no `.set` switches.
+    pub family: Option<Family>,
+}
+
+impl Layers {
+    /// Whether the device is a Poly OS (VideoOS) one, by any evidence the layers carry.
+    pub fn is_poly_os(&self) -> bool {
+        self.family == Some(Family::PolyOs)
+            || self
+                .sync
+                .as_ref()
+                .is_some_and(|s| s.family == Family::PolyOs)
+            || matches!(
+                self.credentials,
+                CredentialLayer::Device {
+                    family: Family::PolyOs,
+                    ..
+                }
+            )
+    }
 }
 
 /// The provisioning credentials a device's desired state carries.

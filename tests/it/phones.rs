@@ -439,6 +439,29 @@ fn a_studio_x30_synced_by_auto_sync_keeps_a_full_url() {
     // It came back at that URL: nothing is pending any more.
     server.wait_recorded(mac);
     assert_eq!(x30.boot(), Boot::Configured, "{:?}", x30.last_boot());
+    // What a Poly OS device is sent: full URLs, no UC Software switches (`device.set`,
+    // `.set`), no server type, and the CA (when delivered) under its own name.
+    // A Poly OS device declared by its vendor model and never seen: everything pending.
+    let declared = "0004f2d0e0f1";
+    server.cli_ok(&[
+        "device",
+        "add",
+        declared,
+        "--profile",
+        "office",
+        "--vendor-model",
+        "Poly_Studio_X50",
+    ]);
+    let files = server.cli_ok(&["render", declared, "--as", "account"]);
+    assert!(files.contains("device.prov.serverName=\"http"), "{files}");
+    for absent in [
+        "device.set=",
+        ".set=\"1\"",
+        "device.prov.serverType",
+        "bootSrvUseOpt",
+    ] {
+        assert!(!files.contains(absent), "{absent} sent to Poly OS: {files}");
+    }
     let inv: serde_json::Value =
         serde_json::from_str(&server.cli_ok(&["inventory", "--json"])).expect("json");
     let device = inv["devices"]

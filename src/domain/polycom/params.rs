@@ -191,7 +191,8 @@ const UCS: &[ParamDef] = &[
     },
 ];
 
-/// Poly OS (VideoOS) names seen in a Studio X30 export (verify on a device).
+/// Poly OS (VideoOS) names seen in a Studio X30 export (polycom.md section 8): no server
+/// type (addresses are full URLs), no boot-server setting, no platform TLS profile.
 const POLY_OS: &[ParamDef] = &[
     ParamDef {
         key: Key::ProvServerName,
@@ -211,6 +212,13 @@ const POLY_OS: &[ParamDef] = &[
     ParamDef {
         key: Key::PollingPeriod,
         name: "prov.polling.period",
+        secret: false,
+    },
+    // Poly OS trusts custom CAs under `sec.TLS.customCaCert.1..3`, not the UCS platform
+    // name (a Studio X30 export; polycom.md section 8).
+    ParamDef {
+        key: Key::PlatformCaCert,
+        name: "sec.TLS.customCaCert.1",
         secret: false,
     },
 ];

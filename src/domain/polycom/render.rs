@@ -90,12 +90,19 @@ impl DeviceView<'_> {
         let mut pending_layer = Layer::new(Level::Pending);
         let desired = self.desired();
         let pending = provstate::pending(&desired, self.state, self.held);
+        // Poly OS takes its values as they are: no `device.set` or `.set` switches (a Studio
+        // X30 provisioned that way; polycom.md section 8).
+        let switches = !self.layers.is_poly_os();
         if !pending.is_empty() {
-            pending_layer.push("device.set", "1", Source::Pending, "");
+            if switches {
+                pending_layer.push("device.set", "1", Source::Pending, "");
+            }
             for (n, d) in &pending {
                 let detail = d.source.label();
                 pending_layer.push(*n, d.value.clone(), Source::Pending, detail);
-                pending_layer.push(format!("{n}.set"), "1", Source::Pending, detail);
+                if switches {
+                    pending_layer.push(format!("{n}.set"), "1", Source::Pending, detail);
+                }
             }
         }
         out.push(pending_layer);

@@ -246,17 +246,14 @@ fn autosync_values(
     out: &mut Layer,
 ) {
     let Some(sync) = &layers.sync else { return };
-    address_values(
-        account,
-        reach,
-        state,
-        trust,
-        sync.family,
-        Source::AutoSync,
-        out,
-    );
+    let family = if layers.is_poly_os() {
+        Family::PolyOs
+    } else {
+        sync.family
+    };
+    address_values(account, reach, state, trust, family, Source::AutoSync, out);
     let mut put = |key: Key, value: String| {
-        if let Some(name) = params::name(sync.family, key, 1) {
+        if let Some(name) = params::name(family, key, 1) {
             out.push(name, value, Source::AutoSync, "");
         }
     };
@@ -319,6 +316,7 @@ fn address_values(
 /// `unnamed_type`: the server type for an address stored without a protocol (accepted
 /// before addresses had to name one): the protocol the phone reaches this server with, never
 /// none — without a type the phone would use its own, FTP at the factory.
+#[allow(clippy::too_many_arguments)]
 fn server_fields(
     layer: &mut Layer,
     url: Option<&ServerUrl>,
@@ -326,8 +324,8 @@ fn server_fields(
     password: &str,
     source: Source,
     unnamed_type: &str,
+    family: Family,
 ) {
-    let family = Family::Vvx;
     let mut put = |key: Key, value: &str| {
         if let Some(name) = params::name(family, key, 1) {
             layer.push_set(name, value, source, "");
@@ -336,13 +334,27 @@ fn server_fields(
     // Credentials for another server only: without a server named they would be credentials
     // for this one, which accepts only its account's and the device's own (I9).
     if let Some(url) = url {
-        put(Key::ProvServerName, &url.server_name());
-        put(Key::ProvServerType, url.server_type.unwrap_or(unnamed_type));
+        let server_type = url.server_type.unwrap_or(unnamed_type);
+        put(
+            Key::ProvServerName,
+            &if family.is_ucs() {
+                url.server_name()
+            } else {
+                full_url(server_type, &url.server_name())
+            },
+        );
+        put(Key::ProvServerType, server_type);
         put(Key::ProvUser, &url.user);
         put(Key::ProvPassword, &url.password);
         put(Key::ProvUser, user);
         put(Key::ProvPassword, password);
     }
+}
+
+/// A Poly OS address: Poly OS has no server type, so the protocol goes into the URL
+/// (`HTTPS` → `https://…`).
+fn full_url(server_type: &str, name: &str) -> String {
+    format!("{}://{name}", server_type.to_ascii_lowercase())
 }
 
 /// The pending level: the device's own credential (above everything, under its family's
@@ -362,7 +374,9 @@ fn pending_layer(
     } = &layers.credentials
     {
         // Every UCS family shares one table.
-        let own_family = if own_family.is_ucs() {
+        let own_family = if layers.is_poly_os() {
+            Family::PolyOs
+        } else if own_family.is_ucs() {
             Family::Vvx
         } else {
             *own_family
@@ -428,7 +442,12 @@ pub fn desired(
     state: &BTreeMap<String, ParamState>,
     layers: &Layers,
 ) -> BTreeMap<String, Desired> {
-    let family = Family::Vvx; // every UCS family shares one table
+    // Every UCS family shares one table; Poly OS has its own names and full URLs.
+    let family = if layers.is_poly_os() {
+        Family::PolyOs
+    } else {
+        Family::Vvx
+    };
     let name = |key: Key| params::name(family, key, 1);
     let mut out: Vec<Layer> = Vec::new();
 
@@ -453,6 +472,7 @@ pub fn desired(
         &ext.prov_password,
         Source::Device,
         unnamed_type,
+        family,
     );
     out.push(dev);
     out.extend(policy_layers(layers));
@@ -465,6 +485,7 @@ pub fn desired(
         &pf.prov_password,
         Source::Profile,
         unnamed_type,
+        family,
     );
     let parsed = ext_url.is_some() || profile_url.is_some();
     // Static without a server would strand the phone: keep it on the address it used, with
@@ -482,9 +503,14 @@ pub fn desired(
                     server.push(n, value, Source::Server, "");
                 }
             };
+            let server = reach.canonical_server_name(account, None);
             put(
                 Key::ProvServerName,
-                reach.canonical_server_name(account, None),
+                if family.is_ucs() {
+                    server
+                } else {
+                    full_url(reach.server_type(), &server)
+                },
             );
             put(Key::ProvServerType, reach.server_type().to_string());
             if let (Some(u), Some(p)) = (&account.device_user, &account.device_password) {

@@ -486,3 +486,58 @@ fn a_device_policy_on_a_platform_parameter_is_desired_at_its_level() {
     assert_eq!(want["device.dhcp.option60Type"].value, "Binary");
     assert_eq!(want["device.dhcp.option60Type"].source, Source::Site);
 }
+
+#[test]
+fn a_poly_os_device_gets_full_urls_its_own_ca_name_and_no_server_type_from_every_source() {
+    let (a, d, mut p, r) = fixture();
+    let poly_os = Layers {
+        family: Some(Family::PolyOs),
+        ..Layers::default()
+    };
+    // Boot server Static, no server named: this server, as a full URL.
+    p.fields.boot_server_option = "Static".into();
+    let trust = PhoneTrust {
+        ca_pem: "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n".into(),
+        https_port: 8443,
+    };
+    let want = desired(&a, &d, &p, &r, Some(&trust), &BTreeMap::new(), &poly_os);
+    assert_eq!(want["device.prov.serverName"].value, "http://10.0.0.5:8080");
+    assert!(!want.contains_key("device.prov.serverType"), "{want:?}");
+    assert!(!want.contains_key("device.dhcp.bootSrvUseOpt"), "{want:?}");
+    // Its CA slot, not the UCS platform name, and no UCS TLS profile selection.
+    assert_eq!(want["sec.TLS.customCaCert.1"].value, trust.ca_pem);
+    assert!(
+        !want.contains_key("device.sec.TLS.customCaCert1"),
+        "{want:?}"
+    );
+    assert!(
+        !want.contains_key("device.sec.TLS.profileSelection.provisioning"),
+        "{want:?}"
+    );
+    // A profile that names another server (stored before addresses needed a protocol):
+    // the protocol goes into the URL.
+    p.fields.prov_server = "other.example.com/phones".into();
+    let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &poly_os);
+    assert_eq!(
+        want["device.prov.serverName"].value,
+        "http://other.example.com/phones"
+    );
+    p.fields.prov_server = "https://other.example.com/phones".into();
+    let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &poly_os);
+    assert_eq!(
+        want["device.prov.serverName"].value,
+        "https://other.example.com/phones"
+    );
+    // The same profile for a UC Software phone: name and type apart, as before.
+    let want = desired(&a, &d, &p, &r, None, &BTreeMap::new(), &Layers::default());
+    assert_eq!(
+        want["device.prov.serverName"].value,
+        "other.example.com/phones"
+    );
+    assert_eq!(want["device.prov.serverType"].value, "HTTPS");
+    // UC Software profiles keep setting `sec.TLS.customCaCert.1` (their SIP CA).
+    assert!(!crate::domain::machine::owned("sec.TLS.customCaCert.1"));
+    assert!(crate::domain::machine::owned(
+        "device.sec.TLS.customCaCert1"
+    ));
+}
