@@ -329,6 +329,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         &account,
     )?;
     let tftp = start_tftp(&config, &device_service, &metrics, device_http)?;
+    let ftp = start_ftp(&config, &device_service, &metrics, device_http)?;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let console = Arc::new(
@@ -386,11 +387,16 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     external.stop();
     // TFTP drains beside the HTTP listeners: transfers running finish within DRAIN.
     let tftp_stop = tftp.map(|h| std::thread::spawn(move || h.shutdown(DRAIN)));
+    // FTP too: running transfers get DRAIN.
+    let ftp_stop = ftp.map(|h| std::thread::spawn(move || h.shutdown()));
     server.shutdown(DRAIN);
     if let Some(Ok(left)) = tftp_stop.map(std::thread::JoinHandle::join)
         && left > 0
     {
         log::warn!("stopping: {left} TFTP transfer(s) abandoned");
+    }
+    if let Some(t) = ftp_stop {
+        let _ = t.join();
     }
     prov.stop_sighting_writer();
     let _ = sighting_writer.join();
@@ -561,6 +567,102 @@ fn add_device_listeners(
     Ok(http_addr)
 }
 
+/// Device HTTP named as phones should reach it, where the TFTP and FTP listeners move
+/// phones: the first public name, else the address the listener (`own`) or HTTP is bound
+/// to, else this host's first address. None when device HTTP is off.
+fn move_to(
+    config: &Config,
+    own: std::net::SocketAddr,
+    device_http: Option<std::net::SocketAddr>,
+) -> Option<String> {
+    device_http.and_then(|http| {
+        let host = config.device.public_names.first().cloned().or_else(|| {
+            [own.ip(), http.ip()]
+                .into_iter()
+                .find(|ip| !ip.is_unspecified())
+                .or_else(|| crate::host::addresses().into_iter().next())
+                .map(|ip| match ip {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                })
+        })?;
+        Some(format!("{host}:{}", http.port()))
+    })
+}
+
+/// Starts the FTP listener when `ftp.listen` is set (`http::device::ftp` on the `ftp`
+/// engine, whose runtime stays in its own thread).
+fn start_ftp(
+    config: &Config,
+    device_service: &Arc<DeviceService>,
+    metrics: &Arc<crate::metrics::Metrics>,
+    device_http: Option<std::net::SocketAddr>,
+) -> Result<Option<crate::ftp::Handle>> {
+    let Some(addr) = config.ftp.addr() else {
+        return Ok(None);
+    };
+    let f = &config.ftp;
+    let l = &config.limits;
+    let files = Arc::new(crate::http::device::ftp::FtpDevices::new(
+        device_service.clone(),
+        move_to(config, addr, device_http),
+        addr,
+        f.factory_login,
+        loop_limits(
+            l,
+            f.idle_secs,
+            &Arc::new(BodyBudget::new(l.memory_body_budget)),
+        ),
+    ));
+    let settings = crate::ftp::Settings {
+        passive_ports: f.passive_ports(),
+        idle: Duration::from_secs(f.idle_secs),
+        grace: DRAIN,
+    };
+    let handle = crate::ftp::start(addr, settings, files).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => " (another program listens there, e.g. vsftpd)",
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            }
+            _ => "",
+        };
+        Error::io(format!("ftp.listen: cannot listen on {addr}{hint}"), e)
+    })?;
+    let stats = handle.stats();
+    metrics.set_ftp(Arc::new(move || {
+        let n = |a: &std::sync::atomic::AtomicU64| {
+            i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+        };
+        vec![
+            ("logins".into(), n(&stats.logins)),
+            ("refused_logins".into(), n(&stats.refused_logins)),
+            ("reads".into(), n(&stats.reads)),
+            ("stores".into(), n(&stats.stores)),
+            ("refused".into(), n(&stats.refused)),
+            ("bytes_sent".into(), n(&stats.bytes_sent)),
+            ("bytes_received".into(), n(&stats.bytes_received)),
+        ]
+    }));
+    let bound = handle.local_addr();
+    // `${PROTO_URL}` for protocol ftp names this port.
+    crate::actions::templating::set_ftp_port(Some(bound.port()));
+    println!(
+        "zerotouch: FTP listening on {bound} (passive ports {}-{}; FTP sends credentials in clear)",
+        f.passive_first, f.passive_last
+    );
+    log::warn!(
+        "FTP on {bound}: user names and passwords cross the network in clear; the factory \
+         login is {}",
+        if f.factory_login {
+            "accepted (what an unknown device gets, and the move to HTTP(S))"
+        } else {
+            "refused"
+        }
+    );
+    Ok(Some(handle))
+}
+
 /// Starts the TFTP listener when `tftp.listen` is set: the device endpoints a phone may
 /// read without credentials (`http::device::tftp`), to the networks of `tftp.allow`.
 fn start_tftp(
@@ -581,22 +683,8 @@ fn start_tftp(
         max_blksize: crate::tftp::MAX_BLKSIZE,
         allow: Arc::new(move |ip| allow.iter().any(|n| n.contains(ip))),
     };
-    // Where an account that allows its credential over TFTP moves its phones: device HTTP,
-    // named as phones should reach it (the first public name, else the address TFTP or
-    // HTTP is bound to, else this host's first address).
-    let move_to = device_http.and_then(|http| {
-        let host = config.device.public_names.first().cloned().or_else(|| {
-            [addr.ip(), http.ip()]
-                .into_iter()
-                .find(|ip| !ip.is_unspecified())
-                .or_else(|| crate::host::addresses().into_iter().next())
-                .map(|ip| match ip {
-                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                    v4 => v4.to_string(),
-                })
-        })?;
-        Some(format!("{host}:{}", http.port()))
-    });
+    // Where an account that allows its credential over TFTP moves its phones.
+    let move_to = move_to(config, addr, device_http);
     let source = Arc::new(crate::http::device::tftp::TftpDevices::new(
         device_service.clone(),
         move_to,

@@ -783,6 +783,35 @@ pub fn set_tftp_credential(
     })
 }
 
+/// Accepts or refuses Polycom's factory FTP login for the account's phones
+/// (`Account::ftp_factory_login`). Audited.
+pub fn set_ftp_factory_login(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    on: bool,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let current = accounts::find_by_id(tx, account.id)?
+            .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
+        if current.ftp_factory_login == on {
+            return Ok(());
+        }
+        accounts::update_ftp_factory_login(tx, account.id, on)?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-ftp-factory-login",
+                account.slug.clone(),
+            )
+            .before(json!({"ftp_factory_login": current.ftp_factory_login}))
+            .after(json!({"ftp_factory_login": on})),
+        )
+    })
+}
+
 /// Changes the account's SIP settings (`Account::sip`): request validation rendered to
 /// its phones (check-sync then needs Digest, from zerotouch or the PBX), apply-now after a
 /// change that affects devices, and the background online check. Audited.

@@ -23,6 +23,7 @@ fn account() -> Account {
         default_profile_id: None,
         device_secrets: false,
         tftp_credential: false,
+        ftp_factory_login: true,
         sip: Default::default(),
     }
 }
@@ -75,6 +76,7 @@ fn vars_with(
         settings: settings.clone(),
         custom: BTreeMap::new(),
         tftp_port: None,
+        ftp_port: None,
     };
     let a = account();
     let r = if settings.mode == Mode::External {
@@ -472,6 +474,7 @@ fn custom_variables_are_available_below_the_builtins() {
         settings: ProvSettings::default(),
         custom: [("SYSLOG_SERVER".to_string(), "10.0.0.9".to_string())].into(),
         tftp_port: None,
+        ftp_port: None,
     };
     let (a, d, p, r) = (account(), device(), profile(), reach());
     let set = for_device(
@@ -515,6 +518,7 @@ fn tftp_names_the_tftp_port_and_no_credentials() {
             settings: settings.clone(),
             custom: BTreeMap::new(),
             tftp_port: port,
+            ftp_port: None,
         };
         let set = for_device(
             &ctx,

@@ -104,6 +104,10 @@ pub struct Peer {
     pub secure: bool,
     /// Verified client-certificate identity (TLS with client authentication).
     pub identity: Option<String>,
+    /// The listener of another protocol that relayed this request (`"ftp"`), if any: its
+    /// requests are served by the same rules but are never evidence for the state machine
+    /// (the phone reached another listener than the one its files name).
+    pub relay: Option<&'static str>,
 }
 
 /// How to receive a request's body, decided by the service from the head alone, before any
@@ -196,6 +200,7 @@ impl<T: Transport> Open<T> {
             addr,
             secure: stream.secure(),
             identity: stream.identity(),
+            relay: None,
         };
         let _ = stream.tcp().set_write_timeout(Some(limits.body_timeout));
         Some(Open {
