@@ -102,7 +102,8 @@ mod tests {
         for key in ["ftp.listen", "ftp.passive_first", "ftp.idle_secs"] {
             assert!(fields.contains(&key), "{key}: {problems:?}");
         }
-        let c = Config::parse("[ftp]\nlisten = \"0.0.0.0:21\"\nfactory_login = false\n").expect("ok");
+        let c =
+            Config::parse("[ftp]\nlisten = \"0.0.0.0:21\"\nfactory_login = false\n").expect("ok");
         assert_eq!(c.ftp.addr().map(|a| a.port()), Some(21));
         assert_eq!(c.ftp.passive_ports(), 50000..=50099);
     }

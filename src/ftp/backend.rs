@@ -13,8 +13,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use unftp_core::auth::{
-    AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal,
-    UserDetail, UserDetailError, UserDetailProvider,
+    AuthenticationError, Authenticator, ChannelEncryptionState, Credentials, Principal, UserDetail,
+    UserDetailError, UserDetailProvider,
 };
 use unftp_core::storage::{self, ErrorKind, Fileinfo, Metadata, StorageBackend};
 

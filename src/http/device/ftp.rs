@@ -135,7 +135,10 @@ impl FtpDevices {
         Ok(match content {
             crate::tftp::Content::Bytes(b) => {
                 let len = b.len() as u64;
-                let rest = b.get(start.min(len) as usize..).unwrap_or_default().to_vec();
+                let rest = b
+                    .get(start.min(len) as usize..)
+                    .unwrap_or_default()
+                    .to_vec();
                 Content {
                     body: Box::new(std::io::Cursor::new(rest)),
                     len,
@@ -188,8 +191,7 @@ impl FtpDevices {
         if keep > 0 {
             // APPE (or REST then STOR): the stored file's first `keep` bytes, read here
             // (the plan allowed this login to write the file, hence to read it).
-            let Ok((_, _, DeviceFile::Upload(kind, mac, name))) = self.service.resolve(path)
-            else {
+            let Ok((_, _, DeviceFile::Upload(kind, mac, name))) = self.service.resolve(path) else {
                 return Err(Refusal::Denied);
             };
             let stored = self.service.dirs.upload_path(&mac, kind, &name);
@@ -321,8 +323,13 @@ impl Files for FtpDevices {
             headers.push(("Range".into(), format!("bytes={start}-")));
         }
         let exchange = Exchange::begin();
-        let req =
-            Request::fake_http_from(SocketAddr::new(login.ip, 0), method, target, headers, vec![]);
+        let req = Request::fake_http_from(
+            SocketAddr::new(login.ip, 0),
+            method,
+            target,
+            headers,
+            vec![],
+        );
         let response = self
             .service
             .handle_relayed(&req, &Self::peer(login), verb, path);
@@ -342,8 +349,14 @@ impl Files for FtpDevices {
             .or_else(|| Some(SystemTime::now()));
         let total = header("Content-Range")
             .and_then(|v| v.rsplit('/').next().and_then(|n| n.parse::<u64>().ok()));
-        let (mut body, size) = response.data.into_reader_and_size();
+        let file = conn::take_file_body(&response);
+        let (body, size) = response.data.into_reader_and_size();
         let size = size.map_or(0, |n| n as u64);
+        // A file body (firmware) is handed over beside the response, positioned already.
+        let mut body: Box<dyn Read + Send> = match file {
+            Some(f) => Box::new(f.take(size)),
+            None => body,
+        };
         let len = total.unwrap_or(size);
         if status == 200 && start > 0 {
             // A rendered file ignores Range: skip to the offset here.

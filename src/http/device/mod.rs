@@ -32,6 +32,7 @@ use self::auth::{DeviceAuth, Outcome};
 use self::readers::MacReaders;
 use self::respond::{STAGE_FILE, STAGE_MASTER, ZTP_FILE, ZTP_MASTER, fixed, xml};
 pub use self::respond::{open_below, serve_file};
+use self::tftp::TftpDevices;
 use crate::actions::provisioning::{
     DeviceEntry, FileKind, Held, Lookup, Noted, Provisioner, Rendered,
 };
@@ -51,7 +52,6 @@ use crate::domain::useragent::{self, UserAgent};
 use crate::http::engine::admission::{self, Gate};
 use crate::http::engine::budget::SMALL_BODY;
 use crate::http::engine::conn::{self, BodyPlan, Head, LoopLimits, Peer, Service};
-use self::tftp::TftpDevices;
 use crate::metrics::{Metrics, Route};
 use crate::recorder::Recorder;
 use crate::tls::inspect::{CLIENT_CERT_HEADER, ClientIdentity, MacClaim};

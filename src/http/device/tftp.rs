@@ -274,7 +274,11 @@ impl TftpDevices {
         }
         log::debug!(
             "{} request from {}: {} -> {status} ({} bytes, {micros} us)",
-            if verb == "RRQ" { "tftp" } else { "ftp (factory login)" },
+            if verb == "RRQ" {
+                "tftp"
+            } else {
+                "ftp (factory login)"
+            },
             peer.ip(),
             name.chars()
                 .filter(|c| !c.is_control())

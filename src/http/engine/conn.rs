@@ -30,7 +30,7 @@ use super::budget::{BodyBudget, SMALL_BODY};
 
 use body::Incoming;
 use head::{Framing, ReadError, check_head, framing, read_head, wants_keep_alive};
-pub use response::{file_body, reason, refuse_busy};
+pub use response::{file_body, reason, refuse_busy, take_file_body};
 use response::{write_error, write_response};
 pub use sendfile::set_before_long_send;
 
