@@ -158,8 +158,10 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
     .filter_map(|(addr, tls)| Some(Listener { addr: addr?, tls }))
     .collect();
     let tftp = config.tftp.addr();
+    let ftp = config.ftp.addr();
     let host_ips = if listeners.iter().any(|l| l.addr.ip().is_unspecified())
         || tftp.is_some_and(|a| a.ip().is_unspecified())
+        || ftp.is_some_and(|a| a.ip().is_unspecified())
     {
         crate::host::addresses()
     } else {
@@ -172,6 +174,7 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
         &host_ips,
     )
     .with_tftp(tftp, &host_ips)
+    .with_ftp(ftp, &host_ips)
 }
 
 /// Shorthands for tests of the actions: the operator acting on one account.

@@ -309,6 +309,7 @@ mod tests {
                 http_ports: vec![8080],
                 https_ports: vec![8443],
                 tftp_ports: Vec::new(),
+                ftp_ports: Vec::new(),
             },
         )
         .expect("ctx")
