@@ -320,7 +320,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics.set_limits(limit_gauges(&config));
     let device_service = device_service(&config, &prov, &auth, &recorder, &metrics);
-    let device_http = add_device_listeners(
+    let (device_http, device_https) = add_device_listeners(
         &mut server,
         &config,
         &device_service,
@@ -329,7 +329,12 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         &account,
     )?;
     let tftp = start_tftp(&config, &device_service, &metrics, device_http)?;
-    let ftp = start_ftp(&config, &device_service, &metrics, device_http)?;
+    let ftp = start_ftp(
+        &config,
+        &device_service,
+        &metrics,
+        (device_http, device_https, tls.as_deref()),
+    )?;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
         let console = Arc::new(
@@ -514,7 +519,7 @@ fn device_service(
 }
 
 /// Starts device HTTP (when configured) and device HTTPS (when its listener was bound).
-/// Returns the device HTTP listener's address.
+/// Returns the device HTTP and HTTPS listeners' addresses.
 fn add_device_listeners(
     server: &mut Server,
     config: &Config,
@@ -522,13 +527,13 @@ fn add_device_listeners(
     tls: Option<&Tls>,
     https_listener: Option<TcpListener>,
     default_account: &crate::domain::account::Account,
-) -> Result<Option<std::net::SocketAddr>> {
+) -> Result<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)> {
     let l = &config.limits;
     // Device bodies in memory are never larger than `SMALL_BODY`, which costs no budget:
     // phones' uploads stream to files. So the device listeners' budget is empty, and
     // nothing a phone (or a stranger on the voice network) sends touches the admin's.
     let memory = Arc::new(BodyBudget::new(0));
-    let mut http_addr = None;
+    let (mut http_addr, mut https_addr) = (None, None);
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
         let addr = server
@@ -563,8 +568,9 @@ fn add_device_listeners(
             )
             .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
         println!("zerotouch: device HTTPS listening on https://{addr}/");
+        https_addr = Some(addr);
     }
-    Ok(http_addr)
+    Ok((http_addr, https_addr))
 }
 
 /// Device HTTP named as phones should reach it, where the TFTP and FTP listeners move
@@ -596,16 +602,30 @@ fn start_ftp(
     config: &Config,
     device_service: &Arc<DeviceService>,
     metrics: &Arc<crate::metrics::Metrics>,
-    device_http: Option<std::net::SocketAddr>,
+    (device_http, device_https, tls): (
+        Option<std::net::SocketAddr>,
+        Option<std::net::SocketAddr>,
+        Option<&Tls>,
+    ),
 ) -> Result<Option<crate::ftp::Handle>> {
     let Some(addr) = config.ftp.addr() else {
         return Ok(None);
     };
     let f = &config.ftp;
     let l = &config.limits;
+    // Explicit FTPS with device HTTPS's certificate, when device HTTPS is on: a session
+    // over TLS is moved to HTTPS.
+    let https = device_https.filter(|_| f.tls);
+    let ftps = match (https, tls) {
+        (Some(_), Some(tls)) => Some(crate::tls::following(&tls.device)?),
+        _ => None,
+    };
     let files = Arc::new(crate::http::device::ftp::FtpDevices::new(
         device_service.clone(),
-        move_to(config, addr, device_http),
+        (
+            move_to(config, addr, device_http),
+            ftps.as_ref().and_then(|_| move_to(config, addr, https)),
+        ),
         addr,
         f.factory_login,
         loop_limits(
@@ -618,6 +638,7 @@ fn start_ftp(
         passive_ports: f.passive_ports(),
         idle: Duration::from_secs(f.idle_secs),
         grace: DRAIN,
+        tls: ftps.clone(),
     };
     let handle = crate::ftp::start(addr, settings, files).map_err(|e| {
         let hint = match e.kind() {
@@ -648,8 +669,14 @@ fn start_ftp(
     // `${PROTO_URL}` for protocol ftp names this port.
     crate::actions::templating::set_ftp_port(Some(bound.port()));
     println!(
-        "zerotouch: FTP listening on {bound} (passive ports {}-{}; FTP sends credentials in clear)",
-        f.passive_first, f.passive_last
+        "zerotouch: FTP listening on {bound} (passive ports {}-{}; {}FTP sends credentials in clear)",
+        f.passive_first,
+        f.passive_last,
+        if ftps.is_some() {
+            "explicit FTPS offered; plain "
+        } else {
+            ""
+        }
     );
     log::warn!(
         "FTP on {bound}: user names and passwords cross the network in clear; the factory \

@@ -31,6 +31,10 @@ pub struct FtpConfig {
     pub factory_login: bool,
     /// Seconds a session may stay idle before it is closed. Default `300`.
     pub idle_secs: u64,
+    /// Offer explicit FTPS (`AUTH TLS`, `PBSZ`, `PROT P`) with the certificate device HTTPS
+    /// serves, when device HTTPS is on. Plain FTP stays allowed. Phone support for FTPS is
+    /// unconfirmed. Default `true`.
+    pub tls: bool,
 }
 
 impl Default for FtpConfig {
@@ -41,6 +45,7 @@ impl Default for FtpConfig {
             passive_last: 50099,
             factory_login: true,
             idle_secs: 300,
+            tls: true,
         }
     }
 }

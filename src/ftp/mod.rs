@@ -2,7 +2,8 @@
 //! whatever `Files` it is given: the files check a login, map a path to bytes or a
 //! refusal, and store an upload; the engine does the rest — control and passive data
 //! connections in the configured port range (PASV and EPSV; active mode is off: PORT would
-//! let a client aim our data connections anywhere), REST, SIZE, MDTM, STOR and APPE.
+//! let a client aim our data connections anywhere), REST, SIZE, MDTM, STOR and APPE, and
+//! explicit FTPS (`AUTH TLS`, `PBSZ`, `PROT P`) with the rustls configuration it is given.
 //!
 //! libunftp is asynchronous: its tokio runtime lives in one thread of this module and
 //! nowhere else. Every call into `Files` runs on tokio's blocking pool, so the application
@@ -94,6 +95,9 @@ pub struct Settings {
     pub idle: Duration,
     /// How long running transfers may go on after a stop is asked.
     pub grace: Duration,
+    /// Explicit FTPS (`AUTH TLS`, `PBSZ`, `PROT P`) with this configuration; plain FTP
+    /// stays allowed.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// Counters for `/metrics` and the tests.
@@ -179,7 +183,11 @@ pub fn start(addr: SocketAddr, settings: Settings, files: Arc<dyn Files>) -> io:
     .shutdown_indicator(async move {
         let _ = stop_rx.await;
         libunftp::options::Shutdown::new().grace_period(grace)
-    })
+    });
+    let server = match settings.tls.clone() {
+        Some(tls) => server.ftps_manual::<std::path::PathBuf>(tls),
+        None => server,
+    }
     .build()
     .map_err(|e| io::Error::other(e.to_string()))?;
     let thread = std::thread::Builder::new()

@@ -458,3 +458,60 @@ fn sigterm_stops_the_ftp_listener_cleanly() {
         "nothing listens any more"
     );
 }
+
+#[test]
+fn explicit_ftps_serves_the_same_files_and_moves_the_phone_to_https() {
+    if !curl_present() {
+        return;
+    }
+    let (server, addr) = start("", passive_range(10));
+    let (user, password) = add_device(&server);
+    server.serve_secrets_to_account();
+    let login = (user.as_str(), password.as_str());
+    let ca = server.data_dir().join("tls/ca.pem");
+    let tls = ["--ssl-reqd", "--cacert", ca.to_str().expect("ca")];
+    // AUTH TLS, PBSZ, PROT P: control and data over TLS, with the device certificate.
+    let master = get_with(addr, login, &format!("/{MAC}.cfg"), &tls).expect("master over FTPS");
+    let device = get_with(addr, login, &format!("/{MAC}-device.cfg"), &tls).expect("device");
+    let https = server.https.expect("device HTTPS").port();
+    assert!(
+        contains(&master, &format!(":{https}")) || contains(&device, &format!(":{https}")),
+        "over TLS, the files move the phone to HTTPS"
+    );
+    // An upload over FTPS.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = tmp.path().join("boot.log");
+    std::fs::write(&f, b"over tls\n").expect("log");
+    let mut args = tls.to_vec();
+    args.extend(["-T", f.to_str().expect("p")]);
+    let out = curl(addr, login, &format!("/logs/{MAC}-boot.log"), &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = server
+        .data_dir()
+        .join(format!("uploads/{MAC}/logs/{MAC}-boot.log"));
+    assert_eq!(
+        std::fs::read(stored).expect("stored"),
+        b"over tls\n".to_vec()
+    );
+    // Recorded as FTPS.
+    server.wait_recorded(MAC);
+    let db = rusqlite::Connection::open(server.data_dir().join("zerotouch.db")).expect("db");
+    let protocol = || -> String {
+        db.query_row(
+            "SELECT a.last_protocol FROM device_activity a JOIN devices d ON d.id = a.device_id \
+             WHERE d.mac = ?1",
+            [MAC],
+            |r| r.get(0),
+        )
+        .unwrap_or_default()
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || protocol() == "ftps"),
+        "{}",
+        protocol()
+    );
+}

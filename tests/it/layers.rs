@@ -223,5 +223,9 @@ fn the_ftp_engine_knows_nothing_of_provisioning_and_keeps_its_runtime() {
             }
         }
     }
-    assert!(outside.is_empty(), "async code outside src/ftp:\n{}", outside.join("\n"));
+    assert!(
+        outside.is_empty(),
+        "async code outside src/ftp:\n{}",
+        outside.join("\n")
+    );
 }

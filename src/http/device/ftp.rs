@@ -53,13 +53,15 @@ pub struct FtpDevices {
     factory: Option<TftpDevices>,
     /// The host relayed requests name: device HTTP as phones reach it, else this listener.
     host: String,
+    /// Over explicit FTPS: device HTTPS as phones reach it (None: no FTPS).
+    secure_host: Option<String>,
     limits: LoopLimits,
 }
 
 impl FtpDevices {
     pub fn new(
         service: Arc<DeviceService>,
-        move_to: Option<String>,
+        (move_to, move_to_https): (Option<String>, Option<String>),
         own: SocketAddr,
         factory_login: bool,
         limits: LoopLimits,
@@ -68,6 +70,7 @@ impl FtpDevices {
             factory: factory_login
                 .then(|| TftpDevices::for_ftp_factory(service.clone(), move_to.clone())),
             host: move_to.unwrap_or_else(|| own.to_string()),
+            secure_host: move_to_https,
             service,
             limits,
         }
@@ -78,10 +81,15 @@ impl FtpDevices {
             && auth::ct_eq(login.password.as_bytes(), FACTORY_LOGIN.as_bytes())
     }
 
-    fn peer(login: &Login) -> Peer {
+    /// Whether a login's requests are served as over TLS: explicit FTPS, moved to HTTPS.
+    fn secure(&self, login: &Login) -> bool {
+        login.secure && self.secure_host.is_some()
+    }
+
+    fn peer(&self, login: &Login) -> Peer {
         Peer {
             addr: SocketAddr::new(login.ip, 0),
-            secure: login.secure,
+            secure: self.secure(login),
             identity: None,
             relay: Some("ftp"),
         }
@@ -92,7 +100,13 @@ impl FtpDevices {
             .encode(format!("{}:{}", login.user, login.password));
         vec![
             ("Authorization".into(), format!("Basic {basic}")),
-            ("Host".into(), self.host.clone()),
+            (
+                "Host".into(),
+                match &self.secure_host {
+                    Some(h) if login.secure => h.clone(),
+                    _ => self.host.clone(),
+                },
+            ),
         ]
     }
 
@@ -332,7 +346,7 @@ impl Files for FtpDevices {
         );
         let response = self
             .service
-            .handle_relayed(&req, &Self::peer(login), verb, path);
+            .handle_relayed(&req, &self.peer(login), verb, path);
         let status = response.status_code;
         if !matches!(status, 200 | 206) {
             return Err(refusal(status));
@@ -385,7 +399,7 @@ impl Files for FtpDevices {
             return Err(Refusal::Denied);
         }
         let target = Self::target(path)?;
-        let peer = Self::peer(login);
+        let peer = self.peer(login);
         let _exchange = Exchange::begin();
         let head = Head {
             method: "PUT".into(),
