@@ -638,6 +638,7 @@ fn start_ftp(
         passive_ports: f.passive_ports(),
         idle: Duration::from_secs(f.idle_secs),
         grace: DRAIN,
+        upload_deadline: Duration::from_secs(l.body_deadline_secs),
         tls: ftps.clone(),
     };
     let handle = crate::ftp::start(addr, settings, files).map_err(|e| {

@@ -6,10 +6,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use unftp_core::auth::{
@@ -155,6 +158,30 @@ impl Metadata for Meta {
 pub struct Backend {
     pub files: Arc<dyn Files>,
     pub stats: Arc<Stats>,
+    /// The whole upload must have arrived within this time (a trickle ends, as over HTTP).
+    pub upload_deadline: Duration,
+}
+
+/// A reader that fails once its deadline has passed, even while a read waits.
+struct Deadline<R> {
+    inner: R,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Deadline<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the upload took too long",
+            )));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
 }
 
 impl fmt::Debug for Backend {
@@ -294,6 +321,10 @@ impl StorageBackend<User> for Backend {
         let path = path_of(path.as_ref())?;
         let login = user.0.clone();
         let stats = self.stats.clone();
+        let input = Deadline {
+            inner: input,
+            sleep: Box::pin(tokio::time::sleep(self.upload_deadline)),
+        };
         let n = self
             .blocking(move |f| {
                 let mut body = tokio_util::io::SyncIoBridge::new(input);

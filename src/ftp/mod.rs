@@ -95,6 +95,8 @@ pub struct Settings {
     pub idle: Duration,
     /// How long running transfers may go on after a stop is asked.
     pub grace: Duration,
+    /// How long an upload may take in all (then it is refused, nothing stored).
+    pub upload_deadline: Duration,
     /// Explicit FTPS (`AUTH TLS`, `PBSZ`, `PROT P`) with this configuration; plain FTP
     /// stays allowed.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -164,10 +166,12 @@ pub fn start(addr: SocketAddr, settings: Settings, files: Arc<dyn Files>) -> io:
     let backend_stats = stats.clone();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let grace = settings.grace;
+    let upload_deadline = settings.upload_deadline;
     let server = libunftp::ServerBuilder::<Backend, User>::with_user_detail_provider::<User>(
         Box::new(move || Backend {
             files: backend_files.clone(),
             stats: backend_stats.clone(),
+            upload_deadline,
         }),
         Arc::new(sessions.clone()),
     )

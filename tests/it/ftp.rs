@@ -515,3 +515,42 @@ fn explicit_ftps_serves_the_same_files_and_moves_the_phone_to_https() {
         protocol()
     );
 }
+
+#[test]
+fn a_trickling_upload_is_cut_at_the_deadline_and_nothing_stored() {
+    if !curl_present() {
+        return;
+    }
+    let (server, addr) = start(
+        "limits.body_timeout_secs = 1\nlimits.body_deadline_secs = 2",
+        passive_range(10),
+    );
+    let (user, password) = add_device(&server);
+    server.serve_secrets_to_account();
+    let login = (user.as_str(), password.as_str());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let f = tmp.path().join("slow.log");
+    std::fs::write(&f, vec![b'z'; 400_000]).expect("file");
+    // 400 kB at 40 kB a second: 10 s, over the 2 s deadline.
+    let started = std::time::Instant::now();
+    let out = curl(
+        addr,
+        login,
+        &format!("/logs/{MAC}-app.log"),
+        &["-T", f.to_str().expect("p"), "--limit-rate", "40K"],
+    );
+    assert!(!out.status.success(), "refused");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut at the deadline"
+    );
+    assert!(
+        !server
+            .data_dir()
+            .join(format!("uploads/{MAC}/logs/{MAC}-app.log"))
+            .exists(),
+        "nothing stored"
+    );
+    // Still serving.
+    assert!(get(addr, login, &format!("/{MAC}.cfg")).is_ok());
+}
