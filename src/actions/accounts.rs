@@ -288,6 +288,8 @@ pub struct AccountSummary {
     pub device_secrets: bool,
     /// The account credential is served over TFTP to its associated devices.
     pub tftp_credential: bool,
+    /// Polycom's factory FTP login is accepted for its phones.
+    pub ftp_factory_login: bool,
     /// SIP check-sync settings: request validation, apply after a change, online check.
     pub sip: crate::domain::account::AccountSip,
     /// Associated devices not yet enrolled (and not exempt), and those contested.
@@ -343,6 +345,7 @@ pub fn summarize(conn: &Connection, a: &Account) -> Result<AccountSummary> {
             .collect(),
         device_secrets: a.device_secrets,
         tftp_credential: a.tftp_credential,
+        ftp_factory_login: a.ftp_factory_login,
         sip: a.sip,
         not_enrolled,
         contested,

@@ -554,3 +554,42 @@ fn a_trickling_upload_is_cut_at_the_deadline_and_nothing_stored() {
     // Still serving.
     assert!(get(addr, login, &format!("/{MAC}.cfg")).is_ok());
 }
+
+#[test]
+fn the_api_and_the_command_set_the_factory_login_per_account() {
+    let server = ZServer::start();
+    let token = crate::common::user_with_token(&server, "bot", "admin", "");
+    let r = crate::common::api(&server, "GET", "/accounts/default", Some(&token), "");
+    assert_eq!(
+        crate::common::json(&r)["ftp_factory_login"],
+        true,
+        "on by default"
+    );
+    let r = crate::common::api(
+        &server,
+        "PUT",
+        "/accounts/default/ftp-factory-login",
+        Some(&token),
+        r#"{"enabled": false}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(crate::common::json(&r)["ftp_factory_login"], false);
+    assert!(
+        server
+            .cli_ok(&["account", "show"])
+            .contains("ftp factory login: refused")
+    );
+    assert!(
+        server
+            .cli_ok(&["audit"])
+            .contains("account.set-ftp-factory-login")
+    );
+    server.cli_ok(&["account", "ftp-factory-login", "on"]);
+    assert!(
+        server
+            .cli_ok(&["account", "show"])
+            .contains("ftp factory login: accepted")
+    );
+    let err = server.cli_err(&["account", "ftp-factory-login", "maybe"]);
+    assert!(err.contains("state"), "{err}");
+}
