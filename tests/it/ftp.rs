@@ -592,4 +592,18 @@ fn the_api_and_the_command_set_the_factory_login_per_account() {
     );
     let err = server.cli_err(&["account", "ftp-factory-login", "maybe"]);
     assert!(err.contains("state"), "{err}");
+    // The console's account page says FTP sends credentials in clear, and turns it off.
+    let s = crate::common::Session::admin(&server);
+    let page = s.get("/accounts/default").text();
+    assert!(
+        page.contains("FTP sends user names, passwords and files in clear"),
+        "{page}"
+    );
+    let r = s.post("/accounts/default/ftp-factory-login", &[]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        server
+            .cli_ok(&["account", "show"])
+            .contains("ftp factory login: refused")
+    );
 }
