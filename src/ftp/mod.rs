@@ -194,17 +194,49 @@ pub fn start(addr: SocketAddr, settings: Settings, files: Arc<dyn Files>) -> io:
     }
     .build()
     .map_err(|e| io::Error::other(e.to_string()))?;
+    let (failed_tx, failed_rx) = std::sync::mpsc::channel::<String>();
     let thread = std::thread::Builder::new()
         .name("ftp".into())
         .spawn(move || {
             if let Err(e) = runtime.block_on(server.listen(addr.to_string())) {
                 log::error!("ftp: the listener on {addr} stopped: {e}");
+                let _ = failed_tx.send(e.to_string());
             }
         })?;
-    Ok(Handle {
+    let handle = Handle {
         addr,
         stats,
         stop: Some(stop_tx),
         thread: Some(thread),
-    })
+    };
+    // On failure the handle is dropped, and with it the stop signal: the thread ends.
+    wait_listening(addr, &failed_rx)?;
+    Ok(handle)
+}
+
+/// Returns once the library listens on `addr` (it binds in its own thread), or its error.
+fn wait_listening(addr: SocketAddr, failed: &std::sync::mpsc::Receiver<String>) -> io::Result<()> {
+    let probe = match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(why) = failed.try_recv() {
+            return Err(io::Error::other(why));
+        }
+        if std::net::TcpStream::connect_timeout(&probe, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the FTP listener did not start listening",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
