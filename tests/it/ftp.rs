@@ -270,6 +270,18 @@ fn the_factory_login_gets_the_move_to_http_and_never_a_sip_secret() {
         &["-T", f.to_str().expect("p")],
     );
     assert!(!out.status.success());
+    // Recorded under the FTP command, as the factory login.
+    let db = rusqlite::Connection::open(server.data_dir().join("zerotouch.db")).expect("db");
+    assert!(
+        eventually(Duration::from_secs(10), || db
+            .query_row(
+                "SELECT count(*) FROM access_log WHERE method = 'RETR' AND auth = 'factory'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n >= 3)),
+        "factory reads recorded"
+    );
     // Turned off for the account: its devices get only the unknown-device files.
     server.cli_ok(&["account", "ftp-factory-login", "off"]);
     assert!(
