@@ -218,6 +218,17 @@ fn a_phone_boots_over_ftp_and_stores_then_appends_its_log() {
         )
         .expect("activity");
     assert_eq!(protocol, "ftp");
+    // /metrics counts FTP apart: requests by route and outcome, and the listener.
+    let m = crate::common::Conn::open(server.admin).request("GET", "/metrics", &[], b"");
+    let text = m.text();
+    assert!(
+        text.contains("zerotouch_ftp_requests_total{route=\"firmware\",outcome=\"served\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("zerotouch_ftp_sessions{counter=\"stores\"} 2"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -277,11 +277,11 @@ impl Read for Held {
 /// The FTP refusal of an HTTP status.
 fn refusal(status: u16) -> Refusal {
     match status {
-        404 | 405 => Refusal::NotFound,
+        404 => Refusal::NotFound,
         400 => Refusal::BadName,
         413 | 507 => Refusal::TooLarge,
         429 | 503 => Refusal::Busy,
-        401 | 403 => Refusal::Denied,
+        401 | 403 | 405 => Refusal::Denied,
         _ => Refusal::Failed,
     }
 }
