@@ -181,8 +181,9 @@ impl FtpDevices {
         Ok(utf8_percent_encode(path, TARGET).to_string())
     }
 
-    /// Streams `body` after the first `keep` bytes of the stored upload into a temporary
-    /// file in `dir`, at most `limit` bytes in all. Returns its size and SHA-256.
+    /// Streams `body`, after the first `keep` bytes of the stored upload, into the new
+    /// temporary file `temp`, at most `limit` bytes in all. Returns the file's size, the
+    /// bytes received and the file's SHA-256.
     fn receive(
         &self,
         temp: &Path,
