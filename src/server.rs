@@ -639,6 +639,12 @@ fn start_ftp(
         idle: Duration::from_secs(f.idle_secs),
         grace: DRAIN,
         upload_deadline: Duration::from_secs(l.body_deadline_secs),
+        max_sessions: l.max_connections,
+        max_sessions_per_ip: l.max_connections_per_ip,
+        exempt: {
+            let nets = l.allowlist();
+            Arc::new(move |ip| nets.iter().any(|n| n.contains(ip)))
+        },
         tls: ftps.clone(),
     };
     let handle = crate::ftp::start(addr, settings, files).map_err(|e| {
@@ -658,6 +664,7 @@ fn start_ftp(
         };
         vec![
             ("logins".into(), n(&stats.logins)),
+            ("busy".into(), n(&stats.busy)),
             ("refused_logins".into(), n(&stats.refused_logins)),
             ("reads".into(), n(&stats.reads)),
             ("stores".into(), n(&stats.stores)),

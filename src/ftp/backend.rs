@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -23,9 +24,73 @@ use unftp_core::storage::{self, ErrorKind, Fileinfo, Metadata, StorageBackend};
 
 use super::{Files, Login, Refusal, Stats};
 
-/// A logged-in session's user.
+/// A logged-in session's user, holding its place among the sessions logged in (given
+/// back when the library drops the session's user).
 #[derive(Debug)]
-pub struct User(Login);
+pub struct User(Login, #[allow(dead_code)] Slot);
+
+/// The caps on sessions logged in at once, and the sessions counted by address.
+#[derive(Clone)]
+pub struct Caps {
+    total: usize,
+    per_ip: usize,
+    exempt: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Caps {
+    pub fn new(
+        total: usize,
+        per_ip: usize,
+        exempt: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
+    ) -> Caps {
+        Caps {
+            total,
+            per_ip,
+            exempt,
+            open: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A place for one more session from `ip`, if the caps allow it.
+    fn take(&self, ip: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let all: usize = open.values().sum();
+        let mine = open.get(&ip).copied().unwrap_or(0);
+        if all >= self.total || (mine >= self.per_ip && !(self.exempt)(ip)) {
+            return None;
+        }
+        *open.entry(ip).or_insert(0) += 1;
+        Some(Slot {
+            ip,
+            open: self.open.clone(),
+        })
+    }
+}
+
+/// One logged-in session's place, given back when the session ends.
+pub struct Slot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl fmt::Debug for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Slot")
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
 
 impl fmt::Display for User {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,7 +103,7 @@ impl UserDetail for User {}
 
 /// Accepted logins waiting for their session's user, by token.
 #[derive(Debug, Clone, Default)]
-pub struct Sessions(Arc<Mutex<HashMap<String, Login>>>);
+pub struct Sessions(Arc<Mutex<HashMap<String, (Login, Slot)>>>);
 
 #[async_trait]
 impl UserDetailProvider for Sessions {
@@ -49,7 +114,7 @@ impl UserDetailProvider for Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&principal.username)
-            .map(User)
+            .map(|(login, slot)| User(login, slot))
             .ok_or_else(|| UserDetailError::UserNotFound {
                 username: String::new(),
             })
@@ -61,6 +126,7 @@ pub struct Logins {
     pub files: Arc<dyn Files>,
     pub stats: Arc<Stats>,
     pub sessions: Sessions,
+    pub caps: Caps,
 }
 
 impl fmt::Debug for Logins {
@@ -82,6 +148,14 @@ impl Authenticator for Logins {
             ip: creds.source_ip,
             secure: creds.command_channel_security == ChannelEncryptionState::Tls,
         };
+        let Some(slot) = self.caps.take(login.ip) else {
+            Stats::count(&self.stats.busy, 1);
+            log::warn!(
+                "ftp: {}: login refused: too many FTP sessions logged in (limits.max_connections_per_ip, limits.max_connections)",
+                login.ip
+            );
+            return Err(AuthenticationError::new("too many sessions"));
+        };
         let files = self.files.clone();
         let checked = login.clone();
         let ok = tokio::task::spawn_blocking(move || files.login(&checked))
@@ -98,7 +172,7 @@ impl Authenticator for Logins {
         if sessions.len() > 10_000 {
             sessions.clear();
         }
-        sessions.insert(token.clone(), login);
+        sessions.insert(token.clone(), (login, slot));
         Ok(Principal { username: token })
     }
 }

@@ -8,7 +8,8 @@
 //! libunftp is asynchronous: its tokio runtime lives in one thread of this module and
 //! nowhere else. Every call into `Files` runs on tokio's blocking pool, so the application
 //! stays synchronous. Nothing here imports the application (`tests/it/layers.rs`).
-//! Listings reveal nothing: every directory lists empty.
+//! Listings reveal nothing: every directory lists empty. Sessions logged in at once are
+//! capped, in all and per address (`backend::Caps`).
 
 mod backend;
 
@@ -97,6 +98,11 @@ pub struct Settings {
     pub grace: Duration,
     /// How long an upload may take in all (then it is refused, nothing stored).
     pub upload_deadline: Duration,
+    /// Most sessions logged in at once, in all and from one address (unless `exempt`);
+    /// a login over either gets 530.
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    pub exempt: Arc<dyn Fn(IpAddr) -> bool + Send + Sync>,
     /// Explicit FTPS (`AUTH TLS`, `PBSZ`, `PROT P`) with this configuration; plain FTP
     /// stays allowed.
     pub tls: Option<Arc<rustls::ServerConfig>>,
@@ -106,6 +112,8 @@ pub struct Settings {
 #[derive(Debug, Default)]
 pub struct Stats {
     pub logins: AtomicU64,
+    /// Logins refused because too many sessions were logged in.
+    pub busy: AtomicU64,
     pub refused_logins: AtomicU64,
     pub reads: AtomicU64,
     pub stores: AtomicU64,
@@ -179,6 +187,11 @@ pub fn start(addr: SocketAddr, settings: Settings, files: Arc<dyn Files>) -> io:
         files,
         stats: stats.clone(),
         sessions,
+        caps: backend::Caps::new(
+            settings.max_sessions,
+            settings.max_sessions_per_ip,
+            settings.exempt.clone(),
+        ),
     }))
     .greeting("zerotouch provisioning (FTP sends credentials in clear)")
     .passive_ports(settings.passive_ports.clone())

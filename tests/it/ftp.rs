@@ -630,3 +630,70 @@ fn the_api_and_the_command_set_the_factory_login_per_account() {
             .contains("ftp factory login: refused")
     );
 }
+
+/// A control connection from `from` that logs in; the reply to PASS, and the connection.
+fn login_from(
+    from: std::net::Ipv4Addr,
+    to: SocketAddr,
+    user: &str,
+    password: &str,
+) -> (String, std::io::BufReader<std::net::TcpStream>) {
+    use std::io::{BufRead, Write};
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("s");
+    s.bind(&SocketAddr::new(from.into(), 0).into())
+        .expect("bind");
+    s.connect_timeout(&to.into(), Duration::from_secs(2))
+        .expect("connect");
+    let stream: std::net::TcpStream = s.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut r = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    let mut reply = |r: &mut std::io::BufReader<std::net::TcpStream>, send: Option<String>| {
+        if let Some(cmd) = send {
+            r.get_mut().write_all(cmd.as_bytes()).expect("send");
+        }
+        line.clear();
+        r.read_line(&mut line).expect("reply");
+        line.clone()
+    };
+    assert!(reply(&mut r, None).starts_with("220"), "greeting");
+    assert!(reply(&mut r, Some(format!("USER {user}\r\n"))).starts_with("331"));
+    let pass = reply(&mut r, Some(format!("PASS {password}\r\n")));
+    (pass, r)
+}
+
+#[test]
+fn sessions_over_the_per_address_cap_are_refused_until_one_ends() {
+    let (server, addr) = start("limits.max_connections_per_ip = 2", passive_range(4));
+    let stranger = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let (first, c1) = login_from(stranger, addr, "PlcmSpIp", "PlcmSpIp");
+    let (second, _c2) = login_from(stranger, addr, "PlcmSpIp", "PlcmSpIp");
+    assert!(
+        first.starts_with("230") && second.starts_with("230"),
+        "{first}{second}"
+    );
+    let (third, _) = login_from(stranger, addr, "PlcmSpIp", "PlcmSpIp");
+    assert!(third.starts_with("530"), "{third}");
+    assert!(
+        server
+            .output
+            .lock()
+            .expect("lock")
+            .contains("too many FTP sessions logged in")
+    );
+    // The exempt address (the site behind one NAT) is not capped; a session that ends
+    // gives its place back.
+    let (local, _c3) = login_from(std::net::Ipv4Addr::LOCALHOST, addr, "PlcmSpIp", "PlcmSpIp");
+    assert!(local.starts_with("230"), "{local}");
+    drop(c1);
+    assert!(
+        eventually(Duration::from_secs(5), || login_from(
+            stranger, addr, "PlcmSpIp", "PlcmSpIp"
+        )
+        .0
+        .starts_with("230")),
+        "the place is given back"
+    );
+}
