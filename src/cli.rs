@@ -419,6 +419,7 @@ fn open_account(
         config.tls.client_auth != crate::config::ClientAuth::Off,
     );
     crate::actions::templating::set_tftp_port(config.tftp.addr().map(|a| a.port()));
+    crate::actions::templating::set_ftp_port(config.ftp.addr().map(|a| a.port()));
     if migrated > 0 {
         // A migration may leave clear values for the key to seal (0009).
         crate::db::secrets::seal_plaintext(&mut conn)?;

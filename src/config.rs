@@ -22,6 +22,7 @@ mod backup;
 mod console;
 mod directory;
 mod external;
+mod ftp;
 mod limits;
 mod listeners;
 mod recording;
@@ -33,6 +34,7 @@ pub use backup::BackupConfig;
 pub use console::{ConsoleConfig, DiagnosticsConfig};
 pub use directory::{DirectoryConfig, GroupMapping};
 pub use external::ExternalConfig;
+pub use ftp::FtpConfig;
 pub use limits::LimitsConfig;
 pub use listeners::{AdminConfig, DeviceConfig};
 pub use recording::{DatabaseConfig, RecordingConfig};
@@ -65,6 +67,7 @@ pub struct Config {
     pub external: ExternalConfig,
     pub backup: BackupConfig,
     pub tftp: TftpConfig,
+    pub ftp: FtpConfig,
     pub sip: SipConfig,
     pub directory: DirectoryConfig,
 }
@@ -87,6 +90,7 @@ impl Default for Config {
             external: ExternalConfig::default(),
             backup: BackupConfig::default(),
             tftp: TftpConfig::default(),
+            ftp: FtpConfig::default(),
             sip: SipConfig::default(),
             directory: DirectoryConfig::default(),
         }
@@ -127,6 +131,7 @@ const SECTIONS: &[&str] = &[
     "external",
     "backup",
     "tftp",
+    "ftp",
     "sip",
     "directory",
 ];
@@ -191,6 +196,7 @@ impl Config {
         section!("external", external);
         section!("backup", backup);
         section!("tftp", tftp);
+        section!("ftp", ftp);
         section!("sip", sip);
         section!("directory", directory);
         problems.extend(config.validate());
@@ -236,6 +242,7 @@ impl Config {
         self.external.validate(&mut p);
         self.backup.validate(&mut p);
         self.tftp.validate(&mut p);
+        self.ftp.validate(&mut p);
         self.sip.validate(&mut p);
         self.directory.validate(&mut p);
         self.auth.validate_totp(&mut p);

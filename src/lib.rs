@@ -16,6 +16,7 @@ pub mod diag;
 pub mod domain;
 pub mod error;
 pub mod external;
+pub mod ftp;
 pub mod host;
 pub mod http;
 pub mod keyfile;

@@ -123,6 +123,10 @@ pub struct Metrics {
     tftp_routes: Vec<[AtomicU64; 2]>,
     /// The TFTP listener's transfer counters, when it runs.
     tftp: std::sync::Mutex<Option<TftpReader>>,
+    /// FTP requests by route: `[served, refused]`.
+    ftp_routes: Vec<[AtomicU64; 2]>,
+    /// The FTP listener's counters, when it runs.
+    ftp: std::sync::Mutex<Option<TftpReader>>,
 }
 
 impl Default for Metrics {
@@ -139,6 +143,11 @@ impl Default for Metrics {
                 .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
                 .collect(),
             tftp: std::sync::Mutex::new(None),
+            ftp_routes: Route::ALL
+                .iter()
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+            ftp: std::sync::Mutex::new(None),
         }
     }
 }
@@ -249,42 +258,79 @@ impl Metrics {
         self.tftp_routes[route.index()][usize::from(!served)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts an FTP request.
+    pub fn observe_ftp(&self, route: Route, served: bool) {
+        self.ftp_routes[route.index()][usize::from(!served)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Registers the FTP listener's counters.
+    pub fn set_ftp(&self, reader: TftpReader) {
+        *self.ftp.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader);
+    }
+
     /// Registers the TFTP listener's counters.
     pub fn set_tftp(&self, reader: TftpReader) {
         *self.tftp.lock().unwrap_or_else(|p| p.into_inner()) = Some(reader);
     }
 
-    /// Appends the TFTP metrics: requests by route and outcome, and the listener's
-    /// transfer counters (only while TFTP is on).
+    /// Appends the TFTP and FTP metrics: requests by route and outcome, and each
+    /// listener's counters (only while it runs).
     fn render_tftp(&self, out: &mut String) {
-        let Some(reader) = self.tftp.lock().unwrap_or_else(|p| p.into_inner()).clone() else {
-            return;
-        };
+        let tftp = self.tftp.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(reader) = tftp {
+            self.render_protocol(
+                out,
+                ("tftp", "TFTP read requests"),
+                &self.tftp_routes,
+                (
+                    "zerotouch_tftp_transfers",
+                    "TFTP listener counters: transfers running, completed, abandoned, refused, busy answers, dropped and bad datagrams, data bytes sent.",
+                ),
+                &reader(),
+            );
+        }
+        let ftp = self.ftp.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(reader) = ftp {
+            self.render_protocol(
+                out,
+                ("ftp", "FTP requests (RETR, SIZE, MDTM, STOR, APPE)"),
+                &self.ftp_routes,
+                (
+                    "zerotouch_ftp_sessions",
+                    "FTP listener counters: logins accepted and refused, reads, stores and refusals, data bytes sent and received.",
+                ),
+                &reader(),
+            );
+        }
+    }
+
+    /// One protocol's requests by route and outcome, and its listener's counters.
+    fn render_protocol(
+        &self,
+        out: &mut String,
+        (proto, what): (&str, &str),
+        routes: &[[AtomicU64; 2]],
+        (counters, help): (&str, &str),
+        values: &[(String, i64)],
+    ) {
         let _ = writeln!(
             out,
-            "# HELP zerotouch_tftp_requests_total TFTP read requests by route and outcome."
+            "# HELP zerotouch_{proto}_requests_total {what} by route and outcome."
         );
-        let _ = writeln!(out, "# TYPE zerotouch_tftp_requests_total counter");
+        let _ = writeln!(out, "# TYPE zerotouch_{proto}_requests_total counter");
         for route in Route::ALL {
             for (i, outcome) in ["served", "refused"].iter().enumerate() {
-                let n = self.tftp_routes[route.index()][i].load(Ordering::Relaxed);
+                let n = routes[route.index()][i].load(Ordering::Relaxed);
                 if n > 0 {
                     let _ = writeln!(
                         out,
-                        "zerotouch_tftp_requests_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
+                        "zerotouch_{proto}_requests_total{{route=\"{}\",outcome=\"{outcome}\"}} {n}",
                         route.label()
                     );
                 }
             }
         }
-        labelled(
-            out,
-            "zerotouch_tftp_transfers",
-            "gauge",
-            "TFTP listener counters: transfers running, completed, abandoned, refused, busy answers, dropped and bad datagrams, data bytes sent.",
-            "counter",
-            &reader(),
-        );
+        labelled(out, counters, "gauge", help, "counter", values);
     }
 
     /// Requests counted so far, over all routes.

@@ -320,7 +320,7 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     let metrics = Arc::new(crate::metrics::Metrics::default());
     metrics.set_limits(limit_gauges(&config));
     let device_service = device_service(&config, &prov, &auth, &recorder, &metrics);
-    let (device_http, device_limits) = add_device_listeners(
+    let (device_http, device_https, device_limits) = add_device_listeners(
         &mut server,
         &config,
         &device_service,
@@ -329,6 +329,12 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
         &account,
     )?;
     let tftp = start_tftp(&config, &device_service, &metrics, device_http)?;
+    let ftp = start_ftp(
+        &config,
+        &device_service,
+        &metrics,
+        (device_http, device_https, tls.as_deref()),
+    )?;
     let mut admin = None;
     if !config.admin.listen.is_empty() {
         let listener = bind("admin", &config.admin.listen)?;
@@ -397,11 +403,16 @@ pub fn run(config: Config, path: Option<std::path::PathBuf>, verbose: bool) -> R
     external.stop();
     // TFTP drains beside the HTTP listeners: transfers running finish within DRAIN.
     let tftp_stop = tftp.map(|h| std::thread::spawn(move || h.shutdown(DRAIN)));
+    // FTP too: running transfers get DRAIN.
+    let ftp_stop = ftp.map(|h| std::thread::spawn(move || h.shutdown()));
     server.shutdown(DRAIN);
     if let Some(Ok(left)) = tftp_stop.map(std::thread::JoinHandle::join)
         && left > 0
     {
         log::warn!("stopping: {left} TFTP transfer(s) abandoned");
+    }
+    if let Some(t) = ftp_stop {
+        let _ = t.join();
     }
     prov.stop_sighting_writer();
     let _ = sighting_writer.join();
@@ -523,7 +534,7 @@ fn device_service(
 }
 
 /// Starts device HTTP (when configured) and device HTTPS (when its listener was bound).
-/// Returns the device HTTP listener's address.
+/// Returns the device HTTP and HTTPS listeners' addresses.
 fn add_device_listeners(
     server: &mut Server,
     config: &Config,
@@ -531,7 +542,11 @@ fn add_device_listeners(
     tls: Option<&Tls>,
     https_listener: Option<TcpListener>,
     default_account: &crate::domain::account::Account,
-) -> Result<(Option<std::net::SocketAddr>, Arc<LiveLimits>)> {
+) -> Result<(
+    Option<std::net::SocketAddr>,
+    Option<std::net::SocketAddr>,
+    Arc<LiveLimits>,
+)> {
     let l = &config.limits;
     // Device bodies in memory are never larger than `SMALL_BODY`, which costs no budget:
     // phones' uploads stream to files. So the device listeners' budget is empty, and
@@ -539,7 +554,7 @@ fn add_device_listeners(
     let memory = Arc::new(BodyBudget::new(0));
     // Both device listeners hold the same limits; SIGHUP replaces them (`reload::Live`).
     let limits = LiveLimits::new(loop_limits(l, l.device_idle_secs, &memory));
-    let mut http_addr = None;
+    let (mut http_addr, mut https_addr) = (None, None);
     if !config.device.http_listen.is_empty() {
         let listener = bind("device HTTP", &config.device.http_listen)?;
         let addr = server
@@ -574,8 +589,134 @@ fn add_device_listeners(
             )
             .map_err(|e| Error::io("starting the device HTTPS listener", e))?;
         println!("zerotouch: device HTTPS listening on https://{addr}/");
+        https_addr = Some(addr);
     }
-    Ok((http_addr, limits))
+    Ok((http_addr, https_addr, limits))
+}
+
+/// Device HTTP named as phones should reach it, where the TFTP and FTP listeners move
+/// phones: the first public name, else the address the listener (`own`) or HTTP is bound
+/// to, else this host's first address. None when device HTTP is off.
+fn move_to(
+    config: &Config,
+    own: std::net::SocketAddr,
+    device_http: Option<std::net::SocketAddr>,
+) -> Option<String> {
+    device_http.and_then(|http| {
+        let host = config.device.public_names.first().cloned().or_else(|| {
+            [own.ip(), http.ip()]
+                .into_iter()
+                .find(|ip| !ip.is_unspecified())
+                .or_else(|| crate::host::addresses().into_iter().next())
+                .map(|ip| match ip {
+                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                    v4 => v4.to_string(),
+                })
+        })?;
+        Some(format!("{host}:{}", http.port()))
+    })
+}
+
+/// Starts the FTP listener when `ftp.listen` is set (`http::device::ftp` on the `ftp`
+/// engine, whose runtime stays in its own thread).
+fn start_ftp(
+    config: &Config,
+    device_service: &Arc<DeviceService>,
+    metrics: &Arc<crate::metrics::Metrics>,
+    (device_http, device_https, tls): (
+        Option<std::net::SocketAddr>,
+        Option<std::net::SocketAddr>,
+        Option<&Tls>,
+    ),
+) -> Result<Option<crate::ftp::Handle>> {
+    let Some(addr) = config.ftp.addr() else {
+        return Ok(None);
+    };
+    let f = &config.ftp;
+    let l = &config.limits;
+    // Explicit FTPS with device HTTPS's certificate, when device HTTPS is on: a session
+    // over TLS is moved to HTTPS.
+    let https = device_https.filter(|_| f.tls);
+    let ftps = match (https, tls) {
+        (Some(_), Some(tls)) => Some(crate::tls::following(&tls.device)?),
+        _ => None,
+    };
+    let files = Arc::new(crate::http::device::ftp::FtpDevices::new(
+        device_service.clone(),
+        (
+            move_to(config, addr, device_http),
+            ftps.as_ref().and_then(|_| move_to(config, addr, https)),
+        ),
+        addr,
+        f.factory_login,
+        loop_limits(
+            l,
+            f.idle_secs,
+            &Arc::new(BodyBudget::new(l.memory_body_budget)),
+        ),
+    ));
+    let settings = crate::ftp::Settings {
+        passive_ports: f.passive_ports(),
+        idle: Duration::from_secs(f.idle_secs),
+        grace: DRAIN,
+        upload_deadline: Duration::from_secs(l.body_deadline_secs),
+        max_sessions: l.max_connections,
+        max_sessions_per_ip: l.max_connections_per_ip,
+        exempt: {
+            let nets = l.allowlist();
+            Arc::new(move |ip| nets.iter().any(|n| n.contains(ip)))
+        },
+        tls: ftps.clone(),
+    };
+    let handle = crate::ftp::start(addr, settings, files).map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => " (another program listens there, e.g. vsftpd)",
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            }
+            _ => "",
+        };
+        Error::io(format!("ftp.listen: cannot listen on {addr}{hint}"), e)
+    })?;
+    let stats = handle.stats();
+    metrics.set_ftp(Arc::new(move || {
+        let n = |a: &std::sync::atomic::AtomicU64| {
+            i64::try_from(a.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
+        };
+        vec![
+            ("logins".into(), n(&stats.logins)),
+            ("busy".into(), n(&stats.busy)),
+            ("refused_logins".into(), n(&stats.refused_logins)),
+            ("reads".into(), n(&stats.reads)),
+            ("stores".into(), n(&stats.stores)),
+            ("refused".into(), n(&stats.refused)),
+            ("bytes_sent".into(), n(&stats.bytes_sent)),
+            ("bytes_received".into(), n(&stats.bytes_received)),
+        ]
+    }));
+    let bound = handle.local_addr();
+    // `${PROTO_URL}` for protocol ftp names this port.
+    crate::actions::templating::set_ftp_port(Some(bound.port()));
+    println!(
+        "zerotouch: FTP listening on {bound} (passive ports {}-{}; {}FTP sends credentials in clear)",
+        f.passive_first,
+        f.passive_last,
+        if ftps.is_some() {
+            "explicit FTPS offered; plain "
+        } else {
+            ""
+        }
+    );
+    log::warn!(
+        "FTP on {bound}: user names and passwords cross the network in clear; the factory \
+         login is {}",
+        if f.factory_login {
+            "accepted (what an unknown device gets, and the move to HTTP(S))"
+        } else {
+            "refused"
+        }
+    );
+    Ok(Some(handle))
 }
 
 /// Starts the TFTP listener when `tftp.listen` is set: the device endpoints a phone may
@@ -598,22 +739,8 @@ fn start_tftp(
         max_blksize: crate::tftp::MAX_BLKSIZE,
         allow: Arc::new(move |ip| allow.iter().any(|n| n.contains(ip))),
     };
-    // Where an account that allows its credential over TFTP moves its phones: device HTTP,
-    // named as phones should reach it (the first public name, else the address TFTP or
-    // HTTP is bound to, else this host's first address).
-    let move_to = device_http.and_then(|http| {
-        let host = config.device.public_names.first().cloned().or_else(|| {
-            [addr.ip(), http.ip()]
-                .into_iter()
-                .find(|ip| !ip.is_unspecified())
-                .or_else(|| crate::host::addresses().into_iter().next())
-                .map(|ip| match ip {
-                    std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-                    v4 => v4.to_string(),
-                })
-        })?;
-        Some(format!("{host}:{}", http.port()))
-    });
+    // Where an account that allows its credential over TFTP moves its phones.
+    let move_to = move_to(config, addr, device_http);
     let source = Arc::new(crate::http::device::tftp::TftpDevices::new(
         device_service.clone(),
         move_to,

@@ -288,6 +288,8 @@ pub struct AccountSummary {
     pub device_secrets: bool,
     /// The account credential is served over TFTP to its associated devices.
     pub tftp_credential: bool,
+    /// Polycom's factory FTP login is accepted for its phones.
+    pub ftp_factory_login: bool,
     /// SIP check-sync settings: request validation, apply after a change, online check.
     pub sip: crate::domain::account::AccountSip,
     /// Associated devices not yet enrolled (and not exempt), and those contested.
@@ -343,6 +345,7 @@ pub fn summarize(conn: &Connection, a: &Account) -> Result<AccountSummary> {
             .collect(),
         device_secrets: a.device_secrets,
         tftp_credential: a.tftp_credential,
+        ftp_factory_login: a.ftp_factory_login,
         sip: a.sip,
         not_enrolled,
         contested,
@@ -781,6 +784,35 @@ pub fn set_tftp_credential(
             )
             .before(json!({"tftp_credential": current.tftp_credential}))
             .after(json!({"tftp_credential": on})),
+        )
+    })
+}
+
+/// Accepts or refuses Polycom's factory FTP login for the account's phones
+/// (`Account::ftp_factory_login`). Audited.
+pub fn set_ftp_factory_login(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    on: bool,
+) -> Result<()> {
+    db::write_tx(conn, |tx| {
+        let current = accounts::find_by_id(tx, account.id)?
+            .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
+        if current.ftp_factory_login == on {
+            return Ok(());
+        }
+        accounts::update_ftp_factory_login(tx, account.id, on)?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(
+                Some(account.id.0),
+                "account.set-ftp-factory-login",
+                account.slug.clone(),
+            )
+            .before(json!({"ftp_factory_login": current.ftp_factory_login}))
+            .after(json!({"ftp_factory_login": on})),
         )
     })
 }

@@ -158,8 +158,10 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
     .filter_map(|(addr, tls)| Some(Listener { addr: addr?, tls }))
     .collect();
     let tftp = config.tftp.addr();
+    let ftp = config.ftp.addr();
     let host_ips = if listeners.iter().any(|l| l.addr.ip().is_unspecified())
         || tftp.is_some_and(|a| a.ip().is_unspecified())
+        || ftp.is_some_and(|a| a.ip().is_unspecified())
     {
         crate::host::addresses()
     } else {
@@ -171,7 +173,8 @@ pub fn own_addresses(config: &crate::config::Config) -> OwnAddresses {
         &listeners,
         &host_ips,
     )
-    .with_tftp(tftp, &host_ips);
+    .with_tftp(tftp, &host_ips)
+    .with_ftp(ftp, &host_ips);
     // The host's full name is this server as much as its short one.
     if let Some(full) = crate::host::fqdn().map(|f| f.to_ascii_lowercase())
         && !own.hosts.contains(&full)

@@ -276,6 +276,7 @@ mod tests {
             http_ports: vec![80],
             https_ports: Vec::new(),
             tftp_ports: Vec::new(),
+            ftp_ports: Vec::new(),
         }
     }
 

@@ -48,6 +48,7 @@ pub fn load_context(conn: &Connection) -> Result<Context> {
         settings: load_settings(conn)?,
         custom: templates::list_custom_variables(conn)?,
         tftp_port: tftp_port(),
+        ftp_port: ftp_port(),
     })
 }
 
@@ -66,6 +67,26 @@ pub fn set_tftp_port(port: Option<u16>) {
 /// The TFTP listener's port, when TFTP is on.
 pub fn tftp_port() -> Option<u16> {
     match TFTP_PORT.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        p => u16::try_from(p).ok(),
+    }
+}
+
+/// The FTP listener's port (0: off), set once from the configuration like TFTP's, so
+/// `${PROTO_URL}` names it for protocols `ftp` and `ftps`.
+static FTP_PORT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Records the FTP listener's port from the configuration (`None`: FTP is off).
+pub fn set_ftp_port(port: Option<u16>) {
+    FTP_PORT.store(
+        port.map_or(0, u32::from),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The FTP listener's port, when FTP is on.
+pub fn ftp_port() -> Option<u16> {
+    match FTP_PORT.load(std::sync::atomic::Ordering::Relaxed) {
         0 => None,
         p => u16::try_from(p).ok(),
     }

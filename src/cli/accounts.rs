@@ -39,6 +39,7 @@ pub enum AccountAction {
     RetireAlias(RetireAlias),
     SetPolicy(SetPolicy),
     TftpCredential(TftpCredential),
+    FtpFactoryLogin(FtpFactoryLogin),
     Sip(AccountSipCmd),
 }
 
@@ -242,6 +243,23 @@ pub struct TftpCredential {
     pub state: String,
 }
 
+/// accept or refuse Polycom's factory FTP login (`PlcmSpIp`/`PlcmSpIp`, on by default):
+/// on, a phone at factory settings logging in over FTP gets what an unknown device gets
+/// and, when associated, its files without SIP secrets with the move to HTTP(S)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "ftp-factory-login")]
+pub struct FtpFactoryLogin {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// on or off
+    #[argh(positional)]
+    pub state: String,
+}
+
 /// the account's SIP check-sync settings (each off by default; an option left out keeps
 /// its value): request validation rendered to phones, apply-now after a change that affects
 /// devices, and the background online check
@@ -398,6 +416,20 @@ pub fn account(action: AccountAction) -> anyhow::Result<()> {
             accounts::retire_alias(&mut conn, &actor, &acc, &r.address, r.yes)?;
             println!("alias {} retired", r.address);
         }
+        AccountAction::FtpFactoryLogin(t) => {
+            let on = match t.state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => bail!("state: `{other}` is not `on` or `off`"),
+            };
+            let (_c, mut conn, acc) = open_account(t.config.as_deref(), t.account.as_deref())?;
+            accounts::set_ftp_factory_login(&mut conn, &actor, &acc, on)?;
+            println!(
+                "the factory FTP login of `{}` is {}",
+                acc.slug,
+                if on { "accepted" } else { "refused" }
+            );
+        }
         AccountAction::TftpCredential(t) => {
             let on = match t.state.as_str() {
                 "on" => true,
@@ -531,6 +563,14 @@ fn show(a: AccountShow) -> anyhow::Result<()> {
             "served over TFTP (as exposed as in DHCP option 160)"
         } else {
             "not served over TFTP"
+        }
+    );
+    println!(
+        "ftp factory login: {}",
+        if acc.ftp_factory_login {
+            "accepted (PlcmSpIp: what an unknown device gets, and the move to HTTP(S))"
+        } else {
+            "refused"
         }
     );
     print_sip(&acc.sip);

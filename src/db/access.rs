@@ -66,10 +66,19 @@ struct ActivityDelta<'a> {
     protocol: &'static str,
 }
 
-/// The protocol a request came over: TFTP read requests are recorded with method `RRQ`.
+/// The protocol a request came over: TFTP read requests are recorded with method `RRQ`,
+/// FTP requests with their FTP command (`RETR`, `SIZE`, `MDTM`, `STOR`, `APPE`).
 fn protocol_of(r: &AccessRecord) -> &'static str {
+    let ftp = matches!(
+        r.method.as_str(),
+        "RETR" | "SIZE" | "MDTM" | "STOR" | "APPE"
+    );
     if r.method == "RRQ" {
         "tftp"
+    } else if ftp && r.secure {
+        "ftps"
+    } else if ftp {
+        "ftp"
     } else if r.secure {
         "https"
     } else {

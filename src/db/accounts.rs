@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 
 const COLUMNS: &str = "id, name, slug, service_key, is_default, provisioning_enabled, device_user, \
      device_password, credential_generation, autosync_enabled, unknown_devices, default_profile_id, \
-     device_secrets, tftp_credential, sip_validation, apply_after_change, online_check";
+     device_secrets, tftp_credential, sip_validation, apply_after_change, online_check, ftp_factory_login";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
     let unknown: String = r.get(10)?;
@@ -41,6 +41,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Account> {
         default_profile_id: r.get(11)?,
         device_secrets: r.get(12)?,
         tftp_credential: r.get(13)?,
+        ftp_factory_login: r.get(17)?,
         sip: AccountSip {
             validation: r.get(14)?,
             apply_after_change: r.get::<_, String>(15)? == "now",
@@ -213,6 +214,15 @@ pub fn get_or_create_setting(
         params![key, make()],
     )?;
     get_setting(conn, key)?.ok_or_else(|| Error::Schema(format!("setting {key} vanished")))
+}
+
+/// Sets whether the account accepts Polycom's factory FTP login.
+pub fn update_ftp_factory_login(conn: &Connection, id: AccountId, on: bool) -> Result<()> {
+    conn.execute(
+        "UPDATE accounts SET ftp_factory_login = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id.0, on, now_secs()],
+    )?;
+    Ok(())
 }
 
 /// Sets whether TFTP may serve the account credential to the account's devices.

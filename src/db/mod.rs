@@ -89,6 +89,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_sip_account",
         include_str!("migrations/0016_sip_account.sql"),
     ),
+    ("0018_ftp", include_str!("migrations/0018_ftp.sql")),
     (
         "0019_job_runner",
         include_str!("migrations/0019_job_runner.sql"),

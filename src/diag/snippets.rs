@@ -165,6 +165,7 @@ mod tests {
             default_profile_id: None,
             device_secrets: false,
             tftp_credential: false,
+            ftp_factory_login: true,
             sip: Default::default(),
         }
     }

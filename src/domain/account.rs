@@ -90,6 +90,11 @@ pub struct Account {
     /// device's own credential), so they can move to HTTP(S). TFTP has no authentication:
     /// the credential is then as exposed as in DHCP option 160. Off by default.
     pub tftp_credential: bool,
+    /// Whether Polycom's factory FTP login (`PlcmSpIp`/`PlcmSpIp`) is accepted for this
+    /// account's phones: it gets what an unknown device gets and, for an associated
+    /// device, its files without any SIP secret at the address of device HTTP (the move to
+    /// HTTP(S)). On by default (phones at factory settings use it); FTP sends it in clear.
+    pub ftp_factory_login: bool,
     /// SIP check-sync settings of the account (issue 21).
     pub sip: AccountSip,
 }

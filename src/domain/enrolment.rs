@@ -267,6 +267,7 @@ mod tests {
             default_profile_id: None,
             device_secrets: on,
             tftp_credential: false,
+            ftp_factory_login: true,
             sip: Default::default(),
         }
     }

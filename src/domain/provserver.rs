@@ -104,6 +104,8 @@ pub struct OwnAddresses {
     pub https_ports: Vec<u16>,
     /// Port of the TFTP listener, when it is on (0: any port).
     pub tftp_ports: Vec<u16>,
+    /// Port of the FTP listener, when it is on (0: any port).
+    pub ftp_ports: Vec<u16>,
 }
 
 /// A device listener: its address and whether it speaks TLS.
@@ -161,9 +163,28 @@ impl OwnAddresses {
     /// Adds the TFTP listener (`tftp.listen`), when it is on: its address (this host's
     /// addresses when it is bound to every address) and its port for `tftp://`.
     pub fn with_tftp(
+        self,
+        addr: Option<std::net::SocketAddr>,
+        host_ips: &[std::net::IpAddr],
+    ) -> OwnAddresses {
+        self.with_listener(addr, host_ips, |o| &mut o.tftp_ports)
+    }
+
+    /// Adds the FTP listener (`ftp.listen`), when it is on, as `with_tftp` adds TFTP's:
+    /// its port for `ftp://` and `ftps://` and for bare addresses (phones' factory type).
+    pub fn with_ftp(
+        self,
+        addr: Option<std::net::SocketAddr>,
+        host_ips: &[std::net::IpAddr],
+    ) -> OwnAddresses {
+        self.with_listener(addr, host_ips, |o| &mut o.ftp_ports)
+    }
+
+    fn with_listener(
         mut self,
         addr: Option<std::net::SocketAddr>,
         host_ips: &[std::net::IpAddr],
+        ports: fn(&mut OwnAddresses) -> &mut Vec<u16>,
     ) -> OwnAddresses {
         let Some(addr) = addr else {
             return self;
@@ -180,8 +201,9 @@ impl OwnAddresses {
         } else {
             add(addr.ip().to_string());
         }
-        if !self.tftp_ports.contains(&addr.port()) {
-            self.tftp_ports.push(addr.port());
+        let ports = ports(&mut self);
+        if !ports.contains(&addr.port()) {
+            ports.push(addr.port());
         }
         self
     }
@@ -206,10 +228,13 @@ impl OwnAddresses {
             Some("HTTPS") => on(&self.https_ports, 443),
             Some("HTTP") => on(&self.http_ports, 80),
             Some("TFTP") => on(&self.tftp_ports, 69),
-            // A bare address: the phone uses its own server type (HTTP, or TFTP on 69).
+            Some("FTP" | "FTPS") => on(&self.ftp_ports, 21),
+            // A bare address: the phone uses its own server type (HTTP, FTP — the factory
+            // type — on 21, or TFTP on 69).
             _ => {
                 on(&self.http_ports, 80)
                     || on(&self.https_ports, 80)
+                    || on(&self.ftp_ports, 21)
                     || (url.port.is_none() && on(&self.tftp_ports, 69))
             }
         }
@@ -422,6 +447,13 @@ mod tests {
         assert!(here("10.0.0.7"), "a bare address may be TFTP");
         assert!(!here("tftp://10.0.0.7:6969/"));
         assert!(!here("tftp://10.0.0.8/"));
+        // The FTP listener: ftp:// and ftps:// on its port, and a bare address on 21.
+        assert!(!here("ftp://10.0.0.9/"));
+        let own = own.with_ftp(Some("10.0.0.9:21".parse().expect("addr")), &ips);
+        let here = |u: &str| own.matches(&ServerUrl::parse(u).expect("url"));
+        assert!(here("ftp://10.0.0.9/") && here("ftps://10.0.0.9/"));
+        assert!(here("10.0.0.9:21"), "a bare address is FTP at the factory");
+        assert!(!here("ftp://10.0.0.9:2121/"));
     }
 
     #[test]

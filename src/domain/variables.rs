@@ -44,6 +44,9 @@ pub struct Context {
     /// The port of this server's TFTP listener (`tftp.listen`), when it is on: what
     /// `PROV_SERVER` names for protocol `tftp` (no port for 69).
     pub tftp_port: Option<u16>,
+    /// The port of this server's FTP listener (`ftp.listen`), when it is on: what
+    /// `PROV_SERVER` names for protocols `ftp` and `ftps` (no port for 21).
+    pub ftp_port: Option<u16>,
 }
 
 /// TFTP's standard port, left out of server addresses.
@@ -52,9 +55,17 @@ pub const TFTP_PORT: u16 = 69;
 /// The provisioning server for protocol `tftp` in local mode: the host phones use without
 /// its HTTP port, and the TFTP listener's port unless it is 69.
 fn tftp_server(host: &str, port: Option<u16>) -> String {
+    on_port(host, port, TFTP_PORT)
+}
+
+/// FTP's standard port, left out of server addresses.
+pub const FTP_PORT: u16 = 21;
+
+/// `host` on the port of a listener whose standard port is `standard` (left out).
+fn on_port(host: &str, port: Option<u16>, standard: u16) -> String {
     let bare = strip_port(host);
     match port {
-        Some(p) if p != TFTP_PORT => format!("{bare}:{p}"),
+        Some(p) if p != standard => format!("{bare}:{p}"),
         _ => bare.to_string(),
     }
 }
@@ -175,7 +186,7 @@ pub fn for_device(ctx: &Context, s: &Subject<'_>) -> DeviceVarSet {
         v.set_custom(name.clone(), value.clone());
     }
     set_servers(&mut v, st, s);
-    let prov = set_provisioning(&mut v, st, s, external, ctx.tftp_port);
+    let prov = set_provisioning(&mut v, st, s, external, (ctx.tftp_port, ctx.ftp_port));
     set_credentials(&mut v, st, s.account, external, &prov);
     set_firmware(&mut v, st, s, external, prov);
     set_device(&mut v, s);
@@ -290,7 +301,7 @@ fn set_provisioning(
     st: &ProvSettings,
     s: &Subject<'_>,
     external: bool,
-    tftp_port: Option<u16>,
+    (tftp_port, ftp_port): (Option<u16>, Option<u16>),
 ) -> Provisioning {
     let d = s.device;
     let (proto, proto_src) = if external {
@@ -340,6 +351,14 @@ fn set_provisioning(
                 "the host phones use, on the TFTP listener's port (local mode, protocol tftp)",
             );
             tftp_server(&s.reach.host, tftp_port)
+        } else if matches!(proto.as_str(), "ftp" | "ftps") {
+            let host = on_port(&s.reach.host, ftp_port, FTP_PORT);
+            v.set_from(
+                "PROV_SERVER",
+                host.clone(),
+                "the host phones use, on the FTP listener's port (local mode, protocol ftp/ftps)",
+            );
+            host
         } else {
             v.set_from(
                 "PROV_SERVER",

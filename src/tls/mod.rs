@@ -253,6 +253,38 @@ fn load(config: &Config) -> Result<Material> {
     })
 }
 
+/// Serves whatever certificate `shared` serves at each handshake (reloads included): for
+/// a listener that keeps one configuration for its life (FTP's explicit TLS).
+#[derive(Debug)]
+struct Following(Arc<SharedConfig>);
+
+impl rustls::server::ResolvesServerCert for Following {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        self.0.current().cert_resolver.resolve(hello)
+    }
+}
+
+impl std::fmt::Debug for SharedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedConfig")
+    }
+}
+
+/// A configuration without client authentication that serves the certificate of
+/// `shared`, as it is at each handshake (`Tls::reload` and renewals reach it).
+pub fn following(shared: &Arc<SharedConfig>) -> Result<Arc<ServerConfig>> {
+    let versions = [&rustls::version::TLS13, &rustls::version::TLS12];
+    let c = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&versions)
+        .map_err(|e| Error::Config(format!("TLS configuration: {e}")))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(Following(shared.clone())));
+    Ok(Arc::new(c))
+}
+
 /// Builds the device and admin server configurations.
 fn build(config: &Config, m: &Material) -> Result<(Arc<ServerConfig>, Arc<ServerConfig>)> {
     let tls = |e: rustls::Error| Error::Config(format!("TLS configuration: {e}"));

@@ -195,3 +195,37 @@ fn the_tftp_engine_knows_nothing_of_provisioning() {
         found.join("\n")
     );
 }
+
+#[test]
+fn the_ftp_engine_knows_nothing_of_provisioning_and_keeps_its_runtime() {
+    let forbidden = crate_paths(&[
+        "actions", "db", "domain", "http", "server", "cli", "recorder", "metrics", "external",
+        "diag", "config", "datadir", "tls", "tftp",
+    ]);
+    let refs: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let found = violations("ftp", &refs);
+    assert!(
+        found.is_empty(),
+        "the FTP engine reaches into the application:\n{}",
+        found.join("\n")
+    );
+    // Its async runtime stays inside it: no other module names tokio or the library.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    let mut outside = Vec::new();
+    for f in files.iter().filter(|f| !f.starts_with(root.join("ftp"))) {
+        for (n, line) in code_lines(f) {
+            for word in ["tokio", "libunftp", "unftp_core", "async_trait"] {
+                if line.contains(word) {
+                    outside.push(format!("{}:{n}: `{word}`", f.display()));
+                }
+            }
+        }
+    }
+    assert!(
+        outside.is_empty(),
+        "async code outside src/ftp:\n{}",
+        outside.join("\n")
+    );
+}

@@ -24,6 +24,7 @@ mod directory;
 mod doc_refs;
 mod export;
 mod firmware;
+mod ftp;
 mod hardening_admin;
 mod hardening_body;
 mod hardening_cli;

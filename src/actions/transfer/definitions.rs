@@ -107,6 +107,9 @@ pub struct SettingsRec {
     pub device_secrets: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tftp_credential: Option<bool>,
+    /// Whether Polycom's factory FTP login is accepted (`Account::ftp_factory_login`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ftp_factory_login: Option<bool>,
     /// Request validation, apply after a change, online check (`Account::sip`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sip: Option<crate::domain::account::AccountSip>,
@@ -124,6 +127,7 @@ impl From<Settings> for SettingsRec {
             default_profile: None,
             device_secrets: None,
             tftp_credential: None,
+            ftp_factory_login: None,
             sip: None,
         }
     }
@@ -151,6 +155,7 @@ pub fn export_settings(conn: &Connection, account: &Account) -> Result<SettingsR
     };
     s.device_secrets = Some(account.device_secrets);
     s.tftp_credential = Some(account.tftp_credential);
+    s.ftp_factory_login = Some(account.ftp_factory_login);
     s.sip = Some(account.sip);
     Ok(s)
 }
@@ -185,6 +190,9 @@ pub fn import_settings(conn: &Connection, account: &Account, s: &SettingsRec) ->
     }
     if let Some(on) = s.tftp_credential {
         crate::db::accounts::update_tftp_credential(conn, account.id, on)?;
+    }
+    if let Some(on) = s.ftp_factory_login {
+        crate::db::accounts::update_ftp_factory_login(conn, account.id, on)?;
     }
     if let Some(sip) = s.sip {
         crate::db::accounts::update_sip(conn, account.id, sip)?;

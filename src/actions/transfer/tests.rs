@@ -415,6 +415,7 @@ fn the_whole_installation_moves_into_an_empty_database() {
     )
     .expect("device");
     crate::db::accounts::update_tftp_credential(&conn, other.id, true).expect("tftp");
+    crate::db::accounts::update_ftp_factory_login(&conn, other.id, false).expect("ftp");
     crate::db::enrolment::set_device_secrets(&conn, other.id.0, false).expect("withholding");
     let before = effective(&conn);
     let mut all = installation::export(&conn, true).expect("export");
@@ -446,6 +447,10 @@ fn the_whole_installation_moves_into_an_empty_database() {
         "phones keep their address"
     );
     assert!(moved.tftp_credential && !moved.device_secrets, "{moved:?}");
+    assert!(
+        !moved.ftp_factory_login,
+        "the factory login setting moves too"
+    );
     let _ = a;
 }
 

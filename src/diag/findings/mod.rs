@@ -333,6 +333,7 @@ mod tests {
                 http_ports: vec![8080],
                 https_ports: vec![8443],
                 tftp_ports: Vec::new(),
+                ftp_ports: Vec::new(),
             },
         )
         .expect("ctx")

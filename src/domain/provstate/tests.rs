@@ -20,6 +20,7 @@ fn fixture() -> (Account, Device, Profile, Reach) {
         default_profile_id: None,
         device_secrets: false,
         tftp_credential: false,
+        ftp_factory_login: true,
         sip: Default::default(),
     };
     let device = Device {

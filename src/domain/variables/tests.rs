@@ -23,6 +23,7 @@ fn account() -> Account {
         default_profile_id: None,
         device_secrets: false,
         tftp_credential: false,
+        ftp_factory_login: true,
         sip: Default::default(),
     }
 }
@@ -75,6 +76,7 @@ fn vars_with(
         settings: settings.clone(),
         custom: BTreeMap::new(),
         tftp_port: None,
+        ftp_port: None,
     };
     let a = account();
     let r = if settings.mode == Mode::External {
@@ -279,8 +281,9 @@ fn credentials_follow_the_protocol() {
         default_protocol: "ftp".into(),
         ..creds
     });
-    // Credentials are percent-encoded inside the URL.
-    assert_eq!(v("PROTO_URL").0, "ftp://fu:f%40p%3A%2F@10.0.0.5:8080/");
+    // Credentials are percent-encoded inside the URL; FTP's port, never HTTP's (21 here:
+    // no FTP listener in this context, so the standard port, left out).
+    assert_eq!(v("PROTO_URL").0, "ftp://fu:f%40p%3A%2F@10.0.0.5/");
 }
 
 fn external() -> ProvSettings {
@@ -472,6 +475,7 @@ fn custom_variables_are_available_below_the_builtins() {
         settings: ProvSettings::default(),
         custom: [("SYSLOG_SERVER".to_string(), "10.0.0.9".to_string())].into(),
         tftp_port: None,
+        ftp_port: None,
     };
     let (a, d, p, r) = (account(), device(), profile(), reach());
     let set = for_device(
@@ -515,6 +519,7 @@ fn tftp_names_the_tftp_port_and_no_credentials() {
             settings: settings.clone(),
             custom: BTreeMap::new(),
             tftp_port: port,
+            ftp_port: None,
         };
         let set = for_device(
             &ctx,
@@ -534,5 +539,43 @@ fn tftp_names_the_tftp_port_and_no_credentials() {
             "no HTTP port, no credentials in a tftp URL"
         );
         assert_eq!(v.get("FIRMWARE_SERVER"), Some(server));
+    }
+}
+
+#[test]
+fn ftp_names_the_ftp_port_not_the_http_port() {
+    let (a, d, p, r) = (account(), device(), profile(), reach());
+    for (proto, port, server) in [
+        ("ftp", None, "10.0.0.5"),
+        ("ftp", Some(21), "10.0.0.5"),
+        ("ftp", Some(2121), "10.0.0.5:2121"),
+        ("ftps", Some(2121), "10.0.0.5:2121"),
+    ] {
+        let ctx = Context {
+            settings: ProvSettings {
+                default_protocol: proto.into(),
+                ..Default::default()
+            },
+            custom: BTreeMap::new(),
+            tftp_port: None,
+            ftp_port: port,
+        };
+        let set = for_device(
+            &ctx,
+            &Subject {
+                account: &a,
+                device: &d,
+                profile: &p,
+                reach: &r,
+                model: "",
+            },
+        );
+        let v = &set.device;
+        assert_eq!(v.get("PROV_SERVER"), Some(server), "{proto} {port:?}");
+        let url = v.get("PROTO_URL").unwrap_or_default();
+        assert!(
+            url.starts_with(&format!("{proto}://")) && url.ends_with(&format!("{server}/")),
+            "{url}"
+        );
     }
 }

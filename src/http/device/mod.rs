@@ -11,6 +11,7 @@
 
 mod access;
 pub mod auth;
+pub mod ftp;
 pub mod readers;
 mod respond;
 pub mod tftp;
@@ -31,6 +32,7 @@ use self::auth::{DeviceAuth, Outcome};
 use self::readers::MacReaders;
 use self::respond::{STAGE_FILE, STAGE_MASTER, ZTP_FILE, ZTP_MASTER, fixed, xml};
 pub use self::respond::{open_below, serve_file};
+use self::tftp::TftpDevices;
 use crate::actions::provisioning::{
     DeviceEntry, FileKind, Held, Lookup, Noted, Provisioner, Rendered,
 };
@@ -122,6 +124,8 @@ struct Ctx<'a> {
     /// The client's address and User-Agent as sent (enrolment claims).
     ip: IpAddr,
     user_agent: &'a str,
+    /// Relayed by another protocol's listener: never observed (`Peer::relay`).
+    relayed: bool,
 }
 
 impl Ctx<'_> {
@@ -378,6 +382,7 @@ impl DeviceService {
             cert_mac,
             ip: peer.addr.ip(),
             user_agent: req.header("User-Agent").unwrap_or(""),
+            relayed: peer.relay.is_some(),
         };
         if method == "PUT" {
             return match file {
@@ -441,12 +446,7 @@ impl DeviceService {
         }
         let (access, entry) = self.access_for(ctx, entry)?;
         note_access(meta, access);
-        let entry = self.prov.observe(
-            &ctx.account,
-            entry,
-            &self.evidence(ctx, mac, true, false),
-            access,
-        )?;
+        let entry = self.observe(ctx, entry, mac, true, access)?;
         match self.prov.render(
             &ctx.account,
             &entry,
@@ -458,6 +458,23 @@ impl DeviceService {
             Some(r) => Ok(xml(ctx, &r)),
             None => Ok(text(404, "not found")),
         }
+    }
+
+    /// What the request shows of the device (`Provisioner::observe`); a relayed request
+    /// shows nothing.
+    fn observe(
+        &self,
+        ctx: &Ctx<'_>,
+        entry: Arc<DeviceEntry>,
+        mac: &Mac,
+        master_fetch: bool,
+        access: Access,
+    ) -> crate::Result<Arc<DeviceEntry>> {
+        if ctx.relayed {
+            return Ok(entry);
+        }
+        let ev = self.evidence(ctx, mac, master_fetch, false);
+        self.prov.observe(&ctx.account, entry, &ev, access)
     }
 
     fn evidence<'a>(
@@ -542,12 +559,7 @@ impl DeviceService {
         };
         let (access, entry) = self.access_for(ctx, entry)?;
         note_access(meta, access);
-        let entry = self.prov.observe(
-            &ctx.account,
-            entry,
-            &self.evidence(ctx, mac, false, false),
-            access,
-        )?;
+        let entry = self.observe(ctx, entry, mac, false, access)?;
         match self
             .prov
             .render(&ctx.account, &entry, kind, &ctx.reach, access, ctx.held())?
@@ -691,6 +703,19 @@ impl Service for DeviceService {
     }
 
     fn handle(&self, req: &Request, peer: &Peer) -> Response {
+        self.serve(req, peer, req.method(), req.raw_url())
+    }
+}
+
+impl DeviceService {
+    /// A request relayed by another protocol's listener (FTP): served as `handle` serves
+    /// it, recorded under that protocol's command (`verb`) and path.
+    pub fn handle_relayed(&self, req: &Request, peer: &Peer, verb: &str, path: &str) -> Response {
+        self.serve(req, peer, verb, path)
+    }
+
+    /// Serves, then counts and records a request as `verb path`.
+    fn serve(&self, req: &Request, peer: &Peer, verb: &str, logged_path: &str) -> Response {
         let started = Instant::now();
         let mut meta = Meta {
             auth: "none",
@@ -708,8 +733,7 @@ impl Service for DeviceService {
         // `--verbose` (debug): what was decided for each request. The query is left out (it
         // is never needed to provision, and could carry anything).
         if log::log_enabled!(log::Level::Debug) {
-            let path: String = req
-                .raw_url()
+            let path: String = logged_path
                 .split('?')
                 .next()
                 .unwrap_or("")
@@ -719,25 +743,33 @@ impl Service for DeviceService {
             log::debug!(
                 "device request from {}: {} {path} -> {} (credentials: {}, device: {}, {} bytes, {micros} us)",
                 peer.addr.ip(),
-                req.method(),
+                verb,
                 response.status_code,
                 meta.auth,
                 meta.mac.map_or_else(|| "-".to_string(), |m| m.to_string()),
                 meta.bytes,
             );
         }
-        self.metrics.observe(
-            meta.route.unwrap_or(Route::Other),
-            response.status_code,
-            micros,
-        );
+        // A relayed request is counted under its own protocol (`/metrics`' FTP family).
+        if peer.relay.is_some() {
+            self.metrics.observe_ftp(
+                meta.route.unwrap_or(Route::Other),
+                (200..300).contains(&response.status_code),
+            );
+        } else {
+            self.metrics.observe(
+                meta.route.unwrap_or(Route::Other),
+                response.status_code,
+                micros,
+            );
+        }
         self.recorder.record(AccessRecord {
             ts_ms: crate::db::now_ms(),
             account_id: meta.account_id,
             mac: meta.mac.map(|m| m.to_string()),
             ip: peer.addr.ip().to_string(),
-            method: req.method().to_string(),
-            path: req.raw_url().chars().take(512).collect(),
+            method: verb.to_string(),
+            path: logged_path.chars().take(512).collect(),
             status: response.status_code,
             bytes: meta.bytes,
             duration_us: micros,

@@ -35,6 +35,11 @@ pub struct TftpDevices {
     move_to: Option<String>,
     /// When each associated MAC was last warned about (one warning per MAC per hour).
     warned: Mutex<HashMap<Mac, Instant>>,
+    /// Whether an account lets these requests have its associated devices' files (with the
+    /// account credential, without SIP secrets): `Account::tftp_credential` for TFTP.
+    allows: fn(&Account) -> bool,
+    /// The protocol, for messages.
+    proto: &'static str,
 }
 
 impl TftpDevices {
@@ -43,11 +48,29 @@ impl TftpDevices {
             service,
             move_to,
             warned: Mutex::new(HashMap::new()),
+            allows: |a| a.tftp_credential,
+            proto: "TFTP",
+        }
+    }
+
+    /// The same rules for FTP's factory login (`PlcmSpIp`), which proves nothing either:
+    /// an associated device's files are served when the account accepts the factory login
+    /// (`Account::ftp_factory_login`).
+    pub fn for_ftp_factory(service: Arc<DeviceService>, move_to: Option<String>) -> TftpDevices {
+        TftpDevices {
+            allows: |a| a.ftp_factory_login,
+            proto: "FTP",
+            ..TftpDevices::new(service, move_to)
         }
     }
 
     /// What a read request gets, and what it contributes to its access-log row.
-    fn answer(&self, name: &str, peer: SocketAddr, meta: &mut Meta) -> Result<Content, Refusal> {
+    pub(super) fn answer(
+        &self,
+        name: &str,
+        peer: SocketAddr,
+        meta: &mut Meta,
+    ) -> Result<Content, Refusal> {
         let s = &self.service;
         // A TFTP name is taken as written: no percent-decoding, and one leading `/` (many
         // clients send one) means the root. `..`, `.`, empty segments, backslashes and
@@ -134,7 +157,7 @@ impl TftpDevices {
                 }
             }
             DeviceFile::Upload(..) | DeviceFile::TlsProbe(_) | DeviceFile::Asset(_) => Err(
-                Refusal::denied("served over HTTP(S) only: TFTP has no authentication"),
+                Refusal::denied("served over HTTP(S) only: this request proves nothing"),
             ),
         }
     }
@@ -151,11 +174,11 @@ impl TftpDevices {
         peer: SocketAddr,
     ) -> Result<Content, Refusal> {
         let mac = entry.device.mac;
-        let Some(host) = self.move_to.as_ref().filter(|_| account.tftp_credential) else {
+        let Some(host) = self.move_to.as_ref().filter(|_| (self.allows)(account)) else {
             self.warn_associated(&mac, peer);
             return Err(match kind {
                 FileKind::Master => Refusal::not_found("not found"),
-                _ => Refusal::denied("served over HTTP(S) only: TFTP has no authentication"),
+                _ => Refusal::denied("served over HTTP(S) only: this request proves nothing"),
             });
         };
         let reach = Reach {
@@ -189,6 +212,16 @@ impl TftpDevices {
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(3600))
         {
             w.insert(*mac, Instant::now());
+            if self.proto == "FTP" {
+                log::warn!(
+                    "{mac}: associated, but logged in over FTP from {} with the factory login, \
+                     which its account refuses: it gets only what an unknown device gets; \
+                     point its boot server at HTTP or HTTPS, or accept the factory login \
+                     (`zerotouch account ftp-factory-login on`)",
+                    peer.ip()
+                );
+                return;
+            }
             log::warn!(
                 "{mac}: associated, but asked for its files over TFTP from {}; TFTP serves it \
                  only what an unknown device gets: point its boot server (DHCP option 66/160) \
@@ -202,9 +235,22 @@ impl TftpDevices {
 
 impl Source for TftpDevices {
     fn open(&self, name: &str, peer: SocketAddr) -> Result<Content, Refusal> {
+        self.open_as(name, peer, "RRQ")
+    }
+}
+
+impl TftpDevices {
+    /// A read request recorded under `verb` (`RRQ`, or the FTP command of a factory
+    /// login's request).
+    pub(super) fn open_as(
+        &self,
+        name: &str,
+        peer: SocketAddr,
+        verb: &str,
+    ) -> Result<Content, Refusal> {
         let started = Instant::now();
         let mut meta = Meta {
-            auth: "none",
+            auth: if verb == "RRQ" { "none" } else { "factory" },
             ..Default::default()
         };
         let answer = self.answer(name, peer, &mut meta);
@@ -218,12 +264,21 @@ impl Source for TftpDevices {
             },
         };
         let route = meta.route.unwrap_or(Route::Other);
-        self.service.metrics.observe_tftp(route, status == 200);
+        if verb == "RRQ" {
+            self.service.metrics.observe_tftp(route, status == 200);
+        } else {
+            self.service.metrics.observe_ftp(route, status == 200);
+        }
         if let Ok(c) = &answer {
             meta.bytes = c.len();
         }
         log::debug!(
-            "tftp request from {}: {} -> {status} ({} bytes, {micros} us)",
+            "{} request from {}: {} -> {status} ({} bytes, {micros} us)",
+            if verb == "RRQ" {
+                "tftp"
+            } else {
+                "ftp (factory login)"
+            },
             peer.ip(),
             name.chars()
                 .filter(|c| !c.is_control())
@@ -236,7 +291,7 @@ impl Source for TftpDevices {
             account_id: meta.account_id,
             mac: meta.mac.map(|m| m.to_string()),
             ip: peer.ip().to_string(),
-            method: "RRQ".to_string(),
+            method: verb.to_string(),
             path: name.chars().take(512).collect(),
             status,
             bytes: meta.bytes,

@@ -30,7 +30,7 @@ use super::budget::{BodyBudget, SMALL_BODY};
 
 use body::Incoming;
 use head::{Framing, ReadError, check_head, framing, read_head, wants_keep_alive};
-pub use response::{file_body, reason, refuse_busy};
+pub use response::{file_body, reason, refuse_busy, take_file_body};
 use response::{write_error, write_response};
 pub use sendfile::set_before_long_send;
 
@@ -126,6 +126,10 @@ pub struct Peer {
     pub secure: bool,
     /// Verified client-certificate identity (TLS with client authentication).
     pub identity: Option<String>,
+    /// The listener of another protocol that relayed this request (`"ftp"`), if any: its
+    /// requests are served by the same rules but are never evidence for the state machine
+    /// (the phone reached another listener than the one its files name).
+    pub relay: Option<&'static str>,
 }
 
 /// How to receive a request's body, decided by the service from the head alone, before any
@@ -218,6 +222,7 @@ impl<T: Transport> Open<T> {
             addr,
             secure: stream.secure(),
             identity: stream.identity(),
+            relay: None,
         };
         let _ = stream.tcp().set_write_timeout(Some(limits.body_timeout));
         Some(Open {

@@ -149,6 +149,7 @@ pub struct ZServer {
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
 pub const UNDO_AFTER_0011: &str = "ALTER TABLE import_jobs DROP COLUMN runner;
+     ALTER TABLE accounts DROP COLUMN ftp_factory_login;
      ALTER TABLE device_sip DROP COLUMN online_checked_at;
      ALTER TABLE accounts DROP COLUMN online_check;
      ALTER TABLE accounts DROP COLUMN apply_after_change;

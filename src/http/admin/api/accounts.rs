@@ -245,6 +245,12 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
             accounts::set_tftp_credential(conn, who, &a, b.enabled)?;
             show(conn)
         }
+        ("PUT", ["ftp-factory-login"]) => {
+            manage()?;
+            let b: Switch = parse_body(req)?;
+            accounts::set_ftp_factory_login(conn, who, &a, b.enabled)?;
+            show(conn)
+        }
         ("PUT", ["sip"]) => {
             manage()?;
             let b: SipBody = parse_body(req)?;
@@ -299,7 +305,7 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
             []
             | [
                 "provisioning" | "credentials" | "autosync" | "readmit" | "address" | "aliases"
-                | "tftp-credential",
+                | "tftp-credential" | "ftp-factory-login",
             ]
             | ["autosync", "options" | "report"]
             | ["aliases", "retire"],

@@ -39,6 +39,7 @@ pub fn route(c: &Console, ctx: &Ctx, req: &Request, f: &Form, rest: &[&str]) -> 
         ("POST", ["credentials"]) => p::post_credentials(c, ctx, a, f),
         ("POST", ["autosync"]) => p::post_autosync(c, ctx, a, f),
         ("POST", ["tftp-credential"]) => p::post_tftp_credential(c, ctx, a, f),
+        ("POST", ["ftp-factory-login"]) => p::post_ftp_factory_login(c, ctx, a, f),
         ("POST", ["sip"]) => p::post_sip(c, ctx, a, f),
         ("POST", ["autosync", "options"]) => p::post_options(c, ctx, a, f),
         ("POST", ["address"]) => p::post_address(c, ctx, a, f),
@@ -295,6 +296,7 @@ pub fn account_page(
         (provisioning::provisioning_block(ctx, v, form))
         (provisioning::autosync_block(ctx, v))
         (provisioning::tftp_block(ctx, v))
+        (provisioning::ftp_block(ctx, v))
         (provisioning::sip_block(ctx, v))
         p.muted { "Every change on this page is recorded in the " a href=(format!("/audit?account={}", a.slug)) { "audit log" } " (secrets masked)." }
     };

@@ -728,6 +728,14 @@ const NOTICES: &[(&str, &str)] = &[
         "tftp-credential-off",
         "The account credential is no longer served over TFTP.",
     ),
+    (
+        "ftp-factory-login-on",
+        "The factory FTP login is accepted: phones at factory settings get what an unknown phone gets and the move to HTTP(S). FTP sends credentials in clear.",
+    ),
+    (
+        "ftp-factory-login-off",
+        "The factory FTP login is refused for this account's phones.",
+    ),
     ("sip-saved", "SIP check-sync settings saved."),
     (
         "autosync-off",

@@ -189,6 +189,22 @@ pub fn post_tftp_credential(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Re
     ))
 }
 
+/// Accepting the factory FTP login on or off (`actions::accounts::set_ftp_factory_login`).
+pub fn post_ftp_factory_login(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageAccounts)?;
+    let on = f.checked("enabled");
+    let actor = c.actor(&ctx.user, &ctx.account);
+    accounts::set_ftp_factory_login(&mut *c.conn()?, &actor.who, a, on)?;
+    Ok(done(
+        &base(a),
+        if on {
+            "ftp-factory-login-on"
+        } else {
+            "ftp-factory-login-off"
+        },
+    ))
+}
+
 /// The account's SIP check-sync settings (`actions::accounts::set_sip`).
 pub fn post_sip(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
     ctx.user.require(Action::ManageAccounts)?;
@@ -424,6 +440,24 @@ pub fn tftp_block(ctx: &Ctx, v: &AccountView) -> Markup {
             form.switch-form method="post" action=(format!("{base}/tftp-credential")) {
                 (csrf_field(&ctx.csrf))
                 (switch("enabled", on, "Serve the server credentials over TFTP", !v.can_manage))
+                @if v.can_manage { button type="submit" { "Apply" } }
+            }
+        }
+    }
+}
+
+/// Whether the factory FTP login is accepted, and that FTP sends credentials in clear.
+pub fn ftp_block(ctx: &Ctx, v: &AccountView) -> Markup {
+    let base = base(&v.account);
+    let on = v.account.ftp_factory_login;
+    html! {
+        section.panel #ftp {
+            h2 { "FTP" }
+            p.error { "FTP sends user names, passwords and files in clear: anyone on the path between a phone and this server can read the server credentials a phone logs in with. Use FTP to move phones to HTTPS (the files served over FTP name device HTTP), not as the way they stay." }
+            p.hint { "Phones at factory settings log in with Polycom's factory login (PlcmSpIp). Accepted, it gets only what an unknown phone gets and, for this account's associated phones, their files without any SIP password but with the server credentials and the move to HTTP(S); it stores nothing. The FTP listener itself is set in the configuration ([ftp], off by default)." }
+            form.switch-form method="post" action=(format!("{base}/ftp-factory-login")) {
+                (csrf_field(&ctx.csrf))
+                (switch("enabled", on, "Accept the factory FTP login", !v.can_manage))
                 @if v.can_manage { button type="submit" { "Apply" } }
             }
         }

@@ -18,6 +18,7 @@ fn account() -> Account {
         default_profile_id: None,
         device_secrets: false,
         tftp_credential: false,
+        ftp_factory_login: true,
         sip: Default::default(),
     }
 }

@@ -31,6 +31,13 @@ pub fn file_body(mut response: Response, file: std::fs::File, len: u64) -> Respo
     response
 }
 
+/// The file `file_body` made the body of `response`, for a caller that sends it itself
+/// (the FTP listener). Always taken, like `write_response` takes it.
+pub fn take_file_body(response: &Response) -> Option<std::fs::File> {
+    let file = FILE_BODY.with(|f| f.borrow_mut().take());
+    file.filter(|_| response.headers.iter().any(|(k, _)| k == FILE_BODY_HEADER))
+}
+
 /// Responses up to this size are written together with their head, in one write.
 const COALESCE_LIMIT: usize = 32 * 1024;
 
