@@ -264,6 +264,7 @@ mod tests {
             role: Role::Admin,
             company: String::new(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         }
     }
 
@@ -406,6 +407,7 @@ mod tests {
             role: Role::Installer,
             company: "acme".into(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         };
         let other = User {
             id: 3,
@@ -413,6 +415,7 @@ mod tests {
             role: Role::Installer,
             company: "globex".into(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         };
         run(
             &mut conn,
@@ -430,7 +433,7 @@ mod tests {
         );
         assert_eq!(job.applied_rows, 1);
         assert!(
-            errors[0].reason.contains("belongs to another company"),
+            errors[0].reason.contains("already associated elsewhere"),
             "{}",
             errors[0].reason
         );

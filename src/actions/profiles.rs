@@ -298,6 +298,7 @@ mod tests {
             role: Role::Provider,
             company: "acme".into(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         };
         let actor = Actor {
             user: &user,

@@ -147,6 +147,9 @@ pub struct Find {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// search this account only (its slug; default: every account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// first name
     #[argh(option, default = "String::new()")]
     pub first_name: String,
@@ -227,6 +230,7 @@ fn cli_user() -> User {
         role: Role::Admin,
         company: String::new(),
         must_change_password: false,
+        accounts: crate::domain::users::Accounts::Installation,
     }
 }
 
@@ -388,7 +392,8 @@ pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
 }
 
 pub fn find(f: Find) -> anyhow::Result<()> {
-    let (_c, conn, _acc) = super::open(f.config.as_deref())?;
+    let (_c, conn, acc) = super::open_account(f.config.as_deref(), f.account.as_deref())?;
+    let accounts = f.account.is_some().then(|| vec![acc.id.0]);
     let sort = if f.sort.is_empty() {
         Sort::Default
     } else {
@@ -407,6 +412,7 @@ pub fn find(f: Find) -> anyhow::Result<()> {
         profile: f.profile,
         status: f.status,
         ignore_case: !f.case_sensitive,
+        accounts,
         view: if f.device_view {
             View::Device
         } else {

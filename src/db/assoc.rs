@@ -65,7 +65,7 @@ pub fn insert_association(
     let id = match existing {
         Some((_, other, _)) if other != account_id => {
             return Err(Error::Conflict(format!(
-                "MAC {} belongs to another account",
+                "MAC {} is already associated elsewhere",
                 d.mac
             )));
         }

@@ -177,7 +177,7 @@ impl Api {
             ["find"] => match m {
                 "GET" => {
                     let s = search_of(req)?;
-                    Ok(Response::json(&page_json(&*c.conn()?, &s, &user.scope())?))
+                    Ok(Response::json(&page_json(&*c.conn()?, &s, user)?))
                 }
                 _ => not_allowed(m),
             },

@@ -148,7 +148,10 @@ pub struct ZServer {
 
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
-pub const UNDO_AFTER_0011: &str = "ALTER TABLE device_sip DROP COLUMN online_checked_at;
+pub const UNDO_AFTER_0011: &str = "DROP TABLE user_accounts;
+     ALTER TABLE users DROP COLUMN current_account_id;
+     ALTER TABLE users DROP COLUMN all_accounts;
+     ALTER TABLE device_sip DROP COLUMN online_checked_at;
      ALTER TABLE accounts DROP COLUMN online_check;
      ALTER TABLE accounts DROP COLUMN apply_after_change;
      ALTER TABLE accounts DROP COLUMN sip_validation;
