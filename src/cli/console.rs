@@ -27,6 +27,7 @@ pub struct UserCmd {
 #[argh(subcommand)]
 pub enum UserAction {
     Add(UserAdd),
+    Accounts(UserAccounts),
     Passwd(UserPasswd),
     List(UserList),
     Delete(UserDelete),
@@ -72,15 +73,38 @@ pub struct UserAdd {
     /// user name
     #[argh(positional)]
     pub username: String,
-    /// role: admin, provider, installer or viewer
+    /// role in every account: admin, provider, installer or viewer (omit with
+    /// --account-role)
     #[argh(option)]
-    pub role: String,
+    pub role: Option<String>,
+    /// a role in one account only, as ACCOUNT=ROLE (repeat for more accounts): the user
+    /// then acts in these accounts alone
+    #[argh(option)]
+    pub account_role: Vec<String>,
     /// company (installers see only their company's devices)
     #[argh(option, default = "String::new()")]
     pub company: String,
     /// read the password from the first line of standard input
     #[argh(switch)]
     pub password_stdin: bool,
+}
+
+/// limit a user to accounts, each with a role, or make them act in every account again
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "accounts")]
+pub struct UserAccounts {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+    /// a role in one account, as ACCOUNT=ROLE (repeat for more accounts)
+    #[argh(option)]
+    pub account_role: Vec<String>,
+    /// act in every account with the user's role (instead of --account-role)
+    #[argh(switch)]
+    pub installation: bool,
 }
 
 /// set a new password (a one-time password unless --password-stdin)
@@ -234,6 +258,14 @@ fn cli_user() -> User {
     }
 }
 
+/// `--account-role` values, each checked (the error names the option).
+fn typed_grants(typed: &[String]) -> anyhow::Result<Vec<(String, crate::domain::users::Role)>> {
+    Ok(typed
+        .iter()
+        .map(|t| crate::domain::users::parse_grant("--account-role", t))
+        .collect::<crate::error::Result<_>>()?)
+}
+
 fn read_password() -> anyhow::Result<String> {
     let mut line = String::new();
     std::io::stdin().read_line(&mut line)?;
@@ -244,7 +276,15 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
     match action {
         UserAction::Add(a) => {
             let (_c, mut conn, _acc) = super::open(a.config.as_deref())?;
-            let role = Role::parse(&a.role)?;
+            let grants = typed_grants(&a.account_role)?;
+            let role = match (&a.role, grants.is_empty()) {
+                (Some(r), _) => Role::parse(r)?,
+                (None, false) => crate::domain::users::Role::Viewer,
+                (None, true) => anyhow::bail!("give --role, or --account-role ACCOUNT=ROLE"),
+            };
+            if a.role.is_some() && !grants.is_empty() {
+                anyhow::bail!("give --role (every account) or --account-role, not both");
+            }
             let password = if a.password_stdin {
                 Some(read_password()?)
             } else {
@@ -258,6 +298,14 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
                 &a.company,
                 password.as_deref(),
             )?;
+            if !grants.is_empty() {
+                crate::actions::tenants::set_user_accounts(
+                    &mut conn,
+                    &crate::cli::os_user(),
+                    &a.username,
+                    Some(&grants),
+                )?;
+            }
             match one_time {
                 Some(pw) => println!(
                     "user `{}` ({role}) created; one-time password: {pw} (change it at first sign-in)",
@@ -265,6 +313,22 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
                 ),
                 None => println!("user `{}` ({role}) created", a.username),
             }
+        }
+        UserAction::Accounts(a) => {
+            let (_c, mut conn, _acc) = super::open(a.config.as_deref())?;
+            let grants = typed_grants(&a.account_role)?;
+            let typed = match (a.installation, grants.is_empty()) {
+                (true, true) => None,
+                (false, false) => Some(grants.as_slice()),
+                _ => anyhow::bail!("give either --account-role ACCOUNT=ROLE or --installation"),
+            };
+            crate::actions::tenants::set_user_accounts(
+                &mut conn,
+                &crate::cli::os_user(),
+                &a.username,
+                typed,
+            )?;
+            println!("accounts of `{}` changed", a.username);
         }
         UserAction::Passwd(p) => {
             let (_c, mut conn, _acc) = super::open(p.config.as_deref())?;

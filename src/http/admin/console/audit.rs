@@ -17,6 +17,20 @@ use crate::error::{Error, Result};
 use crate::http::admin::views::{self, when};
 
 /// The query of the page and its downloads: an account slug and how many entries.
+/// The audit log names changes of every account and of the installation: only an
+/// installation-wide user reads it.
+pub fn require_installation(user: &crate::domain::users::User) -> Result<()> {
+    if user.installation_wide() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::Forbidden(format!(
+            "user `{}` may not read the audit log (it covers every account: an \
+             installation-wide role needed)",
+            user.username
+        )))
+    }
+}
+
 pub struct AuditQuery {
     pub account: Option<(i64, String)>,
     pub limit: u32,
@@ -68,6 +82,7 @@ fn fields(v: &Option<serde_json::Value>) -> Markup {
 
 pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::ReadAccounts)?;
+    require_installation(&ctx.signed_in)?;
     let q = query_of(c, req)?;
     let rows = entries(c, &q)?;
     let list = accounts::list_accounts(&*c.conn()?)?;
