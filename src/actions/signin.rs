@@ -220,9 +220,34 @@ pub fn sign_in(
                     .map(|f| (f.user.role, f.user.company.clone()));
                 let id = db::atomic(conn, |tx| {
                     let id = q::upsert_directory_user(tx, &d.username, d.role, &d.company)?;
+                    // The accounts the groups give, at every sign-in (a mapping naming an
+                    // account that does not exist gives nothing).
+                    let grants = if d.accounts.is_empty() {
+                        None
+                    } else {
+                        let mut grants = Vec::new();
+                        for (slug, role) in &d.accounts {
+                            if let Some(a) = db::accounts::find_by_slug(tx, slug)? {
+                                grants.push(users::Grant {
+                                    account_id: a.id.0,
+                                    role: *role,
+                                });
+                            }
+                        }
+                        if grants.is_empty() {
+                            return Err(Error::Forbidden(
+                                "Your directory groups name accounts this server does not \
+                                 have. Ask an administrator to check the group mapping."
+                                    .into(),
+                            ));
+                        }
+                        Some(grants)
+                    };
+                    q::set_user_accounts(tx, id, grants.as_deref())?;
                     let after = json!({
                         "username": d.username, "role": d.role.as_str(),
                         "company": d.company, "source": "directory",
+                        "accounts": d.accounts.iter().map(|(a, r)| json!({"account": a, "role": r.as_str()})).collect::<Vec<_>>(),
                     });
                     match &before {
                         None => crate::db::audit::record(
