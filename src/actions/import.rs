@@ -32,6 +32,28 @@ pub struct ImportRequest {
     pub max_rows: usize,
 }
 
+/// The import job `id` names, if the user may see it: a job of an account they do not act
+/// in is not found (as one that does not exist); another company's is forbidden.
+pub fn job_for(
+    conn: &Connection,
+    user: &crate::domain::users::User,
+    id: &str,
+) -> Result<jobs::Job> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::not_found(format!("import job `{id}`")))?;
+    let job = jobs::find_job(conn, id)?
+        .filter(|j| user.may_act_in(j.account_id))
+        .ok_or_else(|| Error::not_found(format!("import job {id}")))?;
+    match user.scope() {
+        crate::domain::users::Scope::All => Ok(job),
+        _ if job.owner_company == user.company => Ok(job),
+        _ => Err(Error::Forbidden(format!(
+            "import job {id} belongs to another company"
+        ))),
+    }
+}
+
 /// Creates a queued job for an upload; the caller then runs `run_job` (at once, or on a
 /// worker thread so the status page can show progress).
 pub fn create_job(conn: &Connection, actor: &Actor<'_>, req: &ImportRequest) -> Result<i64> {

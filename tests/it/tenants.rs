@@ -136,6 +136,36 @@ fn an_installer_of_one_account_sees_nothing_of_another_through_the_api() {
     }
     let r = get("/accounts/nosuch/find");
     assert!(r.text().contains("account `nosuch`"), "{}", r.text());
+    // Import jobs: the installer's own, in its account, is theirs; another account's job is
+    // not found, as a job that does not exist.
+    let r = api(
+        &server,
+        "POST",
+        "/accounts/branch/imports",
+        Some(&bea),
+        "0004f2bb0002,,,office\n",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let own = json(&r)["id"].as_i64().expect("id");
+    assert_eq!(get(&format!("/accounts/branch/imports/{own}")).status, 200);
+    let ada = user(&server, "ada", &["--role", "admin"]);
+    let r = api(
+        &server,
+        "POST",
+        "/imports",
+        Some(&ada),
+        "0004f2aa0002,,,office\n",
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let other = json(&r)["id"].as_i64().expect("id");
+    let held = get(&format!("/accounts/branch/imports/{other}"));
+    assert_eq!(held.status, 404, "{}", held.text());
+    assert_eq!(
+        held.text().replace(&other.to_string(), "ID"),
+        get("/accounts/branch/imports/999999")
+            .text()
+            .replace("999999", "ID")
+    );
     // Associating the other account's MAC: 409, naming neither the account nor the company.
     let r = api(
         &server,

@@ -502,18 +502,7 @@ fn imports(
 }
 
 fn job_for(c: &Console, user: &User, id: &str) -> Result<jobs::Job> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| Error::not_found(format!("import job `{id}`")))?;
-    let job = jobs::find_job(&*c.conn()?, id)?
-        .ok_or_else(|| Error::not_found(format!("import job {id}")))?;
-    match user.scope() {
-        crate::domain::users::Scope::All => Ok(job),
-        _ if job.owner_company == user.company => Ok(job),
-        _ => Err(Error::Forbidden(format!(
-            "import job {id} belongs to another company"
-        ))),
-    }
+    import::job_for(&*c.conn()?, user, id)
 }
 
 /// Uploaded files as (name, bytes).
