@@ -331,6 +331,22 @@ pub fn device(conn: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result<Device>
     devices::find_device_by_mac(conn, mac)?.ok_or_else(|| Error::not_found(format!("device {mac}")))
 }
 
+/// Phones seen but not associated that the actor may claim, most recently seen first, and
+/// how many there are: an installation-wide user's of every account (as before accounts
+/// were tenants), a scoped user's of the account they act in.
+pub fn unassociated(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<assoc::DeviceRow>)> {
+    let only = (!actor.user.installation_wide()).then_some(actor.account.id.0);
+    Ok((
+        assoc::count_unassociated(conn, only)?,
+        assoc::list_unassociated(conn, only, limit, offset)?,
+    ))
+}
+
 /// The reference ID a device is linked to, if any.
 pub fn device_subscriber(conn: &Connection, mac: &Mac) -> Result<Option<String>> {
     Ok(assoc::find_owner(conn, mac.as_str())?.and_then(|o| o.reference_id))

@@ -233,6 +233,16 @@ fn the_console_acts_on_the_users_account_and_says_so() {
             .text()
             .contains("Account: <strong>Default</strong>")
     );
+    // A phone seen in the default account is among the installation-wide admin's
+    // unassociated phones, not among the branch installer's.
+    server.set_credentials();
+    let mut phone = server.phone(NOWHERE, UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{NOWHERE}.cfg")).status, 404);
+    assert!(eventually(std::time::Duration::from_secs(5), || admin
+        .get("/unassociated")
+        .text()
+        .contains(NOWHERE)));
+    assert!(!s.get("/unassociated").text().contains(NOWHERE));
     assert_eq!(admin.post("/account", &[("account", "branch")]).status, 303);
     let profiles = admin.get("/profiles");
     assert!(
