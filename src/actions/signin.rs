@@ -401,9 +401,37 @@ pub fn create_user(
     company: &str,
     password: Option<&str>,
 ) -> Result<(i64, Option<String>)> {
+    create_user_in(conn, who, username, (role, None), company, password)
+}
+
+/// Creates a user acting in every account with `role.0` (`role.1` `None`), or only in the
+/// accounts typed as `(slug, role)`, each with its role (checked, an unknown account named
+/// under `account_role`), in one transaction. Without a password, a one-time password is
+/// generated and returned.
+pub fn create_user_in(
+    conn: &mut Connection,
+    who: &Actor,
+    username: &str,
+    role: (Role, Option<&[(String, Role)]>),
+    company: &str,
+    password: Option<&str>,
+) -> Result<(i64, Option<String>)> {
+    let (role, accounts) = role;
     let mut p = Vec::new();
     users::check_username(username, &mut p);
-    users::check_company(role, company, &mut p);
+    match accounts {
+        None => users::check_company(role, company, &mut p),
+        Some([]) => p.push(FieldError::new(
+            "account_role",
+            "give at least one ACCOUNT=ROLE, or let the user act in every account",
+        )),
+        Some(typed) => {
+            for (_, r) in typed {
+                users::check_company(*r, company, &mut p);
+            }
+            p.dedup();
+        }
+    }
     if let Some(pw) = password {
         users::check_password("password", pw, &mut p);
     }
@@ -427,12 +455,20 @@ pub fn create_user(
             company.trim(),
             one_time.is_some(),
         )?;
+        if let Some(typed) = accounts {
+            let grants = super::tenants::grants_of(tx, "account_role", typed)?;
+            q::set_user_accounts(tx, id, Some(&grants))?;
+        }
         crate::db::audit::record(
             tx,
             who,
             Change::new(None, "user.add", username).after(json!({
                 "username": username, "role": role.as_str(), "company": company.trim(),
                 "one_time_password": one_time.is_some(),
+                "accounts": accounts.map(|t| t
+                    .iter()
+                    .map(|(a, r)| json!({"account": a, "role": r.as_str()}))
+                    .collect::<Vec<_>>()),
             })),
         )?;
         Ok(id)

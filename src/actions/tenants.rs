@@ -81,6 +81,30 @@ pub fn list_accounts(conn: &Connection, user: &User) -> Result<Vec<AccountSummar
         .collect())
 }
 
+/// Every account's slug by id, for `accounts_label`.
+pub fn slugs(conn: &Connection) -> Result<std::collections::HashMap<i64, String>> {
+    Ok(crate::db::accounts::list_accounts(conn)?
+        .into_iter()
+        .map(|a| (a.id.0, a.slug))
+        .collect())
+}
+
+/// The accounts a user acts in, as they are typed (`branch=installer, hq=viewer`); empty
+/// for every account.
+pub fn accounts_label(slugs: &std::collections::HashMap<i64, String>, user: &User) -> String {
+    match &user.accounts {
+        Accounts::Installation => String::new(),
+        Accounts::Only(grants) => grants
+            .iter()
+            .map(|g| {
+                let slug = slugs.get(&g.account_id).map_or("?", String::as_str);
+                format!("{slug}={}", g.role)
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+    }
+}
+
 /// The grants typed as `(slug, role)`, each account looked up; an unknown one is an error
 /// naming `field`.
 pub fn grants_of(conn: &Connection, field: &str, typed: &[(String, Role)]) -> Result<Vec<Grant>> {

@@ -290,22 +290,14 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
             } else {
                 None
             };
-            let (_, one_time) = signin::create_user(
+            let (_, one_time) = signin::create_user_in(
                 &mut conn,
                 &crate::cli::os_user(),
                 &a.username,
-                role,
+                (role, (!grants.is_empty()).then_some(grants.as_slice())),
                 &a.company,
                 password.as_deref(),
             )?;
-            if !grants.is_empty() {
-                crate::actions::tenants::set_user_accounts(
-                    &mut conn,
-                    &crate::cli::os_user(),
-                    &a.username,
-                    Some(&grants),
-                )?;
-            }
             match one_time {
                 Some(pw) => println!(
                     "user `{}` ({role}) created; one-time password: {pw} (change it at first sign-in)",
@@ -349,17 +341,22 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
         UserAction::List(l) => {
             let (_c, conn, _acc) = super::open(l.config.as_deref())?;
             println!(
-                "{:<24} {:<10} {:<24} {:<9} {:<10} TWO-FACTOR",
-                "USER", "ROLE", "COMPANY", "PASSWORD", "SOURCE"
+                "{:<24} {:<10} {:<24} {:<9} {:<10} {:<24} TWO-FACTOR",
+                "USER", "ROLE", "COMPANY", "PASSWORD", "SOURCE", "ACCOUNTS"
             );
             let kinds = uq::list_sign_in_kinds(&conn)?;
+            let slugs = crate::actions::tenants::slugs(&conn)?;
             for u in uq::list_users(&conn)? {
                 let (source, totp) = kinds
                     .get(&u.id)
                     .copied()
                     .unwrap_or((uq::Source::Local, false));
+                let accounts = match crate::actions::tenants::accounts_label(&slugs, &u) {
+                    a if a.is_empty() => "every account".to_string(),
+                    a => a,
+                };
                 println!(
-                    "{:<24} {:<10} {:<24} {:<9} {:<10} {}",
+                    "{:<24} {:<10} {:<24} {:<9} {:<10} {accounts:<24} {}",
                     u.username,
                     u.role,
                     u.company,

@@ -414,3 +414,58 @@ fn each_users_view_through_the_api_equals_the_models_filter() {
         }
     }
 }
+
+#[test]
+fn admins_give_users_accounts_on_the_users_page_and_the_cli_lists_them() {
+    let server = ZServer::start();
+    add_account(&server, "branch");
+    let admin = Session::admin(&server);
+    // An unknown account or role is refused, naming the field; no user is made.
+    for bad in ["nosuch=viewer", "branch=boss", "branch"] {
+        let r = admin.post(
+            "/users",
+            &[
+                ("username", "bo"),
+                ("role", "viewer"),
+                ("company", ""),
+                ("account_role", bad),
+            ],
+        );
+        assert_eq!(r.status, 422, "{bad}: {}", r.text());
+        assert!(r.text().contains("account_role"), "{bad}: {}", r.text());
+    }
+    assert!(!server.cli_ok(&["user", "list"]).contains("bo "));
+    let r = admin.post(
+        "/users",
+        &[
+            ("username", "bo"),
+            ("role", "viewer"),
+            ("company", "acme"),
+            ("account_role", "branch=installer"),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let row = |name: &str| {
+        server
+            .cli_ok(&["user", "list"])
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} listed"))
+            .to_string()
+    };
+    assert!(row("bo").contains("branch=installer"), "{}", row("bo"));
+    assert!(row("admin").contains("every account"), "{}", row("admin"));
+    // Made installation-wide again from the users page (an empty field).
+    let r = admin.post("/users/bo/accounts", &[("account_role", "")]);
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(row("bo").contains("every account"), "{}", row("bo"));
+    // The last installation-wide admin cannot be limited to accounts.
+    let err = server.cli_err(&[
+        "user",
+        "accounts",
+        "admin",
+        "--account-role",
+        "branch=admin",
+    ]);
+    assert!(err.contains("last installation-wide admin"), "{err}");
+}

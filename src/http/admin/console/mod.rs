@@ -281,6 +281,7 @@ impl Console {
             ("GET", ["users"]) => users::list(self, ctx, req),
             ("POST", ["users"]) => users::create(self, ctx, f),
             ("POST", ["users", name, "reset"]) => users::reset(self, ctx, name),
+            ("POST", ["users", name, "accounts"]) => users::set_accounts(self, ctx, name, f),
             ("POST", ["users", name, "delete"]) => users::delete(self, ctx, name),
             ("GET", ["tokens"]) => users::tokens(self, ctx, None),
             ("POST", ["tokens"]) => users::create_token(self, ctx, f),
@@ -676,6 +677,7 @@ pub fn notice_of(req: &Request) -> Option<&'static str> {
 }
 
 const NOTICES: &[(&str, &str)] = &[
+    ("user-accounts", "The user's accounts were changed."),
     (
         "totp-removed",
         "Two-factor sign-in removed; the user was signed out everywhere.",
