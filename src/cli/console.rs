@@ -150,6 +150,9 @@ pub struct Import {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account to import into (its slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// the CSV file
     #[argh(positional)]
     pub file: PathBuf,
@@ -397,7 +400,8 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
 }
 
 pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
-    let (config, mut conn, account) = super::open(a.config.as_deref())?;
+    let (config, mut conn, account) =
+        super::open_account(a.config.as_deref(), a.account.as_deref())?;
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let own = crate::actions::own_addresses(&config);
     let user = cli_user();

@@ -469,3 +469,28 @@ fn admins_give_users_accounts_on_the_users_page_and_the_cli_lists_them() {
     ]);
     assert!(err.contains("last installation-wide admin"), "{err}");
 }
+
+#[test]
+fn cli_commands_act_in_the_account_they_name() {
+    let server = ZServer::start();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", MAC_A, "--profile", "office"]);
+    add_account(&server, "branch");
+    // A bulk import into the branch account.
+    let f = write_file(
+        &server.data_dir(),
+        "branch.csv",
+        format!("{MAC_B},,,office\n").as_bytes(),
+    );
+    server.cli_ok(&["import", &f.to_string_lossy(), "--account", "branch"]);
+    let found = server.cli_ok(&["find", "--device-view", "--mac", "%", "--account", "branch"]);
+    assert!(found.contains(MAC_B) && !found.contains(MAC_A), "{found}");
+    let every = server.cli_ok(&["find", "--device-view", "--mac", "%"]);
+    assert!(every.contains(MAC_B) && every.contains(MAC_A), "{every}");
+    // A device named in another account is not found there.
+    let err = server.cli_err(&["device", "show", MAC_A, "--account", "branch"]);
+    assert!(err.contains("no device") && err.contains("branch"), "{err}");
+    let err = server.cli_err(&["device", "delete", MAC_A, "--account", "nosuch"]);
+    assert!(err.contains("account `nosuch`"), "{err}");
+    server.cli_ok(&["device", "show", MAC_B, "--account", "branch"]);
+}
