@@ -204,9 +204,19 @@ fn a_viewer_of_one_account_reads_only_its_inventory_and_export() {
         .map(|a| a["slug"].as_str().expect("slug"))
         .collect();
     assert_eq!(slugs, vec!["branch"]);
-    // The audit log covers every account: its route acts in the default account, which this
-    // user has no role in (not found); an installation-wide role is needed to read it.
+    // The audit log: the API's route acts in the default account, which this user has no
+    // role in (not found); the console's shows the entries of their account alone.
     assert_eq!(get("/audit").status, 404);
+    let s = Session::sign_in(&server, "vic", PASSWORD);
+    let audit = s.get("/audit");
+    assert_eq!(audit.status, 200, "{}", audit.text());
+    assert!(
+        audit.text().contains(MAC_B) && !audit.text().contains(MAC_A),
+        "{}",
+        audit.text()
+    );
+    assert!(!s.get("/audit.csv").text().contains(MAC_A));
+    assert_eq!(s.get("/audit?account=default").status, 404);
 }
 
 #[test]
