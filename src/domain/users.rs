@@ -441,27 +441,19 @@ mod tests {
 
     #[test]
     fn a_scoped_user_acts_only_in_its_accounts_with_its_role_there() {
+        let grants = vec![
+            Grant {
+                account_id: 2,
+                role: Role::Installer,
+            },
+            Grant {
+                account_id: 3,
+                role: Role::Admin,
+            },
+        ];
         let u = User {
-            role: Accounts::broadest(&[
-                Grant {
-                    account_id: 2,
-                    role: Role::Installer,
-                },
-                Grant {
-                    account_id: 3,
-                    role: Role::Admin,
-                },
-            ]),
-            accounts: Accounts::Only(vec![
-                Grant {
-                    account_id: 2,
-                    role: Role::Installer,
-                },
-                Grant {
-                    account_id: 3,
-                    role: Role::Admin,
-                },
-            ]),
+            role: Accounts::broadest(&grants),
+            accounts: Accounts::Only(grants),
             ..user(Role::Viewer, "acme")
         };
         assert_eq!(u.role, Role::Admin);

@@ -415,17 +415,7 @@ fn a_group_mapped_to_an_account_signs_in_to_that_account_only() {
         .collect::<String>()
         + &groups;
     let server = ZServer::start_with(&config);
-    server.cli_ok(&[
-        "account",
-        "add",
-        "branch",
-        "--name",
-        "Branch office",
-        "--user",
-        "branchphones",
-        "--password",
-        "Branch-Passw0rd",
-    ]);
+    add_account(&server, "branch", "Branch office");
     // Nora's group gives her the branch account only, as a viewer.
     let r = post_sign_in(&server, "nora", "nora-password-1");
     assert_eq!(r.status, 303, "{}", r.text());

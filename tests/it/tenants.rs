@@ -5,60 +5,32 @@
 //! `/api/v1/accounts/{account}/…` routes answer as their aliases for the default account.
 //! A randomized model checks each user's view against the model's filter.
 
-use std::process::Stdio;
-
 use crate::common::*;
 
 const MAC_A: &str = "0004f2aa0001";
 const MAC_B: &str = "0004f2bb0001";
 const NOWHERE: &str = "0004f2cc0009";
-const PASSWORD: &str = "a-long-test-password";
+const PASSWORD: &str = TEST_USER_PASSWORD;
 
-/// Creates a user with `args` (after `user add NAME`) and the test password; returns an API
-/// token of theirs.
 fn user(server: &ZServer, name: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(bin())
-        .args(["user", "add", name])
-        .args(args)
-        .args(["--password-stdin", "--config"])
-        .arg(&server.config)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(format!("{PASSWORD}\n").as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("user add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    server
-        .cli_ok(&["user", "token", name, "--name", "test"])
-        .trim()
-        .to_string()
+    user_with_token_args(server, name, args)
 }
 
+/// An account `slug` with a profile `office`.
 fn add_account(server: &ZServer, slug: &str) {
-    server.cli_ok(&[
-        "account",
-        "add",
-        slug,
-        "--name",
-        &format!("Account {slug}"),
-        "--user",
-        &format!("{slug}phones"),
-        "--password",
-        "Branch-Passw0rd",
-    ]);
+    crate::common::add_account(server, slug, &format!("Account {slug}"));
     server.cli_ok(&["profile", "add", "office", "--account", slug]);
+}
+
+/// Associates `mac` with the profile `office` in `account` through the API.
+fn associate(server: &ZServer, token: &str, account: &str, mac: &str) -> Resp {
+    api(
+        server,
+        "POST",
+        &format!("/accounts/{account}/devices"),
+        Some(token),
+        &format!(r#"{{"id": "{mac}", "profile": "office"}}"#),
+    )
 }
 
 fn macs_of(v: &serde_json::Value) -> Vec<String> {
@@ -83,13 +55,7 @@ fn two_accounts() -> (ZServer, String) {
         "bea",
         &["--account-role", "branch=installer", "--company", "acme"],
     );
-    let r = api(
-        &server,
-        "POST",
-        "/accounts/branch/devices",
-        Some(&installer),
-        &format!(r#"{{"id": "{MAC_B}", "profile": "office"}}"#),
-    );
+    let r = associate(&server, &installer, "branch", MAC_B);
     assert_eq!(r.status, 201, "{}", r.text());
     (server, installer)
 }
@@ -167,13 +133,7 @@ fn an_installer_of_one_account_sees_nothing_of_another_through_the_api() {
             .replace("999999", "ID")
     );
     // Associating the other account's MAC: 409, naming neither the account nor the company.
-    let r = api(
-        &server,
-        "POST",
-        "/accounts/branch/devices",
-        Some(&bea),
-        &format!(r#"{{"id": "{MAC_A}", "profile": "office"}}"#),
-    );
+    let r = associate(&server, &bea, "branch", MAC_A);
     assert_eq!(r.status, 409, "{}", r.text());
     let text = r.text();
     assert!(text.contains("already associated elsewhere"), "{text}");
