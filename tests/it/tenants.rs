@@ -464,3 +464,67 @@ fn cli_commands_act_in_the_account_they_name() {
     assert!(err.contains("account `nosuch`"), "{err}");
     server.cli_ok(&["device", "show", MAC_B, "--account", "branch"]);
 }
+
+/// The service address of an account (`/<slug>-<key>/`).
+fn address(server: &ZServer, slug: &str) -> String {
+    let out = server.cli_ok(&["account", "show", "--account", slug, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    v["service_address"].as_str().expect("address").to_string()
+}
+
+#[test]
+fn an_accounts_own_directory_is_served_to_its_phones_before_the_installations() {
+    let server = ZServer::start();
+    server.set_credentials();
+    add_account(&server, "branch");
+    let csv = |name: &str, who: &str| {
+        write_file(
+            server.dir.path(),
+            name,
+            format!("first_name,last_name,contact,speed_dial\n{who},X,1001,1\n").as_bytes(),
+        )
+    };
+    let all = csv("all.csv", "Everyone");
+    let own = csv("own.csv", "Branchonly");
+    server.cli_ok(&["assets", "directory", "import", &all.to_string_lossy()]);
+    server.cli_ok(&[
+        "assets",
+        "directory",
+        "import",
+        &own.to_string_lossy(),
+        "--account",
+        "branch",
+    ]);
+    let err = server.cli_err(&["assets", "list", "--account", "nosuch"]);
+    assert!(err.contains("account `nosuch`"), "{err}");
+    let listed = server.cli_ok(&["assets", "list", "--account", "branch"]);
+    assert!(listed.contains("000000000000-directory.xml"), "{listed}");
+    // The branch's phones get the branch's directory; the default account's the
+    // installation's; a file the branch does not have comes from the installation.
+    let base = address(&server, "branch");
+    let mut branch = Phone::new(
+        server.device,
+        MAC_B,
+        UA_VVX500_APP,
+        "branchphones",
+        "Branch-Passw0rd",
+    );
+    let r = branch.get(&format!("{base}000000000000-directory.xml"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Branchonly") && !r.text().contains("Everyone"));
+    let r = server
+        .phone(MAC_A, UA_VVX500_APP)
+        .get("/000000000000-directory.xml");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Everyone") && !r.text().contains("Branchonly"));
+    server.cli_ok(&["assets", "directory", "import", &all.to_string_lossy()]);
+    server.cli_ok(&[
+        "assets",
+        "delete",
+        "000000000000-directory.xml",
+        "--account",
+        "branch",
+    ]);
+    let r = branch.get(&format!("{base}000000000000-directory.xml"));
+    assert!(r.text().contains("Everyone"), "{}", r.text());
+}
