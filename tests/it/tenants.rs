@@ -528,3 +528,38 @@ fn an_accounts_own_directory_is_served_to_its_phones_before_the_installations() 
     let r = branch.get(&format!("{base}000000000000-directory.xml"));
     assert!(r.text().contains("Everyone"), "{}", r.text());
 }
+
+#[test]
+fn an_accounts_own_files_are_managed_through_its_api_routes() {
+    let server = ZServer::start();
+    add_account(&server, "branch");
+    let boss = user(&server, "boss", &["--account-role", "branch=admin"]);
+    let vic = user(&server, "vic", &["--account-role", "branch=viewer"]);
+    let body = r#"{"contacts": [{"first_name": "Own", "contact": "1001"}]}"#;
+    let put = |token: &str, path: &str| api(&server, "PUT", path, Some(token), body);
+    assert_eq!(put(&vic, "/accounts/branch/assets/directory").status, 403);
+    let r = put(&boss, "/accounts/branch/assets/directory");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = json(&api(
+        &server,
+        "GET",
+        "/accounts/branch/assets/directory",
+        Some(&vic),
+        "",
+    ));
+    assert_eq!(v["contacts"][0]["first_name"], "Own");
+    // The installation's files stay an installation-wide admin's; another account's are
+    // not found.
+    assert_eq!(put(&boss, "/assets/directory").status, 404);
+    assert_eq!(
+        api(&server, "GET", "/accounts/default/assets", Some(&boss), "").status,
+        404
+    );
+    let listed = server.cli_ok(&["assets", "list", "--account", "branch"]);
+    assert!(listed.contains("000000000000-directory.xml"), "{listed}");
+    assert!(
+        !server
+            .cli_ok(&["assets", "list"])
+            .contains("000000000000-directory.xml")
+    );
+}

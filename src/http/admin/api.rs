@@ -155,6 +155,21 @@ impl Api {
             ["accounts", slug, area, ..] if ACCOUNT_AREAS.contains(area) => {
                 (Some(*slug), &segs[2..])
             }
+            ["accounts", slug, "assets", ..] => {
+                let (user, account) = crate::actions::tenants::act_in(
+                    &*self.console.conn()?,
+                    token_user,
+                    Some(slug),
+                )?;
+                return super::api_files::account_assets(
+                    &self.console,
+                    req,
+                    &user,
+                    &account,
+                    &segs[2..],
+                )
+                .unwrap_or_else(|| Err(no_route(req)));
+            }
             ["accounts", rest @ ..] => return accounts::route(self, req, token_user, rest),
             _ => (None, &segs[..]),
         };
