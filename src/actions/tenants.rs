@@ -12,8 +12,10 @@
 //! - An account outside S answers exactly as an account that does not exist (404
 //!   "account `x` not found"), on its API routes, its console pages and the switcher.
 //! - Acting in account A, a scoped user sees exactly the devices, reference IDs, profiles,
-//!   imports, inventory and exports of A (narrowed by company as before); counts equal the
-//!   visible rows.
+//!   imports, unassociated phones, inventory, exports, audit entries and own shared files
+//!   of A (narrowed by company as before); counts equal the visible rows. An
+//!   installation-wide user's Find, device pages and unassociated phones cover every
+//!   account, as before accounts were tenants.
 //! - A MAC or reference ID held by another account is indistinguishable from one that
 //!   exists nowhere — 404, not listed by Find, not counted — except that associating such
 //!   a MAC answers 409 "already associated elsewhere", naming neither the account nor the

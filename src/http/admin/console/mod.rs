@@ -98,7 +98,9 @@ impl Ctx {
             user: Some((self.user.username.clone(), self.user.role.to_string())),
             csrf: self.csrf.clone(),
             section,
-            admin: self.user.role == crate::domain::users::Role::Admin,
+            // Settings, diagnostics and users belong to the installation.
+            admin: self.user.role == crate::domain::users::Role::Admin
+                && self.user.installation_wide(),
             lens: self
                 .user
                 .require(crate::domain::users::Action::ReadAccounts)
