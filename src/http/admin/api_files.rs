@@ -25,19 +25,24 @@ pub fn route(
     actor: &Actor<'_>,
     segs: &[&str],
 ) -> Option<Result<Response>> {
-    let known = matches!(
+    let known = assets_route(segs)
+        || matches!(
+            segs,
+            ["devices", _, "overrides"] | ["overrides", "clear"] | ["firmware"] | ["firmware", _]
+        );
+    known.then(|| handle(c, req, user, actor, segs))
+}
+
+/// Whether `segs` is a route of the shared phone files.
+fn assets_route(segs: &[&str]) -> bool {
+    matches!(
         segs,
-        ["devices", _, "overrides"]
-            | ["overrides", "clear"]
-            | ["firmware"]
-            | ["firmware", _]
-            | ["assets"]
+        ["assets"]
             | ["assets", "directory" | "directory.csv"]
             | ["assets", "files", _]
             | ["assets", "languages", _]
             | ["assets", "languages", _, _, _]
-    );
-    known.then(|| handle(c, req, user, actor, segs))
+    )
 }
 
 /// `/accounts/{slug}/assets…`: the account's own shared files (served to its phones before
@@ -49,16 +54,8 @@ pub fn account_assets(
     account: &crate::domain::account::Account,
     segs: &[&str],
 ) -> Option<Result<Response>> {
-    let known = matches!(
-        segs,
-        ["assets"]
-            | ["assets", "directory" | "directory.csv"]
-            | ["assets", "files", _]
-            | ["assets", "languages", _]
-            | ["assets", "languages", _, _, _]
-    );
     let dir = crate::datadir::DataDirs::under(&c.config.data_dir).assets_of(&account.slug);
-    known.then(|| assets_area(req, user, segs, &dir, Action::ManageAccounts))
+    assets_route(segs).then(|| assets_area(req, user, segs, &dir, Action::ManageAccounts))
 }
 
 /// Answers a route `route` knows, in its area.
