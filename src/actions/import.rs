@@ -32,6 +32,22 @@ pub struct ImportRequest {
     pub max_rows: usize,
 }
 
+/// The newest import jobs the actor may see (of `reference_id` if given): their company's
+/// unless they see every device; the account they act in unless they act in every account.
+pub fn recent_jobs(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    reference_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<jobs::Job>> {
+    let company = match actor.user.scope() {
+        crate::domain::users::Scope::All => None,
+        _ => Some(actor.user.company.as_str()),
+    };
+    let account = (!actor.user.installation_wide()).then_some(actor.account.id.0);
+    jobs::list_jobs(conn, company, reference_id, account, limit)
+}
+
 /// The import job `id` names, if the user may see it: a job of an account they do not act
 /// in is not found (as one that does not exist); another company's is forbidden.
 pub fn job_for(

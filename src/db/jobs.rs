@@ -100,15 +100,17 @@ pub fn list_jobs(
     conn: &Connection,
     company: Option<&str>,
     reference_id: Option<&str>,
+    account: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Job>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM import_jobs
          WHERE (?1 IS NULL OR owner_company = ?1) AND (?2 IS NULL OR reference_id = ?2 COLLATE NOCASE)
+           AND (?4 IS NULL OR account_id = ?4)
          ORDER BY id DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![company, reference_id, limit], from_row)?;
+    let rows = stmt.query_map(params![company, reference_id, limit, account], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

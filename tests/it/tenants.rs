@@ -118,7 +118,7 @@ fn an_installer_of_one_account_sees_nothing_of_another_through_the_api() {
     let r = api(
         &server,
         "POST",
-        "/imports",
+        "/imports?file_name=hq-only.csv",
         Some(&ada),
         "0004f2aa0002,,,office\n",
     );
@@ -132,6 +132,18 @@ fn an_installer_of_one_account_sees_nothing_of_another_through_the_api() {
             .text()
             .replace("999999", "ID")
     );
+    // The console's recent jobs are the account's own, even for an admin of the account
+    // (who sees every company's).
+    user(&server, "bob", &["--account-role", "branch=admin"]);
+    let page = Session::sign_in(&server, "bob", PASSWORD)
+        .get("/import")
+        .text();
+    assert!(
+        page.contains("api.csv") && !page.contains("hq-only.csv"),
+        "{page}"
+    );
+    let admins = Session::admin(&server).get("/import").text();
+    assert!(admins.contains("hq-only.csv"), "{admins}");
     // Associating the other account's MAC: 409, naming neither the account nor the company.
     let r = associate(&server, &bea, "branch", MAC_A);
     assert_eq!(r.status, 409, "{}", r.text());

@@ -36,11 +36,8 @@ pub fn jobs_table(list: &[jobs::Job]) -> Markup {
 pub fn import_form(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::Associate)?;
     let conn = c.conn()?;
-    let company = match ctx.user.scope() {
-        crate::domain::users::Scope::All => None,
-        _ => Some(ctx.user.company.clone()),
-    };
-    let recent = jobs::list_jobs(&conn, company.as_deref(), None, 10)?;
+    let recent =
+        crate::actions::import::recent_jobs(&conn, &c.actor(&ctx.user, &ctx.account), None, 10)?;
     let reference_id = req.get_param("reference_id").unwrap_or_default();
     Ok(html_page(
         200,
