@@ -575,3 +575,53 @@ fn an_accounts_own_files_are_managed_through_its_api_routes() {
             .contains("000000000000-directory.xml")
     );
 }
+
+/// The account the page header names.
+async fn header(b: &crate::browser::Browser) -> String {
+    b.client
+        .find(fantoccini::Locator::Css(".account strong"))
+        .await
+        .expect("account line")
+        .text()
+        .await
+        .expect("text")
+}
+
+#[test]
+fn the_account_switcher_works_in_a_browser() {
+    use crate::browser::{Browser, ONE_BROWSER, runtime};
+    let _one = ONE_BROWSER.lock().unwrap_or_else(|p| p.into_inner());
+    let server = ZServer::start();
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", MAC_A, "--profile", "office"]);
+    add_account(&server, "branch");
+    server.cli_ok(&[
+        "device",
+        "add",
+        MAC_B,
+        "--profile",
+        "office",
+        "--account",
+        "branch",
+    ]);
+    runtime().block_on(async {
+        let Some(mut b) = Browser::start(&server, "account-switcher").await else {
+            return;
+        };
+        b.first_sign_in(&server).await;
+        b.goto("/profiles").await;
+        b.text().await;
+        assert_eq!(header(&b).await, "Default");
+        b.choose("account", "branch").await;
+        b.click(".account button[type=submit]").await;
+        b.goto("/find?view=device&mac=%25").await;
+        let text = b.text().await;
+        assert_eq!(header(&b).await, "Account branch");
+        // Find lists every account's devices for an installation-wide admin, as before.
+        assert!(text.contains(MAC_B), "{text}");
+        b.shot("switched").await;
+        b.goto("/profiles").await;
+        b.text().await;
+        assert_eq!(header(&b).await, "Account branch");
+    });
+}
