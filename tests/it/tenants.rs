@@ -3,7 +3,10 @@
 //! answered as MACs that exist nowhere by the API's GET, Find, inventory and export and by
 //! the console's pages, and associating one is 409 "already associated elsewhere" — and the
 //! `/api/v1/accounts/{account}/…` routes answer as their aliases for the default account.
-//! A randomized model checks each user's view against the model's filter.
+//! Also: users given accounts on the Users page and the CLI, the CLI's `--account`, an
+//! account's own shared files served before the installation's, the switcher in a real
+//! browser. A randomized model (`ZEROTOUCH_TENANT_CASES` installations, default 1) checks
+//! each user's view through the API against the model's filter.
 
 use crate::common::*;
 
