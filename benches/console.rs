@@ -72,6 +72,7 @@ fn bench_import(dir: &std::path::Path) {
         role: Role::Admin,
         company: String::new(),
         must_change_password: false,
+        accounts: zerotouch::domain::users::Accounts::Installation,
     };
     let own = OwnAddresses::default();
     let actor = Actor {

@@ -20,7 +20,7 @@ use crate::domain::hex;
 use crate::error::{Error, Result};
 
 /// Directories of the data dir that a backup carries.
-const DATA_DIRS: &[&str] = &["tls", "uploads", "assets", "firmware"];
+const DATA_DIRS: &[&str] = &["tls", "uploads", "assets", "account-assets", "firmware"];
 const MANIFEST: &str = "manifest.json";
 const DB_ENTRY: &str = "db/zerotouch.db";
 const KEY_ENTRY: &str = "keys/secret.key";

@@ -16,6 +16,9 @@ pub struct DataDirs {
     pub firmware: PathBuf,
     pub uploads: PathBuf,
     pub assets: PathBuf,
+    /// Each account's own shared files, `<slug>/` below it, served to that account's phones
+    /// before the installation's of the same name.
+    pub account_assets: PathBuf,
     /// Where uploads are streamed before being moved into place (same file system).
     pub incoming: PathBuf,
     /// Where firmware uploads to the admin listener are streamed before being unpacked.
@@ -28,9 +31,15 @@ impl DataDirs {
             firmware: data_dir.join("firmware"),
             uploads: data_dir.join("uploads"),
             assets: data_dir.join("assets"),
+            account_assets: data_dir.join("account-assets"),
             incoming: data_dir.join("uploads").join(".incoming"),
             firmware_incoming: data_dir.join("firmware").join(".incoming"),
         }
+    }
+
+    /// The shared files of the account `slug` (a checked slug: letters, digits and `-`).
+    pub fn assets_of(&self, slug: &str) -> PathBuf {
+        self.account_assets.join(slug)
     }
 
     /// Where a device's upload is stored.
@@ -96,6 +105,7 @@ pub fn restrict_data_dir(data_dir: &Path) {
         "uploads",
         "firmware",
         "assets",
+        "account-assets",
     ] {
         restrict(&data_dir.join(name));
     }
@@ -120,6 +130,7 @@ pub fn prepare_data_dir(data_dir: &Path) -> Result<()> {
         &dirs.firmware,
         &dirs.uploads,
         &dirs.assets,
+        &dirs.account_assets,
         &dirs.incoming,
         &dirs.firmware_incoming,
         &data_dir.join("tls"),

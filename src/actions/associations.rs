@@ -5,7 +5,9 @@
 //! Each action validates everything first and then writes in one transaction, so a refused
 //! input leaves nothing half-written. The ZTP guide's confidentiality rule is applied here, not
 //! in the pages: a device associated by another company is `Forbidden` to view or change,
-//! and associating a MAC another company or account holds is a `Conflict` naming why.
+//! and associating a MAC another company or account holds is a `Conflict`, "already
+//! associated elsewhere", naming neither. A device or reference ID of an account the user
+//! may not act in is not found, as one that exists nowhere (`actions::tenants`).
 //! Every change is audited in its own transaction as `actor.who` (secrets masked there).
 
 use rusqlite::Connection;
@@ -117,6 +119,12 @@ fn subscriber_visible(scope: &Scope, s: &Subscriber) -> bool {
 /// The subscriber with this reference ID, if the actor may see it.
 pub fn subscriber(conn: &Connection, actor: &Actor<'_>, reference_id: &str) -> Result<Subscriber> {
     let s = subscribers::find_subscriber(conn, reference_id)?
+        .filter(|s| {
+            subscribers::account_of(conn, s.id)
+                .ok()
+                .flatten()
+                .is_some_and(|a| actor.user.may_act_in(a))
+        })
         .ok_or_else(|| Error::not_found(format!("reference ID `{reference_id}`")))?;
     if !subscriber_visible(&actor.user.scope(), &s) {
         return Err(Error::Forbidden(format!(
@@ -198,14 +206,12 @@ pub fn check_mac_free(conn: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result
     let Some(owner) = assoc::find_owner(conn, mac.as_str())? else {
         return Ok(());
     };
-    if owner.account_id != actor.account.id.0 {
+    // Another account's or company's MAC: the same words for both, naming neither.
+    if owner.account_id != actor.account.id.0
+        || (owner.associated && !visible(&actor.user.scope(), &owner))
+    {
         return Err(Error::Conflict(format!(
-            "MAC {mac} belongs to another account"
-        )));
-    }
-    if owner.associated && !visible(&actor.user.scope(), &owner) {
-        return Err(Error::Conflict(format!(
-            "MAC {mac} belongs to another company"
+            "MAC {mac} is already associated elsewhere"
         )));
     }
     if owner.associated {
@@ -314,6 +320,7 @@ pub fn associate(
 /// The device with this MAC, if the actor may see it.
 pub fn device(conn: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result<Device> {
     let owner = assoc::find_owner(conn, mac.as_str())?
+        .filter(|o| actor.user.may_act_in(o.account_id))
         .ok_or_else(|| Error::not_found(format!("device {mac}")))?;
     if owner.associated && !visible(&actor.user.scope(), &owner) {
         return Err(Error::Forbidden(format!(
@@ -322,6 +329,22 @@ pub fn device(conn: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result<Device>
     }
     // Phones seen but not associated belong to no company yet: any role may claim them.
     devices::find_device_by_mac(conn, mac)?.ok_or_else(|| Error::not_found(format!("device {mac}")))
+}
+
+/// Phones seen but not associated that the actor may claim, most recently seen first, and
+/// how many there are: an installation-wide user's of every account (as before accounts
+/// were tenants), a scoped user's of the account they act in.
+pub fn unassociated(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<assoc::DeviceRow>)> {
+    let only = (!actor.user.installation_wide()).then_some(actor.account.id.0);
+    Ok((
+        assoc::count_unassociated(conn, only)?,
+        assoc::list_unassociated(conn, only, limit, offset)?,
+    ))
 }
 
 /// The reference ID a device is linked to, if any.

@@ -32,6 +32,8 @@ pub struct DirectoryUser {
     pub dn: String,
     pub role: Role,
     pub company: String,
+    /// The accounts their groups give, `(slug, role)`; empty: every account, with `role`.
+    pub accounts: Vec<(String, Role)>,
 }
 
 /// The outcome of a directory sign-in that reached the directory.
@@ -229,6 +231,7 @@ fn search_then_bind(
             dn: entry.dn,
             role: m.role,
             company: m.company.clone(),
+            accounts: dirauth::accounts_for(&mappings, &groups),
         }),
         None => Outcome::NoMappedGroup,
     })

@@ -32,6 +32,44 @@ pub struct ImportRequest {
     pub max_rows: usize,
 }
 
+/// The newest import jobs the actor may see (of `reference_id` if given): their company's
+/// unless they see every device; the account they act in unless they act in every account.
+pub fn recent_jobs(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    reference_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<jobs::Job>> {
+    let company = match actor.user.scope() {
+        crate::domain::users::Scope::All => None,
+        _ => Some(actor.user.company.as_str()),
+    };
+    let account = (!actor.user.installation_wide()).then_some(actor.account.id.0);
+    jobs::list_jobs(conn, company, reference_id, account, limit)
+}
+
+/// The import job `id` names, if the user may see it: a job of an account they do not act
+/// in is not found (as one that does not exist); another company's is forbidden.
+pub fn job_for(
+    conn: &Connection,
+    user: &crate::domain::users::User,
+    id: &str,
+) -> Result<jobs::Job> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::not_found(format!("import job `{id}`")))?;
+    let job = jobs::find_job(conn, id)?
+        .filter(|j| user.may_act_in(j.account_id))
+        .ok_or_else(|| Error::not_found(format!("import job {id}")))?;
+    match user.scope() {
+        crate::domain::users::Scope::All => Ok(job),
+        _ if job.owner_company == user.company => Ok(job),
+        _ => Err(Error::Forbidden(format!(
+            "import job {id} belongs to another company"
+        ))),
+    }
+}
+
 /// Creates a queued job for an upload; the caller then runs `run_job` (at once, or on a
 /// worker thread so the status page can show progress).
 pub fn create_job(conn: &Connection, actor: &Actor<'_>, req: &ImportRequest) -> Result<i64> {
@@ -264,6 +302,7 @@ mod tests {
             role: Role::Admin,
             company: String::new(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         }
     }
 
@@ -406,6 +445,7 @@ mod tests {
             role: Role::Installer,
             company: "acme".into(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         };
         let other = User {
             id: 3,
@@ -413,6 +453,7 @@ mod tests {
             role: Role::Installer,
             company: "globex".into(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         };
         run(
             &mut conn,
@@ -430,7 +471,7 @@ mod tests {
         );
         assert_eq!(job.applied_rows, 1);
         assert!(
-            errors[0].reason.contains("belongs to another company"),
+            errors[0].reason.contains("already associated elsewhere"),
             "{}",
             errors[0].reason
         );

@@ -27,6 +27,7 @@ pub mod signin;
 pub mod sip;
 pub mod stored;
 pub mod templating;
+pub mod tenants;
 pub mod totp;
 pub mod transfer;
 pub mod uploads;
@@ -143,6 +144,7 @@ pub fn operator(name: &str) -> User {
         role: Role::Admin,
         company: String::new(),
         must_change_password: false,
+        accounts: crate::domain::users::Accounts::Installation,
     }
 }
 

@@ -50,6 +50,15 @@ fn may_manage(actor: &Actor<'_>, created_by: &str) -> Result<()> {
     Ok(())
 }
 
+/// The actor's account's profiles, each with the devices the actor sees among those using
+/// it: an installer's count is their company's devices, as Find lists them.
+pub fn list_profiles(
+    conn: &Connection,
+    actor: &Actor<'_>,
+) -> Result<Vec<crate::db::profiles::ProfileSummary>> {
+    crate::db::profiles::list_profiles_seen_by(conn, actor.account.id.0, &actor.user.scope())
+}
+
 /// The profile with this name in the actor's account, and the company that created it.
 pub fn profile(conn: &Connection, actor: &Actor<'_>, name: &str) -> Result<(Profile, String)> {
     let p = profiles::find_profile_by_name(conn, actor.account.id.0, name)?
@@ -299,6 +308,7 @@ mod tests {
             role: Role::Provider,
             company: "acme".into(),
             must_change_password: false,
+            accounts: crate::domain::users::Accounts::Installation,
         };
         let actor = Actor {
             user: &user,

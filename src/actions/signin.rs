@@ -220,9 +220,34 @@ pub fn sign_in(
                     .map(|f| (f.user.role, f.user.company.clone()));
                 let id = db::atomic(conn, |tx| {
                     let id = q::upsert_directory_user(tx, &d.username, d.role, &d.company)?;
+                    // The accounts the groups give, at every sign-in (a mapping naming an
+                    // account that does not exist gives nothing).
+                    let grants = if d.accounts.is_empty() {
+                        None
+                    } else {
+                        let mut grants = Vec::new();
+                        for (slug, role) in &d.accounts {
+                            if let Some(a) = db::accounts::find_by_slug(tx, slug)? {
+                                grants.push(users::Grant {
+                                    account_id: a.id.0,
+                                    role: *role,
+                                });
+                            }
+                        }
+                        if grants.is_empty() {
+                            return Err(Error::Forbidden(
+                                "Your directory groups name accounts this server does not \
+                                 have. Ask an administrator to check the group mapping."
+                                    .into(),
+                            ));
+                        }
+                        Some(grants)
+                    };
+                    q::set_user_accounts(tx, id, grants.as_deref())?;
                     let after = json!({
                         "username": d.username, "role": d.role.as_str(),
                         "company": d.company, "source": "directory",
+                        "accounts": d.accounts.iter().map(|(a, r)| json!({"account": a, "role": r.as_str()})).collect::<Vec<_>>(),
                     });
                     match &before {
                         None => crate::db::audit::record(
@@ -376,9 +401,37 @@ pub fn create_user(
     company: &str,
     password: Option<&str>,
 ) -> Result<(i64, Option<String>)> {
+    create_user_in(conn, who, username, (role, None), company, password)
+}
+
+/// Creates a user acting in every account with `role.0` (`role.1` `None`), or only in the
+/// accounts typed as `(slug, role)`, each with its role (checked, an unknown account named
+/// under `account_role`), in one transaction. Without a password, a one-time password is
+/// generated and returned.
+pub fn create_user_in(
+    conn: &mut Connection,
+    who: &Actor,
+    username: &str,
+    role: (Role, Option<&[(String, Role)]>),
+    company: &str,
+    password: Option<&str>,
+) -> Result<(i64, Option<String>)> {
+    let (role, accounts) = role;
     let mut p = Vec::new();
     users::check_username(username, &mut p);
-    users::check_company(role, company, &mut p);
+    match accounts {
+        None => users::check_company(role, company, &mut p),
+        Some([]) => p.push(FieldError::new(
+            "account_role",
+            "give at least one ACCOUNT=ROLE, or let the user act in every account",
+        )),
+        Some(typed) => {
+            for (_, r) in typed {
+                users::check_company(*r, company, &mut p);
+            }
+            p.dedup();
+        }
+    }
     if let Some(pw) = password {
         users::check_password("password", pw, &mut p);
     }
@@ -402,12 +455,20 @@ pub fn create_user(
             company.trim(),
             one_time.is_some(),
         )?;
+        if let Some(typed) = accounts {
+            let grants = super::tenants::grants_of(tx, "account_role", typed)?;
+            q::set_user_accounts(tx, id, Some(&grants))?;
+        }
         crate::db::audit::record(
             tx,
             who,
             Change::new(None, "user.add", username).after(json!({
                 "username": username, "role": role.as_str(), "company": company.trim(),
                 "one_time_password": one_time.is_some(),
+                "accounts": accounts.map(|t| t
+                    .iter()
+                    .map(|(a, r)| json!({"account": a, "role": r.as_str()}))
+                    .collect::<Vec<_>>()),
             })),
         )?;
         Ok(id)

@@ -497,7 +497,7 @@ fn check(conn: &Connection, account: &Account, e: &Export) -> Result<()> {
             {
                 p.push(FieldError::new(
                     format!("{}.mac", d.at),
-                    format!("{} belongs to another account", new.mac),
+                    format!("{} is already associated elsewhere", new.mac),
                 ));
             }
         }

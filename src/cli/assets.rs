@@ -36,6 +36,10 @@ pub struct AssetsList {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account whose own files these are (its slug; served to its phones before the
+    /// installation's of the same name); default: the installation's
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// store a licence, wallpaper, ring tone or the directory file (replacing one of that name)
@@ -45,6 +49,10 @@ pub struct AssetsPut {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account whose own files these are (its slug; served to its phones before the
+    /// installation's of the same name); default: the installation's
+    #[argh(option)]
+    pub account: Option<String>,
     /// the file
     #[argh(positional)]
     pub file: PathBuf,
@@ -60,6 +68,10 @@ pub struct AssetsPutLanguage {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account whose own files these are (its slug; served to its phones before the
+    /// installation's of the same name); default: the installation's
+    #[argh(option)]
+    pub account: Option<String>,
     /// folder and language, e.g. VVXLocalization/German_Germany
     #[argh(positional)]
     pub place: String,
@@ -75,6 +87,10 @@ pub struct AssetsDelete {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account whose own files these are (its slug; served to its phones before the
+    /// installation's of the same name); default: the installation's
+    #[argh(option)]
+    pub account: Option<String>,
     /// the name (or folder)
     #[argh(positional)]
     pub name: String,
@@ -102,6 +118,10 @@ pub struct DirectoryExport {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account whose own files these are (its slug; served to its phones before the
+    /// installation's of the same name); default: the installation's
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// replace (or with --append, extend) the site directory from a CSV file
@@ -111,6 +131,10 @@ pub struct DirectoryImport {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account whose own files these are (its slug; served to its phones before the
+    /// installation's of the same name); default: the installation's
+    #[argh(option)]
+    pub account: Option<String>,
     /// the CSV file (a header line naming the columns; `contact` required)
     #[argh(positional)]
     pub file: PathBuf,
@@ -125,14 +149,21 @@ fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
 
 /// Runs an assets command.
 pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
-    let config_of = |c: &Option<PathBuf>| -> anyhow::Result<PathBuf> {
-        let config = super::load_installed(c.as_deref())?;
-        crate::datadir::prepare_data_dir(&config.data_dir)?;
-        Ok(DataDirs::under(&config.data_dir).assets)
+    let config_of = |c: &Option<PathBuf>, account: &Option<String>| -> anyhow::Result<PathBuf> {
+        let Some(slug) = account else {
+            let config = super::load_installed(c.as_deref())?;
+            crate::datadir::prepare_data_dir(&config.data_dir)?;
+            return Ok(DataDirs::under(&config.data_dir).assets);
+        };
+        // The account must exist; its directory is made when first used.
+        let (config, _conn, account) = super::open_account(c.as_deref(), Some(slug))?;
+        let dir = DataDirs::under(&config.data_dir).assets_of(&account.slug);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(dir)
     };
     match cmd.action {
         AssetsAction::List(l) => {
-            let dir = config_of(&l.config)?;
+            let dir = config_of(&l.config, &l.account)?;
             let mut out = std::io::stdout().lock();
             writeln!(
                 out,
@@ -151,7 +182,7 @@ pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
             }
         }
         AssetsAction::Put(p) => {
-            let dir = config_of(&p.config)?;
+            let dir = config_of(&p.config, &p.account)?;
             let name = match p.name {
                 Some(n) => n,
                 None => p
@@ -164,7 +195,7 @@ pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
             println!("stored {} ({}, {} bytes)", f.path, f.kind.label(), f.size);
         }
         AssetsAction::PutLanguage(p) => {
-            let dir = config_of(&p.config)?;
+            let dir = config_of(&p.config, &p.account)?;
             let (folder, language) = p.place.split_once('/').context(
                 "give the place as FOLDER/LANGUAGE, e.g. VVXLocalization/German_Germany",
             )?;
@@ -187,19 +218,19 @@ pub fn run(cmd: AssetsCmd) -> anyhow::Result<()> {
             }
         }
         AssetsAction::Delete(d) => {
-            let dir = config_of(&d.config)?;
+            let dir = config_of(&d.config, &d.account)?;
             crate::actions::assets::delete(&dir, &d.name)?;
             println!("deleted {}", d.name);
         }
         AssetsAction::Directory(d) => match d.action {
             DirectoryAction::Export(e) => {
-                let dir = config_of(&e.config)?;
+                let dir = config_of(&e.config, &e.account)?;
                 std::io::stdout().lock().write_all(&directory::to_csv(
                     &crate::actions::assets::read_directory(&dir)?,
                 ))?;
             }
             DirectoryAction::Import(i) => {
-                let dir = config_of(&i.config)?;
+                let dir = config_of(&i.config, &i.account)?;
                 let mut contacts = directory::from_csv(&read(&i.file)?)?;
                 if i.append {
                     let mut all = crate::actions::assets::read_directory(&dir)?;

@@ -27,6 +27,7 @@ pub struct UserCmd {
 #[argh(subcommand)]
 pub enum UserAction {
     Add(UserAdd),
+    Accounts(UserAccounts),
     Passwd(UserPasswd),
     List(UserList),
     Delete(UserDelete),
@@ -72,15 +73,38 @@ pub struct UserAdd {
     /// user name
     #[argh(positional)]
     pub username: String,
-    /// role: admin, provider, installer or viewer
+    /// role in every account: admin, provider, installer or viewer (omit with
+    /// --account-role)
     #[argh(option)]
-    pub role: String,
+    pub role: Option<String>,
+    /// a role in one account only, as ACCOUNT=ROLE (repeat for more accounts): the user
+    /// then acts in these accounts alone
+    #[argh(option)]
+    pub account_role: Vec<String>,
     /// company (installers see only their company's devices)
     #[argh(option, default = "String::new()")]
     pub company: String,
     /// read the password from the first line of standard input
     #[argh(switch)]
     pub password_stdin: bool,
+}
+
+/// limit a user to accounts, each with a role, or make them act in every account again
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "accounts")]
+pub struct UserAccounts {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// user name
+    #[argh(positional)]
+    pub username: String,
+    /// a role in one account, as ACCOUNT=ROLE (repeat for more accounts)
+    #[argh(option)]
+    pub account_role: Vec<String>,
+    /// act in every account with the user's role (instead of --account-role)
+    #[argh(switch)]
+    pub installation: bool,
 }
 
 /// set a new password (a one-time password unless --password-stdin)
@@ -126,6 +150,9 @@ pub struct Import {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account to import into (its slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// the CSV file
     #[argh(positional)]
     pub file: PathBuf,
@@ -147,6 +174,9 @@ pub struct Find {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// search this account only (its slug; default: every account)
+    #[argh(option)]
+    pub account: Option<String>,
     /// first name
     #[argh(option, default = "String::new()")]
     pub first_name: String,
@@ -227,7 +257,16 @@ fn cli_user() -> User {
         role: Role::Admin,
         company: String::new(),
         must_change_password: false,
+        accounts: crate::domain::users::Accounts::Installation,
     }
+}
+
+/// `--account-role` values, each checked (the error names the option).
+fn typed_grants(typed: &[String]) -> anyhow::Result<Vec<(String, crate::domain::users::Role)>> {
+    Ok(typed
+        .iter()
+        .map(|t| crate::domain::users::parse_grant("--account-role", t))
+        .collect::<crate::error::Result<_>>()?)
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -240,17 +279,25 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
     match action {
         UserAction::Add(a) => {
             let (_c, mut conn, _acc) = super::open(a.config.as_deref())?;
-            let role = Role::parse(&a.role)?;
+            let grants = typed_grants(&a.account_role)?;
+            let role = match (&a.role, grants.is_empty()) {
+                (Some(r), _) => Role::parse(r)?,
+                (None, false) => crate::domain::users::Role::Viewer,
+                (None, true) => anyhow::bail!("give --role, or --account-role ACCOUNT=ROLE"),
+            };
+            if a.role.is_some() && !grants.is_empty() {
+                anyhow::bail!("give --role (every account) or --account-role, not both");
+            }
             let password = if a.password_stdin {
                 Some(read_password()?)
             } else {
                 None
             };
-            let (_, one_time) = signin::create_user(
+            let (_, one_time) = signin::create_user_in(
                 &mut conn,
                 &crate::cli::os_user(),
                 &a.username,
-                role,
+                (role, (!grants.is_empty()).then_some(grants.as_slice())),
                 &a.company,
                 password.as_deref(),
             )?;
@@ -261,6 +308,22 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
                 ),
                 None => println!("user `{}` ({role}) created", a.username),
             }
+        }
+        UserAction::Accounts(a) => {
+            let (_c, mut conn, _acc) = super::open(a.config.as_deref())?;
+            let grants = typed_grants(&a.account_role)?;
+            let typed = match (a.installation, grants.is_empty()) {
+                (true, true) => None,
+                (false, false) => Some(grants.as_slice()),
+                _ => anyhow::bail!("give either --account-role ACCOUNT=ROLE or --installation"),
+            };
+            crate::actions::tenants::set_user_accounts(
+                &mut conn,
+                &crate::cli::os_user(),
+                &a.username,
+                typed,
+            )?;
+            println!("accounts of `{}` changed", a.username);
         }
         UserAction::Passwd(p) => {
             let (_c, mut conn, _acc) = super::open(p.config.as_deref())?;
@@ -281,17 +344,22 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
         UserAction::List(l) => {
             let (_c, conn, _acc) = super::open(l.config.as_deref())?;
             println!(
-                "{:<24} {:<10} {:<24} {:<9} {:<10} TWO-FACTOR",
-                "USER", "ROLE", "COMPANY", "PASSWORD", "SOURCE"
+                "{:<24} {:<10} {:<24} {:<9} {:<10} {:<24} TWO-FACTOR",
+                "USER", "ROLE", "COMPANY", "PASSWORD", "SOURCE", "ACCOUNTS"
             );
             let kinds = uq::list_sign_in_kinds(&conn)?;
+            let slugs = crate::actions::tenants::slugs(&conn)?;
             for u in uq::list_users(&conn)? {
                 let (source, totp) = kinds
                     .get(&u.id)
                     .copied()
                     .unwrap_or((uq::Source::Local, false));
+                let accounts = match crate::actions::tenants::accounts_label(&slugs, &u) {
+                    a if a.is_empty() => "every account".to_string(),
+                    a => a,
+                };
                 println!(
-                    "{:<24} {:<10} {:<24} {:<9} {:<10} {}",
+                    "{:<24} {:<10} {:<24} {:<9} {:<10} {accounts:<24} {}",
                     u.username,
                     u.role,
                     u.company,
@@ -332,7 +400,8 @@ pub fn user(action: UserAction) -> anyhow::Result<()> {
 }
 
 pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
-    let (config, mut conn, account) = super::open(a.config.as_deref())?;
+    let (config, mut conn, account) =
+        super::open_account(a.config.as_deref(), a.account.as_deref())?;
     let bytes = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let own = crate::actions::own_addresses(&config);
     let user = cli_user();
@@ -388,7 +457,8 @@ pub fn import(a: Import) -> anyhow::Result<std::process::ExitCode> {
 }
 
 pub fn find(f: Find) -> anyhow::Result<()> {
-    let (_c, conn, _acc) = super::open(f.config.as_deref())?;
+    let (_c, conn, acc) = super::open_account(f.config.as_deref(), f.account.as_deref())?;
+    let accounts = f.account.is_some().then(|| vec![acc.id.0]);
     let sort = if f.sort.is_empty() {
         Sort::Default
     } else {
@@ -407,6 +477,7 @@ pub fn find(f: Find) -> anyhow::Result<()> {
         profile: f.profile,
         status: f.status,
         ignore_case: !f.case_sensitive,
+        accounts,
         view: if f.device_view {
             View::Device
         } else {

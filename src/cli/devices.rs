@@ -134,6 +134,9 @@ pub struct DeviceShow {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// MAC address
     #[argh(positional)]
     pub mac: String,
@@ -146,6 +149,9 @@ pub struct DeviceDelete {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// MAC address
     #[argh(positional)]
     pub mac: String,
@@ -163,6 +169,9 @@ pub struct DeviceReplace {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// MAC address of the phone being replaced
     #[argh(positional)]
     pub mac: String,
@@ -260,6 +269,7 @@ fn list(l: DeviceList) -> anyhow::Result<()> {
 fn show(s: DeviceShow) -> anyhow::Result<()> {
     let (_c, conn, _acc) = open(s.config.as_deref())?;
     let mac: Mac = s.mac.parse()?;
+    account_of(&conn, &mac, s.account.as_deref())?;
     let d =
         devices::find_device_by_mac(&conn, &mac)?.with_context(|| format!("no device {mac}"))?;
     println!("mac:           {}", d.mac);
@@ -360,14 +370,23 @@ fn show(s: DeviceShow) -> anyhow::Result<()> {
 
 /// The account a device belongs to: the operator acts on every account, as the operator of
 /// the device's own.
+/// With `--account`, a device of another account is not found there.
 fn account_of(
     conn: &rusqlite::Connection,
     mac: &Mac,
+    only: Option<&str>,
 ) -> anyhow::Result<crate::domain::account::Account> {
-    match devices::find_device_by_mac(conn, mac)? {
-        Some(dev) => Ok(db::accounts::find_by_id(conn, AccountId(dev.account_id))?
-            .with_context(|| format!("the account of device {mac} is missing"))?),
+    let account = match devices::find_device_by_mac(conn, mac)? {
+        Some(dev) => db::accounts::find_by_id(conn, AccountId(dev.account_id))?
+            .with_context(|| format!("the account of device {mac} is missing"))?,
         None => anyhow::bail!("no device {mac}"),
+    };
+    match only {
+        Some(slug) if slug != account.slug => {
+            crate::actions::accounts::find_account(conn, Some(slug))?;
+            anyhow::bail!("no device {mac} in account `{slug}`")
+        }
+        _ => Ok(account),
     }
 }
 
@@ -375,7 +394,7 @@ fn account_of(
 fn delete(d: DeviceDelete) -> anyhow::Result<()> {
     let (config, mut conn, _default) = open(d.config.as_deref())?;
     let mac: Mac = d.mac.parse()?;
-    let acc = account_of(&conn, &mac)?;
+    let acc = account_of(&conn, &mac, d.account.as_deref())?;
     as_operator(&config, &acc, |actor| {
         crate::actions::associations::delete_device(&mut conn, actor, &mac, d.yes)
     })?;
@@ -387,7 +406,7 @@ fn delete(d: DeviceDelete) -> anyhow::Result<()> {
 fn replace(r: DeviceReplace) -> anyhow::Result<()> {
     let (config, mut conn, _default) = open(r.config.as_deref())?;
     let mac: Mac = r.mac.parse()?;
-    let acc = account_of(&conn, &mac)?;
+    let acc = account_of(&conn, &mac, r.account.as_deref())?;
     let (new, moved) = as_operator(&config, &acc, |actor| {
         crate::actions::associations::replace_device(
             &mut conn, actor, &mac, &r.new_mac, &r.serial, r.yes,

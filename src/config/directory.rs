@@ -58,7 +58,9 @@ pub struct DirectoryConfig {
     /// counts as unavailable. Default `5`.
     pub timeout_secs: u64,
     /// Which groups may sign in, and with which role: the first entry whose group the user
-    /// is a member of decides. A user in none of them is refused. Default none.
+    /// is a member of decides — when it names an account, every entry the user is a member
+    /// of that names one gives its account and role (the first per account), and the user
+    /// acts in those accounts only. A user in none of them is refused. Default none.
     pub groups: Vec<GroupMapping>,
 }
 
@@ -74,6 +76,9 @@ pub struct GroupMapping {
     /// The company of installers (required) and of providers limited to one company.
     #[serde(default)]
     pub company: String,
+    /// The account (its slug) the role is for; empty: every account. Default empty.
+    #[serde(default)]
+    pub account: String,
 }
 
 impl Default for DirectoryConfig {
@@ -106,6 +111,7 @@ impl DirectoryConfig {
                     group: g.group.clone(),
                     role: Role::parse(&g.role).ok()?,
                     company: g.company.trim().to_string(),
+                    account: g.account.trim().to_string(),
                 })
             })
             .collect()
@@ -136,6 +142,17 @@ impl DirectoryConfig {
             ));
         }
         for (i, g) in self.groups.iter().enumerate() {
+            let slug = g.account.trim();
+            if !slug.is_empty()
+                && !slug
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            {
+                p.push(FieldError::new(
+                    format!("directory.groups[{i}].account"),
+                    "must be an account's slug (lowercase letters, digits, `-`)",
+                ));
+            }
             if g.group.trim().is_empty() {
                 p.push(FieldError::new(
                     format!("directory.groups[{i}].group"),

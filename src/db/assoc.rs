@@ -65,7 +65,7 @@ pub fn insert_association(
     let id = match existing {
         Some((_, other, _)) if other != account_id => {
             return Err(Error::Conflict(format!(
-                "MAC {} belongs to another account",
+                "MAC {} is already associated elsewhere",
                 d.mac
             )));
         }
@@ -300,22 +300,29 @@ pub fn list_subscriber_devices(conn: &Connection, subscriber_id: i64) -> Result<
     )
 }
 
-/// Phones seen but not associated, most recently seen first.
-pub fn list_unassociated(conn: &Connection, limit: i64, offset: i64) -> Result<Vec<DeviceRow>> {
+/// Phones seen but not associated, most recently seen first; of one account, or of every
+/// account (`None`).
+pub fn list_unassociated(
+    conn: &Connection,
+    account: Option<i64>,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<DeviceRow>> {
     device_rows(
         conn,
         &format!(
-            "{DEVICE_ROW} WHERE d.profile_id IS NULL
+            "{DEVICE_ROW} WHERE d.profile_id IS NULL AND (?3 IS NULL OR d.account_id = ?3)
              ORDER BY coalesce(a.last_seen, 0) DESC, d.mac LIMIT ?1 OFFSET ?2"
         ),
-        params![limit, offset],
+        params![limit, offset, account],
     )
 }
 
-pub fn count_unassociated(conn: &Connection) -> Result<i64> {
+/// How many phones `list_unassociated` lists in all.
+pub fn count_unassociated(conn: &Connection, account: Option<i64>) -> Result<i64> {
     Ok(conn.query_row(
-        "SELECT count(*) FROM devices WHERE profile_id IS NULL",
-        [],
+        "SELECT count(*) FROM devices WHERE profile_id IS NULL AND (?1 IS NULL OR account_id = ?1)",
+        [account],
         |r| r.get(0),
     )?)
 }

@@ -169,7 +169,7 @@ pub fn insert_device(
     let id = match existing {
         Some((_, other, _)) if other != account_id => {
             return Err(Error::Conflict(format!(
-                "MAC {} belongs to another account",
+                "MAC {} is already associated elsewhere",
                 d.mac
             )));
         }

@@ -92,6 +92,9 @@ pub struct FindQuery {
     pub view: View,
     pub sort: Sort,
     pub descending: bool,
+    /// Only rows of these accounts; `None`: every account. Set by `actions::tenants` from
+    /// the acting user, never from a request.
+    pub accounts: Option<Vec<i64>>,
 }
 
 /// Turns a seed-style pattern into a LIKE pattern (`%` kept; `_`, `\` escaped).
@@ -177,6 +180,22 @@ impl Sql {
             }
             Scope::Provider(c) => self.eq("s.owner_company", c),
         }
+    }
+
+    /// Rows of these accounts only (`None`: every account); no account matches nothing.
+    fn accounts(&mut self, column: &str, accounts: Option<&[i64]>) {
+        let Some(ids) = accounts else { return };
+        if ids.is_empty() {
+            self.wheres.push("0".into());
+            return;
+        }
+        let mut marks = Vec::with_capacity(ids.len());
+        for id in ids {
+            self.values.push(Value::Integer(*id));
+            marks.push(format!("?{}", self.values.len()));
+        }
+        self.wheres
+            .push(format!("{column} IN ({})", marks.join(", ")));
     }
 
     fn where_clause(&self) -> String {
@@ -293,6 +312,7 @@ impl FindQuery {
                     ));
                 }
                 sql.scope(scope, true);
+                sql.accounts("d.account_id", self.accounts.as_deref());
                 let order = self.order();
                 // Join only what the sort and the filters use: a join the planner cannot
                 // drop costs a lookup per scanned row.
@@ -319,6 +339,7 @@ impl FindQuery {
             View::Reference => {
                 self.subscriber_filters(&mut sql);
                 sql.scope(scope, false);
+                sql.accounts("s.account_id", self.accounts.as_deref());
                 if self.has_device_fields() {
                     let mut inner = Sql {
                         wheres: vec!["d.subscriber_id = s.id".into()],

@@ -11,6 +11,9 @@ use crate::error::Result;
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Job {
     pub id: i64,
+    /// The account the job imports into.
+    #[serde(skip)]
+    pub account_id: i64,
     pub username: String,
     pub owner_company: String,
     pub file_name: String,
@@ -34,7 +37,8 @@ impl Job {
 }
 
 const COLUMNS: &str = "id, username, owner_company, file_name, reference_id, dry_run, status, \
-     total_rows, processed_rows, applied_rows, rejected_rows, message, created_at, finished_at";
+     total_rows, processed_rows, applied_rows, rejected_rows, message, created_at, finished_at, \
+     account_id";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
     Ok(Job {
@@ -52,6 +56,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         message: r.get(11)?,
         created_at: r.get(12)?,
         finished_at: r.get(13)?,
+        account_id: r.get(14)?,
     })
 }
 
@@ -99,16 +104,18 @@ pub fn list_jobs(
     conn: &Connection,
     company: Option<&str>,
     reference_id: Option<&str>,
+    account: Option<i64>,
     limit: i64,
 ) -> Result<Vec<Job>> {
     mark_orphaned(conn);
     let sql = format!(
         "SELECT {COLUMNS} FROM import_jobs
          WHERE (?1 IS NULL OR owner_company = ?1) AND (?2 IS NULL OR reference_id = ?2 COLLATE NOCASE)
+           AND (?4 IS NULL OR account_id = ?4)
          ORDER BY id DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![company, reference_id, limit], from_row)?;
+    let rows = stmt.query_map(params![company, reference_id, limit, account], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

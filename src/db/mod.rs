@@ -89,6 +89,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0016_sip_account",
         include_str!("migrations/0016_sip_account.sql"),
     ),
+    (
+        "0017_user_accounts",
+        include_str!("migrations/0017_user_accounts.sql"),
+    ),
     ("0018_ftp", include_str!("migrations/0018_ftp.sql")),
     (
         "0019_job_runner",

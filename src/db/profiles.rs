@@ -118,13 +118,30 @@ pub struct ProfileSummary {
 }
 
 pub fn list_profiles(conn: &Connection, account_id: i64) -> Result<Vec<ProfileSummary>> {
+    list_profiles_seen_by(conn, account_id, &crate::domain::users::Scope::All)
+}
+
+/// The account's profiles, each with the devices `scope` sees among those using it (the
+/// count Find then lists for the profile).
+pub fn list_profiles_seen_by(
+    conn: &Connection,
+    account_id: i64,
+    scope: &crate::domain::users::Scope,
+) -> Result<Vec<ProfileSummary>> {
+    use crate::domain::users::Scope;
+    let (company, by_profile) = match scope {
+        Scope::All => (None, false),
+        Scope::Company(c) => (Some(c.as_str()), false),
+        Scope::Provider(c) => (Some(c.as_str()), true),
+    };
     let mut stmt = conn.prepare_cached(
         "SELECT p.id, p.name, p.vendor_model,
                 (SELECT count(*) FROM profile_files f WHERE f.profile_id = p.id),
-                (SELECT count(*) FROM devices d WHERE d.profile_id = p.id)
+                (SELECT count(*) FROM devices d WHERE d.profile_id = p.id
+                  AND (?2 IS NULL OR d.owner_company = ?2 OR (?3 AND p.created_by = ?2)))
          FROM profiles p WHERE p.account_id = ?1 ORDER BY p.name",
     )?;
-    let rows = stmt.query_map([account_id], |r| {
+    let rows = stmt.query_map(params![account_id, company, by_profile], |r| {
         Ok(ProfileSummary {
             id: r.get(0)?,
             name: r.get(1)?,

@@ -45,6 +45,14 @@ pub fn find_subscriber(conn: &Connection, reference_id: &str) -> Result<Option<S
         .optional()?)
 }
 
+/// The account a reference ID belongs to.
+pub fn account_of(conn: &Connection, id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT account_id FROM subscribers WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn find_subscriber_by_id(conn: &Connection, id: i64) -> Result<Option<Subscriber>> {
     let sql = format!("SELECT {COLUMNS} FROM subscribers s WHERE s.id = ?1");
     Ok(conn

@@ -4,20 +4,47 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::now_secs;
-use crate::domain::users::{Role, User};
+use crate::domain::users::{Accounts, Grant, Role, User};
 use crate::error::{Error, Result};
 
-const COLUMNS: &str = "id, username, role, company, must_change_password";
+/// A user's columns, the table aliased `u`: the last two are whether they act in every
+/// account and, if not, their grants as `account_id:role,…` (read by `from_row`).
+const COLUMNS: &str = "u.id, u.username, u.role, u.company, u.must_change_password, \
+     u.all_accounts, (SELECT group_concat(ua.account_id || ':' || ua.role, ',') \
+     FROM user_accounts ua WHERE ua.user_id = u.id)";
+
+/// How many columns `COLUMNS` has: what a query selects after them starts here.
+const NEXT: usize = 7;
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(2)?;
+    // The CHECK constraints admit only the four roles.
+    let mut role = Role::parse(&role).unwrap_or(Role::Viewer);
+    let accounts = if r.get::<_, bool>(5)? {
+        Accounts::Installation
+    } else {
+        let grants: Vec<Grant> = r
+            .get::<_, Option<String>>(6)?
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|g| {
+                let (id, role) = g.split_once(':')?;
+                Some(Grant {
+                    account_id: id.parse().ok()?,
+                    role: Role::parse(role).ok()?,
+                })
+            })
+            .collect();
+        role = Accounts::broadest(&grants);
+        Accounts::Only(grants)
+    };
     Ok(User {
         id: r.get(0)?,
         username: r.get(1)?,
-        // The CHECK constraint admits only the four roles.
-        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        role,
         company: r.get(3)?,
         must_change_password: r.get(4)?,
+        accounts,
     })
 }
 
@@ -26,14 +53,14 @@ pub fn count_users(conn: &Connection) -> Result<i64> {
 }
 
 pub fn list_users(conn: &Connection) -> Result<Vec<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM users ORDER BY username");
+    let sql = format!("SELECT {COLUMNS} FROM users u ORDER BY u.username");
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map([], from_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 pub fn find_user_by_name(conn: &Connection, username: &str) -> Result<Option<User>> {
-    let sql = format!("SELECT {COLUMNS} FROM users WHERE username = ?1");
+    let sql = format!("SELECT {COLUMNS} FROM users u WHERE u.username = ?1");
     Ok(conn
         .prepare_cached(&sql)?
         .query_row([username], from_row)
@@ -42,10 +69,10 @@ pub fn find_user_by_name(conn: &Connection, username: &str) -> Result<Option<Use
 
 /// The user and their password hash, for signing in.
 pub fn find_login(conn: &Connection, username: &str) -> Result<Option<(User, String)>> {
-    let sql = format!("SELECT {COLUMNS}, password_hash FROM users WHERE username = ?1");
+    let sql = format!("SELECT {COLUMNS}, password_hash FROM users u WHERE u.username = ?1");
     Ok(conn
         .prepare_cached(&sql)?
-        .query_row([username], |r| Ok((from_row(r)?, r.get(5)?)))
+        .query_row([username], |r| Ok((from_row(r)?, r.get(NEXT)?)))
         .optional()?)
 }
 
@@ -88,16 +115,16 @@ pub struct SignInRow {
 
 pub fn find_sign_in(conn: &Connection, username: &str) -> Result<Option<SignInRow>> {
     let sql = format!(
-        "SELECT {COLUMNS}, password_hash, source, totp_secret IS NOT NULL FROM users WHERE username = ?1"
+        "SELECT {COLUMNS}, password_hash, source, totp_secret IS NOT NULL FROM users u WHERE u.username = ?1"
     );
     Ok(conn
         .prepare_cached(&sql)?
         .query_row([username], |r| {
             Ok(SignInRow {
                 user: from_row(r)?,
-                hash: r.get(5)?,
-                source: Source::parse(&r.get::<_, String>(6)?),
-                totp: r.get(7)?,
+                hash: r.get(NEXT)?,
+                source: Source::parse(&r.get::<_, String>(NEXT + 1)?),
+                totp: r.get(NEXT + 2)?,
             })
         })
         .optional()?)
@@ -132,7 +159,7 @@ pub fn upsert_directory_user(
     let now = now_secs();
     let existing: Option<(i64, String)> = conn
         .query_row(
-            "SELECT id, source FROM users WHERE username = ?1",
+            "SELECT id, source FROM users u WHERE u.username = ?1",
             [username],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -328,12 +355,60 @@ pub fn delete_user(conn: &Connection, username: &str) -> Result<()> {
     Ok(())
 }
 
+/// Installation-wide admins (an admin of some accounts cannot manage users).
 pub fn count_admins(conn: &Connection) -> Result<i64> {
-    Ok(
-        conn.query_row("SELECT count(*) FROM users WHERE role = 'admin'", [], |r| {
-            r.get(0)
-        })?,
-    )
+    Ok(conn.query_row(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND all_accounts = 1",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// Makes a user act in every account (`None`, with their `users.role`) or only in the
+/// accounts of `grants`, each with its role (`users.role` then keeps their broadest).
+pub fn set_user_accounts(conn: &Connection, user_id: i64, grants: Option<&[Grant]>) -> Result<()> {
+    conn.execute("DELETE FROM user_accounts WHERE user_id = ?1", [user_id])?;
+    let n = match grants {
+        None => conn.execute(
+            "UPDATE users SET all_accounts = 1, updated_at = ?2 WHERE id = ?1",
+            params![user_id, now_secs()],
+        )?,
+        Some(grants) => {
+            for g in grants {
+                conn.execute(
+                    "INSERT INTO user_accounts (user_id, account_id, role) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (user_id, account_id) DO UPDATE SET role = excluded.role",
+                    params![user_id, g.account_id, g.role.as_str()],
+                )?;
+            }
+            conn.execute(
+                "UPDATE users SET all_accounts = 0, role = ?2, updated_at = ?3 WHERE id = ?1",
+                params![user_id, Accounts::broadest(grants).as_str(), now_secs()],
+            )?
+        }
+    };
+    if n == 0 {
+        return Err(Error::not_found(format!("user {user_id}")));
+    }
+    Ok(())
+}
+
+/// The account the console acts on for this user (the switcher), if one was chosen.
+pub fn find_current_account(conn: &Connection, user_id: i64) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached("SELECT current_account_id FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten())
+}
+
+/// Remembers the account the console acts on for this user.
+pub fn set_current_account(conn: &Connection, user_id: i64, account_id: i64) -> Result<()> {
+    conn.execute(
+        "UPDATE users SET current_account_id = ?2 WHERE id = ?1",
+        params![user_id, account_id],
+    )?;
+    Ok(())
 }
 
 /// Stores a new session, signed in.
@@ -374,14 +449,15 @@ pub fn find_staged_session(
     idle_secs: i64,
 ) -> Result<Option<(User, String, String)>> {
     let now = now_secs();
-    let sql =
-        "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token, s.stage
+    let sql = format!(
+        "SELECT {COLUMNS}, s.csrf_token, s.stage
          FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3 AND s.stage <> ''";
+         WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3 AND s.stage <> ''"
+    );
     Ok(conn
-        .prepare_cached(sql)?
+        .prepare_cached(&sql)?
         .query_row(params![token_hash, now, idle_secs], |r| {
-            Ok((from_row(r)?, r.get(5)?, r.get(6)?))
+            Ok((from_row(r)?, r.get(NEXT)?, r.get(NEXT + 1)?))
         })
         .optional()?)
 }
@@ -402,14 +478,16 @@ pub fn find_session(
     idle_secs: i64,
 ) -> Result<Option<(User, String)>> {
     let now = now_secs();
-    let sql = "SELECT u.id, u.username, u.role, u.company, u.must_change_password, s.csrf_token
+    let sql = format!(
+        "SELECT {COLUMNS}, s.csrf_token
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3
-           AND s.stage = ''";
+           AND s.stage = ''"
+    );
     let found = conn
-        .prepare_cached(sql)?
+        .prepare_cached(&sql)?
         .query_row(params![token_hash, now, idle_secs], |r| {
-            Ok((from_row(r)?, r.get(5)?))
+            Ok((from_row(r)?, r.get(NEXT)?))
         })
         .optional()?;
     if found.is_some() {
@@ -505,10 +583,12 @@ pub fn delete_token(conn: &Connection, id: i64, user_id: Option<i64>) -> Result<
 
 /// The user of an API token, noting its use (at most once a minute).
 pub fn find_token_user(conn: &Connection, token_hash: &str) -> Result<Option<User>> {
-    let sql = "SELECT u.id, u.username, u.role, u.company, u.must_change_password
-               FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?1";
+    let sql = format!(
+        "SELECT {COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.token_hash = ?1"
+    );
     let user = conn
-        .prepare_cached(sql)?
+        .prepare_cached(&sql)?
         .query_row([token_hash], from_row)
         .optional()?;
     if user.is_some() {

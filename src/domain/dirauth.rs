@@ -111,6 +111,8 @@ pub struct GroupRole {
     pub group: String,
     pub role: Role,
     pub company: String,
+    /// The account's slug the role is for; empty: every account.
+    pub account: String,
 }
 
 /// The role a user gets from the groups they are a member of: the first mapping, in the
@@ -121,6 +123,27 @@ pub fn role_for<'a>(mappings: &'a [GroupRole], member_of: &[String]) -> Option<&
     mappings
         .iter()
         .find(|m| theirs.contains(&normalize_dn(&m.group)))
+}
+
+/// The accounts a user acts in from their groups: empty when the deciding mapping
+/// (`role_for`) names no account (every account, with its role); else every mapping the
+/// user is a member of that names an account, the first per account, as `(slug, role)`.
+pub fn accounts_for(mappings: &[GroupRole], member_of: &[String]) -> Vec<(String, Role)> {
+    match role_for(mappings, member_of) {
+        Some(m) if !m.account.is_empty() => {}
+        _ => return Vec::new(),
+    }
+    let theirs: Vec<String> = member_of.iter().map(|g| normalize_dn(g)).collect();
+    let mut out: Vec<(String, Role)> = Vec::new();
+    for m in mappings {
+        if !m.account.is_empty()
+            && theirs.contains(&normalize_dn(&m.group))
+            && !out.iter().any(|(a, _)| *a == m.account)
+        {
+            out.push((m.account.clone(), m.role));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -181,11 +204,13 @@ mod tests {
                 group: "cn=zt-admins,ou=groups,dc=example".into(),
                 role: Role::Admin,
                 company: String::new(),
+                account: String::new(),
             },
             GroupRole {
                 group: "cn=zt-installers,ou=groups,dc=example".into(),
                 role: Role::Installer,
                 company: "acme".into(),
+                account: String::new(),
             },
         ];
         let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -207,5 +232,36 @@ mod tests {
         );
         assert!(role_for(&m, &groups(&["cn=others,dc=example"])).is_none());
         assert!(role_for(&m, &[]).is_none());
+    }
+
+    #[test]
+    fn groups_naming_accounts_give_those_accounts_only() {
+        let m = |group: &str, role: Role, account: &str| GroupRole {
+            group: group.into(),
+            role,
+            company: String::new(),
+            account: account.into(),
+        };
+        let maps = [
+            m("cn=branch-admins,dc=x", Role::Admin, "branch"),
+            m("cn=branch-viewers,dc=x", Role::Viewer, "branch"),
+            m("cn=hq-viewers,dc=x", Role::Viewer, "hq"),
+            m("cn=everyone,dc=x", Role::Viewer, ""),
+        ];
+        let groups = |g: &[&str]| g.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            accounts_for(
+                &maps,
+                &groups(&[
+                    "cn=hq-viewers,dc=x",
+                    "cn=branch-viewers,dc=x",
+                    "cn=branch-admins,dc=x"
+                ])
+            ),
+            vec![("branch".into(), Role::Admin), ("hq".into(), Role::Viewer)]
+        );
+        // The deciding mapping names no account: every account, with its role.
+        assert!(accounts_for(&maps, &groups(&["cn=everyone,dc=x"])).is_empty());
+        assert!(accounts_for(&maps, &[]).is_empty());
     }
 }

@@ -1,5 +1,15 @@
-//! Console users: roles, what each role may do, which devices it may see, and password
-//! handling (argon2 hashes, one-time passwords, rules for new passwords).
+//! Console users: roles, what each role may do, which accounts and devices it may see, and
+//! password handling (argon2 hashes, one-time passwords, rules for new passwords).
+//!
+//! A user acts either in the whole installation (`Accounts::Installation`: every account,
+//! with `User::role`; every user made before schema 17 is one) or only in given accounts,
+//! each with its own role (`Accounts::Only`). `User::in_account` is the user as they act in
+//! one account — their role there, and that account alone — or `None` when they have no
+//! role in it; `actions::tenants` resolves every request, page and command through it, so
+//! an account a user has no role in answers exactly as an account that does not exist.
+//! What belongs to the installation rather than to one account (users, provisioning
+//! settings, diagnostics, firmware and shared files, creating accounts, the whole
+//! installation's export) needs an installation-wide admin.
 //!
 //! The ZTP guide's confidentiality rule is expressed once, as a `Scope`: installers see and change
 //! only devices associated by their own company; providers see devices associated with
@@ -59,6 +69,73 @@ impl fmt::Display for Role {
     }
 }
 
+impl Role {
+    /// How much a role may do, for picking a scoped user's broadest role.
+    fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 3,
+            Role::Provider => 2,
+            Role::Installer => 1,
+            Role::Viewer => 0,
+        }
+    }
+}
+
+/// One account a scoped user acts in, with their role there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub account_id: i64,
+    pub role: Role,
+}
+
+/// Which accounts a user acts in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Accounts {
+    /// Every account, with `User::role`.
+    #[default]
+    Installation,
+    /// Only these accounts, each with its own role.
+    Only(Vec<Grant>),
+}
+
+impl Accounts {
+    /// The role that decides what a scoped user may ask before an account is chosen: their
+    /// broadest (the account's own role decides once one is, through `User::in_account`).
+    pub fn broadest(grants: &[Grant]) -> Role {
+        grants
+            .iter()
+            .map(|g| g.role)
+            .max_by_key(|r| r.rank())
+            .unwrap_or(Role::Viewer)
+    }
+}
+
+/// Parses one `ACCOUNT=ROLE` grant as typed (CLI `--account-role`, the Users page, the
+/// directory's group mapping): the account's slug and the role, the field named in errors.
+pub fn parse_grant(field: &str, text: &str) -> Result<(String, Role)> {
+    let Some((slug, role)) = text.split_once('=') else {
+        return Err(Error::invalid(
+            field,
+            format!("`{text}` is not ACCOUNT=ROLE (for example `branch=installer`)"),
+        ));
+    };
+    let slug = slug.trim();
+    if slug.is_empty() {
+        return Err(Error::invalid(field, format!("`{text}` names no account")));
+    }
+    let role = Role::parse(role.trim()).map_err(|_| {
+        Error::invalid(
+            field,
+            format!(
+                "`{}` is not one of admin, provider, installer, viewer",
+                role.trim()
+            ),
+        )
+    })?;
+    Ok((slug.to_string(), role))
+}
+
 /// Things a user may ask to do; `User::require` decides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
@@ -87,6 +164,9 @@ pub enum Action {
     /// Provisioning settings, custom variables, External mode's push, and secrets in the
     /// preview.
     ManageSettings,
+    /// What belongs to the whole installation: creating accounts and the installation's
+    /// export and import (an installation-wide admin).
+    ManageInstallation,
 }
 
 /// A signed-in user (passwords never leave `db::users`).
@@ -97,6 +177,8 @@ pub struct User {
     pub role: Role,
     pub company: String,
     pub must_change_password: bool,
+    /// Every account, or only some, each with its role.
+    pub accounts: Accounts,
 }
 
 /// Which associations a user may see and change.
@@ -121,8 +203,11 @@ impl User {
             Action::ManageUsers
             | Action::Diagnose
             | Action::ManageAssets
-            | Action::ManageAccounts
-            | Action::ManageSettings => self.role == Role::Admin,
+            | Action::ManageSettings
+            | Action::ManageInstallation => {
+                self.role == Role::Admin && self.accounts == Accounts::Installation
+            }
+            Action::ManageAccounts => self.role == Role::Admin,
             Action::ReadAccounts => self.scope() == Scope::All,
             Action::ManagePolicies => {
                 self.role == Role::Admin || (self.role == Role::Provider && self.company.is_empty())
@@ -137,10 +222,13 @@ impl User {
                 Action::Associate => {
                     "change associations (admin, provider or installer role needed)"
                 }
-                Action::ManageUsers => "manage users (admin role needed)",
-                Action::Diagnose => "run and read diagnostics (admin role needed)",
+                Action::ManageUsers => "manage users (installation-wide admin role needed)",
+                Action::Diagnose => {
+                    "run and read diagnostics (installation-wide admin role needed)"
+                }
                 Action::ManageAssets => {
-                    "change firmware, shared phone files or phone overrides (admin role needed)"
+                    "change firmware, shared phone files or phone overrides (installation-wide \
+                     admin role needed)"
                 }
                 Action::ReadAccounts => {
                     "read accounts, the inventory or the audit log (a role that sees every \
@@ -154,7 +242,12 @@ impl User {
                     "manage Device Provisioning, credentials and Auto-Sync (admin role needed)"
                 }
                 Action::ManageSettings => {
-                    "manage provisioning settings and variables (admin role needed)"
+                    "manage provisioning settings and variables (installation-wide admin role \
+                     needed)"
+                }
+                Action::ManageInstallation => {
+                    "create accounts or export and import the whole installation \
+                     (installation-wide admin role needed)"
                 }
             };
             Err(Error::Forbidden(format!(
@@ -170,6 +263,35 @@ impl User {
             Role::Installer => Scope::Company(self.company.clone()),
             Role::Provider if self.company.is_empty() => Scope::All,
             Role::Provider => Scope::Provider(self.company.clone()),
+        }
+    }
+
+    /// Whether the user acts in every account.
+    pub fn installation_wide(&self) -> bool {
+        self.accounts == Accounts::Installation
+    }
+
+    /// The user as they act in this account: their role there and that account alone, or
+    /// `None` when they have no role in it.
+    pub fn in_account(&self, account_id: i64) -> Option<User> {
+        match &self.accounts {
+            Accounts::Installation => Some(self.clone()),
+            Accounts::Only(grants) => {
+                let g = grants.iter().find(|g| g.account_id == account_id)?;
+                Some(User {
+                    role: g.role,
+                    accounts: Accounts::Only(vec![*g]),
+                    ..self.clone()
+                })
+            }
+        }
+    }
+
+    /// Whether the user has a role in this account.
+    pub fn may_act_in(&self, account_id: i64) -> bool {
+        match &self.accounts {
+            Accounts::Installation => true,
+            Accounts::Only(grants) => grants.iter().any(|g| g.account_id == account_id),
         }
     }
 
@@ -313,6 +435,61 @@ mod tests {
             role,
             company: company.into(),
             must_change_password: false,
+            accounts: Accounts::Installation,
+        }
+    }
+
+    #[test]
+    fn a_scoped_user_acts_only_in_its_accounts_with_its_role_there() {
+        let grants = vec![
+            Grant {
+                account_id: 2,
+                role: Role::Installer,
+            },
+            Grant {
+                account_id: 3,
+                role: Role::Admin,
+            },
+        ];
+        let u = User {
+            role: Accounts::broadest(&grants),
+            accounts: Accounts::Only(grants),
+            ..user(Role::Viewer, "acme")
+        };
+        assert_eq!(u.role, Role::Admin);
+        assert!(u.in_account(1).is_none());
+        assert!(!u.may_act_in(1));
+        let b = u.in_account(2).expect("b");
+        assert_eq!(b.role, Role::Installer);
+        assert!(b.may_act_in(2) && !b.may_act_in(3));
+        let c = u.in_account(3).expect("c");
+        assert!(c.require(Action::ManageAccounts).is_ok());
+        // Installation-wide things need an installation-wide admin.
+        assert!(c.require(Action::ManageUsers).is_err());
+        assert!(c.require(Action::ManageSettings).is_err());
+        assert!(c.require(Action::ManageInstallation).is_err());
+        assert!(
+            user(Role::Admin, "")
+                .require(Action::ManageInstallation)
+                .is_ok()
+        );
+        assert_eq!(
+            user(Role::Viewer, "").in_account(7),
+            Some(user(Role::Viewer, ""))
+        );
+    }
+
+    #[test]
+    fn grants_are_parsed_with_the_field_named() {
+        assert_eq!(
+            parse_grant("account_role", " branch = installer ").expect("grant"),
+            ("branch".to_string(), Role::Installer)
+        );
+        for bad in ["branch", "=viewer", "branch=boss"] {
+            match parse_grant("account_role", bad) {
+                Err(Error::Invalid(p)) => assert_eq!(p[0].field, "account_role", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
         }
     }
 

@@ -361,7 +361,11 @@ fn installers_see_and_change_only_their_company_devices() {
         r#"{"id": "0004f2000001", "profile": "office"}"#,
     );
     assert_eq!(r.status, 409);
-    assert!(error_of(&r).1.contains("another company"), "{}", r.text());
+    assert!(
+        error_of(&r).1.contains("already associated elsewhere"),
+        "{}",
+        r.text()
+    );
     assert_eq!(
         api(
             &server,

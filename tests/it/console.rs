@@ -197,7 +197,7 @@ fn roles_limit_what_each_user_may_do() {
         ],
     );
     assert_eq!(r.status, 409);
-    assert!(r.text().contains("another company"));
+    assert!(r.text().contains("already associated elsewhere"));
     assert_eq!(
         ann.get("/profiles/new").status,
         403,

@@ -401,6 +401,51 @@ fn directory_users_sign_in_over_ldaps_with_the_role_of_their_group() {
 }
 
 #[test]
+fn a_group_mapped_to_an_account_signs_in_to_that_account_only() {
+    let Some(ldap) = Slapd::start() else { return };
+    let url = format!("ldaps://127.0.0.1:{}", ldap.ldaps);
+    let config = ldap.config(&url, false, &ldap.ca());
+    let groups = format!(
+        "directory.groups = [{{ group = \"cn=accounting,ou=groups,{BASE}\", role = \"viewer\", account = \"branch\" }}, {{ group = \"cn=zt-installers,ou=groups,{BASE}\", role = \"installer\", company = \"acme\", account = \"nosuch\" }}]\n"
+    );
+    let config: String = config
+        .lines()
+        .filter(|l| !l.starts_with("directory.groups"))
+        .map(|l| format!("{l}\n"))
+        .collect::<String>()
+        + &groups;
+    let server = ZServer::start_with(&config);
+    add_account(&server, "branch", "Branch office");
+    // Nora's group gives her the branch account only, as a viewer.
+    let r = post_sign_in(&server, "nora", "nora-password-1");
+    assert_eq!(r.status, 303, "{}", r.text());
+    let nora = cookie_of(&r);
+    let home = get_with_cookie(&server, &nora, "/");
+    assert!(
+        home.text()
+            .contains("Account: <strong>Branch office</strong>"),
+        "{}",
+        home.text()
+    );
+    assert_eq!(
+        get_with_cookie(&server, &nora, "/accounts/branch/inventory").status,
+        200
+    );
+    assert_eq!(
+        get_with_cookie(&server, &nora, "/accounts/default/inventory").status,
+        404
+    );
+    // Ivan's group names an account this server does not have: refused, saying so.
+    let r = post_sign_in(&server, "ivan", "ivan-password-1");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.text().contains("accounts this server does not"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
 fn locked_users_users_in_no_mapped_group_and_injected_names_are_refused() {
     let Some(ldap) = Slapd::start() else { return };
     let url = format!("ldaps://127.0.0.1:{}", ldap.ldaps);

@@ -62,6 +62,7 @@ mod sim;
 mod sim_checks;
 mod sip;
 mod templates;
+mod tenants;
 mod tftp;
 mod tls;
 mod tls_files;

@@ -126,16 +126,13 @@ impl Api {
         if url == "/api/v1/openapi.json" && req.method() == "GET" {
             return Response::from_data("application/json", OPENAPI);
         }
-        match self
-            .authorized(req)
-            .and_then(|(user, account)| self.route(req, &user, &account))
-        {
+        match self.authorized(req).and_then(|user| self.route(req, &user)) {
             Ok(r) => r,
             Err(e) => error_response(&e),
         }
     }
 
-    fn authorized(&self, req: &Request) -> Result<(User, Account)> {
+    fn authorized(&self, req: &Request) -> Result<User> {
         let header = req.header("Authorization").unwrap_or("");
         let token = header
             .strip_prefix("Bearer ")
@@ -143,27 +140,63 @@ impl Api {
             .map(str::trim)
             .ok_or(Error::Unauthorized)?;
         let conn = self.console.conn()?;
-        let user = signin::token_user(&conn, token)?.ok_or(Error::Unauthorized)?;
-        Ok((user, crate::actions::accounts::default_account(&conn)?))
+        signin::token_user(&conn, token)?.ok_or(Error::Unauthorized)
     }
 
-    /// Routes an authenticated request to its area: one function per kind of thing.
-    fn route(&self, req: &Request, user: &User, account: &Account) -> Result<Response> {
-        let c = &self.console;
-        let mut actor = c.actor(user, account);
-        // Changes made with a token are audited as the token's owner, through the API.
-        actor.who = crate::domain::audit::Actor::token(format!("{} (API token)", user.username));
+    /// Routes an authenticated request: `/accounts/{account}/<area>/…` acts in that
+    /// account, the same routes without the prefix in the default account (their aliases),
+    /// and `/accounts/…` itself goes to the accounts area. The token's user becomes the user
+    /// as they act in that account (`actions::tenants::act_in`): an account they have no
+    /// role in is not found.
+    fn route(&self, req: &Request, token_user: &User) -> Result<Response> {
         let segs = super::console::path_segments(req, "/api/v1");
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+        let (slug, segs) = match segs.as_slice() {
+            ["accounts", slug, area, ..] if ACCOUNT_AREAS.contains(area) => {
+                (Some(*slug), &segs[2..])
+            }
+            ["accounts", slug, "assets", ..] => {
+                let (user, account) = crate::actions::tenants::act_in(
+                    &*self.console.conn()?,
+                    token_user,
+                    Some(slug),
+                )?;
+                return super::api_files::account_assets(
+                    &self.console,
+                    req,
+                    &user,
+                    &account,
+                    &segs[2..],
+                )
+                .unwrap_or_else(|| Err(no_route(req)));
+            }
+            ["accounts", rest @ ..] => return accounts::route(self, req, token_user, rest),
+            _ => (None, &segs[..]),
+        };
+        let (user, account) =
+            crate::actions::tenants::act_in(&*self.console.conn()?, token_user, slug)?;
+        self.route_in(req, &user, &account, segs)
+    }
+
+    /// Routes a request acting in `account` to its area: one function per kind of thing.
+    fn route_in(
+        &self,
+        req: &Request,
+        user: &User,
+        account: &Account,
+        segs: &[&str],
+    ) -> Result<Response> {
+        let c = &self.console;
+        let actor = token_actor(c, user, account);
         let m = req.method();
-        if let Some(r) = super::api_files::route(c, req, user, &actor, segs.as_slice()) {
+        if let Some(r) = super::api_files::route(c, req, user, &actor, segs) {
             return r;
         }
-        if settings::handles(&segs) {
-            return settings::route(c, req, user, &actor, &segs);
+        if settings::handles(segs) {
+            return settings::route(c, req, user, &actor, segs);
         }
-        match segs.as_slice() {
-            ["profiles", rest @ ..] => profiles(c, req, &actor, account, rest),
+        match segs {
+            ["profiles", rest @ ..] => profiles(c, req, &actor, rest),
             ["subscribers", rest @ ..] => subscribers(c, req, user, &actor, rest),
             // Lens: a device's effective settings.
             ["devices", mac, "effective-settings"] => inventory::effective(self, req, user, mac),
@@ -177,18 +210,29 @@ impl Api {
             ["find"] => match m {
                 "GET" => {
                     let s = search_of(req)?;
-                    Ok(Response::json(&page_json(&*c.conn()?, &s, &user.scope())?))
+                    Ok(Response::json(&page_json(&*c.conn()?, &s, user)?))
                 }
                 _ => not_allowed(m),
             },
-            // Lens: accounts (and what lives under them) and the audit log.
-            ["accounts", rest @ ..] => accounts::route(self, req, &actor, rest),
+            // Lens: the audit log.
             ["audit"] => transfer::audit_log(self, req, &actor),
             // The whole installation: every account and the installation-wide settings.
-            ["export" | "import"] => transfer::installation(self, req, &actor, &segs),
+            ["export" | "import"] => transfer::installation(self, req, &actor, segs),
             _ => Err(no_route(req)),
         }
     }
+}
+
+/// The areas that act in one account, under `/accounts/{account}/` and, for the default
+/// account, without that prefix.
+const ACCOUNT_AREAS: [&str; 5] = ["profiles", "subscribers", "devices", "imports", "find"];
+
+/// The actor of an API request: the token's user in `account`, audited as the token's owner
+/// through the API.
+pub(super) fn token_actor<'a>(c: &'a Console, user: &'a User, account: &'a Account) -> Actor<'a> {
+    let mut actor = c.actor(user, account);
+    actor.who = crate::domain::audit::Actor::token(format!("{} (API token)", user.username));
+    actor
 }
 
 /// `POST /devices/apply-now`: the body names the devices one way (`macs`, `group`,
@@ -252,17 +296,11 @@ fn no_route(req: &Request) -> Error {
 }
 
 /// `/profiles` and `/profiles/{name}`.
-fn profiles(
-    c: &Console,
-    req: &Request,
-    actor: &Actor<'_>,
-    account: &Account,
-    rest: &[&str],
-) -> Result<Response> {
+fn profiles(c: &Console, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Result<Response> {
     let m = req.method();
     match (m, rest) {
         ("GET", []) => {
-            let rows = pq::list_profiles(&*c.conn()?, account.id.0)?;
+            let rows = profile_ops::list_profiles(&*c.conn()?, actor)?;
             Ok(Response::json(&json!({ "profiles": rows })))
         }
         ("POST", []) => {
@@ -479,18 +517,7 @@ fn imports(
 }
 
 fn job_for(c: &Console, user: &User, id: &str) -> Result<jobs::Job> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| Error::not_found(format!("import job `{id}`")))?;
-    let job = jobs::find_job(&*c.conn()?, id)?
-        .ok_or_else(|| Error::not_found(format!("import job {id}")))?;
-    match user.scope() {
-        crate::domain::users::Scope::All => Ok(job),
-        _ if job.owner_company == user.company => Ok(job),
-        _ => Err(Error::Forbidden(format!(
-            "import job {id} belongs to another company"
-        ))),
-    }
+    import::job_for(&*c.conn()?, user, id)
 }
 
 /// Uploaded files as (name, bytes).

@@ -1,8 +1,9 @@
 //! The API's firmware catalogue, shared phone files and overrides made on phones (under
 //! `/api/v1`): the same actions as the Firmware and Phone Files pages and the
 //! device page, with the API's one error envelope. Reading is open to every token; changes
-//! need an admin (`Action::ManageAssets`). Release zips arrive as a body the connection
-//! loop streamed to disk (`AdminService::plan`).
+//! need an admin (`Action::ManageAssets`). An account's own shared files are under
+//! `/accounts/{slug}/assets…`, changed by an admin of that account. Release zips arrive as a
+//! body the connection loop streamed to disk (`AdminService::plan`).
 
 use rouille::{Request, Response};
 use serde::Deserialize;
@@ -24,19 +25,37 @@ pub fn route(
     actor: &Actor<'_>,
     segs: &[&str],
 ) -> Option<Result<Response>> {
-    let known = matches!(
+    let known = assets_route(segs)
+        || matches!(
+            segs,
+            ["devices", _, "overrides"] | ["overrides", "clear"] | ["firmware"] | ["firmware", _]
+        );
+    known.then(|| handle(c, req, user, actor, segs))
+}
+
+/// Whether `segs` is a route of the shared phone files.
+fn assets_route(segs: &[&str]) -> bool {
+    matches!(
         segs,
-        ["devices", _, "overrides"]
-            | ["overrides", "clear"]
-            | ["firmware"]
-            | ["firmware", _]
-            | ["assets"]
+        ["assets"]
             | ["assets", "directory" | "directory.csv"]
             | ["assets", "files", _]
             | ["assets", "languages", _]
             | ["assets", "languages", _, _, _]
-    );
-    known.then(|| handle(c, req, user, actor, segs))
+    )
+}
+
+/// `/accounts/{slug}/assets…`: the account's own shared files (served to its phones before
+/// the installation's of the same name), managed by an admin of the account.
+pub fn account_assets(
+    c: &Console,
+    req: &Request,
+    user: &User,
+    account: &crate::domain::account::Account,
+    segs: &[&str],
+) -> Option<Result<Response>> {
+    let dir = crate::datadir::DataDirs::under(&c.config().data_dir).assets_of(&account.slug);
+    assets_route(segs).then(|| assets_area(req, user, segs, &dir, Action::ManageAccounts))
 }
 
 /// Answers a route `route` knows, in its area.
@@ -48,7 +67,7 @@ fn handle(
     segs: &[&str],
 ) -> Result<Response> {
     match segs.first() {
-        Some(&"assets") => assets_area(c, req, user, segs),
+        Some(&"assets") => assets_area(req, user, segs, &assets_dir(c), Action::ManageAssets),
         Some(&"firmware") => firmware_area(c, req, user, segs),
         _ => overrides_area(c, req, user, actor, segs),
     }
@@ -101,70 +120,68 @@ fn overrides_area(
     }
 }
 
-/// The shared phone files: the site directory, files and language folders.
-fn assets_area(c: &Console, req: &Request, user: &User, segs: &[&str]) -> Result<Response> {
+/// The shared phone files: the site directory, files and language folders, in `dir` (the
+/// installation's, or an account's own); changing them needs `manage`.
+fn assets_area(
+    req: &Request,
+    user: &User,
+    segs: &[&str],
+    dir: &std::path::Path,
+    manage: Action,
+) -> Result<Response> {
     let m = req.method();
+    if matches!(m, "PUT" | "DELETE") {
+        user.require(manage)?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
     match (m, segs) {
         ("GET", ["assets"]) => {
-            let dir = assets_dir(c);
-            let files = crate::actions::assets::list(&dir)?;
-            let contacts = crate::actions::assets::read_directory(&dir)?.len();
+            let files = crate::actions::assets::list(dir)?;
+            let contacts = crate::actions::assets::read_directory(dir)?.len();
             Ok(Response::json(
                 &json!({ "files": files, "directory_contacts": contacts }),
             ))
         }
         ("GET", ["assets", "directory"]) => Ok(Response::json(
-            &json!({ "contacts": crate::actions::assets::read_directory(&assets_dir(c))? }),
+            &json!({ "contacts": crate::actions::assets::read_directory(dir)? }),
         )),
         ("PUT", ["assets", "directory"]) => {
-            user.require(Action::ManageAssets)?;
             let body: DirectoryBody = parse_body(req)?;
-            crate::actions::assets::write_directory(&assets_dir(c), &body.contacts, |i| {
+            crate::actions::assets::write_directory(dir, &body.contacts, |i| {
                 format!("contacts[{i}]")
             })?;
             Ok(Response::json(&json!({ "contacts": body.contacts })))
         }
         ("GET", ["assets", "directory.csv"]) => Ok(Response::from_data(
             "text/csv; charset=utf-8",
-            directory::to_csv(&crate::actions::assets::read_directory(&assets_dir(c))?),
+            directory::to_csv(&crate::actions::assets::read_directory(dir)?),
         )),
         ("PUT", ["assets", "directory.csv"]) => {
-            user.require(Action::ManageAssets)?;
             let contacts = directory::from_csv(&raw_body(req)?)?;
-            crate::actions::assets::write_directory(&assets_dir(c), &contacts, |i| {
-                format!("line {}", i + 2)
-            })?;
+            crate::actions::assets::write_directory(dir, &contacts, |i| format!("line {}", i + 2))?;
             Ok(Response::json(&json!({ "contacts": contacts })))
         }
         ("PUT", ["assets", "files", name]) => {
-            user.require(Action::ManageAssets)?;
-            let f = crate::actions::assets::put(&assets_dir(c), name, &raw_body(req)?)?;
+            let f = crate::actions::assets::put(dir, name, &raw_body(req)?)?;
             Ok(Response::json(&f))
         }
         ("DELETE", ["assets", "files", name]) => {
-            user.require(Action::ManageAssets)?;
             assets::classify(name)?;
-            crate::actions::assets::delete(&assets_dir(c), name)?;
+            crate::actions::assets::delete(dir, name)?;
             Ok(Response::empty_204())
         }
         ("PUT", ["assets", "languages", folder, language, file]) => {
-            user.require(Action::ManageAssets)?;
-            let f = crate::actions::assets::put_language(
-                &assets_dir(c),
-                folder,
-                language,
-                file,
-                &raw_body(req)?,
-            )?;
+            let f =
+                crate::actions::assets::put_language(dir, folder, language, file, &raw_body(req)?)?;
             Ok(Response::json(&f))
         }
         ("DELETE", ["assets", "languages", folder]) => {
-            user.require(Action::ManageAssets)?;
             assets::language_path(folder, "x", "x.xml")?;
-            if !assets_dir(c).join(folder).is_dir() {
+            if !dir.join(folder).is_dir() {
                 return Err(Error::not_found(format!("language folder `{folder}`")));
             }
-            crate::actions::assets::delete(&assets_dir(c), folder)?;
+            crate::actions::assets::delete(dir, folder)?;
             Ok(Response::empty_204())
         }
         _ => not_allowed(m),

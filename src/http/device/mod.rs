@@ -413,7 +413,7 @@ impl DeviceService {
                 self.read_upload(req, &ctx, *kind, mac, name, meta)
             }
             DeviceFile::Firmware { version, file } => self.firmware(req, version, file, ua),
-            DeviceFile::Asset(segs) => Ok(self.asset(req, segs)),
+            DeviceFile::Asset(segs) => Ok(self.asset(req, &ctx.account, segs)),
         };
         result.unwrap_or_else(|e| internal(&e))
     }
@@ -592,17 +592,29 @@ impl DeviceService {
         Ok(xml(ctx, &Rendered::new(render::tls_probe_file())))
     }
 
-    fn asset(&self, req: &Request, segs: &[String]) -> Response {
-        let mut path = self.dirs.assets.clone();
+    /// A shared file: the account's own (`DataDirs::assets_of`) when it has one of that
+    /// name, else the installation's.
+    fn asset(&self, req: &Request, account: &Account, segs: &[String]) -> Response {
+        let own = self.dirs.assets_of(&account.slug);
+        match Self::asset_in(req, &own, segs) {
+            Some(r) => r,
+            None => Self::asset_in(req, &self.dirs.assets, segs)
+                .unwrap_or_else(|| text(404, "not found")),
+        }
+    }
+
+    /// The file `segs` names below `dir`, if there is one.
+    fn asset_in(req: &Request, dir: &Path, segs: &[String]) -> Option<Response> {
+        let mut path = dir.to_path_buf();
         for s in segs {
             path.push(s);
         }
         // Symlinks inside the assets directory must not lead outside it.
-        let (Ok(root), Ok(real)) = (self.dirs.assets.canonicalize(), path.canonicalize()) else {
-            return text(404, "not found");
+        let (Ok(root), Ok(real)) = (dir.canonicalize(), path.canonicalize()) else {
+            return None;
         };
         if !real.starts_with(&root) || !real.is_file() {
-            return text(404, "not found");
+            return None;
         }
         let ct = match real.extension().and_then(|e| e.to_str()) {
             Some("cfg" | "xml") => "application/xml",
@@ -613,7 +625,7 @@ impl DeviceService {
             Some("txt") => "text/plain; charset=utf-8",
             _ => "application/octet-stream",
         };
-        serve_file(req, &self.dirs.assets, &path, ct)
+        Some(serve_file(req, dir, &path, ct))
     }
 }
 

@@ -15,18 +15,19 @@ pub fn admin_password(server: &ZServer) -> String {
 
 /// Creates a user (with a known password) and an API token for it; returns the token.
 pub fn user_with_token(server: &ZServer, name: &str, role: &str, company: &str) -> String {
+    user_with_token_args(server, name, &["--role", role, "--company", company])
+}
+
+/// The password `user_with_token` gives.
+pub const TEST_USER_PASSWORD: &str = "a-long-test-password";
+
+/// Creates a user with `args` after `user add NAME` (role, company, accounts) and the
+/// password `TEST_USER_PASSWORD`, and an API token for it; returns the token.
+pub fn user_with_token_args(server: &ZServer, name: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(bin())
-        .args([
-            "user",
-            "add",
-            name,
-            "--role",
-            role,
-            "--company",
-            company,
-            "--password-stdin",
-            "--config",
-        ])
+        .args(["user", "add", name])
+        .args(args)
+        .args(["--password-stdin", "--config"])
         .arg(&server.config)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -36,7 +37,7 @@ pub fn user_with_token(server: &ZServer, name: &str, role: &str, company: &str) 
             c.stdin
                 .take()
                 .expect("stdin")
-                .write_all(b"a-long-test-password\n")?;
+                .write_all(format!("{TEST_USER_PASSWORD}\n").as_bytes())?;
             c.wait_with_output()
         })
         .expect("user add");
@@ -49,6 +50,21 @@ pub fn user_with_token(server: &ZServer, name: &str, role: &str, company: &str) 
         .cli_ok(&["user", "token", name, "--name", "test"])
         .trim()
         .to_string()
+}
+
+/// Adds an account `slug` named `name` with its own device credentials (CLI `account add`).
+pub fn add_account(server: &ZServer, slug: &str, name: &str) {
+    server.cli_ok(&[
+        "account",
+        "add",
+        slug,
+        "--name",
+        name,
+        "--user",
+        &format!("{slug}phones"),
+        "--password",
+        "Branch-Passw0rd",
+    ]);
 }
 
 /// One API request; `token` becomes a bearer token.

@@ -150,6 +150,9 @@ pub struct ZServer {
 /// schema (then undo their own): add each new migration's undo here, newest first.
 pub const UNDO_AFTER_0011: &str = "ALTER TABLE import_jobs DROP COLUMN runner;
      ALTER TABLE accounts DROP COLUMN ftp_factory_login;
+     DROP TABLE user_accounts;
+     ALTER TABLE users DROP COLUMN current_account_id;
+     ALTER TABLE users DROP COLUMN all_accounts;
      ALTER TABLE device_sip DROP COLUMN online_checked_at;
      ALTER TABLE accounts DROP COLUMN online_check;
      ALTER TABLE accounts DROP COLUMN apply_after_change;

@@ -14,12 +14,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Api, error_response, parse_body};
-use crate::actions::Actor;
 use crate::actions::accounts::{self, AutoSyncOptions, NewAccount, Readmission, Rotation};
+use crate::actions::tenants;
 use crate::domain::account::Account;
 use crate::domain::autosync::SyncState;
 use crate::domain::mac::Mac;
-use crate::domain::users::Action;
+use crate::domain::users::{Action, User};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Deserialize)]
@@ -152,19 +152,19 @@ pub fn macs_of(list: &[String]) -> Result<Vec<Mac>> {
 }
 
 /// Routes `/accounts` and everything under it.
-pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Result<Response> {
+pub fn route(api: &Api, req: &Request, token_user: &User, rest: &[&str]) -> Result<Response> {
     let c = &api.console;
-    let user = actor.user;
-    let who = &actor.who;
     let m = req.method();
-    user.require(Action::ReadAccounts)?;
     let [slug, rest @ ..] = rest else {
+        token_user.require(Action::ReadAccounts)?;
+        let who =
+            crate::domain::audit::Actor::token(format!("{} (API token)", token_user.username));
         return match m {
-            "GET" => Ok(Response::json(
-                &json!({ "accounts": accounts::list_accounts(&*c.conn()?)? }),
-            )),
+            "GET" => Ok(Response::json(&json!({
+                "accounts": tenants::list_accounts(&*c.conn()?, token_user)?
+            }))),
             "POST" => {
-                user.require(Action::ManageAccounts)?;
+                token_user.require(Action::ManageInstallation)?;
                 let b: AccountBody = parse_body(req)?;
                 let input = NewAccount {
                     name: b.name,
@@ -173,13 +173,17 @@ pub fn route(api: &Api, req: &Request, actor: &Actor<'_>, rest: &[&str]) -> Resu
                     password: b.password,
                 };
                 let mut conn = c.conn()?;
-                let a = accounts::add_account(&mut conn, who, &input)?;
+                let a = accounts::add_account(&mut conn, &who, &input)?;
                 Ok(Response::json(&account_json(&conn, &c.config(), &a)?).with_status_code(201))
             }
             _ => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
         };
     };
-    let a = accounts::find_account(&*c.conn()?, Some(slug))?;
+    let (user, a) = tenants::act_in(&*c.conn()?, token_user, Some(slug))?;
+    let user = &user;
+    user.require(Action::ReadAccounts)?;
+    let actor = &super::token_actor(c, user, &a);
+    let who = &actor.who;
     match rest {
         ["inventory" | "checkins"] => return super::inventory::route(api, req, &a, rest),
         ["export" | "import"] => return super::transfer::route(api, req, actor, &a, rest),

@@ -127,7 +127,7 @@ pub fn audit_log(api: &Api, req: &Request, actor: &Actor<'_>) -> Result<Response
         )));
     }
     actor.user.require(Action::ReadAccounts)?;
-    let q = audit_page::query_of(&api.console, req)?;
+    let q = audit_page::query_of(&api.console, actor.user, actor.account, req)?;
     let entries = audit_page::entries(&api.console, &q)?;
     match req.get_param("format").as_deref() {
         None | Some("json") => Ok(Response::json(&json!({ "entries": entries }))),

@@ -22,15 +22,23 @@ use crate::http::admin::views::{self, Field, csrf_field};
 
 /// Routes `/accounts` and everything under it.
 pub fn route(c: &Console, ctx: &Ctx, req: &Request, f: &Form, rest: &[&str]) -> Result<Response> {
-    ctx.user.require(Action::ReadAccounts)?;
     let m = req.method();
     let [slug, rest @ ..] = rest else {
+        ctx.signed_in.require(Action::ReadAccounts)?;
         return match m {
             "POST" => create(c, ctx, f),
             _ => list(c, ctx, notice_of(req), &[], &NewAccount::default(), 200),
         };
     };
-    let account = account_of(c, slug)?;
+    // The account's pages act in it, with the user's role there; an account the user has
+    // no role in is not found.
+    let (user, account) = crate::actions::tenants::act_in(&*c.conn()?, &ctx.signed_in, Some(slug))?;
+    let ctx = &Ctx {
+        user,
+        account: account.clone(),
+        ..ctx.clone()
+    };
+    ctx.user.require(Action::ReadAccounts)?;
     let a = &account;
     use super::{autosync, inventory, policies, provisioning as p, transfer};
     match (m, rest) {
@@ -53,11 +61,6 @@ pub fn route(c: &Console, ctx: &Ctx, req: &Request, f: &Form, rest: &[&str]) -> 
         ("POST", ["import"]) => transfer::post_import(c, ctx, a, f),
         _ => policies::route(c, ctx, a, req, f, rest),
     }
-}
-
-/// The account with this slug (404 otherwise).
-pub fn account_of(c: &Console, slug: &str) -> Result<Account> {
-    accounts::find_account(&*c.conn()?, Some(slug))
 }
 
 /// The side tabs of an account's pages (Lens shows them beside "Device Provisioning").
@@ -93,8 +96,8 @@ fn list(
     input: &NewAccount,
     status: u16,
 ) -> Result<Response> {
-    let list = accounts::list_accounts(&*c.conn()?)?;
-    let can = ctx.user.require(Action::ManageAccounts).is_ok();
+    let list = crate::actions::tenants::list_accounts(&*c.conn()?, &ctx.signed_in)?;
+    let can = ctx.signed_in.require(Action::ManageInstallation).is_ok();
     let body = html! {
         h1 { "Accounts" }
         (views::notice(notice))
@@ -138,7 +141,7 @@ fn list(
 }
 
 fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAccounts)?;
+    ctx.signed_in.require(Action::ManageInstallation)?;
     let input = NewAccount {
         name: f.get("name").trim().to_string(),
         slug: f.get("slug").trim().to_string(),

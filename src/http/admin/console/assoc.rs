@@ -142,7 +142,8 @@ pub fn subscriber(c: &Console, ctx: &Ctx, reference_id: &str, req: &Request) -> 
     let actor = c.actor(&ctx.user, &ctx.account);
     let s = associations::subscriber(&conn, &actor, reference_id)?;
     let devices = q::list_subscriber_devices(&conn, s.id)?;
-    let job_list = jobs::list_jobs(&conn, None, Some(&s.fields.reference_id), 20)?;
+    let job_list =
+        crate::actions::import::recent_jobs(&conn, &actor, Some(&s.fields.reference_id), 20)?;
     Ok(html_page(
         200,
         subscriber_page(ctx, &s, &devices, &job_list, &[], notice_of(req)),

@@ -9,7 +9,6 @@ use maud::{Markup, html};
 use rouille::{Request, Response};
 
 use super::{Console, Ctx, html_page, percent_encode};
-use crate::actions::accounts;
 use crate::db::audit::Entry;
 use crate::domain::audit;
 use crate::domain::users::Action;
@@ -23,13 +22,22 @@ pub struct AuditQuery {
 }
 
 /// Reads `account` (slug) and `limit` (1 to 10,000; default 200).
-pub fn query_of(c: &Console, req: &Request) -> Result<AuditQuery> {
+/// `user` as signed in: an account they have no role in is not found, and a user scoped to
+/// accounts reads the entries of one account — the one named, else `acting` — never the
+/// installation's or another account's.
+pub fn query_of(
+    c: &Console,
+    user: &crate::domain::users::User,
+    acting: &crate::domain::account::Account,
+    req: &Request,
+) -> Result<AuditQuery> {
     let account = match req.get_param("account").filter(|s| !s.is_empty()) {
         Some(slug) => {
-            let a = accounts::find_account(&*c.conn()?, Some(&slug))?;
+            let (_, a) = crate::actions::tenants::act_in(&*c.conn()?, user, Some(&slug))?;
             Some((a.id.0, a.slug))
         }
-        None => None,
+        None if user.installation_wide() => None,
+        None => Some((acting.id.0, acting.slug.clone())),
     };
     let limit = match req.get_param("limit").filter(|s| !s.is_empty()) {
         Some(l) => l
@@ -68,9 +76,9 @@ fn fields(v: &Option<serde_json::Value>) -> Markup {
 
 pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::ReadAccounts)?;
-    let q = query_of(c, req)?;
+    let q = query_of(c, &ctx.signed_in, &ctx.account, req)?;
     let rows = entries(c, &q)?;
-    let list = accounts::list_accounts(&*c.conn()?)?;
+    let list = crate::actions::tenants::list_accounts(&*c.conn()?, &ctx.signed_in)?;
     let name_of = |id: Option<i64>| -> String {
         id.and_then(|id| list.iter().find(|a| a.id == id))
             .map(|a| a.slug.clone())
@@ -121,7 +129,7 @@ pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
 /// `/audit.csv` and `/audit.json`.
 pub fn download(c: &Console, ctx: &Ctx, req: &Request, csv: bool) -> Result<Response> {
     ctx.user.require(Action::ReadAccounts)?;
-    let rows = entries(c, &query_of(c, req)?)?;
+    let rows = entries(c, &query_of(c, &ctx.signed_in, &ctx.account, req)?)?;
     let (kind, name, body) = if csv {
         (
             "text/csv; charset=utf-8",

@@ -10,7 +10,7 @@ use super::{Console, Ctx, Form, done, html_page, notice_of, percent_encode};
 use crate::actions::associations;
 
 use crate::actions::provisioning::mask_file;
-use crate::db::{access, assoc as q, devices as dq};
+use crate::db::{access, devices as dq};
 use crate::domain::device::{Device, DeviceInput};
 use crate::domain::mac::Mac;
 use crate::domain::provstate::Reach;
@@ -524,8 +524,13 @@ pub fn unassociated(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
         .unwrap_or(1)
         .max(1);
     let per = 25;
-    let total = q::count_unassociated(&conn)? as usize;
-    let rows = q::list_unassociated(&conn, per as i64, ((page - 1) * per) as i64)?;
+    let (total, rows) = crate::actions::associations::unassociated(
+        &conn,
+        &c.actor(&ctx.user, &ctx.account),
+        per as i64,
+        ((page - 1) * per) as i64,
+    )?;
+    let total = total as usize;
     let profiles = super::profiles::profile_names(c, ctx)?;
     let can = ctx.user.require(Action::Associate).is_ok();
     Ok(html_page(

@@ -7,6 +7,7 @@ use maud::{Markup, html};
 use rouille::{Request, Response};
 
 use super::{Console, Ctx, html_page, notice_of, percent_encode};
+use crate::actions::tenants;
 use crate::db::find::{self, FindQuery, Sort, View};
 use crate::error::Result;
 use crate::http::admin::views::{self, when};
@@ -63,6 +64,8 @@ pub fn search_from(get: &dyn Fn(&str) -> Option<String>) -> Search {
         },
         sort: Sort::parse(&s("sort")).unwrap_or_default(),
         descending: s("dir") == "desc",
+        // Which accounts the user sees: `actions::tenants` decides, never the request.
+        accounts: None,
     };
     Search {
         query,
@@ -116,16 +119,16 @@ fn base_query(s: &Search) -> String {
 pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     let s = search_from(&|k| req.get_param(k));
     let conn = c.conn()?;
-    let scope = ctx.user.scope();
+    let user = &ctx.user;
     if s.download {
         let max = s
             .max_entries
             .unwrap_or(usize::MAX)
             .min(c.config().console.find_csv_max_entries);
         let body = if s.query.view == View::Device {
-            find::devices_csv(&find::all_devices(&conn, &s.query, &scope, max)?)
+            find::devices_csv(&tenants::all_devices(&conn, user, &s.query, max)?)
         } else {
-            find::subscribers_csv(&find::all_subscribers(&conn, &s.query, &scope, max)?)
+            find::subscribers_csv(&tenants::all_subscribers(&conn, user, &s.query, max)?)
         };
         return Ok(
             Response::from_data("text/csv; charset=utf-8", body).with_additional_header(
@@ -136,10 +139,10 @@ pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     }
     let offset = (s.page - 1) * s.per_page;
     let results = if s.query.view == View::Device {
-        let p = find::find_devices(&conn, &s.query, &scope, offset, s.per_page)?;
+        let p = tenants::find_devices(&conn, user, &s.query, offset, s.per_page)?;
         (devices_table(&s, &p.rows), p.total, p.more)
     } else {
-        let p = find::find_subscribers(&conn, &s.query, &scope, offset, s.per_page)?;
+        let p = tenants::find_subscribers(&conn, user, &s.query, offset, s.per_page)?;
         (subscribers_table(&s, &p.rows), p.total, p.more)
     };
     let base = format!(
@@ -312,14 +315,14 @@ pub fn search_of(req: &Request) -> Result<Search> {
 pub fn page_json(
     conn: &rusqlite::Connection,
     s: &Search,
-    scope: &crate::domain::users::Scope,
+    user: &crate::domain::users::User,
 ) -> Result<serde_json::Value> {
     let offset = (s.page - 1) * s.per_page;
     let (rows, total, more) = if s.query.view == View::Device {
-        let p = find::find_devices(conn, &s.query, scope, offset, s.per_page)?;
+        let p = tenants::find_devices(conn, user, &s.query, offset, s.per_page)?;
         (serde_json::to_value(&p.rows), p.total, p.more)
     } else {
-        let p = find::find_subscribers(conn, &s.query, scope, offset, s.per_page)?;
+        let p = tenants::find_subscribers(conn, user, &s.query, offset, s.per_page)?;
         (serde_json::to_value(&p.rows), p.total, p.more)
     };
     Ok(serde_json::json!({

@@ -36,11 +36,8 @@ pub fn jobs_table(list: &[jobs::Job]) -> Markup {
 pub fn import_form(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::Associate)?;
     let conn = c.conn()?;
-    let company = match ctx.user.scope() {
-        crate::domain::users::Scope::All => None,
-        _ => Some(ctx.user.company.clone()),
-    };
-    let recent = jobs::list_jobs(&conn, company.as_deref(), None, 10)?;
+    let recent =
+        crate::actions::import::recent_jobs(&conn, &c.actor(&ctx.user, &ctx.account), None, 10)?;
     let reference_id = req.get_param("reference_id").unwrap_or_default();
     Ok(html_page(
         200,
@@ -161,19 +158,7 @@ pub fn spawn_job(c: &Console, ctx: &Ctx, id: i64, req: ImportRequest, bytes: Vec
 }
 
 fn job_for(c: &Console, ctx: &Ctx, id: &str) -> Result<jobs::Job> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| Error::not_found(format!("import job `{id}`")))?;
-    let conn = c.conn()?;
-    let job =
-        jobs::find_job(&conn, id)?.ok_or_else(|| Error::not_found(format!("import job {id}")))?;
-    match ctx.user.scope() {
-        crate::domain::users::Scope::All => Ok(job),
-        _ if job.owner_company == ctx.user.company => Ok(job),
-        _ => Err(Error::Forbidden(format!(
-            "import job {id} belongs to another company"
-        ))),
-    }
+    crate::actions::import::job_for(&*c.conn()?, &ctx.user, id)
 }
 
 pub fn job(c: &Console, ctx: &Ctx, id: &str) -> Result<Response> {

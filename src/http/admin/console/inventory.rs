@@ -22,9 +22,9 @@ use crate::error::{Error, FieldError, Result};
 use crate::http::admin::views::widgets::badge;
 use crate::http::admin::views::{self, when};
 
-/// `/inventory`: the default account's inventory.
-pub fn default_inventory(c: &Console, req: &Request) -> Result<Response> {
-    let a = crate::actions::accounts::default_account(&*c.conn()?)?;
+/// `/inventory`: the inventory of the account the pages act on.
+pub fn default_inventory(ctx: &Ctx, req: &Request) -> Result<Response> {
+    let a = &ctx.account;
     let q = req.raw_query_string();
     let sep = if q.is_empty() { "" } else { "?" };
     Ok(Response::redirect_303(format!(

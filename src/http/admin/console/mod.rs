@@ -80,11 +80,18 @@ pub struct Console {
 }
 
 /// A signed-in request.
+#[derive(Clone)]
 pub struct Ctx {
+    /// The user as they act in `account` (their role there).
     pub user: User,
     pub csrf: String,
     pub token: String,
+    /// The account the pages act on (the switcher's, `actions::tenants::console_account`).
     pub account: Account,
+    /// The user as stored: what `actions::tenants::act_in` resolves for another account.
+    pub signed_in: User,
+    /// The accounts the user may switch to, `(slug, name)`.
+    pub accounts: Vec<(String, String)>,
 }
 
 impl Ctx {
@@ -93,12 +100,16 @@ impl Ctx {
             user: Some((self.user.username.clone(), self.user.role.to_string())),
             csrf: self.csrf.clone(),
             section,
-            admin: self.user.role == crate::domain::users::Role::Admin,
+            // Settings, diagnostics and users belong to the installation.
+            admin: self.user.role == crate::domain::users::Role::Admin
+                && self.user.installation_wide(),
             lens: self
                 .user
                 .require(crate::domain::users::Action::ReadAccounts)
                 .is_ok(),
             refresh: None,
+            account: Some((self.account.slug.clone(), self.account.name.clone())),
+            accounts: self.accounts.clone(),
         }
     }
 }
@@ -273,6 +284,11 @@ impl Console {
         let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
         match (req.method(), segs.as_slice()) {
             ("POST", ["logout"]) => Ok(self.logout(ctx)),
+            ("POST", ["account"]) => {
+                let conn = self.conn()?;
+                crate::actions::tenants::switch_account(&conn, &ctx.signed_in, f.get("account"))?;
+                Ok(Response::redirect_303("/"))
+            }
             ("GET", ["password"]) => Ok(html_page(200, users::password_page(ctx, &[], None))),
             ("POST", ["password"]) => users::post_password(self, ctx, f),
             ("GET", ["totp"]) => totp::page(self, ctx, None),
@@ -282,6 +298,7 @@ impl Console {
             ("GET", ["users"]) => users::list(self, ctx, req),
             ("POST", ["users"]) => users::create(self, ctx, f),
             ("POST", ["users", name, "reset"]) => users::reset(self, ctx, name),
+            ("POST", ["users", name, "accounts"]) => users::set_accounts(self, ctx, name, f),
             ("POST", ["users", name, "delete"]) => users::delete(self, ctx, name),
             ("GET", ["tokens"]) => users::tokens(self, ctx, None),
             ("POST", ["tokens"]) => users::create_token(self, ctx, f),
@@ -367,7 +384,7 @@ impl Console {
             ("GET", ["transfer"]) => installation::page(ctx),
             ("POST", ["transfer", "export"]) => installation::post_export(self, ctx, f),
             ("POST", ["transfer", "import"]) => installation::post_import(self, ctx, f),
-            ("GET", ["inventory"]) => inventory::default_inventory(self, req),
+            ("GET", ["inventory"]) => inventory::default_inventory(ctx, req),
             ("GET", ["audit"]) => audit::page(self, ctx, req),
             ("GET", ["audit.csv"]) => audit::download(self, ctx, req, true),
             ("GET", ["audit.json"]) => audit::download(self, ctx, req, false),
@@ -458,12 +475,19 @@ impl Console {
         let Some((user, csrf)) = signin::session(&conn, &token, idle)? else {
             return Ok(None);
         };
-        let account = crate::actions::accounts::default_account(&conn)?;
+        let (acting, account) = crate::actions::tenants::console_account(&conn, &user)?;
+        let accounts = crate::db::accounts::list_accounts(&conn)?
+            .into_iter()
+            .filter(|a| user.may_act_in(a.id.0))
+            .map(|a| (a.slug, a.name))
+            .collect();
         Ok(Some(Ctx {
-            user,
+            user: acting,
             csrf,
             token,
             account,
+            signed_in: user,
+            accounts,
         }))
     }
 
@@ -569,18 +593,30 @@ impl Console {
 
     fn home(&self, ctx: &Ctx, req: &Request) -> Result<Response> {
         let conn = self.conn()?;
-        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0));
+        // An installation-wide user counts every account (as before accounts were
+        // tenants); a user scoped to accounts, the account the pages act on.
+        let only: Option<i64> = (!ctx.signed_in.installation_wide()).then_some(ctx.account.id.0);
+        let count = |sql: &str| {
+            conn.query_row(
+                &format!("{sql} AND (?1 IS NULL OR account_id = ?1)"),
+                [only],
+                |r| r.get::<_, i64>(0),
+            )
+        };
         let (profiles, associated, unassociated, subscribers, partial) = (
-            count("SELECT count(*) FROM profiles")?,
+            count("SELECT count(*) FROM profiles WHERE 1")?,
             count("SELECT count(*) FROM devices WHERE profile_id IS NOT NULL")?,
             count("SELECT count(*) FROM devices WHERE profile_id IS NULL")?,
-            count("SELECT count(*) FROM subscribers")?,
+            count("SELECT count(*) FROM subscribers WHERE 1")?,
             count("SELECT count(*) FROM subscribers WHERE status = 'partial'")?,
         );
         // What needs the admin about enrolment, per account (the same counts as the
-        // account's Enrolment page).
+        // account's Enrolment page), of the accounts the user acts in.
         let mut enrolment = Vec::new();
-        for a in crate::db::accounts::list_accounts(&conn)? {
+        for a in crate::db::accounts::list_accounts(&conn)?
+            .into_iter()
+            .filter(|a| ctx.signed_in.may_act_in(a.id.0))
+        {
             let (waiting, contested) = crate::actions::enrolment::counts(&conn, &a)?;
             if !a.device_secrets || waiting > 0 || contested > 0 {
                 enrolment.push((a, waiting, contested));
@@ -658,6 +694,7 @@ pub fn notice_of(req: &Request) -> Option<&'static str> {
 }
 
 const NOTICES: &[(&str, &str)] = &[
+    ("user-accounts", "The user's accounts were changed."),
     (
         "totp-removed",
         "Two-factor sign-in removed; the user was signed out everywhere.",

@@ -17,7 +17,7 @@ use crate::http::admin::views::{self, Field, csrf_field, select};
 
 pub fn list(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     let conn = c.conn()?;
-    let rows = profiles::list_profiles(&conn, ctx.account.id.0)?;
+    let rows = crate::actions::profiles::list_profiles(&conn, &c.actor(&ctx.user, &ctx.account))?;
     let can = ctx.user.require(Action::ManageProfiles).is_ok();
     Ok(html_page(
         200,

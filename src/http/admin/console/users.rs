@@ -69,10 +69,14 @@ struct UserRow {
     user: crate::domain::users::User,
     source: q::Source,
     totp: bool,
+    /// The accounts they act in, as typed in the form (`branch=installer, hq=viewer`);
+    /// empty: every account.
+    accounts: String,
 }
 
 fn rows(conn: &rusqlite::Connection) -> Result<Vec<UserRow>> {
     let kinds = q::list_sign_in_kinds(conn)?;
+    let slugs = crate::actions::tenants::slugs(conn)?;
     Ok(q::list_users(conn)?
         .into_iter()
         .map(|user| {
@@ -80,9 +84,42 @@ fn rows(conn: &rusqlite::Connection) -> Result<Vec<UserRow>> {
                 .get(&user.id)
                 .copied()
                 .unwrap_or((q::Source::Local, false));
-            UserRow { user, source, totp }
+            let accounts = crate::actions::tenants::accounts_label(&slugs, &user);
+            UserRow {
+                user,
+                source,
+                totp,
+                accounts,
+            }
         })
         .collect())
+}
+
+/// The account roles typed in a form (`branch=installer, hq=viewer`; empty: every
+/// account), each checked under `account_role`.
+fn typed_accounts(f: &Form) -> Result<Option<Vec<(String, Role)>>> {
+    let text = f.get("account_role");
+    if text.trim().is_empty() {
+        return Ok(None);
+    }
+    text.split(',')
+        .map(|t| crate::domain::users::parse_grant("account_role", t))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
+}
+
+/// `POST /users/{name}/accounts`: the accounts a user acts in (empty: every account).
+pub fn set_accounts(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageUsers)?;
+    let typed = typed_accounts(f)?;
+    let mut conn = c.conn()?;
+    crate::actions::tenants::set_user_accounts(
+        &mut conn,
+        &Actor::person(&ctx.user.username),
+        name,
+        typed.as_deref(),
+    )?;
+    Ok(done("/users", "user-accounts"))
 }
 
 fn users_page(
@@ -102,12 +139,21 @@ fn users_page(
                 div.notice { "User " strong { (name) } " created. One-time password: " code.secret { (pw) } " — give it to them; they must change it at first sign-in. It is not shown again." }
             }
             table.list {
-                thead { tr { th { "User" } th { "Role" } th { "Company" } th { "Sign-in" } th { "Password" } th { "Two-factor" } th { "Actions" } } }
+                thead { tr { th { "User" } th { "Role" } th { "Company" } th { "Accounts" } th { "Sign-in" } th { "Password" } th { "Two-factor" } th { "Actions" } } }
                 tbody {
                     @for row in users {
                         @let u = &row.user;
                         tr {
                             td { (u.username) } td { (u.role) } td { (u.company) }
+                            td.accounts {
+                                form.inline method="post" action=(format!("/users/{}/accounts", percent_encode(&u.username))) {
+                                    (csrf_field(&ctx.csrf))
+                                    label.sr-only for=(format!("accounts-{}", u.id)) { "Accounts of " (u.username) }
+                                    input id=(format!("accounts-{}", u.id)) name="account_role" value=(row.accounts) placeholder="every account";
+                                    " "
+                                    button.link type="submit" { "Set" }
+                                }
+                            }
                             td.source { (row.source.as_str()) }
                             td { @if row.source == q::Source::Directory { "directory" } @else if u.must_change_password { "one-time" } @else { "set" } }
                             td.totp { @if row.totp { "on" } @else { "off" } }
@@ -143,6 +189,7 @@ fn users_page(
                         }
                     }
                     (Field::text("Company", "company", "", problems).hint("installers see only devices their company associated"))
+                    (Field::text("Accounts", "account_role", "", problems).hint("empty: every account with the role above; or ACCOUNT=ROLE, … (e.g. branch=installer): only these accounts, each with its role"))
                 }
                 button type="submit" { "Add user" }
             }
@@ -156,7 +203,17 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     let role = Role::parse(f.get("role"))?;
     let name = f.get("username").trim().to_string();
     let who = Actor::person(&ctx.user.username);
-    match signin::create_user(&mut conn, &who, &name, role, f.get("company"), None) {
+    let created = typed_accounts(f).and_then(|typed| {
+        signin::create_user_in(
+            &mut conn,
+            &who,
+            &name,
+            (role, typed.as_deref()),
+            f.get("company"),
+            None,
+        )
+    });
+    match created {
         Ok((_, pw)) => {
             let users = rows(&conn)?;
             Ok(html_page(

@@ -28,6 +28,10 @@ pub struct Nav {
     pub lens: bool,
     /// Seconds after which the page reloads itself (progress pages).
     pub refresh: Option<u32>,
+    /// The account the pages act on, `(slug, name)`: every page says it.
+    pub account: Option<(String, String)>,
+    /// The accounts the user may switch to, `(slug, name)` (the switcher shows with two).
+    pub accounts: Vec<(String, String)>,
 }
 
 const SECTIONS: &[(&str, &str, &str)] = &[
@@ -80,6 +84,25 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                                 a href="/settings" class=@if nav.section == "settings" { "active" } { "Settings" }
                                 a href="/diagnostics" class=@if nav.section == "diagnostics" { "active" } { "Diagnostics" }
                                 a href="/users" class=@if nav.section == "users" { "active" } { "Users" }
+                            }
+                        }
+                        @if let Some((slug, account)) = &nav.account {
+                            div.account {
+                                span { "Account: " strong { (account) } }
+                                @if nav.accounts.len() > 1 {
+                                    " "
+                                    form.inline method="post" action="/account" {
+                                        input type="hidden" name="csrf" value=(nav.csrf);
+                                        label.sr-only for="switch-account" { "Act on account" }
+                                        select id="switch-account" name="account" {
+                                            @for (s, n) in &nav.accounts {
+                                                option value=(s) selected[s == slug] { (n) }
+                                            }
+                                        }
+                                        " "
+                                        button.link type="submit" { "Switch" }
+                                    }
+                                }
                             }
                         }
                         div.who {
