@@ -13,9 +13,11 @@
 //!   "account `x` not found"), on its API routes, its console pages and the switcher.
 //! - Acting in account A, a scoped user sees exactly the devices, reference IDs, profiles,
 //!   imports, unassociated phones, inventory, exports, audit entries and own shared files
-//!   of A (narrowed by company as before); counts equal the visible rows. An
-//!   installation-wide user's Find, device pages and unassociated phones cover every
-//!   account, as before accounts were tenants.
+//!   of A (narrowed by company as before); counts equal the visible rows. Find covers the
+//!   account it acts in only, for every user: the console's (the switcher's),
+//!   `/api/v1/accounts/{a}/find`'s, and the default account for the alias `/api/v1/find`.
+//!   An installation-wide user's device pages and unassociated phones, and the CLI's `find`
+//!   without `--account`, cover every account, as before accounts were tenants.
 //! - A MAC or reference ID held by another account is indistinguishable from one that
 //!   exists nowhere — 404, not listed by Find, not counted — except that associating such
 //!   a MAC answers 409 "already associated elsewhere", naming neither the account nor the
@@ -176,15 +178,22 @@ pub fn set_user_accounts(
     })
 }
 
-/// The Find query as this user may run it: only the accounts they see (the account they
-/// act in, for a scoped user resolved by `act_in`; every account for an installation-wide
-/// user, as before).
+/// The Find query as this user may run it: the accounts the query asks for (the account a
+/// console page or an account route acts on; `None`: every account) narrowed to those the
+/// user sees (the account they act in, for a scoped user resolved by `act_in`; every
+/// account for an installation-wide user).
 fn scoped(user: &User, q: &FindQuery) -> FindQuery {
+    let seen: Option<Vec<i64>> = match &user.accounts {
+        Accounts::Installation => None,
+        Accounts::Only(grants) => Some(grants.iter().map(|g| g.account_id).collect()),
+    };
+    let accounts = match (seen, &q.accounts) {
+        (None, asked) => asked.clone(),
+        (Some(seen), None) => Some(seen),
+        (Some(seen), Some(asked)) => Some(seen.into_iter().filter(|a| asked.contains(a)).collect()),
+    };
     FindQuery {
-        accounts: match &user.accounts {
-            Accounts::Installation => None,
-            Accounts::Only(grants) => Some(grants.iter().map(|g| g.account_id).collect()),
-        },
+        accounts,
         ..q.clone()
     }
 }

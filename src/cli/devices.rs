@@ -368,10 +368,23 @@ fn show(s: DeviceShow) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `account_of`, or `default` for a MAC no device row has when no account was named.
+pub(super) fn account_or(
+    conn: &rusqlite::Connection,
+    mac: &Mac,
+    only: Option<&str>,
+    default: crate::domain::account::Account,
+) -> anyhow::Result<crate::domain::account::Account> {
+    if only.is_none() && devices::find_device_by_mac(conn, mac)?.is_none() {
+        return Ok(default);
+    }
+    account_of(conn, mac, only)
+}
+
 /// The account a device belongs to: the operator acts on every account, as the operator of
 /// the device's own.
 /// With `--account`, a device of another account is not found there.
-fn account_of(
+pub(super) fn account_of(
     conn: &rusqlite::Connection,
     mac: &Mac,
     only: Option<&str>,

@@ -46,6 +46,9 @@ pub struct OvShow {
     /// MAC address
     #[argh(positional)]
     pub mac: String,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// clear the overrides of one or more devices (each gets an empty override file)
@@ -77,8 +80,9 @@ pub fn run(cmd: OverridesCmd) -> anyhow::Result<()> {
             }
         }
         OverridesAction::Show(s) => {
-            let (config, conn, acc) = super::open(s.config.as_deref())?;
+            let (config, conn, default) = super::open(s.config.as_deref())?;
             let mac: Mac = s.mac.parse()?;
+            let acc = super::devices::account_or(&conn, &mac, s.account.as_deref(), default)?;
             let reach = Reach {
                 host: "zerotouch".into(),
                 base_path: if acc.is_default {

@@ -441,6 +441,19 @@ fn apply_after_change(
         return Ok(());
     }
     let macs = crate::actions::sip::affected_by_target(conn, acc, target)?;
+    apply_macs_after_change(config, conn, acc, macs)
+}
+
+/// The same for a change that affects `macs` of `acc` (a device's line).
+pub(crate) fn apply_macs_after_change(
+    config: &crate::config::Config,
+    conn: &rusqlite::Connection,
+    acc: &crate::domain::account::Account,
+    macs: Vec<String>,
+) -> anyhow::Result<()> {
+    if !acc.sip.apply_after_change {
+        return Ok(());
+    }
     let db = crate::actions::sip::DbAt {
         path: config.database_path(),
         busy_timeout: std::time::Duration::from_millis(config.database.busy_timeout_ms),

@@ -26,6 +26,9 @@ pub struct Render {
     /// MAC address
     #[argh(positional)]
     pub mac: String,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// host (and port) the phone uses to reach the server, as in its Host header (default:
     /// the first of device.public_names, else the device HTTP listener's address)
     #[argh(option)]
@@ -51,6 +54,9 @@ pub struct Render {
 pub fn render(r: Render) -> anyhow::Result<()> {
     let (config, conn, _default) = open(r.config.as_deref())?;
     let mac: Mac = r.mac.parse()?;
+    if r.account.is_some() {
+        super::devices::account_of(&conn, &mac, r.account.as_deref())?;
+    }
     let device =
         devices::find_device_by_mac(&conn, &mac)?.with_context(|| format!("no device {mac}"))?;
     let acc =

@@ -138,6 +138,9 @@ pub struct DeviceSetVars {
     /// MAC address
     #[argh(positional)]
     pub mac: String,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// device description (${LABEL})
     #[argh(option)]
     pub label: Option<String>,
@@ -165,6 +168,9 @@ pub struct DeviceSetLine {
     /// MAC address
     #[argh(positional)]
     pub mac: String,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// line number (1-64)
     #[argh(option)]
     pub line: u32,
@@ -204,6 +210,9 @@ pub struct DeviceDeleteLine {
     /// MAC address
     #[argh(positional)]
     pub mac: String,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// line number
     #[argh(option)]
     pub line: u32,
@@ -220,6 +229,9 @@ pub struct Preview {
     /// MAC address
     #[argh(positional)]
     pub mac: String,
+    /// the account the device must be in (its slug; default: whichever it is in)
+    #[argh(option)]
+    pub account: Option<String>,
     /// host (and port) the phone uses to reach the server (Local mode)
     #[argh(option, default = "String::from(\"zerotouch\")")]
     pub host: String,
@@ -363,6 +375,9 @@ pub fn variable(action: VariableAction) -> anyhow::Result<()> {
 pub fn set_vars(a: DeviceSetVars) -> anyhow::Result<()> {
     let (_c, mut conn, _) = open(a.config.as_deref())?;
     let mac: Mac = a.mac.parse()?;
+    if a.account.is_some() {
+        super::devices::account_of(&conn, &mac, a.account.as_deref())?;
+    }
     let change = DeviceVarsChange {
         label: a.label,
         tl_timezone: a.timezone,
@@ -403,8 +418,11 @@ pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
             Some(text.lines().next().unwrap_or("").to_string())
         }
     };
-    let (_c, mut conn, _) = open(a.config.as_deref())?;
+    let (config, mut conn, _) = open(a.config.as_deref())?;
     let mac: Mac = a.mac.parse()?;
+    if a.account.is_some() {
+        super::devices::account_of(&conn, &mac, a.account.as_deref())?;
+    }
     let device = crate::db::devices::find_device_by_mac(&conn, &mac)?
         .with_context(|| format!("no device {mac}"))?;
     let mut line = device
@@ -430,20 +448,47 @@ pub fn set_line(a: DeviceSetLine) -> anyhow::Result<()> {
     set(&mut line.last_name, a.last_name);
     templating::set_device_line(&mut conn, &crate::cli::os_user(), &mac, &line)?;
     println!("device {mac}: line {} saved", line.line);
-    Ok(())
+    line_after_change(&config, &conn, &device)
 }
 
 pub fn delete_line(a: DeviceDeleteLine) -> anyhow::Result<()> {
-    let (_c, mut conn, _) = open(a.config.as_deref())?;
+    let (config, mut conn, _) = open(a.config.as_deref())?;
     let mac: Mac = a.mac.parse()?;
+    if a.account.is_some() {
+        super::devices::account_of(&conn, &mac, a.account.as_deref())?;
+    }
+    let device = crate::db::devices::find_device_by_mac(&conn, &mac)?
+        .with_context(|| format!("no device {mac}"))?;
     templating::delete_device_line(&mut conn, &crate::cli::os_user(), &mac, a.line)?;
     println!("device {mac}: line {} removed", a.line);
-    Ok(())
+    line_after_change(&config, &conn, &device)
+}
+
+/// A line change reaches an associated phone now when its account says so, as the
+/// console's and the API's do.
+fn line_after_change(
+    config: &crate::config::Config,
+    conn: &rusqlite::Connection,
+    device: &crate::domain::device::Device,
+) -> anyhow::Result<()> {
+    if device.profile_id.is_none() {
+        return Ok(());
+    }
+    let Some(acc) = crate::db::accounts::find_by_id(
+        conn,
+        crate::domain::account::AccountId(device.account_id),
+    )?
+    else {
+        return Ok(());
+    };
+    super::policy::apply_macs_after_change(config, conn, &acc, vec![device.mac.to_string()])
 }
 
 pub fn preview(p: Preview) -> anyhow::Result<()> {
-    let (config, conn, acc) = open(p.config.as_deref())?;
+    let (config, conn, default) = open(p.config.as_deref())?;
     let mac: Mac = p.mac.parse()?;
+    // The device's own account: its service address is what its phone uses.
+    let acc = super::devices::account_or(&conn, &mac, p.account.as_deref(), default)?;
     let reach = Reach {
         host: p.host.clone(),
         base_path: if acc.is_default {

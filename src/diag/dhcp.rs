@@ -29,7 +29,7 @@ pub const REQUESTED: &[u8] = &[66, 160, 161, 43, 150, 120, 42, 2, 60, 1, 3, 6, 1
 /// `class` on option 60, dnsmasq `dhcp-vendorclass`) answer each family as its phones see
 /// it. UC Software phones send RFC 3925 vendor-identifying classes under Polycom's
 /// enterprise number 13885, sub-options 1 company, 2 model, 3 part number, 4 application
-/// version, 5 BootROM version (polycom.md, section 5, checked); a phone in Lync/Skype for
+/// version, 5 BootROM version (checked against Poly documents: docs/design.md §10); a phone in Lync/Skype for
 /// Business mode sends the plain `MS-UC-Client`. Only the VVX 410 values are from a device
 /// (and still to check against a capture); the others follow its pattern with the model
 /// and part number of one phone of the family *(verify)*: servers usually match only on

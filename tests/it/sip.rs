@@ -1251,3 +1251,77 @@ fn sip_behaviour_apply_after_change_sends_a_line_change_through_the_api() {
         phone.config
     );
 }
+
+#[test]
+fn sip_behaviour_apply_after_change_sends_line_changes_from_the_cli_and_the_console() {
+    let server = sip_server("");
+    let (port, macs, mut phones, _) = fleet(&server, 1, 600);
+    server.cli_ok(&["account", "sip", "--apply-after-change", "now"]);
+    let addr = SocketAddr::new("127.0.1.1".parse().expect("ip"), port);
+    let mac = macs[0].clone();
+    let mut phone = phones.remove(0);
+    // The CLI: the command sends check-sync and waits for it before it ends.
+    let ear = SipEar::listen(addr, Validation::None).expect("listen");
+    let h = {
+        let mac = mac.clone();
+        let config = server.config.clone();
+        std::thread::spawn(move || {
+            cli_with_config(
+                &config,
+                &[
+                    "device", "set-line", &mac, "--line", "1", "--label", "Lobby",
+                ],
+            )
+        })
+    };
+    let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+    let out = h.join().expect("cli");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("after the change: applying now"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(boot.is_some(), "no check-sync after the CLI's line change");
+    assert_eq!(
+        phone.config.get("reg.1.label").map(String::as_str),
+        Some("Lobby")
+    );
+    drop(ear);
+    // The console: the notice says the phone is sent check-sync now.
+    let s = Session::admin(&server);
+    let h = std::thread::spawn(move || {
+        let ear = SipEar::listen(addr, Validation::None).expect("listen");
+        let boot = phone.on_check_sync(&ear, Duration::from_secs(20));
+        (phone, boot)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let values = s.get(&format!("/devices/{mac}/values")).text();
+    assert!(values.contains("l1.line_label"), "{values}");
+    let r = s.post(
+        &format!("/devices/{mac}/lines/1"),
+        &[("l1.sip_user", "1000"), ("l1.line_label", "Reception")],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        r.header("Location")
+            .is_some_and(|l| l.contains("done=line-saved-applying")),
+        "{:?}",
+        r.headers
+    );
+    let (phone, boot) = h.join().expect("phone");
+    assert!(
+        boot.is_some(),
+        "no check-sync after the console's line change"
+    );
+    assert_eq!(
+        phone.config.get("reg.1.label").map(String::as_str),
+        Some("Reception"),
+        "{:?}",
+        phone.config
+    );
+}

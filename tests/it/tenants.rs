@@ -478,6 +478,38 @@ fn cli_commands_act_in_the_account_they_name() {
     let err = server.cli_err(&["device", "delete", MAC_A, "--account", "nosuch"]);
     assert!(err.contains("account `nosuch`"), "{err}");
     server.cli_ok(&["device", "show", MAC_B, "--account", "branch"]);
+    // The commands that act on one device by its MAC take --account the same way.
+    for args in [
+        vec!["render", MAC_A],
+        vec!["preview", MAC_A],
+        vec!["overrides", "show", MAC_A],
+        vec!["device", "set-vars", MAC_A, "--label", "hq"],
+        vec!["device", "set-line", MAC_A, "--line", "1", "--label", "x"],
+        vec!["device", "delete-line", MAC_A, "--line", "1"],
+    ] {
+        let mut named = args.clone();
+        named.extend(["--account", "branch"]);
+        let err = server.cli_err(&named);
+        assert!(
+            err.contains(&format!("no device {MAC_A} in account `branch`")),
+            "{args:?}: {err}"
+        );
+    }
+    server.cli_ok(&["render", MAC_B, "--account", "branch"]);
+    server.cli_ok(&[
+        "device",
+        "set-line",
+        MAC_B,
+        "--line",
+        "1",
+        "--label",
+        "Desk",
+        "--account",
+        "branch",
+    ]);
+    // A branch device's preview is rendered at the branch account's service address.
+    let preview = server.cli_ok(&["preview", MAC_B, "--account", "branch"]);
+    assert!(!preview.is_empty());
 }
 
 /// The service address of an account (`/<slug>-<key>/`).
@@ -627,4 +659,98 @@ fn the_account_switcher_works_in_a_browser() {
         b.text().await;
         assert_eq!(header(&b).await, "Account branch");
     });
+}
+
+#[test]
+fn find_covers_the_account_a_console_page_or_an_api_route_acts_in_even_for_an_admin() {
+    let (server, _) = two_accounts();
+    let token = user_with_token(&server, "root2", "admin", "");
+    let q = "view=device&mac=%25";
+    // The alias acts in the default account, as every alias does, even for an
+    // installation-wide admin.
+    let alias = api(&server, "GET", &format!("/find?{q}"), Some(&token), "");
+    assert_eq!(macs_of(&json(&alias)), [MAC_A], "{}", alias.text());
+    // An account route covers that account only.
+    for (slug, mac) in [("branch", MAC_B), ("default", MAC_A)] {
+        let r = api(
+            &server,
+            "GET",
+            &format!("/accounts/{slug}/find?{q}"),
+            Some(&token),
+            "",
+        );
+        assert_eq!(macs_of(&json(&r)), [mac], "{slug}: {}", r.text());
+        assert_eq!(
+            json(&r)["total"],
+            1,
+            "{slug}: the count agrees with the rows"
+        );
+    }
+    // The console's Find acts on the switcher's account.
+    let admin = Session::admin(&server);
+    let page = admin.get(&format!("/find?{q}")).text();
+    assert!(page.contains(MAC_A) && !page.contains(MAC_B), "{page}");
+    assert_eq!(admin.post("/account", &[("account", "branch")]).status, 303);
+    let page = admin.get(&format!("/find?{q}")).text();
+    assert!(page.contains(MAC_B) && !page.contains(MAC_A), "{page}");
+}
+
+#[test]
+fn the_phone_files_pages_keep_an_accounts_own_files_apart_from_the_installations() {
+    let server = ZServer::start();
+    server.set_credentials();
+    add_account(&server, "branch");
+    let admin = Session::admin(&server);
+    assert_eq!(admin.post("/account", &[("account", "branch")]).status, 303);
+    let save = |s: &Session, scope: &str, who: &str| {
+        s.post(
+            "/files/directory",
+            &[
+                ("scope", scope),
+                ("rows", "1"),
+                ("c[0].first_name", who),
+                ("c[0].contact", "2002"),
+            ],
+        )
+    };
+    // The account's own directory, from the console: listed under the account's scope only.
+    let r = save(&admin, "account", "Consoleonly");
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(
+        r.header("Location")
+            .is_some_and(|l| l.starts_with("/files/directory?scope=account")),
+        "{:?}",
+        r.headers
+    );
+    let own = admin.get("/files/directory?scope=account").text();
+    assert!(
+        own.contains("Consoleonly") && own.contains("of account Account branch"),
+        "{own}"
+    );
+    assert!(!admin.get("/files/directory").text().contains("Consoleonly"));
+    let page = admin.get("/files?scope=account").text();
+    assert!(
+        page.contains("Account branch") && page.contains("1 contact"),
+        "{page}"
+    );
+    // An admin of the branch only changes the branch's files, not the installation's.
+    user(&server, "bob", &["--account-role", "branch=admin"]);
+    let bob = Session::sign_in(&server, "bob", PASSWORD);
+    assert_eq!(save(&bob, "account", "Bobs").status, 303);
+    assert_eq!(save(&bob, "", "Bobs").status, 403);
+    assert!(!bob.get("/files").text().contains("Save directory"));
+    // The branch's phones get it; the CLI lists it as the account's.
+    let listed = server.cli_ok(&["assets", "list", "--account", "branch"]);
+    assert!(listed.contains("000000000000-directory.xml"), "{listed}");
+    let base = address(&server, "branch");
+    let mut branch = Phone::new(
+        server.device,
+        MAC_B,
+        UA_VVX500_APP,
+        "branchphones",
+        "Branch-Passw0rd",
+    );
+    let r = branch.get(&format!("{base}000000000000-directory.xml"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("Bobs"), "{}", r.text());
 }

@@ -191,7 +191,7 @@ const UCS: &[ParamDef] = &[
     },
 ];
 
-/// Poly OS (VideoOS) names seen in a Studio X30 export (polycom.md section 8): no server
+/// Poly OS (VideoOS) names seen in a Studio X30 export (docs/design.md §2): no server
 /// type (addresses are full URLs), no boot-server setting, no platform TLS profile.
 const POLY_OS: &[ParamDef] = &[
     ParamDef {
@@ -215,7 +215,7 @@ const POLY_OS: &[ParamDef] = &[
         secret: false,
     },
     // Poly OS trusts custom CAs under `sec.TLS.customCaCert.1..3`, not the UCS platform
-    // name (a Studio X30 export; polycom.md section 8).
+    // name (a Studio X30 export; docs/design.md §2).
     ParamDef {
         key: Key::PlatformCaCert,
         name: "sec.TLS.customCaCert.1",

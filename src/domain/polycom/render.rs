@@ -91,7 +91,7 @@ impl DeviceView<'_> {
         let desired = self.desired();
         let pending = provstate::pending(&desired, self.state, self.held);
         // Poly OS takes its values as they are: no `device.set` or `.set` switches (a Studio
-        // X30 provisioned that way; polycom.md section 8).
+        // X30 provisioned that way; docs/design.md §2).
         let switches = !self.layers.is_poly_os();
         if !pending.is_empty() {
             if switches {

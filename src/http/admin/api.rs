@@ -209,7 +209,10 @@ impl Api {
             ["imports", rest @ ..] => imports(c, req, user, &actor, rest),
             ["find"] => match m {
                 "GET" => {
-                    let s = search_of(req)?;
+                    // Find acts in the account of the route, as every area does (the alias
+                    // `/find` in the default account).
+                    let mut s = search_of(req)?;
+                    s.query.accounts = Some(vec![account.id.0]);
                     Ok(Response::json(&page_json(&*c.conn()?, &s, user)?))
                 }
                 _ => not_allowed(m),

@@ -264,7 +264,10 @@ pub fn save_line(
         templating::set_device_line(&mut *c.conn()?, &who, &mac, &line)
     };
     match result {
-        Ok(()) => Ok(done(&format!("/devices/{mac}/values"), "line-saved")),
+        Ok(()) => Ok(done(
+            &format!("/devices/{mac}/values"),
+            line_applied(c, ctx, &d, "line-saved", "line-saved-applying")?,
+        )),
         Err(Error::Invalid(p)) => {
             let mut lines = d.lines.clone();
             let new_line = if number.is_some() {
@@ -290,11 +293,31 @@ pub fn save_line(
 pub fn delete_line(c: &Console, ctx: &Ctx, mac: &str, number: &str) -> Result<Response> {
     ctx.user.require(Action::Associate)?;
     let mac = mac_of(mac)?;
-    device(c, ctx, &mac)?;
+    let d = device(c, ctx, &mac)?;
     let n: u32 = number
         .parse()
         .map_err(|_| Error::not_found(format!("line `{number}` of device {mac}")))?;
     let who = c.actor(&ctx.user, &ctx.account).who;
     templating::delete_device_line(&mut *c.conn()?, &who, &mac, n)?;
-    Ok(done(&format!("/devices/{mac}/values"), "line-removed"))
+    Ok(done(
+        &format!("/devices/{mac}/values"),
+        line_applied(c, ctx, &d, "line-removed", "line-removed-applying")?,
+    ))
+}
+
+/// After a line change: with the account's "apply now" setting, the device is sent
+/// check-sync in the background (as the API's line changes are); the notice says which.
+fn line_applied(
+    c: &Console,
+    ctx: &Ctx,
+    d: &crate::domain::device::Device,
+    saved: &'static str,
+    applying: &'static str,
+) -> Result<&'static str> {
+    if d.account_id != ctx.account.id.0 || d.profile_id.is_none() {
+        return Ok(saved);
+    }
+    let actor = c.actor(&ctx.user, &ctx.account);
+    let after = c.after_change(&*c.conn()?, &actor, &ctx.account, vec![d.mac.to_string()]);
+    Ok(if after.sending > 0 { applying } else { saved })
 }

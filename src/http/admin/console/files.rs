@@ -1,7 +1,10 @@
 //! The Phone Files pages: the shared files phones read at the base path — the site
 //! directory (edited as a table of contacts, imported from and exported to CSV), site and
 //! per-device licences, wallpapers, ring tones and language folders. Everyone signed in
-//! sees them; only admins change them (`Action::ManageAssets`).
+//! sees them. Two scopes (`?scope=account`, a hidden `scope` field in forms): the
+//! installation's files, which installation-wide admins change (`Action::ManageAssets`),
+//! and the console account's own, served to its phones before the installation's, which
+//! the account's admins change (`Action::ManageAccounts`, as the API's account routes).
 
 use maud::{Markup, html};
 use rouille::{Request, Response};
@@ -28,23 +31,85 @@ const SHOWN: [(usize, &str); 8] = [
     (10, "Buddy watch"),
 ];
 
-fn dir(c: &Console) -> std::path::PathBuf {
-    DataDirs::under(&c.config().data_dir).assets
+/// Whose files a page shows and changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The installation's: every account's phones fall back to them.
+    Installation,
+    /// The console account's own, served to its phones first.
+    Account,
+}
+
+impl Scope {
+    /// From a request parameter or form field `scope`.
+    pub fn of(value: Option<&str>) -> Scope {
+        match value {
+            Some("account") => Scope::Account,
+            _ => Scope::Installation,
+        }
+    }
+
+    /// What links and form actions carry.
+    fn query(self) -> &'static str {
+        match self {
+            Scope::Installation => "",
+            Scope::Account => "?scope=account",
+        }
+    }
+
+    fn action(self) -> Action {
+        match self {
+            Scope::Installation => Action::ManageAssets,
+            Scope::Account => Action::ManageAccounts,
+        }
+    }
+}
+
+fn dir(c: &Console, ctx: &Ctx, scope: Scope) -> std::path::PathBuf {
+    let dirs = DataDirs::under(&c.config().data_dir);
+    match scope {
+        Scope::Installation => dirs.assets,
+        Scope::Account => dirs.assets_of(&ctx.account.slug),
+    }
+}
+
+/// Whether the user may change the files of `scope`.
+fn can(ctx: &Ctx, scope: Scope) -> bool {
+    ctx.user.require(scope.action()).is_ok()
+}
+
+/// The scope of a form, and the user's right to change its files.
+fn changing(ctx: &Ctx, f: &Form) -> Result<Scope> {
+    let scope = Scope::of(Some(f.get("scope")));
+    ctx.user.require(scope.action())?;
+    Ok(scope)
+}
+
+/// `where` with the scope's query, for redirects.
+fn back(path: &str, scope: Scope) -> String {
+    format!("{path}{}", scope.query())
 }
 
 pub fn page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
-    Ok(html_page(200, files_page(c, ctx, &[], notice_of(req))?))
+    let scope = Scope::of(req.get_param("scope").as_deref());
+    Ok(html_page(
+        200,
+        files_page(c, ctx, scope, &[], notice_of(req))?,
+    ))
 }
 
 fn files_page(
     c: &Console,
     ctx: &Ctx,
+    scope: Scope,
     problems: &[FieldError],
     notice: Option<&str>,
 ) -> Result<Markup> {
-    let files = crate::actions::assets::list(&dir(c))?;
-    let contacts = crate::actions::assets::read_directory(&dir(c)).map(|l| l.len());
-    let can = ctx.user.require(Action::ManageAssets).is_ok();
+    let files = crate::actions::assets::list(&dir(c, ctx, scope))?;
+    let contacts = crate::actions::assets::read_directory(&dir(c, ctx, scope)).map(|l| l.len());
+    let can = can(ctx, scope);
+    let q = scope.query();
+    let account = &ctx.account.name;
     let of = |kinds: &[AssetKind]| -> Vec<&AssetFile> {
         files.iter().filter(|f| kinds.contains(&f.kind)).collect()
     };
@@ -55,7 +120,15 @@ fn files_page(
             h1 { "Shared phone files" }
             (views::notice(notice))
             (views::problems(problems))
-            p.muted { "Files every phone may read at the server's base path. Phones pick changes up at their next poll or reboot; only admins change them." }
+            nav.tabs aria-label="Whose files" {
+                @if scope == Scope::Installation { strong { "The installation's" } } @else { a href="/files" { "The installation's" } }
+                " · "
+                @if scope == Scope::Account { strong { "Account " (account) "'s own" } } @else { a href="/files?scope=account" { "Account " (account) "'s own" } }
+            }
+            @match scope {
+                Scope::Installation => p.muted { "Files every phone may read at the server's base path, unless its account has its own file of that name. Phones pick changes up at their next poll or reboot; only installation-wide admins change them." },
+                Scope::Account => p.muted { "Files of account " (account) " only: its phones get these before the installation's files of the same name. Phones pick changes up at their next poll or reboot; the account's admins change them." },
+            }
             @if can { p { a href="/overrides" { "Devices with overrides made on the phone" } } }
             h2 { "Site directory" }
             p {
@@ -64,16 +137,17 @@ fn files_page(
                     Ok(n) => { (n) " contact" @if *n != 1 { "s" } ". " }
                     Err(e) => { span.error { "cannot be read: " (e) } " " }
                 }
-                a href="/files/directory" { @if can { "Edit the directory" } @else { "Show the directory" } } " · "
-                a href="/files/directory.csv" { "Download as CSV" }
+                a href=(format!("/files/directory{q}")) { @if can { "Edit the directory" } @else { "Show the directory" } } " · "
+                a href=(format!("/files/directory.csv{q}")) { "Download as CSV" }
             }
-            (file_table(ctx, "Licences", &of(&[AssetKind::SiteLicence, AssetKind::DeviceLicence]), can))
-            (file_table(ctx, "Wallpapers and ring tones", &of(&[AssetKind::Wallpaper, AssetKind::RingTone]), can))
-            (file_table(ctx, "Language files", &of(&[AssetKind::Language]), can))
+            (file_table(ctx, scope, "Licences", &of(&[AssetKind::SiteLicence, AssetKind::DeviceLicence]), can))
+            (file_table(ctx, scope, "Wallpapers and ring tones", &of(&[AssetKind::Wallpaper, AssetKind::RingTone]), can))
+            (file_table(ctx, scope, "Language files", &of(&[AssetKind::Language]), can))
             @if can {
                 h2 { "Add or replace a file" }
                 form.editor method="post" action="/files" enctype="multipart/form-data" {
                     (csrf_field(&ctx.csrf))
+                    (scope_field(scope))
                     fieldset {
                         legend { "Licence, wallpaper or ring tone" }
                         div.field.invalid[problems.iter().any(|p| p.field == "file" || p.field == "name")] {
@@ -91,6 +165,7 @@ fn files_page(
                 }
                 form.editor method="post" action="/files/languages" enctype="multipart/form-data" {
                     (csrf_field(&ctx.csrf))
+                    (scope_field(scope))
                     fieldset {
                         legend { "Language files" }
                         div.grid {
@@ -114,7 +189,12 @@ fn files_page(
     ))
 }
 
-fn file_table(ctx: &Ctx, title: &str, files: &[&AssetFile], can: bool) -> Markup {
+/// The hidden field that keeps a form in its scope.
+fn scope_field(scope: Scope) -> Markup {
+    html! { @if scope == Scope::Account { input type="hidden" name="scope" value="account"; } }
+}
+
+fn file_table(ctx: &Ctx, scope: Scope, title: &str, files: &[&AssetFile], can: bool) -> Markup {
     html! {
         h2 { (title) }
         @if files.is_empty() { p.muted { "None." } } @else {
@@ -128,6 +208,7 @@ fn file_table(ctx: &Ctx, title: &str, files: &[&AssetFile], can: bool) -> Markup
                                 @if can {
                                     form.inline method="post" action="/files/delete" {
                                         (csrf_field(&ctx.csrf))
+                                        (scope_field(scope))
                                         input type="hidden" name="path" value=(if f.kind == AssetKind::Language { f.path.rsplit_once('/').map(|(d, _)| d).unwrap_or(&f.path) } else { &f.path });
                                         button.link.danger type="submit" { @if f.kind == AssetKind::Language { "Delete language" } @else { "Delete" } }
                                     }
@@ -142,10 +223,10 @@ fn file_table(ctx: &Ctx, title: &str, files: &[&AssetFile], can: bool) -> Markup
 }
 
 pub fn upload(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAssets)?;
+    let scope = changing(ctx, f)?;
     let Some(file) = f.files("file").next() else {
         let p = [FieldError::new("file", "choose a file to upload")];
-        return Ok(html_page(422, files_page(c, ctx, &p, None)?));
+        return Ok(html_page(422, files_page(c, ctx, scope, &p, None)?));
     };
     let mac = f.get("mac").trim();
     let name = if mac.is_empty() {
@@ -158,19 +239,19 @@ pub fn upload(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
                     "mac",
                     format!("`{mac}` is not a MAC address"),
                 )];
-                return Ok(html_page(422, files_page(c, ctx, &p, None)?));
+                return Ok(html_page(422, files_page(c, ctx, scope, &p, None)?));
             }
         }
     };
-    match crate::actions::assets::put(&dir(c), &name, &file.bytes) {
-        Ok(_) => Ok(done("/files", "asset-stored")),
-        Err(Error::Invalid(p)) => Ok(html_page(422, files_page(c, ctx, &p, None)?)),
+    match crate::actions::assets::put(&dir(c, ctx, scope), &name, &file.bytes) {
+        Ok(_) => Ok(done(&back("/files", scope), "asset-stored")),
+        Err(Error::Invalid(p)) => Ok(html_page(422, files_page(c, ctx, scope, &p, None)?)),
         Err(e) => Err(e),
     }
 }
 
 pub fn upload_languages(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAssets)?;
+    let scope = changing(ctx, f)?;
     let (folder, language) = (f.get("folder").trim(), f.get("language").trim());
     let files: Vec<_> = f.files("files").collect();
     let mut problems = Vec::new();
@@ -187,27 +268,33 @@ pub fn upload_languages(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     }
     if !problems.is_empty() {
         problems.dedup();
-        return Ok(html_page(422, files_page(c, ctx, &problems, None)?));
+        return Ok(html_page(422, files_page(c, ctx, scope, &problems, None)?));
     }
+    let dir = dir(c, ctx, scope);
     for u in files {
-        crate::actions::assets::put_language(&dir(c), folder, language, &u.file_name, &u.bytes)?;
+        crate::actions::assets::put_language(&dir, folder, language, &u.file_name, &u.bytes)?;
     }
-    Ok(done("/files", "asset-stored"))
+    Ok(done(&back("/files", scope), "asset-stored"))
 }
 
 pub fn delete(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAssets)?;
-    crate::actions::assets::delete(&dir(c), f.get("path"))?;
-    Ok(done("/files", "asset-deleted"))
+    let scope = changing(ctx, f)?;
+    crate::actions::assets::delete(&dir(c, ctx, scope), f.get("path"))?;
+    Ok(done(&back("/files", scope), "asset-deleted"))
 }
 
 pub fn directory_page(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
-    let contacts = crate::actions::assets::read_directory(&dir(c))?;
-    Ok(html_page(200, editor(ctx, &contacts, &[], notice_of(req))))
+    let scope = Scope::of(req.get_param("scope").as_deref());
+    let contacts = crate::actions::assets::read_directory(&dir(c, ctx, scope))?;
+    Ok(html_page(
+        200,
+        editor(ctx, scope, &contacts, &[], notice_of(req)),
+    ))
 }
 
-pub fn directory_csv(c: &Console) -> Result<Response> {
-    let contacts = crate::actions::assets::read_directory(&dir(c))?;
+pub fn directory_csv(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
+    let scope = Scope::of(req.get_param("scope").as_deref());
+    let contacts = crate::actions::assets::read_directory(&dir(c, ctx, scope))?;
     Ok(
         Response::from_data("text/csv; charset=utf-8", directory::to_csv(&contacts))
             .with_additional_header(
@@ -242,25 +329,29 @@ fn contacts_from(f: &Form) -> Vec<Contact> {
 }
 
 pub fn save_directory(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAssets)?;
+    let scope = changing(ctx, f)?;
     let contacts = contacts_from(f);
-    match crate::actions::assets::write_directory(&dir(c), &contacts, |i| format!("c[{i}]")) {
-        Ok(_) => Ok(done("/files/directory", "directory-saved")),
-        Err(Error::Invalid(p)) => Ok(html_page(422, editor(ctx, &contacts, &p, None))),
+    match crate::actions::assets::write_directory(&dir(c, ctx, scope), &contacts, |i| {
+        format!("c[{i}]")
+    }) {
+        Ok(_) => Ok(done(&back("/files/directory", scope), "directory-saved")),
+        Err(Error::Invalid(p)) => Ok(html_page(422, editor(ctx, scope, &contacts, &p, None))),
         Err(e) => Err(e),
     }
 }
 
 pub fn import_directory(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
-    ctx.user.require(Action::ManageAssets)?;
-    let current = crate::actions::assets::read_directory(&dir(c))?;
+    let scope = changing(ctx, f)?;
+    let current = crate::actions::assets::read_directory(&dir(c, ctx, scope))?;
     let Some(file) = f.files("file").next() else {
         let p = [FieldError::new("csv", "choose a CSV file")];
-        return Ok(html_page(422, editor(ctx, &current, &p, None)));
+        return Ok(html_page(422, editor(ctx, scope, &current, &p, None)));
     };
     let mut contacts = match directory::from_csv(&file.bytes) {
         Ok(c) => c,
-        Err(Error::Invalid(p)) => return Ok(html_page(422, editor(ctx, &current, &p, None))),
+        Err(Error::Invalid(p)) => {
+            return Ok(html_page(422, editor(ctx, scope, &current, &p, None)));
+        }
         Err(e) => return Err(e),
     };
     if f.get("mode") == "append" {
@@ -268,11 +359,11 @@ pub fn import_directory(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         all.append(&mut contacts);
         contacts = all;
     }
-    match crate::actions::assets::write_directory(&dir(c), &contacts, |i| {
+    match crate::actions::assets::write_directory(&dir(c, ctx, scope), &contacts, |i| {
         format!("contact {}", i + 1)
     }) {
-        Ok(_) => Ok(done("/files/directory", "directory-saved")),
-        Err(Error::Invalid(p)) => Ok(html_page(422, editor(ctx, &current, &p, None))),
+        Ok(_) => Ok(done(&back("/files/directory", scope), "directory-saved")),
+        Err(Error::Invalid(p)) => Ok(html_page(422, editor(ctx, scope, &current, &p, None))),
         Err(e) => Err(e),
     }
 }
@@ -309,6 +400,7 @@ fn row_names(text: &str) -> String {
 /// The directory as an editable table.
 fn editor(
     ctx: &Ctx,
+    scope: Scope,
     contacts: &[Contact],
     problems: &[FieldError],
     notice: Option<&str>,
@@ -317,7 +409,8 @@ fn editor(
         .iter()
         .map(|p| FieldError::new(row_names(&p.field), row_names(&p.message)))
         .collect();
-    let can = ctx.user.require(Action::ManageAssets).is_ok();
+    let can = can(ctx, scope);
+    let q = scope.query();
     let rows = contacts.len() + if can { NEW_ROWS } else { 0 };
     let blank = Contact::default();
     let bad = |r: usize, col: &str| problems.iter().any(|p| p.field == format!("c[{r}].{col}"));
@@ -325,12 +418,13 @@ fn editor(
         "Site directory",
         &ctx.nav("files"),
         html! {
-            h1 { "Site directory " code { (assets::DIRECTORY) } }
+            h1 { "Site directory " code { (assets::DIRECTORY) } @if scope == Scope::Account { " of account " (ctx.account.name) } }
             (views::notice(notice))
             (views::problems(&shown))
             p.muted { "The contacts every phone loads as its shared directory. A contact needs a number or SIP address; speed dials are unique. Empty rows are ignored." }
             form method="post" action="/files/directory" {
                 (csrf_field(&ctx.csrf))
+                (scope_field(scope))
                 input type="hidden" name="rows" value=(rows);
                 table.list.contacts {
                     thead { tr { th.num { "#" } @for (_, label) in SHOWN { th { (label) } } @if can { th { "Delete" } } } }
@@ -357,13 +451,14 @@ fn editor(
                         }
                     }
                 }
-                @if can { div.actions { button type="submit" { "Save directory" } " " a href="/files" { "Cancel" } } }
+                @if can { div.actions { button type="submit" { "Save directory" } " " a href=(format!("/files{q}")) { "Cancel" } } }
             }
             @if can {
                 p.hint { "Save to get " (NEW_ROWS) " more empty rows." }
                 h2 { "Import CSV" }
                 form.editor method="post" action="/files/directory/import" enctype="multipart/form-data" {
                     (csrf_field(&ctx.csrf))
+                    (scope_field(scope))
                     div.field {
                         label for="csv" { "CSV file" }
                         input id="csv" name="file" type="file" accept=".csv,text/csv";
@@ -376,7 +471,7 @@ fn editor(
                     div.actions { button type="submit" { "Import" } }
                 }
             }
-            p { a href="/files/directory.csv" { "Download as CSV" } " · " a href="/files" { "Back to phone files" } }
+            p { a href=(format!("/files/directory.csv{q}")) { "Download as CSV" } " · " a href=(format!("/files{q}")) { "Back to phone files" } }
         },
     )
 }

@@ -64,7 +64,8 @@ pub fn search_from(get: &dyn Fn(&str) -> Option<String>) -> Search {
         },
         sort: Sort::parse(&s("sort")).unwrap_or_default(),
         descending: s("dir") == "desc",
-        // Which accounts the user sees: `actions::tenants` decides, never the request.
+        // Which accounts: the one a console page or an account route acts on (set by the
+        // caller), narrowed by `actions::tenants` to what the user sees; never the request.
         accounts: None,
     };
     Search {
@@ -117,7 +118,9 @@ fn base_query(s: &Search) -> String {
 }
 
 pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
-    let s = search_from(&|k| req.get_param(k));
+    let mut s = search_from(&|k| req.get_param(k));
+    // The console acts on one account (the switcher's): Find too, whoever searches.
+    s.query.accounts = Some(vec![ctx.account.id.0]);
     let conn = c.conn()?;
     let user = &ctx.user;
     if s.download {

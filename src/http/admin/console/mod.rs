@@ -350,7 +350,7 @@ impl Console {
             ("POST", ["files", "delete"]) => files::delete(self, ctx, f),
             ("GET", ["files", "directory"]) => files::directory_page(self, ctx, req),
             ("POST", ["files", "directory"]) => files::save_directory(self, ctx, f),
-            ("GET", ["files", "directory.csv"]) => files::directory_csv(self),
+            ("GET", ["files", "directory.csv"]) => files::directory_csv(self, ctx, req),
             ("POST", ["files", "directory", "import"]) => files::import_directory(self, ctx, f),
             ("GET", ["firmware"]) => firmware::page(self, ctx, req),
             ("POST", ["firmware"]) => firmware::upload(self, ctx, f),
@@ -757,6 +757,14 @@ const NOTICES: &[(&str, &str)] = &[
         "Server credentials updated: a new credential generation. If DHCP option 160 gives phones their credentials, update it now with the value under Service address.",
     ),
     ("autosync-on", "Auto-Sync is on."),
+    (
+        "line-saved-applying",
+        "Line saved: the phone is sent check-sync now (the account applies changes at once).",
+    ),
+    (
+        "line-removed-applying",
+        "Line removed: the phone is sent check-sync now (the account applies changes at once).",
+    ),
     (
         "tftp-credential-on",
         "The account credential is served over TFTP: anyone on the networks TFTP answers can read it, as from DHCP option 160.",
