@@ -335,12 +335,24 @@ fn wrong_passwords_are_throttled_and_logged_and_traversal_refused() {
             "{err}"
         );
     }
-    let out = server.output.lock().expect("lock").clone();
+    // The log lines reach the test through the server's output reader: wait for them.
+    let logged = |text: &str| {
+        eventually(Duration::from_secs(10), || {
+            server.output.lock().expect("lock").contains(text)
+        })
+    };
     assert!(
-        out.contains("refused device credential from 127.0.0.1 for a request naming no device: wrong credentials"),
-        "{out}"
+        logged(
+            "refused device credential from 127.0.0.1 for a request naming no device: wrong credentials"
+        ),
+        "{}",
+        server.output.lock().expect("lock")
     );
-    assert!(out.contains("(throttled)"), "{out}");
+    assert!(
+        logged("(throttled)"),
+        "{}",
+        server.output.lock().expect("lock")
+    );
     // As over HTTP, the right credential still works (a phone behind the same address).
     assert!(get(addr, (&user, &password), &format!("/{MAC}.cfg")).is_ok());
 
@@ -676,13 +688,12 @@ fn sessions_over_the_per_address_cap_are_refused_until_one_ends() {
     );
     let (third, _) = login_from(stranger, addr, "PlcmSpIp", "PlcmSpIp");
     assert!(third.starts_with("530"), "{third}");
-    assert!(
-        server
-            .output
-            .lock()
-            .expect("lock")
-            .contains("too many FTP sessions logged in")
-    );
+    // The log line reaches the test through the server's output reader: wait for it.
+    assert!(eventually(Duration::from_secs(10), || server
+        .output
+        .lock()
+        .expect("lock")
+        .contains("too many FTP sessions logged in")));
     // The exempt address (the site behind one NAT) is not capped; a session that ends
     // gives its place back.
     let (local, _c3) = login_from(std::net::Ipv4Addr::LOCALHOST, addr, "PlcmSpIp", "PlcmSpIp");
