@@ -4,7 +4,9 @@
 //!   `auth.totp_required_roles`, which the console reads once);
 //! - every `[limits]` setting but `memory_body_budget` (the admin listener's body budget,
 //!   sized once): the connection loops' sizes and timeouts, the connection caps and the NAT
-//!   allowlist, device upload sizes and quotas, the admission caps, the admin upload sizes.
+//!   allowlist, device upload sizes and quotas, the admission caps, the admin upload sizes
+//!   (the FTP listener's session caps, taken from `max_connections` and
+//!   `max_connections_per_ip` when it starts, keep their start values until a restart).
 //!   Each connection takes the limits in force when it is accepted and again at each new
 //!   request after idling, so a change reaches the next requests and cuts none in progress;
 //! - the console's per-request settings (`console.csv_max_rows`,
