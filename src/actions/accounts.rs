@@ -767,25 +767,15 @@ pub fn set_tftp_credential(
     account: &Account,
     on: bool,
 ) -> Result<()> {
-    db::write_tx(conn, |tx| {
-        let current = accounts::find_by_id(tx, account.id)?
-            .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
-        if current.tftp_credential == on {
-            return Ok(());
-        }
-        accounts::update_tftp_credential(tx, account.id, on)?;
-        crate::db::audit::record(
-            tx,
-            actor,
-            Change::new(
-                Some(account.id.0),
-                "account.set-tftp-credential",
-                account.slug.clone(),
-            )
-            .before(json!({"tftp_credential": current.tftp_credential}))
-            .after(json!({"tftp_credential": on})),
-        )
-    })
+    set_switch(
+        conn,
+        actor,
+        account,
+        on,
+        ("tftp_credential", "account.set-tftp-credential"),
+        |a| a.tftp_credential,
+        accounts::update_tftp_credential,
+    )
 }
 
 /// Accepts or refuses Polycom's factory FTP login for the account's phones
@@ -796,23 +786,41 @@ pub fn set_ftp_factory_login(
     account: &Account,
     on: bool,
 ) -> Result<()> {
+    set_switch(
+        conn,
+        actor,
+        account,
+        on,
+        ("ftp_factory_login", "account.set-ftp-factory-login"),
+        |a| a.ftp_factory_login,
+        accounts::update_ftp_factory_login,
+    )
+}
+
+/// Turns one on/off setting of an account (`field`, audited as `action`): nothing when it
+/// is already so; else the change and its audit entry in one transaction.
+fn set_switch(
+    conn: &mut Connection,
+    actor: &Actor,
+    account: &Account,
+    on: bool,
+    (field, action): (&str, &str),
+    get: impl Fn(&Account) -> bool,
+    update: impl Fn(&Connection, AccountId, bool) -> Result<()>,
+) -> Result<()> {
     db::write_tx(conn, |tx| {
         let current = accounts::find_by_id(tx, account.id)?
             .ok_or_else(|| Error::not_found(format!("account {}", account.slug)))?;
-        if current.ftp_factory_login == on {
+        if get(&current) == on {
             return Ok(());
         }
-        accounts::update_ftp_factory_login(tx, account.id, on)?;
+        update(tx, account.id, on)?;
         crate::db::audit::record(
             tx,
             actor,
-            Change::new(
-                Some(account.id.0),
-                "account.set-ftp-factory-login",
-                account.slug.clone(),
-            )
-            .before(json!({"ftp_factory_login": current.ftp_factory_login}))
-            .after(json!({"ftp_factory_login": on})),
+            Change::new(Some(account.id.0), action, account.slug.clone())
+                .before(json!({ field: get(&current) }))
+                .after(json!({ field: on })),
         )
     })
 }

@@ -512,6 +512,17 @@ fn cli_commands_act_in_the_account_they_name() {
     assert!(!preview.is_empty());
 }
 
+/// A phone of the branch account, with the branch's credential (`add_account`'s).
+fn branch_phone(server: &ZServer) -> Phone {
+    Phone::new(
+        server.device,
+        MAC_B,
+        UA_VVX500_APP,
+        "branchphones",
+        "Branch-Passw0rd",
+    )
+}
+
 /// The service address of an account (`/<slug>-<key>/`).
 fn address(server: &ZServer, slug: &str) -> String {
     let out = server.cli_ok(&["account", "show", "--account", slug, "--json"]);
@@ -549,13 +560,7 @@ fn an_accounts_own_directory_is_served_to_its_phones_before_the_installations() 
     // The branch's phones get the branch's directory; the default account's the
     // installation's; a file the branch does not have comes from the installation.
     let base = address(&server, "branch");
-    let mut branch = Phone::new(
-        server.device,
-        MAC_B,
-        UA_VVX500_APP,
-        "branchphones",
-        "Branch-Passw0rd",
-    );
+    let mut branch = branch_phone(&server);
     let r = branch.get(&format!("{base}000000000000-directory.xml"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("Branchonly") && !r.text().contains("Everyone"));
@@ -743,13 +748,7 @@ fn the_phone_files_pages_keep_an_accounts_own_files_apart_from_the_installations
     let listed = server.cli_ok(&["assets", "list", "--account", "branch"]);
     assert!(listed.contains("000000000000-directory.xml"), "{listed}");
     let base = address(&server, "branch");
-    let mut branch = Phone::new(
-        server.device,
-        MAC_B,
-        UA_VVX500_APP,
-        "branchphones",
-        "Branch-Passw0rd",
-    );
+    let mut branch = branch_phone(&server);
     let r = branch.get(&format!("{base}000000000000-directory.xml"));
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("Bobs"), "{}", r.text());
