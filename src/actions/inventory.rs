@@ -1,7 +1,6 @@
 //! The inventory as admins read it (docs/design.md §7): one pass over an account's devices that
 //! classifies each with `domain::inventory`'s rules, and the check-in counts of the charts.
 
-use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use rusqlite::Connection;
@@ -10,9 +9,9 @@ use super::accounts::facts_of;
 use crate::db::{self, credentials, inventory};
 use crate::domain::account::Account;
 use crate::domain::autosync::{self, SyncState};
-use crate::domain::inventory::{
-    CheckIns, Filter, Flag, Inventory, Page, Row, State, compare_versions,
-};
+use crate::domain::firmware::{FirmwareState, firmware_state};
+use crate::domain::inventory::{CheckIns, Filter, Flag, Inventory, Page, Row, State};
+use crate::domain::polycom::models::Family;
 use crate::error::Result;
 
 /// The inventory of `account` at `now`: one pass over its devices (never all of them in
@@ -38,6 +37,7 @@ pub fn inventory(
             awaiting.entry(id).or_default().push(param);
         }
     }
+    let cover = db::firmware::image_cover(conn)?;
     let mut by_state: BTreeMap<&'static str, usize> =
         State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let mut by_flag: BTreeMap<&'static str, usize> =
@@ -82,13 +82,24 @@ pub fn inventory(
         match credentials {
             Some(SyncState::Pending { .. }) => flags.push(Flag::CredentialsPending),
             Some(SyncState::LockedOut { .. }) => flags.push(Flag::LockedOut),
+            Some(SyncState::NeverSeen { .. }) => flags.push(Flag::NeverSeen),
             _ => {}
         }
-        if let Some(want) = &d.profile_firmware
-            && !d.firmware.is_empty()
-            && compare_versions(&d.firmware, want) == Ordering::Less
-        {
-            flags.push(Flag::FirmwareBehind);
+        if d.profile.is_some() {
+            let family = d.sync.family.or_else(|| Family::of_model(&d.ua_model));
+            let model = crate::domain::useragent::model_token("", &d.ua_model);
+            let image = d
+                .profile_firmware
+                .as_deref()
+                .is_some_and(|t| cover.holds(t, family, &model));
+            match firmware_state(&d.firmware, d.profile_firmware.as_deref(), image) {
+                FirmwareState::Behind => flags.push(Flag::FirmwareBehind),
+                FirmwareState::DowngradePending => flags.push(Flag::DowngradePending),
+                _ => {}
+            }
+        }
+        if awaiting.contains_key(&d.id) {
+            flags.push(Flag::ChangePending);
         }
         *by_state.entry(state.as_str()).or_default() += 1;
         for f in &flags {
@@ -178,6 +189,9 @@ mod tests {
             "INSERT INTO profiles (id, account_id, name, created_at, updated_at)
                  VALUES (1, {a}, 'p', 1, 1);
              INSERT INTO profile_firmware (profile_id, family, version) VALUES (1, 'VVX', '5.9.8');
+             INSERT INTO firmware_releases (version, families, imported_at) VALUES ('5.9.8', 'VVX', 1);
+             INSERT INTO firmware_files (version, path, size, sha256, part_number, model)
+                 VALUES ('5.9.8', '3111-46162-001.sip.ld', 1, '', '3111-46162-001', 'VVX410');
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 250)
              INSERT INTO devices (id, account_id, mac, serial, profile_id, created_at, updated_at)
                  SELECT i, {a}, printf('0004f2%06x', i), printf('0004F2%06X', i),

@@ -29,7 +29,7 @@ use crate::db::{self, credentials, policies};
 use crate::domain::checksync::{self, Known, NotSent, Origin};
 use crate::domain::device::Device;
 use crate::domain::enrolment::Access;
-use crate::domain::firmware::{FirmwareState, firmware_state};
+use crate::domain::firmware::firmware_state;
 use crate::domain::mac::Mac;
 use crate::domain::provstate::{self, Reach};
 use crate::domain::users::Action;
@@ -373,10 +373,21 @@ fn new_software(conn: &Connection, data: &DeviceData) -> Result<Option<String>> 
         .query_row([data.device.id], |r| r.get(0))
         .optional()?
         .unwrap_or_default();
-    Ok(match firmware_state(&running, target.as_deref()) {
-        FirmwareState::Behind | FirmwareState::Ahead => target,
-        _ => None,
-    })
+    let model: String = conn
+        .prepare_cached("SELECT ua_model FROM device_activity WHERE device_id = ?1")?
+        .query_row([data.device.id], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+        .flatten()
+        .unwrap_or_default();
+    let model = crate::domain::useragent::model_token("", &model);
+    let cover = crate::db::firmware::image_cover(conn)?;
+    let image = target
+        .as_deref()
+        .is_some_and(|t| cover.holds(t, Some(family), &model));
+    Ok(firmware_state(&running, target.as_deref(), image)
+        .will_change()
+        .then_some(target)
+        .flatten())
 }
 
 fn require_enabled(cfg: &SipConfig) -> Result<()> {

@@ -167,8 +167,15 @@ pub fn run(cmd: FirmwareCmd) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             println!(
-                "{:<12} {:<14} {:>7} {:>7} {:>7}  {:<20} VERSIONS RUNNING",
-                "FAMILY", "MODEL", "DEVICES", "CURRENT", "BEHIND", "PROFILE VERSION"
+                "{:<12} {:<14} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<20} VERSIONS RUNNING",
+                "FAMILY",
+                "MODEL",
+                "DEVICES",
+                "CURRENT",
+                "BEHIND",
+                "DOWNGRADE",
+                "NO IMAGE",
+                "PROFILE VERSION"
             );
             for row in rows {
                 let running: Vec<String> = row
@@ -177,12 +184,14 @@ pub fn run(cmd: FirmwareCmd) -> anyhow::Result<ExitCode> {
                     .map(|(v, n)| format!("{v} ×{n}"))
                     .collect();
                 println!(
-                    "{:<12} {:<14} {:>7} {:>7} {:>7}  {:<20} {}",
+                    "{:<12} {:<14} {:>7} {:>7} {:>7} {:>9} {:>8}  {:<20} {}",
                     row.family,
                     row.model,
                     row.devices,
                     row.current,
                     row.behind,
+                    row.downgrade,
+                    row.no_image,
                     if row.targets.is_empty() {
                         "--".to_string()
                     } else {

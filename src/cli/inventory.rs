@@ -23,7 +23,7 @@ pub struct InventoryCmd {
     #[argh(option)]
     pub state: Option<String>,
     /// only devices with this flag: auth-failing, credentials-pending, locked-out,
-    /// firmware-behind
+    /// firmware-behind, downgrade-pending, never-seen, change-pending
     #[argh(option)]
     pub flag: Option<String>,
     /// only devices at this site

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::domain::firmware::{FileStatus, Layout, Release, ReleaseFile};
+use crate::domain::firmware::{FileStatus, ImageCover, Layout, Release, ReleaseFile};
 use crate::domain::polycom::models::Family;
 use crate::error::Result;
 
@@ -126,6 +126,42 @@ pub fn list_versions(conn: &Connection) -> Result<Vec<(String, Vec<Family>)>> {
         Ok((r.get::<_, String>(0)?, families_of(&f)))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Which models the catalogue holds images for (`ImageCover`): two queries, whatever the
+/// number of devices. A file found missing on disk holds nothing.
+pub fn image_cover(conn: &Connection) -> Result<ImageCover> {
+    let mut cover = ImageCover::default();
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, upper(coalesce(model, '')), coalesce(part_number, '')
+         FROM firmware_files WHERE part_number IS NOT NULL AND status <> 'missing'",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (version, model, part) = row?;
+        if !model.is_empty() {
+            cover.split.insert((version.clone(), model));
+        }
+        cover.split.insert((version, part));
+    }
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.version, r.families FROM firmware_releases r
+         WHERE EXISTS (SELECT 1 FROM firmware_files f WHERE f.version = r.version
+                       AND f.part_number IS NULL AND f.status <> 'missing'
+                       AND (f.path = 'sip.ld' OR f.path LIKE '%/sip.ld'))",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    for row in rows {
+        let (version, families) = row?;
+        cover.combined.insert(version, families_of(&families));
+    }
+    Ok(cover)
 }
 
 /// Deletes a release and its file rows. Run inside a transaction.

@@ -238,10 +238,15 @@ pub fn same_version(reported: &str, target: &str) -> bool {
 pub enum FirmwareState {
     /// Runs the profile's version.
     Current,
-    /// Runs an older version; updates at its next reboot or poll.
+    /// Runs an older version and the release holds an image for its model: it updates at
+    /// its next reboot or poll.
     Behind,
-    /// Runs a newer version; the profile's older one replaces it (phones downgrade too).
-    Ahead,
+    /// Runs a newer version and the release holds an image for its model: the profile's
+    /// older one replaces it (phones downgrade too).
+    DowngradePending,
+    /// Runs another version, but the profile's release holds no image for its model (or is
+    /// not in the catalogue): the phone asks for its image, is refused and stays where it is.
+    NoImage,
     /// The profile names no version for the device's family.
     NoTarget,
     /// The device has not reported a version (never seen by the application).
@@ -253,15 +258,39 @@ impl FirmwareState {
         match self {
             FirmwareState::Current => "current",
             FirmwareState::Behind => "behind",
-            FirmwareState::Ahead => "ahead",
+            FirmwareState::DowngradePending => "downgrade-pending",
+            FirmwareState::NoImage => "no-image",
             FirmwareState::NoTarget => "no-target",
             FirmwareState::Unknown => "unknown",
         }
     }
+
+    /// In words, for pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            FirmwareState::Current => "current",
+            FirmwareState::Behind => "behind (updates at its next reboot or poll)",
+            FirmwareState::DowngradePending => "downgrade pending (runs a newer version)",
+            FirmwareState::NoImage => "no image for this model in the release",
+            FirmwareState::NoTarget => "no version named",
+            FirmwareState::Unknown => "not reported yet",
+        }
+    }
+
+    /// Whether the phone will install other software when it next reads its configuration.
+    pub fn will_change(self) -> bool {
+        matches!(
+            self,
+            FirmwareState::Behind | FirmwareState::DowngradePending
+        )
+    }
 }
 
-/// The state of a device reporting `reported` whose profile names `target`.
-pub fn firmware_state(reported: &str, target: Option<&str>) -> FirmwareState {
+/// The state of a device reporting `reported` whose profile names `target`; `image` says
+/// whether the release of `target` holds an image for the device's model
+/// (`ImageCover::holds`). Behind and downgrade pending need the image: a phone whose model
+/// the release lacks is refused its image and keeps its version.
+pub fn firmware_state(reported: &str, target: Option<&str>, image: bool) -> FirmwareState {
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return FirmwareState::NoTarget;
     };
@@ -270,20 +299,38 @@ pub fn firmware_state(reported: &str, target: Option<&str>) -> FirmwareState {
     }
     if same_version(reported, target) {
         FirmwareState::Current
+    } else if !image {
+        FirmwareState::NoImage
     } else if compare_versions(reported, target) == Ordering::Less {
         FirmwareState::Behind
     } else {
-        FirmwareState::Ahead
+        FirmwareState::DowngradePending
     }
 }
 
-/// The inventory's `firmware-behind` flag: the device reported a version and it is not the
-/// one its profile names for its model family (older or newer: phones go to the named one).
-pub fn firmware_behind(reported: &str, target: Option<&str>) -> bool {
-    matches!(
-        firmware_state(reported, target),
-        FirmwareState::Behind | FirmwareState::Ahead
-    )
+/// Which models the catalogue's releases hold images for: part-numbered images (by model
+/// and part number) and combined `sip.ld` images (every model of the release's families).
+#[derive(Debug, Clone, Default)]
+pub struct ImageCover {
+    /// `(version, model token)` and `(version, part number)` of part-numbered images.
+    pub split: std::collections::HashSet<(String, String)>,
+    /// Versions with a combined `sip.ld`, with the families the release covers.
+    pub combined: BTreeMap<String, Vec<Family>>,
+}
+
+impl ImageCover {
+    /// Whether release `version` holds an image a `model` (token, `VVX410`) of `family`
+    /// would fetch.
+    pub fn holds(&self, version: &str, family: Option<Family>, model: &str) -> bool {
+        if family.is_some_and(|f| self.combined.get(version).is_some_and(|fs| fs.contains(&f))) {
+            return true;
+        }
+        let model = model.to_ascii_uppercase();
+        self.split.contains(&(version.to_string(), model.clone()))
+            || super::polycom::parts::of_model(&model)
+                .into_iter()
+                .any(|p| self.split.contains(&(version.to_string(), p.to_string())))
+    }
 }
 
 /// An associated device's firmware against its profile.
@@ -298,16 +345,13 @@ pub struct DeviceFirmware {
     pub reported: String,
     /// The profile's version for the device's family.
     pub target: Option<String>,
+    /// Whether the target's release holds an image for the device's model.
+    pub image: bool,
 }
 
 impl DeviceFirmware {
     pub fn state(&self) -> FirmwareState {
-        firmware_state(&self.reported, self.target.as_deref())
-    }
-
-    /// The inventory flag.
-    pub fn behind(&self) -> bool {
-        firmware_behind(&self.reported, self.target.as_deref())
+        firmware_state(&self.reported, self.target.as_deref(), self.image)
     }
 }
 
@@ -324,7 +368,12 @@ pub struct RolloutRow {
     /// The versions their profiles name.
     pub targets: Vec<String>,
     pub current: usize,
+    /// On an older version, with an image to go to.
     pub behind: usize,
+    /// On a newer version, with the profile's image to go back to.
+    pub downgrade: usize,
+    /// On another version, but the release holds no image for the model.
+    pub no_image: usize,
     pub no_target: usize,
 }
 
@@ -343,30 +392,53 @@ mod tests {
     }
 
     #[test]
-    fn behind_means_not_on_the_profiles_version() {
+    fn behind_means_an_older_version_with_an_image_to_go_to() {
+        let st = |r, t, i| firmware_state(r, t, i);
         assert_eq!(
-            firmware_state("5.9.5.0614", Some("5.9.8.1234")),
+            st("5.9.5.0614", Some("5.9.8.1234"), true),
             FirmwareState::Behind
         );
         assert_eq!(
-            firmware_state("6.0.0.1", Some("5.9.8.1234")),
-            FirmwareState::Ahead
+            st("6.0.0.1", Some("5.9.8.1234"), true),
+            FirmwareState::DowngradePending
         );
         assert_eq!(
-            firmware_state("5.9.8.1234", Some("5.9.8.1234")),
+            st("5.9.5.0614", Some("5.9.8.1234"), false),
+            FirmwareState::NoImage
+        );
+        assert_eq!(
+            st("6.0.0.1", Some("5.9.8.1234"), false),
+            FirmwareState::NoImage
+        );
+        assert_eq!(
+            st("5.9.8.1234", Some("5.9.8.1234"), false),
             FirmwareState::Current
         );
-        assert_eq!(
-            firmware_state("", Some("5.9.8.1234")),
-            FirmwareState::Unknown
-        );
-        assert_eq!(firmware_state("5.9.8.1234", None), FirmwareState::NoTarget);
-        assert!(firmware_behind("5.9.5.0614", Some("5.9.8.1234")));
+        assert_eq!(st("", Some("5.9.8.1234"), true), FirmwareState::Unknown);
+        assert_eq!(st("5.9.8.1234", None, true), FirmwareState::NoTarget);
         assert!(
-            firmware_behind("6.0.0.1", Some("5.9.8.1234")),
-            "a downgrade is pending too"
+            FirmwareState::Behind.will_change() && FirmwareState::DowngradePending.will_change()
         );
-        assert!(!firmware_behind("", Some("5.9.8.1234")));
-        assert!(!firmware_behind("5.9.5.0614", None));
+        assert!(!FirmwareState::NoImage.will_change());
+    }
+
+    #[test]
+    fn an_image_is_held_by_model_by_part_number_or_by_a_combined_release() {
+        let mut c = ImageCover::default();
+        c.split.insert(("5.9.8".into(), "3111-46162-001".into()));
+        c.split.insert(("5.9.8".into(), "VVX501".into()));
+        c.combined.insert("4.0.15".into(), vec![Family::SoundPoint]);
+        assert!(
+            c.holds("5.9.8", Some(Family::Vvx), "VVX410"),
+            "by part number"
+        );
+        assert!(c.holds("5.9.8", Some(Family::Vvx), "vvx501"), "by model");
+        assert!(!c.holds("5.9.8", Some(Family::Vvx), "VVX250"));
+        assert!(
+            !c.holds("6.0.0", Some(Family::Vvx), "VVX410"),
+            "another release"
+        );
+        assert!(c.holds("4.0.15", Some(Family::SoundPoint), "SPIP550"));
+        assert!(!c.holds("4.0.15", Some(Family::Vvx), "VVX410"));
     }
 }

@@ -6,8 +6,11 @@
 //! States: `staged` (associated, never an authenticated success), `provisioned-active` (an
 //! authenticated 2xx within 24 h), `provisioned` (not within 24 h), `unassociated` (seen,
 //! not associated). Flags: `auth-failing` (wrong credentials since its last success),
-//! `credentials-pending` and `locked-out` (Auto-Sync, `domain::autosync`),
-//! `firmware-behind` (reports an older version than its profile names for its family).
+//! `credentials-pending`, `locked-out` and `never-seen` (Auto-Sync, `domain::autosync`: the
+//! same rule as its progress page), `firmware-behind` and `downgrade-pending` (reports an
+//! older or newer version than its profile names for its family, and the release holds an
+//! image for its model: `domain::firmware::firmware_state`), `change-pending` (platform
+//! parameters delivered and not yet confirmed by the phone).
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -65,14 +68,20 @@ pub enum Flag {
     CredentialsPending,
     LockedOut,
     FirmwareBehind,
+    DowngradePending,
+    NeverSeen,
+    ChangePending,
 }
 
 impl Flag {
-    pub const ALL: [Flag; 4] = [
+    pub const ALL: [Flag; 7] = [
         Flag::AuthFailing,
         Flag::CredentialsPending,
         Flag::LockedOut,
         Flag::FirmwareBehind,
+        Flag::DowngradePending,
+        Flag::NeverSeen,
+        Flag::ChangePending,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -81,18 +90,33 @@ impl Flag {
             Flag::CredentialsPending => "credentials-pending",
             Flag::LockedOut => "locked-out",
             Flag::FirmwareBehind => "firmware-behind",
+            Flag::DowngradePending => "downgrade-pending",
+            Flag::NeverSeen => "never-seen",
+            Flag::ChangePending => "change-pending",
+        }
+    }
+
+    /// In words, for pages.
+    pub fn label(self) -> &'static str {
+        match self {
+            Flag::AuthFailing => "failing sign-in",
+            Flag::CredentialsPending => "credentials pending",
+            Flag::LockedOut => "locked out",
+            Flag::FirmwareBehind => "firmware behind",
+            Flag::DowngradePending => "firmware downgrade pending",
+            Flag::NeverSeen => "never seen",
+            Flag::ChangePending => "change delivered, not confirmed",
         }
     }
 
     pub fn parse(s: &str) -> Result<Flag> {
-        Flag::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
-            Error::invalid(
-                "flag",
-                format!(
-                    "`{s}` is not auth-failing, credentials-pending, locked-out or firmware-behind"
-                ),
-            )
-        })
+        Flag::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Flag::ALL.iter().map(|f| f.as_str()).collect();
+                Error::invalid("flag", format!("`{s}` is not one of {}", all.join(", ")))
+            })
     }
 }
 

@@ -159,7 +159,9 @@ fn firmware_catalogue_and_profile_versions_in_a_browser() {
         b.shot("rollout").await;
         b.goto(&format!("/devices/{VVX}")).await;
         assert!(
-            b.text().await.contains("firmware-behind"),
+            b.text()
+                .await
+                .contains("behind (updates at its next reboot or poll)"),
             "{}",
             b.text().await
         );

@@ -4,8 +4,10 @@
 //!
 //! The reported version is the one `Type/Application` User-Agents carry
 //! (`device_activity.firmware`); the target is the profile's version for the device's model
-//! family. Phones switch to whatever APP_FILE_PATH names, downgrades included, so a device
-//! is behind whenever it runs another version than its target.
+//! family. Phones switch to whatever APP_FILE_PATH names, downgrades included, when the
+//! release holds an image for their model: a device on an older version is behind, on a
+//! newer one a downgrade is pending, and one whose model the release lacks stays where it
+//! is (`no-image`, counted apart).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -41,6 +43,7 @@ fn profile_versions(conn: &Connection) -> Result<HashMap<i64, BTreeMap<Family, S
 /// limits the list to one device.
 pub fn list_device_firmware(conn: &Connection, mac: Option<&str>) -> Result<Vec<DeviceFirmware>> {
     let versions = profile_versions(conn)?;
+    let cover = crate::db::firmware::image_cover(conn)?;
     let mut stmt = conn.prepare_cached(
         "SELECT d.mac, p.name, p.id, coalesce(a.ua_model, ''), coalesce(a.firmware, '')
          FROM devices d JOIN profiles p ON p.id = d.profile_id
@@ -68,6 +71,9 @@ pub fn list_device_firmware(conn: &Connection, mac: Option<&str>) -> Result<Vec<
         let family = Family::of_model(&model);
         let target =
             family.and_then(|f| versions.get(&profile_id).and_then(|v| v.get(&f)).cloned());
+        let image = target
+            .as_deref()
+            .is_some_and(|t| cover.holds(t, family, &model));
         out.push(DeviceFirmware {
             mac,
             profile,
@@ -75,6 +81,7 @@ pub fn list_device_firmware(conn: &Connection, mac: Option<&str>) -> Result<Vec<
             family,
             reported,
             target,
+            image,
         });
     }
     Ok(out)
@@ -104,6 +111,8 @@ pub fn rollout(conn: &Connection) -> Result<Vec<RolloutRow>> {
                 targets: Vec::new(),
                 current: 0,
                 behind: 0,
+                downgrade: 0,
+                no_image: 0,
                 no_target: 0,
             });
         row.devices += 1;
@@ -120,7 +129,9 @@ pub fn rollout(conn: &Connection) -> Result<Vec<RolloutRow>> {
         }
         match d.state() {
             FirmwareState::Current => row.current += 1,
-            FirmwareState::Behind | FirmwareState::Ahead => row.behind += 1,
+            FirmwareState::Behind => row.behind += 1,
+            FirmwareState::DowngradePending => row.downgrade += 1,
+            FirmwareState::NoImage => row.no_image += 1,
             FirmwareState::NoTarget => row.no_target += 1,
             FirmwareState::Unknown => {}
         }

@@ -162,8 +162,8 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                                     (fw.target.as_deref().unwrap_or("")) " "
                                     @match fw.state() {
                                         crate::domain::firmware::FirmwareState::Current => span.badge.complete { "current" },
-                                        crate::domain::firmware::FirmwareState::Unknown => span.badge { "not reported yet" },
-                                        s => span.badge.partial { "firmware-behind (" (s.as_str()) ")" },
+                                        s @ (crate::domain::firmware::FirmwareState::Unknown | crate::domain::firmware::FirmwareState::NoTarget) => span.badge { (s.label()) },
+                                        s => span.badge.partial { (s.label()) },
                                     }
                                 } }
                             }

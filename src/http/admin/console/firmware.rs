@@ -263,10 +263,10 @@ pub fn rollout_page(c: &Console, ctx: &Ctx) -> Result<Response> {
             &ctx.nav("firmware"),
             html! {
                 h1 { "Firmware rollout" }
-                p.muted { "Associated devices by model and the version they last reported (from " code { "Type/Application" } " requests), against the version their profile names for the model's family. A device that is behind updates at its next reboot or poll (downgrades too)." }
+                p.muted { "Associated devices by model and the version they last reported (from " code { "Type/Application" } " requests), against the version their profile names for the model's family. A device that is behind updates at its next reboot or poll; one on a newer version goes back to the profile's (downgrade pending). Both need an image for the model in the profile's release: without one the phone keeps its version (no image)." }
                 @if rows.is_empty() { p.muted { "No associated devices." } } @else {
                     table.list.rollout {
-                        thead { tr { th { "Family" } th { "Model" } th.num { "Devices" } th { "Profile version" } th.num { "On it" } th.num { "Behind" } th.num { "No version set" } th { "Versions running" } } }
+                        thead { tr { th { "Family" } th { "Model" } th.num { "Devices" } th { "Profile version" } th.num { "On it" } th.num { "Behind" } th.num { "Downgrade pending" } th.num { "No image for model" } th.num { "No version set" } th { "Versions running" } } }
                         tbody {
                             @for r in &rows {
                                 tr {
@@ -274,6 +274,8 @@ pub fn rollout_page(c: &Console, ctx: &Ctx) -> Result<Response> {
                                     td { @if r.targets.is_empty() { "--" } @else { (r.targets.join(", ")) } }
                                     td.num { (r.current) }
                                     td.num { @if r.behind > 0 { span.badge.partial { (r.behind) } } @else { "0" } }
+                                    td.num { @if r.downgrade > 0 { span.badge.partial { (r.downgrade) } } @else { "0" } }
+                                    td.num { @if r.no_image > 0 { span.badge.bad { (r.no_image) } } @else { "0" } }
                                     td.num { (r.no_target) }
                                     td { @for (i, (v, n)) in r.versions.iter().enumerate() { @if i > 0 { ", " } code { (v) } " ×" (n) } }
                                 }
