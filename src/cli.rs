@@ -33,6 +33,7 @@ mod overrides;
 mod policy;
 mod profiles;
 mod render;
+mod status;
 mod templates;
 mod tls;
 mod transfer;
@@ -60,6 +61,7 @@ pub enum Command {
     Group(policy::GroupCmd),
     Policy(policy::PolicyCmd),
     Inventory(inventory::InventoryCmd),
+    Status(status::StatusCmd),
     Audit(inventory::AuditCmd),
     Transfer(transfer::TransferCmd),
     Render(render::Render),
@@ -194,6 +196,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Group(c) => policy::group(c.action)?,
         Command::Policy(c) => policy::policy_cmd(c.action)?,
         Command::Inventory(c) => inventory::inventory_cmd(c)?,
+        Command::Status(c) => status::run(c)?,
         Command::Audit(c) => inventory::audit_cmd(c)?,
         Command::Transfer(c) => transfer::run(c)?,
         Command::MigrateTree(c) => migrate_tree::run(c)?,

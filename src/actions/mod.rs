@@ -26,6 +26,7 @@ pub mod sightings;
 pub mod signin;
 pub mod sip;
 pub mod stored;
+pub mod summary;
 pub mod templating;
 pub mod tenants;
 pub mod totp;

@@ -151,13 +151,14 @@ pub fn device_overrides(
 }
 
 /// Devices with stored override files that set at least one parameter: `(mac, files,
-/// parameters)`, in MAC order.
+/// parameters)`, in MAC order; only the devices of `account` (an id) when given.
 pub fn list_overridden(
     conn: &Connection,
     uploads_dir: &Path,
+    account: Option<i64>,
 ) -> Result<Vec<(Mac, Vec<String>, usize)>> {
     let mut out: Vec<(Mac, Vec<String>, usize)> = Vec::new();
-    for (mac, file) in db::diag::list_override_uploads(conn)? {
+    for (mac, file) in db::diag::list_override_uploads(conn, account)? {
         let Ok(mac) = mac.parse::<Mac>() else {
             continue;
         };

@@ -34,6 +34,9 @@ pub struct OvList {
     /// configuration file (TOML)
     #[argh(option)]
     pub config: Option<PathBuf>,
+    /// only the devices of this account (its slug; default: every account)
+    #[argh(option)]
+    pub account: Option<String>,
 }
 
 /// show a device's overrides and the server values they hide
@@ -67,10 +70,12 @@ pub struct OvClear {
 pub fn run(cmd: OverridesCmd) -> anyhow::Result<()> {
     match cmd.action {
         OverridesAction::List(l) => {
-            let (config, conn, _) = super::open(l.config.as_deref())?;
+            let (config, conn, acc) =
+                super::open_account(l.config.as_deref(), l.account.as_deref())?;
             let rows = crate::actions::overrides::list_overridden(
                 &conn,
                 &DataDirs::under(&config.data_dir).uploads,
+                l.account.is_some().then_some(acc.id.0),
             )?;
             if rows.is_empty() {
                 println!("no device has overrides");

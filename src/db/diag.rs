@@ -214,11 +214,16 @@ pub fn list_many_macs(conn: &Connection, since_ms: i64) -> Result<Vec<ManyMacs>>
 }
 
 /// Stored override files (`<mac>-phone.cfg`, `-web.cfg`, `-system.cfg`): `(mac, file)`.
-pub fn list_override_uploads(conn: &Connection) -> Result<Vec<(String, String)>> {
+pub fn list_override_uploads(
+    conn: &Connection,
+    account_id: Option<i64>,
+) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT mac, file_name FROM uploads WHERE kind = 'overrides' ORDER BY mac, file_name",
+        "SELECT mac, file_name FROM uploads WHERE kind = 'overrides'
+           AND (?1 IS NULL OR mac IN (SELECT mac FROM devices WHERE account_id = ?1))
+         ORDER BY mac, file_name",
     )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 

@@ -61,6 +61,7 @@ mod settings_pages;
 mod sim;
 mod sim_checks;
 mod sip;
+mod summary;
 mod templates;
 mod tenants;
 mod tftp;

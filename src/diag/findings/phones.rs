@@ -78,7 +78,7 @@ pub fn phone_findings(conn: &Connection, data_dir: &Path, days: u32) -> Result<V
         ));
     }
     let uploads = data_dir.join("uploads");
-    for (mac, file) in q::list_override_uploads(conn)? {
+    for (mac, file) in q::list_override_uploads(conn, None)? {
         let Ok(mac) = mac.parse::<crate::domain::mac::Mac>() else {
             continue;
         };

@@ -185,7 +185,9 @@ pub fn route(api: &Api, req: &Request, token_user: &User, rest: &[&str]) -> Resu
     let actor = &super::token_actor(c, user, &a);
     let who = &actor.who;
     match rest {
-        ["inventory" | "checkins"] => return super::inventory::route(api, req, &a, rest),
+        ["inventory" | "checkins" | "summary"] => {
+            return super::inventory::route(api, req, &a, rest);
+        }
         ["export" | "import"] => return super::transfer::route(api, req, actor, &a, rest),
         ["sites" | "groups" | "policies", ..] => {
             return super::policies::route(api, req, actor, &a, rest);

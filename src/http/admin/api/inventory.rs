@@ -1,6 +1,7 @@
 //! `/api/v1/accounts/<slug>/inventory` and `/checkins`: devices with state, flags, last
 //! sync, model, firmware, site, groups and credential state, filtered like the console
-//! page, with counts; check-ins per hour and day. And `/api/v1/devices/<mac>/effective-
+//! page, with counts; check-ins per hour and day; `/summary`, the dashboard's counts
+//! (`actions::summary`). And `/api/v1/devices/<mac>/effective-
 //! settings`: every parameter a device gets, its value (secrets masked) and its source.
 
 use rouille::{Request, Response};
@@ -29,6 +30,12 @@ pub fn route(api: &Api, req: &Request, a: &Account, rest: &[&str]) -> Result<Res
         ("GET", ["checkins"]) => Ok(Response::json(&crate::actions::inventory::checkins(
             &conn, a,
         )?)),
+        ("GET", ["summary"]) => {
+            let uploads = crate::datadir::DataDirs::under(&api.console.config().data_dir).uploads;
+            Ok(Response::json(&crate::actions::summary::summary(
+                &conn, a, &uploads,
+            )?))
+        }
         (m, _) => Ok(error_response(&Error::MethodNotAllowed(m.into()))),
     }
 }

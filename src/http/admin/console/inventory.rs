@@ -154,7 +154,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
         }
         form.filters method="get" action=(format!("/accounts/{}/inventory", a.slug)) {
             (views::select("State", "state", &[("", "any state"), ("staged", "staged"), ("provisioned-active", "provisioned-active"), ("provisioned", "provisioned"), ("unassociated", "unassociated")], state))
-            (views::select("Flag", "flag", &[("", "any flag"), ("auth-failing", "auth-failing"), ("credentials-pending", "credentials-pending"), ("locked-out", "locked-out"), ("firmware-behind", "firmware-behind")], flag))
+            (views::select("Flag", "flag", &std::iter::once(("", "any flag")).chain(Flag::ALL.iter().map(|f| (f.as_str(), f.label()))).collect::<Vec<_>>(), flag))
             (views::select("Site", "site", &std::iter::once(("", "any site")).chain(sites.iter().map(|s| (s.name.as_str(), s.name.as_str()))).collect::<Vec<_>>(), site))
             (views::select("Group", "group", &std::iter::once(("", "any group")).chain(groups.iter().map(|g| (g.name.as_str(), g.name.as_str()))).collect::<Vec<_>>(), group))
             div.field.buttons {
@@ -178,7 +178,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
                 } }
                 tbody {
                     @for r in &inv.rows {
-                        tr {
+                        tr.device {
                             td { a href=(format!("/devices/{}", r.mac)) { code { (r.mac) } } }
                             td { (badge(&format!("state {}", r.state.as_str()), r.state.as_str())) }
                             td { @for f in &r.flags { (badge("warn", f.as_str())) " " } }

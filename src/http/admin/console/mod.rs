@@ -591,62 +591,125 @@ impl Console {
         )
     }
 
+    /// The dashboard of the account the pages act on (`actions::summary`): what needs the
+    /// admin first, each number a link to its list, the first-run checklist until it is
+    /// done, and the check-in charts; then a line per other account that needs attention.
     fn home(&self, ctx: &Ctx, req: &Request) -> Result<Response> {
         let conn = self.conn()?;
-        // An installation-wide user counts every account (as before accounts were
-        // tenants); a user scoped to accounts, the account the pages act on.
-        let only: Option<i64> = (!ctx.signed_in.installation_wide()).then_some(ctx.account.id.0);
-        let count = |sql: &str| {
-            conn.query_row(
-                &format!("{sql} AND (?1 IS NULL OR account_id = ?1)"),
-                [only],
-                |r| r.get::<_, i64>(0),
-            )
-        };
-        let (profiles, associated, unassociated, subscribers, partial) = (
-            count("SELECT count(*) FROM profiles WHERE 1")?,
-            count("SELECT count(*) FROM devices WHERE profile_id IS NOT NULL")?,
-            count("SELECT count(*) FROM devices WHERE profile_id IS NULL")?,
-            count("SELECT count(*) FROM subscribers WHERE 1")?,
-            count("SELECT count(*) FROM subscribers WHERE status = 'partial'")?,
-        );
-        // What needs the admin about enrolment, per account (the same counts as the
-        // account's Enrolment page), of the accounts the user acts in.
-        let mut enrolment = Vec::new();
-        for a in crate::db::accounts::list_accounts(&conn)?
+        let uploads = crate::datadir::DataDirs::under(&self.config().data_dir).uploads;
+        let a = &ctx.account;
+        let s = crate::actions::summary::summary(&conn, a, &uploads)?;
+        // Other accounts the user acts in whose enrolment needs attention (the same
+        // counts as their Enrolment pages).
+        let mut others = Vec::new();
+        for other in crate::db::accounts::list_accounts(&conn)?
             .into_iter()
-            .filter(|a| ctx.signed_in.may_act_in(a.id.0))
+            .filter(|o| o.id != a.id && ctx.signed_in.may_act_in(o.id.0))
         {
-            let (waiting, contested) = crate::actions::enrolment::counts(&conn, &a)?;
-            if !a.device_secrets || waiting > 0 || contested > 0 {
-                enrolment.push((a, waiting, contested));
+            let (waiting, contested) = crate::actions::enrolment::counts(&conn, &other)?;
+            if !other.device_secrets || waiting > 0 || contested > 0 {
+                others.push((other, waiting, contested));
             }
         }
+        let link = |c: &crate::actions::summary::Card| -> String {
+            use crate::actions::summary::CardFilter;
+            match c.filter {
+                CardFilter::State(st) => {
+                    format!("/accounts/{}/inventory?state={}", a.slug, st.as_str())
+                }
+                CardFilter::Flag(f) => {
+                    format!("/accounts/{}/inventory?flag={}", a.slug, f.as_str())
+                }
+                CardFilter::Page if c.key == "overridden" => "/overrides".to_string(),
+                CardFilter::Page => format!("/accounts/{}/enrolment", a.slug),
+            }
+        };
+        let urgent: Vec<_> = s
+            .cards
+            .iter()
+            .filter(|c| c.needs_action && c.count > 0)
+            .collect();
+        let rest: Vec<_> = s
+            .cards
+            .iter()
+            .filter(|c| !(c.needs_action && c.count > 0))
+            .collect();
+        let step_link = |key: &str| -> String {
+            match key {
+                "credentials" => format!("/accounts/{}", a.slug),
+                "profile" => "/profiles/new".into(),
+                "device" => "/associations/new".into(),
+                "dhcp" => format!("/accounts/{}", a.slug),
+                _ => "/diagnostics".into(),
+            }
+        };
         Ok(html_page(
             200,
             views::page(
                 "Console",
                 &ctx.nav(""),
                 html! {
-                    h1 { "ZTP console" }
+                    h1 { "What needs you now · " (a.name) }
                     (views::notice(notice_of(req)))
-                    @for (a, waiting, contested) in &enrolment {
-                        p class=(if *contested > 0 || !a.device_secrets { "error" } else { "hint" }) {
-                            "Account " strong { (a.name) } ": "
-                            @if !a.device_secrets { "serves SIP passwords to anyone holding its account credential. " }
-                            @if *contested > 0 { (contested) " contested device(s) need re-enrolment. " }
-                            @if *waiting > 0 { (waiting) " device(s) not yet enrolled. " }
-                            a href=(format!("/accounts/{}/enrolment", a.slug)) { "Enrolment" }
+                    @if !a.device_secrets {
+                        p.error #secrets-off { "This account serves SIP passwords to anyone holding its account credential. " a href=(format!("/accounts/{}/enrolment", a.slug)) { "Enrolment" } }
+                    }
+                    p.totals {
+                        strong { (s.devices) } " devices: " (s.associated) " associated, " (s.unassociated) " seen but not associated · "
+                        (s.online) " online, " (s.offline) " offline · " (s.profiles) " profiles"
+                    }
+                    @if !s.checklist_complete {
+                        section #checklist {
+                            h2 { "Getting started" }
+                            ol.checklist {
+                                @for step in &s.checklist {
+                                    li class=(if step.done { "done" } else { "todo" }) {
+                                        @if step.done { span.badge.complete { "done" } " " (step.label) }
+                                        @else { a href=(step_link(step.key)) { (step.label) } }
+                                    }
+                                }
+                            }
                         }
                     }
-                    div.cards {
-                        a.card href="/find" { strong { (associated) } span { "associated devices" } }
-                        a.card href="/find" { strong { (subscribers) } span { "reference IDs" } }
-                        a.card href="/find?status=partial" { strong { (partial) } span { "partial associations" } }
-                        a.card href="/unassociated" { strong { (unassociated) } span { "seen, not associated" } }
-                        a.card href="/profiles" { strong { (profiles) } span { "profiles" } }
+                    @if urgent.is_empty() {
+                        p.hint #all-clear { "No phone is locked out, contested or failing sign-in." }
+                    } @else {
+                        h2 { "Needs you" }
+                        div.cards #urgent {
+                            @for c in &urgent {
+                                a.card.bad href=(link(c)) data-key=(c.key) {
+                                    strong { (c.count) } span { (c.label) } small { (c.fix) }
+                                }
+                            }
+                        }
                     }
-                    p { "Start with " a href="/find" { "Find Operations" } ", make a " a href="/associations/new" { "Profile Association" }
+                    h2 { "Devices" }
+                    div.cards #states {
+                        @for c in &rest {
+                            a.card href=(link(c)) data-key=(c.key) {
+                                strong { (c.count) } span { (c.label) }
+                                @if c.count > 0 { small { (c.fix) } }
+                            }
+                        }
+                    }
+                    h2 { "Check-ins" }
+                    div.charts {
+                        figure { (maud::PreEscaped(s.checkins.hourly_svg())) }
+                        figure { (maud::PreEscaped(s.checkins.daily_svg())) }
+                    }
+                    @if !others.is_empty() {
+                        h2 { "Other accounts" }
+                        @for (o, waiting, contested) in &others {
+                            p class=(if *contested > 0 || !o.device_secrets { "error" } else { "hint" }) {
+                                "Account " strong { (o.name) } ": "
+                                @if !o.device_secrets { "serves SIP passwords to anyone holding its account credential. " }
+                                @if *contested > 0 { (contested) " contested device(s) need re-enrolment. " }
+                                @if *waiting > 0 { (waiting) " device(s) not yet enrolled. " }
+                                a href=(format!("/accounts/{}/enrolment", o.slug)) { "Enrolment" }
+                            }
+                        }
+                    }
+                    p { "Find a device in " a href="/find" { "Find" } ", make a " a href="/associations/new" { "Profile Association" }
                         ", or upload a " a href="/import" { "bulk association CSV" } "." }
                 },
             ),

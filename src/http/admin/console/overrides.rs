@@ -112,7 +112,8 @@ pub fn clear_device(c: &Console, ctx: &Ctx, mac: &str) -> Result<Response> {
 pub fn list(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
     ctx.user.require(Action::ManageAssets)?;
     let conn = c.conn()?;
-    let rows = crate::actions::overrides::list_overridden(&conn, &uploads(c))?;
+    let rows =
+        crate::actions::overrides::list_overridden(&conn, &uploads(c), Some(ctx.account.id.0))?;
     Ok(html_page(
         200,
         views::page(
