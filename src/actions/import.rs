@@ -106,17 +106,17 @@ pub fn run_job(
     let outcome = process(conn, actor, job_id, req, bytes);
     match outcome {
         // Applied and finished in one transaction (a crash leaves both or neither).
-        Ok((_, _, true)) => {}
-        Ok((applied, rejected, false)) => {
+        Ok((_, _, true, _)) => {}
+        Ok((applied, rejected, false, note)) => {
             let status = if rejected.is_empty() {
                 "Completed"
             } else {
                 "Completed with Errors"
             };
             let message = if req.dry_run {
-                format!("dry run: {applied} line(s) would be applied, nothing was written")
+                format!("dry run: {applied} line(s) would be applied, nothing was written{note}")
             } else {
-                format!("{applied} device(s) associated")
+                format!("{applied} device(s) associated{note}")
             };
             jobs::finish_job(conn, job_id, status, applied as i64, &rejected, &message)?;
         }
@@ -144,8 +144,9 @@ fn process(
     job_id: i64,
     req: &ImportRequest,
     bytes: &[u8],
-) -> Result<(usize, Vec<Rejected>, bool)> {
+) -> Result<(usize, Vec<Rejected>, bool, &'static str)> {
     let parsed = csvimport::parse(bytes, req.max_rows)?;
+    let note = csvimport::separator_note(parsed.separator);
     // A large file touches many index pages: a bigger page cache keeps them in memory
     // instead of spilling the transaction to the WAL page by page.
     db::set_cache_kib(conn, 65_536)?;
@@ -219,7 +220,7 @@ fn process(
     }
     if req.dry_run {
         rejected.sort_by_key(|r| r.line);
-        return Ok((good.len(), rejected, false));
+        return Ok((good.len(), rejected, false, note));
     }
     rejected.sort_by_key(|r| r.line);
     let applied = db::write_tx(conn, |tx| {
@@ -281,11 +282,11 @@ fn process(
         } else {
             "Completed with Errors"
         };
-        let message = format!("{applied} device(s) associated");
+        let message = format!("{applied} device(s) associated{note}");
         jobs::finish_job(tx, job_id, status, applied as i64, &rejected, &message)?;
         Ok(applied)
     })?;
-    Ok((applied, rejected, true))
+    Ok((applied, rejected, true, note))
 }
 
 #[cfg(test)]

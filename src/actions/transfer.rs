@@ -725,7 +725,7 @@ fn import_in(
     let account_now =
         crate::db::accounts::find_by_id(tx, account.id)?.unwrap_or_else(|| account.clone());
     for d in &e.devices {
-        let mac = Mac::from_bare(d.mac.trim())
+        let mac = Mac::parse_lenient(&d.mac)
             .ok_or_else(|| Error::invalid(format!("{}.mac", d.at), "not a MAC address"))?;
         let stored = devices::find_device_by_mac(tx, &mac)?;
         let new = device_input(d, stored.as_ref()).validate()?;

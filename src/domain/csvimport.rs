@@ -7,7 +7,9 @@
 //! out. A fifteenth column, `Account` (an account's slug), is zerotouch's own: its bulk
 //! export writes it on every line so a file of several accounts says whose each line is;
 //! an import takes a line only when it is empty or names the importing account (`import`).
-//! Spaces around values are trimmed. A MAC repeated in one file rejects the later line
+//! Columns are separated by commas, or by semicolons or tabs (what spreadsheets in many
+//! locales save as "CSV"): the first data line decides (`detect_separator`) and the job
+//! says which it used. Spaces around values are trimmed. A MAC repeated in one file rejects the later line
 //! as `duplicate of line N`. Lines starting with `#` are comments, so the file of rejected
 //! lines (reasons as comments) can be corrected and uploaded again as it is. The database
 //! checks (profile exists, MAC owned by someone else) live in `import`.
@@ -80,6 +82,31 @@ pub struct Rejected {
 pub struct Parsed {
     pub rows: Vec<Row>,
     pub rejected: Vec<Rejected>,
+    /// The column separator the file uses (`,`, `;` or tab).
+    pub separator: u8,
+}
+
+/// The column separator of a file, from its first data line: the one of `,`, `;` and tab
+/// that splits it into the most columns (a comma when none appears). Values never hold a
+/// separator (the format has no quoting), so the line's count of each is its column count.
+pub fn detect_separator(first_line: &[u8]) -> u8 {
+    let mut best = (0, b',');
+    for sep in [b',', b';', b'\t'] {
+        let n = first_line.iter().filter(|b| **b == sep).count();
+        if n > best.0 {
+            best = (n, sep);
+        }
+    }
+    best.1
+}
+
+/// The separator in words, for a job's message: empty for a comma (the format's own).
+pub fn separator_note(separator: u8) -> &'static str {
+    match separator {
+        b';' => " (columns separated by semicolons)",
+        b'\t' => " (columns separated by tabs)",
+        _ => "",
+    }
 }
 
 impl Parsed {
@@ -136,12 +163,17 @@ pub fn parse(bytes: &[u8], max_rows: usize) -> Result<Parsed> {
         joined.extend_from_slice(raw);
         joined.push(b'\n');
     }
+    let separator = kept.first().map_or(b',', |(_, l)| detect_separator(l));
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
+        .delimiter(separator)
         .flexible(true)
         .quoting(false)
         .from_reader(&joined[..]);
-    let mut out = Parsed::default();
+    let mut out = Parsed {
+        separator,
+        ..Parsed::default()
+    };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut record = csv::ByteRecord::new();
     for (line, raw) in kept {
@@ -341,6 +373,35 @@ mod tests {
             two.rows[0].input.vendor_model, "Polycom_UCS_Device",
             "trimmed"
         );
+    }
+
+    #[test]
+    fn semicolon_and_tab_files_read_like_comma_files_and_say_so() {
+        let comma = EXAMPLES[4..].join("\n") + "\n00:04:f2:aa:bb:cc,,,profile1\n";
+        let want = parse(comma.as_bytes(), 10).expect("comma");
+        assert_eq!((want.rows.len(), want.separator), (2, b','));
+        assert_eq!(
+            want.rows[1].device.mac.as_str(),
+            "0004f2aabbcc",
+            "separators in a MAC"
+        );
+        for (sep, note) in [(";", "semicolons"), ("\t", "tabs")] {
+            let file = comma.replace(',', sep);
+            let got = parse(file.as_bytes(), 10).expect("parses");
+            assert_eq!(got.rejected, Vec::new(), "{sep:?}");
+            assert_eq!(
+                got.rows.iter().map(|r| &r.device).collect::<Vec<_>>(),
+                want.rows.iter().map(|r| &r.device).collect::<Vec<_>>()
+            );
+            assert!(separator_note(got.separator).contains(note));
+        }
+        assert_eq!(separator_note(b','), "");
+        // A header line decides as well as a data line.
+        assert_eq!(
+            detect_separator(b"MAC Address;Serial number;Vendor Model"),
+            b';'
+        );
+        assert_eq!(detect_separator(b"0004f2aabbcc"), b',');
     }
 
     #[test]

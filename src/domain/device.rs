@@ -96,7 +96,7 @@ impl DeviceInput {
     /// Checks every field; the error lists each problem with its field.
     pub fn validate(&self) -> Result<NewDevice> {
         let mut p = Vec::new();
-        let mac = match Mac::from_bare(self.mac.trim()) {
+        let mac = match Mac::parse_lenient(&self.mac) {
             Some(m) if !m.is_zero() => Some(m),
             Some(_) => {
                 p.push(FieldError::new(
@@ -109,7 +109,7 @@ impl DeviceInput {
                 p.push(FieldError::new(
                     "mac",
                     format!(
-                        "`{}` is not a MAC address (12 hex digits, no separators)",
+                        "`{}` is not a MAC address (12 hex digits, optionally separated by `:`, `-` or `.`)",
                         self.mac
                     ),
                 ));

@@ -174,7 +174,7 @@ impl Target {
         match kind {
             "site" if !name.is_empty() => Ok(Target::Site(name.into())),
             "group" if !name.is_empty() => Ok(Target::Group(name.into())),
-            "device" => Mac::from_bare(name)
+            "device" => Mac::parse_lenient(name)
                 .map(Target::Device)
                 .ok_or_else(|| Error::invalid("scope", format!("`{name}` is not a MAC address"))),
             _ => Err(bad()),

@@ -3,6 +3,7 @@
 
 mod abuse;
 mod accounts;
+mod admin_inputs;
 mod admission;
 mod api;
 mod assets;

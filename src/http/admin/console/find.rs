@@ -1,4 +1,5 @@
-//! Find Operations: every search field of the ZTP guide, the reference-ID and device views,
+//! Find Operations: every search field of the ZTP guide, the device view (every associated
+//! device, the default unless a link asks about customers) and the reference-ID view,
 //! results per page (default 10, minimum 2), sortable columns, paging, and the CSV
 //! download limited to a maximum number of entries. The form is a GET, so a search is a
 //! link that can be bookmarked or shared.
@@ -30,6 +31,17 @@ const TEXT_FIELDS: [(&str, &str); 10] = [
     ("profile", "Configuration profile"),
 ];
 
+/// Fields about the people behind devices: a link naming one opens the reference-ID view.
+const CUSTOMER_FIELDS: [&str; 7] = [
+    "first_name",
+    "last_name",
+    "reference_id",
+    "phone",
+    "email",
+    "city",
+    "status",
+];
+
 /// A search as read from the query string.
 pub struct Search {
     pub query: FindQuery,
@@ -57,10 +69,13 @@ pub fn search_from(get: &dyn Fn(&str) -> Option<String>) -> Search {
         status: s("status"),
         // The form sends `ignore_case=on` when ticked; a bare link defaults to ignoring case.
         ignore_case: get("ignore_case").is_none() || flag("ignore_case"),
-        view: if s("view") == "device" {
-            View::Device
-        } else {
-            View::Reference
+        // A search names its view; a bare link shows devices unless it asks about the
+        // people behind them (customer fields or subscriber status).
+        view: match s("view").as_str() {
+            "device" => View::Device,
+            "reference" => View::Reference,
+            _ if CUSTOMER_FIELDS.iter().any(|f| !s(f).trim().is_empty()) => View::Reference,
+            _ => View::Device,
         },
         sort: Sort::parse(&s("sort")).unwrap_or_default(),
         descending: s("dir") == "desc",
@@ -110,9 +125,14 @@ fn base_query(s: &Search) -> String {
         "ignore_case={}",
         if q.ignore_case { "on" } else { "off" }
     ));
-    if q.view == View::Device {
-        parts.push("view=device".into());
-    }
+    parts.push(format!(
+        "view={}",
+        if q.view == View::Device {
+            "device"
+        } else {
+            "reference"
+        }
+    ));
     parts.push(format!("per_page={}", s.per_page));
     parts.join("&")
 }
@@ -148,6 +168,10 @@ pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
         let p = tenants::find_subscribers(&conn, user, &s.query, offset, s.per_page)?;
         (subscribers_table(&s, &p.rows), p.total, p.more)
     };
+    let searched = TEXT_FIELDS
+        .iter()
+        .any(|(n, _)| !value(&s.query, n).trim().is_empty())
+        || !s.query.status.is_empty();
     let base = format!(
         "/find?{}&sort={}&dir={}",
         base_query(&s),
@@ -163,9 +187,12 @@ pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
                 h1 { "Find Operations" }
                 (views::notice(notice_of(req)))
                 (form(&s))
-                @if results.1 == 0 {
+                @if results.1 == 0 && searched {
                     p.muted { "No results. Try fewer fields, or % as a wildcard (e.g. " code { "k%" } ")." }
+                } @else if results.1 == 0 {
+                    p.muted { "No associated devices yet. " a href="/associations/new" { "Associate a device" } " or " a href="/import" { "upload a bulk CSV" } "." }
                 } @else {
+                    p.muted.shown { (results.1) @if searched { " matching" } " " (if s.query.view == View::Device { "devices" } else { "reference IDs" }) }
                     (results.0)
                     (views::pager(&base, s.page, s.per_page, results.1, results.2))
                 }
@@ -194,11 +221,11 @@ fn form(s: &Search) -> Markup {
                 div.field { label for="max_entries" { "Max number of entries (download)" } input id="max_entries" name="max_entries" type="number" min="1" value=(s.max_entries.map(|n| n.to_string()).unwrap_or_default()); }
             }
             div.checks {
-                label.check { input type="checkbox" name="view" value="device" checked[q.view == View::Device]; " Device view" }
+                label.check { input type="checkbox" name="view" value="device" checked[q.view == View::Device]; " Device view" input type="hidden" name="view" value="reference"; }
                 label.check { input type="checkbox" name="ignore_case" value="on" checked[q.ignore_case]; " Ignore case" input type="hidden" name="ignore_case" value="off"; }
                 label.check { input type="checkbox" name="download" value="1"; " Download results (CSV)" }
             }
-            p.hint { "% is a wildcard: " code { "k%" } " starts with k, " code { "%son" } " ends with son, " code { "%" } " alone lists every filled-in value." }
+            p.hint { "% is a wildcard: " code { "k%" } " starts with k, " code { "%son" } " ends with son, " code { "%" } " alone lists every filled-in value. A MAC may be typed with " code { ":" } ", " code { "-" } " or " code { "." } "." }
             div.actions { button type="submit" { "Search" } " " a href="/find" { "Clear" } }
         }
     }

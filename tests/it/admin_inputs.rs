@@ -1,0 +1,107 @@
+//! What admins type, as they type it: MACs with `:`, `-` or `.` are normalised wherever a
+//! device is named (API and console creation, Find), a semicolon- or tab-separated bulk
+//! file is read and the job says which separator it used, and Find lists every device
+//! before any search — no "No results" for an empty form, and an exact MAC with colons
+//! finds its device.
+
+use crate::common::*;
+
+#[test]
+fn macs_with_separators_are_normalised_and_found() {
+    let server = ZServer::start();
+    let t = user_with_token(&server, "bot", "admin", "");
+    server.cli_ok(&["profile", "add", "office"]);
+    // Created through the API with colons, the console with dashes, a policy scope with dots.
+    let r = api(
+        &server,
+        "POST",
+        "/devices",
+        Some(&t),
+        r#"{"id": "00:04:F2:AA:BB:01", "profile": "office"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(json(&r)["id"], "0004f2aabb01");
+    let s = Session::admin(&server);
+    let r = s.post(
+        "/devices",
+        &[
+            ("count", "1"),
+            ("devices[0].mac", "00-04-f2-aa-bb-02"),
+            ("devices[0].profile", "office"),
+        ],
+    );
+    assert_eq!(r.status, 303, "{}", r.text());
+    assert!(server.cli_ok(&["device", "list"]).contains("0004f2aabb02"));
+    // A wrong MAC names the field and what is accepted.
+    let r = api(
+        &server,
+        "POST",
+        "/devices",
+        Some(&t),
+        r#"{"id": "00:04:F2:AA:BB", "profile": "office"}"#,
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("`:`, `-` or `.`"), "{}", r.text());
+
+    // Find: every device before any search, with no "No results".
+    let find = s.get("/find").text();
+    assert!(
+        find.contains("0004f2aabb01") && find.contains("0004f2aabb02"),
+        "{find}"
+    );
+    assert!(!find.contains("No results"), "{find}");
+    // An exact MAC typed with colons finds its device, which has no reference ID.
+    let find = s.get("/find?mac=00%3A04%3Af2%3Aaa%3Abb%3A02").text();
+    assert!(find.contains("/devices/0004f2aabb02"), "{find}");
+    assert!(!find.contains("/devices/0004f2aabb01"), "{find}");
+    assert!(!find.contains("No results"), "{find}");
+    // A search that matches nothing says so.
+    assert!(
+        s.get("/find?mac=0004f2ffffff")
+            .text()
+            .contains("No results")
+    );
+    // The API's device path takes the same forms.
+    let r = api(&server, "GET", "/devices/0004.f2aa.bb02", Some(&t), "");
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn a_semicolon_or_tab_separated_bulk_file_is_read_and_the_job_says_so() {
+    let server = ZServer::start();
+    let t = user_with_token(&server, "bot", "admin", "");
+    server.cli_ok(&["profile", "add", "office"]);
+    for (sep, words, macs) in [
+        (";", "semicolons", ["0004f2cc0001", "0004f2cc0002"]),
+        ("\t", "tabs", ["0004f2cc0003", "0004f2cc0004"]),
+    ] {
+        let csv = format!(
+            "MAC Address{sep}Serial number{sep}Vendor Model{sep}Configuration Profile\n\
+             {}{sep}{sep}{sep}office\n{}{sep}{sep}Polycom_UCS_Device{sep}office{sep}sip.example.com\n",
+            macs[0], macs[1]
+        );
+        let r = api(&server, "POST", "/imports", Some(&t), &csv);
+        assert_eq!(r.status, 201, "{}", r.text());
+        let job = json(&r);
+        assert_eq!(job["status"], "Completed", "{job}");
+        assert_eq!(job["applied_rows"], 2, "{job}");
+        assert!(
+            job["message"].as_str().unwrap_or("").contains(words),
+            "{job}"
+        );
+        let list = server.cli_ok(&["device", "list"]);
+        for m in macs {
+            assert!(list.contains(m), "{m}: {list}");
+        }
+    }
+    // A comma file's message names no separator.
+    let r = api(
+        &server,
+        "POST",
+        "/imports",
+        Some(&t),
+        "0004f2cc0005,,,office\n",
+    );
+    let job = json(&r);
+    assert_eq!(job["message"], "1 device(s) associated", "{job}");
+}
