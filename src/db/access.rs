@@ -102,7 +102,9 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         });
         d.first_secs = d.first_secs.min(secs);
         d.last_secs = d.last_secs.max(secs);
-        d.count += 1;
+        // Requests served: a 401 (a Digest challenge, or credentials refused — those are
+        // counted in `auth_failures`) served nothing.
+        d.count += i64::from(r.status != 401);
         d.ip = &r.ip;
         if !r.user_agent.is_empty() {
             d.user_agent = &r.user_agent;
@@ -353,9 +355,17 @@ mod tests {
             firmware: fw.map(String::from),
             ..Default::default()
         };
-        let batch: Vec<_> = (0..10)
+        let mut batch: Vec<_> = (0..10)
             .map(|i| rec(i, if i == 3 { Some("5.9.7") } else { None }))
             .collect();
+        // Each fetch first draws a Digest challenge: served requests count, challenges not.
+        for i in 0..10 {
+            batch.push(AccessRecord {
+                status: 401,
+                auth: "none",
+                ..rec(i, None)
+            });
+        }
         write_batch(&mut conn, &batch).expect("write");
         let device = devices::find_device_by_mac(&conn, &mac)
             .expect("find")
@@ -370,8 +380,8 @@ mod tests {
         );
         assert_eq!(
             prune_devices(&conn, &[mac], 4).expect("prune"),
-            6,
-            "the six oldest rows go"
+            16,
+            "the sixteen oldest rows go (challenges are logged)"
         );
         assert_eq!(prune_devices(&conn, &[mac], 4).expect("again"), 0);
         let rows = list_access_for_mac(&conn, mac.as_str(), 100).expect("list");

@@ -398,6 +398,7 @@ pub fn list_devices(
 pub struct Activity {
     pub first_seen: i64,
     pub last_seen: i64,
+    /// Requests served: every answer but a 401 (challenges and refused credentials).
     pub access_count: i64,
     pub last_ip: String,
     pub last_user_agent: String,

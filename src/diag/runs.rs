@@ -132,6 +132,34 @@ pub fn dhcp_config(conn: &Connection, ctx: &ServerContext, files: &[PathBuf]) ->
     store(conn, "dhcp-config", &subject, &r, f, ctx.masker())
 }
 
+/// Analyses DHCP configurations an admin pasted or uploaded (`(name, text)`, includes
+/// noted, not followed) and stores the analysis like `dhcp_config`'s.
+pub fn dhcp_config_texts(
+    conn: &Connection,
+    ctx: &ServerContext,
+    texts: &[(String, String)],
+) -> Result<Report> {
+    let texts: Vec<(String, String)> = texts
+        .iter()
+        .filter(|(_, t)| !t.trim().is_empty())
+        .cloned()
+        .collect();
+    if texts.is_empty() {
+        return Err(Error::invalid(
+            "config",
+            "paste a DHCP server's configuration or choose its file (dhcpd.conf, Kea JSON, dnsmasq.conf or a netsh dump)",
+        ));
+    }
+    let r = dhcpconf::analyze_texts(&texts);
+    let f = findings::conf_findings(&r, ctx);
+    let subject = texts
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
+    store(conn, "dhcp-config", &subject, &r, f, ctx.masker())
+}
+
 /// Looks at what phones did (access log, stored overrides) and stores the findings.
 pub fn phones(conn: &Connection, data_dir: &Path, days: u32) -> Result<Report> {
     let f = findings::phone_findings(conn, data_dir, days)?;

@@ -105,3 +105,43 @@ fn a_semicolon_or_tab_separated_bulk_file_is_read_and_the_job_says_so() {
     let job = json(&r);
     assert_eq!(job["message"], "1 device(s) associated", "{job}");
 }
+
+#[test]
+fn a_dhcp_configuration_is_analysed_from_the_console_without_reading_this_servers_files() {
+    let server = ZServer::start();
+    let s = Session::admin(&server);
+    let page = s.get("/diagnostics").text();
+    assert!(
+        page.contains("action=\"/diagnostics/dhcp-config\""),
+        "{page}"
+    );
+    assert!(
+        s.get("/diagnostics").header("Refresh").is_none(),
+        "nothing runs"
+    );
+    // An ISC file uploaded: option 66 sends phones to another server, and its include
+    // names a file on this machine, which is noted and never read.
+    let conf = "subnet 10.0.20.0 netmask 255.255.255.0 {\n  option tftp-server-name \"10.9.9.9\";\n}\ninclude \"/etc/passwd\";\n";
+    let r = crate::lens::post_file(&s, "/diagnostics/dhcp-config", &[], ("dhcpd.conf", conf));
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page = s.get("/diagnostics").text();
+    let section = page
+        .split("<section id=\"dhcp-config\">")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section: {page}"));
+    assert!(section.contains("dhcpd.conf"), "{section}");
+    assert!(section.contains("10.9.9.9"), "{section}");
+    assert!(!section.contains("root:x:0:0"), "{section}");
+    assert!(
+        section.contains("include `/etc/passwd` not followed"),
+        "{section}"
+    );
+    // Nothing pasted and no file: the field is named, nothing stored changes.
+    let r = crate::lens::post_file(&s, "/diagnostics/dhcp-config", &[("config", " ")], ("", ""));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("paste a DHCP server"), "{}", r.text());
+    assert!(
+        s.get("/diagnostics").text().contains("dhcpd.conf"),
+        "the previous analysis stays"
+    );
+}

@@ -513,7 +513,7 @@ fn associations_bulk_upload_find_and_replace_in_a_browser() {
             assert!(listed.contains(fixed), "{fixed}: {listed}");
         }
 
-        // Find: reference-ID view with a wildcard, then the device view, then CSV.
+        // Find: reference-ID view with a wildcard, then the device view (the default), then CSV.
         b.click_link("Find Operations").await;
         b.fill("last_name", "kr%").await;
         b.click("main button[type=submit]").await;
@@ -521,8 +521,9 @@ fn associations_bulk_upload_find_and_replace_in_a_browser() {
         assert!(text.contains("KRAUS001") && text.contains("Karl Kraus"), "{text}");
         b.shot("find-reference-view").await;
         b.goto("/find").await;
+        // The device view is Find's default: every device is listed before any search.
+        assert!(b.text().await.contains("0000cafe1234"), "{}", b.text().await);
         b.fill("mac", "0000cafe%").await;
-        b.toggle("input[name=view][value=device]").await;
         b.fill("per_page", "2").await;
         b.click("main button[type=submit]").await;
         let text = b.text().await;

@@ -78,7 +78,7 @@ fn strip_comments(text: &str) -> String {
 
 fn expand(
     file: &str,
-    dir: &Path,
+    dir: Option<&Path>,
     text: &str,
     depth: usize,
     report: &mut ConfReport,
@@ -91,6 +91,16 @@ fn expand(
             let path = rest.split('"').nth(1).unwrap_or("").to_string();
             let end = rest.find("?>").map_or(line.len(), |e| start + e + 2);
             src.text.push_str(&line[..start]);
+            let Some(dir) = dir else {
+                report.notes.push(format!(
+                    "{file}:{}: include `{path}` not followed (a pasted or uploaded text); add that file too",
+                    n + 1
+                ));
+                src.text.push_str(&line[end..]);
+                src.text.push('\n');
+                src.origin.push(origin);
+                continue;
+            };
             let full = if Path::new(&path).is_absolute() {
                 Path::new(&path).to_path_buf()
             } else {
@@ -108,7 +118,7 @@ fn expand(
                         src.text.push('\n');
                         src.origin.push(origin.clone());
                         let inner_dir = full.parent().unwrap_or(dir).to_path_buf();
-                        expand(&shown, &inner_dir, &inner, depth + 1, report, src);
+                        expand(&shown, Some(&inner_dir), &inner, depth + 1, report, src);
                     }
                     Err(e) => report.notes.push(format!(
                         "{file}:{}: cannot read include `{path}`: {e}",
@@ -366,8 +376,9 @@ fn collect_defs(v: &Value, defs: &mut HashMap<(String, String), u8>) {
     }
 }
 
-/// Parses a Kea file (its `<?include?>`s are resolved here, relative to `dir`).
-pub fn parse_in(file: &str, dir: &Path, text: &str, report: &mut ConfReport) {
+/// Parses a Kea file (its `<?include?>`s are resolved here, relative to `dir`; not followed
+/// without one).
+pub fn parse_in(file: &str, dir: Option<&Path>, text: &str, report: &mut ConfReport) {
     let mut src = Source {
         text: String::new(),
         origin: Vec::new(),
@@ -409,7 +420,7 @@ pub fn parse(file: &str, text: &str, report: &mut ConfReport) -> Vec<super::Incl
         .parent()
         .unwrap_or(Path::new("."))
         .to_path_buf();
-    parse_in(file, &dir, text, report);
+    parse_in(file, Some(&dir), text, report);
     Vec::new()
 }
 
@@ -513,7 +524,7 @@ mod tests {
         .expect("write");
         let main = "{ \"Dhcp4\": { \"subnet4\": [\n <?include \"subnets.json\"?>\n ] } }\n";
         let mut report = ConfReport::default();
-        parse_in("kea.conf", dir.path(), main, &mut report);
+        parse_in("kea.conf", Some(dir.path()), main, &mut report);
         assert_eq!(report.options.len(), 1, "{report:?}");
         assert!(
             report.options[0].file.ends_with("subnets.json"),

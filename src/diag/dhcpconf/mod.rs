@@ -148,6 +148,7 @@ pub fn analyze(paths: &[PathBuf]) -> ConfReport {
         report: ConfReport::default(),
         seen: Vec::new(),
         isc: isc::State::default(),
+        follow: true,
     };
     for p in paths {
         reader.read(p, None, 0);
@@ -155,14 +156,32 @@ pub fn analyze(paths: &[PathBuf]) -> ConfReport {
     reader.report
 }
 
-/// Analyses one text in a given dialect, without includes (for tests and the UI).
+/// Analyses one text in a given dialect (for tests and the console's pasted or uploaded
+/// files). Its includes are not followed — the text came from elsewhere, and a path in it
+/// must not read this server's files —; each is noted instead.
 pub fn analyze_text(file: &str, text: &str, dialect: Dialect) -> ConfReport {
     let mut reader = Reader {
         report: ConfReport::default(),
         seen: Vec::new(),
         isc: isc::State::default(),
+        follow: false,
     };
     reader.parse(file, Path::new("."), text, dialect, 0);
+    reader.report
+}
+
+/// Analyses texts an admin pasted or uploaded, each `(name, text)` in the dialect its
+/// content shows; as in `analyze_text`, includes are noted, not followed.
+pub fn analyze_texts(texts: &[(String, String)]) -> ConfReport {
+    let mut reader = Reader {
+        report: ConfReport::default(),
+        seen: Vec::new(),
+        isc: isc::State::default(),
+        follow: false,
+    };
+    for (name, text) in texts {
+        reader.parse(name, Path::new("."), text, detect(text), 0);
+    }
     reader.report
 }
 
@@ -172,6 +191,8 @@ pub(crate) struct Reader {
     seen: Vec<PathBuf>,
     /// ISC declarations hold across includes.
     isc: isc::State,
+    /// Whether includes are read (files named on the command line) or only noted (text).
+    follow: bool,
 }
 
 const MAX_DEPTH: usize = 8;
@@ -207,13 +228,20 @@ impl Reader {
         let includes = match dialect {
             Dialect::Isc => isc::parse_with(file, text, &mut self.report, &mut self.isc),
             Dialect::Kea => {
-                kea::parse_in(file, dir, text, &mut self.report);
+                kea::parse_in(file, self.follow.then_some(dir), text, &mut self.report);
                 Vec::new()
             }
             Dialect::Dnsmasq => dnsmasq::parse(file, text, &mut self.report),
             Dialect::Windows => windows::parse(file, text, &mut self.report),
         };
         for inc in includes {
+            if !self.follow {
+                self.note(format!(
+                    "{file}: include `{}` not followed (a pasted or uploaded text); add that file too",
+                    inc.path
+                ));
+                continue;
+            }
             let path = if Path::new(&inc.path).is_absolute() {
                 PathBuf::from(&inc.path)
             } else {

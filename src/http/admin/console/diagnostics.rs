@@ -6,7 +6,9 @@
 //! The DHCP probe needs privileges the server does not have, so its button starts the
 //! same binary as a separate process (`zerotouch diagnose dhcp --raw`); a thread waits for
 //! it and stores the run with findings computed here. The DNS and phone checks run in the
-//! request.
+//! request. While a probe runs, the page reloads itself every 3 seconds (a `Refresh` header).
+//! DHCP configurations are analysed from the files an admin uploads or the text they paste
+//! (`runs::dhcp_config_texts`: includes are noted, never read from this server's disk).
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -63,8 +65,10 @@ pub fn page(c: &Console, ctx: &Ctx) -> Result<Response> {
     let d = &c.diagnostics;
     let conn = c.conn()?;
     let mut sections = Vec::new();
+    let mut running = false;
     for (kind, title) in KINDS {
         let run = q::find_latest_run(&conn, kind)?;
+        running |= run.as_ref().is_some_and(|r| r.status == "running");
         let findings = match &run {
             Some(r) => q::list_findings(&conn, r.id)?,
             None => Vec::new(),
@@ -83,10 +87,16 @@ pub fn page(c: &Console, ctx: &Ctx) -> Result<Response> {
         p.muted { "Why a phone does not reach this server is usually decided by the network: a DHCP option or a DNS record that sends it elsewhere. Each check below shows its last run." }
         @for s in sections { (s) }
     };
-    Ok(html_page(
+    let page = html_page(
         200,
         views::page("Diagnostics", &ctx.nav("diagnostics"), body),
-    ))
+    );
+    // While a probe runs the page reloads itself (no script needed) until it finishes.
+    Ok(if running {
+        page.with_additional_header("Refresh", "3")
+    } else {
+        page
+    })
 }
 
 fn value(f: &Form, name: &str) -> Option<String> {
@@ -164,6 +174,39 @@ pub fn run_dns(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
         Duration::from_millis(1500),
     )?;
     Ok(Response::redirect_303("/diagnostics"))
+}
+
+/// The largest configuration text the page analyses (a netsh dump of a big Windows
+/// server runs to a few megabytes).
+const MAX_CONFIG_TEXT: usize = 8 << 20;
+
+/// `POST /diagnostics/dhcp-config`: analyses a pasted configuration and uploaded files.
+pub fn run_dhcp_config(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::Diagnose)?;
+    let mut texts = Vec::new();
+    let pasted = f.get("config");
+    if !pasted.trim().is_empty() {
+        texts.push(("pasted configuration".to_string(), pasted.to_string()));
+    }
+    for up in f.files("file") {
+        if up.bytes.len() > MAX_CONFIG_TEXT {
+            return Err(Error::invalid(
+                "file",
+                format!("{} is over {} MiB", up.file_name, MAX_CONFIG_TEXT >> 20),
+            ));
+        }
+        // netsh writes UTF-16 when redirected in PowerShell; read either.
+        let text = crate::diag::dhcpconf::decode_text(&up.bytes);
+        let name = if up.file_name.is_empty() {
+            "uploaded file".to_string()
+        } else {
+            up.file_name.clone()
+        };
+        texts.push((name, text));
+    }
+    let server_ctx = c.diagnostics.context(&c.pool)?;
+    runs::dhcp_config_texts(&*c.conn()?, &server_ctx, &texts)?;
+    Ok(Response::redirect_303("/diagnostics#dhcp-config"))
 }
 
 /// `POST /diagnostics/phones`
@@ -254,6 +297,7 @@ fn details(kind: &str, result: &str) -> Vec<String> {
                         mask_url(&o.value)
                     ));
                 }
+                out.extend(r.notes.iter().cloned());
             }
         }
         _ => {}
@@ -278,7 +322,7 @@ fn section(
                     table.kv {
                         tr { th { "Looked at" } td { (r.subject) } }
                         tr { th { "Started" } td { (crate::domain::time::format_time(r.started_at)) } }
-                        tr { th { "Status" } td { (r.status) @if r.status == "running" { " (reload this page in a few seconds)" } } }
+                        tr { th { "Status" } td { (r.status) @if r.status == "running" { " (this page reloads itself until it finishes)" } } }
                         @if !r.error.is_empty() { tr { th { "Error" } td { (r.error) } } }
                     }
                     @let lines = details(kind, &r.result);
@@ -318,7 +362,19 @@ fn section(
                     button { "Check phones" }
                     span.muted { " Wrong credentials in the last " (s.access_log_days) " day(s), overrides stored from phones." }
                 },
-                _ => p.muted { "Run " code { "zerotouch diagnose dhcp-config FILE..." } " on the DHCP server's configuration files." },
+                _ => form method="post" action="/diagnostics/dhcp-config" enctype="multipart/form-data" {
+                    (views::csrf_field(csrf))
+                    div.field {
+                        label for="dhcp-config-text" { "Paste a configuration" }
+                        textarea #dhcp-config-text name="config" rows="6" placeholder="dhcpd.conf, Kea JSON, dnsmasq.conf or the output of netsh dhcp server dump" {}
+                    }
+                    div.field {
+                        label for="dhcp-config-file" { "or choose files" }
+                        input #dhcp-config-file type="file" name="file" multiple;
+                    }
+                    button { "Analyse" }
+                    p.muted { "The dialect is recognised from the content. Includes are not followed here: add the included files too, or run " code { "zerotouch diagnose dhcp-config FILE..." } " on the DHCP server itself." }
+                },
             }
         }
     }

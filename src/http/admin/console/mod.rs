@@ -378,6 +378,7 @@ impl Console {
             ("GET", ["diagnostics"]) => diagnostics::page(self, ctx),
             ("POST", ["diagnostics", "dhcp"]) => diagnostics::run_dhcp(self, ctx, f),
             ("POST", ["diagnostics", "dns"]) => diagnostics::run_dns(self, ctx, f),
+            ("POST", ["diagnostics", "dhcp-config"]) => diagnostics::run_dhcp_config(self, ctx, f),
             ("POST", ["diagnostics", "phones"]) => diagnostics::run_phones(self, ctx),
             // Lens pages: accounts and everything under them, inventory, audit, settings.
             (_, ["accounts", rest @ ..]) => accounts::route(self, ctx, req, f, rest),
