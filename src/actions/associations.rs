@@ -363,46 +363,62 @@ pub fn modify_device(
     confirm: bool,
 ) -> Result<()> {
     db::write_tx(conn, |tx| {
-        let d = device(tx, actor, mac)?;
-        let elsewhere = |tx: &Connection| -> Result<bool> {
-            Ok(db::inventory::list_device_rows(tx, actor.account.id.0)?
-                .iter()
-                .any(|r| r.mac == mac.as_str() && r.external_server))
-        };
-        let was_elsewhere = elsewhere(tx)?;
-        let mut input = input.clone();
-        input.mac = mac.to_string();
-        // An address sent back as shown (its password masked) keeps the stored one.
-        if crate::domain::provserver::is_masked_form_of(&input.ext.prov_server, &d.ext.prov_server)
-        {
-            input.ext.prov_server = d.ext.prov_server.clone();
+        if let Some(moved) = modify_in(tx, actor, mac, input)? {
+            Impact::of([moved]).require(confirm, "moving the device to another server")?;
         }
-        let (new, pid) = check_device(tx, actor.account, &input, actor.own)?;
-        if d.profile_id.is_none() {
-            return Err(Error::Conflict(format!(
-                "device {mac} is not associated; associate it first"
-            )));
-        }
-        assoc::update_association(tx, d.id, &new, pid)?;
-        // Judged on the stored result, then rolled back if not confirmed.
-        if !was_elsewhere && elsewhere(tx)? {
-            phone_impact(tx, actor, mac, |r| {
-                Some(format!(
-                    "moved to another provisioning server (profile {}): this server sends it \
-                     there and no longer provides its configuration",
-                    r.profile.as_deref().unwrap_or("--")
-                ))
-            })?
-            .require(confirm, "moving the device to another server")?;
-        }
-        actor.record(
-            tx,
-            actor
-                .change("device.modify", mac.as_str())
-                .before(device_json(&d))
-                .after(device_state(tx, mac)?),
-        )
+        Ok(())
     })
+}
+
+/// `modify_device` inside a transaction: writes the change and its audit entry, and
+/// returns the phone it sends to another provisioning server, with why, for the caller to
+/// have confirmed (and roll back otherwise).
+pub(crate) fn modify_in(
+    tx: &Connection,
+    actor: &Actor<'_>,
+    mac: &Mac,
+    input: &DeviceInput,
+) -> Result<Option<(String, String)>> {
+    let d = device(tx, actor, mac)?;
+    let elsewhere =
+        |tx: &Connection| -> Result<bool> { Ok(crate::db::devices::external_server(tx, d.id)?) };
+    let was_elsewhere = elsewhere(tx)?;
+    let mut input = input.clone();
+    input.mac = mac.to_string();
+    // An address sent back as shown (its password masked) keeps the stored one.
+    if crate::domain::provserver::is_masked_form_of(&input.ext.prov_server, &d.ext.prov_server) {
+        input.ext.prov_server = d.ext.prov_server.clone();
+    }
+    let (new, pid) = check_device(tx, actor.account, &input, actor.own)?;
+    if d.profile_id.is_none() {
+        return Err(Error::Conflict(format!(
+            "device {mac} is not associated; associate it first"
+        )));
+    }
+    assoc::update_association(tx, d.id, &new, pid)?;
+    // Judged on the stored result, then rolled back if not confirmed.
+    let mut moved = None;
+    if !was_elsewhere && elsewhere(tx)? {
+        moved = phone_impact(tx, actor, mac, |r| {
+            Some(format!(
+                "moved to another provisioning server (profile {}): this server sends it \
+                 there and no longer provides its configuration",
+                r.profile.as_deref().unwrap_or("--")
+            ))
+        })?
+        .phones
+        .into_iter()
+        .next()
+        .map(|p| (p.mac, p.reason));
+    }
+    actor.record(
+        tx,
+        actor
+            .change("device.modify", mac.as_str())
+            .before(device_json(&d))
+            .after(device_state(tx, mac)?),
+    )?;
+    Ok(moved)
 }
 
 /// Copies an association to another MAC: profile, reference ID and vendor extensions, but
@@ -554,21 +570,26 @@ pub fn delete_device(
     confirm: bool,
 ) -> Result<()> {
     db::write_tx(conn, |tx| {
-        let d = device(tx, actor, mac)?;
         impact_delete(tx, actor, mac)?.require(confirm, "deleting the device")?;
-        let sub = assoc::find_owner(tx, mac.as_str())?.and_then(|o| o.reference_id);
-        devices::delete_device(tx, mac)?;
-        actor.record(
-            tx,
-            actor
-                .change("device.delete", mac.as_str())
-                .before(json!({"reference_id": sub, "device": device_json(&d)})),
-        )?;
-        if let Some(r) = sub
-            && let Some(s) = subscribers::find_subscriber(tx, &r)?
-        {
-            subscribers::refresh_status(tx, s.id, actor.expires_at())?;
-        }
-        Ok(())
+        delete_in(tx, actor, mac)
     })
+}
+
+/// `delete_device` inside a transaction, once its impact was confirmed.
+pub(crate) fn delete_in(tx: &Connection, actor: &Actor<'_>, mac: &Mac) -> Result<()> {
+    let d = device(tx, actor, mac)?;
+    let sub = assoc::find_owner(tx, mac.as_str())?.and_then(|o| o.reference_id);
+    devices::delete_device(tx, mac)?;
+    actor.record(
+        tx,
+        actor
+            .change("device.delete", mac.as_str())
+            .before(json!({"reference_id": sub, "device": device_json(&d)})),
+    )?;
+    if let Some(r) = sub
+        && let Some(s) = subscribers::find_subscriber(tx, &r)?
+    {
+        subscribers::refresh_status(tx, s.id, actor.expires_at())?;
+    }
+    Ok(())
 }

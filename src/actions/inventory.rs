@@ -10,7 +10,10 @@ use crate::db::{self, credentials, inventory};
 use crate::domain::account::Account;
 use crate::domain::autosync::{self, SyncState};
 use crate::domain::firmware::{FirmwareState, firmware_state};
-use crate::domain::inventory::{CheckIns, Filter, Flag, Inventory, Page, Row, State};
+use crate::domain::inventory::{
+    CheckIns, Filter, Flag, Inventory, Page, Row, Sort, State, TopRows,
+};
+use crate::domain::mac::Mac;
 use crate::domain::polycom::models::Family;
 use crate::error::Result;
 
@@ -44,6 +47,15 @@ pub fn inventory(
         Flag::ALL.iter().map(|f| (f.as_str(), 0)).collect();
     let mut rows = Vec::new();
     let wanted = page.range();
+    // A sorted list keeps the best rows up to the page's end (`TopRows`); MAC order and a
+    // search in MAC order keep only the page.
+    let mut top = (filter.sort != Sort::Mac || filter.descending).then(|| {
+        TopRows::new(
+            filter.sort,
+            filter.descending,
+            wanted.end.min(usize::MAX / 4),
+        )
+    });
     let (mut total, mut matched) = (0, 0);
     let (mut online_n, mut offline_n) = (0, 0);
     inventory::for_each_device_row(conn, account.id.0, |d| {
@@ -115,13 +127,25 @@ pub fn inventory(
         if !keep {
             return Ok(());
         }
-        matched += 1;
-        if !wanted.contains(&(matched - 1)) {
-            return Ok(());
+        // MAC order is the order devices come in: only the page's rows are built. Any
+        // other order, or a search, needs each matching row.
+        let in_mac_order = filter.sort == Sort::Mac && !filter.descending;
+        if in_mac_order && filter.search.is_none() {
+            matched += 1;
+            if !wanted.contains(&(matched - 1)) {
+                return Ok(());
+            }
         }
-        rows.push(Row {
+        let row = Row {
             online,
-            awaiting: awaiting.remove(&d.id).unwrap_or_default(),
+            awaiting: awaiting.get(&d.id).cloned().unwrap_or_default(),
+            name: if d.line_name.is_empty() {
+                d.line_label
+            } else {
+                d.line_name
+            },
+            sip_user: d.sip_user,
+            person: d.person,
             mac: d.mac,
             state,
             flags,
@@ -136,9 +160,32 @@ pub fn inventory(
             protocol: d.protocol,
             credentials,
             credentials_since: d.sync.generation_at,
-        });
+        };
+        if filter.search.is_some() {
+            let mut hay = row.haystack();
+            hay.push_str(&d.serial.to_lowercase());
+            if !filter.matches_search(&hay) {
+                return Ok(());
+            }
+        }
+        if in_mac_order && filter.search.is_none() {
+            rows.push(row);
+            return Ok(());
+        }
+        matched += 1;
+        match top.as_mut() {
+            Some(t) => t.push(row),
+            None => {
+                if wanted.contains(&(matched - 1)) {
+                    rows.push(row);
+                }
+            }
+        }
         Ok(())
     })?;
+    if let Some(t) = top {
+        rows = t.into_rows().into_iter().skip(wanted.start).collect();
+    }
     Ok(Inventory {
         rows,
         total,
@@ -148,6 +195,29 @@ pub fn inventory(
         online: online_n,
         offline: offline_n,
     })
+}
+
+/// The MACs of every device of `account` that `filter` matches, in MAC order: the
+/// selection "all matching this filter" of a bulk action.
+pub fn matching_macs(conn: &Connection, account: &Account, filter: &Filter) -> Result<Vec<Mac>> {
+    let mut f = filter.clone();
+    f.sort = Sort::Mac;
+    f.descending = false;
+    Ok(inventory(conn, account, &f, Page::ALL)?
+        .rows
+        .iter()
+        .filter_map(|r| Mac::from_bare(&r.mac))
+        .collect())
+}
+
+/// The rows of `macs` (devices of `account`), in MAC order: what a bulk export writes.
+pub fn rows_of(conn: &Connection, account: &Account, macs: &[Mac]) -> Result<Vec<Row>> {
+    let wanted: std::collections::HashSet<&str> = macs.iter().map(Mac::as_str).collect();
+    Ok(inventory(conn, account, &Filter::default(), Page::ALL)?
+        .rows
+        .into_iter()
+        .filter(|r| wanted.contains(r.mac.as_str()))
+        .collect())
 }
 
 /// How long a SIP answer (`OPTIONS`, check-sync) counts as online evidence: twice the

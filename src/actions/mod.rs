@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod assets;
 pub mod associations;
+pub mod bulk;
 pub mod directory;
 pub mod enrolment;
 pub mod firmware;

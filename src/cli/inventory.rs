@@ -32,6 +32,17 @@ pub struct InventoryCmd {
     /// only devices in this group
     #[argh(option)]
     pub group: Option<String>,
+    /// only devices whose MAC, serial, profile, model, firmware, site, groups, line name,
+    /// SIP user or person contain every word of this
+    #[argh(option)]
+    pub search: Option<String>,
+    /// order: mac (default), name, state, last-seen, last-sync, model, firmware, profile,
+    /// site
+    #[argh(option)]
+    pub sort: Option<String>,
+    /// the order reversed
+    #[argh(switch)]
+    pub desc: bool,
     /// print JSON (rows, counts, and check-ins per hour and per day)
     #[argh(switch)]
     pub json: bool,
@@ -61,6 +72,14 @@ pub fn inventory_cmd(c: InventoryCmd) -> anyhow::Result<()> {
         flag: c.flag.as_deref().map(Flag::parse).transpose()?,
         site: c.site,
         group: c.group,
+        search: c.search,
+        sort: c
+            .sort
+            .as_deref()
+            .map(inventory::Sort::parse)
+            .transpose()?
+            .unwrap_or_default(),
+        descending: c.desc,
     };
     let (_cfg, conn, acc) = open_account(c.config.as_deref(), c.account.as_deref())?;
     let inv = crate::actions::inventory::inventory(&conn, &acc, &filter, inventory::Page::ALL)?;

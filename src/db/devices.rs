@@ -337,6 +337,19 @@ pub fn count_unassociated(conn: &Connection) -> Result<u64> {
     Ok(n.max(0) as u64)
 }
 
+/// Whether the device is sent to another provisioning server (its own `prov_server` or
+/// its profile's): the inventory's `external_server`, for one device.
+pub fn external_server(conn: &Connection, device_id: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT (d.prov_server <> '' OR coalesce(p.prov_server, '') <> '')
+             FROM devices d LEFT JOIN profiles p ON p.id = d.profile_id WHERE d.id = ?1",
+        )?
+        .query_row([device_id], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// Deletes a device and everything recorded about it.
 pub fn delete_device(conn: &Connection, mac: &Mac) -> Result<()> {
     // Several statements: all or none (crash safety).

@@ -42,6 +42,12 @@ pub struct DeviceRow {
     pub profile_firmware: Option<String>,
     /// Its latest SIP answer (`device_sip.answered_at`, seconds): online evidence.
     pub sip_answered_at: Option<i64>,
+    /// Line 1's display name, label and SIP user ID (empty when unset).
+    pub line_name: String,
+    pub line_label: String,
+    pub sip_user: String,
+    /// First and last name of its reference ID's person.
+    pub person: String,
 }
 
 /// Every device of an account (associated or only seen), by MAC.
@@ -101,8 +107,12 @@ pub fn for_each_device_row(
                 d.profile_id,
                 s.floor_generation, s.last_refused, s.proven_segment, s.proven_at,
                 coalesce(a.last_protocol, ''),
-                (SELECT ds2.answered_at FROM device_sip ds2 WHERE ds2.device_id = d.id)
+                (SELECT ds2.answered_at FROM device_sip ds2 WHERE ds2.device_id = d.id),
+                coalesce(l1.display_name, ''), coalesce(l1.label, ''), coalesce(l1.auth_user_id, ''),
+                trim(coalesce(sb.first_name, '') || ' ' || coalesce(sb.last_name, ''))
          FROM devices d
+         LEFT JOIN device_lines l1 ON l1.device_id = d.id AND l1.line = 1
+         LEFT JOIN subscribers sb ON sb.id = d.subscriber_id
          LEFT JOIN profiles p ON p.id = d.profile_id
          LEFT JOIN device_sync s ON s.device_id = d.id
          LEFT JOIN device_activity a ON a.device_id = d.id
@@ -153,6 +163,10 @@ pub fn for_each_device_row(
             site: r.get(22)?,
             groups: Vec::new(),
             profile_firmware: None,
+            line_name: r.get(30)?,
+            line_label: r.get(31)?,
+            sip_user: r.get(32)?,
+            person: r.get(33)?,
         };
         d.groups = groups.remove(&d.id).unwrap_or_default();
         let family = d.sync.family.or_else(|| Family::of_model(&d.ua_model));

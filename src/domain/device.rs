@@ -241,6 +241,23 @@ impl Device {
     pub fn is_associated(&self) -> bool {
         self.profile_id.is_some()
     }
+
+    /// The stored association as an input (secrets included): what an edit starts from.
+    pub fn input(&self) -> DeviceInput {
+        DeviceInput {
+            mac: self.mac.to_string(),
+            serial: self.serial.clone(),
+            vendor_model: self.vendor_model.clone(),
+            profile: self.profile_name.clone().unwrap_or_default(),
+            ext: self.ext.clone(),
+            line1: self
+                .lines
+                .iter()
+                .find(|l| l.line == 1)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -146,6 +146,37 @@ pub struct Row {
     pub awaiting: Vec<String>,
     /// Online or offline, with the evidence (`online`).
     pub online: Online,
+    /// Line 1's display name, else its label (empty when neither is set).
+    pub name: String,
+    /// Line 1's SIP user ID.
+    pub sip_user: String,
+    /// The name of its reference ID's person, if any.
+    pub person: String,
+}
+
+impl Row {
+    /// The text a search looks in, lowercased.
+    pub fn haystack(&self) -> String {
+        let mut h = String::with_capacity(128);
+        for part in [
+            self.mac.as_str(),
+            self.name.as_str(),
+            self.sip_user.as_str(),
+            self.person.as_str(),
+            self.profile.as_deref().unwrap_or(""),
+            self.model.as_str(),
+            self.firmware.as_str(),
+            self.site.as_deref().unwrap_or(""),
+        ] {
+            h.push_str(&part.to_lowercase());
+            h.push('\u{1f}');
+        }
+        for g in &self.groups {
+            h.push_str(&g.to_lowercase());
+            h.push('\u{1f}');
+        }
+        h
+    }
 }
 
 /// The polling period assumed for a device (`prov.polling.period`'s default, one day):
@@ -213,13 +244,186 @@ pub fn online(
     }
 }
 
-/// What to show.
+/// What to show, and in which order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
     pub state: Option<State>,
     pub flag: Option<Flag>,
     pub site: Option<String>,
     pub group: Option<String>,
+    /// Words every one of which a device must contain (case ignored) in its MAC (typed
+    /// with or without separators), serial, profile, model, firmware, site, groups, line
+    /// name or label, SIP user or the name of its reference ID's person.
+    pub search: Option<String>,
+    pub sort: Sort,
+    pub descending: bool,
+}
+
+impl Filter {
+    /// Whether a device's searchable text (`Row::haystack`) matches `search`.
+    pub fn matches_search(&self, haystack: &str) -> bool {
+        let Some(q) = self.search.as_deref() else {
+            return true;
+        };
+        q.split_whitespace().all(|word| {
+            let w = word.to_lowercase();
+            // A MAC typed with separators matches the stored bare form.
+            let bare = super::mac::Mac::parse_lenient(&w).map(|m| m.to_string());
+            haystack.contains(&w) || bare.is_some_and(|b| haystack.contains(&b))
+        })
+    }
+}
+
+/// The order of the device list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    #[default]
+    Mac,
+    Name,
+    State,
+    LastSeen,
+    LastSync,
+    Model,
+    Firmware,
+    Profile,
+    Site,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 9] = [
+        Sort::Mac,
+        Sort::Name,
+        Sort::State,
+        Sort::LastSeen,
+        Sort::LastSync,
+        Sort::Model,
+        Sort::Firmware,
+        Sort::Profile,
+        Sort::Site,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Mac => "mac",
+            Sort::Name => "name",
+            Sort::State => "state",
+            Sort::LastSeen => "last-seen",
+            Sort::LastSync => "last-sync",
+            Sort::Model => "model",
+            Sort::Firmware => "firmware",
+            Sort::Profile => "profile",
+            Sort::Site => "site",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Sort> {
+        Sort::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Sort::ALL.iter().map(|x| x.as_str()).collect();
+                Error::invalid("sort", format!("`{s}` is not one of {}", all.join(", ")))
+            })
+    }
+
+    /// The key a row sorts by (then by MAC). Times sort as numbers, never seen first;
+    /// versions component by component.
+    pub fn key(self, r: &Row) -> SortKey {
+        let text = |s: &str| SortKey::Text(s.to_lowercase());
+        match self {
+            Sort::Mac => SortKey::Text(String::new()),
+            Sort::Name => text(&r.name),
+            Sort::State => SortKey::Number(r.state as i64),
+            Sort::LastSeen => SortKey::Number(r.last_seen.unwrap_or(i64::MIN)),
+            Sort::LastSync => SortKey::Number(r.last_sync.unwrap_or(i64::MIN)),
+            Sort::Model => text(&r.model),
+            Sort::Firmware => SortKey::Version(r.firmware.clone()),
+            Sort::Profile => text(r.profile.as_deref().unwrap_or("")),
+            Sort::Site => text(r.site.as_deref().unwrap_or("")),
+        }
+    }
+}
+
+/// A row's sort key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortKey {
+    Text(String),
+    Number(i64),
+    Version(String),
+}
+
+impl Ord for SortKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (SortKey::Text(a), SortKey::Text(b)) => a.cmp(b),
+            (SortKey::Number(a), SortKey::Number(b)) => a.cmp(b),
+            (SortKey::Version(a), SortKey::Version(b)) => compare_versions(a, b),
+            // One sort has one kind of key; any order between kinds is consistent.
+            (a, b) => a.rank().cmp(&b.rank()),
+        }
+    }
+}
+
+impl PartialOrd for SortKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl SortKey {
+    fn rank(&self) -> u8 {
+        match self {
+            SortKey::Text(_) => 0,
+            SortKey::Number(_) => 1,
+            SortKey::Version(_) => 2,
+        }
+    }
+}
+
+/// Keeps the first `keep` rows of a stream in `sort` order (ties by MAC), never more than
+/// twice that in memory: the page of a sorted list is found in one pass over every device.
+#[derive(Debug)]
+pub struct TopRows {
+    sort: Sort,
+    descending: bool,
+    keep: usize,
+    rows: Vec<(SortKey, Row)>,
+}
+
+impl TopRows {
+    pub fn new(sort: Sort, descending: bool, keep: usize) -> TopRows {
+        TopRows {
+            sort,
+            descending,
+            keep,
+            rows: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, row: Row) {
+        if self.keep == 0 {
+            return;
+        }
+        self.rows.push((self.sort.key(&row), row));
+        if self.rows.len() >= self.keep.saturating_mul(2).max(64) {
+            self.settle();
+        }
+    }
+
+    fn settle(&mut self) {
+        let desc = self.descending;
+        self.rows.sort_by(|(ka, a), (kb, b)| {
+            let o = ka.cmp(kb).then_with(|| a.mac.cmp(&b.mac));
+            if desc { o.reverse() } else { o }
+        });
+        self.rows.truncate(self.keep);
+    }
+
+    /// The rows in order.
+    pub fn into_rows(mut self) -> Vec<Row> {
+        self.settle();
+        self.rows.into_iter().map(|(_, r)| r).collect()
+    }
 }
 
 /// Which matching rows to return: page `number` (from 1) of `size` rows.
@@ -260,6 +464,55 @@ pub struct Inventory {
     /// Associated devices online and offline (`online`), over every device.
     pub online: usize,
     pub offline: usize,
+}
+
+/// Rows as a CSV file for spreadsheets: one line per device with its state, flags, names,
+/// model, firmware, site, groups and times (UTC, RFC 3339; empty when never).
+pub fn to_csv(rows: &[Row]) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| Error::invalid("inventory", e.to_string());
+    w.write_record([
+        "mac",
+        "state",
+        "flags",
+        "name",
+        "sip_user",
+        "person",
+        "profile",
+        "model",
+        "firmware",
+        "site",
+        "groups",
+        "last_check_in",
+        "last_sync",
+        "online",
+    ])
+    .map_err(io)?;
+    let t = |v: Option<i64>| v.map(super::audit::iso_time).unwrap_or_default();
+    for r in rows {
+        let flags: Vec<&str> = r.flags.iter().map(|f| f.as_str()).collect();
+        w.write_record([
+            r.mac.as_str(),
+            r.state.as_str(),
+            &flags.join(" "),
+            &r.name,
+            &r.sip_user,
+            &r.person,
+            r.profile.as_deref().unwrap_or(""),
+            &r.model,
+            &r.firmware,
+            r.site.as_deref().unwrap_or(""),
+            &r.groups.join(" "),
+            &t(r.last_seen),
+            &t(r.last_sync),
+            if r.online.online { "online" } else { "offline" },
+        ])
+        .map_err(io)?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| Error::invalid("inventory", e.to_string()))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Compares firmware versions by their numbers (`5.9.7.47435` < `5.9.10`; `3.10.0_362035`).

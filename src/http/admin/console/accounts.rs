@@ -55,6 +55,8 @@ pub fn route(c: &Console, ctx: &Ctx, req: &Request, f: &Form, rest: &[&str]) -> 
         ("GET", ["autosync"]) => autosync::page(c, ctx, a, req),
         ("POST", ["readmit"]) => autosync::post_readmit(c, ctx, a, f),
         ("GET", ["inventory"]) => inventory::page(c, ctx, a, req),
+        ("GET", ["inventory.csv"]) => super::bulk::csv(c, a, req),
+        ("POST", ["inventory", "bulk"]) => super::bulk::post(c, ctx, a, f),
         ("GET", ["transfer"]) => transfer::page(ctx, a),
         (_, ["enrolment", rest @ ..]) => super::enrolment::route(c, ctx, a, req, f, rest),
         ("POST", ["export"]) => transfer::post_export(c, ctx, a, f),

@@ -17,7 +17,7 @@ use super::{Console, Ctx, html_page, percent_encode};
 use crate::db::policies as pq;
 use crate::domain::account::Account;
 use crate::domain::autosync::SyncState;
-use crate::domain::inventory::{Filter, Flag, Page, Row, State};
+use crate::domain::inventory::{Filter, Flag, Page, Row, Sort, State};
 use crate::error::{Error, FieldError, Result};
 use crate::http::admin::views::widgets::badge;
 use crate::http::admin::views::{self, when};
@@ -33,14 +33,58 @@ pub fn default_inventory(ctx: &Ctx, req: &Request) -> Result<Response> {
     )))
 }
 
-/// The filter of a query string (`state`, `flag`, `site`, `group`; empty means any).
+/// The filter of a query string (`state`, `flag`, `site`, `group`, `q` words to search
+/// for; empty means any) and its order (`sort`, `dir=desc`). Every bad value is named at
+/// once.
 pub fn filter_of(req: &Request) -> Result<Filter> {
-    let get = |k: &str| req.get_param(k).filter(|v| !v.is_empty());
+    filter_from(&|k| req.get_param(k))
+}
+
+/// `filter_of` from any source of fields (a query string, a posted form).
+pub fn filter_from(param: &dyn Fn(&str) -> Option<String>) -> Result<Filter> {
+    let get = |k: &str| param(k).filter(|v| !v.trim().is_empty());
+    let mut problems = Vec::new();
+    fn named<T>(r: Result<Option<T>>, problems: &mut Vec<FieldError>) -> Option<T> {
+        match r {
+            Ok(v) => v,
+            Err(Error::Invalid(p)) => {
+                problems.extend(p);
+                None
+            }
+            Err(_) => None,
+        }
+    }
+    let state = named(
+        get("state").map(|s| State::parse(&s)).transpose(),
+        &mut problems,
+    );
+    let flag = named(
+        get("flag").map(|s| Flag::parse(&s)).transpose(),
+        &mut problems,
+    );
+    let sort = named(
+        get("sort").map(|s| Sort::parse(&s)).transpose(),
+        &mut problems,
+    );
+    let descending = match get("dir").as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            problems.push(FieldError::new("dir", "must be asc or desc"));
+            false
+        }
+    };
+    if !problems.is_empty() {
+        return Err(Error::Invalid(problems));
+    }
     Ok(Filter {
-        state: get("state").map(|s| State::parse(&s)).transpose()?,
-        flag: get("flag").map(|s| Flag::parse(&s)).transpose()?,
+        state,
+        flag,
         site: get("site"),
         group: get("group"),
+        search: get("q").map(|q| q.trim().to_string()),
+        sort: sort.unwrap_or_default(),
+        descending,
     })
 }
 
@@ -89,7 +133,88 @@ fn filter_query(f: &Filter) -> String {
     if let Some(g) = &f.group {
         parts.push(format!("group={}", percent_encode(g)));
     }
+    if let Some(q) = &f.search {
+        parts.push(format!("q={}", percent_encode(q)));
+    }
+    if f.sort != Sort::Mac {
+        parts.push(format!("sort={}", f.sort.as_str()));
+    }
+    if f.descending {
+        parts.push("dir=desc".into());
+    }
     parts.join("&")
+}
+
+/// A column heading that sorts by it (server-side, over every matching device), flipping
+/// the direction when it is already the order.
+fn heading(a: &Account, f: &Filter, key: Sort, label: &str) -> Markup {
+    let active = f.sort == key;
+    let desc = active && !f.descending;
+    let mut g = f.clone();
+    g.sort = key;
+    g.descending = desc;
+    let arrow = match (active, f.descending) {
+        (false, _) => "",
+        (true, false) => " ▲",
+        (true, true) => " ▼",
+    };
+    html! {
+        th aria-sort=(match (active, f.descending) { (false, _) => "none", (true, false) => "ascending", (true, true) => "descending" }) {
+            a href=(format!("/accounts/{}/inventory?{}", a.slug, filter_query(&g))) { (label) (arrow) }
+        }
+    }
+}
+
+/// What a selection can be given: the account's sites, groups and profiles.
+pub struct BulkChoices {
+    pub sites: Vec<String>,
+    pub groups: Vec<String>,
+    pub profiles: Vec<String>,
+}
+
+/// The bar above the list: what to do with the ticked devices, or with every device the
+/// filter matches (the filter travels as hidden fields, with the count the admin saw).
+fn bulk_bar(a: &Account, f: &Filter, matched: usize, c: &BulkChoices) -> Markup {
+    let _ = a;
+    html! {
+        fieldset.bulk {
+            legend { "With the selected devices" }
+            label.check { input type="radio" name="scope" value="selected" checked; " the ticked devices" }
+            label.check { input type="radio" name="scope" value="all"; " all " (matched) " matching this filter" }
+            @if let Some(s) = f.state { input type="hidden" name="state" value=(s.as_str()); }
+            @if let Some(fl) = f.flag { input type="hidden" name="flag" value=(fl.as_str()); }
+            @if let Some(s) = &f.site { input type="hidden" name="site" value=(s); }
+            @if let Some(g) = &f.group { input type="hidden" name="group" value=(g); }
+            @if let Some(q) = &f.search { input type="hidden" name="q" value=(q); }
+            input type="hidden" name="expected" value=(matched);
+            div.grid {
+                div.field {
+                    label for="bulk-action" { "Action" }
+                    select #bulk-action name="action" {
+                        option value="site" { "Move to site…" }
+                        option value="group-add" { "Add to group…" }
+                        option value="group-remove" { "Remove from group…" }
+                        option value="profile" { "Change profile to…" }
+                        option value="readmit" { "Re-admit (Auto-Sync)" }
+                        option value="apply-now" { "Apply now (SIP check-sync)" }
+                        option value="export" { "Export as CSV" }
+                        option value="delete" { "Delete" }
+                    }
+                }
+                div.field {
+                    label for="bulk-value" { "Site, group or profile" }
+                    select #bulk-value name="value" {
+                        option value="" { "--" }
+                        @if !c.sites.is_empty() { optgroup label="Sites" { @for n in &c.sites { option value=(format!("site:{n}")) { (n) } } option value="site:" { "(no site)" } } }
+                        @if !c.groups.is_empty() { optgroup label="Groups" { @for n in &c.groups { option value=(format!("group:{n}")) { (n) } } } }
+                        @if !c.profiles.is_empty() { optgroup label="Profiles" { @for n in &c.profiles { option value=(format!("profile:{n}")) { (n) } } } }
+                    }
+                }
+                div.field.buttons { button type="submit" { "Continue…" } }
+            }
+            p.hint { "You see the count and what happens to each phone before anything changes." }
+        }
+    }
 }
 
 fn link(a: &Account, key: &str, value: &str) -> String {
@@ -121,6 +246,14 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
     let sites = pq::list_sites(&conn, a.id.0)?;
     let groups = pq::list_groups(&conn, a.id.0)?;
     let filtered = filter != Filter::default();
+    let bulk_choices = BulkChoices {
+        sites: sites.iter().map(|s| s.name.clone()).collect(),
+        groups: groups.iter().map(|g| g.name.clone()).collect(),
+        profiles: crate::db::profiles::list_profiles(&conn, a.id.0)?
+            .into_iter()
+            .map(|p| p.name)
+            .collect(),
+    };
     let state = filter.state.map(State::as_str).unwrap_or("");
     let flag = filter.flag.map(Flag::as_str).unwrap_or("");
     let site = filter.site.as_deref().unwrap_or("");
@@ -153,49 +286,73 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
             figure { (PreEscaped(checkins.daily_svg())) }
         }
         form.filters method="get" action=(format!("/accounts/{}/inventory", a.slug)) {
+            div.field.search {
+                label for="q" { "Search" }
+                input #q type="search" name="q" value=(filter.search.as_deref().unwrap_or("")) placeholder="MAC, name, SIP user, serial, model, site…";
+            }
             (views::select("State", "state", &[("", "any state"), ("staged", "staged"), ("provisioned-active", "provisioned-active"), ("provisioned", "provisioned"), ("unassociated", "unassociated")], state))
             (views::select("Flag", "flag", &std::iter::once(("", "any flag")).chain(Flag::ALL.iter().map(|f| (f.as_str(), f.label()))).collect::<Vec<_>>(), flag))
             (views::select("Site", "site", &std::iter::once(("", "any site")).chain(sites.iter().map(|s| (s.name.as_str(), s.name.as_str()))).collect::<Vec<_>>(), site))
             (views::select("Group", "group", &std::iter::once(("", "any group")).chain(groups.iter().map(|g| (g.name.as_str(), g.name.as_str()))).collect::<Vec<_>>(), group))
+            @if filter.sort != Sort::Mac { input type="hidden" name="sort" value=(filter.sort.as_str()); }
+            @if filter.descending { input type="hidden" name="dir" value="desc"; }
             div.field.buttons {
                 button type="submit" { "Filter" }
                 @if filtered { a href=(format!("/accounts/{}/inventory", a.slug)) { "Clear" } }
             }
         }
         @let first = (page.number - 1) * page.size + 1;
+        @let query = filter_query(&filter);
         p.muted.shown {
             @match inv.rows.len() { 0 => { "Showing 0" } 1 => { "Showing " (first) } n => { "Showing " (first) "–" (first + n - 1) } }
-            " of " (inv.matched) " matching · " (inv.total) " devices."
+            " of " (inv.matched) " matching · " (inv.total) " devices · "
+            a href=(format!("/accounts/{}/inventory.csv?{query}", a.slug)) { "Download the " (inv.matched) " as CSV" }
         }
-        @let query = filter_query(&filter);
         @let base = if query.is_empty() { format!("/accounts/{}/inventory?per_page={}", a.slug, page.size) } else { format!("/accounts/{}/inventory?{query}&per_page={}", a.slug, page.size) };
         @if inv.matched > page.size { (views::pager(&base, page.number, page.size, inv.matched, false)) }
         @if inv.rows.is_empty() { p.muted { "No device matches." } } @else {
-            table.list.inventory {
-                thead { tr {
-                    th { "MAC" } th { "State" } th { "Flags" } th { "Last provisioning sync" } th { "Last seen" } th { "Online" }
-                    th { "Model / firmware" } th { "Site" } th { "Groups" } th { "Credentials" } th { "Settings" }
-                } }
-                tbody {
-                    @for r in &inv.rows {
-                        tr.device {
-                            td { a href=(format!("/devices/{}", r.mac)) { code { (r.mac) } } }
-                            td { (badge(&format!("state {}", r.state.as_str()), r.state.as_str())) }
-                            td { @for f in &r.flags { (badge("warn", f.as_str())) " " } }
-                            td { (when(r.last_sync)) }
-                            td { (when(r.last_seen)) @if !r.protocol.is_empty() { " " span.muted { "(" (r.protocol) ")" } } }
-                            td { (badge(if r.online.online { "ok" } else { "muted" }, if r.online.online { "online" } else { "offline" })) br; span.muted { (r.online.evidence) } }
-                            td {
-                                (dash(&r.model)) br;
-                                span.muted { (dash(&r.firmware)) }
-                                @if let (Some(want), true) = (&r.profile_firmware, r.flags.contains(&Flag::FirmwareBehind)) { span.muted { " → " (want) } }
+            form #bulk method="post" action=(format!("/accounts/{}/inventory/bulk", a.slug)) {
+                (views::csrf_field(&ctx.csrf))
+                (bulk_bar(a, &filter, inv.matched, &bulk_choices))
+                div.table-scroll {
+                table.list.inventory {
+                    thead { tr {
+                        th { span.sr-only { "Select" } }
+                        (heading(a, &filter, Sort::Mac, "MAC")) (heading(a, &filter, Sort::Name, "Name")) (heading(a, &filter, Sort::State, "State")) th { "Flags" }
+                        (heading(a, &filter, Sort::LastSeen, "Last check-in")) (heading(a, &filter, Sort::LastSync, "Last provisioning sync")) th { "Online" }
+                        (heading(a, &filter, Sort::Model, "Model / firmware")) (heading(a, &filter, Sort::Site, "Site")) th { "Groups" } th { "Credentials" } (heading(a, &filter, Sort::Profile, "Profile"))
+                    } }
+                    tbody {
+                        @for r in &inv.rows {
+                            tr.device {
+                                td { input type="checkbox" name="mac" value=(r.mac) aria-label=(format!("Select {}", r.mac)); }
+                                td { a href=(format!("/devices/{}", r.mac)) { code { (r.mac) } } }
+                                td {
+                                    (dash(&r.name))
+                                    @if !r.sip_user.is_empty() { br; span.muted { "SIP " (r.sip_user) } }
+                                    @if !r.person.is_empty() { br; span.muted { (r.person) } }
+                                }
+                                td { (badge(&format!("state {}", r.state.as_str()), r.state.as_str())) }
+                                td { @for f in &r.flags { (badge("warn", f.as_str())) " " } }
+                                td { (when(r.last_seen)) @if !r.protocol.is_empty() { " " span.muted { "(" (r.protocol) ")" } } }
+                                td { (when(r.last_sync)) }
+                                td { (badge(if r.online.online { "ok" } else { "muted" }, if r.online.online { "online" } else { "offline" })) br; span.muted { (r.online.evidence) } }
+                                td {
+                                    (dash(&r.model)) br;
+                                    span.muted { (dash(&r.firmware)) }
+                                    @if let (Some(want), true) = (&r.profile_firmware, r.flags.contains(&Flag::FirmwareBehind) || r.flags.contains(&Flag::DowngradePending)) { span.muted { " → " (want) } }
+                                }
+                                td { (r.site.as_deref().unwrap_or("--")) }
+                                td { (if r.groups.is_empty() { "--".to_string() } else { r.groups.join(", ") }) }
+                                td { (credentials(r)) }
+                                td {
+                                    (r.profile.as_deref().unwrap_or("--"))
+                                    @if r.profile.is_some() { br; a href=(format!("/devices/{}/settings", r.mac)) { "effective settings" } }
+                                }
                             }
-                            td { (r.site.as_deref().unwrap_or("--")) }
-                            td { (if r.groups.is_empty() { "--".to_string() } else { r.groups.join(", ") }) }
-                            td { (credentials(r)) }
-                            td { @if r.profile.is_some() { a href=(format!("/devices/{}/settings", r.mac)) { "effective" } } }
                         }
                     }
+                }
                 }
             }
         }

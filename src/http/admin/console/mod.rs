@@ -16,6 +16,7 @@ pub mod applynow;
 mod assoc;
 pub mod audit;
 mod autosync;
+mod bulk;
 pub mod devices;
 mod devicevals;
 pub mod diagnostics;

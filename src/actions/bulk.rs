@@ -1,0 +1,261 @@
+//! Actions on many devices at once — a ticked selection or every device a filter matches —
+//! shared by the console's device list, the API and the CLI: move to a site, add to or
+//! remove from a group, change profile, re-admit, delete. (Apply-now and export have their
+//! own actions, `actions::sip` and `actions::inventory`, and take the same selections.)
+//!
+//! Invariants (tested by `tests/it/bulk.rs`):
+//! - nothing changes before the admin has seen the count: the console and the API show
+//!   `preview` first, and `run` refuses (`NeedsConfirmation`) when `expected` differs from
+//!   the selection's size now — a filter's matches may have changed since;
+//! - a bulk action is all or nothing: one transaction, and a device that cannot take it
+//!   (another account's MAC, an unassociated device for a profile change) fails the whole
+//!   action with that MAC named, leaving every device as it was;
+//! - phones the action would strand (deleted, or sent to another provisioning server) are
+//!   counted and named with why, and need `confirm`, as for one device (I5);
+//! - each device's change is audited as the single-device action audits it;
+//! - the permission is the single-device action's, checked here for every caller.
+
+use rusqlite::Connection;
+
+use super::accounts::{self, Readmission};
+use super::{Actor, Impact};
+use crate::db;
+use crate::domain::mac::Mac;
+use crate::domain::users::Action;
+use crate::error::{Error, Result};
+
+/// What to do with the selected devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bulk {
+    /// Set the site (`None`: no site).
+    SetSite(Option<String>),
+    AddToGroup(String),
+    RemoveFromGroup(String),
+    SetProfile(String),
+    Readmit,
+    Delete,
+}
+
+impl Bulk {
+    /// Parses an action name and its value (`site`, `group-add`, `group-remove`,
+    /// `profile`, `readmit`, `delete`); the error names the field.
+    pub fn parse(action: &str, value: &str) -> Result<Bulk> {
+        let value = value.trim();
+        let need = |what: &str| -> Result<String> {
+            if value.is_empty() {
+                Err(Error::invalid("value", format!("choose the {what}")))
+            } else {
+                Ok(value.to_string())
+            }
+        };
+        Ok(match action {
+            "site" => Bulk::SetSite(Some(value).filter(|v| !v.is_empty()).map(String::from)),
+            "group-add" => Bulk::AddToGroup(need("group")?),
+            "group-remove" => Bulk::RemoveFromGroup(need("group")?),
+            "profile" => Bulk::SetProfile(need("profile")?),
+            "readmit" => Bulk::Readmit,
+            "delete" => Bulk::Delete,
+            other => {
+                return Err(Error::invalid(
+                    "action",
+                    format!(
+                        "`{other}` is not one of site, group-add, group-remove, profile, readmit, delete"
+                    ),
+                ));
+            }
+        })
+    }
+
+    /// What it does, in words, for `n` devices ("Move 12 devices to site hq").
+    pub fn describe(&self, n: usize) -> String {
+        let devices = if n == 1 {
+            "1 device".to_string()
+        } else {
+            format!("{n} devices")
+        };
+        match self {
+            Bulk::SetSite(Some(s)) => format!("Move {devices} to site {s}"),
+            Bulk::SetSite(None) => format!("Take {devices} out of their site"),
+            Bulk::AddToGroup(g) => format!("Add {devices} to group {g}"),
+            Bulk::RemoveFromGroup(g) => format!("Remove {devices} from group {g}"),
+            Bulk::SetProfile(p) => format!("Give {devices} the profile {p}"),
+            Bulk::Readmit => format!("Re-admit {devices}"),
+            Bulk::Delete => format!("Delete {devices}"),
+        }
+    }
+
+    /// The permission of the single-device action.
+    pub fn permission(&self) -> Action {
+        match self {
+            Bulk::SetSite(_) | Bulk::AddToGroup(_) | Bulk::RemoveFromGroup(_) => {
+                Action::ManagePolicies
+            }
+            Bulk::SetProfile(_) | Bulk::Delete => Action::Associate,
+            Bulk::Readmit => Action::ManageAccounts,
+        }
+    }
+}
+
+/// What an action would do: the count, and the phones it would strand, each with why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Preview {
+    pub description: String,
+    pub count: usize,
+    pub impact: Impact,
+}
+
+/// The devices of the actor's account a selection names, checked: a MAC of no device of
+/// the account is an error naming it.
+fn own(conn: &Connection, actor: &Actor<'_>, macs: &[Mac]) -> Result<()> {
+    for mac in macs {
+        let ok = db::devices::find_device_by_mac(conn, mac)?
+            .is_some_and(|d| d.account_id == actor.account.id.0);
+        if !ok {
+            return Err(Error::not_found(format!(
+                "device {mac} in account `{}`",
+                actor.account.slug
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The count and the phones `bulk` would strand, without changing anything.
+pub fn preview(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    bulk: &Bulk,
+    macs: &[Mac],
+) -> Result<Preview> {
+    actor.user.require(bulk.permission())?;
+    own(conn, actor, macs)?;
+    let impact = match bulk {
+        Bulk::Delete => {
+            let mut phones = Vec::new();
+            for mac in macs {
+                phones.extend(
+                    super::associations::impact_delete(conn, actor, mac)?
+                        .phones
+                        .into_iter()
+                        .map(|p| (p.mac, p.reason)),
+                );
+            }
+            Impact::of(phones)
+        }
+        // Judged on the result: applied in a transaction that is always rolled back.
+        Bulk::SetProfile(p) => {
+            let tx = conn.transaction()?;
+            let moved = set_profile(&tx, actor, p, macs)?;
+            tx.rollback()?;
+            Impact::of(moved)
+        }
+        _ => Impact::default(),
+    };
+    Ok(Preview {
+        description: bulk.describe(macs.len()),
+        count: macs.len(),
+        impact,
+    })
+}
+
+fn set_profile(
+    tx: &Connection,
+    actor: &Actor<'_>,
+    profile: &str,
+    macs: &[Mac],
+) -> Result<Vec<(String, String)>> {
+    let mut moved = Vec::new();
+    for mac in macs {
+        let d = super::associations::device(tx, actor, mac)?;
+        if !d.is_associated() {
+            return Err(Error::Conflict(format!(
+                "device {mac} is not associated; associate it first"
+            )));
+        }
+        let mut input = d.input();
+        input.profile = profile.to_string();
+        match super::associations::modify_in(tx, actor, mac, &input) {
+            Ok(m) => moved.extend(m),
+            // The profile is the same for every device: say it once, by its field.
+            Err(Error::Invalid(p)) => {
+                let text: Vec<String> = p
+                    .iter()
+                    .map(|f| format!("{}: {}", f.field, f.message))
+                    .collect();
+                return Err(Error::invalid(
+                    "value",
+                    format!("device {mac}: {}", text.join("; ")),
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(moved)
+}
+
+/// Applies `bulk` to every device of `macs`, all or nothing. `expected` is the count the
+/// admin was shown: a different count now refuses, naming both. Phones the action strands
+/// need `confirm`. Returns how many devices changed.
+pub fn run(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    bulk: &Bulk,
+    macs: &[Mac],
+    expected: usize,
+    confirm: bool,
+) -> Result<usize> {
+    actor.user.require(bulk.permission())?;
+    if macs.len() != expected {
+        return Err(Error::Conflict(format!(
+            "the selection changed: it holds {} device(s) now, not the {expected} shown; \
+             nothing was changed — look again and confirm",
+            macs.len()
+        )));
+    }
+    if macs.is_empty() {
+        return Err(Error::invalid("mac", "tick at least one device"));
+    }
+    let account = actor.account;
+    match bulk {
+        Bulk::SetSite(site) => {
+            own(conn, actor, macs)?;
+            super::policy::assign_site(conn, &actor.who, account, site.as_deref(), macs)?;
+            Ok(macs.len())
+        }
+        Bulk::AddToGroup(g) | Bulk::RemoveFromGroup(g) => {
+            let add = matches!(bulk, Bulk::AddToGroup(_));
+            super::policy::set_membership(conn, &actor.who, account, g, macs, add)
+        }
+        Bulk::Readmit => {
+            own(conn, actor, macs)?;
+            Ok(accounts::readmit(
+                conn,
+                &actor.who,
+                account,
+                &Readmission::Devices(macs.to_vec()),
+            )?
+            .len())
+        }
+        Bulk::SetProfile(p) => db::write_tx(conn, |tx| {
+            let moved = set_profile(tx, actor, p, macs)?;
+            Impact::of(moved).require(confirm, "moving devices to another server")?;
+            Ok(macs.len())
+        }),
+        Bulk::Delete => db::write_tx(conn, |tx| {
+            let mut phones = Vec::new();
+            for mac in macs {
+                phones.extend(
+                    super::associations::impact_delete(tx, actor, mac)?
+                        .phones
+                        .into_iter()
+                        .map(|p| (p.mac, p.reason)),
+                );
+            }
+            Impact::of(phones).require(confirm, "deleting the devices")?;
+            for mac in macs {
+                super::associations::delete_in(tx, actor, mac)?;
+            }
+            Ok(macs.len())
+        }),
+    }
+}
