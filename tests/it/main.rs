@@ -6,6 +6,7 @@ mod accounts;
 mod admission;
 mod api;
 mod assets;
+mod audit_pages;
 mod autosync;
 mod bad_input;
 mod boot;
