@@ -68,7 +68,18 @@ pub fn list_entries(conn: &Connection, account_id: Option<i64>, limit: u32) -> R
 
 /// The newest `limit` entries a filter selects, newest first (the downloads).
 pub fn list_filtered(conn: &Connection, filter: &Filter, limit: u32) -> Result<Vec<Entry>> {
-    select(conn, filter, None, limit)
+    let many = ranged(filter) && count(conn, filter, None)? > MANY;
+    select(conn, filter, None, limit, many)
+}
+
+/// Above this many selected entries, a page is read walking the ids rather than through
+/// the actor or time index: the matches are dense enough that the walk stops soon, while
+/// the index would hand over every match to be sorted by id first.
+const MANY: u64 = 10_000;
+
+/// Whether a filter has a range (actor prefix, days) an index could serve out of id order.
+fn ranged(filter: &Filter) -> bool {
+    filter.who.is_some() || filter.from.is_some() || filter.until.is_some()
 }
 
 /// Where a page starts: the newest entries, those older than an entry, or those newer.
@@ -95,8 +106,14 @@ pub struct Page {
 
 /// A page of at most `per` entries from `cursor`.
 pub fn page(conn: &Connection, filter: &Filter, cursor: Cursor, per: u32) -> Result<Page> {
-    let entries = select(conn, filter, Some(cursor), per)?;
     let total = count(conn, filter, None)?;
+    let entries = select(
+        conn,
+        filter,
+        Some(cursor),
+        per,
+        ranged(filter) && total > MANY,
+    )?;
     let newer = match (entries.first(), cursor) {
         (Some(e), _) => count(conn, filter, Some(e.id))?,
         (None, Cursor::Newest | Cursor::After(_)) => 0,
@@ -128,8 +145,9 @@ pub fn list_actions(conn: &Connection) -> Result<Vec<String>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
-/// The conditions of a filter as SQL with its parameters.
-fn conditions(filter: &Filter) -> (Vec<&'static str>, Vec<rusqlite::types::Value>) {
+/// The conditions of a filter as SQL with its parameters; `by_id`: the actor and time
+/// conditions written so that no index serves them (`+column`), for a walk in id order.
+fn conditions(filter: &Filter, by_id: bool) -> (Vec<&'static str>, Vec<rusqlite::types::Value>) {
     use rusqlite::types::Value as V;
     let mut sql = Vec::new();
     let mut args = Vec::new();
@@ -140,7 +158,11 @@ fn conditions(filter: &Filter) -> (Vec<&'static str>, Vec<rusqlite::types::Value
     if let Some(w) = &filter.who {
         // A prefix as a range, so the actor index serves it (`LIKE` would not: it folds
         // case and treats `%` and `_` as wildcards). U+10FFFF sorts after every character.
-        sql.push("actor >= ? AND actor < ?");
+        sql.push(if by_id {
+            "+actor >= ? AND +actor < ?"
+        } else {
+            "actor >= ? AND actor < ?"
+        });
         args.push(V::Text(w.clone()));
         args.push(V::Text(format!("{w}\u{10FFFF}")));
     }
@@ -153,11 +175,11 @@ fn conditions(filter: &Filter) -> (Vec<&'static str>, Vec<rusqlite::types::Value
         args.push(V::Text(t.clone()));
     }
     if let Some(f) = filter.from {
-        sql.push("ts >= ?");
+        sql.push(if by_id { "+ts >= ?" } else { "ts >= ?" });
         args.push(V::Integer(f));
     }
     if let Some(u) = filter.until {
-        sql.push("ts < ?");
+        sql.push(if by_id { "+ts < ?" } else { "ts < ?" });
         args.push(V::Integer(u));
     }
     (sql, args)
@@ -165,7 +187,7 @@ fn conditions(filter: &Filter) -> (Vec<&'static str>, Vec<rusqlite::types::Value
 
 /// How many entries a filter selects, or how many of them are newer than entry `above`.
 fn count(conn: &Connection, filter: &Filter, above: Option<i64>) -> Result<u64> {
-    let (mut sql, mut args) = conditions(filter);
+    let (mut sql, mut args) = conditions(filter, false);
     if let Some(id) = above {
         sql.push("id > ?");
         args.push(rusqlite::types::Value::Integer(id));
@@ -185,14 +207,16 @@ fn where_of(sql: &[&str]) -> String {
     }
 }
 
-/// At most `limit` entries a filter selects from a cursor, newest first.
+/// At most `limit` entries a filter selects from a cursor, newest first; `by_id`: walking
+/// the ids (see `MANY`).
 fn select(
     conn: &Connection,
     filter: &Filter,
     cursor: Option<Cursor>,
     limit: u32,
+    by_id: bool,
 ) -> Result<Vec<Entry>> {
-    let (mut sql, mut args) = conditions(filter);
+    let (mut sql, mut args) = conditions(filter, by_id);
     let mut ascending = false;
     match cursor {
         None | Some(Cursor::Newest) => {}
@@ -393,6 +417,23 @@ mod tests {
         let rows = list_filtered(&conn, &who("bob"), 10_000).expect("list");
         assert_eq!(rows.len(), 40);
         assert!(rows.iter().all(|e| e.actor == "bob"));
+        // Walking the ids (a filter selecting many entries) gives what the indexes give.
+        let days = Filter {
+            from: Some(86_400),
+            until: Some(2 * 86_400),
+            ..who("alice")
+        };
+        for f in [who("bob"), days] {
+            let ids = |by_id| {
+                select(&conn, &f, Some(Cursor::Before(100)), 10, by_id)
+                    .expect("select")
+                    .iter()
+                    .map(|e| e.id)
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(true), ids(false), "{f:?}");
+            assert_eq!(ids(true).len(), 10, "{f:?}");
+        }
         assert_eq!(
             list_actions(&conn).expect("kinds"),
             vec!["device.modify", "site.add"]
