@@ -279,7 +279,11 @@ fn confirm_page(
                 form.confirm method="post" action=(action) {
                     (csrf_field(&ctx.csrf))
                     input type="hidden" name="confirm" value="yes";
-                    button.danger type="submit" { (button) } " " a href=(back) { "Cancel" }
+                    div.actions {
+                        button.danger type="submit" { (button) }
+                        " "
+                        a.button.secondary href=(back) { "Cancel" }
+                    }
                 }
             }
         },
