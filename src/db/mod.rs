@@ -98,6 +98,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0019_job_runner",
         include_str!("migrations/0019_job_runner.sql"),
     ),
+    (
+        "0021_audit_paging",
+        include_str!("migrations/0021_audit_paging.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -4,13 +4,17 @@
 //! transaction as the change, so an entry exists exactly when the change does. Values pass
 //! through `mask` first: a secret never reaches the log in clear, whether it is a field
 //! named like a password or a policy whose parameter is secret (`params::is_secret`).
-//! This module does not decide what an action is; the actions describe themselves.
+//! This module does not decide what an action is; the actions describe themselves. What
+//! reading the log needs (its filter, entries in words) is in `read.rs`.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use super::polycom::params;
 use crate::error::Result;
+
+mod read;
+pub use read::*;
 
 /// What shows in place of a secret.
 pub const MASK: &str = "********";

@@ -342,7 +342,10 @@ fn policies_reach_the_effective_settings_page_and_the_inventory_filters_in_a_bro
         b.shot("export-import").await;
         b.click_link("Audit Log").await;
         let text = b.text().await;
-        assert!(text.contains("policy.set") && text.contains("group.add-member"), "{text}");
+        assert!(
+            text.contains("Policy set") && text.contains("Device added to a group"),
+            "{text}"
+        );
         assert!(!text.contains("Sip-Secret-42") && text.contains("********"), "{text}");
         b.shot("audit-log").await;
         b.close().await;

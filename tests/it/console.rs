@@ -469,11 +469,14 @@ fn every_console_form_does_what_it_says() {
     );
     assert!(r.text().contains("One-time password"), "{}", r.text());
     assert!(
-        s.post("/users/kim/reset", &[])
+        s.post("/users/kim/reset", &[("confirm", "yes")])
             .text()
             .contains("One-time password")
     );
-    assert_eq!(s.post("/users/kim/delete", &[]).status, 303);
+    assert_eq!(
+        s.post("/users/kim/delete", &[("confirm", "yes")]).status,
+        303
+    );
     let r = s.post("/tokens", &[("name", "script")]);
     let token = r
         .text()
@@ -494,7 +497,11 @@ fn every_console_form_does_what_it_says() {
         .and_then(|t| t.split('/').next())
         .expect("token id")
         .to_string();
-    assert_eq!(s.post(&format!("/tokens/{id}/delete"), &[]).status, 303);
+    assert_eq!(
+        s.post(&format!("/tokens/{id}/delete"), &[("confirm", "yes")])
+            .status,
+        303
+    );
     assert_eq!(
         api(&server, "GET", "/profiles", Some(&token), "").status,
         401,

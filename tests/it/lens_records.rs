@@ -346,7 +346,10 @@ fn console_changes_are_audited_with_secrets_masked() {
         .status,
         200
     );
-    assert_eq!(s.post("/users/kim/reset", &[]).status, 200);
+    assert_eq!(
+        s.post("/users/kim/reset", &[("confirm", "yes")]).status,
+        200
+    );
     let tokens = s.post("/tokens", &[("name", "ci-script")]);
     let token = tokens
         .text()
@@ -356,8 +359,15 @@ fn console_changes_are_audited_with_secrets_masked() {
         .expect("token")
         .to_string();
     let id = server_token_id(&s);
-    assert_eq!(s.post(&format!("/tokens/{id}/delete"), &[]).status, 303);
-    assert_eq!(s.post("/users/kim/delete", &[]).status, 303);
+    assert_eq!(
+        s.post(&format!("/tokens/{id}/delete"), &[("confirm", "yes")])
+            .status,
+        303
+    );
+    assert_eq!(
+        s.post("/users/kim/delete", &[("confirm", "yes")]).status,
+        303
+    );
     // Profiles, reference IDs and associations.
     assert_eq!(
         s.post(
@@ -511,10 +521,10 @@ fn console_changes_are_audited_with_secrets_masked() {
     );
 }
 
-/// The id of the newest API token, from the tokens page's revoke form.
+/// The id of the newest API token, from the tokens page's revoke link.
 fn server_token_id(s: &Session) -> String {
     let page = s.get("/tokens").text();
-    page.split("action=\"/tokens/")
+    page.split("href=\"/tokens/")
         .last()
         .and_then(|r| r.split('/').next())
         .expect("a token row")

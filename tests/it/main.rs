@@ -7,6 +7,7 @@ mod admin_inputs;
 mod admission;
 mod api;
 mod assets;
+mod audit_pages;
 mod autosync;
 mod bad_input;
 mod boot;

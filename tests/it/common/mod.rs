@@ -148,7 +148,10 @@ pub struct ZServer {
 
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
-pub const UNDO_AFTER_0011: &str = "ALTER TABLE import_jobs DROP COLUMN runner;
+pub const UNDO_AFTER_0011: &str = "DROP INDEX audit_log_action;
+     DROP INDEX audit_log_actor;
+     DROP INDEX audit_log_account;
+     ALTER TABLE import_jobs DROP COLUMN runner;
      ALTER TABLE accounts DROP COLUMN ftp_factory_login;
      DROP TABLE user_accounts;
      ALTER TABLE users DROP COLUMN current_account_id;

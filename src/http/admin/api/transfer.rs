@@ -119,7 +119,8 @@ pub fn installation(
     }
 }
 
-/// `GET /audit?account=<slug>&limit=<n>&format=json|csv`.
+/// `GET /audit?account=<slug>&limit=<n>&format=json|csv`, filtered as the console page is
+/// (`who`, `what`, `target`, `from`, `to`).
 pub fn audit_log(api: &Api, req: &Request, actor: &Actor<'_>) -> Result<Response> {
     if req.method() != "GET" {
         return Ok(error_response(&Error::MethodNotAllowed(

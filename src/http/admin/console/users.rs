@@ -1,6 +1,10 @@
 //! Users and API tokens pages: the password page (forced after a one-time password), the
 //! admin's user list (create, reset password, delete), and API tokens, shown once when
 //! created and revocable at any time.
+//!
+//! Resetting a password, deleting a user and revoking a token each ask first: the list
+//! links to a page saying what will happen, whose form posts `confirm=yes`; a POST without
+//! it shows that page again and changes nothing.
 
 use maud::{Markup, html};
 use rouille::{Request, Response};
@@ -8,6 +12,7 @@ use rouille::{Request, Response};
 use super::{Console, Ctx, Form, done, html_page, notice_of, percent_encode};
 use crate::actions::signin;
 use crate::db::users as q;
+use crate::db::users::TokenRow;
 use crate::domain::audit::Actor;
 use crate::domain::users::{Action, Role};
 use crate::error::{Error, FieldError, Result};
@@ -122,12 +127,20 @@ pub fn set_accounts(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Resp
     Ok(done("/users", "user-accounts"))
 }
 
+/// A one-time password to show once, with why it exists.
+enum OneTime<'a> {
+    /// A new user `name`, with their password.
+    Created(&'a str, &'a str),
+    /// `name`'s password was reset to this one.
+    Reset(&'a str, &'a str),
+}
+
 fn users_page(
     ctx: &Ctx,
     users: &[UserRow],
     problems: &[FieldError],
     notice: Option<&str>,
-    created: Option<(&str, &str)>,
+    shown: Option<OneTime<'_>>,
 ) -> Markup {
     views::page(
         "Users",
@@ -135,8 +148,14 @@ fn users_page(
         html! {
             h1 { "Users" }
             (views::notice(notice))
-            @if let Some((name, pw)) = created {
-                div.notice { "User " strong { (name) } " created. One-time password: " code.secret { (pw) } " — give it to them; they must change it at first sign-in. It is not shown again." }
+            @match shown {
+                Some(OneTime::Created(name, pw)) => {
+                    div.notice role="status" { "User " strong { (name) } " created. One-time password: " code.secret { (pw) } " — give it to them; they must change it at first sign-in. It is not shown again." }
+                }
+                Some(OneTime::Reset(name, pw)) => {
+                    div.notice role="status" { "Password of " strong { (name) } " reset. One-time password: " code.secret { (pw) } " — give it to them; they must change it at their next sign-in. It is not shown again." }
+                }
+                None => {}
             }
             table.list {
                 thead { tr { th { "User" } th { "Role" } th { "Company" } th { "Accounts" } th { "Sign-in" } th { "Password" } th { "Two-factor" } th { "Actions" } } }
@@ -163,13 +182,9 @@ fn users_page(
                                         (csrf_field(&ctx.csrf)) button.link type="submit" { "Remove two-factor" }
                                     }
                                 }
-                                form.inline method="post" action=(format!("/users/{}/reset", percent_encode(&u.username))) {
-                                    (csrf_field(&ctx.csrf)) button.link type="submit" { "New one-time password" }
-                                }
+                                a.reset href=(format!("/users/{}/reset", percent_encode(&u.username))) { "New one-time password" }
                                 @if u.id != ctx.user.id {
-                                    form.inline method="post" action=(format!("/users/{}/delete", percent_encode(&u.username))) {
-                                        (csrf_field(&ctx.csrf)) button.link.danger type="submit" { "Delete" }
-                                    }
+                                    " " a.danger.delete href=(format!("/users/{}/delete", percent_encode(&u.username))) { "Delete" }
                                 }
                             }
                         }
@@ -223,7 +238,7 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
                     &users,
                     &[],
                     None,
-                    Some((&name, pw.as_deref().unwrap_or(""))),
+                    Some(OneTime::Created(&name, pw.as_deref().unwrap_or(""))),
                 ),
             ))
         }
@@ -245,8 +260,68 @@ pub fn create(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     }
 }
 
-pub fn reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
+/// A page asking to confirm what a button would do: `what` in plain words, the form that
+/// posts `confirm=yes` to `action`, and a way back.
+fn confirm_page(
+    ctx: &Ctx,
+    nav: &'static str,
+    title: &str,
+    what: Markup,
+    (action, button, back): (&str, &str, &str),
+) -> Markup {
+    views::page(
+        title,
+        &ctx.nav(nav),
+        html! {
+            div.narrow {
+                h1 { (title) }
+                (what)
+                form.confirm method="post" action=(action) {
+                    (csrf_field(&ctx.csrf))
+                    input type="hidden" name="confirm" value="yes";
+                    div.actions {
+                        button.danger type="submit" { (button) }
+                        " "
+                        a.button.secondary href=(back) { "Cancel" }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The user `name`, or not found.
+fn user_named(conn: &rusqlite::Connection, name: &str) -> Result<crate::domain::users::User> {
+    q::find_user_by_name(conn, name)?.ok_or_else(|| Error::not_found(format!("user `{name}`")))
+}
+
+/// `GET /users/{name}/reset`: what a new one-time password does, and the form doing it.
+pub fn confirm_reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
+    let user = user_named(&*c.conn()?, name)?;
+    let action = format!("/users/{}/reset", percent_encode(&user.username));
+    Ok(html_page(
+        200,
+        confirm_page(
+            ctx,
+            "users",
+            &format!("Reset the password of {}?", user.username),
+            html! {
+                p { "A new one-time password replaces the password of " strong { (user.username) } ". It is shown to you once; give it to them, and they choose their own password at their next sign-in." }
+                p { "They are signed out everywhere at once, and their API tokens are revoked: scripts using them must get a new token." }
+            },
+            (&action, "Reset password", "/users"),
+        ),
+    ))
+}
+
+/// `POST /users/{name}/reset`: with `confirm=yes`, a new one-time password, shown once;
+/// without, the confirmation page (nothing changes).
+pub fn reset(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageUsers)?;
+    if f.get("confirm") != "yes" {
+        return confirm_reset(c, ctx, name).map(|r| r.with_status_code(409));
+    }
     let mut conn = c.conn()?;
     let pw = signin::reset_password(&mut conn, &Actor::person(&ctx.user.username), name, None)?;
     let users = rows(&conn)?;
@@ -257,7 +332,7 @@ pub fn reset(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
             &users,
             &[],
             None,
-            Some((name, pw.as_deref().unwrap_or(""))),
+            Some(OneTime::Reset(name, pw.as_deref().unwrap_or(""))),
         ),
     ))
 }
@@ -269,8 +344,33 @@ pub fn remove_totp(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     Ok(done("/users", "totp-removed"))
 }
 
-pub fn delete(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
+/// `GET /users/{name}/delete`: what deleting the user does, and the form doing it.
+pub fn confirm_delete(c: &Console, ctx: &Ctx, name: &str) -> Result<Response> {
     ctx.user.require(Action::ManageUsers)?;
+    let user = user_named(&*c.conn()?, name)?;
+    let action = format!("/users/{}/delete", percent_encode(&user.username));
+    Ok(html_page(
+        200,
+        confirm_page(
+            ctx,
+            "users",
+            &format!("Delete the user {}?", user.username),
+            html! {
+                p { "The user " strong { (user.username) } " is deleted and can no longer sign in. Their sessions end at once (they are signed out everywhere), their API tokens stop working, and their two-factor sign-in is removed. This cannot be undone." }
+                p { "What they changed stays as it is, and their entries in the audit log are kept." }
+            },
+            (&action, "Delete user", "/users"),
+        ),
+    ))
+}
+
+/// `POST /users/{name}/delete`: with `confirm=yes`, deletes the user; without, the
+/// confirmation page (nothing changes).
+pub fn delete(c: &Console, ctx: &Ctx, name: &str, f: &Form) -> Result<Response> {
+    ctx.user.require(Action::ManageUsers)?;
+    if f.get("confirm") != "yes" {
+        return confirm_delete(c, ctx, name).map(|r| r.with_status_code(409));
+    }
     signin::delete_user(&mut *c.conn()?, &Actor::person(&ctx.user.username), name)?;
     Ok(done("/users", "user-deleted"))
 }
@@ -298,7 +398,7 @@ pub fn tokens(c: &Console, ctx: &Ctx, created: Option<&str>) -> Result<Response>
                             @for t in &rows {
                                 tr {
                                     td { (t.name) } td { (t.username) } td { code { (t.prefix) "…" } } td { (when(Some(t.created_at))) } td { (when(t.last_used_at)) }
-                                    td { form.inline method="post" action=(format!("/tokens/{}/delete", t.id)) { (csrf_field(&ctx.csrf)) button.link.danger type="submit" { "Revoke" } } }
+                                    td { a.danger href=(format!("/tokens/{}/delete", t.id)) { "Revoke" } }
                                 }
                             }
                         }
@@ -321,15 +421,46 @@ pub fn create_token(c: &Console, ctx: &Ctx, f: &Form) -> Result<Response> {
     tokens(c, ctx, Some(&token))
 }
 
-pub fn revoke_token(c: &Console, ctx: &Ctx, id: &str) -> Result<Response> {
-    let id: i64 = id
-        .parse()
-        .map_err(|_| Error::not_found(format!("API token `{id}`")))?;
+/// The token `id` the signed-in user may revoke (any, for an admin; else their own).
+fn token_of(c: &Console, ctx: &Ctx, id: &str) -> Result<(i64, Option<i64>, TokenRow)> {
+    let not_found = || Error::not_found(format!("API token `{id}`"));
+    let id: i64 = id.parse().map_err(|_| not_found())?;
     let only = if ctx.user.role == Role::Admin {
         None
     } else {
         Some(ctx.user.id)
     };
+    let token = q::list_tokens(&*c.conn()?, only)?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(not_found)?;
+    Ok((id, only, token))
+}
+
+/// `GET /tokens/{id}/delete`: what revoking the token does, and the form doing it.
+pub fn confirm_revoke(c: &Console, ctx: &Ctx, id: &str) -> Result<Response> {
+    let (id, _, t) = token_of(c, ctx, id)?;
+    Ok(html_page(
+        200,
+        confirm_page(
+            ctx,
+            "tokens",
+            &format!("Revoke the API token {}?", t.name),
+            html! {
+                p { "The token " strong { (t.name) } " of " (t.username) " (starts with " code { (t.prefix) "…" } ") stops working at once: requests carrying it are refused. This cannot be undone; a new token can be created." }
+            },
+            (&format!("/tokens/{id}/delete"), "Revoke token", "/tokens"),
+        ),
+    ))
+}
+
+/// `POST /tokens/{id}/delete`: with `confirm=yes`, revokes the token; without, the
+/// confirmation page (nothing changes).
+pub fn revoke_token(c: &Console, ctx: &Ctx, id: &str, f: &Form) -> Result<Response> {
+    if f.get("confirm") != "yes" {
+        return confirm_revoke(c, ctx, id).map(|r| r.with_status_code(409));
+    }
+    let (id, only, _) = token_of(c, ctx, id)?;
     signin::revoke_token(
         &mut *c.conn()?,
         &Actor::person(&ctx.user.username),
