@@ -1,7 +1,7 @@
 //! Queries on `audit_log`. Values arrive masked (`domain::audit::mask`); this file only
 //! stores and reads them: the newest entries a `domain::audit::Filter` selects, a page of
 //! them before or after an entry id (keyset paging: no OFFSET, so a page costs the same at
-//! the millionth entry as at the first; indexes of migration 0021), and the action kinds
+//! the millionth entry as at the first; indexes of migration 0020), and the action kinds
 //! recorded.
 
 use rusqlite::{Connection, params};

@@ -99,8 +99,8 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("migrations/0019_job_runner.sql"),
     ),
     (
-        "0021_audit_paging",
-        include_str!("migrations/0021_audit_paging.sql"),
+        "0020_audit_paging",
+        include_str!("migrations/0020_audit_paging.sql"),
     ),
 ];
 
