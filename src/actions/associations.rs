@@ -380,8 +380,7 @@ pub(crate) fn modify_in(
     input: &DeviceInput,
 ) -> Result<Option<(String, String)>> {
     let d = device(tx, actor, mac)?;
-    let elsewhere =
-        |tx: &Connection| -> Result<bool> { Ok(crate::db::devices::external_server(tx, d.id)?) };
+    let elsewhere = |tx: &Connection| crate::db::devices::external_server(tx, d.id);
     let was_elsewhere = elsewhere(tx)?;
     let mut input = input.clone();
     input.mac = mac.to_string();

@@ -564,6 +564,82 @@ impl CheckIns {
 mod tests {
     use super::*;
 
+    fn row(i: u32, seen: Option<i64>, name: &str, fw: &str) -> Row {
+        Row {
+            mac: format!("0004f2{i:06x}"),
+            state: State::ALL[(i % 4) as usize],
+            flags: Vec::new(),
+            profile: None,
+            model: String::new(),
+            firmware: fw.into(),
+            profile_firmware: None,
+            site: None,
+            groups: Vec::new(),
+            last_sync: None,
+            last_seen: seen,
+            protocol: String::new(),
+            credentials: None,
+            credentials_since: None,
+            awaiting: Vec::new(),
+            online: Online {
+                online: false,
+                evidence: String::new(),
+            },
+            name: name.into(),
+            sip_user: String::new(),
+            person: String::new(),
+        }
+    }
+
+    proptest::proptest! {
+        /// The rows `TopRows` keeps are the first of a full sort, whatever the order they
+        /// come in, the key, the direction and how many are kept.
+        #[test]
+        fn top_rows_are_the_head_of_a_full_sort(
+            items in proptest::collection::vec((0u32..500, proptest::option::of(0i64..50), "[a-c]{0,2}", "[5-6]\\.[0-9]{1,2}"), 0..300),
+            sort in 0usize..Sort::ALL.len(),
+            descending: bool,
+            keep in 0usize..120,
+        ) {
+            let sort = Sort::ALL[sort];
+            let mut seen = std::collections::HashSet::new();
+            let rows: Vec<Row> = items
+                .into_iter()
+                .filter(|(i, ..)| seen.insert(*i))
+                .map(|(i, t, n, f)| row(i, t, &n, &f))
+                .collect();
+            let mut top = TopRows::new(sort, descending, keep);
+            for r in rows.iter().cloned() {
+                top.push(r);
+            }
+            let mut all = rows;
+            all.sort_by(|a, b| {
+                let o = sort.key(a).cmp(&sort.key(b)).then_with(|| a.mac.cmp(&b.mac));
+                if descending { o.reverse() } else { o }
+            });
+            all.truncate(keep);
+            let got: Vec<String> = top.into_rows().into_iter().map(|r| r.mac).collect();
+            let want: Vec<String> = all.into_iter().map(|r| r.mac).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn a_search_needs_every_word_and_finds_a_mac_typed_with_separators() {
+        let mut r = row(0xaabbcc, None, "Karl Kraus", "5.9.7");
+        r.site = Some("Berlin".into());
+        let hay = r.haystack();
+        let f = |q: &str| Filter {
+            search: Some(q.into()),
+            ..Default::default()
+        };
+        assert!(f("kraus berlin").matches_search(&hay));
+        assert!(!f("kraus paris").matches_search(&hay));
+        assert!(f("00:04:F2:AA:BB:CC").matches_search(&hay));
+        assert!(f("AABB").matches_search(&hay));
+        assert!(Filter::default().matches_search(&hay));
+    }
+
     #[test]
     fn online_names_the_freshest_evidence() {
         let now = 1_000_000;

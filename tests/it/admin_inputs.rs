@@ -145,3 +145,86 @@ fn a_dhcp_configuration_is_analysed_from_the_console_without_reading_this_server
         "the previous analysis stays"
     );
 }
+
+#[test]
+fn the_device_list_searches_sorts_pages_and_downloads_every_matching_device() {
+    let server = ZServer::start();
+    let t = user_with_token(&server, "bot", "admin", "");
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["profile", "add", "lobby"]);
+    // Line names out of MAC order, so a sort by name differs from the default.
+    let names = [
+        "Zoe Ortiz",
+        "Anna Berg",
+        "Mia Chen",
+        "Karl Kraus",
+        "Bea Lund",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let body = serde_json::json!({
+            "id": format!("0004f2ee{i:04x}"), "profile": if i % 2 == 0 { "office" } else { "lobby" },
+            "display_name": name, "sip_auth_user_id": format!("10{i}"),
+        });
+        let r = api(&server, "POST", "/devices", Some(&t), &body.to_string());
+        assert_eq!(r.status, 201, "{}", r.text());
+    }
+    let list = |q: &str| -> Vec<String> {
+        let r = json(&api(
+            &server,
+            "GET",
+            &format!("/accounts/default/inventory?{q}"),
+            Some(&t),
+            "",
+        ));
+        r["devices"]
+            .as_array()
+            .expect("devices")
+            .iter()
+            .map(|d| d["name"].as_str().expect("name").to_string())
+            .collect()
+    };
+    let mut sorted: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    sorted.sort();
+    assert_eq!(list("sort=name"), sorted);
+    sorted.reverse();
+    assert_eq!(list("sort=name&dir=desc"), sorted);
+    // Page 2 of 2 per page, sorted: the third and fourth names over every device.
+    assert_eq!(
+        list("sort=name&per_page=2&page=2"),
+        ["Karl Kraus", "Mia Chen"]
+    );
+    // A search needs every word; a SIP user and a profile are searched too.
+    assert_eq!(list("q=kraus"), ["Karl Kraus"]);
+    assert_eq!(list("q=lobby%20berg"), ["Anna Berg"]);
+    assert_eq!(list("q=103"), ["Karl Kraus"]);
+    assert_eq!(list("q=00:04:f2:ee:00:02"), ["Mia Chen"]);
+    // Bad values are named, all at once.
+    let r = api(
+        &server,
+        "GET",
+        "/accounts/default/inventory?sort=colour&dir=up&flag=shiny",
+        Some(&t),
+        "",
+    );
+    assert_eq!(r.status, 422, "{}", r.text());
+    for field in ["sort", "dir", "flag"] {
+        assert!(r.text().contains(field), "{field}: {}", r.text());
+    }
+    // The console: sortable headings, and the filtered list as CSV.
+    let s = Session::admin(&server);
+    let page = s
+        .get("/accounts/default/inventory?q=lobby&sort=name")
+        .text();
+    assert!(page.contains("aria-sort=\"ascending\""), "{page}");
+    assert!(
+        page.find("Anna Berg").expect("Anna") < page.find("Karl Kraus").expect("Karl"),
+        "{page}"
+    );
+    let csv = s.get("/accounts/default/inventory.csv?q=lobby").text();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.starts_with("mac,state,flags,name"), "{csv}");
+    assert!(
+        csv.contains("Anna Berg") && csv.contains("Karl Kraus"),
+        "{csv}"
+    );
+}

@@ -15,6 +15,7 @@ mod browser;
 mod browser_files;
 mod browser_lens;
 mod browser_policies;
+mod bulk;
 mod cli;
 mod common;
 mod console;

@@ -125,25 +125,23 @@ fn the_home_page_the_api_the_cli_and_each_linked_list_agree_on_every_count() {
         assert_eq!(card_on_page(&home, key), Some(count), "home page, {key}");
         // The list it links to holds exactly that many devices.
         if let Some(kind @ ("state" | "flag")) = card["filter"]["kind"].as_str() {
-            {
-                let value = card["filter"]["value"].as_str().expect("value");
-                let inv = json(&api(
-                    &server,
-                    "GET",
-                    &format!("/accounts/default/inventory?{kind}={value}&per_page=1"),
-                    Some(&token),
-                    "",
-                ));
-                assert_eq!(inv["matched"].as_u64(), Some(count), "inventory, {key}");
-                let page = session
-                    .get(&format!("/accounts/default/inventory?{kind}={value}"))
-                    .text();
-                assert_eq!(
-                    page.matches("<tr class=\"device\"").count(),
-                    count as usize,
-                    "inventory page rows, {key}"
-                );
-            }
+            let value = card["filter"]["value"].as_str().expect("value");
+            let inv = json(&api(
+                &server,
+                "GET",
+                &format!("/accounts/default/inventory?{kind}={value}&per_page=1"),
+                Some(&token),
+                "",
+            ));
+            assert_eq!(inv["matched"].as_u64(), Some(count), "inventory, {key}");
+            let page = session
+                .get(&format!("/accounts/default/inventory?{kind}={value}"))
+                .text();
+            assert_eq!(
+                page.matches("<tr class=\"device\"").count(),
+                count as usize,
+                "inventory page rows, {key}"
+            );
         }
     }
     let count = |key: &str| -> u64 {
