@@ -11,7 +11,8 @@
 #                then over all DEVICES (mostly cache misses); req/s, p50, p99, non-200
 #   console/API  Find Operations (prefix, exact, %contains%, deep pages) and the inventory
 #                (all, filtered), 5 runs each, median and max of curl's time_total; the same
-#                Find and inventory pages of the HTML console, signed in with a session cookie
+#                Find and inventory pages of the HTML console, signed in with a session cookie;
+#                the dashboard, the device list sorted and filtered, and a device page
 # The config-fetch phase runs before the console/API phase so that the RSS figures belong to
 # one phase each, and so that the inventory sees phones that have checked in.
 #
@@ -277,4 +278,10 @@ timed "console /find mac=$PREFIX% (HTML)" "$ADMIN/find?view=device&mac=$PREFIX%2
 timed "console /find mac=%abcd% (HTML)" "$ADMIN/find?view=device&mac=%25abcd%25" -b "$WORK/cookies"
 timed "console inventory (all, HTML)" "$ADMIN/accounts/$SLUG/inventory" -b "$WORK/cookies"
 timed "console inventory ?flag=locked-out (HTML, none)" "$ADMIN/accounts/$SLUG/inventory?flag=locked-out" -b "$WORK/cookies"
+timed "console dashboard / (HTML)" "$ADMIN/" -b "$WORK/cookies"
+timed "API summary (the dashboard's counts)" "$API/accounts/$SLUG/summary" -H "$BEARER"
+timed "console device list ?sort=name (HTML)" "$ADMIN/accounts/$SLUG/inventory?sort=name" -b "$WORK/cookies"
+timed "console device list ?state=staged&sort=last-seen&dir=desc (HTML)" "$ADMIN/accounts/$SLUG/inventory?state=staged&sort=last-seen&dir=desc" -b "$WORK/cookies"
+timed "console device list ?q=$PREFIX&sort=firmware (HTML)" "$ADMIN/accounts/$SLUG/inventory?q=$PREFIX&sort=firmware" -b "$WORK/cookies"
+timed "console device page /devices/$EXACT (HTML)" "$ADMIN/devices/$EXACT" -b "$WORK/cookies"
 row "memory after the console/API phase" "$(rss)"

@@ -38,6 +38,53 @@ pub enum DeviceAction {
     ApplyNow(super::applynow::ApplyNow),
     SipAddress(super::applynow::SipAddress),
     SipPing(super::applynow::SipPing),
+    Bulk(DeviceBulk),
+}
+
+/// act on many devices at once: MACs given, or every device a filter matches (the count is
+/// printed first; devices whose phones lose service need --yes)
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "bulk")]
+pub struct DeviceBulk {
+    /// configuration file (TOML)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// the account (slug; default: the default account)
+    #[argh(option)]
+    pub account: Option<String>,
+    /// site, group-add, group-remove, profile, readmit or delete
+    #[argh(positional)]
+    pub action: String,
+    /// the site (empty: no site), group or profile
+    #[argh(option, default = "String::new()")]
+    pub value: String,
+    /// a device (repeat for more)
+    #[argh(option)]
+    pub mac: Vec<String>,
+    /// every device matching the filter (--state, --flag, --site, --group, --search)
+    #[argh(switch)]
+    pub all: bool,
+    /// filter: this state
+    #[argh(option)]
+    pub state: Option<String>,
+    /// filter: this flag
+    #[argh(option)]
+    pub flag: Option<String>,
+    /// filter: this site
+    #[argh(option)]
+    pub site: Option<String>,
+    /// filter: this group
+    #[argh(option)]
+    pub group: Option<String>,
+    /// filter: every word of this
+    #[argh(option)]
+    pub search: Option<String>,
+    /// only print what would happen
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// go ahead although phones lose service or move to another server
+    #[argh(switch)]
+    pub yes: bool,
 }
 
 /// confirm a device the default-profile policy associated automatically (Auto-Sync then
@@ -198,6 +245,7 @@ pub fn device(action: DeviceAction) -> anyhow::Result<()> {
         DeviceAction::ApplyNow(a) => super::applynow::apply_now(a),
         DeviceAction::SipAddress(s) => super::applynow::sip_address(s),
         DeviceAction::SipPing(p) => super::applynow::sip_ping(p),
+        DeviceAction::Bulk(b) => bulk(b),
         DeviceAction::SetVars(a) => templates::set_vars(a),
         DeviceAction::SetLine(a) => templates::set_line(a),
         DeviceAction::DeleteLine(a) => templates::delete_line(a),
@@ -412,6 +460,58 @@ fn delete(d: DeviceDelete) -> anyhow::Result<()> {
         crate::actions::associations::delete_device(&mut conn, actor, &mac, d.yes)
     })?;
     println!("device {mac} deleted");
+    Ok(())
+}
+
+/// `device bulk`: the device list's bulk actions, as the operator. The selection is
+/// resolved and counted here and run at once (the count printed is the one acted on).
+fn bulk(b: DeviceBulk) -> anyhow::Result<()> {
+    use crate::actions::bulk::{self, Bulk};
+    let (config, mut conn, acc) = open_account(b.config.as_deref(), b.account.as_deref())?;
+    let what = Bulk::parse(&b.action, &b.value)?;
+    let macs: Vec<Mac> = if b.all {
+        anyhow::ensure!(b.mac.is_empty(), "give --mac or --all, not both");
+        let filter = crate::domain::inventory::Filter {
+            state: b
+                .state
+                .as_deref()
+                .map(crate::domain::inventory::State::parse)
+                .transpose()?,
+            flag: b
+                .flag
+                .as_deref()
+                .map(crate::domain::inventory::Flag::parse)
+                .transpose()?,
+            site: b.site,
+            group: b.group,
+            search: b.search,
+            ..Default::default()
+        };
+        crate::actions::inventory::matching_macs(&conn, &acc, &filter)?
+    } else {
+        anyhow::ensure!(
+            !b.mac.is_empty(),
+            "name devices with --mac, or --all with a filter"
+        );
+        b.mac
+            .iter()
+            .map(|m| m.parse::<Mac>())
+            .collect::<Result<_, _>>()?
+    };
+    let p = as_operator(&config, &acc, |actor| {
+        bulk::preview(&mut conn, actor, &what, &macs)
+    })?;
+    println!("{}", p.description);
+    for a in &p.impact.phones {
+        println!("  {}  {}", a.mac, a.reason);
+    }
+    if b.dry_run {
+        return Ok(());
+    }
+    let n = as_operator(&config, &acc, |actor| {
+        bulk::run(&mut conn, actor, &what, &macs, macs.len(), b.yes)
+    })?;
+    println!("done: {}", what.describe(n));
     Ok(())
 }
 

@@ -367,3 +367,126 @@ fn random_bulk_actions_change_exactly_what_the_model_says() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+#[test]
+fn the_api_previews_counts_and_confirms_like_the_console() {
+    let server = ZServer::start();
+    let t = user_with_token(&server, "bot", "admin", "");
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["site", "add", "hq"]);
+    for i in 0..4 {
+        server.cli_ok(&["device", "add", &mac(i), "--profile", "office"]);
+    }
+    // One phone asked for its files: deleting it strands it.
+    server.set_credentials();
+    let mut phone = server.phone(&mac(0), UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{}.cfg", mac(0))).status, 200);
+    server.wait_recorded(&mac(0));
+    let bulk = |body: serde_json::Value| {
+        api(
+            &server,
+            "POST",
+            "/accounts/default/devices/bulk",
+            Some(&t),
+            &body.to_string(),
+        )
+    };
+    // A dry run of a filter: the count and the MACs, nothing changed.
+    let r = bulk(
+        serde_json::json!({"action": "site", "value": "hq", "filter": {"q": "0004f2bb"}, "dry_run": true}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(json(&r)["count"], 4);
+    assert!(
+        server
+            .cli_ok(&["inventory", "--site", "hq"])
+            .contains("states:")
+    );
+    assert_eq!(
+        json(&api(
+            &server,
+            "GET",
+            "/accounts/default/inventory?site=hq",
+            Some(&t),
+            ""
+        ))["matched"],
+        0
+    );
+    // A filter without the count it matched is refused, naming the field; a stale count too.
+    let r = bulk(serde_json::json!({"action": "site", "value": "hq", "filter": {"q": "0004f2bb"}}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("expected"), "{}", r.text());
+    let r = bulk(
+        serde_json::json!({"action": "site", "value": "hq", "filter": {"q": "0004f2bb"}, "expected": 3}),
+    );
+    assert_eq!(r.status, 409, "{}", r.text());
+    let r = bulk(
+        serde_json::json!({"action": "site", "value": "hq", "filter": {"q": "0004f2bb"}, "expected": 4}),
+    );
+    assert_eq!(
+        (r.status, json(&r)["changed"].as_u64()),
+        (200, Some(4)),
+        "{}",
+        r.text()
+    );
+    // Deleting two devices, one of them seen: 409 names that phone and why; then confirmed.
+    let macs = serde_json::json!([mac(0), "00:04:F2:BB:00:01"]);
+    let r = bulk(serde_json::json!({"action": "delete", "macs": macs}));
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert!(
+        r.text().contains(&mac(0)) && !r.text().contains(&mac(1)),
+        "{}",
+        r.text()
+    );
+    assert!(
+        server.cli_ok(&["device", "list"]).contains(&mac(1)),
+        "nothing deleted"
+    );
+    let r = bulk(serde_json::json!({"action": "delete", "macs": macs, "confirm": true}));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let list = server.cli_ok(&["device", "list"]);
+    assert!(
+        !list.contains(&mac(0)) && !list.contains(&mac(1)) && list.contains(&mac(2)),
+        "{list}"
+    );
+    // A bad MAC is named by its place; an unknown action by its field.
+    let r = bulk(serde_json::json!({"action": "delete", "macs": [mac(2), "nope"]}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("macs[1]"), "{}", r.text());
+    let r = bulk(serde_json::json!({"action": "paint", "macs": [mac(2)]}));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert!(r.text().contains("action"), "{}", r.text());
+    // The CLI: the same action, counted first.
+    let out = server.cli_ok(&[
+        "device",
+        "bulk",
+        "site",
+        "--all",
+        "--site",
+        "hq",
+        "--dry-run",
+    ]);
+    assert!(out.contains("Take 2 devices out of their site"), "{out}");
+    assert_eq!(
+        json(&api(
+            &server,
+            "GET",
+            "/accounts/default/inventory?site=hq",
+            Some(&t),
+            ""
+        ))["matched"],
+        2,
+        "a dry run changes nothing"
+    );
+    let out = server.cli_ok(&["device", "bulk", "site", "--all", "--site", "hq"]);
+    assert!(
+        out.contains("done: Take 2 devices out of their site"),
+        "{out}"
+    );
+    let err = server.cli_err(&["device", "bulk", "profile", "--mac", &mac(2)]);
+    assert!(err.contains("value"), "{err}");
+    // The audit log has one entry per device changed.
+    let audit = server.cli_ok(&["audit", "--json", "--limit", "200"]);
+    assert_eq!(audit.matches("device.set-site").count(), 6, "{audit}");
+    assert_eq!(audit.matches("device.delete").count(), 2, "{audit}");
+}

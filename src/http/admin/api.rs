@@ -14,6 +14,7 @@
 //! checks it against the live server.
 
 mod accounts;
+mod bulk;
 mod enrolment;
 mod inventory;
 mod policies;
@@ -203,6 +204,11 @@ impl Api {
             // Apply now: SIP check-sync (count, then confirm).
             ["devices", "apply-now"] => match m {
                 "POST" => apply_now(c, req, &actor),
+                _ => not_allowed(m),
+            },
+            // The device list's bulk actions (preview, count, confirm).
+            ["devices", "bulk"] => match m {
+                "POST" => bulk::post(c, req, &actor, account),
                 _ => not_allowed(m),
             },
             ["devices", rest @ ..] => devices(c, req, user, &actor, rest),
