@@ -25,6 +25,7 @@ pub mod rollback;
 pub mod sightings;
 pub mod signin;
 pub mod sip;
+pub mod standing;
 pub mod stored;
 pub mod summary;
 pub mod templating;

@@ -1,6 +1,9 @@
-//! Device pages: the device summary (access status, request timeline, uploads and the exact
-//! files it receives with secrets masked), modify, copy, change (replace a faulty device)
-//! and delete, and the list of phones seen but not associated.
+//! Device pages: the device page (a summary first — `summary` — then access status, request
+//! timeline, uploads and the exact files it receives with secrets masked), modify, copy,
+//! change (replace a faulty device) and delete, and the list of phones seen but not
+//! associated.
+
+mod summary;
 
 use maud::html;
 use rouille::{Request, Response};
@@ -88,7 +91,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
     } else {
         Vec::new()
     };
-    let can = ctx.user.require(Action::Associate).is_ok();
+    let standing = crate::actions::standing::standing(&conn, &d)?;
     let overridden = super::overrides::device_section(c, ctx, &mac)?;
     let firmware =
         crate::actions::firmware::rollout::list_device_firmware(&conn, Some(mac.as_str()))?
@@ -104,25 +107,12 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             html! {
                 h1 { "Device " code { (mac) } }
                 (views::notice(notice_of(req)))
-                @if d.is_associated() {
-                    p { a href=(format!("/devices/{mac}/settings")) { "Effective settings" } " — every parameter it gets, its value and where it comes from" }
-                }
-                @if can {
-                    p.ops {
-                        @if d.is_associated() {
-                            a.button href=(format!("/devices/{mac}/edit")) { "Modify" } " "
-                            a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
-                            a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
-                            a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
-                            @if c.config().sip.enabled {
-                                a.button.secondary href=(format!("/devices/{mac}/apply-now")) { "Apply now" } " "
-                            }
-                        } @else {
-                            a.button href=(format!("/devices/new?mac={mac}")) { "Associate" } " "
-                        }
-                        a.button.danger href=(format!("/devices/{mac}/delete")) { "Delete" }
-                    }
-                }
+                (summary::summary(&d, &standing, &summary::Extras {
+                    state: state(&d, activity.as_ref()),
+                    has_overrides: uploads.iter().any(|u| u.kind == "overrides"),
+                    sip: c.config().sip.enabled,
+                    ctx,
+                }))
                 div.columns {
                     section {
                         h2 { "Association" }
@@ -137,12 +127,6 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             tr { th { "Provisioning user" } td { (e.prov_user) } }
                             tr { th { "Provisioning password" } td { (set(&e.prov_password)) } }
                             tr { th { "Polling" } td { (match e.polling.as_str() { "1" => "Enable", "0" => "Disable", _ => "None" }) } }
-                            @for l in &d.lines {
-                        tr { th { "Line " (l.line) } td {
-                            "SIP user ID " (dash(&l.auth_user_id)) ", label " (dash(&l.label)) ", display name " (dash(&l.display_name))
-                            ", password " (if l.auth_password.is_empty() { "(none)" } else { "(set)" })
-                        } }
-                    }
                         }
                     }
                     section {
@@ -197,10 +181,6 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             },
         ),
     ))
-}
-
-fn dash(s: &str) -> &str {
-    if s.is_empty() { "--" } else { s }
 }
 
 /// The device state of docs/design.md §7, from what was observed.
