@@ -32,6 +32,7 @@ pub mod templating;
 pub mod tenants;
 pub mod totp;
 pub mod transfer;
+pub mod uploaded;
 pub mod uploads;
 
 use rusqlite::Connection;

@@ -1,5 +1,6 @@
 //! The device page an admin of many phones reads first (issue 25): the summary with site,
-//! groups, lines and state, never a SIP password.
+//! groups, lines and state, never a SIP password; the phone's uploads readable (escaped)
+//! and downloadable byte for byte, and only files recorded as that device's uploads.
 
 use crate::common::*;
 
@@ -98,4 +99,140 @@ fn a_device_page_says_when_values_were_delivered_but_never_confirmed() {
     // The generated file carried the pending platform values; the phone has not come back.
     assert!(html.contains("Delivered, never confirmed"), "{html}");
     assert!(!html.contains(LINE_SECRET));
+}
+
+#[test]
+fn a_phone_log_is_shown_escaped_and_downloads_byte_identical() {
+    let server = ZServer::start();
+    setup(&server);
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200);
+    let log: &[u8] = b"0101 app started\n<script>alert(1)</script>\n\xff\xfe tail\n";
+    let r = phone.request("PUT", &format!("/{MAC}-app.log"), log);
+    assert!(matches!(r.status, 201 | 204), "{} {}", r.status, r.text());
+
+    let s = Session::admin(&server);
+    let file = format!("{MAC}-app.log");
+    let device = s.get(&format!("/devices/{MAC}")).text();
+    assert!(
+        device.contains(&format!(
+            "href=\"/devices/{MAC}/uploads/{MAC}%2Dapp%2Elog\""
+        )),
+        "the uploads table links the file: {device}"
+    );
+
+    let view = s.get(&format!("/devices/{MAC}/uploads/{file}"));
+    assert_eq!(view.status, 200, "{}", view.text());
+    let html = view.text();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "escaped: {html}"
+    );
+    assert!(!html.contains("<script>alert(1)"), "not escaped: {html}");
+    assert!(html.contains("0101 app started"));
+    assert!(html.contains("?download=1"));
+
+    let down = s.get(&format!("/devices/{MAC}/uploads/{file}?download=1"));
+    assert_eq!(down.status, 200);
+    assert_eq!(down.body, log, "byte-identical");
+    assert_eq!(
+        down.header("Content-Disposition"),
+        Some(format!("attachment; filename=\"{file}\"").as_str())
+    );
+    assert_eq!(
+        down.header("Content-Type"),
+        Some("text/plain; charset=utf-8")
+    );
+}
+
+#[test]
+fn a_long_log_shows_its_last_256_kib_with_a_link_to_the_whole_file() {
+    let server = ZServer::start();
+    setup(&server);
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200);
+    let mut log = b"FIRST-LINE-OF-LOG\n".to_vec();
+    log.extend(std::iter::repeat_n(b'x', 300 * 1024));
+    log.extend_from_slice(b"\nLAST-LINE-OF-LOG\n");
+    let r = phone.request("PUT", &format!("/{MAC}-boot.log"), &log);
+    assert!(matches!(r.status, 201 | 204), "{} {}", r.status, r.text());
+    let s = Session::admin(&server);
+    let path = format!("/devices/{MAC}/uploads/{MAC}-boot.log");
+    let html = s.get(&path).text();
+    assert!(html.contains("LAST-LINE-OF-LOG"), "the end is shown");
+    assert!(
+        !html.contains("FIRST-LINE-OF-LOG"),
+        "only the tail is shown"
+    );
+    assert!(html.contains("Showing the last 256 KiB"), "the note");
+    assert!(html.contains("?all=1"), "a link to the whole file");
+    let all = s.get(&format!("{path}?all=1")).text();
+    assert!(all.contains("FIRST-LINE-OF-LOG") && all.contains("LAST-LINE-OF-LOG"));
+    assert_eq!(s.get(&format!("{path}?download=1")).body, log);
+}
+
+#[test]
+fn only_files_recorded_as_the_devices_uploads_are_served() {
+    let server = ZServer::start();
+    setup(&server);
+    let mut other = server.phone(OTHER, UA_VVX500_APP);
+    assert_eq!(other.get(&format!("/{OTHER}.cfg")).status, 200);
+    let r = other.request("PUT", &format!("/{OTHER}-app.log"), b"other phone\n");
+    assert!(matches!(r.status, 201 | 204), "{}", r.status);
+    // The device has an upload of its own: a name is looked up among its uploads, and a
+    // path relative to its upload directory would reach the other phone's log.
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200);
+    let r = phone.request("PUT", &format!("/{MAC}-boot.log"), b"own log\n");
+    assert!(matches!(r.status, 201 | 204), "{}", r.status);
+    let s = Session::admin(&server);
+    for path in [
+        format!("/devices/{MAC}/uploads/.."),
+        format!("/devices/{MAC}/uploads/%2e%2e"),
+        format!("/devices/{MAC}/uploads/..%2f..%2fzerotouch.db"),
+        format!("/devices/{MAC}/uploads/%2e%2e%2f{OTHER}%2flogs%2f{OTHER}-app.log"),
+        format!("/devices/{MAC}/uploads/..%2f..%2f{OTHER}%2flogs%2f{OTHER}-app.log"),
+        format!("/devices/{MAC}/uploads/..%2F..%2F{OTHER}%2Flogs%2F{OTHER}-app.log?download=1"),
+        format!("/devices/{MAC}/uploads/{MAC}-app.log"),
+        format!("/devices/{MAC}/uploads/{OTHER}-app.log"),
+        format!("/devices/{MAC}/uploads/{OTHER}-app.log?download=1"),
+        format!("/devices/{MAC}/uploads/zerotouch.db?download=1"),
+    ] {
+        let r = s.get(&path);
+        assert_eq!(r.status, 404, "{path}: {}", r.text());
+        assert!(!r.text().contains("other phone"), "{path}");
+    }
+    assert_eq!(
+        s.get(&format!("/devices/{MAC}/uploads/{MAC}-boot.log?download=1"))
+            .body,
+        b"own log\n"
+    );
+    // The other device's own page serves it.
+    let r = s.get(&format!(
+        "/devices/{OTHER}/uploads/{OTHER}-app.log?download=1"
+    ));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"other phone\n");
+}
+
+#[test]
+fn an_override_file_is_shown_with_its_secrets_masked() {
+    let server = ZServer::start();
+    setup(&server);
+    let mut phone = server.phone(MAC, UA_VVX500_APP);
+    assert_eq!(phone.get(&format!("/{MAC}.cfg")).status, 200);
+    let ovr = b"<PHONE_CONFIG><OVERRIDES reg.1.auth.password=\"Phone-Set-Secret-3\" up.backlight.idleIntensity=\"1\"/></PHONE_CONFIG>";
+    let r = phone.request("PUT", &format!("/overrides/{MAC}-phone.cfg"), ovr);
+    assert_eq!(r.status, 201, "{}", r.text());
+    let s = Session::admin(&server);
+    let path = format!("/devices/{MAC}/uploads/{MAC}-phone.cfg");
+    let view = s.get(&path);
+    assert_eq!(view.status, 200);
+    let html = view.text();
+    assert!(html.contains("up.backlight.idleIntensity"), "{html}");
+    assert!(!html.contains("Phone-Set-Secret-3"), "{html}");
+    let down = s.get(&format!("{path}?download=1"));
+    assert_eq!(down.status, 200);
+    assert!(!down.text().contains("Phone-Set-Secret-3"));
+    assert!(down.text().contains("********"));
 }

@@ -1,9 +1,12 @@
 //! Device pages: the device page (a summary first — `summary` — then access status, request
-//! timeline, uploads and the exact files it receives with secrets masked), modify, copy,
-//! change (replace a faulty device) and delete, and the list of phones seen but not
-//! associated.
+//! timeline, uploads each readable through `uploads`, and the exact files it receives with
+//! secrets masked), modify, copy, change (replace a faulty device) and delete, and the list
+//! of phones seen but not associated.
 
 mod summary;
+mod uploads;
+
+pub use uploads::upload;
 
 use maud::html;
 use rouille::{Request, Response};
@@ -167,7 +170,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                 @if uploads.is_empty() { p.muted { "The device has uploaded nothing (logs, overrides, call lists, contacts)." } } @else {
                     table.list {
                         thead { tr { th { "Kind" } th { "File" } th.num { "Bytes" } th { "Updated" } } }
-                        tbody { @for u in &uploads { tr { td { (u.kind) } td { (u.file_name) } td.num { (u.size) } td { (when(Some(u.updated_at))) } } } }
+                        tbody { @for u in &uploads { tr { td { (u.kind) } td { a href=(uploads::href(&mac, &u.file_name)) { (u.file_name) } } td.num { (u.size) } td { (when(Some(u.updated_at))) } } } }
                     }
                 }
                 @if !files.is_empty() {

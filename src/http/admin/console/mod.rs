@@ -337,6 +337,9 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "apply-now"]) => applynow::form(self, ctx, mac),
             ("POST", ["devices", mac, "apply-now"]) => applynow::apply(self, ctx, mac, f),
+            ("GET", ["devices", mac, "uploads", file]) => {
+                devices::upload(self, ctx, mac, file, req)
+            }
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac, f),
             ("POST", ["devices", mac, "overrides", "clear"]) => {
