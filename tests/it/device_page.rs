@@ -1,6 +1,8 @@
 //! The device page an admin of many phones reads first (issue 25): the summary with site,
 //! groups, lines and state, never a SIP password; the phone's uploads readable (escaped)
-//! and downloadable byte for byte, and only files recorded as that device's uploads.
+//! and downloadable byte for byte, and only files recorded as that device's uploads; a
+//! profile's stored files readable with secrets masked, downloadable as stored only by users
+//! who may see secrets.
 
 use crate::common::*;
 
@@ -235,4 +237,57 @@ fn an_override_file_is_shown_with_its_secrets_masked() {
     assert_eq!(down.status, 200);
     assert!(!down.text().contains("Phone-Set-Secret-3"));
     assert!(down.text().contains("********"));
+}
+
+#[test]
+fn a_profile_file_is_viewable_masked_and_downloadable_per_role() {
+    let server = ZServer::start();
+    setup(&server);
+    let _ = user_with_token(&server, "vic", "viewer", "");
+    let s = Session::admin(&server);
+    let edit = s.get("/profiles/office").text();
+    assert!(
+        edit.contains("href=\"/profiles/office/files/site%2Ecfg\""),
+        "the editor links the file: {edit}"
+    );
+
+    let view = s.get("/profiles/office/files/site.cfg");
+    assert_eq!(view.status, 200);
+    let html = view.text();
+    assert!(html.contains("up.backlight.idleIntensity"), "{html}");
+    assert!(html.contains("********"), "{html}");
+    assert!(!html.contains(FILE_SECRET), "a secret in the page: {html}");
+
+    // An admin (who may reveal secrets in the preview) downloads the file as stored, audited.
+    let down = s.get("/profiles/office/files/site.cfg?download=1");
+    assert_eq!(down.status, 200);
+    assert!(down.text().contains(FILE_SECRET));
+    assert_eq!(
+        down.header("Content-Disposition"),
+        Some("attachment; filename=\"site.cfg\"")
+    );
+    let audit = server.cli_ok(&["audit"]);
+    assert!(
+        audit.contains("profile.file-secrets") && !audit.contains(FILE_SECRET),
+        "{audit}"
+    );
+
+    // A viewer reads and downloads it masked.
+    let vic = Session::sign_in(&server, "vic", TEST_USER_PASSWORD);
+    let page = vic.get("/profiles/office/files/site.cfg");
+    assert_eq!(page.status, 200);
+    assert!(!page.text().contains(FILE_SECRET));
+    let masked = vic.get("/profiles/office/files/site.cfg?download=1");
+    assert_eq!(masked.status, 200);
+    assert!(!masked.text().contains(FILE_SECRET), "{}", masked.text());
+    assert!(masked.text().contains("********"));
+
+    for path in [
+        "/profiles/office/files/..",
+        "/profiles/office/files/other.cfg",
+        "/profiles/office/files/..%2fsite.cfg?download=1",
+        "/profiles/nosuch/files/site.cfg",
+    ] {
+        assert_eq!(s.get(path).status, 404, "{path}");
+    }
 }

@@ -308,6 +308,9 @@ impl Console {
             ("POST", ["profiles"]) => profiles::create(self, ctx, f),
             ("GET", ["profiles", name]) => profiles::edit(self, ctx, name, req),
             ("POST", ["profiles", name]) => profiles::update(self, ctx, name, f),
+            ("GET", ["profiles", name, "files", file]) => {
+                profiles::file(self, ctx, name, file, req)
+            }
             ("GET", ["profiles", name, "delete"]) => profiles::confirm_delete(self, ctx, name),
             ("POST", ["profiles", name, "delete"]) => profiles::delete(self, ctx, name),
             ("GET", ["associations", "new"]) => assoc::new_subscriber(self, ctx),

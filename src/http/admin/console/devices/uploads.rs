@@ -12,10 +12,10 @@ use rouille::{Request, Response};
 use super::super::{Console, Ctx, html_page};
 use super::mac_of;
 use crate::actions::associations;
-use crate::actions::provisioning::mask_file;
 use crate::actions::uploaded::{self, Uploaded};
 use crate::datadir::DataDirs;
 use crate::domain::devicepath::UploadKind;
+use crate::domain::xml::mask_secret_values;
 use crate::error::{Error, Result};
 use crate::http::admin::views::{self, when};
 
@@ -68,7 +68,7 @@ pub fn upload(c: &Console, ctx: &Ctx, mac: &str, file: &str, req: &Request) -> R
             let t = u
                 .tail(c.config().limits.device_quota_bytes)?
                 .ok_or_else(missing)?;
-            Response::from_data(kind, mask_file(&t.bytes))
+            Response::from_data(kind, mask_secret_values(&String::from_utf8_lossy(&t.bytes)))
         } else {
             Response::from_file(kind, u.open()?.ok_or_else(missing)?)
         };
@@ -85,7 +85,7 @@ pub fn upload(c: &Console, ctx: &Ctx, mac: &str, file: &str, req: &Request) -> R
     };
     let t = u.tail(limit)?.ok_or_else(missing)?;
     let text = if masked(&u) {
-        mask_file(&t.bytes)
+        mask_secret_values(&String::from_utf8_lossy(&t.bytes))
     } else {
         String::from_utf8_lossy(&t.bytes).into_owned()
     };
