@@ -91,6 +91,19 @@ fn device_page_summary_shows_site_groups_lines_and_state_but_no_sip_password() {
 }
 
 #[test]
+fn a_device_page_says_a_new_device_is_waiting_to_enrol() {
+    let server = ZServer::start();
+    server.set_credentials();
+    // Secrets withheld (the default): association opens a window until the phone enrols.
+    server.cli_ok(&["profile", "add", "office"]);
+    server.cli_ok(&["device", "add", MAC, "--profile", "office"]);
+    let s = Session::admin(&server);
+    let html = s.get(&format!("/devices/{MAC}")).text();
+    assert!(html.contains("waiting to enrol"), "{html}");
+    assert!(!html.contains("contested"), "{html}");
+}
+
+#[test]
 fn a_device_page_says_when_values_were_delivered_but_never_confirmed() {
     let server = ZServer::start();
     setup(&server);
