@@ -158,6 +158,8 @@ fn a_phone_log_is_shown_escaped_and_downloads_byte_identical() {
         down.header("Content-Type"),
         Some("text/plain; charset=utf-8")
     );
+    assert_security_headers(&down, "download");
+    assert_security_headers(&view, "view");
 }
 
 #[test]
@@ -280,6 +282,7 @@ fn a_profile_file_is_viewable_masked_and_downloadable_per_role() {
         Some("attachment; filename=\"site.cfg\"")
     );
     let audit = server.cli_ok(&["audit"]);
+    assert_security_headers(&down, "profile file download");
     assert!(
         audit.contains("profile.file-secrets") && !audit.contains(FILE_SECRET),
         "{audit}"

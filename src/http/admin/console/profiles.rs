@@ -367,13 +367,12 @@ pub fn file(c: &Console, ctx: &Ctx, name: &str, file: &str, req: &Request) -> Re
                 }
             })
             .collect();
-        return Ok(Response::from_data("text/plain; charset=utf-8", bytes)
-            .with_additional_header(
+        return Ok(
+            Response::from_data("text/plain; charset=utf-8", bytes).with_additional_header(
                 "Content-Disposition",
                 format!("attachment; filename=\"{safe}\""),
-            )
-            .with_additional_header("X-Content-Type-Options", "nosniff")
-            .with_additional_header("Cache-Control", "no-store"));
+            ),
+        );
     }
     let (file_name, text) =
         profile_ops::profile_file(&conn, &actor, name, file)?.ok_or_else(missing)?;

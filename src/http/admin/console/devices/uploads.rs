@@ -72,10 +72,7 @@ pub fn upload(c: &Console, ctx: &Ctx, mac: &str, file: &str, req: &Request) -> R
         } else {
             Response::from_file(kind, u.open()?.ok_or_else(missing)?)
         };
-        return Ok(r
-            .with_additional_header("Content-Disposition", disposition)
-            .with_additional_header("X-Content-Type-Options", "nosniff")
-            .with_additional_header("Cache-Control", "no-store"));
+        return Ok(r.with_additional_header("Content-Disposition", disposition));
     }
     let all = flag("all");
     let limit = if all || masked(&u) {
