@@ -5,8 +5,8 @@
 mod standing;
 
 pub use standing::{
-    DeviceEnrolment, State, counts, dismiss, impact_reenrol, open_until_enrolled, reenrol,
-    revoke_for_replacement, set_window_max_days, status,
+    DeviceEnrolment, State, counts, device_status, dismiss, impact_reenrol, open_until_enrolled,
+    reenrol, revoke_for_replacement, set_window_max_days, status,
 };
 
 use std::sync::atomic::{AtomicBool, Ordering};

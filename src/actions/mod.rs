@@ -26,12 +26,14 @@ pub mod rollback;
 pub mod sightings;
 pub mod signin;
 pub mod sip;
+pub mod standing;
 pub mod stored;
 pub mod summary;
 pub mod templating;
 pub mod tenants;
 pub mod totp;
 pub mod transfer;
+pub mod uploaded;
 pub mod uploads;
 
 use rusqlite::Connection;

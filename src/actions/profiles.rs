@@ -9,7 +9,9 @@
 //! parameter dictionary too: those findings are warnings returned to the caller, except a
 //! near miss of a known name (`reg.1.adress`), which refuses the profile naming file, line
 //! and parameter. A profile in use cannot be deleted (the error says by how
-//! many devices). Every change is audited (passwords masked).
+//! many devices). Every change is audited (passwords masked). A stored file is read back
+//! with the values of secret parameters masked; as stored only by users allowed to see
+//! secrets, and that read is audited too.
 
 use rusqlite::Connection;
 use serde_json::json;
@@ -69,6 +71,52 @@ pub fn profile(conn: &Connection, actor: &Actor<'_>, name: &str) -> Result<(Prof
         |r| r.get(0),
     )?;
     Ok((p, created_by))
+}
+
+/// One stored file of a profile of the actor's account, by its exact name, with the values
+/// of parameters the dictionary marks secret masked (as the preview masks them). `None`
+/// for a name the profile does not hold: the name is only ever compared, never a path.
+pub fn profile_file(
+    conn: &Connection,
+    actor: &Actor<'_>,
+    name: &str,
+    file: &str,
+) -> Result<Option<(String, String)>> {
+    let (p, _) = profile(conn, actor, name)?;
+    Ok(p.files.into_iter().find(|f| f.file_name == file).map(|f| {
+        (
+            f.file_name,
+            crate::domain::xml::mask_secret_values(&String::from_utf8_lossy(&f.content)),
+        )
+    }))
+}
+
+/// One stored file of a profile as stored, secrets included: only for users allowed to see
+/// secrets (`Action::ManageSettings`, as the preview's "show secrets"), and recorded in the
+/// audit log. `None` for a name the profile does not hold.
+pub fn reveal_profile_file(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    name: &str,
+    file: &str,
+) -> Result<Option<(String, Vec<u8>)>> {
+    actor.user.require(Action::ManageSettings)?;
+    let (p, _) = profile(conn, actor, name)?;
+    let Some(f) = p.files.into_iter().find(|f| f.file_name == file) else {
+        return Ok(None);
+    };
+    db::write_tx(conn, |tx| {
+        db::audit::record(
+            tx,
+            &actor.who,
+            crate::domain::audit::Change::new(
+                Some(actor.account.id.0),
+                "profile.file-secrets",
+                format!("{name}/{file}"),
+            ),
+        )
+    })?;
+    Ok(Some((f.file_name, f.content)))
 }
 
 /// Checks a profile's files against the built-in and the custom variables of `conn`; the

@@ -1,6 +1,7 @@
 //! XML as Polycom configuration files use it: escaping values we write, checking that files
-//! we are given are well-formed, and reading their parameters (attributes with dotted
-//! names, wherever they sit in the element tree).
+//! we are given are well-formed, reading their parameters (attributes with dotted names,
+//! wherever they sit in the element tree) and masking the values of secret ones in a file
+//! shown to people, even one that is not well-formed.
 
 use crate::error::{Error, FieldError};
 
@@ -89,9 +90,86 @@ pub fn parse_params(file: &str, bytes: &[u8]) -> Result<Vec<FoundParam>, Error> 
     Ok(out)
 }
 
+/// What is shown instead of a secret value.
+pub const MASK: &str = "********";
+
+/// `text` with the value of every `name="value"` (or `'value'`) whose name is a secret
+/// parameter (`polycom::params::is_secret`) replaced by `MASK`. Read as text, not parsed:
+/// a profile file whose XML is well-formed only once its variables are filled in
+/// (`reg.${LINE}.auth.password`, `${OVERRIDE}` inside a tag), or a phone's upload that is
+/// not XML at all, is masked too. A `${VARIABLE}` in a name counts as a number.
+pub fn mask_secret_values(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || b"._-${}:".contains(&b);
+    let mut out = String::with_capacity(text.len());
+    let (mut copied, mut pos) = (0, 0);
+    while let Some(off) = text[pos..].find('=') {
+        let eq = pos + off;
+        let quote = match bytes.get(eq + 1) {
+            Some(q @ (b'"' | b'\'')) => *q as char,
+            _ => {
+                pos = eq + 1;
+                continue;
+            }
+        };
+        let Some(len) = text[eq + 2..].find(quote) else {
+            break;
+        };
+        let close = eq + 2 + len;
+        // Name bytes are ASCII, so the first of them starts a character.
+        let start = (0..eq)
+            .rev()
+            .find(|&j| !name_byte(bytes[j]))
+            .map_or(0, |j| j + 1);
+        let mut name = text[start..eq].to_string();
+        while let Some(open) = name.find("${") {
+            match name[open..].find('}') {
+                Some(end) => name.replace_range(open..open + end + 1, "1"),
+                None => break,
+            }
+        }
+        if len > 0 && !name.is_empty() && super::polycom::params::is_secret(&name) {
+            out.push_str(&text[copied..eq + 2]);
+            out.push_str(MASK);
+            copied = close;
+        }
+        pos = close + 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_masked_in_text_that_is_not_well_formed() {
+        let text = "<x reg.${LINE}.auth.password=\"S1\" ${OVERRIDE} a.b='1' \
+                    device.prov.password='S2' reg.1.auth.password=\"\" k=\"v\"/>\n\u{e9}=\"x\"";
+        let masked = mask_secret_values(text);
+        assert!(!masked.contains("S1") && !masked.contains("S2"), "{masked}");
+        assert!(
+            masked.contains("reg.${LINE}.auth.password=\"********\""),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("device.prov.password='********'"),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("a.b='1'") && masked.contains("k=\"v\""),
+            "{masked}"
+        );
+        assert!(
+            masked.contains("reg.1.auth.password=\"\""),
+            "empty stays empty"
+        );
+        assert_eq!(
+            mask_secret_values("no attributes = here"),
+            "no attributes = here"
+        );
+    }
 
     #[test]
     fn escaped_values_survive_a_parse() {

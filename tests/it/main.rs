@@ -20,6 +20,7 @@ mod cli;
 mod common;
 mod console;
 mod crash;
+mod device_page;
 mod device_secrets;
 mod diag;
 mod dictionary;

@@ -148,6 +148,15 @@ fn a_stranger_after_enrolment_gets_no_secret_writes_nothing_and_the_device_shows
     assert_eq!(s["contested"], 1, "{s}");
     let dev = &s["devices"][0];
     assert_eq!(dev["state"], "contested");
+    // The device page says so in words, without the secret.
+    let page = Session::admin(&server)
+        .get(&format!("/devices/{PHONE}"))
+        .text();
+    assert!(
+        page.contains("contested: another client claimed it"),
+        "{page}"
+    );
+    assert!(!page.contains(SIP_SECRET));
     // The phone itself was sent its pending credential (the first claim); the stranger came
     // after it enrolled.
     assert_eq!(dev["claims"][0]["address"], "127.0.0.2", "{dev}");

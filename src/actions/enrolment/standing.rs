@@ -169,6 +169,25 @@ pub struct DeviceEnrolment {
 
 /// Every associated device of the account with its enrolment state, by MAC.
 pub fn status(conn: &Connection, account: &Account) -> Result<Vec<DeviceEnrolment>> {
+    status_where(conn, account, None)
+}
+
+/// One device's enrolment state (the device page), `None` when the MAC is not an associated
+/// device of the account.
+pub fn device_status(
+    conn: &Connection,
+    account: &Account,
+    mac: &Mac,
+) -> Result<Option<DeviceEnrolment>> {
+    Ok(status_where(conn, account, Some(mac))?.into_iter().next())
+}
+
+/// The associated devices of the account (only `mac`, if given) with their enrolment state.
+fn status_where(
+    conn: &Connection,
+    account: &Account,
+    mac: Option<&Mac>,
+) -> Result<Vec<DeviceEnrolment>> {
     let now = db::now_secs();
     let windows = q::list_open_windows(conn, account.id.0, now)?;
     let mut stmt = conn.prepare(
@@ -178,10 +197,11 @@ pub fn status(conn: &Connection, account: &Account) -> Result<Vec<DeviceEnrolmen
          FROM devices d
          LEFT JOIN profiles p ON p.id = d.profile_id
          LEFT JOIN device_credentials c ON c.device_id = d.id
-         WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL ORDER BY d.mac",
+         WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL
+           AND (?2 IS NULL OR d.mac = ?2) ORDER BY d.mac",
     )?;
     let rows = stmt
-        .query_map([account.id.0], |r| {
+        .query_map(params![account.id.0, mac.map(Mac::as_str)], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,

@@ -1,6 +1,12 @@
-//! Device pages: the device summary (access status, request timeline, uploads and the exact
-//! files it receives with secrets masked), modify, copy, change (replace a faulty device)
-//! and delete, and the list of phones seen but not associated.
+//! Device pages: the device page (a summary first — `summary` — then access status, request
+//! timeline, uploads each readable through `uploads`, and the exact files it receives with
+//! secrets masked), modify, copy, change (replace a faulty device) and delete, and the list
+//! of phones seen but not associated.
+
+mod summary;
+mod uploads;
+
+pub use uploads::upload;
 
 use maud::html;
 use rouille::{Request, Response};
@@ -21,22 +27,6 @@ use crate::http::admin::views::{self, Field, csrf_field, when};
 fn mac_of(s: &str) -> Result<Mac> {
     s.parse::<Mac>()
         .map_err(|_| Error::not_found(format!("device `{s}`")))
-}
-
-fn input_of(d: &Device) -> DeviceInput {
-    DeviceInput {
-        mac: d.mac.to_string(),
-        serial: d.serial.clone(),
-        vendor_model: d.vendor_model.clone(),
-        profile: d.profile_name.clone().unwrap_or_default(),
-        ext: d.ext.clone(),
-        line1: d
-            .lines
-            .iter()
-            .find(|l| l.line == 1)
-            .cloned()
-            .unwrap_or_default(),
-    }
 }
 
 /// The address phones use, for rendering what a device receives: the first public name,
@@ -88,7 +78,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
     } else {
         Vec::new()
     };
-    let can = ctx.user.require(Action::Associate).is_ok();
+    let standing = crate::actions::standing::standing(&conn, &d)?;
     let overridden = super::overrides::device_section(c, ctx, &mac)?;
     let firmware =
         crate::actions::firmware::rollout::list_device_firmware(&conn, Some(mac.as_str()))?
@@ -104,25 +94,12 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             html! {
                 h1 { "Device " code { (mac) } }
                 (views::notice(notice_of(req)))
-                @if d.is_associated() {
-                    p { a href=(format!("/devices/{mac}/settings")) { "Effective settings" } " — every parameter it gets, its value and where it comes from" }
-                }
-                @if can {
-                    p.ops {
-                        @if d.is_associated() {
-                            a.button href=(format!("/devices/{mac}/edit")) { "Modify" } " "
-                            a.button.secondary href=(format!("/devices/{mac}/copy")) { "Copy" } " "
-                            a.button.secondary href=(format!("/devices/{mac}/replace")) { "Change (replace device)" } " "
-                            a.button.secondary href=(format!("/devices/{mac}/values")) { "Template values" } " "
-                            @if c.config().sip.enabled {
-                                a.button.secondary href=(format!("/devices/{mac}/apply-now")) { "Apply now" } " "
-                            }
-                        } @else {
-                            a.button href=(format!("/devices/new?mac={mac}")) { "Associate" } " "
-                        }
-                        a.button.danger href=(format!("/devices/{mac}/delete")) { "Delete" }
-                    }
-                }
+                (summary::summary(&d, &standing, &summary::Extras {
+                    state: state(&d, activity.as_ref()),
+                    has_overrides: uploads.iter().any(|u| u.kind == "overrides"),
+                    sip: c.config().sip.enabled,
+                    ctx,
+                }))
                 div.columns {
                     section {
                         h2 { "Association" }
@@ -137,12 +114,6 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                             tr { th { "Provisioning user" } td { (e.prov_user) } }
                             tr { th { "Provisioning password" } td { (set(&e.prov_password)) } }
                             tr { th { "Polling" } td { (match e.polling.as_str() { "1" => "Enable", "0" => "Disable", _ => "None" }) } }
-                            @for l in &d.lines {
-                        tr { th { "Line " (l.line) } td {
-                            "SIP user ID " (dash(&l.auth_user_id)) ", label " (dash(&l.label)) ", display name " (dash(&l.display_name))
-                            ", password " (if l.auth_password.is_empty() { "(none)" } else { "(set)" })
-                        } }
-                    }
                         }
                     }
                     section {
@@ -183,7 +154,7 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
                 @if uploads.is_empty() { p.muted { "The device has uploaded nothing (logs, overrides, call lists, contacts)." } } @else {
                     table.list {
                         thead { tr { th { "Kind" } th { "File" } th.num { "Bytes" } th { "Updated" } } }
-                        tbody { @for u in &uploads { tr { td { (u.kind) } td { (u.file_name) } td.num { (u.size) } td { (when(Some(u.updated_at))) } } } }
+                        tbody { @for u in &uploads { tr { td { (u.kind) } td { a href=(uploads::href(&mac, &u.file_name)) { (u.file_name) } } td.num { (u.size) } td { (when(Some(u.updated_at))) } } } }
                     }
                 }
                 @if !files.is_empty() {
@@ -197,10 +168,6 @@ pub fn show(c: &Console, ctx: &Ctx, mac: &str, req: &Request) -> Result<Response
             },
         ),
     ))
-}
-
-fn dash(s: &str) -> &str {
-    if s.is_empty() { "--" } else { s }
 }
 
 /// The device state of docs/design.md §7, from what was observed.
@@ -255,7 +222,7 @@ pub fn edit(c: &Console, ctx: &Ctx, mac: &str) -> Result<Response> {
     ctx.user.require(Action::Associate)?;
     let mac = mac_of(mac)?;
     let d = associations::device(&*c.conn()?, &c.actor(&ctx.user, &ctx.account), &mac)?;
-    edit_page(c, ctx, &mac, &input_of(&d), &[], None)
+    edit_page(c, ctx, &mac, &d.input(), &[], None)
 }
 
 pub fn update(c: &Console, ctx: &Ctx, mac: &str, f: &Form) -> Result<Response> {
@@ -266,7 +233,7 @@ pub fn update(c: &Console, ctx: &Ctx, mac: &str, f: &Form) -> Result<Response> {
     let actor = c.actor(&ctx.user, &ctx.account);
     // Write-only fields: empty keeps the stored secret, "Clear" removes it, and the masked
     // address sent back unchanged keeps the stored one.
-    let stored = input_of(&associations::device(&conn, &actor, &mac)?);
+    let stored = associations::device(&conn, &actor, &mac)?.input();
     let keep = |typed: &mut String, stored: &str, name: &str| {
         if typed.is_empty() && !f.checked(&super::assoc::clear_name(&format!("devices[0].{name}")))
         {

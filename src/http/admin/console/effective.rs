@@ -151,7 +151,7 @@ pub fn page(
                 }
             }
         }
-        div.columns {
+        div.columns #site-groups {
             section {
                 h2 { "Site" }
                 p { @if let Some(s) = &site { a href=(format!("{base}/sites/{}", percent_encode(s))) { (s) } } @else { span.muted { "(none)" } } }

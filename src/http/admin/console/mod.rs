@@ -312,6 +312,9 @@ impl Console {
             ("POST", ["profiles"]) => profiles::create(self, ctx, f),
             ("GET", ["profiles", name]) => profiles::edit(self, ctx, name, req),
             ("POST", ["profiles", name]) => profiles::update(self, ctx, name, f),
+            ("GET", ["profiles", name, "files", file]) => {
+                profiles::file(self, ctx, name, file, req)
+            }
             ("GET", ["profiles", name, "delete"]) => profiles::confirm_delete(self, ctx, name),
             ("POST", ["profiles", name, "delete"]) => profiles::delete(self, ctx, name),
             ("GET", ["associations", "new"]) => assoc::new_subscriber(self, ctx),
@@ -341,6 +344,9 @@ impl Console {
             ("POST", ["devices", mac, "replace"]) => devices::replace(self, ctx, mac, f),
             ("GET", ["devices", mac, "apply-now"]) => applynow::form(self, ctx, mac),
             ("POST", ["devices", mac, "apply-now"]) => applynow::apply(self, ctx, mac, f),
+            ("GET", ["devices", mac, "uploads", file]) => {
+                devices::upload(self, ctx, mac, file, req)
+            }
             ("GET", ["devices", mac, "delete"]) => devices::confirm_delete(self, ctx, mac),
             ("POST", ["devices", mac, "delete"]) => devices::delete(self, ctx, mac, f),
             ("POST", ["devices", mac, "overrides", "clear"]) => {

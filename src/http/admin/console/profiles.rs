@@ -1,6 +1,7 @@
 //! Profile Management pages: the list of configuration profiles, the Profile Editor for
-//! creating and modifying one (every field of the ZTP guide, files uploaded as multipart), and
-//! the delete confirmation.
+//! creating and modifying one (every field of the ZTP guide, files uploaded as multipart), a
+//! stored file's page and download (secrets masked but for users who may see them), and the
+//! delete confirmation.
 
 use maud::{Markup, html};
 use rouille::{Request, Response};
@@ -67,10 +68,10 @@ pub fn edit(c: &Console, ctx: &Ctx, name: &str, req: &Request) -> Result<Respons
     let conn = c.conn()?;
     let actor = c.actor(&ctx.user, &ctx.account);
     let (p, _) = profile_ops::profile(&conn, &actor, name)?;
-    let files: Vec<String> = p
+    let files: Vec<(String, usize)> = p
         .files
         .iter()
-        .map(|f| format!("{} ({} bytes)", f.file_name, f.content.len()))
+        .map(|f| (f.file_name.clone(), f.content.len()))
         .collect();
     let has_password = !p.fields.prov_password.is_empty();
     let mut fields = p.fields.clone();
@@ -329,12 +330,82 @@ fn software_select(
     }
 }
 
+/// The page of one of a profile's stored files.
+fn file_href(profile: &str, file: &str) -> String {
+    format!(
+        "/profiles/{}/files/{}",
+        percent_encode(profile),
+        percent_encode(file)
+    )
+}
+
+/// `GET /profiles/<name>/files/<file>`: the stored file as text with the values of secret
+/// parameters masked (as the preview masks them). `?download=1` sends it as an attachment:
+/// as stored (audited) to users allowed to see secrets (`Action::ManageSettings`, as the
+/// preview's "show secrets"), masked to everyone else. A name the profile does not hold is
+/// 404: it is compared with the stored names, never used as a path.
+pub fn file(c: &Console, ctx: &Ctx, name: &str, file: &str, req: &Request) -> Result<Response> {
+    let mut conn = c.conn()?;
+    let actor = c.actor(&ctx.user, &ctx.account);
+    let missing = || Error::not_found(format!("file `{file}` of profile `{name}`"));
+    let reveal = ctx.user.require(Action::ManageSettings).is_ok();
+    if req.get_param("download").is_some_and(|v| v == "1") {
+        let (file_name, bytes) = if reveal {
+            profile_ops::reveal_profile_file(&mut conn, &actor, name, file)?.ok_or_else(missing)?
+        } else {
+            let (n, text) =
+                profile_ops::profile_file(&conn, &actor, name, file)?.ok_or_else(missing)?;
+            (n, text.into_bytes())
+        };
+        let safe: String = file_name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        return Ok(
+            Response::from_data("text/plain; charset=utf-8", bytes).with_additional_header(
+                "Content-Disposition",
+                format!("attachment; filename=\"{safe}\""),
+            ),
+        );
+    }
+    let (file_name, text) =
+        profile_ops::profile_file(&conn, &actor, name, file)?.ok_or_else(missing)?;
+    let href = file_href(name, &file_name);
+    Ok(html_page(
+        200,
+        views::page(
+            &format!("{file_name} of profile {name}"),
+            &ctx.nav("profiles"),
+            html! {
+                p.crumbs { a href=(format!("/profiles/{}", percent_encode(name))) { "Profile " (name) } " › files" }
+                h1 { code { (file_name) } }
+                p {
+                    "A configuration file of profile " (name) ", as stored (before variables are filled in). "
+                    a.button.secondary href=(format!("{href}?download=1")) { "Download" }
+                }
+                p.hint {
+                    "Values of secret parameters are masked"
+                    @if reveal { "; the download is the file as stored, secrets included, and is recorded in the audit log." }
+                    @else { ", in the download too." }
+                }
+                pre.upload { (text) }
+            },
+        ),
+    ))
+}
+
 /// The Profile Editor.
 fn editor(
     page: &Page<'_>,
     name: Option<&str>,
     f: &ProfileFields,
-    files: &[String],
+    files: &[(String, usize)],
     problems: &[FieldError],
     has_password: bool,
     notice: Option<&str>,
@@ -373,7 +444,17 @@ fn editor(
                         input id="files" name="files" type="file" multiple accept=".cfg,.xml,text/xml";
                         span.hint { "UC Software XML; checked for well-formed XML and known ${VARIABLES}. Several files keep their order. Not for video endpoints." }
                         @if !files.is_empty() {
-                            span.hint { "Current: " (files.join(", ")) ". Uploading replaces them." }
+                            span.hint {
+                                "Current: "
+                                @for (i, (file, size)) in files.iter().enumerate() {
+                                    @if i > 0 { ", " }
+                                    @if let Some(n) = name {
+                                        a href=(file_href(n, file)) { (file) }
+                                        " (" (size) " bytes, " a href=(format!("{}?download=1", file_href(n, file))) { "download" } ")"
+                                    } @else { (file) " (" (size) " bytes)" }
+                                }
+                                ". Uploading replaces them."
+                            }
                             label.check { input type="checkbox" name="remove_files"; " Remove the current files" }
                         }
                     }
