@@ -326,20 +326,41 @@ impl Sort {
             })
     }
 
-    /// The key a row sorts by (then by MAC). Times sort as numbers, never seen first;
-    /// versions component by component.
+    /// The key a row sorts by (then by MAC). Versions compare component by component;
+    /// an empty value or a time never reached is blank.
     pub fn key(self, r: &Row) -> SortKey {
-        let text = |s: &str| SortKey::Text(s.to_lowercase());
+        let text = |s: &str| {
+            if s.is_empty() {
+                SortKey::Blank
+            } else {
+                SortKey::Text(s.to_lowercase())
+            }
+        };
+        let time = |t: Option<i64>| t.map_or(SortKey::Blank, SortKey::Number);
         match self {
-            Sort::Mac => SortKey::Text(String::new()),
+            Sort::Mac => SortKey::Number(0),
             Sort::Name => text(&r.name),
             Sort::State => SortKey::Number(r.state as i64),
-            Sort::LastSeen => SortKey::Number(r.last_seen.unwrap_or(i64::MIN)),
-            Sort::LastSync => SortKey::Number(r.last_sync.unwrap_or(i64::MIN)),
+            Sort::LastSeen => time(r.last_seen),
+            Sort::LastSync => time(r.last_sync),
             Sort::Model => text(&r.model),
+            Sort::Firmware if r.firmware.is_empty() => SortKey::Blank,
             Sort::Firmware => SortKey::Version(r.firmware.clone()),
             Sort::Profile => text(r.profile.as_deref().unwrap_or("")),
             Sort::Site => text(r.site.as_deref().unwrap_or("")),
+        }
+    }
+
+    /// The list's order: by key in the direction asked, blanks last either way, then by
+    /// MAC in the same direction.
+    pub fn compare(descending: bool, a: (&SortKey, &str), b: (&SortKey, &str)) -> Ordering {
+        match (a.0 == &SortKey::Blank, b.0 == &SortKey::Blank) {
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => {
+                let o = a.0.cmp(b.0).then_with(|| a.1.cmp(b.1));
+                if descending { o.reverse() } else { o }
+            }
         }
     }
 }
@@ -350,6 +371,8 @@ pub enum SortKey {
     Text(String),
     Number(i64),
     Version(String),
+    /// No value: listed after every value, whichever the direction.
+    Blank,
 }
 
 impl Ord for SortKey {
@@ -376,6 +399,7 @@ impl SortKey {
             SortKey::Text(_) => 0,
             SortKey::Number(_) => 1,
             SortKey::Version(_) => 2,
+            SortKey::Blank => 3,
         }
     }
 }
@@ -412,10 +436,8 @@ impl TopRows {
 
     fn settle(&mut self) {
         let desc = self.descending;
-        self.rows.sort_by(|(ka, a), (kb, b)| {
-            let o = ka.cmp(kb).then_with(|| a.mac.cmp(&b.mac));
-            if desc { o.reverse() } else { o }
-        });
+        self.rows
+            .sort_by(|(ka, a), (kb, b)| Sort::compare(desc, (ka, &a.mac), (kb, &b.mac)));
         self.rows.truncate(self.keep);
     }
 
@@ -596,7 +618,7 @@ mod tests {
         /// come in, the key, the direction and how many are kept.
         #[test]
         fn top_rows_are_the_head_of_a_full_sort(
-            items in proptest::collection::vec((0u32..500, proptest::option::of(0i64..50), "[a-c]{0,2}", "[5-6]\\.[0-9]{1,2}"), 0..300),
+            items in proptest::collection::vec((0u32..500, proptest::option::of(0i64..50), "[a-c]{0,2}", "([5-6]\\.[0-9]{1,2})?"), 0..300),
             sort in 0usize..Sort::ALL.len(),
             descending: bool,
             keep in 0usize..120,
@@ -613,9 +635,14 @@ mod tests {
                 top.push(r);
             }
             let mut all = rows;
+            // Blanks last either way, the rest by key then MAC in the direction asked.
             all.sort_by(|a, b| {
-                let o = sort.key(a).cmp(&sort.key(b)).then_with(|| a.mac.cmp(&b.mac));
-                if descending { o.reverse() } else { o }
+                let (ka, kb) = (sort.key(a), sort.key(b));
+                let blank = |k: &SortKey| *k == SortKey::Blank;
+                blank(&ka).cmp(&blank(&kb)).then_with(|| {
+                    let o = ka.cmp(&kb).then_with(|| a.mac.cmp(&b.mac));
+                    if descending { o.reverse() } else { o }
+                })
             });
             all.truncate(keep);
             let got: Vec<String> = top.into_rows().into_iter().map(|r| r.mac).collect();

@@ -12,6 +12,7 @@ mod autosync;
 mod bad_input;
 mod boot;
 mod browser;
+mod browser_dashboard;
 mod browser_files;
 mod browser_lens;
 mod browser_policies;

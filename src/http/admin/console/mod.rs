@@ -667,7 +667,7 @@ impl Console {
                     }
                     p.totals {
                         strong { (s.devices) } " devices: " (s.associated) " associated, " (s.unassociated) " seen but not associated · "
-                        (s.online) " online, " (s.offline) " offline · " (s.profiles) " profiles"
+                        (s.online) " online, " (s.offline) " offline · " (s.profiles) @if s.profiles == 1 { " profile" } @else { " profiles" }
                     }
                     @if !s.checklist_complete {
                         section #checklist {

@@ -133,9 +133,39 @@ pub fn problems(list: &[FieldError]) -> Markup {
     html! {
         @if !list.is_empty() {
             div.errors role="alert" {
-                p { strong { "Please correct the following:" } }
-                ul { @for p in list { li { code { (p.field) } ": " (p.message) } } }
+                p { strong { @if list.len() == 1 { "Please correct this:" } @else { "Please correct these " (list.len()) " things:" } } }
+                ul { @for p in list { li { strong { (field_name(&p.field)) } ": " (message(&p.message)) } } }
             }
+        }
+    }
+}
+
+/// A field's key in words: `devices[0].sip_auth_password` → "SIP authentication
+/// password"; a dotted parameter name stays as it is.
+pub fn field_name(key: &str) -> String {
+    let last = key.rsplit(['.']).next().unwrap_or(key);
+    let last = last.split('[').next().unwrap_or(last);
+    if key.contains('.') && !key.contains('[') && !key.starts_with("devices") {
+        return key.to_string();
+    }
+    let label = crate::domain::audit::field_label(last);
+    let mut c = label.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => key.to_string(),
+    }
+}
+
+/// A message for people: `backticked` words become code, without the backticks.
+pub fn message(text: &str) -> Markup {
+    let parts: Vec<&str> = text.split('`').collect();
+    // An odd count of backticks leaves the text as it is.
+    if parts.len() % 2 == 0 {
+        return html! { (text) };
+    }
+    html! {
+        @for (i, part) in parts.iter().enumerate() {
+            @if i % 2 == 1 { code { (part) } } @else { (part) }
         }
     }
 }
@@ -201,7 +231,7 @@ impl Render for Field<'_> {
                 label for=(self.name) { (self.label) @if self.required { " *" } }
                 input id=(self.name) name=(self.name) type=(self.kind) value=(self.value) required[self.required]
                     autocomplete=@if self.kind == "password" { "new-password" } @else { "off" };
-                @if let Some(e) = error { span.error { (e.message) } }
+                @if let Some(e) = error { span.error { (message(&e.message)) } }
                 @if !self.hint.is_empty() { span.hint { (self.hint) } }
             }
         }
