@@ -1,10 +1,12 @@
 //! The console's layout and shared widgets: one `page(title, nav, body)` layout, form
-//! fields that show their own error, pagers, and time formatting. Views are functions that
-//! return `Markup` from display-ready values; they never query anything.
+//! fields that show their own error, pagers, and times. Views are functions that return
+//! `Markup` from display-ready values; they never query anything (`when` reads the clock,
+//! to say how long ago a time was).
 //!
 //! No inline scripts or styles (the CSP is `default-src 'self'`): the look lives in
 //! `assets/admin.css`, and every page works without JavaScript (`assets/copy.js` only adds
-//! copy buttons). The widgets of the account, policy and inventory pages are in `widgets`.
+//! copy buttons, `assets/times.js` only shows exact times in the browser's time zone). The
+//! widgets of the account, policy and inventory pages are in `widgets`.
 
 pub mod widgets;
 
@@ -66,6 +68,7 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                 title { (title) " · zerotouch" }
                 link rel="stylesheet" href="/assets/admin.css";
                 script src="/assets/copy.js" defer {}
+                script src="/assets/times.js" defer {}
             }
             body {
                 header.top {
@@ -235,11 +238,38 @@ pub fn pager(base: &str, page: usize, per_page: usize, total: usize, more: bool)
     }
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM UTC`, or `--` when never.
-pub fn when(secs: Option<i64>) -> String {
-    match secs {
-        Some(s) if s > 0 => crate::domain::time::format_time(s),
-        _ => "--".into(),
+/// A time for a page: how long ago it was (`3 min ago`, `in 4 min`) in a `<time>` whose
+/// `datetime` is RFC 3339 and whose title is the exact stamp in UTC (`assets/times.js`
+/// turns the title to the browser's time zone); `--` when never. As text (`format!`) it is
+/// the exact stamp: files, the CLI and JSON keep exact times.
+pub fn when(secs: Option<i64>) -> When {
+    When(secs.filter(|s| *s > 0))
+}
+
+/// A time as `when` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct When(Option<i64>);
+
+impl Render for When {
+    fn render(&self) -> Markup {
+        use crate::domain::time::{format_time, relative, rfc3339};
+        match self.0 {
+            Some(s) => {
+                // The server's clock (`db::now_secs`: tests may move it), as stored times are.
+                let now = crate::db::now_secs();
+                html! { time datetime=(rfc3339(s)) title=(format_time(s)) { (relative(s, now)) } }
+            }
+            None => html! { "--" },
+        }
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => f.write_str(&crate::domain::time::format_time(s)),
+            None => f.write_str("--"),
+        }
     }
 }
 
@@ -254,5 +284,27 @@ pub fn error_body(status: u16, message: &str, back: &str) -> Markup {
         h1 { (status) " · " (crate::http::engine::conn::reason(status)) }
         p.errors { (message) }
         p { a href=(back) { "Home" } " · use your browser's Back button to return to the form" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_is_relative_with_its_exact_stamp_and_never_is_dashes() {
+        let html = when(Some(1_445_412_480)).render().into_string();
+        assert!(
+            html.starts_with(
+                r#"<time datetime="2015-10-21T07:28:00Z" title="Wed, 21 Oct 2015 07:28:00 UTC">"#
+            ) && html.ends_with(" years ago</time>"),
+            "{html}"
+        );
+        assert_eq!(when(None).render().into_string(), "--");
+        assert_eq!(when(Some(0)).render().into_string(), "--");
+        assert_eq!(
+            when(Some(1_445_412_480)).to_string(),
+            "Wed, 21 Oct 2015 07:28:00 UTC"
+        );
     }
 }
