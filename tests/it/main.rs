@@ -12,6 +12,7 @@ mod bad_input;
 mod boot;
 mod browser;
 mod browser_files;
+mod browser_layout;
 mod browser_lens;
 mod browser_policies;
 mod cli;
