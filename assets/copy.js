@@ -1,6 +1,6 @@
 // zerotouch admin: copy buttons for values marked `button[data-copy]` (progressive
 // enhancement: without this script the buttons stay hidden and a click on the value
-// selects it whole for a manual copy). No other script runs on the console.
+// selects it whole for a manual copy). The only other script is times.js (local times).
 "use strict";
 document.addEventListener("DOMContentLoaded", function () {
   document.querySelectorAll("button[data-copy]").forEach(function (button) {

@@ -14,6 +14,7 @@ mod boot;
 mod browser;
 mod browser_dashboard;
 mod browser_files;
+mod browser_layout;
 mod browser_lens;
 mod browser_policies;
 mod bulk;

@@ -389,6 +389,7 @@ impl AdminService {
                 let (kind, body) = match name.as_str() {
                     "admin.css" => ("text/css; charset=utf-8", include_str!("../../../assets/admin.css")),
                     "copy.js" => ("text/javascript; charset=utf-8", include_str!("../../../assets/copy.js")),
+                    "times.js" => ("text/javascript; charset=utf-8", include_str!("../../../assets/times.js")),
                     _ => return Response::empty_404(),
                 };
                 Response::from_data(kind, body).with_additional_header("Cache-Control", "max-age=3600")

@@ -321,7 +321,7 @@ fn section(
                 Some(r) => {
                     table.kv {
                         tr { th { "Looked at" } td { (r.subject) } }
-                        tr { th { "Started" } td { (crate::domain::time::format_time(r.started_at)) } }
+                        tr { th { "Started" } td { (crate::http::admin::views::when(Some(r.started_at))) } }
                         tr { th { "Status" } td { (r.status) @if r.status == "running" { " (this page reloads itself until it finishes)" } } }
                         @if !r.error.is_empty() { tr { th { "Error" } td { (r.error) } } }
                     }

@@ -274,10 +274,10 @@ fn devices_table(s: &Search, rows: &[find::DeviceHit]) -> Markup {
     }
 }
 
-fn access(last: Option<i64>, count: i64) -> String {
+fn access(last: Option<i64>, count: i64) -> Markup {
     match last {
-        Some(_) => format!("{} ({count} requests)", when(last)),
-        None => "-- (never)".into(),
+        Some(_) => html! { (when(last)) " (" (count) " requests)" },
+        None => html! { "-- (never)" },
     }
 }
 

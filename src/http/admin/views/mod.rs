@@ -1,10 +1,12 @@
-//! The console's layout and shared widgets: one `page(title, nav, body)` layout, form
-//! fields that show their own error, pagers, and time formatting. Views are functions that
-//! return `Markup` from display-ready values; they never query anything.
+//! The console's layout and shared widgets: one `page(title, nav, body)` layout with the
+//! sections grouped by task, form fields that show their own error, pagers, and times.
+//! Views are functions that return `Markup` from display-ready values; they never query
+//! anything (`when` reads the clock, to say how long ago a time was).
 //!
 //! No inline scripts or styles (the CSP is `default-src 'self'`): the look lives in
 //! `assets/admin.css`, and every page works without JavaScript (`assets/copy.js` only adds
-//! copy buttons). The widgets of the account, policy and inventory pages are in `widgets`.
+//! copy buttons, `assets/times.js` only shows exact times in the browser's time zone). The
+//! widgets of the account, policy and inventory pages are in `widgets`.
 
 pub mod widgets;
 
@@ -34,23 +36,116 @@ pub struct Nav {
     pub accounts: Vec<(String, String)>,
 }
 
-const SECTIONS: &[(&str, &str, &str)] = &[
-    ("find", "/find", "Find Operations"),
-    ("associate", "/associations/new", "Profile Association"),
-    ("import", "/import", "Bulk Association"),
-    ("profiles", "/profiles", "Profiles"),
-    ("unassociated", "/unassociated", "Unassociated"),
-    ("firmware", "/firmware", "Firmware"),
-    ("files", "/files", "Phone Files"),
-    ("tokens", "/tokens", "API Tokens"),
+/// Who sees a link of the navigation.
+#[derive(Clone, Copy, PartialEq)]
+enum Who {
+    /// Every signed-in user.
+    All,
+    /// Roles that see every device (`Nav::lens`).
+    Lens,
+    /// Installation-wide admins (`Nav::admin`).
+    Admin,
+}
+
+/// A link of the navigation: `(section key, href, label, who sees it)`. The key is what a
+/// handler passes to `Ctx::nav`, so the active page stays highlighted.
+type Link = (&'static str, &'static str, &'static str, Who);
+
+/// The console's sections grouped by task: `(group, links)`.
+const GROUPS: &[(&str, &[Link])] = &[
+    (
+        "Devices",
+        &[
+            ("find", "/find", "Find Operations", Who::All),
+            ("inventory", "/inventory", "Inventory", Who::Lens),
+            ("unassociated", "/unassociated", "Unassociated", Who::All),
+            (
+                "associate",
+                "/associations/new",
+                "Profile Association",
+                Who::All,
+            ),
+            ("import", "/import", "Bulk Association", Who::All),
+        ],
+    ),
+    (
+        "Configuration",
+        &[
+            ("profiles", "/profiles", "Profiles", Who::All),
+            ("settings", "/settings", "Settings", Who::Admin),
+            ("files", "/files", "Phone Files", Who::All),
+            ("firmware", "/firmware", "Firmware", Who::All),
+        ],
+    ),
+    (
+        "Accounts & Auto-Sync",
+        &[("accounts", "/accounts", "Accounts", Who::Lens)],
+    ),
+    (
+        "Operations",
+        &[
+            ("diagnostics", "/diagnostics", "Diagnostics", Who::Admin),
+            ("audit", "/audit", "Audit Log", Who::Lens),
+        ],
+    ),
+    (
+        "Admin",
+        &[
+            ("users", "/users", "Users", Who::Admin),
+            ("tokens", "/tokens", "API Tokens", Who::All),
+        ],
+    ),
 ];
 
-/// Sections of roles that see every device (`Action::ReadAccounts`).
-const LENS_SECTIONS: &[(&str, &str, &str)] = &[
-    ("accounts", "/accounts", "Accounts"),
-    ("inventory", "/inventory", "Inventory"),
-    ("audit", "/audit", "Audit Log"),
-];
+impl Nav {
+    fn shows(&self, who: Who) -> bool {
+        match who {
+            Who::All => true,
+            Who::Lens => self.lens,
+            Who::Admin => self.admin,
+        }
+    }
+}
+
+/// The grouped section links. On a narrow screen they fold away, and the header's "Menu"
+/// link opens them without a script: it targets the header (`#menu`), which `admin.css`
+/// shows open while it is the target; "Close menu" or any link closes it.
+fn sections(nav: &Nav) -> Markup {
+    html! {
+        nav.sections aria-label="Sections" {
+            a.close-menu href="#" { "Close menu" }
+            @for (group, links) in GROUPS {
+                @let shown: Vec<_> = links.iter().filter(|l| nav.shows(l.3)).collect();
+                @let active = shown.iter().any(|l| l.0 == nav.section);
+                @if !shown.is_empty() {
+                    div.group.active[active] {
+                        span.group-name { (group) }
+                        ul {
+                            @for (key, href, label, _) in shown {
+                                li {
+                                    @if *key == nav.section {
+                                        a.active href=(href) aria-current="page" { (label) }
+                                    } @else {
+                                        a href=(href) { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The label of the active section, if the page belongs to one.
+fn active_label(nav: &Nav) -> Option<&'static str> {
+    GROUPS
+        .iter()
+        .flat_map(|(_, links)| links.iter())
+        .find(|l| l.0 == nav.section && nav.shows(l.3))
+        .map(|l| l.2)
+}
 
 /// The page layout shared by every console page.
 pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
@@ -66,55 +161,50 @@ pub fn page(title: &str, nav: &Nav, body: Markup) -> Markup {
                 title { (title) " · zerotouch" }
                 link rel="stylesheet" href="/assets/admin.css";
                 script src="/assets/copy.js" defer {}
+                script src="/assets/times.js" defer {}
             }
             body {
-                header.top {
-                    a.brand href="/" { "zerotouch" }
-                    @if let Some((name, role)) = &nav.user {
-                        nav.sections {
-                            @for (key, href, label) in SECTIONS {
-                                a href=(href) class=@if *key == nav.section { "active" } { (label) }
-                            }
-                            @if nav.lens {
-                                @for (key, href, label) in LENS_SECTIONS {
-                                    a href=(href) class=@if *key == nav.section { "active" } { (label) }
-                                }
-                            }
-                            @if nav.admin {
-                                a href="/settings" class=@if nav.section == "settings" { "active" } { "Settings" }
-                                a href="/diagnostics" class=@if nav.section == "diagnostics" { "active" } { "Diagnostics" }
-                                a href="/users" class=@if nav.section == "users" { "active" } { "Users" }
+                header.top #menu {
+                    div.bar {
+                        a.brand href="/" { "zerotouch" }
+                        @if nav.user.is_some() {
+                            a.menu href="#menu" {
+                                "Menu"
+                                @if let Some(label) = active_label(nav) { span.current { " · " (label) } }
                             }
                         }
-                        @if let Some((slug, account)) = &nav.account {
-                            div.account {
-                                span { "Account: " strong { (account) } }
-                                @if nav.accounts.len() > 1 {
-                                    " "
-                                    form.inline method="post" action="/account" {
-                                        input type="hidden" name="csrf" value=(nav.csrf);
-                                        label.sr-only for="switch-account" { "Act on account" }
-                                        select id="switch-account" name="account" {
-                                            @for (s, n) in &nav.accounts {
-                                                option value=(s) selected[s == slug] { (n) }
-                                            }
-                                        }
+                        @if let Some((name, role)) = &nav.user {
+                            @if let Some((slug, account)) = &nav.account {
+                                div.account {
+                                    span { "Account: " strong { (account) } }
+                                    @if nav.accounts.len() > 1 {
                                         " "
-                                        button.link type="submit" { "Switch" }
+                                        form.inline method="post" action="/account" {
+                                            input type="hidden" name="csrf" value=(nav.csrf);
+                                            label.sr-only for="switch-account" { "Act on account" }
+                                            select id="switch-account" name="account" {
+                                                @for (s, n) in &nav.accounts {
+                                                    option value=(s) selected[s == slug] { (n) }
+                                                }
+                                            }
+                                            " "
+                                            button.link type="submit" { "Switch" }
+                                        }
                                     }
                                 }
                             }
-                        }
-                        div.who {
-                            span { (name) " · " (role) }
-                            " "
-                            a href="/password" { "Password" }
-                            form.inline method="post" action="/logout" {
-                                input type="hidden" name="csrf" value=(nav.csrf);
-                                button.link type="submit" { "Sign out" }
+                            div.who {
+                                span { (name) " · " (role) }
+                                " "
+                                a href="/password" { "Password" }
+                                form.inline method="post" action="/logout" {
+                                    input type="hidden" name="csrf" value=(nav.csrf);
+                                    button.link type="submit" { "Sign out" }
+                                }
                             }
                         }
                     }
+                    @if nav.user.is_some() { (sections(nav)) }
                 }
                 main { (body) }
                 footer.muted { "zerotouch " (crate::VERSION) " · " a href="/health" { "health" } }
@@ -265,11 +355,38 @@ pub fn pager(base: &str, page: usize, per_page: usize, total: usize, more: bool)
     }
 }
 
-/// A Unix time as `YYYY-MM-DD HH:MM UTC`, or `--` when never.
-pub fn when(secs: Option<i64>) -> String {
-    match secs {
-        Some(s) if s > 0 => crate::domain::time::format_time(s),
-        _ => "--".into(),
+/// A time for a page: how long ago it was (`3 min ago`, `in 4 min`) in a `<time>` whose
+/// `datetime` is RFC 3339 and whose title is the exact stamp in UTC (`assets/times.js`
+/// turns the title to the browser's time zone); `--` when never. As text (`format!`) it is
+/// the exact stamp: files, the CLI and JSON keep exact times.
+pub fn when(secs: Option<i64>) -> When {
+    When(secs.filter(|s| *s > 0))
+}
+
+/// A time as `when` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct When(Option<i64>);
+
+impl Render for When {
+    fn render(&self) -> Markup {
+        use crate::domain::time::{format_time, relative, rfc3339};
+        match self.0 {
+            Some(s) => {
+                // The server's clock (`db::now_secs`: tests may move it), as stored times are.
+                let now = crate::db::now_secs();
+                html! { time datetime=(rfc3339(s)) title=(format_time(s)) { (relative(s, now)) } }
+            }
+            None => html! { "--" },
+        }
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(s) => f.write_str(&crate::domain::time::format_time(s)),
+            None => f.write_str("--"),
+        }
     }
 }
 
@@ -284,5 +401,50 @@ pub fn error_body(status: u16, message: &str, back: &str) -> Markup {
         h1 { (status) " · " (crate::http::engine::conn::reason(status)) }
         p.errors { (message) }
         p { a href=(back) { "Home" } " · use your browser's Back button to return to the form" }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_time_is_relative_with_its_exact_stamp_and_never_is_dashes() {
+        let html = when(Some(1_445_412_480)).render().into_string();
+        assert!(
+            html.starts_with(
+                r#"<time datetime="2015-10-21T07:28:00Z" title="Wed, 21 Oct 2015 07:28:00 UTC">"#
+            ) && html.ends_with(" years ago</time>"),
+            "{html}"
+        );
+        assert_eq!(when(None).render().into_string(), "--");
+        assert_eq!(when(Some(0)).render().into_string(), "--");
+        assert_eq!(
+            when(Some(1_445_412_480)).to_string(),
+            "Wed, 21 Oct 2015 07:28:00 UTC"
+        );
+    }
+
+    #[test]
+    fn the_nav_groups_sections_and_marks_the_active_one_and_its_group() {
+        let nav = Nav {
+            user: Some(("ann".into(), "viewer".into())),
+            section: "inventory",
+            lens: true,
+            ..Nav::default()
+        };
+        let html = sections(&nav).into_string();
+        assert!(
+            html.contains(r#"<div class="group active"><span class="group-name">Devices</span>"#)
+                && html.contains(
+                    r#"<a class="active" href="/inventory" aria-current="page">Inventory</a>"#
+                ),
+            "{html}"
+        );
+        assert!(
+            !html.contains("/users") && !html.contains("/settings"),
+            "admin links hidden: {html}"
+        );
+        assert_eq!(active_label(&nav), Some("Inventory"));
     }
 }
