@@ -250,7 +250,7 @@ pub fn field_name(key: &str) -> String {
 pub fn message(text: &str) -> Markup {
     let parts: Vec<&str> = text.split('`').collect();
     // An odd count of backticks leaves the text as it is.
-    if parts.len() % 2 == 0 {
+    if parts.len().is_multiple_of(2) {
         return html! { (text) };
     }
     html! {
