@@ -41,7 +41,11 @@ while [ "$k" -lt "$procs" ]; do
   if [ "$(cat "$work/rc$k")" != 0 ]; then
     failed=1
     echo "== process $k (seed $((seed + k * 7919))) failed:"
-    grep -v '^world: ' "$work/run$k.log" | tail -60
+    # The whole failure: the invariant broken and the shrunk sequence (a tail would cut
+    # the message off a long sequence).
+    grep -v '^world: ' "$work/run$k.log" | sed -n '/panicked at/,/^stack backtrace/p'
+    cp "$work/run$k.log" "${TMPDIR:-/tmp}/model-run-failure-$k.log" &&
+      echo "(the full log: ${TMPDIR:-/tmp}/model-run-failure-$k.log)"
   fi
   k=$((k + 1))
 done

@@ -233,6 +233,7 @@ pub fn checkins(conn: &Connection, account: &Account) -> Result<CheckIns> {
     Ok(CheckIns {
         hours_from,
         hourly: inventory::checkins(conn, account.id.0, hours_from * 1000, 3_600_000, 24)?,
+        hourly_refused: inventory::refusals(conn, account.id.0, hours_from * 1000, 3_600_000, 24)?,
         days_from,
         daily: inventory::checkins(
             conn,

@@ -98,6 +98,84 @@ pub struct Summary {
     pub checklist: Vec<Step>,
     pub checklist_complete: bool,
     pub checkins: CheckIns,
+    /// Auto-Sync's burn-down after a credential change within the last week.
+    pub burn_down: Option<BurnDown>,
+}
+
+/// How many associated devices had not yet taken the current credentials, at the end of
+/// each period since the change made them current (at most 48 periods of whole hours).
+#[derive(Debug, Clone, Serialize)]
+pub struct BurnDown {
+    pub generation: i64,
+    /// When the generation became current (Unix seconds).
+    pub since: i64,
+    pub period_secs: i64,
+    /// Associated devices now.
+    pub devices: usize,
+    /// Devices without the current generation at the end of each period, oldest first.
+    pub pending: Vec<u32>,
+}
+
+impl BurnDown {
+    /// The burn-down as an SVG bar chart.
+    pub fn svg(&self) -> String {
+        let labels: Vec<String> = (0..self.pending.len() as i64)
+            .map(|i| {
+                let h = (i + 1) * self.period_secs / 3600;
+                format!("+{h} h")
+            })
+            .collect();
+        crate::domain::chart::bars_svg(
+            &format!(
+                "Devices still without credential generation {}, per {} h since it was set",
+                self.generation,
+                self.period_secs / 3600
+            ),
+            &self.pending,
+            &labels,
+        )
+    }
+}
+
+/// The burn-down of the current generation, if it replaced another within the last 7 days.
+/// A device counts as done from the time it confirmed the generation (`device_sync`), or
+/// all along when it uses its own credential; at the last period the count is the devices
+/// the state machine does not call synced, among those it has seen.
+pub fn burn_down(conn: &Connection, account: &Account, now: i64) -> Result<Option<BurnDown>> {
+    let history = crate::db::credentials::load_history(conn, account.id)?;
+    let Some(current) = history.generations.last() else {
+        return Ok(None);
+    };
+    if history.generations.len() < 2 || now - current.created_at > 7 * 86_400 {
+        return Ok(None);
+    }
+    let since = current.created_at;
+    let span = (now - since).max(1) as u64;
+    let period_secs = span.div_ceil(48).div_ceil(3600) * 3600;
+    let periods = span.div_ceil(period_secs) as usize;
+    let period_secs = period_secs as i64;
+    let held = crate::db::inventory::held_generations(conn, account.id.0)?;
+    let devices = held.len();
+    let mut pending = vec![devices as u32; periods];
+    for (generation, at) in held {
+        // A device on its own credential does not use the account's: done all along.
+        let at = match generation {
+            Some(crate::domain::autosync::OWN_CREDENTIAL) => since,
+            Some(g) if g == current.generation => at.unwrap_or(since).max(since),
+            _ => continue,
+        };
+        let first = ((at - since) / period_secs) as usize;
+        for p in pending.iter_mut().skip(first) {
+            *p -= 1;
+        }
+    }
+    Ok(Some(BurnDown {
+        generation: current.generation,
+        since,
+        period_secs,
+        devices,
+        pending,
+    }))
 }
 
 impl Summary {
@@ -279,6 +357,7 @@ pub fn summary(
         checklist,
         checklist_complete,
         checkins: super::inventory::checkins(conn, account)?,
+        burn_down: burn_down(conn, account, crate::db::now_secs())?,
         by_state: inv.by_state,
         by_flag: inv.by_flag,
     })

@@ -178,6 +178,21 @@ pub fn for_each_device_row(
     Ok(())
 }
 
+/// For each associated device of an account, the credential generation it holds and since
+/// when (`device_sync`; `None` when it never authenticated): Auto-Sync's burn-down.
+pub fn held_generations(
+    conn: &Connection,
+    account_id: i64,
+) -> Result<Vec<(Option<i64>, Option<i64>)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT s.generation, s.generation_at FROM devices d
+         LEFT JOIN device_sync s ON s.device_id = d.id
+         WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL",
+    )?;
+    let rows = stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// How many devices of an account each site and each group has, by name.
 pub fn member_counts(
     conn: &Connection,
@@ -217,13 +232,41 @@ pub fn checkins(
     bucket_ms: i64,
     buckets: usize,
 ) -> Result<Vec<u32>> {
+    buckets_of(
+        conn,
+        "status BETWEEN 200 AND 299",
+        (account_id, start_ms, bucket_ms, buckets),
+    )
+}
+
+/// Distinct devices of an account refused for wrong credentials, per bucket (as
+/// `checkins`).
+pub fn refusals(
+    conn: &Connection,
+    account_id: i64,
+    start_ms: i64,
+    bucket_ms: i64,
+    buckets: usize,
+) -> Result<Vec<u32>> {
+    buckets_of(
+        conn,
+        "auth = 'bad'",
+        (account_id, start_ms, bucket_ms, buckets),
+    )
+}
+
+fn buckets_of(
+    conn: &Connection,
+    which: &str,
+    (account_id, start_ms, bucket_ms, buckets): (i64, i64, i64, usize),
+) -> Result<Vec<u32>> {
     let end = start_ms + bucket_ms * buckets as i64;
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT (ts_ms - ?2) / ?3 AS bucket, count(DISTINCT mac) FROM access_log
          WHERE account_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?4 AND mac IS NOT NULL
-               AND status BETWEEN 200 AND 299
-         GROUP BY bucket",
-    )?;
+               AND {which}
+         GROUP BY bucket"
+    ))?;
     let mut out = vec![0u32; buckets];
     let rows = stmt.query_map(params![account_id, start_ms, bucket_ms, end], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?))

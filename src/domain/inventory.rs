@@ -555,6 +555,8 @@ pub struct CheckIns {
     /// Start of the first hourly bucket (Unix seconds).
     pub hours_from: i64,
     pub hourly: Vec<u32>,
+    /// Devices refused for wrong credentials, per hour (the same buckets).
+    pub hourly_refused: Vec<u32>,
     /// Start of the first daily bucket (Unix seconds, UTC midnight).
     pub days_from: i64,
     pub daily: Vec<u32>,
@@ -570,6 +572,18 @@ impl CheckIns {
     }
 
     /// The last 7 days as an SVG bar chart (UTC dates).
+    /// Devices refused for wrong credentials per hour, as an SVG bar chart.
+    pub fn refused_svg(&self) -> String {
+        let labels: Vec<String> = (0..self.hourly_refused.len() as i64)
+            .map(|i| format!("{:02}:00", ((self.hours_from + i * 3600) / 3600) % 24))
+            .collect();
+        super::chart::bars_svg(
+            "Refused sign-ins per hour, last 24 h (UTC)",
+            &self.hourly_refused,
+            &labels,
+        )
+    }
+
     pub fn daily_svg(&self) -> String {
         let labels: Vec<String> = (0..self.daily.len() as i64)
             .map(|i| {
@@ -709,9 +723,11 @@ mod tests {
         let c = CheckIns {
             hours_from: 22 * 3600,
             hourly: vec![1; 24],
+            hourly_refused: (0..24).collect(),
             days_from: 0,
             daily: vec![0, 0, 0, 0, 0, 0, 3],
         };
+        assert!(c.refused_svg().contains("23:00: 1"), "{}", c.refused_svg());
         let h = c.hourly_svg();
         assert!(h.contains("22:00: 1") && h.contains("23:00: 1") && h.contains("00:00: 1"));
         assert!(c.daily_svg().contains("01-07: 3"), "{}", c.daily_svg());

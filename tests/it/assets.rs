@@ -86,7 +86,7 @@ fn the_directory_is_edited_as_contacts_and_phones_read_it() {
     );
     assert_eq!(r.status, 422);
     assert!(
-        r.text().contains("row 2, contact") && r.text().contains("row 2, speed_dial"),
+        r.text().contains("Row 2, contact") && r.text().contains("Row 2, speed dial"),
         "{}",
         r.text()
     );

@@ -147,7 +147,8 @@ fn the_audit_log_pages_by_entry_id_without_overlap() {
     let bad = s.get("/audit?per=5");
     assert_eq!(bad.status, 422);
     assert!(
-        bad.text().contains("<code>per</code>") && bad.text().contains("form class=\"filters\""),
+        bad.text().contains("<strong>Per</strong>")
+            && bad.text().contains("form class=\"filters\""),
         "{}",
         bad.text()
     );
@@ -234,8 +235,10 @@ fn every_filter_narrows_the_page_and_its_downloads_alike() {
         assert_eq!(r.status, 422, "{query}");
         let page = r.text();
         assert!(
-            page.contains(&format!("<code>{field}</code>"))
-                && page.contains("form class=\"filters\""),
+            page.contains(&format!(
+                "<strong>{}</strong>",
+                field[..1].to_uppercase() + &field[1..]
+            )) && page.contains("form class=\"filters\""),
             "{query}: {page}"
         );
         assert!(ids(&page).is_empty(), "{query}");

@@ -14,11 +14,8 @@ use serde_json::Value;
 
 use crate::browser::{Browser, ONE_BROWSER, runtime};
 use crate::common::*;
-use crate::sim::{Boot, SimPhone};
 
 const DEVICES: usize = 5000;
-const FIRST: &str = "First-Passw0rd";
-const SECOND: &str = "Second-Passw0rd";
 
 fn mac(i: usize) -> String {
     format!("0004f2{:06x}", 0x30_0000 + i)
@@ -32,20 +29,10 @@ fn colons(mac: &str) -> String {
         .join(":")
 }
 
-/// 5,000 associated devices (one import), six phones that came up, a rotation that two of
-/// them followed in time, a wrong password, an override, two strangers.
+/// 5,000 associated devices (one import) with line names, and phones in every state
+/// (`summary::every_state`).
 fn populate(server: &ZServer) {
-    server.cli_ok(&[
-        "account",
-        "set-credentials",
-        "--user",
-        "phones",
-        "--password",
-        FIRST,
-        "--yes",
-    ]);
-    server.serve_secrets_to_account();
-    server.cli_ok(&["profile", "add", "office", "--polling", "enable"]);
+    crate::summary::account_with_a_profile(server);
     server.cli_ok(&["site", "add", "hq"]);
     let devices: Vec<Value> = (0..DEVICES)
         .map(|i| {
@@ -57,41 +44,12 @@ fn populate(server: &ZServer) {
     let doc = serde_json::json!({"format": "zerotouch-export", "version": 1, "devices": devices});
     std::fs::write(&file, doc.to_string()).expect("write");
     server.cli_ok(&["transfer", "import", file.to_str().expect("path")]);
-    let addr = server.device.to_string();
-    let mut phones: Vec<SimPhone> = (0..6)
-        .map(|i| SimPhone::new(&mac(i), &addr, "phones", FIRST))
-        .collect();
-    for p in &mut phones {
-        assert_eq!(p.boot_until_stable(4), Boot::Configured, "{}", p.mac);
-    }
-    let mut ovr = server.phone(&mac(0), UA_VVX500_APP);
-    let r = ovr.request(
-        "PUT",
-        &format!("/overrides/{}-phone.cfg", mac(0)),
-        br#"<PHONE_CONFIG><OVERRIDES up.backlight.idleIntensity="1"/></PHONE_CONFIG>"#,
+    let seen: Vec<String> = (0..6).map(mac).collect();
+    crate::summary::every_state(
+        server,
+        &seen,
+        ["0004f2ff0000".into(), "0004f2ff0001".into()],
     );
-    assert_eq!(r.status, 201, "{}", r.text());
-    for i in 0..2 {
-        SimPhone::new(&format!("0004f2ff00{i:02x}"), &addr, "phones", FIRST).boot();
-    }
-    server.cli_ok(&["autosync", "set", "--grace-days", "3"]);
-    server.cli_ok(&[
-        "account",
-        "set-credentials",
-        "--user",
-        "phones",
-        "--password",
-        SECOND,
-        "--yes",
-    ]);
-    server.advance_days(2);
-    for p in &mut phones[..2] {
-        assert_eq!(p.boot_until_stable(4), Boot::Configured, "{}", p.mac);
-    }
-    server.advance_days(2);
-    let r = SimPhone::new(&mac(3), &addr, "phones", "Wrong-Passw0rd").boot();
-    assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
-    server.wait_recorded(&mac(3));
 }
 
 /// The dashboard's cards as the browser shows them: key → number.

@@ -214,7 +214,7 @@ fn directory_editor_and_overrides_in_a_browser() {
         b.shot("directory-editing").await;
         b.click("main form button[type=submit]").await;
         let text = b.text().await;
-        assert!(text.contains("row 2, contact") && text.contains("row 2, speed_dial"), "{text}");
+        assert!(text.contains("Row 2, contact") && text.contains("Row 2, speed dial"), "{text}");
         assert!(!server.data_dir().join("assets/000000000000-directory.xml").exists());
         b.shot("directory-errors").await;
         b.fill("c[1].contact", "100").await;

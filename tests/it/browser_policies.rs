@@ -105,7 +105,7 @@ fn typed_policies_are_found_by_description_entered_by_type_and_checked_by_the_se
         b.click("form.typed button[type=submit]").await;
         let text = b.text().await;
         assert!(
-            text.contains("value: prov.polling.period: `5` is not allowed")
+            text.contains("Value: prov.polling.period: 5 is not allowed")
                 && text.contains("from 60 to"),
             "the field and the range named: {text}"
         );

@@ -246,7 +246,10 @@ fn credentials_are_entered_twice_never_shown_again_and_edited_only_while_enabled
         ],
     );
     assert_eq!(r.status, 422);
-    assert!(r.text().contains("<code>user</code>") && r.text().contains("<code>password</code>"));
+    assert!(
+        r.text().contains("<strong>User</strong>")
+            && r.text().contains("<strong>Password</strong>")
+    );
     let fields = [
         ("user", "phones2"),
         ("password", "Third-Passw0rd-3"),

@@ -31,9 +31,9 @@ fn card_on_page(page: &str, key: &str) -> Option<u64> {
     rest[open..open + close].trim().parse().ok()
 }
 
-#[test]
-fn the_home_page_the_api_the_cli_and_each_linked_list_agree_on_every_count() {
-    let server = ZServer::start_with_clock("");
+/// The account's credentials served to phones on the account credential (Auto-Sync's
+/// subject), and a profile `office` that polls.
+pub(crate) fn account_with_a_profile(server: &ZServer) {
     server.cli_ok(&[
         "account",
         "set-credentials",
@@ -45,32 +45,32 @@ fn the_home_page_the_api_the_cli_and_each_linked_list_agree_on_every_count() {
     ]);
     server.serve_secrets_to_account();
     server.cli_ok(&["profile", "add", "office", "--polling", "enable"]);
-    for i in 0..ASSOCIATED {
-        server.cli_ok(&["device", "add", &mac(i), "--profile", "office"]);
-    }
+}
+
+/// Phones in every state, among associated devices: the `seen` phones (at least four) come
+/// up, the first stores an override made on it, two `strangers` the account does not know
+/// ask for their files; then the credentials change: two phones sync within the grace
+/// window, the rest are locked out after it, the third keeps trying with what it holds, and
+/// someone tries the fourth's MAC with a wrong password.
+pub(crate) fn every_state(server: &ZServer, seen: &[String], strangers: [String; 2]) {
     let addr = server.device.to_string();
-    // Ten phones come up; four never do.
-    let mut phones: Vec<SimPhone> = (0..10)
-        .map(|i| SimPhone::new(&mac(i), &addr, "phones", FIRST))
+    let mut phones: Vec<SimPhone> = seen
+        .iter()
+        .map(|m| SimPhone::new(m, &addr, "phones", FIRST))
         .collect();
     for p in &mut phones {
         assert_eq!(p.boot_until_stable(4), Boot::Configured, "{}", p.mac);
     }
-    // One phone stores an override made on it.
-    let mut ovr = server.phone(&mac(0), UA_VVX500_APP);
+    let mut ovr = server.phone(&seen[0], UA_VVX500_APP);
     let r = ovr.request(
         "PUT",
-        &format!("/overrides/{}-phone.cfg", mac(0)),
+        &format!("/overrides/{}-phone.cfg", seen[0]),
         br#"<PHONE_CONFIG><OVERRIDES up.backlight.idleIntensity="1"/></PHONE_CONFIG>"#,
     );
     assert_eq!(r.status, 201, "{}", r.text());
-    // Two phones the account does not know ask for their files.
-    for i in 100..102 {
-        let mut stranger = SimPhone::new(&mac(i), &addr, "phones", FIRST);
-        stranger.boot();
+    for m in &strangers {
+        SimPhone::new(m, &addr, "phones", FIRST).boot();
     }
-    // The credentials change; two phones sync within the grace window, the rest are
-    // locked out after it, and one of those keeps trying with what it holds.
     server.cli_ok(&["autosync", "set", "--grace-days", "3"]);
     server.cli_ok(&[
         "account",
@@ -88,12 +88,22 @@ fn the_home_page_the_api_the_cli_and_each_linked_list_agree_on_every_count() {
     server.advance_days(2);
     let r = phones[2].boot();
     assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
-    // Someone tries another phone's MAC with a wrong password.
-    let mut wrong = SimPhone::new(&mac(3), &addr, "phones", "Wrong-Passw0rd");
-    let r = wrong.boot();
+    let r = SimPhone::new(&seen[3], &addr, "phones", "Wrong-Passw0rd").boot();
     assert!(matches!(r, Boot::Refused { status: 401, .. }), "{r:?}");
-    server.wait_recorded(&mac(2));
-    server.wait_recorded(&mac(3));
+    server.wait_recorded(&seen[2]);
+    server.wait_recorded(&seen[3]);
+}
+
+#[test]
+fn the_home_page_the_api_the_cli_and_each_linked_list_agree_on_every_count() {
+    let server = ZServer::start_with_clock("");
+    account_with_a_profile(&server);
+    for i in 0..ASSOCIATED {
+        server.cli_ok(&["device", "add", &mac(i), "--profile", "office"]);
+    }
+    // Ten phones come up; four never do.
+    let seen: Vec<String> = (0..10).map(mac).collect();
+    every_state(&server, &seen, [mac(100), mac(101)]);
 
     let token = user_with_token(&server, "bot", "admin", "");
     let api_summary = json(&api(
@@ -204,6 +214,17 @@ fn the_home_page_the_api_the_cli_and_each_linked_list_agree_on_every_count() {
         .collect();
     assert_eq!(done, ["credentials", "profile", "device", "dhcp"]);
     assert!(home.contains("Getting started"), "{home}");
+    // Auto-Sync's burn-down ends where the state machine stands: every associated device
+    // but the synced ones still to take the generation.
+    let burn = &api_summary["burn_down"];
+    let pending = burn["pending"].as_array().expect("burn-down");
+    assert_eq!(
+        pending.last().and_then(|v| v.as_u64()),
+        Some(ASSOCIATED as u64 - autosync["synced"].as_u64().expect("synced")),
+        "{burn}"
+    );
+    assert_eq!(burn["devices"], ASSOCIATED as u64);
+    assert!(home.contains("id=\"burn-down\""), "{home}");
     // The human form of `status` says the same.
     let text = server.cli_ok(&["status"]);
     assert!(

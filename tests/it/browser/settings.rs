@@ -103,8 +103,8 @@ fn settings_external_mode_push_variables_and_preview_in_a_browser() {
             .unwrap_or_else(|| panic!("no error at ntp_server: {page}"));
         assert!(error.contains("not a host name"), "{error}");
         assert!(
-            b.text().await.contains("ntp_server"),
-            "the list names the field"
+            b.text().await.contains("NTP server: "),
+            "the list names the field in words"
         );
         assert!(
             !b.client

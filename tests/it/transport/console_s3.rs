@@ -34,7 +34,8 @@ fn the_console_and_the_api_check_the_bucket_at_save_and_push_to_it() {
     let r = save_settings(&s, &s3("no-such-bucket"));
     assert_eq!(r.status, 422);
     assert!(
-        r.text().contains("bucket `no-such-bucket` does not exist"),
+        r.text()
+            .contains("bucket <code>no-such-bucket</code> does not exist"),
         "{}",
         r.text()
     );

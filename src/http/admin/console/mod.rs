@@ -703,10 +703,14 @@ impl Console {
                             }
                         }
                     }
-                    h2 { "Check-ins" }
+                    h2 { "Trends" }
                     div.charts {
                         figure { (maud::PreEscaped(s.checkins.hourly_svg())) }
+                        figure { (maud::PreEscaped(s.checkins.refused_svg())) }
                         figure { (maud::PreEscaped(s.checkins.daily_svg())) }
+                        @if let Some(b) = &s.burn_down {
+                            figure #burn-down { (maud::PreEscaped(b.svg())) figcaption { (b.pending.last().copied().unwrap_or(0)) " of " (b.devices) " devices still to take generation " (b.generation) " (set " (views::when(Some(b.since))) "). " a href=(format!("/accounts/{}/autosync", a.slug)) { "Auto-Sync progress" } } }
+                        }
                     }
                     @if !others.is_empty() {
                         h2 { "Other accounts" }

@@ -224,22 +224,41 @@ pub fn problems(list: &[FieldError]) -> Markup {
         @if !list.is_empty() {
             div.errors role="alert" {
                 p { strong { @if list.len() == 1 { "Please correct this:" } @else { "Please correct these " (list.len()) " things:" } } }
-                ul { @for p in list { li { strong { (field_name(&p.field)) } ": " (message(&p.message)) } } }
+                ul { @for p in list { li {
+                    @let name = field_name(&p.field);
+                    // A parameter or file name stays as typed, in code; a form field in words.
+                    @if name == p.field && p.field.contains('.') { code { (name) } } @else { strong { (name) } }
+                    ": " (message(&p.message))
+                } } }
             }
         }
     }
 }
 
-/// A field's key in words: `devices[0].sip_auth_password` → "SIP authentication
-/// password"; a dotted parameter name stays as it is.
+/// A field's key in words: `sip_auth_password` → "SIP authentication password",
+/// `devices[2].mac` → "Device 3, MAC"; a dotted parameter or file name (`prov.polling.period`,
+/// `Ring.wav`) stays as it is.
 pub fn field_name(key: &str) -> String {
-    let last = key.rsplit(['.']).next().unwrap_or(key);
-    let last = last.split('[').next().unwrap_or(last);
-    if key.contains('.') && !key.contains('[') && !key.starts_with("devices") {
+    if key.contains('.') && !key.contains('[') {
         return key.to_string();
     }
-    let label = crate::domain::audit::field_label(last);
-    let mut c = label.chars();
+    let words = |k: &str| crate::domain::audit::field_label(k);
+    let parts: Vec<String> = key
+        .split('.')
+        .map(|seg| match seg.split_once('[') {
+            Some((name, rest)) => {
+                let n = rest.trim_end_matches(']').parse::<usize>().map(|n| n + 1);
+                let one = words(name.strip_suffix('s').unwrap_or(name));
+                match n {
+                    Ok(n) => format!("{one} {n}"),
+                    Err(_) => words(seg),
+                }
+            }
+            None => words(seg),
+        })
+        .collect();
+    let text = parts.join(", ");
+    let mut c = text.chars();
     match c.next() {
         Some(f) => f.to_uppercase().chain(c).collect(),
         None => key.to_string(),
@@ -407,6 +426,36 @@ pub fn error_body(status: u16, message: &str, back: &str) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_named_in_words_with_their_row_and_messages_lose_their_backticks() {
+        assert_eq!(
+            field_name("sip_auth_password"),
+            "SIP authentication password"
+        );
+        assert_eq!(field_name("devices[2].mac"), "Device 3, MAC");
+        assert_eq!(field_name("macs[0]"), "MAC 1");
+        assert_eq!(field_name("prov.polling.period"), "prov.polling.period");
+        assert_eq!(field_name("Ring.wav"), "Ring.wav");
+        assert_eq!(field_name("row 2, speed_dial"), "Row 2, speed dial");
+        let m = message("`nope` is not a MAC").into_string();
+        assert_eq!(m, "<code>nope</code> is not a MAC");
+        assert_eq!(message("one ` tick").into_string(), "one ` tick");
+        let list = problems(&[
+            FieldError::new("mac", "`x` is bad"),
+            FieldError::new("prov.polling.period", "too small"),
+        ])
+        .into_string();
+        assert!(list.contains("these 2 things"), "{list}");
+        assert!(
+            list.contains("<strong>MAC</strong>: <code>x</code> is bad"),
+            "{list}"
+        );
+        assert!(
+            list.contains("<code>prov.polling.period</code>: too small"),
+            "{list}"
+        );
+    }
 
     #[test]
     fn a_time_is_relative_with_its_exact_stamp_and_never_is_dashes() {
