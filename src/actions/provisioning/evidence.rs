@@ -144,11 +144,21 @@ impl Provisioner {
         // files in its window, or a claimant repeating itself, is not written again on every
         // request. The first of each kind always is (a later claim contests the device).
         let kind = if delivered { "delivered" } else { "after" };
+        // Per pending credential: after a re-enrolment (a new one, its claims cleared) the
+        // first claim of a client seen a moment before is written again — else a phone
+        // re-enrolling within the minute after its previous claim would be the missing
+        // second address of a contested device.
+        let pending = entry.credential.as_ref().map_or(0, |c| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            c.password.hash(&mut h);
+            h.finish()
+        });
         if (delivered || contested)
             && !self.claims.first_in_a_while(
                 entry.device.mac,
                 address,
-                &format!("{kind} {user_agent}"),
+                &format!("{kind} {pending:x} {user_agent}"),
             )
         {
             return Ok(entry.clone());

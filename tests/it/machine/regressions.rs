@@ -310,3 +310,20 @@ fn a_restart_whose_port_was_taken_moves_the_phones_to_the_new_one() {
         ])
         .expect("model and server agree after the move");
 }
+
+/// Server: a phone re-enrolled within a minute of its previous enrolment claim was not
+/// written as a claim again (a per-client dedupe outlived the re-enrolment that cleared the
+/// claims), so a stranger who was sent the pending credential first left the device
+/// uncontested though two clients received it.
+#[test]
+fn a_reimaged_phone_re_enrolling_after_a_stranger_makes_the_device_contested() {
+    use super::Age;
+    agree(&[
+        Step::Boot(3),
+        Step::Withhold(true),
+        Step::Reenrol(3),
+        Step::Reimage(3),
+        Step::Stranger(3, Age::Current),
+        Step::Boot(3),
+    ]);
+}
