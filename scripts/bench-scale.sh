@@ -83,7 +83,7 @@ cols = [("accounts", "device_password", "1"), ("account_credentials", "password"
 n = 0
 for table, col, where in cols:
     n += conn.execute(f"SELECT count(*) FROM {table} WHERE {col} IS NOT NULL AND {col} <> ''"
-                      f" AND {col} NOT LIKE 'enc:v1:%' AND ({where})").fetchone()[0]
+                      f" AND {col} NOT LIKE 'enc:v1:%' AND {col} NOT LIKE 'enc:v2:%' AND ({where})").fetchone()[0]
 print(n)
 PY
 }
@@ -203,17 +203,16 @@ row "memory after the config fetch, 5 s idle" "$(rss)"
 echo
 
 # --- console / API -----------------------------------------------------------------------
-ADMIN_USER=$("$Z" user list --config "$CFG" | awk 'NR > 1 && $2 == "admin" { print $1; exit }')
-[ -n "$ADMIN_USER" ] || fail "no admin user in \`zerotouch user list\`"
-TOKEN=$("$Z" user token --config "$CFG" --name bench-scale "$ADMIN_USER" | tail -1)
-[ -n "$TOKEN" ] || fail "no API token printed"
-BEARER="Authorization: Bearer $TOKEN"
-SLUG=$(curl -sf -m 30 -H "$BEARER" "$ADMIN/api/v1/accounts" \
-  | python3 -c 'import json, sys; print(next(a["slug"] for a in json.load(sys.stdin)["accounts"] if a["is_default"]))') \
-  || fail "GET $ADMIN/api/v1/accounts (the default account's slug)"
-# The console's pages need a session: a second admin with a known password signs in.
+# A second admin with a known password (no password change pending) holds the API token
+# and signs in to the console.
 CONSOLE_PASS=Bench-Console-Passw0rd-1
 echo "$CONSOLE_PASS" | "$Z" user add --config "$CFG" --role admin --password-stdin bench-console >/dev/null
+TOKEN=$("$Z" user token --config "$CFG" --name bench-scale bench-console | tail -1)
+[ -n "$TOKEN" ] || fail "no API token printed"
+BEARER="Authorization: Bearer $TOKEN"
+SLUG=$(curl -sf -m "$API_TIMEOUT" -H "$BEARER" "$ADMIN/api/v1/accounts" \
+  | python3 -c 'import json, sys; print(next(a["slug"] for a in json.load(sys.stdin)["accounts"] if a["is_default"]))') \
+  || fail "GET $ADMIN/api/v1/accounts (the default account's slug)"
 code=$(curl -s -m 30 -c "$WORK/cookies" -o /dev/null -w '%{http_code}' \
   --data-urlencode username=bench-console --data-urlencode "password=$CONSOLE_PASS" "$ADMIN/login")
 [ "$code" = 303 ] && grep -q zt_session "$WORK/cookies" || fail "console sign-in: HTTP $code, no session cookie"

@@ -44,6 +44,10 @@ pub fn ensure_credential(conn: &Connection, device_id: i64) -> Result<DeviceCred
 fn not_enrolled(conn: &Connection, account: &Account) -> Result<Vec<(String, bool)>> {
     let now = db::now_secs();
     let windows = q::list_open_windows(conn, account.id.0, now)?;
+    // Looked up per device, not searched: an import opens a window per device.
+    let all_covered = windows.iter().any(|w| w.mac.is_none());
+    let covered: std::collections::HashSet<String> =
+        windows.iter().filter_map(|w| w.mac.clone()).collect();
     let mut stmt = conn.prepare_cached(
         "SELECT d.mac, c.enrolled_at, c.confirmed_at,
                 CASE WHEN d.vendor_model <> '' THEN d.vendor_model
@@ -71,9 +75,7 @@ fn not_enrolled(conn: &Connection, account: &Account) -> Result<Vec<(String, boo
                 && crate::domain::enrolment::adopts_own_credential(model)
         })
         .map(|(m, _, _, _)| {
-            let open = windows
-                .iter()
-                .any(|w| w.mac.as_deref().is_none_or(|x| x == m));
+            let open = all_covered || covered.contains(m.as_str());
             (m, open)
         })
         .collect())

@@ -103,10 +103,7 @@ impl DeviceData {
         // while the account withheld keeps using it after), so it is always read.
         let credential = enrolment_q::find_device_credential(conn, device.id)?;
         let windows = if account.is_some_and(|a| a.device_secrets) {
-            enrolment_q::list_open_windows(conn, device.account_id, now)?
-                .into_iter()
-                .filter(|w| w.mac.as_deref().is_none_or(|m| m == device.mac.as_str()))
-                .collect()
+            enrolment_q::list_open_windows_for(conn, device.account_id, device.mac.as_str(), now)?
         } else {
             Vec::new()
         };

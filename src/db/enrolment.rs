@@ -189,12 +189,39 @@ pub fn close_windows(
 
 /// Windows of an account still open at `now`.
 pub fn list_open_windows(conn: &Connection, account_id: i64, now: i64) -> Result<Vec<Window>> {
-    let mut stmt = conn.prepare_cached(
+    windows_where(
+        conn,
         "SELECT id, account_id, mac, opened_at, closes_at, opened_by, until_enrolled, address
          FROM enrolment_windows
          WHERE account_id = ?1 AND closes_at > ?2 ORDER BY closes_at, id",
-    )?;
-    let rows = stmt.query_map(params![account_id, now], |r| {
+        params![account_id, now],
+    )
+}
+
+/// The open windows that cover one device: its own and the account-wide ones, in the
+/// order of `list_open_windows` (two index lookups, whatever the number of windows).
+pub fn list_open_windows_for(
+    conn: &Connection,
+    account_id: i64,
+    mac: &str,
+    now: i64,
+) -> Result<Vec<Window>> {
+    windows_where(
+        conn,
+        "SELECT * FROM (
+           SELECT id, account_id, mac, opened_at, closes_at, opened_by, until_enrolled, address
+           FROM enrolment_windows WHERE mac = ?3 AND closes_at > ?2 AND account_id = ?1
+           UNION ALL
+           SELECT id, account_id, mac, opened_at, closes_at, opened_by, until_enrolled, address
+           FROM enrolment_windows WHERE mac IS NULL AND closes_at > ?2 AND account_id = ?1)
+         ORDER BY closes_at, id",
+        params![account_id, now, mac],
+    )
+}
+
+fn windows_where(conn: &Connection, sql: &str, p: impl rusqlite::Params) -> Result<Vec<Window>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(p, |r| {
         Ok(Window {
             id: r.get(0)?,
             account_id: r.get(1)?,

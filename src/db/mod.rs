@@ -102,6 +102,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0020_audit_paging",
         include_str!("migrations/0020_audit_paging.sql"),
     ),
+    (
+        "0021_window_lookup",
+        include_str!("migrations/0021_window_lookup.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -216,6 +216,14 @@ fn status_where(
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut first_for_mac: std::collections::HashMap<&str, (usize, &Window)> =
+        std::collections::HashMap::new();
+    for (i, w) in windows.iter().enumerate() {
+        if let Some(m) = w.mac.as_deref() {
+            first_for_mac.entry(m).or_insert((i, w));
+        }
+    }
+    let first_for_all = windows.iter().enumerate().find(|(_, w)| w.mac.is_none());
     let mut out = Vec::with_capacity(rows.len());
     for (
         id,
@@ -235,11 +243,14 @@ fn status_where(
         } else {
             model
         };
-        let window = windows
-            .iter()
-            .filter(|w| w.mac.as_deref().is_none_or(|m| m == mac))
-            .map(Window::closes_text)
-            .next();
+        // The first open window (in the list's order) for this MAC or for every device:
+        // looked up, not searched, as every associated device may have its own window.
+        let window = match (first_for_mac.get(mac.as_str()), first_for_all) {
+            (Some(a), Some(b)) => Some(if a.0 < b.0 { a.1 } else { b.1 }),
+            (Some(a), None) => Some(a.1),
+            (None, b) => b.map(|b| b.1),
+        }
+        .map(Window::closes_text);
         let enrolled = crate::domain::enrolment::enrolled(enrolled_at, confirmed_at);
         let state = if !account.device_secrets || !adopts_own_credential(&model) {
             State::Exempt
