@@ -182,18 +182,7 @@ pub struct Entry {
 
 /// A time as ISO 8601 in UTC (`2025-05-01T12:00:00Z`), for exported files.
 pub fn iso_time(ts: i64) -> String {
-    match time::OffsetDateTime::from_unix_timestamp(ts) {
-        Ok(t) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
-        Err(_) => ts.to_string(),
-    }
+    super::time::rfc3339(ts)
 }
 
 /// Entries as CSV (`id,time,actor_kind,actor,account_id,action,target,before,after`, the
