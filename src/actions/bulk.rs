@@ -130,18 +130,7 @@ pub fn preview(
     actor.user.require(bulk.permission())?;
     own(conn, actor, macs)?;
     let impact = match bulk {
-        Bulk::Delete => {
-            let mut phones = Vec::new();
-            for mac in macs {
-                phones.extend(
-                    super::associations::impact_delete(conn, actor, mac)?
-                        .phones
-                        .into_iter()
-                        .map(|p| (p.mac, p.reason)),
-                );
-            }
-            Impact::of(phones)
-        }
+        Bulk::Delete => delete_impact(conn, actor, macs)?,
         // Judged on the result: applied in a transaction that is always rolled back.
         Bulk::SetProfile(p) => {
             let tx = conn.transaction()?;
@@ -156,6 +145,15 @@ pub fn preview(
         count: macs.len(),
         impact,
     })
+}
+
+/// The phones deleting `macs` strands (seen ones), each with why.
+fn delete_impact(conn: &Connection, actor: &Actor<'_>, macs: &[Mac]) -> Result<Impact> {
+    let mut phones = Vec::new();
+    for mac in macs {
+        phones.extend(super::associations::impact_delete(conn, actor, mac)?.phones);
+    }
+    Ok(Impact::of(phones.into_iter().map(|p| (p.mac, p.reason))))
 }
 
 fn set_profile(
@@ -242,16 +240,7 @@ pub fn run(
             Ok(macs.len())
         }),
         Bulk::Delete => db::write_tx(conn, |tx| {
-            let mut phones = Vec::new();
-            for mac in macs {
-                phones.extend(
-                    super::associations::impact_delete(tx, actor, mac)?
-                        .phones
-                        .into_iter()
-                        .map(|p| (p.mac, p.reason)),
-                );
-            }
-            Impact::of(phones).require(confirm, "deleting the devices")?;
+            delete_impact(tx, actor, macs)?.require(confirm, "deleting the devices")?;
             for mac in macs {
                 super::associations::delete_in(tx, actor, mac)?;
             }

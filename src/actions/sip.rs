@@ -29,7 +29,7 @@ use crate::db::{self, credentials, policies};
 use crate::domain::checksync::{self, Known, NotSent, Origin};
 use crate::domain::device::Device;
 use crate::domain::enrolment::Access;
-use crate::domain::firmware::firmware_state;
+use crate::domain::firmware::{firmware_state, same_version};
 use crate::domain::mac::Mac;
 use crate::domain::provstate::{self, Reach};
 use crate::domain::users::Action;
@@ -368,26 +368,24 @@ fn new_software(conn: &Connection, data: &DeviceData) -> Result<Option<String>> 
         )?
         .query_row(rusqlite::params![pid, family.name()], |r| r.get(0))
         .optional()?;
+    let Some(target) = target else {
+        return Ok(None);
+    };
     let running: String = conn
         .prepare_cached("SELECT firmware FROM device_activity WHERE device_id = ?1")?
         .query_row([data.device.id], |r| r.get(0))
         .optional()?
         .unwrap_or_default();
-    let model: String = conn
-        .prepare_cached("SELECT ua_model FROM device_activity WHERE device_id = ?1")?
-        .query_row([data.device.id], |r| r.get::<_, Option<String>>(0))
-        .optional()?
-        .flatten()
-        .unwrap_or_default();
-    let model = crate::domain::useragent::model_token("", &model);
-    let cover = crate::db::firmware::image_cover(conn)?;
-    let image = target
-        .as_deref()
-        .is_some_and(|t| cover.holds(t, Some(family), &model));
-    Ok(firmware_state(&running, target.as_deref(), image)
+    if running.is_empty() || same_version(&running, &target) {
+        return Ok(None);
+    }
+    // Only a device on another version needs the catalogue: does the release hold an
+    // image its model would fetch (`data.model`, from its User-Agent)?
+    let model = crate::domain::useragent::model_token("", &data.model);
+    let image = crate::db::firmware::image_cover(conn)?.holds(&target, Some(family), &model);
+    Ok(firmware_state(&running, Some(&target), image)
         .will_change()
-        .then_some(target)
-        .flatten())
+        .then_some(target))
 }
 
 fn require_enabled(cfg: &SipConfig) -> Result<()> {

@@ -82,7 +82,7 @@ fn value_of(action: &str, value: &str) -> Result<String> {
     };
     match value.split_once(':') {
         Some((k, v)) if k == kind => Ok(v.to_string()),
-        Some(("", "")) | None if value.is_empty() && kind == "site" => Err(Error::invalid(
+        _ if kind == "site" => Err(Error::invalid(
             "value",
             "choose a site, or \"(no site)\" to take the devices out of theirs",
         )),
