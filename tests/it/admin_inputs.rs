@@ -164,6 +164,7 @@ fn the_device_list_searches_sorts_pages_and_downloads_every_matching_device() {
         let body = serde_json::json!({
             "id": format!("0004f2ee{i:04x}"), "profile": if i % 2 == 0 { "office" } else { "lobby" },
             "display_name": name, "sip_auth_user_id": format!("10{i}"),
+            "sip_auth_password": format!("Sip-Secret-{i}7"),
         });
         let r = api(&server, "POST", "/devices", Some(&t), &body.to_string());
         assert_eq!(r.status, 201, "{}", r.text());
@@ -227,4 +228,14 @@ fn the_device_list_searches_sorts_pages_and_downloads_every_matching_device() {
         csv.contains("Anna Berg") && csv.contains("Karl Kraus"),
         "{csv}"
     );
+    // No SIP password in the list, its CSV or the API's rows.
+    let all_csv = s.get("/accounts/default/inventory.csv").text();
+    let api_rows = api(&server, "GET", "/accounts/default/inventory", Some(&t), "").text();
+    let list_page = s.get("/accounts/default/inventory").text();
+    for text in [&all_csv, &api_rows, &list_page, &page] {
+        assert!(
+            !text.contains("Sip-Secret-"),
+            "a SIP password shown: {text}"
+        );
+    }
 }
