@@ -17,7 +17,8 @@
 # one phase each, and so that the inventory sees phones that have checked in.
 #
 # Usage: scripts/bench-scale.sh [DEVICES]        (default 1000000)
-# Env:   BENCH_REPS (5), BENCH_WRK_SECONDS (20), BENCH_HOT (10000), BENCH_API_TIMEOUT (300 s)
+# Env:   BENCH_KEEP (set: keep the work directory and its database for profiling),
+#        BENCH_REPS (5), BENCH_WRK_SECONDS (20), BENCH_HOT (10000), BENCH_API_TIMEOUT (300 s)
 # Needs: wrk, python3, curl (apt-get install -y wrk python3 curl); nginx is not needed. The
 #        release binary is built if it is missing. Everything listens on 127.0.0.1 only.
 set -euo pipefail
@@ -45,7 +46,7 @@ cleanup() {
     kill -TERM "$ZPID" 2>/dev/null || true
     wait "$ZPID" 2>/dev/null || true
   fi
-  rm -rf "$WORK"
+  if [ -n "${BENCH_KEEP:-}" ]; then echo "kept: $WORK (config $WORK/zt.toml)"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 

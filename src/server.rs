@@ -885,7 +885,8 @@ const ONLINE_CHECK_EVERY_SECS: u64 = 60;
 #[cfg(debug_assertions)]
 const ONLINE_CHECK_EVERY_SECS: u64 = 2;
 
-/// Once a minute: delete expired partial associations and expired console sessions.
+/// Once a minute: delete expired partial associations, expired console sessions and
+/// check-in counts older than the charts show.
 fn start_housekeeping(pool: Pool) {
     let spawned = std::thread::Builder::new()
         .name("housekeeping".into())
@@ -901,6 +902,12 @@ fn start_housekeeping(pool: Pool) {
                     crate::db::jobs::mark_orphaned(&conn);
                     if let Err(e) = crate::db::users::prune_sessions(&conn) {
                         log::warn!("pruning sessions: {e}");
+                    }
+                    // The charts read seven days of check-ins; a day more covers a bucket
+                    // that started before the first day shown.
+                    let before = now - 8 * 86_400;
+                    if let Err(e) = crate::db::inventory::prune_checkin_counts(&conn, before) {
+                        log::warn!("pruning check-in counts: {e}");
                     }
                 }
                 std::thread::sleep(Duration::from_secs(60));

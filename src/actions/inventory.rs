@@ -11,7 +11,7 @@ use crate::domain::account::Account;
 use crate::domain::autosync::{self, SyncState};
 use crate::domain::firmware::{FirmwareState, firmware_state};
 use crate::domain::inventory::{
-    CheckIns, Filter, Flag, Inventory, Page, Row, Sort, State, TopRows,
+    CheckIns, Filter, FirmwareAdoption, Flag, Inventory, Page, Row, Sort, State, TopRows,
 };
 use crate::domain::mac::Mac;
 use crate::domain::polycom::models::Family;
@@ -58,6 +58,7 @@ pub fn inventory(
     });
     let (mut total, mut matched) = (0, 0);
     let (mut online_n, mut offline_n) = (0, 0);
+    let mut adoption = FirmwareAdoption::new(now);
     inventory::for_each_device_row(conn, account.id.0, |d| {
         total += 1;
         let online = crate::domain::inventory::online(
@@ -105,8 +106,15 @@ pub fn inventory(
                 .as_deref()
                 .is_some_and(|t| cover.holds(t, family, &model));
             match firmware_state(&d.firmware, d.profile_firmware.as_deref(), image) {
-                FirmwareState::Behind => flags.push(Flag::FirmwareBehind),
-                FirmwareState::DowngradePending => flags.push(Flag::DowngradePending),
+                FirmwareState::Behind => {
+                    flags.push(Flag::FirmwareBehind);
+                    adoption.add(false, None);
+                }
+                FirmwareState::DowngradePending => {
+                    flags.push(Flag::DowngradePending);
+                    adoption.add(false, None);
+                }
+                FirmwareState::Current => adoption.add(true, d.firmware_since),
                 _ => {}
             }
         }
@@ -194,6 +202,7 @@ pub fn inventory(
         by_flag,
         online: online_n,
         offline: offline_n,
+        adoption,
     })
 }
 
@@ -230,18 +239,16 @@ pub fn checkins(conn: &Connection, account: &Account) -> Result<CheckIns> {
     let now = db::now_secs();
     let hours_from = (now / 3600 - 23) * 3600;
     let days_from = (now / autosync::DAY - 6) * autosync::DAY;
+    let (hourly, hourly_refused) =
+        inventory::checkin_counts(conn, account.id.0, inventory::Span::Hour, hours_from, 24)?;
+    let (daily, _) =
+        inventory::checkin_counts(conn, account.id.0, inventory::Span::Day, days_from, 7)?;
     Ok(CheckIns {
         hours_from,
-        hourly: inventory::checkins(conn, account.id.0, hours_from * 1000, 3_600_000, 24)?,
-        hourly_refused: inventory::refusals(conn, account.id.0, hours_from * 1000, 3_600_000, 24)?,
+        hourly,
+        hourly_refused,
         days_from,
-        daily: inventory::checkins(
-            conn,
-            account.id.0,
-            days_from * 1000,
-            autosync::DAY * 1000,
-            7,
-        )?,
+        daily,
     })
 }
 

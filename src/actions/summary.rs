@@ -20,7 +20,7 @@ use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::domain::account::Account;
-use crate::domain::inventory::{CheckIns, Filter, Flag, Page, State};
+use crate::domain::inventory::{CheckIns, Filter, FirmwareAdoption, Flag, Page, State};
 use crate::error::Result;
 
 /// Which inventory filter a card stands for.
@@ -100,6 +100,8 @@ pub struct Summary {
     pub checkins: CheckIns,
     /// Auto-Sync's burn-down after a credential change within the last week.
     pub burn_down: Option<BurnDown>,
+    /// Devices on their profile's firmware, per day.
+    pub firmware_adoption: FirmwareAdoption,
 }
 
 /// How many associated devices had not yet taken the current credentials, at the end of
@@ -360,5 +362,6 @@ pub fn summary(
         burn_down: burn_down(conn, account, crate::db::now_secs())?,
         by_state: inv.by_state,
         by_flag: inv.by_flag,
+        firmware_adoption: inv.adoption,
     })
 }

@@ -54,6 +54,13 @@ pub fn run(c: StatusCmd) -> anyhow::Result<()> {
         let fix = if card.count > 0 { card.fix } else { "" };
         println!("{mark} {:>7}  {:<42} {fix}", card.count, card.label);
     }
+    let fa = &s.firmware_adoption;
+    if fa.eligible > 0 {
+        println!(
+            "firmware: {} of {} devices run their profile's version",
+            fa.current, fa.eligible
+        );
+    }
     if !s.checklist_complete {
         println!("getting started:");
         for step in &s.checklist {

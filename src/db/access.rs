@@ -62,6 +62,10 @@ struct ActivityDelta<'a> {
     sync_ms: Option<i64>,
     auth_ok: Option<i64>,
     auth_bad: i64,
+    /// The newest request of the batch answered 2xx, and the newest refused for wrong
+    /// credentials, in milliseconds: the check-in buckets (`checkin_counts`).
+    served_ms: Option<i64>,
+    refused_ms: Option<i64>,
     /// The protocol of its latest request in the batch.
     protocol: &'static str,
 }
@@ -87,16 +91,21 @@ fn protocol_of(r: &AccessRecord) -> &'static str {
 }
 
 /// Writes a batch of records in one transaction: access-log rows, then per-device activity
-/// (one upsert per device of the batch).
+/// (one upsert per device and hour of the batch).
 pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()> {
-    let mut deltas: std::collections::HashMap<&str, ActivityDelta<'_>> =
-        std::collections::HashMap::new();
+    // One delta per device and UTC hour, applied hour by hour: each upsert moves a device's
+    // check-in hour and day (`ok_hour`, `ok_day`, `bad_hour`) forward at most once, so the
+    // triggers of migration 0023 count it in every hour it was seen, even in a batch that
+    // spans the turn of an hour.
+    let mut deltas: std::collections::BTreeMap<(i64, &str), ActivityDelta<'_>> =
+        std::collections::BTreeMap::new();
     for r in records {
         let Some(mac) = r.mac.as_deref() else {
             continue;
         };
         let secs = r.ts_ms / 1000;
-        let d = deltas.entry(mac).or_insert_with(|| ActivityDelta {
+        let hour = r.ts_ms.div_euclid(3_600_000);
+        let d = deltas.entry((hour, mac)).or_insert_with(|| ActivityDelta {
             first_secs: secs,
             ..Default::default()
         });
@@ -127,6 +136,12 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
             d.auth_ok = Some(secs);
         }
         d.auth_bad += i64::from(r.auth == "bad");
+        if (200..300).contains(&r.status) {
+            d.served_ms = d.served_ms.max(Some(r.ts_ms));
+        }
+        if r.auth == "bad" {
+            d.refused_ms = d.refused_ms.max(Some(r.ts_ms));
+        }
         d.protocol = protocol_of(r);
     }
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -155,8 +170,10 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
         let mut activity = tx.prepare_cached(
             "INSERT INTO device_activity (device_id, first_seen, last_seen, access_count, last_ip,
                     last_user_agent, ua_family, ua_model, firmware, last_sync_at, last_auth_ok_at,
-                    auth_failures, last_protocol, last_sync_ms)
-             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12, ?13, ?14
+                    auth_failures, last_protocol, last_sync_ms, ok_hour, ok_day, bad_hour,
+                    firmware_since)
+             SELECT id, ?2, ?3, ?4, ?5, ?6, ?7, ?8, coalesce(?9, ''), ?10, ?11, ?12, ?13, ?14,
+                    ?15 / 3600000, ?15 / 86400000, ?16 / 3600000, CASE WHEN ?9 <> '' THEN ?2 END
              FROM devices WHERE mac = ?1
              ON CONFLICT (device_id) DO UPDATE SET
                  last_seen = max(last_seen, excluded.last_seen),
@@ -167,6 +184,11 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                  ua_family = CASE WHEN excluded.ua_family = '' THEN ua_family ELSE excluded.ua_family END,
                  ua_model = CASE WHEN excluded.ua_model = '' THEN ua_model ELSE excluded.ua_model END,
                  firmware = CASE WHEN ?9 IS NULL THEN firmware ELSE ?9 END,
+                 firmware_since = CASE WHEN ?9 IS NULL OR ?9 = firmware THEN firmware_since
+                                       ELSE excluded.last_seen END,
+                 ok_hour = coalesce(max(ok_hour, excluded.ok_hour), excluded.ok_hour, ok_hour),
+                 ok_day = coalesce(max(ok_day, excluded.ok_day), excluded.ok_day, ok_day),
+                 bad_hour = coalesce(max(bad_hour, excluded.bad_hour), excluded.bad_hour, bad_hour),
                  last_sync_at = coalesce(excluded.last_sync_at, last_sync_at),
                  last_auth_ok_at = coalesce(excluded.last_auth_ok_at, last_auth_ok_at),
                  auth_failures = auth_failures + excluded.auth_failures,
@@ -179,7 +201,7 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                 upsert_upload(&tx, mac, u.kind, &u.file_name, u.size, &u.sha256)?;
             }
         }
-        for (mac, d) in &deltas {
+        for ((_, mac), d) in &deltas {
             activity.execute(params![
                 mac,
                 d.first_secs,
@@ -195,6 +217,8 @@ pub fn write_batch(conn: &mut Connection, records: &[AccessRecord]) -> Result<()
                 d.auth_bad,
                 d.protocol,
                 d.sync_ms,
+                d.served_ms,
+                d.refused_ms,
             ])?;
         }
     }
@@ -411,5 +435,102 @@ mod tests {
                 .len(),
             4
         );
+    }
+
+    /// The check-in counts the writer keeps (migration 0023) against their reference: the
+    /// distinct devices of each bucket counted from the access log itself, which is how the
+    /// charts counted before. Requests arrive in time order, in batches of any size (a batch
+    /// may span hours and days); a MAC of no device is not counted.
+    mod checkin_counts_model {
+        use super::*;
+        use crate::db::inventory::{Span, checkin_counts};
+        use proptest::prelude::*;
+
+        const KNOWN: usize = 4;
+
+        fn reference(conn: &Connection, span: Span, which: &str, start: i64, n: usize) -> Vec<u32> {
+            let mut out = vec![0u32; n];
+            let sql = format!(
+                "SELECT (l.ts_ms / 1000 - ?1) / ?2, count(DISTINCT l.mac) FROM access_log l
+                 JOIN devices d ON d.mac = l.mac WHERE l.ts_ms >= ?1 * 1000 AND {which}
+                 GROUP BY 1"
+            );
+            let mut stmt = conn.prepare(&sql).expect("reference");
+            let rows = stmt
+                .query_map(params![start, span.secs()], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?))
+                })
+                .expect("rows");
+            for row in rows {
+                let (b, c) = row.expect("row");
+                if let Some(slot) = usize::try_from(b).ok().and_then(|b| out.get_mut(b)) {
+                    *slot = c;
+                }
+            }
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn counts_equal_the_distinct_devices_of_the_log(
+                steps in prop::collection::vec((0..=KNOWN, 0u32..3, 0i64..5_400_000, any::<bool>()), 1..120),
+                cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..8),
+            ) {
+                let mut conn = open_in_memory().expect("db");
+                let (a, _) = accounts::ensure_default(&conn).expect("account");
+                let macs: Vec<Mac> = (0..=KNOWN)
+                    .map(|i| Mac::from_bare(&format!("0004f20000{i:02x}")).expect("mac"))
+                    .collect();
+                // The last MAC is a stranger: no device row.
+                for mac in &macs[..KNOWN] {
+                    devices::insert_unassociated(&conn, a.id.0, mac).expect("seen");
+                }
+                // Start just before a UTC day turns, so days and hours both turn.
+                let day0 = 20_000 * 86_400_000 - 3 * 3_600_000;
+                let mut ts = day0;
+                let records: Vec<AccessRecord> = steps
+                    .iter()
+                    .map(|&(m, kind, gap, _)| {
+                        ts += gap;
+                        let (status, auth) = match kind {
+                            0 => (200, "ok"),
+                            1 => (401, "bad"),
+                            _ => (404, "ok"),
+                        };
+                        AccessRecord {
+                            ts_ms: ts,
+                            account_id: Some(a.id.0),
+                            mac: Some(macs[m].to_string()),
+                            ip: "10.0.0.9".into(),
+                            method: "GET".into(),
+                            path: "/x.cfg".into(),
+                            status,
+                            auth,
+                            ..Default::default()
+                        }
+                    })
+                    .collect();
+                let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(records.len())).collect();
+                bounds.push(records.len());
+                bounds.sort_unstable();
+                let mut from = 0;
+                for to in bounds {
+                    if to > from {
+                        write_batch(&mut conn, &records[from..to]).expect("batch");
+                        from = to;
+                    }
+                }
+                for span in [Span::Hour, Span::Day] {
+                    let start = (day0 / 1000).div_euclid(span.secs()) * span.secs();
+                    let n = ((ts - day0) / 1000 / span.secs() + 2) as usize;
+                    let (ok, refused) = checkin_counts(&conn, a.id.0, span, start, n).expect("counts");
+                    prop_assert_eq!(&ok, &reference(&conn, span, "l.status BETWEEN 200 AND 299", start, n), "{:?} served", span);
+                    if span == Span::Hour {
+                        prop_assert_eq!(&refused, &reference(&conn, span, "l.auth = 'bad'", start, n), "refused");
+                    }
+                }
+            }
+        }
     }
 }

@@ -48,6 +48,8 @@ pub struct DeviceRow {
     pub sip_user: String,
     /// First and last name of its reference ID's person.
     pub person: String,
+    /// When it first reported the firmware it runs now (Unix seconds).
+    pub firmware_since: Option<i64>,
 }
 
 /// Every device of an account (associated or only seen), by MAC.
@@ -109,7 +111,8 @@ pub fn for_each_device_row(
                 coalesce(a.last_protocol, ''),
                 (SELECT ds2.answered_at FROM device_sip ds2 WHERE ds2.device_id = d.id),
                 coalesce(l1.display_name, ''), coalesce(l1.label, ''), coalesce(l1.auth_user_id, ''),
-                trim(coalesce(sb.first_name, '') || ' ' || coalesce(sb.last_name, ''))
+                trim(coalesce(sb.first_name, '') || ' ' || coalesce(sb.last_name, '')),
+                a.firmware_since
          FROM devices d
          LEFT JOIN device_lines l1 ON l1.device_id = d.id AND l1.line = 1
          LEFT JOIN subscribers sb ON sb.id = d.subscriber_id
@@ -167,6 +170,7 @@ pub fn for_each_device_row(
             line_label: r.get(31)?,
             sip_user: r.get(32)?,
             person: r.get(33)?,
+            firmware_since: r.get(34)?,
         };
         d.groups = groups.remove(&d.id).unwrap_or_default();
         let family = d.sync.family.or_else(|| Family::of_model(&d.ua_model));
@@ -223,59 +227,66 @@ pub fn member_counts(
     ))
 }
 
-/// Distinct devices of an account with a successful request, per bucket of `bucket_ms`
-/// from `start_ms`, `buckets` buckets.
-pub fn checkins(
-    conn: &Connection,
-    account_id: i64,
-    start_ms: i64,
-    bucket_ms: i64,
-    buckets: usize,
-) -> Result<Vec<u32>> {
-    buckets_of(
-        conn,
-        "status BETWEEN 200 AND 299",
-        (account_id, start_ms, bucket_ms, buckets),
-    )
+/// The length of a check-in bucket (`checkin_counts.span`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    Hour,
+    Day,
 }
 
-/// Distinct devices of an account refused for wrong credentials, per bucket (as
-/// `checkins`).
-pub fn refusals(
-    conn: &Connection,
-    account_id: i64,
-    start_ms: i64,
-    bucket_ms: i64,
-    buckets: usize,
-) -> Result<Vec<u32>> {
-    buckets_of(
-        conn,
-        "auth = 'bad'",
-        (account_id, start_ms, bucket_ms, buckets),
-    )
-}
-
-fn buckets_of(
-    conn: &Connection,
-    which: &str,
-    (account_id, start_ms, bucket_ms, buckets): (i64, i64, i64, usize),
-) -> Result<Vec<u32>> {
-    let end = start_ms + bucket_ms * buckets as i64;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT (ts_ms - ?2) / ?3 AS bucket, count(DISTINCT mac) FROM access_log
-         WHERE account_id = ?1 AND ts_ms >= ?2 AND ts_ms < ?4 AND mac IS NOT NULL
-               AND {which}
-         GROUP BY bucket"
-    ))?;
-    let mut out = vec![0u32; buckets];
-    let rows = stmt.query_map(params![account_id, start_ms, bucket_ms, end], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, u32>(1)?))
-    })?;
-    for row in rows {
-        let (bucket, n) = row?;
-        if let Some(slot) = usize::try_from(bucket).ok().and_then(|b| out.get_mut(b)) {
-            *slot = n;
+impl Span {
+    pub fn secs(self) -> i64 {
+        match self {
+            Span::Hour => 3600,
+            Span::Day => 86_400,
         }
     }
-    Ok(out)
+
+    fn name(self) -> &'static str {
+        match self {
+            Span::Hour => "hour",
+            Span::Day => "day",
+        }
+    }
+}
+
+/// Check-ins of an account's devices in `buckets` buckets of `span` from `start` (Unix
+/// seconds, a bucket's start): per bucket, the devices served at least once and the devices
+/// refused for wrong credentials at least once (kept by the writer: migration 0023).
+pub fn checkin_counts(
+    conn: &Connection,
+    account_id: i64,
+    span: Span,
+    start: i64,
+    buckets: usize,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT bucket, ok, refused FROM checkin_counts
+         WHERE account_id = ?1 AND span = ?2 AND bucket >= ?3 AND bucket < ?4",
+    )?;
+    let end = start + span.secs() * buckets as i64;
+    let (mut ok, mut refused) = (vec![0u32; buckets], vec![0u32; buckets]);
+    let rows = stmt.query_map(params![account_id, span.name(), start, end], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, u32>(1)?,
+            r.get::<_, u32>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (bucket, o, f) = row?;
+        if let Ok(i) = usize::try_from((bucket - start) / span.secs())
+            && i < buckets
+        {
+            ok[i] = o;
+            refused[i] = f;
+        }
+    }
+    Ok((ok, refused))
+}
+
+/// Forgets check-in buckets that started before `before` (Unix seconds): the charts show
+/// seven days.
+pub fn prune_checkin_counts(conn: &Connection, before: i64) -> Result<usize> {
+    Ok(conn.execute("DELETE FROM checkin_counts WHERE bucket < ?1", [before])?)
 }

@@ -106,6 +106,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "0021_window_lookup",
         include_str!("migrations/0021_window_lookup.sql"),
     ),
+    (
+        "0023_checkin_counts",
+        include_str!("migrations/0023_checkin_counts.sql"),
+    ),
 ];
 
 /// The schema version this binary writes.

@@ -11,8 +11,17 @@ const MARGIN_BOTTOM: u32 = 16;
 /// Bars for `values` (oldest first) with an accessible title; `labels` go under the first,
 /// middle and last bars. Every bar carries a `<title>` with its label and value.
 pub fn bars_svg(title: &str, values: &[u32], labels: &[String]) -> String {
-    let n = values.len().max(1) as u32;
     let max = values.iter().copied().max().unwrap_or(0).max(1);
+    scaled(title, &format!("max {max}"), values, labels, max)
+}
+
+/// Bars for `values` as shares of `of` (a full bar is `of`), as `bars_svg` draws them.
+pub fn share_svg(title: &str, values: &[u32], labels: &[String], of: u32) -> String {
+    scaled(title, &format!("of {of}"), values, labels, of.max(1))
+}
+
+fn scaled(title: &str, scale: &str, values: &[u32], labels: &[String], max: u32) -> String {
+    let n = values.len().max(1) as u32;
     let slot = WIDTH / n;
     let bar = slot.saturating_sub(2).max(1);
     let plot = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM;
@@ -20,11 +29,11 @@ pub fn bars_svg(title: &str, values: &[u32], labels: &[String]) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" role=\"img\" \
          viewBox=\"0 0 {WIDTH} {HEIGHT}\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
          aria-label=\"{t}\"><title>{t}</title>\
-         <text x=\"0\" y=\"12\" font-size=\"11\">{t} (max {max})</text>",
+         <text x=\"0\" y=\"12\" font-size=\"11\">{t} ({scale})</text>",
         t = escape_attr(title)
     );
     for (i, v) in values.iter().enumerate() {
-        let h = (u64::from(*v) * u64::from(plot) / u64::from(max)) as u32;
+        let h = (u64::from(*v).min(u64::from(max)) * u64::from(plot) / u64::from(max)) as u32;
         let x = i as u32 * slot + 1;
         let y = MARGIN_TOP + plot - h;
         let label = labels.get(i).map(String::as_str).unwrap_or("");

@@ -486,6 +486,77 @@ pub struct Inventory {
     /// Associated devices online and offline (`online`), over every device.
     pub online: usize,
     pub offline: usize,
+    /// How the profiles' firmware versions spread, over every device.
+    pub adoption: FirmwareAdoption,
+}
+
+/// Days the firmware adoption chart covers.
+pub const ADOPTION_DAYS: usize = 14;
+
+/// Firmware adoption: of the devices that can take their profile's version (the release
+/// holds an image for their model: `FirmwareState` current, behind or downgrade pending),
+/// how many ran it at the end of each of the last 14 days (UTC), counting each device on
+/// it now from when it first reported that version. A device that ran it and left it is not
+/// counted on the days before it left: the chart follows the devices as they are now.
+#[derive(Debug, Clone, Serialize)]
+pub struct FirmwareAdoption {
+    /// Start of the first day (Unix seconds, UTC midnight).
+    pub days_from: i64,
+    /// Devices on their profile's version at the end of each day, oldest first.
+    pub on_version: Vec<u32>,
+    /// Devices that can take their profile's version.
+    pub eligible: usize,
+    /// Devices on it now.
+    pub current: usize,
+}
+
+impl FirmwareAdoption {
+    pub fn new(now: i64) -> FirmwareAdoption {
+        FirmwareAdoption {
+            days_from: (now.div_euclid(autosync::DAY) - (ADOPTION_DAYS as i64 - 1)) * autosync::DAY,
+            on_version: vec![0; ADOPTION_DAYS],
+            eligible: 0,
+            current: 0,
+        }
+    }
+
+    /// Counts a device that can take its profile's version: `on_since` is when it first
+    /// reported that version if it runs it (`None` for a device on another version; a
+    /// device on it since an unknown time counts on every day).
+    pub fn add(&mut self, on_version: bool, on_since: Option<i64>) {
+        self.eligible += 1;
+        if !on_version {
+            return;
+        }
+        self.current += 1;
+        let first = on_since.map_or(0, |t| {
+            (t - self.days_from).max(0).div_euclid(autosync::DAY) as usize
+        });
+        for day in self.on_version.iter_mut().skip(first) {
+            *day += 1;
+        }
+    }
+
+    /// The adoption as an SVG bar chart, each day's bar a share of the eligible devices.
+    pub fn svg(&self) -> String {
+        super::chart::share_svg(
+            "Devices on their profile's firmware, per day, last 14 days (UTC)",
+            &self.on_version,
+            &day_labels(self.days_from, self.on_version.len()),
+            self.eligible as u32,
+        )
+    }
+}
+
+/// `MM-DD` labels of `n` UTC days from `from`.
+fn day_labels(from: i64, n: usize) -> Vec<String> {
+    (0..n as i64)
+        .map(|i| {
+            time::OffsetDateTime::from_unix_timestamp(from + i * autosync::DAY)
+                .map(|t| format!("{:02}-{:02}", u8::from(t.month()), t.day()))
+                .unwrap_or_default()
+        })
+        .collect()
 }
 
 /// Rows as a CSV file for spreadsheets: one line per device with its state, flags, names,
@@ -571,7 +642,6 @@ impl CheckIns {
         super::chart::bars_svg("Check-ins per hour, last 24 h (UTC)", &self.hourly, &labels)
     }
 
-    /// The last 7 days as an SVG bar chart (UTC dates).
     /// Devices refused for wrong credentials per hour, as an SVG bar chart.
     pub fn refused_svg(&self) -> String {
         let labels: Vec<String> = (0..self.hourly_refused.len() as i64)
@@ -584,14 +654,9 @@ impl CheckIns {
         )
     }
 
+    /// The last 7 days as an SVG bar chart (UTC dates).
     pub fn daily_svg(&self) -> String {
-        let labels: Vec<String> = (0..self.daily.len() as i64)
-            .map(|i| {
-                time::OffsetDateTime::from_unix_timestamp(self.days_from + i * autosync::DAY)
-                    .map(|t| format!("{:02}-{:02}", u8::from(t.month()), t.day()))
-                    .unwrap_or_default()
-            })
-            .collect();
+        let labels = day_labels(self.days_from, self.daily.len());
         super::chart::bars_svg("Check-ins per day, last 7 days (UTC)", &self.daily, &labels)
     }
 }
@@ -599,6 +664,24 @@ impl CheckIns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn adoption_counts_each_device_from_the_day_it_reported_its_version() {
+        let day = autosync::DAY;
+        let now = 20_000 * day + 5 * 3600;
+        let mut a = FirmwareAdoption::new(now);
+        assert_eq!(a.days_from, (20_000 - 13) * day, "the first of 14 UTC days");
+        a.add(true, Some(now - 2 * day)); // two days ago
+        a.add(true, None); // since before anything was recorded
+        a.add(true, Some(a.days_from - 30 * day)); // before the chart
+        a.add(false, None); // behind
+        assert_eq!((a.eligible, a.current), (4, 3));
+        assert_eq!(a.on_version[..11], [2; 11]);
+        assert_eq!(a.on_version[11..], [3, 3, 3]);
+        let svg = a.svg();
+        roxmltree::Document::parse(&svg).expect("well-formed");
+        assert!(svg.contains("(of 4)"), "{svg}");
+    }
 
     fn row(i: u32, seen: Option<i64>, name: &str, fw: &str) -> Row {
         Row {

@@ -275,6 +275,33 @@ fn split_and_combined_releases_are_imported_listed_and_served_to_each_family() {
         (Some(0), Some(1))
     );
 
+    // The dashboard's adoption: both phones can take their profile's version, the Trio runs
+    // it since today (first reported now), the VVX 410 does not.
+    let summary = json(&api(
+        &server,
+        "GET",
+        "/accounts/default/summary",
+        Some(&token),
+        "",
+    ));
+    let fa = &summary["firmware_adoption"];
+    assert_eq!(
+        (fa["eligible"].as_u64(), fa["current"].as_u64()),
+        (Some(2), Some(1)),
+        "{fa}"
+    );
+    let days: Vec<u64> = fa["on_version"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|v| v.as_u64().expect("count"))
+        .collect();
+    assert_eq!(days.len(), 14);
+    assert_eq!((days[12], days[13]), (0, 1), "on it from today: {fa}");
+    let home = Session::admin(&server).get("/").text();
+    assert!(home.contains("id=\"firmware-adoption\""), "{home}");
+    assert!(home.contains("1 of 2 devices run their profile's firmware version"));
+
     // A version in use is not deleted; the refusal names the profile.
     let r = api(&server, "DELETE", "/firmware/5.9.8.1234", Some(&token), "");
     assert_eq!(r.status, 409);

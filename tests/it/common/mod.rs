@@ -148,7 +148,14 @@ pub struct ZServer {
 
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
-pub const UNDO_AFTER_0011: &str = "DROP INDEX enrolment_windows_mac;
+pub const UNDO_AFTER_0011: &str = "DROP TRIGGER device_activity_counts_update;
+     DROP TRIGGER device_activity_counts_insert;
+     DROP TABLE checkin_counts;
+     ALTER TABLE device_activity DROP COLUMN firmware_since;
+     ALTER TABLE device_activity DROP COLUMN bad_hour;
+     ALTER TABLE device_activity DROP COLUMN ok_day;
+     ALTER TABLE device_activity DROP COLUMN ok_hour;
+     DROP INDEX enrolment_windows_mac;
      DROP INDEX audit_log_action;
      DROP INDEX audit_log_actor;
      DROP INDEX audit_log_account;

@@ -708,6 +708,10 @@ impl Console {
                         figure { (maud::PreEscaped(s.checkins.hourly_svg())) }
                         figure { (maud::PreEscaped(s.checkins.refused_svg())) }
                         figure { (maud::PreEscaped(s.checkins.daily_svg())) }
+                        @let fa = &s.firmware_adoption;
+                        @if fa.eligible > 0 {
+                            figure #firmware-adoption { (maud::PreEscaped(fa.svg())) figcaption { (fa.current) " of " (fa.eligible) " devices run their profile's firmware version. " a href=(format!("/accounts/{}/inventory?flag=firmware-behind", a.slug)) { "Devices behind" } " · " a href="/firmware" { "Firmware" } } }
+                        }
                         @if let Some(b) = &s.burn_down {
                             figure #burn-down { (maud::PreEscaped(b.svg())) figcaption { (b.pending.last().copied().unwrap_or(0)) " of " (b.devices) " devices still to take generation " (b.generation) " (set " (views::when(Some(b.since))) "). " a href=(format!("/accounts/{}/autosync", a.slug)) { "Auto-Sync progress" } } }
                         }
