@@ -34,9 +34,7 @@ fn phone_impact(
     mac: &Mac,
     reason: impl FnOnce(&db::inventory::DeviceRow) -> Option<String>,
 ) -> Result<Impact> {
-    let row = db::inventory::list_device_rows(conn, actor.account.id.0)?
-        .into_iter()
-        .find(|r| r.mac == mac.as_str());
+    let row = db::inventory::device_row(conn, actor.account.id.0, mac.as_str())?;
     Ok(Impact::of(row.and_then(|r| {
         let seen = r.last_seen.or(r.first_seen)?;
         let why = reason(&r)?;

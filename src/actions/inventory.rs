@@ -18,7 +18,7 @@ use crate::domain::polycom::models::Family;
 use crate::error::Result;
 
 /// The inventory of `account` at `now`: one pass over its devices (never all of them in
-/// memory), keeping only the rows of `page`.
+/// memory), keeping only the rows up to the end of `page`.
 pub fn inventory(
     conn: &Connection,
     account: &Account,
@@ -28,34 +28,20 @@ pub fn inventory(
     let now = db::now_secs();
     let settings = credentials::load_settings(conn, account.id)?;
     let history = credentials::load_history(conn, account.id)?;
-    let mut awaiting: BTreeMap<i64, Vec<String>> = BTreeMap::new();
-    {
-        let mut stmt = conn.prepare_cached(
-            "SELECT s.device_id, s.param FROM device_prov_state s JOIN devices d ON d.id = s.device_id
-             WHERE d.account_id = ?1 AND s.delivered IS NOT NULL
-               AND s.delivered IS NOT s.confirmed ORDER BY s.param",
-        )?;
-        for row in stmt.query_map([account.id.0], |r| Ok((r.get(0)?, r.get(1)?)))? {
-            let (id, param): (i64, String) = row?;
-            awaiting.entry(id).or_default().push(param);
-        }
-    }
     let cover = db::firmware::image_cover(conn)?;
     let mut by_state: BTreeMap<&'static str, usize> =
         State::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let mut by_flag: BTreeMap<&'static str, usize> =
         Flag::ALL.iter().map(|f| (f.as_str(), 0)).collect();
-    let mut rows = Vec::new();
     let wanted = page.range();
-    // A sorted list keeps the best rows up to the page's end (`TopRows`); MAC order and a
-    // search in MAC order keep only the page.
-    let mut top = (filter.sort != Sort::Mac || filter.descending).then(|| {
-        TopRows::new(
-            filter.sort,
-            filter.descending,
-            wanted.end.min(usize::MAX / 4),
-        )
-    });
+    // Devices come in the order they were created: the list keeps the best matching rows
+    // up to the page's end in its order (`TopRows`, MAC by default), then drops the rows of
+    // the pages before.
+    let mut top = TopRows::new(
+        filter.sort,
+        filter.descending,
+        wanted.end.min(usize::MAX / 4),
+    );
     let (mut total, mut matched) = (0, 0);
     let (mut online_n, mut offline_n) = (0, 0);
     let mut adoption = FirmwareAdoption::new(now);
@@ -118,7 +104,7 @@ pub fn inventory(
                 _ => {}
             }
         }
-        if awaiting.contains_key(&d.id) {
+        if !d.awaiting.is_empty() {
             flags.push(Flag::ChangePending);
         }
         *by_state.entry(state.as_str()).or_default() += 1;
@@ -135,18 +121,9 @@ pub fn inventory(
         if !keep {
             return Ok(());
         }
-        // MAC order is the order devices come in: only the page's rows are built. Any
-        // other order, or a search, needs each matching row.
-        let in_mac_order = filter.sort == Sort::Mac && !filter.descending;
-        if in_mac_order && filter.search.is_none() {
-            matched += 1;
-            if !wanted.contains(&(matched - 1)) {
-                return Ok(());
-            }
-        }
         let row = Row {
             online,
-            awaiting: awaiting.get(&d.id).cloned().unwrap_or_default(),
+            awaiting: d.awaiting,
             name: if d.line_name.is_empty() {
                 d.line_label
             } else {
@@ -176,24 +153,11 @@ pub fn inventory(
                 return Ok(());
             }
         }
-        if in_mac_order && filter.search.is_none() {
-            rows.push(row);
-            return Ok(());
-        }
         matched += 1;
-        match top.as_mut() {
-            Some(t) => t.push(row),
-            None => {
-                if wanted.contains(&(matched - 1)) {
-                    rows.push(row);
-                }
-            }
-        }
+        top.push(row);
         Ok(())
     })?;
-    if let Some(t) = top {
-        rows = t.into_rows().into_iter().skip(wanted.start).collect();
-    }
+    let rows = top.into_rows().into_iter().skip(wanted.start).collect();
     Ok(Inventory {
         rows,
         total,

@@ -213,6 +213,11 @@ fn configure(conn: &mut Connection, busy_timeout: Duration) -> Result<()> {
          PRAGMA foreign_keys = ON;
          PRAGMA temp_store = MEMORY;",
     )?;
+    // Reads map the database file instead of copying each page through a system call into
+    // a page cache of 2 MB per connection: a pass over 100,000 devices spent an eighth of
+    // its time in `pread`. Address space, not memory: the pages are the kernel's file cache.
+    // (An in-memory database answers no row: run as a batch, which reads none.)
+    conn.execute_batch("PRAGMA mmap_size = 4294967296;")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }
