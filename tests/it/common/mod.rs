@@ -148,7 +148,8 @@ pub struct ZServer {
 
 /// SQL undoing the migrations after 0011, for tests that take a database back to an older
 /// schema (then undo their own): add each new migration's undo here, newest first.
-pub const UNDO_AFTER_0011: &str = "DROP INDEX enrolment_windows_mac;
+pub const UNDO_AFTER_0011: &str = "DROP TABLE device_jobs;
+     DROP INDEX enrolment_windows_mac;
      DROP INDEX audit_log_action;
      DROP INDEX audit_log_actor;
      DROP INDEX audit_log_account;
