@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::parse_body;
-use crate::actions::Actor;
+use crate::actions::{Actor, Unwatched};
 use crate::actions::bulk::{self, Bulk};
 use crate::domain::account::Account;
 use crate::domain::inventory::Filter;
@@ -112,7 +112,15 @@ pub fn post(
             "affected": p.impact.phones,
         })));
     }
-    let n = bulk::run(&mut conn, actor, &what, &macs, expected, b.confirm)?;
+    let n = bulk::run(
+        &mut conn,
+        actor,
+        &what,
+        &macs,
+        expected,
+        b.confirm,
+        &mut Unwatched,
+    )?;
     Ok(Response::json(&json!({
         "description": what.describe(n), "changed": n,
     })))

@@ -14,6 +14,7 @@ use rouille::{Request, Response};
 
 use super::inventory::filter_from;
 use super::{Console, Ctx, Form, html_page};
+use crate::actions::Unwatched;
 use crate::actions::bulk::{self, Bulk};
 use crate::actions::sip::{self, Selection};
 use crate::domain::account::Account;
@@ -142,7 +143,7 @@ pub fn post(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
             "Phones this strands:",
         ));
     }
-    match bulk::run(&mut conn, &actor, &what, &macs, expected, true) {
+    match bulk::run(&mut conn, &actor, &what, &macs, expected, true, &mut Unwatched) {
         Ok(n) => {
             let text = format!("Done: {}.", what.describe(n));
             Ok(result_page(ctx, &back, &text))
