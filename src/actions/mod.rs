@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod assets;
 pub mod associations;
 pub mod bulk;
+pub mod device_jobs;
 pub mod directory;
 pub mod enrolment;
 pub mod firmware;
