@@ -215,6 +215,12 @@ pub fn run(
             | Error::Forbidden(_)
             | Error::NeedsConfirmation { .. }
             | Error::Unavailable(_) => e.to_string(),
+            Error::Db(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                "the database stayed busy (another long action was writing); start it again"
+                    .to_string()
+            }
             _ => {
                 log::error!("device job {id}: {e}");
                 "internal error (the server log has the details)".to_string()
@@ -263,4 +269,24 @@ pub fn job_for(
         job.done = (p.done as i64).min(job.total);
     }
     Ok(job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_registry_never_counts_past_the_total() {
+        let r = Registry::default();
+        r.set(7, 12, 10);
+        assert_eq!(
+            r.get(7),
+            Some(Progress {
+                done: 10,
+                total: 10
+            })
+        );
+        r.remove(7);
+        assert_eq!(r.get(7), None);
+    }
 }
