@@ -469,6 +469,8 @@ fn prepare_database(pool: &Pool) -> Result<crate::domain::account::Account> {
             "{failed} bulk import job(s) were interrupted by a stop; nothing of them was applied"
         );
     }
+    // Device jobs of a previous run (their runner is gone): interrupted.
+    crate::db::device_jobs::mark_orphaned(&conn);
     Ok(account)
 }
 
@@ -900,6 +902,7 @@ fn start_housekeeping(pool: Pool) {
                         Err(e) => log::warn!("expiring partial associations: {e}"),
                     }
                     crate::db::jobs::mark_orphaned(&conn);
+                    crate::db::device_jobs::mark_orphaned(&conn);
                     if let Err(e) = crate::db::users::prune_sessions(&conn) {
                         log::warn!("pruning sessions: {e}");
                     }

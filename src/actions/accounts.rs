@@ -670,8 +670,8 @@ pub use address::{
 };
 pub use dhcp::{Option160, option160};
 pub use recovery::{
-    DeviceSyncRow, NotBack, Progress, Readmission, confirm_device, progress, readmit, report,
-    sync_counts,
+    DeviceSyncRow, NotBack, Progress, Readmission, confirm_device, progress, readmit, readmit_in,
+    report, sync_counts,
 };
 
 /// The default account, created on first use.

@@ -13,12 +13,15 @@
 //! - phones the action would strand (deleted, or sent to another provisioning server) are
 //!   counted and named with why, and need `confirm`, as for one device (I5);
 //! - each device's change is audited as the single-device action audits it;
-//! - the permission is the single-device action's, checked here for every caller.
+//! - the permission is the single-device action's, checked here for every caller;
+//! - a watcher (`actions::Watch`, a background job's) is told the devices gone through
+//!   (never more than the selection) and writes the outcome inside the same transaction,
+//!   so a job says "done" exactly when the changes committed.
 
 use rusqlite::Connection;
 
 use super::accounts::{self, Readmission};
-use super::{Actor, Impact};
+use super::{Actor, Impact, Watch};
 use crate::db;
 use crate::domain::mac::Mac;
 use crate::domain::users::Action;
@@ -84,6 +87,12 @@ impl Bulk {
         }
     }
 
+    /// What a run that changed `n` devices did, in words (the console's result page, a
+    /// job's outcome).
+    pub fn outcome(&self, n: usize) -> String {
+        format!("Done: {}.", self.describe(n))
+    }
+
     /// The permission of the single-device action.
     pub fn permission(&self) -> Action {
         match self {
@@ -134,7 +143,7 @@ pub fn preview(
         // Judged on the result: applied in a transaction that is always rolled back.
         Bulk::SetProfile(p) => {
             let tx = conn.transaction()?;
-            let moved = set_profile(&tx, actor, p, macs)?;
+            let moved = set_profile(&tx, actor, p, macs, &mut |_| {})?;
             tx.rollback()?;
             Impact::of(moved)
         }
@@ -161,9 +170,10 @@ fn set_profile(
     actor: &Actor<'_>,
     profile: &str,
     macs: &[Mac],
+    progress: &mut dyn FnMut(usize),
 ) -> Result<Vec<(String, String)>> {
     let mut moved = Vec::new();
-    for mac in macs {
+    for (i, mac) in macs.iter().enumerate() {
         let d = super::associations::device(tx, actor, mac)?;
         if !d.is_associated() {
             return Err(Error::Conflict(format!(
@@ -187,21 +197,14 @@ fn set_profile(
             }
             Err(e) => return Err(e),
         }
+        progress(i + 1);
     }
     Ok(moved)
 }
 
-/// Applies `bulk` to every device of `macs`, all or nothing. `expected` is the count the
-/// admin was shown: a different count now refuses, naming both. Phones the action strands
-/// need `confirm`. Returns how many devices changed.
-pub fn run(
-    conn: &mut Connection,
-    actor: &Actor<'_>,
-    bulk: &Bulk,
-    macs: &[Mac],
-    expected: usize,
-    confirm: bool,
-) -> Result<usize> {
+/// What `run` refuses before it starts: the permission, a count that is not the one shown,
+/// an empty selection.
+fn refusal(actor: &Actor<'_>, bulk: &Bulk, macs: &[Mac], expected: usize) -> Result<()> {
     actor.user.require(bulk.permission())?;
     if macs.len() != expected {
         return Err(Error::Conflict(format!(
@@ -213,38 +216,94 @@ pub fn run(
     if macs.is_empty() {
         return Err(Error::invalid("mac", "tick at least one device"));
     }
-    let account = actor.account;
-    match bulk {
-        Bulk::SetSite(site) => {
-            own(conn, actor, macs)?;
-            super::policy::assign_site(conn, &actor.who, account, site.as_deref(), macs)?;
-            Ok(macs.len())
-        }
-        Bulk::AddToGroup(g) | Bulk::RemoveFromGroup(g) => {
-            let add = matches!(bulk, Bulk::AddToGroup(_));
-            super::policy::set_membership(conn, &actor.who, account, g, macs, add)
-        }
-        Bulk::Readmit => {
-            own(conn, actor, macs)?;
-            Ok(accounts::readmit(
-                conn,
-                &actor.who,
-                account,
-                &Readmission::Devices(macs.to_vec()),
-            )?
-            .len())
-        }
-        Bulk::SetProfile(p) => db::write_tx(conn, |tx| {
-            let moved = set_profile(tx, actor, p, macs)?;
-            Impact::of(moved).require(confirm, "moving devices to another server")?;
-            Ok(macs.len())
-        }),
-        Bulk::Delete => db::write_tx(conn, |tx| {
-            delete_impact(tx, actor, macs)?.require(confirm, "deleting the devices")?;
-            for mac in macs {
-                super::associations::delete_in(tx, actor, mac)?;
-            }
-            Ok(macs.len())
-        }),
+    Ok(())
+}
+
+/// What `run` would refuse at once — the permission, a stale count, an empty selection, a
+/// MAC of no device of the account, phones stranded without `confirm` — checked without
+/// changing anything, so a background job starts only for an action that can go ahead.
+pub fn check(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    bulk: &Bulk,
+    macs: &[Mac],
+    expected: usize,
+    confirm: bool,
+) -> Result<()> {
+    refusal(actor, bulk, macs, expected)?;
+    if confirm {
+        return own(conn, actor, macs);
     }
+    let p = preview(conn, actor, bulk, macs)?;
+    let what = match bulk {
+        Bulk::Delete => "deleting the devices",
+        _ => "moving devices to another server",
+    };
+    p.impact.require(confirm, what)
+}
+
+/// Applies `bulk` to every device of `macs`, all or nothing, in one transaction. `expected`
+/// is the count the admin was shown: a different count now refuses, naming both. Phones the
+/// action strands need `confirm`. `watch` is told the devices gone through and, just before
+/// the commit, the outcome (`Bulk::outcome`). Returns how many devices changed.
+pub fn run(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    bulk: &Bulk,
+    macs: &[Mac],
+    expected: usize,
+    confirm: bool,
+    watch: &mut dyn Watch,
+) -> Result<usize> {
+    refusal(actor, bulk, macs, expected)?;
+    let account = actor.account;
+    let total = macs.len();
+    watch.progress(0, total);
+    db::write_tx(conn, |tx| {
+        let mut step = |done: usize| watch.progress(done.min(total), total);
+        let changed = match bulk {
+            Bulk::SetSite(site) => {
+                own(tx, actor, macs)?;
+                super::policy::assign_site_in(
+                    tx,
+                    &actor.who,
+                    account,
+                    site.as_deref(),
+                    macs,
+                    &mut step,
+                )?;
+                total
+            }
+            Bulk::AddToGroup(g) | Bulk::RemoveFromGroup(g) => {
+                let add = matches!(bulk, Bulk::AddToGroup(_));
+                super::policy::set_membership_in(tx, &actor.who, account, g, macs, add, &mut step)?
+            }
+            Bulk::Readmit => {
+                own(tx, actor, macs)?;
+                accounts::readmit_in(
+                    tx,
+                    &actor.who,
+                    account,
+                    &Readmission::Devices(macs.to_vec()),
+                    &mut step,
+                )?
+                .len()
+            }
+            Bulk::SetProfile(p) => {
+                let moved = set_profile(tx, actor, p, macs, &mut step)?;
+                Impact::of(moved).require(confirm, "moving devices to another server")?;
+                total
+            }
+            Bulk::Delete => {
+                delete_impact(tx, actor, macs)?.require(confirm, "deleting the devices")?;
+                for (i, mac) in macs.iter().enumerate() {
+                    super::associations::delete_in(tx, actor, mac)?;
+                    step(i + 1);
+                }
+                total
+            }
+        };
+        watch.committing(tx, total, &bulk.outcome(changed))?;
+        Ok(changed)
+    })
 }

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod assets;
 pub mod associations;
 pub mod bulk;
+pub mod device_jobs;
 pub mod directory;
 pub mod enrolment;
 pub mod firmware;
@@ -74,6 +75,25 @@ impl Actor<'_> {
         crate::db::audit::record(tx, &self.who, change)
     }
 }
+
+/// What a long action on many devices tells as it goes: `device_jobs` keeps it for the
+/// job's page. Both default to nothing (`Unwatched`).
+pub trait Watch {
+    /// `done` of `total` devices processed so far (`done <= total`).
+    fn progress(&mut self, _done: usize, _total: usize) {}
+
+    /// Inside the action's final write transaction, just before it commits: the devices
+    /// processed and what the action did, in words. Whatever it writes commits with the
+    /// action, or not at all; an error rolls the action back.
+    fn committing(&mut self, _tx: &Connection, _done: usize, _outcome: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Watches nothing: an action run while its caller waits.
+pub struct Unwatched;
+
+impl Watch for Unwatched {}
 
 /// The phones an action would refuse or serve less, each with why: shown to the admin, who
 /// confirms before the action is taken (console dialog, API `confirm`, CLI `--yes`).

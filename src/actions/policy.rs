@@ -164,35 +164,50 @@ pub fn set_membership(
     add: bool,
 ) -> Result<usize> {
     db::write_tx(conn, |tx| {
-        let g = group_named(tx, account, group)?;
-        let mut changed = 0;
-        for mac in macs {
-            let d = own_device(tx, account, mac)?;
-            let did = if add {
-                policies::add_member(tx, g.id, d.id)?
-            } else {
-                policies::remove_member(tx, g.id, d.id)?
-            };
-            if did {
-                changed += 1;
-                crate::db::audit::record(
-                    tx,
-                    actor,
-                    Change::new(
-                        Some(account.id.0),
-                        if add {
-                            "group.add-member"
-                        } else {
-                            "group.remove-member"
-                        },
-                        format!("group {group}"),
-                    )
-                    .after(json!({"mac": mac.as_str()})),
-                )?;
-            }
-        }
-        Ok(changed)
+        set_membership_in(tx, actor, account, group, macs, add, &mut |_| {})
     })
+}
+
+/// `set_membership` in the caller's transaction, telling `progress` how many devices it
+/// has gone through.
+pub fn set_membership_in(
+    tx: &Connection,
+    actor: &Actor,
+    account: &Account,
+    group: &str,
+    macs: &[Mac],
+    add: bool,
+    progress: &mut dyn FnMut(usize),
+) -> Result<usize> {
+    let g = group_named(tx, account, group)?;
+    let mut changed = 0;
+    for (i, mac) in macs.iter().enumerate() {
+        let d = own_device(tx, account, mac)?;
+        let did = if add {
+            policies::add_member(tx, g.id, d.id)?
+        } else {
+            policies::remove_member(tx, g.id, d.id)?
+        };
+        if did {
+            changed += 1;
+            crate::db::audit::record(
+                tx,
+                actor,
+                Change::new(
+                    Some(account.id.0),
+                    if add {
+                        "group.add-member"
+                    } else {
+                        "group.remove-member"
+                    },
+                    format!("group {group}"),
+                )
+                .after(json!({"mac": mac.as_str()})),
+            )?;
+        }
+        progress(i + 1);
+    }
+    Ok(changed)
 }
 
 /// Sets (or, with `None`, clears) the site of devices.
@@ -204,21 +219,35 @@ pub fn assign_site(
     macs: &[Mac],
 ) -> Result<()> {
     db::write_tx(conn, |tx| {
-        let site = site.map(|n| site_named(tx, account, n)).transpose()?;
-        for mac in macs {
-            let d = own_device(tx, account, mac)?;
-            let before = policies::device_site(tx, d.id)?;
-            policies::set_device_site(tx, d.id, site.as_ref().map(|s| s.id))?;
-            crate::db::audit::record(
-                tx,
-                actor,
-                Change::new(Some(account.id.0), "device.set-site", mac.as_str())
-                    .before(json!({"site": before.map(|s| s.name)}))
-                    .after(json!({"site": site.as_ref().map(|s| s.name.clone())})),
-            )?;
-        }
-        Ok(())
+        assign_site_in(tx, actor, account, site, macs, &mut |_| {})
     })
+}
+
+/// `assign_site` in the caller's transaction, telling `progress` how many devices it has
+/// gone through.
+pub fn assign_site_in(
+    tx: &Connection,
+    actor: &Actor,
+    account: &Account,
+    site: Option<&str>,
+    macs: &[Mac],
+    progress: &mut dyn FnMut(usize),
+) -> Result<()> {
+    let site = site.map(|n| site_named(tx, account, n)).transpose()?;
+    for (i, mac) in macs.iter().enumerate() {
+        let d = own_device(tx, account, mac)?;
+        let before = policies::device_site(tx, d.id)?;
+        policies::set_device_site(tx, d.id, site.as_ref().map(|s| s.id))?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "device.set-site", mac.as_str())
+                .before(json!({"site": before.map(|s| s.name)}))
+                .after(json!({"site": site.as_ref().map(|s| s.name.clone())})),
+        )?;
+        progress(i + 1);
+    }
+    Ok(())
 }
 
 /// Sets a policy value at a target. The parameter is checked against the dictionary

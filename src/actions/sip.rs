@@ -111,6 +111,17 @@ pub struct Report {
     pub devices: Vec<DeviceResult>,
 }
 
+impl Report {
+    /// What apply-now did, in words (the console's result page, a job's outcome).
+    pub fn summary(&self) -> String {
+        format!(
+            "Check-sync sent to {} device(s): {} answered, {} unreachable, {} not sent (no proven \
+             address or outside the device networks), {} restart(s).",
+            self.sent, self.answered, self.unreachable, self.not_sent, self.restarts
+        )
+    }
+}
+
 /// One device, planned.
 struct Planned {
     device: Device,
@@ -388,7 +399,8 @@ fn new_software(conn: &Connection, data: &DeviceData) -> Result<Option<String>> 
         .then_some(target))
 }
 
-fn require_enabled(cfg: &SipConfig) -> Result<()> {
+/// `Ok` when apply-now is on (`sip.enabled`), else the error naming the keys to set.
+pub fn require_enabled(cfg: &SipConfig) -> Result<()> {
     if cfg.enabled {
         Ok(())
     } else {
@@ -434,7 +446,21 @@ pub fn apply_now(
     sel: &Selection,
     confirm: bool,
 ) -> Result<Report> {
-    run(conn, actor, cfg, sel, Method::Notify, confirm)
+    apply_now_watched(conn, actor, cfg, sel, confirm, &mut super::Unwatched)
+}
+
+/// `apply_now`, telling `watch` the devices gone through (those not sent at once, then each
+/// wave's as it is sent) and, in the transaction of its audit entry, the outcome
+/// (`Report::summary`). No write lock is held while the waves go out.
+pub fn apply_now_watched(
+    conn: &mut Connection,
+    actor: &Actor<'_>,
+    cfg: &SipConfig,
+    sel: &Selection,
+    confirm: bool,
+    watch: &mut dyn super::Watch,
+) -> Result<Report> {
+    run(conn, actor, cfg, sel, Method::Notify, confirm, watch)
 }
 
 /// Sends `OPTIONS` to the devices of `sel` (is each reachable at its proven address) and
@@ -445,7 +471,15 @@ pub fn ping(
     cfg: &SipConfig,
     sel: &Selection,
 ) -> Result<Report> {
-    run(conn, actor, cfg, sel, Method::Options, true)
+    run(
+        conn,
+        actor,
+        cfg,
+        sel,
+        Method::Options,
+        true,
+        &mut super::Unwatched,
+    )
 }
 
 fn run(
@@ -455,6 +489,7 @@ fn run(
     sel: &Selection,
     method: Method,
     confirm: bool,
+    watch: &mut dyn super::Watch,
 ) -> Result<Report> {
     require_enabled(cfg)?;
     let started = Instant::now();
@@ -481,6 +516,10 @@ fn run(
         cfg.reboot_share_percent,
     );
     let wave_count = waves.iter().max().map_or(0, |w| w + 1);
+    // Devices not sent are gone through at once; the others as their wave is sent.
+    let total = planned.len();
+    let mut done = total - sendable.len();
+    watch.progress(done, total);
     let mut wave_of: HashMap<usize, usize> = HashMap::new();
     let mut outcomes: HashMap<usize, (Outcome, i64)> = HashMap::new();
     let sender = Sender::new(cfg.timers());
@@ -516,6 +555,8 @@ fn run(
             wave_of.insert(*i, wave);
             outcomes.insert(*i, out);
         }
+        done = (done + members.len()).min(total);
+        watch.progress(done, total);
     }
     let sent_in = started.elapsed() - planned_in;
     record_answers(conn, &planned, &outcomes)?;
@@ -627,6 +668,7 @@ fn run(
         return Ok(report);
     }
     db::write_tx(conn, |tx| {
+        watch.committing(tx, total, &report.summary())?;
         actor.record(
             tx,
             actor
@@ -895,6 +937,7 @@ pub fn after_change(
                     &Selection::AfterChange(send),
                     Method::Notify,
                     false,
+                    &mut super::Unwatched,
                 )
             });
             if let Err(e) = result {

@@ -509,7 +509,15 @@ fn bulk(b: DeviceBulk) -> anyhow::Result<()> {
         return Ok(());
     }
     let n = as_operator(&config, &acc, |actor| {
-        bulk::run(&mut conn, actor, &what, &macs, macs.len(), b.yes)
+        bulk::run(
+            &mut conn,
+            actor,
+            &what,
+            &macs,
+            macs.len(),
+            b.yes,
+            &mut crate::actions::Unwatched,
+        )
     })?;
     println!("done: {}", what.describe(n));
     Ok(())

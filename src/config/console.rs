@@ -47,6 +47,10 @@ pub struct ConsoleConfig {
     /// Most rows in a Find Operations CSV download (the "Max Number of Entries" field can
     /// ask for fewer). Default `100000`.
     pub find_csv_max_entries: usize,
+    /// Confirmed bulk actions on more devices than this run as a job in the background, with
+    /// a page showing their progress; smaller ones run while the page waits. Apply-now from
+    /// the device list is always a job. Default `200`.
+    pub bulk_job_threshold: usize,
     /// Minutes a console session may stay unused before it ends. Default `480` (8 hours).
     pub session_idle_minutes: u64,
     /// Hours a console session lasts at most. Default `24`.
@@ -73,6 +77,7 @@ impl Default for ConsoleConfig {
             partial_expiry_hours: 4,
             csv_max_rows: 1000,
             find_csv_max_entries: 100_000,
+            bulk_job_threshold: 200,
             session_idle_minutes: 480,
             session_max_hours: 24,
             login_failures_per_user: 5,
@@ -107,6 +112,11 @@ impl ConsoleConfig {
             p,
             "console.find_csv_max_entries",
             self.find_csv_max_entries as u64,
+        );
+        positive(
+            p,
+            "console.bulk_job_threshold",
+            self.bulk_job_threshold as u64,
         );
         positive(p, "console.session_idle_minutes", self.session_idle_minutes);
         positive(p, "console.session_max_hours", self.session_max_hours);

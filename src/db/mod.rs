@@ -21,6 +21,7 @@ pub mod assoc;
 pub mod audit;
 pub mod credentials;
 pub mod deliberate;
+pub mod device_jobs;
 pub mod devices;
 pub mod diag;
 pub mod enrolment;
@@ -105,6 +106,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0021_window_lookup",
         include_str!("migrations/0021_window_lookup.sql"),
+    ),
+    (
+        "0022_device_jobs",
+        include_str!("migrations/0022_device_jobs.sql"),
     ),
     (
         "0023_checkin_counts",

@@ -471,7 +471,10 @@ pub fn set_session_stage(conn: &Connection, token_hash: &str, stage: &str) -> Re
     Ok(())
 }
 
-/// The user and CSRF token of a live session, sliding its idle expiry forward.
+/// The user and CSRF token of a live session, sliding its idle expiry forward: a write at
+/// most once a minute, only when the session was last seen over a minute ago (a statement
+/// that might write waits for the write lock, which a long bulk job holds while it runs).
+/// A slide that cannot be written (the database busy) is left to a later request.
 pub fn find_session(
     conn: &Connection,
     token_hash: &str,
@@ -479,7 +482,7 @@ pub fn find_session(
 ) -> Result<Option<(User, String)>> {
     let now = now_secs();
     let sql = format!(
-        "SELECT {COLUMNS}, s.csrf_token
+        "SELECT {COLUMNS}, s.csrf_token, s.last_seen
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND s.last_seen > ?2 - ?3
            AND s.stage = ''"
@@ -487,17 +490,21 @@ pub fn find_session(
     let found = conn
         .prepare_cached(&sql)?
         .query_row(params![token_hash, now, idle_secs], |r| {
-            Ok((from_row(r)?, r.get(NEXT)?))
+            Ok((from_row(r)?, r.get(NEXT)?, r.get::<_, i64>(NEXT + 1)?))
         })
         .optional()?;
-    if found.is_some() {
-        // One write per minute at most, not per request.
-        conn.execute(
+    let Some((user, csrf, last_seen)) = found else {
+        return Ok(None);
+    };
+    if last_seen < now - 60
+        && let Err(e) = conn.execute(
             "UPDATE sessions SET last_seen = ?2 WHERE token_hash = ?1 AND last_seen < ?2 - 60",
             params![token_hash, now],
-        )?;
+        )
+    {
+        log::debug!("sliding a session's idle expiry: {e}");
     }
-    Ok(found)
+    Ok(Some((user, csrf)))
 }
 
 pub fn delete_session(conn: &Connection, token_hash: &str) -> Result<()> {
@@ -581,25 +588,35 @@ pub fn delete_token(conn: &Connection, id: i64, user_id: Option<i64>) -> Result<
     Ok(())
 }
 
-/// The user of an API token, noting its use (at most once a minute).
+/// The user of an API token, noting its use: a write at most once a minute, only when the
+/// use noted is older (a statement that might write waits for the write lock, which a long
+/// bulk job holds while it runs); a note that cannot be written (the database busy) is left
+/// to a later request.
 pub fn find_token_user(conn: &Connection, token_hash: &str) -> Result<Option<User>> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+        "SELECT {COLUMNS}, t.last_used_at FROM api_tokens t JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = ?1"
     );
-    let user = conn
+    let found = conn
         .prepare_cached(&sql)?
-        .query_row([token_hash], from_row)
+        .query_row([token_hash], |r| {
+            Ok((from_row(r)?, r.get::<_, Option<i64>>(NEXT)?))
+        })
         .optional()?;
-    if user.is_some() {
-        let now = now_secs();
-        conn.execute(
+    let Some((user, last_used)) = found else {
+        return Ok(None);
+    };
+    let now = now_secs();
+    if last_used.is_none_or(|t| t < now - 60)
+        && let Err(e) = conn.execute(
             "UPDATE api_tokens SET last_used_at = ?2 WHERE token_hash = ?1
              AND (last_used_at IS NULL OR last_used_at < ?2 - 60)",
             params![token_hash, now],
-        )?;
+        )
+    {
+        log::debug!("noting an API token's use: {e}");
     }
-    Ok(user)
+    Ok(Some(user))
 }
 
 #[cfg(test)]

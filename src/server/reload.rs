@@ -10,7 +10,7 @@
 //!   Each connection takes the limits in force when it is accepted and again at each new
 //!   request after idling, so a change reaches the next requests and cuts none in progress;
 //! - the console's per-request settings (`console.csv_max_rows`,
-//!   `console.find_csv_max_entries`).
+//!   `console.find_csv_max_entries`, `console.bulk_job_threshold`).
 //!
 //! Everything else (listeners, `data_dir`, TLS settings, `[sip]`, `[directory]`, …) is named
 //! as needing a restart: listeners are bound before the service drops its privileges, and a
@@ -90,7 +90,10 @@ fn list(v: &[String]) -> String {
 pub fn is_live(key: &str) -> bool {
     matches!(
         key,
-        "log.level" | "console.csv_max_rows" | "console.find_csv_max_entries"
+        "log.level"
+            | "console.csv_max_rows"
+            | "console.find_csv_max_entries"
+            | "console.bulk_job_threshold"
     ) || (key.starts_with("auth.") && !key.starts_with("auth.totp_required_roles"))
         || (key.starts_with("limits.") && key != "limits.memory_body_budget")
 }
@@ -187,9 +190,11 @@ impl Reloader {
         }
         if self.config.console.csv_max_rows != new.console.csv_max_rows
             || self.config.console.find_csv_max_entries != new.console.find_csv_max_entries
+            || self.config.console.bulk_job_threshold != new.console.bulk_job_threshold
         {
             self.config.console.csv_max_rows = new.console.csv_max_rows;
             self.config.console.find_csv_max_entries = new.console.find_csv_max_entries;
+            self.config.console.bulk_job_threshold = new.console.bulk_job_threshold;
         }
         if let Some((_, console)) = &self.live.admin {
             console.set_config(Arc::new(self.config.clone()));

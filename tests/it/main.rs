@@ -42,6 +42,7 @@ mod hardening_signin;
 mod hardening_uploads;
 mod hardening_writes;
 mod http_loop;
+mod jobs;
 mod layers;
 mod lens;
 mod lens_api;

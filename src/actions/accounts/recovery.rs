@@ -36,57 +36,69 @@ pub fn readmit(
     which: &Readmission,
 ) -> Result<Vec<String>> {
     db::write_tx(conn, |tx| {
-        let (settings, history, rows) = load(tx, account)?;
-        require_enabled(&settings, "re-admitting devices")?;
-        let now = db::now_secs();
-        let chosen: Vec<&DeviceRow> = match which {
-            Readmission::AllLockedOut => rows
-                .iter()
-                .filter(|r| r.profile.is_some())
-                .filter(|r| {
-                    autosync::state(&settings, &history, &facts_of(r, &settings), now)
-                        .is_locked_out()
-                })
-                .collect(),
-            Readmission::Devices(macs) => {
-                let mut out = Vec::new();
-                for mac in macs {
-                    let row = rows
-                        .iter()
-                        .find(|r| r.mac == mac.as_str() && r.profile.is_some())
-                        .ok_or_else(|| {
-                            Error::not_found(format!(
-                                "associated device {mac} in account `{}`",
-                                account.slug
-                            ))
-                        })?;
-                    out.push(row);
-                }
-                out
-            }
-        };
-        let until = now + i64::from(settings.grace_days.max(1)) * DAY;
-        let mut done = Vec::new();
-        for row in chosen {
-            let generation = autosync::expected(&history, &facts_of(row, &settings));
-            let sync = DeviceSync {
-                readmit: Some(Readmit { generation, until }),
-                ..row.sync.clone()
-            };
-            credentials::store_sync(tx, row.id, &sync)?;
-            crate::db::audit::record(
-                tx,
-                actor,
-                Change::new(Some(account.id.0), "autosync.readmit", row.mac.clone())
-                    .after(json!({"generation": generation, "until": until})),
-            )?;
-            done.push(row.mac.clone());
-        }
-        if !done.is_empty() {
-            credentials::bump_revision(tx)?;
-        }
-        Ok(done)
+        readmit_in(tx, actor, account, which, &mut |_| {})
     })
+}
+
+/// `readmit` in the caller's transaction, telling `progress` how many devices it has gone
+/// through.
+pub fn readmit_in(
+    tx: &Connection,
+    actor: &Actor,
+    account: &Account,
+    which: &Readmission,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<String>> {
+    let (settings, history, rows) = load(tx, account)?;
+    require_enabled(&settings, "re-admitting devices")?;
+    let now = db::now_secs();
+    let chosen: Vec<&DeviceRow> = match which {
+        Readmission::AllLockedOut => rows
+            .iter()
+            .filter(|r| r.profile.is_some())
+            .filter(|r| {
+                autosync::state(&settings, &history, &facts_of(r, &settings), now).is_locked_out()
+            })
+            .collect(),
+        Readmission::Devices(macs) => {
+            let mut out = Vec::new();
+            for mac in macs {
+                let row = rows
+                    .iter()
+                    .find(|r| r.mac == mac.as_str() && r.profile.is_some())
+                    .ok_or_else(|| {
+                        Error::not_found(format!(
+                            "associated device {mac} in account `{}`",
+                            account.slug
+                        ))
+                    })?;
+                out.push(row);
+            }
+            out
+        }
+    };
+    let until = now + i64::from(settings.grace_days.max(1)) * DAY;
+    let mut done = Vec::new();
+    for row in chosen {
+        let generation = autosync::expected(&history, &facts_of(row, &settings));
+        let sync = DeviceSync {
+            readmit: Some(Readmit { generation, until }),
+            ..row.sync.clone()
+        };
+        credentials::store_sync(tx, row.id, &sync)?;
+        crate::db::audit::record(
+            tx,
+            actor,
+            Change::new(Some(account.id.0), "autosync.readmit", row.mac.clone())
+                .after(json!({"generation": generation, "until": until})),
+        )?;
+        done.push(row.mac.clone());
+        progress(done.len());
+    }
+    if !done.is_empty() {
+        credentials::bump_revision(tx)?;
+    }
+    Ok(done)
 }
 
 /// Confirms a device the `default-profile` policy associated automatically, so Auto-Sync

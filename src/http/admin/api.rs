@@ -213,6 +213,15 @@ impl Api {
             },
             ["devices", rest @ ..] => devices(c, req, user, &actor, rest),
             ["imports", rest @ ..] => imports(c, req, user, &actor, rest),
+            // Device jobs: a bulk action run in the background (`"background": true`).
+            ["jobs", id] => match m {
+                "GET" => {
+                    let job =
+                        crate::actions::device_jobs::job_for(&*c.conn()?, &actor, &c.jobs, id)?;
+                    Ok(Response::json(&job))
+                }
+                _ => not_allowed(m),
+            },
             ["find"] => match m {
                 "GET" => {
                     // Find acts in the account of the route, as every area does (the alias
@@ -234,7 +243,14 @@ impl Api {
 
 /// The areas that act in one account, under `/accounts/{account}/` and, for the default
 /// account, without that prefix.
-const ACCOUNT_AREAS: [&str; 5] = ["profiles", "subscribers", "devices", "imports", "find"];
+const ACCOUNT_AREAS: [&str; 6] = [
+    "profiles",
+    "subscribers",
+    "devices",
+    "imports",
+    "jobs",
+    "find",
+];
 
 /// The actor of an API request: the token's user in `account`, audited as the token's owner
 /// through the API.
@@ -242,6 +258,22 @@ pub(super) fn token_actor<'a>(c: &'a Console, user: &'a User, account: &'a Accou
     let mut actor = c.actor(user, account);
     actor.who = crate::domain::audit::Actor::token(format!("{} (API token)", user.username));
     actor
+}
+
+/// A device job as JSON with `status`, and its `Location`.
+pub(super) fn job_response(
+    c: &Console,
+    actor: &Actor<'_>,
+    id: i64,
+    status: u16,
+) -> Result<Response> {
+    let job = crate::actions::device_jobs::job_for(&*c.conn()?, actor, &c.jobs, &id.to_string())?;
+    Ok(Response::json(&job)
+        .with_status_code(status)
+        .with_additional_header(
+            "Location",
+            format!("/api/v1/accounts/{}/jobs/{id}", actor.account.slug),
+        ))
 }
 
 /// `POST /devices/apply-now`: the body names the devices one way (`macs`, `group`,

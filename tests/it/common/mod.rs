@@ -155,6 +155,7 @@ pub const UNDO_AFTER_0011: &str = "DROP TRIGGER device_activity_counts_update;
      ALTER TABLE device_activity DROP COLUMN bad_hour;
      ALTER TABLE device_activity DROP COLUMN ok_day;
      ALTER TABLE device_activity DROP COLUMN ok_hour;
+     DROP TABLE device_jobs;
      DROP INDEX enrolment_windows_mac;
      DROP INDEX audit_log_action;
      DROP INDEX audit_log_actor;

@@ -5,19 +5,24 @@
 //! `delete`) with its `value`. `dry_run: true` answers the preview (the count and each
 //! phone the action would strand, with why) and changes nothing; phones stranded answer
 //! 409 with them until `"confirm": true`; a filter whose matches no longer number
-//! `expected` answers 409 and changes nothing.
+//! `expected` answers 409 and changes nothing. `"background": true` checks the same first,
+//! then runs the action as a job (`actions::device_jobs`) and answers 202 at once, with the
+//! job and its `Location` (`GET /api/v1/accounts/{slug}/jobs/{id}`: state, done of total,
+//! outcome).
 
 use rouille::{Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::parse_body;
-use crate::actions::Actor;
 use crate::actions::bulk::{self, Bulk};
+use crate::actions::device_jobs::Work;
+use crate::actions::{Actor, Unwatched};
 use crate::domain::account::Account;
 use crate::domain::inventory::Filter;
 use crate::domain::mac::Mac;
 use crate::error::{Error, Result};
+use crate::http::admin::console::jobs;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,6 +55,8 @@ struct Body {
     dry_run: bool,
     #[serde(default)]
     confirm: bool,
+    #[serde(default)]
+    background: bool,
 }
 
 pub fn post(
@@ -112,7 +119,28 @@ pub fn post(
             "affected": p.impact.phones,
         })));
     }
-    let n = bulk::run(&mut conn, actor, &what, &macs, expected, b.confirm)?;
+    if b.background {
+        // Refused at once, as when the caller waits; nothing changes before the job runs.
+        bulk::check(&mut conn, actor, &what, &macs, expected, b.confirm)?;
+        drop(conn);
+        let work = Work::Bulk {
+            bulk: what,
+            macs,
+            expected,
+            confirm: b.confirm,
+        };
+        let id = jobs::start(c, actor.user, a, actor.who.clone(), work)?;
+        return super::job_response(c, actor, id, 202);
+    }
+    let n = bulk::run(
+        &mut conn,
+        actor,
+        &what,
+        &macs,
+        expected,
+        b.confirm,
+        &mut Unwatched,
+    )?;
     Ok(Response::json(&json!({
         "description": what.describe(n), "changed": n,
     })))

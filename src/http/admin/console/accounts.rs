@@ -57,6 +57,7 @@ pub fn route(c: &Console, ctx: &Ctx, req: &Request, f: &Form, rest: &[&str]) -> 
         ("GET", ["inventory"]) => inventory::page(c, ctx, a, req),
         ("GET", ["inventory.csv"]) => super::bulk::csv(c, a, req),
         ("POST", ["inventory", "bulk"]) => super::bulk::post(c, ctx, a, f),
+        ("GET", ["jobs", id]) => super::jobs::page(c, ctx, a, id),
         ("GET", ["transfer"]) => transfer::page(ctx, a),
         (_, ["enrolment", rest @ ..]) => super::enrolment::route(c, ctx, a, req, f, rest),
         ("POST", ["export"]) => transfer::post_export(c, ctx, a, f),

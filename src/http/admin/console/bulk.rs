@@ -8,13 +8,21 @@
 //! `confirm=yes`; `actions::bulk::run` then refuses when the selection's size changed in
 //! between. Export sends the selection's rows as CSV at once; apply-now goes through
 //! `actions::sip`, with its own restart count.
+//!
+//! A confirmed apply-now, and a confirmed action on more devices than
+//! `console.bulk_job_threshold`, run as a job in the background (`jobs`,
+//! `actions::device_jobs`): the post answers 303 to the job's page, which shows the
+//! progress and then the outcome this module's result page shows for a smaller selection,
+//! run while the page waits.
 
 use maud::html;
 use rouille::{Request, Response};
 
 use super::inventory::filter_from;
 use super::{Console, Ctx, Form, html_page};
+use crate::actions::Unwatched;
 use crate::actions::bulk::{self, Bulk};
+use crate::actions::device_jobs::Work;
 use crate::actions::sip::{self, Selection};
 use crate::domain::account::Account;
 use crate::domain::mac::Mac;
@@ -108,8 +116,8 @@ pub fn post(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
     let mut conn = c.conn()?;
     if action == "apply-now" {
         let cfg = c.config().sip.clone();
-        let sel = Selection::Macs(macs.iter().map(Mac::to_string).collect());
         if !confirmed {
+            let sel = Selection::Macs(macs.iter().map(Mac::to_string).collect());
             let impact = sip::impact(&conn, &actor, &cfg, &sel)?;
             let title = format!("Apply now to {} device(s)", macs.len());
             return Ok(confirm_page(
@@ -122,12 +130,17 @@ pub fn post(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
                 "Phones that restart:",
             ));
         }
-        let r = sip::apply_now(&mut conn, &actor, &cfg, &sel, true)?;
-        let text = format!(
-            "Check-sync sent to {} device(s): {} answered, {} unreachable, {} not sent (no proven address or outside the device networks), {} restart(s).",
-            r.sent, r.answered, r.unreachable, r.not_sent, r.restarts
-        );
-        return Ok(result_page(ctx, &back, &text));
+        // Waves at `sip.rate_per_sec`, then the wait for re-polls: minutes for thousands.
+        sip::require_enabled(&cfg)?;
+        drop(conn);
+        let id = super::jobs::start(
+            c,
+            &ctx.user,
+            a,
+            actor.who.clone(),
+            Work::ApplyNow { cfg, macs },
+        )?;
+        return Ok(Response::redirect_303(super::jobs::path(a, id)));
     }
     let what = Bulk::parse(action, &value_of(action, f.get("value"))?)?;
     if !confirmed {
@@ -142,11 +155,27 @@ pub fn post(c: &Console, ctx: &Ctx, a: &Account, f: &Form) -> Result<Response> {
             "Phones this strands:",
         ));
     }
-    match bulk::run(&mut conn, &actor, &what, &macs, expected, true) {
-        Ok(n) => {
-            let text = format!("Done: {}.", what.describe(n));
-            Ok(result_page(ctx, &back, &text))
-        }
+    if macs.len() == expected && macs.len() > c.config().console.bulk_job_threshold {
+        drop(conn);
+        let work = Work::Bulk {
+            bulk: what,
+            macs,
+            expected,
+            confirm: true,
+        };
+        let id = super::jobs::start(c, &ctx.user, a, actor.who.clone(), work)?;
+        return Ok(Response::redirect_303(super::jobs::path(a, id)));
+    }
+    match bulk::run(
+        &mut conn,
+        &actor,
+        &what,
+        &macs,
+        expected,
+        true,
+        &mut Unwatched,
+    ) {
+        Ok(n) => Ok(result_page(ctx, &back, &what.outcome(n))),
         // The selection changed since it was shown: show it again, as it is now.
         Err(Error::Conflict(m)) if f.get("scope") == "all" => {
             let p = bulk::preview(&mut conn, &actor, &what, &macs)?;

@@ -29,6 +29,7 @@ mod form;
 mod import;
 mod installation;
 pub mod inventory;
+pub mod jobs;
 mod overrides;
 mod policies;
 mod preview;
@@ -78,6 +79,8 @@ pub struct Console {
     pub push: crate::external::manual::ManualPush,
     /// The directory and the roles that must use a second factor.
     pub policy: signin::SignInPolicy,
+    /// The progress of the device jobs running (`actions::device_jobs`).
+    pub jobs: crate::actions::device_jobs::Registry,
 }
 
 /// A signed-in request.
@@ -136,6 +139,7 @@ impl Console {
             trust: None,
             diagnostics,
             push: Default::default(),
+            jobs: Default::default(),
         }
     }
 
