@@ -434,4 +434,57 @@ mod tests {
         assert!(q::find_device_credential(&conn, 7).expect("q").is_none());
         assert!(q::window_open_for(&conn, acc.id.0, "0004f2000001", db::now_secs()).expect("q"));
     }
+
+    /// The dashboard's counts equal the states the Enrolment page lists, device by device
+    /// kinds: no credential, a window for its MAC, an account-wide window, delivered, given
+    /// up, served before enrolling, enrolled, contested, a video endpoint (exempt).
+    #[test]
+    fn counts_agree_with_the_listed_states() {
+        let conn = crate::db::open_in_memory().expect("db");
+        let acc =
+            crate::db::accounts::insert_account(&conn, "B", "branch", false, "u1", "password1")
+                .expect("account");
+        let a = acc.id.0;
+        conn.execute_batch(&format!(
+            "INSERT INTO profiles (id, account_id, name, created_at, updated_at)
+                 VALUES (1, {a}, 'p', 1, 1);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 40)
+             INSERT INTO devices (id, account_id, mac, serial, vendor_model, profile_id,
+                                  secrets_until_enrolled, created_at, updated_at)
+                 SELECT i, {a}, printf('0004f2%06x', i), '',
+                        CASE WHEN i % 9 = 0 THEN 'Polycom Video Endpoint' ELSE '' END,
+                        CASE WHEN i % 13 = 0 THEN NULL ELSE 1 END, i % 7 = 0, 1, 1 FROM n;
+             INSERT INTO device_credentials (device_id, password, created_at, confirmed_at,
+                                             deliveries, enrolled_at, contested_at)
+                 SELECT id, 'x', 1, CASE WHEN id % 5 = 0 THEN 2 END, id % 4 * 3,
+                        CASE WHEN id % 6 = 0 THEN 3 END, CASE WHEN id % 8 = 0 THEN 4 END
+                 FROM devices WHERE id % 2 = 0;"
+        ))
+        .expect("devices");
+        let listed = |conn: &Connection| {
+            let all = status(conn, &acc).expect("status");
+            (
+                all.iter().filter(|d| d.state.not_enrolled()).count(),
+                all.iter().filter(|d| d.state == State::Contested).count(),
+            )
+        };
+        let no_window = counts(&conn, &acc).expect("counts");
+        assert_eq!(no_window, listed(&conn));
+        assert!(no_window.0 > 0 && no_window.1 > 0, "{no_window:?}");
+        let now = db::now_secs();
+        conn.execute(
+            "INSERT INTO enrolment_windows (account_id, mac, opened_at, closes_at)
+             VALUES (?1, '0004f2000003', ?2, ?3)",
+            rusqlite::params![a, now, now + 600],
+        )
+        .expect("window for a MAC");
+        assert_eq!(counts(&conn, &acc).expect("counts"), listed(&conn));
+        conn.execute(
+            "INSERT INTO enrolment_windows (account_id, mac, opened_at, closes_at)
+             VALUES (?1, NULL, ?2, ?3)",
+            rusqlite::params![a, now, now + 600],
+        )
+        .expect("window for all");
+        assert_eq!(counts(&conn, &acc).expect("counts"), listed(&conn));
+    }
 }

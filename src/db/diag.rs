@@ -219,9 +219,11 @@ pub fn list_override_uploads(
     account_id: Option<i64>,
 ) -> Result<Vec<(String, String)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT mac, file_name FROM uploads WHERE kind = 'overrides'
-           AND (?1 IS NULL OR mac IN (SELECT mac FROM devices WHERE account_id = ?1))
-         ORDER BY mac, file_name",
+        "SELECT u.mac, u.file_name FROM uploads u
+         WHERE u.kind = 'overrides'
+           AND (?1 IS NULL OR EXISTS (SELECT 1 FROM devices d
+                                      WHERE d.mac = u.mac AND d.account_id = ?1))
+         ORDER BY u.mac, u.file_name",
     )?;
     let rows = stmt.query_map([account_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)

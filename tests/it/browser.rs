@@ -513,8 +513,12 @@ fn associations_bulk_upload_find_and_replace_in_a_browser() {
             assert!(listed.contains(fixed), "{fixed}: {listed}");
         }
 
-        // Find: reference-ID view with a wildcard, then the device view (the default), then CSV.
+        // Find: reached from the device list (one list of devices, Find Operations a view of
+        // it); the reference-ID view with a wildcard, then the device view (the default),
+        // then CSV.
+        b.click_link("Inventory").await;
         b.click_link("Find Operations").await;
+        assert_eq!(b.path().await, "/find");
         b.fill("last_name", "kr%").await;
         b.click("main button[type=submit]").await;
         let text = b.text().await;

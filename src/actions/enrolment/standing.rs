@@ -251,24 +251,19 @@ fn status_where(
             (None, b) => b.map(|b| b.1),
         }
         .map(Window::closes_text);
-        let enrolled = crate::domain::enrolment::enrolled(enrolled_at, confirmed_at);
-        let state = if !account.device_secrets || !adopts_own_credential(&model) {
-            State::Exempt
-        } else if contested.is_some() {
-            State::Contested
-        } else if enrolled {
-            State::Enrolled
-        } else if has && deliveries >= GIVE_UP_AFTER {
-            State::GivenUp
-        } else if served {
-            State::ServedBefore
-        } else if has && deliveries > 0 {
-            State::Delivered
-        } else if window.is_some() {
-            State::Waiting
-        } else {
-            State::NoWindow
-        };
+        let state = decide(
+            account,
+            &model,
+            Facts {
+                served,
+                has,
+                enrolled_at,
+                confirmed_at,
+                deliveries,
+                contested: contested.is_some(),
+                window: window.is_some(),
+            },
+        );
         let claims = if contested.is_some() {
             q::list_claims(conn, id)?
         } else {
@@ -287,13 +282,103 @@ fn status_where(
     Ok(out)
 }
 
-/// How many devices of the account are not yet enrolled, and how many are contested.
+/// What decides a device's enrolment state besides its account and model.
+struct Facts {
+    /// Its secrets are served before it enrols (`secrets_until_enrolled`).
+    served: bool,
+    /// It has an own credential (`device_credentials`).
+    has: bool,
+    enrolled_at: Option<i64>,
+    confirmed_at: Option<i64>,
+    deliveries: i64,
+    contested: bool,
+    /// An enrolment window is open for it.
+    window: bool,
+}
+
+/// A device's enrolment state (the rules of the module's `//!`), shared by the list and
+/// the counts.
+fn decide(account: &Account, model: &str, f: Facts) -> State {
+    decide_adopting(account, adopts_own_credential(model), f)
+}
+
+/// `decide`, given whether the device's model adopts an own credential.
+fn decide_adopting(account: &Account, adopts: bool, f: Facts) -> State {
+    if !account.device_secrets || !adopts {
+        State::Exempt
+    } else if f.contested {
+        State::Contested
+    } else if crate::domain::enrolment::enrolled(f.enrolled_at, f.confirmed_at) {
+        State::Enrolled
+    } else if f.has && f.deliveries >= GIVE_UP_AFTER {
+        State::GivenUp
+    } else if f.served {
+        State::ServedBefore
+    } else if f.has && f.deliveries > 0 {
+        State::Delivered
+    } else if f.window {
+        State::Waiting
+    } else {
+        State::NoWindow
+    }
+}
+
+/// How many devices of the account are not yet enrolled, and how many are contested: the
+/// states of `status`, decided the same way, without building each device's report (the
+/// dashboard reads this for 100,000 devices).
 pub fn counts(conn: &Connection, account: &Account) -> Result<(usize, usize)> {
-    let all = status(conn, account)?;
-    Ok((
-        all.iter().filter(|d| d.state.not_enrolled()).count(),
-        all.iter().filter(|d| d.state == State::Contested).count(),
-    ))
+    // Every device is exempt while the account serves secrets to its credential.
+    if !account.device_secrets {
+        return Ok((0, 0));
+    }
+    let now = db::now_secs();
+    let windows = q::list_open_windows(conn, account.id.0, now)?;
+    let for_all = windows.iter().any(|w| w.mac.is_none());
+    let for_mac: std::collections::HashSet<&str> =
+        windows.iter().filter_map(|w| w.mac.as_deref()).collect();
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.mac, d.vendor_model, coalesce(p.vendor_model, ''),
+                d.secrets_until_enrolled, c.device_id IS NOT NULL, c.enrolled_at,
+                c.confirmed_at, coalesce(c.deliveries, 0), c.contested_at IS NOT NULL
+         FROM devices d NOT INDEXED
+         LEFT JOIN profiles p ON p.id = d.profile_id
+         LEFT JOIN device_credentials c ON c.device_id = d.id
+         WHERE d.account_id = ?1 AND d.profile_id IS NOT NULL",
+    )?;
+    let mut rows = stmt.query([account.id.0])?;
+    let (mut waiting, mut contested) = (0, 0);
+    // A fleet has a few models: each is judged once.
+    let mut adopts: std::collections::HashMap<String, bool> = std::collections::HashMap::new();
+    while let Some(r) = rows.next()? {
+        let text =
+            |i| -> Result<&str> { Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?) };
+        let model = match text(1)? {
+            "" => text(2)?,
+            m => m,
+        };
+        let adopting = match adopts.get(model) {
+            Some(a) => *a,
+            None => *adopts
+                .entry(model.to_string())
+                .or_insert_with(|| adopts_own_credential(model)),
+        };
+        let state = decide_adopting(
+            account,
+            adopting,
+            Facts {
+                served: r.get(3)?,
+                has: r.get(4)?,
+                enrolled_at: r.get(5)?,
+                confirmed_at: r.get(6)?,
+                deliveries: r.get(7)?,
+                contested: r.get(8)?,
+                window: for_all || for_mac.contains(text(0)?),
+            },
+        );
+        waiting += usize::from(state.not_enrolled());
+        contested += usize::from(state == State::Contested);
+    }
+    Ok((waiting, contested))
 }
 
 fn associated(

@@ -178,12 +178,14 @@ pub fn find(c: &Console, ctx: &Ctx, req: &Request) -> Result<Response> {
         s.query.sort.name(),
         if s.query.descending { "desc" } else { "asc" }
     );
+    let nav = ctx.nav("find");
     Ok(html_page(
         200,
         views::page(
             "Find Operations",
-            &ctx.nav("find"),
+            &nav,
             html! {
+                @if nav.lens { (super::inventory::device_views(&ctx.account, "find")) }
                 h1 { "Find Operations" }
                 (views::notice(notice_of(req)))
                 (form(&s))

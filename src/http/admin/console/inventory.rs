@@ -237,6 +237,27 @@ fn credentials(r: &Row) -> Markup {
     }
 }
 
+/// The two views of an account's devices: the device list (every device with its state,
+/// sortable, searchable, acted on in bulk) and Find Operations (the ZTP guide's search by
+/// field, with its reference-ID view).
+pub fn device_views(a: &Account, active: &str) -> Markup {
+    let items = [
+        (
+            "list",
+            format!("/accounts/{}/inventory", a.slug),
+            "Device list",
+        ),
+        ("find", "/find".to_string(), "Find Operations"),
+    ];
+    html! {
+        nav.tabs.views aria-label="Device views" {
+            @for (key, href, label) in &items {
+                a href=(href) class=@if *key == active { "active" } aria-current=[(*key == active).then_some("page")] { (label) }
+            }
+        }
+    }
+}
+
 pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Response> {
     let filter = filter_of(req)?;
     let page = page_of(req)?;
@@ -260,6 +281,7 @@ pub fn page(c: &Console, ctx: &Ctx, a: &Account, req: &Request) -> Result<Respon
     let group = filter.group.as_deref().unwrap_or("");
     let body = html! {
         (tabs(a, "inventory"))
+        (device_views(a, "list"))
         h1 { "Inventory · " (a.name) }
         div.cards.counts {
             a.card href=(format!("/accounts/{}/inventory", a.slug)) { strong { (inv.total) } span { "devices" } }

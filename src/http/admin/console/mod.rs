@@ -100,17 +100,23 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn nav(&self, section: &'static str) -> Nav {
+        let lens = self
+            .user
+            .require(crate::domain::users::Action::ReadAccounts)
+            .is_ok();
         Nav {
             user: Some((self.user.username.clone(), self.user.role.to_string())),
             csrf: self.csrf.clone(),
-            section,
+            // Find Operations and the device pages belong to the device list of who sees it.
+            section: if lens && section == "find" {
+                "inventory"
+            } else {
+                section
+            },
             // Settings, diagnostics and users belong to the installation.
             admin: self.user.role == crate::domain::users::Role::Admin
                 && self.user.installation_wide(),
-            lens: self
-                .user
-                .require(crate::domain::users::Action::ReadAccounts)
-                .is_ok(),
+            lens,
             refresh: None,
             account: Some((self.account.slug.clone(), self.account.name.clone())),
             accounts: self.accounts.clone(),

@@ -43,6 +43,8 @@ enum Who {
     All,
     /// Roles that see every device (`Nav::lens`).
     Lens,
+    /// Roles that do not (their device list is Find Operations).
+    NotLens,
     /// Installation-wide admins (`Nav::admin`).
     Admin,
 }
@@ -56,8 +58,10 @@ const GROUPS: &[(&str, &[Link])] = &[
     (
         "Devices",
         &[
-            ("find", "/find", "Find Operations", Who::All),
+            // One device list: who sees the inventory finds Find Operations (the ZTP
+            // guide's search by field and its reference-ID view) as a view of it.
             ("inventory", "/inventory", "Inventory", Who::Lens),
+            ("find", "/find", "Find Operations", Who::NotLens),
             ("unassociated", "/unassociated", "Unassociated", Who::All),
             (
                 "associate",
@@ -102,6 +106,7 @@ impl Nav {
         match who {
             Who::All => true,
             Who::Lens => self.lens,
+            Who::NotLens => !self.lens,
             Who::Admin => self.admin,
         }
     }
