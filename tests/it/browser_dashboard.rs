@@ -181,13 +181,27 @@ fn five_thousand_devices_dashboard_find_sort_bulk_move_and_form_errors_in_a_brow
         assert!(text.contains("Move 256 devices to site hq?"), "{text}");
         b.shot("bulk-move-confirm").await;
         b.click("main form button[type=submit]").await;
+        // More devices than `console.bulk_job_threshold`: a job, whose page reloads itself
+        // until the move is done.
         assert!(
-            b.text()
-                .await
-                .contains("Done: Move 256 devices to site hq."),
+            b.path().await.starts_with("/accounts/default/jobs/"),
             "{}",
-            b.text().await
+            b.path().await
         );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !b
+            .text()
+            .await
+            .contains("Done: Move 256 devices to site hq.")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the job did not end: {}",
+                b.text().await
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+        b.shot("bulk-move-job-done").await;
         let moved = json(&api(
             &server,
             "GET",
