@@ -98,6 +98,8 @@ pub struct DeviceResult {
 pub struct Report {
     pub sent: usize,
     pub answered: usize,
+    /// Sent through the PBX command (exit code 0), among `sent`.
+    pub via_pbx: usize,
     pub unreachable: usize,
     pub not_sent: usize,
     pub restarts: usize,
@@ -114,9 +116,14 @@ pub struct Report {
 impl Report {
     /// What apply-now did, in words (the console's result page, a job's outcome).
     pub fn summary(&self) -> String {
+        let pbx = if self.via_pbx > 0 {
+            format!(" ({} through the PBX)", self.via_pbx)
+        } else {
+            String::new()
+        };
         format!(
-            "Check-sync sent to {} device(s): {} answered, {} unreachable, {} not sent (no proven \
-             address or outside the device networks), {} restart(s).",
+            "Check-sync sent to {} device(s){pbx}: {} answered, {} unreachable, {} not sent (no \
+             proven address or outside the device networks), {} restart(s).",
             self.sent, self.answered, self.unreachable, self.not_sent, self.restarts
         )
     }
@@ -131,6 +138,15 @@ struct Planned {
     creds: Option<DigestCredentials>,
     restarts: Vec<String>,
     pending: Vec<String>,
+    /// Reached through the PBX command (`sip.pbx_command`) instead of our own check-sync.
+    via_pbx: bool,
+}
+
+impl Planned {
+    /// Whether apply-now reaches it at all: at its own target, or through the PBX.
+    fn reachable(&self) -> bool {
+        self.via_pbx || self.target.is_ok()
+    }
 }
 
 /// The devices of `sel` in the actor's account, in order.
@@ -287,7 +303,9 @@ fn plan(
             _ => None,
         };
         let site = policies::device_site(conn, device.id)?.map(|s| s.id);
+        let via_pbx = cfg.pbx_enabled() && checksync::through_pbx(cfg.pbx_for, &target);
         out.push(Planned {
+            via_pbx,
             user: line.and_then(checksync::line_user),
             device,
             site,
@@ -427,7 +445,7 @@ fn restart_impact(planned: &[Planned]) -> super::Impact {
     super::Impact::of(
         planned
             .iter()
-            .filter(|p| p.target.is_ok() && !p.restarts.is_empty())
+            .filter(|p| p.reachable() && !p.restarts.is_empty())
             .map(|p| {
                 (
                     p.device.mac.to_string(),
@@ -496,6 +514,13 @@ fn run(
     let planned = plan(conn, actor, cfg, select(conn, actor, sel)?)?;
     let planned_in = started.elapsed();
     let notify = method == Method::Notify;
+    // `OPTIONS` asks the phone itself whether it is reachable: never through the PBX.
+    let mut planned = planned;
+    if !notify {
+        for p in &mut planned {
+            p.via_pbx = false;
+        }
+    }
     let impact = restart_impact(&planned);
     if notify && impact.locked_out > 0 && !confirm {
         return Err(impact.ask(
@@ -505,7 +530,7 @@ fn run(
     }
     let site_sizes = site_sizes(conn, actor.account.id.0)?;
     let sendable: Vec<usize> = (0..planned.len())
-        .filter(|&i| planned[i].target.is_ok())
+        .filter(|&i| planned[i].reachable())
         .collect();
     let waves = checksync::waves(
         &sendable
@@ -533,6 +558,25 @@ fn run(
             .filter(|(_, w)| **w == wave)
             .map(|(i, _)| *i)
             .collect();
+        let (pbx, members): (Vec<usize>, Vec<usize>) =
+            members.into_iter().partition(|&i| planned[i].via_pbx);
+        for &i in &pbx {
+            let (run, at) = through_pbx(cfg, actor, &planned[i]);
+            let outcome = match run.exit {
+                Some(0) => Outcome::Answered {
+                    status: 200,
+                    reason: run.outcome().summary,
+                    authenticated: false,
+                    retransmissions: 0,
+                },
+                _ => Outcome::Failed(run.outcome().summary),
+            };
+            wave_of.insert(i, wave);
+            outcomes.insert(i, (outcome, at));
+            done = (done + 1).min(total);
+            watch.progress(done, total);
+            std::thread::sleep(Duration::from_secs(1) / cfg.rate_per_sec.max(1));
+        }
         let jobs = members
             .iter()
             .map(|&i| {
@@ -607,6 +651,13 @@ fn run(
             });
         }
         let (result, status, detail) = match (&p.target, outcomes.get(&i)) {
+            _ if p.via_pbx => match outcomes.get(&i) {
+                Some((o @ Outcome::Answered { reason, .. }, _)) if o.reached() => {
+                    ("sent via PBX", None, reason.clone())
+                }
+                Some((Outcome::Failed(why), _)) => ("failed", None, why.clone()),
+                _ => ("not sent", None, "not sent".to_string()),
+            },
             (Err(why), _) => ("not sent", None, why.to_string()),
             (Ok(_), None) => ("not sent", None, "not sent".to_string()),
             (Ok(_), Some((o, _))) => match o {
@@ -628,9 +679,13 @@ fn run(
                 report.sent += 1;
                 report.answered += 1
             }
+            "sent via PBX" => {
+                report.sent += 1;
+                report.via_pbx += 1
+            }
             _ => report.sent += 1,
         }
-        if notify && p.target.is_ok() && !p.restarts.is_empty() {
+        if notify && p.reachable() && !p.restarts.is_empty() {
             report.restarts += 1;
         }
         if did_repoll {
@@ -641,13 +696,21 @@ fn run(
             result,
             status,
             detail,
-            target: p.target.as_ref().ok().map(|(a, _)| a.to_string()),
-            origin: p.target.as_ref().ok().map(|(_, o)| match o {
-                Origin::Proven => "proven",
-                Origin::Override => "admin",
-            }),
+            target: if p.via_pbx {
+                Some("PBX command".to_string())
+            } else {
+                p.target.as_ref().ok().map(|(a, _)| a.to_string())
+            },
+            origin: if p.via_pbx {
+                Some("pbx")
+            } else {
+                p.target.as_ref().ok().map(|(_, o)| match o {
+                    Origin::Proven => "proven",
+                    Origin::Override => "admin",
+                })
+            },
             wave: wave_of.get(&i).copied(),
-            restarts: if p.target.is_ok() {
+            restarts: if p.reachable() {
                 p.restarts.clone()
             } else {
                 Vec::new()
@@ -676,6 +739,7 @@ fn run(
                 .after(serde_json::json!({
                     "sent": report.sent,
                     "answered": report.answered,
+                    "via_pbx": report.via_pbx,
                     "unreachable": report.unreachable,
                     "not_sent": report.not_sent,
                     "restarts": report.restarts,
@@ -698,6 +762,41 @@ fn run(
         report.repolled
     );
     Ok(report)
+}
+
+/// Runs `sip.pbx_command` for one device: `COMMAND MAC SIP_USER`, with the MAC, the
+/// account and the line's SIP user in a clean environment (never a password). Returns the
+/// run and when it started (ms), from which the device's re-poll counts.
+fn through_pbx(
+    cfg: &SipConfig,
+    actor: &Actor<'_>,
+    p: &Planned,
+) -> (crate::external::script::ScriptRun, i64) {
+    let at = db::now_ms();
+    let mac = p.device.mac.to_string();
+    let user = p.user.clone().unwrap_or_default();
+    let run = crate::external::script::run_command(
+        &cfg.pbx_command,
+        &[mac.clone(), user.clone()],
+        &[
+            ("PROV_MAC", mac.clone()),
+            ("PROV_TENANT", actor.account.slug.clone()),
+            ("PROV_SIP_USER", user),
+            ("PROV_EVENT", "check-sync".to_string()),
+        ],
+        None,
+        Duration::from_secs(cfg.pbx_timeout_secs),
+    );
+    let outcome = run.outcome();
+    if outcome.ok {
+        log::info!("apply-now {mac} through the PBX: {}", outcome.summary);
+    } else {
+        log::warn!(
+            "apply-now {mac} through the PBX failed: {}",
+            outcome.summary
+        );
+    }
+    (run, at)
 }
 
 /// How many associated phones each site of the account has (`None`: without a site).
@@ -725,6 +824,10 @@ fn record_answers(
 ) -> Result<()> {
     db::write_tx(conn, |tx| {
         for (i, (o, at)) in outcomes {
+            // The PBX accepting a request is not the phone answering.
+            if planned[*i].via_pbx {
+                continue;
+            }
             if let Outcome::Answered { status, .. } | Outcome::Challenged { status, .. } = o {
                 crate::db::sip::record_answer(tx, planned[*i].device.id, *status, *at / 1000)?;
             }

@@ -111,8 +111,9 @@ fn print_report(report: &sip::Report, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{} sent, {} answered, {} unreachable, {} not sent, {} restarting in {} wave(s), {} re-polled",
+        "{} sent ({} through the PBX), {} answered, {} unreachable, {} not sent, {} restarting in {} wave(s), {} re-polled",
         report.sent,
+        report.via_pbx,
         report.answered,
         report.unreachable,
         report.not_sent,

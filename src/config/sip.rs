@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::positive;
+use crate::domain::checksync::PbxFor;
 use crate::domain::ipnet::IpNet;
 use crate::error::FieldError;
 
@@ -45,6 +46,17 @@ pub struct SipConfig {
     pub online_check_per_minute: u32,
     /// `OPTIONS` per second the online check sends (within `rate_per_sec`). Default `5`.
     pub online_check_rate_per_sec: u32,
+    /// A command (absolute path) apply-now runs per device to have the PBX send check-sync
+    /// instead, as `COMMAND MAC SIP_USER` with `PROV_MAC`, `PROV_TENANT`, `PROV_SIP_USER`
+    /// and `PROV_EVENT=check-sync` in a clean environment (no password). Exit code 0 counts
+    /// as sent; the exit code and output are logged. Default `""` (none).
+    pub pbx_command: String,
+    /// Which devices go through `pbx_command`: `unreachable` (no proven address, outside
+    /// `networks`, a transport zerotouch does not send on) or `all`. Default `unreachable`.
+    pub pbx_for: PbxFor,
+    /// Seconds one run of `pbx_command` may take before its process group is killed.
+    /// Default `10`.
+    pub pbx_timeout_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -60,6 +72,9 @@ impl Default for SipConfig {
             online_check_interval_secs: 3600,
             online_check_per_minute: 60,
             online_check_rate_per_sec: 5,
+            pbx_command: String::new(),
+            pbx_for: PbxFor::Unreachable,
+            pbx_timeout_secs: 10,
         }
     }
 }
@@ -108,12 +123,26 @@ impl SipConfig {
                 "must be 1 to 10000",
             ));
         }
+        if !self.pbx_command.is_empty() && !self.pbx_command.starts_with('/') {
+            p.push(FieldError::new(
+                "sip.pbx_command",
+                "must be an absolute path (or empty: no PBX command)",
+            ));
+        }
+        if !(1..=300).contains(&self.pbx_timeout_secs) {
+            p.push(FieldError::new("sip.pbx_timeout_secs", "must be 1 to 300"));
+        }
         if self.wave_gap_secs > 86_400 {
             p.push(FieldError::new(
                 "sip.wave_gap_secs",
                 "must be at most 86400",
             ));
         }
+    }
+
+    /// Whether apply-now may go through the PBX command.
+    pub fn pbx_enabled(&self) -> bool {
+        !self.pbx_command.is_empty()
     }
 
     /// `networks` parsed (entries were checked by `validate`).
@@ -142,6 +171,8 @@ mod tests {
             rate_per_sec: 0,
             t1_ms: 0,
             reboot_share_percent: 0,
+            pbx_command: "pbx-resync".into(),
+            pbx_timeout_secs: 0,
             ..SipConfig::default()
         };
         let mut p = Vec::new();
@@ -153,7 +184,9 @@ mod tests {
                 "sip.networks[1]",
                 "sip.rate_per_sec",
                 "sip.t1_ms",
-                "sip.reboot_share_percent"
+                "sip.reboot_share_percent",
+                "sip.pbx_command",
+                "sip.pbx_timeout_secs"
             ]
         );
     }

@@ -15,6 +15,12 @@
 //! only reboot if the files on the settings server have changed", sip-notify's Polycom
 //! template; no Poly primary source for it was found, so it is treated as the default).
 //! `device.*` changes need a restart, and so does new software.
+//!
+//! Through the PBX: with `sip.pbx_command` set, a device zerotouch cannot send to (or every
+//! device, `sip.pbx_for = "all"`) is reached by running that command per device — the
+//! site's PBX then sends check-sync to the phone's registration (`through_pbx`). A device
+//! with no SIP line has no registration: never. The command gets the MAC and the line's
+//! SIP user, never a password.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -74,6 +80,39 @@ impl std::fmt::Display for NotSent {
             NotSent::NoLine => f.write_str("no SIP line (reg.1.address)"),
             NotSent::Transport(why) => f.write_str(why),
         }
+    }
+}
+
+/// Which devices apply-now reaches through the PBX command (`sip.pbx_command`) instead of
+/// sending check-sync itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PbxFor {
+    /// Those zerotouch cannot send to: no proven address, an address outside the device
+    /// networks, a line transport it does not speak.
+    #[default]
+    Unreachable,
+    /// Every device (the site's PBX authenticates check-sync, or phones accept it only from
+    /// their registrar).
+    All,
+}
+
+impl PbxFor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PbxFor::Unreachable => "unreachable",
+            PbxFor::All => "all",
+        }
+    }
+}
+
+/// Whether a device whose own target is `target` goes through the PBX command (when one is
+/// configured). A device with no SIP line has no registration the PBX could reach: never.
+pub fn through_pbx<T>(pbx_for: PbxFor, target: &Result<T, NotSent>) -> bool {
+    match target {
+        Err(NotSent::NoLine) => false,
+        Err(_) => true,
+        Ok(_) => pbx_for == PbxFor::All,
     }
 }
 
@@ -193,6 +232,25 @@ pub fn waves(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pbx_reaches_whom_zerotouch_cannot_and_never_a_device_without_a_line() {
+        let ok: Result<u16, NotSent> = Ok(5060);
+        let unreachable: [Result<u16, NotSent>; 3] = [
+            Err(NotSent::NoProvenAddress),
+            Err(NotSent::OutsideNetworks([10, 0, 0, 1].into())),
+            Err(NotSent::Transport("TCP".into())),
+        ];
+        for t in &unreachable {
+            assert!(through_pbx(PbxFor::Unreachable, t), "{t:?}");
+            assert!(through_pbx(PbxFor::All, t), "{t:?}");
+        }
+        assert!(!through_pbx(PbxFor::Unreachable, &ok));
+        assert!(through_pbx(PbxFor::All, &ok));
+        let no_line: Result<u16, NotSent> = Err(NotSent::NoLine);
+        assert!(!through_pbx(PbxFor::All, &no_line));
+        assert!(!through_pbx(PbxFor::Unreachable, &no_line));
+    }
 
     fn nets() -> Vec<IpNet> {
         vec!["10.20.0.0/16".parse().expect("net")]

@@ -62,29 +62,56 @@ impl ScriptRun {
 
 /// Runs the script of `settings` for `job`, waiting at most `script_timeout_secs`.
 pub fn run(settings: &ProvSettings, job: &Job) -> ScriptRun {
+    let env = [
+        ("PROV_MAC", job.mac.clone()),
+        ("PROV_TENANT", job.tenant.clone()),
+        ("PROV_MODE", settings.mode.as_str().to_string()),
+        ("PROV_SERVER", settings.external_server.clone()),
+        ("PROV_MODEL_SEGMENT", job.segment.clone()),
+    ];
+    let args: Vec<String> = job
+        .files
+        .iter()
+        .map(|f| f.to_string_lossy().into_owned())
+        .collect();
+    let cwd = job
+        .files
+        .first()
+        .and_then(|f| f.parent())
+        .and_then(|p| p.parent());
+    run_command(
+        &settings.script_path,
+        &args,
+        &env,
+        cwd,
+        Duration::from_secs(settings.script_timeout_secs.into()),
+    )
+}
+
+/// Runs `program` with `args` in a clean environment (`PATH`, `LANG` and `env`, nothing of
+/// the server's own), empty standard input, in `cwd` if given and in a process group of its
+/// own, waiting at most `timeout` (then the group is killed); collects the first 64 KiB of
+/// its output. Shared by the script transport and apply-now's PBX command.
+pub fn run_command(
+    program: &str,
+    args: &[String],
+    env: &[(&str, String)],
+    cwd: Option<&std::path::Path>,
+    timeout: Duration,
+) -> ScriptRun {
     use std::os::unix::process::CommandExt;
     let started = Instant::now();
-    let timeout = Duration::from_secs(settings.script_timeout_secs.into());
-    let mut cmd = Command::new(&settings.script_path);
-    cmd.args(&job.files)
+    let mut cmd = Command::new(program);
+    cmd.args(args)
         .env_clear()
         .env("PATH", PATH)
         .env("LANG", "C.UTF-8")
-        .env("PROV_MAC", &job.mac)
-        .env("PROV_TENANT", &job.tenant)
-        .env("PROV_MODE", settings.mode.as_str())
-        .env("PROV_SERVER", &settings.external_server)
-        .env("PROV_MODEL_SEGMENT", &job.segment)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    if let Some(dir) = job
-        .files
-        .first()
-        .and_then(|f| f.parent())
-        .and_then(|p| p.parent())
-    {
+    if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
     let mut child = match cmd.spawn() {
@@ -95,7 +122,7 @@ pub fn run(settings: &ProvSettings, job: &Job) -> ScriptRun {
                 timed_out: false,
                 output: String::new(),
                 duration: started.elapsed(),
-                error: Some(format!("{}: {e}", settings.script_path)),
+                error: Some(format!("{program}: {e}")),
             };
         }
     };
@@ -158,7 +185,7 @@ pub fn run(settings: &ProvSettings, job: &Job) -> ScriptRun {
             let pgid = rustix::process::Pid::from_child(&child);
             if let Err(e) = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL)
             {
-                log::warn!("script transport: cannot kill the script's process group: {e}");
+                log::warn!("{program}: cannot kill its process group: {e}");
                 let _ = child.kill();
             }
             break child.wait().ok();

@@ -51,6 +51,21 @@ fn confirmed(s: &Session, action: &str, value: &str, macs: &[String]) -> Resp {
     s.post("/accounts/default/inventory/bulk", &f)
 }
 
+/// The page of the job a confirmed post started (303 to it), once the job has ended (the
+/// page no longer reloads itself).
+fn ended_job(s: &Session, r: &Resp) -> String {
+    assert_eq!(r.status, 303, "{}", r.text());
+    let page_path = r.header("Location").expect("location").to_string();
+    assert!(
+        eventually(Duration::from_secs(60), || !s
+            .get(&page_path)
+            .text()
+            .contains("http-equiv=\"refresh\"")),
+        "the job never ended"
+    );
+    s.get(&page_path).text()
+}
+
 /// Each device's profile and site, from the API's inventory.
 fn devices(server: &ZServer, token: &str) -> Vec<(String, String, Option<String>)> {
     let inv = json(&api(
@@ -178,16 +193,7 @@ fn a_failing_job_names_the_mac_and_changes_nothing() {
     let mut macs: Vec<String> = (0..8).map(mac).collect();
     macs.push(stray.to_string());
     let r = confirmed(&s, "profile", "profile:lobby", &macs);
-    assert_eq!(r.status, 303, "{}", r.text());
-    let page_path = r.header("Location").expect("location").to_string();
-    assert!(
-        eventually(Duration::from_secs(60), || !s
-            .get(&page_path)
-            .text()
-            .contains("http-equiv=\"refresh\"")),
-        "the job never ended"
-    );
-    let page = s.get(&page_path).text();
+    let page = ended_job(&s, &r);
     assert!(page.contains("status failed"), "{page}");
     assert!(
         page.contains(&format!("device {stray} is not associated")),
@@ -318,16 +324,7 @@ fn apply_now_from_the_device_list_runs_as_a_job() {
     let macs: Vec<String> = (0..3).map(mac).collect();
     // Below the threshold too: apply-now always runs as a job.
     let r = confirmed(&s, "apply-now", "", &macs);
-    assert_eq!(r.status, 303, "{}", r.text());
-    let page_path = r.header("Location").expect("location").to_string();
-    assert!(
-        eventually(Duration::from_secs(60), || !s
-            .get(&page_path)
-            .text()
-            .contains("http-equiv=\"refresh\"")),
-        "the job never ended"
-    );
-    let page = s.get(&page_path).text();
+    let page = ended_job(&s, &r);
     assert!(page.contains("Apply now to 3 device(s)"), "{page}");
     // Never seen: no proven address, nothing sent.
     assert!(

@@ -1325,3 +1325,131 @@ fn sip_behaviour_apply_after_change_sends_line_changes_from_the_cli_and_the_cons
         phone.config
     );
 }
+
+/// Through the PBX (`sip.pbx_command`): devices zerotouch cannot send to — here never seen,
+/// so with no proven address — are reached by the admin's command, run per device with the
+/// MAC and the line's SIP user and nothing else of the server (no password, no variable of
+/// its environment); a failing run is reported with its exit code; a device with no SIP
+/// line is not handed to the PBX. With `pbx_for = "all"` even an enrolled phone at a proven
+/// address goes through the PBX, and no SIP packet reaches it.
+#[test]
+fn devices_zerotouch_cannot_reach_go_through_the_pbx_command() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("pbx.log");
+    let script = write_file(
+        dir.path(),
+        "pbx-resync",
+        format!(
+            "#!/bin/sh\necho \"args=$1 $2 mac=$PROV_MAC tenant=$PROV_TENANT user=$PROV_SIP_USER event=$PROV_EVENT\" >> {log}\nenv | sort | tr '\\n' ' ' >> {log}\necho >> {log}\necho resync queued for $2\n[ \"$1\" = \"{failing}\" ] && exit 3\nexit 0\n",
+            log = log.display(),
+            failing = mac(2),
+        )
+        .as_bytes(),
+    );
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+    let port = free_port(ip);
+    let pbx = |pbx_for: &str| {
+        format!(
+            "sip.pbx_command = \"{}\"\nsip.pbx_for = \"{pbx_for}\"\nsip.confirm_wait_secs = 1\n",
+            script.display()
+        )
+    };
+    let server = sip_server(&pbx("unreachable"));
+    let macs: Vec<String> = (1..=2).map(mac).collect();
+    setup(&server, port, &macs);
+    // A device without a SIP line: the PBX has no registration for it.
+    server.cli_ok(&["device", "add", &mac(3), "--profile", "office"]);
+    let out = server.cli(&[
+        "device",
+        "apply-now",
+        &mac(1),
+        &mac(2),
+        &mac(3),
+        "--yes",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json report");
+    // Each run is kept with its exit code in the audit entry.
+    let audit = server.cli_ok(&["audit", "--json", "--limit", "20"]);
+    assert!(
+        audit.contains("device.apply-now") && audit.contains("exit code 3"),
+        "{audit}"
+    );
+    let one = device(&r, &mac(1));
+    assert_eq!(
+        (one["result"].as_str(), one["origin"].as_str()),
+        (Some("sent via PBX"), Some("pbx")),
+        "{r}"
+    );
+    assert!(
+        one["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("exit code 0")
+    );
+    assert!(
+        one["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("resync queued for 1001")
+    );
+    let two = device(&r, &mac(2));
+    assert_eq!(two["result"], "failed", "{r}");
+    assert!(
+        two["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("exit code 3"),
+        "{r}"
+    );
+    let three = device(&r, &mac(3));
+    assert_eq!(three["result"], "not sent", "{r}");
+    assert!(
+        three["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("no SIP line"),
+        "{r}"
+    );
+    assert_eq!(
+        (r["sent"].as_u64(), r["via_pbx"].as_u64()),
+        (Some(2), Some(1)),
+        "{r}"
+    );
+    let logged = std::fs::read_to_string(&log).expect("the command ran");
+    assert!(
+        logged.contains(&format!(
+            "args={m} 1001 mac={m} tenant=default user=1001 event=check-sync",
+            m = mac(1)
+        )),
+        "{logged}"
+    );
+    assert_eq!(
+        logged.matches("args=").count(),
+        2,
+        "once per device with a line: {logged}"
+    );
+    // A clean environment: the line's password and the server's own variables stay out.
+    assert!(!logged.contains(LINE_SECRET), "{logged}");
+    assert!(
+        !logged.contains("HOME=") && !logged.contains("ZEROTOUCH"),
+        "{logged}"
+    );
+    drop(server);
+
+    // Every device through the PBX: an enrolled phone at its proven address gets no packet.
+    let server = sip_server(&pbx("all"));
+    let m = mac(1);
+    let creds = setup(&server, port, std::slice::from_ref(&m));
+    enrolled(&server, &m, ip, &creds);
+    let listener = counting_socket(ip, port, Some(1));
+    let r = report(&server, &["apply-now", &m, "--yes"]);
+    assert_eq!(device(&r, &m)["origin"], "pbx", "{r}");
+    assert!(
+        listener.join().expect("listener").is_empty(),
+        "no SIP packet reached the phone"
+    );
+}
