@@ -121,6 +121,11 @@ pub fn inventory(
         if !keep {
             return Ok(());
         }
+        // Counts only (the dashboard): no row to build unless a search needs its text.
+        if wanted.is_empty() && filter.search.is_none() {
+            matched += 1;
+            return Ok(());
+        }
         let row = Row {
             online,
             awaiting: d.awaiting,

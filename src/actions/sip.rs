@@ -561,7 +561,7 @@ fn run(
         let (pbx, members): (Vec<usize>, Vec<usize>) =
             members.into_iter().partition(|&i| planned[i].via_pbx);
         for &i in &pbx {
-            let (run, at) = through_pbx(cfg, actor, &planned[i]);
+            let (run, at) = run_pbx_command(cfg, actor, &planned[i]);
             let outcome = match run.exit {
                 Some(0) => Outcome::Answered {
                     status: 200,
@@ -767,7 +767,7 @@ fn run(
 /// Runs `sip.pbx_command` for one device: `COMMAND MAC SIP_USER`, with the MAC, the
 /// account and the line's SIP user in a clean environment (never a password). Returns the
 /// run and when it started (ms), from which the device's re-poll counts.
-fn through_pbx(
+fn run_pbx_command(
     cfg: &SipConfig,
     actor: &Actor<'_>,
     p: &Planned,

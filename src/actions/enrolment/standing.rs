@@ -331,13 +331,8 @@ pub fn counts(conn: &Connection, account: &Account) -> Result<(usize, usize)> {
     if !account.device_secrets {
         return Ok((0, 0));
     }
-    let now = db::now_secs();
-    let windows = q::list_open_windows(conn, account.id.0, now)?;
-    let for_all = windows.iter().any(|w| w.mac.is_none());
-    let for_mac: std::collections::HashSet<&str> =
-        windows.iter().filter_map(|w| w.mac.as_deref()).collect();
     let mut stmt = conn.prepare_cached(
-        "SELECT d.mac, d.vendor_model, coalesce(p.vendor_model, ''),
+        "SELECT d.vendor_model, coalesce(p.vendor_model, ''),
                 d.secrets_until_enrolled, c.device_id IS NOT NULL, c.enrolled_at,
                 c.confirmed_at, coalesce(c.deliveries, 0), c.contested_at IS NOT NULL
          FROM devices d NOT INDEXED
@@ -352,8 +347,8 @@ pub fn counts(conn: &Connection, account: &Account) -> Result<(usize, usize)> {
     while let Some(r) = rows.next()? {
         let text =
             |i| -> Result<&str> { Ok(r.get_ref(i)?.as_str().map_err(rusqlite::Error::from)?) };
-        let model = match text(1)? {
-            "" => text(2)?,
+        let model = match text(0)? {
+            "" => text(1)?,
             m => m,
         };
         let adopting = match adopts.get(model) {
@@ -366,13 +361,15 @@ pub fn counts(conn: &Connection, account: &Account) -> Result<(usize, usize)> {
             account,
             adopting,
             Facts {
-                served: r.get(3)?,
-                has: r.get(4)?,
-                enrolled_at: r.get(5)?,
-                confirmed_at: r.get(6)?,
-                deliveries: r.get(7)?,
-                contested: r.get(8)?,
-                window: for_all || for_mac.contains(text(0)?),
+                served: r.get(2)?,
+                has: r.get(3)?,
+                enrolled_at: r.get(4)?,
+                confirmed_at: r.get(5)?,
+                deliveries: r.get(6)?,
+                contested: r.get(7)?,
+                // An open window only tells waiting from no window: both not enrolled, so
+                // the counts need no window lookup.
+                window: false,
             },
         );
         waiting += usize::from(state.not_enrolled());
